@@ -1,0 +1,2 @@
+//! Connectivity checks: spec parsing now; probes, baselines and reports come with their issue.
+pub mod spec;

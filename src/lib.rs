@@ -1,0 +1,14 @@
+//! wavelift: run VM migration waves from VMware vSphere into KubeVirt, keeping each VM's
+//! IP, MAC and VLAN (Layer-2 lift-and-shift).
+//!
+//! Layers (see `DESIGN.md` in the shared folder and the README):
+//! - pure: [`plan`] (wave plan model, parsing with spans, validation), [`checks::spec`];
+//! - boundary: [`sim`] (embedded Kubernetes-API-compatible rehearsal cluster);
+//! - front ends: [`cli`], [`tui`].
+
+pub mod checks;
+pub mod cli;
+pub mod logging;
+pub mod plan;
+pub mod sim;
+pub mod tui;

@@ -1,0 +1,230 @@
+//! The typed wave plan. Values that diagnostics point at keep their [`Spanned`] location.
+
+use super::mac::Mac;
+use super::quantity::Quantity;
+use super::span::{Span, Spanned};
+use super::time::Timestamp;
+use crate::checks::spec::{CheckKind, CheckSpec};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NetworkModel {
+    /// Keep IP, MAC and VLAN: bridge binding on a multus network carrying the VLAN.
+    L2,
+    /// Pod network with masquerade binding: the VM gets a new IP.
+    L3,
+}
+
+impl NetworkModel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkModel::L2 => "l2",
+            NetworkModel::L3 => "l3",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// CDI `vddk` import from vCenter.
+    Vsphere,
+    /// CDI `http` import of disk images by URL.
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerOff {
+    /// wavelift powers the source VM off through the vSphere Automation REST API.
+    VsphereApi,
+    /// The operator powers it off and confirms.
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Linux bridge CNI with `vlan`, `"ipam": {}`.
+    Bridge,
+    /// OVN-Kubernetes localnet topology with `vlanID`.
+    OvnLocalnet,
+    /// Calico L2 network (experimental).
+    CalicoL2,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Bridge => "bridge",
+            Provider::OvnLocalnet => "ovn-localnet",
+            Provider::CalicoL2 => "calico-l2",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanMeta {
+    pub name: Spanned<String>,
+    pub namespace: Spanned<String>,
+    pub context: Option<String>,
+    pub network_model: NetworkModel,
+    /// Resolver used by `dns:` checks (`IP` or `IP:PORT`); the system resolver when absent.
+    pub dns_server: Option<Spanned<String>>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub kind: SourceKind,
+    pub url: Option<Spanned<String>>,
+    pub credentials_secret: Option<Spanned<String>>,
+    pub thumbprint: Option<Spanned<String>>,
+    pub vddk_init_image: Option<Spanned<String>>,
+    pub power_off: PowerOff,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub storage_class: Option<Spanned<String>>,
+    pub access_mode: Option<Spanned<String>>,
+    pub volume_mode: Option<Spanned<String>>,
+    pub checks: Vec<Spanned<CheckSpec>>,
+    pub check_timeout: Duration,
+    pub check_retries: u32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            storage_class: None,
+            access_mode: None,
+            volume_mode: None,
+            checks: Vec::new(),
+            check_timeout: Duration::from_secs(2),
+            check_retries: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub name: Spanned<String>,
+    pub vlan: Option<Spanned<u16>>,
+    pub provider: Spanned<Provider>,
+    /// Linux bridge on the nodes (provider `bridge`).
+    pub bridge: Option<Spanned<String>>,
+    /// OVN physical network name (provider `ovn-localnet`); defaults to the network name.
+    pub physical_network: Option<Spanned<String>>,
+    pub cidr: Option<Spanned<IpNet>>,
+    pub gateway: Option<Spanned<IpAddr>>,
+    pub mtu: Option<u32>,
+    pub owner: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub start: Spanned<Timestamp>,
+    pub end: Spanned<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Wave {
+    pub name: Spanned<String>,
+    pub window: Option<Window>,
+    pub max_parallel_imports: u32,
+    pub max_parallel_cutovers: u32,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub network: Spanned<String>,
+    pub ip: Option<Spanned<IpAddr>>,
+    pub mac: Spanned<Mac>,
+    pub model: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Disk {
+    /// vSphere datastore path, `[ds1] vm/vm.vmdk` (vsphere sources).
+    pub backing_file: Option<Spanned<String>>,
+    /// Image URL (http sources).
+    pub url: Option<Spanned<String>>,
+    pub size: Spanned<Quantity>,
+    pub storage_class: Option<Spanned<String>>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Vm {
+    pub name: Spanned<String>,
+    pub wave: Spanned<String>,
+    pub source_id: Option<Spanned<String>>,
+    pub cpu: u32,
+    pub memory: Spanned<Quantity>,
+    /// Per-VM override of `[plan] network_model`.
+    pub network_model: Option<Spanned<NetworkModel>>,
+    pub nics: Vec<Nic>,
+    pub disks: Vec<Disk>,
+    /// The VM's own checks; the effective list adds `[defaults] checks` (see [`Plan::checks_for`]).
+    pub checks: Vec<Spanned<CheckSpec>>,
+    pub after: Vec<Spanned<String>>,
+    pub owner: Option<String>,
+    pub span: Span,
+}
+
+/// A whole, validated wave plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub meta: PlanMeta,
+    pub source: Source,
+    pub defaults: Defaults,
+    pub networks: Vec<Network>,
+    pub waves: Vec<Wave>,
+    pub vms: Vec<Vm>,
+}
+
+impl Plan {
+    pub fn network(&self, name: &str) -> Option<&Network> {
+        self.networks.iter().find(|n| *n.name == name)
+    }
+
+    pub fn wave(&self, name: &str) -> Option<&Wave> {
+        self.waves.iter().find(|w| *w.name == name)
+    }
+
+    pub fn vm(&self, name: &str) -> Option<&Vm> {
+        self.vms.iter().find(|v| *v.name == name)
+    }
+
+    pub fn vms_in_wave<'a>(&'a self, wave: &'a str) -> impl Iterator<Item = &'a Vm> + 'a {
+        self.vms.iter().filter(move |v| *v.wave == wave)
+    }
+
+    pub fn model_of(&self, vm: &Vm) -> NetworkModel {
+        vm.network_model
+            .as_ref()
+            .map(|m| m.value)
+            .unwrap_or(self.meta.network_model)
+    }
+
+    /// Defaults first, then the VM's own checks; a VM check replaces a default of the same kind
+    /// and target. `ip-preserved` and `mac-preserved` defaults do not apply to L3 VMs (they get
+    /// a new address on the pod network); written on an L3 VM itself, `ip-preserved` is an error.
+    pub fn checks_for(&self, vm: &Vm) -> Vec<CheckSpec> {
+        let l3 = self.model_of(vm) == NetworkModel::L3;
+        let mut out: Vec<CheckSpec> = self
+            .defaults
+            .checks
+            .iter()
+            .filter(|d| !vm.checks.iter().any(|c| c.kind == d.kind))
+            .filter(|d| !(l3 && matches!(d.kind, CheckKind::IpPreserved | CheckKind::MacPreserved)))
+            .map(|c| c.value.clone())
+            .collect();
+        out.extend(vm.checks.iter().map(|c| c.value.clone()));
+        out
+    }
+}

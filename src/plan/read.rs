@@ -1,0 +1,830 @@
+//! Spanned TOML tree → typed [`Plan`], reporting every structural problem (unknown keys, wrong
+//! types, missing keys, unparsable values) with its location. Cross-references and the rules
+//! that span several tables are checked afterwards in `validate`.
+//!
+//! Missing or malformed required values are replaced by neutral placeholders (an empty string,
+//! a zero MAC, a zero size) after their error is recorded, so that one bad value does not hide
+//! the rest of the plan; `validate` skips placeholders so they cause no follow-on errors.
+
+use super::diag::{did_you_mean, Diagnostic};
+use super::mac::Mac;
+use super::model::*;
+use super::quantity::Quantity;
+use super::span::{Span, Spanned};
+use super::time;
+use crate::checks::spec::{known_kinds, parse_check, parse_duration, CheckSpec};
+use std::net::IpAddr;
+use toml::de::{DeArray, DeTable, DeValue};
+
+type Val<'i> = toml::Spanned<DeValue<'i>>;
+
+fn sp<T>(v: T, s: Span) -> Spanned<T> {
+    Spanned::new(v, s)
+}
+
+fn conv<'a, 'i>(v: &'a toml::Spanned<DeValue<'i>>) -> (&'a DeValue<'i>, Span) {
+    (v.get_ref(), v.span())
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(a) if a.iter().all(|v| matches!(v.get_ref(), DeValue::Table(_))) && !a.is_empty() => {
+            "an array of tables"
+        }
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// A table being read: its entries, its span and how to name it in messages.
+struct Tbl<'a, 'i> {
+    t: &'a DeTable<'i>,
+    span: Span,
+    what: String,
+}
+
+impl<'a, 'i> Tbl<'a, 'i> {
+    fn get(&self, key: &str) -> Option<&'a toml::Spanned<DeValue<'i>>> {
+        self.t.get(key)
+    }
+}
+
+pub(super) struct Reader {
+    pub diags: Vec<Diagnostic>,
+}
+
+const PLAN_KEYS: &[&str] = &["name", "namespace", "context", "network_model", "dns_server", "description"];
+const SOURCE_KEYS: &[&str] = &[
+    "type",
+    "url",
+    "credentials_secret",
+    "thumbprint",
+    "vddk_init_image",
+    "power_off",
+];
+const DEFAULTS_KEYS: &[&str] = &[
+    "storage_class",
+    "access_mode",
+    "volume_mode",
+    "checks",
+    "check_timeout",
+    "check_retries",
+];
+const NETWORK_KEYS: &[&str] = &[
+    "name",
+    "vlan",
+    "provider",
+    "bridge",
+    "physical_network",
+    "cidr",
+    "gateway",
+    "mtu",
+    "owner",
+];
+const WAVE_KEYS: &[&str] = &["name", "window", "max_parallel_imports", "max_parallel_cutovers"];
+const WINDOW_KEYS: &[&str] = &["start", "end"];
+const VM_KEYS: &[&str] = &[
+    "name",
+    "wave",
+    "source_id",
+    "cpu",
+    "memory",
+    "network_model",
+    "nics",
+    "disks",
+    "checks",
+    "after",
+    "owner",
+];
+const NIC_KEYS: &[&str] = &["network", "ip", "mac", "model"];
+const DISK_KEYS: &[&str] = &["backing_file", "url", "size", "storage_class"];
+const CHECK_TABLE_KEYS: &[&str] = &["check", "expect", "timeout", "retries"];
+const ROOT_KEYS: &[&str] = &["plan", "source", "defaults", "network", "wave", "vm"];
+
+impl Reader {
+    pub fn new() -> Self {
+        Reader { diags: Vec::new() }
+    }
+
+    fn err(&mut self, code: &'static str, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::error(code, span, msg));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn table<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str, known: &[&str]) -> Option<Tbl<'a, 'i>> {
+        let (val, span) = conv(v);
+        match val {
+            DeValue::Table(t) => {
+                let tbl = Tbl {
+                    t,
+                    span,
+                    what: what.to_string(),
+                };
+                if !known.is_empty() {
+                    self.unknown_keys(&tbl, known);
+                }
+                Some(tbl)
+            }
+            other => {
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!("{what} must be a table, found {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self, tbl: &Tbl<'_, '_>, known: &[&str]) {
+        for (k, _) in tbl.t.iter() {
+            let key: &str = k.get_ref();
+            if !known.contains(&key) {
+                let hint = did_you_mean(key, known.iter().copied())
+                    .unwrap_or_else(|| format!("known keys in {}: {}", tbl.what, known.join(", ")));
+                self.err(
+                    "unknown-key",
+                    k.span(),
+                    format!("unknown key `{key}` in {}", tbl.what),
+                )
+                .hint = Some(hint);
+            }
+        }
+    }
+
+    fn missing(&mut self, tbl: &Tbl<'_, '_>, key: &str, example: &str) {
+        self.err(
+            "missing-key",
+            header_span(tbl.span.clone()),
+            format!("missing `{key}` in {}", tbl.what),
+        )
+        .hint = Some(format!("add `{key} = {example}`"));
+    }
+
+    fn string(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<String>> {
+        let v = tbl.get(key)?;
+        let (val, span) = conv(v);
+        match val {
+            DeValue::String(s) => {
+                if s.trim().is_empty() {
+                    self.err("empty-value", span, format!("`{key}` in {} is empty", tbl.what));
+                    None
+                } else {
+                    Some(sp(s.to_string(), span))
+                }
+            }
+            other => {
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!("`{key}` in {} must be a string, found {}", tbl.what, type_name(other)),
+                )
+                .hint = Some(format!("quote it: `{key} = \"…\"`"));
+                None
+            }
+        }
+    }
+
+    fn req_string(&mut self, tbl: &Tbl<'_, '_>, key: &str, example: &str) -> Spanned<String> {
+        if tbl.get(key).is_none() {
+            self.missing(tbl, key, example);
+        }
+        self.string(tbl, key)
+            .unwrap_or_else(|| sp(String::new(), header_span(tbl.span.clone())))
+    }
+
+    fn int(&mut self, tbl: &Tbl<'_, '_>, key: &str, min: i64, max: i64) -> Option<Spanned<i64>> {
+        let v = tbl.get(key)?;
+        let (val, span) = conv(v);
+        match val {
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(i.as_str(), i.radix()) {
+                    Ok(n) if (min..=max).contains(&n) => Some(sp(n, span)),
+                    _ => {
+                        self.err(
+                            "out-of-range",
+                            span,
+                            format!("`{key}` in {} must be between {min} and {max}, found {i}", tbl.what),
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!("`{key}` in {} must be an integer, found {}", tbl.what, type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, tbl: &Tbl<'_, '_>, key: &str, options: &[(&str, T)]) -> Option<Spanned<T>> {
+        let s = self.string(tbl, key)?;
+        if let Some((_, v)) = options.iter().find(|(n, _)| *n == s.as_str()) {
+            return Some(sp(*v, s.span));
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let hint = did_you_mean(&s, names.iter().copied())
+            .unwrap_or_else(|| format!("one of: {}", names.join(", ")));
+        self.err(
+            "invalid-value",
+            s.span.clone(),
+            format!("`{key}` in {} cannot be `{}`", tbl.what, s.value),
+        )
+        .hint = Some(hint);
+        None
+    }
+
+    fn array<'a, 'i>(&mut self, tbl: &Tbl<'a, 'i>, key: &str) -> Option<&'a DeArray<'i>> {
+        let v = tbl.get(key)?;
+        let (val, span) = conv(v);
+        match val {
+            DeValue::Array(a) => Some(a),
+            other => {
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!("`{key}` in {} must be an array, found {}", tbl.what, type_name(other)),
+                )
+                .hint = Some(format!("write `{key} = [ … ]`"));
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Vec<Spanned<String>> {
+        let Some(a) = self.array(tbl, key) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in a.iter() {
+            let (val, span) = conv(item);
+            match val {
+                DeValue::String(s) if !s.trim().is_empty() => out.push(sp(s.to_string(), span)),
+                DeValue::String(_) => {
+                    self.err("empty-value", span, format!("empty entry in `{key}` of {}", tbl.what));
+                }
+                other => {
+                    self.err(
+                        "wrong-type",
+                        span,
+                        format!("entries of `{key}` in {} must be strings, found {}", tbl.what, type_name(other)),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn quantity(&mut self, tbl: &Tbl<'_, '_>, key: &str, example: &str) -> Spanned<Quantity> {
+        let placeholder = || {
+            sp(
+                Quantity {
+                    text: String::new(),
+                    bytes: 0,
+                },
+                header_span(tbl.span.clone()),
+            )
+        };
+        let Some(v) = tbl.get(key) else {
+            self.missing(tbl, key, example);
+            return placeholder();
+        };
+        let (val, span) = conv(v);
+        let text = match val {
+            DeValue::String(s) => s.to_string(),
+            DeValue::Integer(i) => i.to_string(),
+            other => {
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!("`{key}` in {} must be a quantity string like {example}, found {}", tbl.what, type_name(other)),
+                );
+                return placeholder();
+            }
+        };
+        match Quantity::parse(&text) {
+            Ok(q) if q.bytes > 0 => sp(q, span),
+            Ok(_) => {
+                self.err("bad-quantity", span, format!("`{key}` in {} must be larger than zero", tbl.what));
+                placeholder()
+            }
+            Err(e) => {
+                self.err("bad-quantity", span, format!("`{key}` in {}: {e}", tbl.what)).hint =
+                    Some(format!("write a Kubernetes quantity, e.g. {example}"));
+                placeholder()
+            }
+        }
+    }
+
+    fn ip(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<IpAddr>> {
+        let s = self.string(tbl, key)?;
+        match s.parse::<IpAddr>() {
+            Ok(ip) => Some(sp(ip, s.span)),
+            Err(_) => {
+                let hint = if s.contains('/') {
+                    "write the address without a prefix length".to_string()
+                } else {
+                    "write an IPv4 (192.0.2.10) or IPv6 (2001:db8::10) address".to_string()
+                };
+                self.err("bad-ip", s.span, format!("`{}` is not an IP address", s.value)).hint = Some(hint);
+                None
+            }
+        }
+    }
+
+    /// Every table in an array of tables (`[[vm]]`), or inline tables in an array.
+    fn tables<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str, known: &[&str]) -> Vec<Tbl<'a, 'i>> {
+        let (val, span) = conv(v);
+        match val {
+            DeValue::Array(a) => a.iter().filter_map(|item| self.table(item, what, known)).collect(),
+            DeValue::Table(_) => {
+                self.err("wrong-type", span, format!("{what} must be an array of tables"))
+                    .hint = Some(format!("write `[[{}]]` for each entry", what.trim_matches(|c| c == '[' || c == ']')));
+                Vec::new()
+            }
+            other => {
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!("{what} must be an array of tables, found {}", type_name(other)),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    pub fn read(&mut self, root: &toml::Spanned<DeTable<'_>>) -> Plan {
+        let root_tbl = Tbl {
+            t: root.get_ref(),
+            span: root.span(),
+            what: "the plan file".to_string(),
+        };
+        self.unknown_keys(&root_tbl, ROOT_KEYS);
+        let meta = self.read_meta(&root_tbl);
+        let source = self.read_source(&root_tbl);
+        let defaults = self.read_defaults(&root_tbl);
+        let networks = match root_tbl.get("network") {
+            Some(v) => self
+                .tables(v, "[[network]]", NETWORK_KEYS)
+                .iter()
+                .map(|t| self.read_network(t))
+                .collect(),
+            None => Vec::new(),
+        };
+        let waves = match root_tbl.get("wave") {
+            Some(v) => self
+                .tables(v, "[[wave]]", WAVE_KEYS)
+                .iter()
+                .map(|t| self.read_wave(t))
+                .collect(),
+            None => {
+                self.err("missing-table", 0..0, "the plan has no `[[wave]]`").hint =
+                    Some("add `[[wave]]` with `name = \"w1\"`".into());
+                Vec::new()
+            }
+        };
+        let vms = match root_tbl.get("vm") {
+            Some(v) => self
+                .tables(v, "[[vm]]", &[])
+                .iter()
+                .map(|t| self.read_vm(t))
+                .collect(),
+            None => {
+                self.err("missing-table", 0..0, "the plan has no `[[vm]]`").hint =
+                    Some("add a `[[vm]]` table for each VM to migrate".into());
+                Vec::new()
+            }
+        };
+        Plan {
+            meta,
+            source,
+            defaults,
+            networks,
+            waves,
+            vms,
+        }
+    }
+
+    fn read_meta(&mut self, root: &Tbl<'_, '_>) -> PlanMeta {
+        let Some(tbl) = root.get("plan").and_then(|v| self.table(v, "[plan]", PLAN_KEYS)) else {
+            if root.get("plan").is_none() {
+                self.err("missing-table", 0..0, "the plan has no `[plan]` table").hint =
+                    Some("start the file with `[plan]`, `name = \"…\"` and `namespace = \"…\"`".into());
+            }
+            return PlanMeta {
+                name: sp(String::new(), 0..0),
+                namespace: sp(String::new(), 0..0),
+                context: None,
+                network_model: NetworkModel::L2,
+                dns_server: None,
+                span: 0..0,
+            };
+        };
+        let name = self.req_string(&tbl, "name", "\"payments\"");
+        let namespace = self.req_string(&tbl, "namespace", "\"mig-payments\"");
+        let context = self.string(&tbl, "context").map(|s| s.value);
+        let network_model = self
+            .choice(&tbl, "network_model", &[("l2", NetworkModel::L2), ("l3", NetworkModel::L3)])
+            .map(|m| m.value)
+            .unwrap_or(NetworkModel::L2);
+        let _ = self.string(&tbl, "description");
+        let dns_server = self.string(&tbl, "dns_server");
+        PlanMeta {
+            name,
+            namespace,
+            context,
+            network_model,
+            dns_server,
+            span: tbl.span.clone(),
+        }
+    }
+
+    fn read_source(&mut self, root: &Tbl<'_, '_>) -> Source {
+        let Some(tbl) = root.get("source").and_then(|v| self.table(v, "[source]", SOURCE_KEYS)) else {
+            if root.get("source").is_none() {
+                self.err("missing-table", 0..0, "the plan has no `[source]` table").hint =
+                    Some("add `[source]` with `type = \"vsphere\"` or `type = \"http\"`".into());
+            }
+            return Source {
+                kind: SourceKind::Http,
+                url: None,
+                credentials_secret: None,
+                thumbprint: None,
+                vddk_init_image: None,
+                power_off: PowerOff::Manual,
+                span: 0..0,
+            };
+        };
+        if tbl.get("type").is_none() {
+            self.missing(&tbl, "type", "\"vsphere\"");
+        }
+        let kind = self
+            .choice(&tbl, "type", &[("vsphere", SourceKind::Vsphere), ("http", SourceKind::Http)])
+            .map(|k| k.value)
+            .unwrap_or(SourceKind::Http);
+        let power_off = self
+            .choice(
+                &tbl,
+                "power_off",
+                &[("vsphere-api", PowerOff::VsphereApi), ("manual", PowerOff::Manual)],
+            )
+            .map(|p| p.value)
+            .unwrap_or(match kind {
+                SourceKind::Vsphere => PowerOff::VsphereApi,
+                SourceKind::Http => PowerOff::Manual,
+            });
+        Source {
+            kind,
+            url: self.string(&tbl, "url"),
+            credentials_secret: self.string(&tbl, "credentials_secret"),
+            thumbprint: self.string(&tbl, "thumbprint"),
+            vddk_init_image: self.string(&tbl, "vddk_init_image"),
+            power_off,
+            span: tbl.span.clone(),
+        }
+    }
+
+    fn read_defaults(&mut self, root: &Tbl<'_, '_>) -> Defaults {
+        let mut d = Defaults::default();
+        let Some(tbl) = root.get("defaults").and_then(|v| self.table(v, "[defaults]", DEFAULTS_KEYS)) else {
+            return d;
+        };
+        d.storage_class = self.string(&tbl, "storage_class");
+        d.access_mode = self
+            .choice(
+                &tbl,
+                "access_mode",
+                &[
+                    ("ReadWriteOnce", "ReadWriteOnce"),
+                    ("ReadWriteMany", "ReadWriteMany"),
+                    ("ReadOnlyMany", "ReadOnlyMany"),
+                    ("ReadWriteOncePod", "ReadWriteOncePod"),
+                ],
+            )
+            .map(|s| sp(s.value.to_string(), s.span));
+        d.volume_mode = self
+            .choice(&tbl, "volume_mode", &[("Block", "Block"), ("Filesystem", "Filesystem")])
+            .map(|s| sp(s.value.to_string(), s.span));
+        d.checks = self.checks(&tbl);
+        if let Some(t) = self.string(&tbl, "check_timeout") {
+            match parse_duration(&t) {
+                Some(dur) => d.check_timeout = dur,
+                None => {
+                    self.err("bad-duration", t.span, format!("`{}` is not a duration", t.value)).hint =
+                        Some("write e.g. \"500ms\", \"2s\" or \"1m\"".into());
+                }
+            }
+        }
+        if let Some(r) = self.int(&tbl, "check_retries", 0, 100) {
+            d.check_retries = r.value as u32;
+        }
+        d
+    }
+
+    fn checks(&mut self, tbl: &Tbl<'_, '_>) -> Vec<Spanned<CheckSpec>> {
+        let Some(a) = self.array(tbl, "checks") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in a.iter() {
+            let (val, span) = conv(item);
+            match val {
+                DeValue::String(s) => {
+                    if let Some(k) = self.check_kind(s, span.clone()) {
+                        out.push(sp(CheckSpec::new(k), span));
+                    }
+                }
+                DeValue::Table(_) => {
+                    let Some(ct) = self.table(item, "a check table", CHECK_TABLE_KEYS) else {
+                        continue;
+                    };
+                    let Some(c) = self.string(&ct, "check") else {
+                        if ct.get("check").is_none() {
+                            self.missing(&ct, "check", "\"https://{ip}/health\"");
+                        }
+                        continue;
+                    };
+                    let Some(kind) = self.check_kind(&c, c.span.clone()) else {
+                        continue;
+                    };
+                    let mut spec = CheckSpec::new(kind);
+                    if let Some(e) = ct.get("expect") {
+                        let (ev, es) = conv(e);
+                        let codes: Vec<&toml::Spanned<DeValue<'_>>> = match ev {
+                            DeValue::Array(a) => a.iter().collect(),
+                            _ => vec![e],
+                        };
+                        for code in codes {
+                            let (cv, cs) = conv(code);
+                            match cv {
+                                DeValue::Integer(i) => match i.as_str().parse::<u16>() {
+                                    Ok(n) if (100..=599).contains(&n) && i.radix() == 10 => spec.expect.push(n),
+                                    _ => {
+                                        self.err("bad-check", cs, format!("`{i}` is not an HTTP status (100–599)"));
+                                    }
+                                },
+                                other => {
+                                    self.err(
+                                        "wrong-type",
+                                        cs,
+                                        format!("`expect` must be an HTTP status or a list of them, found {}", type_name(other)),
+                                    );
+                                }
+                            }
+                        }
+                        if !matches!(spec.kind, crate::checks::spec::CheckKind::Http { .. }) {
+                            self.err("bad-check", es, "`expect` applies only to http(s) checks");
+                        }
+                    }
+                    if let Some(t) = self.string(&ct, "timeout") {
+                        match parse_duration(&t) {
+                            Some(d) => spec.timeout = Some(d),
+                            None => {
+                                self.err("bad-duration", t.span, format!("`{}` is not a duration", t.value)).hint =
+                                    Some("write e.g. \"500ms\", \"2s\" or \"1m\"".into());
+                            }
+                        }
+                    }
+                    if let Some(r) = self.int(&ct, "retries", 0, 100) {
+                        spec.retries = Some(r.value as u32);
+                    }
+                    out.push(sp(spec, span));
+                }
+                other => {
+                    self.err(
+                        "wrong-type",
+                        span,
+                        format!("a check must be a string or a table, found {}", type_name(other)),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn check_kind(&mut self, text: &str, span: Span) -> Option<crate::checks::spec::CheckKind> {
+        match parse_check(text) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                let head = text.split(':').next().unwrap_or(text);
+                let names = known_kinds().iter().map(|k| k.split(':').next().unwrap_or(k));
+                let hint = did_you_mean(head, names).unwrap_or_else(|| {
+                    format!("checks are: {}", known_kinds().join(", "))
+                });
+                self.err("bad-check", span, format!("check `{text}`: {e}")).hint = Some(hint);
+                None
+            }
+        }
+    }
+
+    fn read_network(&mut self, tbl: &Tbl<'_, '_>) -> Network {
+        let name = self.req_string(tbl, "name", "\"vlan-210\"");
+        let vlan = self.int(tbl, "vlan", i64::MIN, i64::MAX).and_then(|v| {
+            if (1..=4094).contains(&v.value) {
+                Some(sp(v.value as u16, v.span))
+            } else {
+                self.err("bad-vlan", v.span, format!("VLAN {} is outside 1–4094", v.value)).hint =
+                    Some("802.1Q VLAN IDs run from 1 to 4094 (0 and 4095 are reserved)".into());
+                None
+            }
+        });
+        if tbl.get("provider").is_none() {
+            self.missing(tbl, "provider", "\"bridge\"");
+        }
+        let provider = self
+            .choice(
+                tbl,
+                "provider",
+                &[
+                    ("bridge", Provider::Bridge),
+                    ("ovn-localnet", Provider::OvnLocalnet),
+                    ("calico-l2", Provider::CalicoL2),
+                ],
+            )
+            .unwrap_or_else(|| sp(Provider::Bridge, header_span(tbl.span.clone())));
+        let cidr = self.string(tbl, "cidr").and_then(|c| match c.parse::<ipnet::IpNet>() {
+            Ok(net) if net.trunc() == net => Some(sp(net, c.span)),
+            Ok(net) => {
+                self.err("bad-cidr", c.span, format!("`{}` has host bits set", c.value)).hint =
+                    Some(format!("did you mean `{}`?", net.trunc()));
+                None
+            }
+            Err(_) => {
+                self.err("bad-cidr", c.span, format!("`{}` is not a CIDR", c.value)).hint =
+                    Some("write a network and prefix length, e.g. \"198.51.100.0/24\"".into());
+                None
+            }
+        });
+        let gateway = self.ip(tbl, "gateway");
+        let mtu = self.int(tbl, "mtu", 576, 9216).map(|m| m.value as u32);
+        Network {
+            name,
+            vlan,
+            provider,
+            bridge: self.string(tbl, "bridge"),
+            physical_network: self.string(tbl, "physical_network"),
+            cidr,
+            gateway,
+            mtu,
+            owner: self.string(tbl, "owner").map(|s| s.value),
+            span: tbl.span.clone(),
+        }
+    }
+
+    fn read_wave(&mut self, tbl: &Tbl<'_, '_>) -> Wave {
+        let name = self.req_string(tbl, "name", "\"w1\"");
+        let window = tbl
+            .get("window")
+            .and_then(|v| self.table(v, "the wave's `window`", WINDOW_KEYS))
+            .and_then(|w| {
+                let start = self.timestamp(&w, "start");
+                let end = self.timestamp(&w, "end");
+                Some(Window { start: start?, end: end? })
+            });
+        let imports = self.int(tbl, "max_parallel_imports", 1, 1000).map_or(4, |v| v.value as u32);
+        let cutovers = self.int(tbl, "max_parallel_cutovers", 1, 1000).map_or(2, |v| v.value as u32);
+        Wave {
+            name,
+            window,
+            max_parallel_imports: imports,
+            max_parallel_cutovers: cutovers,
+            span: tbl.span.clone(),
+        }
+    }
+
+    fn timestamp(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<time::Timestamp>> {
+        let Some(v) = tbl.get(key) else {
+            self.missing(tbl, key, "2026-12-05T22:00:00Z");
+            return None;
+        };
+        let (val, span) = conv(v);
+        let res = match val {
+            DeValue::Datetime(dt) => time::from_datetime(dt),
+            DeValue::String(s) => time::parse(s),
+            other => {
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!("`{key}` of a window must be a date-time, found {}", type_name(other)),
+                );
+                return None;
+            }
+        };
+        match res {
+            Ok(t) => Some(sp(t, span)),
+            Err(why) => {
+                self.err("bad-window", span, format!("`{key}` of the window: {why}"));
+                None
+            }
+        }
+    }
+
+    fn read_vm(&mut self, tbl: &Tbl<'_, '_>) -> Vm {
+        let name = self.req_string(tbl, "name", "\"pay-db-01\"");
+        let what = if name.is_empty() {
+            "[[vm]]".to_string()
+        } else {
+            format!("VM `{}`", name.value)
+        };
+        let tbl = &Tbl {
+            t: tbl.t,
+            span: tbl.span.clone(),
+            what,
+        };
+        self.unknown_keys(tbl, VM_KEYS);
+        let wave = self.req_string(tbl, "wave", "\"w1\"");
+        let source_id = self.string(tbl, "source_id");
+        if tbl.get("cpu").is_none() {
+            self.missing(tbl, "cpu", "2");
+        }
+        let cpu = self.int(tbl, "cpu", 1, 1024).map_or(1, |c| c.value as u32);
+        let memory = self.quantity(tbl, "memory", "\"8Gi\"");
+        let network_model = self.choice(tbl, "network_model", &[("l2", NetworkModel::L2), ("l3", NetworkModel::L3)]);
+        let nics = match tbl.get("nics") {
+            Some(v) => self
+                .tables(v, &format!("the `nics` of {}", tbl.what), NIC_KEYS)
+                .iter()
+                .map(|t| self.read_nic(t))
+                .collect(),
+            None => Vec::new(),
+        };
+        let disks = match tbl.get("disks") {
+            Some(v) => self
+                .tables(v, &format!("the `disks` of {}", tbl.what), DISK_KEYS)
+                .iter()
+                .map(|t| self.read_disk(t))
+                .collect(),
+            None => {
+                self.missing(tbl, "disks", "[{ backing_file = \"[ds1] vm/vm.vmdk\", size = \"40Gi\" }]");
+                Vec::new()
+            }
+        };
+        let checks = self.checks(tbl);
+        let after = self.string_list(tbl, "after");
+        Vm {
+            name,
+            wave,
+            source_id,
+            cpu,
+            memory,
+            network_model,
+            nics,
+            disks,
+            checks,
+            after,
+            owner: self.string(tbl, "owner").map(|s| s.value),
+            span: tbl.span.clone(),
+        }
+    }
+
+    fn read_nic(&mut self, tbl: &Tbl<'_, '_>) -> Nic {
+        let network = self.req_string(tbl, "network", "\"vlan-210\"");
+        let ip = self.ip(tbl, "ip");
+        if tbl.get("mac").is_none() {
+            self.missing(tbl, "mac", "\"00:50:56:ab:cd:01\"");
+        }
+        let mac = match self.string(tbl, "mac") {
+            Some(m) => match Mac::parse(m.trim()) {
+                Some(mac) => sp(mac, m.span),
+                None => {
+                    self.err("bad-mac", m.span.clone(), format!("`{}` is not a MAC address", m.value)).hint =
+                        Some("write six hex octets, e.g. \"00:50:56:ab:cd:01\"".into());
+                    sp(Mac([0; 6]), m.span)
+                }
+            },
+            None => sp(Mac([0; 6]), header_span(tbl.span.clone())),
+        };
+        Nic {
+            network,
+            ip,
+            mac,
+            model: self.string(tbl, "model").map(|s| s.value),
+            span: tbl.span.clone(),
+        }
+    }
+
+    fn read_disk(&mut self, tbl: &Tbl<'_, '_>) -> Disk {
+        let size = self.quantity(tbl, "size", "\"40Gi\"");
+        Disk {
+            backing_file: self.string(tbl, "backing_file"),
+            url: self.string(tbl, "url"),
+            size,
+            storage_class: self.string(tbl, "storage_class"),
+            span: tbl.span.clone(),
+        }
+    }
+}
+
+/// Points a "missing key" diagnostic at the first line of a table rather than all of it.
+fn header_span(span: Span) -> Span {
+    span.start..span.start.max(span.end.min(span.start + 1))
+}

@@ -1,0 +1,579 @@
+//! The rules that look across a plan: references, duplicates, addressing, VLANs, ordering,
+//! source settings, and the warnings for risky-but-legal plans. Every rule runs; nothing
+//! stops at the first problem.
+
+use super::diag::{did_you_mean, Diagnostic};
+use super::mac::VmwareMac;
+use super::model::*;
+use super::span::Spanned;
+use crate::checks::spec::CheckKind;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
+    let mut v = Validator { plan, out };
+    v.meta();
+    v.source();
+    v.defaults();
+    v.networks();
+    v.waves();
+    v.vms();
+    v.ordering();
+}
+
+struct Validator<'p, 'o> {
+    plan: &'p Plan,
+    out: &'o mut Vec<Diagnostic>,
+}
+
+/// RFC 1123 label: what Kubernetes names, namespaces and label values must be.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn label_hint(s: &str) -> String {
+    let fixed: String = s
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    let fixed = fixed.trim_matches('-');
+    if !fixed.is_empty() && fixed.len() <= 63 && fixed != s {
+        format!("Kubernetes names are lowercase letters, digits and `-`; try `{fixed}`")
+    } else {
+        "Kubernetes names are 1–63 lowercase letters, digits and `-`, starting and ending with a letter or digit".into()
+    }
+}
+
+impl Validator<'_, '_> {
+    fn push(&mut self, d: Diagnostic) {
+        self.out.push(d);
+    }
+
+    fn name_label(&mut self, what: &str, name: &Spanned<String>) {
+        if !name.is_empty() && !is_dns_label(name) {
+            self.push(
+                Diagnostic::error("invalid-name", name.span.clone(), format!("{what} `{}` is not a valid Kubernetes name", name.value))
+                    .with_hint(label_hint(name)),
+            );
+        }
+    }
+
+    fn meta(&mut self) {
+        let m = &self.plan.meta;
+        self.name_label("plan name", &m.name);
+        self.name_label("namespace", &m.namespace);
+        if let Some(d) = &m.dns_server {
+            let ok = d.parse::<IpAddr>().is_ok() || d.parse::<std::net::SocketAddr>().is_ok();
+            if !ok {
+                self.push(
+                    Diagnostic::error("bad-dns-server", d.span.clone(), format!("`{}` is not an address", d.value))
+                        .with_hint("write `IP` or `IP:PORT`, e.g. \"192.0.2.53\" or \"192.0.2.53:5353\""),
+                );
+            }
+        }
+    }
+
+    fn source(&mut self) {
+        let s = &self.plan.source;
+        if s.span == (0..0) {
+            return;
+        }
+        let needs_vsphere = s.kind == SourceKind::Vsphere || s.power_off == PowerOff::VsphereApi;
+        if needs_vsphere {
+            let why = if s.kind == SourceKind::Vsphere {
+                "a vsphere source"
+            } else {
+                "`power_off = \"vsphere-api\"`"
+            };
+            match &s.url {
+                None => self.push(
+                    Diagnostic::error("missing-key", s.span.start..s.span.start + 1, format!("{why} needs `url` in [source]"))
+                        .with_hint("add `url = \"https://vcenter.example.internal\"`"),
+                ),
+                Some(u) if !u.starts_with("https://") => self.push(
+                    Diagnostic::error("bad-url", u.span.clone(), format!("vCenter URL `{}` must use https", u.value))
+                        .with_hint("write `https://vcenter.example.internal`"),
+                ),
+                _ => {}
+            }
+            if s.credentials_secret.is_none() {
+                self.push(
+                    Diagnostic::error("missing-key", s.span.start..s.span.start + 1, format!("{why} needs `credentials_secret` in [source]"))
+                        .with_hint("name a Secret in the plan's namespace holding the vCenter user and password: `credentials_secret = \"vsphere-creds\"`"),
+                );
+            }
+        } else if let Some(u) = &s.url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                self.push(Diagnostic::error("bad-url", u.span.clone(), format!("`{}` is not an http(s) URL", u.value)));
+            }
+        }
+        if let Some(c) = &s.credentials_secret {
+            if !is_dns_subdomain(c) {
+                self.push(
+                    Diagnostic::error("invalid-name", c.span.clone(), format!("Secret name `{}` is not a valid Kubernetes name", c.value))
+                        .with_hint(label_hint(c)),
+                );
+            }
+        }
+        if s.kind == SourceKind::Vsphere {
+            match &s.thumbprint {
+                None => self.push(
+                    Diagnostic::error("missing-key", s.span.start..s.span.start + 1, "a vsphere source needs the vCenter certificate `thumbprint` in [source]")
+                        .with_hint("CDI's vddk importer pins the certificate by its SHA-1 thumbprint: `thumbprint = \"20:6C:…:A3\"`"),
+                ),
+                Some(t) => {
+                    let parts: Vec<&str> = t.split(':').collect();
+                    if parts.len() != 20 || parts.iter().any(|p| p.len() != 2 || u8::from_str_radix(p, 16).is_err()) {
+                        self.push(
+                            Diagnostic::error("bad-thumbprint", t.span.clone(), format!("`{}` is not a SHA-1 thumbprint", t.value))
+                                .with_hint("20 hex octets separated by `:`, as `openssl x509 -fingerprint -sha1` prints"),
+                        );
+                    }
+                }
+            }
+            if s.vddk_init_image.is_none() {
+                self.push(
+                    Diagnostic::warning("no-vddk-image", s.span.start..s.span.start + 1, "no `vddk_init_image` in [source]")
+                        .with_hint("the import relies on CDI's cluster-wide VDDK image (v2v-vmware ConfigMap); set it here to be explicit"),
+                );
+            }
+        } else {
+            for (key, v) in [("thumbprint", &s.thumbprint), ("vddk_init_image", &s.vddk_init_image)] {
+                if let Some(v) = v {
+                    self.push(Diagnostic::warning("unused-key", v.span.clone(), format!("`{key}` is only used by vsphere sources")));
+                }
+            }
+        }
+    }
+
+    fn defaults(&mut self) {
+        if let Some(sc) = &self.plan.defaults.storage_class {
+            if !is_dns_subdomain(sc) {
+                self.push(
+                    Diagnostic::error("invalid-name", sc.span.clone(), format!("StorageClass `{}` is not a valid Kubernetes name", sc.value))
+                        .with_hint(label_hint(sc)),
+                );
+            }
+        }
+        if self.plan.defaults.storage_class.is_none() {
+            for vm in &self.plan.vms {
+                for d in &vm.disks {
+                    if d.storage_class.is_none() {
+                        // Legal: the cluster's default StorageClass is used. Said once.
+                        self.push(
+                            Diagnostic::warning("default-storage-class", d.span.start..d.span.start + 1, "no storage_class for this disk or in [defaults]")
+                                .with_hint("the cluster's default StorageClass will be used; set `storage_class` in [defaults] to be explicit"),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn networks(&mut self) {
+        let mut seen: HashMap<&str, &Network> = HashMap::new();
+        let mut vlans: HashMap<(u16, Option<&str>, &'static str), &Network> = HashMap::new();
+        for n in &self.plan.networks {
+            self.name_label("network name", &n.name);
+            if !n.name.is_empty() {
+                if let Some(prev) = seen.insert(&n.name, n) {
+                    self.push(
+                        Diagnostic::error("duplicate-network", n.name.span.clone(), format!("network `{}` is defined twice", n.name.value))
+                            .with_hint(format!("the first definition starts at byte {}; give each network a distinct name", prev.name.span.start)),
+                    );
+                }
+            }
+            if let Some(v) = &n.vlan {
+                let key = (v.value, n.bridge.as_ref().map(|b| b.as_str()), n.provider.as_str());
+                if let Some(prev) = vlans.insert(key, n) {
+                    self.push(
+                        Diagnostic::warning("duplicate-vlan", v.span.clone(), format!("VLAN {} is also carried by network `{}`", v.value, prev.name.value))
+                            .with_hint("two networks for one VLAN work, but VMs on them share a broadcast domain; one network is clearer"),
+                    );
+                }
+            }
+            if let (Some(gw), Some(cidr)) = (&n.gateway, &n.cidr) {
+                if !cidr.contains(&gw.value) {
+                    self.push(
+                        Diagnostic::error("gateway-outside-cidr", gw.span.clone(), format!("gateway {} is outside {}", gw.value, cidr.value))
+                            .with_hint("the gateway must be an address of the network's CIDR"),
+                    );
+                }
+            }
+            if n.provider.value == Provider::CalicoL2 {
+                self.push(
+                    Diagnostic::warning("experimental-provider", n.provider.span.clone(), "provider `calico-l2` is experimental")
+                        .with_hint("rehearse the wave first; bridge or ovn-localnet are the supported L2 providers"),
+                );
+            }
+            let used_by_l2 = self.plan.vms.iter().any(|vm| {
+                self.plan.model_of(vm) == NetworkModel::L2 && vm.nics.iter().any(|nic| *nic.network == *n.name)
+            });
+            if used_by_l2 && n.owner.is_none() {
+                self.push(
+                    Diagnostic::warning("network-no-owner", n.name.span.clone(), format!("L2 network `{}` has no owner", n.name.value))
+                        .with_hint("add `owner = \"team\"`: the team that owns the VLAN must agree to carry it into the cluster"),
+                );
+            }
+        }
+    }
+
+    fn waves(&mut self) {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for w in &self.plan.waves {
+            self.name_label("wave name", &w.name);
+            if !w.name.is_empty() && !seen.insert(&w.name) {
+                self.push(Diagnostic::error("duplicate-wave", w.name.span.clone(), format!("wave `{}` is defined twice", w.name.value)));
+            }
+            match &w.window {
+                None => self.push(
+                    Diagnostic::warning("wave-no-window", w.name.span.clone(), format!("wave `{}` has no window", w.name.value))
+                        .with_hint("add `window = { start = 2026-12-05T22:00:00Z, end = 2026-12-06T04:00:00Z }` so the cutover stays inside the change window"),
+                ),
+                Some(win) if win.end.unix <= win.start.unix => self.push(
+                    Diagnostic::error("bad-window", win.end.span.clone(), format!("the window of wave `{}` ends before it starts", w.name.value))
+                        .with_hint(format!("`end` must be after `start` ({})", win.start.text)),
+                ),
+                _ => {}
+            }
+            if !w.name.is_empty() && !self.plan.vms.iter().any(|v| *v.wave == *w.name) {
+                self.push(Diagnostic::warning("empty-wave", w.name.span.clone(), format!("wave `{}` has no VMs", w.name.value)));
+            }
+        }
+    }
+
+    fn vms(&mut self) {
+        let plan = self.plan;
+        let mut names: HashMap<&str, &Vm> = HashMap::with_capacity(plan.vms.len());
+        let mut ips: HashMap<IpAddr, &str> = HashMap::with_capacity(plan.vms.len());
+        let mut macs: HashMap<[u8; 6], &str> = HashMap::with_capacity(plan.vms.len());
+        let networks: HashMap<&str, &Network> = plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
+        let waves: HashSet<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
+        let vsphere = plan.source.kind == SourceKind::Vsphere;
+
+        for vm in &plan.vms {
+            self.name_label("VM name", &vm.name);
+            if !vm.name.is_empty() {
+                if let Some(prev) = names.insert(&vm.name, vm) {
+                    let _ = prev;
+                    self.push(
+                        Diagnostic::error("duplicate-vm", vm.name.span.clone(), format!("VM `{}` is listed twice", vm.name.value))
+                            .with_hint("each VM appears once in a plan; remove one entry or rename it"),
+                    );
+                }
+            }
+            if !vm.wave.is_empty() && !waves.contains(vm.wave.as_str()) {
+                self.push(
+                    Diagnostic::error("unknown-wave", vm.wave.span.clone(), format!("VM `{}` is in unknown wave `{}`", vm.name.value, vm.wave.value))
+                        .with_hint_opt(did_you_mean(&vm.wave, waves.iter().copied()).or_else(|| Some(format!("waves defined: {}", join(plan.waves.iter().map(|w| w.name.as_str())))))),
+                );
+            }
+            let model = plan.model_of(vm);
+            if vsphere {
+                match &vm.source_id {
+                    None => self.push(
+                        Diagnostic::error("missing-key", vm.span.start..vm.span.start + 1, format!("VM `{}` has no `source_id`", vm.name.value))
+                            .with_hint("CDI's vddk import needs the vSphere VM UUID: `source_id = \"4207c1b2-…\"` (RVTools vInfo column `VM UUID`)"),
+                    ),
+                    Some(id) if !is_uuid(id) => self.push(
+                        Diagnostic::error("bad-source-id", id.span.clone(), format!("`{}` is not a vSphere VM UUID", id.value))
+                            .with_hint("a UUID looks like 4207c1b2-5f0e-4c1e-9a7b-0123456789ab"),
+                    ),
+                    _ => {}
+                }
+            }
+            if model == NetworkModel::L2 && vm.nics.is_empty() {
+                self.push(
+                    Diagnostic::error("l2-without-nic", vm.name.span.clone(), format!("L2 VM `{}` has no NIC", vm.name.value))
+                        .with_hint("an L2 VM keeps its IP and MAC on a VLAN: add `nics = [{ network = \"…\", ip = \"…\", mac = \"…\" }]`, or set `network_model = \"l3\"`"),
+                );
+            }
+            for nic in &vm.nics {
+                self.nic(vm, model, nic, &networks, &mut ips, &mut macs, vsphere);
+            }
+            self.disks(vm);
+            let checks = plan.checks_for(vm);
+            if checks.is_empty() {
+                self.push(
+                    Diagnostic::warning("vm-no-checks", vm.name.span.clone(), format!("VM `{}` has no checks", vm.name.value))
+                        .with_hint("without checks a cutover cannot be verified; add `checks = [\"icmp\", \"tcp:PORT\"]` or defaults in [defaults]"),
+                );
+            }
+            let has_ip = vm.nics.iter().any(|n| n.ip.is_some());
+            for c in &vm.checks {
+                match &c.kind {
+                    CheckKind::IpPreserved if model == NetworkModel::L3 => self.push(
+                        Diagnostic::error("check-contradicts-model", c.span.clone(), format!("`ip-preserved` cannot pass for L3 VM `{}`: it gets a new IP", vm.name.value))
+                            .with_hint("remove the check for this VM, or set `network_model = \"l2\"`"),
+                    ),
+                    CheckKind::Http { url } if url.contains("{ip}") && !has_ip => self.push(
+                        Diagnostic::error("check-without-ip", c.span.clone(), format!("`{url}` uses {{ip}} but VM `{}` has no known IP", vm.name.value)),
+                    ),
+                    _ => {}
+                }
+            }
+            for a in &vm.after {
+                if *a.value == *vm.name {
+                    self.push(Diagnostic::error("self-dependency", a.span.clone(), format!("VM `{}` waits for itself", vm.name.value)));
+                }
+            }
+        }
+        // `after` references need every name first.
+        let all: HashMap<&str, &Vm> = plan.vms.iter().map(|v| (v.name.as_str(), v)).collect();
+        let wave_index: HashMap<&str, usize> = plan.waves.iter().enumerate().map(|(i, w)| (w.name.as_str(), i)).collect();
+        for vm in &plan.vms {
+            for a in &vm.after {
+                if *a.value == *vm.name {
+                    continue;
+                }
+                match all.get(a.as_str()) {
+                    None => self.push(
+                        Diagnostic::error("unknown-vm", a.span.clone(), format!("VM `{}` waits for unknown VM `{}`", vm.name.value, a.value))
+                            .with_hint_opt(did_you_mean(a, plan.vms.iter().map(|v| v.name.as_str()))),
+                    ),
+                    Some(dep) => {
+                        let (Some(wi), Some(di)) = (wave_index.get(vm.wave.as_str()), wave_index.get(dep.wave.as_str())) else {
+                            continue;
+                        };
+                        if di > wi {
+                            self.push(
+                                Diagnostic::error("after-later-wave", a.span.clone(), format!("VM `{}` (wave `{}`) waits for `{}`, which is in the later wave `{}`", vm.name.value, vm.wave.value, dep.name.value, dep.wave.value))
+                                    .with_hint(format!("move `{}` to wave `{}` or earlier, or drop the dependency", dep.name.value, vm.wave.value)),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn nic<'p>(
+        &mut self,
+        vm: &'p Vm,
+        model: NetworkModel,
+        nic: &'p Nic,
+        networks: &HashMap<&str, &'p Network>,
+        ips: &mut HashMap<IpAddr, &'p str>,
+        macs: &mut HashMap<[u8; 6], &'p str>,
+        vsphere: bool,
+    ) {
+        let net = if nic.network.is_empty() {
+            None
+        } else {
+            let found = networks.get(nic.network.as_str()).copied();
+            if found.is_none() {
+                self.push(
+                    Diagnostic::error("unknown-network", nic.network.span.clone(), format!("VM `{}` uses unknown network `{}`", vm.name.value, nic.network.value))
+                        .with_hint_opt(did_you_mean(&nic.network, networks.keys().copied()).or_else(|| {
+                            Some(if networks.is_empty() {
+                                "define it with a `[[network]]` table".to_string()
+                            } else {
+                                format!("networks defined: {}", join(self.plan.networks.iter().map(|n| n.name.as_str())))
+                            })
+                        })),
+                );
+            }
+            found
+        };
+        if let (NetworkModel::L2, Some(n)) = (model, net) {
+            if n.vlan.is_none() {
+                self.push(
+                    Diagnostic::error("l2-network-no-vlan", nic.network.span.clone(), format!("L2 VM `{}` is on network `{}`, which has no `vlan`", vm.name.value, n.name.value))
+                        .with_hint(format!("add `vlan = N` to network `{}` so its VLAN can be carried into the cluster", n.name.value)),
+                );
+            }
+            if n.provider.value == Provider::Bridge && n.bridge.is_none() {
+                self.push(
+                    Diagnostic::error("l2-network-no-bridge", nic.network.span.clone(), format!("L2 VM `{}` is on network `{}`, which has no `bridge`", vm.name.value, n.name.value))
+                        .with_hint(format!("add `bridge = \"br-trunk\"` (the node bridge carrying the trunk) to network `{}`", n.name.value)),
+                );
+            }
+        }
+        match &nic.ip {
+            Some(ip) => {
+                if let Some(prev) = ips.insert(ip.value, vm.name.as_str()) {
+                    self.push(
+                        Diagnostic::error("duplicate-ip", ip.span.clone(), format!("IP {} of VM `{}` is also planned for VM `{}`", ip.value, vm.name.value, prev))
+                            .with_hint("two VMs on one IP is an address conflict after cutover; check the inventory"),
+                    );
+                }
+                if let Some(n) = net {
+                    if let Some(cidr) = &n.cidr {
+                        if !cidr.contains(&ip.value) {
+                            self.push(
+                                Diagnostic::error("ip-outside-cidr", ip.span.clone(), format!("IP {} is outside network `{}` ({})", ip.value, n.name.value, cidr.value))
+                                    .with_hint("check the NIC's network, or the network's `cidr`"),
+                            );
+                        } else if cidr.prefix_len() < cidr.max_prefix_len() - 1 && matches!(cidr.value, ipnet::IpNet::V4(_)) && (ip.value == cidr.network() || ip.value == cidr.broadcast()) {
+                            self.push(
+                                Diagnostic::error("ip-reserved", ip.span.clone(), format!("IP {} is the network or broadcast address of {}", ip.value, cidr.value)),
+                            );
+                        }
+                    }
+                    if n.gateway.as_ref().is_some_and(|g| g.value == ip.value) {
+                        self.push(
+                            Diagnostic::error("ip-is-gateway", ip.span.clone(), format!("IP {} of VM `{}` is the gateway of network `{}`", ip.value, vm.name.value, n.name.value))
+                                .with_hint("a VM cannot take its network's gateway address"),
+                        );
+                    }
+                }
+            }
+            None if model == NetworkModel::L2 => self.push(
+                Diagnostic::warning("nic-no-ip", nic.span.start..nic.span.end.min(nic.span.start + 1), format!("NIC of L2 VM `{}` on `{}` has no known IP", vm.name.value, nic.network.value))
+                    .with_hint("without it the duplicate-IP guard and the connectivity checks cannot run; add `ip`"),
+            ),
+            None => {}
+        }
+        let mac = nic.mac.value;
+        if mac.is_zero() {
+            return; // missing or unparsable: already reported
+        }
+        if mac.is_multicast() {
+            self.push(
+                Diagnostic::error("bad-mac", nic.mac.span.clone(), format!("MAC {mac} is a multicast address"))
+                    .with_hint("a NIC's MAC has the low bit of the first octet clear"),
+            );
+        } else if mac.vmware() == VmwareMac::Reserved {
+            self.push(
+                Diagnostic::error("vmware-reserved-mac", nic.mac.span.clone(), format!("MAC {mac} is in VMware's reserved range"))
+                    .with_hint("00:50:56:40:00:00–00:50:56:7F:FF:FF and 00:50:56:C0:00:00–FF:FF:FF are kept for host interfaces; VMs use 00:50:56:00–3F (static) or 80–BF (vCenter)"),
+            );
+        } else if vsphere && mac.vmware() == VmwareMac::NotVmware {
+            self.push(
+                Diagnostic::warning("non-vmware-mac", nic.mac.span.clone(), format!("MAC {mac} is outside VMware's OUIs"))
+                    .with_hint("a vSphere VM normally has a 00:50:56 or 00:0c:29 MAC; check it against the inventory"),
+            );
+        }
+        if let Some(prev) = macs.insert(mac.0, vm.name.as_str()) {
+            self.push(
+                Diagnostic::error("duplicate-mac", nic.mac.span.clone(), format!("MAC {mac} of VM `{}` is also planned for VM `{}`", vm.name.value, prev))
+                    .with_hint("every NIC keeps its own MAC; a duplicate breaks both VMs on the VLAN"),
+            );
+        }
+    }
+
+    fn disks(&mut self, vm: &Vm) {
+        let vsphere = self.plan.source.kind == SourceKind::Vsphere;
+        let has_source = self.plan.source.span != (0..0);
+        for d in &vm.disks {
+            if !has_source {
+                continue;
+            }
+            if vsphere {
+                match &d.backing_file {
+                    None => self.push(
+                        Diagnostic::error("missing-key", d.span.start..d.span.start + 1, format!("a disk of VM `{}` has no `backing_file`", vm.name.value))
+                            .with_hint("vsphere sources import by datastore path: `backing_file = \"[ds1] vm/vm.vmdk\"`"),
+                    ),
+                    Some(b) if !is_backing_file(b) => self.push(
+                        Diagnostic::error("bad-backing-file", b.span.clone(), format!("`{}` is not a datastore path", b.value))
+                            .with_hint("write `[datastore] folder/disk.vmdk`"),
+                    ),
+                    _ => {}
+                }
+                if let Some(u) = &d.url {
+                    self.push(Diagnostic::error("wrong-source-key", u.span.clone(), "`url` disks need `type = \"http\"` in [source]").with_hint("use `backing_file` for vsphere sources"));
+                }
+            } else {
+                match &d.url {
+                    None => self.push(
+                        Diagnostic::error("missing-key", d.span.start..d.span.start + 1, format!("a disk of VM `{}` has no `url`", vm.name.value))
+                            .with_hint("http sources import images by URL: `url = \"https://images.example.internal/vm.qcow2\"`"),
+                    ),
+                    Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 10 => self.push(
+                        Diagnostic::error("bad-url", u.span.clone(), format!("`{}` is not an http(s) URL", u.value)),
+                    ),
+                    _ => {}
+                }
+                if let Some(b) = &d.backing_file {
+                    self.push(Diagnostic::error("wrong-source-key", b.span.clone(), "`backing_file` disks need `type = \"vsphere\"` in [source]").with_hint("use `url` for http sources"));
+                }
+            }
+            if let Some(sc) = &d.storage_class {
+                if !is_dns_subdomain(sc) {
+                    self.push(Diagnostic::error("invalid-name", sc.span.clone(), format!("StorageClass `{}` is not a valid Kubernetes name", sc.value)).with_hint(label_hint(sc)));
+                }
+            }
+        }
+        if vm.disks.is_empty() && !vm.name.is_empty() && has_source {
+            // An explicit empty list; a missing key was reported by the reader.
+        }
+    }
+
+    /// Cycles in `after` (within a wave; cross-wave edges point backwards by rule).
+    fn ordering(&mut self) {
+        let plan = self.plan;
+        let index: HashMap<&str, usize> = plan.vms.iter().enumerate().map(|(i, v)| (v.name.as_str(), i)).collect();
+        let edges: Vec<Vec<(usize, &Spanned<String>)>> = plan
+            .vms
+            .iter()
+            .map(|vm| vm.after.iter().filter_map(|a| index.get(a.as_str()).map(|&i| (i, a))).filter(|(i, _)| plan.vms[*i].name != vm.name).collect())
+            .collect();
+        // 0 = unvisited, 1 = on stack, 2 = done. Iterative DFS.
+        let mut state = vec![0u8; plan.vms.len()];
+        let mut reported: HashSet<usize> = HashSet::new();
+        for root in 0..plan.vms.len() {
+            if state[root] != 0 {
+                continue;
+            }
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            state[root] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(&(to, span)) = edges[node].get(*next) {
+                    *next += 1;
+                    match state[to] {
+                        0 => {
+                            state[to] = 1;
+                            stack.push((to, 0));
+                        }
+                        1 => {
+                            let pos = stack.iter().position(|(n, _)| *n == to).unwrap_or(0);
+                            let cycle: Vec<usize> = stack[pos..].iter().map(|(n, _)| *n).collect();
+                            if cycle.iter().all(|n| !reported.contains(n)) {
+                                reported.extend(cycle.iter().copied());
+                                let mut path: Vec<&str> = cycle.iter().map(|&n| plan.vms[n].name.as_str()).collect();
+                                path.push(plan.vms[to].name.as_str());
+                                self.push(
+                                    Diagnostic::error("dependency-cycle", span.span.clone(), format!("`after` dependencies form a cycle: {}", path.join(" → ")))
+                                        .with_hint("remove one of these `after` entries"),
+                                );
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+}
+
+fn join<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = names.filter(|n| !n.is_empty()).take(8).collect();
+    v.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn is_backing_file(s: &str) -> bool {
+    s.strip_prefix('[')
+        .and_then(|r| r.split_once("] "))
+        .is_some_and(|(ds, path)| !ds.is_empty() && path.to_ascii_lowercase().ends_with(".vmdk"))
+}
