@@ -193,7 +193,8 @@ pub fn is_dns_name(name: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -244,13 +245,34 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        assert!(matches!(parse_check("tcp:0"), Err(CheckSpecError::BadPort(_))));
-        assert!(matches!(parse_check("tcp:70000"), Err(CheckSpecError::BadPort(_))));
-        assert!(matches!(parse_check("tcp"), Err(CheckSpecError::MissingPort(_))));
-        assert!(matches!(parse_check("icmpp"), Err(CheckSpecError::UnknownKind(_))));
-        assert!(matches!(parse_check("http://"), Err(CheckSpecError::BadUrl(_))));
-        assert!(matches!(parse_check("https://host:99999/"), Err(CheckSpecError::BadUrl(_))));
-        assert!(matches!(parse_check("dns:bad..name"), Err(CheckSpecError::BadDnsName(_))));
+        assert!(matches!(
+            parse_check("tcp:0"),
+            Err(CheckSpecError::BadPort(_))
+        ));
+        assert!(matches!(
+            parse_check("tcp:70000"),
+            Err(CheckSpecError::BadPort(_))
+        ));
+        assert!(matches!(
+            parse_check("tcp"),
+            Err(CheckSpecError::MissingPort(_))
+        ));
+        assert!(matches!(
+            parse_check("icmpp"),
+            Err(CheckSpecError::UnknownKind(_))
+        ));
+        assert!(matches!(
+            parse_check("http://"),
+            Err(CheckSpecError::BadUrl(_))
+        ));
+        assert!(matches!(
+            parse_check("https://host:99999/"),
+            Err(CheckSpecError::BadUrl(_))
+        ));
+        assert!(matches!(
+            parse_check("dns:bad..name"),
+            Err(CheckSpecError::BadDnsName(_))
+        ));
         assert_eq!(parse_check(""), Err(CheckSpecError::Empty));
     }
 

@@ -35,7 +35,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open the interactive cockpit for a wave plan
-    #[command(after_help = "Example:\n  wavelift tui plans/quickstart.toml            # rehearsal on the embedded cluster\n  wavelift tui plans/payments.toml --context prod-east --dry-run")]
+    #[command(
+        after_help = "Example:\n  wavelift tui plans/quickstart.toml            # rehearsal on the embedded cluster\n  wavelift tui plans/payments.toml --context prod-east --dry-run"
+    )]
     Tui(TuiArgs),
     /// Run a wave plan headless (CI, scripts)
     #[command(after_help = "Example:\n  wavelift run plans/quickstart.toml --sim --output jsonl")]
@@ -44,10 +46,14 @@ pub enum Command {
     #[command(subcommand)]
     Plan(PlanCommand),
     /// Verify migrated VMs against their checks and a pre-cutover baseline
-    #[command(after_help = "Example:\n  wavelift verify plans/quickstart.toml --baseline before.json --report md --out report.md")]
+    #[command(
+        after_help = "Example:\n  wavelift verify plans/quickstart.toml --baseline before.json --report md --out report.md"
+    )]
     Verify(VerifyArgs),
     /// Blast radius: every reference to each VM's IP, and who owns it
-    #[command(after_help = "Example:\n  wavelift blast --plan plans/quickstart.toml --sources exports/ --format md")]
+    #[command(
+        after_help = "Example:\n  wavelift blast --plan plans/quickstart.toml --sources exports/ --format md"
+    )]
     Blast(BlastArgs),
     /// Live-migrate a running KubeVirt VM and probe it throughout
     #[command(after_help = "Example:\n  wavelift migrate plans/quickstart.toml web-01")]
@@ -56,7 +62,9 @@ pub enum Command {
     #[command(subcommand)]
     Sim(SimCommand),
     /// Print shell completions
-    #[command(after_help = "Example:\n  wavelift completions bash > /etc/bash_completion.d/wavelift")]
+    #[command(
+        after_help = "Example:\n  wavelift completions bash > /etc/bash_completion.d/wavelift"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -130,7 +138,9 @@ pub enum CheckFormat {
 #[derive(Subcommand, Debug)]
 pub enum PlanCommand {
     /// Validate a wave plan: every error with file:line:column, a caret and a hint
-    #[command(after_help = "Exit codes: 0 valid, 1 warnings with --strict, 2 errors.\n\nExamples:\n  wavelift plan check plans/quickstart.toml\n  wavelift plan check plans/estate.toml --format json | jq '.diagnostics[]'")]
+    #[command(
+        after_help = "Exit codes: 0 valid, 1 warnings with --strict, 2 errors.\n\nExamples:\n  wavelift plan check plans/quickstart.toml\n  wavelift plan check plans/estate.toml --format json | jq '.diagnostics[]'"
+    )]
     Check {
         /// Wave plan (TOML)
         plan: PathBuf,
@@ -142,7 +152,9 @@ pub enum PlanCommand {
         strict: bool,
     },
     /// Write a plan skeleton from an RVTools export
-    #[command(after_help = "Example:\n  wavelift plan init --rvtools RVTools_export.xlsx --vlan-map vlans.csv --out plans/new.toml")]
+    #[command(
+        after_help = "Example:\n  wavelift plan init --rvtools RVTools_export.xlsx --vlan-map vlans.csv --out plans/new.toml"
+    )]
     Init {
         #[arg(long)]
         rvtools: PathBuf,
@@ -193,7 +205,9 @@ pub struct MigrateArgs {
 #[derive(Subcommand, Debug)]
 pub enum SimCommand {
     /// Serve the rehearsal cluster on loopback and write a kubeconfig for kubectl
-    #[command(after_help = "Example:\n  wavelift sim serve --plan plans/quickstart.toml\n  export KUBECONFIG=…   # as printed\n  kubectl get vm -A")]
+    #[command(
+        after_help = "Example:\n  wavelift sim serve --plan plans/quickstart.toml\n  export KUBECONFIG=…   # as printed\n  kubectl get vm -A"
+    )]
     Serve {
         /// Port on 127.0.0.1 (0 = any free port)
         #[arg(long, default_value_t = 0)]

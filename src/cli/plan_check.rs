@@ -45,8 +45,17 @@ pub fn run(path: &Path, format: CheckFormat, strict: bool) -> ExitCode {
                 .and_then(|_| writeln!(out))
         }
         CheckFormat::Text => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            write_text(&mut out, &checked.file, &located, checked.summary.as_ref(), errors, warnings, color)
+            let color = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            write_text(
+                &mut out,
+                &checked.file,
+                &located,
+                checked.summary.as_ref(),
+                errors,
+                warnings,
+                color,
+            )
         }
     };
     if let Err(e) = result {
@@ -92,7 +101,12 @@ fn write_text(
     }
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     if errors > 0 {
-        writeln!(out, "{file}: invalid: {}, {}", plural(errors, "error"), plural(warnings, "warning"))
+        writeln!(
+            out,
+            "{file}: invalid: {}, {}",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
     } else {
         writeln!(out, "{file}: ok: {}", plural(warnings, "warning"))
     }

@@ -106,10 +106,11 @@ impl LocatedDiagnostic {
         let pad = " ".repeat(gutter);
         let caret_start = self.column - 1;
         let line_chars = self.source_line.chars().count();
-        let width = if self.end_line == self.line && self.end_column > self.column {
-            (self.end_column - self.column).min(line_chars.saturating_sub(caret_start).max(1))
+        let rest = line_chars.saturating_sub(caret_start).max(1);
+        let width = if self.end_line != self.line {
+            rest // a multi-line span: underline to the end of its first line
         } else {
-            line_chars.saturating_sub(caret_start).max(1)
+            self.end_column.saturating_sub(self.column).clamp(1, rest)
         };
         // Keep tabs in the prefix so the caret lines up under the text.
         let prefix: String = self
@@ -159,7 +160,8 @@ mod tests {
         let text = "[plan]\nname = \"Bad Name\"\n";
         let idx = LineIndex::new(text);
         let start = text.find("\"Bad").unwrap();
-        let d = Diagnostic::error("invalid-name", start..start + 10, "bad name").with_hint("use lowercase");
+        let d = Diagnostic::error("invalid-name", start..start + 10, "bad name")
+            .with_hint("use lowercase");
         let l = LocatedDiagnostic::new(&d, "p.toml", text, &idx);
         assert_eq!((l.line, l.column), (2, 8));
         let r = l.render_text();

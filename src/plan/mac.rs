@@ -92,11 +92,26 @@ mod tests {
 
     #[test]
     fn classifies_vmware_ranges() {
-        assert_eq!(Mac::parse("00:50:56:01:02:03").unwrap().vmware(), VmwareMac::Static);
-        assert_eq!(Mac::parse("00:50:56:ab:cd:01").unwrap().vmware(), VmwareMac::VcenterGenerated);
-        assert_eq!(Mac::parse("00:50:56:6a:00:01").unwrap().vmware(), VmwareMac::Reserved);
-        assert_eq!(Mac::parse("00:0c:29:00:00:01").unwrap().vmware(), VmwareMac::HostGenerated);
-        assert_eq!(Mac::parse("02:00:00:00:00:01").unwrap().vmware(), VmwareMac::NotVmware);
+        assert_eq!(
+            Mac::parse("00:50:56:01:02:03").unwrap().vmware(),
+            VmwareMac::Static
+        );
+        assert_eq!(
+            Mac::parse("00:50:56:ab:cd:01").unwrap().vmware(),
+            VmwareMac::VcenterGenerated
+        );
+        assert_eq!(
+            Mac::parse("00:50:56:6a:00:01").unwrap().vmware(),
+            VmwareMac::Reserved
+        );
+        assert_eq!(
+            Mac::parse("00:0c:29:00:00:01").unwrap().vmware(),
+            VmwareMac::HostGenerated
+        );
+        assert_eq!(
+            Mac::parse("02:00:00:00:00:01").unwrap().vmware(),
+            VmwareMac::NotVmware
+        );
         assert!(Mac::parse("01:00:5e:00:00:01").unwrap().is_multicast());
     }
 }

@@ -15,6 +15,7 @@ pub mod quantity;
 mod read;
 pub mod span;
 pub mod summary;
+pub mod synth;
 pub mod time;
 mod validate;
 
@@ -86,8 +87,12 @@ pub fn check_bytes(bytes: &[u8], file: &str) -> Checked {
             // Lossy decoding keeps the valid prefix byte-identical, so the offset still holds.
             Checked {
                 file: file.to_string(),
-                diagnostics: vec![Diagnostic::error("not-utf8", good..good + 1, "the plan is not valid UTF-8")
-                    .with_hint("save the file as UTF-8")],
+                diagnostics: vec![Diagnostic::error(
+                    "not-utf8",
+                    good..good + 1,
+                    "the plan is not valid UTF-8",
+                )
+                .with_hint("save the file as UTF-8")],
                 text,
                 plan: None,
                 summary: None,
@@ -105,8 +110,14 @@ pub fn check_str(text: &str, file: &str) -> Checked {
             let span = e.span().unwrap_or(0..0);
             let msg = e.message().trim().to_string();
             let first = msg.lines().next().unwrap_or("invalid TOML").to_string();
-            let rest: Vec<&str> = msg.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect();
-            Diagnostic::error("toml-syntax", span, first).with_hint_opt((!rest.is_empty()).then(|| rest.join("; ")))
+            let rest: Vec<&str> = msg
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            Diagnostic::error("toml-syntax", span, first)
+                .with_hint_opt((!rest.is_empty()).then(|| rest.join("; ")))
         })
         .collect();
     if !diagnostics.is_empty() {
@@ -137,7 +148,5 @@ pub fn check_str(text: &str, file: &str) -> Checked {
 }
 
 fn sort(d: &mut [Diagnostic]) {
-    d.sort_by(|a, b| {
-        (a.span.start, a.severity, a.code).cmp(&(b.span.start, b.severity, b.code))
-    });
+    d.sort_by(|a, b| (a.span.start, a.severity, a.code).cmp(&(b.span.start, b.severity, b.code)));
 }

@@ -54,7 +54,10 @@ impl Quantity {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
+        if num.is_empty()
+            || num.starts_with('.')
+            || num.ends_with('.')
+            || num.matches('.').count() > 1
         {
             return Err(QuantityError::Malformed(text.to_string()));
         }
@@ -134,9 +137,18 @@ mod tests {
             Quantity::parse("16GB"),
             Err(QuantityError::UnknownUnit { .. })
         ));
-        assert!(matches!(Quantity::parse("Gi"), Err(QuantityError::Malformed(_))));
-        assert!(matches!(Quantity::parse("1..2Gi"), Err(QuantityError::Malformed(_))));
-        assert!(matches!(Quantity::parse("-1Gi"), Err(QuantityError::Malformed(_))));
+        assert!(matches!(
+            Quantity::parse("Gi"),
+            Err(QuantityError::Malformed(_))
+        ));
+        assert!(matches!(
+            Quantity::parse("1..2Gi"),
+            Err(QuantityError::Malformed(_))
+        ));
+        assert!(matches!(
+            Quantity::parse("-1Gi"),
+            Err(QuantityError::Malformed(_))
+        ));
         assert!(matches!(
             Quantity::parse("99999999999Ei"),
             Err(QuantityError::Overflow(_))

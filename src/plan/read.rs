@@ -33,7 +33,9 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
         DeValue::Float(_) => "a float",
         DeValue::Boolean(_) => "a boolean",
         DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(a) if a.iter().all(|v| matches!(v.get_ref(), DeValue::Table(_))) && !a.is_empty() => {
+        DeValue::Array(a)
+            if a.iter().all(|v| matches!(v.get_ref(), DeValue::Table(_))) && !a.is_empty() =>
+        {
             "an array of tables"
         }
         DeValue::Array(_) => "an array",
@@ -58,7 +60,14 @@ pub(super) struct Reader {
     pub diags: Vec<Diagnostic>,
 }
 
-const PLAN_KEYS: &[&str] = &["name", "namespace", "context", "network_model", "dns_server", "description"];
+const PLAN_KEYS: &[&str] = &[
+    "name",
+    "namespace",
+    "context",
+    "network_model",
+    "dns_server",
+    "description",
+];
 const SOURCE_KEYS: &[&str] = &[
     "type",
     "url",
@@ -86,7 +95,12 @@ const NETWORK_KEYS: &[&str] = &[
     "mtu",
     "owner",
 ];
-const WAVE_KEYS: &[&str] = &["name", "window", "max_parallel_imports", "max_parallel_cutovers"];
+const WAVE_KEYS: &[&str] = &[
+    "name",
+    "window",
+    "max_parallel_imports",
+    "max_parallel_cutovers",
+];
 const WINDOW_KEYS: &[&str] = &["start", "end"];
 const VM_KEYS: &[&str] = &[
     "name",
@@ -172,7 +186,11 @@ impl Reader {
         match val {
             DeValue::String(s) => {
                 if s.trim().is_empty() {
-                    self.err("empty-value", span, format!("`{key}` in {} is empty", tbl.what));
+                    self.err(
+                        "empty-value",
+                        span,
+                        format!("`{key}` in {} is empty", tbl.what),
+                    );
                     None
                 } else {
                     Some(sp(s.to_string(), span))
@@ -182,7 +200,11 @@ impl Reader {
                 self.err(
                     "wrong-type",
                     span,
-                    format!("`{key}` in {} must be a string, found {}", tbl.what, type_name(other)),
+                    format!(
+                        "`{key}` in {} must be a string, found {}",
+                        tbl.what,
+                        type_name(other)
+                    ),
                 )
                 .hint = Some(format!("quote it: `{key} = \"…\"`"));
                 None
@@ -202,31 +224,41 @@ impl Reader {
         let v = tbl.get(key)?;
         let (val, span) = conv(v);
         match val {
-            DeValue::Integer(i) => {
-                match i64::from_str_radix(i.as_str(), i.radix()) {
-                    Ok(n) if (min..=max).contains(&n) => Some(sp(n, span)),
-                    _ => {
-                        self.err(
-                            "out-of-range",
-                            span,
-                            format!("`{key}` in {} must be between {min} and {max}, found {i}", tbl.what),
-                        );
-                        None
-                    }
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) if (min..=max).contains(&n) => Some(sp(n, span)),
+                _ => {
+                    self.err(
+                        "out-of-range",
+                        span,
+                        format!(
+                            "`{key}` in {} must be between {min} and {max}, found {i}",
+                            tbl.what
+                        ),
+                    );
+                    None
                 }
-            }
+            },
             other => {
                 self.err(
                     "wrong-type",
                     span,
-                    format!("`{key}` in {} must be an integer, found {}", tbl.what, type_name(other)),
+                    format!(
+                        "`{key}` in {} must be an integer, found {}",
+                        tbl.what,
+                        type_name(other)
+                    ),
                 );
                 None
             }
         }
     }
 
-    fn choice<T: Copy>(&mut self, tbl: &Tbl<'_, '_>, key: &str, options: &[(&str, T)]) -> Option<Spanned<T>> {
+    fn choice<T: Copy>(
+        &mut self,
+        tbl: &Tbl<'_, '_>,
+        key: &str,
+        options: &[(&str, T)],
+    ) -> Option<Spanned<T>> {
         let s = self.string(tbl, key)?;
         if let Some((_, v)) = options.iter().find(|(n, _)| *n == s.as_str()) {
             return Some(sp(*v, s.span));
@@ -252,7 +284,11 @@ impl Reader {
                 self.err(
                     "wrong-type",
                     span,
-                    format!("`{key}` in {} must be an array, found {}", tbl.what, type_name(other)),
+                    format!(
+                        "`{key}` in {} must be an array, found {}",
+                        tbl.what,
+                        type_name(other)
+                    ),
                 )
                 .hint = Some(format!("write `{key} = [ … ]`"));
                 None
@@ -270,13 +306,21 @@ impl Reader {
             match val {
                 DeValue::String(s) if !s.trim().is_empty() => out.push(sp(s.to_string(), span)),
                 DeValue::String(_) => {
-                    self.err("empty-value", span, format!("empty entry in `{key}` of {}", tbl.what));
+                    self.err(
+                        "empty-value",
+                        span,
+                        format!("empty entry in `{key}` of {}", tbl.what),
+                    );
                 }
                 other => {
                     self.err(
                         "wrong-type",
                         span,
-                        format!("entries of `{key}` in {} must be strings, found {}", tbl.what, type_name(other)),
+                        format!(
+                            "entries of `{key}` in {} must be strings, found {}",
+                            tbl.what,
+                            type_name(other)
+                        ),
                     );
                 }
             }
@@ -306,7 +350,11 @@ impl Reader {
                 self.err(
                     "wrong-type",
                     span,
-                    format!("`{key}` in {} must be a quantity string like {example}, found {}", tbl.what, type_name(other)),
+                    format!(
+                        "`{key}` in {} must be a quantity string like {example}, found {}",
+                        tbl.what,
+                        type_name(other)
+                    ),
                 );
                 return placeholder();
             }
@@ -314,12 +362,20 @@ impl Reader {
         match Quantity::parse(&text) {
             Ok(q) if q.bytes > 0 => sp(q, span),
             Ok(_) => {
-                self.err("bad-quantity", span, format!("`{key}` in {} must be larger than zero", tbl.what));
+                self.err(
+                    "bad-quantity",
+                    span,
+                    format!("`{key}` in {} must be larger than zero", tbl.what),
+                );
                 placeholder()
             }
             Err(e) => {
-                self.err("bad-quantity", span, format!("`{key}` in {}: {e}", tbl.what)).hint =
-                    Some(format!("write a Kubernetes quantity, e.g. {example}"));
+                self.err(
+                    "bad-quantity",
+                    span,
+                    format!("`{key}` in {}: {e}", tbl.what),
+                )
+                .hint = Some(format!("write a Kubernetes quantity, e.g. {example}"));
                 placeholder()
             }
         }
@@ -335,7 +391,12 @@ impl Reader {
                 } else {
                     "write an IPv4 (192.0.2.10) or IPv6 (2001:db8::10) address".to_string()
                 };
-                self.err("bad-ip", s.span, format!("`{}` is not an IP address", s.value)).hint = Some(hint);
+                self.err(
+                    "bad-ip",
+                    s.span,
+                    format!("`{}` is not an IP address", s.value),
+                )
+                .hint = Some(hint);
                 None
             }
         }
@@ -345,17 +406,30 @@ impl Reader {
     fn tables<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str, known: &[&str]) -> Vec<Tbl<'a, 'i>> {
         let (val, span) = conv(v);
         match val {
-            DeValue::Array(a) => a.iter().filter_map(|item| self.table(item, what, known)).collect(),
+            DeValue::Array(a) => a
+                .iter()
+                .filter_map(|item| self.table(item, what, known))
+                .collect(),
             DeValue::Table(_) => {
-                self.err("wrong-type", span, format!("{what} must be an array of tables"))
-                    .hint = Some(format!("write `[[{}]]` for each entry", what.trim_matches(|c| c == '[' || c == ']')));
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!("{what} must be an array of tables"),
+                )
+                .hint = Some(format!(
+                    "write `[[{}]]` for each entry",
+                    what.trim_matches(|c| c == '[' || c == ']')
+                ));
                 Vec::new()
             }
             other => {
                 self.err(
                     "wrong-type",
                     span,
-                    format!("{what} must be an array of tables, found {}", type_name(other)),
+                    format!(
+                        "{what} must be an array of tables, found {}",
+                        type_name(other)
+                    ),
                 );
                 Vec::new()
             }
@@ -387,8 +461,8 @@ impl Reader {
                 .map(|t| self.read_wave(t))
                 .collect(),
             None => {
-                self.err("missing-table", 0..0, "the plan has no `[[wave]]`").hint =
-                    Some("add `[[wave]]` with `name = \"w1\"`".into());
+                self.err("missing-table", 0..0, "the plan has no `[[wave]]`")
+                    .hint = Some("add `[[wave]]` with `name = \"w1\"`".into());
                 Vec::new()
             }
         };
@@ -399,8 +473,8 @@ impl Reader {
                 .map(|t| self.read_vm(t))
                 .collect(),
             None => {
-                self.err("missing-table", 0..0, "the plan has no `[[vm]]`").hint =
-                    Some("add a `[[vm]]` table for each VM to migrate".into());
+                self.err("missing-table", 0..0, "the plan has no `[[vm]]`")
+                    .hint = Some("add a `[[vm]]` table for each VM to migrate".into());
                 Vec::new()
             }
         };
@@ -415,10 +489,15 @@ impl Reader {
     }
 
     fn read_meta(&mut self, root: &Tbl<'_, '_>) -> PlanMeta {
-        let Some(tbl) = root.get("plan").and_then(|v| self.table(v, "[plan]", PLAN_KEYS)) else {
+        let Some(tbl) = root
+            .get("plan")
+            .and_then(|v| self.table(v, "[plan]", PLAN_KEYS))
+        else {
             if root.get("plan").is_none() {
-                self.err("missing-table", 0..0, "the plan has no `[plan]` table").hint =
-                    Some("start the file with `[plan]`, `name = \"…\"` and `namespace = \"…\"`".into());
+                self.err("missing-table", 0..0, "the plan has no `[plan]` table")
+                    .hint = Some(
+                    "start the file with `[plan]`, `name = \"…\"` and `namespace = \"…\"`".into(),
+                );
             }
             return PlanMeta {
                 name: sp(String::new(), 0..0),
@@ -433,7 +512,11 @@ impl Reader {
         let namespace = self.req_string(&tbl, "namespace", "\"mig-payments\"");
         let context = self.string(&tbl, "context").map(|s| s.value);
         let network_model = self
-            .choice(&tbl, "network_model", &[("l2", NetworkModel::L2), ("l3", NetworkModel::L3)])
+            .choice(
+                &tbl,
+                "network_model",
+                &[("l2", NetworkModel::L2), ("l3", NetworkModel::L3)],
+            )
             .map(|m| m.value)
             .unwrap_or(NetworkModel::L2);
         let _ = self.string(&tbl, "description");
@@ -449,9 +532,13 @@ impl Reader {
     }
 
     fn read_source(&mut self, root: &Tbl<'_, '_>) -> Source {
-        let Some(tbl) = root.get("source").and_then(|v| self.table(v, "[source]", SOURCE_KEYS)) else {
+        let Some(tbl) = root
+            .get("source")
+            .and_then(|v| self.table(v, "[source]", SOURCE_KEYS))
+        else {
             if root.get("source").is_none() {
-                self.err("missing-table", 0..0, "the plan has no `[source]` table").hint =
+                self.err("missing-table", 0..0, "the plan has no `[source]` table")
+                    .hint =
                     Some("add `[source]` with `type = \"vsphere\"` or `type = \"http\"`".into());
             }
             return Source {
@@ -468,14 +555,21 @@ impl Reader {
             self.missing(&tbl, "type", "\"vsphere\"");
         }
         let kind = self
-            .choice(&tbl, "type", &[("vsphere", SourceKind::Vsphere), ("http", SourceKind::Http)])
+            .choice(
+                &tbl,
+                "type",
+                &[("vsphere", SourceKind::Vsphere), ("http", SourceKind::Http)],
+            )
             .map(|k| k.value)
             .unwrap_or(SourceKind::Http);
         let power_off = self
             .choice(
                 &tbl,
                 "power_off",
-                &[("vsphere-api", PowerOff::VsphereApi), ("manual", PowerOff::Manual)],
+                &[
+                    ("vsphere-api", PowerOff::VsphereApi),
+                    ("manual", PowerOff::Manual),
+                ],
             )
             .map(|p| p.value)
             .unwrap_or(match kind {
@@ -495,7 +589,10 @@ impl Reader {
 
     fn read_defaults(&mut self, root: &Tbl<'_, '_>) -> Defaults {
         let mut d = Defaults::default();
-        let Some(tbl) = root.get("defaults").and_then(|v| self.table(v, "[defaults]", DEFAULTS_KEYS)) else {
+        let Some(tbl) = root
+            .get("defaults")
+            .and_then(|v| self.table(v, "[defaults]", DEFAULTS_KEYS))
+        else {
             return d;
         };
         d.storage_class = self.string(&tbl, "storage_class");
@@ -512,15 +609,23 @@ impl Reader {
             )
             .map(|s| sp(s.value.to_string(), s.span));
         d.volume_mode = self
-            .choice(&tbl, "volume_mode", &[("Block", "Block"), ("Filesystem", "Filesystem")])
+            .choice(
+                &tbl,
+                "volume_mode",
+                &[("Block", "Block"), ("Filesystem", "Filesystem")],
+            )
             .map(|s| sp(s.value.to_string(), s.span));
         d.checks = self.checks(&tbl);
         if let Some(t) = self.string(&tbl, "check_timeout") {
             match parse_duration(&t) {
                 Some(dur) => d.check_timeout = dur,
                 None => {
-                    self.err("bad-duration", t.span, format!("`{}` is not a duration", t.value)).hint =
-                        Some("write e.g. \"500ms\", \"2s\" or \"1m\"".into());
+                    self.err(
+                        "bad-duration",
+                        t.span,
+                        format!("`{}` is not a duration", t.value),
+                    )
+                    .hint = Some("write e.g. \"500ms\", \"2s\" or \"1m\"".into());
                 }
             }
         }
@@ -567,9 +672,15 @@ impl Reader {
                             let (cv, cs) = conv(code);
                             match cv {
                                 DeValue::Integer(i) => match i.as_str().parse::<u16>() {
-                                    Ok(n) if (100..=599).contains(&n) && i.radix() == 10 => spec.expect.push(n),
+                                    Ok(n) if (100..=599).contains(&n) && i.radix() == 10 => {
+                                        spec.expect.push(n)
+                                    }
                                     _ => {
-                                        self.err("bad-check", cs, format!("`{i}` is not an HTTP status (100–599)"));
+                                        self.err(
+                                            "bad-check",
+                                            cs,
+                                            format!("`{i}` is not an HTTP status (100–599)"),
+                                        );
                                     }
                                 },
                                 other => {
@@ -589,8 +700,12 @@ impl Reader {
                         match parse_duration(&t) {
                             Some(d) => spec.timeout = Some(d),
                             None => {
-                                self.err("bad-duration", t.span, format!("`{}` is not a duration", t.value)).hint =
-                                    Some("write e.g. \"500ms\", \"2s\" or \"1m\"".into());
+                                self.err(
+                                    "bad-duration",
+                                    t.span,
+                                    format!("`{}` is not a duration", t.value),
+                                )
+                                .hint = Some("write e.g. \"500ms\", \"2s\" or \"1m\"".into());
                             }
                         }
                     }
@@ -603,7 +718,10 @@ impl Reader {
                     self.err(
                         "wrong-type",
                         span,
-                        format!("a check must be a string or a table, found {}", type_name(other)),
+                        format!(
+                            "a check must be a string or a table, found {}",
+                            type_name(other)
+                        ),
                     );
                 }
             }
@@ -616,11 +734,13 @@ impl Reader {
             Ok(k) => Some(k),
             Err(e) => {
                 let head = text.split(':').next().unwrap_or(text);
-                let names = known_kinds().iter().map(|k| k.split(':').next().unwrap_or(k));
-                let hint = did_you_mean(head, names).unwrap_or_else(|| {
-                    format!("checks are: {}", known_kinds().join(", "))
-                });
-                self.err("bad-check", span, format!("check `{text}`: {e}")).hint = Some(hint);
+                let names = known_kinds()
+                    .iter()
+                    .map(|k| k.split(':').next().unwrap_or(k));
+                let hint = did_you_mean(head, names)
+                    .unwrap_or_else(|| format!("checks are: {}", known_kinds().join(", ")));
+                self.err("bad-check", span, format!("check `{text}`: {e}"))
+                    .hint = Some(hint);
                 None
             }
         }
@@ -632,8 +752,12 @@ impl Reader {
             if (1..=4094).contains(&v.value) {
                 Some(sp(v.value as u16, v.span))
             } else {
-                self.err("bad-vlan", v.span, format!("VLAN {} is outside 1–4094", v.value)).hint =
-                    Some("802.1Q VLAN IDs run from 1 to 4094 (0 and 4095 are reserved)".into());
+                self.err(
+                    "bad-vlan",
+                    v.span,
+                    format!("VLAN {} is outside 1–4094", v.value),
+                )
+                .hint = Some("802.1Q VLAN IDs run from 1 to 4094 (0 and 4095 are reserved)".into());
                 None
             }
         });
@@ -651,19 +775,26 @@ impl Reader {
                 ],
             )
             .unwrap_or_else(|| sp(Provider::Bridge, header_span(tbl.span.clone())));
-        let cidr = self.string(tbl, "cidr").and_then(|c| match c.parse::<ipnet::IpNet>() {
-            Ok(net) if net.trunc() == net => Some(sp(net, c.span)),
-            Ok(net) => {
-                self.err("bad-cidr", c.span, format!("`{}` has host bits set", c.value)).hint =
-                    Some(format!("did you mean `{}`?", net.trunc()));
-                None
-            }
-            Err(_) => {
-                self.err("bad-cidr", c.span, format!("`{}` is not a CIDR", c.value)).hint =
-                    Some("write a network and prefix length, e.g. \"198.51.100.0/24\"".into());
-                None
-            }
-        });
+        let cidr = self
+            .string(tbl, "cidr")
+            .and_then(|c| match c.parse::<ipnet::IpNet>() {
+                Ok(net) if net.trunc() == net => Some(sp(net, c.span)),
+                Ok(net) => {
+                    self.err(
+                        "bad-cidr",
+                        c.span,
+                        format!("`{}` has host bits set", c.value),
+                    )
+                    .hint = Some(format!("did you mean `{}`?", net.trunc()));
+                    None
+                }
+                Err(_) => {
+                    self.err("bad-cidr", c.span, format!("`{}` is not a CIDR", c.value))
+                        .hint =
+                        Some("write a network and prefix length, e.g. \"198.51.100.0/24\"".into());
+                    None
+                }
+            });
         let gateway = self.ip(tbl, "gateway");
         let mtu = self.int(tbl, "mtu", 576, 9216).map(|m| m.value as u32);
         Network {
@@ -688,10 +819,17 @@ impl Reader {
             .and_then(|w| {
                 let start = self.timestamp(&w, "start");
                 let end = self.timestamp(&w, "end");
-                Some(Window { start: start?, end: end? })
+                Some(Window {
+                    start: start?,
+                    end: end?,
+                })
             });
-        let imports = self.int(tbl, "max_parallel_imports", 1, 1000).map_or(4, |v| v.value as u32);
-        let cutovers = self.int(tbl, "max_parallel_cutovers", 1, 1000).map_or(2, |v| v.value as u32);
+        let imports = self
+            .int(tbl, "max_parallel_imports", 1, 1000)
+            .map_or(4, |v| v.value as u32);
+        let cutovers = self
+            .int(tbl, "max_parallel_cutovers", 1, 1000)
+            .map_or(2, |v| v.value as u32);
         Wave {
             name,
             window,
@@ -714,7 +852,10 @@ impl Reader {
                 self.err(
                     "wrong-type",
                     span,
-                    format!("`{key}` of a window must be a date-time, found {}", type_name(other)),
+                    format!(
+                        "`{key}` of a window must be a date-time, found {}",
+                        type_name(other)
+                    ),
                 );
                 return None;
             }
@@ -748,7 +889,11 @@ impl Reader {
         }
         let cpu = self.int(tbl, "cpu", 1, 1024).map_or(1, |c| c.value as u32);
         let memory = self.quantity(tbl, "memory", "\"8Gi\"");
-        let network_model = self.choice(tbl, "network_model", &[("l2", NetworkModel::L2), ("l3", NetworkModel::L3)]);
+        let network_model = self.choice(
+            tbl,
+            "network_model",
+            &[("l2", NetworkModel::L2), ("l3", NetworkModel::L3)],
+        );
         let nics = match tbl.get("nics") {
             Some(v) => self
                 .tables(v, &format!("the `nics` of {}", tbl.what), NIC_KEYS)
@@ -764,7 +909,11 @@ impl Reader {
                 .map(|t| self.read_disk(t))
                 .collect(),
             None => {
-                self.missing(tbl, "disks", "[{ backing_file = \"[ds1] vm/vm.vmdk\", size = \"40Gi\" }]");
+                self.missing(
+                    tbl,
+                    "disks",
+                    "[{ backing_file = \"[ds1] vm/vm.vmdk\", size = \"40Gi\" }]",
+                );
                 Vec::new()
             }
         };
@@ -796,8 +945,12 @@ impl Reader {
             Some(m) => match Mac::parse(m.trim()) {
                 Some(mac) => sp(mac, m.span),
                 None => {
-                    self.err("bad-mac", m.span.clone(), format!("`{}` is not a MAC address", m.value)).hint =
-                        Some("write six hex octets, e.g. \"00:50:56:ab:cd:01\"".into());
+                    self.err(
+                        "bad-mac",
+                        m.span.clone(),
+                        format!("`{}` is not a MAC address", m.value),
+                    )
+                    .hint = Some("write six hex octets, e.g. \"00:50:56:ab:cd:01\"".into());
                     sp(Mac([0; 6]), m.span)
                 }
             },

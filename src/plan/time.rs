@@ -16,9 +16,9 @@ pub fn from_datetime(dt: &Datetime) -> Result<Timestamp, &'static str> {
     let time = dt
         .time
         .ok_or("a window time needs a time of day, e.g. 2026-12-05T22:00:00Z")?;
-    let offset = dt
-        .offset
-        .ok_or("a window time needs an offset (`Z` or `+01:00`): local times are ambiguous across sites")?;
+    let offset = dt.offset.ok_or(
+        "a window time needs an offset (`Z` or `+01:00`): local times are ambiguous across sites",
+    )?;
     let days = days_from_civil(date.year as i64, date.month as i64, date.day as i64);
     let secs = time.second.unwrap_or(0) as i64;
     let mut unix = days * 86_400 + time.hour as i64 * 3600 + time.minute as i64 * 60 + secs;
@@ -57,7 +57,10 @@ mod tests {
     fn converts_with_offsets() {
         assert_eq!(parse("1970-01-01T00:00:00Z").unwrap().unix, 0);
         assert_eq!(parse("2026-12-05T22:00:00Z").unwrap().unix, 1_796_508_000);
-        assert_eq!(parse("2026-12-05T23:00:00+01:00").unwrap().unix, 1_796_508_000);
+        assert_eq!(
+            parse("2026-12-05T23:00:00+01:00").unwrap().unix,
+            1_796_508_000
+        );
         assert!(parse("2026-12-05T22:00:00").is_err());
         assert!(parse("2026-12-05").is_err());
         assert!(parse("tomorrow").is_err());

@@ -30,7 +30,8 @@ struct Validator<'p, 'o> {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -43,7 +44,13 @@ fn label_hint(s: &str) -> String {
     let fixed: String = s
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let fixed = fixed.trim_matches('-');
     if !fixed.is_empty() && fixed.len() <= 63 && fixed != s {
@@ -61,8 +68,12 @@ impl Validator<'_, '_> {
     fn name_label(&mut self, what: &str, name: &Spanned<String>) {
         if !name.is_empty() && !is_dns_label(name) {
             self.push(
-                Diagnostic::error("invalid-name", name.span.clone(), format!("{what} `{}` is not a valid Kubernetes name", name.value))
-                    .with_hint(label_hint(name)),
+                Diagnostic::error(
+                    "invalid-name",
+                    name.span.clone(),
+                    format!("{what} `{}` is not a valid Kubernetes name", name.value),
+                )
+                .with_hint(label_hint(name)),
             );
         }
     }
@@ -75,8 +86,14 @@ impl Validator<'_, '_> {
             let ok = d.parse::<IpAddr>().is_ok() || d.parse::<std::net::SocketAddr>().is_ok();
             if !ok {
                 self.push(
-                    Diagnostic::error("bad-dns-server", d.span.clone(), format!("`{}` is not an address", d.value))
-                        .with_hint("write `IP` or `IP:PORT`, e.g. \"192.0.2.53\" or \"192.0.2.53:5353\""),
+                    Diagnostic::error(
+                        "bad-dns-server",
+                        d.span.clone(),
+                        format!("`{}` is not an address", d.value),
+                    )
+                    .with_hint(
+                        "write `IP` or `IP:PORT`, e.g. \"192.0.2.53\" or \"192.0.2.53:5353\"",
+                    ),
                 );
             }
         }
@@ -96,12 +113,20 @@ impl Validator<'_, '_> {
             };
             match &s.url {
                 None => self.push(
-                    Diagnostic::error("missing-key", s.span.start..s.span.start + 1, format!("{why} needs `url` in [source]"))
-                        .with_hint("add `url = \"https://vcenter.example.internal\"`"),
+                    Diagnostic::error(
+                        "missing-key",
+                        s.span.start..s.span.start + 1,
+                        format!("{why} needs `url` in [source]"),
+                    )
+                    .with_hint("add `url = \"https://vcenter.example.internal\"`"),
                 ),
                 Some(u) if !u.starts_with("https://") => self.push(
-                    Diagnostic::error("bad-url", u.span.clone(), format!("vCenter URL `{}` must use https", u.value))
-                        .with_hint("write `https://vcenter.example.internal`"),
+                    Diagnostic::error(
+                        "bad-url",
+                        u.span.clone(),
+                        format!("vCenter URL `{}` must use https", u.value),
+                    )
+                    .with_hint("write `https://vcenter.example.internal`"),
                 ),
                 _ => {}
             }
@@ -113,14 +138,22 @@ impl Validator<'_, '_> {
             }
         } else if let Some(u) = &s.url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                self.push(Diagnostic::error("bad-url", u.span.clone(), format!("`{}` is not an http(s) URL", u.value)));
+                self.push(Diagnostic::error(
+                    "bad-url",
+                    u.span.clone(),
+                    format!("`{}` is not an http(s) URL", u.value),
+                ));
             }
         }
         if let Some(c) = &s.credentials_secret {
             if !is_dns_subdomain(c) {
                 self.push(
-                    Diagnostic::error("invalid-name", c.span.clone(), format!("Secret name `{}` is not a valid Kubernetes name", c.value))
-                        .with_hint(label_hint(c)),
+                    Diagnostic::error(
+                        "invalid-name",
+                        c.span.clone(),
+                        format!("Secret name `{}` is not a valid Kubernetes name", c.value),
+                    )
+                    .with_hint(label_hint(c)),
                 );
             }
         }
@@ -147,9 +180,16 @@ impl Validator<'_, '_> {
                 );
             }
         } else {
-            for (key, v) in [("thumbprint", &s.thumbprint), ("vddk_init_image", &s.vddk_init_image)] {
+            for (key, v) in [
+                ("thumbprint", &s.thumbprint),
+                ("vddk_init_image", &s.vddk_init_image),
+            ] {
                 if let Some(v) = v {
-                    self.push(Diagnostic::warning("unused-key", v.span.clone(), format!("`{key}` is only used by vsphere sources")));
+                    self.push(Diagnostic::warning(
+                        "unused-key",
+                        v.span.clone(),
+                        format!("`{key}` is only used by vsphere sources"),
+                    ));
                 }
             }
         }
@@ -159,8 +199,12 @@ impl Validator<'_, '_> {
         if let Some(sc) = &self.plan.defaults.storage_class {
             if !is_dns_subdomain(sc) {
                 self.push(
-                    Diagnostic::error("invalid-name", sc.span.clone(), format!("StorageClass `{}` is not a valid Kubernetes name", sc.value))
-                        .with_hint(label_hint(sc)),
+                    Diagnostic::error(
+                        "invalid-name",
+                        sc.span.clone(),
+                        format!("StorageClass `{}` is not a valid Kubernetes name", sc.value),
+                    )
+                    .with_hint(label_hint(sc)),
                 );
             }
         }
@@ -182,6 +226,13 @@ impl Validator<'_, '_> {
 
     fn networks(&mut self) {
         let mut seen: HashMap<&str, &Network> = HashMap::new();
+        let l2_networks: HashSet<&str> = self
+            .plan
+            .vms
+            .iter()
+            .filter(|vm| self.plan.model_of(vm) == NetworkModel::L2)
+            .flat_map(|vm| vm.nics.iter().map(|nic| nic.network.as_str()))
+            .collect();
         let mut vlans: HashMap<(u16, Option<&str>, &'static str), &Network> = HashMap::new();
         for n in &self.plan.networks {
             self.name_label("network name", &n.name);
@@ -194,7 +245,11 @@ impl Validator<'_, '_> {
                 }
             }
             if let Some(v) = &n.vlan {
-                let key = (v.value, n.bridge.as_ref().map(|b| b.as_str()), n.provider.as_str());
+                let key = (
+                    v.value,
+                    n.bridge.as_ref().map(|b| b.as_str()),
+                    n.provider.as_str(),
+                );
                 if let Some(prev) = vlans.insert(key, n) {
                     self.push(
                         Diagnostic::warning("duplicate-vlan", v.span.clone(), format!("VLAN {} is also carried by network `{}`", v.value, prev.name.value))
@@ -205,8 +260,12 @@ impl Validator<'_, '_> {
             if let (Some(gw), Some(cidr)) = (&n.gateway, &n.cidr) {
                 if !cidr.contains(&gw.value) {
                     self.push(
-                        Diagnostic::error("gateway-outside-cidr", gw.span.clone(), format!("gateway {} is outside {}", gw.value, cidr.value))
-                            .with_hint("the gateway must be an address of the network's CIDR"),
+                        Diagnostic::error(
+                            "gateway-outside-cidr",
+                            gw.span.clone(),
+                            format!("gateway {} is outside {}", gw.value, cidr.value),
+                        )
+                        .with_hint("the gateway must be an address of the network's CIDR"),
                     );
                 }
             }
@@ -216,10 +275,7 @@ impl Validator<'_, '_> {
                         .with_hint("rehearse the wave first; bridge or ovn-localnet are the supported L2 providers"),
                 );
             }
-            let used_by_l2 = self.plan.vms.iter().any(|vm| {
-                self.plan.model_of(vm) == NetworkModel::L2 && vm.nics.iter().any(|nic| *nic.network == *n.name)
-            });
-            if used_by_l2 && n.owner.is_none() {
+            if l2_networks.contains(n.name.as_str()) && n.owner.is_none() {
                 self.push(
                     Diagnostic::warning("network-no-owner", n.name.span.clone(), format!("L2 network `{}` has no owner", n.name.value))
                         .with_hint("add `owner = \"team\"`: the team that owns the VLAN must agree to carry it into the cluster"),
@@ -233,7 +289,11 @@ impl Validator<'_, '_> {
         for w in &self.plan.waves {
             self.name_label("wave name", &w.name);
             if !w.name.is_empty() && !seen.insert(&w.name) {
-                self.push(Diagnostic::error("duplicate-wave", w.name.span.clone(), format!("wave `{}` is defined twice", w.name.value)));
+                self.push(Diagnostic::error(
+                    "duplicate-wave",
+                    w.name.span.clone(),
+                    format!("wave `{}` is defined twice", w.name.value),
+                ));
             }
             match &w.window {
                 None => self.push(
@@ -247,7 +307,11 @@ impl Validator<'_, '_> {
                 _ => {}
             }
             if !w.name.is_empty() && !self.plan.vms.iter().any(|v| *v.wave == *w.name) {
-                self.push(Diagnostic::warning("empty-wave", w.name.span.clone(), format!("wave `{}` has no VMs", w.name.value)));
+                self.push(Diagnostic::warning(
+                    "empty-wave",
+                    w.name.span.clone(),
+                    format!("wave `{}` has no VMs", w.name.value),
+                ));
             }
         }
     }
@@ -257,7 +321,8 @@ impl Validator<'_, '_> {
         let mut names: HashMap<&str, &Vm> = HashMap::with_capacity(plan.vms.len());
         let mut ips: HashMap<IpAddr, &str> = HashMap::with_capacity(plan.vms.len());
         let mut macs: HashMap<[u8; 6], &str> = HashMap::with_capacity(plan.vms.len());
-        let networks: HashMap<&str, &Network> = plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
+        let networks: HashMap<&str, &Network> =
+            plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
         let waves: HashSet<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
         let vsphere = plan.source.kind == SourceKind::Vsphere;
 
@@ -267,15 +332,33 @@ impl Validator<'_, '_> {
                 if let Some(prev) = names.insert(&vm.name, vm) {
                     let _ = prev;
                     self.push(
-                        Diagnostic::error("duplicate-vm", vm.name.span.clone(), format!("VM `{}` is listed twice", vm.name.value))
-                            .with_hint("each VM appears once in a plan; remove one entry or rename it"),
+                        Diagnostic::error(
+                            "duplicate-vm",
+                            vm.name.span.clone(),
+                            format!("VM `{}` is listed twice", vm.name.value),
+                        )
+                        .with_hint("each VM appears once in a plan; remove one entry or rename it"),
                     );
                 }
             }
             if !vm.wave.is_empty() && !waves.contains(vm.wave.as_str()) {
                 self.push(
-                    Diagnostic::error("unknown-wave", vm.wave.span.clone(), format!("VM `{}` is in unknown wave `{}`", vm.name.value, vm.wave.value))
-                        .with_hint_opt(did_you_mean(&vm.wave, waves.iter().copied()).or_else(|| Some(format!("waves defined: {}", join(plan.waves.iter().map(|w| w.name.as_str())))))),
+                    Diagnostic::error(
+                        "unknown-wave",
+                        vm.wave.span.clone(),
+                        format!(
+                            "VM `{}` is in unknown wave `{}`",
+                            vm.name.value, vm.wave.value
+                        ),
+                    )
+                    .with_hint_opt(
+                        did_you_mean(&vm.wave, waves.iter().copied()).or_else(|| {
+                            Some(format!(
+                                "waves defined: {}",
+                                join(plan.waves.iter().map(|w| w.name.as_str()))
+                            ))
+                        }),
+                    ),
                 );
             }
             let model = plan.model_of(vm);
@@ -313,24 +396,47 @@ impl Validator<'_, '_> {
             for c in &vm.checks {
                 match &c.kind {
                     CheckKind::IpPreserved if model == NetworkModel::L3 => self.push(
-                        Diagnostic::error("check-contradicts-model", c.span.clone(), format!("`ip-preserved` cannot pass for L3 VM `{}`: it gets a new IP", vm.name.value))
-                            .with_hint("remove the check for this VM, or set `network_model = \"l2\"`"),
+                        Diagnostic::error(
+                            "check-contradicts-model",
+                            c.span.clone(),
+                            format!(
+                                "`ip-preserved` cannot pass for L3 VM `{}`: it gets a new IP",
+                                vm.name.value
+                            ),
+                        )
+                        .with_hint("remove the check for this VM, or set `network_model = \"l2\"`"),
                     ),
-                    CheckKind::Http { url } if url.contains("{ip}") && !has_ip => self.push(
-                        Diagnostic::error("check-without-ip", c.span.clone(), format!("`{url}` uses {{ip}} but VM `{}` has no known IP", vm.name.value)),
-                    ),
+                    CheckKind::Http { url } if url.contains("{ip}") && !has_ip => {
+                        self.push(Diagnostic::error(
+                            "check-without-ip",
+                            c.span.clone(),
+                            format!(
+                                "`{url}` uses {{ip}} but VM `{}` has no known IP",
+                                vm.name.value
+                            ),
+                        ))
+                    }
                     _ => {}
                 }
             }
             for a in &vm.after {
                 if *a.value == *vm.name {
-                    self.push(Diagnostic::error("self-dependency", a.span.clone(), format!("VM `{}` waits for itself", vm.name.value)));
+                    self.push(Diagnostic::error(
+                        "self-dependency",
+                        a.span.clone(),
+                        format!("VM `{}` waits for itself", vm.name.value),
+                    ));
                 }
             }
         }
         // `after` references need every name first.
         let all: HashMap<&str, &Vm> = plan.vms.iter().map(|v| (v.name.as_str(), v)).collect();
-        let wave_index: HashMap<&str, usize> = plan.waves.iter().enumerate().map(|(i, w)| (w.name.as_str(), i)).collect();
+        let wave_index: HashMap<&str, usize> = plan
+            .waves
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.name.as_str(), i))
+            .collect();
         for vm in &plan.vms {
             for a in &vm.after {
                 if *a.value == *vm.name {
@@ -338,11 +444,18 @@ impl Validator<'_, '_> {
                 }
                 match all.get(a.as_str()) {
                     None => self.push(
-                        Diagnostic::error("unknown-vm", a.span.clone(), format!("VM `{}` waits for unknown VM `{}`", vm.name.value, a.value))
-                            .with_hint_opt(did_you_mean(a, plan.vms.iter().map(|v| v.name.as_str()))),
+                        Diagnostic::error(
+                            "unknown-vm",
+                            a.span.clone(),
+                            format!("VM `{}` waits for unknown VM `{}`", vm.name.value, a.value),
+                        )
+                        .with_hint_opt(did_you_mean(a, plan.vms.iter().map(|v| v.name.as_str()))),
                     ),
                     Some(dep) => {
-                        let (Some(wi), Some(di)) = (wave_index.get(vm.wave.as_str()), wave_index.get(dep.wave.as_str())) else {
+                        let (Some(wi), Some(di)) = (
+                            wave_index.get(vm.wave.as_str()),
+                            wave_index.get(dep.wave.as_str()),
+                        ) else {
                             continue;
                         };
                         if di > wi {
@@ -374,14 +487,26 @@ impl Validator<'_, '_> {
             let found = networks.get(nic.network.as_str()).copied();
             if found.is_none() {
                 self.push(
-                    Diagnostic::error("unknown-network", nic.network.span.clone(), format!("VM `{}` uses unknown network `{}`", vm.name.value, nic.network.value))
-                        .with_hint_opt(did_you_mean(&nic.network, networks.keys().copied()).or_else(|| {
+                    Diagnostic::error(
+                        "unknown-network",
+                        nic.network.span.clone(),
+                        format!(
+                            "VM `{}` uses unknown network `{}`",
+                            vm.name.value, nic.network.value
+                        ),
+                    )
+                    .with_hint_opt(
+                        did_you_mean(&nic.network, networks.keys().copied()).or_else(|| {
                             Some(if networks.is_empty() {
                                 "define it with a `[[network]]` table".to_string()
                             } else {
-                                format!("networks defined: {}", join(self.plan.networks.iter().map(|n| n.name.as_str())))
+                                format!(
+                                    "networks defined: {}",
+                                    join(self.plan.networks.iter().map(|n| n.name.as_str()))
+                                )
                             })
-                        })),
+                        }),
+                    ),
                 );
             }
             found
@@ -441,8 +566,12 @@ impl Validator<'_, '_> {
         }
         if mac.is_multicast() {
             self.push(
-                Diagnostic::error("bad-mac", nic.mac.span.clone(), format!("MAC {mac} is a multicast address"))
-                    .with_hint("a NIC's MAC has the low bit of the first octet clear"),
+                Diagnostic::error(
+                    "bad-mac",
+                    nic.mac.span.clone(),
+                    format!("MAC {mac} is a multicast address"),
+                )
+                .with_hint("a NIC's MAC has the low bit of the first octet clear"),
             );
         } else if mac.vmware() == VmwareMac::Reserved {
             self.push(
@@ -457,8 +586,15 @@ impl Validator<'_, '_> {
         }
         if let Some(prev) = macs.insert(mac.0, vm.name.as_str()) {
             self.push(
-                Diagnostic::error("duplicate-mac", nic.mac.span.clone(), format!("MAC {mac} of VM `{}` is also planned for VM `{}`", vm.name.value, prev))
-                    .with_hint("every NIC keeps its own MAC; a duplicate breaks both VMs on the VLAN"),
+                Diagnostic::error(
+                    "duplicate-mac",
+                    nic.mac.span.clone(),
+                    format!(
+                        "MAC {mac} of VM `{}` is also planned for VM `{}`",
+                        vm.name.value, prev
+                    ),
+                )
+                .with_hint("every NIC keeps its own MAC; a duplicate breaks both VMs on the VLAN"),
             );
         }
     }
@@ -483,7 +619,14 @@ impl Validator<'_, '_> {
                     _ => {}
                 }
                 if let Some(u) = &d.url {
-                    self.push(Diagnostic::error("wrong-source-key", u.span.clone(), "`url` disks need `type = \"http\"` in [source]").with_hint("use `backing_file` for vsphere sources"));
+                    self.push(
+                        Diagnostic::error(
+                            "wrong-source-key",
+                            u.span.clone(),
+                            "`url` disks need `type = \"http\"` in [source]",
+                        )
+                        .with_hint("use `backing_file` for vsphere sources"),
+                    );
                 }
             } else {
                 match &d.url {
@@ -497,12 +640,26 @@ impl Validator<'_, '_> {
                     _ => {}
                 }
                 if let Some(b) = &d.backing_file {
-                    self.push(Diagnostic::error("wrong-source-key", b.span.clone(), "`backing_file` disks need `type = \"vsphere\"` in [source]").with_hint("use `url` for http sources"));
+                    self.push(
+                        Diagnostic::error(
+                            "wrong-source-key",
+                            b.span.clone(),
+                            "`backing_file` disks need `type = \"vsphere\"` in [source]",
+                        )
+                        .with_hint("use `url` for http sources"),
+                    );
                 }
             }
             if let Some(sc) = &d.storage_class {
                 if !is_dns_subdomain(sc) {
-                    self.push(Diagnostic::error("invalid-name", sc.span.clone(), format!("StorageClass `{}` is not a valid Kubernetes name", sc.value)).with_hint(label_hint(sc)));
+                    self.push(
+                        Diagnostic::error(
+                            "invalid-name",
+                            sc.span.clone(),
+                            format!("StorageClass `{}` is not a valid Kubernetes name", sc.value),
+                        )
+                        .with_hint(label_hint(sc)),
+                    );
                 }
             }
         }
@@ -514,11 +671,22 @@ impl Validator<'_, '_> {
     /// Cycles in `after` (within a wave; cross-wave edges point backwards by rule).
     fn ordering(&mut self) {
         let plan = self.plan;
-        let index: HashMap<&str, usize> = plan.vms.iter().enumerate().map(|(i, v)| (v.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = plan
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name.as_str(), i))
+            .collect();
         let edges: Vec<Vec<(usize, &Spanned<String>)>> = plan
             .vms
             .iter()
-            .map(|vm| vm.after.iter().filter_map(|a| index.get(a.as_str()).map(|&i| (i, a))).filter(|(i, _)| plan.vms[*i].name != vm.name).collect())
+            .map(|vm| {
+                vm.after
+                    .iter()
+                    .filter_map(|a| index.get(a.as_str()).map(|&i| (i, a)))
+                    .filter(|(i, _)| plan.vms[*i].name != vm.name)
+                    .collect()
+            })
             .collect();
         // 0 = unvisited, 1 = on stack, 2 = done. Iterative DFS.
         let mut state = vec![0u8; plan.vms.len()];
@@ -542,11 +710,19 @@ impl Validator<'_, '_> {
                             let cycle: Vec<usize> = stack[pos..].iter().map(|(n, _)| *n).collect();
                             if cycle.iter().all(|n| !reported.contains(n)) {
                                 reported.extend(cycle.iter().copied());
-                                let mut path: Vec<&str> = cycle.iter().map(|&n| plan.vms[n].name.as_str()).collect();
+                                let mut path: Vec<&str> =
+                                    cycle.iter().map(|&n| plan.vms[n].name.as_str()).collect();
                                 path.push(plan.vms[to].name.as_str());
                                 self.push(
-                                    Diagnostic::error("dependency-cycle", span.span.clone(), format!("`after` dependencies form a cycle: {}", path.join(" → ")))
-                                        .with_hint("remove one of these `after` entries"),
+                                    Diagnostic::error(
+                                        "dependency-cycle",
+                                        span.span.clone(),
+                                        format!(
+                                            "`after` dependencies form a cycle: {}",
+                                            path.join(" → ")
+                                        ),
+                                    )
+                                    .with_hint("remove one of these `after` entries"),
                                 );
                             }
                         }
@@ -563,13 +739,19 @@ impl Validator<'_, '_> {
 
 fn join<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let v: Vec<&str> = names.filter(|n| !n.is_empty()).take(8).collect();
-    v.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn is_backing_file(s: &str) -> bool {

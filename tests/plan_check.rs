@@ -1,0 +1,263 @@
+//! `plan check` against the malformed-plan corpus (one file each, with the expected position
+//! and message fragment on its first line), the shipped example plans, and arbitrary input.
+
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wavelift::plan::{check_bytes, check_file};
+
+struct Expect {
+    line: usize,
+    column: usize,
+    fragment: String,
+}
+
+/// `# expect: LINE:COL: fragment` lines at the top of a corpus file.
+fn expectations(bytes: &[u8], file: &Path) -> Vec<Expect> {
+    let text = String::from_utf8_lossy(bytes);
+    let out: Vec<Expect> = text
+        .lines()
+        .take_while(|l| l.starts_with("# expect:"))
+        .map(|l| {
+            let rest = l.trim_start_matches("# expect:").trim();
+            let mut parts = rest.splitn(3, ':');
+            let line = parts.next().and_then(|s| s.trim().parse().ok());
+            let column = parts.next().and_then(|s| s.trim().parse().ok());
+            let fragment = parts.next().map(|s| s.trim().to_string());
+            match (line, column, fragment) {
+                (Some(line), Some(column), Some(fragment)) => Expect {
+                    line,
+                    column,
+                    fragment,
+                },
+                _ => panic!("{}: malformed expect line `{l}`", file.display()),
+            }
+        })
+        .collect();
+    assert!(!out.is_empty(), "{}: no `# expect:` line", file.display());
+    out
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("tests/corpus/bad")
+        .expect("corpus directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn corpus_is_large_enough() {
+    assert!(
+        corpus().len() >= 30,
+        "the corpus must hold at least 30 malformed plans"
+    );
+}
+
+#[test]
+fn every_corpus_plan_fails_at_the_expected_place() {
+    let mut failures = Vec::new();
+    for path in corpus() {
+        let bytes = std::fs::read(&path).expect("read corpus file");
+        let name = path.display().to_string();
+        let checked = check_bytes(&bytes, &name);
+        let located = checked.located();
+        if checked.errors() == 0 || checked.plan.is_some() {
+            failures.push(format!("{name}: expected errors, got none"));
+            continue;
+        }
+        for e in expectations(&bytes, &path) {
+            let hit = located.iter().any(|d| {
+                d.line == e.line
+                    && d.column == e.column
+                    && (d.message.contains(&e.fragment)
+                        || d.hint.as_deref().is_some_and(|h| h.contains(&e.fragment)))
+            });
+            if !hit {
+                let got: Vec<String> = located
+                    .iter()
+                    .map(|d| format!("  {}:{}: {} ({:?})", d.line, d.column, d.message, d.hint))
+                    .collect();
+                failures.push(format!(
+                    "{name}: expected `{}` at {}:{}; got:\n{}",
+                    e.fragment,
+                    e.line,
+                    e.column,
+                    got.join("\n")
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn cli_exits_2_with_file_line_column_on_each_corpus_plan() {
+    for path in corpus() {
+        let bytes = std::fs::read(&path).expect("read corpus file");
+        let out = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+            .args(["plan", "check"])
+            .arg(&path)
+            .env(
+                "WAVELIFT_LOG_DIR",
+                std::env::temp_dir().join("wavelift-test-logs"),
+            )
+            .output()
+            .expect("run wavelift");
+        assert_eq!(out.status.code(), Some(2), "{}: {:?}", path.display(), out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for e in expectations(&bytes, &path) {
+            let loc = format!("{}:{}:{}", path.display(), e.line, e.column);
+            assert!(
+                stdout.contains(&loc),
+                "{}: no `{loc}` in\n{stdout}",
+                path.display()
+            );
+        }
+        assert!(stdout.contains('^'), "caret missing for {}", path.display());
+    }
+}
+
+#[test]
+fn cli_json_output_is_machine_readable() {
+    let path = Path::new("tests/corpus/bad/unknown-network-ref.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args(["plan", "check", "--format", "json"])
+        .arg(path)
+        .env(
+            "WAVELIFT_LOG_DIR",
+            std::env::temp_dir().join("wavelift-test-logs"),
+        )
+        .output()
+        .expect("run wavelift");
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"], 1);
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["code"], "unknown-network");
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["hint"], "did you mean `vlan-210`?");
+    assert!(d["line"].as_u64().is_some() && d["column"].as_u64().is_some());
+    assert_eq!(v["summary"]["vms"], 2);
+}
+
+#[test]
+fn every_shipped_plan_is_valid() {
+    let mut plans: Vec<PathBuf> = std::fs::read_dir("plans")
+        .expect("plans directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    plans.sort();
+    assert!(plans.len() >= 3, "plans/ must hold at least three examples");
+    for p in plans {
+        let checked = check_file(&p).expect("read plan");
+        let errs: Vec<String> = checked
+            .located()
+            .iter()
+            .filter(|d| d.severity == wavelift::plan::Severity::Error)
+            .map(|d| d.render_text())
+            .collect();
+        assert!(errs.is_empty(), "{}:\n{}", p.display(), errs.join("\n"));
+        assert!(checked.plan.is_some());
+        let out = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+            .args(["plan", "check"])
+            .arg(&p)
+            .env(
+                "WAVELIFT_LOG_DIR",
+                std::env::temp_dir().join("wavelift-test-logs"),
+            )
+            .output()
+            .expect("run wavelift");
+        assert_eq!(out.status.code(), Some(0), "{}: {:?}", p.display(), out);
+    }
+}
+
+#[test]
+fn strict_turns_warnings_into_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string("plans/quickstart.toml")
+        .expect("quickstart")
+        .replace("owner = \"netsec\"\n", "");
+    let p = dir.path().join("no-owner.toml");
+    std::fs::write(&p, text).expect("write");
+    let run = |strict: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wavelift"));
+        c.args(["plan", "check"]).arg(&p);
+        if strict {
+            c.arg("--strict");
+        }
+        c.env("WAVELIFT_LOG_DIR", dir.path()).output().expect("run")
+    };
+    let lax = run(false);
+    assert_eq!(lax.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&lax.stdout).contains("has no owner"));
+    assert_eq!(run(true).status.code(), Some(1));
+}
+
+#[test]
+fn quickstart_summary_counts() {
+    let checked = check_file(Path::new("plans/quickstart.toml")).expect("read");
+    let s = checked.summary.expect("summary");
+    assert_eq!(
+        (s.waves, s.vms, s.networks, s.l2_vms, s.l3_vms),
+        (1, 3, 1, 3, 0)
+    );
+    assert_eq!(s.disk_bytes, 140 << 30);
+    let estate = check_file(Path::new("plans/payments-estate.toml")).expect("read");
+    let s = estate.summary.expect("summary");
+    assert_eq!((s.waves, s.vms, s.networks), (3, 40, 4));
+    assert!(s.l2_vms > 0 && s.l3_vms > 0);
+}
+
+#[test]
+fn validation_is_total() {
+    // Three independent problems in three places: all three are reported.
+    let text = std::fs::read_to_string("plans/quickstart.toml")
+        .expect("quickstart")
+        .replace("vlan = 210", "vlan = 5000")
+        .replace("memory = \"8Gi\"", "memory = \"8GB\"")
+        .replace("\"tcp:443\"", "\"tcp:0\"");
+    let checked = wavelift::plan::check_str(&text, "t.toml");
+    let codes: Vec<&str> = checked.diagnostics.iter().map(|d| d.code).collect();
+    for want in ["bad-vlan", "bad-quantity", "bad-check"] {
+        assert!(codes.contains(&want), "{want} missing from {codes:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let c = check_bytes(&bytes, "fuzz.toml");
+        let _ = c.located();
+    }
+
+    #[test]
+    fn mutated_plans_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..12)
+    ) {
+        let mut bytes = std::fs::read("plans/http-images.toml").expect("plan").to_vec();
+        for (at, b, op) in edits {
+            let len = bytes.len();
+            let i = at.index(len.max(1));
+            match op {
+                0 if len > 0 => bytes[i.min(len - 1)] = b,
+                1 => bytes.insert(i.min(len), b),
+                _ if len > 0 => {
+                    bytes.remove(i.min(len - 1));
+                }
+                _ => {}
+            }
+        }
+        let c = check_bytes(&bytes, "fuzz.toml");
+        for d in c.located() {
+            let _ = d.render_text();
+            prop_assert!(d.line >= 1 && d.column >= 1);
+        }
+    }
+}
