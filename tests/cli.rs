@@ -1,0 +1,86 @@
+//! The command line as a user meets it: help with examples, version, completions, exit codes,
+//! and logging that never reaches the terminal.
+
+use std::process::{Command, Output};
+
+fn wavelift(args: &[&str], log_dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args(args)
+        .env("WAVELIFT_LOG_DIR", log_dir)
+        .env("WAVELIFT_LOG", "debug")
+        .output()
+        .expect("run wavelift")
+}
+
+#[test]
+fn version_and_help_with_examples() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = wavelift(&["--version"], dir.path());
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("wavelift "));
+    for sub in [
+        &["tui", "--help"][..],
+        &["run", "--help"],
+        &["plan", "check", "--help"],
+        &["plan", "init", "--help"],
+        &["verify", "--help"],
+        &["blast", "--help"],
+        &["migrate", "--help"],
+        &["sim", "serve", "--help"],
+        &["completions", "--help"],
+    ] {
+        let out = wavelift(sub, dir.path());
+        assert!(out.status.success(), "{sub:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Example"), "{sub:?} help has no example:\n{text}");
+    }
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef wavelift"), ("fish", "complete -c wavelift")] {
+        let out = wavelift(&["completions", shell], dir.path());
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: {marker} missing");
+        assert!(text.contains("check"), "{shell}: subcommands missing");
+    }
+}
+
+#[test]
+fn commands_not_built_yet_say_so_in_one_line_and_exit_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["tui", "plans/quickstart.toml"][..],
+        &["run", "plans/quickstart.toml"],
+        &["migrate", "plans/quickstart.toml", "shop-web-01"],
+    ] {
+        let out = wavelift(args, dir.path());
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("not available yet"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn unreadable_plan_is_exit_2_with_the_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = wavelift(&["plan", "check", "plans/does-not-exist.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plans/does-not-exist.toml"));
+}
+
+#[test]
+fn logs_go_to_the_log_file_not_the_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = wavelift(&["plan", "check", "plans/quickstart.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("INFO") && !stdout.contains("DEBUG"));
+    let log = std::fs::read_to_string(dir.path().join("wavelift.log")).expect("log file written");
+    assert!(log.contains("plan checked"), "log: {log}");
+}
