@@ -6,8 +6,11 @@
 //! - boundary: [`sim`] (embedded Kubernetes-API-compatible rehearsal cluster);
 //! - front ends: [`cli`], [`tui`].
 
+pub mod blast;
 pub mod checks;
 pub mod cli;
+pub mod cluster;
+pub mod inventory;
 pub mod logging;
 pub mod plan;
 pub mod sim;

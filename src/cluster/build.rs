@@ -1,0 +1,318 @@
+//! Pure builders: plan → the Kubernetes objects wavelift creates. No I/O; the engine applies
+//! what these return. Golden tests in `tests/cluster_golden.rs` pin the produced YAML.
+//!
+//! Choices worth knowing:
+//! - DataVolumes are standalone objects, not `dataVolumeTemplates`: disks import while the
+//!   source VM still runs, and the VirtualMachine is created only at cutover.
+//! - DataVolumes carry `cdi.kubevirt.io/storage.bind.immediate.requested` so that imports
+//!   start on WaitForFirstConsumer storage before any VM consumes the PVC.
+//! - L2 VMs get one `bridge: {}` interface per NIC on a multus network (the NAD of the
+//!   plan network) with the original `macAddress`, and **no pod network**: the guest keeps
+//!   its static IP and nothing blocks live migration. L3 VMs get the pod network with
+//!   `masquerade: {}` (live-migratable) and keep their MAC (licences bound to a MAC keep
+//!   working).
+//! - `calico-l2` (experimental): Calico's KubeVirt path requires the annotation
+//!   `kubevirt.io/allow-pod-bridge-network-live-migration` on the VMI template; it is set
+//!   for VMs on such a network. It is harmless elsewhere but only set where needed.
+//! - VMs are created with `runStrategy: Halted` and started with the KubeVirt `start`
+//!   subresource after the cutover gate, so creating the object never boots a guest early.
+
+use super::labels;
+use super::resources::*;
+use crate::plan::{Disk, Network, NetworkModel, Plan, Provider, SourceKind, Vm};
+use kube::api::ObjectMeta;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Annotation KubeVirt checks before live-migrating a VMI bridged to the pod network.
+pub const ALLOW_POD_BRIDGE_MIGRATION: &str = "kubevirt.io/allow-pod-bridge-network-live-migration";
+/// Annotation marking an object built for an experimental provider.
+pub const EXPERIMENTAL: &str = "wavelift.io/experimental";
+pub const SOURCE_ID: &str = "wavelift.io/source-id";
+
+fn meta(name: &str, namespace: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}
+
+/// The CNI configuration of a plan network.
+pub fn cni_config(plan: &Plan, net: &Network) -> Value {
+    let name = net.name.as_str();
+    let mut cfg = match net.provider.value {
+        Provider::Bridge => json!({
+            "cniVersion": "0.3.1",
+            "name": name,
+            "type": "bridge",
+            "bridge": net.bridge.as_ref().map(|b| b.as_str()).unwrap_or("br-trunk"),
+            "ipam": {},
+            "macspoofchk": true,
+        }),
+        Provider::OvnLocalnet => json!({
+            "cniVersion": "0.3.1",
+            "name": name,
+            "type": "ovn-k8s-cni-overlay",
+            "topology": "localnet",
+            "physicalNetworkName": net.physical_network.as_ref().map(|p| p.as_str()).unwrap_or(name),
+            "netAttachDefName": format!("{}/{}", plan.meta.namespace.as_str(), name),
+        }),
+        // Unverified upstream schema (see README): Calico's L2 bridge network named after the plan network.
+        Provider::CalicoL2 => json!({
+            "cniVersion": "0.3.1",
+            "name": name,
+            "type": "calico",
+            "network": name,
+            "ipam": {},
+        }),
+    };
+    if let (Some(vlan), Some(obj)) = (&net.vlan, cfg.as_object_mut()) {
+        let key = match net.provider.value {
+            Provider::OvnLocalnet => "vlanID",
+            _ => "vlan",
+        };
+        obj.insert(key.to_string(), json!(vlan.value));
+    }
+    if let (Some(mtu), Some(obj)) = (net.mtu, cfg.as_object_mut()) {
+        obj.insert("mtu".to_string(), json!(mtu));
+    }
+    cfg
+}
+
+/// NetworkAttachmentDefinition for a plan network (shared by the plan's VMs).
+pub fn network_attachment(plan: &Plan, net: &Network) -> NetworkAttachmentDefinition {
+    let mut m = meta(
+        net.name.as_str(),
+        plan.meta.namespace.as_str(),
+        labels::for_plan(plan.meta.name.as_str()),
+    );
+    let mut ann = BTreeMap::new();
+    match net.provider.value {
+        Provider::Bridge => {
+            if let Some(b) = &net.bridge {
+                ann.insert(
+                    "k8s.v1.cni.cncf.io/resourceName".to_string(),
+                    format!("bridge.network.kubevirt.io/{}", b.as_str()),
+                );
+            }
+        }
+        Provider::CalicoL2 => {
+            ann.insert(EXPERIMENTAL.to_string(), "calico-l2".to_string());
+        }
+        Provider::OvnLocalnet => {}
+    }
+    if let Some(owner) = &net.owner {
+        ann.insert("wavelift.io/owner".to_string(), owner.clone());
+    }
+    if !ann.is_empty() {
+        m.annotations = Some(ann);
+    }
+    NetworkAttachmentDefinition {
+        metadata: m,
+        spec: NetworkAttachmentDefinitionSpec {
+            config: cni_config(plan, net).to_string(),
+        },
+    }
+}
+
+fn storage(plan: &Plan, disk: &Disk) -> Value {
+    let mut s = serde_json::Map::new();
+    if let Some(am) = &plan.defaults.access_mode {
+        s.insert("accessModes".into(), json!([am.as_str()]));
+    }
+    if let Some(vm) = &plan.defaults.volume_mode {
+        s.insert("volumeMode".into(), json!(vm.as_str()));
+    }
+    if let Some(sc) = disk
+        .storage_class
+        .as_ref()
+        .or(plan.defaults.storage_class.as_ref())
+    {
+        s.insert("storageClassName".into(), json!(sc.as_str()));
+    }
+    s.insert(
+        "resources".into(),
+        json!({ "requests": { "storage": disk.size.text } }),
+    );
+    Value::Object(s)
+}
+
+fn disk_source(plan: &Plan, vm: &Vm, disk: &Disk) -> Value {
+    match plan.source.kind {
+        SourceKind::Vsphere => {
+            let mut v = serde_json::Map::new();
+            let src = &plan.source;
+            let mut put = |k: &str, val: Option<&str>| {
+                if let Some(val) = val {
+                    v.insert(k.to_string(), json!(val));
+                }
+            };
+            put("url", src.url.as_ref().map(|u| u.as_str()));
+            put("uuid", vm.source_id.as_ref().map(|u| u.as_str()));
+            put(
+                "backingFile",
+                disk.backing_file.as_ref().map(|b| b.as_str()),
+            );
+            put("thumbprint", src.thumbprint.as_ref().map(|t| t.as_str()));
+            put(
+                "secretRef",
+                src.credentials_secret.as_ref().map(|s| s.as_str()),
+            );
+            put(
+                "initImageURL",
+                src.vddk_init_image.as_ref().map(|i| i.as_str()),
+            );
+            json!({ "vddk": v })
+        }
+        SourceKind::Http => {
+            json!({ "http": { "url": disk.url.as_ref().map(|u| u.as_str()).unwrap_or_default() } })
+        }
+    }
+}
+
+/// The DataVolume importing disk `index` of a VM.
+pub fn data_volume(plan: &Plan, vm: &Vm, index: usize) -> Option<DataVolume> {
+    let disk = vm.disks.get(index)?;
+    let name = labels::data_volume_name(vm.name.as_str(), index);
+    let mut m = meta(
+        &name,
+        plan.meta.namespace.as_str(),
+        labels::for_vm(plan.meta.name.as_str(), vm.wave.as_str(), vm.name.as_str()),
+    );
+    m.annotations = Some(BTreeMap::from([(
+        "cdi.kubevirt.io/storage.bind.immediate.requested".to_string(),
+        "true".to_string(),
+    )]));
+    Some(DataVolume {
+        metadata: m,
+        spec: DataVolumeSpec {
+            source: disk_source(plan, vm, disk),
+            storage: storage(plan, disk),
+        },
+        status: None,
+    })
+}
+
+/// All DataVolumes of a VM, in disk order.
+pub fn data_volumes(plan: &Plan, vm: &Vm) -> Vec<DataVolume> {
+    (0..vm.disks.len())
+        .filter_map(|i| data_volume(plan, vm, i))
+        .collect()
+}
+
+/// Name of the VM interface/network for NIC `index` (KubeVirt network names are per VM).
+fn nic_name(vm: &Vm, index: usize) -> String {
+    let nic = &vm.nics[index];
+    let dup = vm
+        .nics
+        .iter()
+        .filter(|n| n.network.value == nic.network.value)
+        .count()
+        > 1;
+    if dup {
+        format!("{}-{index}", nic.network.as_str())
+    } else {
+        nic.network.as_str().to_string()
+    }
+}
+
+/// The KubeVirt VirtualMachine for a planned VM (created `Halted`; started at cutover).
+pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
+    let name = vm.name.as_str();
+    let labels = labels::for_vm(plan.meta.name.as_str(), vm.wave.as_str(), name);
+    let mut m = meta(name, plan.meta.namespace.as_str(), labels.clone());
+    if let Some(id) = &vm.source_id {
+        m.annotations = Some(BTreeMap::from([(SOURCE_ID.to_string(), id.value.clone())]));
+    }
+    let mut interfaces = Vec::new();
+    let mut networks = Vec::new();
+    let mut template_annotations = serde_json::Map::new();
+    match plan.model_of(vm) {
+        NetworkModel::L2 => {
+            for (i, nic) in vm.nics.iter().enumerate() {
+                let iface = nic_name(vm, i);
+                let mut entry = json!({
+                    "name": iface,
+                    "bridge": {},
+                    "macAddress": nic.mac.value.to_string(),
+                });
+                if let (Some(model), Some(o)) = (&nic.model, entry.as_object_mut()) {
+                    o.insert("model".into(), json!(model));
+                }
+                interfaces.push(entry);
+                networks.push(
+                    json!({ "name": iface, "multus": { "networkName": nic.network.as_str() } }),
+                );
+                if plan
+                    .network(nic.network.as_str())
+                    .is_some_and(|n| n.provider.value == Provider::CalicoL2)
+                {
+                    template_annotations.insert(ALLOW_POD_BRIDGE_MIGRATION.into(), json!(""));
+                }
+            }
+        }
+        NetworkModel::L3 => {
+            let mut entry = json!({ "name": "default", "masquerade": {} });
+            if let (Some(nic), Some(o)) = (vm.nics.first(), entry.as_object_mut()) {
+                o.insert("macAddress".into(), json!(nic.mac.value.to_string()));
+            }
+            interfaces.push(entry);
+            networks.push(json!({ "name": "default", "pod": {} }));
+        }
+    }
+    let disks: Vec<Value> = (0..vm.disks.len())
+        .map(|i| json!({ "name": format!("disk{i}"), "disk": { "bus": "virtio" } }))
+        .collect();
+    let volumes: Vec<Value> = (0..vm.disks.len())
+        .map(|i| {
+            json!({ "name": format!("disk{i}"), "dataVolume": { "name": labels::data_volume_name(name, i) } })
+        })
+        .collect();
+    let mut tmeta = json!({ "labels": labels });
+    if !template_annotations.is_empty() {
+        tmeta["annotations"] = Value::Object(template_annotations);
+    }
+    let template = json!({
+        "metadata": tmeta,
+        "spec": {
+            "domain": {
+                "cpu": { "cores": vm.cpu },
+                "memory": { "guest": vm.memory.text },
+                "resources": { "requests": { "memory": vm.memory.text } },
+                "devices": { "disks": disks, "interfaces": interfaces },
+            },
+            "networks": networks,
+            "volumes": volumes,
+        }
+    });
+    VirtualMachine {
+        metadata: m,
+        spec: VirtualMachineSpec {
+            run_strategy: Some("Halted".to_string()),
+            template,
+            data_volume_templates: Vec::new(),
+        },
+        status: None,
+    }
+}
+
+/// A live migration of a VM's running instance (`generateName`: a VM may migrate many times).
+pub fn migration(plan: &Plan, vm: &Vm) -> VirtualMachineInstanceMigration {
+    let mut m = meta(
+        "",
+        plan.meta.namespace.as_str(),
+        labels::for_vm(plan.meta.name.as_str(), vm.wave.as_str(), vm.name.as_str()),
+    );
+    m.name = None;
+    m.generate_name = Some(format!("{}-migration-", vm.name.as_str()));
+    VirtualMachineInstanceMigration {
+        metadata: m,
+        spec: VirtualMachineInstanceMigrationSpec {
+            vmi_name: vm.name.value.clone(),
+            added_node_selector: None,
+        },
+        status: None,
+    }
+}
