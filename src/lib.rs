@@ -10,6 +10,7 @@ pub mod blast;
 pub mod checks;
 pub mod cli;
 pub mod cluster;
+pub mod engine;
 pub mod inventory;
 pub mod logging;
 pub mod plan;

@@ -1,0 +1,822 @@
+//! The per-VM pipeline as a pure, level-triggered function, like a Kubernetes controller:
+//! given what the cluster and the world look like now ([`Observed`]) and what the operator
+//! asked ([`Control`]), [`decide`] says where the VM is ([`Phase`]) and what to do next
+//! ([`Command`]s, each idempotent). The engine keeps no pipeline state of its own beyond
+//! this run's probe and check results, so a run killed at any point resumes from the
+//! cluster: objects that exist are not created again, a VM that was created is not
+//! re-imported.
+//!
+//! Pipeline: `Pending → Preflight → NetworkReady → Importing → Imported → CutoverGate →
+//! Created → Booting → Running → Verifying → Verified`; a step can be `Failed`, `Blocked`
+//! (waiting for something outside wavelift: an operator, the original IP going silent),
+//! `Waiting` (for a slot or a dependency), or `Paused`; rollback ends in `RolledBack`.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Pending,
+    Preflight,
+    NetworkReady,
+    Importing,
+    Imported,
+    CutoverGate,
+    Created,
+    Booting,
+    Running,
+    Verifying,
+    Verified,
+    RollingBack,
+    RolledBack,
+}
+
+impl Step {
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::Pending => "Pending",
+            Step::Preflight => "Preflight",
+            Step::NetworkReady => "NetworkReady",
+            Step::Importing => "Importing",
+            Step::Imported => "Imported",
+            Step::CutoverGate => "CutoverGate",
+            Step::Created => "Created",
+            Step::Booting => "Booting",
+            Step::Running => "Running",
+            Step::Verifying => "Verifying",
+            Step::Verified => "Verified",
+            Step::RollingBack => "RollingBack",
+            Step::RolledBack => "RolledBack",
+        }
+    }
+}
+
+/// How the VM is doing at its step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "reason", rename_all = "kebab-case")]
+pub enum Status {
+    /// Work in progress (or done, at `Verified` / `RolledBack`).
+    Active,
+    /// Waiting for a slot or for VMs it depends on.
+    Waiting(String),
+    /// Stopped until something outside wavelift changes (operator, original IP).
+    Blocked(String),
+    Failed(String),
+    Paused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phase {
+    pub step: Step,
+    pub status: Status,
+    /// Import progress 0.0–1.0, weighted by disk size.
+    pub progress: Option<f64>,
+}
+
+/// A preflight or check gate.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Gate {
+    #[default]
+    NotRun,
+    Running,
+    Passed,
+    Failed(String),
+}
+
+/// One planned disk as the cluster shows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum DiskObs {
+    #[default]
+    Absent,
+    /// DataVolume exists; CDI phase and progress (0.0–1.0) if known.
+    Importing {
+        phase: String,
+        progress: Option<f64>,
+    },
+    Succeeded,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Power {
+    #[default]
+    Unknown,
+    On,
+    Off,
+}
+
+/// The duplicate-IP guard: the original IPs must be silent before the new VM starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IpGuard {
+    #[default]
+    NotProbed,
+    Probing,
+    Silent,
+    Answering(String),
+}
+
+/// What the cluster and the world look like for one VM.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    pub preflight: Gate,
+    /// Every NetworkAttachmentDefinition this VM uses exists.
+    pub networks_ready: bool,
+    /// One entry per planned disk, in plan order.
+    pub disks: Vec<DiskObs>,
+    pub source_power: Power,
+    /// The operator confirmed a manual power-off.
+    pub power_off_confirmed: bool,
+    pub ip_guard: IpGuard,
+    /// The VirtualMachine exists; `Some(true)` when its runStrategy runs it.
+    pub vm_started: Option<bool>,
+    /// VMI phase (`Pending`, `Scheduling`, `Scheduled`, `Running`, `Failed`, …) if a VMI exists.
+    pub vmi_phase: Option<String>,
+    pub agent_connected: bool,
+    pub checks: Gate,
+    /// Every VM in `after` is verified.
+    pub deps_verified: bool,
+    /// Names of `after` VMs not verified yet (for the waiting reason).
+    pub deps_pending: Vec<String>,
+    /// The scheduler granted this VM an import slot / a cutover slot.
+    pub import_slot: bool,
+    pub cutover_slot: bool,
+}
+
+/// What the operator asked for this VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Control {
+    pub paused: bool,
+    pub rollback: bool,
+}
+
+/// What the plan says about the VM, as far as decisions need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmContext {
+    /// Disk sizes in bytes, plan order (progress weights).
+    pub disk_bytes: Vec<u64>,
+    /// Power-off through the vSphere API (`false`: the operator confirms).
+    pub power_off_by_api: bool,
+    pub has_checks: bool,
+}
+
+/// An idempotent action for the engine to carry out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Command {
+    RunPreflight,
+    /// Server-side apply of the VM's NetworkAttachmentDefinitions (shared, so apply is safe).
+    ApplyNetworks,
+    CreateDataVolume {
+        disk: usize,
+    },
+    PowerOffSource,
+    /// Ask the operator to power the source off and confirm.
+    AskPowerOff,
+    ProbeOriginalIp,
+    CreateVm,
+    StartVm,
+    RunChecks,
+    DeleteVm,
+    DeleteDataVolumes,
+    PowerOnSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub phase: Phase,
+    pub commands: Vec<Command>,
+    /// The VM needs an import slot (it has disks left to import).
+    pub wants_import_slot: bool,
+    /// The VM needs a cutover slot (imported, dependencies verified).
+    pub wants_cutover_slot: bool,
+}
+
+fn phase(step: Step, status: Status) -> Phase {
+    Phase {
+        step,
+        status,
+        progress: None,
+    }
+}
+
+fn decision(step: Step, status: Status, commands: Vec<Command>) -> Decision {
+    Decision {
+        phase: phase(step, status),
+        commands,
+        wants_import_slot: false,
+        wants_cutover_slot: false,
+    }
+}
+
+/// Commands that start new work are held while paused; observation goes on.
+fn gated(ctl: Control, mut d: Decision) -> Decision {
+    if ctl.paused && !d.commands.is_empty() && !matches!(d.phase.status, Status::Failed(_)) {
+        d.commands.clear();
+        d.phase.status = Status::Paused;
+        d.wants_import_slot = false;
+        d.wants_cutover_slot = false;
+    }
+    d
+}
+
+fn import_progress(ctx: &VmContext, obs: &Observed) -> Option<f64> {
+    let total: u64 = ctx.disk_bytes.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let done: f64 = obs
+        .disks
+        .iter()
+        .zip(&ctx.disk_bytes)
+        .map(|(d, &b)| {
+            let f = match d {
+                DiskObs::Succeeded => 1.0,
+                DiskObs::Importing { progress, .. } => progress.unwrap_or(0.0).clamp(0.0, 1.0),
+                DiskObs::Absent | DiskObs::Failed(_) => 0.0,
+            };
+            f * b as f64
+        })
+        .sum();
+    Some(done / total as f64)
+}
+
+/// Decides one VM's phase and next commands. Pure: same input, same output.
+pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
+    if ctl.rollback {
+        return rollback(obs);
+    }
+    let vmi_failed = obs.vmi_phase.as_deref() == Some("Failed");
+    let vmi_running = obs.vmi_phase.as_deref() == Some("Running");
+
+    // From the far end of the pipeline back: the furthest state the cluster shows wins.
+    if let Some(started) = obs.vm_started {
+        if vmi_failed {
+            return decision(
+                Step::Booting,
+                Status::Failed("the VirtualMachineInstance failed".into()),
+                vec![],
+            );
+        }
+        if vmi_running {
+            if !obs.agent_connected {
+                return decision(
+                    Step::Running,
+                    Status::Waiting("guest agent not connected yet".into()),
+                    vec![],
+                );
+            }
+            if !ctx.has_checks {
+                return decision(Step::Verified, Status::Active, vec![]);
+            }
+            return match &obs.checks {
+                Gate::Passed => decision(Step::Verified, Status::Active, vec![]),
+                Gate::Failed(why) => decision(Step::Verifying, Status::Failed(why.clone()), vec![]),
+                Gate::Running => decision(Step::Verifying, Status::Active, vec![]),
+                Gate::NotRun => gated(
+                    ctl,
+                    decision(Step::Verifying, Status::Active, vec![Command::RunChecks]),
+                ),
+            };
+        }
+        if started {
+            return decision(Step::Booting, Status::Active, vec![]);
+        }
+        // Created but not started: the guard must hold in this run before the guest boots.
+        return gated(
+            ctl,
+            cutover_guard(ctx, obs, Step::Created, Command::StartVm),
+        );
+    }
+
+    if let Some(why) = obs.disks.iter().find_map(|d| match d {
+        DiskObs::Failed(why) => Some(why.clone()),
+        _ => None,
+    }) {
+        let mut d = decision(Step::Importing, Status::Failed(why), vec![]);
+        d.phase.progress = import_progress(ctx, obs);
+        return d;
+    }
+
+    let all_imported = !obs.disks.is_empty()
+        && obs.disks.len() == ctx.disk_bytes.len()
+        && obs.disks.iter().all(|d| *d == DiskObs::Succeeded);
+    if all_imported {
+        if !obs.deps_verified {
+            let who = if obs.deps_pending.is_empty() {
+                "dependencies".to_string()
+            } else {
+                obs.deps_pending.join(", ")
+            };
+            return decision(
+                Step::Imported,
+                Status::Waiting(format!("waiting for {who} to be verified")),
+                vec![],
+            );
+        }
+        if !obs.cutover_slot {
+            let mut d = decision(
+                Step::Imported,
+                Status::Waiting("waiting for a cutover slot".into()),
+                vec![],
+            );
+            d.wants_cutover_slot = !ctl.paused;
+            return gated(ctl, d);
+        }
+        let mut d = gated(
+            ctl,
+            cutover_guard(ctx, obs, Step::CutoverGate, Command::CreateVm),
+        );
+        d.wants_cutover_slot = !ctl.paused;
+        return d;
+    }
+
+    let any_disk = obs.disks.iter().any(|d| *d != DiskObs::Absent);
+    if any_disk || (obs.networks_ready && obs.preflight == Gate::Passed) {
+        let step = if any_disk {
+            Step::Importing
+        } else {
+            Step::NetworkReady
+        };
+        let missing: Vec<Command> = (0..ctx.disk_bytes.len())
+            .filter(|&i| obs.disks.get(i).is_none_or(|d| *d == DiskObs::Absent))
+            .map(|disk| Command::CreateDataVolume { disk })
+            .collect();
+        let status = if missing.is_empty() || obs.import_slot {
+            Status::Active
+        } else {
+            Status::Waiting("waiting for an import slot".into())
+        };
+        let mut d = decision(step, status, if obs.import_slot { missing } else { vec![] });
+        d.wants_import_slot = !ctl.paused;
+        d.phase.progress = import_progress(ctx, obs);
+        if ctl.paused {
+            d.phase.status = Status::Paused;
+            d.commands.clear();
+        }
+        return d;
+    }
+
+    match &obs.preflight {
+        Gate::Failed(why) => decision(Step::Preflight, Status::Failed(why.clone()), vec![]),
+        Gate::Passed => gated(
+            ctl,
+            decision(
+                Step::Preflight,
+                Status::Active,
+                vec![Command::ApplyNetworks],
+            ),
+        ),
+        Gate::Running => decision(Step::Preflight, Status::Active, vec![]),
+        Gate::NotRun => gated(
+            ctl,
+            decision(Step::Pending, Status::Active, vec![Command::RunPreflight]),
+        ),
+    }
+}
+
+/// Power-off and the duplicate-IP guard, then `next` (create or start the VM).
+fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> Decision {
+    let off = obs.source_power == Power::Off || (!ctx.power_off_by_api && obs.power_off_confirmed);
+    if !off {
+        // With the API, Unknown and On get the same idempotent power-off call.
+        return if ctx.power_off_by_api {
+            decision(step, Status::Active, vec![Command::PowerOffSource])
+        } else {
+            decision(
+                step,
+                Status::Blocked("power off the source VM, then confirm".into()),
+                vec![Command::AskPowerOff],
+            )
+        };
+    }
+    match &obs.ip_guard {
+        IpGuard::NotProbed => decision(step, Status::Active, vec![Command::ProbeOriginalIp]),
+        IpGuard::Probing => decision(step, Status::Active, vec![]),
+        IpGuard::Answering(who) => decision(
+            step,
+            Status::Blocked(format!("original IP still answers: {who}")),
+            vec![],
+        ),
+        IpGuard::Silent => decision(step, Status::Active, vec![next]),
+    }
+}
+
+/// Undo what wavelift created for the VM (by label), then power the source back on.
+fn rollback(obs: &Observed) -> Decision {
+    let mut cmds = Vec::new();
+    if obs.vm_started.is_some() || obs.vmi_phase.is_some() {
+        cmds.push(Command::DeleteVm);
+    }
+    if obs.disks.iter().any(|d| *d != DiskObs::Absent) {
+        cmds.push(Command::DeleteDataVolumes);
+    }
+    // The source comes back only once the KubeVirt VM is gone: never two holders of the IP.
+    if cmds.is_empty() && obs.source_power != Power::On {
+        cmds.push(Command::PowerOnSource);
+    }
+    if cmds.is_empty() {
+        decision(Step::RolledBack, Status::Active, vec![])
+    } else {
+        decision(Step::RollingBack, Status::Active, cmds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> VmContext {
+        VmContext {
+            disk_bytes: vec![30, 10],
+            power_off_by_api: true,
+            has_checks: true,
+        }
+    }
+
+    fn fresh() -> Observed {
+        Observed {
+            disks: vec![DiskObs::Absent, DiskObs::Absent],
+            source_power: Power::On,
+            deps_verified: true,
+            ..Default::default()
+        }
+    }
+
+    fn run(obs: &Observed) -> Decision {
+        decide(&ctx(), obs, Control::default())
+    }
+
+    fn imported() -> Observed {
+        Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            disks: vec![DiskObs::Succeeded, DiskObs::Succeeded],
+            ..fresh()
+        }
+    }
+
+    #[test]
+    fn pending_runs_preflight_first() {
+        let d = run(&fresh());
+        assert_eq!(d.phase.step, Step::Pending);
+        assert_eq!(d.commands, vec![Command::RunPreflight]);
+    }
+
+    #[test]
+    fn preflight_failure_stops_before_any_mutation() {
+        let o = Observed {
+            preflight: Gate::Failed("StorageClass ceph-rbd not found".into()),
+            ..fresh()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Preflight);
+        assert!(matches!(d.phase.status, Status::Failed(ref r) if r.contains("ceph-rbd")));
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
+    fn preflight_passed_applies_networks() {
+        let o = Observed {
+            preflight: Gate::Passed,
+            ..fresh()
+        };
+        assert_eq!(run(&o).commands, vec![Command::ApplyNetworks]);
+        let running = Observed {
+            preflight: Gate::Running,
+            ..fresh()
+        };
+        assert!(run(&running).commands.is_empty());
+    }
+
+    #[test]
+    fn network_ready_imports_only_with_a_slot() {
+        let o = Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            ..fresh()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::NetworkReady);
+        assert!(d.wants_import_slot);
+        assert!(d.commands.is_empty());
+        assert!(matches!(d.phase.status, Status::Waiting(_)));
+        let with_slot = Observed {
+            import_slot: true,
+            ..o
+        };
+        let d = run(&with_slot);
+        assert_eq!(
+            d.commands,
+            vec![
+                Command::CreateDataVolume { disk: 0 },
+                Command::CreateDataVolume { disk: 1 }
+            ]
+        );
+    }
+
+    #[test]
+    fn importing_creates_only_missing_disks_and_weights_progress() {
+        let o = Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            import_slot: true,
+            disks: vec![
+                DiskObs::Importing {
+                    phase: "ImportInProgress".into(),
+                    progress: Some(0.5),
+                },
+                DiskObs::Absent,
+            ],
+            ..fresh()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Importing);
+        assert_eq!(d.commands, vec![Command::CreateDataVolume { disk: 1 }]);
+        assert_eq!(d.phase.progress, Some(0.375));
+    }
+
+    #[test]
+    fn resume_mid_import_without_preflight_result_keeps_importing() {
+        // After a restart preflight is NotRun, but the cluster shows DataVolumes: no re-import.
+        let o = Observed {
+            disks: vec![
+                DiskObs::Succeeded,
+                DiskObs::Importing {
+                    phase: "ImportInProgress".into(),
+                    progress: Some(0.1),
+                },
+            ],
+            import_slot: true,
+            ..fresh()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Importing);
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
+    fn failed_import_is_failed_with_reason() {
+        let o = Observed {
+            disks: vec![
+                DiskObs::Succeeded,
+                DiskObs::Failed("vddk: connection refused".into()),
+            ],
+            ..fresh()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Importing);
+        assert_eq!(
+            d.phase.status,
+            Status::Failed("vddk: connection refused".into())
+        );
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
+    fn imported_waits_for_dependencies_then_a_cutover_slot() {
+        let o = Observed {
+            deps_verified: false,
+            deps_pending: vec!["db-01".into()],
+            ..imported()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Imported);
+        assert_eq!(
+            d.phase.status,
+            Status::Waiting("waiting for db-01 to be verified".into())
+        );
+        assert!(!d.wants_cutover_slot);
+        let d = run(&imported());
+        assert!(d.wants_cutover_slot);
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
+    fn cutover_powers_off_then_probes_then_creates() {
+        let slot = Observed {
+            cutover_slot: true,
+            ..imported()
+        };
+        let d = run(&slot);
+        assert_eq!(d.phase.step, Step::CutoverGate);
+        assert_eq!(d.commands, vec![Command::PowerOffSource]);
+        let off = Observed {
+            source_power: Power::Off,
+            ..slot.clone()
+        };
+        assert_eq!(run(&off).commands, vec![Command::ProbeOriginalIp]);
+        let silent = Observed {
+            ip_guard: IpGuard::Silent,
+            ..off.clone()
+        };
+        assert_eq!(run(&silent).commands, vec![Command::CreateVm]);
+    }
+
+    #[test]
+    fn duplicate_ip_guard_blocks_with_the_reason() {
+        let o = Observed {
+            cutover_slot: true,
+            source_power: Power::Off,
+            ip_guard: IpGuard::Answering("192.0.2.15 answers ICMP".into()),
+            ..imported()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::CutoverGate);
+        assert!(matches!(d.phase.status, Status::Blocked(ref r) if r.contains("192.0.2.15")));
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
+    fn manual_power_off_asks_the_operator() {
+        let c = VmContext {
+            power_off_by_api: false,
+            ..ctx()
+        };
+        let o = Observed {
+            cutover_slot: true,
+            ..imported()
+        };
+        let d = decide(&c, &o, Control::default());
+        assert_eq!(d.commands, vec![Command::AskPowerOff]);
+        assert!(matches!(d.phase.status, Status::Blocked(_)));
+        let confirmed = Observed {
+            power_off_confirmed: true,
+            ..o
+        };
+        assert_eq!(
+            decide(&c, &confirmed, Control::default()).commands,
+            vec![Command::ProbeOriginalIp]
+        );
+    }
+
+    #[test]
+    fn created_vm_starts_only_after_the_guard_holds_in_this_run() {
+        let o = Observed {
+            vm_started: Some(false),
+            source_power: Power::Off,
+            ..imported()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Created);
+        assert_eq!(d.commands, vec![Command::ProbeOriginalIp]);
+        let silent = Observed {
+            ip_guard: IpGuard::Silent,
+            ..o
+        };
+        assert_eq!(run(&silent).commands, vec![Command::StartVm]);
+    }
+
+    #[test]
+    fn boot_run_verify() {
+        let base = Observed {
+            vm_started: Some(true),
+            source_power: Power::Off,
+            ..imported()
+        };
+        assert_eq!(run(&base).phase.step, Step::Booting);
+        let running = Observed {
+            vmi_phase: Some("Running".into()),
+            ..base.clone()
+        };
+        let d = run(&running);
+        assert_eq!(d.phase.step, Step::Running);
+        assert!(matches!(d.phase.status, Status::Waiting(_)));
+        let agent = Observed {
+            agent_connected: true,
+            ..running
+        };
+        let d = run(&agent);
+        assert_eq!(
+            (d.phase.step, d.commands.clone()),
+            (Step::Verifying, vec![Command::RunChecks])
+        );
+        let passed = Observed {
+            checks: Gate::Passed,
+            ..agent.clone()
+        };
+        assert_eq!(run(&passed).phase.step, Step::Verified);
+        let failed = Observed {
+            checks: Gate::Failed("tcp:5432 refused".into()),
+            ..agent
+        };
+        let d = run(&failed);
+        assert_eq!(d.phase.step, Step::Verifying);
+        assert!(
+            matches!(d.phase.status, Status::Failed(_)),
+            "a failed check is never a pass"
+        );
+    }
+
+    #[test]
+    fn vmi_failure_is_a_boot_failure() {
+        let o = Observed {
+            vm_started: Some(true),
+            vmi_phase: Some("Failed".into()),
+            ..imported()
+        };
+        assert!(matches!(
+            run(&o).phase,
+            Phase {
+                step: Step::Booting,
+                status: Status::Failed(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn no_checks_means_verified_when_the_agent_reports() {
+        let c = VmContext {
+            has_checks: false,
+            ..ctx()
+        };
+        let o = Observed {
+            vm_started: Some(true),
+            vmi_phase: Some("Running".into()),
+            agent_connected: true,
+            ..imported()
+        };
+        assert_eq!(
+            decide(&c, &o, Control::default()).phase.step,
+            Step::Verified
+        );
+    }
+
+    #[test]
+    fn pause_holds_new_work_but_keeps_observing() {
+        let paused = Control {
+            paused: true,
+            rollback: false,
+        };
+        for o in [
+            fresh(),
+            Observed {
+                preflight: Gate::Passed,
+                networks_ready: true,
+                import_slot: true,
+                ..fresh()
+            },
+            Observed {
+                cutover_slot: true,
+                ..imported()
+            },
+        ] {
+            let d = decide(&ctx(), &o, paused);
+            assert!(d.commands.is_empty(), "{o:?}");
+            assert_eq!(d.phase.status, Status::Paused);
+            assert!(!d.wants_import_slot && !d.wants_cutover_slot);
+        }
+        // Progress is still reported while paused.
+        let importing = Observed {
+            disks: vec![DiskObs::Succeeded, DiskObs::Absent],
+            ..fresh()
+        };
+        assert_eq!(
+            decide(&ctx(), &importing, paused).phase.progress,
+            Some(0.75)
+        );
+    }
+
+    #[test]
+    fn rollback_deletes_then_powers_the_source_on() {
+        let rb = Control {
+            paused: false,
+            rollback: true,
+        };
+        let o = Observed {
+            vm_started: Some(true),
+            vmi_phase: Some("Running".into()),
+            source_power: Power::Off,
+            ..imported()
+        };
+        let d = decide(&ctx(), &o, rb);
+        assert_eq!(d.phase.step, Step::RollingBack);
+        assert_eq!(
+            d.commands,
+            vec![Command::DeleteVm, Command::DeleteDataVolumes]
+        );
+        let gone = Observed {
+            disks: vec![DiskObs::Absent, DiskObs::Absent],
+            source_power: Power::Off,
+            ..fresh()
+        };
+        assert_eq!(
+            decide(&ctx(), &gone, rb).commands,
+            vec![Command::PowerOnSource]
+        );
+        let on = Observed {
+            source_power: Power::On,
+            ..gone
+        };
+        assert_eq!(decide(&ctx(), &on, rb).phase.step, Step::RolledBack);
+    }
+
+    #[test]
+    fn decisions_are_deterministic() {
+        let o = Observed {
+            cutover_slot: true,
+            ..imported()
+        };
+        assert_eq!(run(&o), run(&o));
+    }
+}

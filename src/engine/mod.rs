@@ -1,0 +1,10 @@
+//! The wave engine. `decide` is the per-VM pipeline as a pure function (observation →
+//! phase + commands); the scheduler, watchers and command execution come with issue 4.
+
+pub mod decide;
+pub mod events;
+
+pub use decide::{
+    decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,
+    Step, VmContext,
+};
