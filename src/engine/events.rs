@@ -1,19 +1,154 @@
-//! The engine's event stream, consumed by the TUI and by `wavelift run --output jsonl`.
+//! The engine's interface to front ends: an event stream out (consumed by the TUI and by
+//! `wavelift run --output jsonl`) and a request channel in (operator actions). Front ends
+//! never call the cluster themselves.
 
 use super::decide::{Status, Step};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-/// One change in one VM's pipeline.
+/// One thing that happened to one VM (or to the run, when `vm` is empty).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EngineEvent {
+    /// VM name; empty for run-wide events.
     pub vm: String,
     pub wave: String,
-    pub step: Step,
-    pub status: Status,
-    /// Import progress 0.0–1.0 while importing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub progress: Option<f64>,
-    pub message: String,
     /// Unix milliseconds.
     pub at_ms: i64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The VM's pipeline phase changed (or its import progress moved).
+    Phase {
+        step: Step,
+        status: Status,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        progress: Option<f64>,
+        message: String,
+    },
+    /// The VMI runs on this node.
+    Node { node: String },
+    /// A Kubernetes condition of one of the VM's objects.
+    Condition {
+        object: String,
+        type_: String,
+        status: String,
+        reason: String,
+        message: String,
+    },
+    /// A Kubernetes Event about one of the VM's objects.
+    KubeEvent {
+        object: String,
+        reason: String,
+        message: String,
+    },
+    /// One check finished.
+    Check {
+        check: String,
+        /// `pass`, `fail`, `error`, `skipped`.
+        outcome: String,
+        detail: String,
+        latency_ms: Option<u64>,
+    },
+    /// Live migration progress.
+    Migration {
+        name: String,
+        phase: String,
+        source_node: Option<String>,
+        target_node: Option<String>,
+        lost_probes: u32,
+        sent_probes: u32,
+    },
+    /// A mutating API call (the audit journal).
+    Mutation {
+        verb: String,
+        kind: String,
+        name: String,
+        dry_run: bool,
+        result: String,
+    },
+    /// Free-form log line.
+    Log { level: LogLevel, message: String },
+    /// The wave finished (every VM verified, failed or rolled back).
+    WaveDone { verified: usize, failed: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+/// What an operator can ask of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineRequest {
+    StartWave(String),
+    PauseWave(String),
+    ResumeWave(String),
+    RetryVm(String),
+    RollbackVm(String),
+    ConfirmPowerOff(String),
+    RunChecks(String),
+    Migrate(String),
+    /// Stop driving the cluster (state lives in the cluster: nothing is lost).
+    Shutdown,
+}
+
+/// A front end's end of the engine.
+pub struct EngineHandle {
+    pub events: mpsc::Receiver<EngineEvent>,
+    pub requests: mpsc::Sender<EngineRequest>,
+}
+
+impl EngineEvent {
+    pub fn phase(
+        vm: &str,
+        wave: &str,
+        at_ms: i64,
+        step: Step,
+        status: Status,
+        progress: Option<f64>,
+        message: impl Into<String>,
+    ) -> Self {
+        EngineEvent {
+            vm: vm.to_string(),
+            wave: wave.to_string(),
+            at_ms,
+            kind: EventKind::Phase {
+                step,
+                status,
+                progress,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_as_one_flat_json_object() {
+        let e = EngineEvent::phase(
+            "db-01",
+            "w1",
+            1_000,
+            Step::Importing,
+            Status::Active,
+            Some(0.5),
+            "importing",
+        );
+        let v = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["event"], "phase");
+        assert_eq!(v["vm"], "db-01");
+        assert_eq!(v["step"], "importing");
+        assert_eq!(v["status"]["state"], "active");
+        assert_eq!(v["progress"], 0.5);
+    }
 }
