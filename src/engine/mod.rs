@@ -5,10 +5,7 @@ pub mod decide;
 pub mod events;
 
 pub use decide::{
-    decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status, Step,
-    VmContext,
-};
-pub use events::{EngineEvent, EngineHandle, EngineRequest, EventKind, LogLevel};
     decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,
     Step, VmContext,
 };
+pub use events::{EngineEvent, EngineHandle, EngineRequest, EventKind, LogLevel};
