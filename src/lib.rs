@@ -15,4 +15,7 @@ pub mod inventory;
 pub mod logging;
 pub mod plan;
 pub mod sim;
+// Moves under `sim` once the API server's module tree settles.
+#[path = "sim/controllers/mod.rs"]
+pub mod sim_controllers;
 pub mod tui;

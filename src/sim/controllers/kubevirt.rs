@@ -1,0 +1,385 @@
+//! Simulated KubeVirt: VirtualMachines drive VirtualMachineInstances through
+//! `Pending → Scheduling → Scheduled → Running` on simulated nodes; the guest agent connects
+//! after a boot delay and reports the guest's IP only when the interface's MAC equals the
+//! source VM's MAC and its network's VLAN equals the source VM's VLAN (a guest with static
+//! configuration behaves so). Live migrations run `Pending → Scheduling → Scheduled →
+//! PreparingTarget → TargetReady → Running → Succeeded | Failed`, moving the VMI's node.
+//! Kube-rs clients of the API: they run against any API server with the KubeVirt CRDs.
+
+use super::scenario::{FaultKind, Scenario};
+use super::world::World;
+use super::SimClock;
+use crate::cluster::resources::{
+    DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceMigration,
+};
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, ResourceExt};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+fn now() -> String {
+    crate::sim::store::now_rfc3339()
+}
+
+/// Reflector stores the KubeVirt controllers and the probe endpoint share.
+#[derive(Clone)]
+pub struct Stores {
+    pub vmis: Store<VirtualMachineInstance>,
+    pub dvs: Store<DataVolume>,
+    pub vms: Store<VirtualMachine>,
+}
+
+/// Starts the reflectors; returns their stores and the tasks that feed them, plus a channel
+/// of VM keys to reconcile (VM changes, DataVolume changes).
+pub fn reflectors(client: &Client) -> (Stores, Vec<tokio::task::JoinHandle<()>>, mpsc::UnboundedReceiver<(String, String)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (vmi_store, vmi_writer) = reflector::store::<VirtualMachineInstance>();
+    let (dv_store, dv_writer) = reflector::store::<DataVolume>();
+    let (vm_store, vm_writer) = reflector::store::<VirtualMachine>();
+    let mut tasks = Vec::new();
+
+    let vmi_api: Api<VirtualMachineInstance> = Api::all(client.clone());
+    let tx_vmi = tx.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut s = reflector::reflector(vmi_writer, watcher::watcher(vmi_api, watcher::Config::default()).default_backoff()).boxed();
+        while let Some(ev) = s.next().await {
+            // A VMI that disappears may need its VM restarted (RerunOnFailure/Always).
+            if let Ok(Event::Delete(vmi)) = ev {
+                let _ = tx_vmi.send((vmi.namespace().unwrap_or_default(), vmi.name_any()));
+            }
+        }
+    }));
+    let dv_api: Api<DataVolume> = Api::all(client.clone());
+    let tx_dv = tx.clone();
+    let vm_store_for_dv = vm_store.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut s = reflector::reflector(dv_writer, watcher::watcher(dv_api, watcher::Config::default()).default_backoff())
+            .applied_objects()
+            .boxed();
+        while let Some(ev) = s.next().await {
+            let Ok(dv) = ev else { continue };
+            let ns = dv.namespace().unwrap_or_default();
+            let name = dv.name_any();
+            for vm in vm_store_for_dv.state() {
+                if vm.namespace().as_deref() == Some(ns.as_str()) && volumes(&vm.spec.template).contains(&name) {
+                    let _ = tx_dv.send((ns.clone(), vm.name_any()));
+                }
+            }
+        }
+    }));
+    let vm_api: Api<VirtualMachine> = Api::all(client.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut s = reflector::reflector(vm_writer, watcher::watcher(vm_api, watcher::Config::default()).default_backoff()).boxed();
+        while let Some(ev) = s.next().await {
+            match ev {
+                Ok(Event::Apply(vm)) | Ok(Event::InitApply(vm)) | Ok(Event::Delete(vm)) => {
+                    let _ = tx.send((vm.namespace().unwrap_or_default(), vm.name_any()));
+                }
+                _ => {}
+            }
+        }
+    }));
+    (
+        Stores {
+            vmis: vmi_store,
+            dvs: dv_store,
+            vms: vm_store,
+        },
+        tasks,
+        rx,
+    )
+}
+
+fn volumes(template: &Value) -> Vec<String> {
+    template
+        .pointer("/spec/volumes")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.pointer("/dataVolume/name").and_then(|n| n.as_str()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wants_running(vm: &VirtualMachine) -> bool {
+    matches!(vm.spec.run_strategy.as_deref(), Some("Always") | Some("RerunOnFailure") | Some("Once"))
+}
+
+/// Reconciles VMs: create the VMI when the VM should run and its disks are ready, delete it
+/// when the VM is halted or gone, and keep the VM's printable status current.
+pub async fn run_vms(
+    client: Client,
+    scenario: Arc<Scenario>,
+    world: Arc<World>,
+    clock: SimClock,
+    stores: Stores,
+    mut keys: mpsc::UnboundedReceiver<(String, String)>,
+) {
+    let mut booting: HashSet<String> = HashSet::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    loop {
+        let (ns, name) = tokio::select! {
+            Some(uid) = done_rx.recv() => { booting.remove(&uid); continue; }
+            k = keys.recv() => match k { Some(k) => k, None => break },
+        };
+        let vm = stores.vms.get(&ObjectRef::new(&name).within(&ns));
+        let vmi = stores.vmis.get(&ObjectRef::new(&name).within(&ns));
+        let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), &ns);
+        let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), &ns);
+        let pp = PatchParams::default();
+        let Some(vm) = vm else {
+            if vmi.is_some() {
+                let _ = vmis.delete(&name, &DeleteParams::default()).await;
+            }
+            continue;
+        };
+        if wants_running(&vm) {
+            if vmi.is_none() {
+                let pending: Vec<String> = volumes(&vm.spec.template)
+                    .into_iter()
+                    .filter(|dv| {
+                        stores
+                            .dvs
+                            .get(&ObjectRef::new(dv).within(&ns))
+                            .and_then(|d| d.status.clone())
+                            .and_then(|s| s.phase)
+                            .as_deref()
+                            != Some("Succeeded")
+                    })
+                    .collect();
+                if !pending.is_empty() {
+                    let _ = vms
+                        .patch_status(&name, &pp, &Patch::Merge(json!({ "status": {
+                            "created": false, "ready": false, "printableStatus": "Provisioning",
+                            "conditions": [{ "type": "Ready", "status": "False", "reason": "DataVolumesNotReady",
+                                             "message": format!("waiting for DataVolumes: {}", pending.join(", ")) }]
+                        } })))
+                        .await;
+                    continue;
+                }
+                let uid = vm.uid().unwrap_or_default();
+                if !booting.insert(uid.clone()) {
+                    continue;
+                }
+                let (client, scenario, world, done) = (client.clone(), scenario.clone(), world.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = boot(client, scenario, world, clock, (*vm).clone()).await {
+                        tracing::debug!(error = %e, "sim VMI boot ended");
+                    }
+                    let _ = done.send(uid);
+                });
+            }
+        } else if vmi.is_some() {
+            let _ = vms
+                .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "printableStatus": "Stopping", "ready": false } })))
+                .await;
+            let _ = vmis.delete(&name, &DeleteParams::default()).await;
+            let _ = vms
+                .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "printableStatus": "Stopped", "created": false, "ready": false } })))
+                .await;
+        } else {
+            let printable = vm.status.as_ref().and_then(|s| s.printable_status.clone());
+            if printable.as_deref() != Some("Stopped") {
+                let _ = vms
+                    .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "printableStatus": "Stopped", "created": false, "ready": false } })))
+                    .await;
+            }
+        }
+    }
+}
+
+/// VLAN of a multus network from its NetworkAttachmentDefinition's CNI config.
+async fn nad_vlan(client: &Client, ns: &str, network_name: &str) -> Option<u16> {
+    let (nad_ns, nad_name) = network_name.split_once('/').unwrap_or((ns, network_name));
+    let api: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), nad_ns);
+    let nad = api.get(nad_name).await.ok()?;
+    let cfg: Value = serde_json::from_str(&nad.spec.config).ok()?;
+    cfg.get("vlan")
+        .or_else(|| cfg.get("vlanID"))
+        .and_then(|v| v.as_u64())
+        .and_then(|v| u16::try_from(v).ok())
+}
+
+fn node_for(scenario: &Scenario, name: &str) -> String {
+    let h = name.bytes().fold(scenario.seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    scenario
+        .nodes
+        .get((h % scenario.nodes.len().max(1) as u64) as usize)
+        .cloned()
+        .unwrap_or_else(|| "sim-node-1".to_string())
+}
+
+async fn boot(client: Client, scenario: Arc<Scenario>, world: Arc<World>, clock: SimClock, vm: VirtualMachine) -> Result<(), kube::Error> {
+    let ns = vm.namespace().unwrap_or_default();
+    let name = vm.name_any();
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), &ns);
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), &ns);
+    let pp = PatchParams::default();
+    let tmeta = vm.spec.template.get("metadata").cloned().unwrap_or(json!({}));
+    let vmi: VirtualMachineInstance = serde_json::from_value(json!({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+        "metadata": {
+            "name": name, "namespace": ns,
+            "labels": tmeta.get("labels").cloned().unwrap_or(json!({})),
+            "annotations": tmeta.get("annotations").cloned().unwrap_or(json!({})),
+            "ownerReferences": [{ "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": name,
+                                  "uid": vm.uid().unwrap_or_default(), "controller": true }]
+        },
+        "spec": vm.spec.template.get("spec").cloned().unwrap_or(json!({}))
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    match vmis.create(&PostParams::default(), &vmi).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    let vm_status = |printable: &str, ready: bool| {
+        Patch::Merge(json!({ "status": { "created": true, "ready": ready, "printableStatus": printable,
+            "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] } }))
+    };
+    vms.patch_status(&name, &pp, &vm_status("Starting", false)).await?;
+    let step = scenario.boot_seconds / 4.0;
+    let set = |v: Value| Patch::Merge(json!({ "status": v }));
+    vmis.patch_status(&name, &pp, &set(json!({ "phase": "Pending" }))).await?;
+    clock.sleep(step).await;
+    vmis.patch_status(&name, &pp, &set(json!({ "phase": "Scheduling" }))).await?;
+    clock.sleep(step).await;
+    let node = node_for(&scenario, &name);
+    vmis.patch_status(&name, &pp, &set(json!({ "phase": "Scheduled", "nodeName": node }))).await?;
+    clock.sleep(step * 2.0).await;
+
+    // Interfaces as the domain sees them (MACs), then as the guest agent reports them.
+    let ifaces = vm.spec.template.pointer("/spec/domain/devices/interfaces").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let nets = vm.spec.template.pointer("/spec/networks").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let mut domain = Vec::new();
+    let mut agent = Vec::new();
+    for (i, iface) in ifaces.iter().enumerate() {
+        let iname = iface.get("name").and_then(|v| v.as_str()).unwrap_or("default").to_string();
+        let mac = iface.get("macAddress").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| format!("02:00:00:00:{:02x}:{:02x}", i, name.len() % 256));
+        let net = nets.iter().find(|n| n.get("name").and_then(|v| v.as_str()) == Some(iname.as_str()));
+        let ip = if let Some(multus) = net.and_then(|n| n.pointer("/multus/networkName")).and_then(|v| v.as_str()) {
+            let vlan = nad_vlan(&client, &ns, multus).await;
+            world.guest_ip(&mac, vlan).map(|(_, ip)| ip)
+        } else {
+            // Pod network: an address from the sim's pod range (inside the sim only).
+            let h = name.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+            Some(format!("10.244.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2))
+        };
+        domain.push(json!({ "name": iname, "mac": mac, "interfaceName": format!("eth{i}"), "infoSource": "domain" }));
+        let mut a = json!({ "name": iname, "mac": mac, "interfaceName": format!("eth{i}"), "infoSource": "domain, guest-agent" });
+        if let Some(ip) = ip {
+            a["ipAddress"] = json!(ip);
+            a["ipAddresses"] = json!([ip]);
+        }
+        agent.push(a);
+    }
+    vmis.patch_status(&name, &pp, &set(json!({
+        "phase": "Running", "nodeName": node, "interfaces": domain,
+        "conditions": [
+            { "type": "Ready", "status": "True", "lastTransitionTime": now() },
+            { "type": "LiveMigratable", "status": "True" },
+        ]
+    }))).await?;
+    vms.patch_status(&name, &pp, &vm_status("Running", true)).await?;
+    let agent_never = scenario.faults.iter().any(|f| f.kind == FaultKind::AgentNever && f.vm == name);
+    if agent_never {
+        return Ok(());
+    }
+    clock.sleep(scenario.agent_seconds).await;
+    // Still running? (stopped or deleted meanwhile → nothing to report)
+    match vmis.get(&name).await {
+        Ok(v) if v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") => {}
+        _ => return Ok(()),
+    }
+    vmis.patch_status(&name, &pp, &set(json!({
+        "interfaces": agent,
+        "conditions": [
+            { "type": "Ready", "status": "True" },
+            { "type": "LiveMigratable", "status": "True" },
+            { "type": "AgentConnected", "status": "True", "lastTransitionTime": now() },
+        ]
+    }))).await?;
+    Ok(())
+}
+
+/// Runs live migrations.
+pub async fn run_migrations(client: Client, scenario: Arc<Scenario>, clock: SimClock, stores: Stores) {
+    let api: Api<VirtualMachineInstanceMigration> = Api::all(client.clone());
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+    while let Some(item) = stream.next().await {
+        let Ok(m) = item else { continue };
+        let phase = m.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        if !phase.is_empty() {
+            continue;
+        }
+        let uid = m.uid().unwrap_or_else(|| m.name_any());
+        if !seen.insert(uid) {
+            continue;
+        }
+        let (client, scenario, stores) = (client.clone(), scenario.clone(), stores.clone());
+        tokio::spawn(async move {
+            if let Err(e) = migrate(client, scenario, clock, stores, m).await {
+                tracing::debug!(error = %e, "sim migration ended");
+            }
+        });
+    }
+}
+
+async fn migrate(client: Client, scenario: Arc<Scenario>, clock: SimClock, stores: Stores, m: VirtualMachineInstanceMigration) -> Result<(), kube::Error> {
+    let ns = m.namespace().unwrap_or_default();
+    let name = m.name_any();
+    let vmi_name = m.spec.vmi_name.clone();
+    let migs: Api<VirtualMachineInstanceMigration> = Api::namespaced(client.clone(), &ns);
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), &ns);
+    let pp = PatchParams::default();
+    migs.patch(&name, &pp, &Patch::Merge(json!({ "metadata": { "labels": { "kubevirt.io/vmi-name": vmi_name } } }))).await?;
+    let set = |v: Value| Patch::Merge(json!({ "status": v }));
+    let vmi = stores.vmis.get(&ObjectRef::new(&vmi_name).within(&ns));
+    let source = vmi.as_ref().and_then(|v| v.status.as_ref()).filter(|s| s.phase.as_deref() == Some("Running")).and_then(|s| s.node_name.clone());
+    let Some(source) = source else {
+        migs.patch_status(&name, &pp, &set(json!({ "phase": "Failed",
+            "migrationState": { "failed": true, "failureReason": format!("VMI {vmi_name} is not running") } }))).await?;
+        return Ok(());
+    };
+    let target = scenario.nodes.iter().find(|n| **n != source).cloned().unwrap_or_else(|| source.clone());
+    let uid = m.uid().unwrap_or_default();
+    let started = now();
+    let state = |completed: bool, failed: bool, end: Option<String>, reason: Option<&str>| {
+        let mut s = json!({ "sourceNode": source, "targetNode": target, "startTimestamp": started,
+                            "migrationUid": uid, "mode": "PreCopy", "completed": completed, "failed": failed });
+        if let Some(e) = end {
+            s["endTimestamp"] = json!(e);
+        }
+        if let Some(r) = reason {
+            s["failureReason"] = json!(r);
+        }
+        s
+    };
+    let step = scenario.migration_seconds / 6.0;
+    for phase in ["Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running"] {
+        migs.patch_status(&name, &pp, &set(json!({ "phase": phase, "migrationState": state(false, false, None, None) }))).await?;
+        if phase == "Scheduling" {
+            vmis.patch_status(&vmi_name, &pp, &set(json!({ "migrationState": state(false, false, None, None) }))).await?;
+        }
+        clock.sleep(step).await;
+    }
+    let fail = scenario.faults.iter().any(|f| f.kind == FaultKind::MigrationFailure && f.vm == vmi_name);
+    if fail {
+        let st = state(false, true, Some(now()), Some("simulated migration failure: target domain did not start"));
+        vmis.patch_status(&vmi_name, &pp, &set(json!({ "migrationState": st }))).await?;
+        migs.patch_status(&name, &pp, &set(json!({ "phase": "Failed", "migrationState": st }))).await?;
+        return Ok(());
+    }
+    let st = state(true, false, Some(now()), None);
+    vmis.patch_status(&vmi_name, &pp, &set(json!({ "nodeName": target, "migrationState": st }))).await?;
+    migs.patch_status(&name, &pp, &set(json!({ "phase": "Succeeded", "migrationState": st }))).await?;
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! Rehearsal scenarios: the simulated estate (source VMs, nodes, storage), its speed and its
+//! faults. Written as TOML (`wavelift sim serve --scenario FILE`) or derived from a wave plan
+//! (`--plan FILE`: every planned VM exists as a powered-on source VM with its IPs, MACs,
+//! VLANs, disk sizes and the ports its checks use).
+//!
+//! ```toml
+//! seed = 7
+//! speed = 50.0                       # simulated seconds per real second
+//! nodes = ["sim-node-1", "sim-node-2", "sim-node-3"]
+//! storage_classes = ["sim-standard", "sim-fast"]
+//! namespaces = ["mig-quickstart"]
+//! secrets = [{ namespace = "mig-quickstart", name = "vsphere-creds" }]
+//! bandwidth_per_import = "200Mi"     # bytes per simulated second, each import
+//! bandwidth_total = "1Gi"            # shared by all imports
+//! boot_seconds = 20                  # VMI Pending → Running
+//! agent_seconds = 15                 # Running → guest agent connected
+//! migration_seconds = 12
+//!
+//! [[source_vm]]
+//! name = "shop-db-01"
+//! uuid = "4207c1b2-5f0e-4c1e-9a7b-0123456789a1"
+//! power = "on"
+//! open_ports = [22, 5432]
+//! nics = [{ ip = "192.0.2.15", mac = "00:50:56:ab:cd:01", vlan = 210 }]
+//!
+//! [[fault]]
+//! kind = "import-failure"            # import-failure | slow-import | agent-never | migration-failure
+//! vm = "shop-db-01"
+//! mode = "once"                      # import-failure: once | always
+//! # factor = 10.0                    # slow-import: N times slower
+//! ```
+
+use crate::checks::spec::CheckKind;
+use crate::plan::quantity::Quantity;
+use crate::plan::Plan;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceNic {
+    pub ip: Option<String>,
+    pub mac: String,
+    pub vlan: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerState {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceVmSpec {
+    pub name: String,
+    #[serde(default)]
+    pub uuid: Option<String>,
+    #[serde(default = "power_on")]
+    pub power: PowerState,
+    #[serde(default)]
+    pub open_ports: Vec<u16>,
+    #[serde(default)]
+    pub nics: Vec<SourceNic>,
+}
+
+fn power_on() -> PowerState {
+    PowerState::On
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    ImportFailure,
+    SlowImport,
+    AgentNever,
+    MigrationFailure,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultMode {
+    #[default]
+    Once,
+    Always,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub vm: String,
+    #[serde(default)]
+    pub mode: FaultMode,
+    #[serde(default)]
+    pub factor: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+    #[serde(default = "default_nodes")]
+    pub nodes: Vec<String>,
+    #[serde(default = "default_storage_classes")]
+    pub storage_classes: Vec<String>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<SecretRef>,
+    #[serde(default = "default_bw_import", deserialize_with = "de_bytes")]
+    pub bandwidth_per_import: u64,
+    #[serde(default = "default_bw_total", deserialize_with = "de_bytes")]
+    pub bandwidth_total: u64,
+    #[serde(default = "default_boot")]
+    pub boot_seconds: f64,
+    #[serde(default = "default_agent")]
+    pub agent_seconds: f64,
+    #[serde(default = "default_migration")]
+    pub migration_seconds: f64,
+    #[serde(default, rename = "source_vm")]
+    pub source_vms: Vec<SourceVmSpec>,
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Fault>,
+}
+
+fn default_speed() -> f64 {
+    50.0
+}
+fn default_nodes() -> Vec<String> {
+    (1..=3).map(|i| format!("sim-node-{i}")).collect()
+}
+fn default_storage_classes() -> Vec<String> {
+    vec!["sim-standard".to_string()]
+}
+fn default_bw_import() -> u64 {
+    200 << 20
+}
+fn default_bw_total() -> u64 {
+    1 << 30
+}
+fn default_boot() -> f64 {
+    20.0
+}
+fn default_agent() -> f64 {
+    15.0
+}
+fn default_migration() -> f64 {
+    12.0
+}
+
+fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(n),
+        Raw::S(s) => Quantity::parse(&s)
+            .map(|q| q.bytes)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|e| panic!("the empty scenario is valid: {e}"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: invalid plan ({errors} errors); run `wavelift plan check {path}`")]
+    Plan { path: String, errors: usize },
+}
+
+impl Scenario {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|sp| {
+                    let idx = crate::plan::span::LineIndex::new(text);
+                    let p = idx.position(text, sp.start);
+                    (p.line, p.column)
+                })
+                .unwrap_or((1, 1));
+            ScenarioError::Parse {
+                path: format!("{origin}:{line}:{col}"),
+                message: e.message().to_string(),
+            }
+        })?;
+        if !(s.speed.is_finite() && s.speed > 0.0) {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: format!("speed must be a positive number, found {}", s.speed),
+            });
+        }
+        Ok(s)
+    }
+
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Scenario::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The default scenario for a plan: its namespace, credentials Secret and StorageClasses
+    /// exist, and every planned VM is a powered-on source VM with the ports its checks use.
+    pub fn from_plan(plan: &Plan) -> Scenario {
+        let mut s = Scenario::default();
+        s.namespaces.push(plan.meta.namespace.value.clone());
+        if let Some(sec) = &plan.source.credentials_secret {
+            s.secrets.push(SecretRef {
+                namespace: plan.meta.namespace.value.clone(),
+                name: sec.value.clone(),
+            });
+        }
+        let mut classes: Vec<String> = plan
+            .defaults
+            .storage_class
+            .iter()
+            .map(|c| c.value.clone())
+            .chain(plan.vms.iter().flat_map(|v| v.disks.iter().filter_map(|d| d.storage_class.as_ref().map(|c| c.value.clone()))))
+            .collect();
+        classes.sort();
+        classes.dedup();
+        for c in classes {
+            if !s.storage_classes.contains(&c) {
+                s.storage_classes.push(c);
+            }
+        }
+        for vm in &plan.vms {
+            let mut ports: Vec<u16> = vec![22];
+            for c in plan.checks_for(vm) {
+                match c.kind {
+                    CheckKind::Tcp { port } => ports.push(port),
+                    CheckKind::Http { url } => ports.push(url_port(&url)),
+                    CheckKind::Dns { .. } => ports.push(53),
+                    _ => {}
+                }
+            }
+            ports.sort_unstable();
+            ports.dedup();
+            s.source_vms.push(SourceVmSpec {
+                name: vm.name.value.clone(),
+                uuid: vm.source_id.as_ref().map(|u| u.value.clone()),
+                power: PowerState::On,
+                open_ports: ports,
+                nics: vm
+                    .nics
+                    .iter()
+                    .map(|n| SourceNic {
+                        ip: n.ip.as_ref().map(|ip| ip.value.to_string()),
+                        mac: n.mac.value.to_string(),
+                        // The source VM sits on its network's VLAN whatever the target model.
+                        vlan: plan.network(n.network.as_str()).and_then(|net| net.vlan.as_ref().map(|v| v.value)),
+                    })
+                    .collect(),
+            });
+        }
+        s
+    }
+}
+
+/// The port an http(s) check URL connects to.
+pub fn url_port(url: &str) -> u16 {
+    let https = url.starts_with("https://");
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let port = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split_once("]:").and_then(|(_, p)| p.parse().ok())
+    } else {
+        authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+    };
+    port.unwrap_or(if https { 443 } else { 80 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let text = r#"
+seed = 7
+speed = 50.0
+bandwidth_per_import = "200Mi"
+[[source_vm]]
+name = "shop-db-01"
+open_ports = [22, 5432]
+nics = [{ ip = "192.0.2.15", mac = "00:50:56:ab:cd:01", vlan = 210 }]
+[[fault]]
+kind = "import-failure"
+vm = "shop-db-01"
+mode = "always"
+"#;
+        let s = Scenario::from_toml(text, "s.toml").expect("valid");
+        assert_eq!(s.bandwidth_per_import, 200 << 20);
+        assert_eq!(s.source_vms[0].power, PowerState::On);
+        assert_eq!(s.faults[0].mode, FaultMode::Always);
+        assert_eq!(s.nodes.len(), 3);
+    }
+
+    #[test]
+    fn bad_scenarios_name_the_place() {
+        let e = Scenario::from_toml("speeed = 3\n", "s.toml").expect_err("unknown key");
+        assert!(e.to_string().starts_with("s.toml:1:1"), "{e}");
+        let e = Scenario::from_toml("speed = -1.0\n", "s.toml").expect_err("negative speed");
+        assert!(e.to_string().contains("positive"), "{e}");
+    }
+
+    #[test]
+    fn derived_from_the_quickstart_plan() {
+        let c = crate::plan::check_file(Path::new("plans/quickstart.toml")).expect("read");
+        let s = Scenario::from_plan(&c.plan.expect("valid"));
+        assert_eq!(s.source_vms.len(), 3);
+        let db = &s.source_vms[0];
+        assert_eq!(db.nics[0].vlan, Some(210));
+        assert!(db.open_ports.contains(&5432));
+        let web = &s.source_vms[2];
+        assert!(web.open_ports.contains(&80) && web.open_ports.contains(&443));
+        assert_eq!(s.namespaces, vec!["mig-quickstart"]);
+        assert!(s.storage_classes.contains(&"sim-standard".to_string()));
+    }
+
+    #[test]
+    fn url_ports() {
+        assert_eq!(url_port("https://{ip}/health"), 443);
+        assert_eq!(url_port("http://{ip}:8080/"), 8080);
+        assert_eq!(url_port("http://[2001:db8::1]:81/"), 81);
+    }
+}
+
+impl Scenario {
+    /// The Kubernetes objects a scenario needs at start: its namespaces, Secrets and
+    /// StorageClasses (nodes are seeded by the API server).
+    pub fn seed_objects(&self) -> Vec<serde_json::Value> {
+        use serde_json::json;
+        let mut out = Vec::new();
+        for ns in &self.namespaces {
+            out.push(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }));
+        }
+        for s in &self.secrets {
+            // Simulated credentials: the sim's vSphere endpoint accepts them; nothing real.
+            out.push(json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": { "name": s.name, "namespace": s.namespace },
+                "data": {
+                    "accessKeyId": crate::sim::store::base64(b"sim-user"),
+                    "secretKey": crate::sim::store::base64(b"sim-password"),
+                }
+            }));
+        }
+        // The API server seeds `sim-standard` as the default class itself.
+        for sc in self.storage_classes.iter().filter(|c| *c != "sim-standard") {
+            out.push(json!({
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": { "name": sc },
+                "provisioner": "sim.wavelift.io/block",
+                "volumeBindingMode": "Immediate",
+                "allowVolumeExpansion": true
+            }));
+        }
+        out
+    }
+}

@@ -1,0 +1,158 @@
+//! The simulated world outside Kubernetes: the source VMs in "vSphere" (power state, NICs,
+//! open ports) and the network that answers probes.
+//!
+//! The source VMs sit behind one `std::sync::RwLock`, held only for short synchronous
+//! sections (never across `.await`): the vSphere endpoint writes power states, the KubeVirt
+//! controller and the probe endpoint read them. VMIs come from the KubeVirt controller's
+//! reflector store, so a probe costs no API request.
+
+use super::scenario::{PowerState, Scenario, SourceVmSpec};
+use crate::cluster::resources::VirtualMachineInstance;
+use kube::runtime::reflector::Store;
+use serde::Serialize;
+use std::sync::RwLock;
+
+#[derive(Debug, Clone)]
+pub struct SourceVm {
+    /// vSphere managed object id (`vm-1001`).
+    pub moid: String,
+    pub spec: SourceVmSpec,
+    pub power: PowerState,
+}
+
+#[derive(Debug)]
+pub struct World {
+    vms: RwLock<Vec<SourceVm>>,
+}
+
+/// Answer of the simulated network to one probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeAnswer {
+    /// `reachable`, `unreachable` or `conflict` (two machines hold the IP).
+    pub result: &'static str,
+    /// Who holds the IP: `source/NAME` (a powered-on vSphere VM) or `vmi/NS/NAME`.
+    pub holders: Vec<String>,
+    pub detail: String,
+}
+
+impl World {
+    pub fn new(scenario: &Scenario) -> World {
+        let vms = scenario
+            .source_vms
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| SourceVm {
+                moid: format!("vm-{}", 1001 + i),
+                spec: spec.clone(),
+                power: spec.power,
+            })
+            .collect();
+        World { vms: RwLock::new(vms) }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<SourceVm>> {
+        self.vms.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn source_vms(&self) -> Vec<SourceVm> {
+        self.read().clone()
+    }
+
+    pub fn find(&self, name_or_moid: &str) -> Option<SourceVm> {
+        self.read()
+            .iter()
+            .find(|v| v.moid == name_or_moid || v.spec.name == name_or_moid || v.spec.uuid.as_deref() == Some(name_or_moid))
+            .cloned()
+    }
+
+    /// Sets a source VM's power; `None` when there is no such VM.
+    pub fn set_power(&self, moid: &str, power: PowerState) -> Option<PowerState> {
+        let mut vms = self.vms.write().unwrap_or_else(|p| p.into_inner());
+        let vm = vms.iter_mut().find(|v| v.moid == moid)?;
+        vm.power = power;
+        Some(power)
+    }
+
+    /// The guest IP a booted KubeVirt VM reports on an interface: a guest configured
+    /// statically (as its source was) brings up its IP only when the NIC has the source's
+    /// MAC and sits on the source's VLAN.
+    pub fn guest_ip(&self, mac: &str, vlan: Option<u16>) -> Option<(String, String)> {
+        let mac = mac.to_ascii_lowercase();
+        self.read().iter().find_map(|vm| {
+            vm.spec
+                .nics
+                .iter()
+                .find(|n| n.mac.to_ascii_lowercase() == mac && n.vlan == vlan)
+                .and_then(|n| n.ip.clone().map(|ip| (vm.spec.name.clone(), ip)))
+        })
+    }
+
+    /// Ports the guest behind `ip` listens on (the source VM's, a migrated VM keeps them).
+    fn open_ports(&self, source_name: &str) -> Vec<u16> {
+        self.read()
+            .iter()
+            .find(|v| v.spec.name == source_name)
+            .map(|v| v.spec.open_ports.clone())
+            .unwrap_or_default()
+    }
+
+    /// Probes `ip` (ICMP when `port` is `None`) against the world: powered-on source VMs and
+    /// Running VMIs whose guest agent reports the IP.
+    pub fn probe(&self, vmis: &Store<VirtualMachineInstance>, ip: &str, port: Option<u16>) -> ProbeAnswer {
+        let mut holders: Vec<(String, String)> = Vec::new(); // (holder, guest name for ports)
+        for vm in self.read().iter() {
+            if vm.power == PowerState::On && vm.spec.nics.iter().any(|n| n.ip.as_deref() == Some(ip)) {
+                holders.push((format!("source/{}", vm.spec.name), vm.spec.name.clone()));
+            }
+        }
+        for vmi in vmis.state() {
+            let Some(st) = &vmi.status else { continue };
+            if st.phase.as_deref() != Some("Running") {
+                continue;
+            }
+            let has_ip = st
+                .interfaces
+                .iter()
+                .any(|i| i.ip_address.as_deref() == Some(ip) || i.ip_addresses.iter().any(|a| a == ip));
+            if has_ip {
+                let ns = vmi.metadata.namespace.clone().unwrap_or_default();
+                let name = vmi.metadata.name.clone().unwrap_or_default();
+                let guest = vmi
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(crate::cluster::labels::VM).cloned())
+                    .unwrap_or_else(|| name.clone());
+                holders.push((format!("vmi/{ns}/{name}"), guest));
+            }
+        }
+        let names: Vec<String> = holders.iter().map(|(h, _)| h.clone()).collect();
+        match holders.len() {
+            0 => ProbeAnswer {
+                result: "unreachable",
+                holders: names,
+                detail: format!("nothing answers on {ip}"),
+            },
+            1 => {
+                let (holder, guest) = &holders[0];
+                match port {
+                    Some(p) if !self.open_ports(guest).contains(&p) => ProbeAnswer {
+                        result: "unreachable",
+                        holders: names,
+                        detail: format!("{holder} holds {ip} but port {p} is closed"),
+                    },
+                    _ => ProbeAnswer {
+                        result: "reachable",
+                        holders: names,
+                        detail: format!("{ip} answers from {holder}"),
+                    },
+                }
+            }
+            _ => ProbeAnswer {
+                result: "conflict",
+                detail: format!("IP conflict: {ip} is held by {}", names.join(" and ")),
+                holders: names,
+            },
+        }
+    }
+}

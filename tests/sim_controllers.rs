@@ -1,0 +1,161 @@
+//! The simulated controllers through the real kube-rs client against the in-process sim:
+//! CDI import phases, VM → VMI lifecycle with the guest-agent IP rule, the network's view
+//! (conflict while the source still runs), and live migration.
+
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use std::time::Duration;
+use wavelift::cluster::build;
+use wavelift::cluster::resources::{DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceMigration};
+use wavelift::sim::{self, SimOptions};
+use wavelift::sim_controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
+use wavelift::sim_controllers::{self as controllers};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn quickstart() -> wavelift::plan::Plan {
+    wavelift::plan::check_file(std::path::Path::new("plans/quickstart.toml"))
+        .expect("read")
+        .plan
+        .expect("valid")
+}
+
+async fn start(scenario: &Scenario) -> (sim::SimHandle, kube::Client) {
+    let opts = SimOptions {
+        extra_objects: scenario.seed_objects(),
+        ..SimOptions::default()
+    };
+    let handle = sim::start(opts).await.expect("sim starts");
+    let client = handle.client();
+    (handle, client)
+}
+
+async fn wait<K, F>(api: &Api<K>, name: &str, what: &str, cond: F) -> K
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    F: Fn(&K) -> bool,
+{
+    let c = move |o: Option<&K>| o.is_some_and(&cond);
+    match tokio::time::timeout(LIMIT, await_condition(api.clone(), name, c)).await {
+        Ok(Ok(Some(o))) => o,
+        other => panic!("{what}: not reached within {LIMIT:?}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_boot_agent_ip_conflict_and_migration() {
+    let plan = quickstart();
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 2000.0;
+    let (_sim, client) = start(&scenario).await;
+    let ctl = controllers::spawn(client.clone(), scenario);
+    let ns = plan.meta.namespace.as_str();
+    let vm = plan.vm("shop-db-01").expect("vm");
+
+    let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), ns);
+    nads.create(&PostParams::default(), &build::network_attachment(&plan, &plan.networks[0])).await.expect("NAD");
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
+    for dv in build::data_volumes(&plan, vm) {
+        dvs.create(&PostParams::default(), &dv).await.expect("DV");
+    }
+    let dv = wait(&dvs, "shop-db-01-disk0", "import", |d: &DataVolume| {
+        d.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+    })
+    .await;
+    let st = dv.status.expect("status");
+    assert_eq!(st.progress.as_deref(), Some("100.0%"));
+    assert!(st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
+    vms.create(&PostParams::default(), &build::virtual_machine(&plan, vm)).await.expect("VM");
+    vms.patch("shop-db-01", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"runStrategy": "Always"}})))
+        .await
+        .expect("start");
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    let vmi = wait(&vmis, "shop-db-01", "agent", |v: &VirtualMachineInstance| {
+        v.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "AgentConnected" && c.status == "True"))
+    })
+    .await;
+    let iface = &vmi.status.as_ref().expect("status").interfaces[0];
+    assert_eq!(iface.mac.as_deref(), Some("00:50:56:ab:cd:01"));
+    assert_eq!(iface.ip_address.as_deref(), Some("192.0.2.15"), "same MAC and VLAN: the guest brings its IP up");
+
+    // The source still runs: two holders of the IP is a conflict.
+    let a = ctl.world.probe(&ctl.stores.vmis, "192.0.2.15", None);
+    assert_eq!(a.result, "conflict", "{a:?}");
+    let src = ctl.world.find("shop-db-01").expect("source");
+    ctl.world.set_power(&src.moid, PowerState::Off);
+    let a = ctl.world.probe(&ctl.stores.vmis, "192.0.2.15", Some(5432));
+    assert_eq!(a.result, "reachable", "{a:?}");
+    assert_eq!(a.holders, vec!["vmi/mig-quickstart/shop-db-01"]);
+    assert_eq!(ctl.world.probe(&ctl.stores.vmis, "192.0.2.15", Some(3306)).result, "unreachable");
+
+    let source_node = vmi.status.as_ref().and_then(|s| s.node_name.clone()).expect("node");
+    let migs: Api<VirtualMachineInstanceMigration> = Api::namespaced(client.clone(), ns);
+    let m = migs.create(&PostParams::default(), &build::migration(&plan, vm)).await.expect("VMIM");
+    let name = m.metadata.name.clone().expect("generated name");
+    let done = wait(&migs, &name, "migration", |m: &VirtualMachineInstanceMigration| {
+        m.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+    })
+    .await;
+    let state = done.status.and_then(|s| s.migration_state).expect("migration state");
+    assert_eq!(state.source_node.as_deref(), Some(source_node.as_str()));
+    assert!(state.completed);
+    let vmi = vmis.get("shop-db-01").await.expect("vmi");
+    assert_eq!(vmi.status.and_then(|s| s.node_name), state.target_node);
+    assert_eq!(done.metadata.labels.and_then(|l| l.get("kubevirt.io/vmi-name").cloned()).as_deref(), Some("shop-db-01"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_vlan_means_no_guest_ip() {
+    let plan = quickstart();
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 2000.0;
+    let (_sim, client) = start(&scenario).await;
+    let _ctl = controllers::spawn(client.clone(), scenario);
+    let ns = plan.meta.namespace.as_str();
+    let vm = plan.vm("shop-web-01").expect("vm");
+    // The NAD carries VLAN 211 instead of 210.
+    let mut nad = build::network_attachment(&plan, &plan.networks[0]);
+    nad.spec.config = nad.spec.config.replace("\"vlan\":210", "\"vlan\":211");
+    Api::<NetworkAttachmentDefinition>::namespaced(client.clone(), ns).create(&PostParams::default(), &nad).await.expect("NAD");
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
+    for dv in build::data_volumes(&plan, vm) {
+        dvs.create(&PostParams::default(), &dv).await.expect("DV");
+    }
+    let mut v = build::virtual_machine(&plan, vm);
+    v.spec.run_strategy = Some("Always".into());
+    Api::<VirtualMachine>::namespaced(client.clone(), ns).create(&PostParams::default(), &v).await.expect("VM");
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    let vmi = wait(&vmis, "shop-web-01", "agent", |v: &VirtualMachineInstance| {
+        v.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "AgentConnected"))
+    })
+    .await;
+    let iface = &vmi.status.expect("status").interfaces[0];
+    assert_eq!(iface.ip_address, None, "a guest on the wrong VLAN has no IP to report");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_failure_always_fails_after_restarts() {
+    let plan = quickstart();
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 5000.0;
+    scenario.faults.push(Fault {
+        kind: FaultKind::ImportFailure,
+        vm: "shop-app-01".into(),
+        mode: FaultMode::Always,
+        factor: None,
+    });
+    let (_sim, client) = start(&scenario).await;
+    let _ctl = controllers::spawn(client.clone(), scenario);
+    let ns = plan.meta.namespace.as_str();
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
+    for dv in build::data_volumes(&plan, plan.vm("shop-app-01").expect("vm")) {
+        dvs.create(&PostParams::default(), &dv).await.expect("DV");
+    }
+    let dv = wait(&dvs, "shop-app-01-disk0", "failure", |d: &DataVolume| {
+        d.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+    })
+    .await;
+    assert_eq!(dv.status.expect("status").restart_count, 3);
+}
