@@ -6,7 +6,10 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use std::time::Duration;
 use wavelift::cluster::build;
-use wavelift::cluster::resources::{DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceMigration};
+use wavelift::cluster::resources::{
+    DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
+    VirtualMachineInstanceMigration,
+};
 use wavelift::sim::{self, SimOptions};
 use wavelift::sim_controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
 use wavelift::sim_controllers::{self as controllers};
@@ -53,7 +56,12 @@ async fn import_boot_agent_ip_conflict_and_migration() {
     let vm = plan.vm("shop-db-01").expect("vm");
 
     let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), ns);
-    nads.create(&PostParams::default(), &build::network_attachment(&plan, &plan.networks[0])).await.expect("NAD");
+    nads.create(
+        &PostParams::default(),
+        &build::network_attachment(&plan, &plan.networks[0]),
+    )
+    .await
+    .expect("NAD");
     let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
     for dv in build::data_volumes(&plan, vm) {
         dvs.create(&PostParams::default(), &dv).await.expect("DV");
@@ -64,21 +72,43 @@ async fn import_boot_agent_ip_conflict_and_migration() {
     .await;
     let st = dv.status.expect("status");
     assert_eq!(st.progress.as_deref(), Some("100.0%"));
-    assert!(st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    assert!(st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True"));
 
     let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
-    vms.create(&PostParams::default(), &build::virtual_machine(&plan, vm)).await.expect("VM");
-    vms.patch("shop-db-01", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"runStrategy": "Always"}})))
+    vms.create(&PostParams::default(), &build::virtual_machine(&plan, vm))
         .await
-        .expect("start");
+        .expect("VM");
+    vms.patch(
+        "shop-db-01",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"runStrategy": "Always"}})),
+    )
+    .await
+    .expect("start");
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-    let vmi = wait(&vmis, "shop-db-01", "agent", |v: &VirtualMachineInstance| {
-        v.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "AgentConnected" && c.status == "True"))
-    })
+    let vmi = wait(
+        &vmis,
+        "shop-db-01",
+        "agent",
+        |v: &VirtualMachineInstance| {
+            v.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "AgentConnected" && c.status == "True")
+            })
+        },
+    )
     .await;
     let iface = &vmi.status.as_ref().expect("status").interfaces[0];
     assert_eq!(iface.mac.as_deref(), Some("00:50:56:ab:cd:01"));
-    assert_eq!(iface.ip_address.as_deref(), Some("192.0.2.15"), "same MAC and VLAN: the guest brings its IP up");
+    assert_eq!(
+        iface.ip_address.as_deref(),
+        Some("192.0.2.15"),
+        "same MAC and VLAN: the guest brings its IP up"
+    );
 
     // The source still runs: two holders of the IP is a conflict.
     let a = ctl.world.probe(&ctl.stores.vmis, "192.0.2.15", None);
@@ -88,22 +118,48 @@ async fn import_boot_agent_ip_conflict_and_migration() {
     let a = ctl.world.probe(&ctl.stores.vmis, "192.0.2.15", Some(5432));
     assert_eq!(a.result, "reachable", "{a:?}");
     assert_eq!(a.holders, vec!["vmi/mig-quickstart/shop-db-01"]);
-    assert_eq!(ctl.world.probe(&ctl.stores.vmis, "192.0.2.15", Some(3306)).result, "unreachable");
+    assert_eq!(
+        ctl.world
+            .probe(&ctl.stores.vmis, "192.0.2.15", Some(3306))
+            .result,
+        "unreachable"
+    );
 
-    let source_node = vmi.status.as_ref().and_then(|s| s.node_name.clone()).expect("node");
+    let source_node = vmi
+        .status
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("node");
     let migs: Api<VirtualMachineInstanceMigration> = Api::namespaced(client.clone(), ns);
-    let m = migs.create(&PostParams::default(), &build::migration(&plan, vm)).await.expect("VMIM");
+    let m = migs
+        .create(&PostParams::default(), &build::migration(&plan, vm))
+        .await
+        .expect("VMIM");
     let name = m.metadata.name.clone().expect("generated name");
-    let done = wait(&migs, &name, "migration", |m: &VirtualMachineInstanceMigration| {
-        m.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
-    })
+    let done = wait(
+        &migs,
+        &name,
+        "migration",
+        |m: &VirtualMachineInstanceMigration| {
+            m.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+        },
+    )
     .await;
-    let state = done.status.and_then(|s| s.migration_state).expect("migration state");
+    let state = done
+        .status
+        .and_then(|s| s.migration_state)
+        .expect("migration state");
     assert_eq!(state.source_node.as_deref(), Some(source_node.as_str()));
     assert!(state.completed);
     let vmi = vmis.get("shop-db-01").await.expect("vmi");
     assert_eq!(vmi.status.and_then(|s| s.node_name), state.target_node);
-    assert_eq!(done.metadata.labels.and_then(|l| l.get("kubevirt.io/vmi-name").cloned()).as_deref(), Some("shop-db-01"));
+    assert_eq!(
+        done.metadata
+            .labels
+            .and_then(|l| l.get("kubevirt.io/vmi-name").cloned())
+            .as_deref(),
+        Some("shop-db-01")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,21 +174,37 @@ async fn wrong_vlan_means_no_guest_ip() {
     // The NAD carries VLAN 211 instead of 210.
     let mut nad = build::network_attachment(&plan, &plan.networks[0]);
     nad.spec.config = nad.spec.config.replace("\"vlan\":210", "\"vlan\":211");
-    Api::<NetworkAttachmentDefinition>::namespaced(client.clone(), ns).create(&PostParams::default(), &nad).await.expect("NAD");
+    Api::<NetworkAttachmentDefinition>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &nad)
+        .await
+        .expect("NAD");
     let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
     for dv in build::data_volumes(&plan, vm) {
         dvs.create(&PostParams::default(), &dv).await.expect("DV");
     }
     let mut v = build::virtual_machine(&plan, vm);
     v.spec.run_strategy = Some("Always".into());
-    Api::<VirtualMachine>::namespaced(client.clone(), ns).create(&PostParams::default(), &v).await.expect("VM");
+    Api::<VirtualMachine>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &v)
+        .await
+        .expect("VM");
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-    let vmi = wait(&vmis, "shop-web-01", "agent", |v: &VirtualMachineInstance| {
-        v.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "AgentConnected"))
-    })
+    let vmi = wait(
+        &vmis,
+        "shop-web-01",
+        "agent",
+        |v: &VirtualMachineInstance| {
+            v.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "AgentConnected"))
+        },
+    )
     .await;
     let iface = &vmi.status.expect("status").interfaces[0];
-    assert_eq!(iface.ip_address, None, "a guest on the wrong VLAN has no IP to report");
+    assert_eq!(
+        iface.ip_address, None,
+        "a guest on the wrong VLAN has no IP to report"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,5 +3,6 @@
 //! the engine (issue 4).
 
 pub mod build;
+pub mod client;
 pub mod labels;
 pub mod resources;

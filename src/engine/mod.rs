@@ -3,6 +3,8 @@
 
 pub mod decide;
 pub mod events;
+pub mod ops;
+pub mod runtime;
 
 pub use decide::{
     decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,

@@ -31,7 +31,10 @@ pub async fn run(client: Client, scenario: Arc<Scenario>, clock: SimClock) {
     let active = Arc::new(AtomicUsize::new(0));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut in_flight: HashSet<String> = HashSet::new();
-    let mut stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
     loop {
         tokio::select! {
             Some(uid) = done_rx.recv() => { in_flight.remove(&uid); }
@@ -59,10 +62,11 @@ pub async fn run(client: Client, scenario: Arc<Scenario>, clock: SimClock) {
 }
 
 fn vm_of(dv: &DataVolume) -> String {
-    dv.labels()
-        .get(labels::VM)
-        .cloned()
-        .unwrap_or_else(|| dv.name_any().rsplit_once("-disk").map_or(dv.name_any(), |(v, _)| v.to_string()))
+    dv.labels().get(labels::VM).cloned().unwrap_or_else(|| {
+        dv.name_any()
+            .rsplit_once("-disk")
+            .map_or(dv.name_any(), |(v, _)| v.to_string())
+    })
 }
 
 /// Decrements the active-import count when an import ends, however it ends.
@@ -91,8 +95,17 @@ async fn import(
         .and_then(|s| Quantity::parse(s).ok())
         .map_or(1 << 30, |q| q.bytes.max(1));
     let vm = vm_of(&dv);
-    let fault = |k: FaultKind| scenario.faults.iter().find(|f| f.kind == k && f.vm == vm).cloned();
-    let slow = fault(FaultKind::SlowImport).and_then(|f| f.factor).unwrap_or(1.0).max(1.0);
+    let fault = |k: FaultKind| {
+        scenario
+            .faults
+            .iter()
+            .find(|f| f.kind == k && f.vm == vm)
+            .cloned()
+    };
+    let slow = fault(FaultKind::SlowImport)
+        .and_then(|f| f.factor)
+        .unwrap_or(1.0)
+        .max(1.0);
     let failure = fault(FaultKind::ImportFailure);
     let status = |v: serde_json::Value| Patch::Merge(json!({ "status": v }));
     let pp = PatchParams::default();
@@ -137,7 +150,8 @@ async fn import(
         ]
     }))).await?;
     clock.sleep(1.0).await;
-    api.patch_status(&name, &pp, &status(json!({ "phase": "ImportScheduled" }))).await?;
+    api.patch_status(&name, &pp, &status(json!({ "phase": "ImportScheduled" })))
+        .await?;
     clock.sleep(1.0).await;
 
     active.fetch_add(1, Ordering::SeqCst);
@@ -146,7 +160,11 @@ async fn import(
     let mut failed_once = false;
     loop {
         let n = active.load(Ordering::SeqCst).max(1) as u64;
-        let rate = (scenario.bandwidth_per_import.min(scenario.bandwidth_total / n) as f64 / slow).max(1.0);
+        let rate = (scenario
+            .bandwidth_per_import
+            .min(scenario.bandwidth_total / n) as f64
+            / slow)
+            .max(1.0);
         let sim_dt = tick * clock.speed;
         done = (done as f64 + rate * sim_dt).min(size as f64) as u64;
         let frac = done as f64 / size as f64;
@@ -168,15 +186,20 @@ async fn import(
                     }))).await?;
                     return Ok(());
                 }
-                api.patch_status(&name, &pp, &status(json!({
-                    "phase": "ImportInProgress", "progress": "0.00%", "restartCount": restarts,
-                    "conditions": [
-                        { "type": "Bound", "status": "True", "reason": "Bound" },
-                        { "type": "Ready", "status": "False", "reason": "TransferRunning" },
-                        { "type": "Running", "status": "False", "reason": "Error",
-                          "message": "importer pod restarted: simulated import failure" },
-                    ]
-                }))).await?;
+                api.patch_status(
+                    &name,
+                    &pp,
+                    &status(json!({
+                        "phase": "ImportInProgress", "progress": "0.00%", "restartCount": restarts,
+                        "conditions": [
+                            { "type": "Bound", "status": "True", "reason": "Bound" },
+                            { "type": "Ready", "status": "False", "reason": "TransferRunning" },
+                            { "type": "Running", "status": "False", "reason": "Error",
+                              "message": "importer pod restarted: simulated import failure" },
+                        ]
+                    })),
+                )
+                .await?;
                 clock.sleep_real(tick).await;
                 continue;
             }
@@ -194,13 +217,18 @@ async fn import(
         }))).await?;
         clock.sleep_real(tick).await;
     }
-    api.patch_status(&name, &pp, &status(json!({
-        "phase": "Succeeded", "progress": "100.0%", "restartCount": restarts,
-        "conditions": [
-            { "type": "Bound", "status": "True", "reason": "Bound" },
-            { "type": "Ready", "status": "True", "reason": "" },
-            { "type": "Running", "status": "False", "reason": "Completed" },
-        ]
-    }))).await?;
+    api.patch_status(
+        &name,
+        &pp,
+        &status(json!({
+            "phase": "Succeeded", "progress": "100.0%", "restartCount": restarts,
+            "conditions": [
+                { "type": "Bound", "status": "True", "reason": "Bound" },
+                { "type": "Ready", "status": "True", "reason": "" },
+                { "type": "Running", "status": "False", "reason": "Completed" },
+            ]
+        })),
+    )
+    .await?;
     Ok(())
 }

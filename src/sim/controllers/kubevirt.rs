@@ -10,7 +10,8 @@ use super::scenario::{FaultKind, Scenario};
 use super::world::World;
 use super::SimClock;
 use crate::cluster::resources::{
-    DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceMigration,
+    DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
+    VirtualMachineInstanceMigration,
 };
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -37,7 +38,13 @@ pub struct Stores {
 
 /// Starts the reflectors; returns their stores and the tasks that feed them, plus a channel
 /// of VM keys to reconcile (VM changes, DataVolume changes).
-pub fn reflectors(client: &Client) -> (Stores, Vec<tokio::task::JoinHandle<()>>, mpsc::UnboundedReceiver<(String, String)>) {
+pub fn reflectors(
+    client: &Client,
+) -> (
+    Stores,
+    Vec<tokio::task::JoinHandle<()>>,
+    mpsc::UnboundedReceiver<(String, String)>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (vmi_store, vmi_writer) = reflector::store::<VirtualMachineInstance>();
     let (dv_store, dv_writer) = reflector::store::<DataVolume>();
@@ -47,7 +54,11 @@ pub fn reflectors(client: &Client) -> (Stores, Vec<tokio::task::JoinHandle<()>>,
     let vmi_api: Api<VirtualMachineInstance> = Api::all(client.clone());
     let tx_vmi = tx.clone();
     tasks.push(tokio::spawn(async move {
-        let mut s = reflector::reflector(vmi_writer, watcher::watcher(vmi_api, watcher::Config::default()).default_backoff()).boxed();
+        let mut s = reflector::reflector(
+            vmi_writer,
+            watcher::watcher(vmi_api, watcher::Config::default()).default_backoff(),
+        )
+        .boxed();
         while let Some(ev) = s.next().await {
             // A VMI that disappears may need its VM restarted (RerunOnFailure/Always).
             if let Ok(Event::Delete(vmi)) = ev {
@@ -59,15 +70,20 @@ pub fn reflectors(client: &Client) -> (Stores, Vec<tokio::task::JoinHandle<()>>,
     let tx_dv = tx.clone();
     let vm_store_for_dv = vm_store.clone();
     tasks.push(tokio::spawn(async move {
-        let mut s = reflector::reflector(dv_writer, watcher::watcher(dv_api, watcher::Config::default()).default_backoff())
-            .applied_objects()
-            .boxed();
+        let mut s = reflector::reflector(
+            dv_writer,
+            watcher::watcher(dv_api, watcher::Config::default()).default_backoff(),
+        )
+        .applied_objects()
+        .boxed();
         while let Some(ev) = s.next().await {
             let Ok(dv) = ev else { continue };
             let ns = dv.namespace().unwrap_or_default();
             let name = dv.name_any();
             for vm in vm_store_for_dv.state() {
-                if vm.namespace().as_deref() == Some(ns.as_str()) && volumes(&vm.spec.template).contains(&name) {
+                if vm.namespace().as_deref() == Some(ns.as_str())
+                    && volumes(&vm.spec.template).contains(&name)
+                {
                     let _ = tx_dv.send((ns.clone(), vm.name_any()));
                 }
             }
@@ -75,7 +91,11 @@ pub fn reflectors(client: &Client) -> (Stores, Vec<tokio::task::JoinHandle<()>>,
     }));
     let vm_api: Api<VirtualMachine> = Api::all(client.clone());
     tasks.push(tokio::spawn(async move {
-        let mut s = reflector::reflector(vm_writer, watcher::watcher(vm_api, watcher::Config::default()).default_backoff()).boxed();
+        let mut s = reflector::reflector(
+            vm_writer,
+            watcher::watcher(vm_api, watcher::Config::default()).default_backoff(),
+        )
+        .boxed();
         while let Some(ev) = s.next().await {
             match ev {
                 Ok(Event::Apply(vm)) | Ok(Event::InitApply(vm)) | Ok(Event::Delete(vm)) => {
@@ -102,14 +122,21 @@ fn volumes(template: &Value) -> Vec<String> {
         .and_then(|v| v.as_array())
         .map(|a| {
             a.iter()
-                .filter_map(|v| v.pointer("/dataVolume/name").and_then(|n| n.as_str()).map(str::to_string))
+                .filter_map(|v| {
+                    v.pointer("/dataVolume/name")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default()
 }
 
 fn wants_running(vm: &VirtualMachine) -> bool {
-    matches!(vm.spec.run_strategy.as_deref(), Some("Always") | Some("RerunOnFailure") | Some("Once"))
+    matches!(
+        vm.spec.run_strategy.as_deref(),
+        Some("Always") | Some("RerunOnFailure") | Some("Once")
+    )
 }
 
 /// Reconciles VMs: create the VMI when the VM should run and its disks are ready, delete it
@@ -168,7 +195,12 @@ pub async fn run_vms(
                 if !booting.insert(uid.clone()) {
                     continue;
                 }
-                let (client, scenario, world, done) = (client.clone(), scenario.clone(), world.clone(), done_tx.clone());
+                let (client, scenario, world, done) = (
+                    client.clone(),
+                    scenario.clone(),
+                    world.clone(),
+                    done_tx.clone(),
+                );
                 tokio::spawn(async move {
                     if let Err(e) = boot(client, scenario, world, clock, (*vm).clone()).await {
                         tracing::debug!(error = %e, "sim VMI boot ended");
@@ -178,7 +210,13 @@ pub async fn run_vms(
             }
         } else if vmi.is_some() {
             let _ = vms
-                .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "printableStatus": "Stopping", "ready": false } })))
+                .patch_status(
+                    &name,
+                    &pp,
+                    &Patch::Merge(
+                        json!({ "status": { "printableStatus": "Stopping", "ready": false } }),
+                    ),
+                )
                 .await;
             let _ = vmis.delete(&name, &DeleteParams::default()).await;
             let _ = vms
@@ -208,7 +246,9 @@ async fn nad_vlan(client: &Client, ns: &str, network_name: &str) -> Option<u16> 
 }
 
 fn node_for(scenario: &Scenario, name: &str) -> String {
-    let h = name.bytes().fold(scenario.seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let h = name.bytes().fold(scenario.seed, |h, b| {
+        h.wrapping_mul(31).wrapping_add(b as u64)
+    });
     scenario
         .nodes
         .get((h % scenario.nodes.len().max(1) as u64) as usize)
@@ -216,13 +256,24 @@ fn node_for(scenario: &Scenario, name: &str) -> String {
         .unwrap_or_else(|| "sim-node-1".to_string())
 }
 
-async fn boot(client: Client, scenario: Arc<Scenario>, world: Arc<World>, clock: SimClock, vm: VirtualMachine) -> Result<(), kube::Error> {
+async fn boot(
+    client: Client,
+    scenario: Arc<Scenario>,
+    world: Arc<World>,
+    clock: SimClock,
+    vm: VirtualMachine,
+) -> Result<(), kube::Error> {
     let ns = vm.namespace().unwrap_or_default();
     let name = vm.name_any();
     let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), &ns);
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), &ns);
     let pp = PatchParams::default();
-    let tmeta = vm.spec.template.get("metadata").cloned().unwrap_or(json!({}));
+    let tmeta = vm
+        .spec
+        .template
+        .get("metadata")
+        .cloned()
+        .unwrap_or(json!({}));
     let vmi: VirtualMachineInstance = serde_json::from_value(json!({
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
         "metadata": {
@@ -241,35 +292,72 @@ async fn boot(client: Client, scenario: Arc<Scenario>, world: Arc<World>, clock:
         Err(e) => return Err(e),
     }
     let vm_status = |printable: &str, ready: bool| {
-        Patch::Merge(json!({ "status": { "created": true, "ready": ready, "printableStatus": printable,
-            "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] } }))
+        Patch::Merge(
+            json!({ "status": { "created": true, "ready": ready, "printableStatus": printable,
+            "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] } }),
+        )
     };
-    vms.patch_status(&name, &pp, &vm_status("Starting", false)).await?;
+    vms.patch_status(&name, &pp, &vm_status("Starting", false))
+        .await?;
     let step = scenario.boot_seconds / 4.0;
     let set = |v: Value| Patch::Merge(json!({ "status": v }));
-    vmis.patch_status(&name, &pp, &set(json!({ "phase": "Pending" }))).await?;
+    vmis.patch_status(&name, &pp, &set(json!({ "phase": "Pending" })))
+        .await?;
     clock.sleep(step).await;
-    vmis.patch_status(&name, &pp, &set(json!({ "phase": "Scheduling" }))).await?;
+    vmis.patch_status(&name, &pp, &set(json!({ "phase": "Scheduling" })))
+        .await?;
     clock.sleep(step).await;
     let node = node_for(&scenario, &name);
-    vmis.patch_status(&name, &pp, &set(json!({ "phase": "Scheduled", "nodeName": node }))).await?;
+    vmis.patch_status(
+        &name,
+        &pp,
+        &set(json!({ "phase": "Scheduled", "nodeName": node })),
+    )
+    .await?;
     clock.sleep(step * 2.0).await;
 
     // Interfaces as the domain sees them (MACs), then as the guest agent reports them.
-    let ifaces = vm.spec.template.pointer("/spec/domain/devices/interfaces").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-    let nets = vm.spec.template.pointer("/spec/networks").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let ifaces = vm
+        .spec
+        .template
+        .pointer("/spec/domain/devices/interfaces")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let nets = vm
+        .spec
+        .template
+        .pointer("/spec/networks")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
     let mut domain = Vec::new();
     let mut agent = Vec::new();
     for (i, iface) in ifaces.iter().enumerate() {
-        let iname = iface.get("name").and_then(|v| v.as_str()).unwrap_or("default").to_string();
-        let mac = iface.get("macAddress").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| format!("02:00:00:00:{:02x}:{:02x}", i, name.len() % 256));
-        let net = nets.iter().find(|n| n.get("name").and_then(|v| v.as_str()) == Some(iname.as_str()));
-        let ip = if let Some(multus) = net.and_then(|n| n.pointer("/multus/networkName")).and_then(|v| v.as_str()) {
+        let iname = iface
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("default")
+            .to_string();
+        let mac = iface
+            .get("macAddress")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("02:00:00:00:{:02x}:{:02x}", i, name.len() % 256));
+        let net = nets
+            .iter()
+            .find(|n| n.get("name").and_then(|v| v.as_str()) == Some(iname.as_str()));
+        let ip = if let Some(multus) = net
+            .and_then(|n| n.pointer("/multus/networkName"))
+            .and_then(|v| v.as_str())
+        {
             let vlan = nad_vlan(&client, &ns, multus).await;
             world.guest_ip(&mac, vlan).map(|(_, ip)| ip)
         } else {
             // Pod network: an address from the sim's pod range (inside the sim only).
-            let h = name.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+            let h = name
+                .bytes()
+                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
             Some(format!("10.244.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2))
         };
         domain.push(json!({ "name": iname, "mac": mac, "interfaceName": format!("eth{i}"), "infoSource": "domain" }));
@@ -280,15 +368,24 @@ async fn boot(client: Client, scenario: Arc<Scenario>, world: Arc<World>, clock:
         }
         agent.push(a);
     }
-    vmis.patch_status(&name, &pp, &set(json!({
-        "phase": "Running", "nodeName": node, "interfaces": domain,
-        "conditions": [
-            { "type": "Ready", "status": "True", "lastTransitionTime": now() },
-            { "type": "LiveMigratable", "status": "True" },
-        ]
-    }))).await?;
-    vms.patch_status(&name, &pp, &vm_status("Running", true)).await?;
-    let agent_never = scenario.faults.iter().any(|f| f.kind == FaultKind::AgentNever && f.vm == name);
+    vmis.patch_status(
+        &name,
+        &pp,
+        &set(json!({
+            "phase": "Running", "nodeName": node, "interfaces": domain,
+            "conditions": [
+                { "type": "Ready", "status": "True", "lastTransitionTime": now() },
+                { "type": "LiveMigratable", "status": "True" },
+            ]
+        })),
+    )
+    .await?;
+    vms.patch_status(&name, &pp, &vm_status("Running", true))
+        .await?;
+    let agent_never = scenario
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::AgentNever && f.vm == name);
     if agent_never {
         return Ok(());
     }
@@ -298,25 +395,42 @@ async fn boot(client: Client, scenario: Arc<Scenario>, world: Arc<World>, clock:
         Ok(v) if v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") => {}
         _ => return Ok(()),
     }
-    vmis.patch_status(&name, &pp, &set(json!({
-        "interfaces": agent,
-        "conditions": [
-            { "type": "Ready", "status": "True" },
-            { "type": "LiveMigratable", "status": "True" },
-            { "type": "AgentConnected", "status": "True", "lastTransitionTime": now() },
-        ]
-    }))).await?;
+    vmis.patch_status(
+        &name,
+        &pp,
+        &set(json!({
+            "interfaces": agent,
+            "conditions": [
+                { "type": "Ready", "status": "True" },
+                { "type": "LiveMigratable", "status": "True" },
+                { "type": "AgentConnected", "status": "True", "lastTransitionTime": now() },
+            ]
+        })),
+    )
+    .await?;
     Ok(())
 }
 
 /// Runs live migrations.
-pub async fn run_migrations(client: Client, scenario: Arc<Scenario>, clock: SimClock, stores: Stores) {
+pub async fn run_migrations(
+    client: Client,
+    scenario: Arc<Scenario>,
+    clock: SimClock,
+    stores: Stores,
+) {
     let api: Api<VirtualMachineInstanceMigration> = Api::all(client.clone());
     let mut seen: HashSet<String> = HashSet::new();
-    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
     while let Some(item) = stream.next().await {
         let Ok(m) = item else { continue };
-        let phase = m.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let phase = m
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         if !phase.is_empty() {
             continue;
         }
@@ -333,23 +447,43 @@ pub async fn run_migrations(client: Client, scenario: Arc<Scenario>, clock: SimC
     }
 }
 
-async fn migrate(client: Client, scenario: Arc<Scenario>, clock: SimClock, stores: Stores, m: VirtualMachineInstanceMigration) -> Result<(), kube::Error> {
+async fn migrate(
+    client: Client,
+    scenario: Arc<Scenario>,
+    clock: SimClock,
+    stores: Stores,
+    m: VirtualMachineInstanceMigration,
+) -> Result<(), kube::Error> {
     let ns = m.namespace().unwrap_or_default();
     let name = m.name_any();
     let vmi_name = m.spec.vmi_name.clone();
     let migs: Api<VirtualMachineInstanceMigration> = Api::namespaced(client.clone(), &ns);
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), &ns);
     let pp = PatchParams::default();
-    migs.patch(&name, &pp, &Patch::Merge(json!({ "metadata": { "labels": { "kubevirt.io/vmi-name": vmi_name } } }))).await?;
+    migs.patch(
+        &name,
+        &pp,
+        &Patch::Merge(json!({ "metadata": { "labels": { "kubevirt.io/vmi-name": vmi_name } } })),
+    )
+    .await?;
     let set = |v: Value| Patch::Merge(json!({ "status": v }));
     let vmi = stores.vmis.get(&ObjectRef::new(&vmi_name).within(&ns));
-    let source = vmi.as_ref().and_then(|v| v.status.as_ref()).filter(|s| s.phase.as_deref() == Some("Running")).and_then(|s| s.node_name.clone());
+    let source = vmi
+        .as_ref()
+        .and_then(|v| v.status.as_ref())
+        .filter(|s| s.phase.as_deref() == Some("Running"))
+        .and_then(|s| s.node_name.clone());
     let Some(source) = source else {
         migs.patch_status(&name, &pp, &set(json!({ "phase": "Failed",
             "migrationState": { "failed": true, "failureReason": format!("VMI {vmi_name} is not running") } }))).await?;
         return Ok(());
     };
-    let target = scenario.nodes.iter().find(|n| **n != source).cloned().unwrap_or_else(|| source.clone());
+    let target = scenario
+        .nodes
+        .iter()
+        .find(|n| **n != source)
+        .cloned()
+        .unwrap_or_else(|| source.clone());
     let uid = m.uid().unwrap_or_default();
     let started = now();
     let state = |completed: bool, failed: bool, end: Option<String>, reason: Option<&str>| {
@@ -364,22 +498,63 @@ async fn migrate(client: Client, scenario: Arc<Scenario>, clock: SimClock, store
         s
     };
     let step = scenario.migration_seconds / 6.0;
-    for phase in ["Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running"] {
-        migs.patch_status(&name, &pp, &set(json!({ "phase": phase, "migrationState": state(false, false, None, None) }))).await?;
+    for phase in [
+        "Pending",
+        "Scheduling",
+        "Scheduled",
+        "PreparingTarget",
+        "TargetReady",
+        "Running",
+    ] {
+        migs.patch_status(
+            &name,
+            &pp,
+            &set(json!({ "phase": phase, "migrationState": state(false, false, None, None) })),
+        )
+        .await?;
         if phase == "Scheduling" {
-            vmis.patch_status(&vmi_name, &pp, &set(json!({ "migrationState": state(false, false, None, None) }))).await?;
+            vmis.patch_status(
+                &vmi_name,
+                &pp,
+                &set(json!({ "migrationState": state(false, false, None, None) })),
+            )
+            .await?;
         }
         clock.sleep(step).await;
     }
-    let fail = scenario.faults.iter().any(|f| f.kind == FaultKind::MigrationFailure && f.vm == vmi_name);
+    let fail = scenario
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::MigrationFailure && f.vm == vmi_name);
     if fail {
-        let st = state(false, true, Some(now()), Some("simulated migration failure: target domain did not start"));
-        vmis.patch_status(&vmi_name, &pp, &set(json!({ "migrationState": st }))).await?;
-        migs.patch_status(&name, &pp, &set(json!({ "phase": "Failed", "migrationState": st }))).await?;
+        let st = state(
+            false,
+            true,
+            Some(now()),
+            Some("simulated migration failure: target domain did not start"),
+        );
+        vmis.patch_status(&vmi_name, &pp, &set(json!({ "migrationState": st })))
+            .await?;
+        migs.patch_status(
+            &name,
+            &pp,
+            &set(json!({ "phase": "Failed", "migrationState": st })),
+        )
+        .await?;
         return Ok(());
     }
     let st = state(true, false, Some(now()), None);
-    vmis.patch_status(&vmi_name, &pp, &set(json!({ "nodeName": target, "migrationState": st }))).await?;
-    migs.patch_status(&name, &pp, &set(json!({ "phase": "Succeeded", "migrationState": st }))).await?;
+    vmis.patch_status(
+        &vmi_name,
+        &pp,
+        &set(json!({ "nodeName": target, "migrationState": st })),
+    )
+    .await?;
+    migs.patch_status(
+        &name,
+        &pp,
+        &set(json!({ "phase": "Succeeded", "migrationState": st })),
+    )
+    .await?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! the real ones; scenarios ([`scenario`]) set speed, sizes and faults.
 
 pub mod cdi;
+pub mod endpoints;
 pub mod kubevirt;
+pub mod rehearsal;
 pub mod scenario;
 pub mod world;
 
@@ -50,10 +52,16 @@ impl Drop for Controllers {
 /// Starts every simulated controller against `client`.
 pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
     let scenario = Arc::new(scenario);
-    let clock = SimClock { speed: scenario.speed };
+    let clock = SimClock {
+        speed: scenario.speed,
+    };
     let world = Arc::new(World::new(&scenario));
     let (stores, mut tasks, keys) = kubevirt::reflectors(&client);
-    tasks.push(tokio::spawn(cdi::run(client.clone(), scenario.clone(), clock)));
+    tasks.push(tokio::spawn(cdi::run(
+        client.clone(),
+        scenario.clone(),
+        clock,
+    )));
     tasks.push(tokio::spawn(kubevirt::run_vms(
         client.clone(),
         scenario.clone(),
@@ -62,6 +70,15 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
         stores.clone(),
         keys,
     )));
-    tasks.push(tokio::spawn(kubevirt::run_migrations(client, scenario, clock, stores.clone())));
-    Controllers { world, stores, tasks }
+    tasks.push(tokio::spawn(kubevirt::run_migrations(
+        client,
+        scenario,
+        clock,
+        stores.clone(),
+    )));
+    Controllers {
+        world,
+        stores,
+        tasks,
+    }
 }

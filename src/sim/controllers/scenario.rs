@@ -184,7 +184,10 @@ impl Default for Scenario {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: invalid plan ({errors} errors); run `wavelift plan check {path}`")]
@@ -240,7 +243,11 @@ impl Scenario {
             .storage_class
             .iter()
             .map(|c| c.value.clone())
-            .chain(plan.vms.iter().flat_map(|v| v.disks.iter().filter_map(|d| d.storage_class.as_ref().map(|c| c.value.clone()))))
+            .chain(plan.vms.iter().flat_map(|v| {
+                v.disks
+                    .iter()
+                    .filter_map(|d| d.storage_class.as_ref().map(|c| c.value.clone()))
+            }))
             .collect();
         classes.sort();
         classes.dedup();
@@ -273,7 +280,9 @@ impl Scenario {
                         ip: n.ip.as_ref().map(|ip| ip.value.to_string()),
                         mac: n.mac.value.to_string(),
                         // The source VM sits on its network's VLAN whatever the target model.
-                        vlan: plan.network(n.network.as_str()).and_then(|net| net.vlan.as_ref().map(|v| v.value)),
+                        vlan: plan
+                            .network(n.network.as_str())
+                            .and_then(|net| net.vlan.as_ref().map(|v| v.value)),
                     })
                     .collect(),
             });
@@ -358,7 +367,9 @@ impl Scenario {
         use serde_json::json;
         let mut out = Vec::new();
         for ns in &self.namespaces {
-            out.push(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }));
+            out.push(
+                json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
+            );
         }
         for s in &self.secrets {
             // Simulated credentials: the sim's vSphere endpoint accepts them; nothing real.

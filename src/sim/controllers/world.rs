@@ -47,7 +47,9 @@ impl World {
                 power: spec.power,
             })
             .collect();
-        World { vms: RwLock::new(vms) }
+        World {
+            vms: RwLock::new(vms),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<SourceVm>> {
@@ -61,7 +63,11 @@ impl World {
     pub fn find(&self, name_or_moid: &str) -> Option<SourceVm> {
         self.read()
             .iter()
-            .find(|v| v.moid == name_or_moid || v.spec.name == name_or_moid || v.spec.uuid.as_deref() == Some(name_or_moid))
+            .find(|v| {
+                v.moid == name_or_moid
+                    || v.spec.name == name_or_moid
+                    || v.spec.uuid.as_deref() == Some(name_or_moid)
+            })
             .cloned()
     }
 
@@ -98,10 +104,17 @@ impl World {
 
     /// Probes `ip` (ICMP when `port` is `None`) against the world: powered-on source VMs and
     /// Running VMIs whose guest agent reports the IP.
-    pub fn probe(&self, vmis: &Store<VirtualMachineInstance>, ip: &str, port: Option<u16>) -> ProbeAnswer {
+    pub fn probe(
+        &self,
+        vmis: &Store<VirtualMachineInstance>,
+        ip: &str,
+        port: Option<u16>,
+    ) -> ProbeAnswer {
         let mut holders: Vec<(String, String)> = Vec::new(); // (holder, guest name for ports)
         for vm in self.read().iter() {
-            if vm.power == PowerState::On && vm.spec.nics.iter().any(|n| n.ip.as_deref() == Some(ip)) {
+            if vm.power == PowerState::On
+                && vm.spec.nics.iter().any(|n| n.ip.as_deref() == Some(ip))
+            {
                 holders.push((format!("source/{}", vm.spec.name), vm.spec.name.clone()));
             }
         }
@@ -110,10 +123,9 @@ impl World {
             if st.phase.as_deref() != Some("Running") {
                 continue;
             }
-            let has_ip = st
-                .interfaces
-                .iter()
-                .any(|i| i.ip_address.as_deref() == Some(ip) || i.ip_addresses.iter().any(|a| a == ip));
+            let has_ip = st.interfaces.iter().any(|i| {
+                i.ip_address.as_deref() == Some(ip) || i.ip_addresses.iter().any(|a| a == ip)
+            });
             if has_ip {
                 let ns = vmi.metadata.namespace.clone().unwrap_or_default();
                 let name = vmi.metadata.name.clone().unwrap_or_default();

@@ -1,0 +1,549 @@
+//! Carrying out [`Command`]s against the cluster, the source platform and the network.
+//! Every mutating API call is reported as a `Mutation` event (the audit journal); every
+//! create tolerates `AlreadyExists`, so a command re-issued after a crash is harmless.
+
+use super::decide::{Command, Gate, IpGuard, Power};
+use super::events::{EngineEvent, EventKind};
+use crate::checks::probe::Prober;
+use crate::checks::result::CheckResult;
+use crate::checks::runner::{self, Observations, RunSettings};
+use crate::cluster::build;
+use crate::cluster::labels;
+use crate::cluster::resources::{
+    DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
+};
+use crate::plan::{NetworkModel, Plan, Vm};
+use crate::source::SourceOps;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::Client;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Everything a command needs.
+pub struct Ops {
+    pub plan: Arc<Plan>,
+    pub client: Client,
+    pub source: Option<Arc<dyn SourceOps>>,
+    pub prober: Arc<dyn Prober>,
+    pub dry_run: bool,
+    pub events: mpsc::Sender<EngineEvent>,
+    /// Missing CRDs found by discovery at start (empty: all present).
+    pub missing_crds: Vec<String>,
+}
+
+/// What a finished command changes in the engine's memory of a VM.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    Nothing,
+    Preflight(Gate),
+    Power(Power),
+    IpGuard(IpGuard),
+    Checks(Gate, Vec<CheckResult>),
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn api_msg(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+fn is_code(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+impl Ops {
+    fn ns(&self) -> &str {
+        self.plan.meta.namespace.as_str()
+    }
+
+    async fn journal(&self, vm: &Vm, verb: &str, kind: &str, name: &str, result: &str) {
+        let _ = self
+            .events
+            .send(EngineEvent {
+                vm: vm.name.value.clone(),
+                wave: vm.wave.value.clone(),
+                at_ms: now_ms(),
+                kind: EventKind::Mutation {
+                    verb: verb.to_string(),
+                    kind: kind.to_string(),
+                    name: name.to_string(),
+                    dry_run: self.dry_run,
+                    result: result.to_string(),
+                },
+            })
+            .await;
+    }
+
+    fn post(&self) -> PostParams {
+        PostParams {
+            dry_run: self.dry_run,
+            field_manager: Some(labels::FIELD_MANAGER.to_string()),
+        }
+    }
+
+    fn apply(&self) -> PatchParams {
+        let p = PatchParams::apply(labels::FIELD_MANAGER).force();
+        if self.dry_run {
+            p.dry_run()
+        } else {
+            p
+        }
+    }
+
+    /// Creates an object; `AlreadyExists` counts as done.
+    async fn create<K>(
+        &self,
+        vm: &Vm,
+        api: &Api<K>,
+        obj: &K,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), String>
+    where
+        K: kube::Resource
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        match api.create(&self.post(), obj).await {
+            Ok(_) => {
+                self.journal(vm, "create", kind, name, "created").await;
+                Ok(())
+            }
+            Err(e) if is_code(&e, 409) => {
+                self.journal(vm, "create", kind, name, "already exists")
+                    .await;
+                Ok(())
+            }
+            Err(e) => {
+                let m = api_msg(&e);
+                self.journal(vm, "create", kind, name, &format!("error: {m}"))
+                    .await;
+                Err(format!("create {kind} {name}: {m}"))
+            }
+        }
+    }
+
+    pub async fn execute(&self, vm: &Vm, cmd: &Command) -> Result<Update, String> {
+        let ns = self.ns().to_string();
+        match cmd {
+            Command::RunPreflight => Ok(Update::Preflight(self.preflight(vm).await)),
+            Command::ApplyNetworks => {
+                let api: Api<NetworkAttachmentDefinition> =
+                    Api::namespaced(self.client.clone(), &ns);
+                if self.plan.model_of(vm) == NetworkModel::L3 {
+                    return Ok(Update::Nothing);
+                }
+                let nets: BTreeSet<&str> = vm.nics.iter().map(|n| n.network.as_str()).collect();
+                for name in nets {
+                    let Some(net) = self.plan.network(name) else {
+                        continue;
+                    };
+                    let nad = build::network_attachment(&self.plan, net);
+                    match api.patch(name, &self.apply(), &Patch::Apply(&nad)).await {
+                        Ok(_) => {
+                            self.journal(
+                                vm,
+                                "apply",
+                                "NetworkAttachmentDefinition",
+                                name,
+                                "applied",
+                            )
+                            .await
+                        }
+                        Err(e) => {
+                            let m = api_msg(&e);
+                            self.journal(
+                                vm,
+                                "apply",
+                                "NetworkAttachmentDefinition",
+                                name,
+                                &format!("error: {m}"),
+                            )
+                            .await;
+                            return Err(format!("apply NetworkAttachmentDefinition {name}: {m}"));
+                        }
+                    }
+                }
+                Ok(Update::Nothing)
+            }
+            Command::CreateDataVolume { disk } => {
+                let Some(dv) = build::data_volume(&self.plan, vm, *disk) else {
+                    return Err(format!("no disk {disk}"));
+                };
+                let name = labels::data_volume_name(vm.name.as_str(), *disk);
+                let api: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
+                self.create(vm, &api, &dv, "DataVolume", &name)
+                    .await
+                    .map(|_| Update::Nothing)
+            }
+            Command::PowerOffSource | Command::PowerOnSource => {
+                let on = *cmd == Command::PowerOnSource;
+                let Some(src) = &self.source else {
+                    return Err("no vSphere API configured: set `power_off = \"manual\"` or provide credentials".into());
+                };
+                let uuid = vm.source_id.as_ref().map(|u| u.as_str());
+                let verb = if on { "power-on" } else { "power-off" };
+                if self.dry_run {
+                    self.journal(vm, verb, "SourceVM", vm.name.as_str(), "skipped (dry run)")
+                        .await;
+                    return Ok(Update::Nothing);
+                }
+                let r = if on {
+                    src.power_on(vm.name.as_str(), uuid).await
+                } else {
+                    src.power_off(vm.name.as_str(), uuid).await
+                };
+                match r {
+                    Ok(()) => {
+                        self.journal(vm, verb, "SourceVM", vm.name.as_str(), "done")
+                            .await;
+                        Ok(Update::Power(if on { Power::On } else { Power::Off }))
+                    }
+                    Err(e) => {
+                        self.journal(
+                            vm,
+                            verb,
+                            "SourceVM",
+                            vm.name.as_str(),
+                            &format!("error: {e}"),
+                        )
+                        .await;
+                        Err(e.to_string())
+                    }
+                }
+            }
+            Command::AskPowerOff => Ok(Update::Nothing),
+            Command::ProbeOriginalIp => Ok(Update::IpGuard(self.ip_guard(vm).await)),
+            Command::CreateVm => {
+                let obj = build::virtual_machine(&self.plan, vm);
+                let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
+                self.create(vm, &api, &obj, "VirtualMachine", vm.name.as_str())
+                    .await
+                    .map(|_| Update::Nothing)
+            }
+            Command::StartVm => self.start_vm(vm).await.map(|_| Update::Nothing),
+            Command::RunChecks => Ok(self.checks(vm).await),
+            Command::DeleteVm => {
+                let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
+                match api
+                    .get_opt(vm.name.as_str())
+                    .await
+                    .map_err(|e| api_msg(&e))?
+                {
+                    Some(obj) if owned_by(&obj.metadata.labels, &self.plan, vm) => {
+                        let dp = if self.dry_run {
+                            DeleteParams::default().dry_run()
+                        } else {
+                            DeleteParams::default()
+                        };
+                        match api.delete(vm.name.as_str(), &dp).await {
+                            Ok(_) => {
+                                self.journal(
+                                    vm,
+                                    "delete",
+                                    "VirtualMachine",
+                                    vm.name.as_str(),
+                                    "deleted",
+                                )
+                                .await
+                            }
+                            Err(e) if is_code(&e, 404) => {}
+                            Err(e) => return Err(api_msg(&e)),
+                        }
+                        Ok(Update::Nothing)
+                    }
+                    Some(_) => Err(format!(
+                        "VirtualMachine {} is not labelled for this plan and VM: left alone",
+                        vm.name.value
+                    )),
+                    None => Ok(Update::Nothing),
+                }
+            }
+            Command::DeleteDataVolumes => {
+                self.delete_disks(vm, false).await.map(|_| Update::Nothing)
+            }
+        }
+    }
+
+    /// Deletes the VM's DataVolumes (only failed ones with `failed_only`), by label.
+    pub async fn delete_disks(&self, vm: &Vm, failed_only: bool) -> Result<(), String> {
+        let api: Api<DataVolume> = Api::namespaced(self.client.clone(), self.ns());
+        let lp = ListParams::default().labels(&labels::vm_selector(
+            self.plan.meta.name.as_str(),
+            vm.name.as_str(),
+        ));
+        let list = api.list(&lp).await.map_err(|e| api_msg(&e))?;
+        for dv in list.items {
+            let failed = dv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+            if failed_only && !failed {
+                continue;
+            }
+            let name = dv.metadata.name.clone().unwrap_or_default();
+            let dp = if self.dry_run {
+                DeleteParams::default().dry_run()
+            } else {
+                DeleteParams::default()
+            };
+            match api.delete(&name, &dp).await {
+                Ok(_) => {
+                    self.journal(vm, "delete", "DataVolume", &name, "deleted")
+                        .await
+                }
+                Err(e) if is_code(&e, 404) => {}
+                Err(e) => return Err(api_msg(&e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// `PUT /apis/subresources.kubevirt.io/v1/namespaces/NS/virtualmachines/NAME/start`.
+    async fn start_vm(&self, vm: &Vm) -> Result<(), String> {
+        let path = format!(
+            "/apis/subresources.kubevirt.io/v1/namespaces/{}/virtualmachines/{}/start{}",
+            self.ns(),
+            vm.name.as_str(),
+            if self.dry_run { "?dryRun=All" } else { "" }
+        );
+        let req = http::Request::put(path)
+            .header("content-type", "application/json")
+            .body(b"{}".to_vec())
+            .map_err(|e| e.to_string())?;
+        match self.client.request_text(req).await {
+            Ok(_) => {
+                self.journal(vm, "start", "VirtualMachine", vm.name.as_str(), "accepted")
+                    .await;
+                Ok(())
+            }
+            // Already running: the start is done.
+            Err(e) if is_code(&e, 409) => {
+                self.journal(
+                    vm,
+                    "start",
+                    "VirtualMachine",
+                    vm.name.as_str(),
+                    "already running",
+                )
+                .await;
+                Ok(())
+            }
+            Err(e) => {
+                let m = api_msg(&e);
+                self.journal(
+                    vm,
+                    "start",
+                    "VirtualMachine",
+                    vm.name.as_str(),
+                    &format!("error: {m}"),
+                )
+                .await;
+                Err(format!("start VirtualMachine {}: {m}", vm.name.value))
+            }
+        }
+    }
+
+    /// The duplicate-IP guard: every original IP must be silent (ICMP, and TCP on the VM's
+    /// checked ports).
+    async fn ip_guard(&self, vm: &Vm) -> IpGuard {
+        let timeout = self.plan.defaults.check_timeout;
+        let ports: Vec<u16> = self
+            .plan
+            .checks_for(vm)
+            .iter()
+            .filter_map(|c| match c.kind {
+                crate::checks::spec::CheckKind::Tcp { port } => Some(port),
+                _ => None,
+            })
+            .collect();
+        for ip in vm
+            .nics
+            .iter()
+            .filter_map(|n| n.ip.as_ref().map(|i| i.value))
+        {
+            let p = self.prober.icmp(ip, timeout).await;
+            if p.outcome == crate::checks::result::Outcome::Pass {
+                return IpGuard::Answering(format!("{ip} answers ICMP ({})", p.detail));
+            }
+            for port in &ports {
+                let p = self
+                    .prober
+                    .tcp(std::net::SocketAddr::new(ip, *port), timeout)
+                    .await;
+                if p.outcome == crate::checks::result::Outcome::Pass {
+                    return IpGuard::Answering(format!("{ip}:{port} accepts TCP ({})", p.detail));
+                }
+            }
+        }
+        IpGuard::Silent
+    }
+
+    async fn checks(&self, vm: &Vm) -> Update {
+        let mut obs = Observations::new();
+        let api: Api<VirtualMachineInstance> = Api::namespaced(self.client.clone(), self.ns());
+        if let Ok(Some(vmi)) = api.get_opt(vm.name.as_str()).await {
+            if let Ok(v) = serde_json::to_value(&vmi) {
+                obs.insert_vmi(vm.name.value.clone(), &v);
+            }
+        }
+        let settings = RunSettings::from_plan(&self.plan);
+        // Sequential on purpose: a VM has a handful of checks, and a plain loop keeps this
+        // future `Send` for the engine's spawned command tasks.
+        let mut results = Vec::new();
+        for spec in self.plan.checks_for(vm) {
+            results.push(
+                runner::run_check(&self.plan, vm, &spec, self.prober.as_ref(), &obs, &settings)
+                    .await,
+            );
+        }
+        let failing: Vec<String> = results
+            .iter()
+            .filter(|r| r.outcome.is_failure())
+            .map(|r| format!("{} {}: {}", r.check, r.outcome, r.detail))
+            .collect();
+        let gate = if failing.is_empty() {
+            Gate::Passed
+        } else {
+            Gate::Failed(failing.join("; "))
+        };
+        Update::Checks(gate, results)
+    }
+
+    /// Preflight for one VM: CRDs, namespace, StorageClasses, credentials Secret, then a
+    /// server-side dry run of every object the VM needs. All problems in one answer.
+    async fn preflight(&self, vm: &Vm) -> Gate {
+        let mut problems: Vec<String> = self
+            .missing_crds
+            .iter()
+            .map(|c| format!("CRD {c} is not installed"))
+            .collect();
+        let ns = self.ns().to_string();
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        match nss.get_opt(&ns).await {
+            Ok(Some(_)) => {}
+            Ok(None) => problems.push(format!("namespace {ns} does not exist")),
+            Err(e) => problems.push(format!("namespace {ns}: {}", api_msg(&e))),
+        }
+        let scs: Api<StorageClass> = Api::all(self.client.clone());
+        let classes: BTreeSet<&str> = vm
+            .disks
+            .iter()
+            .filter_map(|d| {
+                d.storage_class
+                    .as_ref()
+                    .or(self.plan.defaults.storage_class.as_ref())
+                    .map(|s| s.as_str())
+            })
+            .collect();
+        for sc in classes {
+            match scs.get_opt(sc).await {
+                Ok(Some(_)) => {}
+                Ok(None) => problems.push(format!("StorageClass {sc} does not exist")),
+                Err(e) => problems.push(format!("StorageClass {sc}: {}", api_msg(&e))),
+            }
+        }
+        if let Some(sec) = &self.plan.source.credentials_secret {
+            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+            match secrets.get_opt(sec.as_str()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => problems.push(format!("Secret {ns}/{} does not exist", sec.value)),
+                Err(e) => problems.push(format!("Secret {}: {}", sec.value, api_msg(&e))),
+            }
+        }
+        if problems.is_empty() {
+            // Server-side dry run of every object (nothing is persisted).
+            let dry = PostParams {
+                dry_run: true,
+                field_manager: Some(labels::FIELD_MANAGER.to_string()),
+            };
+            let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(self.client.clone(), &ns);
+            if self.plan.model_of(vm) == NetworkModel::L2 {
+                let nets: BTreeSet<&str> = vm.nics.iter().map(|n| n.network.as_str()).collect();
+                for name in nets {
+                    if let Some(net) = self.plan.network(name) {
+                        let nad = build::network_attachment(&self.plan, net);
+                        let pp = PatchParams::apply(labels::FIELD_MANAGER).force().dry_run();
+                        if let Err(e) = nads.patch(name, &pp, &Patch::Apply(&nad)).await {
+                            problems.push(format!(
+                                "NetworkAttachmentDefinition {name}: {}",
+                                api_msg(&e)
+                            ));
+                        }
+                    }
+                }
+            }
+            let dvs: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
+            for dv in build::data_volumes(&self.plan, vm) {
+                match dvs.create(&dry, &dv).await {
+                    Ok(_) => {}
+                    Err(e) if is_code(&e, 409) => {}
+                    Err(e) => problems.push(format!(
+                        "DataVolume {}: {}",
+                        dv.metadata.name.clone().unwrap_or_default(),
+                        api_msg(&e)
+                    )),
+                }
+            }
+            let vms: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
+            match vms
+                .create(&dry, &build::virtual_machine(&self.plan, vm))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_code(&e, 409) => {}
+                Err(e) => {
+                    problems.push(format!("VirtualMachine {}: {}", vm.name.value, api_msg(&e)))
+                }
+            }
+        }
+        if problems.is_empty() {
+            Gate::Passed
+        } else {
+            Gate::Failed(problems.join("; "))
+        }
+    }
+}
+
+fn owned_by(
+    labels_: &Option<std::collections::BTreeMap<String, String>>,
+    plan: &Plan,
+    vm: &Vm,
+) -> bool {
+    labels_.as_ref().is_some_and(|l| {
+        l.get(labels::PLAN).map(String::as_str) == Some(plan.meta.name.as_str())
+            && l.get(labels::VM).map(String::as_str) == Some(vm.name.as_str())
+    })
+}
+
+/// CRDs the engine needs, found through discovery; returns those missing.
+pub async fn missing_crds(client: &Client) -> Result<Vec<String>, String> {
+    let need = [
+        ("kubevirt.io", "v1", "virtualmachines"),
+        ("kubevirt.io", "v1", "virtualmachineinstances"),
+        ("kubevirt.io", "v1", "virtualmachineinstancemigrations"),
+        ("cdi.kubevirt.io", "v1beta1", "datavolumes"),
+        ("k8s.cni.cncf.io", "v1", "network-attachment-definitions"),
+    ];
+    let mut missing = Vec::new();
+    for (group, version, plural) in need {
+        let gv = format!("{group}/{version}");
+        match client.list_api_group_resources(&gv).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == plural) => {}
+            Ok(_) => missing.push(format!("{plural}.{group}")),
+            Err(e) if is_code(&e, 404) => missing.push(format!("{plural}.{group}")),
+            Err(e) => return Err(format!("discovery of {gv}: {}", api_msg(&e))),
+        }
+    }
+    Ok(missing)
+}

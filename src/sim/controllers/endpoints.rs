@@ -1,0 +1,261 @@
+//! HTTP endpoints of the simulated world, served on the sim's API port beside the
+//! Kubernetes API:
+//!
+//! - a minimal vSphere Automation REST API: `POST /api/session` (basic auth → session
+//!   token), `GET /api/vcenter/vm?names=a,b`, `GET /api/vcenter/vm/{vm}/power`,
+//!   `POST /api/vcenter/vm/{vm}/power?action=start|stop`; requests other than the login
+//!   need the `vmware-api-session-id` header;
+//! - the network: `GET /sim/v1/probe?ip=IP[&port=PORT][&proto=icmp|tcp]` →
+//!   `{"result": "reachable"|"unreachable"|"conflict", "holders": [...], "detail": "…"}`.
+
+use super::kubevirt::Stores;
+use super::scenario::PowerState;
+use super::world::World;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+pub struct WorldState {
+    pub world: Arc<World>,
+    pub stores: Stores,
+    sessions: Arc<Mutex<HashSet<String>>>,
+}
+
+impl WorldState {
+    pub fn new(world: Arc<World>, stores: Stores) -> Self {
+        WorldState {
+            world,
+            stores,
+            sessions: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+}
+
+/// The router for the world endpoints.
+pub fn router(state: WorldState) -> Router {
+    Router::new()
+        .route("/api/session", post(login).delete(logout))
+        .route("/api/vcenter/vm", get(list_vms))
+        .route("/api/vcenter/vm/{vm}/power", get(get_power).post(set_power))
+        .route("/sim/v1/probe", get(probe))
+        .with_state(state)
+}
+
+/// Paths this router answers (the API server forwards them here).
+pub fn handles(path: &str) -> bool {
+    path == "/api/session"
+        || path.starts_with("/api/vcenter/")
+        || path == "/api/vcenter"
+        || path.starts_with("/sim/")
+}
+
+fn vapi_error(status: StatusCode, kind: &str, msg: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error_type": kind, "messages": [{ "default_message": msg, "id": kind }] })),
+    )
+        .into_response()
+}
+
+fn authorised(state: &WorldState, headers: &HeaderMap) -> bool {
+    let Some(token) = headers
+        .get("vmware-api-session-id")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    state
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(token)
+}
+
+async fn login(State(state): State<WorldState>, headers: HeaderMap) -> Response {
+    let ok = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Basic ") && v.len() > 6);
+    if !ok {
+        return vapi_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "basic authentication required",
+        );
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    state
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(token.clone());
+    (StatusCode::CREATED, Json(json!(token))).into_response()
+}
+
+async fn logout(State(state): State<WorldState>, headers: HeaderMap) -> Response {
+    if let Some(t) = headers
+        .get("vmware-api-session-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        state
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(t);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn power_text(p: PowerState) -> &'static str {
+    match p {
+        PowerState::On => "POWERED_ON",
+        PowerState::Off => "POWERED_OFF",
+    }
+}
+
+async fn list_vms(
+    State(state): State<WorldState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorised(&state, &headers) {
+        return vapi_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "session required",
+        );
+    }
+    let names: Option<Vec<&str>> = q
+        .get("names")
+        .map(|n| n.split(',').filter(|s| !s.is_empty()).collect());
+    let vms: Vec<_> = state
+        .world
+        .source_vms()
+        .into_iter()
+        .filter(|v| {
+            names
+                .as_ref()
+                .is_none_or(|n| n.contains(&v.spec.name.as_str()))
+        })
+        .map(|v| {
+            json!({ "vm": v.moid, "name": v.spec.name, "power_state": power_text(v.power),
+                          "instance_uuid": v.spec.uuid })
+        })
+        .collect();
+    Json(json!(vms)).into_response()
+}
+
+async fn get_power(
+    State(state): State<WorldState>,
+    headers: HeaderMap,
+    Path(vm): Path<String>,
+) -> Response {
+    if !authorised(&state, &headers) {
+        return vapi_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "session required",
+        );
+    }
+    match state.world.find(&vm) {
+        Some(v) if v.moid == vm => Json(json!({ "state": power_text(v.power) })).into_response(),
+        _ => vapi_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("VirtualMachine {vm} not found"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct PowerAction {
+    action: String,
+}
+
+async fn set_power(
+    State(state): State<WorldState>,
+    headers: HeaderMap,
+    Path(vm): Path<String>,
+    Query(a): Query<PowerAction>,
+) -> Response {
+    if !authorised(&state, &headers) {
+        return vapi_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "session required",
+        );
+    }
+    let target = match a.action.as_str() {
+        "start" => PowerState::On,
+        "stop" | "shutdown" => PowerState::Off,
+        other => {
+            return vapi_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                &format!("unknown action {other}"),
+            )
+        }
+    };
+    let Some(current) = state.world.find(&vm).filter(|v| v.moid == vm) else {
+        return vapi_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("VirtualMachine {vm} not found"),
+        );
+    };
+    if current.power == target {
+        // vSphere answers "already in desired state" with 400 ALREADY_IN_DESIRED_STATE.
+        return vapi_error(
+            StatusCode::BAD_REQUEST,
+            "ALREADY_IN_DESIRED_STATE",
+            "the virtual machine is already in the desired power state",
+        );
+    }
+    state.world.set_power(&vm, target);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct ProbeQuery {
+    ip: String,
+    port: Option<u16>,
+    proto: Option<String>,
+}
+
+async fn probe(State(state): State<WorldState>, Query(q): Query<ProbeQuery>) -> Response {
+    if q.ip.parse::<std::net::IpAddr>().is_err() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": format!("`{}` is not an IP address", q.ip) })),
+        )
+            .into_response();
+    }
+    let port = match q.proto.as_deref() {
+        Some("tcp") => match q.port {
+            Some(p) => Some(p),
+            None => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "error": "proto=tcp needs port" })),
+                )
+                    .into_response()
+            }
+        },
+        Some("icmp") | None => None,
+        Some(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("unknown proto `{other}`") })),
+            )
+                .into_response()
+        }
+    };
+    Json(state.world.probe(&state.stores.vmis, &q.ip, port)).into_response()
+}

@@ -1,0 +1,246 @@
+//! vSphere Automation REST client: session login, find VM by name or instance UUID, power
+//! state, power off/on. The session token lives in the client; credentials are never logged.
+
+use super::http::{self, Endpoint};
+use super::{BoxFuture, Credentials, SourceError, SourceOps, SourcePower};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct VsphereClient {
+    base: String,
+    endpoint: Endpoint,
+    thumbprint: Option<Vec<u8>>,
+    creds: Credentials,
+    session: Mutex<Option<String>>,
+}
+
+#[derive(Deserialize)]
+struct VmSummary {
+    vm: String,
+    name: String,
+    #[serde(default)]
+    instance_uuid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PowerInfo {
+    state: String,
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for c in input.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl VsphereClient {
+    /// `url` is the vCenter base URL (`https://vcenter…`, or `http://127.0.0.1:PORT` for the sim).
+    pub fn new(
+        url: &str,
+        thumbprint: Option<&str>,
+        creds: Credentials,
+    ) -> Result<VsphereClient, SourceError> {
+        let endpoint = Endpoint::parse(url).map_err(|e| SourceError::Http(e.to_string()))?;
+        let thumbprint = match thumbprint {
+            Some(t) => Some(
+                http::parse_thumbprint(t)
+                    .ok_or_else(|| SourceError::Http(format!("bad thumbprint `{t}`")))?,
+            ),
+            None => None,
+        };
+        Ok(VsphereClient {
+            base: url.trim_end_matches('/').to_string(),
+            endpoint,
+            thumbprint,
+            creds,
+            session: Mutex::new(None),
+        })
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        basic: bool,
+    ) -> Result<http::Response, SourceError> {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("host", &self.endpoint.host)
+            .header("accept", "application/json");
+        if let Some(t) = token {
+            b = b.header("vmware-api-session-id", t);
+        }
+        if basic {
+            let raw = format!("{}:{}", self.creds.user, self.creds.password.expose());
+            b = b.header("authorization", format!("Basic {}", base64(raw.as_bytes())));
+        }
+        let req = b
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| SourceError::Http(e.to_string()))?;
+        http::send(&self.endpoint, self.thumbprint.as_deref(), req, TIMEOUT)
+            .await
+            .map_err(|e| SourceError::Http(e.to_string()))
+    }
+
+    async fn token(&self, renew: bool) -> Result<String, SourceError> {
+        let mut s = self.session.lock().await;
+        if let (Some(t), false) = (s.as_ref(), renew) {
+            return Ok(t.clone());
+        }
+        let res = self.raw("POST", "/api/session", None, true).await?;
+        if res.status == 401 || res.status == 403 {
+            return Err(SourceError::Unauthorized(format!(
+                "login as `{}` refused",
+                self.creds.user
+            )));
+        }
+        if !(200..300).contains(&res.status) {
+            return Err(SourceError::Api {
+                status: res.status,
+                message: String::from_utf8_lossy(&res.body).into_owned(),
+            });
+        }
+        let token: String = serde_json::from_slice(&res.body)
+            .map_err(|e| SourceError::Http(format!("session token: {e}")))?;
+        *s = Some(token.clone());
+        Ok(token)
+    }
+
+    /// A request with the session; logs in again once when the session expired.
+    async fn call(&self, method: &str, path: &str) -> Result<http::Response, SourceError> {
+        let token = self.token(false).await?;
+        let res = self.raw(method, path, Some(&token), false).await?;
+        if res.status != 401 {
+            return Ok(res);
+        }
+        let token = self.token(true).await?;
+        self.raw(method, path, Some(&token), false).await
+    }
+
+    /// The VM's managed object id, by name (and instance UUID when given).
+    pub async fn find_vm(&self, name: &str, uuid: Option<&str>) -> Result<String, SourceError> {
+        let res = self
+            .call("GET", &format!("/api/vcenter/vm?names={name}"))
+            .await?;
+        if res.status != 200 {
+            return Err(SourceError::Api {
+                status: res.status,
+                message: String::from_utf8_lossy(&res.body).into_owned(),
+            });
+        }
+        let vms: Vec<VmSummary> = serde_json::from_slice(&res.body)
+            .map_err(|e| SourceError::Http(format!("VM list: {e}")))?;
+        vms.into_iter()
+            .find(|v| {
+                v.name == name
+                    && (uuid.is_none()
+                        || v.instance_uuid.is_none()
+                        || v.instance_uuid.as_deref() == uuid)
+            })
+            .map(|v| v.vm)
+            .ok_or_else(|| SourceError::NotFound(name.to_string()))
+    }
+
+    pub async fn get_power(
+        &self,
+        name: &str,
+        uuid: Option<&str>,
+    ) -> Result<SourcePower, SourceError> {
+        let id = self.find_vm(name, uuid).await?;
+        let res = self
+            .call("GET", &format!("/api/vcenter/vm/{id}/power"))
+            .await?;
+        if res.status != 200 {
+            return Err(SourceError::Api {
+                status: res.status,
+                message: String::from_utf8_lossy(&res.body).into_owned(),
+            });
+        }
+        let p: PowerInfo = serde_json::from_slice(&res.body)
+            .map_err(|e| SourceError::Http(format!("power: {e}")))?;
+        Ok(if p.state == "POWERED_ON" {
+            SourcePower::On
+        } else {
+            SourcePower::Off
+        })
+    }
+
+    pub async fn set_power(
+        &self,
+        name: &str,
+        uuid: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        let id = self.find_vm(name, uuid).await?;
+        let action = if on { "start" } else { "stop" };
+        let res = self
+            .call(
+                "POST",
+                &format!("/api/vcenter/vm/{id}/power?action={action}"),
+            )
+            .await?;
+        let already = res.status == 400
+            && String::from_utf8_lossy(&res.body).contains("ALREADY_IN_DESIRED_STATE");
+        if (200..300).contains(&res.status) || already {
+            Ok(())
+        } else {
+            Err(SourceError::Api {
+                status: res.status,
+                message: String::from_utf8_lossy(&res.body).into_owned(),
+            })
+        }
+    }
+}
+
+impl SourceOps for VsphereClient {
+    fn power_state<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SourcePower, SourceError>> {
+        Box::pin(self.get_power(vm, uuid))
+    }
+    fn power_off<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(self.set_power(vm, uuid, false))
+    }
+    fn power_on<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(self.set_power(vm, uuid, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(super::base64(b"sim-user:pw"), "c2ltLXVzZXI6cHc=");
+        assert_eq!(super::base64(b"ab"), "YWI=");
+        assert_eq!(super::base64(b""), "");
+    }
+}
