@@ -5,6 +5,8 @@
 //! yet in this build.
 
 mod plan_check;
+mod run;
+mod target;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -40,7 +42,9 @@ pub enum Command {
     )]
     Tui(TuiArgs),
     /// Run a wave plan headless (CI, scripts)
-    #[command(after_help = "Example:\n  wavelift run plans/quickstart.toml --sim --output jsonl")]
+    #[command(
+        after_help = "Exit codes: 0 every VM verified, 1 a VM failed or did not finish, 2 invalid plan or failed preflight.\n\nExamples:\n  wavelift run plans/quickstart.toml                     # rehearsal on the embedded cluster\n  wavelift run plans/quickstart.toml --sim --output jsonl --journal audit.jsonl\n  wavelift run plans/payments.toml --context prod-east --wave w1 --dry-run"
+    )]
     Run(RunArgs),
     /// Check, create and inspect wave plans
     #[command(subcommand)]
@@ -127,6 +131,9 @@ pub struct RunArgs {
     /// Confirm manual power-off of source VMs without prompting (scripted runs)
     #[arg(long)]
     pub confirm_power_off: bool,
+    /// Rehearsal speed on the embedded cluster (simulated seconds per real second)
+    #[arg(long)]
+    pub speed: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -242,7 +249,7 @@ pub fn main() -> ExitCode {
         }) => plan_check::run(&plan, format, strict),
         Command::Plan(PlanCommand::Init { .. }) => not_available("plan init", 7),
         Command::Tui(_) => not_available("tui", 6),
-        Command::Run(_) => not_available("run", 4),
+        Command::Run(args) => run::run(args),
         Command::Verify(_) => not_available("verify", 5),
         Command::Blast(_) => not_available("blast", 7),
         Command::Migrate(_) => not_available("migrate", 4),

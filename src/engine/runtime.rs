@@ -547,6 +547,7 @@ async fn run(
                 if failed == 0 && !queue.is_empty() {
                     active_waves.push(queue.remove(0));
                     all_done = false;
+                    slots_changed = true; // a new wave: decide again at once
                 }
             } else {
                 all_done = false;
@@ -608,16 +609,27 @@ fn progress_moved(a: Option<f64>, b: Option<f64>) -> bool {
 
 fn describe(p: &Phase, dry_run: bool) -> String {
     match (&p.status, p.step) {
-        (Status::Failed(why), s) => format!("{} failed: {why}", s.label()),
+        (Status::Failed(why), _) => why.clone(),
         (Status::Blocked(why), _) | (Status::Waiting(why), _) => why.clone(),
         (Status::Paused, s) => format!("paused at {}", s.label()),
-        (Status::Active, Step::Preflight) if dry_run => {
-            "server-side dry run: every object accepted".into()
-        }
-        (Status::Active, Step::Importing) => {
-            format!("importing {:.0}%", p.progress.unwrap_or(0.0) * 100.0)
-        }
-        (Status::Active, s) => s.label().to_string(),
+        (Status::Active, step) => match step {
+            Step::Pending => "queued".into(),
+            Step::Preflight if dry_run => "server-side dry run: every object accepted".into(),
+            Step::Preflight => {
+                "preflight: CRDs, namespace, storage, credentials, server-side dry run".into()
+            }
+            Step::NetworkReady => "network attachments ready".into(),
+            Step::Importing => format!("importing {:.0}%", p.progress.unwrap_or(0.0) * 100.0),
+            Step::Imported => "disks imported".into(),
+            Step::CutoverGate => "cutover gate: source power-off, original IP silent".into(),
+            Step::Created => "VirtualMachine created".into(),
+            Step::Booting => "booting".into(),
+            Step::Running => "running".into(),
+            Step::Verifying => "running checks".into(),
+            Step::Verified => "verified: every check passed".into(),
+            Step::RollingBack => "rolling back".into(),
+            Step::RolledBack => "rolled back: source powered on".into(),
+        },
     }
 }
 

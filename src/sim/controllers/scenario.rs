@@ -304,6 +304,42 @@ pub fn url_port(url: &str) -> u16 {
     port.unwrap_or(if https { 443 } else { 80 })
 }
 
+impl Scenario {
+    /// The Kubernetes objects a scenario needs at start: its namespaces, Secrets and
+    /// StorageClasses (nodes are seeded by the API server).
+    pub fn seed_objects(&self) -> Vec<serde_json::Value> {
+        use serde_json::json;
+        let mut out = Vec::new();
+        for ns in &self.namespaces {
+            out.push(
+                json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
+            );
+        }
+        for s in &self.secrets {
+            // Simulated credentials: the sim's vSphere endpoint accepts them; nothing real.
+            out.push(json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": { "name": s.name, "namespace": s.namespace },
+                "data": {
+                    "accessKeyId": crate::sim::store::base64(b"sim-user"),
+                    "secretKey": crate::sim::store::base64(b"sim-password"),
+                }
+            }));
+        }
+        // The API server seeds `sim-standard` as the default class itself.
+        for sc in self.storage_classes.iter().filter(|c| *c != "sim-standard") {
+            out.push(json!({
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": { "name": sc },
+                "provisioner": "sim.wavelift.io/block",
+                "volumeBindingMode": "Immediate",
+                "allowVolumeExpansion": true
+            }));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,41 +393,5 @@ mode = "always"
         assert_eq!(url_port("https://{ip}/health"), 443);
         assert_eq!(url_port("http://{ip}:8080/"), 8080);
         assert_eq!(url_port("http://[2001:db8::1]:81/"), 81);
-    }
-}
-
-impl Scenario {
-    /// The Kubernetes objects a scenario needs at start: its namespaces, Secrets and
-    /// StorageClasses (nodes are seeded by the API server).
-    pub fn seed_objects(&self) -> Vec<serde_json::Value> {
-        use serde_json::json;
-        let mut out = Vec::new();
-        for ns in &self.namespaces {
-            out.push(
-                json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
-            );
-        }
-        for s in &self.secrets {
-            // Simulated credentials: the sim's vSphere endpoint accepts them; nothing real.
-            out.push(json!({
-                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": { "name": s.name, "namespace": s.namespace },
-                "data": {
-                    "accessKeyId": crate::sim::store::base64(b"sim-user"),
-                    "secretKey": crate::sim::store::base64(b"sim-password"),
-                }
-            }));
-        }
-        // The API server seeds `sim-standard` as the default class itself.
-        for sc in self.storage_classes.iter().filter(|c| *c != "sim-standard") {
-            out.push(json!({
-                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                "metadata": { "name": sc },
-                "provisioner": "sim.wavelift.io/block",
-                "volumeBindingMode": "Immediate",
-                "allowVolumeExpansion": true
-            }));
-        }
-        out
     }
 }

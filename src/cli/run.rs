@@ -1,0 +1,260 @@
+//! `wavelift run`: a wave headless. Text (a progress bar per VM on a terminal) or JSON lines
+//! (one engine event per line: the schema is the README's), an audit journal of mutating API
+//! calls, and exit codes: 0 every VM verified, 1 a VM failed or did not finish, 2 invalid
+//! plan or failed preflight.
+
+use super::target::connect_for;
+use super::{RunArgs, RunOutput, EXIT_INVALID, EXIT_OK, EXIT_WARNINGS};
+use crate::engine::runtime::{spawn, EngineConfig};
+use crate::engine::{EngineEvent, EngineRequest, EventKind, Status, Step};
+use crate::plan;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let checked = match plan::check_file(&args.plan) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let Some(plan) = checked.plan.as_ref() else {
+        for d in checked
+            .located()
+            .iter()
+            .filter(|d| d.severity == plan::Severity::Error)
+        {
+            eprint!("{}", d.render_text());
+        }
+        eprintln!(
+            "{}: invalid plan: nothing was sent to a cluster",
+            checked.file
+        );
+        return ExitCode::from(EXIT_INVALID);
+    };
+    if let Some(w) = &args.wave {
+        if plan.wave(w).is_none() {
+            eprintln!("error: no wave `{w}` in {}", checked.file);
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+    for v in &args.vms {
+        if plan.vm(v).is_none() {
+            eprintln!("error: no VM `{v}` in {}", checked.file);
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let plan = Arc::new(plan.clone());
+    rt.block_on(async move { drive(plan, args).await })
+}
+
+async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
+    let conn = match connect_for(
+        &plan,
+        args.target.sim,
+        args.target.context.as_deref(),
+        args.target.dry_run,
+        args.speed,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let waves: Vec<String> = match &args.wave {
+        Some(w) => vec![w.clone()],
+        None => plan.waves.iter().map(|w| w.name.value.clone()).collect(),
+    };
+    let text = matches!(args.output, RunOutput::Text);
+    if text {
+        println!(
+            "wavelift run {} on {} [{}]",
+            plan.meta.name.value,
+            conn.label,
+            conn.mode.as_str()
+        );
+    }
+    let (mut handle, task) = spawn(EngineConfig {
+        plan: plan.clone(),
+        client: conn.client.clone(),
+        source: conn.source.clone(),
+        prober: conn.prober.clone(),
+        dry_run: args.target.dry_run,
+        only_vms: args.vms.iter().cloned().collect(),
+        auto_waves: waves,
+        confirm_power_off: args.confirm_power_off,
+        exit_when_done: true,
+    });
+    let mut journal = match &args.journal {
+        Some(p) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            Ok(f) => Some(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("error: journal {}: {e}", p.display());
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => None,
+    };
+    let tty = std::io::stdout().is_terminal();
+    // Manual power-offs in an interactive run: the operator types the VM's name.
+    let requests = handle.requests.clone();
+    if !args.confirm_power_off && std::io::stdin().is_terminal() {
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            let mut line = String::new();
+            while stdin.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let name = line.trim().to_string();
+                if !name.is_empty()
+                    && requests
+                        .blocking_send(EngineRequest::ConfirmPowerOff(name))
+                        .is_err()
+                {
+                    break;
+                }
+                line.clear();
+            }
+        });
+    }
+    let mut preflight_failed = false;
+    let mut out = std::io::stdout();
+    while let Some(ev) = handle.events.recv().await {
+        if let EventKind::Phase {
+            step: Step::Preflight,
+            status: Status::Failed(_),
+            ..
+        } = &ev.kind
+        {
+            preflight_failed = true;
+        }
+        if let (Some(j), EventKind::Mutation { .. }) = (journal.as_mut(), &ev.kind) {
+            if let Ok(line) = serde_json::to_string(&ev) {
+                let _ = writeln!(j, "{line}");
+                let _ = j.flush();
+            }
+        }
+        let line = if text {
+            render_text(&ev, tty)
+        } else {
+            serde_json::to_string(&ev).ok()
+        };
+        if let Some(line) = line {
+            if writeln!(out, "{line}").is_err() {
+                break;
+            }
+        }
+    }
+    let summary = match task.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_WARNINGS);
+        }
+        Err(e) => {
+            eprintln!("error: engine stopped: {e}");
+            return ExitCode::from(EXIT_WARNINGS);
+        }
+    };
+    drop(conn);
+    if text {
+        println!(
+            "done: {} verified, {} failed, {} rolled back, {} unfinished{}",
+            summary.verified.len(),
+            summary.failed.len(),
+            summary.rolled_back.len(),
+            summary.unfinished.len(),
+            if args.target.dry_run {
+                format!(", {} passed the dry run", summary.dry_run_ok.len())
+            } else {
+                String::new()
+            }
+        );
+        for (vm, why) in &summary.failed {
+            println!("  FAILED {vm}: {why}");
+        }
+    }
+    if preflight_failed {
+        ExitCode::from(EXIT_INVALID)
+    } else if summary.failed.is_empty() && summary.unfinished.is_empty() {
+        ExitCode::from(EXIT_OK)
+    } else {
+        ExitCode::from(EXIT_WARNINGS)
+    }
+}
+
+fn clock(ms: i64) -> String {
+    let s = (ms / 1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// One human line per event worth a line; `None` for the rest.
+fn render_text(ev: &EngineEvent, tty: bool) -> Option<String> {
+    let t = clock(ev.at_ms);
+    match &ev.kind {
+        EventKind::Phase {
+            step,
+            status,
+            progress,
+            message,
+        } => {
+            let bar = match (step, progress, tty) {
+                (Step::Importing, Some(p), true) => {
+                    let filled = (p * 20.0).round() as usize;
+                    format!(
+                        " [{}{}]",
+                        "#".repeat(filled.min(20)),
+                        ".".repeat(20 - filled.min(20))
+                    )
+                }
+                _ => String::new(),
+            };
+            let state = match status {
+                Status::Failed(_) => "FAILED ",
+                Status::Blocked(_) => "BLOCKED ",
+                Status::Waiting(_) => "",
+                Status::Paused => "paused ",
+                Status::Active => "",
+            };
+            Some(format!(
+                "{t} {:<20} {:<12} {state}{message}{bar}",
+                ev.vm,
+                step.label()
+            ))
+        }
+        EventKind::Check {
+            check,
+            outcome,
+            detail,
+            ..
+        } => Some(format!(
+            "{t} {:<20} check {check}: {outcome} ({detail})",
+            ev.vm
+        )),
+        EventKind::Log { level, message } => {
+            Some(format!("{t} {:<20} {level:?}: {message}", ev.vm))
+        }
+        EventKind::WaveDone { verified, failed } => Some(format!(
+            "{t} wave {} done: {verified} verified, {failed} failed",
+            ev.wave
+        )),
+        EventKind::Migration { name, phase, .. } => {
+            Some(format!("{t} {:<20} migration {name}: {phase}", ev.vm))
+        }
+        _ => None,
+    }
+}

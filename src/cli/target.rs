@@ -1,0 +1,143 @@
+//! Connecting a command to its cluster: the embedded rehearsal (sim, in-process, seeded from
+//! the plan) or a kubeconfig context, with the matching source and prober.
+
+use crate::checks::probe::{Prober, RealProber, SimProber};
+use crate::cluster::client::{choose_target, connect, Target};
+use crate::plan::{Plan, PowerOff, SourceKind};
+use crate::sim_controllers::rehearsal::Rehearsal;
+use crate::sim_controllers::scenario::Scenario;
+use crate::source::vsphere::VsphereClient;
+use crate::source::{Credentials, Secret, SourceOps};
+use k8s_openapi::api::core::v1::Secret as KSecret;
+use kube::api::Api;
+use std::sync::Arc;
+
+/// How the run talks to the world.
+pub struct Connected {
+    pub client: kube::Client,
+    pub source: Option<Arc<dyn SourceOps>>,
+    pub prober: Arc<dyn Prober>,
+    /// `SIM` or the context name, for headers and logs.
+    pub label: String,
+    pub mode: Mode,
+    /// Keeps the in-process rehearsal alive.
+    pub _rehearsal: Option<Rehearsal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    DryRun,
+    Rehearsal,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "LIVE",
+            Mode::DryRun => "DRY-RUN",
+            Mode::Rehearsal => "REHEARSAL",
+        }
+    }
+}
+
+pub async fn connect_for(
+    plan: &Plan,
+    sim: bool,
+    context: Option<&str>,
+    dry_run: bool,
+    speed: Option<f64>,
+) -> anyhow::Result<Connected> {
+    match choose_target(sim, context, plan.meta.context.as_deref()) {
+        Target::Sim => {
+            let mut scenario = Scenario::from_plan(plan);
+            if let Some(s) = speed {
+                anyhow::ensure!(
+                    s.is_finite() && s > 0.0,
+                    "--speed must be a positive number"
+                );
+                scenario.speed = s;
+            }
+            let r = Rehearsal::start(scenario, 0).await?;
+            let creds = Credentials {
+                user: "sim-user".into(),
+                password: Secret::new("sim-password"),
+            };
+            let source: Arc<dyn SourceOps> =
+                Arc::new(VsphereClient::new(&r.world_url, None, creds)?);
+            Ok(Connected {
+                client: r.client(),
+                source: Some(source),
+                prober: Arc::new(SimProber::new(r.world_url.clone())),
+                label: format!("SIM {}", r.sim.url()),
+                mode: if dry_run {
+                    Mode::DryRun
+                } else {
+                    Mode::Rehearsal
+                },
+                _rehearsal: Some(r),
+            })
+        }
+        Target::Context(ctx) => {
+            let (client, name) = connect(ctx.as_deref()).await?;
+            let source = vsphere_source(plan, &client).await?;
+            Ok(Connected {
+                client,
+                source,
+                prober: Arc::new(RealProber::default()),
+                label: name,
+                mode: if dry_run { Mode::DryRun } else { Mode::Live },
+                _rehearsal: None,
+            })
+        }
+    }
+}
+
+/// The vSphere client for `power_off = "vsphere-api"`: credentials from the environment, else
+/// from the plan's credentials Secret.
+async fn vsphere_source(
+    plan: &Plan,
+    client: &kube::Client,
+) -> anyhow::Result<Option<Arc<dyn SourceOps>>> {
+    if plan.source.power_off != PowerOff::VsphereApi {
+        return Ok(None);
+    }
+    let Some(url) = &plan.source.url else {
+        return Ok(None);
+    };
+    let creds = match Credentials::from_env() {
+        Some(c) => c,
+        None => {
+            let Some(name) = &plan.source.credentials_secret else {
+                anyhow::bail!("power_off = \"vsphere-api\" needs credentials: a Secret or WAVELIFT_VSPHERE_USER/PASSWORD");
+            };
+            let api: Api<KSecret> = Api::namespaced(client.clone(), plan.meta.namespace.as_str());
+            let secret = api
+                .get(name.as_str())
+                .await
+                .map_err(|e| anyhow::anyhow!("Secret {}: {e}", name.value))?;
+            let data = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            Credentials::from_secret_data(&data).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "Secret {} has no accessKeyId/secretKey (or username/password)",
+                    name.value
+                )
+            })?
+        }
+    };
+    let thumb = if plan.source.kind == SourceKind::Vsphere {
+        plan.source.thumbprint.as_ref().map(|t| t.as_str())
+    } else {
+        None
+    };
+    Ok(Some(Arc::new(VsphereClient::new(
+        url.as_str(),
+        thumb,
+        creds,
+    )?)))
+}
