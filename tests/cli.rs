@@ -32,14 +32,21 @@ fn version_and_help_with_examples() {
         let out = wavelift(sub, dir.path());
         assert!(out.status.success(), "{sub:?}");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("Example"), "{sub:?} help has no example:\n{text}");
+        assert!(
+            text.contains("Example"),
+            "{sub:?} help has no example:\n{text}"
+        );
     }
 }
 
 #[test]
 fn completions_for_each_shell() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef wavelift"), ("fish", "complete -c wavelift")] {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef wavelift"),
+        ("fish", "complete -c wavelift"),
+    ] {
         let out = wavelift(&["completions", shell], dir.path());
         assert!(out.status.success(), "{shell}");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -53,7 +60,6 @@ fn commands_not_built_yet_say_so_in_one_line_and_exit_3() {
     let dir = tempfile::tempdir().expect("tempdir");
     for args in [
         &["tui", "plans/quickstart.toml"][..],
-        &["run", "plans/quickstart.toml"],
         &["migrate", "plans/quickstart.toml", "shop-web-01"],
     ] {
         let out = wavelift(args, dir.path());
@@ -78,7 +84,11 @@ fn logs_go_to_the_log_file_not_the_terminal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = wavelift(&["plan", "check", "plans/quickstart.toml"], dir.path());
     assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("INFO") && !stdout.contains("DEBUG"));
     let log = std::fs::read_to_string(dir.path().join("wavelift.log")).expect("log file written");

@@ -7,6 +7,7 @@
 mod plan_check;
 mod run;
 mod target;
+mod verify;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -174,13 +175,18 @@ pub enum PlanCommand {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// Wave plan (TOML)
     pub plan: PathBuf,
+    /// Compare with a baseline taken before cutover (regressions are marked)
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// Write the results as a baseline (run it before cutover)
     #[arg(long)]
     pub baseline_out: Option<PathBuf>,
-    #[arg(long)]
+    /// Report format: md, json or junit
+    #[arg(long, value_name = "md|json|junit")]
     pub report: Option<String>,
+    /// Report file (default: stdout)
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -250,7 +256,7 @@ pub fn main() -> ExitCode {
         Command::Plan(PlanCommand::Init { .. }) => not_available("plan init", 7),
         Command::Tui(_) => not_available("tui", 6),
         Command::Run(args) => run::run(args),
-        Command::Verify(_) => not_available("verify", 5),
+        Command::Verify(args) => verify::run(args),
         Command::Blast(_) => not_available("blast", 7),
         Command::Migrate(_) => not_available("migrate", 4),
         Command::Sim(SimCommand::Serve { .. }) => not_available("sim serve", 3),

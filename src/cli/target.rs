@@ -2,7 +2,7 @@
 //! the plan) or a kubeconfig context, with the matching source and prober.
 
 use crate::checks::probe::{Prober, RealProber, SimProber};
-use crate::cluster::client::{choose_target, connect, Target};
+use crate::cluster::client::{choose_target, connect, is_sim, Target};
 use crate::plan::{Plan, PowerOff, SourceKind};
 use crate::sim_controllers::rehearsal::Rehearsal;
 use crate::sim_controllers::scenario::Scenario;
@@ -79,17 +79,59 @@ pub async fn connect_for(
             })
         }
         Target::Context(ctx) => {
-            let (client, name) = connect(ctx.as_deref()).await?;
-            let source = vsphere_source(plan, &client).await?;
+            let conn = connect(ctx.as_deref()).await?;
+            if is_sim(&conn.client).await {
+                // `wavelift sim serve`: its vSphere endpoint and network share the API port.
+                let creds = sim_credentials(plan, &conn.client).await;
+                let source: Arc<dyn SourceOps> =
+                    Arc::new(VsphereClient::new(&conn.url, None, creds)?);
+                return Ok(Connected {
+                    client: conn.client,
+                    source: Some(source),
+                    prober: Arc::new(SimProber::new(conn.url.clone())),
+                    label: format!("SIM {} ({})", conn.url, conn.context),
+                    mode: if dry_run {
+                        Mode::DryRun
+                    } else {
+                        Mode::Rehearsal
+                    },
+                    _rehearsal: None,
+                });
+            }
+            let source = vsphere_source(plan, &conn.client).await?;
             Ok(Connected {
-                client,
+                client: conn.client,
                 source,
                 prober: Arc::new(RealProber::default()),
-                label: name,
+                label: conn.context,
                 mode: if dry_run { Mode::DryRun } else { Mode::Live },
                 _rehearsal: None,
             })
         }
+    }
+}
+
+/// Credentials for the sim's vSphere endpoint: the plan's Secret when present.
+async fn sim_credentials(plan: &Plan, client: &kube::Client) -> Credentials {
+    let fallback = Credentials {
+        user: "sim-user".into(),
+        password: Secret::new("sim-password"),
+    };
+    let Some(name) = &plan.source.credentials_secret else {
+        return fallback;
+    };
+    let api: Api<KSecret> = Api::namespaced(client.clone(), plan.meta.namespace.as_str());
+    match api.get(name.as_str()).await {
+        Ok(s) => {
+            let data = s
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            Credentials::from_secret_data(&data).unwrap_or(fallback)
+        }
+        Err(_) => fallback,
     }
 }
 

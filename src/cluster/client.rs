@@ -37,24 +37,47 @@ fn kubeconfig_exists() -> bool {
     dirs::home_dir().is_some_and(|h| h.join(".kube").join("config").is_file())
 }
 
+/// A connected cluster: the client, the context's name and the API server URL.
+pub struct Connection {
+    pub client: Client,
+    pub context: String,
+    pub url: String,
+}
+
 /// A client for a kubeconfig context (or in-cluster config when no kubeconfig exists).
-pub async fn connect(context: Option<&str>) -> anyhow::Result<(Client, String)> {
+pub async fn connect(context: Option<&str>) -> anyhow::Result<Connection> {
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
     };
-    let config = match Kubeconfig::read() {
+    let (config, name) = match Kubeconfig::read() {
         Ok(kc) => {
             let name = context
                 .map(str::to_string)
                 .or_else(|| kc.current_context.clone())
                 .unwrap_or_else(|| "default".to_string());
-            let cfg = Config::from_custom_kubeconfig(kc, &options).await?;
-            return Ok((Client::try_from(cfg)?, name));
+            (Config::from_custom_kubeconfig(kc, &options).await?, name)
         }
-        Err(_) => Config::incluster()?,
+        Err(_) => (Config::incluster()?, "in-cluster".to_string()),
     };
-    Ok((Client::try_from(config)?, "in-cluster".to_string()))
+    let url = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    Ok(Connection {
+        client: Client::try_from(config)?,
+        context: name,
+        url,
+    })
+}
+
+/// Whether the API server is wavelift's rehearsal cluster (`wavelift sim serve`).
+pub async fn is_sim(client: &Client) -> bool {
+    client
+        .apiserver_version()
+        .await
+        .is_ok_and(|v| v.git_version.contains("wavelift-sim"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,138 @@
+//! Verify reports: Markdown for people ([`markdown`]), JSON for tools ([`json`]), JUnit XML
+//! for CI systems ([`junit`]).
+
+pub mod json;
+pub mod junit;
+pub mod markdown;
+
+use super::baseline::{DiffStatus, Diffed};
+use super::result::Outcome;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+/// What every report renders.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    pub plan: &'a str,
+    /// RFC 3339 time the report was made.
+    pub generated_at: &'a str,
+    /// When the baseline compared against was taken; `None` without a baseline.
+    pub baseline_taken_at: Option<&'a str>,
+    /// Results with their comparison, in plan order (wave, VM, check).
+    pub diffs: &'a [Diffed],
+}
+
+/// Counts over a set of results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub vms: usize,
+    pub checks: usize,
+    pub pass: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub skipped: usize,
+    pub regressions: usize,
+    pub still_failing: usize,
+    pub new: usize,
+    pub fixed: usize,
+}
+
+impl Summary {
+    pub fn of<'a>(diffs: impl IntoIterator<Item = &'a Diffed>) -> Summary {
+        let mut s = Summary::default();
+        let mut vms: HashSet<&str> = HashSet::new();
+        for d in diffs {
+            vms.insert(&d.result.vm);
+            s.checks += 1;
+            match d.result.outcome {
+                Outcome::Pass => s.pass += 1,
+                Outcome::Fail => s.fail += 1,
+                Outcome::Error => s.error += 1,
+                Outcome::Skipped => s.skipped += 1,
+            }
+            match d.status {
+                DiffStatus::Regression => s.regressions += 1,
+                DiffStatus::StillFailing => s.still_failing += 1,
+                DiffStatus::New if d.result.outcome.is_failure() => s.new += 1,
+                DiffStatus::Fixed => s.fixed += 1,
+                _ => {}
+            }
+        }
+        s.vms = vms.len();
+        s
+    }
+
+    /// No check failed or errored.
+    pub fn passed(&self) -> bool {
+        self.fail == 0 && self.error == 0
+    }
+}
+
+/// Report formats of `--report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Json,
+    Junit,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "md" | "markdown" => Ok(Format::Markdown),
+            "json" => Ok(Format::Json),
+            "junit" | "xml" => Ok(Format::Junit),
+            other => Err(format!(
+                "unknown report format `{other}`: use md, json or junit"
+            )),
+        }
+    }
+}
+
+impl Format {
+    /// The usual file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Markdown => "md",
+            Format::Json => "json",
+            Format::Junit => "xml",
+        }
+    }
+}
+
+/// Renders `report` in `format`.
+pub fn render(format: Format, report: &Report<'_>) -> String {
+    match format {
+        Format::Markdown => markdown::render(report),
+        Format::Json => json::render(report),
+        Format::Junit => junit::render(report),
+    }
+}
+
+/// One VM's diffs.
+pub(crate) type VmGroup<'a> = (&'a str, Vec<&'a Diffed>);
+/// One wave's VMs.
+pub(crate) type WaveGroup<'a> = (&'a str, Vec<VmGroup<'a>>);
+
+/// Groups diffs by wave then VM, keeping first-seen order: `[(wave, [(vm, [diff])])]`.
+pub(crate) fn group(diffs: &[Diffed]) -> Vec<WaveGroup<'_>> {
+    let mut out: Vec<WaveGroup<'_>> = Vec::new();
+    let mut waves: HashMap<&str, usize> = HashMap::new();
+    let mut vms: HashMap<(&str, &str), usize> = HashMap::new();
+    for d in diffs {
+        let wave = d.result.wave.as_str();
+        let wi = *waves.entry(wave).or_insert_with(|| {
+            out.push((wave, Vec::new()));
+            out.len() - 1
+        });
+        let list = &mut out[wi].1;
+        let vi = *vms.entry((wave, d.result.vm.as_str())).or_insert_with(|| {
+            list.push((&d.result.vm, Vec::new()));
+            list.len() - 1
+        });
+        list[vi].1.push(d);
+    }
+    out
+}

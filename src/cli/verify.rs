@@ -1,0 +1,118 @@
+//! `wavelift verify`: every check of every VM against where the VMs are now, compared with a
+//! baseline taken before cutover; reports for people (Markdown), tools (JSON) and CI (JUnit).
+
+use super::target::connect_for;
+use super::{VerifyArgs, EXIT_INVALID};
+use crate::checks::baseline::Baseline;
+use crate::checks::report::Format;
+use crate::checks::runner::Observations;
+use crate::checks::verify;
+use crate::cluster::labels;
+use crate::cluster::resources::VirtualMachineInstance;
+use crate::plan;
+use kube::api::{Api, ListParams};
+use std::process::ExitCode;
+
+pub fn run(args: VerifyArgs) -> ExitCode {
+    let checked = match plan::check_file(&args.plan) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let Some(plan) = checked.plan.clone() else {
+        for d in checked
+            .located()
+            .iter()
+            .filter(|d| d.severity == plan::Severity::Error)
+        {
+            eprint!("{}", d.render_text());
+        }
+        return ExitCode::from(EXIT_INVALID);
+    };
+    let format = match args.report.as_deref().map(str::parse::<Format>) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            eprintln!("error: --report: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let baseline = match &args.baseline {
+        None => None,
+        Some(p) => match Baseline::load(p) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    rt.block_on(async move {
+        let conn = match connect_for(&plan, args.target.sim, args.target.context.as_deref(), false, None).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        };
+        // What the cluster shows: each migrated VM's VMI (ip-preserved / mac-preserved).
+        let api: Api<VirtualMachineInstance> = Api::namespaced(conn.client.clone(), plan.meta.namespace.as_str());
+        let lp = ListParams::default().labels(&labels::plan_selector(plan.meta.name.as_str()));
+        let vmis: Vec<serde_json::Value> = match api.list(&lp).await {
+            Ok(l) => l.items.iter().filter_map(|v| serde_json::to_value(v).ok()).collect(),
+            Err(e) => {
+                eprintln!("warning: cannot list VirtualMachineInstances ({e}); ip-preserved and mac-preserved are skipped");
+                Vec::new()
+            }
+        };
+        let obs = Observations::from_vmis(vmis.iter());
+        let out = verify::run(&plan, conn.prober.as_ref(), &obs, baseline.as_ref()).await;
+        if let Some(p) = &args.baseline_out {
+            if let Err(e) = out.baseline().save(p) {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+            println!("baseline written to {}", p.display());
+        }
+        match (format, &args.out) {
+            (Some(f), Some(path)) => {
+                if let Err(e) = std::fs::write(path, out.render(f)) {
+                    eprintln!("error: {}: {e}", path.display());
+                    return ExitCode::from(EXIT_INVALID);
+                }
+                println!("{} report written to {}", args.report.as_deref().unwrap_or(""), path.display());
+            }
+            (Some(f), None) => print!("{}", out.render(f)),
+            (None, _) => {}
+        }
+        let s = out.summary();
+        // Per VM: verified when every check passed or was skipped.
+        for vm in &plan.vms {
+            let mine: Vec<_> = out.results.iter().filter(|r| r.vm == *vm.name).collect();
+            let bad: Vec<String> = mine.iter().filter(|r| r.outcome.is_failure()).map(|r| format!("{} {}", r.check, r.outcome)).collect();
+            let pass = mine.iter().filter(|r| r.outcome == crate::checks::result::Outcome::Pass).count();
+            let skipped = mine.len() - pass - bad.len();
+            if bad.is_empty() && skipped == 0 {
+                println!("{:<24} verified: {pass} checks pass", vm.name.value);
+            } else if bad.is_empty() {
+                println!("{:<24} ok: {pass} pass, {skipped} skipped", vm.name.value);
+            } else {
+                println!("{:<24} NOT verified: {}", vm.name.value, bad.join(", "));
+            }
+        }
+        println!(
+            "{} VMs, {} checks: {} pass, {} fail, {} error, {} skipped; {} regressions",
+            s.vms, s.checks, s.pass, s.fail, s.error, s.skipped, s.regressions
+        );
+        ExitCode::from(out.exit_code)
+    })
+}
