@@ -119,3 +119,60 @@ async fn quickstart_wave_reaches_verified() {
         .probe(&r.controllers.stores.vmis, "192.0.2.15", None);
     assert_eq!(a.result, "reachable", "{a:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_migration_after_cutover_keeps_the_vm_reachable() {
+    let plan = Arc::new(plan("plans/quickstart.toml"));
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 2000.0;
+    scenario.migration_seconds = 600.0; // 0.3 s real: long enough for a few probes
+    let r = Rehearsal::start(scenario, 0).await.expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.only_vms = ["shop-db-01".to_string()].into_iter().collect();
+    let (mut handle, task) = spawn(cfg);
+    tokio::spawn(async move { while handle.events.recv().await.is_some() {} });
+    let summary = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("ends")
+        .expect("join")
+        .expect("run");
+    assert_eq!(summary.verified, vec!["shop-db-01".to_string()]);
+    let vm = plan.vm("shop-db-01").expect("vm").clone();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let phases = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some((p, _, _)) = rx.recv().await {
+            v.push(p);
+        }
+        v
+    });
+    let final_event = tokio::spawn(async move { ev_rx.recv().await });
+    let prober: Arc<dyn wavelift::checks::probe::Prober> =
+        Arc::new(SimProber::new(r.world_url.clone()));
+    let o = wavelift::engine::migrate::migrate(
+        r.client(),
+        plan.clone(),
+        &vm,
+        prober,
+        ev_tx,
+        tx,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("migration");
+    assert_eq!(o.phase, "Succeeded", "{o:?}");
+    assert_ne!(o.source_node, o.target_node);
+    assert!(o.sent_probes >= 2, "{o:?}");
+    assert_eq!(
+        o.lost_probes, 0,
+        "an L2 VM stays reachable while it live-migrates: {o:?}"
+    );
+    let phases = phases.await.expect("phases");
+    assert_eq!(phases.last().map(String::as_str), Some("Succeeded"));
+    assert!(phases.iter().any(|p| p == "TargetReady"), "{phases:?}");
+    let ev = final_event.await.expect("join").expect("final event");
+    assert!(
+        matches!(ev.kind, EventKind::Migration { sent_probes, .. } if sent_probes as u64 == o.sent_probes)
+    );
+}

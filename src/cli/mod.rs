@@ -4,6 +4,7 @@
 //! VMs); 2 invalid input (plan errors, unreadable files); 3 a command that is not available
 //! yet in this build.
 
+mod migrate;
 mod plan_check;
 mod run;
 mod target;
@@ -209,7 +210,9 @@ pub struct BlastArgs {
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
+    /// Wave plan (TOML)
     pub plan: PathBuf,
+    /// The VM to live-migrate (it must be running in the cluster)
     pub vm: String,
     #[command(flatten)]
     pub target: TargetArgs,
@@ -258,7 +261,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Blast(_) => not_available("blast", 7),
-        Command::Migrate(_) => not_available("migrate", 4),
+        Command::Migrate(args) => migrate::run(args),
         Command::Sim(SimCommand::Serve { .. }) => not_available("sim serve", 3),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -3,6 +3,7 @@
 
 pub mod decide;
 pub mod events;
+pub mod migrate;
 pub mod ops;
 pub mod runtime;
 

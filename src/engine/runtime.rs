@@ -10,7 +10,6 @@ use super::decide::{
 use super::events::{EngineEvent, EngineHandle, EngineRequest, EventKind, LogLevel};
 use super::ops::{now_ms, Ops, Update};
 use crate::checks::probe::Prober;
-use crate::cluster::build;
 use crate::cluster::labels;
 use crate::cluster::resources::{
     DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
@@ -19,7 +18,7 @@ use crate::cluster::resources::{
 use crate::plan::{NetworkModel, Plan, PowerOff};
 use crate::source::SourceOps;
 use futures::StreamExt;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
@@ -912,21 +911,53 @@ async fn handle_request(
             }
         }
         EngineRequest::Migrate(name) => {
-            let Some(vm) = plan.vm(&name) else { return };
-            let api: Api<VirtualMachineInstanceMigration> =
-                Api::namespaced(ops.client.clone(), plan.meta.namespace.as_str());
-            let pp = PostParams {
-                dry_run: ops.dry_run,
-                field_manager: Some(labels::FIELD_MANAGER.to_string()),
+            let Some(vm) = plan.vm(&name).cloned() else {
+                return;
             };
-            let msg = match api.create(&pp, &build::migration(plan, vm)).await {
-                Ok(m) => format!(
-                    "live migration {} created",
-                    m.metadata.name.unwrap_or_default()
-                ),
-                Err(e) => format!("live migration of {name} refused: {e}"),
-            };
-            let _ = events.send(log(&name, LogLevel::Info, msg)).await;
+            if ops.dry_run {
+                let _ = events
+                    .send(log(
+                        &name,
+                        LogLevel::Warn,
+                        "no live migration in a dry run".into(),
+                    ))
+                    .await;
+                return;
+            }
+            let (client, plan, prober, events) = (
+                ops.client.clone(),
+                plan.clone(),
+                ops.prober.clone(),
+                events.clone(),
+            );
+            tokio::spawn(async move {
+                // Phases reach the front end through the engine's watch on migrations.
+                let (tx, mut rx) = mpsc::channel(16);
+                tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                if let Err(e) = super::migrate::migrate(
+                    client,
+                    plan,
+                    &vm,
+                    prober,
+                    events.clone(),
+                    tx,
+                    Duration::from_secs(900),
+                )
+                .await
+                {
+                    let _ = events
+                        .send(EngineEvent {
+                            vm: vm.name.value.clone(),
+                            wave: vm.wave.value.clone(),
+                            at_ms: now_ms(),
+                            kind: EventKind::Log {
+                                level: LogLevel::Error,
+                                message: format!("live migration of {}: {e:#}", vm.name.value),
+                            },
+                        })
+                        .await;
+                }
+            });
         }
         EngineRequest::Shutdown => {}
     }

@@ -1,0 +1,107 @@
+//! `wavelift migrate PLAN VM`: live-migrate a running VM and report phases, nodes, duration
+//! and the probes lost while it moved. Exit 0 when the migration succeeded.
+
+use super::target::connect_for;
+use super::{MigrateArgs, EXIT_INVALID, EXIT_OK, EXIT_WARNINGS};
+use crate::engine::migrate::migrate;
+use crate::plan;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(args: MigrateArgs) -> ExitCode {
+    let checked = match plan::check_file(&args.plan) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let Some(plan) = checked.plan.clone() else {
+        eprintln!(
+            "error: {} is not a valid plan (run `wavelift plan check {}`)",
+            checked.file, checked.file
+        );
+        return ExitCode::from(EXIT_INVALID);
+    };
+    let Some(vm) = plan.vm(&args.vm).cloned() else {
+        eprintln!("error: no VM `{}` in {}", args.vm, checked.file);
+        return ExitCode::from(EXIT_INVALID);
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    rt.block_on(async move {
+        let plan = Arc::new(plan);
+        let conn = match connect_for(
+            &plan,
+            args.target.sim,
+            args.target.context.as_deref(),
+            false,
+            None,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        };
+        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<(String, Option<String>, Option<String>)>(16);
+        let printer = tokio::spawn(async move {
+            while let Some((phase, src, dst)) = rx.recv().await {
+                println!(
+                    "{phase:<16} {} → {}",
+                    src.as_deref().unwrap_or("?"),
+                    dst.as_deref().unwrap_or("?")
+                );
+            }
+        });
+        let res = migrate(
+            conn.client.clone(),
+            plan.clone(),
+            &vm,
+            conn.prober.clone(),
+            ev_tx,
+            tx,
+            Duration::from_secs(900),
+        )
+        .await;
+        let _ = printer.await;
+        match res {
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_WARNINGS)
+            }
+            Ok(o) => {
+                println!(
+                    "{} {}: {} in {:.1} s, {} of {} probes lost, longest gap {}",
+                    o.name,
+                    vm.name.value,
+                    o.phase,
+                    o.duration.as_secs_f64(),
+                    o.lost_probes,
+                    o.sent_probes,
+                    o.longest_gap
+                        .map_or("none".to_string(), |g| format!("{} ms", g.as_millis()))
+                );
+                if let Some(f) = &o.failure {
+                    println!("failure: {f}");
+                }
+                if o.phase == "Succeeded" {
+                    ExitCode::from(EXIT_OK)
+                } else {
+                    ExitCode::from(EXIT_WARNINGS)
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,165 @@
+//! Live migration of a running VM: create a VirtualMachineInstanceMigration, follow its
+//! phases through the watch, and probe the VM's IP throughout to count lost probes and the
+//! longest gap (the proof that an L2 VM stays reachable while it moves between nodes).
+
+use super::events::{EngineEvent, EventKind};
+use super::ops::now_ms;
+use crate::checks::continuous::{self, Target};
+use crate::checks::probe::Prober;
+use crate::cluster::build;
+use crate::cluster::resources::VirtualMachineInstanceMigration;
+use crate::plan::{Plan, Vm};
+use futures::StreamExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Client;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How a live migration ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationOutcome {
+    pub name: String,
+    pub phase: String,
+    pub source_node: Option<String>,
+    pub target_node: Option<String>,
+    pub duration: Duration,
+    pub sent_probes: u64,
+    pub lost_probes: u64,
+    pub longest_gap: Option<Duration>,
+    pub failure: Option<String>,
+}
+
+/// Migrates `vm` and waits for the end (or `limit`). Phase changes go to `progress`
+/// (phase, source node, target node); the final outcome with probe counts goes to `events`.
+pub async fn migrate(
+    client: Client,
+    plan: Arc<Plan>,
+    vm: &Vm,
+    prober: Arc<dyn Prober>,
+    events: mpsc::Sender<EngineEvent>,
+    progress: mpsc::Sender<(String, Option<String>, Option<String>)>,
+    limit: Duration,
+) -> anyhow::Result<MigrationOutcome> {
+    let ns = plan.meta.namespace.as_str();
+    let api: Api<VirtualMachineInstanceMigration> = Api::namespaced(client.clone(), ns);
+    let created = api
+        .create(&PostParams::default(), &build::migration(&plan, vm))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "create VirtualMachineInstanceMigration for {}: {e}",
+                vm.name.value
+            )
+        })?;
+    let name = created.metadata.name.clone().unwrap_or_default();
+    let started = Instant::now();
+
+    // Probe the VM's first IP every 100 ms while it migrates.
+    let cancel = CancellationToken::new();
+    let probe_task = vm
+        .nics
+        .iter()
+        .find_map(|n| n.ip.as_ref().map(|i| i.value))
+        .map(|ip| {
+            let (prober, cancel) = (prober.clone(), cancel.clone());
+            let timeout = plan.defaults.check_timeout.min(Duration::from_millis(500));
+            tokio::spawn(async move {
+                let cfg = continuous::Config {
+                    target: Target::Icmp(ip),
+                    interval: Duration::from_millis(100),
+                    timeout,
+                    duration: None,
+                };
+                continuous::run(prober.as_ref(), &cfg, cancel, None).await
+            })
+        });
+
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher::watcher(api, cfg)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let mut last_phase = String::new();
+    let mut outcome = MigrationOutcome {
+        name: name.clone(),
+        phase: "Pending".into(),
+        source_node: None,
+        target_node: None,
+        duration: Duration::ZERO,
+        sent_probes: 0,
+        lost_probes: 0,
+        longest_gap: None,
+        failure: None,
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let m = match next {
+            Err(_) => {
+                outcome.failure = Some(format!("no end within {limit:?}"));
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(error = %e, "migration watch error");
+                continue;
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let st = m.status.clone().unwrap_or_default();
+        let phase = st.phase.clone().unwrap_or_else(|| "Pending".into());
+        if let Some(ms) = &st.migration_state {
+            outcome.source_node = ms.source_node.clone().or(outcome.source_node.take());
+            outcome.target_node = ms.target_node.clone().or(outcome.target_node.take());
+            if ms.failed {
+                outcome.failure = ms
+                    .failure_reason
+                    .clone()
+                    .or_else(|| Some("migration failed".into()));
+            }
+        }
+        if phase != last_phase {
+            // Phase events come from the engine's own watch (or the CLI prints them).
+            last_phase = phase.clone();
+            outcome.phase = phase.clone();
+            let _ = progress
+                .send((
+                    phase.clone(),
+                    outcome.source_node.clone(),
+                    outcome.target_node.clone(),
+                ))
+                .await;
+        }
+        if phase == "Succeeded" || phase == "Failed" {
+            break;
+        }
+    }
+    outcome.duration = started.elapsed();
+    cancel.cancel();
+    if let Some(t) = probe_task {
+        if let Ok(s) = t.await {
+            outcome.sent_probes = s.sent;
+            outcome.lost_probes = s.lost;
+            outcome.longest_gap = s.longest_gap;
+        }
+    }
+    let _ = events
+        .send(EngineEvent {
+            vm: vm.name.value.clone(),
+            wave: vm.wave.value.clone(),
+            at_ms: now_ms(),
+            kind: EventKind::Migration {
+                name,
+                phase: outcome.phase.clone(),
+                source_node: outcome.source_node.clone(),
+                target_node: outcome.target_node.clone(),
+                lost_probes: outcome.lost_probes as u32,
+                sent_probes: outcome.sent_probes as u32,
+            },
+        })
+        .await;
+    Ok(outcome)
+}
