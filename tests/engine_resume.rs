@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wavelift::checks::probe::SimProber;
 use wavelift::cluster::resources::{DataVolume, VirtualMachine};
-use wavelift::engine::runtime::{spawn, EngineConfig, RunSummary};
+use wavelift::engine::runtime::{spawn, EngineConfig, RunSummary, AGENT_TIMEOUT};
 use wavelift::engine::{EngineEvent, EventKind, Step};
 use wavelift::plan::Plan;
 use wavelift::sim_controllers::rehearsal::Rehearsal;
@@ -33,6 +33,7 @@ fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
         auto_waves: plan.waves.iter().map(|w| w.name.value.clone()).collect(),
         confirm_power_off: false,
         exit_when_done: true,
+        agent_timeout: AGENT_TIMEOUT,
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use wavelift::checks::probe::SimProber;
-use wavelift::engine::runtime::{spawn, EngineConfig};
+use wavelift::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT};
 use wavelift::engine::{EventKind, Step};
 use wavelift::plan::Plan;
 use wavelift::sim_controllers::rehearsal::Rehearsal;
@@ -38,6 +38,7 @@ fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
         auto_waves: plan.waves.iter().map(|w| w.name.value.clone()).collect(),
         confirm_power_off: false,
         exit_when_done: true,
+        agent_timeout: AGENT_TIMEOUT,
     }
 }
 

@@ -43,7 +43,13 @@ pub struct EngineConfig {
     pub confirm_power_off: bool,
     /// Stop the engine when the started waves are done (headless runs).
     pub exit_when_done: bool,
+    /// A booted VM whose guest agent has not connected after this long fails (the checks
+    /// need the agent's view of the guest's IPs).
+    pub agent_timeout: Duration,
 }
+
+/// The default guest-agent timeout.
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How a run ended, per VM.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,6 +87,8 @@ struct VmRun {
     last: Option<Phase>,
     last_node: Option<String>,
     asked_power_off: bool,
+    /// When the VM entered its current step and status.
+    since: std::time::Instant,
 }
 
 struct Stores {
@@ -92,6 +100,8 @@ struct Stores {
 }
 
 enum Msg {
+    /// Re-decide (a timer fired).
+    Tick,
     Done {
         vm: usize,
         cmd: Command,
@@ -266,6 +276,7 @@ async fn run(
             last: None,
             last_node: None,
             asked_power_off: false,
+            since: std::time::Instant::now(),
         })
         .collect();
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
@@ -315,6 +326,36 @@ async fn run(
                     wants_cutover_slot: false,
                 };
             }
+            // A VM waiting for a dependency that failed fails too (it would wait forever).
+            if d.phase.step == Step::Imported && matches!(d.phase.status, Status::Waiting(_)) {
+                let vm = &plan.vms[r.idx];
+                if let Some(dep) = vm.after.iter().find(|a| {
+                    plan.vms
+                        .iter()
+                        .position(|v| *v.name == *a.value)
+                        .is_some_and(|j| {
+                            runs[j]
+                                .last
+                                .as_ref()
+                                .is_some_and(|p| matches!(p.status, Status::Failed(_)))
+                        })
+                }) {
+                    d.phase.status =
+                        Status::Failed(format!("waits for {}, which failed", dep.value));
+                    d.wants_cutover_slot = false;
+                }
+            }
+            // The guest agent gets `agent_timeout` to connect.
+            if d.phase.step == Step::Running
+                && matches!(d.phase.status, Status::Waiting(_))
+                && r.last.as_ref().is_some_and(|p| p.step == Step::Running)
+                && r.since.elapsed() >= cfg.agent_timeout
+            {
+                d.phase.status = Status::Failed(format!(
+                    "guest agent not connected after {} s",
+                    cfg.agent_timeout.as_secs()
+                ));
+            }
             decisions.push(d);
         }
         // Preflight gate per wave: no mutation in a wave while a VM of it waits on preflight.
@@ -327,8 +368,9 @@ async fn run(
                 wave_blocked.insert(plan.vms[i].wave.value.clone());
             }
         }
-        // Slots, in plan order per wave. A newly granted slot changes the next decision, so
-        // the loop decides again at once instead of waiting for the cluster.
+        // Slots, in plan order per wave. A newly granted slot (or, below, a changed phase)
+        // changes the next decisions, so the loop decides again at once instead of waiting
+        // for the cluster; it settles because decisions are a function of the view.
         let mut slots_changed = false;
         for w in &plan.waves {
             let (mut imports, mut cutovers) = (0u32, 0u32);
@@ -390,10 +432,26 @@ async fn run(
                 }
             };
             if moved {
+                // Other VMs' decisions read this phase (`after`, failed dependencies).
+                slots_changed = true;
                 if r.last.as_ref().is_some_and(|p| p.step != phase.step) {
                     r.done.clear();
                 }
                 let message = describe(&phase, cfg.dry_run);
+                let step_changed = r
+                    .last
+                    .as_ref()
+                    .is_none_or(|p| p.step != phase.step || p.status != phase.status);
+                if step_changed {
+                    r.since = std::time::Instant::now();
+                    if phase.step == Step::Running && matches!(phase.status, Status::Waiting(_)) {
+                        let (tx, t) = (msg_tx.clone(), cfg.agent_timeout);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(t).await;
+                            let _ = tx.send(Msg::Tick);
+                        });
+                    }
+                }
                 let _ = events
                     .send(EngineEvent::phase(
                         vm.name.as_str(),
@@ -729,6 +787,7 @@ async fn handle_msg(
     msg_tx: &mpsc::UnboundedSender<Msg>,
 ) {
     match msg {
+        Msg::Tick => {}
         Msg::Reprobe { vm } => {
             if runs[vm].mem.ip_guard != IpGuard::Silent {
                 runs[vm].mem.ip_guard = IpGuard::NotProbed;
