@@ -1,0 +1,337 @@
+//! Blast-radius scan throughput beside ripgrep, in the same run on the same tree.
+//!
+//! Generates (once, reused while its parameters match) a config tree of `BLAST_BENCH_BYTES`
+//! (default 1 GiB) under `BLAST_BENCH_DIR` (default `$TMPDIR/wavelift-blast-bench`; never
+//! inside the repository), 5,000 VMs with IPs and names, writes their IPs to `ips.txt`, then
+//! times, `BLAST_BENCH_RUNS` times each (default 5, after one warm-up), the wavelift scanner
+//! (walk + read + recognise + literal/name/range search with boundary checks, 2 threads) and
+//! `rg -F -f ips.txt -c -j 2 DIR` (IPs only, plain substring semantics). Prints the medians
+//! and the ratio. Run it with `benches/blast_vs_ripgrep.sh` (installs ripgrep if missing) or
+//! `cargo bench --bench blast_scan`.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use wavelift::blast::matcher::Matcher;
+use wavelift::blast::targets::Target;
+use wavelift::blast::tree;
+
+const VMS: usize = 5000;
+const FILE_BYTES: usize = 256 * 1024;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// VM names: `vm-w00042` (a shared prefix, as many estates have), or with
+/// `BLAST_BENCH_NAMES=diverse` names with no common prefix (`pay-db-042`, `shop-etl-117`…),
+/// the worst case for the name automaton's prefilter.
+fn vm_name(i: usize) -> String {
+    const A: &[&str] = &[
+        "pay", "shop", "db", "web", "app", "cache", "mq", "etl", "api", "auth", "crm", "erp", "hr",
+        "log", "mon",
+    ];
+    if std::env::var("BLAST_BENCH_NAMES").is_ok_and(|v| v == "diverse") {
+        format!("{}-{}-{i:04}", A[i % A.len()], A[(i / A.len()) % A.len()])
+    } else {
+        format!("vm-w{i:05}")
+    }
+}
+
+fn vm_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(
+        10,
+        20 + (i / 250 / 250) as u8,
+        ((i / 250) % 250) as u8,
+        (i % 250 + 1) as u8,
+    )
+}
+
+fn targets() -> Vec<Target> {
+    (0..VMS)
+        .map(|i| Target {
+            name: vm_name(i),
+            ips: vec![IpAddr::V4(vm_ip(i))],
+            hostnames: vec![vm_name(i), format!("{}.corp.example.internal", vm_name(i))],
+            owner: None,
+            networks: vec![("vlan-210".into(), Some(210))],
+            vlan_known: true,
+        })
+        .collect()
+}
+
+const WORDS: &[&str] = &[
+    "timeout", "retry", "pool", "listen", "backend", "upstream", "cache", "session", "replica",
+    "primary", "weight", "health", "check", "interval", "buffer", "worker", "queue", "batch",
+];
+
+fn line(r: &mut Rng, out: &mut Vec<u8>) {
+    let w = |r: &mut Rng| WORDS[r.below(WORDS.len() as u64) as usize];
+    match r.below(20) {
+        0..=5 => {
+            // a random 10.x address, almost never a VM's; sometimes a near miss
+            let (a, b, c) = (r.below(256), r.below(256), r.below(256));
+            let _ = writeln!(
+                out,
+                "{}.{}.host = 10.{a}.{b}.{c}:{}",
+                w(r),
+                w(r),
+                1024 + r.below(60000)
+            );
+        }
+        6 => {
+            let i = r.below(VMS as u64) as usize;
+            let ip = vm_ip(i);
+            let _ = writeln!(out, "{}_peer = {ip}{} # near miss", w(r), r.below(9) + 1);
+        }
+        7..=10 => {
+            let _ = writeln!(
+                out,
+                "# {} {} {} {} {} {} {}",
+                w(r),
+                w(r),
+                w(r),
+                w(r),
+                w(r),
+                w(r),
+                w(r)
+            );
+        }
+        11..=13 => {
+            let _ = writeln!(
+                out,
+                "{}.path = /var/lib/{}/{}-{}.log",
+                w(r),
+                w(r),
+                w(r),
+                r.below(100_000)
+            );
+        }
+        14..=15 => {
+            let _ = writeln!(
+                out,
+                "{}.name = app-{}-{}.corp.example.internal",
+                w(r),
+                w(r),
+                r.below(100_000)
+            );
+        }
+        16 => {
+            let _ = writeln!(
+                out,
+                "allow 10.{}.{}.0/24; {} {}",
+                r.below(256),
+                r.below(256),
+                w(r),
+                w(r)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "{} = {} ; {} = {}",
+                w(r),
+                r.below(1_000_000),
+                w(r),
+                r.below(1000)
+            );
+        }
+    }
+    // A real reference now and then.
+    if r.below(400) == 0 {
+        let i = r.below(VMS as u64) as usize;
+        if r.below(2) == 0 {
+            let _ = writeln!(out, "server {} {}:8443 check", vm_name(i), vm_ip(i));
+        } else {
+            let _ = writeln!(
+                out,
+                "backend_url = http://{}.corp.example.internal:8080/api",
+                vm_name(i)
+            );
+        }
+    }
+}
+
+fn generate(dir: &Path, bytes: u64) -> std::io::Result<()> {
+    let marker = dir.join(".generated");
+    let want = format!("v3 {bytes} {}", vm_name(1));
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    let files = (bytes as usize).div_ceil(FILE_BYTES);
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut buf = Vec::with_capacity(FILE_BYTES + 256);
+    for f in 0..files {
+        let sub = dir
+            .join("tree")
+            .join(format!("d{:03}", f % 64))
+            .join(format!("s{:02}", (f / 64) % 16));
+        std::fs::create_dir_all(&sub)?;
+        buf.clear();
+        while buf.len() < FILE_BYTES {
+            line(&mut r, &mut buf);
+        }
+        std::fs::write(sub.join(format!("svc-{f:05}.conf")), &buf)?;
+    }
+    let mut ips = String::new();
+    for i in 0..VMS {
+        ips.push_str(&vm_ip(i).to_string());
+        ips.push('\n');
+    }
+    std::fs::write(dir.join("ips.txt"), ips)?;
+    std::fs::write(marker, want)
+}
+
+/// CPU time (user + system) of this process and of its waited-for children, from
+/// `/proc/self/stat` (clock ticks of 10 ms). Under a shared machine's load, wall time depends
+/// on what else runs; CPU time is the fairer comparison, so both are printed.
+fn cpu_times() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // After ")": state is field 3, utime 14, stime 15, cutime 16, cstime 17 (1-based).
+    let tick = |i: usize| f.get(i - 3).copied().unwrap_or(0);
+    let ms = |t: u64| Duration::from_millis(t * 10);
+    (ms(tick(14) + tick(15)), ms(tick(16) + tick(17)))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; run as a test (`cargo test --benches`) it is a smoke
+    // run on a small tree.
+    let full = std::env::args().any(|a| a == "--bench");
+    let bytes: u64 = std::env::var("BLAST_BENCH_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 1 << 30 } else { 8 << 20 });
+    let runs: usize = std::env::var("BLAST_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 5 } else { 1 })
+        .max(1);
+    let dir: PathBuf = std::env::var_os("BLAST_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(if full {
+                "wavelift-blast-bench"
+            } else {
+                "wavelift-blast-bench-smoke"
+            })
+        });
+    let t = Instant::now();
+    if let Err(e) = generate(&dir, bytes) {
+        eprintln!("cannot generate the tree in {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    println!(
+        "tree: {} ({:.1} MiB, ready in {:.1?})",
+        dir.display(),
+        bytes as f64 / (1 << 20) as f64,
+        t.elapsed()
+    );
+    let tree_dir = dir.join("tree");
+
+    let t = Instant::now();
+    let m = Matcher::new(targets());
+    println!(
+        "matcher: {VMS} VMs, {} patterns built in {:.1?}",
+        VMS * 3,
+        t.elapsed()
+    );
+
+    let scan = || {
+        let mut w = Vec::new();
+        let files = tree::walk(std::slice::from_ref(&tree_dir), &mut w);
+        let scans = tree::scan_all(&files, &m, 2);
+        let hits: usize = scans.iter().map(|s| s.hits.len()).sum();
+        let total: u64 = scans.iter().map(|s| s.bytes).sum();
+        (hits, total)
+    };
+    let rg = || -> Option<usize> {
+        let out = Command::new("rg")
+            .args(["-F", "-c", "-j", "2", "--no-messages", "-f"])
+            .arg(dir.join("ips.txt"))
+            .arg(&tree_dir)
+            .output()
+            .ok()?;
+        let s = String::from_utf8_lossy(&out.stdout);
+        Some(
+            s.lines()
+                .filter_map(|l| l.rsplit(':').next()?.parse::<usize>().ok())
+                .sum(),
+        )
+    };
+    let have_rg = rg().is_some(); // also the warm-up
+    let (hits, total) = scan(); // warm-up
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut ours_cpu = Vec::new();
+    let mut theirs_cpu = Vec::new();
+    let mut rg_lines = 0;
+    // Alternate which one goes first, so neither always finds the page cache warmed by the
+    // other (a shared machine's other work can evict parts of the tree between runs).
+    for run in 0..runs {
+        let mut ours_run = || {
+            let (c0, _) = cpu_times();
+            let t = Instant::now();
+            let _ = scan();
+            ours.push(t.elapsed());
+            ours_cpu.push(cpu_times().0.saturating_sub(c0));
+        };
+        let mut rg_run = || {
+            if have_rg {
+                let (_, k0) = cpu_times();
+                let t = Instant::now();
+                rg_lines = rg().unwrap_or(0);
+                theirs.push(t.elapsed());
+                theirs_cpu.push(cpu_times().1.saturating_sub(k0));
+            }
+        };
+        if run % 2 == 0 {
+            ours_run();
+            rg_run();
+        } else {
+            rg_run();
+            ours_run();
+        }
+    }
+    let mb = total as f64 / (1 << 20) as f64;
+    let o = median(ours);
+    let oc = median(ours_cpu);
+    println!("wavelift scan: median {o:.2?} over {runs} runs, {:.0} MiB/s, {hits} hits (IPs, names and ranges, boundary-checked)", mb / o.as_secs_f64());
+    if have_rg {
+        let r = median(theirs);
+        println!("rg -F -f ips.txt: median {r:.2?} over {runs} runs, {:.0} MiB/s, {rg_lines} matching lines (IPs only, substring)", mb / r.as_secs_f64());
+        let rc = median(theirs_cpu);
+        println!(
+            "throughput ratio wavelift/ripgrep: {:.2} wall-clock (target >= 0.70)",
+            r.as_secs_f64() / o.as_secs_f64()
+        );
+        println!(
+            "CPU time (user+sys): wavelift {oc:.2?}, ripgrep {rc:.2?}; ratio {:.2}; load average now: {}",
+            rc.as_secs_f64() / oc.as_secs_f64().max(1e-9),
+            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        );
+    } else {
+        println!("ripgrep not found: install it (apt-get install -y ripgrep) for the comparison");
+    }
+}

@@ -1,0 +1,686 @@
+//! The matcher: every VM's addresses and names in one Aho-Corasick automaton (the engine
+//! ripgrep uses), with boundary checks after each match, plus a scan for CIDRs and ranges that
+//! contain a VM's address.
+//!
+//! Boundary rules (a match is kept only when they hold):
+//! - IPv4 `10.1.1.5`: the byte before is not a letter, digit, `.` or `_`, nor a `-` that follows
+//!   a digit (a range `a-b` is a range reference); the byte after is not a letter, digit or `_`,
+//!   not `.` or `-` followed by a digit. So `10.1.1.5` never matches inside `10.1.1.50`,
+//!   `110.1.1.5`, `10.1.1.5.6` or `10.1.1.1-10.1.1.5`. `10.1.1.5/32` and `10.1.1.5/24` (an
+//!   interface address) name the host; `10.1.1.0/24` is a range.
+//! - IPv6: the bytes around are not hex digits, `:` or `.`.
+//! - Names (case-insensitive): the byte before is not a letter, digit, `-`, `_` or `.`; the byte
+//!   after is not a letter, digit, `-` or `_`. `app01` matches `app01`, `app01:8080` and
+//!   `app01.corp.example`, never `app01-old`, `xapp01` or `db.app01`.
+//! - Ranges: IPv4 CIDRs with host bits clear (`198.51.100.0/24`, or a dotted mask), and
+//!   `a-b` ranges, no wider than `/min_prefix` (default /8: `0.0.0.0/0` and other "any"
+//!   spellings are not references).
+
+use super::model::Coverage;
+use super::targets::Target;
+use aho_corasick::{AhoCorasick, Input, MatchKind};
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+#[derive(Debug, Clone)]
+struct Pat {
+    targets: Vec<usize>,
+    kind: PatKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatKind {
+    V4 = 0,
+    V6 = 1,
+    Name = 2,
+}
+
+/// A hit of the literal/range scan, by byte offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanHit {
+    pub target: usize,
+    pub start: usize,
+    pub end: usize,
+    pub matched: String,
+    pub coverage: Coverage,
+}
+
+/// Patterns of one kind being collected: strings, what each stands for, string → index.
+type PatSet = (Vec<String>, Vec<Pat>, HashMap<String, usize>);
+
+/// One Aho-Corasick automaton and what its patterns stand for.
+struct Automaton {
+    ac: AhoCorasick,
+    pats: Vec<Pat>,
+}
+
+pub struct Matcher {
+    pub targets: Vec<Target>,
+    /// IPv4 addresses; names (case-insensitive); IPv6 addresses. Separate automata are
+    /// several times faster than one: each is smaller and gets its own prefilter.
+    v4_ac: Option<Automaton>,
+    name_ac: Option<Automaton>,
+    v6_ac: Option<Automaton>,
+    /// The longest common prefix of all IPv4 patterns (`10.20.` for an estate in
+    /// 10.20.0.0/16), when it has at least 3 bytes: a memmem search for it, then a lookup of
+    /// the address at each hit, replaces the IPv4 automaton (the prefilter ripgrep gets from
+    /// its regex engine for the same patterns).
+    v4_prefix: Option<memchr::memmem::Finder<'static>>,
+    by_ip: HashMap<IpAddr, Vec<usize>>,
+    by_name: HashMap<String, Vec<usize>>,
+    /// IPv4 addresses of the targets, sorted, for range lookups.
+    v4: Vec<(u32, usize)>,
+    /// Ranges wider than this prefix are ignored.
+    pub min_prefix: u8,
+}
+
+impl Matcher {
+    pub fn new(targets: Vec<Target>) -> Matcher {
+        let mut by_ip: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut v4 = Vec::new();
+        // pattern text → (kind, targets), in first-seen order per kind
+        let mut sets: [PatSet; 3] = Default::default();
+        let mut add = |s: String, kind: PatKind, t: usize| {
+            let (strings, pats, index) = &mut sets[kind as usize];
+            let i = *index.entry(s.clone()).or_insert_with(|| {
+                strings.push(s);
+                pats.push(Pat {
+                    targets: Vec::new(),
+                    kind,
+                });
+                pats.len() - 1
+            });
+            if !pats[i].targets.contains(&t) {
+                pats[i].targets.push(t);
+            }
+        };
+        for (t, target) in targets.iter().enumerate() {
+            for ip in &target.ips {
+                let e = by_ip.entry(*ip).or_default();
+                if !e.contains(&t) {
+                    e.push(t);
+                }
+                match ip {
+                    IpAddr::V4(a) => {
+                        v4.push((u32::from(*a), t));
+                        add(a.to_string(), PatKind::V4, t);
+                    }
+                    IpAddr::V6(a) => add(a.to_string(), PatKind::V6, t),
+                }
+            }
+            for n in &target.hostnames {
+                let e = by_name.entry(n.clone()).or_default();
+                if !e.contains(&t) {
+                    e.push(t);
+                }
+                add(n.clone(), PatKind::Name, t);
+            }
+        }
+        v4.sort_unstable();
+        let [v4s, v6s, names] = sets;
+        let v4_prefix = common_prefix(&v4s.0)
+            .filter(|p| p.len() >= 3)
+            .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned());
+        // The crate picks the automaton (a contiguous NFA for thousands of patterns); a full
+        // DFA measured no faster in the whole scan on this 2-core machine.
+        let build = |(strings, pats, _): PatSet, ci: bool| {
+            if strings.is_empty() {
+                return None;
+            }
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .ascii_case_insensitive(ci)
+                .build(&strings)
+                .ok()
+                .map(|ac| Automaton { ac, pats })
+        };
+        Matcher {
+            targets,
+            v4_ac: build(v4s, false),
+            name_ac: build(names, true),
+            v6_ac: build(v6s, false),
+            v4_prefix,
+            by_ip,
+            by_name,
+            v4,
+            min_prefix: 8,
+        }
+    }
+
+    /// VMs holding this address.
+    pub fn targets_of_ip(&self, ip: &IpAddr) -> &[usize] {
+        self.by_ip.get(ip).map_or(&[], Vec::as_slice)
+    }
+
+    /// VMs with this host name (an FQDN also matches by its first label).
+    pub fn targets_of_name(&self, name: &str) -> Vec<usize> {
+        let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        if let Some(v) = self.by_name.get(&n) {
+            return v.clone();
+        }
+        match n.split_once('.') {
+            Some((short, _)) => self.by_name.get(short).cloned().unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// IPv4 VMs inside `lo..=hi`, unless the range is wider than `/min_prefix`.
+    pub fn covered_v4(&self, lo: u32, hi: u32) -> Vec<usize> {
+        if lo > hi || u64::from(hi - lo) >= 1u64 << (32 - u32::from(self.min_prefix.min(32))) {
+            return Vec::new();
+        }
+        let from = self.v4.partition_point(|(a, _)| *a < lo);
+        let mut out: Vec<usize> = self.v4[from..]
+            .iter()
+            .take_while(|(a, _)| *a <= hi)
+            .map(|(_, t)| *t)
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// What a single address-like token names: an IP (`10.1.1.5`, `10.1.1.5:443`,
+    /// `[2001:db8::5]:443`), a CIDR, an `a-b` range, a URL or a host name.
+    pub fn token(&self, tok: &str) -> Vec<(usize, String, Coverage)> {
+        let tok = tok
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'' || c == ',');
+        let tok = tok.strip_prefix('!').unwrap_or(tok);
+        if tok.is_empty() || tok.eq_ignore_ascii_case("any") {
+            return Vec::new();
+        }
+        // URL → host[:port]
+        let tok = match tok.split_once("://") {
+            Some((_, rest)) => rest.split(['/', '?', '#']).next().unwrap_or(""),
+            None => tok,
+        };
+        let tok = tok.rsplit_once('@').map_or(tok, |(_, h)| h);
+        if let Ok(ip) = tok.parse::<IpAddr>() {
+            return self.host(ip, tok);
+        }
+        if let Some((a, b)) = tok.split_once('/') {
+            if let Ok(ip) = a.parse::<IpAddr>() {
+                let len = match b.parse::<u8>() {
+                    Ok(l) => Some(l),
+                    Err(_) => b.parse::<Ipv4Addr>().ok().and_then(mask_len),
+                };
+                let Some(len) = len else { return Vec::new() };
+                let Ok(net) = IpNet::new(ip, len) else {
+                    return Vec::new();
+                };
+                if len == net.max_prefix_len() || net.network() != ip {
+                    return self.host(ip, a);
+                }
+                return self.range(net.network(), net.broadcast(), &net.to_string());
+            }
+        }
+        if let Some((a, b)) = tok.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (a.trim().parse::<IpAddr>(), b.trim().parse::<IpAddr>()) {
+                return self.range(lo, hi, tok);
+            }
+        }
+        // host:port, [v6]:port
+        if let Some(rest) = tok.strip_prefix('[') {
+            if let Some((h, _)) = rest.split_once(']') {
+                if let Ok(ip) = h.parse::<IpAddr>() {
+                    return self.host(ip, h);
+                }
+            }
+        }
+        if let Some((h, p)) = tok.rsplit_once(':') {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                if let Ok(ip) = h.parse::<IpAddr>() {
+                    return self.host(ip, h);
+                }
+                return self.name(h);
+            }
+        }
+        self.name(tok)
+    }
+
+    fn host(&self, ip: IpAddr, text: &str) -> Vec<(usize, String, Coverage)> {
+        self.targets_of_ip(&ip)
+            .iter()
+            .map(|t| (*t, text.to_string(), Coverage::NamesHost))
+            .collect()
+    }
+
+    fn name(&self, n: &str) -> Vec<(usize, String, Coverage)> {
+        let valid = !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if !valid {
+            return Vec::new();
+        }
+        self.targets_of_name(n)
+            .into_iter()
+            .map(|t| (t, n.trim_end_matches('.').to_string(), Coverage::NamesHost))
+            .collect()
+    }
+
+    fn range(&self, lo: IpAddr, hi: IpAddr, text: &str) -> Vec<(usize, String, Coverage)> {
+        let ts = match (lo, hi) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => self.covered_v4(u32::from(a), u32::from(b)),
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let (a, b) = (u128::from(a), u128::from(b));
+                if a > b || b - a >= 1u128 << 80 {
+                    Vec::new()
+                } else {
+                    let mut v: Vec<usize> = self
+                        .by_ip
+                        .iter()
+                        .filter(|(ip, _)| match ip {
+                            IpAddr::V6(x) => (a..=b).contains(&u128::from(*x)),
+                            IpAddr::V4(_) => false,
+                        })
+                        .flat_map(|(_, t)| t.iter().copied())
+                        .collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v
+                }
+            }
+            _ => Vec::new(),
+        };
+        ts.into_iter()
+            .map(|t| {
+                (
+                    t,
+                    text.to_string(),
+                    Coverage::CoveredByRange(text.to_string()),
+                )
+            })
+            .collect()
+    }
+
+    /// Every literal and range hit in `hay`, sorted by offset.
+    pub fn scan(&self, hay: &[u8]) -> Vec<ScanHit> {
+        let mut out = Vec::new();
+        match (&self.v4_prefix, &self.v4_ac) {
+            (Some(prefix), _) => self.scan_v4_prefixed(prefix, hay, &mut out),
+            (None, Some(a)) => scan_automaton(a, hay, &mut out),
+            (None, None) => {}
+        }
+        for a in [&self.name_ac, &self.v6_ac].into_iter().flatten() {
+            scan_automaton(a, hay, &mut out);
+        }
+        if !self.v4.is_empty() {
+            self.scan_ranges(hay, &mut out);
+        }
+        out.sort_by_key(|h| h.start);
+        out
+    }
+
+    /// IPv4 through the common-prefix prefilter: at each occurrence, the run of digits and
+    /// dots is the candidate address; the same boundary rules as the automaton apply.
+    fn scan_v4_prefixed(
+        &self,
+        prefix: &memchr::memmem::Finder<'_>,
+        hay: &[u8],
+        out: &mut Vec<ScanHit>,
+    ) {
+        for s in prefix.find_iter(hay) {
+            let mut e = s;
+            while e < hay.len() && e - s < 15 && (hay[e].is_ascii_digit() || hay[e] == b'.') {
+                e += 1;
+            }
+            while e > s && hay[e - 1] == b'.' {
+                e -= 1;
+            }
+            let Some(a) = v4_parse(&hay[s..e]) else {
+                continue;
+            };
+            // The sorted address list: no hashing on this hot path.
+            let from = self.v4.partition_point(|(x, _)| *x < a);
+            if self.v4.get(from).is_none_or(|(x, _)| *x != a)
+                || !boundary_ok(hay, s, e, PatKind::V4)
+            {
+                continue;
+            }
+            let matched = String::from_utf8_lossy(&hay[s..e]).into_owned();
+            let ts = self.v4[from..].iter().take_while(|(x, _)| *x == a);
+            for &(_, t) in ts {
+                out.push(ScanHit {
+                    target: t,
+                    start: s,
+                    end: e,
+                    matched: matched.clone(),
+                    coverage: Coverage::NamesHost,
+                });
+            }
+        }
+    }
+
+    fn scan_ranges(&self, hay: &[u8], out: &mut Vec<ScanHit>) {
+        for pos in memchr::memchr2_iter(b'/', b'-', hay) {
+            if pos == 0 || !hay[pos - 1].is_ascii_digit() {
+                continue;
+            }
+            let Some((start, lo)) = v4_back(hay, pos) else {
+                continue;
+            };
+            let (end, lo, hi) = if hay[pos] == b'/' {
+                let Some((end, len)) = prefix_after(hay, pos + 1) else {
+                    continue;
+                };
+                if len >= 32 {
+                    continue;
+                }
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                if lo & !mask != 0 {
+                    continue; // interface notation: names the host (the literal scan has it)
+                }
+                (end, lo, lo | !mask)
+            } else {
+                let Some((end, hi)) = v4_fwd(hay, pos + 1) else {
+                    continue;
+                };
+                (end, lo, hi)
+            };
+            let ts = self.covered_v4(lo, hi);
+            if ts.is_empty() {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&hay[start..end]).into_owned();
+            for t in ts {
+                out.push(ScanHit {
+                    target: t,
+                    start,
+                    end,
+                    matched: text.clone(),
+                    coverage: Coverage::CoveredByRange(text.clone()),
+                });
+            }
+        }
+    }
+}
+
+/// Leftmost-longest matches of one automaton; a match failing its boundary check is retried
+/// one byte further, so it never hides an overlapping valid match.
+fn scan_automaton(a: &Automaton, hay: &[u8], out: &mut Vec<ScanHit>) {
+    let mut pos = 0;
+    while pos < hay.len() {
+        let Some(m) = a.ac.find(Input::new(hay).span(pos..hay.len())) else {
+            break;
+        };
+        let (s, e) = (m.start(), m.end());
+        let pat = &a.pats[m.pattern().as_usize()];
+        if boundary_ok(hay, s, e, pat.kind) {
+            let matched = String::from_utf8_lossy(&hay[s..e]).into_owned();
+            for &t in &pat.targets {
+                out.push(ScanHit {
+                    target: t,
+                    start: s,
+                    end: e,
+                    matched: matched.clone(),
+                    coverage: Coverage::NamesHost,
+                });
+            }
+            pos = e;
+        } else {
+            pos = s + 1;
+        }
+    }
+}
+
+fn common_prefix(v: &[String]) -> Option<String> {
+    let first = v.first()?;
+    let mut len = first.len();
+    for s in &v[1..] {
+        len = len.min(
+            first
+                .bytes()
+                .zip(s.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    Some(first[..len].to_string())
+}
+
+fn mask_len(m: Ipv4Addr) -> Option<u8> {
+    let v = u32::from(m);
+    let len = v.leading_ones();
+    (v.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn boundary_ok(hay: &[u8], s: usize, e: usize, kind: PatKind) -> bool {
+    let before = s.checked_sub(1).map(|i| hay[i]);
+    let before2 = s.checked_sub(2).map(|i| hay[i]);
+    let after = hay.get(e).copied();
+    let after2 = hay.get(e + 1).copied();
+    match kind {
+        PatKind::V4 => {
+            let bad_before = match before {
+                Some(b) if is_word(b) || b == b'.' => true,
+                Some(b'-') => before2.is_some_and(|c| c.is_ascii_digit()),
+                _ => false,
+            };
+            let bad_after = match after {
+                Some(b) if is_word(b) => true,
+                Some(b'.') | Some(b'-') => after2.is_some_and(|c| c.is_ascii_digit()),
+                Some(b'/') => {
+                    // `a/len` with host bits clear is a range (the range scan has it).
+                    match (v4_parse(&hay[s..e]), prefix_after(hay, e + 1)) {
+                        (Some(a), Some((_, len))) if len < 32 => {
+                            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                            a & !mask == 0
+                        }
+                        _ => false,
+                    }
+                }
+                _ => false,
+            };
+            !bad_before && !bad_after
+        }
+        PatKind::V6 => {
+            let bad =
+                |b: Option<u8>| b.is_some_and(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+            !bad(before) && !bad(after)
+        }
+        PatKind::Name => {
+            let bad_before = before.is_some_and(|b| is_word(b) || b == b'-' || b == b'.');
+            let bad_after = after.is_some_and(|b| is_word(b) || b == b'-');
+            !bad_before && !bad_after
+        }
+    }
+}
+
+/// Dotted-quad IPv4 as `std` accepts it (four decimal octets ≤ 255, no leading zeros),
+/// parsed straight from bytes (the scanner's hot path).
+fn v4_parse(b: &[u8]) -> Option<u32> {
+    let mut out: u32 = 0;
+    let mut octets = 0;
+    for part in b.split(|c| *c == b'.') {
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut v: u32 = 0;
+        for &c in part {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        if v > 255 || octets == 4 {
+            return None;
+        }
+        out = (out << 8) | v;
+        octets += 1;
+    }
+    (octets == 4).then_some(out)
+}
+
+/// An IPv4 address ending right before `end`.
+fn v4_back(hay: &[u8], end: usize) -> Option<(usize, u32)> {
+    let mut s = end;
+    while s > 0 && end - s < 15 && (hay[s - 1].is_ascii_digit() || hay[s - 1] == b'.') {
+        s -= 1;
+    }
+    if s > 0 && (is_word(hay[s - 1]) || hay[s - 1] == b'.') {
+        return None;
+    }
+    Some((s, v4_parse(&hay[s..end])?))
+}
+
+/// An IPv4 address starting at `start`.
+fn v4_fwd(hay: &[u8], start: usize) -> Option<(usize, u32)> {
+    let mut e = start;
+    while e < hay.len() && e - start < 15 && (hay[e].is_ascii_digit() || hay[e] == b'.') {
+        e += 1;
+    }
+    while e > start && hay[e - 1] == b'.' {
+        e -= 1;
+    }
+    if hay.get(e).is_some_and(|b| is_word(*b)) {
+        return None;
+    }
+    Some((e, v4_parse(&hay[start..e])?))
+}
+
+/// A prefix length (`24`) or dotted mask (`255.255.255.0`) starting at `start`.
+fn prefix_after(hay: &[u8], start: usize) -> Option<(usize, u8)> {
+    let mut e = start;
+    while e < hay.len() && e - start < 3 && hay[e].is_ascii_digit() {
+        e += 1;
+    }
+    if e == start {
+        return None;
+    }
+    if hay.get(e) == Some(&b'.') && hay.get(e + 1).is_some_and(u8::is_ascii_digit) {
+        let (end, m) = v4_fwd(hay, start)?;
+        return Some((end, mask_len(Ipv4Addr::from(m))?));
+    }
+    if hay.get(e).is_some_and(|b| is_word(*b)) {
+        return None;
+    }
+    let len: u8 = std::str::from_utf8(&hay[start..e]).ok()?.parse().ok()?;
+    (len <= 32).then_some((e, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, ips: &[&str]) -> Target {
+        Target {
+            name: name.into(),
+            ips: ips.iter().filter_map(|i| i.parse().ok()).collect(),
+            hostnames: vec![name.to_string()],
+            owner: None,
+            networks: Vec::new(),
+            vlan_known: true,
+        }
+    }
+
+    fn found(m: &Matcher, text: &str) -> Vec<(String, String)> {
+        m.scan(text.as_bytes())
+            .into_iter()
+            .map(|h| {
+                let c = match h.coverage {
+                    Coverage::NamesHost => "host".to_string(),
+                    Coverage::CoveredByRange(r) => r,
+                };
+                (m.targets[h.target].name.clone(), c)
+            })
+            .collect()
+    }
+
+    /// The same boundary semantics with the common-prefix prefilter and with the automaton.
+    #[test]
+    fn ipv4_boundaries_both_paths() {
+        let prefixed = Matcher::new(vec![t("app-05", &["10.1.1.5"]), t("db", &["10.1.1.50"])]);
+        assert!(prefixed.v4_prefix.is_some());
+        let plain = Matcher::new(vec![
+            t("app-05", &["10.1.1.5"]),
+            t("db", &["10.1.1.50"]),
+            t("x", &["192.0.2.9"]),
+        ]);
+        assert!(plain.v4_prefix.is_none());
+        for m in [&prefixed, &plain] {
+            let host = |n: &str| vec![(n.to_string(), "host".to_string())];
+            assert_eq!(found(m, "a 10.1.1.5 b"), host("app-05"));
+            assert_eq!(found(m, "a=10.1.1.50;"), host("db"));
+            assert!(found(m, "110.1.1.5").is_empty());
+            assert!(found(m, "10.1.1.5.6").is_empty());
+            assert!(found(m, "v10.1.1.5").is_empty());
+            assert!(found(m, "10.1.1.51").is_empty());
+            assert_eq!(found(m, "end 10.1.1.5."), host("app-05"));
+            assert_eq!(found(m, "10.1.1.5:8080"), host("app-05"));
+            assert_eq!(found(m, "10.1.1.5/32"), host("app-05"));
+            assert_eq!(
+                found(m, "addr 10.1.1.5/24"),
+                host("app-05"),
+                "interface notation"
+            );
+            let r = found(m, "10.1.1.0/24");
+            assert!(
+                r.contains(&("app-05".into(), "10.1.1.0/24".into())) && r.len() == 2,
+                "{r:?}"
+            );
+            let r = found(m, "10.1.1.1-10.1.1.9");
+            assert_eq!(r, vec![("app-05".into(), "10.1.1.1-10.1.1.9".into())]);
+            assert!(
+                found(m, "0.0.0.0/0 10.0.0.0/7").is_empty(),
+                "wider than /8 is not a reference"
+            );
+            assert_eq!(found(m, "10.1.1.0/255.255.255.0").len(), 2);
+        }
+    }
+
+    #[test]
+    fn v4_parse_agrees_with_std() {
+        for t in [
+            "10.1.1.5",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.1.1.1",
+            "1.1.1",
+            "1.1.1.1.1",
+            "1..1.1",
+            "1.1.1.",
+            "a.1.1.1",
+            "1.1.1.1000",
+            "",
+        ] {
+            let std = t.parse::<Ipv4Addr>().ok().map(u32::from);
+            assert_eq!(v4_parse(t.as_bytes()), std, "{t}");
+        }
+    }
+
+    #[test]
+    fn name_boundaries() {
+        let m = Matcher::new(vec![t("app01", &[])]);
+        assert_eq!(found(&m, "host=APP01.corp.example").len(), 1);
+        assert_eq!(found(&m, "app01:8080").len(), 1);
+        assert!(found(&m, "app01-old xapp01 db.app01 app01_x").is_empty());
+    }
+
+    #[test]
+    fn tokens() {
+        let m = Matcher::new(vec![
+            t("web-01", &["192.0.2.10"]),
+            t("v6", &["2001:db8::5"]),
+        ]);
+        let names = |tok: &str| {
+            m.token(tok)
+                .into_iter()
+                .map(|(t, _, _)| m.targets[t].name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("192.0.2.10:443"), ["web-01"]);
+        assert_eq!(names("https://web-01.example.internal:8443/x"), ["web-01"]);
+        assert_eq!(names("[2001:db8::5]:443"), ["v6"]);
+        assert_eq!(names("2001:db8::/64"), ["v6"]);
+        assert_eq!(names("192.0.2.0/255.255.255.0"), ["web-01"]);
+        assert!(names("any").is_empty());
+        assert!(names("192.0.2.100").is_empty());
+    }
+}
