@@ -91,3 +91,65 @@ fn logs_go_to_the_log_file_not_the_terminal() {
     let log = std::fs::read_to_string(dir.path().join("wavelift.log")).expect("log file written");
     assert!(log.contains("plan checked"), "log: {log}");
 }
+
+#[test]
+fn blast_cli_reports_references_with_owners_and_writes_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("sources");
+    std::fs::create_dir_all(src.join("dns")).expect("mkdir");
+    std::fs::write(
+        src.join("dns/corp.zone"),
+        "$ORIGIN corp.example.internal.\n$TTL 300\nshop-db-01 IN A 192.0.2.15\nold IN A 192.0.2.150\n",
+    )
+    .expect("zone");
+    let out = wavelift(
+        &[
+            "blast",
+            "--plan",
+            "plans/quickstart.toml",
+            "--sources",
+            src.to_str().expect("utf8"),
+            "--vm",
+            "shop-db-01",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("corp.zone:3"), "{text}");
+    assert!(
+        !text.contains("corp.zone:4"),
+        "192.0.2.150 is not 192.0.2.15:\n{text}"
+    );
+    let json = dir.path().join("blast.json");
+    let out = wavelift(
+        &[
+            "blast",
+            "--plan",
+            "plans/quickstart.toml",
+            "--sources",
+            src.to_str().expect("utf8"),
+            "--format",
+            "json",
+            "--out",
+            json.to_str().expect("utf8"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report =
+        wavelift::blast::BlastReport::from_json(&std::fs::read_to_string(&json).expect("json"))
+            .expect("loads back");
+    let _ = report;
+    let bad = wavelift(
+        &[
+            "blast",
+            "--plan",
+            "plans/quickstart.toml",
+            "--sources",
+            "/nonexistent-dir",
+        ],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -4,6 +4,7 @@
 //! VMs); 2 invalid input (plan errors, unreadable files); 3 a command that is not available
 //! yet in this build.
 
+mod blast;
 mod migrate;
 mod plan_check;
 mod run;
@@ -165,12 +166,18 @@ pub enum PlanCommand {
         after_help = "Example:\n  wavelift plan init --rvtools RVTools_export.xlsx --vlan-map vlans.csv --out plans/new.toml"
     )]
     Init {
+        /// RVTools xlsx, a directory of RVTools CSV tabs, or govc JSON
         #[arg(long)]
         rvtools: PathBuf,
+        /// CSV `portgroup,vlan,cidr,gateway,owner` completing the networks
         #[arg(long)]
         vlan_map: Option<PathBuf>,
+        /// Plan file to write
         #[arg(long)]
         out: PathBuf,
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -196,16 +203,30 @@ pub struct VerifyArgs {
 
 #[derive(Args, Debug)]
 pub struct BlastArgs {
-    #[arg(long, conflicts_with = "rvtools")]
+    /// Wave plan whose VMs to look for
+    #[arg(long, conflicts_with = "rvtools", required_unless_present = "rvtools")]
     pub plan: Option<PathBuf>,
+    /// Or an inventory: RVTools xlsx, a directory of RVTools CSV tabs, or govc JSON
     #[arg(long)]
     pub rvtools: Option<PathBuf>,
-    #[arg(long, num_args = 1..)]
+    /// Exports and config trees to scan (DNS zones, firewall exports, Prometheus, HAProxy, nginx, any files)
+    #[arg(long, num_args = 1.., required = true)]
     pub sources: Vec<PathBuf>,
+    /// Only this VM's blast radius
     #[arg(long)]
     pub vm: Option<String>,
-    #[arg(long, default_value = "text")]
+    /// Owners file (default: OWNERS at the root of a sources directory)
+    #[arg(long)]
+    pub owners: Option<PathBuf>,
+    /// At most this many references by address make a VM an L3 (re-IP) candidate
+    #[arg(long, default_value_t = 3)]
+    pub l3_max_refs: usize,
+    /// Output format: text, md, json (what `tui --blast` loads) or csv
+    #[arg(long, default_value = "text", value_name = "text|md|json|csv")]
     pub format: String,
+    /// Write the report to a file instead of stdout
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -256,11 +277,16 @@ pub fn main() -> ExitCode {
             format,
             strict,
         }) => plan_check::run(&plan, format, strict),
-        Command::Plan(PlanCommand::Init { .. }) => not_available("plan init", 7),
+        Command::Plan(PlanCommand::Init {
+            rvtools,
+            vlan_map,
+            out,
+            force,
+        }) => blast::plan_init(&rvtools, vlan_map.as_deref(), &out, force),
         Command::Tui(_) => not_available("tui", 6),
         Command::Run(args) => run::run(args),
         Command::Verify(args) => verify::run(args),
-        Command::Blast(_) => not_available("blast", 7),
+        Command::Blast(args) => blast::blast(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Sim(SimCommand::Serve { .. }) => not_available("sim serve", 3),
         Command::Completions { shell } => {
