@@ -63,7 +63,7 @@ pub enum Command {
     )]
     Blast(BlastArgs),
     /// Live-migrate a running KubeVirt VM and probe it throughout
-    #[command(after_help = "Example:\n  wavelift migrate plans/quickstart.toml web-01")]
+    #[command(after_help = "Example:\n  wavelift migrate plans/quickstart.toml --vm shop-web-01")]
     Migrate(MigrateArgs),
     /// The embedded Kubernetes-API-compatible rehearsal cluster
     #[command(subcommand)]
@@ -234,6 +234,7 @@ pub struct MigrateArgs {
     /// Wave plan (TOML)
     pub plan: PathBuf,
     /// The VM to live-migrate (it must be running in the cluster)
+    #[arg(long)]
     pub vm: String,
     #[command(flatten)]
     pub target: TargetArgs,

@@ -26,11 +26,18 @@ use tokio::sync::mpsc;
 const RESTART_LIMIT: i64 = 3;
 
 /// Watches DataVolumes and runs one import task per DataVolume that is not finished.
-pub async fn run(client: Client, scenario: Arc<Scenario>, clock: SimClock) {
+pub async fn run(
+    client: Client,
+    scenario: Arc<Scenario>,
+    clock: SimClock,
+    record: Arc<ImportRecord>,
+) {
     let api: Api<DataVolume> = Api::all(client.clone());
-    let active = Arc::new(AtomicUsize::new(0));
+    let active = record.clone();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut in_flight: HashSet<String> = HashSet::new();
+    // VMs whose DataVolume already failed once (`until-retry` faults).
+    let failed_before: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .applied_objects()
@@ -50,8 +57,9 @@ pub async fn run(client: Client, scenario: Arc<Scenario>, clock: SimClock) {
                     continue;
                 }
                 let (client, scenario, active, done) = (client.clone(), scenario.clone(), active.clone(), done_tx.clone());
+                let failed_before = failed_before.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = import(client, scenario, clock, active, dv).await {
+                    if let Err(e) = import(client, scenario, clock, active, failed_before, dv).await {
                         tracing::debug!(error = %e, "sim CDI import ended");
                     }
                     let _ = done.send(uid);
@@ -69,11 +77,40 @@ fn vm_of(dv: &DataVolume) -> String {
     })
 }
 
-/// Decrements the active-import count when an import ends, however it ends.
-struct ActiveGuard(Arc<AtomicUsize>);
+/// The sim's record of imports in flight: how many now, and the most at once (tests assert
+/// the engine's concurrency limits against it).
+#[derive(Debug, Default)]
+pub struct ImportRecord {
+    active: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl ImportRecord {
+    fn start(&self) {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+    }
+    fn end(&self) {
+        self.active.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn load(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+    /// Imports running right now.
+    pub fn active(&self) -> usize {
+        self.load()
+    }
+    /// The most imports that ever ran at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+/// Ends an import in the record, however it ends.
+struct ActiveGuard(Arc<ImportRecord>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.end();
     }
 }
 
@@ -81,7 +118,8 @@ async fn import(
     client: Client,
     scenario: Arc<Scenario>,
     clock: SimClock,
-    active: Arc<AtomicUsize>,
+    active: Arc<ImportRecord>,
+    failed_before: Arc<std::sync::Mutex<HashSet<String>>>,
     dv: DataVolume,
 ) -> Result<(), kube::Error> {
     let ns = dv.namespace().unwrap_or_default();
@@ -106,7 +144,14 @@ async fn import(
         .and_then(|f| f.factor)
         .unwrap_or(1.0)
         .max(1.0);
-    let failure = fault(FaultKind::ImportFailure);
+    let failure = fault(FaultKind::ImportFailure).filter(|f| {
+        // `until-retry`: only the first DataVolume of the VM fails.
+        f.mode != FaultMode::UntilRetry
+            || !failed_before
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&vm)
+    });
     let status = |v: serde_json::Value| Patch::Merge(json!({ "status": v }));
     let pp = PatchParams::default();
 
@@ -154,12 +199,12 @@ async fn import(
         .await?;
     clock.sleep(1.0).await;
 
-    active.fetch_add(1, Ordering::SeqCst);
+    active.start();
     let _guard = ActiveGuard(active.clone());
     let tick = 0.25_f64; // real seconds between progress updates
     let mut failed_once = false;
     loop {
-        let n = active.load(Ordering::SeqCst).max(1) as u64;
+        let n = active.load().max(1) as u64;
         let rate = (scenario
             .bandwidth_per_import
             .min(scenario.bandwidth_total / n) as f64
@@ -169,12 +214,17 @@ async fn import(
         done = (done as f64 + rate * sim_dt).min(size as f64) as u64;
         let frac = done as f64 / size as f64;
         if let Some(f) = &failure {
-            let should_fail = frac >= 0.4 && (f.mode == FaultMode::Always || !failed_once);
+            let fails_hard = matches!(f.mode, FaultMode::Always | FaultMode::UntilRetry);
+            let should_fail = frac >= 0.4 && (fails_hard || !failed_once);
             if should_fail {
                 failed_once = true;
                 restarts += 1;
                 done = 0;
-                if f.mode == FaultMode::Always && restarts - start_restarts >= RESTART_LIMIT {
+                if fails_hard && restarts - start_restarts >= RESTART_LIMIT {
+                    failed_before
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(vm.clone());
                     api.patch_status(&name, &pp, &status(json!({
                         "phase": "Failed", "restartCount": restarts,
                         "conditions": [

@@ -37,6 +37,8 @@ impl SimClock {
 /// The running controllers; dropping it stops them.
 pub struct Controllers {
     pub world: Arc<World>,
+    /// Imports in flight and the peak (for concurrency assertions).
+    pub imports: Arc<cdi::ImportRecord>,
     pub stores: kubevirt::Stores,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -57,10 +59,12 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
     };
     let world = Arc::new(World::new(&scenario));
     let (stores, mut tasks, keys) = kubevirt::reflectors(&client);
+    let imports = Arc::new(cdi::ImportRecord::default());
     tasks.push(tokio::spawn(cdi::run(
         client.clone(),
         scenario.clone(),
         clock,
+        imports.clone(),
     )));
     tasks.push(tokio::spawn(kubevirt::run_vms(
         client.clone(),
@@ -78,6 +82,7 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
     )));
     Controllers {
         world,
+        imports,
         stores,
         tasks,
     }

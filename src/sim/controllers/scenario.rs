@@ -26,7 +26,7 @@
 //! [[fault]]
 //! kind = "import-failure"            # import-failure | slow-import | agent-never | migration-failure
 //! vm = "shop-db-01"
-//! mode = "once"                      # import-failure: once | always
+//! mode = "once"                      # import-failure: once | always | until-retry
 //! # factor = 10.0                    # slow-import: N times slower
 //! ```
 
@@ -81,9 +81,15 @@ pub enum FaultKind {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultMode {
+    /// The importer fails once and CDI restarts it (`restartCount` 1); the import succeeds.
     #[default]
     Once,
+    /// Every import of the VM fails; the DataVolume fails after three restarts.
     Always,
+    /// The VM's first DataVolume fails (after three restarts); one created again (a retry)
+    /// succeeds.
+    #[serde(rename = "until-retry")]
+    UntilRetry,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
