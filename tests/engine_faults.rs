@@ -207,7 +207,9 @@ async fn import_concurrency_never_exceeds_the_wave_limit() {
     );
     let limit = plan.waves[0].max_parallel_imports as usize;
     let mut sc = Scenario::from_plan(&plan);
-    sc.speed = 3000.0;
+    // Slow enough that imports overlap (several progress ticks each), fast enough for CI.
+    sc.speed = 200.0;
+    sc.bandwidth_total = 64 << 30;
     let (s, r) = run(&plan, sc, AGENT_TIMEOUT, &[]).await;
     assert_eq!(s.verified.len(), 30, "{s:?}");
     let peak = r.controllers.imports.peak();

@@ -200,7 +200,7 @@ async fn import(
     clock.sleep(1.0).await;
 
     active.start();
-    let _guard = ActiveGuard(active.clone());
+    let guard = ActiveGuard(active.clone());
     let tick = 0.25_f64; // real seconds between progress updates
     let mut failed_once = false;
     loop {
@@ -225,6 +225,8 @@ async fn import(
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(vm.clone());
+                    // The transfer has stopped before anyone can see the phase.
+                    drop(guard);
                     api.patch_status(&name, &pp, &status(json!({
                         "phase": "Failed", "restartCount": restarts,
                         "conditions": [
@@ -267,6 +269,9 @@ async fn import(
         }))).await?;
         clock.sleep_real(tick).await;
     }
+    // The transfer is over before the phase says so: a watcher that sees `Succeeded` and
+    // starts the next import never overlaps this one in the record.
+    drop(guard);
     api.patch_status(
         &name,
         &pp,
