@@ -1,27 +1,26 @@
 //! Faults from a scenario, through the engine: an import that fails once recovers (CDI
 //! restarts it); an import that always fails fails its VM with CDI's reason, and the VM that
-//! waits for it fails too instead of waiting forever; a guest agent that never connects
-//! fails the VM after the agent timeout; a source that keeps its IP blocks the cutover.
+//! waits for it fails too instead of waiting forever; an operator's retry completes the
+//! wave; a guest agent that never connects fails the VM after the agent timeout; a failed
+//! live migration says why. Also: a dry run creates nothing, import concurrency stays within
+//! the wave's limit, and the 40-VM example verifies every VM.
 
+mod common;
+
+use common::{config, load_plan, run_to_end};
+use kube::api::{Api, ListParams};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use wavelift::checks::probe::SimProber;
-use wavelift::engine::runtime::{spawn, EngineConfig, RunSummary, AGENT_TIMEOUT};
+use wavelift::checks::probe::{Prober, SimProber};
+use wavelift::cluster::resources::{DataVolume, NetworkAttachmentDefinition, VirtualMachine};
+use wavelift::engine::runtime::{spawn, RunSummary};
+use wavelift::engine::{EngineRequest, EventKind, Status, Step};
 use wavelift::plan::Plan;
 use wavelift::sim_controllers::rehearsal::Rehearsal;
-use wavelift::sim_controllers::scenario::{Fault, FaultKind, FaultMode, Scenario};
-use wavelift::source::vsphere::VsphereClient;
-use wavelift::source::{Credentials, Secret, SourceOps};
+use wavelift::sim_controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
 
-fn quickstart() -> Arc<Plan> {
-    Arc::new(
-        wavelift::plan::check_file(std::path::Path::new("plans/quickstart.toml"))
-            .expect("read")
-            .plan
-            .expect("valid"),
-    )
-}
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn fault(kind: FaultKind, vm: &str, mode: FaultMode) -> Fault {
     Fault {
@@ -32,73 +31,41 @@ fn fault(kind: FaultKind, vm: &str, mode: FaultMode) -> Fault {
     }
 }
 
-async fn run(
+fn scenario(plan: &Plan, speed: f64, faults: Vec<Fault>) -> Scenario {
+    let mut sc = Scenario::from_plan(plan);
+    sc.speed = speed;
+    sc.faults = faults;
+    sc
+}
+
+async fn run_only(
     plan: &Arc<Plan>,
-    scenario: Scenario,
-    agent_timeout: Duration,
+    sc: Scenario,
     only: &[&str],
+    agent_timeout: Option<Duration>,
 ) -> (RunSummary, Rehearsal) {
-    let r = Rehearsal::start(scenario, 0).await.expect("rehearsal");
-    let creds = Credentials {
-        user: "sim-user".into(),
-        password: Secret::new("sim-password"),
-    };
-    let source: Arc<dyn SourceOps> =
-        Arc::new(VsphereClient::new(&r.world_url, None, creds).expect("client"));
-    let (mut handle, task) = spawn(EngineConfig {
-        plan: plan.clone(),
-        client: r.client(),
-        source: Some(source),
-        prober: Arc::new(SimProber::new(r.world_url.clone())),
-        dry_run: false,
-        only_vms: only.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
-        auto_waves: plan.waves.iter().map(|w| w.name.value.clone()).collect(),
-        confirm_power_off: false,
-        exit_when_done: true,
-        agent_timeout,
-    });
-    let requests = handle.requests.clone();
-    let collect = tokio::spawn(async move {
-        let mut v = Vec::new();
-        while let Some(e) = handle.events.recv().await {
-            v.push(e);
-        }
-        v
-    });
-    match tokio::time::timeout(Duration::from_secs(60), task).await {
-        Ok(s) => (s.expect("join").expect("run"), r),
-        Err(_) => {
-            let _ = requests
-                .send(wavelift::engine::EngineRequest::Shutdown)
-                .await;
-            let events = collect.await.expect("events");
-            let last: Vec<String> = events
-                .iter()
-                .rev()
-                .take(30)
-                .map(|e| format!("{} {:?}", e.vm, e.kind))
-                .collect();
-            panic!("run did not end; last events:\n{}", last.join("\n"));
-        }
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let mut cfg = config(plan, &r);
+    cfg.only_vms = only.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    if let Some(t) = agent_timeout {
+        cfg.agent_timeout = t;
     }
+    let (s, _) = run_to_end(cfg, LIMIT).await;
+    (s, r)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_failures_once_recover_always_fail_and_dependents_fail() {
-    let plan = quickstart();
-    let mut sc = Scenario::from_plan(&plan);
-    sc.speed = 4000.0;
-    sc.faults.push(fault(
-        FaultKind::ImportFailure,
-        "shop-db-01",
-        FaultMode::Once,
-    ));
-    sc.faults.push(fault(
-        FaultKind::ImportFailure,
-        "shop-app-01",
-        FaultMode::Always,
-    ));
-    let (s, _r) = run(&plan, sc, AGENT_TIMEOUT, &[]).await;
+    let plan = load_plan("plans/quickstart.toml");
+    let sc = scenario(
+        &plan,
+        4000.0,
+        vec![
+            fault(FaultKind::ImportFailure, "shop-db-01", FaultMode::Once),
+            fault(FaultKind::ImportFailure, "shop-app-01", FaultMode::Always),
+        ],
+    );
+    let (s, _r) = run_only(&plan, sc, &[], None).await;
     assert_eq!(s.verified, vec!["shop-db-01".to_string()], "{s:?}");
     let app = s
         .failed
@@ -116,50 +83,28 @@ async fn import_failures_once_recover_always_fail_and_dependents_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_agent_that_never_connects_fails_the_vm() {
-    let plan = quickstart();
-    let mut sc = Scenario::from_plan(&plan);
-    sc.speed = 4000.0;
-    sc.faults
-        .push(fault(FaultKind::AgentNever, "shop-db-01", FaultMode::Once));
-    let (s, _r) = run(&plan, sc, Duration::from_millis(500), &["shop-db-01"]).await;
+    let plan = load_plan("plans/quickstart.toml");
+    let sc = scenario(
+        &plan,
+        4000.0,
+        vec![fault(FaultKind::AgentNever, "shop-db-01", FaultMode::Once)],
+    );
+    let (s, _r) = run_only(&plan, sc, &["shop-db-01"], Some(Duration::from_millis(500))).await;
     let (_, why) = s.failed.first().expect("failed");
     assert!(why.contains("guest agent not connected"), "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_creates_nothing() {
-    let plan = quickstart();
-    let mut sc = Scenario::from_plan(&plan);
-    sc.speed = 4000.0;
-    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
-    let creds = Credentials {
-        user: "sim-user".into(),
-        password: Secret::new("sim-password"),
-    };
-    let source: Arc<dyn SourceOps> =
-        Arc::new(VsphereClient::new(&r.world_url, None, creds).expect("client"));
-    let (mut handle, task) = spawn(EngineConfig {
-        plan: plan.clone(),
-        client: r.client(),
-        source: Some(source),
-        prober: Arc::new(SimProber::new(r.world_url.clone())),
-        dry_run: true,
-        only_vms: BTreeSet::new(),
-        auto_waves: plan.waves.iter().map(|w| w.name.value.clone()).collect(),
-        confirm_power_off: false,
-        exit_when_done: true,
-        agent_timeout: AGENT_TIMEOUT,
-    });
-    tokio::spawn(async move { while handle.events.recv().await.is_some() {} });
-    let s = tokio::time::timeout(Duration::from_secs(60), task)
+    let plan = load_plan("plans/quickstart.toml");
+    let r = Rehearsal::start(scenario(&plan, 4000.0, vec![]), 0)
         .await
-        .expect("ends")
-        .expect("join")
-        .expect("run");
+        .expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.dry_run = true;
+    let (s, _) = run_to_end(cfg, LIMIT).await;
     assert_eq!(s.dry_run_ok.len(), 3, "{s:?}");
     let ns = plan.meta.namespace.as_str();
-    use kube::api::{Api, ListParams};
-    use wavelift::cluster::resources::{DataVolume, NetworkAttachmentDefinition, VirtualMachine};
     let lp = ListParams::default();
     assert!(Api::<DataVolume>::namespaced(r.client(), ns)
         .list(&lp)
@@ -183,11 +128,7 @@ async fn a_dry_run_creates_nothing() {
     );
     for vm in ["shop-db-01", "shop-app-01", "shop-web-01"] {
         let src = r.controllers.world.find(vm).expect("source");
-        assert_eq!(
-            src.power,
-            wavelift::sim_controllers::scenario::PowerState::On,
-            "a dry run powers nothing off"
-        );
+        assert_eq!(src.power, PowerState::On, "a dry run powers nothing off");
     }
 }
 
@@ -206,11 +147,10 @@ async fn import_concurrency_never_exceeds_the_wave_limit() {
             .expect("valid"),
     );
     let limit = plan.waves[0].max_parallel_imports as usize;
-    let mut sc = Scenario::from_plan(&plan);
     // Slow enough that imports overlap (several progress ticks each), fast enough for CI.
-    sc.speed = 200.0;
+    let mut sc = scenario(&plan, 200.0, vec![]);
     sc.bandwidth_total = 64 << 30;
-    let (s, r) = run(&plan, sc, AGENT_TIMEOUT, &[]).await;
+    let (s, r) = run_only(&plan, sc, &[], None).await;
     assert_eq!(s.verified.len(), 30, "{s:?}");
     let peak = r.controllers.imports.peak();
     assert!(peak <= limit, "{peak} imports at once, limit {limit}");
@@ -219,33 +159,27 @@ async fn import_concurrency_never_exceeds_the_wave_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_live_migration_is_reported_with_its_reason() {
-    let plan = quickstart();
-    let mut sc = Scenario::from_plan(&plan);
-    sc.speed = 4000.0;
-    sc.faults.push(fault(
-        FaultKind::MigrationFailure,
-        "shop-db-01",
-        FaultMode::Once,
-    ));
-    let (s, r) = run(&plan, sc, AGENT_TIMEOUT, &["shop-db-01"]).await;
+    let plan = load_plan("plans/quickstart.toml");
+    let sc = scenario(
+        &plan,
+        4000.0,
+        vec![fault(
+            FaultKind::MigrationFailure,
+            "shop-db-01",
+            FaultMode::Once,
+        )],
+    );
+    let (s, r) = run_only(&plan, sc, &["shop-db-01"], None).await;
     assert_eq!(s.verified, vec!["shop-db-01".to_string()]);
     let vm = plan.vm("shop-db-01").expect("vm").clone();
     let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(16);
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let prober: Arc<dyn wavelift::checks::probe::Prober> =
-        Arc::new(SimProber::new(r.world_url.clone()));
-    let o = wavelift::engine::migrate::migrate(
-        r.client(),
-        plan.clone(),
-        &vm,
-        prober,
-        ev_tx,
-        tx,
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("migration runs");
+    let prober: Arc<dyn Prober> = Arc::new(SimProber::new(r.world_url.clone()));
+    let o =
+        wavelift::engine::migrate::migrate(r.client(), plan.clone(), &vm, prober, ev_tx, tx, LIMIT)
+            .await
+            .expect("migration runs");
     assert_eq!(o.phase, "Failed");
     assert!(
         o.failure
@@ -257,75 +191,30 @@ async fn a_failed_live_migration_is_reported_with_its_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_40_vm_estate_verifies_every_vm() {
-    let plan = Arc::new(
-        wavelift::plan::check_file(std::path::Path::new("plans/payments-estate.toml"))
-            .expect("read")
-            .plan
-            .expect("valid"),
-    );
-    let mut sc = Scenario::from_plan(&plan);
-    sc.speed = 20000.0;
-    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
-    let creds = Credentials {
-        user: "sim-user".into(),
-        password: Secret::new("sim-password"),
-    };
-    let source: Arc<dyn SourceOps> =
-        Arc::new(VsphereClient::new(&r.world_url, None, creds).expect("client"));
-    let (mut handle, task) = spawn(EngineConfig {
-        plan: plan.clone(),
-        client: r.client(),
-        source: Some(source),
-        prober: Arc::new(SimProber::new(r.world_url.clone())),
-        dry_run: false,
-        only_vms: BTreeSet::new(),
-        auto_waves: plan.waves.iter().map(|w| w.name.value.clone()).collect(),
-        confirm_power_off: false,
-        exit_when_done: true,
-        agent_timeout: AGENT_TIMEOUT,
-    });
-    tokio::spawn(async move { while handle.events.recv().await.is_some() {} });
-    let s = tokio::time::timeout(Duration::from_secs(120), task)
-        .await
-        .expect("ends")
-        .expect("join")
-        .expect("run");
+    let plan = load_plan("plans/payments-estate.toml");
+    let (s, _r) = run_only(&plan, scenario(&plan, 20000.0, vec![]), &[], None).await;
     assert_eq!(s.verified.len(), 40, "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_import_retried_by_the_operator_completes_the_wave() {
-    use wavelift::engine::{EngineRequest, EventKind, Status, Step};
-    let plan = quickstart();
-    let mut sc = Scenario::from_plan(&plan);
-    sc.speed = 4000.0;
-    sc.faults.push(fault(
-        FaultKind::ImportFailure,
-        "shop-db-01",
-        FaultMode::UntilRetry,
-    ));
+    let plan = load_plan("plans/quickstart.toml");
+    let sc = scenario(
+        &plan,
+        4000.0,
+        vec![fault(
+            FaultKind::ImportFailure,
+            "shop-db-01",
+            FaultMode::UntilRetry,
+        )],
+    );
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
-    let creds = Credentials {
-        user: "sim-user".into(),
-        password: Secret::new("sim-password"),
-    };
-    let source: Arc<dyn SourceOps> =
-        Arc::new(VsphereClient::new(&r.world_url, None, creds).expect("client"));
-    let (mut handle, task) = spawn(EngineConfig {
-        plan: plan.clone(),
-        client: r.client(),
-        source: Some(source),
-        prober: Arc::new(SimProber::new(r.world_url.clone())),
-        dry_run: false,
-        only_vms: BTreeSet::new(),
-        auto_waves: vec!["w1".into()],
-        confirm_power_off: false,
-        exit_when_done: false, // an operator is at the keyboard
-        agent_timeout: AGENT_TIMEOUT,
-    });
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false; // an operator is at the keyboard
+    let (mut handle, task) = spawn(cfg);
     let mut retried = false;
     let mut verified = BTreeSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + LIMIT;
     while verified.len() < 3 {
         let ev = tokio::time::timeout_at(deadline, handle.events.recv())
             .await

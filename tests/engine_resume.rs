@@ -2,40 +2,19 @@
 //! several points of a rehearsal and started again on the same cluster. Nothing is created
 //! twice and every VM reaches Verified.
 
+mod common;
+
+use common::{config, load_plan, run_to_end};
 use kube::api::{Api, ListParams};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use wavelift::checks::probe::SimProber;
 use wavelift::cluster::resources::{DataVolume, VirtualMachine};
-use wavelift::engine::runtime::{spawn, EngineConfig, RunSummary, AGENT_TIMEOUT};
+use wavelift::engine::runtime::spawn;
 use wavelift::engine::{EngineEvent, EventKind, Step};
 use wavelift::plan::Plan;
 use wavelift::sim_controllers::rehearsal::Rehearsal;
 use wavelift::sim_controllers::scenario::Scenario;
-use wavelift::source::vsphere::VsphereClient;
-use wavelift::source::{Credentials, Secret, SourceOps};
-
-fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
-    let creds = Credentials {
-        user: "sim-user".into(),
-        password: Secret::new("sim-password"),
-    };
-    let source: Arc<dyn SourceOps> =
-        Arc::new(VsphereClient::new(&r.world_url, None, creds).expect("client"));
-    EngineConfig {
-        plan: plan.clone(),
-        client: r.client(),
-        source: Some(source),
-        prober: Arc::new(SimProber::new(r.world_url.clone())),
-        dry_run: false,
-        only_vms: BTreeSet::new(),
-        auto_waves: plan.waves.iter().map(|w| w.name.value.clone()).collect(),
-        confirm_power_off: false,
-        exit_when_done: true,
-        agent_timeout: AGENT_TIMEOUT,
-    }
-}
 
 /// Runs the engine until `kill_after` returns true for an event, then aborts it.
 async fn run_until(
@@ -62,23 +41,6 @@ async fn run_until(
     seen
 }
 
-async fn finish(plan: &Arc<Plan>, r: &Rehearsal) -> (RunSummary, Vec<EngineEvent>) {
-    let (mut handle, task) = spawn(config(plan, r));
-    let collect = tokio::spawn(async move {
-        let mut v = Vec::new();
-        while let Some(e) = handle.events.recv().await {
-            v.push(e);
-        }
-        v
-    });
-    let s = tokio::time::timeout(Duration::from_secs(60), task)
-        .await
-        .expect("resumed run ends")
-        .expect("join")
-        .expect("run");
-    (s, collect.await.expect("events"))
-}
-
 fn created(events: &[EngineEvent]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for e in events {
@@ -100,12 +62,7 @@ fn created(events: &[EngineEvent]) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_several_points_resumes_without_duplicates() {
-    let plan = Arc::new(
-        wavelift::plan::check_file(std::path::Path::new("plans/quickstart.toml"))
-            .expect("read")
-            .plan
-            .expect("valid"),
-    );
+    let plan = load_plan("plans/quickstart.toml");
     let mut scenario = Scenario::from_plan(&plan);
     scenario.speed = 400.0;
     let r = Rehearsal::start(scenario, 0).await.expect("rehearsal");
@@ -131,7 +88,7 @@ async fn killed_at_several_points_resumes_without_duplicates() {
     for p in points {
         all.extend(run_until(&plan, &r, p).await);
     }
-    let (summary, events) = finish(&plan, &r).await;
+    let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(60)).await;
     all.extend(events);
     assert_eq!(summary.verified.len(), 3, "{summary:?}");
     for (obj, n) in created(&all) {

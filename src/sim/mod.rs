@@ -1,0 +1,287 @@
+//! Embedded Kubernetes-API-compatible rehearsal cluster (issue 3).
+//!
+//! [`start`] serves the API on a loopback port in-process (tests, rehearsals);
+//! [`serve_forever`] backs `wavelift sim serve`. The engine and kubectl talk to it over
+//! real HTTP, exactly as to a real cluster. Simulated controllers (CDI, KubeVirt,
+//! vSphere, network) attach as kube-rs clients via [`SimHandle::client`], or in-process
+//! via [`SimHandle::store`]; scenarios add objects through [`SimOptions::extra_objects`].
+//!
+//! Module map: [`store`] (objects, resourceVersions, watch history), [`resources`] (the
+//! served kinds), [`discovery`], [`openapi`] + [`schema`] (documents and known fields),
+//! [`selectors`], [`patch`] (merge/JSON/apply), [`validate`], [`watch`] (streams),
+//! [`status`] (errors), [`server`] (routing and verbs).
+
+pub mod discovery;
+pub mod openapi;
+pub mod patch;
+pub mod resources;
+pub mod schema;
+pub mod selectors;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod validate;
+pub mod watch;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+
+pub use store::{Store, StoreOptions};
+
+/// How to run the sim.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Loopback port; 0 picks an ephemeral one.
+    pub port: u16,
+    /// Store tuning (watch history window, broadcast capacity).
+    pub store: StoreOptions,
+    /// Request bodies above this size answer 413.
+    pub max_body_bytes: usize,
+    /// Interval of periodic BOOKMARK events on watches that allow them.
+    pub bookmark_interval: Duration,
+    /// End every watch after this long, as real API servers do (clients re-watch from
+    /// their last resourceVersion); `None` keeps watches open until the client leaves.
+    pub watch_max_duration: Option<Duration>,
+    /// Number of simulated nodes seeded at start (`sim-node-1`, ...).
+    pub nodes: usize,
+    /// Further objects created at start, after the defaults (each names its resource by
+    /// `apiVersion` + `kind`; status is kept). The place for scenario seeding.
+    pub extra_objects: Vec<Value>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            port: 0,
+            store: StoreOptions::default(),
+            max_body_bytes: 3 * 1024 * 1024,
+            bookmark_interval: Duration::from_secs(10),
+            watch_max_duration: None,
+            nodes: 3,
+            extra_objects: Vec::new(),
+        }
+    }
+}
+
+/// The running server's shared state: its store and shutdown signal.
+pub struct SimServer {
+    store: Arc<Store>,
+    shutdown: signal::Sender<bool>,
+}
+
+impl SimServer {
+    /// Start a server (same as [`start`]).
+    pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
+        start(opts).await
+    }
+
+    /// The object store, for in-process seeding and controllers.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
+/// A running sim.
+pub struct SimHandle {
+    /// The loopback address it listens on.
+    pub addr: SocketAddr,
+    server: Arc<SimServer>,
+    task: JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The shared server state.
+    pub fn server(&self) -> &Arc<SimServer> {
+        &self.server
+    }
+
+    /// The object store, for in-process seeding and controllers.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.server.store
+    }
+
+    /// A kube client talking to this sim over plain HTTP.
+    pub fn client(&self) -> kube::Client {
+        let url = self
+            .url()
+            .parse()
+            .unwrap_or_else(|_| http::Uri::from_static("http://127.0.0.1"));
+        let config = kube::Config::new(url);
+        kube::Client::try_from(config)
+            .unwrap_or_else(|e| panic!("a plain-HTTP loopback kube config is always valid: {e}"))
+    }
+
+    /// Write a kubeconfig (cluster, context and user `wavelift-sim`) pointing at this sim.
+    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        let text = kubeconfig_text(&self.url());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Stop serving: ends watch streams, then the server (abandoning it after 5 s).
+    pub async fn shutdown(self) {
+        let _ = self.server.shutdown.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// The kubeconfig text for a sim at `url`.
+pub fn kubeconfig_text(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: wavelift-sim\n  cluster:\n    server: {url}\ncontexts:\n- name: wavelift-sim\n  context:\n    cluster: wavelift-sim\n    user: wavelift-sim\n    namespace: default\ncurrent-context: wavelift-sim\nusers:\n- name: wavelift-sim\n  user: {{}}\npreferences: {{}}\n"
+    )
+}
+
+fn default_objects(nodes: usize) -> Vec<Value> {
+    let mut out = vec![json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "default"},
+        "status": {"phase": "Active"},
+    })];
+    for i in 1..=nodes {
+        let name = format!("sim-node-{i}");
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubevirt.io/schedulable": "true",
+            }},
+            "spec": {},
+            "status": {
+                "capacity": {"cpu": "64", "memory": "512Gi", "pods": "250"},
+                "allocatable": {"cpu": "62", "memory": "500Gi", "pods": "250"},
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node is ready"}],
+                "nodeInfo": {"kubeletVersion": "v1.32.0-wavelift-sim", "operatingSystem": "linux", "architecture": "amd64"},
+                "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{}", 10 + i)}, {"type": "Hostname", "address": name}],
+            },
+        }));
+    }
+    out.push(json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "sim-standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "sim.wavelift.io/hostpath",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+        "allowVolumeExpansion": true,
+    }));
+    out
+}
+
+/// Create one object in-process from its `apiVersion` + `kind` (status kept).
+pub fn seed_object(store: &Store, obj: Value) -> anyhow::Result<Value> {
+    let av = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let res = resources::find_kind(av, &kind)
+        .with_context(|| format!("the sim does not serve {av}, Kind={kind}"))?;
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string();
+    let opts = store::WriteOptions {
+        keep_status: true,
+        ..store::WriteOptions::default()
+    };
+    store
+        .create(res, &ns, obj, &opts)
+        .map_err(|e| anyhow::anyhow!("seeding {kind}: {e}"))
+}
+
+/// Start the sim on 127.0.0.1 (`opts.port`, or an ephemeral port for 0).
+pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
+    let store = Arc::new(Store::new(opts.store.clone()));
+    for obj in default_objects(opts.nodes)
+        .into_iter()
+        .chain(opts.extra_objects.iter().cloned())
+    {
+        seed_object(&store, obj)?;
+    }
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, opts.port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = signal::channel(false);
+    let state = Arc::new(server::ApiState {
+        store: store.clone(),
+        max_body_bytes: opts.max_body_bytes,
+        bookmark_interval: opts.bookmark_interval,
+        watch_max_duration: opts.watch_max_duration,
+        server_address: addr.to_string(),
+        shutdown: rx.clone(),
+    });
+    let app = axum::Router::new()
+        .fallback(server::handle)
+        .with_state(state);
+    let mut stop = rx;
+    let task = tokio::spawn(async move {
+        let graceful = async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!("sim server stopped: {e}");
+        }
+    });
+    Ok(SimHandle {
+        addr,
+        server: Arc::new(SimServer {
+            store,
+            shutdown: tx,
+        }),
+        task,
+    })
+}
+
+/// `wavelift sim serve`: start, write the kubeconfig, print how to use it, serve until
+/// Ctrl-C.
+pub async fn serve_forever(opts: SimOptions, kubeconfig_path: PathBuf) -> anyhow::Result<()> {
+    let handle = start(opts).await?;
+    handle.write_kubeconfig(&kubeconfig_path)?;
+    println!(
+        "wavelift sim serving the Kubernetes API at {}",
+        handle.url()
+    );
+    println!("export KUBECONFIG={}", kubeconfig_path.display());
+    println!("then try: kubectl get nodes; kubectl api-resources; kubectl get vm -A");
+    println!("Ctrl-C stops the sim (its state lives in memory only).");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    handle.shutdown().await;
+    Ok(())
+}

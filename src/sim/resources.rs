@@ -1,0 +1,281 @@
+//! The resource table: every kind the sim serves, with the discovery facts kubectl shows.
+
+/// Verbs every served resource supports.
+pub const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// One served resource (a group/version/plural and what discovery says about it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceDef {
+    /// API group; `""` for the core group.
+    pub group: &'static str,
+    /// API version.
+    pub version: &'static str,
+    /// Plural resource name used in paths.
+    pub plural: &'static str,
+    /// Singular name (lower-case kind).
+    pub singular: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Short names (`vm`, `dv`, ...).
+    pub short_names: &'static [&'static str],
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Categories (`all`, `kubevirt`, ...).
+    pub categories: &'static [&'static str],
+    /// Has a `/status` subresource: the main resource ignores status changes.
+    pub has_status: bool,
+    /// A built-in Kubernetes kind (strategic merge patch accepted) rather than a custom resource.
+    pub builtin: bool,
+}
+
+impl ResourceDef {
+    /// `group/version`, or `version` for the core group.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `Kind` + `List`.
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// Path prefix of the group-version: `/api/v1` or `/apis/G/V`.
+    pub fn gv_path(&self) -> String {
+        gv_path(self.group, self.version)
+    }
+}
+
+/// Path prefix of a group-version: `/api/v1` or `/apis/G/V`.
+pub fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    }
+}
+
+/// The KubeVirt subresource API group (start/stop/restart/migrate on virtual machines).
+pub const SUBRESOURCES_GROUP: &str = "subresources.kubevirt.io";
+
+macro_rules! res {
+    ($g:expr, $v:expr, $p:expr, $s:expr, $k:expr, [$($sn:expr),*], $ns:expr, [$($c:expr),*], $st:expr, $b:expr) => {
+        ResourceDef {
+            group: $g,
+            version: $v,
+            plural: $p,
+            singular: $s,
+            kind: $k,
+            short_names: &[$($sn),*],
+            namespaced: $ns,
+            categories: &[$($c),*],
+            has_status: $st,
+            builtin: $b,
+        }
+    };
+}
+
+static RESOURCES: &[ResourceDef] = &[
+    res!(
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        ["ns"],
+        false,
+        [],
+        true,
+        true
+    ),
+    res!(
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        ["no"],
+        false,
+        [],
+        true,
+        true
+    ),
+    res!(
+        "",
+        "v1",
+        "secrets",
+        "secret",
+        "Secret",
+        [],
+        true,
+        [],
+        false,
+        true
+    ),
+    res!(
+        "",
+        "v1",
+        "pods",
+        "pod",
+        "Pod",
+        ["po"],
+        true,
+        ["all"],
+        true,
+        true
+    ),
+    res!(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        ["svc"],
+        true,
+        ["all"],
+        true,
+        true
+    ),
+    res!(
+        "",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        ["ev"],
+        true,
+        [],
+        false,
+        true
+    ),
+    res!(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        ["pvc"],
+        true,
+        [],
+        true,
+        true
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        ["sc"],
+        false,
+        [],
+        false,
+        true
+    ),
+    res!(
+        "k8s.cni.cncf.io",
+        "v1",
+        "network-attachment-definitions",
+        "network-attachment-definition",
+        "NetworkAttachmentDefinition",
+        ["net-attach-def"],
+        true,
+        [],
+        false,
+        false
+    ),
+    res!(
+        "cdi.kubevirt.io",
+        "v1beta1",
+        "datavolumes",
+        "datavolume",
+        "DataVolume",
+        ["dv", "dvs"],
+        true,
+        ["all"],
+        true,
+        false
+    ),
+    res!(
+        "kubevirt.io",
+        "v1",
+        "virtualmachines",
+        "virtualmachine",
+        "VirtualMachine",
+        ["vm", "vms"],
+        true,
+        ["all"],
+        true,
+        false
+    ),
+    res!(
+        "kubevirt.io",
+        "v1",
+        "virtualmachineinstances",
+        "virtualmachineinstance",
+        "VirtualMachineInstance",
+        ["vmi", "vmis"],
+        true,
+        ["all"],
+        true,
+        false
+    ),
+    res!(
+        "kubevirt.io",
+        "v1",
+        "virtualmachineinstancemigrations",
+        "virtualmachineinstancemigration",
+        "VirtualMachineInstanceMigration",
+        ["vmim", "vmims"],
+        true,
+        ["all"],
+        true,
+        false
+    ),
+];
+
+/// Every served resource.
+pub fn all() -> &'static [ResourceDef] {
+    RESOURCES
+}
+
+/// The resource served at `group/version/plural`.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource of a kind in a group-version (`apiVersion` + `kind` of an object).
+pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.api_version() == api_version && r.kind == kind)
+}
+
+/// The served group-versions, in discovery order: (group, version).
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out.push((SUBRESOURCES_GROUP, "v1"));
+    out
+}
+
+/// Subresources served by `subresources.kubevirt.io/v1` on virtual machines.
+pub const VM_ACTIONS: &[&str] = &["start", "stop", "restart", "migrate"];

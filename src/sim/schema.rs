@@ -1,0 +1,403 @@
+//! Known-field schemas per kind: enough to reject unknown fields under
+//! `fieldValidation=Strict` and to publish OpenAPI v3 schemas.
+//!
+//! Pragmatic by design: metadata, every kind's top-level keys, and the subtrees wavelift
+//! writes (VM template interfaces/networks, DataVolume sources and storage, NAD config,
+//! migration spec) are closed; subtrees the sim does not model are open (any field goes).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::resources::ResourceDef;
+
+/// The shape of a JSON value.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// Anything (unknown fields preserved).
+    Any,
+    /// A string.
+    Str,
+    /// An integer.
+    Int,
+    /// A boolean.
+    Bool,
+    /// An object with known fields; `open` allows fields beyond them.
+    Obj {
+        /// Known fields.
+        fields: BTreeMap<&'static str, Shape>,
+        /// Unknown fields allowed.
+        open: bool,
+    },
+    /// A string-keyed map of values of one shape.
+    Map(Box<Shape>),
+    /// A list of values of one shape.
+    List(Box<Shape>),
+}
+
+fn obj(fields: Vec<(&'static str, Shape)>) -> Shape {
+    Shape::Obj {
+        fields: fields.into_iter().collect(),
+        open: false,
+    }
+}
+
+fn open(fields: Vec<(&'static str, Shape)>) -> Shape {
+    Shape::Obj {
+        fields: fields.into_iter().collect(),
+        open: true,
+    }
+}
+
+fn list(s: Shape) -> Shape {
+    Shape::List(Box::new(s))
+}
+
+fn map(s: Shape) -> Shape {
+    Shape::Map(Box::new(s))
+}
+
+fn strs() -> Shape {
+    list(Shape::Str)
+}
+
+/// `metadata` (ObjectMeta).
+pub fn object_meta() -> Shape {
+    obj(vec![
+        ("name", Shape::Str),
+        ("generateName", Shape::Str),
+        ("namespace", Shape::Str),
+        ("selfLink", Shape::Str),
+        ("uid", Shape::Str),
+        ("resourceVersion", Shape::Str),
+        ("generation", Shape::Int),
+        ("creationTimestamp", Shape::Str),
+        ("deletionTimestamp", Shape::Str),
+        ("deletionGracePeriodSeconds", Shape::Int),
+        ("labels", map(Shape::Str)),
+        ("annotations", map(Shape::Str)),
+        ("ownerReferences", list(Shape::Any)),
+        ("finalizers", strs()),
+        ("managedFields", list(Shape::Any)),
+    ])
+}
+
+fn template_meta() -> Shape {
+    open(vec![
+        ("name", Shape::Str),
+        ("labels", map(Shape::Str)),
+        ("annotations", map(Shape::Str)),
+    ])
+}
+
+fn resources_req() -> Shape {
+    obj(vec![
+        ("requests", map(Shape::Any)),
+        ("limits", map(Shape::Any)),
+        ("claims", list(Shape::Any)),
+    ])
+}
+
+fn pvc_spec() -> Shape {
+    obj(vec![
+        ("accessModes", strs()),
+        ("selector", Shape::Any),
+        ("resources", resources_req()),
+        ("volumeName", Shape::Str),
+        ("storageClassName", Shape::Str),
+        ("volumeMode", Shape::Str),
+        ("dataSource", Shape::Any),
+        ("dataSourceRef", Shape::Any),
+        ("volumeAttributesClassName", Shape::Str),
+    ])
+}
+
+fn dv_storage() -> Shape {
+    obj(vec![
+        ("accessModes", strs()),
+        ("volumeMode", Shape::Str),
+        ("resources", resources_req()),
+        ("storageClassName", Shape::Str),
+        ("selector", Shape::Any),
+        ("volumeName", Shape::Str),
+        ("dataSource", Shape::Any),
+        ("dataSourceRef", Shape::Any),
+    ])
+}
+
+fn dv_spec() -> Shape {
+    let http = obj(vec![
+        ("url", Shape::Str),
+        ("secretRef", Shape::Str),
+        ("certConfigMap", Shape::Str),
+        ("extraHeaders", strs()),
+        ("secretExtraHeaders", strs()),
+        ("checksum", Shape::Str),
+        ("insecureSkipVerify", Shape::Bool),
+    ]);
+    let vddk = obj(vec![
+        ("url", Shape::Str),
+        ("uuid", Shape::Str),
+        ("backingFile", Shape::Str),
+        ("thumbprint", Shape::Str),
+        ("secretRef", Shape::Str),
+        ("certConfigMap", Shape::Str),
+        ("initImageURL", Shape::Str),
+        ("extraArgs", Shape::Str),
+    ]);
+    let source = obj(vec![
+        ("http", http),
+        ("s3", Shape::Any),
+        ("gcs", Shape::Any),
+        ("registry", Shape::Any),
+        (
+            "pvc",
+            obj(vec![("namespace", Shape::Str), ("name", Shape::Str)]),
+        ),
+        ("snapshot", Shape::Any),
+        ("upload", Shape::Any),
+        ("blank", Shape::Any),
+        ("imageio", Shape::Any),
+        ("vddk", vddk),
+    ]);
+    obj(vec![
+        ("source", source),
+        ("sourceRef", Shape::Any),
+        ("pvc", pvc_spec()),
+        ("storage", dv_storage()),
+        ("contentType", Shape::Str),
+        ("checkpoints", list(Shape::Any)),
+        ("finalCheckpoint", Shape::Bool),
+        ("preallocation", Shape::Bool),
+        ("priorityClassName", Shape::Str),
+    ])
+}
+
+fn vmi_spec() -> Shape {
+    let interface = obj(vec![
+        ("name", Shape::Str),
+        ("bridge", Shape::Any),
+        ("masquerade", Shape::Any),
+        ("sriov", Shape::Any),
+        ("slirp", Shape::Any),
+        ("macvtap", Shape::Any),
+        ("passt", Shape::Any),
+        ("passtBinding", Shape::Any),
+        ("binding", obj(vec![("name", Shape::Str)])),
+        ("macAddress", Shape::Str),
+        ("model", Shape::Str),
+        ("ports", list(Shape::Any)),
+        ("pciAddress", Shape::Str),
+        ("bootOrder", Shape::Int),
+        ("dhcpOptions", Shape::Any),
+        ("tag", Shape::Str),
+        ("acpiIndex", Shape::Int),
+        ("state", Shape::Str),
+    ]);
+    let network = obj(vec![
+        ("name", Shape::Str),
+        (
+            "pod",
+            obj(vec![
+                ("vmNetworkCIDR", Shape::Str),
+                ("vmIPv6NetworkCIDR", Shape::Str),
+            ]),
+        ),
+        (
+            "multus",
+            obj(vec![("networkName", Shape::Str), ("default", Shape::Bool)]),
+        ),
+        ("resourceClaim", Shape::Any),
+    ]);
+    let devices = open(vec![
+        ("disks", list(Shape::Any)),
+        ("interfaces", list(interface)),
+    ]);
+    let domain = open(vec![
+        ("devices", devices),
+        ("cpu", Shape::Any),
+        ("memory", Shape::Any),
+        ("resources", Shape::Any),
+        ("machine", Shape::Any),
+        ("firmware", Shape::Any),
+        ("features", Shape::Any),
+        ("clock", Shape::Any),
+    ]);
+    let volume = open(vec![
+        ("name", Shape::Str),
+        (
+            "dataVolume",
+            obj(vec![("name", Shape::Str), ("hotpluggable", Shape::Bool)]),
+        ),
+    ]);
+    open(vec![
+        ("domain", domain),
+        ("networks", list(network)),
+        ("volumes", list(volume)),
+        ("nodeSelector", map(Shape::Str)),
+        ("affinity", Shape::Any),
+        ("tolerations", list(Shape::Any)),
+        ("terminationGracePeriodSeconds", Shape::Int),
+        ("evictionStrategy", Shape::Str),
+        ("hostname", Shape::Str),
+        ("subdomain", Shape::Str),
+    ])
+}
+
+fn top(extra: Vec<(&'static str, Shape)>) -> Shape {
+    let mut fields = vec![
+        ("apiVersion", Shape::Str),
+        ("kind", Shape::Str),
+        ("metadata", object_meta()),
+    ];
+    fields.extend(extra);
+    obj(fields)
+}
+
+/// The known-field schema of a kind.
+pub fn for_kind(res: &ResourceDef) -> Shape {
+    match res.kind {
+        "Namespace" => top(vec![
+            ("spec", obj(vec![("finalizers", strs())])),
+            ("status", Shape::Any),
+        ]),
+        "Node" => top(vec![("spec", Shape::Any), ("status", Shape::Any)]),
+        "Secret" => top(vec![
+            ("data", map(Shape::Str)),
+            ("stringData", map(Shape::Str)),
+            ("type", Shape::Str),
+            ("immutable", Shape::Bool),
+        ]),
+        "Event" => top(vec![
+            ("involvedObject", Shape::Any),
+            ("reason", Shape::Str),
+            ("message", Shape::Str),
+            ("source", Shape::Any),
+            ("firstTimestamp", Shape::Str),
+            ("lastTimestamp", Shape::Str),
+            ("eventTime", Shape::Any),
+            ("count", Shape::Int),
+            ("type", Shape::Str),
+            ("series", Shape::Any),
+            ("action", Shape::Str),
+            ("related", Shape::Any),
+            ("reportingComponent", Shape::Str),
+            ("reportingInstance", Shape::Str),
+        ]),
+        "PersistentVolumeClaim" => top(vec![("spec", pvc_spec()), ("status", Shape::Any)]),
+        "StorageClass" => top(vec![
+            ("provisioner", Shape::Str),
+            ("parameters", map(Shape::Str)),
+            ("reclaimPolicy", Shape::Str),
+            ("mountOptions", strs()),
+            ("allowVolumeExpansion", Shape::Bool),
+            ("volumeBindingMode", Shape::Str),
+            ("allowedTopologies", list(Shape::Any)),
+        ]),
+        "NetworkAttachmentDefinition" => top(vec![("spec", obj(vec![("config", Shape::Str)]))]),
+        "DataVolume" => top(vec![("spec", dv_spec()), ("status", Shape::Any)]),
+        "VirtualMachine" => top(vec![
+            (
+                "spec",
+                obj(vec![
+                    ("runStrategy", Shape::Str),
+                    ("running", Shape::Bool),
+                    (
+                        "template",
+                        obj(vec![("metadata", template_meta()), ("spec", vmi_spec())]),
+                    ),
+                    (
+                        "dataVolumeTemplates",
+                        list(obj(vec![
+                            ("apiVersion", Shape::Str),
+                            ("kind", Shape::Str),
+                            ("metadata", template_meta()),
+                            ("spec", dv_spec()),
+                        ])),
+                    ),
+                    ("instancetype", Shape::Any),
+                    ("preference", Shape::Any),
+                    ("updateVolumesStrategy", Shape::Str),
+                ]),
+            ),
+            ("status", Shape::Any),
+        ]),
+        "VirtualMachineInstance" => top(vec![("spec", vmi_spec()), ("status", Shape::Any)]),
+        "VirtualMachineInstanceMigration" => top(vec![
+            (
+                "spec",
+                obj(vec![
+                    ("vmiName", Shape::Str),
+                    ("addedNodeSelector", map(Shape::Str)),
+                    ("priority", Shape::Str),
+                ]),
+            ),
+            ("status", Shape::Any),
+        ]),
+        _ => top(vec![("spec", Shape::Any), ("status", Shape::Any)]),
+    }
+}
+
+/// Paths (`spec.foo`, `spec.template.spec.networks[0].bogus`) of fields the schema does
+/// not declare.
+pub fn unknown_fields(shape: &Shape, value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(shape, value, "", &mut out);
+    out
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn walk(shape: &Shape, value: &Value, path: &str, out: &mut Vec<String>) {
+    match (shape, value) {
+        (Shape::Obj { fields, open }, Value::Object(m)) => {
+            for (k, v) in m {
+                match fields.get(k.as_str()) {
+                    Some(s) => walk(s, v, &join(path, k), out),
+                    None if *open => {}
+                    None => out.push(join(path, k)),
+                }
+            }
+        }
+        (Shape::Map(s), Value::Object(m)) => {
+            for (k, v) in m {
+                walk(s, v, &join(path, k), out);
+            }
+        }
+        (Shape::List(s), Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                walk(s, v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The OpenAPI v3 schema of a shape.
+pub fn to_openapi(shape: &Shape) -> Value {
+    match shape {
+        Shape::Any => json!({"x-kubernetes-preserve-unknown-fields": true}),
+        Shape::Str => json!({"type": "string"}),
+        Shape::Int => json!({"type": "integer", "format": "int64"}),
+        Shape::Bool => json!({"type": "boolean"}),
+        Shape::Obj { fields, open } => {
+            let props: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), to_openapi(v)))
+                .collect();
+            let mut s = json!({"type": "object", "properties": props});
+            if *open {
+                s["x-kubernetes-preserve-unknown-fields"] = json!(true);
+            }
+            s
+        }
+        Shape::Map(s) => json!({"type": "object", "additionalProperties": to_openapi(s)}),
+        Shape::List(s) => json!({"type": "array", "items": to_openapi(s)}),
+    }
+}

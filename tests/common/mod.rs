@@ -1,0 +1,80 @@
+//! Shared set-up for the engine tests: a rehearsal cluster and an engine wired to it the way
+//! `wavelift run` wires them (vSphere REST client and sim prober on the world endpoints).
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use wavelift::checks::probe::SimProber;
+use wavelift::engine::runtime::{spawn, EngineConfig, RunSummary, AGENT_TIMEOUT};
+use wavelift::engine::{EngineEvent, EngineRequest};
+use wavelift::plan::Plan;
+use wavelift::sim_controllers::rehearsal::Rehearsal;
+use wavelift::source::vsphere::VsphereClient;
+use wavelift::source::{Credentials, Secret, SourceOps};
+
+pub fn load_plan(path: &str) -> Arc<Plan> {
+    Arc::new(
+        wavelift::plan::check_file(std::path::Path::new(path))
+            .expect("read")
+            .plan
+            .expect("valid"),
+    )
+}
+
+/// An engine config for `plan` on rehearsal `r`: every wave, headless.
+pub fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
+    let creds = Credentials {
+        user: "sim-user".into(),
+        password: Secret::new("sim-password"),
+    };
+    let source: Arc<dyn SourceOps> =
+        Arc::new(VsphereClient::new(&r.world_url, None, creds).expect("client"));
+    EngineConfig {
+        plan: plan.clone(),
+        client: r.client(),
+        source: Some(source),
+        prober: Arc::new(SimProber::new(r.world_url.clone())),
+        dry_run: false,
+        only_vms: BTreeSet::new(),
+        auto_waves: plan.waves.iter().map(|w| w.name.value.clone()).collect(),
+        confirm_power_off: false,
+        exit_when_done: true,
+        agent_timeout: AGENT_TIMEOUT,
+    }
+}
+
+/// Runs `cfg` to the end (within `limit`), returning the summary and every event. On a
+/// timeout the engine is shut down and the test fails with the last events.
+pub async fn run_to_end(cfg: EngineConfig, limit: Duration) -> (RunSummary, Vec<EngineEvent>) {
+    let (mut handle, task) = spawn(cfg);
+    let requests = handle.requests.clone();
+    let collect = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(e) = handle.events.recv().await {
+            v.push(e);
+        }
+        v
+    });
+    match tokio::time::timeout(limit, task).await {
+        Ok(s) => {
+            let summary = s.expect("join").expect("run");
+            (summary, collect.await.expect("events"))
+        }
+        Err(_) => {
+            let _ = requests.send(EngineRequest::Shutdown).await;
+            let events = collect.await.expect("events");
+            let last: Vec<String> = events
+                .iter()
+                .rev()
+                .take(40)
+                .map(|e| format!("{} {:?}", e.vm, e.kind))
+                .collect();
+            panic!(
+                "run did not end within {limit:?}; last events:\n{}",
+                last.join("\n")
+            );
+        }
+    }
+}
