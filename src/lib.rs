@@ -6,8 +6,8 @@
 //!   [`blast`] (exports in, reports out), [`engine::decide`] (the per-VM pipeline),
 //!   [`cluster::build`] (plan → Kubernetes objects);
 //! - boundary: [`engine::runtime`] and [`engine::ops`] (watchers, commands), [`cluster`]
-//!   (kube-rs client), [`checks`] (probes), [`source`] (vSphere REST), [`sim`] and
-//!   [`sim_controllers`] (the embedded rehearsal cluster);
+//!   (kube-rs client), [`checks`] (probes), [`source`] (vSphere REST), [`sim`] (the embedded
+//!   rehearsal cluster and its simulated controllers);
 //! - front ends: [`cli`], [`tui`], consuming the engine's event stream.
 
 pub mod blast;
@@ -20,7 +20,4 @@ pub mod logging;
 pub mod plan;
 pub mod sim;
 pub mod source;
-// Moves under `sim` once the API server's module tree settles.
-#[path = "sim/controllers/mod.rs"]
-pub mod sim_controllers;
 pub mod tui;

@@ -17,8 +17,8 @@ use wavelift::cluster::resources::{DataVolume, NetworkAttachmentDefinition, Virt
 use wavelift::engine::runtime::{spawn, RunSummary};
 use wavelift::engine::{EngineRequest, EventKind, Status, Step};
 use wavelift::plan::Plan;
-use wavelift::sim_controllers::rehearsal::Rehearsal;
-use wavelift::sim_controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
+use wavelift::sim::controllers::rehearsal::Rehearsal;
+use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -13,8 +13,8 @@ use wavelift::cluster::resources::{DataVolume, VirtualMachine};
 use wavelift::engine::runtime::spawn;
 use wavelift::engine::{EngineEvent, EventKind, Step};
 use wavelift::plan::Plan;
-use wavelift::sim_controllers::rehearsal::Rehearsal;
-use wavelift::sim_controllers::scenario::Scenario;
+use wavelift::sim::controllers::rehearsal::Rehearsal;
+use wavelift::sim::controllers::scenario::Scenario;
 
 /// Runs the engine until `kill_after` returns true for an event, then aborts it.
 async fn run_until(

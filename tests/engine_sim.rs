@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use wavelift::checks::probe::SimProber;
 use wavelift::engine::{EventKind, Step};
-use wavelift::sim_controllers::rehearsal::Rehearsal;
-use wavelift::sim_controllers::scenario::{PowerState, Scenario};
+use wavelift::sim::controllers::rehearsal::Rehearsal;
+use wavelift::sim::controllers::scenario::{PowerState, Scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_wave_reaches_verified() {

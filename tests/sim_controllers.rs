@@ -11,8 +11,8 @@ use wavelift::cluster::resources::{
     VirtualMachineInstanceMigration,
 };
 use wavelift::sim::{self, SimOptions};
-use wavelift::sim_controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
-use wavelift::sim_controllers::{self as controllers};
+use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
+use wavelift::sim::controllers::{self as controllers};
 
 const LIMIT: Duration = Duration::from_secs(30);
 

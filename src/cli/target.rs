@@ -4,8 +4,8 @@
 use crate::checks::probe::{Prober, RealProber, SimProber};
 use crate::cluster::client::{choose_target, connect, is_sim, Target};
 use crate::plan::{Plan, PowerOff, SourceKind};
-use crate::sim_controllers::rehearsal::Rehearsal;
-use crate::sim_controllers::scenario::Scenario;
+use crate::sim::controllers::rehearsal::Rehearsal;
+use crate::sim::controllers::scenario::Scenario;
 use crate::source::vsphere::VsphereClient;
 use crate::source::{Credentials, Secret, SourceOps};
 use k8s_openapi::api::core::v1::Secret as KSecret;

@@ -11,6 +11,7 @@
 //! [`selectors`], [`patch`] (merge/JSON/apply), [`validate`], [`watch`] (streams),
 //! [`status`] (errors), [`server`] (routing and verbs).
 
+pub mod controllers;
 pub mod discovery;
 pub mod openapi;
 pub mod patch;

@@ -10,7 +10,7 @@ use wavelift::checks::probe::SimProber;
 use wavelift::engine::runtime::{spawn, EngineConfig, RunSummary, AGENT_TIMEOUT};
 use wavelift::engine::{EngineEvent, EngineRequest};
 use wavelift::plan::Plan;
-use wavelift::sim_controllers::rehearsal::Rehearsal;
+use wavelift::sim::controllers::rehearsal::Rehearsal;
 use wavelift::source::vsphere::VsphereClient;
 use wavelift::source::{Credentials, Secret, SourceOps};
 

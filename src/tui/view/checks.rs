@@ -1,0 +1,143 @@
+//! The Checks view: a VM × check matrix of the wave, and the selected VM's check details.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, HighlightSpacing, Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::layout::checks_areas;
+use super::widgets::{block, check_style, fmt_hms, vm_style, HIGHLIGHT_SYMBOL};
+use crate::tui::app::{App, CheckOutcome};
+use crate::tui::theme::Widget;
+
+const CELL: u16 = 13;
+
+pub fn render(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let (top, bottom) = checks_areas(body, app.order.len());
+    let columns: &[String] = app
+        .current_wave()
+        .map(|w| w.check_columns.as_slice())
+        .unwrap_or(&[]);
+    let fixed = app.name_width + 1 + 12 + 1 + 9 + 1 + 4;
+    let fit = (top.width.saturating_sub(fixed) / (CELL + 1)) as usize;
+    let shown = &columns[..columns.len().min(fit)];
+    let mut header: Vec<&str> = vec!["VM", "STEP", "PASSED"];
+    header.extend(shown.iter().map(String::as_str));
+    let mut widths = vec![
+        Constraint::Length(app.name_width),
+        Constraint::Length(12),
+        Constraint::Length(9),
+    ];
+    widths.extend(shown.iter().map(|_| Constraint::Length(CELL)));
+
+    let visible = top.height.saturating_sub(3) as usize;
+    let start = app.offset.min(app.order.len());
+    let end = (start + visible).min(app.order.len());
+    let rows: Vec<Row> = app.order[start..end]
+        .iter()
+        .map(|&i| {
+            let v = &app.vms[i];
+            let (pass, bad, total) = v.check_counts();
+            let mut cells = vec![
+                Cell::from(v.name.as_str()),
+                Cell::from(Span::styled(v.step.label(), vm_style(t, v))),
+                Cell::from(Span::styled(
+                    format!("{pass}/{total}"),
+                    if bad > 0 {
+                        t.style(Widget::StatusFail)
+                    } else if pass == total && total > 0 {
+                        t.style(Widget::StatusOk)
+                    } else {
+                        t.style(Widget::TableRow)
+                    },
+                )),
+            ];
+            for col in shown {
+                cells.push(match v.column_outcome(col) {
+                    Some(o) => Cell::from(Span::styled(
+                        format!("{} {}", o.symbol(), o.label()),
+                        check_style(t, o),
+                    )),
+                    None => Cell::from(""),
+                });
+            }
+            Row::new(cells)
+        })
+        .collect();
+    let hidden = columns.len() - shown.len();
+    let title = if hidden > 0 {
+        format!(
+            " Checks · {} VMs · {hidden} columns hidden (wider terminal) ",
+            app.order.len()
+        )
+    } else {
+        format!(
+            " Checks · {} VMs · ✓ pass ✗ fail ! error … pending ",
+            app.order.len()
+        )
+    };
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(t.style(Widget::TableHeader)))
+        .block(block(app, title, true))
+        .style(t.style(Widget::TableRow))
+        .row_highlight_style(t.style(Widget::TableSelected))
+        .highlight_symbol(HIGHLIGHT_SYMBOL)
+        .highlight_spacing(HighlightSpacing::Always)
+        .column_spacing(1);
+    let selected = (app.cursor >= start && app.cursor < end).then(|| app.cursor - start);
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, top, &mut state);
+
+    // Details of the selected VM's checks.
+    let muted = t.style(Widget::Footer);
+    let (title, lines) = match app.selected() {
+        None => (" Check details ".to_string(), vec![]),
+        Some(v) => {
+            let name_w = v
+                .checks
+                .iter()
+                .map(|c| c.name.chars().count())
+                .max()
+                .unwrap_or(0)
+                .clamp(12, 48)
+                + 1;
+            let lines: Vec<Line> = v
+                .checks
+                .iter()
+                .map(|c| {
+                    let mut spans = vec![
+                        Span::styled(
+                            format!("{} ", c.outcome.symbol()),
+                            check_style(t, c.outcome),
+                        ),
+                        Span::raw(format!("{:<name_w$}", c.name)),
+                        Span::styled(
+                            format!("{:<8}", c.outcome.label()),
+                            check_style(t, c.outcome),
+                        ),
+                    ];
+                    if let Some(at) = c.at_ms {
+                        spans.push(Span::styled(format!(" {}", fmt_hms(at)), muted));
+                    }
+                    if let Some(l) = c.latency_ms {
+                        spans.push(Span::styled(format!(" {l}ms"), muted));
+                    }
+                    if !c.detail.is_empty() {
+                        spans.push(Span::raw(format!("  {}", c.detail)));
+                    } else if c.outcome == CheckOutcome::Pending {
+                        spans.push(Span::styled("  runs after cutover (c runs it now)", muted));
+                    }
+                    Line::from(spans)
+                })
+                .collect();
+            (format!(" Checks of {} ", v.name), lines)
+        }
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .style(t.style(Widget::Detail))
+            .block(block(app, title, false)),
+        bottom,
+    );
+}

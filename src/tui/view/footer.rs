@@ -1,0 +1,71 @@
+//! The footer: the text being typed (`/` filter, `:` command line with completions),
+//! else the last action's message and the current view's keys (from the key table).
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::tui::app::{App, InputMode};
+use crate::tui::keys;
+use crate::tui::theme::Widget;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let muted = t.style(Widget::Footer);
+    let key = t.style(Widget::KeyHint);
+    let mut spans: Vec<Span> = Vec::with_capacity(48);
+    match app.input {
+        InputMode::Filter => {
+            spans.push(Span::styled(" /", key));
+            spans.push(Span::styled(
+                app.filter.as_str(),
+                t.style(Widget::CommandLine),
+            ));
+            spans.push(Span::styled("█", key));
+            spans.push(Span::styled(
+                format!("  {} match  Enter keep · Esc clear", app.order.len()),
+                muted,
+            ));
+        }
+        InputMode::Command => {
+            spans.push(Span::styled(" :", key));
+            spans.push(Span::styled(
+                app.command.as_str(),
+                t.style(Widget::CommandLine),
+            ));
+            spans.push(Span::styled("█", key));
+            if app.completions.is_empty() {
+                spans.push(Span::styled(
+                    "  Tab completes · Enter runs · Esc cancels",
+                    muted,
+                ));
+            } else {
+                spans.push(Span::styled(
+                    format!("  {}", app.completions.join("  ")),
+                    muted,
+                ));
+            }
+        }
+        InputMode::Normal => {
+            if app.read_only {
+                spans.push(Span::styled(" READ-ONLY ", t.style(Widget::Banner)));
+            }
+            if let Some(flash) = &app.flash {
+                spans.push(Span::styled(format!(" {flash} "), t.style(Widget::LogWarn)));
+                spans.push(Span::styled("│", muted));
+            } else if !app.filter.is_empty() {
+                spans.push(Span::styled(
+                    format!(" filter: {} ", app.filter),
+                    t.style(Widget::LogWarn),
+                ));
+                spans.push(Span::styled("│", muted));
+            }
+            for b in keys::footer_bindings(app.view, app.read_only) {
+                spans.push(Span::styled(format!(" {}", b.keys_short()), key));
+                spans.push(Span::styled(format!(" {}", b.hint), muted));
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(muted), area);
+}

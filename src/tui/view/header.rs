@@ -1,0 +1,117 @@
+//! The header, three rows: mode badge, plan › wave, window countdown, wave state,
+//! read-only; the view tabs and the target cluster; the wave's VM count per step.
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::layout::take_top;
+use super::widgets::window_text;
+use crate::tui::app::{step_index, App, RunMode, View, STEPS};
+use crate::tui::theme::Widget;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let head = t.style(Widget::Header);
+    let muted = t.style(Widget::Footer);
+    let (top, rest) = take_top(area, 1);
+    let (tabs, third) = take_top(rest, 1);
+    let wave = app.current_wave();
+    let badge = match app.mode {
+        RunMode::Live => Widget::ModeLive,
+        RunMode::DryRun => Widget::ModeDryRun,
+        RunMode::Rehearsal => Widget::ModeRehearsal,
+    };
+    let mut spans = vec![
+        Span::styled(format!(" {} ", app.mode.label()), t.style(badge)),
+        Span::styled(" ", muted),
+        Span::styled(app.plan_name.as_str(), head),
+        Span::styled(" › ", muted),
+        Span::styled(app.wave_name(), head),
+        Span::styled(
+            format!(
+                " ({}/{} · {} VMs) · ",
+                app.wave + 1,
+                app.waves.len(),
+                wave.map_or(0, |w| w.vms.len())
+            ),
+            muted,
+        ),
+        Span::styled(
+            window_text(wave.and_then(|w| w.window), app.now_ms),
+            t.style(Widget::Detail),
+        ),
+    ];
+    if let Some(w) = wave {
+        let state = match (w.done, w.paused, w.started) {
+            (Some(_), _, _) => Some((" · DONE", Widget::StatusOk)),
+            (None, true, _) => Some((" · PAUSED", Widget::LogWarn)),
+            (None, false, true) => Some((" · RUNNING", Widget::StatusRunning)),
+            _ => None,
+        };
+        if let Some((text, style)) = state {
+            spans.push(Span::styled(text, t.style(style)));
+        }
+    }
+    if app.read_only {
+        spans.push(Span::styled(" · READ-ONLY", t.style(Widget::LogWarn)));
+    }
+    if !app.engine_connected {
+        spans.push(Span::styled(
+            " · ENGINE STOPPED",
+            t.style(Widget::StatusFail),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), top);
+
+    // View tabs and the target cluster.
+    let mut spans: Vec<Span> = Vec::with_capacity(40);
+    spans.push(Span::raw(" "));
+    for (i, v) in View::ALL.iter().enumerate() {
+        let selected = *v == app.view;
+        let style = if selected {
+            t.style(Widget::TableSelected)
+        } else {
+            muted
+        };
+        let text = if selected {
+            format!("[{} {}]", i + 1, v.title())
+        } else {
+            format!(" {} {} ", i + 1, v.title())
+        };
+        spans.push(Span::styled(text, style));
+    }
+    spans.push(Span::styled(" │ target ", muted));
+    spans.push(Span::styled(app.target.label(), head));
+    frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
+
+    // Counts per step (failed first: it must never be clipped).
+    let mut spans: Vec<Span> = Vec::with_capacity(32);
+    spans.push(Span::raw(" "));
+    let mut first = true;
+    if app.failed > 0 {
+        spans.push(Span::styled(
+            format!("✗ {} failed", app.failed),
+            t.style(Widget::StatusFail),
+        ));
+        first = false;
+    }
+    for step in STEPS {
+        let n = app.counts[step_index(step)];
+        if n == 0 {
+            continue;
+        }
+        if !first {
+            spans.push(Span::styled(" · ", muted));
+        }
+        first = false;
+        spans.push(Span::styled(step.label(), t.style(Widget::Detail)));
+        spans.push(Span::styled(format!(" {n}"), head));
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)).style(Style::default()),
+        third,
+    );
+}

@@ -1,0 +1,118 @@
+//! Render snapshots of every view (ratatui `TestBackend` + insta). Times and durations
+//! are filtered so the snapshots do not depend on formatting details of the clock.
+
+#[path = "tui_fixture.rs"]
+mod fixture;
+
+use fixture::*;
+use ratatui::crossterm::event::KeyCode;
+use wavelift::tui::{update, Action, View};
+
+fn snapshot(name: &str, app: &wavelift::tui::App, w: u16, h: u16) {
+    let mut settings = insta::Settings::clone_current();
+    // Clock times, not the digits of a MAC address (`00:50:56:ab`).
+    settings.add_filter(
+        r"(^|[^:\w])\d{2}:\d{2}:\d{2}([^:\w]|$)",
+        "${1}[hh:mm:ss]${2}",
+    );
+    settings.add_filter(r"\b\d+(ms|s|m\d{2}s|h\d{2}m|d\d{2}h)\b", "[dur]");
+    settings.set_prepend_module_to_snapshot(true);
+    settings.bind(|| insta::assert_snapshot!(name, screen(app, w, h)));
+}
+
+fn at(view: View, w: u16, h: u16) -> wavelift::tui::App {
+    let mut app = mid_wave();
+    update(&mut app, Action::Resize(w, h));
+    update(&mut app, Action::GoView(view));
+    app
+}
+
+#[test]
+fn vms_view_120x40() {
+    let mut app = at(View::Vms, 120, 40);
+    // Select the VM with the most detail (db-01 is first) and show it.
+    update(&mut app, Action::Top);
+    snapshot("vms_120x40", &app, 120, 40);
+}
+
+#[test]
+fn vms_view_importing_vm_detail() {
+    let mut app = at(View::Vms, 120, 40);
+    update(&mut app, Action::Down);
+    snapshot("vms_importing_detail_120x40", &app, 120, 40);
+}
+
+#[test]
+fn vms_view_80x24() {
+    let app = at(View::Vms, 80, 24);
+    snapshot("vms_80x24", &app, 80, 24);
+}
+
+#[test]
+fn waves_view() {
+    let app = at(View::Waves, 120, 40);
+    snapshot("waves_120x40", &app, 120, 40);
+}
+
+#[test]
+fn checks_view() {
+    let app = at(View::Checks, 120, 40);
+    snapshot("checks_120x40", &app, 120, 40);
+}
+
+#[test]
+fn migrations_view() {
+    let app = at(View::Migrations, 120, 40);
+    snapshot("migrations_120x40", &app, 120, 40);
+}
+
+#[test]
+fn log_view() {
+    let app = at(View::Log, 120, 40);
+    snapshot("log_120x40", &app, 120, 40);
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = at(View::Vms, 120, 40);
+    press(&mut app, KeyCode::Char('?'));
+    snapshot("help_120x40", &app, 120, 40);
+}
+
+#[test]
+fn rollback_confirmation() {
+    let mut app = at(View::Vms, 120, 40);
+    // web-01 is the 4th VM in plan order.
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Down);
+    }
+    press(&mut app, KeyCode::Char('X'));
+    type_text(&mut app, "web-0");
+    snapshot("rollback_confirm_120x40", &app, 120, 40);
+}
+
+#[test]
+fn read_only_with_banner_and_command_line() {
+    let mut o = opts();
+    o.read_only = true;
+    o.banner = Some("bad theme, using the built-in `default` theme instead: themes/mine.toml:3:1: slots.acent: unknown slot".into());
+    let mut app = app_with(o);
+    for e in mid_wave_events() {
+        app.apply_event(e);
+    }
+    press(&mut app, KeyCode::Char(':'));
+    type_text(&mut app, "migrate ");
+    press(&mut app, KeyCode::Tab);
+    snapshot("read_only_command_120x40", &app, 120, 40);
+}
+
+#[test]
+fn no_color_keeps_the_selection_visible() {
+    let mut app = at(View::Vms, 120, 40);
+    app.theme = wavelift::tui::theme::Theme::no_color();
+    let text = screen(&app, 120, 40);
+    assert!(
+        text.contains("▶ db-01"),
+        "the selected row is marked without colours:\n{text}"
+    );
+}
