@@ -56,19 +56,6 @@ fn completions_for_each_shell() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_in_one_line_and_exit_3() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for args in [&["tui", "plans/quickstart.toml"][..]] {
-        let out = wavelift(args, dir.path());
-        assert_eq!(out.status.code(), Some(3), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains("not available yet"), "{args:?}: {err}");
-        assert!(out.stdout.is_empty());
-    }
-}
-
-#[test]
 fn unreadable_plan_is_exit_2_with_the_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = wavelift(&["plan", "check", "plans/does-not-exist.toml"], dir.path());

@@ -16,7 +16,10 @@ pub fn blast(args: BlastArgs) -> ExitCode {
         }
     };
     if let Some(missing) = args.sources.iter().find(|p| !p.exists()) {
-        eprintln!("error: --sources {}: no such file or directory", missing.display());
+        eprintln!(
+            "error: --sources {}: no such file or directory",
+            missing.display()
+        );
         return ExitCode::from(EXIT_INVALID);
     }
     let opts = BlastOptions {

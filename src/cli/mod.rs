@@ -1,14 +1,15 @@
 //! The command line: clap definitions, dispatch and exit codes.
 //!
 //! Exit codes: 0 success; 1 warnings under `--strict` (or a VM failed, for commands that run
-//! VMs); 2 invalid input (plan errors, unreadable files); 3 a command that is not available
-//! yet in this build.
+//! VMs); 2 invalid input (plan errors, unreadable files).
 
 mod blast;
 mod migrate;
 mod plan_check;
 mod run;
+mod sim;
 mod target;
+mod tui;
 mod verify;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -18,7 +19,6 @@ use std::process::ExitCode;
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_WARNINGS: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
-pub const EXIT_NOT_AVAILABLE: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,6 +106,9 @@ pub struct TuiArgs {
     /// Disable dangerous actions (rollback, power-off confirmation, migration)
     #[arg(long)]
     pub read_only: bool,
+    /// Rehearsal speed on the embedded cluster (simulated seconds per real second)
+    #[arg(long)]
+    pub speed: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -259,12 +262,10 @@ pub enum SimCommand {
         /// Time scale (e.g. 50 = fifty times faster than real time)
         #[arg(long)]
         speed: Option<f64>,
+        /// Where to write the kubeconfig (default: the state directory's sim.kubeconfig)
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
-}
-
-fn not_available(what: &str, issue: u32) -> ExitCode {
-    eprintln!("wavelift {what}: not available yet in this build (tracked in issue #{issue})");
-    ExitCode::from(EXIT_NOT_AVAILABLE)
 }
 
 /// Entry point of the binary.
@@ -284,12 +285,24 @@ pub fn main() -> ExitCode {
             out,
             force,
         }) => blast::plan_init(&rvtools, vlan_map.as_deref(), &out, force),
-        Command::Tui(_) => not_available("tui", 6),
+        Command::Tui(args) => tui::run(args),
         Command::Run(args) => run::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Blast(args) => blast::blast(args),
         Command::Migrate(args) => migrate::run(args),
-        Command::Sim(SimCommand::Serve { .. }) => not_available("sim serve", 3),
+        Command::Sim(SimCommand::Serve {
+            port,
+            plan,
+            scenario,
+            speed,
+            kubeconfig,
+        }) => sim::serve(
+            port,
+            plan.as_deref(),
+            scenario.as_deref(),
+            speed,
+            kubeconfig,
+        ),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "wavelift", &mut std::io::stdout());

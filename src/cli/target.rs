@@ -20,6 +20,8 @@ pub struct Connected {
     /// `SIM` or the context name, for headers and logs.
     pub label: String,
     pub mode: Mode,
+    /// The kubeconfig of the in-process rehearsal (kubectl can look at it meanwhile).
+    pub sim_kubeconfig: Option<std::path::PathBuf>,
     /// Keeps the in-process rehearsal alive.
     pub _rehearsal: Option<Rehearsal>,
 }
@@ -59,6 +61,13 @@ pub async fn connect_for(
                 scenario.speed = s;
             }
             let r = Rehearsal::start(scenario, 0).await?;
+            // A kubeconfig for kubectl while the rehearsal runs (best effort).
+            let sim_kubeconfig = crate::logging::log_dir().and_then(|d| {
+                let p = d.join(format!("rehearsal-{}.kubeconfig", std::process::id()));
+                std::fs::create_dir_all(&d).ok()?;
+                r.sim.write_kubeconfig(&p).ok()?;
+                Some(p)
+            });
             let creds = Credentials {
                 user: "sim-user".into(),
                 password: Secret::new("sim-password"),
@@ -75,6 +84,7 @@ pub async fn connect_for(
                 } else {
                     Mode::Rehearsal
                 },
+                sim_kubeconfig,
                 _rehearsal: Some(r),
             })
         }
@@ -95,6 +105,7 @@ pub async fn connect_for(
                     } else {
                         Mode::Rehearsal
                     },
+                    sim_kubeconfig: std::env::var_os("KUBECONFIG").map(Into::into),
                     _rehearsal: None,
                 });
             }
@@ -105,6 +116,7 @@ pub async fn connect_for(
                 prober: Arc::new(RealProber::default()),
                 label: conn.context,
                 mode: if dry_run { Mode::DryRun } else { Mode::Live },
+                sim_kubeconfig: None,
                 _rehearsal: None,
             })
         }

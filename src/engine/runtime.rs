@@ -683,7 +683,7 @@ fn describe(p: &Phase, dry_run: bool) -> String {
             Step::Booting => "booting".into(),
             Step::Running => "running".into(),
             Step::Verifying => "running checks".into(),
-            Step::Verified => "verified: every check passed".into(),
+            Step::Verified => "every check passed".into(),
             Step::RollingBack => "rolling back".into(),
             Step::RolledBack => "rolled back: source powered on".into(),
         },

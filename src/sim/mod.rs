@@ -56,6 +56,9 @@ pub struct SimOptions {
     /// Further objects created at start, after the defaults (each names its resource by
     /// `apiVersion` + `kind`; status is kept). The place for scenario seeding.
     pub extra_objects: Vec<Value>,
+    /// Routes served beside the Kubernetes API on the same port (the simulated world's
+    /// vSphere REST API and network probes), set once the controllers run.
+    pub extension: Arc<std::sync::OnceLock<axum::Router>>,
 }
 
 impl Default for SimOptions {
@@ -68,6 +71,7 @@ impl Default for SimOptions {
             watch_max_duration: None,
             nodes: 3,
             extra_objects: Vec::new(),
+            extension: Arc::default(),
         }
     }
 }
@@ -238,6 +242,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         watch_max_duration: opts.watch_max_duration,
         server_address: addr.to_string(),
         shutdown: rx.clone(),
+        extension: opts.extension.clone(),
     });
     let app = axum::Router::new()
         .fallback(server::handle)

@@ -37,6 +37,8 @@ pub struct ApiState {
     pub server_address: String,
     /// Flips to `true` on shutdown; ends watch streams.
     pub shutdown: watch::Receiver<bool>,
+    /// Routes of the simulated world (vSphere REST, probes), once set.
+    pub extension: Arc<std::sync::OnceLock<axum::Router>>,
 }
 
 /// A parsed resource path.
@@ -133,6 +135,15 @@ fn parse_resource(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
 pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
+    if let Some(ext) = state.extension.get() {
+        if super::controllers::endpoints::handles(uri.path()) {
+            use tower::ServiceExt;
+            return match ext.clone().oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+        }
+    }
     let resp = match dispatch(&state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -943,6 +943,12 @@ impl App {
                     }
                 }
                 let text = format!("migration {name}: {phase}");
+                // Phase events from the engine's watch carry no probe counts; the prober's
+                // counts (from the continuous probe) arrive separately and are kept.
+                let (lost_probes, sent_probes) = match &v.migration {
+                    Some(m) if !fresh && sent_probes == 0 => (m.lost_probes, m.sent_probes),
+                    _ => (lost_probes, sent_probes),
+                };
                 v.migration = Some(MigrationState {
                     name,
                     phase,

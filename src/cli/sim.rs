@@ -1,0 +1,104 @@
+//! `wavelift sim serve`: the rehearsal cluster as a server, for kubectl and for `run`,
+//! `verify`, `tui` and `migrate` through the kubeconfig it writes.
+
+use super::{EXIT_INVALID, EXIT_OK};
+use crate::plan;
+use crate::sim::controllers::rehearsal::Rehearsal;
+use crate::sim::controllers::scenario::Scenario;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub fn serve(
+    port: u16,
+    plan_path: Option<&Path>,
+    scenario_path: Option<&Path>,
+    speed: Option<f64>,
+    kubeconfig: Option<PathBuf>,
+) -> ExitCode {
+    let scenario = match (plan_path, scenario_path) {
+        (Some(p), _) => {
+            let checked = match plan::check_file(p) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let Some(plan) = checked.plan.as_ref() else {
+                for d in checked
+                    .located()
+                    .iter()
+                    .filter(|d| d.severity == plan::Severity::Error)
+                {
+                    eprint!("{}", d.render_text());
+                }
+                return ExitCode::from(EXIT_INVALID);
+            };
+            Scenario::from_plan(plan)
+        }
+        (None, Some(s)) => match Scenario::load(s) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        (None, None) => Scenario::default(),
+    };
+    let mut scenario = scenario;
+    if let Some(s) = speed {
+        if !(s.is_finite() && s > 0.0) {
+            eprintln!("error: --speed must be a positive number");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        scenario.speed = s;
+    }
+    let path =
+        match kubeconfig.or_else(|| crate::logging::log_dir().map(|d| d.join("sim.kubeconfig"))) {
+            Some(p) => p,
+            None => PathBuf::from("wavelift-sim.kubeconfig"),
+        };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    rt.block_on(async move {
+        let r = match Rehearsal::start(scenario, port).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = r.sim.write_kubeconfig(&path) {
+            eprintln!("error: kubeconfig {}: {e:#}", path.display());
+            return ExitCode::from(EXIT_INVALID);
+        }
+        println!("wavelift rehearsal cluster serving on {}", r.sim.url());
+        println!("export KUBECONFIG={}", path.display());
+        println!("then: kubectl get vm,dv,net-attach-def -A   |   wavelift run PLAN   |   wavelift tui PLAN");
+        println!("Ctrl-C stops it (the cluster lives in memory only).");
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        let Rehearsal { sim, controllers, .. } = r;
+        drop(controllers);
+        sim.shutdown().await;
+        ExitCode::from(EXIT_OK)
+    })
+}

@@ -1,0 +1,130 @@
+//! The real binary in tmux: open the TUI on the embedded rehearsal cluster, start the
+//! quickstart wave with keys, wait until every VM shows Verified, live-migrate one, quit,
+//! and check that the terminal settings are exactly what they were before.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux runs (apt-get install tmux)");
+    assert!(
+        out.status.success(),
+        "tmux {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn screen(s: &Session) -> String {
+    tmux(&["capture-pane", "-p", "-t", &s.0])
+}
+
+/// Waits (bounded) until the screen shows `what`.
+fn wait_for(s: &Session, what: &str, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let text = screen(s);
+        if text.contains(what) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "`{what}` not on screen within {limit:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn keys(s: &Session, k: &str) {
+    tmux(&["send-keys", "-t", &s.0, k]);
+}
+
+#[test]
+fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
+    assert!(
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "tmux is required for this test (apt-get install tmux)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = env!("CARGO_BIN_EXE_wavelift");
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/quickstart.toml");
+    let before = dir.path().join("stty-before");
+    let after = dir.path().join("stty-after");
+    let script = format!(
+        "cd {root} && stty -g > {before} && WAVELIFT_LOG_DIR={logs} {bin} tui {plan} --speed 400; echo EXITED:$?; stty -g > {after}; sleep 120",
+        root = env!("CARGO_MANIFEST_DIR"),
+        before = before.display(),
+        after = after.display(),
+        logs = dir.path().display(),
+        plan = plan.display(),
+    );
+    let name = format!("wavelift-e2e-{}", std::process::id());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "160",
+        "-y",
+        "45",
+        &script,
+    ]);
+    let s = Session(name);
+
+    wait_for(&s, "REHEARSAL", Duration::from_secs(30));
+    wait_for(&s, "Pending 3", Duration::from_secs(30));
+    keys(&s, "w"); // start the wave
+    wait_for(&s, "Start wave w1?", Duration::from_secs(10));
+    keys(&s, "y");
+    let done = wait_for(&s, "Verified 3", Duration::from_secs(90));
+    for vm in ["shop-db-01", "shop-app-01", "shop-web-01"] {
+        assert!(
+            done.lines()
+                .any(|l| l.contains(vm) && l.contains("Verified")),
+            "{vm} not Verified:\n{done}"
+        );
+    }
+    keys(&s, "m"); // live-migrate the selected VM
+    wait_for(&s, "Live-migrate shop-db-01?", Duration::from_secs(10));
+    keys(&s, "y");
+    keys(&s, "4"); // Migrations view
+    wait_for(&s, "Succeeded", Duration::from_secs(60));
+    keys(&s, "q");
+    let end = wait_for(&s, "EXITED:", Duration::from_secs(20));
+    assert!(end.contains("EXITED:0"), "{end}");
+    // The alternate screen is gone and the tty is exactly as before.
+    let start = Instant::now();
+    while !after.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "stty after never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let b = std::fs::read_to_string(&before).expect("stty before");
+    let a = std::fs::read_to_string(&after).expect("stty after");
+    assert_eq!(b.trim(), a.trim(), "terminal settings changed");
+    assert!(
+        !end.contains("╭ VMs"),
+        "the TUI screen is still shown:\n{end}"
+    );
+}
