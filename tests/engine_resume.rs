@@ -16,6 +16,9 @@ use wavelift::plan::Plan;
 use wavelift::sim::controllers::rehearsal::Rehearsal;
 use wavelift::sim::controllers::scenario::Scenario;
 
+/// Decides, per event, whether to kill the engine now.
+type KillPoint = Box<dyn Fn(&EngineEvent) -> bool>;
+
 /// Runs the engine until `kill_after` returns true for an event, then aborts it.
 async fn run_until(
     plan: &Arc<Plan>,
@@ -68,7 +71,7 @@ async fn killed_at_several_points_resumes_without_duplicates() {
     let r = Rehearsal::start(scenario, 0).await.expect("rehearsal");
     let mut all: Vec<EngineEvent> = Vec::new();
     // Kill points: mid-import, right after the first VM was created, while booting/verifying.
-    let points: Vec<Box<dyn Fn(&EngineEvent) -> bool>> = vec![
+    let points: Vec<KillPoint> = vec![
         Box::new(
             |e| matches!(&e.kind, EventKind::Phase { step: Step::Importing, progress: Some(p), .. } if *p > 0.2),
         ),

@@ -10,9 +10,9 @@ use wavelift::cluster::resources::{
     DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
     VirtualMachineInstanceMigration,
 };
-use wavelift::sim::{self, SimOptions};
 use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
 use wavelift::sim::controllers::{self as controllers};
+use wavelift::sim::{self, SimOptions};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
