@@ -252,3 +252,21 @@ async fn a_failed_import_retried_by_the_operator_completes_the_wave() {
         .expect("shutdown");
     let _ = task.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_and_watch_drops_do_not_stop_the_wave() {
+    let plan = load_plan("plans/quickstart.toml");
+    let mut sc = scenario(&plan, 2000.0, vec![]);
+    sc.seed = 11;
+    sc.api_error_rate = 0.05;
+    sc.watch_drop_seconds = Some(0.3);
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let (s, _) = run_to_end(config(&plan, &r), LIMIT).await;
+    assert_eq!(s.verified.len(), 3, "{s:?}");
+    let (requests, watches, injected) = r.sim.server().stats().snapshot();
+    assert!(injected > 0, "no fault was injected ({requests} requests)");
+    assert!(
+        watches > 5,
+        "watches were not dropped and re-established ({watches} watch requests)"
+    );
+}

@@ -56,6 +56,8 @@ pub struct SimOptions {
     /// Further objects created at start, after the defaults (each names its resource by
     /// `apiVersion` + `kind`; status is kept). The place for scenario seeding.
     pub extra_objects: Vec<Value>,
+    /// Injected API faults (error rate, latency), deterministic for their seed.
+    pub faults: ApiFaults,
     /// Routes served beside the Kubernetes API on the same port (the simulated world's
     /// vSphere REST API and network probes), set once the controllers run.
     pub extension: Arc<std::sync::OnceLock<axum::Router>>,
@@ -72,14 +74,51 @@ impl Default for SimOptions {
             nodes: 3,
             extra_objects: Vec::new(),
             extension: Arc::default(),
+            faults: ApiFaults::default(),
         }
     }
 }
 
-/// The running server's shared state: its store and shutdown signal.
+/// The running server's shared state: its store, shutdown signal and request counters.
 pub struct SimServer {
     store: Arc<Store>,
     shutdown: signal::Sender<bool>,
+    stats: Arc<ApiStats>,
+}
+
+/// API faults a scenario injects: a share of requests answered `503 ServiceUnavailable`
+/// (the server error Kubernetes clients retry with backoff), and a
+/// delay before every answer. Which requests fail is a function of the seed and the
+/// request's sequence number, so a run is repeatable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiFaults {
+    /// 0.0–1.0.
+    pub error_rate: f64,
+    pub latency: Duration,
+    pub seed: u64,
+}
+
+/// What the API server served (the engine benchmark counts requests per VM with it).
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    /// Kubernetes API requests (not the world endpoints).
+    pub requests: std::sync::atomic::AtomicU64,
+    /// Of those, watch requests.
+    pub watches: std::sync::atomic::AtomicU64,
+    /// Of those, answered with an injected 500.
+    pub injected_errors: std::sync::atomic::AtomicU64,
+}
+
+impl ApiStats {
+    /// (requests, watches, injected errors) so far.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.requests.load(Relaxed),
+            self.watches.load(Relaxed),
+            self.injected_errors.load(Relaxed),
+        )
+    }
 }
 
 impl SimServer {
@@ -91,6 +130,11 @@ impl SimServer {
     /// The object store, for in-process seeding and controllers.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Request counters.
+    pub fn stats(&self) -> &ApiStats {
+        &self.stats
     }
 }
 
@@ -235,6 +279,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = signal::channel(false);
+    let stats = Arc::new(ApiStats::default());
     let state = Arc::new(server::ApiState {
         store: store.clone(),
         max_body_bytes: opts.max_body_bytes,
@@ -243,6 +288,8 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         server_address: addr.to_string(),
         shutdown: rx.clone(),
         extension: opts.extension.clone(),
+        faults: opts.faults.clone(),
+        stats: stats.clone(),
     });
     let app = axum::Router::new()
         .fallback(server::handle)
@@ -268,6 +315,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         server: Arc::new(SimServer {
             store,
             shutdown: tx,
+            stats,
         }),
         task,
     })

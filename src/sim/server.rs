@@ -39,6 +39,18 @@ pub struct ApiState {
     pub shutdown: watch::Receiver<bool>,
     /// Routes of the simulated world (vSphere REST, probes), once set.
     pub extension: Arc<std::sync::OnceLock<axum::Router>>,
+    /// Injected faults.
+    pub faults: super::ApiFaults,
+    /// Request counters.
+    pub stats: Arc<super::ApiStats>,
+}
+
+/// SplitMix64: a well-mixed hash of (seed, request number) for fault decisions.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// A parsed resource path.
@@ -143,6 +155,30 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
                 Err(never) => match never {},
             };
         }
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    let n = state.stats.requests.fetch_add(1, Relaxed);
+    if uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
+    {
+        state.stats.watches.fetch_add(1, Relaxed);
+    }
+    if !state.faults.latency.is_zero() {
+        tokio::time::sleep(state.faults.latency).await;
+    }
+    let rate = state.faults.error_rate;
+    if rate > 0.0 && (mix(state.faults.seed ^ n) as f64 / u64::MAX as f64) < rate {
+        state.stats.injected_errors.fetch_add(1, Relaxed);
+        tracing::debug!(target: "wavelift::sim", "{method} {uri} -> 503 (injected)");
+        // 503 is the server error clients treat as transient (kube-rs retries it with
+        // backoff, as it would for a real API server under load).
+        return ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "simulated API server error (scenario fault)",
+        )
+        .into_response();
     }
     let resp = match dispatch(&state, req).await {
         Ok(r) => r,

@@ -19,6 +19,14 @@ impl Rehearsal {
         let opts = SimOptions {
             port,
             extra_objects: scenario.seed_objects(),
+            faults: sim::ApiFaults {
+                error_rate: scenario.api_error_rate,
+                latency: std::time::Duration::from_millis(scenario.api_latency_ms),
+                seed: scenario.seed,
+            },
+            watch_max_duration: scenario
+                .watch_drop_seconds
+                .map(std::time::Duration::from_secs_f64),
             ..SimOptions::default()
         };
         let extension = opts.extension.clone();

@@ -15,6 +15,9 @@
 //! boot_seconds = 20                  # VMI Pending → Running
 //! agent_seconds = 15                 # Running → guest agent connected
 //! migration_seconds = 12
+//! api_error_rate = 0.05              # 5 % of API requests answer 503 (clients retry)
+//! api_latency_ms = 5                 # every API answer waits 5 ms
+//! watch_drop_seconds = 10            # the server ends every watch after 10 s
 //!
 //! [[source_vm]]
 //! name = "shop-db-01"
@@ -135,6 +138,15 @@ pub struct Scenario {
     pub agent_seconds: f64,
     #[serde(default = "default_migration")]
     pub migration_seconds: f64,
+    /// Share of Kubernetes API requests answered `503 ServiceUnavailable` (0.0–1.0).
+    #[serde(default)]
+    pub api_error_rate: f64,
+    /// Delay before every API answer, in real milliseconds.
+    #[serde(default)]
+    pub api_latency_ms: u64,
+    /// The server ends every watch after this many real seconds (clients must re-watch).
+    #[serde(default)]
+    pub watch_drop_seconds: Option<f64>,
     #[serde(default, rename = "source_vm")]
     pub source_vms: Vec<SourceVmSpec>,
     #[serde(default, rename = "fault")]
@@ -216,6 +228,23 @@ impl Scenario {
                 message: e.message().to_string(),
             }
         })?;
+        if !(0.0..=1.0).contains(&s.api_error_rate) {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: format!(
+                    "api_error_rate must be between 0 and 1, found {}",
+                    s.api_error_rate
+                ),
+            });
+        }
+        if s.watch_drop_seconds
+            .is_some_and(|w| !(w.is_finite() && w > 0.0))
+        {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: "watch_drop_seconds must be a positive number".to_string(),
+            });
+        }
         if !(s.speed.is_finite() && s.speed > 0.0) {
             return Err(ScenarioError::Parse {
                 path: origin.to_string(),
