@@ -17,10 +17,12 @@ use crate::source::SourceOps;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::Client;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio::sync::OnceCell;
 
 /// Everything a command needs.
 pub struct Ops {
@@ -32,6 +34,49 @@ pub struct Ops {
     pub events: mpsc::Sender<EngineEvent>,
     /// Missing CRDs found by discovery at start (empty: all present).
     pub missing_crds: Vec<String>,
+    /// The engine's view of VMIs (checks read the guest agent's report from it).
+    pub vmis: Option<Store<VirtualMachineInstance>>,
+    cluster_facts: OnceCell<ClusterFacts>,
+    network_checks: HashMap<String, OnceCell<Result<(), String>>>,
+    networks_applied: HashMap<String, OnceCell<()>>,
+}
+
+/// Plan-wide preflight answers.
+#[derive(Debug, Clone, Default)]
+struct ClusterFacts {
+    /// Problems that stop every VM (CRDs, namespace, credentials).
+    global: Vec<String>,
+    /// StorageClass → problem, for the VMs that use it.
+    bad_classes: std::collections::BTreeMap<String, String>,
+}
+
+impl Ops {
+    #[allow(clippy::too_many_arguments)] // one place builds it: the runtime
+    pub fn new(
+        plan: Arc<Plan>,
+        client: Client,
+        source: Option<Arc<dyn SourceOps>>,
+        prober: Arc<dyn Prober>,
+        dry_run: bool,
+        events: mpsc::Sender<EngineEvent>,
+        missing_crds: Vec<String>,
+        vmis: Option<Store<VirtualMachineInstance>>,
+    ) -> Ops {
+        let names: Vec<String> = plan.networks.iter().map(|n| n.name.value.clone()).collect();
+        Ops {
+            network_checks: names.iter().map(|n| (n.clone(), OnceCell::new())).collect(),
+            networks_applied: names.into_iter().map(|n| (n, OnceCell::new())).collect(),
+            plan,
+            client,
+            source,
+            prober,
+            dry_run,
+            events,
+            missing_crds,
+            vmis,
+            cluster_facts: OnceCell::new(),
+        }
+    }
 }
 
 /// What a finished command changes in the engine's memory of a VM.
@@ -141,41 +186,12 @@ impl Ops {
         match cmd {
             Command::RunPreflight => Ok(Update::Preflight(self.preflight(vm).await)),
             Command::ApplyNetworks => {
-                let api: Api<NetworkAttachmentDefinition> =
-                    Api::namespaced(self.client.clone(), &ns);
                 if self.plan.model_of(vm) == NetworkModel::L3 {
                     return Ok(Update::Nothing);
                 }
                 let nets: BTreeSet<&str> = vm.nics.iter().map(|n| n.network.as_str()).collect();
                 for name in nets {
-                    let Some(net) = self.plan.network(name) else {
-                        continue;
-                    };
-                    let nad = build::network_attachment(&self.plan, net);
-                    match api.patch(name, &self.apply(), &Patch::Apply(&nad)).await {
-                        Ok(_) => {
-                            self.journal(
-                                vm,
-                                "apply",
-                                "NetworkAttachmentDefinition",
-                                name,
-                                "applied",
-                            )
-                            .await
-                        }
-                        Err(e) => {
-                            let m = api_msg(&e);
-                            self.journal(
-                                vm,
-                                "apply",
-                                "NetworkAttachmentDefinition",
-                                name,
-                                &format!("error: {m}"),
-                            )
-                            .await;
-                            return Err(format!("apply NetworkAttachmentDefinition {name}: {m}"));
-                        }
-                    }
+                    self.apply_network(vm, name).await?;
                 }
                 Ok(Update::Nothing)
             }
@@ -276,6 +292,62 @@ impl Ops {
                 self.delete_disks(vm, false).await.map(|_| Update::Nothing)
             }
         }
+    }
+
+    /// Server-side dry run of a plan network's NetworkAttachmentDefinition, once per run.
+    async fn network_dry_run(&self, name: &str) -> Option<Result<(), String>> {
+        let net = self.plan.network(name)?;
+        let cell = self.network_checks.get(name)?;
+        Some(
+            cell.get_or_init(|| async {
+                let api: Api<NetworkAttachmentDefinition> =
+                    Api::namespaced(self.client.clone(), self.ns());
+                let nad = build::network_attachment(&self.plan, net);
+                let pp = PatchParams::apply(labels::FIELD_MANAGER).force().dry_run();
+                api.patch(name, &pp, &Patch::Apply(&nad))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("NetworkAttachmentDefinition {name}: {}", api_msg(&e)))
+            })
+            .await
+            .clone(),
+        )
+    }
+
+    /// Server-side apply of a plan network's NetworkAttachmentDefinition: the VMs of a plan
+    /// share it, so it is applied once per run (a failure is not remembered: the next VM
+    /// tries again).
+    async fn apply_network(&self, vm: &Vm, name: &str) -> Result<(), String> {
+        let (Some(net), Some(cell)) = (self.plan.network(name), self.networks_applied.get(name))
+        else {
+            return Ok(());
+        };
+        cell.get_or_try_init(|| async {
+            let api: Api<NetworkAttachmentDefinition> =
+                Api::namespaced(self.client.clone(), self.ns());
+            let nad = build::network_attachment(&self.plan, net);
+            match api.patch(name, &self.apply(), &Patch::Apply(&nad)).await {
+                Ok(_) => {
+                    self.journal(vm, "apply", "NetworkAttachmentDefinition", name, "applied")
+                        .await;
+                    Ok(())
+                }
+                Err(e) => {
+                    let m = api_msg(&e);
+                    self.journal(
+                        vm,
+                        "apply",
+                        "NetworkAttachmentDefinition",
+                        name,
+                        &format!("error: {m}"),
+                    )
+                    .await;
+                    Err(format!("apply NetworkAttachmentDefinition {name}: {m}"))
+                }
+            }
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Deletes the VM's DataVolumes (only failed ones with `failed_only`), by label.
@@ -391,11 +463,19 @@ impl Ops {
 
     async fn checks(&self, vm: &Vm) -> Update {
         let mut obs = Observations::new();
-        let api: Api<VirtualMachineInstance> = Api::namespaced(self.client.clone(), self.ns());
-        if let Ok(Some(vmi)) = api.get_opt(vm.name.as_str()).await {
-            if let Ok(v) = serde_json::to_value(&vmi) {
-                obs.insert_vmi(vm.name.value.clone(), &v);
+        // The engine's watch already holds the VMI; without one (tests), ask the API.
+        let vmi = match &self.vmis {
+            Some(store) => store
+                .get(&ObjectRef::new(vm.name.as_str()).within(self.ns()))
+                .map(|v| (*v).clone()),
+            None => {
+                let api: Api<VirtualMachineInstance> =
+                    Api::namespaced(self.client.clone(), self.ns());
+                api.get_opt(vm.name.as_str()).await.ok().flatten()
             }
+        };
+        if let Some(v) = vmi.and_then(|v| serde_json::to_value(&v).ok()) {
+            obs.insert_vmi(vm.name.value.clone(), &v);
         }
         let settings = RunSettings::from_plan(&self.plan);
         // Sequential on purpose: a VM has a handful of checks, and a plain loop keeps this
@@ -422,64 +502,101 @@ impl Ops {
 
     /// Preflight for one VM: CRDs, namespace, StorageClasses, credentials Secret, then a
     /// server-side dry run of every object the VM needs. All problems in one answer.
+    /// Plan-wide preflight facts (CRDs, namespace, StorageClasses, credentials Secret),
+    /// asked of the cluster once per run and shared by every VM's preflight.
+    async fn cluster_facts(&self) -> &ClusterFacts {
+        self.cluster_facts
+            .get_or_init(|| async {
+                let mut global: Vec<String> = self
+                    .missing_crds
+                    .iter()
+                    .map(|c| format!("CRD {c} is not installed"))
+                    .collect();
+                let ns = self.ns().to_string();
+                let nss: Api<Namespace> = Api::all(self.client.clone());
+                match nss.get_opt(&ns).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => global.push(format!("namespace {ns} does not exist")),
+                    Err(e) => global.push(format!("namespace {ns}: {}", api_msg(&e))),
+                }
+                if let Some(sec) = &self.plan.source.credentials_secret {
+                    let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+                    match secrets.get_opt(sec.as_str()).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            global.push(format!("Secret {ns}/{} does not exist", sec.value))
+                        }
+                        Err(e) => global.push(format!("Secret {}: {}", sec.value, api_msg(&e))),
+                    }
+                }
+                let scs: Api<StorageClass> = Api::all(self.client.clone());
+                let mut bad_classes = std::collections::BTreeMap::new();
+                let classes: BTreeSet<&str> = self
+                    .plan
+                    .vms
+                    .iter()
+                    .flat_map(|vm| vm.disks.iter())
+                    .filter_map(|d| self.storage_class(d))
+                    .collect();
+                for sc in classes {
+                    match scs.get_opt(sc).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            bad_classes.insert(
+                                sc.to_string(),
+                                format!("StorageClass {sc} does not exist"),
+                            );
+                        }
+                        Err(e) => {
+                            bad_classes.insert(
+                                sc.to_string(),
+                                format!("StorageClass {sc}: {}", api_msg(&e)),
+                            );
+                        }
+                    }
+                }
+                ClusterFacts {
+                    global,
+                    bad_classes,
+                }
+            })
+            .await
+    }
+
+    fn storage_class<'p>(&'p self, d: &'p crate::plan::Disk) -> Option<&'p str> {
+        d.storage_class
+            .as_ref()
+            .or(self.plan.defaults.storage_class.as_ref())
+            .map(|s| s.as_str())
+    }
+
+    /// Preflight for one VM: the plan-wide facts, then a server-side dry run of every
+    /// object the VM needs (each shared network once per run). All problems in one answer.
     async fn preflight(&self, vm: &Vm) -> Gate {
-        let mut problems: Vec<String> = self
-            .missing_crds
-            .iter()
-            .map(|c| format!("CRD {c} is not installed"))
-            .collect();
-        let ns = self.ns().to_string();
-        let nss: Api<Namespace> = Api::all(self.client.clone());
-        match nss.get_opt(&ns).await {
-            Ok(Some(_)) => {}
-            Ok(None) => problems.push(format!("namespace {ns} does not exist")),
-            Err(e) => problems.push(format!("namespace {ns}: {}", api_msg(&e))),
-        }
-        let scs: Api<StorageClass> = Api::all(self.client.clone());
+        let facts = self.cluster_facts().await;
+        let mut problems = facts.global.clone();
         let classes: BTreeSet<&str> = vm
             .disks
             .iter()
-            .filter_map(|d| {
-                d.storage_class
-                    .as_ref()
-                    .or(self.plan.defaults.storage_class.as_ref())
-                    .map(|s| s.as_str())
-            })
+            .filter_map(|d| self.storage_class(d))
             .collect();
-        for sc in classes {
-            match scs.get_opt(sc).await {
-                Ok(Some(_)) => {}
-                Ok(None) => problems.push(format!("StorageClass {sc} does not exist")),
-                Err(e) => problems.push(format!("StorageClass {sc}: {}", api_msg(&e))),
-            }
-        }
-        if let Some(sec) = &self.plan.source.credentials_secret {
-            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
-            match secrets.get_opt(sec.as_str()).await {
-                Ok(Some(_)) => {}
-                Ok(None) => problems.push(format!("Secret {ns}/{} does not exist", sec.value)),
-                Err(e) => problems.push(format!("Secret {}: {}", sec.value, api_msg(&e))),
-            }
-        }
+        problems.extend(
+            classes
+                .iter()
+                .filter_map(|c| facts.bad_classes.get(*c).cloned()),
+        );
+        let ns = self.ns().to_string();
         if problems.is_empty() {
             // Server-side dry run of every object (nothing is persisted).
             let dry = PostParams {
                 dry_run: true,
                 field_manager: Some(labels::FIELD_MANAGER.to_string()),
             };
-            let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(self.client.clone(), &ns);
             if self.plan.model_of(vm) == NetworkModel::L2 {
                 let nets: BTreeSet<&str> = vm.nics.iter().map(|n| n.network.as_str()).collect();
                 for name in nets {
-                    if let Some(net) = self.plan.network(name) {
-                        let nad = build::network_attachment(&self.plan, net);
-                        let pp = PatchParams::apply(labels::FIELD_MANAGER).force().dry_run();
-                        if let Err(e) = nads.patch(name, &pp, &Patch::Apply(&nad)).await {
-                            problems.push(format!(
-                                "NetworkAttachmentDefinition {name}: {}",
-                                api_msg(&e)
-                            ));
-                        }
+                    if let Some(Err(why)) = self.network_dry_run(name).await {
+                        problems.push(why);
                     }
                 }
             }

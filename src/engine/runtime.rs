@@ -242,15 +242,16 @@ async fn run(
         anyhow::bail!("the cluster's watches did not sync within 30 s");
     }
 
-    let ops = Arc::new(Ops {
-        plan: plan.clone(),
-        client: cfg.client.clone(),
-        source: cfg.source.clone(),
-        prober: cfg.prober.clone(),
-        dry_run: cfg.dry_run,
-        events: events.clone(),
+    let ops = Arc::new(Ops::new(
+        plan.clone(),
+        cfg.client.clone(),
+        cfg.source.clone(),
+        cfg.prober.clone(),
+        cfg.dry_run,
+        events.clone(),
         missing_crds,
-    });
+        Some(stores.vmis.clone()),
+    ));
     let mut runs: Vec<VmRun> = plan
         .vms
         .iter()
