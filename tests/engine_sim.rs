@@ -63,7 +63,7 @@ async fn quickstart_wave_reaches_verified() {
     let a = r
         .controllers
         .world
-        .probe(&r.controllers.stores.vmis, "192.0.2.15", None);
+        .probe_reflector(&r.controllers.stores.vmis, "192.0.2.15", None);
     assert_eq!(a.result, "reachable", "{a:?}");
 }
 

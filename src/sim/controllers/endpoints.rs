@@ -8,7 +8,6 @@
 //! - the network: `GET /sim/v1/probe?ip=IP[&port=PORT][&proto=icmp|tcp]` →
 //!   `{"result": "reachable"|"unreachable"|"conflict", "holders": [...], "detail": "…"}`.
 
-use super::kubevirt::Stores;
 use super::scenario::PowerState;
 use super::world::World;
 use axum::extract::{Path, Query, State};
@@ -24,17 +23,33 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct WorldState {
     pub world: Arc<World>,
-    pub stores: Stores,
+    /// The API server's own store: the authoritative VMIs for the network model.
+    pub api: Arc<crate::sim::Store>,
     sessions: Arc<Mutex<HashSet<String>>>,
 }
 
 impl WorldState {
-    pub fn new(world: Arc<World>, stores: Stores) -> Self {
+    pub fn new(world: Arc<World>, api: Arc<crate::sim::Store>) -> Self {
         WorldState {
             world,
-            stores,
+            api,
             sessions: Arc::new(Mutex::new(HashSet::new())),
         }
+    }
+
+    /// VMIs whose stored JSON mentions `ip` (the rest cannot hold it), parsed.
+    fn vmis_mentioning(&self, ip: &str) -> Vec<crate::cluster::resources::VirtualMachineInstance> {
+        let Some(res) = crate::sim::resources::find("kubevirt.io", "v1", "virtualmachineinstances")
+        else {
+            return Vec::new();
+        };
+        let needle = format!("\"{ip}\"");
+        let (items, _) = self.api.list(res, None, |_| true);
+        items
+            .iter()
+            .filter(|o| memchr::memmem::find(&o.json, needle.as_bytes()).is_some())
+            .filter_map(|o| serde_json::from_slice(&o.json).ok())
+            .collect()
     }
 }
 
@@ -257,5 +272,6 @@ async fn probe(State(state): State<WorldState>, Query(q): Query<ProbeQuery>) -> 
                 .into_response()
         }
     };
-    Json(state.world.probe(&state.stores.vmis, &q.ip, port)).into_response()
+    let vmis = state.vmis_mentioning(&q.ip);
+    Json(state.world.probe(vmis, &q.ip, port)).into_response()
 }

@@ -102,11 +102,21 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// [`World::probe`] against a reflector's view of the VMIs.
+    pub fn probe_reflector(
+        &self,
+        vmis: &Store<VirtualMachineInstance>,
+        ip: &str,
+        port: Option<u16>,
+    ) -> ProbeAnswer {
+        self.probe(vmis.state().iter().map(|v| (**v).clone()), ip, port)
+    }
+
     /// Probes `ip` (ICMP when `port` is `None`) against the world: powered-on source VMs and
     /// Running VMIs whose guest agent reports the IP.
     pub fn probe(
         &self,
-        vmis: &Store<VirtualMachineInstance>,
+        vmis: impl IntoIterator<Item = VirtualMachineInstance>,
         ip: &str,
         port: Option<u16>,
     ) -> ProbeAnswer {
@@ -118,7 +128,7 @@ impl World {
                 holders.push((format!("source/{}", vm.spec.name), vm.spec.name.clone()));
             }
         }
-        for vmi in vmis.state() {
+        for vmi in vmis {
             let Some(st) = &vmi.status else { continue };
             if st.phase.as_deref() != Some("Running") {
                 continue;

@@ -1,0 +1,201 @@
+//! A synthetic wave through the rehearsal cluster, end to end: `wavelift sim serve` in its
+//! own process (so its memory is not counted), the engine in this one with a request-counting
+//! layer on its kube client. Reports wall time, Kubernetes API requests per VM besides
+//! watches, and the engine process's peak RSS (VmHWM).
+//!
+//! `cargo bench --bench engine_wave` (VM counts: `WAVELIFT_BENCH_VMS=1000,5000`). Targets:
+//! ≤ 8 requests per VM besides watch events; RSS ≤ 150 MiB at 5,000 VMs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wavelift::checks::probe::SimProber;
+use wavelift::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT};
+use wavelift::plan::synth::{generate, SynthSpec};
+use wavelift::source::vsphere::VsphereClient;
+use wavelift::source::{Credentials, Secret, SourceOps};
+
+#[derive(Default)]
+struct Counts {
+    requests: AtomicU64,
+    watches: AtomicU64,
+}
+
+#[derive(Clone)]
+struct CountLayer(Arc<Counts>);
+
+#[derive(Clone)]
+struct CountService<S> {
+    inner: S,
+    counts: Arc<Counts>,
+}
+
+impl<S> tower::Layer<S> for CountLayer {
+    type Service = CountService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CountService {
+            inner,
+            counts: self.0.clone(),
+        }
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for CountService<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
+        {
+            self.counts.watches.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counts.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.call(req)
+    }
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn one(n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = generate(SynthSpec {
+        vms: n,
+        waves: 1,
+        networks: n.div_ceil(250).max(1),
+        l3_every: 10,
+    })
+    .replace("max_parallel_imports = 8", "max_parallel_imports = 200")
+    .replace("max_parallel_cutovers = 4", "max_parallel_cutovers = 100");
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(&plan_path, &text).expect("write plan");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args(["sim", "serve", "--speed", "1000000", "--plan"])
+        .arg(&plan_path)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sim serve");
+    let out = sim.stdout.take().expect("stdout");
+    let mut url = String::new();
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("read");
+        if let Some(u) = line.strip_prefix("wavelift rehearsal cluster serving on ") {
+            url = u.trim().to_string();
+            break;
+        }
+    }
+    assert!(!url.is_empty(), "sim serve did not start");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let counts = Arc::new(Counts::default());
+    let (wall, summary) = rt.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("config");
+        let client = kube::client::ClientBuilder::try_from(cfg)
+            .expect("builder")
+            .with_layer(&CountLayer(counts.clone()))
+            .build();
+        let plan = Arc::new(
+            wavelift::plan::check_str(&text, "bench.toml")
+                .plan
+                .expect("valid"),
+        );
+        let creds = Credentials {
+            user: "sim-user".into(),
+            password: Secret::new("sim-password"),
+        };
+        let source: Arc<dyn SourceOps> =
+            Arc::new(VsphereClient::new(&url, None, creds).expect("vsphere"));
+        let start = Instant::now();
+        let (mut handle, task) = spawn(EngineConfig {
+            plan: plan.clone(),
+            client,
+            source: Some(source),
+            prober: Arc::new(SimProber::new(url.clone())),
+            dry_run: false,
+            only_vms: Default::default(),
+            auto_waves: plan.waves.iter().map(|w| w.name.value.clone()).collect(),
+            confirm_power_off: false,
+            exit_when_done: true,
+            agent_timeout: AGENT_TIMEOUT,
+        });
+        tokio::spawn(async move { while handle.events.recv().await.is_some() {} });
+        let s = tokio::time::timeout(Duration::from_secs(1800), task)
+            .await
+            .expect("ends")
+            .expect("join")
+            .expect("run");
+        (start.elapsed(), s)
+    });
+    for (vm, why) in summary.failed.iter().take(5) {
+        println!("  failed {vm}: {why}");
+    }
+    for vm in summary.unfinished.iter().take(5) {
+        println!("  unfinished {vm}");
+    }
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let requests = counts.requests.load(Ordering::Relaxed);
+    let watches = counts.watches.load(Ordering::Relaxed);
+    println!(
+        "engine_wave/{n}_vms: wall {:.1} s, verified {}/{n}, {} API requests besides watches ({:.2} per VM), {} watch requests, peak RSS {:.1} MiB",
+        wall.as_secs_f64(),
+        summary.verified.len(),
+        requests,
+        requests as f64 / n as f64,
+        watches,
+        vm_hwm_kib() as f64 / 1024.0
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs benches as tests: keep that quick.
+    if std::env::args().any(|a| a == "--test" || a == "--list")
+        && std::env::var_os("WAVELIFT_BENCH_VMS").is_none()
+    {
+        one(20);
+        return;
+    }
+    if let Ok(n) = std::env::var("WAVELIFT_BENCH_CHILD") {
+        one(n.parse().expect("VM count"));
+        return;
+    }
+    let sizes = std::env::var("WAVELIFT_BENCH_VMS").unwrap_or_else(|_| "1000,5000".into());
+    // One process per size, so each peak RSS is its own.
+    for n in sizes.split(',').filter(|s| !s.is_empty()) {
+        let status = Command::new(std::env::current_exe().expect("self"))
+            .env("WAVELIFT_BENCH_CHILD", n.trim())
+            .status()
+            .expect("child");
+        assert!(status.success(), "{n} VMs failed");
+    }
+}
