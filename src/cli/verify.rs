@@ -101,10 +101,11 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             let bad: Vec<String> = mine.iter().filter(|r| r.outcome.is_failure()).map(|r| format!("{} {}", r.check, r.outcome)).collect();
             let pass = mine.iter().filter(|r| r.outcome == crate::checks::result::Outcome::Pass).count();
             let skipped = mine.len() - pass - bad.len();
-            if bad.is_empty() && skipped == 0 {
-                println!("{:<24} verified: {pass} checks pass", vm.name.value);
+            if bad.is_empty() && pass > 0 {
+                let skipped = if skipped > 0 { format!(", {skipped} skipped") } else { String::new() };
+                println!("{:<24} verified: {pass} pass{skipped}", vm.name.value);
             } else if bad.is_empty() {
-                println!("{:<24} ok: {pass} pass, {skipped} skipped", vm.name.value);
+                println!("{:<24} not verified: every check was skipped", vm.name.value);
             } else {
                 println!("{:<24} NOT verified: {}", vm.name.value, bad.join(", "));
             }

@@ -1,0 +1,133 @@
+//! The operator's flow across processes: `wavelift sim serve --plan` in one, then, through
+//! the kubeconfig it wrote, `kubectl`, `wavelift run`, `wavelift verify` (all three report
+//! formats) and `wavelift migrate` in others.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wavelift(args: &[&str], kubeconfig: &Path, logs: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("WAVELIFT_LOG_DIR", logs)
+        .output()
+        .expect("run wavelift")
+}
+
+#[test]
+fn sim_serve_then_run_verify_report_and_migrate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args([
+            "sim",
+            "serve",
+            "--plan",
+            "plans/quickstart.toml",
+            "--speed",
+            "500",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sim serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Server(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf8");
+    assert!(
+        first.starts_with("wavelift rehearsal cluster serving on http://127.0.0.1:"),
+        "{first}"
+    );
+    let export = lines.next().expect("a line").expect("utf8");
+    assert_eq!(export, format!("export KUBECONFIG={}", kc.display()));
+
+    let out = Command::new("kubectl")
+        .args(["get", "storageclass", "-o", "name", "--request-timeout=20s"])
+        .env("KUBECONFIG", &kc)
+        .output()
+        .expect("kubectl (the machine's /usr/bin/kubectl)");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("storageclass.storage.k8s.io/sim-standard")
+    );
+
+    let run = wavelift(&["run", "plans/quickstart.toml"], &kc, dir.path());
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(text.contains("[REHEARSAL]"), "{text}");
+    assert!(text.contains("done: 3 verified, 0 failed"), "{text}");
+
+    let vms = Command::new("kubectl")
+        .args(["get", "vm", "-A", "-o", "name", "--request-timeout=20s"])
+        .env("KUBECONFIG", &kc)
+        .output()
+        .expect("kubectl");
+    assert_eq!(
+        String::from_utf8_lossy(&vms.stdout).lines().count(),
+        3,
+        "{vms:?}"
+    );
+
+    for (fmt, marker) in [
+        ("md", "# Verify report"),
+        ("json", "\"wavelift.verify/v1\""),
+        ("junit", "<testsuites"),
+    ] {
+        let file = dir.path().join(format!("report.{fmt}"));
+        let out = wavelift(
+            &[
+                "verify",
+                "plans/quickstart.toml",
+                "--report",
+                fmt,
+                "--out",
+                file.to_str().expect("utf8"),
+            ],
+            &kc,
+            dir.path(),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        for vm in ["shop-db-01", "shop-app-01", "shop-web-01"] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(vm) && l.contains(" verified:")),
+                "{vm} not verified:\n{text}"
+            );
+        }
+        let report = std::fs::read_to_string(&file).expect("report written");
+        assert!(report.contains(marker), "{fmt}: {report}");
+    }
+
+    let mig = wavelift(
+        &["migrate", "plans/quickstart.toml", "--vm", "shop-db-01"],
+        &kc,
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&mig.stdout);
+    assert_eq!(
+        mig.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&mig.stderr)
+    );
+    assert!(text.contains("Succeeded"), "{text}");
+    drop(server);
+}
