@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wavelift::checks::probe::SimProber;
-use wavelift::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT};
+use wavelift::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
 use wavelift::plan::synth::{generate, SynthSpec};
 use wavelift::source::vsphere::VsphereClient;
 use wavelift::source::{Credentials, Secret, SourceOps};
@@ -147,6 +147,7 @@ fn one(n: usize) {
             confirm_power_off: false,
             exit_when_done: true,
             agent_timeout: AGENT_TIMEOUT,
+            guard_interval: GUARD_INTERVAL,
         });
         tokio::spawn(async move { while handle.events.recv().await.is_some() {} });
         let s = tokio::time::timeout(Duration::from_secs(1800), task)

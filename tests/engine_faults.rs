@@ -270,3 +270,150 @@ async fn api_errors_and_watch_drops_do_not_stop_the_wave() {
         "watches were not dropped and re-established ({watches} watch requests)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_deletes_what_wavelift_created_and_powers_the_source_back_on() {
+    let plan = load_plan("plans/quickstart.toml");
+    let r = Rehearsal::start(scenario(&plan, 4000.0, vec![]), 0)
+        .await
+        .expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.only_vms = ["shop-db-01".to_string()].into_iter().collect();
+    cfg.exit_when_done = false;
+    // Something wavelift did not create, in the same namespace: rollback must leave it.
+    let foreign: DataVolume = serde_json::from_value(serde_json::json!({
+        "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+        "metadata": {"name": "shop-db-01-disk9", "namespace": "mig-quickstart", "labels": {"team": "dba"}},
+        "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}
+    }))
+    .expect("dv");
+    let dvs = Api::<DataVolume>::namespaced(r.client(), "mig-quickstart");
+    dvs.create(&Default::default(), &foreign)
+        .await
+        .expect("foreign DV");
+    let (mut handle, task) = spawn(cfg);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let mut rolled_back = false;
+    while !rolled_back {
+        let ev = tokio::time::timeout_at(deadline, handle.events.recv())
+            .await
+            .expect("progress")
+            .expect("engine alive");
+        match &ev.kind {
+            EventKind::Phase {
+                step: Step::Verified,
+                ..
+            } if ev.vm == "shop-db-01" => {
+                assert_eq!(
+                    r.controllers.world.find("shop-db-01").expect("src").power,
+                    PowerState::Off
+                );
+                handle
+                    .requests
+                    .send(EngineRequest::RollbackVm("shop-db-01".into()))
+                    .await
+                    .expect("rollback");
+            }
+            EventKind::Phase {
+                step: Step::RolledBack,
+                ..
+            } if ev.vm == "shop-db-01" => rolled_back = true,
+            _ => {}
+        }
+    }
+    handle
+        .requests
+        .send(EngineRequest::Shutdown)
+        .await
+        .expect("shutdown");
+    let _ = task.await;
+    let vms = Api::<VirtualMachine>::namespaced(r.client(), "mig-quickstart");
+    assert!(
+        vms.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty(),
+        "the VM is gone"
+    );
+    let left: Vec<String> = dvs
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|d| d.metadata.name)
+        .collect();
+    assert_eq!(
+        left,
+        vec!["shop-db-01-disk9".to_string()],
+        "only wavelift's DataVolumes were deleted"
+    );
+    assert_eq!(
+        r.controllers.world.find("shop-db-01").expect("src").power,
+        PowerState::On,
+        "the source runs again"
+    );
+    let a = r
+        .controllers
+        .world
+        .probe_reflector(&r.controllers.stores.vmis, "192.0.2.15", None);
+    assert_eq!(a.holders, vec!["source/shop-db-01".to_string()], "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_ip_that_keeps_answering_stops_the_vm_at_the_cutover_gate() {
+    // Manual power-off, confirmed by a script, but the source is in fact still running.
+    let plan = load_plan("plans/http-images.toml");
+    let r = Rehearsal::start(scenario(&plan, 4000.0, vec![]), 0)
+        .await
+        .expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.only_vms = ["wiki-01".to_string()].into_iter().collect();
+    cfg.confirm_power_off = true;
+    cfg.guard_interval = Duration::from_millis(20);
+    let (s, events) = run_to_end(cfg, LIMIT).await;
+    let (_, why) = s
+        .failed
+        .first()
+        .unwrap_or_else(|| panic!("wiki-01 did not fail: {s:?}"));
+    assert!(
+        why.contains("original IP still answers") && why.contains("198.51.100.21"),
+        "{why}"
+    );
+    assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Phase { step: Step::CutoverGate, status: Status::Blocked(b), .. } if b.contains("198.51.100.21"))));
+    assert!(
+        !events.iter().any(
+            |e| matches!(&e.kind, EventKind::Mutation { kind, .. } if kind == "VirtualMachine")
+        ),
+        "no VM was created or started"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_preflight_reports_every_problem_and_creates_nothing() {
+    let plan = load_plan("plans/quickstart.toml");
+    let mut sc = scenario(&plan, 4000.0, vec![]);
+    sc.secrets.clear(); // no credentials Secret
+    sc.storage_classes.retain(|c| c != "sim-standard");
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    // The API server seeds sim-standard itself; delete it to make the StorageClass missing.
+    let scs: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(r.client());
+    scs.delete("sim-standard", &Default::default())
+        .await
+        .expect("delete class");
+    let (s, events) = run_to_end(config(&plan, &r), LIMIT).await;
+    assert_eq!(s.failed.len(), 3, "{s:?}");
+    let why = &s.failed[0].1;
+    assert!(
+        why.contains("StorageClass sim-standard does not exist")
+            && why.contains("Secret mig-quickstart/vsphere-creds does not exist"),
+        "{why}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Mutation { .. })),
+        "nothing was mutated"
+    );
+}

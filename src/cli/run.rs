@@ -5,7 +5,7 @@
 
 use super::target::connect_for;
 use super::{RunArgs, RunOutput, EXIT_INVALID, EXIT_OK, EXIT_WARNINGS};
-use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT};
+use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
 use crate::engine::{EngineEvent, EngineRequest, EventKind, Status, Step};
 use crate::plan;
 use std::io::{IsTerminal, Write};
@@ -97,6 +97,7 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         confirm_power_off: args.confirm_power_off,
         exit_when_done: true,
         agent_timeout: AGENT_TIMEOUT,
+        guard_interval: GUARD_INTERVAL,
     });
     let mut journal = match &args.journal {
         Some(p) => match std::fs::OpenOptions::new()

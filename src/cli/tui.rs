@@ -3,7 +3,7 @@
 
 use super::target::{connect_for, Mode};
 use super::{TuiArgs, EXIT_INVALID, EXIT_OK};
-use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT};
+use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
 use crate::plan;
 use crate::tui::{self, setup, RunMode, TargetInfo, TuiOptions};
 use std::process::ExitCode;
@@ -95,6 +95,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             confirm_power_off: false,
             exit_when_done: false,
             agent_timeout: AGENT_TIMEOUT,
+        guard_interval: GUARD_INTERVAL,
         });
         let opts = TuiOptions {
             plan_path: checked.file.clone(),

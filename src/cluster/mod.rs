@@ -6,3 +6,4 @@ pub mod build;
 pub mod client;
 pub mod labels;
 pub mod resources;
+pub mod subresource;

@@ -383,17 +383,16 @@ impl Ops {
 
     /// `PUT /apis/subresources.kubevirt.io/v1/namespaces/NS/virtualmachines/NAME/start`.
     async fn start_vm(&self, vm: &Vm) -> Result<(), String> {
-        let path = format!(
-            "/apis/subresources.kubevirt.io/v1/namespaces/{}/virtualmachines/{}/start{}",
+        use crate::cluster::subresource::{put, VmAction};
+        match put(
+            &self.client,
             self.ns(),
             vm.name.as_str(),
-            if self.dry_run { "?dryRun=All" } else { "" }
-        );
-        let req = http::Request::put(path)
-            .header("content-type", "application/json")
-            .body(b"{}".to_vec())
-            .map_err(|e| e.to_string())?;
-        match self.client.request_text(req).await {
+            VmAction::Start,
+            self.dry_run,
+        )
+        .await
+        {
             Ok(_) => {
                 self.journal(vm, "start", "VirtualMachine", vm.name.as_str(), "accepted")
                     .await;

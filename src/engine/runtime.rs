@@ -46,10 +46,16 @@ pub struct EngineConfig {
     /// A booted VM whose guest agent has not connected after this long fails (the checks
     /// need the agent's view of the guest's IPs).
     pub agent_timeout: Duration,
+    /// Pause between probes of an original IP that still answers; after 12 answers the VM
+    /// fails at its cutover gate.
+    pub guard_interval: Duration,
 }
 
 /// The default guest-agent timeout.
 pub const AGENT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The default pause between probes of an original IP that still answers.
+pub const GUARD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How a run ended, per VM.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -621,7 +627,7 @@ async fn run(
         // Wait for something to change.
         tokio::select! {
             Some(()) = changed_rx.recv() => {}
-            Some(msg) = msg_rx.recv() => handle_msg(&mut runs, msg, &events, &plan, &msg_tx).await,
+            Some(msg) = msg_rx.recv() => handle_msg(&mut runs, msg, &events, &plan, &msg_tx, cfg.guard_interval).await,
             req = requests.recv() => match req {
                 None | Some(EngineRequest::Shutdown) => break,
                 Some(req) => handle_request(&mut runs, req, &mut active_waves, &ops, &plan, &events).await,
@@ -629,7 +635,7 @@ async fn run(
         }
         // Coalesce bursts: drain what is already queued before deciding again.
         while let Ok(msg) = msg_rx.try_recv() {
-            handle_msg(&mut runs, msg, &events, &plan, &msg_tx).await;
+            handle_msg(&mut runs, msg, &events, &plan, &msg_tx, cfg.guard_interval).await;
         }
         while changed_rx.try_recv().is_ok() {}
     }
@@ -786,6 +792,7 @@ async fn handle_msg(
     events: &mpsc::Sender<EngineEvent>,
     plan: &Plan,
     msg_tx: &mpsc::UnboundedSender<Msg>,
+    guard_interval: Duration,
 ) {
     match msg {
         Msg::Tick => {}
@@ -817,7 +824,7 @@ async fn handle_msg(
                                 } else {
                                     let (tx, idx) = (msg_tx.clone(), r.idx);
                                     tokio::spawn(async move {
-                                        tokio::time::sleep(Duration::from_secs(5)).await;
+                                        tokio::time::sleep(guard_interval).await;
                                         let _ = tx.send(Msg::Reprobe { vm: idx });
                                     });
                                 }

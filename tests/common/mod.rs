@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use wavelift::checks::probe::SimProber;
-use wavelift::engine::runtime::{spawn, EngineConfig, RunSummary, AGENT_TIMEOUT};
+use wavelift::engine::runtime::{spawn, EngineConfig, RunSummary, AGENT_TIMEOUT, GUARD_INTERVAL};
 use wavelift::engine::{EngineEvent, EngineRequest};
 use wavelift::plan::Plan;
 use wavelift::sim::controllers::rehearsal::Rehearsal;
@@ -42,6 +42,7 @@ pub fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
         confirm_power_off: false,
         exit_when_done: true,
         agent_timeout: AGENT_TIMEOUT,
+        guard_interval: GUARD_INTERVAL,
     }
 }
 
