@@ -131,3 +131,93 @@ fn sim_serve_then_run_verify_report_and_migrate() {
     assert!(text.contains("Succeeded"), "{text}");
     drop(server);
 }
+
+/// `wavelift run` killed with SIGKILL at two points and started again: every VM verified,
+/// nothing created twice (the cluster holds one DataVolume per disk, one VM per VM).
+#[test]
+fn run_killed_with_sigkill_resumes_from_the_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args([
+            "sim",
+            "serve",
+            "--plan",
+            "plans/quickstart.toml",
+            "--speed",
+            "100",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sim serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let _server = Server(child);
+    let mut lines = BufReader::new(stdout).lines();
+    lines.next().expect("serving line").expect("utf8");
+
+    // Kill points: mid-import, then right after a VirtualMachine was created.
+    let kill_points: [fn(&serde_json::Value) -> bool; 2] = [
+        |e| {
+            e["event"] == "phase"
+                && e["step"] == "importing"
+                && e["progress"].as_f64().is_some_and(|p| p > 0.2)
+        },
+        |e| e["event"] == "mutation" && e["kind"] == "VirtualMachine" && e["result"] == "created",
+    ];
+    for kill_when in kill_points {
+        let mut run = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+            .args(["run", "plans/quickstart.toml", "--output", "jsonl"])
+            .env("KUBECONFIG", &kc)
+            .env("WAVELIFT_LOG_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run");
+        let out = run.stdout.take().expect("stdout");
+        let mut killed = false;
+        for line in BufReader::new(out).lines() {
+            let line = line.expect("utf8");
+            let ev: serde_json::Value = serde_json::from_str(&line).expect("jsonl");
+            if kill_when(&ev) {
+                run.kill().expect("SIGKILL");
+                killed = true;
+                break;
+            }
+        }
+        let _ = run.wait();
+        assert!(killed, "the kill point was never reached");
+    }
+    let last = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args(["run", "plans/quickstart.toml", "--journal"])
+        .arg(dir.path().join("journal.jsonl"))
+        .env("KUBECONFIG", &kc)
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&last.stdout);
+    assert_eq!(last.status.code(), Some(0), "{text}");
+    assert!(text.contains("done: 3 verified"), "{text}");
+    let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).expect("journal");
+    let dv_creates = journal
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"DataVolume\"") && l.contains("\"result\":\"created\""))
+        .count();
+    assert_eq!(
+        dv_creates, 0,
+        "the resumed run re-imported a disk:\n{journal}"
+    );
+    for (kind, n) in [("dv", 3), ("vm", 3)] {
+        let out = Command::new("kubectl")
+            .args(["get", kind, "-A", "-o", "name", "--request-timeout=20s"])
+            .env("KUBECONFIG", &kc)
+            .output()
+            .expect("kubectl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            n,
+            "{kind}: {out:?}"
+        );
+    }
+}
