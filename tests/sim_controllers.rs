@@ -235,3 +235,104 @@ async fn import_failure_always_fails_after_restarts() {
     .await;
     assert_eq!(dv.status.expect("status").restart_count, 3);
 }
+
+/// The phase sequences the simulated CDI and KubeVirt go through, as a watcher sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_sequences_follow_cdi_and_kubevirt() {
+    use futures::StreamExt;
+    use kube::runtime::{watcher, WatchStreamExt};
+    let plan = quickstart();
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 200.0;
+    let (_sim, client) = start(&scenario).await;
+    let _ctl = controllers::spawn(client.clone(), scenario);
+    let ns = plan.meta.namespace.as_str();
+    let vm = plan.vm("shop-web-01").expect("vm");
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    // Record every phase a watcher sees, in order.
+    fn record<K>(
+        api: Api<K>,
+        phase: fn(&K) -> Option<String>,
+    ) -> tokio::task::JoinHandle<Vec<String>>
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+    {
+        tokio::spawn(async move {
+            let mut seen: Vec<String> = Vec::new();
+            let mut s = watcher(api, watcher::Config::default())
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(o)) = s.next().await {
+                if let Some(p) = phase(&o) {
+                    if seen.last() != Some(&p) {
+                        seen.push(p.clone());
+                    }
+                    if p == "Succeeded" || (p == "Running" && seen.len() > 1) {
+                        break;
+                    }
+                }
+            }
+            seen
+        })
+    }
+    let dv_phases = record(dvs.clone(), |d: &DataVolume| {
+        d.status.as_ref().and_then(|s| s.phase.clone())
+    });
+    for dv in build::data_volumes(&plan, vm) {
+        dvs.create(&PostParams::default(), &dv).await.expect("DV");
+    }
+    let dv_seen = tokio::time::timeout(LIMIT, dv_phases)
+        .await
+        .expect("import ends")
+        .expect("join");
+    assert_eq!(
+        dv_seen,
+        vec![
+            "PVCBound",
+            "ImportScheduled",
+            "ImportInProgress",
+            "Succeeded"
+        ]
+    );
+    Api::<NetworkAttachmentDefinition>::namespaced(client.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &build::network_attachment(&plan, &plan.networks[0]),
+        )
+        .await
+        .expect("NAD");
+    let vmi_phases = record(vmis.clone(), |v: &VirtualMachineInstance| {
+        v.status.as_ref().and_then(|s| s.phase.clone())
+    });
+    let mut v = build::virtual_machine(&plan, vm);
+    v.spec.run_strategy = Some("Always".into());
+    Api::<VirtualMachine>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &v)
+        .await
+        .expect("VM");
+    let vmi_seen = tokio::time::timeout(LIMIT, vmi_phases)
+        .await
+        .expect("boot ends")
+        .expect("join");
+    assert_eq!(
+        vmi_seen,
+        vec!["Pending", "Scheduling", "Scheduled", "Running"]
+    );
+    let vm_status = wait(
+        &Api::<VirtualMachine>::namespaced(client.clone(), ns),
+        "shop-web-01",
+        "VM ready",
+        |v: &VirtualMachine| v.status.as_ref().is_some_and(|s| s.ready),
+    )
+    .await;
+    assert_eq!(
+        vm_status.status.and_then(|s| s.printable_status).as_deref(),
+        Some("Running")
+    );
+}

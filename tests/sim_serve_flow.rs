@@ -221,3 +221,68 @@ fn run_killed_with_sigkill_resumes_from_the_cluster() {
         );
     }
 }
+
+/// A scripted fault scenario file served by `wavelift sim serve --scenario`, run with
+/// `wavelift run`, inspected with kubectl.
+#[test]
+fn scripted_fault_scenario_through_sim_serve_run_and_kubectl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args([
+            "sim",
+            "serve",
+            "--scenario",
+            "tests/fixtures/scenario-faults.toml",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sim serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let _server = Server(child);
+    BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("serving line")
+        .expect("utf8");
+    let run = wavelift(&["run", "plans/quickstart.toml"], &kc, dir.path());
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{text}");
+    assert!(text.contains("done: 1 verified, 2 failed"), "{text}");
+    assert!(
+        text.contains(
+            "FAILED shop-app-01: Unable to connect to vddk data source: simulated import failure"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAILED shop-web-01: waits for shop-app-01, which failed"),
+        "{text}"
+    );
+    let phase = |dv: &str| {
+        let out = Command::new("kubectl")
+            .args([
+                "get",
+                "dv",
+                dv,
+                "-n",
+                "mig-quickstart",
+                "-o",
+                "jsonpath={.status.phase}/{.status.restartCount}",
+                "--request-timeout=20s",
+            ])
+            .env("KUBECONFIG", &kc)
+            .output()
+            .expect("kubectl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        phase("shop-db-01-disk0"),
+        "Succeeded/1",
+        "restarted once, then imported"
+    );
+    assert_eq!(phase("shop-app-01-disk0"), "Failed/3");
+}
