@@ -137,10 +137,14 @@ pub fn spawn(
     )
 }
 
+/// Starts one shared watcher feeding a reflector store. `trim` drops what the engine never
+/// reads before the object is stored (templates, specs, managedFields): memory stays flat
+/// at thousands of VMs.
 fn watch_into<K>(
     api: Api<K>,
     selector: &str,
     changed: mpsc::Sender<()>,
+    trim: fn(&mut K),
 ) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
@@ -154,8 +158,12 @@ where
     let (store, writer) = reflector::store::<K>();
     let cfg = watcher::Config::default().labels(selector);
     let task = tokio::spawn(async move {
-        let mut s =
-            reflector::reflector(writer, watcher::watcher(api, cfg).default_backoff()).boxed();
+        let stream = watcher::watcher(api, cfg).default_backoff().modify(move |o| {
+            o.meta_mut().managed_fields = None;
+            o.meta_mut().annotations = None;
+            trim(o);
+        });
+        let mut s = reflector::reflector(writer, stream).boxed();
         while let Some(ev) = s.next().await {
             if let Err(e) = ev {
                 tracing::warn!(error = %e, "watch error (retrying with backoff)");
@@ -176,30 +184,40 @@ async fn run(
     let sel = labels::plan_selector(plan.meta.name.as_str());
     let (changed_tx, mut changed_rx) = mpsc::channel::<()>(1);
     let c = &cfg.client;
+    // The engine reads: DataVolume status; VM runStrategy; VMI status; NAD and migration
+    // names and status. Everything else is dropped before it is stored.
     let (dvs, t1) = watch_into(
         Api::<DataVolume>::namespaced(c.clone(), &ns),
         &sel,
         changed_tx.clone(),
+        |dv| {
+            dv.spec.source = serde_json::Value::Null;
+            dv.spec.storage = serde_json::Value::Null;
+        },
     );
     let (vms, t2) = watch_into(
         Api::<VirtualMachine>::namespaced(c.clone(), &ns),
         &sel,
         changed_tx.clone(),
+        |vm| vm.spec.template = serde_json::Value::Null,
     );
     let (vmis, t3) = watch_into(
         Api::<VirtualMachineInstance>::namespaced(c.clone(), &ns),
         &sel,
         changed_tx.clone(),
+        |vmi| vmi.spec.rest.clear(),
     );
     let (nads, t4) = watch_into(
         Api::<NetworkAttachmentDefinition>::namespaced(c.clone(), &ns),
         &sel,
         changed_tx.clone(),
+        |nad| nad.spec.config.clear(),
     );
     let (migs, t5) = watch_into(
         Api::<VirtualMachineInstanceMigration>::namespaced(c.clone(), &ns),
         &sel,
         changed_tx.clone(),
+        |_| {},
     );
     let watch_tasks = [t1, t2, t3, t4, t5];
     let stores = Stores {
