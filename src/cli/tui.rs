@@ -95,7 +95,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             confirm_power_off: false,
             exit_when_done: false,
             agent_timeout: AGENT_TIMEOUT,
-        guard_interval: GUARD_INTERVAL,
+            guard_interval: GUARD_INTERVAL,
         });
         let opts = TuiOptions {
             plan_path: checked.file.clone(),

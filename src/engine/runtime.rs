@@ -158,11 +158,13 @@ where
     let (store, writer) = reflector::store::<K>();
     let cfg = watcher::Config::default().labels(selector);
     let task = tokio::spawn(async move {
-        let stream = watcher::watcher(api, cfg).default_backoff().modify(move |o| {
-            o.meta_mut().managed_fields = None;
-            o.meta_mut().annotations = None;
-            trim(o);
-        });
+        let stream = watcher::watcher(api, cfg)
+            .default_backoff()
+            .modify(move |o| {
+                o.meta_mut().managed_fields = None;
+                o.meta_mut().annotations = None;
+                trim(o);
+            });
         let mut s = reflector::reflector(writer, stream).boxed();
         while let Some(ev) = s.next().await {
             if let Err(e) = ev {
