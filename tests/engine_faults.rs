@@ -354,10 +354,7 @@ async fn rollback_deletes_what_wavelift_created_and_powers_the_source_back_on() 
         PowerState::On,
         "the source runs again"
     );
-    let a = r
-        .controllers
-        .world
-        .probe_reflector(&r.controllers.stores.vmis, "192.0.2.15", None);
+    let a = r.controllers.world.probe("192.0.2.15", None);
     assert_eq!(a.holders, vec!["source/shop-db-01".to_string()], "{a:?}");
 }
 

@@ -60,10 +60,7 @@ async fn quickstart_wave_reaches_verified() {
         let src = r.controllers.world.find(vm).expect("source");
         assert_eq!(src.power, PowerState::Off, "{vm}");
     }
-    let a = r
-        .controllers
-        .world
-        .probe_reflector(&r.controllers.stores.vmis, "192.0.2.15", None);
+    let a = r.controllers.world.probe("192.0.2.15", None);
     assert_eq!(a.result, "reachable", "{a:?}");
 }
 

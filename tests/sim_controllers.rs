@@ -111,21 +111,15 @@ async fn import_boot_agent_ip_conflict_and_migration() {
     );
 
     // The source still runs: two holders of the IP is a conflict.
-    let a = ctl
-        .world
-        .probe_reflector(&ctl.stores.vmis, "192.0.2.15", None);
+    let a = ctl.world.probe("192.0.2.15", None);
     assert_eq!(a.result, "conflict", "{a:?}");
     let src = ctl.world.find("shop-db-01").expect("source");
     ctl.world.set_power(&src.moid, PowerState::Off);
-    let a = ctl
-        .world
-        .probe_reflector(&ctl.stores.vmis, "192.0.2.15", Some(5432));
+    let a = ctl.world.probe("192.0.2.15", Some(5432));
     assert_eq!(a.result, "reachable", "{a:?}");
     assert_eq!(a.holders, vec!["vmi/mig-quickstart/shop-db-01"]);
     assert_eq!(
-        ctl.world
-            .probe_reflector(&ctl.stores.vmis, "192.0.2.15", Some(3306))
-            .result,
+        ctl.world.probe("192.0.2.15", Some(3306)).result,
         "unreachable"
     );
 

@@ -23,33 +23,15 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct WorldState {
     pub world: Arc<World>,
-    /// The API server's own store: the authoritative VMIs for the network model.
-    pub api: Arc<crate::sim::Store>,
     sessions: Arc<Mutex<HashSet<String>>>,
 }
 
 impl WorldState {
-    pub fn new(world: Arc<World>, api: Arc<crate::sim::Store>) -> Self {
+    pub fn new(world: Arc<World>) -> Self {
         WorldState {
             world,
-            api,
             sessions: Arc::new(Mutex::new(HashSet::new())),
         }
-    }
-
-    /// VMIs whose stored JSON mentions `ip` (the rest cannot hold it), parsed.
-    fn vmis_mentioning(&self, ip: &str) -> Vec<crate::cluster::resources::VirtualMachineInstance> {
-        let Some(res) = crate::sim::resources::find("kubevirt.io", "v1", "virtualmachineinstances")
-        else {
-            return Vec::new();
-        };
-        let needle = format!("\"{ip}\"");
-        let (items, _) = self.api.list(res, None, |_| true);
-        items
-            .iter()
-            .filter(|o| memchr::memmem::find(&o.json, needle.as_bytes()).is_some())
-            .filter_map(|o| serde_json::from_slice(&o.json).ok())
-            .collect()
     }
 }
 
@@ -272,6 +254,5 @@ async fn probe(State(state): State<WorldState>, Query(q): Query<ProbeQuery>) -> 
                 .into_response()
         }
     };
-    let vmis = state.vmis_mentioning(&q.ip);
-    Json(state.world.probe(vmis, &q.ip, port)).into_response()
+    Json(state.world.probe(&q.ip, port)).into_response()
 }

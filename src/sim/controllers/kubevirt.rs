@@ -40,6 +40,7 @@ pub struct Stores {
 /// of VM keys to reconcile (VM changes, DataVolume changes).
 pub fn reflectors(
     client: &Client,
+    world: Arc<World>,
 ) -> (
     Stores,
     Vec<tokio::task::JoinHandle<()>>,
@@ -62,7 +63,9 @@ pub fn reflectors(
         while let Some(ev) = s.next().await {
             // A VMI that disappears may need its VM restarted (RerunOnFailure/Always).
             if let Ok(Event::Delete(vmi)) = ev {
-                let _ = tx_vmi.send((vmi.namespace().unwrap_or_default(), vmi.name_any()));
+                let (ns, name) = (vmi.namespace().unwrap_or_default(), vmi.name_any());
+                world.clear_vmi(&format!("{ns}/{name}"));
+                let _ = tx_vmi.send((ns, name));
             }
         }
     }));
@@ -163,6 +166,8 @@ pub async fn run_vms(
         let pp = PatchParams::default();
         let Some(vm) = vm else {
             if vmi.is_some() {
+                world.clear_vmi(&format!("{ns}/{name}"));
+                world.clear_vmi(&format!("{ns}/{name}"));
                 let _ = vmis.delete(&name, &DeleteParams::default()).await;
             }
             continue;
@@ -218,6 +223,7 @@ pub async fn run_vms(
                     ),
                 )
                 .await;
+            world.clear_vmi(&format!("{ns}/{name}"));
             let _ = vmis.delete(&name, &DeleteParams::default()).await;
             let _ = vms
                 .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "printableStatus": "Stopped", "created": false, "ready": false } })))
@@ -395,6 +401,17 @@ async fn boot(
         Ok(v) if v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") => {}
         _ => return Ok(()),
     }
+    // The network learns the guest's IPs as the agent reports them (before the status is
+    // visible, so no one who saw the report can probe a network that has not).
+    let ips: Vec<String> = agent
+        .iter()
+        .filter_map(|a| {
+            a.get("ipAddress")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .collect();
+    world.set_vmi_ips(&format!("{ns}/{name}"), &name, &ips);
     vmis.patch_status(
         &name,
         &pp,

@@ -58,7 +58,7 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
         speed: scenario.speed,
     };
     let world = Arc::new(World::new(&scenario));
-    let (stores, mut tasks, keys) = kubevirt::reflectors(&client);
+    let (stores, mut tasks, keys) = kubevirt::reflectors(&client, world.clone());
     let imports = Arc::new(cdi::ImportRecord::default());
     tasks.push(tokio::spawn(cdi::run(
         client.clone(),

@@ -32,7 +32,7 @@ impl Rehearsal {
         let extension = opts.extension.clone();
         let sim = sim::start(opts).await?;
         let controllers = super::spawn(sim.client(), scenario);
-        let state = WorldState::new(controllers.world.clone(), sim.store().clone());
+        let state = WorldState::new(controllers.world.clone());
         let _ = extension.set(endpoints::router(state));
         let world_url = sim.url();
         Ok(Rehearsal {

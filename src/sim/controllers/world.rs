@@ -7,8 +7,6 @@
 //! reflector store, so a probe costs no API request.
 
 use super::scenario::{PowerState, Scenario, SourceVmSpec};
-use crate::cluster::resources::VirtualMachineInstance;
-use kube::runtime::reflector::Store;
 use serde::Serialize;
 use std::sync::RwLock;
 
@@ -23,6 +21,9 @@ pub struct SourceVm {
 #[derive(Debug)]
 pub struct World {
     vms: RwLock<Vec<SourceVm>>,
+    /// IP → the running VMIs whose guest reports it (`NS/NAME`, guest name). Kept by the
+    /// simulated KubeVirt as it boots and removes VMIs, so a probe is a lookup.
+    vmi_ips: RwLock<std::collections::HashMap<String, Vec<(String, String)>>>,
 }
 
 /// Answer of the simulated network to one probe.
@@ -49,6 +50,7 @@ impl World {
             .collect();
         World {
             vms: RwLock::new(vms),
+            vmi_ips: RwLock::default(),
         }
     }
 
@@ -102,24 +104,28 @@ impl World {
             .unwrap_or_default()
     }
 
-    /// [`World::probe`] against a reflector's view of the VMIs.
-    pub fn probe_reflector(
-        &self,
-        vmis: &Store<VirtualMachineInstance>,
-        ip: &str,
-        port: Option<u16>,
-    ) -> ProbeAnswer {
-        self.probe(vmis.state().iter().map(|v| (**v).clone()), ip, port)
+    /// Records the IPs the guest of VMI `key` (`NS/NAME`) reports (replacing earlier ones).
+    pub fn set_vmi_ips(&self, key: &str, guest: &str, ips: &[String]) {
+        let mut m = self.vmi_ips.write().unwrap_or_else(|p| p.into_inner());
+        for holders in m.values_mut() {
+            holders.retain(|(k, _)| k != key);
+        }
+        m.retain(|_, h| !h.is_empty());
+        for ip in ips {
+            m.entry(ip.clone())
+                .or_default()
+                .push((key.to_string(), guest.to_string()));
+        }
+    }
+
+    /// Forgets VMI `key` (stopped, deleted).
+    pub fn clear_vmi(&self, key: &str) {
+        self.set_vmi_ips(key, "", &[]);
     }
 
     /// Probes `ip` (ICMP when `port` is `None`) against the world: powered-on source VMs and
-    /// Running VMIs whose guest agent reports the IP.
-    pub fn probe(
-        &self,
-        vmis: impl IntoIterator<Item = VirtualMachineInstance>,
-        ip: &str,
-        port: Option<u16>,
-    ) -> ProbeAnswer {
+    /// running VMIs whose guest agent reports the IP.
+    pub fn probe(&self, ip: &str, port: Option<u16>) -> ProbeAnswer {
         let mut holders: Vec<(String, String)> = Vec::new(); // (holder, guest name for ports)
         for vm in self.read().iter() {
             if vm.power == PowerState::On
@@ -128,25 +134,16 @@ impl World {
                 holders.push((format!("source/{}", vm.spec.name), vm.spec.name.clone()));
             }
         }
-        for vmi in vmis {
-            let Some(st) = &vmi.status else { continue };
-            if st.phase.as_deref() != Some("Running") {
-                continue;
-            }
-            let has_ip = st.interfaces.iter().any(|i| {
-                i.ip_address.as_deref() == Some(ip) || i.ip_addresses.iter().any(|a| a == ip)
-            });
-            if has_ip {
-                let ns = vmi.metadata.namespace.clone().unwrap_or_default();
-                let name = vmi.metadata.name.clone().unwrap_or_default();
-                let guest = vmi
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(crate::cluster::labels::VM).cloned())
-                    .unwrap_or_else(|| name.clone());
-                holders.push((format!("vmi/{ns}/{name}"), guest));
-            }
+        if let Some(vmis) = self
+            .vmi_ips
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ip)
+        {
+            holders.extend(
+                vmis.iter()
+                    .map(|(key, guest)| (format!("vmi/{key}"), guest.clone())),
+            );
         }
         let names: Vec<String> = holders.iter().map(|(h, _)| h.clone()).collect();
         match holders.len() {
