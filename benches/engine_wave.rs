@@ -102,13 +102,16 @@ fn one(n: usize) {
         .expect("sim serve");
     let out = sim.stdout.take().expect("stdout");
     let mut url = String::new();
-    for line in BufReader::new(out).lines() {
+    let mut lines = BufReader::new(out).lines();
+    for line in lines.by_ref() {
         let line = line.expect("read");
         if let Some(u) = line.strip_prefix("wavelift rehearsal cluster serving on ") {
             url = u.trim().to_string();
             break;
         }
     }
+    // Keep reading the server's output so it never writes into a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
     assert!(!url.is_empty(), "sim serve did not start");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

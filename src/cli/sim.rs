@@ -80,10 +80,16 @@ pub fn serve(
             eprintln!("error: kubeconfig {}: {e:#}", path.display());
             return ExitCode::from(EXIT_INVALID);
         }
-        println!("wavelift rehearsal cluster serving on {}", r.sim.url());
-        println!("export KUBECONFIG={}", path.display());
-        println!("then: kubectl get vm,dv,net-attach-def -A   |   wavelift run PLAN   |   wavelift tui PLAN");
-        println!("Ctrl-C stops it (the cluster lives in memory only).");
+        // A reader that goes away (a closed pipe) must not take the server down with it.
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "wavelift rehearsal cluster serving on {}", r.sim.url());
+            let _ = writeln!(out, "export KUBECONFIG={}", path.display());
+            let _ = writeln!(out, "then: kubectl get vm,dv,net-attach-def -A   |   wavelift run PLAN   |   wavelift tui PLAN");
+            let _ = writeln!(out, "Ctrl-C stops it (the cluster lives in memory only).");
+            let _ = out.flush();
+        }
         let term = async {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(mut s) => {
