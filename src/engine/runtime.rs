@@ -69,6 +69,9 @@ pub struct RunSummary {
 
 const GUARD_ATTEMPTS: u32 = 12;
 
+/// Commands executing at once (each is one to a few API requests or probes).
+const COMMANDS_IN_FLIGHT: usize = 32;
+
 #[derive(Default)]
 struct Mem {
     preflight: Gate,
@@ -307,6 +310,7 @@ async fn run(
         })
         .collect();
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
+    let permits = Arc::new(tokio::sync::Semaphore::new(COMMANDS_IN_FLIGHT));
     let mut active_waves: Vec<String> = Vec::new();
     let mut queue: Vec<String> = cfg.auto_waves.clone();
     if !queue.is_empty() {
@@ -546,8 +550,11 @@ async fn run(
                 }
                 r.in_flight.insert(cmd.clone());
                 let (ops, tx, idx) = (ops.clone(), msg_tx.clone(), r.idx);
-                let plan = plan.clone();
+                let (plan, permits) = (plan.clone(), permits.clone());
                 tokio::spawn(async move {
+                    // At most COMMANDS_IN_FLIGHT commands talk to the cluster at once: a
+                    // 5,000-VM wave starts with 5,000 preflights, not 5,000 open requests.
+                    let _permit = permits.acquire_owned().await;
                     let result = ops.execute(&plan.vms[idx], &cmd).await;
                     let _ = tx.send(Msg::Done {
                         vm: idx,

@@ -197,9 +197,15 @@ pub async fn run_vms(
                     continue;
                 }
                 let uid = vm.uid().unwrap_or_default();
-                if !booting.insert(uid.clone()) {
+                if booting.contains(&uid) {
                     continue;
                 }
+                // The reflector can lag behind a VMI this controller just created: ask the
+                // API server before booting, so a running VMI is never booted twice.
+                if matches!(vmis.get_opt(&name).await, Ok(Some(_))) {
+                    continue;
+                }
+                booting.insert(uid.clone());
                 let (client, scenario, world, done) = (
                     client.clone(),
                     scenario.clone(),
