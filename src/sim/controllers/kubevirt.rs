@@ -197,15 +197,9 @@ pub async fn run_vms(
                     continue;
                 }
                 let uid = vm.uid().unwrap_or_default();
-                if booting.contains(&uid) {
+                if !booting.insert(uid.clone()) {
                     continue;
                 }
-                // The reflector can lag behind a VMI this controller just created: ask the
-                // API server before booting, so a running VMI is never booted twice.
-                if matches!(vmis.get_opt(&name).await, Ok(Some(_))) {
-                    continue;
-                }
-                booting.insert(uid.clone());
                 let (client, scenario, world, done) = (
                     client.clone(),
                     scenario.clone(),
@@ -279,6 +273,11 @@ async fn boot(
     let name = vm.name_any();
     let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), &ns);
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), &ns);
+    // The reflector can lag behind a VMI this controller just created: ask the API server
+    // (inside the task, so the reconciler never waits), and never boot a VMI twice.
+    if matches!(vmis.get_opt(&name).await, Ok(Some(_))) {
+        return Ok(());
+    }
     let pp = PatchParams::default();
     let tmeta = vm
         .spec
