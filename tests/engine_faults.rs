@@ -3,7 +3,8 @@
 //! waits for it fails too instead of waiting forever; an operator's retry completes the
 //! wave; a guest agent that never connects fails the VM after the agent timeout; a failed
 //! live migration says why. Also: a dry run creates nothing, import concurrency stays within
-//! the wave's limit, and the 40-VM example verifies every VM.
+//! the wave's limit, and the 40-VM example verifies every VM. A busy vCenter (503s) is
+//! ridden out by retries; one that stays down fails the VM with the last error.
 
 mod common;
 
@@ -19,6 +20,8 @@ use wavelift::engine::{EngineRequest, EventKind, Status, Step};
 use wavelift::plan::Plan;
 use wavelift::sim::controllers::rehearsal::Rehearsal;
 use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
+use wavelift::source::vsphere::VsphereClient;
+use wavelift::source::{Credentials, RetryPolicy, Secret};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -412,5 +415,88 @@ async fn a_failed_preflight_reports_every_problem_and_creates_nothing() {
             .iter()
             .any(|e| matches!(&e.kind, EventKind::Mutation { .. })),
         "nothing was mutated"
+    );
+}
+
+/// An engine config whose vSphere client retries with `policy` (short delays for tests).
+fn config_with_retry(
+    plan: &Arc<Plan>,
+    r: &Rehearsal,
+    policy: RetryPolicy,
+) -> wavelift::engine::runtime::EngineConfig {
+    let creds = Credentials {
+        user: "sim-user".into(),
+        password: Secret::new("sim-password"),
+    };
+    let mut cfg = config(plan, r);
+    cfg.source = Some(Arc::new(
+        VsphereClient::new(&r.world_url, None, creds)
+            .expect("client")
+            .with_retry(policy),
+    ));
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_vcenter_is_ridden_out_by_retries() {
+    let plan = load_plan("plans/quickstart.toml");
+    let mut sc = scenario(&plan, 4000.0, vec![]);
+    sc.vcenter_error_rate = 0.3;
+    sc.seed = 11;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let policy = RetryPolicy {
+        attempts: 12,
+        first_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(40),
+    };
+    let (s, _) = run_to_end(config_with_retry(&plan, &r, policy), LIMIT).await;
+    assert_eq!(s.verified.len(), 3, "{s:?}");
+    let injected = r
+        .vcenter
+        .injected
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(injected > 0, "the scenario answered no request with 503");
+    let world = &r.controllers.world;
+    for vm in ["shop-db-01", "shop-app-01", "shop-web-01"] {
+        assert_eq!(
+            world.find(vm).map(|v| v.power),
+            Some(PowerState::Off),
+            "{vm}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vcenter_that_stays_down_fails_the_vm_with_the_last_error() {
+    let plan = load_plan("plans/quickstart.toml");
+    let mut sc = scenario(&plan, 4000.0, vec![]);
+    sc.vcenter_error_rate = 1.0;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let policy = RetryPolicy {
+        attempts: 3,
+        first_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    };
+    let mut cfg = config_with_retry(&plan, &r, policy);
+    cfg.only_vms = ["shop-db-01".to_string()].into_iter().collect();
+    let (s, events) = run_to_end(cfg, LIMIT).await;
+    let (vm, why) = s.failed.first().expect("failed");
+    assert_eq!(vm, "shop-db-01");
+    assert!(
+        why.contains("503") && why.contains("gave up after 3 attempts"),
+        "{why}"
+    );
+    // Three attempts, each stopped at its first request (the login).
+    assert_eq!(
+        r.vcenter
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    assert!(
+        !events.iter().any(
+            |e| matches!(&e.kind, EventKind::Mutation { kind, .. } if kind == "VirtualMachine")
+        ),
+        "no VM was created while the source could not be powered off"
     );
 }

@@ -28,6 +28,16 @@ pub enum HttpError {
     Timeout(Duration),
 }
 
+impl HttpError {
+    /// No answer, or the connection broke: another attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            HttpError::Connect(..) | HttpError::Protocol(_) | HttpError::Timeout(_)
+        )
+    }
+}
+
 pub struct Response {
     pub status: u16,
     pub body: Bytes,

@@ -2,7 +2,7 @@
 //! state, power off/on. The session token lives in the client; credentials are never logged.
 
 use super::http::{self, Endpoint};
-use super::{BoxFuture, Credentials, SourceError, SourceOps, SourcePower};
+use super::{BoxFuture, Credentials, RetryPolicy, SourceError, SourceOps, SourcePower};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
@@ -18,6 +18,7 @@ pub struct VsphereClient {
     thumbprint: Option<Vec<u8>>,
     creds: Credentials,
     session: Mutex<Option<String>>,
+    retry: RetryPolicy,
 }
 
 #[derive(Deserialize)]
@@ -31,6 +32,33 @@ struct VmSummary {
 #[derive(Deserialize)]
 struct PowerInfo {
     state: String,
+}
+
+/// The readable part of a vAPI error body (`{"error_type": "…", "messages":
+/// [{"default_message": "…"}]}`), or the body itself, shortened.
+fn vapi_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Msg {
+        default_message: String,
+    }
+    #[derive(Deserialize)]
+    struct VapiError {
+        error_type: String,
+        #[serde(default)]
+        messages: Vec<Msg>,
+    }
+    if let Ok(e) = serde_json::from_slice::<VapiError>(body) {
+        return match e.messages.first() {
+            Some(m) => format!("{} ({})", e.error_type, m.default_message),
+            None => e.error_type,
+        };
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
 }
 
 fn base64(input: &[u8]) -> String {
@@ -71,7 +99,15 @@ impl VsphereClient {
             thumbprint,
             creds,
             session: Mutex::new(None),
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// How transient errors (no answer, 5xx, 429) are retried; the default is
+    /// [`RetryPolicy::default`].
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     async fn raw(
@@ -98,7 +134,13 @@ impl VsphereClient {
             .map_err(|e| SourceError::Http(e.to_string()))?;
         http::send(&self.endpoint, self.thumbprint.as_deref(), req, TIMEOUT)
             .await
-            .map_err(|e| SourceError::Http(e.to_string()))
+            .map_err(|e| {
+                if e.is_transient() {
+                    SourceError::Unavailable(e.to_string())
+                } else {
+                    SourceError::Http(e.to_string())
+                }
+            })
     }
 
     async fn token(&self, renew: bool) -> Result<String, SourceError> {
@@ -116,7 +158,7 @@ impl VsphereClient {
         if !(200..300).contains(&res.status) {
             return Err(SourceError::Api {
                 status: res.status,
-                message: String::from_utf8_lossy(&res.body).into_owned(),
+                message: vapi_message(&res.body),
             });
         }
         let token: String = serde_json::from_slice(&res.body)
@@ -144,7 +186,7 @@ impl VsphereClient {
         if res.status != 200 {
             return Err(SourceError::Api {
                 status: res.status,
-                message: String::from_utf8_lossy(&res.body).into_owned(),
+                message: vapi_message(&res.body),
             });
         }
         let vms: Vec<VmSummary> = serde_json::from_slice(&res.body)
@@ -160,7 +202,33 @@ impl VsphereClient {
             .ok_or_else(|| SourceError::NotFound(name.to_string()))
     }
 
+    /// The VM's power state, retrying transient errors.
     pub async fn get_power(
+        &self,
+        name: &str,
+        uuid: Option<&str>,
+    ) -> Result<SourcePower, SourceError> {
+        let what = format!("power state of `{name}`");
+        self.retry
+            .run(&what, || self.get_power_once(name, uuid))
+            .await
+    }
+
+    /// Powers the VM on or off, retrying transient errors (see [`RetryPolicy`] for why
+    /// repeating is safe).
+    pub async fn set_power(
+        &self,
+        name: &str,
+        uuid: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        let what = format!("power-{} `{name}`", if on { "on" } else { "off" });
+        self.retry
+            .run(&what, || self.set_power_once(name, uuid, on))
+            .await
+    }
+
+    async fn get_power_once(
         &self,
         name: &str,
         uuid: Option<&str>,
@@ -172,7 +240,7 @@ impl VsphereClient {
         if res.status != 200 {
             return Err(SourceError::Api {
                 status: res.status,
-                message: String::from_utf8_lossy(&res.body).into_owned(),
+                message: vapi_message(&res.body),
             });
         }
         let p: PowerInfo = serde_json::from_slice(&res.body)
@@ -184,7 +252,7 @@ impl VsphereClient {
         })
     }
 
-    pub async fn set_power(
+    async fn set_power_once(
         &self,
         name: &str,
         uuid: Option<&str>,
@@ -205,7 +273,7 @@ impl VsphereClient {
         } else {
             Err(SourceError::Api {
                 status: res.status,
-                message: String::from_utf8_lossy(&res.body).into_owned(),
+                message: vapi_message(&res.body),
             })
         }
     }
@@ -237,6 +305,14 @@ impl SourceOps for VsphereClient {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn vapi_errors_read_as_text() {
+        let body = br#"{"error_type":"SERVICE_UNAVAILABLE","messages":[{"default_message":"busy","id":"x"}]}"#;
+        assert_eq!(super::vapi_message(body), "SERVICE_UNAVAILABLE (busy)");
+        assert_eq!(super::vapi_message(b" plain text "), "plain text");
+        assert_eq!(super::vapi_message(&[b'x'; 300]).chars().count(), 201);
+    }
+
     #[test]
     fn base64_matches_rfc4648() {
         assert_eq!(super::base64(b"sim-user:pw"), "c2ltLXVzZXI6cHc=");

@@ -10,39 +10,91 @@
 
 use super::scenario::PowerState;
 use super::world::World;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 pub struct WorldState {
     pub world: Arc<World>,
     sessions: Arc<Mutex<HashSet<String>>>,
+    pub vcenter: Arc<VcenterFaults>,
 }
 
 impl WorldState {
-    pub fn new(world: Arc<World>) -> Self {
+    pub fn new(world: Arc<World>, vcenter: Arc<VcenterFaults>) -> Self {
         WorldState {
             world,
             sessions: Arc::new(Mutex::new(HashSet::new())),
+            vcenter,
+        }
+    }
+}
+
+/// The scenario's vCenter fault (a share of requests answered 503) and what the vSphere
+/// endpoint served. Which requests fail is a function of the seed and the request's
+/// sequence number, so a run is repeatable.
+#[derive(Debug, Default)]
+pub struct VcenterFaults {
+    pub error_rate: f64,
+    pub seed: u64,
+    /// vSphere REST requests served.
+    pub requests: AtomicU64,
+    /// Of those, answered with an injected 503.
+    pub injected: AtomicU64,
+}
+
+impl VcenterFaults {
+    pub fn new(error_rate: f64, seed: u64) -> Self {
+        VcenterFaults {
+            error_rate,
+            seed,
+            ..Default::default()
         }
     }
 }
 
 /// The router for the world endpoints.
 pub fn router(state: WorldState) -> Router {
-    Router::new()
+    let vcenter = Router::new()
         .route("/api/session", post(login).delete(logout))
         .route("/api/vcenter/vm", get(list_vms))
         .route("/api/vcenter/vm/{vm}/power", get(get_power).post(set_power))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            vcenter_faults,
+        ));
+    Router::new()
+        .merge(vcenter)
         .route("/sim/v1/probe", get(probe))
         .with_state(state)
+}
+
+/// Counts vSphere requests and answers the scenario's share of them with 503, as a busy
+/// vCenter appliance does.
+async fn vcenter_faults(State(state): State<WorldState>, req: Request, next: Next) -> Response {
+    let f = &state.vcenter;
+    let n = f.requests.fetch_add(1, Relaxed);
+    if f.error_rate > 0.0
+        && (crate::sim::server::mix(f.seed ^ n.rotate_left(32)) as f64 / u64::MAX as f64)
+            < f.error_rate
+    {
+        f.injected.fetch_add(1, Relaxed);
+        return vapi_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "simulated vCenter error (scenario fault)",
+        );
+    }
+    next.run(req).await
 }
 
 /// Paths this router answers (the API server forwards them here).

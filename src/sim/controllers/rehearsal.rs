@@ -1,16 +1,19 @@
 //! A whole rehearsal environment in-process: the API server seeded from a scenario, the
 //! simulated controllers, and the world endpoints (vSphere REST, network probes).
 
-use super::endpoints::{self, WorldState};
+use super::endpoints::{self, VcenterFaults, WorldState};
 use super::scenario::Scenario;
 use super::Controllers;
 use crate::sim::{self, SimHandle, SimOptions};
+use std::sync::Arc;
 
 pub struct Rehearsal {
     pub sim: SimHandle,
     pub controllers: Controllers,
     /// Base URL of the world endpoints (`/api/vcenter/…`, `/sim/v1/probe`): the API's own.
     pub world_url: String,
+    /// The vSphere endpoint's fault and request counters.
+    pub vcenter: Arc<VcenterFaults>,
 }
 
 impl Rehearsal {
@@ -31,14 +34,19 @@ impl Rehearsal {
         };
         let extension = opts.extension.clone();
         let sim = sim::start(opts).await?;
+        let vcenter = Arc::new(VcenterFaults::new(
+            scenario.vcenter_error_rate,
+            scenario.seed,
+        ));
         let controllers = super::spawn(sim.client(), scenario);
-        let state = WorldState::new(controllers.world.clone());
+        let state = WorldState::new(controllers.world.clone(), vcenter.clone());
         let _ = extension.set(endpoints::router(state));
         let world_url = sim.url();
         Ok(Rehearsal {
             sim,
             controllers,
             world_url,
+            vcenter,
         })
     }
 

@@ -16,6 +16,7 @@
 //! agent_seconds = 15                 # Running → guest agent connected
 //! migration_seconds = 12
 //! api_error_rate = 0.05              # 5 % of API requests answer 503 (clients retry)
+//! vcenter_error_rate = 0.1           # 10 % of vSphere REST requests answer 503
 //! api_latency_ms = 5                 # every API answer waits 5 ms
 //! watch_drop_seconds = 10            # the server ends every watch after 10 s
 //!
@@ -141,6 +142,10 @@ pub struct Scenario {
     /// Share of Kubernetes API requests answered `503 ServiceUnavailable` (0.0–1.0).
     #[serde(default)]
     pub api_error_rate: f64,
+    /// Share of vSphere REST requests (login, VM list, power) answered
+    /// `503 SERVICE_UNAVAILABLE` (0.0–1.0): a busy or restarting vCenter.
+    #[serde(default)]
+    pub vcenter_error_rate: f64,
     /// Delay before every API answer, in real milliseconds.
     #[serde(default)]
     pub api_latency_ms: u64,
@@ -228,14 +233,16 @@ impl Scenario {
                 message: e.message().to_string(),
             }
         })?;
-        if !(0.0..=1.0).contains(&s.api_error_rate) {
-            return Err(ScenarioError::Parse {
-                path: origin.to_string(),
-                message: format!(
-                    "api_error_rate must be between 0 and 1, found {}",
-                    s.api_error_rate
-                ),
-            });
+        for (key, rate) in [
+            ("api_error_rate", s.api_error_rate),
+            ("vcenter_error_rate", s.vcenter_error_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(ScenarioError::Parse {
+                    path: origin.to_string(),
+                    message: format!("{key} must be between 0 and 1, found {rate}"),
+                });
+            }
         }
         if s.watch_drop_seconds
             .is_some_and(|w| !(w.is_finite() && w > 0.0))
