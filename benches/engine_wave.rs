@@ -3,7 +3,8 @@
 //! layer on its kube client. Reports wall time, Kubernetes API requests per VM besides
 //! watches, and the engine process's peak RSS (VmHWM).
 //!
-//! `cargo bench --bench engine_wave` (VM counts: `WAVELIFT_BENCH_VMS=1000,5000`). Targets:
+//! `cargo bench --bench engine_wave` (VM counts: `WAVELIFT_BENCH_VMS=1000,5000`; runs per
+//! count, reported as medians: `WAVELIFT_BENCH_RUNS=3`). Targets:
 //! ≤ 8 requests per VM besides watch events; RSS ≤ 150 MiB at 5,000 VMs.
 
 use std::io::{BufRead, BufReader};
@@ -170,15 +171,33 @@ fn one(n: usize) {
     let _ = sim.wait();
     let requests = counts.requests.load(Ordering::Relaxed);
     let watches = counts.watches.load(Ordering::Relaxed);
+    let rss = vm_hwm_kib() as f64 / 1024.0;
     println!(
-        "engine_wave/{n}_vms: wall {:.1} s, verified {}/{n}, {} API requests besides watches ({:.2} per VM), {} watch requests, peak RSS {:.1} MiB",
+        "engine_wave/{n}_vms: wall {:.1} s, verified {}/{n}, {} API requests besides watches ({:.2} per VM), {} watch requests, peak RSS {rss:.1} MiB",
         wall.as_secs_f64(),
         summary.verified.len(),
         requests,
         requests as f64 / n as f64,
         watches,
-        vm_hwm_kib() as f64 / 1024.0
     );
+    // For the parent's medians.
+    println!(
+        "RESULT {} {} {} {} {rss}",
+        wall.as_secs_f64(),
+        summary.verified.len(),
+        requests as f64 / n as f64,
+        watches
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
 }
 
 fn main() {
@@ -194,12 +213,44 @@ fn main() {
         return;
     }
     let sizes = std::env::var("WAVELIFT_BENCH_VMS").unwrap_or_else(|_| "1000,5000".into());
-    // One process per size, so each peak RSS is its own.
+    let runs: usize = std::env::var("WAVELIFT_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    // One process per run, so each peak RSS is its own.
     for n in sizes.split(',').filter(|s| !s.is_empty()) {
-        let status = Command::new(std::env::current_exe().expect("self"))
-            .env("WAVELIFT_BENCH_CHILD", n.trim())
-            .status()
-            .expect("child");
-        assert!(status.success(), "{n} VMs failed");
+        let n = n.trim();
+        let mut rows: Vec<[f64; 5]> = Vec::new();
+        for _ in 0..runs {
+            let out = Command::new(std::env::current_exe().expect("self"))
+                .env("WAVELIFT_BENCH_CHILD", n)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("child");
+            let text = String::from_utf8_lossy(&out.stdout);
+            for line in text.lines().filter(|l| !l.starts_with("RESULT ")) {
+                println!("{line}");
+            }
+            assert!(out.status.success(), "{n} VMs failed");
+            let row: Vec<f64> = text
+                .lines()
+                .find_map(|l| l.strip_prefix("RESULT "))
+                .expect("result line")
+                .split(' ')
+                .map(|x| x.parse().expect("number"))
+                .collect();
+            rows.push([row[0], row[1], row[2], row[3], row[4]]);
+        }
+        let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
+        let worst_verified = rows.iter().map(|r| r[1]).fold(f64::INFINITY, f64::min);
+        println!(
+            "engine_wave/{n}_vms median of {runs}: wall {:.1} s, verified {}/{n} (fewest {worst_verified}), {:.2} requests per VM besides watches, {} watch requests, peak RSS {:.1} MiB",
+            col(0),
+            col(1),
+            col(2),
+            col(3),
+            col(4)
+        );
     }
 }

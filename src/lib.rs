@@ -6,7 +6,8 @@
 //!   [`blast`] (exports in, reports out), [`engine::decide`] (the per-VM pipeline),
 //!   [`cluster::build`] (plan → Kubernetes objects);
 //! - boundary: [`engine::runtime`] and [`engine::ops`] (watchers, commands), [`cluster`]
-//!   (kube-rs client), [`checks`] (probes), [`source`] (vSphere REST), [`sim`] (the embedded
+//!   (kube-rs client), [`checks`] (probes), [`source`] (vSphere REST), [`http1`] (the HTTP
+//!   client both use), [`sim`] (the embedded
 //!   rehearsal cluster and its simulated controllers);
 //! - front ends: [`cli`], [`tui`], consuming the engine's event stream.
 
@@ -15,6 +16,7 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod engine;
+pub mod http1;
 pub mod inventory;
 pub mod logging;
 pub mod plan;

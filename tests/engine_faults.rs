@@ -8,14 +8,14 @@
 
 mod common;
 
-use common::{config, load_plan, run_to_end};
+use common::{config, interact, load_plan, run_to_end, Reply};
 use kube::api::{Api, ListParams};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use wavelift::checks::probe::{Prober, SimProber};
 use wavelift::cluster::resources::{DataVolume, NetworkAttachmentDefinition, VirtualMachine};
-use wavelift::engine::runtime::{spawn, RunSummary};
+use wavelift::engine::runtime::RunSummary;
 use wavelift::engine::{EngineRequest, EventKind, Status, Step};
 use wavelift::plan::Plan;
 use wavelift::sim::controllers::rehearsal::Rehearsal;
@@ -214,46 +214,34 @@ async fn a_failed_import_retried_by_the_operator_completes_the_wave() {
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
     let mut cfg = config(&plan, &r);
     cfg.exit_when_done = false; // an operator is at the keyboard
-    let (mut handle, task) = spawn(cfg);
     let mut retried = false;
     let mut verified = BTreeSet::new();
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while verified.len() < 3 {
-        let ev = tokio::time::timeout_at(deadline, handle.events.recv())
-            .await
-            .expect("progress within 60 s")
-            .expect("engine alive");
-        match &ev.kind {
-            EventKind::Phase {
-                step: Step::Importing,
-                status: Status::Failed(why),
-                ..
-            } if ev.vm == "shop-db-01" => {
-                assert!(why.contains("simulated import failure"), "{why}");
-                assert!(!retried, "the retried import failed again");
-                retried = true;
-                handle
-                    .requests
-                    .send(EngineRequest::RetryVm("shop-db-01".into()))
-                    .await
-                    .expect("retry");
-            }
-            EventKind::Phase {
-                step: Step::Verified,
-                ..
-            } => {
-                verified.insert(ev.vm.clone());
-            }
-            _ => {}
+    interact(cfg, LIMIT, |ev| match &ev.kind {
+        EventKind::Phase {
+            step: Step::Importing,
+            status: Status::Failed(why),
+            ..
+        } if ev.vm == "shop-db-01" => {
+            assert!(why.contains("simulated import failure"), "{why}");
+            assert!(!retried, "the retried import failed again");
+            retried = true;
+            Reply::Send(EngineRequest::RetryVm("shop-db-01".into()))
         }
-    }
+        EventKind::Phase {
+            step: Step::Verified,
+            ..
+        } => {
+            verified.insert(ev.vm.clone());
+            if verified.len() == 3 {
+                Reply::Done
+            } else {
+                Reply::Wait
+            }
+        }
+        _ => Reply::Wait,
+    })
+    .await;
     assert!(retried, "the fault never fired");
-    handle
-        .requests
-        .send(EngineRequest::Shutdown)
-        .await
-        .expect("shutdown");
-    let _ = task.await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,42 +282,25 @@ async fn rollback_deletes_what_wavelift_created_and_powers_the_source_back_on() 
     dvs.create(&Default::default(), &foreign)
         .await
         .expect("foreign DV");
-    let (mut handle, task) = spawn(cfg);
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let mut rolled_back = false;
-    while !rolled_back {
-        let ev = tokio::time::timeout_at(deadline, handle.events.recv())
-            .await
-            .expect("progress")
-            .expect("engine alive");
-        match &ev.kind {
-            EventKind::Phase {
-                step: Step::Verified,
-                ..
-            } if ev.vm == "shop-db-01" => {
-                assert_eq!(
-                    r.controllers.world.find("shop-db-01").expect("src").power,
-                    PowerState::Off
-                );
-                handle
-                    .requests
-                    .send(EngineRequest::RollbackVm("shop-db-01".into()))
-                    .await
-                    .expect("rollback");
-            }
-            EventKind::Phase {
-                step: Step::RolledBack,
-                ..
-            } if ev.vm == "shop-db-01" => rolled_back = true,
-            _ => {}
+    let world = r.controllers.world.clone();
+    interact(cfg, LIMIT, |ev| match &ev.kind {
+        EventKind::Phase {
+            step: Step::Verified,
+            ..
+        } if ev.vm == "shop-db-01" => {
+            assert_eq!(
+                world.find("shop-db-01").expect("src").power,
+                PowerState::Off
+            );
+            Reply::Send(EngineRequest::RollbackVm("shop-db-01".into()))
         }
-    }
-    handle
-        .requests
-        .send(EngineRequest::Shutdown)
-        .await
-        .expect("shutdown");
-    let _ = task.await;
+        EventKind::Phase {
+            step: Step::RolledBack,
+            ..
+        } if ev.vm == "shop-db-01" => Reply::Done,
+        _ => Reply::Wait,
+    })
+    .await;
     let vms = Api::<VirtualMachine>::namespaced(r.client(), "mig-quickstart");
     assert!(
         vms.list(&ListParams::default())

@@ -2,68 +2,31 @@
 //! the kubeconfig it wrote, `kubectl`, `wavelift run`, `wavelift verify` (all three report
 //! formats) and `wavelift migrate` in others.
 
+mod common;
+
+use common::serve::SimServer;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wavelift(args: &[&str], kubeconfig: &Path, logs: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wavelift"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("WAVELIFT_LOG_DIR", logs)
-        .output()
-        .expect("run wavelift")
-}
+use std::process::Stdio;
 
 #[test]
 fn sim_serve_then_run_verify_report_and_migrate() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kc = dir.path().join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wavelift"))
-        .args([
-            "sim",
-            "serve",
-            "--plan",
-            "plans/quickstart.toml",
-            "--speed",
-            "500",
-            "--kubeconfig",
-        ])
-        .arg(&kc)
-        .env("WAVELIFT_LOG_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sim serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a line").expect("utf8");
-    assert!(
-        first.starts_with("wavelift rehearsal cluster serving on http://127.0.0.1:"),
-        "{first}"
+    let server = SimServer::start(
+        &["--plan", "plans/quickstart.toml", "--speed", "500"],
+        dir.path(),
     );
-    let export = lines.next().expect("a line").expect("utf8");
-    assert_eq!(export, format!("export KUBECONFIG={}", kc.display()));
+    assert_eq!(
+        server.banner[1],
+        format!("export KUBECONFIG={}", server.kubeconfig.display())
+    );
 
-    let out = Command::new("kubectl")
-        .args(["get", "storageclass", "-o", "name", "--request-timeout=20s"])
-        .env("KUBECONFIG", &kc)
-        .output()
-        .expect("kubectl (the machine's /usr/bin/kubectl)");
+    let out = server.kubectl(&["get", "storageclass", "-o", "name", "--request-timeout=20s"]);
     assert!(out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("storageclass.storage.k8s.io/sim-standard")
     );
 
-    let run = wavelift(&["run", "plans/quickstart.toml"], &kc, dir.path());
+    let run = server.run(&["run", "plans/quickstart.toml"]);
     let text = String::from_utf8_lossy(&run.stdout);
     assert_eq!(
         run.status.code(),
@@ -74,11 +37,7 @@ fn sim_serve_then_run_verify_report_and_migrate() {
     assert!(text.contains("[REHEARSAL]"), "{text}");
     assert!(text.contains("done: 3 verified, 0 failed"), "{text}");
 
-    let vms = Command::new("kubectl")
-        .args(["get", "vm", "-A", "-o", "name", "--request-timeout=20s"])
-        .env("KUBECONFIG", &kc)
-        .output()
-        .expect("kubectl");
+    let vms = server.kubectl(&["get", "vm", "-A", "-o", "name", "--request-timeout=20s"]);
     assert_eq!(
         String::from_utf8_lossy(&vms.stdout).lines().count(),
         3,
@@ -91,18 +50,14 @@ fn sim_serve_then_run_verify_report_and_migrate() {
         ("junit", "<testsuites"),
     ] {
         let file = dir.path().join(format!("report.{fmt}"));
-        let out = wavelift(
-            &[
-                "verify",
-                "plans/quickstart.toml",
-                "--report",
-                fmt,
-                "--out",
-                file.to_str().expect("utf8"),
-            ],
-            &kc,
-            dir.path(),
-        );
+        let out = server.run(&[
+            "verify",
+            "plans/quickstart.toml",
+            "--report",
+            fmt,
+            "--out",
+            file.to_str().expect("utf8"),
+        ]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{text}");
         for vm in ["shop-db-01", "shop-app-01", "shop-web-01"] {
@@ -116,11 +71,7 @@ fn sim_serve_then_run_verify_report_and_migrate() {
         assert!(report.contains(marker), "{fmt}: {report}");
     }
 
-    let mig = wavelift(
-        &["migrate", "plans/quickstart.toml", "--vm", "shop-db-01"],
-        &kc,
-        dir.path(),
-    );
+    let mig = server.run(&["migrate", "plans/quickstart.toml", "--vm", "shop-db-01"]);
     let text = String::from_utf8_lossy(&mig.stdout);
     assert_eq!(
         mig.status.code(),
@@ -137,26 +88,10 @@ fn sim_serve_then_run_verify_report_and_migrate() {
 #[test]
 fn run_killed_with_sigkill_resumes_from_the_cluster() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kc = dir.path().join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wavelift"))
-        .args([
-            "sim",
-            "serve",
-            "--plan",
-            "plans/quickstart.toml",
-            "--speed",
-            "100",
-            "--kubeconfig",
-        ])
-        .arg(&kc)
-        .env("WAVELIFT_LOG_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sim serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let _server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    lines.next().expect("serving line").expect("utf8");
+    let server = SimServer::start(
+        &["--plan", "plans/quickstart.toml", "--speed", "100"],
+        dir.path(),
+    );
 
     // Kill points: mid-import, then right after a VirtualMachine was created.
     let kill_points: [fn(&serde_json::Value) -> bool; 2] = [
@@ -168,10 +103,8 @@ fn run_killed_with_sigkill_resumes_from_the_cluster() {
         |e| e["event"] == "mutation" && e["kind"] == "VirtualMachine" && e["result"] == "created",
     ];
     for kill_when in kill_points {
-        let mut run = Command::new(env!("CARGO_BIN_EXE_wavelift"))
-            .args(["run", "plans/quickstart.toml", "--output", "jsonl"])
-            .env("KUBECONFIG", &kc)
-            .env("WAVELIFT_LOG_DIR", dir.path())
+        let mut run = server
+            .wavelift(&["run", "plans/quickstart.toml", "--output", "jsonl"])
             .stdout(Stdio::piped())
             .spawn()
             .expect("run");
@@ -189,11 +122,9 @@ fn run_killed_with_sigkill_resumes_from_the_cluster() {
         let _ = run.wait();
         assert!(killed, "the kill point was never reached");
     }
-    let last = Command::new(env!("CARGO_BIN_EXE_wavelift"))
-        .args(["run", "plans/quickstart.toml", "--journal"])
+    let last = server
+        .wavelift(&["run", "plans/quickstart.toml", "--journal"])
         .arg(dir.path().join("journal.jsonl"))
-        .env("KUBECONFIG", &kc)
-        .env("WAVELIFT_LOG_DIR", dir.path())
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&last.stdout);
@@ -209,11 +140,7 @@ fn run_killed_with_sigkill_resumes_from_the_cluster() {
         "the resumed run re-imported a disk:\n{journal}"
     );
     for (kind, n) in [("dv", 3), ("vm", 3)] {
-        let out = Command::new("kubectl")
-            .args(["get", kind, "-A", "-o", "name", "--request-timeout=20s"])
-            .env("KUBECONFIG", &kc)
-            .output()
-            .expect("kubectl");
+        let out = server.kubectl(&["get", kind, "-A", "-o", "name", "--request-timeout=20s"]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).lines().count(),
             n,
@@ -227,28 +154,11 @@ fn run_killed_with_sigkill_resumes_from_the_cluster() {
 #[test]
 fn scripted_fault_scenario_through_sim_serve_run_and_kubectl() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kc = dir.path().join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wavelift"))
-        .args([
-            "sim",
-            "serve",
-            "--scenario",
-            "tests/fixtures/scenario-faults.toml",
-            "--kubeconfig",
-        ])
-        .arg(&kc)
-        .env("WAVELIFT_LOG_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sim serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let _server = Server(child);
-    BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("serving line")
-        .expect("utf8");
-    let run = wavelift(&["run", "plans/quickstart.toml"], &kc, dir.path());
+    let server = SimServer::start(
+        &["--scenario", "tests/fixtures/scenario-faults.toml"],
+        dir.path(),
+    );
+    let run = server.run(&["run", "plans/quickstart.toml"]);
     let text = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{text}");
     assert!(text.contains("done: 1 verified, 2 failed"), "{text}");
@@ -263,20 +173,16 @@ fn scripted_fault_scenario_through_sim_serve_run_and_kubectl() {
         "{text}"
     );
     let phase = |dv: &str| {
-        let out = Command::new("kubectl")
-            .args([
-                "get",
-                "dv",
-                dv,
-                "-n",
-                "mig-quickstart",
-                "-o",
-                "jsonpath={.status.phase}/{.status.restartCount}",
-                "--request-timeout=20s",
-            ])
-            .env("KUBECONFIG", &kc)
-            .output()
-            .expect("kubectl");
+        let out = server.kubectl(&[
+            "get",
+            "dv",
+            dv,
+            "-n",
+            "mig-quickstart",
+            "-o",
+            "jsonpath={.status.phase}/{.status.restartCount}",
+            "--request-timeout=20s",
+        ]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert_eq!(

@@ -4,36 +4,22 @@
 use super::target::connect_for;
 use super::{MigrateArgs, EXIT_INVALID, EXIT_OK, EXIT_WARNINGS};
 use crate::engine::migrate::migrate;
-use crate::plan;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn run(args: MigrateArgs) -> ExitCode {
-    let checked = match plan::check_file(&args.plan) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    let Some(plan) = checked.plan.clone() else {
-        eprintln!(
-            "error: {} is not a valid plan (run `wavelift plan check {}`)",
-            checked.file, checked.file
-        );
-        return ExitCode::from(EXIT_INVALID);
+    let (plan, file) = match super::load_valid_plan(&args.plan) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let Some(vm) = plan.vm(&args.vm).cloned() else {
-        eprintln!("error: no VM `{}` in {}", args.vm, checked.file);
+        eprintln!("error: no VM `{}` in {}", args.vm, file);
         return ExitCode::from(EXIT_INVALID);
     };
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let plan = Arc::new(plan);

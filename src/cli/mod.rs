@@ -20,6 +20,47 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_WARNINGS: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 
+/// Reads and validates a plan for a command that talks to a cluster. When the plan cannot
+/// be read or is invalid, its errors are printed (file:line:column, with the offending text)
+/// and the exit code to return is the `Err`: nothing reaches a cluster before the whole plan
+/// validated. `Ok` holds the plan and its file name as shown in messages.
+pub(crate) fn load_valid_plan(
+    path: &std::path::Path,
+) -> Result<(crate::plan::Plan, String), ExitCode> {
+    let checked = match crate::plan::check_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    match checked.plan.clone() {
+        Some(plan) => Ok((plan, checked.file)),
+        None => {
+            for d in checked
+                .located()
+                .iter()
+                .filter(|d| d.severity == crate::plan::Severity::Error)
+            {
+                eprint!("{}", d.render_text());
+            }
+            eprintln!(
+                "{}: invalid plan: nothing was sent to a cluster",
+                checked.file
+            );
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+/// The tokio runtime a command runs on (an error here is the machine's, reported as exit 2).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "wavelift",

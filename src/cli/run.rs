@@ -13,47 +13,27 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let checked = match plan::check_file(&args.plan) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    let Some(plan) = checked.plan.as_ref() else {
-        for d in checked
-            .located()
-            .iter()
-            .filter(|d| d.severity == plan::Severity::Error)
-        {
-            eprint!("{}", d.render_text());
-        }
-        eprintln!(
-            "{}: invalid plan: nothing was sent to a cluster",
-            checked.file
-        );
-        return ExitCode::from(EXIT_INVALID);
+    let (plan, file) = match super::load_valid_plan(&args.plan) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     if let Some(w) = &args.wave {
         if plan.wave(w).is_none() {
-            eprintln!("error: no wave `{w}` in {}", checked.file);
+            eprintln!("error: no wave `{w}` in {}", file);
             return ExitCode::from(EXIT_INVALID);
         }
     }
     for v in &args.vms {
         if plan.vm(v).is_none() {
-            eprintln!("error: no VM `{v}` in {}", checked.file);
+            eprintln!("error: no VM `{v}` in {}", file);
             return ExitCode::from(EXIT_INVALID);
         }
     }
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
-    let plan = Arc::new(plan.clone());
+    let plan = Arc::new(plan);
     rt.block_on(async move { drive(plan, args).await })
 }
 

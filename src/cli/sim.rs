@@ -2,7 +2,6 @@
 //! `verify`, `tui` and `migrate` through the kubeconfig it writes.
 
 use super::{EXIT_INVALID, EXIT_OK};
-use crate::plan;
 use crate::sim::controllers::rehearsal::Rehearsal;
 use crate::sim::controllers::scenario::Scenario;
 use std::path::{Path, PathBuf};
@@ -17,24 +16,11 @@ pub fn serve(
 ) -> ExitCode {
     let scenario = match (plan_path, scenario_path) {
         (Some(p), _) => {
-            let checked = match plan::check_file(p) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
+            let (plan, _) = match super::load_valid_plan(p) {
+                Ok(p) => p,
+                Err(code) => return code,
             };
-            let Some(plan) = checked.plan.as_ref() else {
-                for d in checked
-                    .located()
-                    .iter()
-                    .filter(|d| d.severity == plan::Severity::Error)
-                {
-                    eprint!("{}", d.render_text());
-                }
-                return ExitCode::from(EXIT_INVALID);
-            };
-            Scenario::from_plan(plan)
+            Scenario::from_plan(&plan)
         }
         (None, Some(s)) => match Scenario::load(s) {
             Ok(s) => s,
@@ -58,12 +44,9 @@ pub fn serve(
             Some(p) => p,
             None => PathBuf::from("wavelift-sim.kubeconfig"),
         };
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let r = match Rehearsal::start(scenario, port).await {

@@ -4,33 +4,15 @@
 use super::target::{connect_for, Mode};
 use super::{TuiArgs, EXIT_INVALID, EXIT_OK};
 use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
-use crate::plan;
 use crate::tui::{self, setup, RunMode, TargetInfo, TuiOptions};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn run(args: TuiArgs) -> ExitCode {
-    let checked = match plan::check_file(&args.plan) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    let Some(plan) = checked.plan.clone() else {
-        for d in checked
-            .located()
-            .iter()
-            .filter(|d| d.severity == plan::Severity::Error)
-        {
-            eprint!("{}", d.render_text());
-        }
-        eprintln!(
-            "{}: invalid plan: nothing was sent to a cluster",
-            checked.file
-        );
-        return ExitCode::from(EXIT_INVALID);
+    let (plan, file) = match super::load_valid_plan(&args.plan) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let blast = match &args.blast {
         None => None,
@@ -42,12 +24,9 @@ pub fn run(args: TuiArgs) -> ExitCode {
             }
         },
     };
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let plan = Arc::new(plan);
@@ -98,7 +77,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             guard_interval: GUARD_INTERVAL,
         });
         let opts = TuiOptions {
-            plan_path: checked.file.clone(),
+            plan_path: file.clone(),
             mode,
             target,
             read_only: args.read_only,

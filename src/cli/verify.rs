@@ -9,27 +9,13 @@ use crate::checks::runner::Observations;
 use crate::checks::verify;
 use crate::cluster::labels;
 use crate::cluster::resources::VirtualMachineInstance;
-use crate::plan;
 use kube::api::{Api, ListParams};
 use std::process::ExitCode;
 
 pub fn run(args: VerifyArgs) -> ExitCode {
-    let checked = match plan::check_file(&args.plan) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    let Some(plan) = checked.plan.clone() else {
-        for d in checked
-            .located()
-            .iter()
-            .filter(|d| d.severity == plan::Severity::Error)
-        {
-            eprint!("{}", d.render_text());
-        }
-        return ExitCode::from(EXIT_INVALID);
+    let (plan, _file) = match super::load_valid_plan(&args.plan) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let format = match args.report.as_deref().map(str::parse::<Format>) {
         None => None,
@@ -49,12 +35,9 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             }
         },
     };
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let conn = match connect_for(&plan, args.target.sim, args.target.context.as_deref(), false, None).await {

@@ -83,6 +83,9 @@ struct Mem {
 
 struct VmRun {
     idx: usize,
+    /// Plan indices of the VMs in `after` (resolved once: plan validation guarantees they
+    /// exist).
+    deps: Vec<usize>,
     ctx: VmContext,
     mem: Mem,
     control: Control,
@@ -281,12 +284,23 @@ async fn run(
         missing_crds,
         Some(stores.vmis.clone()),
     ));
+    let index: HashMap<&str, usize> = plan
+        .vms
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.name.as_str(), i))
+        .collect();
     let mut runs: Vec<VmRun> = plan
         .vms
         .iter()
         .enumerate()
         .map(|(idx, vm)| VmRun {
             idx,
+            deps: vm
+                .after
+                .iter()
+                .filter_map(|a| index.get(a.value.as_str()).copied())
+                .collect(),
             ctx: VmContext {
                 disk_bytes: vm.disks.iter().map(|d| d.size.bytes).collect(),
                 power_off_by_api: plan.source.power_off == PowerOff::VsphereApi,
@@ -359,20 +373,16 @@ async fn run(
             }
             // A VM waiting for a dependency that failed fails too (it would wait forever).
             if d.phase.step == Step::Imported && matches!(d.phase.status, Status::Waiting(_)) {
-                let vm = &plan.vms[r.idx];
-                if let Some(dep) = vm.after.iter().find(|a| {
-                    plan.vms
-                        .iter()
-                        .position(|v| *v.name == *a.value)
-                        .is_some_and(|j| {
-                            runs[j]
-                                .last
-                                .as_ref()
-                                .is_some_and(|p| matches!(p.status, Status::Failed(_)))
-                        })
+                if let Some(&j) = r.deps.iter().find(|&&j| {
+                    runs[j]
+                        .last
+                        .as_ref()
+                        .is_some_and(|p| matches!(p.status, Status::Failed(_)))
                 }) {
-                    d.phase.status =
-                        Status::Failed(format!("waits for {}, which failed", dep.value));
+                    d.phase.status = Status::Failed(format!(
+                        "waits for {}, which failed",
+                        plan.vms[j].name.value
+                    ));
                     d.wants_cutover_slot = false;
                 }
             }
@@ -776,17 +786,14 @@ fn observe(plan: &Plan, st: &Stores, r: &VmRun, all: &[VmRun]) -> Observed {
             .any(|c| c.type_ == "AgentConnected" && c.status == "True")
     });
     let mut deps_pending = Vec::new();
-    for dep in &vm.after {
-        let Some(j) = plan.vms.iter().position(|v| *v.name == **dep) else {
-            continue;
-        };
+    for &j in &r.deps {
         let done = all[j]
             .last
             .as_ref()
             .is_some_and(|p| p.step == Step::Verified)
             || (plan.vms[j].wave != vm.wave && vmi_running(st, ns, plan.vms[j].name.as_str()));
         if !done {
-            deps_pending.push(dep.value.clone());
+            deps_pending.push(plan.vms[j].name.value.clone());
         }
     }
     Observed {

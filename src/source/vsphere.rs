@@ -13,7 +13,9 @@ use tokio::sync::Mutex;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct VsphereClient {
-    base: String,
+    /// The base URL's path (`""` or e.g. `/vc`), prefixed to every request path: requests
+    /// go in origin form (`POST /api/session`) with a `Host` header, as vCenter expects.
+    prefix: String,
     endpoint: Endpoint,
     thumbprint: Option<Vec<u8>>,
     creds: Credentials,
@@ -61,6 +63,15 @@ fn vapi_message(body: &[u8]) -> String {
     }
 }
 
+/// The path part of a base URL, without a trailing `/`.
+fn url_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    match rest.find('/') {
+        Some(i) => rest[i..].trim_end_matches('/').to_string(),
+        None => String::new(),
+    }
+}
+
 fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
@@ -94,7 +105,7 @@ impl VsphereClient {
             None => None,
         };
         Ok(VsphereClient {
-            base: url.trim_end_matches('/').to_string(),
+            prefix: url_path(url),
             endpoint,
             thumbprint,
             creds,
@@ -117,10 +128,16 @@ impl VsphereClient {
         token: Option<&str>,
         basic: bool,
     ) -> Result<http::Response, SourceError> {
+        let default_port = if self.endpoint.https { 443 } else { 80 };
+        let host = match (self.endpoint.host.contains(':'), self.endpoint.port) {
+            (false, p) if p == default_port => self.endpoint.host.clone(),
+            (false, p) => format!("{}:{p}", self.endpoint.host),
+            (true, p) => format!("[{}]:{p}", self.endpoint.host),
+        };
         let mut b = Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("host", &self.endpoint.host)
+            .uri(format!("{}{path}", self.prefix))
+            .header("host", host)
             .header("accept", "application/json");
         if let Some(t) = token {
             b = b.header("vmware-api-session-id", t);
@@ -311,6 +328,13 @@ mod tests {
         assert_eq!(super::vapi_message(body), "SERVICE_UNAVAILABLE (busy)");
         assert_eq!(super::vapi_message(b" plain text "), "plain text");
         assert_eq!(super::vapi_message(&[b'x'; 300]).chars().count(), 201);
+    }
+
+    #[test]
+    fn base_url_paths() {
+        assert_eq!(super::url_path("https://vcenter.example"), "");
+        assert_eq!(super::url_path("https://vcenter.example/"), "");
+        assert_eq!(super::url_path("http://127.0.0.1:8080/vc/"), "/vc");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod serve;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,4 +80,43 @@ pub async fn run_to_end(cfg: EngineConfig, limit: Duration) -> (RunSummary, Vec<
             );
         }
     }
+}
+
+/// What a test does with one engine event while it drives an interactive run.
+pub enum Reply {
+    /// Nothing: wait for the next event.
+    Wait,
+    /// Send the engine this request (as the TUI would for a key press).
+    Send(EngineRequest),
+    /// The test saw what it waited for: shut the engine down.
+    Done,
+}
+
+/// Drives an engine run the way an operator does: every event goes to `on_event`, whose
+/// replies are sent back, until it answers [`Reply::Done`] (then the engine is shut down
+/// and awaited). Panics when that does not happen within `limit`.
+pub async fn interact(
+    cfg: EngineConfig,
+    limit: Duration,
+    mut on_event: impl FnMut(&EngineEvent) -> Reply,
+) {
+    let (mut handle, task) = spawn(cfg);
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, handle.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the run did not get there within {limit:?}"))
+            .expect("engine alive");
+        match on_event(&ev) {
+            Reply::Wait => {}
+            Reply::Send(r) => handle.requests.send(r).await.expect("engine request"),
+            Reply::Done => break,
+        }
+    }
+    handle
+        .requests
+        .send(EngineRequest::Shutdown)
+        .await
+        .expect("shutdown");
+    let _ = task.await;
 }

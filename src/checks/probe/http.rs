@@ -1,5 +1,5 @@
-//! HTTP(S) GET probe: hyper's HTTP/1.1 client over a TCP (or rustls) stream we open
-//! ourselves, so the request goes to exactly the address in the URL.
+//! HTTP(S) GET probe: the shared [`crate::http1`] client over a TCP stream we open ourselves,
+//! so the request goes to exactly the address in the URL.
 //!
 //! HTTPS: the certificate is **not verified**. Checks usually target a VM by IP
 //! (`https://{ip}/health`), where a certificate rarely names the IP, and the check proves
@@ -7,16 +7,11 @@
 //! "certificate not verified" in its detail so nobody mistakes it for a TLS audit.
 
 use super::{ms, status_accepted, Probe};
+use crate::http1::{exchange, ExchangeError, TlsPolicy};
 use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use http_body_util::Full;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// The parts of an http(s) URL a probe needs.
@@ -123,16 +118,24 @@ async fn get(u: &Url) -> Result<u16, HttpError> {
             HttpError::Error(format!("connect to {addr}: {e}"))
         }
     })?;
-    if u.https {
-        let name = ServerName::try_from(u.host.clone())
-            .map_err(|e| HttpError::Error(format!("TLS server name `{}`: {e}", u.host)))?;
-        let tls = tls_connector()
-            .connect(name, tcp)
-            .await
-            .map_err(|e| HttpError::Fail(format!("TLS handshake with {addr}: {e}")))?;
-        request(tls, u).await
+    let host = if u.host.contains(':') {
+        format!("[{}]:{}", u.host, u.port)
     } else {
-        request(tcp, u).await
+        format!("{}:{}", u.host, u.port)
+    };
+    let req = hyper::Request::get(u.path.as_str())
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, "wavelift-check/1")
+        .header(hyper::header::CONNECTION, "close")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| HttpError::Error(format!("bad request for `{}`: {e}", u.path)))?;
+    let tls = u.https.then_some((&TlsPolicy::Unverified, u.host.as_str()));
+    match exchange(tcp, tls, req, false).await {
+        Ok(res) => Ok(res.status),
+        Err(ExchangeError::Tls(e)) => {
+            Err(HttpError::Fail(format!("TLS handshake with {addr}: {e}")))
+        }
+        Err(ExchangeError::Http(e)) => Err(HttpError::Fail(format!("no valid HTTP response: {e}"))),
     }
 }
 
@@ -146,104 +149,6 @@ async fn resolve(u: &Url) -> Result<SocketAddr, HttpError> {
     addrs
         .next()
         .ok_or_else(|| HttpError::Error(format!("`{}` resolves to no address", u.host)))
-}
-
-async fn request<S>(stream: S, u: &Url) -> Result<u16, HttpError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| HttpError::Fail(format!("HTTP handshake: {e}")))?;
-    let conn = tokio::spawn(conn);
-    let host = if u.host.contains(':') {
-        format!("[{}]:{}", u.host, u.port)
-    } else {
-        format!("{}:{}", u.host, u.port)
-    };
-    let req = hyper::Request::get(u.path.as_str())
-        .header(hyper::header::HOST, host)
-        .header(hyper::header::USER_AGENT, "wavelift-check/1")
-        .header(hyper::header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| HttpError::Error(format!("bad request for `{}`: {e}", u.path)))?;
-    let res = sender.send_request(req).await;
-    conn.abort();
-    let res = res.map_err(|e| HttpError::Fail(format!("no valid HTTP response: {e}")))?;
-    Ok(res.status().as_u16())
-}
-
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map(|b| {
-            b.dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth()
-        });
-    match config {
-        Ok(c) => tokio_rustls::TlsConnector::from(Arc::new(c)),
-        // The ring provider supports the default versions; keep a usable connector anyway.
-        Err(_) => tokio_rustls::TlsConnector::from(Arc::new(
-            rustls::ClientConfig::builder()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))))
-                .with_no_client_auth(),
-        )),
-    }
-}
-
-/// Accepts any certificate but still checks the handshake signatures (so the session is
-/// with the holder of the presented key). See the module doc for why.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
