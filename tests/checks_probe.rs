@@ -1,5 +1,7 @@
 //! Real probes against real listeners on 127.0.0.0/8 and a real DNS server on loopback.
 
+mod common;
+
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -188,49 +190,12 @@ async fn http_refused_fails_and_https_to_plain_server_fails() {
     assert!(p.detail.contains("TLS"), "{}", p.detail);
 }
 
-/// HTTPS on loopback with a self-signed certificate for `wrong.example` (it names neither
-/// the IP nor anything the check asks for).
+/// HTTPS on loopback with a self-signed certificate that names neither the IP nor anything
+/// the check asks for.
 async fn https_server(status: u16) -> SocketAddr {
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use std::sync::Arc;
-    let ck =
-        rcgen::generate_simple_self_signed(vec!["wrong.example".to_string()]).expect("certificate");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![ck.cert.der().clone()], key)
-    .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(s).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = tls.write_all(resp.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    addr
+    common::tls::https_server(move |_| (format!("{status} X"), String::new()))
+        .await
+        .addr
 }
 
 #[tokio::test]

@@ -471,3 +471,86 @@ async fn a_vcenter_that_stays_down_fails_the_vm_with_the_last_error() {
         "no VM was created while the source could not be powered off"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_wave_stops_vms_before_cutover_and_a_restart_resumes_them() {
+    let plan = load_plan("plans/quickstart.toml");
+    let mut slow = fault(FaultKind::SlowImport, "shop-app-01", FaultMode::Once);
+    slow.factor = Some(10_000.0);
+    let r = Rehearsal::start(scenario(&plan, 4000.0, vec![slow]), 0)
+        .await
+        .expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false;
+    let mut cancelled_sent = false;
+    let mut wave_done: Option<(usize, usize, usize)> = None;
+    let mut last: std::collections::BTreeMap<String, Step> = Default::default();
+    let mut restarted_import = false;
+    let mut deleted: BTreeSet<String> = BTreeSet::new();
+    interact(cfg, LIMIT, |ev| {
+        if let EventKind::Phase { step, .. } = &ev.kind {
+            if wave_done.is_none() {
+                last.insert(ev.vm.clone(), *step);
+            }
+        }
+        if let EventKind::Mutation {
+            verb, kind, name, ..
+        } = &ev.kind
+        {
+            if wave_done.is_none() && verb == "delete" && kind == "DataVolume" {
+                deleted.insert(name.clone());
+            }
+        }
+        match &ev.kind {
+            EventKind::Phase {
+                step: Step::Importing,
+                progress: Some(p),
+                ..
+            } if ev.vm == "shop-app-01" && *p > 0.0 && !cancelled_sent => {
+                cancelled_sent = true;
+                Reply::Send(EngineRequest::CancelWave("w1".into()))
+            }
+            EventKind::WaveDone {
+                verified,
+                failed,
+                cancelled,
+            } if wave_done.is_none() => {
+                wave_done = Some((*verified, *failed, *cancelled));
+                Reply::Send(EngineRequest::StartWave("w1".into()))
+            }
+            EventKind::Mutation {
+                kind, name, result, ..
+            } if wave_done.is_some()
+                && kind == "DataVolume"
+                && name == "shop-app-01-disk0"
+                && result == "created" =>
+            {
+                restarted_import = true;
+                Reply::Done
+            }
+            _ => Reply::Wait,
+        }
+    })
+    .await;
+    let (verified, failed, cancelled) = wave_done.expect("the cancelled wave reported");
+    assert_eq!(failed, 0);
+    assert!(cancelled >= 2, "app and web were before their cutover");
+    assert_eq!(verified + cancelled, 3);
+    assert!(restarted_import, "StartWave runs the cancelled VMs again");
+    // Before the restart: the cancelled VMs' imports were deleted, and their sources kept.
+    assert_eq!(last.get("shop-app-01"), Some(&Step::Cancelled));
+    assert_eq!(last.get("shop-web-01"), Some(&Step::Cancelled));
+    assert!(deleted.contains("shop-app-01-disk0"), "{deleted:?}");
+    assert_eq!(
+        r.controllers.world.find("shop-web-01").expect("src").power,
+        PowerState::On,
+        "a cancelled VM's source was never touched"
+    );
+    let vms = Api::<VirtualMachine>::namespaced(r.client(), "mig-quickstart");
+    for name in ["shop-app-01", "shop-web-01"] {
+        assert!(
+            vms.get_opt(name).await.expect("get").is_none(),
+            "{name} was cancelled before its cutover: no VirtualMachine"
+        );
+    }
+}

@@ -104,6 +104,40 @@ fn rollback_requires_typing_the_vm_name() {
 }
 
 #[test]
+fn cancelling_a_wave_requires_typing_its_name() {
+    let mut app = mid_wave();
+    assert!(press(&mut app, KeyCode::Char('C')).is_empty());
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("cancel asks first")
+    };
+    assert_eq!(c.type_to_confirm.as_deref(), Some("w1"));
+    assert!(c.body.iter().any(|l| l.contains("imports are deleted")));
+    press(&mut app, KeyCode::Esc);
+    assert!(app.popup.is_none(), "Esc keeps the wave going");
+    update(&mut app, Action::Command("cancel".into()));
+    type_text(&mut app, "w1");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        [Effect::Engine(EngineRequest::CancelWave("w1".into()))]
+    );
+    // The engine's answer: a cancelled VM reads as such, and is no longer in flight.
+    let before = app.in_flight();
+    app.apply_event(EngineEvent::phase(
+        "app-01",
+        "w1",
+        NOW + 1_000,
+        Step::Cancelled,
+        Status::Active,
+        None,
+        "wave cancelled before this VM's cutover",
+    ));
+    app.settle();
+    let v = app.vm_by_name("app-01").expect("app-01");
+    assert_eq!(wavelift::tui::view::widgets::status_word(v), "cancelled");
+    assert_eq!(app.in_flight(), before - 1);
+}
+
+#[test]
 fn dangerous_actions_ask_and_can_be_cancelled() {
     let mut app = mid_wave();
     select(&mut app, "db-01");
@@ -176,7 +210,7 @@ fn read_only_blocks_every_dangerous_action() {
     }
     app.settle();
     select(&mut app, "web-01");
-    for c in ['X', 'm', 'w', 'o'] {
+    for c in ['X', 'm', 'w', 'o', 'C'] {
         assert!(press(&mut app, KeyCode::Char(c)).is_empty(), "{c}");
         assert!(app.popup.is_none(), "{c} must not even ask");
         assert!(app.flash.as_deref().unwrap_or("").starts_with("read-only"));
@@ -185,6 +219,7 @@ fn read_only_blocks_every_dangerous_action() {
         "migrate db-01",
         "rollback web-01",
         "start",
+        "cancel",
         "poweroff app-02",
     ] {
         assert!(
@@ -400,6 +435,7 @@ fn engine_events_update_rows_checks_and_migrations() {
         kind: EventKind::WaveDone {
             verified: 5,
             failed: 1,
+            cancelled: 0,
         },
     });
     assert_eq!(app.waves[0].done, Some((5, 1)));

@@ -230,9 +230,18 @@ fn render_text(ev: &EngineEvent, tty: bool) -> Option<String> {
         EventKind::Log { level, message } => {
             Some(format!("{t} {:<20} {level:?}: {message}", ev.vm))
         }
-        EventKind::WaveDone { verified, failed } => Some(format!(
-            "{t} wave {} done: {verified} verified, {failed} failed",
-            ev.wave
+        EventKind::WaveDone {
+            verified,
+            failed,
+            cancelled,
+        } => Some(format!(
+            "{t} wave {} done: {verified} verified, {failed} failed{}",
+            ev.wave,
+            if *cancelled > 0 {
+                format!(", {cancelled} cancelled")
+            } else {
+                String::new()
+            }
         )),
         EventKind::Migration { name, phase, .. } => {
             Some(format!("{t} {:<20} migration {name}: {phase}", ev.vm))

@@ -29,9 +29,20 @@ pub enum Step {
     Verified,
     RollingBack,
     RolledBack,
+    /// The wave was cancelled before this VM reached its cutover: its imports are deleted
+    /// and its source was never touched.
+    Cancelled,
 }
 
 impl Step {
+    /// Steps before the cutover gate: the source VM has not been touched yet.
+    pub fn before_cutover(self) -> bool {
+        matches!(
+            self,
+            Step::Pending | Step::Preflight | Step::NetworkReady | Step::Importing | Step::Imported
+        )
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Step::Pending => "Pending",
@@ -47,6 +58,7 @@ impl Step {
             Step::Verified => "Verified",
             Step::RollingBack => "RollingBack",
             Step::RolledBack => "RolledBack",
+            Step::Cancelled => "Cancelled",
         }
     }
 }
@@ -126,6 +138,8 @@ pub struct Observed {
     pub source_power: Power,
     /// The operator confirmed a manual power-off.
     pub power_off_confirmed: bool,
+    /// A power-off call to vCenter is under way.
+    pub power_off_in_flight: bool,
     pub ip_guard: IpGuard,
     /// The VirtualMachine exists; `Some(true)` when its runStrategy runs it.
     pub vm_started: Option<bool>,
@@ -147,6 +161,9 @@ pub struct Observed {
 pub struct Control {
     pub paused: bool,
     pub rollback: bool,
+    /// The VM's wave was cancelled: VMs before their cutover stop and remove their imports;
+    /// VMs in or past it finish (stopping a cutover half-way is what rollback is for).
+    pub cancel: bool,
 }
 
 /// What the plan says about the VM, as far as decisions need it.
@@ -245,6 +262,22 @@ pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
     if ctl.rollback {
         return rollback(obs);
     }
+    let d = pipeline(ctx, obs, ctl);
+    // Still cancellable: before the gate, or at it while the source runs and no power-off
+    // was sent (a scripted `--confirm-power-off` counts as sent).
+    let source_touched = obs.source_power == Power::Off
+        || obs.power_off_in_flight
+        || (!ctx.power_off_by_api && obs.power_off_confirmed);
+    if ctl.cancel
+        && (d.phase.step.before_cutover() || (d.phase.step == Step::CutoverGate && !source_touched))
+    {
+        return cancel(obs);
+    }
+    d
+}
+
+/// The pipeline proper: the furthest step the cluster shows, and what comes next.
+fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
     let vmi_failed = obs.vmi_phase.as_deref() == Some("Failed");
     let vmi_running = obs.vmi_phase.as_deref() == Some("Running");
 
@@ -398,6 +431,20 @@ fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> 
             vec![],
         ),
         IpGuard::Silent => decision(step, Status::Active, vec![next]),
+    }
+}
+
+/// A cancelled VM before its cutover: its DataVolumes (labelled for it) are deleted, which
+/// stops the imports; the source runs on untouched.
+fn cancel(obs: &Observed) -> Decision {
+    if obs.disks.iter().any(|d| *d != DiskObs::Absent) {
+        decision(
+            Step::Cancelled,
+            Status::Active,
+            vec![Command::DeleteDataVolumes],
+        )
+    } else {
+        decision(Step::Cancelled, Status::Active, vec![])
     }
 }
 
@@ -746,7 +793,7 @@ mod tests {
     fn pause_holds_new_work_but_keeps_observing() {
         let paused = Control {
             paused: true,
-            rollback: false,
+            ..Control::default()
         };
         for o in [
             fresh(),
@@ -778,10 +825,120 @@ mod tests {
     }
 
     #[test]
+    fn cancel_stops_vms_before_their_cutover_and_removes_their_imports() {
+        let cancel = Control {
+            cancel: true,
+            ..Control::default()
+        };
+        // Importing: the DataVolumes go, nothing else happens.
+        let importing = Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            import_slot: true,
+            disks: vec![
+                DiskObs::Succeeded,
+                DiskObs::Importing {
+                    phase: "ImportInProgress".into(),
+                    progress: Some(0.5),
+                },
+            ],
+            ..fresh()
+        };
+        let d = decide(&ctx(), &importing, cancel);
+        assert_eq!(d.phase.step, Step::Cancelled);
+        assert_eq!(d.commands, vec![Command::DeleteDataVolumes]);
+        assert!(!d.wants_import_slot && !d.wants_cutover_slot);
+        // Imported, waiting for a slot, and not started at all: cancelled as they are.
+        for o in [
+            Observed {
+                disks: vec![DiskObs::Absent, DiskObs::Absent],
+                ..fresh()
+            },
+            fresh(),
+        ] {
+            let d = decide(&ctx(), &o, cancel);
+            assert_eq!(
+                (d.phase.step, d.commands.clone()),
+                (Step::Cancelled, vec![]),
+                "{o:?}"
+            );
+        }
+        let d = decide(&ctx(), &imported(), cancel);
+        assert_eq!(d.phase.step, Step::Cancelled);
+        assert_eq!(d.commands, vec![Command::DeleteDataVolumes]);
+        // Manual power-off not confirmed yet: the source is untouched, still cancellable.
+        let manual = VmContext {
+            power_off_by_api: false,
+            ..ctx()
+        };
+        let at_gate = Observed {
+            cutover_slot: true,
+            source_power: Power::Unknown,
+            ..imported()
+        };
+        assert_eq!(
+            decide(&manual, &at_gate, Control::default()).commands,
+            vec![Command::AskPowerOff]
+        );
+        assert_eq!(
+            decide(&manual, &at_gate, cancel).phase.step,
+            Step::Cancelled
+        );
+        // The API's power-off not sent yet (the source runs): cancellable too.
+        let api_gate = Observed {
+            source_power: Power::On,
+            ..at_gate.clone()
+        };
+        assert_eq!(
+            decide(&ctx(), &api_gate, Control::default()).commands,
+            vec![Command::PowerOffSource]
+        );
+        assert_eq!(
+            decide(&ctx(), &api_gate, cancel).phase.step,
+            Step::Cancelled
+        );
+    }
+
+    #[test]
+    fn cancel_lets_a_cutover_in_progress_finish() {
+        let cancel = Control {
+            cancel: true,
+            ..Control::default()
+        };
+        // Source powered off by the API: the cutover goes on.
+        let at_gate = Observed {
+            cutover_slot: true,
+            source_power: Power::Off,
+            ..imported()
+        };
+        assert_eq!(
+            decide(&ctx(), &at_gate, cancel),
+            decide(&ctx(), &at_gate, Control::default())
+        );
+        // A power-off under way: the cutover goes on (the call's answer decides the rest).
+        let sending = Observed {
+            cutover_slot: true,
+            source_power: Power::On,
+            power_off_in_flight: true,
+            ..imported()
+        };
+        assert_eq!(
+            decide(&ctx(), &sending, cancel).phase.step,
+            Step::CutoverGate
+        );
+        let booting = Observed {
+            vm_started: Some(true),
+            vmi_phase: Some("Scheduling".into()),
+            ..imported()
+        };
+        assert_eq!(decide(&ctx(), &booting, cancel).phase.step, Step::Booting);
+    }
+
+    #[test]
     fn rollback_deletes_then_powers_the_source_on() {
         let rb = Control {
-            paused: false,
             rollback: true,
+            ..Control::default()
         };
         let o = Observed {
             vm_started: Some(true),

@@ -72,8 +72,12 @@ pub enum EventKind {
     },
     /// Free-form log line.
     Log { level: LogLevel, message: String },
-    /// The wave finished (every VM verified, failed or rolled back).
-    WaveDone { verified: usize, failed: usize },
+    /// The wave finished (every VM verified, failed, rolled back or cancelled).
+    WaveDone {
+        verified: usize,
+        failed: usize,
+        cancelled: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,6 +94,10 @@ pub enum EngineRequest {
     StartWave(String),
     PauseWave(String),
     ResumeWave(String),
+    /// Stop the wave: VMs before their cutover stop and their imports are deleted (the
+    /// sources run on, untouched); VMs already in their cutover finish it. The next queued
+    /// wave does not start. `StartWave` runs the wave again.
+    CancelWave(String),
     RetryVm(String),
     RollbackVm(String),
     ConfirmPowerOff(String),

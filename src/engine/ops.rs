@@ -12,8 +12,8 @@ use crate::cluster::labels;
 use crate::cluster::resources::{
     DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
 };
-use crate::plan::{NetworkModel, Plan, Vm};
-use crate::source::SourceOps;
+use crate::plan::{NetworkModel, Plan, PowerOff, Vm};
+use crate::source::{SourceOps, SourcePower};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -83,7 +83,8 @@ impl Ops {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
     Nothing,
-    Preflight(Gate),
+    /// The preflight's verdict, and the source VM's power state when vCenter was asked.
+    Preflight(Gate, Option<Power>),
     Power(Power),
     IpGuard(IpGuard),
     Checks(Gate, Vec<CheckResult>),
@@ -184,7 +185,10 @@ impl Ops {
     pub async fn execute(&self, vm: &Vm, cmd: &Command) -> Result<Update, String> {
         let ns = self.ns().to_string();
         match cmd {
-            Command::RunPreflight => Ok(Update::Preflight(self.preflight(vm).await)),
+            Command::RunPreflight => {
+                let (gate, power) = self.preflight(vm).await;
+                Ok(Update::Preflight(gate, power))
+            }
             Command::ApplyNetworks => {
                 if self.plan.model_of(vm) == NetworkModel::L3 {
                     return Ok(Update::Nothing);
@@ -569,11 +573,24 @@ impl Ops {
             .map(|s| s.as_str())
     }
 
-    /// Preflight for one VM: the plan-wide facts, then a server-side dry run of every
-    /// object the VM needs (each shared network once per run). All problems in one answer.
-    async fn preflight(&self, vm: &Vm) -> Gate {
+    /// Preflight for one VM: the plan-wide facts, the source VM in vCenter (when wavelift
+    /// powers it off: it must exist, and its power state tells a resumed run whether an
+    /// earlier one already powered it off), then a server-side dry run of every object the
+    /// VM needs (each shared network once per run). All problems in one answer.
+    async fn preflight(&self, vm: &Vm) -> (Gate, Option<Power>) {
         let facts = self.cluster_facts().await;
         let mut problems = facts.global.clone();
+        let mut power = None;
+        if self.plan.source.power_off == PowerOff::VsphereApi {
+            if let Some(src) = &self.source {
+                let uuid = vm.source_id.as_ref().map(|u| u.as_str());
+                match src.power_state(vm.name.as_str(), uuid).await {
+                    Ok(SourcePower::On) => power = Some(Power::On),
+                    Ok(SourcePower::Off) => power = Some(Power::Off),
+                    Err(e) => problems.push(format!("source VM: {e}")),
+                }
+            }
+        }
         let classes: BTreeSet<&str> = vm
             .disks
             .iter()
@@ -623,11 +640,12 @@ impl Ops {
                 }
             }
         }
-        if problems.is_empty() {
+        let gate = if problems.is_empty() {
             Gate::Passed
         } else {
             Gate::Failed(problems.join("; "))
-        }
+        };
+        (gate, power)
     }
 }
 

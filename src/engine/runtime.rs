@@ -63,6 +63,7 @@ pub struct RunSummary {
     pub verified: Vec<String>,
     pub failed: Vec<(String, String)>,
     pub rolled_back: Vec<String>,
+    pub cancelled: Vec<String>,
     pub dry_run_ok: Vec<String>,
     pub unfinished: Vec<String>,
 }
@@ -346,7 +347,7 @@ async fn run(
             let obs = observe(&plan, &stores, r, &runs);
             let mut d = decide(&r.ctx, &obs, r.control);
             if let Some((step, why)) = &r.failed {
-                if !r.control.rollback {
+                if !r.control.rollback && !r.control.cancel {
                     d = Decision {
                         phase: Phase {
                             step: *step,
@@ -619,6 +620,7 @@ async fn run(
             }
             let mut verified = 0;
             let mut failed = 0;
+            let mut cancelled = 0;
             let mut open = 0;
             for r in runs
                 .iter()
@@ -626,6 +628,11 @@ async fn run(
             {
                 match r.last.as_ref().map(|p| (p.step, &p.status)) {
                     Some((Step::Verified, _)) | Some((Step::RolledBack, _)) => verified += 1,
+                    Some((Step::Cancelled, Status::Active))
+                        if r.in_flight.is_empty() && !r.control.rollback =>
+                    {
+                        cancelled += 1
+                    }
                     Some((Step::Preflight, Status::Active))
                         if cfg.dry_run && r.mem.preflight == Gate::Passed =>
                     {
@@ -642,10 +649,14 @@ async fn run(
                         vm: String::new(),
                         wave: w.clone(),
                         at_ms: now_ms(),
-                        kind: EventKind::WaveDone { verified, failed },
+                        kind: EventKind::WaveDone {
+                            verified,
+                            failed,
+                            cancelled,
+                        },
                     })
                     .await;
-                if failed == 0 && !queue.is_empty() {
+                if failed == 0 && cancelled == 0 && !queue.is_empty() {
                     active_waves.push(queue.remove(0));
                     all_done = false;
                     slots_changed = true; // a new wave: decide again at once
@@ -667,7 +678,15 @@ async fn run(
             Some(msg) = msg_rx.recv() => handle_msg(&mut runs, msg, &events, &plan, &msg_tx, cfg.guard_interval).await,
             req = requests.recv() => match req {
                 None | Some(EngineRequest::Shutdown) => break,
-                Some(req) => handle_request(&mut runs, req, &mut active_waves, &ops, &plan, &events).await,
+                Some(req) => {
+                    // A cancelled wave started again finishes (and reports) again.
+                    if let EngineRequest::StartWave(w) = &req {
+                        if runs.iter().any(|r| *plan.vms[r.idx].wave == *w && r.control.cancel) {
+                            finished_waves.remove(w);
+                        }
+                    }
+                    handle_request(&mut runs, req, &mut active_waves, &ops, &plan, &events).await
+                }
             },
         }
         // Coalesce bursts: drain what is already queued before deciding again.
@@ -688,6 +707,7 @@ async fn run(
         match r.last.as_ref().map(|p| (p.step, p.status.clone())) {
             Some((Step::Verified, _)) => s.verified.push(name),
             Some((Step::RolledBack, _)) => s.rolled_back.push(name),
+            Some((Step::Cancelled, _)) => s.cancelled.push(name),
             Some((_, Status::Failed(why))) => s.failed.push((name, why)),
             Some((Step::Preflight, Status::Active))
                 if cfg.dry_run && r.mem.preflight == Gate::Passed =>
@@ -730,6 +750,9 @@ fn describe(p: &Phase, dry_run: bool) -> String {
             Step::Verified => "every check passed".into(),
             Step::RollingBack => "rolling back".into(),
             Step::RolledBack => "rolled back: source powered on".into(),
+            Step::Cancelled => {
+                "wave cancelled before this VM's cutover: imports deleted, source untouched".into()
+            }
         },
     }
 }
@@ -802,6 +825,7 @@ fn observe(plan: &Plan, st: &Stores, r: &VmRun, all: &[VmRun]) -> Observed {
         disks,
         source_power: r.mem.source_power,
         power_off_confirmed: r.mem.power_off_confirmed,
+        power_off_in_flight: r.in_flight.contains(&Command::PowerOffSource),
         ip_guard: r.mem.ip_guard.clone(),
         vm_started,
         vmi_phase: vmi_status.as_ref().and_then(|s| s.phase.clone()),
@@ -848,7 +872,12 @@ async fn handle_msg(
                     r.done.insert(cmd.clone());
                     match update {
                         Update::Nothing => {}
-                        Update::Preflight(g) => r.mem.preflight = g,
+                        Update::Preflight(g, power) => {
+                            r.mem.preflight = g;
+                            if let Some(p) = power {
+                                r.mem.source_power = p;
+                            }
+                        }
                         Update::Power(p) => r.mem.source_power = p,
                         Update::IpGuard(g) => {
                             if let IpGuard::Answering(why) = &g {
@@ -927,15 +956,47 @@ async fn handle_request(
                         format!("no wave `{w}` in the plan"),
                     ))
                     .await;
-            } else if !active.contains(&w) {
-                active.push(w.clone());
+            } else {
+                let again = active.contains(&w);
+                let mut uncancelled = false;
                 for r in runs.iter_mut().filter(|r| *plan.vms[r.idx].wave == w) {
                     r.control.paused = false;
+                    uncancelled |= std::mem::take(&mut r.control.cancel);
                 }
-                let _ = events
-                    .send(log("", LogLevel::Info, format!("wave {w} started")))
-                    .await;
+                if !again {
+                    active.push(w.clone());
+                }
+                if !again || uncancelled {
+                    let _ = events
+                        .send(log("", LogLevel::Info, format!("wave {w} started")))
+                        .await;
+                }
             }
+        }
+        EngineRequest::CancelWave(w) => {
+            if plan.wave(&w).is_none() {
+                let _ = events
+                    .send(log(
+                        "",
+                        LogLevel::Error,
+                        format!("no wave `{w}` in the plan"),
+                    ))
+                    .await;
+                return;
+            }
+            for r in runs.iter_mut().filter(|r| *plan.vms[r.idx].wave == w) {
+                r.control.cancel = true;
+                r.control.paused = false;
+            }
+            let _ = events
+                .send(log(
+                    "",
+                    LogLevel::Warn,
+                    format!(
+                        "wave {w} cancelled: VMs before their cutover stop and their imports are deleted; cutovers in progress finish"
+                    ),
+                ))
+                .await;
         }
         EngineRequest::PauseWave(w) | EngineRequest::ResumeWave(w) => {
             let pause = plan.wave(&w).is_some() && paused_request;

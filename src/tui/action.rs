@@ -34,6 +34,7 @@ pub enum Action {
     // operator actions on the engine
     StartWave,
     TogglePause,
+    CancelWave,
     RetryVm,
     RollbackVm,
     ConfirmPowerOff,
@@ -312,6 +313,10 @@ fn normal_action(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                 .is_some_and(|w| w.paused);
             set_paused(app, &wave, !paused, fx);
         }
+        Action::CancelWave => {
+            let wave = target_wave(app);
+            cancel_wave(app, wave);
+        }
         Action::RetryVm => with_selected(app, |app, vm| retry(app, vm, fx)),
         Action::RunChecks => with_selected(app, |app, vm| {
             fx.push(Effect::Engine(EngineRequest::RunChecks(vm.clone())));
@@ -341,7 +346,11 @@ fn run_command(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
     };
     let dangerous = matches!(
         cmd,
-        Command::Start | Command::Rollback(_) | Command::PowerOff(_) | Command::Migrate(_)
+        Command::Start
+            | Command::Cancel
+            | Command::Rollback(_)
+            | Command::PowerOff(_)
+            | Command::Migrate(_)
     );
     if dangerous && app.read_only {
         app.flash = Some(format!("read-only: `:{}` is disabled", line.trim()));
@@ -360,6 +369,10 @@ fn run_command(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
         Command::Start => {
             let w = app.wave_name().to_string();
             ask(app, Pending::StartWave(w));
+        }
+        Command::Cancel => {
+            let w = app.wave_name().to_string();
+            cancel_wave(app, w);
         }
         Command::Pause | Command::Resume => {
             let w = app.wave_name().to_string();
@@ -409,6 +422,16 @@ fn ask(app: &mut App, op: Pending) {
                 None,
             )
         }
+        Pending::CancelWave(w) => (
+            format!("Cancel wave {w}?"),
+            vec![
+                "VMs before their cutover stop; their imports are deleted".to_string(),
+                "and their source VMs keep running, untouched.".to_string(),
+                "VMs already in their cutover finish it (roll one back with X).".to_string(),
+                format!("Type `{w}` and press Enter to confirm, Esc to keep going."),
+            ],
+            Some(w.clone()),
+        ),
         Pending::Rollback(vm) => (
             format!("Roll back {vm}?"),
             vec![
@@ -484,6 +507,15 @@ fn execute(app: &mut App, op: Pending, fx: &mut Vec<Effect>) {
                 format!("starting wave {w}"),
             )
         }
+        Pending::CancelWave(w) => {
+            if let Some(x) = app.waves.iter_mut().find(|x| x.name == w) {
+                x.paused = false;
+            }
+            (
+                EngineRequest::CancelWave(w.clone()),
+                format!("cancelling wave {w}"),
+            )
+        }
         Pending::Rollback(vm) => (
             EngineRequest::RollbackVm(vm.clone()),
             format!("rolling back {vm}"),
@@ -506,6 +538,14 @@ fn quit(app: &mut App, fx: &mut Vec<Effect>) {
         ask(app, Pending::Quit);
     } else {
         execute(app, Pending::Quit, fx);
+    }
+}
+
+fn cancel_wave(app: &mut App, wave: String) {
+    if app.waves.iter().any(|w| w.name == wave && w.started) {
+        ask(app, Pending::CancelWave(wave));
+    } else {
+        app.flash = Some(format!("wave {wave} has not started: nothing to cancel"));
     }
 }
 

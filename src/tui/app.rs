@@ -14,8 +14,8 @@ use crate::engine::{EngineEvent, EventKind, LogLevel, Status, Step};
 use crate::plan::{NetworkModel, Plan};
 
 /// Number of [`Step`] variants (used to index per-step arrays).
-pub const STEP_COUNT: usize = 13;
-/// Every step, in pipeline order, followed by the rollback steps.
+pub const STEP_COUNT: usize = 14;
+/// Every step, in pipeline order, followed by the rollback steps and `Cancelled`.
 pub const STEPS: [Step; STEP_COUNT] = [
     Step::Pending,
     Step::Preflight,
@@ -30,6 +30,7 @@ pub const STEPS: [Step; STEP_COUNT] = [
     Step::Verified,
     Step::RollingBack,
     Step::RolledBack,
+    Step::Cancelled,
 ];
 /// Log lines kept in memory.
 pub const LOG_CAPACITY: usize = 2_000;
@@ -319,8 +320,10 @@ pub struct VmState {
 impl VmState {
     /// Whether the engine is working on this VM (not pending, finished, or failed).
     pub fn in_flight(&self) -> bool {
-        !matches!(self.step, Step::Pending | Step::Verified | Step::RolledBack)
-            && !matches!(self.status, Status::Failed(_))
+        !matches!(
+            self.step,
+            Step::Pending | Step::Verified | Step::RolledBack | Step::Cancelled
+        ) && !matches!(self.status, Status::Failed(_))
     }
 
     pub fn failed(&self) -> bool {
@@ -435,6 +438,7 @@ pub enum InputMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
     StartWave(String),
+    CancelWave(String),
     Rollback(String),
     ConfirmPowerOff(String),
     Migrate(String),
@@ -979,7 +983,11 @@ impl App {
                 );
             }
             EventKind::Log { level, message } => self.push_log(at_ms, level, vm, message),
-            EventKind::WaveDone { verified, failed } => {
+            EventKind::WaveDone {
+                verified,
+                failed,
+                cancelled,
+            } => {
                 if let Some(w) = self.waves.iter_mut().find(|w| w.name == wave) {
                     w.done = Some((verified, failed));
                 }
@@ -992,7 +1000,11 @@ impl App {
                     at_ms,
                     level,
                     String::new(),
-                    format!("wave {wave} done: {verified} verified, {failed} failed"),
+                    if cancelled > 0 {
+                        format!("wave {wave} cancelled: {verified} verified, {failed} failed, {cancelled} cancelled")
+                    } else {
+                        format!("wave {wave} done: {verified} verified, {failed} failed")
+                    },
                 );
             }
         }

@@ -13,6 +13,7 @@ pub enum Command {
     Start,
     Pause,
     Resume,
+    Cancel,
     Retry(String),
     Rollback(String),
     PowerOff(String),
@@ -55,6 +56,12 @@ pub const COMMANDS: &[(&str, &[&str], Arg, &str)] = &[
     ),
     ("pause", &[], Arg::None, "pause the current wave"),
     ("resume", &[], Arg::None, "resume the current wave"),
+    (
+        "cancel",
+        &[],
+        Arg::None,
+        "cancel the current wave (type its name to confirm)",
+    ),
     ("retry", &[], Arg::Vm, "retry a failed VM: `:retry NAME`"),
     (
         "rollback",
@@ -157,6 +164,7 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
         "start" => Command::Start,
         "pause" => Command::Pause,
         "resume" => Command::Resume,
+        "cancel" => Command::Cancel,
         "retry" => Command::Retry(vm()?),
         "rollback" => Command::Rollback(vm()?),
         "poweroff" => Command::PowerOff(vm()?),

@@ -354,6 +354,16 @@ pub const BINDINGS: &[Binding] = &[
         true
     ),
     bind!(
+        &[k('C')],
+        "C",
+        "cancel",
+        Action::CancelWave,
+        "cancel the wave before cutovers (type its name)",
+        WAVE_VIEWS,
+        true,
+        false
+    ),
+    bind!(
         &[k('r')],
         "r",
         "retry",

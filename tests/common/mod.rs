@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod serve;
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -108,8 +108,8 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
         };
         lines.push(Line::from(vec![
             Span::styled(format!(" {label:<12}"), t.style(Widget::KeyHint)),
-            Span::raw(format!("{desc:<56}")),
-            Span::styled(format!(" {views:<24}"), t.style(Widget::Footer)),
+            Span::raw(format!("{desc:<55}")),
+            Span::styled(format!(" {views:<21} "), t.style(Widget::Footer)),
             Span::styled(note.to_string(), note_style),
         ]));
     }

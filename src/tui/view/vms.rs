@@ -240,8 +240,11 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
         if rb && !rollback {
             continue;
         }
+        if *step == Step::Cancelled && v.step != Step::Cancelled {
+            continue;
+        }
         let cell: [Span; 3] = match v.entered[k] {
-            None if *step < v.step && !rb => [
+            None if *step < v.step && !rb && v.step != Step::Cancelled => [
                 Span::styled("  ✓ ", muted),
                 Span::styled(format!("{:<13}", step.label()), muted),
                 Span::raw(" ".repeat(CELL - 17)),
@@ -257,7 +260,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
                     .filter_map(|s| v.entered[step_index(*s)])
                     .find(|&x| x >= at);
                 let current = *step == v.step;
-                let finished = matches!(*step, Step::Verified | Step::RolledBack);
+                let finished = matches!(*step, Step::Verified | Step::RolledBack | Step::Cancelled);
                 let (mark, mstyle) = if current && v.failed() {
                     ("  ✗ ", t.style(Widget::StatusFail))
                 } else if current && !finished {

@@ -54,7 +54,7 @@ pub fn vm_style(theme: &Theme, vm: &VmState) -> Style {
     match (&vm.status, vm.step) {
         (Status::Failed(_), _) => theme.style(Widget::StatusFail),
         (Status::Blocked(_), _) => theme.style(Widget::LogWarn),
-        (Status::Paused, _) | (_, Step::Pending) | (_, Step::RolledBack) => {
+        (Status::Paused, _) | (_, Step::Pending) | (_, Step::RolledBack) | (_, Step::Cancelled) => {
             theme.style(Widget::StatusPending)
         }
         (_, Step::Verified) => theme.style(Widget::StatusOk),
@@ -66,6 +66,7 @@ pub fn vm_style(theme: &Theme, vm: &VmState) -> Style {
 pub fn status_word(vm: &VmState) -> &'static str {
     match &vm.status {
         Status::Active if matches!(vm.step, Step::Verified | Step::RolledBack) => "done",
+        Status::Active if vm.step == Step::Cancelled => "cancelled",
         Status::Active if vm.step == Step::Pending => "pending",
         Status::Active => "active",
         Status::Waiting(_) => "waiting",
