@@ -20,6 +20,7 @@ pub mod http1;
 pub mod inventory;
 pub mod logging;
 pub mod plan;
+pub mod retry;
 pub mod sim;
 pub mod source;
 pub mod tui;

@@ -3,6 +3,7 @@
 //! the engine (issue 4).
 
 pub mod build;
+pub mod call;
 pub mod client;
 pub mod labels;
 pub mod resources;

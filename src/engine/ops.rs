@@ -8,6 +8,7 @@ use crate::checks::probe::Prober;
 use crate::checks::result::CheckResult;
 use crate::checks::runner::{self, Observations, RunSettings};
 use crate::cluster::build;
+use crate::cluster::call::call;
 use crate::cluster::labels;
 use crate::cluster::resources::{
     DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
@@ -32,8 +33,9 @@ pub struct Ops {
     pub prober: Arc<dyn Prober>,
     pub dry_run: bool,
     pub events: mpsc::Sender<EngineEvent>,
-    /// Missing CRDs found by discovery at start (empty: all present).
-    pub missing_crds: Vec<String>,
+    /// Missing CRDs found by discovery at start (empty: all present), or why discovery
+    /// failed.
+    pub missing_crds: Result<Vec<String>, String>,
     /// The engine's view of VMIs (checks read the guest agent's report from it).
     pub vmis: Option<Store<VirtualMachineInstance>>,
     cluster_facts: OnceCell<ClusterFacts>,
@@ -59,7 +61,7 @@ impl Ops {
         prober: Arc<dyn Prober>,
         dry_run: bool,
         events: mpsc::Sender<EngineEvent>,
-        missing_crds: Vec<String>,
+        missing_crds: Result<Vec<String>, String>,
         vmis: Option<Store<VirtualMachineInstance>>,
     ) -> Ops {
         let names: Vec<String> = plan.networks.iter().map(|n| n.name.value.clone()).collect();
@@ -163,7 +165,8 @@ impl Ops {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        match api.create(&self.post(), obj).await {
+        let pp = self.post();
+        match call(&format!("create {kind} {name}"), || api.create(&pp, obj)).await {
             Ok(_) => {
                 self.journal(vm, "create", kind, name, "created").await;
                 Ok(())
@@ -258,8 +261,7 @@ impl Ops {
             Command::RunChecks => Ok(self.checks(vm).await),
             Command::DeleteVm => {
                 let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
-                match api
-                    .get_opt(vm.name.as_str())
+                match call("get VirtualMachine", || api.get_opt(vm.name.as_str()))
                     .await
                     .map_err(|e| api_msg(&e))?
                 {
@@ -269,7 +271,11 @@ impl Ops {
                         } else {
                             DeleteParams::default()
                         };
-                        match api.delete(vm.name.as_str(), &dp).await {
+                        match call("delete VirtualMachine", || {
+                            api.delete(vm.name.as_str(), &dp)
+                        })
+                        .await
+                        {
                             Ok(_) => {
                                 self.journal(
                                     vm,
@@ -308,10 +314,13 @@ impl Ops {
                     Api::namespaced(self.client.clone(), self.ns());
                 let nad = build::network_attachment(&self.plan, net);
                 let pp = PatchParams::apply(labels::FIELD_MANAGER).force().dry_run();
-                api.patch(name, &pp, &Patch::Apply(&nad))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("NetworkAttachmentDefinition {name}: {}", api_msg(&e)))
+                let patch = Patch::Apply(&nad);
+                call("dry-run NetworkAttachmentDefinition", || {
+                    api.patch(name, &pp, &patch)
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("NetworkAttachmentDefinition {name}: {}", api_msg(&e)))
             })
             .await
             .clone(),
@@ -330,7 +339,13 @@ impl Ops {
             let api: Api<NetworkAttachmentDefinition> =
                 Api::namespaced(self.client.clone(), self.ns());
             let nad = build::network_attachment(&self.plan, net);
-            match api.patch(name, &self.apply(), &Patch::Apply(&nad)).await {
+            let pp = self.apply();
+            let patch = Patch::Apply(&nad);
+            match call("apply NetworkAttachmentDefinition", || {
+                api.patch(name, &pp, &patch)
+            })
+            .await
+            {
                 Ok(_) => {
                     self.journal(vm, "apply", "NetworkAttachmentDefinition", name, "applied")
                         .await;
@@ -361,7 +376,9 @@ impl Ops {
             self.plan.meta.name.as_str(),
             vm.name.as_str(),
         ));
-        let list = api.list(&lp).await.map_err(|e| api_msg(&e))?;
+        let list = call("list DataVolumes", || api.list(&lp))
+            .await
+            .map_err(|e| api_msg(&e))?;
         for dv in list.items {
             let failed = dv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
             if failed_only && !failed {
@@ -373,7 +390,7 @@ impl Ops {
             } else {
                 DeleteParams::default()
             };
-            match api.delete(&name, &dp).await {
+            match call("delete DataVolume", || api.delete(&name, &dp)).await {
                 Ok(_) => {
                     self.journal(vm, "delete", "DataVolume", &name, "deleted")
                         .await
@@ -388,13 +405,15 @@ impl Ops {
     /// `PUT /apis/subresources.kubevirt.io/v1/namespaces/NS/virtualmachines/NAME/start`.
     async fn start_vm(&self, vm: &Vm) -> Result<(), String> {
         use crate::cluster::subresource::{put, VmAction};
-        match put(
-            &self.client,
-            self.ns(),
-            vm.name.as_str(),
-            VmAction::Start,
-            self.dry_run,
-        )
+        match call("start VirtualMachine", || {
+            put(
+                &self.client,
+                self.ns(),
+                vm.name.as_str(),
+                VmAction::Start,
+                self.dry_run,
+            )
+        })
         .await
         {
             Ok(_) => {
@@ -474,7 +493,12 @@ impl Ops {
             None => {
                 let api: Api<VirtualMachineInstance> =
                     Api::namespaced(self.client.clone(), self.ns());
-                api.get_opt(vm.name.as_str()).await.ok().flatten()
+                call("get VirtualMachineInstance", || {
+                    api.get_opt(vm.name.as_str())
+                })
+                .await
+                .ok()
+                .flatten()
             }
         };
         if let Some(v) = vmi.and_then(|v| serde_json::to_value(&v).ok()) {
@@ -510,21 +534,23 @@ impl Ops {
     async fn cluster_facts(&self) -> &ClusterFacts {
         self.cluster_facts
             .get_or_init(|| async {
-                let mut global: Vec<String> = self
-                    .missing_crds
-                    .iter()
-                    .map(|c| format!("CRD {c} is not installed"))
-                    .collect();
+                let mut global: Vec<String> = match &self.missing_crds {
+                    Ok(missing) => missing
+                        .iter()
+                        .map(|c| format!("CRD {c} is not installed"))
+                        .collect(),
+                    Err(e) => vec![format!("cannot tell which CRDs are installed: {e}")],
+                };
                 let ns = self.ns().to_string();
                 let nss: Api<Namespace> = Api::all(self.client.clone());
-                match nss.get_opt(&ns).await {
+                match call("get Namespace", || nss.get_opt(&ns)).await {
                     Ok(Some(_)) => {}
                     Ok(None) => global.push(format!("namespace {ns} does not exist")),
                     Err(e) => global.push(format!("namespace {ns}: {}", api_msg(&e))),
                 }
                 if let Some(sec) = &self.plan.source.credentials_secret {
                     let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
-                    match secrets.get_opt(sec.as_str()).await {
+                    match call("get Secret", || secrets.get_opt(sec.as_str())).await {
                         Ok(Some(_)) => {}
                         Ok(None) => {
                             global.push(format!("Secret {ns}/{} does not exist", sec.value))
@@ -542,7 +568,7 @@ impl Ops {
                     .filter_map(|d| self.storage_class(d))
                     .collect();
                 for sc in classes {
-                    match scs.get_opt(sc).await {
+                    match call("get StorageClass", || scs.get_opt(sc)).await {
                         Ok(Some(_)) => {}
                         Ok(None) => {
                             bad_classes.insert(
@@ -618,7 +644,7 @@ impl Ops {
             }
             let dvs: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
             for dv in build::data_volumes(&self.plan, vm) {
-                match dvs.create(&dry, &dv).await {
+                match call("dry-run DataVolume", || dvs.create(&dry, &dv)).await {
                     Ok(_) => {}
                     Err(e) if is_code(&e, 409) => {}
                     Err(e) => problems.push(format!(
@@ -629,10 +655,8 @@ impl Ops {
                 }
             }
             let vms: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
-            match vms
-                .create(&dry, &build::virtual_machine(&self.plan, vm))
-                .await
-            {
+            let obj = build::virtual_machine(&self.plan, vm);
+            match call("dry-run VirtualMachine", || vms.create(&dry, &obj)).await {
                 Ok(_) => {}
                 Err(e) if is_code(&e, 409) => {}
                 Err(e) => {
@@ -672,7 +696,7 @@ pub async fn missing_crds(client: &Client) -> Result<Vec<String>, String> {
     let mut missing = Vec::new();
     for (group, version, plural) in need {
         let gv = format!("{group}/{version}");
-        match client.list_api_group_resources(&gv).await {
+        match call("discovery", || client.list_api_group_resources(&gv)).await {
             Ok(list) if list.resources.iter().any(|r| r.name == plural) => {}
             Ok(_) => missing.push(format!("{plural}.{group}")),
             Err(e) if is_code(&e, 404) => missing.push(format!("{plural}.{group}")),

@@ -243,22 +243,22 @@ async fn run(
         at_ms: now_ms(),
         kind: EventKind::Log { level, message },
     };
-    let missing_crds = match super::ops::missing_crds(c).await {
-        Ok(m) => m,
+    let missing_crds = super::ops::missing_crds(c).await;
+    match &missing_crds {
         Err(e) => {
             let _ = events
                 .send(log(LogLevel::Error, format!("discovery failed: {e}")))
                 .await;
-            vec![format!("(discovery failed: {e})")]
         }
-    };
-    if !missing_crds.is_empty() {
-        let _ = events
-            .send(log(
-                LogLevel::Error,
-                format!("missing CRDs: {}", missing_crds.join(", ")),
-            ))
-            .await;
+        Ok(m) if !m.is_empty() => {
+            let _ = events
+                .send(log(
+                    LogLevel::Error,
+                    format!("missing CRDs: {}", m.join(", ")),
+                ))
+                .await;
+        }
+        Ok(_) => {}
     }
     // Wait until every watcher listed once, so the first decisions see the cluster as it is.
     let ready = async {

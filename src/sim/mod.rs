@@ -94,9 +94,14 @@ pub struct SimServer {
 pub struct ApiFaults {
     /// 0.0–1.0.
     pub error_rate: f64,
+    /// The status the injected errors answer with: 500 (the default), 429, 502, 503 or 504.
+    pub error_code: u16,
     pub latency: Duration,
     pub seed: u64,
 }
+
+/// Header on the simulated controllers' requests (see [`SimHandle::controller_client`]).
+pub const CONTROLLER_HEADER: &str = "x-wavelift-sim-controller";
 
 /// What the API server served (the engine benchmark counts requests per VM with it).
 #[derive(Debug, Default)]
@@ -164,11 +169,27 @@ impl SimHandle {
 
     /// A kube client talking to this sim over plain HTTP.
     pub fn client(&self) -> kube::Client {
+        self.client_with(Vec::new())
+    }
+
+    /// The client of the simulated controllers (CDI, KubeVirt). Its requests carry
+    /// [`CONTROLLER_HEADER`], and injected API errors spare them: the faults model the API
+    /// server as wavelift sees it, while real CDI and KubeVirt controllers requeue on errors
+    /// of their own.
+    pub fn controller_client(&self) -> kube::Client {
+        self.client_with(vec![(
+            http::HeaderName::from_static(CONTROLLER_HEADER),
+            http::HeaderValue::from_static("1"),
+        )])
+    }
+
+    fn client_with(&self, headers: Vec<(http::HeaderName, http::HeaderValue)>) -> kube::Client {
         let url = self
             .url()
             .parse()
             .unwrap_or_else(|_| http::Uri::from_static("http://127.0.0.1"));
-        let config = kube::Config::new(url);
+        let mut config = kube::Config::new(url);
+        config.headers = headers;
         kube::Client::try_from(config)
             .unwrap_or_else(|e| panic!("a plain-HTTP loopback kube config is always valid: {e}"))
     }

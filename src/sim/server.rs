@@ -168,17 +168,25 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
         tokio::time::sleep(state.faults.latency).await;
     }
     let rate = state.faults.error_rate;
-    if rate > 0.0 && (mix(state.faults.seed ^ n) as f64 / u64::MAX as f64) < rate {
+    if rate > 0.0
+        && !req.headers().contains_key(super::CONTROLLER_HEADER)
+        && (mix(state.faults.seed ^ n) as f64 / u64::MAX as f64) < rate
+    {
         state.stats.injected_errors.fetch_add(1, Relaxed);
-        tracing::debug!(target: "wavelift::sim", "{method} {uri} -> 503 (injected)");
-        // 503 is the server error clients treat as transient (kube-rs retries it with
-        // backoff, as it would for a real API server under load).
-        return ApiError::new(
-            503,
-            "ServiceUnavailable",
-            "simulated API server error (scenario fault)",
-        )
-        .into_response();
+        let code = match state.faults.error_code {
+            0 => 500,
+            c => c,
+        };
+        tracing::debug!(target: "wavelift::sim", "{method} {uri} -> {code} (injected)");
+        let reason = match code {
+            429 => "TooManyRequests",
+            502 => "BadGateway",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "InternalError",
+        };
+        return ApiError::new(code, reason, "simulated API server error (scenario fault)")
+            .into_response();
     }
     let resp = match dispatch(&state, req).await {
         Ok(r) => r,

@@ -51,75 +51,35 @@ impl SourceError {
     }
 }
 
-/// How often and how patiently a source operation is retried on a transient error.
-///
-/// Power operations are safe to repeat: a power-off that reached vCenter before the
-/// answer was lost is answered `ALREADY_IN_DESIRED_STATE` the second time, which counts
-/// as done. The default (5 attempts, 0.5 s doubling to at most 8 s, with jitter) rides
-/// out a vCenter restart or a busy appliance for about 15 s before the VM fails with
-/// the last error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, at least 1 (1: no retry).
-    pub attempts: u32,
-    pub first_delay: std::time::Duration,
-    pub max_delay: std::time::Duration,
-}
+/// Source operations retry transient errors with the crate's [`RetryPolicy`]. Power
+/// operations are safe to repeat: a power-off that reached vCenter before the answer was
+/// lost is answered `ALREADY_IN_DESIRED_STATE` the second time, which counts as done.
+pub use crate::retry::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            first_delay: std::time::Duration::from_millis(500),
-            max_delay: std::time::Duration::from_secs(8),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay after failed attempt `n` (1-based): exponential, capped, and jittered
-    /// into [½, 1] of that so that many VMs failing together do not retry in lockstep.
-    pub fn delay(&self, n: u32) -> std::time::Duration {
-        use std::hash::{BuildHasher, Hasher};
-        let exp = self
-            .first_delay
-            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
-            .min(self.max_delay);
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(n);
-        let frac = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
-        exp.mul_f64(0.5 + 0.5 * frac)
-    }
-
-    /// Runs `op` until it succeeds, fails for good, or the attempts are used up.
-    pub async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, SourceError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, SourceError>>,
-    {
-        let attempts = self.attempts.max(1);
-        let mut n = 1;
-        loop {
-            match op().await {
-                Err(e) if e.is_transient() && n < attempts => {
-                    let wait = self.delay(n);
-                    tracing::warn!(
-                        target: "wavelift::source",
-                        "{what}: {e}; attempt {n} of {attempts}, retrying in {wait:?}"
-                    );
-                    tokio::time::sleep(wait).await;
-                    n += 1;
+/// Runs a source operation under `policy`: transient errors are retried; the last error
+/// after several attempts says how many there were.
+pub async fn with_retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    op: F,
+) -> Result<T, SourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SourceError>>,
+{
+    policy
+        .run(what, SourceError::is_transient, op)
+        .await
+        .map_err(|f| {
+            if f.attempts > 1 {
+                SourceError::GaveUp {
+                    attempts: f.attempts,
+                    last: Box::new(f.error),
                 }
-                Err(e) if n > 1 => {
-                    return Err(SourceError::GaveUp {
-                        attempts: n,
-                        last: Box::new(e),
-                    })
-                }
-                r => return r,
+            } else {
+                f.error
             }
-        }
-    }
+        })
 }
 
 /// What the engine needs from the source platform.
@@ -220,16 +180,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn retry_delays_grow_cap_and_jitter() {
-        let p = RetryPolicy::default();
-        for n in 1..=10 {
-            let exp = (p.first_delay * 2u32.pow(n - 1)).min(p.max_delay);
-            let d = p.delay(n);
-            assert!(d >= exp / 2 && d <= exp, "attempt {n}: {d:?} vs {exp:?}");
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_then_gives_up_or_stops_at_final_ones() {
         let p = RetryPolicy {
@@ -238,31 +188,29 @@ mod tests {
         };
         // Two 503s, then success.
         let mut calls = 0;
-        let r = p
-            .run("power-off", || {
-                calls += 1;
-                let n = calls;
-                async move {
-                    if n < 3 {
-                        Err(SourceError::Api {
-                            status: 503,
-                            message: "busy".into(),
-                        })
-                    } else {
-                        Ok(n)
-                    }
+        let r = with_retry(&p, "power-off", || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(SourceError::Api {
+                        status: 503,
+                        message: "busy".into(),
+                    })
+                } else {
+                    Ok(n)
                 }
-            })
-            .await;
+            }
+        })
+        .await;
         assert_eq!(r.expect("third attempt succeeds"), 3);
         // Always unavailable: three attempts, then the last error with the count.
         let mut calls = 0;
-        let r: Result<(), _> = p
-            .run("power-off", || {
-                calls += 1;
-                async { Err(SourceError::Unavailable("timed out after 20s".into())) }
-            })
-            .await;
+        let r: Result<(), _> = with_retry(&p, "power-off", || {
+            calls += 1;
+            async { Err(SourceError::Unavailable("timed out after 20s".into())) }
+        })
+        .await;
         assert_eq!(calls, 3);
         let e = r.expect_err("gives up");
         assert_eq!(
@@ -271,12 +219,11 @@ mod tests {
         );
         // A final error is returned at once, as it is.
         let mut calls = 0;
-        let r: Result<(), _> = p
-            .run("power-off", || {
-                calls += 1;
-                async { Err(SourceError::NotFound("shop-db-01".into())) }
-            })
-            .await;
+        let r: Result<(), _> = with_retry(&p, "power-off", || {
+            calls += 1;
+            async { Err(SourceError::NotFound("shop-db-01".into())) }
+        })
+        .await;
         assert_eq!(calls, 1);
         assert!(matches!(r, Err(SourceError::NotFound(_))));
     }

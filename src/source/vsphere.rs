@@ -226,9 +226,7 @@ impl VsphereClient {
         uuid: Option<&str>,
     ) -> Result<SourcePower, SourceError> {
         let what = format!("power state of `{name}`");
-        self.retry
-            .run(&what, || self.get_power_once(name, uuid))
-            .await
+        super::with_retry(&self.retry, &what, || self.get_power_once(name, uuid)).await
     }
 
     /// Powers the VM on or off, retrying transient errors (see [`RetryPolicy`] for why
@@ -240,9 +238,7 @@ impl VsphereClient {
         on: bool,
     ) -> Result<(), SourceError> {
         let what = format!("power-{} `{name}`", if on { "on" } else { "off" });
-        self.retry
-            .run(&what, || self.set_power_once(name, uuid, on))
-            .await
+        super::with_retry(&self.retry, &what, || self.set_power_once(name, uuid, on)).await
     }
 
     async fn get_power_once(

@@ -24,6 +24,7 @@ impl Rehearsal {
             extra_objects: scenario.seed_objects(),
             faults: sim::ApiFaults {
                 error_rate: scenario.api_error_rate,
+                error_code: scenario.api_error_code,
                 latency: std::time::Duration::from_millis(scenario.api_latency_ms),
                 seed: scenario.seed,
             },
@@ -38,7 +39,7 @@ impl Rehearsal {
             scenario.vcenter_error_rate,
             scenario.seed,
         ));
-        let controllers = super::spawn(sim.client(), scenario);
+        let controllers = super::spawn(sim.controller_client(), scenario);
         let state = WorldState::new(controllers.world.clone(), vcenter.clone());
         let _ = extension.set(endpoints::router(state));
         let world_url = sim.url();

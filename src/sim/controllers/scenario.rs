@@ -15,7 +15,8 @@
 //! boot_seconds = 20                  # VMI Pending → Running
 //! agent_seconds = 15                 # Running → guest agent connected
 //! migration_seconds = 12
-//! api_error_rate = 0.05              # 5 % of API requests answer 503 (clients retry)
+//! api_error_rate = 0.05              # 5 % of wavelift's API requests fail …
+//! api_error_code = 500               # … with this status: 500 (default), 429, 502, 503, 504
 //! vcenter_error_rate = 0.1           # 10 % of vSphere REST requests answer 503
 //! api_latency_ms = 5                 # every API answer waits 5 ms
 //! watch_drop_seconds = 10            # the server ends every watch after 10 s
@@ -139,9 +140,14 @@ pub struct Scenario {
     pub agent_seconds: f64,
     #[serde(default = "default_migration")]
     pub migration_seconds: f64,
-    /// Share of Kubernetes API requests answered `503 ServiceUnavailable` (0.0–1.0).
+    /// Share of Kubernetes API requests (other than the simulated controllers' own)
+    /// answered with an error (0.0–1.0).
     #[serde(default)]
     pub api_error_rate: f64,
+    /// The status of those errors: 500 InternalError (the default; kube-rs does not retry
+    /// it, the engine must), or 429, 502, 503, 504.
+    #[serde(default = "default_error_code")]
+    pub api_error_code: u16,
     /// Share of vSphere REST requests (login, VM list, power) answered
     /// `503 SERVICE_UNAVAILABLE` (0.0–1.0): a busy or restarting vCenter.
     #[serde(default)]
@@ -156,6 +162,10 @@ pub struct Scenario {
     pub source_vms: Vec<SourceVmSpec>,
     #[serde(default, rename = "fault")]
     pub faults: Vec<Fault>,
+}
+
+fn default_error_code() -> u16 {
+    500
 }
 
 fn default_speed() -> f64 {
@@ -243,6 +253,15 @@ impl Scenario {
                     message: format!("{key} must be between 0 and 1, found {rate}"),
                 });
             }
+        }
+        if ![429, 500, 502, 503, 504].contains(&s.api_error_code) {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: format!(
+                    "api_error_code must be 429, 500, 502, 503 or 504, found {}",
+                    s.api_error_code
+                ),
+            });
         }
         if s.watch_drop_seconds
             .is_some_and(|w| !(w.is_finite() && w > 0.0))
