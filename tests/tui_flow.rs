@@ -133,7 +133,8 @@ fn cancelling_a_wave_requires_typing_its_name() {
     ));
     app.settle();
     let v = app.vm_by_name("app-01").expect("app-01");
-    assert_eq!(wavelift::tui::view::widgets::status_word(v), "cancelled");
+    assert_eq!(wavelift::tui::view::widgets::status_word(v), "done");
+    assert_eq!(v.step, Step::Cancelled);
     assert_eq!(app.in_flight(), before - 1);
 }
 

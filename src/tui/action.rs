@@ -501,6 +501,8 @@ fn execute(app: &mut App, op: Pending, fx: &mut Vec<Effect>) {
             if let Some(x) = app.waves.iter_mut().find(|x| x.name == w) {
                 x.started = true;
                 x.paused = false;
+                x.done = None;
+                x.cancelled = 0;
             }
             (
                 EngineRequest::StartWave(w.clone()),

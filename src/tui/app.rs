@@ -379,6 +379,8 @@ pub struct WaveState {
     pub paused: bool,
     /// `WaveDone`: (verified, failed).
     pub done: Option<(usize, usize)>,
+    /// `WaveDone`: VMs cancelled (the wave was cancelled when not zero).
+    pub cancelled: usize,
     /// Columns of the check matrix (check kinds in first-seen order).
     pub check_columns: Vec<String>,
 }
@@ -548,6 +550,7 @@ impl App {
                 started: false,
                 paused: false,
                 done: None,
+                cancelled: 0,
                 check_columns: Vec::new(),
             })
             .collect();
@@ -990,6 +993,7 @@ impl App {
             } => {
                 if let Some(w) = self.waves.iter_mut().find(|w| w.name == wave) {
                     w.done = Some((verified, failed));
+                    w.cancelled = cancelled;
                 }
                 let level = if failed > 0 {
                     LogLevel::Warn

@@ -46,6 +46,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     ];
     if let Some(w) = wave {
         let state = match (w.done, w.paused, w.started) {
+            (Some(_), _, _) if w.cancelled > 0 => Some((" · CANCELLED", Widget::LogWarn)),
             (Some(_), _, _) => Some((" · DONE", Widget::StatusOk)),
             (None, true, _) => Some((" · PAUSED", Widget::LogWarn)),
             (None, false, true) => Some((" · RUNNING", Widget::StatusRunning)),

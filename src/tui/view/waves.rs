@@ -76,6 +76,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             };
             let [a, b] = bar(t, frac, 10);
             let (state, style) = match (w.done, w.paused, w.started) {
+                (Some(_), _, _) if w.cancelled > 0 => ("cancelled", Widget::LogWarn),
                 (Some(_), _, _) => ("done", Widget::StatusOk),
                 (None, true, _) => ("paused", Widget::LogWarn),
                 (None, false, true) => ("running", Widget::StatusRunning),

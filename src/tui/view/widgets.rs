@@ -62,11 +62,15 @@ pub fn vm_style(theme: &Theme, vm: &VmState) -> Style {
     }
 }
 
-/// Short word for a VM's status (`done` once verified or rolled back).
+/// Short word for a VM's status (`done` once verified, rolled back or cancelled: the step
+/// column says which).
 pub fn status_word(vm: &VmState) -> &'static str {
     match &vm.status {
-        Status::Active if matches!(vm.step, Step::Verified | Step::RolledBack) => "done",
-        Status::Active if vm.step == Step::Cancelled => "cancelled",
+        Status::Active
+            if matches!(vm.step, Step::Verified | Step::RolledBack | Step::Cancelled) =>
+        {
+            "done"
+        }
         Status::Active if vm.step == Step::Pending => "pending",
         Status::Active => "active",
         Status::Waiting(_) => "waiting",
