@@ -579,3 +579,37 @@ async fn cancelling_a_wave_stops_vms_before_cutover_and_a_restart_resumes_them()
         );
     }
 }
+
+/// A source VM vCenter does not know fails preflight by name, and since preflight must pass
+/// for the whole wave before anything in it is created, nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_vm_vcenter_does_not_know_fails_preflight() {
+    let plan = load_plan("plans/quickstart.toml");
+    let mut sc = scenario(&plan, 4000.0, vec![]);
+    sc.source_vms.retain(|v| v.name != "shop-web-01");
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let (s, events) = run_to_end(config(&plan, &r), LIMIT).await;
+    let web = s
+        .failed
+        .iter()
+        .find(|(v, _)| v == "shop-web-01")
+        .expect("web failed");
+    assert!(
+        web.1
+            .contains("source VM `shop-web-01` not found in vCenter"),
+        "{web:?}"
+    );
+    assert_eq!(s.failed.len(), 3, "{s:?}");
+    for (vm, why) in s.failed.iter().filter(|(v, _)| v != "shop-web-01") {
+        assert!(
+            why.contains("the preflight of shop-web-01 failed"),
+            "{vm}: {why}"
+        );
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Mutation { .. })),
+        "nothing was created in a wave whose preflight failed"
+    );
+}

@@ -128,3 +128,52 @@ fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
         "the TUI screen is still shown:\n{end}"
     );
 }
+
+/// Closing the terminal (the tmux session goes away: SIGHUP, then a dead tty) ends the TUI
+/// within seconds instead of leaving it spinning on the hung-up terminal.
+#[test]
+fn a_terminal_that_hangs_up_ends_the_tui() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pidfile = dir.path().join("pid");
+    let script = format!(
+        "cd {root} && echo $$ > {pid} && WAVELIFT_LOG_DIR={logs} exec {bin} tui plans/quickstart.toml",
+        root = env!("CARGO_MANIFEST_DIR"),
+        pid = pidfile.display(),
+        logs = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_wavelift"),
+    );
+    let name = format!("wavelift-hup-{}", std::process::id());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &script,
+    ]);
+    let s = Session(name.clone());
+    wait_for(&s, "REHEARSAL", Duration::from_secs(30));
+    let pid = std::fs::read_to_string(&pidfile).expect("pid file");
+    let proc_dir = Path::new("/proc").join(pid.trim());
+    assert!(proc_dir.exists(), "the TUI runs");
+    tmux(&["kill-session", "-t", &name]);
+    let start = Instant::now();
+    // A zombie (state Z) has exited too: only its parent has not reaped it yet.
+    let alive = || {
+        std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    while alive() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the TUI is still running 10 s after its terminal went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

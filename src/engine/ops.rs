@@ -39,9 +39,15 @@ pub struct Ops {
     /// The engine's view of VMIs (checks read the guest agent's report from it).
     pub vmis: Option<Store<VirtualMachineInstance>>,
     cluster_facts: OnceCell<ClusterFacts>,
+    /// Per wave: each source VM's power state (or why it is unknown), asked of vCenter in
+    /// batches once, at the wave's first preflight.
+    source_facts: HashMap<String, OnceCell<SourceFacts>>,
     network_checks: HashMap<String, OnceCell<Result<(), String>>>,
     networks_applied: HashMap<String, OnceCell<()>>,
 }
+
+/// Each source VM's power state as vCenter reported it, or why it could not.
+type SourceFacts = HashMap<String, Result<Power, String>>;
 
 /// Plan-wide preflight answers.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +71,7 @@ impl Ops {
         vmis: Option<Store<VirtualMachineInstance>>,
     ) -> Ops {
         let names: Vec<String> = plan.networks.iter().map(|n| n.name.value.clone()).collect();
+        let plan_for_waves = plan.clone();
         Ops {
             network_checks: names.iter().map(|n| (n.clone(), OnceCell::new())).collect(),
             networks_applied: names.into_iter().map(|n| (n, OnceCell::new())).collect(),
@@ -77,6 +84,10 @@ impl Ops {
             missing_crds,
             vmis,
             cluster_facts: OnceCell::new(),
+            source_facts: plan_waves(&plan_for_waves)
+                .into_iter()
+                .map(|w| (w, OnceCell::new()))
+                .collect(),
         }
     }
 }
@@ -592,6 +603,46 @@ impl Ops {
             .await
     }
 
+    /// The wave's source VMs as vCenter sees them (only with `power_off = "vsphere-api"`):
+    /// one batched query per wave, remembered; a failed query is not remembered (the next
+    /// preflight asks again).
+    async fn source_facts(&self, wave: &str) -> Option<Result<&SourceFacts, String>> {
+        if self.plan.source.power_off != PowerOff::VsphereApi {
+            return None;
+        }
+        let src = self.source.as_ref()?;
+        let cell = self.source_facts.get(wave)?;
+        Some(
+            cell.get_or_try_init(|| async {
+                let vms: Vec<(String, Option<String>)> = self
+                    .plan
+                    .vms_in_wave(wave)
+                    .map(|v| {
+                        (
+                            v.name.value.clone(),
+                            v.source_id.as_ref().map(|u| u.value.to_string()),
+                        )
+                    })
+                    .collect();
+                let states = src.power_states(&vms).await.map_err(|e| e.to_string())?;
+                Ok(vms
+                    .into_iter()
+                    .zip(states)
+                    .map(|((name, _), r)| {
+                        let r = r
+                            .map(|p| match p {
+                                SourcePower::On => Power::On,
+                                SourcePower::Off => Power::Off,
+                            })
+                            .map_err(|e| e.to_string());
+                        (name, r)
+                    })
+                    .collect())
+            })
+            .await,
+        )
+    }
+
     fn storage_class<'p>(&'p self, d: &'p crate::plan::Disk) -> Option<&'p str> {
         d.storage_class
             .as_ref()
@@ -607,15 +658,14 @@ impl Ops {
         let facts = self.cluster_facts().await;
         let mut problems = facts.global.clone();
         let mut power = None;
-        if self.plan.source.power_off == PowerOff::VsphereApi {
-            if let Some(src) = &self.source {
-                let uuid = vm.source_id.as_ref().map(|u| u.as_str());
-                match src.power_state(vm.name.as_str(), uuid).await {
-                    Ok(SourcePower::On) => power = Some(Power::On),
-                    Ok(SourcePower::Off) => power = Some(Power::Off),
-                    Err(e) => problems.push(format!("source VM: {e}")),
-                }
-            }
+        match self.source_facts(vm.wave.as_str()).await {
+            None => {}
+            Some(Err(e)) => problems.push(format!("source VMs: {e}")),
+            Some(Ok(facts)) => match facts.get(vm.name.as_str()) {
+                Some(Ok(p)) => power = Some(*p),
+                Some(Err(e)) => problems.push(format!("source VM: {e}")),
+                None => {}
+            },
         }
         let classes: BTreeSet<&str> = vm
             .disks
@@ -704,4 +754,9 @@ pub async fn missing_crds(client: &Client) -> Result<Vec<String>, String> {
         }
     }
     Ok(missing)
+}
+
+/// The plan's wave names.
+fn plan_waves(plan: &Plan) -> Vec<String> {
+    plan.waves.iter().map(|w| w.name.value.clone()).collect()
 }

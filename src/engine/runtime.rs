@@ -402,12 +402,46 @@ async fn run(
         }
         // Preflight gate per wave: no mutation in a wave while a VM of it waits on preflight.
         let mut wave_blocked: HashSet<String> = HashSet::new();
+        // A failed preflight stops the wave's VMs that have not started: they fail with its
+        // name (derived each turn, so once the operator fixes the cause and retries that VM
+        // and its preflight passes, they go on). VMs already past preflight (a resumed run)
+        // carry on.
+        let mut preflight_failed: HashMap<&str, &str> = HashMap::new();
         for (i, d) in decisions.iter().enumerate() {
-            if in_scope(i, &active_waves)
-                && matches!(d.phase.step, Step::Pending | Step::Preflight)
-                && runs[i].mem.preflight != Gate::Passed
+            if !in_scope(i, &active_waves)
+                || !matches!(d.phase.step, Step::Pending | Step::Preflight)
             {
-                wave_blocked.insert(plan.vms[i].wave.value.clone());
+                continue;
+            }
+            match runs[i].mem.preflight {
+                Gate::NotRun | Gate::Running => {
+                    wave_blocked.insert(plan.vms[i].wave.value.clone());
+                }
+                Gate::Failed(_) => {
+                    preflight_failed
+                        .entry(plan.vms[i].wave.as_str())
+                        .or_insert(plan.vms[i].name.as_str());
+                }
+                Gate::Passed => {}
+            }
+        }
+        for (i, d) in decisions.iter_mut().enumerate() {
+            let vm = &plan.vms[i];
+            let Some(bad) = preflight_failed.get(vm.wave.as_str()) else {
+                continue;
+            };
+            if *bad != vm.name.as_str()
+                && runs[i].mem.preflight == Gate::Passed
+                && matches!(d.phase.step, Step::Pending | Step::Preflight)
+                && !matches!(d.phase.status, Status::Failed(_))
+            {
+                d.phase.status = Status::Failed(format!(
+                    "the preflight of {bad} failed: nothing in wave {} starts until it passes",
+                    vm.wave.value
+                ));
+                d.commands.clear();
+                d.wants_import_slot = false;
+                d.wants_cutover_slot = false;
             }
         }
         // Slots, in plan order per wave. A newly granted slot (or, below, a changed phase)

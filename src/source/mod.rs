@@ -89,6 +89,13 @@ pub trait SourceOps: Send + Sync {
         vm: &'a str,
         uuid: Option<&'a str>,
     ) -> BoxFuture<'a, Result<SourcePower, SourceError>>;
+    /// The power state of many VMs at once (`(name, instance UUID)`), in the same order:
+    /// one list request per batch instead of two requests per VM. The outer error is a
+    /// failure of the whole query; an inner one is about that VM (not found).
+    fn power_states<'a>(
+        &'a self,
+        vms: &'a [(String, Option<String>)],
+    ) -> BoxFuture<'a, Result<Vec<Result<SourcePower, SourceError>>, SourceError>>;
     fn power_off<'a>(
         &'a self,
         vm: &'a str,

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -21,6 +22,33 @@ pub struct VsphereClient {
     creds: Credentials,
     session: Mutex<Option<String>>,
     retry: RetryPolicy,
+    /// Managed object ids found so far, by VM name (they never change).
+    ids: std::sync::Mutex<HashMap<String, String>>,
+}
+
+/// VM names per list request (keeps the query string short).
+const NAMES_PER_LIST: usize = 50;
+
+/// Bytes a VM name cannot carry as-is in a `names=a,b` query value (`,` separates names).
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b',')
+    .add(b'/')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b']');
+
+/// Query-string encoding of a VM name (names may hold spaces and other reserved bytes).
+fn enc(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, QUERY_VALUE).to_string()
 }
 
 #[derive(Deserialize)]
@@ -29,6 +57,8 @@ struct VmSummary {
     name: String,
     #[serde(default)]
     instance_uuid: Option<String>,
+    #[serde(default)]
+    power_state: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +141,7 @@ impl VsphereClient {
             creds,
             session: Mutex::new(None),
             retry: RetryPolicy::default(),
+            ids: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -195,10 +226,11 @@ impl VsphereClient {
         self.raw(method, path, Some(&token), false).await
     }
 
-    /// The VM's managed object id, by name (and instance UUID when given).
-    pub async fn find_vm(&self, name: &str, uuid: Option<&str>) -> Result<String, SourceError> {
+    /// `GET /api/vcenter/vm?names=a,b,…`: the summaries of the named VMs.
+    async fn list(&self, names: &[&str]) -> Result<Vec<VmSummary>, SourceError> {
+        let q: Vec<String> = names.iter().map(|n| enc(n)).collect();
         let res = self
-            .call("GET", &format!("/api/vcenter/vm?names={name}"))
+            .call("GET", &format!("/api/vcenter/vm?names={}", q.join(",")))
             .await?;
         if res.status != 200 {
             return Err(SourceError::Api {
@@ -206,17 +238,65 @@ impl VsphereClient {
                 message: vapi_message(&res.body),
             });
         }
-        let vms: Vec<VmSummary> = serde_json::from_slice(&res.body)
-            .map_err(|e| SourceError::Http(format!("VM list: {e}")))?;
-        vms.into_iter()
+        serde_json::from_slice(&res.body).map_err(|e| SourceError::Http(format!("VM list: {e}")))
+    }
+
+    /// The summary of `name` (with the instance UUID when given) among `list`; remembers
+    /// its managed object id.
+    fn pick<'l>(
+        &self,
+        list: &'l [VmSummary],
+        name: &str,
+        uuid: Option<&str>,
+    ) -> Result<&'l VmSummary, SourceError> {
+        let v = list
+            .iter()
             .find(|v| {
                 v.name == name
                     && (uuid.is_none()
                         || v.instance_uuid.is_none()
                         || v.instance_uuid.as_deref() == uuid)
             })
-            .map(|v| v.vm)
-            .ok_or_else(|| SourceError::NotFound(name.to_string()))
+            .ok_or_else(|| SourceError::NotFound(name.to_string()))?;
+        self.ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), v.vm.clone());
+        Ok(v)
+    }
+
+    /// The VM's managed object id, by name (and instance UUID when given); asked of
+    /// vCenter once, then remembered.
+    pub async fn find_vm(&self, name: &str, uuid: Option<&str>) -> Result<String, SourceError> {
+        if let Some(id) = self.ids.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(id.clone());
+        }
+        let list = self.list(&[name]).await?;
+        self.pick(&list, name, uuid).map(|v| v.vm.clone())
+    }
+
+    /// The power state of many VMs, [`NAMES_PER_LIST`] per request, retrying transient
+    /// errors; see [`SourceOps::power_states`].
+    pub async fn get_powers(
+        &self,
+        vms: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<SourcePower, SourceError>>, SourceError> {
+        let mut out = Vec::with_capacity(vms.len());
+        for chunk in vms.chunks(NAMES_PER_LIST) {
+            let names: Vec<&str> = chunk.iter().map(|(n, _)| n.as_str()).collect();
+            let list =
+                super::with_retry(&self.retry, "list source VMs", || self.list(&names)).await?;
+            for (name, uuid) in chunk {
+                out.push(self.pick(&list, name, uuid.as_deref()).map(|v| {
+                    if v.power_state.as_deref() == Some("POWERED_ON") {
+                        SourcePower::On
+                    } else {
+                        SourcePower::Off
+                    }
+                }));
+            }
+        }
+        Ok(out)
     }
 
     /// The VM's power state, retrying transient errors.
@@ -300,6 +380,12 @@ impl SourceOps for VsphereClient {
     ) -> BoxFuture<'a, Result<SourcePower, SourceError>> {
         Box::pin(self.get_power(vm, uuid))
     }
+    fn power_states<'a>(
+        &'a self,
+        vms: &'a [(String, Option<String>)],
+    ) -> BoxFuture<'a, Result<Vec<Result<SourcePower, SourceError>>, SourceError>> {
+        Box::pin(self.get_powers(vms))
+    }
     fn power_off<'a>(
         &'a self,
         vm: &'a str,
@@ -324,6 +410,12 @@ mod tests {
         assert_eq!(super::vapi_message(body), "SERVICE_UNAVAILABLE (busy)");
         assert_eq!(super::vapi_message(b" plain text "), "plain text");
         assert_eq!(super::vapi_message(&[b'x'; 300]).chars().count(), 201);
+    }
+
+    #[test]
+    fn vm_names_are_encoded_for_the_query() {
+        assert_eq!(super::enc("shop-db-01"), "shop-db-01");
+        assert_eq!(super::enc("db 01,a&b"), "db%2001%2Ca%26b");
     }
 
     #[test]

@@ -354,10 +354,23 @@ impl InputReader {
         })
     }
 
+    /// Asks the thread to stop and waits for it briefly. A thread stuck in crossterm's
+    /// `poll` on a terminal that hung up (it spins there) is left behind rather than
+    /// waited for: the process exits anyway, and it must not hang on a dead terminal.
     fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
-            let _ = h.join();
+            let deadline = Instant::now() + Duration::from_millis(300);
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                tracing::warn!(
+                    "the terminal input thread did not stop (terminal gone?); leaving it"
+                );
+            }
         }
     }
 }

@@ -184,15 +184,12 @@ async fn list_vms(
     let names: Option<Vec<&str>> = q
         .get("names")
         .map(|n| n.split(',').filter(|s| !s.is_empty()).collect());
-    let vms: Vec<_> = state
-        .world
-        .source_vms()
+    let found = match &names {
+        Some(n) => state.world.find_names(n),
+        None => state.world.source_vms(),
+    };
+    let vms: Vec<_> = found
         .into_iter()
-        .filter(|v| {
-            names
-                .as_ref()
-                .is_none_or(|n| n.contains(&v.spec.name.as_str()))
-        })
         .map(|v| {
             json!({ "vm": v.moid, "name": v.spec.name, "power_state": power_text(v.power),
                           "instance_uuid": v.spec.uuid })

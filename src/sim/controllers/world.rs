@@ -62,6 +62,16 @@ impl World {
         self.read().clone()
     }
 
+    /// The source VMs with these names (one pass; nothing else is copied).
+    pub fn find_names(&self, names: &[&str]) -> Vec<SourceVm> {
+        let wanted: std::collections::HashSet<&str> = names.iter().copied().collect();
+        self.read()
+            .iter()
+            .filter(|v| wanted.contains(v.spec.name.as_str()))
+            .cloned()
+            .collect()
+    }
+
     pub fn find(&self, name_or_moid: &str) -> Option<SourceVm> {
         self.read()
             .iter()
