@@ -301,6 +301,19 @@ fn apply_get_label_describe_delete() {
 
     let all = s.ok(&["get", "vm", "-A"]);
     assert!(all.contains("mig") && all.contains("web01"), "{all}");
+    // kubectl lists in chunks (`limit`/`continue`): one object per page still lists all.
+    let vm_b = s.write("vm-b.yaml", &vm_yaml("web02", "Halted"));
+    s.ok(&["apply", "-f", &vm_b]);
+    let chunked = s.ok(&["get", "vm", "-n", "mig", "--chunk-size=1", "-o", "name"]);
+    assert_eq!(
+        chunked.lines().collect::<Vec<_>>(),
+        [
+            "virtualmachine.kubevirt.io/web01",
+            "virtualmachine.kubevirt.io/web02"
+        ],
+        "{chunked}"
+    );
+    s.ok(&["delete", "vm", "web02", "-n", "mig"]);
     let obj = s.json(&["get", "vm", "web01", "-n", "mig"]);
     assert!(obj
         .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")

@@ -16,6 +16,7 @@ use super::openapi;
 use super::patch::{self, PatchKind};
 use super::resources::{self, ResourceDef, SUBRESOURCES_GROUP, VM_ACTIONS};
 use super::schema;
+use super::selectors::Selectable;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{json_response, ApiError};
 use super::store::{Part, Store, WriteOptions};
@@ -464,9 +465,49 @@ async fn resource(
                         state.shutdown.clone(),
                     ));
                 }
-                let (items, rv) = store.list(res, rp.namespace.as_deref(), |o| {
-                    labels.matches(o) && fields.matches(o)
-                });
+                // Pagination (`limit`, `continue`): pages follow the store's key order; a
+                // continued page reports the first page's resourceVersion, so a watch
+                // started from it replays whatever changed in between.
+                let limit = match query.get("limit") {
+                    None => None,
+                    Some(l) => Some(
+                        l.parse::<usize>()
+                            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+                    ),
+                }
+                .filter(|l| *l > 0);
+                let cont = match query.get("continue").filter(|c| !c.is_empty()) {
+                    None => None,
+                    Some(c) => Some(decode_continue(c).ok_or_else(|| {
+                        ApiError::new(
+                            410,
+                            "Expired",
+                            "the provided continue parameter is not valid: start the list again",
+                        )
+                    })?),
+                };
+                let filter = |o: &Selectable| labels.matches(o) && fields.matches(o);
+                let (items, rv, next) = match (limit, cont) {
+                    (None, None) => {
+                        let (items, rv) = store.list(res, rp.namespace.as_deref(), filter);
+                        (items, rv, None)
+                    }
+                    (limit, cont) => {
+                        let (first_rv, after) = match cont {
+                            Some((rv, after)) => (Some(rv), Some(after)),
+                            None => (None, None),
+                        };
+                        let (items, rv, next) = store.list_page(
+                            res,
+                            rp.namespace.as_deref(),
+                            filter,
+                            after,
+                            limit.unwrap_or(usize::MAX),
+                        );
+                        let rv = first_rv.unwrap_or(rv);
+                        (items, rv, next.map(|key| encode_continue(rv, &key)))
+                    }
+                };
                 if as_table {
                     let objects = items.iter().map(|i| i.value()).collect();
                     return Ok(ok_json(&table::table(res, objects, Some(rv))));
@@ -476,9 +517,11 @@ async fn resource(
                 let mut body = Vec::with_capacity(size + 160);
                 body.extend_from_slice(
                     format!(
-                        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"}},\"items\":[",
+                        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{}}},\"items\":[",
                         res.list_kind(),
-                        res.api_version()
+                        res.api_version(),
+                        next.map(|c| format!(",\"continue\":\"{c}\""))
+                            .unwrap_or_default()
                     )
                     .as_bytes(),
                 );
@@ -803,4 +846,27 @@ fn vm_action(
         }
     }
     Ok((StatusCode::ACCEPTED, Body::empty()).into_response())
+}
+
+/// A continue token: the list's resourceVersion and the last key served, hex-encoded (so
+/// it needs no escaping in JSON or a query string).
+fn encode_continue(rv: u64, (ns, name): &(String, String)) -> String {
+    let raw = format!("{rv}/{ns}/{name}");
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
+    if token.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect();
+    let raw = String::from_utf8(bytes?).ok()?;
+    let mut parts = raw.splitn(3, '/');
+    let rv = parts.next()?.parse().ok()?;
+    let ns = parts.next()?.to_string();
+    let name = parts.next()?.to_string();
+    Some((rv, (ns, name)))
 }

@@ -352,6 +352,44 @@ impl Store {
         (items, inner.rv)
     }
 
+    /// One page of [`Store::list`]: at most `limit` objects after the key `after`
+    /// (`(namespace, name)`, the order objects are kept in), the list's resourceVersion,
+    /// and the key to continue after when more objects match.
+    pub fn list_page(
+        &self,
+        res: &ResourceDef,
+        ns: Option<&str>,
+        filter: impl Fn(&Selectable) -> bool,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> (Vec<Arc<Stored>>, u64, Option<(String, String)>) {
+        use std::ops::Bound;
+        let inner = self.lock();
+        let Some(k) = inner.kinds.get(&key(res)) else {
+            return (Vec::new(), inner.rv, None);
+        };
+        let start = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        let mut matching = k
+            .objects
+            .range((start, Bound::Unbounded))
+            .filter(|((ons, _), _)| ns.is_none_or(|n| !res.namespaced || n == ons))
+            .filter(|(_, o)| filter(&o.sel));
+        let items: Vec<(ObjKey, Arc<Stored>)> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(key, o)| (key.clone(), o.clone()))
+            .collect();
+        let next = if items.len() == limit && matching.next().is_some() {
+            items.last().map(|(key, _)| key.clone())
+        } else {
+            None
+        };
+        (items.into_iter().map(|(_, o)| o).collect(), inner.rv, next)
+    }
+
     /// Create an object in `ns` (ignored for cluster-scoped resources).
     pub fn create(
         &self,

@@ -23,8 +23,7 @@
 use super::http::parse_url;
 use super::{ms, DnsQuery, Probe, ProbeFuture, Prober};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -116,26 +115,20 @@ impl SimProber {
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect to sim at {addr}: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| format!("HTTP handshake with sim: {e}"))?;
-        let conn = tokio::spawn(conn);
         let prefix = u.path.trim_end_matches('/');
         let req = hyper::Request::get(format!("{prefix}{path}"))
             .header(hyper::header::HOST, format!("{}:{}", u.host, u.port))
             .header(hyper::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|e| format!("bad request: {e}"))?;
-        let res = sender.send_request(req).await;
         let out = async {
-            let res = res.map_err(|e| format!("no HTTP response from sim: {e}"))?;
-            let status = res.status();
-            let body = res
-                .into_body()
-                .collect()
+            let res = crate::http1::exchange(tcp, None, req, true)
                 .await
-                .map_err(|e| format!("reading sim answer: {e}"))?
-                .to_bytes();
+                .map_err(|e| format!("no HTTP response from sim: {e}"))?;
+            let (status, body) = (
+                hyper::StatusCode::from_u16(res.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY),
+                res.body,
+            );
             if !status.is_success() {
                 let text = String::from_utf8_lossy(&body);
                 return Err(format!("sim answered HTTP {status}: {}", text.trim()));
@@ -144,7 +137,6 @@ impl SimProber {
                 .map_err(|e| format!("sim answer is not probe JSON: {e}"))
         }
         .await;
-        conn.abort();
         out
     }
 }
