@@ -153,7 +153,25 @@ fn one(n: usize) {
             agent_timeout: AGENT_TIMEOUT,
             guard_interval: GUARD_INTERVAL,
         });
-        tokio::spawn(async move { while handle.events.recv().await.is_some() {} });
+        // `WAVELIFT_BENCH_EVENTS=FILE`: the run's events as JSON lines (to see where time
+        // went); otherwise they are drained.
+        let dump = std::env::var_os("WAVELIFT_BENCH_EVENTS")
+            .and_then(|p| std::fs::File::create(p).ok())
+            .map(std::io::BufWriter::new);
+        tokio::spawn(async move {
+            use std::io::Write;
+            let mut dump = dump;
+            while let Some(ev) = handle.events.recv().await {
+                if let Some(w) = dump.as_mut() {
+                    if let Ok(line) = serde_json::to_string(&ev) {
+                        let _ = writeln!(w, "{line}");
+                    }
+                }
+            }
+            if let Some(mut w) = dump {
+                let _ = w.flush();
+            }
+        });
         let s = tokio::time::timeout(Duration::from_secs(1800), task)
             .await
             .expect("ends")

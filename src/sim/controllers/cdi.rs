@@ -36,6 +36,10 @@ pub async fn run(
     let active = record.clone();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut in_flight: HashSet<String> = HashSet::new();
+    // DataVolumes whose import ended. A DataVolume is imported once (restarts happen inside
+    // its import); a watch that lags can still deliver an older event of it
+    // (`ImportInProgress`) after the import ended, and that must not start it again.
+    let mut ended: HashSet<String> = HashSet::new();
     // VMs whose DataVolume already failed once (`until-retry` faults).
     let failed_before: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     let mut stream = watcher(api, watcher::Config::default())
@@ -44,7 +48,10 @@ pub async fn run(
         .boxed();
     loop {
         tokio::select! {
-            Some(uid) = done_rx.recv() => { in_flight.remove(&uid); }
+            Some(uid) = done_rx.recv() => {
+                in_flight.remove(&uid);
+                ended.insert(uid);
+            }
             next = stream.next() => {
                 let Some(item) = next else { break };
                 let Ok(dv) = item else { continue };
@@ -53,7 +60,7 @@ pub async fn run(
                     continue;
                 }
                 let uid = dv.uid().unwrap_or_else(|| dv.name_any());
-                if !in_flight.insert(uid.clone()) {
+                if ended.contains(&uid) || !in_flight.insert(uid.clone()) {
                     continue;
                 }
                 let (client, scenario, active, done) = (client.clone(), scenario.clone(), active.clone(), done_tx.clone());
