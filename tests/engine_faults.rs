@@ -99,6 +99,22 @@ async fn a_guest_agent_that_never_connects_fails_the_vm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vmi_that_never_runs_fails_the_vm() {
+    let plan = load_plan("plans/quickstart.toml");
+    let sc = scenario(
+        &plan,
+        4000.0,
+        vec![fault(FaultKind::BootNever, "shop-db-01", FaultMode::Once)],
+    );
+    let (s, _r) = run_only(&plan, sc, &["shop-db-01"], Some(Duration::from_millis(500))).await;
+    let (_, why) = s.failed.first().expect("failed");
+    assert!(
+        why.contains("the VirtualMachineInstance is not running after"),
+        "{s:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_creates_nothing() {
     let plan = load_plan("plans/quickstart.toml");
     let r = Rehearsal::start(scenario(&plan, 4000.0, vec![]), 0)

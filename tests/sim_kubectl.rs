@@ -305,6 +305,9 @@ fn apply_get_label_describe_delete() {
     let vm_b = s.write("vm-b.yaml", &vm_yaml("web02", "Halted"));
     s.ok(&["apply", "-f", &vm_b]);
     let chunked = s.ok(&["get", "vm", "-n", "mig", "--chunk-size=1", "-o", "name"]);
+    // The same through the server-side table kubectl prints by default (all namespaces).
+    let table = s.ok(&["get", "vm", "-A", "--chunk-size=1", "--no-headers"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
     assert_eq!(
         chunked.lines().collect::<Vec<_>>(),
         [

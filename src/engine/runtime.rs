@@ -398,6 +398,18 @@ async fn run(
                     cfg.agent_timeout.as_secs()
                 ));
             }
+            // And the VM as long to be running: a started VM whose VMI never runs (no node
+            // fits, an image that does not boot) fails with a reason instead of waiting on.
+            if d.phase.step == Step::Booting
+                && d.phase.status == Status::Active
+                && r.last.as_ref().is_some_and(|p| p.step == Step::Booting)
+                && r.since.elapsed() >= cfg.agent_timeout
+            {
+                d.phase.status = Status::Failed(format!(
+                    "the VirtualMachineInstance is not running after {} s",
+                    cfg.agent_timeout.as_secs()
+                ));
+            }
             decisions.push(d);
         }
         // Preflight gate per wave: no mutation in a wave while a VM of it waits on preflight.
@@ -520,7 +532,10 @@ async fn run(
                     .is_none_or(|p| p.step != phase.step || p.status != phase.status);
                 if step_changed {
                     r.since = std::time::Instant::now();
-                    if phase.step == Step::Running && matches!(phase.status, Status::Waiting(_)) {
+                    let timed = (phase.step == Step::Running
+                        && matches!(phase.status, Status::Waiting(_)))
+                        || (phase.step == Step::Booting && phase.status == Status::Active);
+                    if timed {
                         let (tx, t) = (msg_tx.clone(), cfg.agent_timeout);
                         tokio::spawn(async move {
                             tokio::time::sleep(t).await;

@@ -510,7 +510,11 @@ async fn resource(
                 };
                 if as_table {
                     let objects = items.iter().map(|i| i.value()).collect();
-                    return Ok(ok_json(&table::table(res, objects, Some(rv))));
+                    let mut t = table::table(res, objects, Some(rv));
+                    if let Some(c) = &next {
+                        t["metadata"]["continue"] = Value::String(c.clone());
+                    }
+                    return Ok(ok_json(&t));
                 }
                 // Items are stored serialised: splice them into the list as they are.
                 let size: usize = items.iter().map(|i| i.json.len() + 1).sum();

@@ -83,6 +83,12 @@ pub fn reflectors(
             let Ok(dv) = ev else { continue };
             let ns = dv.namespace().unwrap_or_default();
             let name = dv.name_any();
+            // A DataVolume wavelift made names its VM in a label: no need to look through
+            // every VM (5,000 of them, each template parsed) on every DataVolume change.
+            if let Some(vm) = dv.labels().get(crate::cluster::labels::VM) {
+                let _ = tx_dv.send((ns.clone(), vm.clone()));
+                continue;
+            }
             for vm in vm_store_for_dv.state() {
                 if vm.namespace().as_deref() == Some(ns.as_str())
                     && volumes(&vm.spec.template).contains(&name)
@@ -174,18 +180,32 @@ pub async fn run_vms(
         };
         if wants_running(&vm) {
             if vmi.is_none() {
-                let pending: Vec<String> = volumes(&vm.spec.template)
+                let succeeded = |d: &DataVolume| {
+                    d.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+                };
+                let mut pending: Vec<String> = volumes(&vm.spec.template)
                     .into_iter()
                     .filter(|dv| {
-                        stores
+                        !stores
                             .dvs
                             .get(&ObjectRef::new(dv).within(&ns))
-                            .and_then(|d| d.status.clone())
-                            .and_then(|s| s.phase)
-                            .as_deref()
-                            != Some("Succeeded")
+                            .is_some_and(|d| succeeded(&d))
                     })
                     .collect();
+                // The DataVolume watch can lag behind the VM's: before saying a disk is not
+                // ready, ask the API server (otherwise the VM waits for an event that
+                // already went by).
+                if !pending.is_empty() {
+                    let dv_api: Api<DataVolume> = Api::namespaced(client.clone(), &ns);
+                    let mut still = Vec::new();
+                    for dv in pending {
+                        match dv_api.get_opt(&dv).await {
+                            Ok(Some(d)) if succeeded(&d) => {}
+                            _ => still.push(dv),
+                        }
+                    }
+                    pending = still;
+                }
                 if !pending.is_empty() {
                     let _ = vms
                         .patch_status(&name, &pp, &Patch::Merge(json!({ "status": {
@@ -317,6 +337,14 @@ async fn boot(
     clock.sleep(step).await;
     vmis.patch_status(&name, &pp, &set(json!({ "phase": "Scheduling" })))
         .await?;
+    // `boot-never`: no node fits; the VMI stays in Scheduling.
+    if scenario
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::BootNever && f.vm == name)
+    {
+        return Ok(());
+    }
     clock.sleep(step).await;
     let node = node_for(&scenario, &name);
     vmis.patch_status(

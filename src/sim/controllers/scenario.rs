@@ -29,7 +29,7 @@
 //! nics = [{ ip = "192.0.2.15", mac = "00:50:56:ab:cd:01", vlan = 210 }]
 //!
 //! [[fault]]
-//! kind = "import-failure"            # import-failure | slow-import | agent-never | migration-failure
+//! kind = "import-failure"            # import-failure | slow-import | boot-never | agent-never | migration-failure
 //! vm = "shop-db-01"
 //! mode = "once"                      # import-failure: once | always | until-retry
 //! # factor = 10.0                    # slow-import: N times slower
@@ -80,6 +80,8 @@ pub enum FaultKind {
     ImportFailure,
     SlowImport,
     AgentNever,
+    /// The VMI never leaves `Scheduling` (no node fits).
+    BootNever,
     MigrationFailure,
 }
 
