@@ -615,7 +615,10 @@ async fn run(
                     // At most COMMANDS_IN_FLIGHT commands talk to the cluster at once: a
                     // 5,000-VM wave starts with 5,000 preflights, not 5,000 open requests.
                     let _permit = permits.acquire_owned().await;
-                    let result = ops.execute(&plan.vms[idx], &cmd).await;
+                    // Boxed, so a command waiting for its permit is a few bytes, not the
+                    // whole (large) `execute` future: thousands of them wait at the start
+                    // of a big wave.
+                    let result = Box::pin(ops.execute(&plan.vms[idx], &cmd)).await;
                     let _ = tx.send(Msg::Done {
                         vm: idx,
                         cmd,
