@@ -29,6 +29,14 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A detached tmux session of `width`×`height` running `script`; killed when dropped.
+fn start(prefix: &str, width: u16, height: u16, script: &str) -> Session {
+    let name = format!("{prefix}-{}", std::process::id());
+    let (w, h) = (width.to_string(), height.to_string());
+    tmux(&["new-session", "-d", "-s", &name, "-x", &w, "-y", &h, script]);
+    Session(name)
+}
+
 fn screen(s: &Session) -> String {
     tmux(&["capture-pane", "-p", "-t", &s.0])
 }
@@ -75,19 +83,7 @@ fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
         logs = dir.path().display(),
         plan = plan.display(),
     );
-    let name = format!("wavelift-e2e-{}", std::process::id());
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "160",
-        "-y",
-        "45",
-        &script,
-    ]);
-    let s = Session(name);
+    let s = start("wavelift-e2e", 160, 45, &script);
 
     wait_for(&s, "REHEARSAL", Duration::from_secs(30));
     wait_for(&s, "Pending 3", Duration::from_secs(30));
@@ -142,24 +138,12 @@ fn a_terminal_that_hangs_up_ends_the_tui() {
         logs = dir.path().display(),
         bin = env!("CARGO_BIN_EXE_wavelift"),
     );
-    let name = format!("wavelift-hup-{}", std::process::id());
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &script,
-    ]);
-    let s = Session(name.clone());
+    let s = start("wavelift-hup", 120, 40, &script);
     wait_for(&s, "REHEARSAL", Duration::from_secs(30));
     let pid = std::fs::read_to_string(&pidfile).expect("pid file");
     let proc_dir = Path::new("/proc").join(pid.trim());
     assert!(proc_dir.exists(), "the TUI runs");
-    tmux(&["kill-session", "-t", &name]);
+    tmux(&["kill-session", "-t", &s.0]);
     let start = Instant::now();
     // A zombie (state Z) has exited too: only its parent has not reaped it yet.
     let alive = || {
