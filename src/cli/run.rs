@@ -155,11 +155,16 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
     drop(conn);
     if text {
         println!(
-            "done: {} verified, {} failed, {} rolled back, {} unfinished{}",
+            "done: {} verified, {} failed, {} rolled back, {} unfinished{}{}",
             summary.verified.len(),
             summary.failed.len(),
             summary.rolled_back.len(),
             summary.unfinished.len(),
+            if summary.cancelled.is_empty() {
+                String::new()
+            } else {
+                format!(", {} cancelled", summary.cancelled.len())
+            },
             if args.target.dry_run {
                 format!(", {} passed the dry run", summary.dry_run_ok.len())
             } else {
@@ -172,7 +177,10 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
     }
     if preflight_failed {
         ExitCode::from(EXIT_INVALID)
-    } else if summary.failed.is_empty() && summary.unfinished.is_empty() {
+    } else if summary.failed.is_empty()
+        && summary.unfinished.is_empty()
+        && summary.cancelled.is_empty()
+    {
         ExitCode::from(EXIT_OK)
     } else {
         ExitCode::from(EXIT_WARNINGS)
