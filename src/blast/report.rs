@@ -261,6 +261,18 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
+/// `"a 3, b 1"`, or `-` when there is nothing to count.
+fn counts<'a, K: std::fmt::Display + 'a>(
+    items: impl IntoIterator<Item = (&'a K, &'a usize)>,
+) -> String {
+    let v: Vec<String> = items.into_iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
+}
+
 fn summary_text(s: &Summary, o: &mut String) {
     let _ = writeln!(
         o,
@@ -268,36 +280,9 @@ fn summary_text(s: &Summary, o: &mut String) {
         s.vms, s.l2_safe, s.l3_candidate, s.recommend_l2, s.recommend_l3, s.recommend_review,
         s.references, s.files_scanned, s.binary_skipped
     );
-    let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let _ = writeln!(
-        o,
-        "By kind: {}",
-        if kinds.is_empty() {
-            "-".into()
-        } else {
-            kinds.join(", ")
-        }
-    );
-    let owners: Vec<String> = s.by_owner.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let _ = writeln!(
-        o,
-        "By owner: {}",
-        if owners.is_empty() {
-            "-".into()
-        } else {
-            owners.join(", ")
-        }
-    );
-    let fl: Vec<String> = s.flags.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let _ = writeln!(
-        o,
-        "Flags: {}",
-        if fl.is_empty() {
-            "-".into()
-        } else {
-            fl.join(", ")
-        }
-    );
+    let _ = writeln!(o, "By kind: {}", counts(&s.by_kind));
+    let _ = writeln!(o, "By owner: {}", counts(&s.by_owner));
+    let _ = writeln!(o, "Flags: {}", counts(&s.flags));
 }
 
 fn md_cell(s: &str) -> String {

@@ -1,7 +1,7 @@
 //! `wavelift migrate PLAN VM`: live-migrate a running VM and report phases, nodes, duration
 //! and the probes lost while it moved. Exit 0 when the migration succeeded.
 
-use super::target::connect_for;
+use super::target::connect_or_exit;
 use super::{MigrateArgs, EXIT_INVALID, EXIT_OK, EXIT_WARNINGS};
 use crate::engine::migrate::migrate;
 use std::process::ExitCode;
@@ -23,7 +23,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let plan = Arc::new(plan);
-        let conn = match connect_for(
+        let conn = match connect_or_exit(
             &plan,
             args.target.sim,
             args.target.context.as_deref(),
@@ -33,10 +33,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
         .await
         {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(EXIT_INVALID);
-            }
+            Err(code) => return code,
         };
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });

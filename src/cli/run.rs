@@ -3,7 +3,7 @@
 //! calls, and exit codes: 0 every VM verified, 1 a VM failed or did not finish, 2 invalid
 //! plan or failed preflight.
 
-use super::target::connect_for;
+use super::target::connect_or_exit;
 use super::{RunArgs, RunOutput, EXIT_INVALID, EXIT_OK, EXIT_WARNINGS};
 use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
 use crate::engine::{EngineEvent, EngineRequest, EventKind, Status, Step};
@@ -38,7 +38,7 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
-    let conn = match connect_for(
+    let conn = match connect_or_exit(
         &plan,
         args.target.sim,
         args.target.context.as_deref(),
@@ -48,10 +48,7 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
     .await
     {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     let waves: Vec<String> = match &args.wave {
         Some(w) => vec![w.clone()],

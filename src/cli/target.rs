@@ -43,6 +43,23 @@ impl Mode {
     }
 }
 
+/// [`connect_for`] for a command: a failure is printed and becomes exit code 2 (nothing
+/// was sent to the cluster).
+pub async fn connect_or_exit(
+    plan: &Plan,
+    sim: bool,
+    context: Option<&str>,
+    dry_run: bool,
+    speed: Option<f64>,
+) -> Result<Connected, std::process::ExitCode> {
+    connect_for(plan, sim, context, dry_run, speed)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(super::EXIT_INVALID)
+        })
+}
+
 pub async fn connect_for(
     plan: &Plan,
     sim: bool,

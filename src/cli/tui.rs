@@ -1,7 +1,7 @@
 //! `wavelift tui PLAN`: the cockpit. The engine drives the cluster; the TUI shows its events
 //! and sends the operator's requests. Waves start from the keyboard (`w`).
 
-use super::target::{connect_for, Mode};
+use super::target::{connect_or_exit, Mode};
 use super::{TuiArgs, EXIT_INVALID, EXIT_OK};
 use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
 use crate::tui::{self, setup, RunMode, TargetInfo, TuiOptions};
@@ -30,7 +30,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let plan = Arc::new(plan);
-        let conn = match connect_for(
+        let conn = match connect_or_exit(
             &plan,
             args.target.sim,
             args.target.context.as_deref(),
@@ -40,10 +40,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
         .await
         {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(EXIT_INVALID);
-            }
+            Err(code) => return code,
         };
         let target = match conn.mode {
             Mode::Rehearsal => TargetInfo::Sim {

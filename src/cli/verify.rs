@@ -1,7 +1,7 @@
 //! `wavelift verify`: every check of every VM against where the VMs are now, compared with a
 //! baseline taken before cutover; reports for people (Markdown), tools (JSON) and CI (JUnit).
 
-use super::target::connect_for;
+use super::target::connect_or_exit;
 use super::{VerifyArgs, EXIT_INVALID};
 use crate::checks::baseline::Baseline;
 use crate::checks::report::Format;
@@ -40,13 +40,10 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async move {
-        let conn = match connect_for(&plan, args.target.sim, args.target.context.as_deref(), false, None).await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(EXIT_INVALID);
-            }
-        };
+        let conn = match connect_or_exit(&plan, args.target.sim, args.target.context.as_deref(), false, None).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
         // What the cluster shows: each migrated VM's VMI (ip-preserved / mac-preserved).
         let api: Api<VirtualMachineInstance> = Api::namespaced(conn.client.clone(), plan.meta.namespace.as_str());
         let lp = ListParams::default().labels(&labels::plan_selector(plan.meta.name.as_str()));

@@ -114,6 +114,16 @@ pub struct EngineHandle {
 }
 
 impl EngineEvent {
+    /// An event about `vm`, stamped now.
+    pub fn now(vm: &crate::plan::Vm, kind: EventKind) -> Self {
+        EngineEvent {
+            vm: vm.name.value.clone(),
+            wave: vm.wave.value.clone(),
+            at_ms: super::ops::now_ms(),
+            kind,
+        }
+    }
+
     pub fn phase(
         vm: &str,
         wave: &str,

@@ -3,7 +3,6 @@
 //! longest gap (the proof that an L2 VM stays reachable while it moves between nodes).
 
 use super::events::{EngineEvent, EventKind};
-use super::ops::now_ms;
 use crate::checks::continuous::{self, Target};
 use crate::checks::probe::Prober;
 use crate::cluster::build;
@@ -147,11 +146,9 @@ pub async fn migrate(
         }
     }
     let _ = events
-        .send(EngineEvent {
-            vm: vm.name.value.clone(),
-            wave: vm.wave.value.clone(),
-            at_ms: now_ms(),
-            kind: EventKind::Migration {
+        .send(EngineEvent::now(
+            vm,
+            EventKind::Migration {
                 name,
                 phase: outcome.phase.clone(),
                 source_node: outcome.source_node.clone(),
@@ -159,7 +156,7 @@ pub async fn migrate(
                 lost_probes: outcome.lost_probes as u32,
                 sent_probes: outcome.sent_probes as u32,
             },
-        })
+        ))
         .await;
     Ok(outcome)
 }

@@ -129,19 +129,33 @@ impl Ops {
     async fn journal(&self, vm: &Vm, verb: &str, kind: &str, name: &str, result: &str) {
         let _ = self
             .events
-            .send(EngineEvent {
-                vm: vm.name.value.clone(),
-                wave: vm.wave.value.clone(),
-                at_ms: now_ms(),
-                kind: EventKind::Mutation {
+            .send(EngineEvent::now(
+                vm,
+                EventKind::Mutation {
                     verb: verb.to_string(),
                     kind: kind.to_string(),
                     name: name.to_string(),
                     dry_run: self.dry_run,
                     result: result.to_string(),
                 },
-            })
+            ))
             .await;
+    }
+
+    /// Journals a failed mutating call and returns the VM's failure reason for it
+    /// (`"VERB KIND NAME: message (code)"`).
+    async fn journal_error(
+        &self,
+        vm: &Vm,
+        verb: &str,
+        kind: &str,
+        name: &str,
+        e: &kube::Error,
+    ) -> String {
+        let m = api_msg(e);
+        self.journal(vm, verb, kind, name, &format!("error: {m}"))
+            .await;
+        format!("{verb} {kind} {name}: {m}")
     }
 
     fn post(&self) -> PostParams {
@@ -187,12 +201,7 @@ impl Ops {
                     .await;
                 Ok(())
             }
-            Err(e) => {
-                let m = api_msg(&e);
-                self.journal(vm, "create", kind, name, &format!("error: {m}"))
-                    .await;
-                Err(format!("create {kind} {name}: {m}"))
-            }
+            Err(e) => Err(self.journal_error(vm, "create", kind, name, &e).await),
         }
     }
 
@@ -362,18 +371,9 @@ impl Ops {
                         .await;
                     Ok(())
                 }
-                Err(e) => {
-                    let m = api_msg(&e);
-                    self.journal(
-                        vm,
-                        "apply",
-                        "NetworkAttachmentDefinition",
-                        name,
-                        &format!("error: {m}"),
-                    )
-                    .await;
-                    Err(format!("apply NetworkAttachmentDefinition {name}: {m}"))
-                }
+                Err(e) => Err(self
+                    .journal_error(vm, "apply", "NetworkAttachmentDefinition", name, &e)
+                    .await),
             }
         })
         .await
@@ -444,18 +444,9 @@ impl Ops {
                 .await;
                 Ok(())
             }
-            Err(e) => {
-                let m = api_msg(&e);
-                self.journal(
-                    vm,
-                    "start",
-                    "VirtualMachine",
-                    vm.name.as_str(),
-                    &format!("error: {m}"),
-                )
-                .await;
-                Err(format!("start VirtualMachine {}: {m}", vm.name.value))
-            }
+            Err(e) => Err(self
+                .journal_error(vm, "start", "VirtualMachine", vm.name.as_str(), &e)
+                .await),
         }
     }
 

@@ -564,12 +564,7 @@ async fn run(
                 if r.last_node.as_deref() != Some(node.as_str()) {
                     r.last_node = Some(node.clone());
                     let _ = events
-                        .send(EngineEvent {
-                            vm: vm.name.value.clone(),
-                            wave: vm.wave.value.clone(),
-                            at_ms: now_ms(),
-                            kind: EventKind::Node { node },
-                        })
+                        .send(EngineEvent::now(vm, EventKind::Node { node }))
                         .await;
                 }
             }
@@ -592,18 +587,16 @@ async fn run(
                     if !r.asked_power_off {
                         r.asked_power_off = true;
                         let _ = events
-                            .send(EngineEvent {
-                                vm: vm.name.value.clone(),
-                                wave: vm.wave.value.clone(),
-                                at_ms: now_ms(),
-                                kind: EventKind::Log {
+                            .send(EngineEvent::now(
+                                vm,
+                                EventKind::Log {
                                     level: LogLevel::Warn,
                                     message: format!(
                                         "power off source VM {} and confirm",
                                         vm.name.value
                                     ),
                                 },
-                            })
+                            ))
                             .await;
                     }
                     continue;
@@ -953,17 +946,15 @@ async fn handle_msg(
                             let v = &plan.vms[r.idx];
                             for res in results {
                                 let _ = events
-                                    .send(EngineEvent {
-                                        vm: v.name.value.clone(),
-                                        wave: v.wave.value.clone(),
-                                        at_ms: now_ms(),
-                                        kind: EventKind::Check {
+                                    .send(EngineEvent::now(
+                                        v,
+                                        EventKind::Check {
                                             check: res.check.clone(),
                                             outcome: res.outcome.as_str().to_string(),
                                             detail: res.detail.clone(),
                                             latency_ms: res.latency.map(|d| d.as_millis() as u64),
                                         },
-                                    })
+                                    ))
                                     .await;
                             }
                         }
@@ -1160,15 +1151,13 @@ async fn handle_request(
                 .await
                 {
                     let _ = events
-                        .send(EngineEvent {
-                            vm: vm.name.value.clone(),
-                            wave: vm.wave.value.clone(),
-                            at_ms: now_ms(),
-                            kind: EventKind::Log {
+                        .send(EngineEvent::now(
+                            &vm,
+                            EventKind::Log {
                                 level: LogLevel::Error,
                                 message: format!("live migration of {}: {e:#}", vm.name.value),
                             },
-                        })
+                        ))
                         .await;
                 }
             });

@@ -244,6 +244,27 @@ async fn dispatch(state: &ApiState, req: Request) -> Result<Response, ApiError> 
     }
 }
 
+/// The object a POST or PUT carries, checked (media type, kind, field validation), with
+/// its warnings and write options (`dryRun`).
+async fn read_object(
+    state: &ApiState,
+    req: Request,
+    res: &ResourceDef,
+    query: &HashMap<String, String>,
+) -> Result<(Value, Vec<String>, WriteOptions), ApiError> {
+    let ct = content_type(req.headers());
+    reject_protobuf(&ct)?;
+    let body = read_body(state, req).await?;
+    let obj = parse_object(&ct, &body)?;
+    check_type(res, &obj)?;
+    let warnings = field_validation(res, query, &obj)?;
+    let opts = WriteOptions {
+        dry_run: dry_run(query)?,
+        ..WriteOptions::default()
+    };
+    Ok((obj, warnings, opts))
+}
+
 async fn read_body(state: &ApiState, req: Request) -> Result<bytes::Bytes, ApiError> {
     let declared = req
         .headers()
@@ -542,16 +563,7 @@ async fn resource(
                 if res.namespaced && rp.namespace.is_none() {
                     return Err(ApiError::method_not_allowed("POST", res.plural));
                 }
-                let ct = content_type(req.headers());
-                reject_protobuf(&ct)?;
-                let body = read_body(state, req).await?;
-                let obj = parse_object(&ct, &body)?;
-                check_type(res, &obj)?;
-                let warnings = field_validation(res, &query, &obj)?;
-                let opts = WriteOptions {
-                    dry_run: dry_run(&query)?,
-                    ..WriteOptions::default()
-                };
+                let (obj, warnings, opts) = read_object(state, req, res, &query).await?;
                 let created = store.create(res, &ns, obj, &opts)?;
                 Ok(with_warnings(
                     json_response(StatusCode::CREATED, &created),
@@ -603,16 +615,7 @@ async fn resource(
             Ok(raw_json(StatusCode::OK, o.json.clone()))
         }
         Method::PUT => {
-            let ct = content_type(req.headers());
-            reject_protobuf(&ct)?;
-            let body = read_body(state, req).await?;
-            let obj = parse_object(&ct, &body)?;
-            check_type(res, &obj)?;
-            let warnings = field_validation(res, &query, &obj)?;
-            let opts = WriteOptions {
-                dry_run: dry_run(&query)?,
-                ..WriteOptions::default()
-            };
+            let (obj, warnings, opts) = read_object(state, req, res, &query).await?;
             let (updated, _) = store.mutate(res, &ns, &name, part, &opts, |_| Ok(obj))?;
             Ok(with_warnings(ok_json(&updated), &warnings))
         }
