@@ -46,7 +46,7 @@ pub fn from_plan(plan: &Plan) -> Vec<Target> {
             let mut hostnames = Vec::new();
             push_name(&mut hostnames, &vm.name);
             for c in &vm.checks {
-                if let crate::checks::spec::CheckKind::Dns { name } = &c.kind {
+                if let crate::plan::check::CheckKind::Dns { name } = &c.kind {
                     push_name(&mut hostnames, name);
                 }
             }

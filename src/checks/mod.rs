@@ -1,4 +1,4 @@
-//! Connectivity checks: spec parsing ([`spec`]), probes ([`probe`]), VMI interface
+//! Connectivity checks (the check language itself is [`crate::plan::check`]): probes ([`probe`]), VMI interface
 //! evaluation ([`evaluate`]), the runner ([`runner`]), results ([`result`]), baselines and
 //! their diff ([`baseline`]), reports ([`report`]), the continuous probe ([`continuous`]) and
 //! the `wavelift verify` entry point ([`verify`]).
@@ -9,5 +9,4 @@ pub mod probe;
 pub mod report;
 pub mod result;
 pub mod runner;
-pub mod spec;
 pub mod verify;

@@ -5,7 +5,7 @@
 use super::evaluate::{self, VmiInterface};
 use super::probe::{DnsQuery, Probe, Prober};
 use super::result::{now_rfc3339, CheckResult};
-use super::spec::{CheckKind, CheckSpec};
+use crate::plan::check::{CheckKind, CheckSpec};
 use crate::plan::{NetworkModel, Plan, Vm};
 use futures::StreamExt;
 use std::collections::BTreeMap;

@@ -459,7 +459,7 @@ impl Ops {
             .checks_for(vm)
             .iter()
             .filter_map(|c| match c.kind {
-                crate::checks::spec::CheckKind::Tcp { port } => Some(port),
+                crate::plan::check::CheckKind::Tcp { port } => Some(port),
                 _ => None,
             })
             .collect();

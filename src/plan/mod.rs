@@ -8,6 +8,7 @@
 //! let plan = checked.plan.expect("valid plan");
 //! ```
 
+pub mod check;
 pub mod diag;
 pub mod mac;
 pub mod model;

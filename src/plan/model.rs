@@ -4,7 +4,7 @@ use super::mac::Mac;
 use super::quantity::Quantity;
 use super::span::{Span, Spanned};
 use super::time::Timestamp;
-use crate::checks::spec::{CheckKind, CheckSpec};
+use crate::plan::check::{CheckKind, CheckSpec};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Duration;

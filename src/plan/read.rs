@@ -12,7 +12,7 @@ use super::model::*;
 use super::quantity::Quantity;
 use super::span::{Span, Spanned};
 use super::time;
-use crate::checks::spec::{known_kinds, parse_check, parse_duration, CheckSpec};
+use crate::plan::check::{known_kinds, parse_check, parse_duration, CheckSpec};
 use std::net::IpAddr;
 use toml::de::{DeArray, DeTable, DeValue};
 
@@ -692,7 +692,7 @@ impl Reader {
                                 }
                             }
                         }
-                        if !matches!(spec.kind, crate::checks::spec::CheckKind::Http { .. }) {
+                        if !matches!(spec.kind, crate::plan::check::CheckKind::Http { .. }) {
                             self.err("bad-check", es, "`expect` applies only to http(s) checks");
                         }
                     }
@@ -729,7 +729,7 @@ impl Reader {
         out
     }
 
-    fn check_kind(&mut self, text: &str, span: Span) -> Option<crate::checks::spec::CheckKind> {
+    fn check_kind(&mut self, text: &str, span: Span) -> Option<crate::plan::check::CheckKind> {
         match parse_check(text) {
             Ok(k) => Some(k),
             Err(e) => {

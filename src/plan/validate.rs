@@ -6,7 +6,7 @@ use super::diag::{did_you_mean, Diagnostic};
 use super::mac::VmwareMac;
 use super::model::*;
 use super::span::Spanned;
-use crate::checks::spec::CheckKind;
+use crate::plan::check::CheckKind;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 

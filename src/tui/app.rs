@@ -1044,7 +1044,7 @@ fn matches_filter(v: &VmState, filter_lc: &str) -> bool {
 
 /// The matrix column of a check written as text (`tcp:22` → `tcp`).
 fn check_column(check: &str) -> String {
-    match crate::checks::spec::parse_check(check) {
+    match crate::plan::check::parse_check(check) {
         Ok(kind) => kind.kind_name().to_string(),
         Err(_) => check.split(':').next().unwrap_or(check).to_string(),
     }

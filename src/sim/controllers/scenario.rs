@@ -35,7 +35,7 @@
 //! # factor = 10.0                    # slow-import: N times slower
 //! ```
 
-use crate::checks::spec::CheckKind;
+use crate::plan::check::CheckKind;
 use crate::plan::quantity::Quantity;
 use crate::plan::Plan;
 use serde::Deserialize;
