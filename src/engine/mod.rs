@@ -6,6 +6,7 @@ pub mod events;
 pub mod migrate;
 pub mod ops;
 pub mod runtime;
+pub mod schedule;
 
 pub use decide::{
     decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,

@@ -3,9 +3,9 @@
 //! create tolerates `AlreadyExists`, so a command re-issued after a crash is harmless.
 
 use super::decide::{Command, Gate, IpGuard, Power};
+use super::schedule::Update;
 use super::events::{EngineEvent, EventKind};
 use crate::checks::probe::Prober;
-use crate::checks::result::CheckResult;
 use crate::checks::runner::{self, Observations, RunSettings};
 use crate::cluster::build;
 use crate::cluster::call::call;
@@ -90,17 +90,6 @@ impl Ops {
                 .collect(),
         }
     }
-}
-
-/// What a finished command changes in the engine's memory of a VM.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Update {
-    Nothing,
-    /// The preflight's verdict, and the source VM's power state when vCenter was asked.
-    Preflight(Gate, Option<Power>),
-    Power(Power),
-    IpGuard(IpGuard),
-    Checks(Gate, Vec<CheckResult>),
 }
 
 pub fn now_ms() -> i64 {

@@ -1,0 +1,1017 @@
+//! The wave policy as a pure function, in the style of [`super::decide`] and of kube-runtime's
+//! watcher / store / scheduler split: [`turn`] takes the fleet's memory ([`Fleet`]), what
+//! changed since the last turn ([`Input`]s: cluster views, finished commands, timers,
+//! operator requests) and the time, and returns a [`Turn`]: the events to emit, the commands
+//! to run, the side effects and timers to start, and the waves that finished. No async, no
+//! tokio, no cluster or source clients: the tests below call it with a fake clock.
+//!
+//! The rules it owns, each with its own tests:
+//! - per-VM overrides of [`decide`]'s answer: a failed command, a dry run that stops after
+//!   preflight, a dependency that failed, the guest-agent and boot timeouts;
+//! - the preflight gate per wave: no mutation in a wave while one of its VMs waits on
+//!   preflight, and a failed preflight fails the wave's VMs that have not started;
+//! - import and cutover slots per wave, in plan order;
+//! - `after` dependencies (inside a wave: verified; across waves: running);
+//! - pause, resume, cancel, retry, rollback, manual power-off confirmation;
+//! - the duplicate-IP guard's re-probes and its limit;
+//! - wave completion, the next queued wave starting, and the run's end;
+//! - one classification of a VM's end state ([`EndState`]) for `wave-done` and the run
+//!   summary.
+
+use super::decide::{
+    decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,
+    Step, VmContext,
+};
+use super::events::{EngineEvent, EngineRequest, EventKind, LogLevel};
+use crate::checks::result::CheckResult;
+use crate::plan::{Plan, PowerOff};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the run is driven (the parts of the engine's configuration the policy reads).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Server-side dry run: preflight and a dry run of every object, then stop.
+    pub dry_run: bool,
+    /// Only these VMs (empty: all).
+    pub only_vms: BTreeSet<String>,
+    /// Waves started at once, run one after the other (empty: wait for `StartWave`).
+    pub auto_waves: Vec<String>,
+    /// Treat manual power-offs as confirmed (scripted runs).
+    pub confirm_power_off: bool,
+    /// End the run when the started waves are done (headless runs).
+    pub exit_when_done: bool,
+    /// A booted VM whose guest agent has not connected after this long fails; a started VM
+    /// whose VMI is not running after this long fails too.
+    pub agent_timeout: Duration,
+    /// Pause between probes of an original IP that still answers.
+    pub guard_interval: Duration,
+}
+
+/// After this many answers from the original IP, the VM fails at its cutover gate.
+pub const GUARD_ATTEMPTS: u32 = 12;
+
+/// What the cluster shows of one VM, read by the runtime from its watch stores.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClusterView {
+    /// One entry per planned disk, in plan order.
+    pub disks: Vec<DiskObs>,
+    /// Every NetworkAttachmentDefinition the VM uses exists (always true for L3 VMs).
+    pub networks_ready: bool,
+    /// The VirtualMachine exists; `Some(true)` when its runStrategy runs it.
+    pub vm_started: Option<bool>,
+    /// The VMI's phase, if a VMI exists.
+    pub vmi_phase: Option<String>,
+    pub agent_connected: bool,
+    /// The node the VMI runs on.
+    pub node: Option<String>,
+}
+
+/// One live migration as the cluster shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationView {
+    pub name: String,
+    /// The VMI (= VM) name.
+    pub vm: String,
+    pub phase: String,
+    pub source_node: Option<String>,
+    pub target_node: Option<String>,
+}
+
+/// What a finished command changes in the engine's memory of a VM.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    Nothing,
+    /// The preflight's verdict, and the source VM's power state when vCenter was asked.
+    Preflight(Gate, Option<Power>),
+    Power(Power),
+    IpGuard(IpGuard),
+    Checks(Gate, Vec<CheckResult>),
+}
+
+/// A timer the runtime starts; when it fires it comes back as [`Input::Timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Probe the VM's original IP again (it answered last time).
+    Reprobe { vm: usize },
+    /// Decide again (a timeout may have passed).
+    Deadline,
+}
+
+/// Something that changed since the last turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// VM `vm` (plan index) as the cluster shows it now.
+    Cluster { vm: usize, view: ClusterView },
+    /// A live migration as the cluster shows it now.
+    Migration(MigrationView),
+    /// A command finished.
+    Done {
+        vm: usize,
+        cmd: Command,
+        result: Result<Update, String>,
+    },
+    Timer(Timer),
+    Request(EngineRequest),
+}
+
+/// Work for the runtime besides the pipeline's commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Delete the VM's failed DataVolumes (an operator's retry).
+    DeleteFailedDisks { vm: usize },
+    /// Live-migrate the VM (an operator's request).
+    Migrate { vm: usize },
+}
+
+/// The clock a turn runs at: monotonic time for timeouts, wall time for event stamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// Unix milliseconds (event time stamps).
+    pub unix_ms: i64,
+}
+
+/// What one turn decided.
+#[derive(Debug, Default, PartialEq)]
+pub struct Turn {
+    pub events: Vec<EngineEvent>,
+    /// Commands to run now, by VM plan index. They are in flight from now on: each comes
+    /// back as [`Input::Done`].
+    pub commands: Vec<(usize, Command)>,
+    pub effects: Vec<Effect>,
+    /// Timers to start: fire at `elapsed` time.
+    pub timers: Vec<(Duration, Timer)>,
+    /// Waves that finished in this turn.
+    pub finished_waves: Vec<String>,
+    /// The run is over (its waves are done and it exits then, or the operator shut it down).
+    pub exit: bool,
+}
+
+/// How a VM ended, as far as it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndState {
+    Verified,
+    RolledBack,
+    Cancelled,
+    /// A dry run whose preflight and server-side dry run passed.
+    DryRunOk,
+    Failed(String),
+}
+
+/// How a run ended, per VM.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSummary {
+    pub verified: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    pub rolled_back: Vec<String>,
+    pub cancelled: Vec<String>,
+    pub dry_run_ok: Vec<String>,
+    pub unfinished: Vec<String>,
+}
+
+/// The engine's memory of one VM in this run (everything else is read from the cluster).
+#[derive(Debug, Clone)]
+struct VmRun {
+    /// Plan indices of the VMs in `after` (resolved once: validation guarantees they exist).
+    deps: Vec<usize>,
+    ctx: VmContext,
+    cluster: ClusterView,
+    preflight: Gate,
+    source_power: Power,
+    power_off_confirmed: bool,
+    ip_guard: IpGuard,
+    checks: Gate,
+    control: Control,
+    in_flight: HashSet<Command>,
+    /// Commands finished in the current step (cleared when the step changes).
+    done: HashSet<Command>,
+    failed: Option<(Step, String)>,
+    import_slot: bool,
+    cutover_slot: bool,
+    guard_attempts: u32,
+    last: Option<Phase>,
+    last_node: Option<String>,
+    asked_power_off: bool,
+    /// When the VM entered its current step and status.
+    since: Duration,
+}
+
+/// The fleet: the plan and the engine's memory of every VM and wave in this run.
+pub struct Fleet {
+    plan: Arc<Plan>,
+    settings: Settings,
+    vms: Vec<VmRun>,
+    /// Started waves, in start order.
+    active: Vec<String>,
+    /// Waves to start one after the other (headless runs).
+    queue: Vec<String>,
+    finished: HashSet<String>,
+    /// Last phase reported per live migration.
+    migrations: HashMap<String, String>,
+}
+
+impl Fleet {
+    /// The fleet at the start of a run: nothing observed yet, `auto_waves[0]` started.
+    pub fn new(plan: Arc<Plan>, settings: Settings) -> Fleet {
+        let index: HashMap<&str, usize> = plan
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name.as_str(), i))
+            .collect();
+        let vms = plan
+            .vms
+            .iter()
+            .map(|vm| VmRun {
+                deps: vm
+                    .after
+                    .iter()
+                    .filter_map(|a| index.get(a.value.as_str()).copied())
+                    .collect(),
+                ctx: VmContext {
+                    disk_bytes: vm.disks.iter().map(|d| d.size.bytes).collect(),
+                    power_off_by_api: plan.source.power_off == PowerOff::VsphereApi,
+                    has_checks: !plan.checks_for(vm).is_empty(),
+                },
+                cluster: ClusterView::default(),
+                preflight: Gate::NotRun,
+                source_power: Power::Unknown,
+                power_off_confirmed: settings.confirm_power_off,
+                ip_guard: IpGuard::NotProbed,
+                checks: Gate::NotRun,
+                control: Control::default(),
+                in_flight: HashSet::new(),
+                done: HashSet::new(),
+                failed: None,
+                import_slot: false,
+                cutover_slot: false,
+                guard_attempts: 0,
+                last: None,
+                last_node: None,
+                asked_power_off: false,
+                since: Duration::ZERO,
+            })
+            .collect();
+        let mut queue = settings.auto_waves.clone();
+        let active = if queue.is_empty() {
+            vec![]
+        } else {
+            vec![queue.remove(0)]
+        };
+        Fleet {
+            plan,
+            settings,
+            vms,
+            active,
+            queue,
+            finished: HashSet::new(),
+            migrations: HashMap::new(),
+        }
+    }
+
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// The VM's last reported phase.
+    pub fn phase(&self, vm: usize) -> Option<&Phase> {
+        self.vms.get(vm).and_then(|r| r.last.as_ref())
+    }
+
+    /// Started waves, in start order.
+    pub fn active_waves(&self) -> &[String] {
+        &self.active
+    }
+
+    fn in_scope(&self, i: usize) -> bool {
+        let vm = &self.plan.vms[i];
+        self.active.iter().any(|w| *w == *vm.wave)
+            && (self.settings.only_vms.is_empty()
+                || self.settings.only_vms.contains(vm.name.as_str()))
+    }
+
+    /// How VM `i` ended, or `None` while it is still under way.
+    pub fn end_state(&self, i: usize) -> Option<EndState> {
+        let r = &self.vms[i];
+        match r.last.as_ref().map(|p| (p.step, &p.status)) {
+            Some((Step::Verified, _)) => Some(EndState::Verified),
+            Some((Step::RolledBack, _)) => Some(EndState::RolledBack),
+            // Cancelled once its DataVolume deletions are done.
+            Some((Step::Cancelled, _)) if r.in_flight.is_empty() && !r.control.rollback => {
+                Some(EndState::Cancelled)
+            }
+            Some((Step::Preflight, Status::Active))
+                if self.settings.dry_run && r.preflight == Gate::Passed =>
+            {
+                Some(EndState::DryRunOk)
+            }
+            Some((_, Status::Failed(why))) => Some(EndState::Failed(why.clone())),
+            _ => None,
+        }
+    }
+
+    /// How the run ended, for the VMs of the started waves.
+    pub fn summary(&self) -> RunSummary {
+        let mut s = RunSummary::default();
+        for i in (0..self.vms.len()).filter(|&i| self.in_scope(i)) {
+            let name = self.plan.vms[i].name.value.clone();
+            match self.end_state(i) {
+                Some(EndState::Verified) => s.verified.push(name),
+                Some(EndState::RolledBack) => s.rolled_back.push(name),
+                Some(EndState::Cancelled) => s.cancelled.push(name),
+                Some(EndState::DryRunOk) => s.dry_run_ok.push(name),
+                Some(EndState::Failed(why)) => s.failed.push((name, why)),
+                None => s.unfinished.push(name),
+            }
+        }
+        s
+    }
+}
+
+/// One turn of the wave policy: apply `inputs`, then decide every VM until the decisions
+/// settle (a granted slot or a changed phase changes other VMs' decisions), handing out
+/// commands, slots, timers and events.
+pub fn turn(fleet: &mut Fleet, inputs: impl IntoIterator<Item = Input>, now: Now) -> Turn {
+    let mut out = Turn::default();
+    for input in inputs {
+        apply(fleet, input, now, &mut out);
+    }
+    // Each pass that changes something can unblock at most the next link of a chain of
+    // `after` dependencies or slots: passes are bounded by the fleet's size.
+    for _ in 0..fleet.vms.len() + 2 {
+        if !pass(fleet, now, &mut out) || out.exit {
+            break;
+        }
+    }
+    out
+}
+
+fn log(vm: &str, wave: &str, now: Now, level: LogLevel, message: String) -> EngineEvent {
+    EngineEvent {
+        vm: vm.to_string(),
+        wave: wave.to_string(),
+        at_ms: now.unix_ms,
+        kind: EventKind::Log { level, message },
+    }
+}
+
+fn vm_event(plan: &Plan, i: usize, now: Now, kind: EventKind) -> EngineEvent {
+    let vm = &plan.vms[i];
+    EngineEvent {
+        vm: vm.name.value.clone(),
+        wave: vm.wave.value.clone(),
+        at_ms: now.unix_ms,
+        kind,
+    }
+}
+
+/// Applies one input to the fleet's memory.
+fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
+    match input {
+        Input::Cluster { vm, view } => {
+            if let Some(r) = fleet.vms.get_mut(vm) {
+                r.cluster = view;
+            }
+        }
+        Input::Migration(m) => {
+            if fleet.migrations.get(&m.name) != Some(&m.phase) {
+                fleet.migrations.insert(m.name.clone(), m.phase.clone());
+                let wave = fleet
+                    .plan
+                    .vm(&m.vm)
+                    .map(|v| v.wave.value.clone())
+                    .unwrap_or_default();
+                out.events.push(EngineEvent {
+                    vm: m.vm,
+                    wave,
+                    at_ms: now.unix_ms,
+                    kind: EventKind::Migration {
+                        name: m.name,
+                        phase: m.phase,
+                        source_node: m.source_node,
+                        target_node: m.target_node,
+                        lost_probes: 0,
+                        sent_probes: 0,
+                    },
+                });
+            }
+        }
+        Input::Timer(Timer::Deadline) => {}
+        Input::Timer(Timer::Reprobe { vm }) => {
+            if let Some(r) = fleet.vms.get_mut(vm) {
+                if r.ip_guard != IpGuard::Silent {
+                    r.ip_guard = IpGuard::NotProbed;
+                    r.done.remove(&Command::ProbeOriginalIp);
+                }
+            }
+        }
+        Input::Done { vm, cmd, result } => done(fleet, vm, cmd, result, now, out),
+        Input::Request(req) => request(fleet, req, now, out),
+    }
+}
+
+/// A command finished: remember what it found.
+fn done(
+    fleet: &mut Fleet,
+    vm: usize,
+    cmd: Command,
+    result: Result<Update, String>,
+    now: Now,
+    out: &mut Turn,
+) {
+    let guard_interval = fleet.settings.guard_interval;
+    let Some(r) = fleet.vms.get_mut(vm) else {
+        return;
+    };
+    r.in_flight.remove(&cmd);
+    let step = r.last.as_ref().map_or(Step::Pending, |p| p.step);
+    let update = match result {
+        Err(why) => {
+            r.failed = Some((step, why));
+            return;
+        }
+        Ok(update) => update,
+    };
+    r.done.insert(cmd);
+    match update {
+        Update::Nothing => {}
+        Update::Preflight(g, power) => {
+            r.preflight = g;
+            if let Some(p) = power {
+                r.source_power = p;
+            }
+        }
+        Update::Power(p) => r.source_power = p,
+        Update::IpGuard(g) => {
+            if let IpGuard::Answering(why) = &g {
+                r.guard_attempts += 1;
+                if r.guard_attempts >= GUARD_ATTEMPTS {
+                    r.failed = Some((
+                        step,
+                        format!("original IP still answers after {GUARD_ATTEMPTS} probes: {why}"),
+                    ));
+                } else {
+                    out.timers
+                        .push((now.elapsed + guard_interval, Timer::Reprobe { vm }));
+                }
+            } else {
+                r.guard_attempts = 0;
+            }
+            r.ip_guard = g;
+        }
+        Update::Checks(g, results) => {
+            r.checks = g;
+            for res in results {
+                out.events.push(vm_event(
+                    &fleet.plan,
+                    vm,
+                    now,
+                    EventKind::Check {
+                        check: res.check.clone(),
+                        outcome: res.outcome.as_str().to_string(),
+                        detail: res.detail.clone(),
+                        latency_ms: res.latency.map(|d| d.as_millis() as u64),
+                    },
+                ));
+            }
+        }
+    }
+}
+
+/// An operator's request.
+fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
+    let plan = fleet.plan.clone();
+    let wave_log = |level, message| log("", "", now, level, message);
+    let vm_log = |i: usize, level, message| vm_event(&plan, i, now, EventKind::Log { level, message });
+    let find = |name: &str| plan.vms.iter().position(|v| *v.name == name);
+    let no_wave = |w: &str| wave_log(LogLevel::Error, format!("no wave `{w}` in the plan"));
+    match req {
+        EngineRequest::StartWave(w) => {
+            if plan.wave(&w).is_none() {
+                out.events.push(no_wave(&w));
+                return;
+            }
+            let again = fleet.active.contains(&w);
+            let mut uncancelled = false;
+            for (i, r) in fleet.vms.iter_mut().enumerate() {
+                if *plan.vms[i].wave == w {
+                    r.control.paused = false;
+                    uncancelled |= std::mem::take(&mut r.control.cancel);
+                }
+            }
+            // A cancelled wave started again finishes (and reports) again.
+            if uncancelled {
+                fleet.finished.remove(&w);
+            }
+            if !again {
+                fleet.active.push(w.clone());
+            }
+            if !again || uncancelled {
+                out.events
+                    .push(wave_log(LogLevel::Info, format!("wave {w} started")));
+            }
+        }
+        EngineRequest::CancelWave(w) => {
+            if plan.wave(&w).is_none() {
+                out.events.push(no_wave(&w));
+                return;
+            }
+            for (i, r) in fleet.vms.iter_mut().enumerate() {
+                if *plan.vms[i].wave == w {
+                    r.control.cancel = true;
+                    r.control.paused = false;
+                }
+            }
+            out.events.push(wave_log(
+                LogLevel::Warn,
+                format!(
+                    "wave {w} cancelled: VMs before their cutover stop and their imports are deleted; cutovers in progress finish"
+                ),
+            ));
+        }
+        EngineRequest::PauseWave(ref w) | EngineRequest::ResumeWave(ref w) => {
+            let pause = plan.wave(w).is_some() && matches!(req, EngineRequest::PauseWave(_));
+            for (i, r) in fleet.vms.iter_mut().enumerate() {
+                if *plan.vms[i].wave == *w {
+                    r.control.paused = pause;
+                }
+            }
+            out.events.push(wave_log(
+                LogLevel::Info,
+                format!("wave {w} {}", if pause { "paused" } else { "resumed" }),
+            ));
+        }
+        EngineRequest::RetryVm(name) => {
+            let Some(i) = find(&name) else { return };
+            let r = &mut fleet.vms[i];
+            r.failed = None;
+            r.done.clear();
+            r.guard_attempts = 0;
+            if matches!(r.preflight, Gate::Failed(_)) {
+                r.preflight = Gate::NotRun;
+            }
+            if matches!(r.ip_guard, IpGuard::Answering(_)) {
+                r.ip_guard = IpGuard::NotProbed;
+            }
+            if matches!(r.checks, Gate::Failed(_)) {
+                r.checks = Gate::NotRun;
+            }
+            out.effects.push(Effect::DeleteFailedDisks { vm: i });
+            out.events
+                .push(vm_log(i, LogLevel::Info, format!("retrying {name}")));
+        }
+        EngineRequest::RollbackVm(name) => {
+            let Some(i) = find(&name) else { return };
+            let r = &mut fleet.vms[i];
+            r.control.rollback = true;
+            r.failed = None;
+            r.done.clear();
+            let w = plan.vms[i].wave.value.clone();
+            if !fleet.active.contains(&w) {
+                fleet.active.push(w);
+            }
+            out.events
+                .push(vm_log(i, LogLevel::Warn, format!("rolling back {name}")));
+        }
+        EngineRequest::ConfirmPowerOff(name) => {
+            let Some(i) = find(&name) else { return };
+            let r = &mut fleet.vms[i];
+            r.power_off_confirmed = true;
+            r.source_power = Power::Off;
+            out.events.push(vm_log(
+                i,
+                LogLevel::Info,
+                format!("operator confirmed power-off of {name}"),
+            ));
+        }
+        EngineRequest::RunChecks(name) => {
+            let Some(i) = find(&name) else { return };
+            let r = &mut fleet.vms[i];
+            r.checks = Gate::NotRun;
+            r.done.remove(&Command::RunChecks);
+            if matches!(r.failed, Some((Step::Verifying, _))) {
+                r.failed = None;
+            }
+        }
+        EngineRequest::Migrate(name) => {
+            let Some(i) = find(&name) else { return };
+            if fleet.settings.dry_run {
+                out.events.push(vm_log(
+                    i,
+                    LogLevel::Warn,
+                    "no live migration in a dry run".into(),
+                ));
+            } else {
+                out.effects.push(Effect::Migrate { vm: i });
+            }
+        }
+        EngineRequest::Shutdown => out.exit = true,
+    }
+}
+
+/// The observation `decide` sees for VM `i`.
+fn observed(fleet: &Fleet, i: usize) -> Observed {
+    let plan = &fleet.plan;
+    let r = &fleet.vms[i];
+    let vm = &plan.vms[i];
+    let deps_pending: Vec<String> = r
+        .deps
+        .iter()
+        .filter(|&&j| {
+            let verified = fleet.vms[j]
+                .last
+                .as_ref()
+                .is_some_and(|p| p.step == Step::Verified);
+            // A dependency in an earlier wave only needs to be running.
+            let running_elsewhere = plan.vms[j].wave != vm.wave
+                && fleet.vms[j].cluster.vmi_phase.as_deref() == Some("Running");
+            !(verified || running_elsewhere)
+        })
+        .map(|&j| plan.vms[j].name.value.clone())
+        .collect();
+    Observed {
+        preflight: r.preflight.clone(),
+        networks_ready: r.cluster.networks_ready,
+        disks: r.cluster.disks.clone(),
+        source_power: r.source_power,
+        power_off_confirmed: r.power_off_confirmed,
+        power_off_in_flight: r.in_flight.contains(&Command::PowerOffSource),
+        ip_guard: r.ip_guard.clone(),
+        vm_started: r.cluster.vm_started,
+        vmi_phase: r.cluster.vmi_phase.clone(),
+        agent_connected: r.cluster.agent_connected,
+        checks: r.checks.clone(),
+        deps_verified: deps_pending.is_empty(),
+        deps_pending,
+        import_slot: r.import_slot,
+        cutover_slot: r.cutover_slot,
+    }
+}
+
+fn stopped(step: Step, status: Status, progress: Option<f64>) -> Decision {
+    Decision {
+        phase: Phase {
+            step,
+            status,
+            progress,
+        },
+        commands: vec![],
+        wants_import_slot: false,
+        wants_cutover_slot: false,
+    }
+}
+
+/// `decide`'s answer for VM `i`, with the run's own overrides: a failed command, a dry run
+/// stopping after preflight, a failed dependency, the agent and boot timeouts.
+fn decision(fleet: &Fleet, i: usize, now: Now) -> Decision {
+    let r = &fleet.vms[i];
+    let settings = &fleet.settings;
+    let mut d = decide(&r.ctx, &observed(fleet, i), r.control);
+    if let Some((step, why)) = &r.failed {
+        if !r.control.rollback && !r.control.cancel {
+            d = stopped(*step, Status::Failed(why.clone()), d.phase.progress);
+        }
+    }
+    if settings.dry_run && r.preflight == Gate::Passed && !r.control.rollback {
+        d = stopped(Step::Preflight, Status::Active, None);
+    }
+    // A VM waiting for a dependency that failed fails too (it would wait forever).
+    if d.phase.step == Step::Imported && matches!(d.phase.status, Status::Waiting(_)) {
+        if let Some(&j) = r.deps.iter().find(|&&j| {
+            fleet.vms[j]
+                .last
+                .as_ref()
+                .is_some_and(|p| matches!(p.status, Status::Failed(_)))
+        }) {
+            d.phase.status = Status::Failed(format!(
+                "waits for {}, which failed",
+                fleet.plan.vms[j].name.value
+            ));
+            d.wants_cutover_slot = false;
+        }
+    }
+    let timed_out = |step: Step| {
+        r.last.as_ref().is_some_and(|p| p.step == step)
+            && now.elapsed.saturating_sub(r.since) >= settings.agent_timeout
+    };
+    // The guest agent gets `agent_timeout` to connect.
+    if d.phase.step == Step::Running
+        && matches!(d.phase.status, Status::Waiting(_))
+        && timed_out(Step::Running)
+    {
+        d.phase.status = Status::Failed(format!(
+            "guest agent not connected after {} s",
+            settings.agent_timeout.as_secs()
+        ));
+    }
+    // And the VM as long to be running: a started VM whose VMI never runs (no node fits,
+    // an image that does not boot) fails with a reason instead of waiting on.
+    if d.phase.step == Step::Booting && d.phase.status == Status::Active && timed_out(Step::Booting)
+    {
+        d.phase.status = Status::Failed(format!(
+            "the VirtualMachineInstance is not running after {} s",
+            settings.agent_timeout.as_secs()
+        ));
+    }
+    d
+}
+
+/// The preflight gate per wave. Returns the waves where no mutation may start (a VM of the
+/// wave still waits on preflight). A failed preflight fails the wave's VMs that have not
+/// started, naming it (derived each pass, so once the operator fixes the cause and retries
+/// that VM and its preflight passes, they go on); VMs already past preflight carry on.
+fn preflight_gate(fleet: &Fleet, decisions: &mut [Decision]) -> HashSet<String> {
+    let plan = &fleet.plan;
+    let mut blocked = HashSet::new();
+    let mut failed: HashMap<&str, &str> = HashMap::new();
+    for (i, d) in decisions.iter().enumerate() {
+        if !fleet.in_scope(i) || !matches!(d.phase.step, Step::Pending | Step::Preflight) {
+            continue;
+        }
+        match fleet.vms[i].preflight {
+            Gate::NotRun | Gate::Running => {
+                blocked.insert(plan.vms[i].wave.value.clone());
+            }
+            Gate::Failed(_) => {
+                failed
+                    .entry(plan.vms[i].wave.as_str())
+                    .or_insert(plan.vms[i].name.as_str());
+            }
+            Gate::Passed => {}
+        }
+    }
+    for (i, d) in decisions.iter_mut().enumerate() {
+        let vm = &plan.vms[i];
+        let Some(bad) = failed.get(vm.wave.as_str()) else {
+            continue;
+        };
+        if *bad != vm.name.as_str()
+            && fleet.vms[i].preflight == Gate::Passed
+            && matches!(d.phase.step, Step::Pending | Step::Preflight)
+            && !matches!(d.phase.status, Status::Failed(_))
+        {
+            d.phase.status = Status::Failed(format!(
+                "the preflight of {bad} failed: nothing in wave {} starts until it passes",
+                vm.wave.value
+            ));
+            d.commands.clear();
+            d.wants_import_slot = false;
+            d.wants_cutover_slot = false;
+        }
+    }
+    blocked
+}
+
+/// Import and cutover slots per wave, in plan order. Returns whether a slot was granted.
+fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
+    let mut granted = false;
+    let plan = fleet.plan.clone();
+    for w in &plan.waves {
+        let (mut imports, mut cutovers) = (0u32, 0u32);
+        // Release the slots no longer wanted; count the held ones.
+        for (i, d) in decisions.iter().enumerate() {
+            if *plan.vms[i].wave != *w.name {
+                continue;
+            }
+            let r = &mut fleet.vms[i];
+            if !d.wants_import_slot {
+                r.import_slot = false;
+            }
+            // A cutover slot is held from the gate until the VM is verified.
+            if !d.wants_cutover_slot
+                && !matches!(
+                    d.phase.step,
+                    Step::CutoverGate
+                        | Step::Created
+                        | Step::Booting
+                        | Step::Running
+                        | Step::Verifying
+                )
+            {
+                r.cutover_slot = false;
+            }
+            if matches!(d.phase.status, Status::Failed(_)) {
+                r.cutover_slot = false;
+                r.import_slot = false;
+            }
+            imports += r.import_slot as u32;
+            cutovers += r.cutover_slot as u32;
+        }
+        if fleet.settings.dry_run {
+            continue;
+        }
+        for (i, d) in decisions.iter().enumerate() {
+            if *plan.vms[i].wave != *w.name || !fleet.in_scope(i) {
+                continue;
+            }
+            let r = &mut fleet.vms[i];
+            if d.wants_import_slot && !r.import_slot && imports < w.max_parallel_imports {
+                r.import_slot = true;
+                imports += 1;
+                granted = true;
+            }
+            if d.wants_cutover_slot && !r.cutover_slot && cutovers < w.max_parallel_cutovers {
+                r.cutover_slot = true;
+                cutovers += 1;
+                granted = true;
+            }
+        }
+    }
+    granted
+}
+
+/// One pass over every VM. Returns whether anything changed that could change another
+/// VM's decision (a slot granted, a phase moved, a wave started): then decide again.
+fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
+    let mut decisions: Vec<Decision> = (0..fleet.vms.len())
+        .map(|i| decision(fleet, i, now))
+        .collect();
+    let blocked = preflight_gate(fleet, &mut decisions);
+    let mut changed = grant_slots(fleet, &decisions);
+    let dry_run = fleet.settings.dry_run;
+    let agent_timeout = fleet.settings.agent_timeout;
+    for (i, d) in decisions.into_iter().enumerate() {
+        let in_scope = fleet.in_scope(i);
+        let plan = fleet.plan.clone();
+        let r = &mut fleet.vms[i];
+        let phase = d.phase;
+        let moved = r.last.as_ref().is_none_or(|p| {
+            p.step != phase.step
+                || p.status != phase.status
+                || progress_moved(p.progress, phase.progress)
+        });
+        if moved {
+            // Other VMs' decisions read this phase (`after`, failed dependencies).
+            changed = true;
+            if r.last.as_ref().is_some_and(|p| p.step != phase.step) {
+                r.done.clear();
+            }
+            let step_changed = r
+                .last
+                .as_ref()
+                .is_none_or(|p| p.step != phase.step || p.status != phase.status);
+            if step_changed {
+                r.since = now.elapsed;
+                let timed = (phase.step == Step::Running
+                    && matches!(phase.status, Status::Waiting(_)))
+                    || (phase.step == Step::Booting && phase.status == Status::Active);
+                if timed {
+                    out.timers
+                        .push((now.elapsed + agent_timeout, Timer::Deadline));
+                }
+            }
+            out.events.push(vm_event(
+                &plan,
+                i,
+                now,
+                EventKind::Phase {
+                    step: phase.step,
+                    status: phase.status.clone(),
+                    progress: phase.progress,
+                    message: describe(&phase, dry_run),
+                },
+            ));
+            r.last = Some(phase);
+        }
+        if let Some(node) = &r.cluster.node {
+            if r.last_node.as_ref() != Some(node) {
+                r.last_node = Some(node.clone());
+                out.events
+                    .push(vm_event(&plan, i, now, EventKind::Node { node: node.clone() }));
+            }
+        }
+        if !in_scope {
+            continue;
+        }
+        let wave_blocked = blocked.contains(plan.vms[i].wave.as_str());
+        for cmd in d.commands {
+            // Commands that change nothing may run while the wave waits on preflight.
+            let harmless = matches!(
+                cmd,
+                Command::RunPreflight
+                    | Command::ProbeOriginalIp
+                    | Command::RunChecks
+                    | Command::AskPowerOff
+            );
+            if (wave_blocked && !harmless) || r.in_flight.contains(&cmd) || r.done.contains(&cmd)
+            {
+                continue;
+            }
+            if cmd == Command::AskPowerOff {
+                if !r.asked_power_off {
+                    r.asked_power_off = true;
+                    out.events.push(vm_event(
+                        &plan,
+                        i,
+                        now,
+                        EventKind::Log {
+                            level: LogLevel::Warn,
+                            message: format!(
+                                "power off source VM {} and confirm",
+                                plan.vms[i].name.value
+                            ),
+                        },
+                    ));
+                }
+                continue;
+            }
+            r.in_flight.insert(cmd.clone());
+            out.commands.push((i, cmd));
+        }
+    }
+    changed |= waves_done(fleet, now, out);
+    changed
+}
+
+/// Wave completion: a started wave whose VMs all ended reports `wave-done`; the next queued
+/// wave starts when it ended clean. Returns whether a wave started.
+fn waves_done(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
+    let mut started = false;
+    let mut all_done = !fleet.active.is_empty();
+    for w in fleet.active.clone() {
+        if fleet.finished.contains(&w) {
+            continue;
+        }
+        let (mut verified, mut failed, mut cancelled, mut open) = (0, 0, 0, 0);
+        for i in 0..fleet.vms.len() {
+            if *fleet.plan.vms[i].wave != w || !fleet.in_scope(i) {
+                continue;
+            }
+            match fleet.end_state(i) {
+                Some(EndState::Verified | EndState::RolledBack | EndState::DryRunOk) => {
+                    verified += 1
+                }
+                Some(EndState::Cancelled) => cancelled += 1,
+                Some(EndState::Failed(_)) => failed += 1,
+                None => open += 1,
+            }
+        }
+        if open > 0 {
+            all_done = false;
+            continue;
+        }
+        fleet.finished.insert(w.clone());
+        out.finished_waves.push(w.clone());
+        out.events.push(EngineEvent {
+            vm: String::new(),
+            wave: w.clone(),
+            at_ms: now.unix_ms,
+            kind: EventKind::WaveDone {
+                verified,
+                failed,
+                cancelled,
+            },
+        });
+        if failed == 0 && cancelled == 0 && !fleet.queue.is_empty() {
+            let next = fleet.queue.remove(0);
+            fleet.active.push(next);
+            all_done = false;
+            started = true;
+        }
+    }
+    if all_done && fleet.settings.exit_when_done {
+        out.exit = true;
+    }
+    started
+}
+
+fn progress_moved(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => (x - y).abs() >= 0.01 || (y >= 1.0 && x < 1.0),
+        (None, None) => false,
+        _ => true,
+    }
+}
+
+/// The one-line message of a phase event.
+fn describe(p: &Phase, dry_run: bool) -> String {
+    match (&p.status, p.step) {
+        (Status::Failed(why), _) => why.clone(),
+        (Status::Blocked(why), _) | (Status::Waiting(why), _) => why.clone(),
+        (Status::Paused, s) => format!("paused at {}", s.label()),
+        (Status::Active, step) => match step {
+            Step::Pending => "queued".into(),
+            Step::Preflight if dry_run => "server-side dry run: every object accepted".into(),
+            Step::Preflight => {
+                "preflight: CRDs, namespace, storage, credentials, server-side dry run".into()
+            }
+            Step::NetworkReady => "network attachments ready".into(),
+            Step::Importing => format!("importing {:.0}%", p.progress.unwrap_or(0.0) * 100.0),
+            Step::Imported => "disks imported".into(),
+            Step::CutoverGate => "cutover gate: source power-off, original IP silent".into(),
+            Step::Created => "VirtualMachine created".into(),
+            Step::Booting => "booting".into(),
+            Step::Running => "running".into(),
+            Step::Verifying => "running checks".into(),
+            Step::Verified => "every check passed".into(),
+            Step::RollingBack => "rolling back".into(),
+            Step::RolledBack => "rolled back: source powered on".into(),
+            Step::Cancelled => {
+                "wave cancelled before this VM's cutover: imports deleted, source untouched".into()
+            }
+        },
+    }
+}
