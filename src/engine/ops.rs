@@ -3,8 +3,8 @@
 //! create tolerates `AlreadyExists`, so a command re-issued after a crash is harmless.
 
 use super::decide::{Command, Gate, IpGuard, Power};
-use super::schedule::Update;
 use super::events::{EngineEvent, EventKind};
+use super::schedule::Update;
 use crate::checks::probe::Prober;
 use crate::checks::runner::{self, Observations, RunSettings};
 use crate::cluster::build;

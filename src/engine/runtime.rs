@@ -214,7 +214,10 @@ async fn run(
 
     let missing_crds = super::ops::missing_crds(c).await;
     match &missing_crds {
-        Err(e) => emit.log(LogLevel::Error, format!("discovery failed: {e}")).await,
+        Err(e) => {
+            emit.log(LogLevel::Error, format!("discovery failed: {e}"))
+                .await
+        }
         Ok(m) if !m.is_empty() => {
             emit.log(LogLevel::Error, format!("missing CRDs: {}", m.join(", ")))
                 .await

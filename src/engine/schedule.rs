@@ -103,7 +103,10 @@ pub enum Timer {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// VM `vm` (plan index) as the cluster shows it now.
-    Cluster { vm: usize, view: ClusterView },
+    Cluster {
+        vm: usize,
+        view: ClusterView,
+    },
     /// A live migration as the cluster shows it now.
     Migration(MigrationView),
     /// A command finished.
@@ -485,7 +488,8 @@ fn done(
 fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
     let plan = fleet.plan.clone();
     let wave_log = |level, message| log("", "", now, level, message);
-    let vm_log = |i: usize, level, message| vm_event(&plan, i, now, EventKind::Log { level, message });
+    let vm_log =
+        |i: usize, level, message| vm_event(&plan, i, now, EventKind::Log { level, message });
     let find = |name: &str| plan.vms.iter().position(|v| *v.name == name);
     let no_wave = |w: &str| wave_log(LogLevel::Error, format!("no wave `{w}` in the plan"));
     match req {
@@ -665,8 +669,8 @@ fn stopped(step: Step, status: Status, progress: Option<f64>) -> Decision {
 }
 
 /// `decide`'s answer for VM `i`, with the run's own overrides: a failed command, a dry run
-/// stopping after preflight, a failed dependency, the agent and boot timeouts.
-fn decision(fleet: &Fleet, i: usize, now: Now) -> Decision {
+/// stopping after preflight, a failed dependency (the timeouts: [`timed_out`]).
+fn decision(fleet: &Fleet, i: usize) -> Decision {
     let r = &fleet.vms[i];
     let settings = &fleet.settings;
     let mut d = decide(&r.ctx, &observed(fleet, i), r.control);
@@ -693,30 +697,36 @@ fn decision(fleet: &Fleet, i: usize, now: Now) -> Decision {
             d.wants_cutover_slot = false;
         }
     }
-    let timed_out = |step: Step| {
+    d
+}
+
+/// The boot and guest-agent timeouts: a started VM whose VMI does not run (no node fits,
+/// an image that does not boot), or a running VM whose guest agent does not connect, within
+/// `agent_timeout` of entering that step fails with a reason instead of waiting on. The
+/// failure sticks (like a failed command) until the operator retries.
+fn timed_out(fleet: &Fleet, i: usize, d: &Decision, now: Now) -> Option<String> {
+    let r = &fleet.vms[i];
+    let limit = fleet.settings.agent_timeout;
+    let waited = |step: Step| {
         r.last.as_ref().is_some_and(|p| p.step == step)
-            && now.elapsed.saturating_sub(r.since) >= settings.agent_timeout
+            && now.elapsed.saturating_sub(r.since) >= limit
     };
-    // The guest agent gets `agent_timeout` to connect.
     if d.phase.step == Step::Running
         && matches!(d.phase.status, Status::Waiting(_))
-        && timed_out(Step::Running)
+        && waited(Step::Running)
     {
-        d.phase.status = Status::Failed(format!(
+        return Some(format!(
             "guest agent not connected after {} s",
-            settings.agent_timeout.as_secs()
+            limit.as_secs()
         ));
     }
-    // And the VM as long to be running: a started VM whose VMI never runs (no node fits,
-    // an image that does not boot) fails with a reason instead of waiting on.
-    if d.phase.step == Step::Booting && d.phase.status == Status::Active && timed_out(Step::Booting)
-    {
-        d.phase.status = Status::Failed(format!(
+    if d.phase.step == Step::Booting && d.phase.status == Status::Active && waited(Step::Booting) {
+        return Some(format!(
             "the VirtualMachineInstance is not running after {} s",
-            settings.agent_timeout.as_secs()
+            limit.as_secs()
         ));
     }
-    d
+    None
 }
 
 /// The preflight gate per wave. Returns the waves where no mutation may start (a VM of the
@@ -826,9 +836,14 @@ fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
 /// One pass over every VM. Returns whether anything changed that could change another
 /// VM's decision (a slot granted, a phase moved, a wave started): then decide again.
 fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
-    let mut decisions: Vec<Decision> = (0..fleet.vms.len())
-        .map(|i| decision(fleet, i, now))
-        .collect();
+    let mut decisions: Vec<Decision> = (0..fleet.vms.len()).map(|i| decision(fleet, i)).collect();
+    // A timeout sticks: the next pass must not see the VM waiting again.
+    for (i, d) in decisions.iter_mut().enumerate() {
+        if let Some(why) = timed_out(fleet, i, d, now) {
+            d.phase.status = Status::Failed(why.clone());
+            fleet.vms[i].failed = Some((d.phase.step, why));
+        }
+    }
     let blocked = preflight_gate(fleet, &mut decisions);
     let mut changed = grant_slots(fleet, &decisions);
     let dry_run = fleet.settings.dry_run;
@@ -879,8 +894,12 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         if let Some(node) = &r.cluster.node {
             if r.last_node.as_ref() != Some(node) {
                 r.last_node = Some(node.clone());
-                out.events
-                    .push(vm_event(&plan, i, now, EventKind::Node { node: node.clone() }));
+                out.events.push(vm_event(
+                    &plan,
+                    i,
+                    now,
+                    EventKind::Node { node: node.clone() },
+                ));
             }
         }
         if !in_scope {
@@ -896,8 +915,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                     | Command::RunChecks
                     | Command::AskPowerOff
             );
-            if (wave_blocked && !harmless) || r.in_flight.contains(&cmd) || r.done.contains(&cmd)
-            {
+            if (wave_blocked && !harmless) || r.in_flight.contains(&cmd) || r.done.contains(&cmd) {
                 continue;
             }
             if cmd == Command::AskPowerOff {
@@ -1015,3 +1033,6 @@ fn describe(p: &Phase, dry_run: bool) -> String {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

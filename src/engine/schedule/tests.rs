@@ -1,0 +1,1004 @@
+//! The wave policy's rules, one test each, on a fake clock: every test drives [`turn`] with
+//! the inputs a run would see (cluster views, finished commands, timers, requests) and reads
+//! the events, commands and timers it returns.
+
+use super::*;
+use crate::checks::result::{CheckResult, Outcome};
+
+const PLAN: &str = r#"
+[plan]
+name = "t"
+namespace = "mig-t"
+
+[source]
+type = "vsphere"
+url = "https://vcenter.example.internal"
+credentials_secret = "vsphere-creds"
+thumbprint = "20:6C:8A:1F:3B:94:D2:77:0E:5C:A1:B8:49:33:F0:6E:12:9D:C4:A3"
+vddk_init_image = "registry.example.internal/vddk-init:8.0.3"
+power_off = "vsphere-api"
+
+[defaults]
+storage_class = "sim-standard"
+checks = ["icmp"]
+
+[[network]]
+name = "vlan-210"
+vlan = 210
+provider = "bridge"
+bridge = "br-trunk"
+cidr = "192.0.2.0/24"
+gateway = "192.0.2.1"
+owner = "netsec"
+
+[[wave]]
+name = "w1"
+window = { start = 2026-12-05T22:00:00Z, end = 2026-12-06T04:00:00Z }
+max_parallel_imports = 1
+max_parallel_cutovers = 1
+
+[[wave]]
+name = "w2"
+window = { start = 2026-12-06T22:00:00Z, end = 2026-12-07T04:00:00Z }
+
+[[vm]]
+name = "a"
+wave = "w1"
+source_id = "4207c1b2-5f0e-4c1e-9a7b-0123456789a1"
+cpu = 2
+memory = "4Gi"
+nics = [{ network = "vlan-210", ip = "192.0.2.15", mac = "00:50:56:ab:cd:01" }]
+disks = [{ backing_file = "[ds1] a/a.vmdk", size = "10Gi" }]
+
+[[vm]]
+name = "b"
+wave = "w1"
+source_id = "4207c1b2-5f0e-4c1e-9a7b-0123456789a2"
+cpu = 2
+memory = "4Gi"
+nics = [{ network = "vlan-210", ip = "192.0.2.16", mac = "00:50:56:ab:cd:02" }]
+disks = [{ backing_file = "[ds1] b/b.vmdk", size = "10Gi" }]
+after = ["a"]
+
+[[vm]]
+name = "c"
+wave = "w1"
+source_id = "4207c1b2-5f0e-4c1e-9a7b-0123456789a3"
+cpu = 2
+memory = "4Gi"
+nics = [{ network = "vlan-210", ip = "192.0.2.17", mac = "00:50:56:ab:cd:03" }]
+disks = [{ backing_file = "[ds1] c/c.vmdk", size = "10Gi" }]
+
+[[vm]]
+name = "d"
+wave = "w2"
+source_id = "4207c1b2-5f0e-4c1e-9a7b-0123456789a4"
+cpu = 2
+memory = "4Gi"
+nics = [{ network = "vlan-210", ip = "192.0.2.18", mac = "00:50:56:ab:cd:04" }]
+disks = [{ backing_file = "[ds1] d/d.vmdk", size = "10Gi" }]
+after = ["a"]
+"#;
+
+const A: usize = 0;
+const B: usize = 1;
+const C: usize = 2;
+const D: usize = 3;
+
+fn settings() -> Settings {
+    Settings {
+        dry_run: false,
+        only_vms: BTreeSet::new(),
+        auto_waves: vec![],
+        confirm_power_off: false,
+        exit_when_done: false,
+        agent_timeout: Duration::from_secs(600),
+        guard_interval: Duration::from_secs(5),
+    }
+}
+
+/// A fleet on a fake clock, and the cluster as the test says it is.
+struct Run {
+    fleet: Fleet,
+    clock: Duration,
+    /// Every command handed out so far, in order.
+    issued: Vec<(usize, Command)>,
+}
+
+impl Run {
+    fn new(settings: Settings) -> Run {
+        let checked = crate::plan::check_str(PLAN, "t.toml");
+        let problems: Vec<String> = checked.located().iter().map(|d| d.render_text()).collect();
+        let plan = checked
+            .plan
+            .unwrap_or_else(|| panic!("test plan invalid: {problems:?}"));
+        let mut run = Run {
+            fleet: Fleet::new(Arc::new(plan), settings),
+            clock: Duration::ZERO,
+            issued: vec![],
+        };
+        // Every VM as a fresh cluster shows it: no objects, networks not applied.
+        for vm in 0..4 {
+            run.fleet.vms[vm].cluster = ClusterView {
+                disks: vec![DiskObs::Absent],
+                ..Default::default()
+            };
+        }
+        run
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            elapsed: self.clock,
+            unix_ms: 1_800_000_000_000 + self.clock.as_millis() as i64,
+        }
+    }
+
+    fn turn(&mut self, inputs: Vec<Input>) -> Turn {
+        let now = self.now();
+        let t = turn(&mut self.fleet, inputs, now);
+        self.issued.extend(t.commands.iter().cloned());
+        t
+    }
+
+    fn request(&mut self, r: EngineRequest) -> Turn {
+        self.turn(vec![Input::Request(r)])
+    }
+
+    fn done(&mut self, vm: usize, cmd: Command, update: Update) -> Turn {
+        self.turn(vec![Input::Done {
+            vm,
+            cmd,
+            result: Ok(update),
+        }])
+    }
+
+    fn view(&mut self, vm: usize, f: impl FnOnce(&mut ClusterView)) -> Turn {
+        let mut view = self.fleet.vms[vm].cluster.clone();
+        f(&mut view);
+        self.turn(vec![Input::Cluster { vm, view }])
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.clock += d;
+    }
+
+    fn phase(&self, vm: usize) -> Phase {
+        self.fleet.phase(vm).cloned().expect("decided")
+    }
+
+    fn step(&self, vm: usize) -> Step {
+        self.phase(vm).step
+    }
+
+    fn status(&self, vm: usize) -> Status {
+        self.phase(vm).status
+    }
+
+    /// Preflight passes for `vms` (the source is on).
+    fn pass_preflight(&mut self, vms: &[usize]) -> Turn {
+        self.preflight_and_networks(vms, true)
+    }
+
+    fn preflight_and_networks(&mut self, vms: &[usize], networks_ready: bool) -> Turn {
+        let mut inputs: Vec<Input> = vms
+            .iter()
+            .map(|&vm| Input::Done {
+                vm,
+                cmd: Command::RunPreflight,
+                result: Ok(Update::Preflight(Gate::Passed, Some(Power::On))),
+            })
+            .collect();
+        // The networks are applied (the NAD exists for every VM).
+        for vm in 0..4 {
+            let mut view = self.fleet.vms[vm].cluster.clone();
+            view.networks_ready = networks_ready;
+            inputs.push(Input::Cluster { vm, view });
+        }
+        self.turn(inputs)
+    }
+
+    /// The object-creating commands of `vm` that are in flight answer (the cluster shows
+    /// their objects through the views the test sets).
+    fn created(&mut self, vm: usize) -> Turn {
+        let inputs = self.fleet.vms[vm]
+            .in_flight
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    Command::ApplyNetworks
+                        | Command::CreateDataVolume { .. }
+                        | Command::CreateVm
+                        | Command::StartVm
+                )
+            })
+            .map(|c| Input::Done {
+                vm,
+                cmd: c.clone(),
+                result: Ok(Update::Nothing),
+            })
+            .collect();
+        self.turn(inputs)
+    }
+
+    /// VM `vm`'s disk is being imported (CDI: ImportInProgress).
+    fn importing(&mut self, vm: usize, progress: f64) -> Turn {
+        self.created(vm);
+        self.view(vm, |v| {
+            v.disks = vec![DiskObs::Importing {
+                phase: "ImportInProgress".into(),
+                progress: Some(progress),
+            }]
+        })
+    }
+
+    /// VM `vm`'s disk imported (CDI: Succeeded).
+    fn imported(&mut self, vm: usize) -> Turn {
+        self.created(vm);
+        self.view(vm, |v| v.disks = vec![DiskObs::Succeeded])
+    }
+
+    /// Carries VM `vm` from imported to verified: power-off, guard, create, start, boot,
+    /// agent, checks.
+    fn cut_over(&mut self, vm: usize) {
+        self.done(vm, Command::PowerOffSource, Update::Power(Power::Off));
+        self.done(
+            vm,
+            Command::ProbeOriginalIp,
+            Update::IpGuard(IpGuard::Silent),
+        );
+        self.view(vm, |v| v.vm_started = Some(false));
+        self.created(vm);
+        self.view(vm, |v| v.vm_started = Some(true));
+        self.created(vm);
+        self.view(vm, |v| {
+            v.vmi_phase = Some("Running".into());
+            v.agent_connected = true;
+            v.node = Some("worker-1".into());
+        });
+        self.done(vm, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
+    }
+
+    fn commands_for(t: &Turn, vm: usize) -> Vec<Command> {
+        t.commands
+            .iter()
+            .filter(|(v, _)| *v == vm)
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+}
+
+fn waves_done(t: &Turn) -> Vec<(String, usize, usize, usize)> {
+    t.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::WaveDone {
+                verified,
+                failed,
+                cancelled,
+            } => Some((e.wave.clone(), *verified, *failed, *cancelled)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_runs_before_a_wave_starts() {
+    let mut r = Run::new(settings());
+    let t = r.turn(vec![]);
+    assert!(t.commands.is_empty(), "{:?}", t.commands);
+    assert_eq!(r.step(A), Step::Pending);
+    // Every VM reports its first phase once.
+    assert_eq!(
+        t.events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Phase { .. }))
+            .count(),
+        4
+    );
+    assert!(r.turn(vec![]).events.is_empty(), "no change, no event");
+}
+
+#[test]
+fn starting_a_wave_runs_preflight_for_its_vms_only() {
+    let mut r = Run::new(settings());
+    let t = r.request(EngineRequest::StartWave("w1".into()));
+    let mut cmds = t.commands.clone();
+    cmds.sort_by_key(|(v, _)| *v);
+    assert_eq!(
+        cmds,
+        vec![
+            (A, Command::RunPreflight),
+            (B, Command::RunPreflight),
+            (C, Command::RunPreflight)
+        ]
+    );
+    assert!(t.events.iter().any(
+        |e| matches!(&e.kind, EventKind::Log { message, .. } if message == "wave w1 started")
+    ));
+    // In flight: not handed out again.
+    assert!(r.turn(vec![]).commands.is_empty());
+    let t = r.request(EngineRequest::StartWave("nope".into()));
+    assert!(t.events.iter().any(
+        |e| matches!(&e.kind, EventKind::Log { level: LogLevel::Error, message } if message.contains("no wave `nope`"))
+    ));
+}
+
+#[test]
+fn the_preflight_gate_holds_every_mutation_of_a_wave_until_all_its_vms_passed() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    let t = r.pass_preflight(&[A, B]);
+    assert!(
+        t.commands.is_empty(),
+        "c's preflight still runs: nothing in w1 may mutate yet: {:?}",
+        t.commands
+    );
+    let t = r.pass_preflight(&[C]);
+    // The networks exist already, so each VM goes to import; the single import slot goes to
+    // the first VM in plan order.
+    assert_eq!(
+        Run::commands_for(&t, A),
+        vec![Command::CreateDataVolume { disk: 0 }]
+    );
+    assert!(Run::commands_for(&t, B).is_empty());
+    assert_eq!(
+        r.status(B),
+        Status::Waiting("waiting for an import slot".into())
+    );
+}
+
+#[test]
+fn a_failed_preflight_fails_the_waves_unstarted_vms_by_name_until_it_passes() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    // The networks are not applied yet: a and c stay at preflight.
+    r.preflight_and_networks(&[A, C], false);
+    let t = r.done(
+        B,
+        Command::RunPreflight,
+        Update::Preflight(Gate::Failed("StorageClass x does not exist".into()), None),
+    );
+    assert!(t.commands.is_empty(), "{:?}", t.commands);
+    assert_eq!(
+        r.status(B),
+        Status::Failed("StorageClass x does not exist".into())
+    );
+    for vm in [A, C] {
+        assert_eq!(
+            r.status(vm),
+            Status::Failed(
+                "the preflight of b failed: nothing in wave w1 starts until it passes".into()
+            )
+        );
+    }
+    // The operator fixes the cause and retries b: its preflight runs again, then the wave
+    // goes on.
+    let t = r.request(EngineRequest::RetryVm("b".into()));
+    assert_eq!(Run::commands_for(&t, B), vec![Command::RunPreflight]);
+    assert_eq!(t.effects, vec![Effect::DeleteFailedDisks { vm: B }]);
+    let t = r.preflight_and_networks(&[B], false);
+    for vm in [A, B, C] {
+        assert_eq!(Run::commands_for(&t, vm), vec![Command::ApplyNetworks]);
+        assert_eq!(r.status(vm), Status::Active);
+    }
+}
+
+#[test]
+fn networks_are_applied_after_preflight_when_they_do_not_exist() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    let t = r.turn(
+        [A, B, C]
+            .iter()
+            .map(|&vm| Input::Done {
+                vm,
+                cmd: Command::RunPreflight,
+                result: Ok(Update::Preflight(Gate::Passed, None)),
+            })
+            .collect(),
+    );
+    for vm in [A, B, C] {
+        assert_eq!(Run::commands_for(&t, vm), vec![Command::ApplyNetworks]);
+    }
+}
+
+#[test]
+fn import_slots_are_handed_out_in_plan_order_and_freed_when_the_import_ends() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    r.importing(A, 0.5);
+    assert_eq!(r.step(A), Step::Importing);
+    assert_eq!(r.phase(A).progress, Some(0.5));
+    assert!(matches!(r.status(C), Status::Waiting(_)));
+    // a's import ends: its slot goes to b, the next in plan order.
+    let t = r.imported(A);
+    assert_eq!(
+        Run::commands_for(&t, B),
+        vec![Command::CreateDataVolume { disk: 0 }]
+    );
+    assert!(Run::commands_for(&t, C).is_empty());
+    // a is imported and gets the single cutover slot: the source is powered off.
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    assert_eq!(r.step(A), Step::CutoverGate);
+}
+
+#[test]
+fn one_cutover_slot_serialises_cutovers_until_the_vm_is_verified() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.imported(B);
+    r.imported(C);
+    // a holds the slot through its cutover; c (no dependencies) waits for it.
+    assert_eq!(r.step(A), Step::CutoverGate);
+    assert_eq!(
+        r.status(C),
+        Status::Waiting("waiting for a cutover slot".into())
+    );
+    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
+    r.done(
+        A,
+        Command::ProbeOriginalIp,
+        Update::IpGuard(IpGuard::Silent),
+    );
+    r.view(A, |v| v.vm_started = Some(true));
+    assert_eq!(r.step(A), Step::Booting);
+    assert_eq!(
+        r.status(C),
+        Status::Waiting("waiting for a cutover slot".into())
+    );
+    r.view(A, |v| {
+        v.vmi_phase = Some("Running".into());
+        v.agent_connected = true;
+    });
+    let t = r.done(A, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
+    assert_eq!(r.step(A), Step::Verified);
+    // The slot is free: b (whose dependency a is now verified) comes first in plan order.
+    assert_eq!(Run::commands_for(&t, B), vec![Command::PowerOffSource]);
+    assert_eq!(
+        r.status(C),
+        Status::Waiting("waiting for a cutover slot".into())
+    );
+}
+
+#[test]
+fn after_waits_for_the_dependency_to_be_verified() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.imported(B);
+    // b is imported but a is not verified: b waits for it by name.
+    assert_eq!(r.step(B), Step::Imported);
+    assert_eq!(
+        r.status(B),
+        Status::Waiting("waiting for a to be verified".into())
+    );
+    r.cut_over(A);
+    assert_eq!(r.step(A), Step::Verified);
+    assert_eq!(r.step(B), Step::CutoverGate);
+}
+
+#[test]
+fn a_dependency_that_fails_fails_its_dependents() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    r.imported(B);
+    let t = r.turn(vec![Input::Done {
+        vm: A,
+        cmd: Command::CreateDataVolume { disk: 0 },
+        result: Err("create DataVolume a-disk-0: quota exceeded (403)".into()),
+    }]);
+    assert_eq!(
+        r.status(A),
+        Status::Failed("create DataVolume a-disk-0: quota exceeded (403)".into())
+    );
+    assert_eq!(
+        r.status(B),
+        Status::Failed("waits for a, which failed".into())
+    );
+    assert!(
+        t.commands.iter().all(|(vm, _)| *vm == C),
+        "{:?}",
+        t.commands
+    );
+}
+
+#[test]
+fn a_dependency_in_an_earlier_wave_only_needs_to_be_running() {
+    let mut s = settings();
+    s.auto_waves = vec!["w2".into()];
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[D]);
+    r.imported(D);
+    assert_eq!(
+        r.status(D),
+        Status::Waiting("waiting for a to be verified".into())
+    );
+    // a (wave w1, not run here) runs in the cluster: d goes on.
+    let t = r.view(A, |v| v.vmi_phase = Some("Running".into()));
+    assert_eq!(Run::commands_for(&t, D), vec![Command::PowerOffSource]);
+}
+
+#[test]
+fn pause_holds_new_work_and_resume_releases_it() {
+    let mut r = Run::new(settings());
+    let t = r.request(EngineRequest::PauseWave("w1".into()));
+    assert!(t.commands.is_empty());
+    let t = r.request(EngineRequest::StartWave("w1".into()));
+    assert_eq!(t.commands.len(), 3, "start un-pauses");
+    r.request(EngineRequest::PauseWave("w1".into()));
+    let t = r.pass_preflight(&[A, B, C]);
+    assert!(t.commands.is_empty(), "{:?}", t.commands);
+    assert_eq!(r.status(A), Status::Paused);
+    assert!(t.events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Phase { message, .. } if message == "paused at NetworkReady"
+    )));
+    let t = r.request(EngineRequest::ResumeWave("w1".into()));
+    assert_eq!(
+        Run::commands_for(&t, A),
+        vec![Command::CreateDataVolume { disk: 0 }]
+    );
+}
+
+#[test]
+fn cancel_stops_vms_before_their_cutover_lets_cutovers_finish_and_holds_the_next_wave() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into(), "w2".into()];
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.importing(B, 0.1);
+    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
+    assert_eq!(r.step(A), Step::CutoverGate);
+    let t = r.request(EngineRequest::CancelWave("w1".into()));
+    // b has a DataVolume: it is deleted; c has none. a's source is off: it finishes.
+    assert_eq!(Run::commands_for(&t, B), vec![Command::DeleteDataVolumes]);
+    assert_eq!(r.step(B), Step::Cancelled);
+    assert_eq!(r.step(C), Step::Cancelled);
+    assert_eq!(r.step(A), Step::CutoverGate);
+    assert!(waves_done(&t).is_empty(), "a still cuts over, b deletes");
+    r.done(B, Command::DeleteDataVolumes, Update::Nothing);
+    let t = r.view(B, |v| v.disks = vec![DiskObs::Absent]);
+    assert!(waves_done(&t).is_empty());
+    r.done(
+        A,
+        Command::ProbeOriginalIp,
+        Update::IpGuard(IpGuard::Silent),
+    );
+    r.view(A, |v| v.vm_started = Some(true));
+    r.created(A);
+    r.view(A, |v| {
+        v.vmi_phase = Some("Running".into());
+        v.agent_connected = true;
+    });
+    let t = r.done(A, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
+    assert_eq!(waves_done(&t), vec![("w1".into(), 1, 0, 2)]);
+    assert!(!r.fleet.active_waves().contains(&"w2".to_string()));
+    let s = r.fleet.summary();
+    assert_eq!(s.verified, vec!["a"]);
+    assert_eq!(s.cancelled, vec!["b", "c"]);
+    // Started again, the cancelled VMs run again and the wave reports again.
+    let t = r.request(EngineRequest::StartWave("w1".into()));
+    assert_eq!(
+        Run::commands_for(&t, B),
+        vec![Command::CreateDataVolume { disk: 0 }]
+    );
+    assert!(r.fleet.summary().cancelled.is_empty());
+}
+
+#[test]
+fn a_failed_command_fails_the_vm_at_its_step_and_retry_clears_it() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.turn(vec![Input::Done {
+        vm: A,
+        cmd: Command::PowerOffSource,
+        result: Err("power-off: 503 (gave up after 5 attempts)".into()),
+    }]);
+    assert_eq!(r.step(A), Step::CutoverGate);
+    assert!(matches!(r.status(A), Status::Failed(ref w) if w.contains("503")));
+    let t = r.request(EngineRequest::RetryVm("a".into()));
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    assert!(t
+        .events
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Log { message, .. } if message == "retrying a")));
+}
+
+#[test]
+fn the_guest_agent_gets_its_timeout_then_the_vm_fails() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
+    r.done(
+        A,
+        Command::ProbeOriginalIp,
+        Update::IpGuard(IpGuard::Silent),
+    );
+    r.view(A, |v| v.vm_started = Some(true));
+    r.advance(Duration::from_secs(30));
+    let t = r.view(A, |v| v.vmi_phase = Some("Running".into()));
+    assert_eq!(
+        r.status(A),
+        Status::Waiting("guest agent not connected yet".into())
+    );
+    // The runtime is asked to wake the policy when the timeout passes.
+    assert!(t
+        .timers
+        .contains(&(Duration::from_secs(630), Timer::Deadline)));
+    r.advance(Duration::from_secs(599));
+    r.turn(vec![Input::Timer(Timer::Deadline)]);
+    assert!(matches!(r.status(A), Status::Waiting(_)));
+    r.advance(Duration::from_secs(1));
+    r.turn(vec![Input::Timer(Timer::Deadline)]);
+    assert_eq!(
+        r.status(A),
+        Status::Failed("guest agent not connected after 600 s".into())
+    );
+}
+
+#[test]
+fn a_started_vm_whose_vmi_never_runs_fails_after_the_boot_timeout() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    s.agent_timeout = Duration::from_secs(60);
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
+    r.done(
+        A,
+        Command::ProbeOriginalIp,
+        Update::IpGuard(IpGuard::Silent),
+    );
+    let t = r.view(A, |v| v.vm_started = Some(true));
+    assert_eq!(r.step(A), Step::Booting);
+    assert!(t
+        .timers
+        .contains(&(Duration::from_secs(60), Timer::Deadline)));
+    r.advance(Duration::from_secs(59));
+    r.view(A, |v| v.vmi_phase = Some("Scheduling".into()));
+    assert_eq!(r.status(A), Status::Active);
+    r.advance(Duration::from_secs(1));
+    r.turn(vec![Input::Timer(Timer::Deadline)]);
+    assert_eq!(
+        r.status(A),
+        Status::Failed("the VirtualMachineInstance is not running after 60 s".into())
+    );
+}
+
+#[test]
+fn an_original_ip_that_answers_is_probed_again_until_the_limit() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
+    let answering = || Update::IpGuard(IpGuard::Answering("192.0.2.15 answers ICMP".into()));
+    for attempt in 1..GUARD_ATTEMPTS {
+        let t = r.done(A, Command::ProbeOriginalIp, answering());
+        assert_eq!(
+            r.status(A),
+            Status::Blocked("original IP still answers: 192.0.2.15 answers ICMP".into())
+        );
+        assert_eq!(
+            t.timers,
+            vec![(r.clock + Duration::from_secs(5), Timer::Reprobe { vm: A })],
+            "attempt {attempt}"
+        );
+        assert!(Run::commands_for(&t, A).is_empty());
+        r.advance(Duration::from_secs(5));
+        let t = r.turn(vec![Input::Timer(Timer::Reprobe { vm: A })]);
+        assert_eq!(Run::commands_for(&t, A), vec![Command::ProbeOriginalIp]);
+    }
+    let t = r.done(A, Command::ProbeOriginalIp, answering());
+    assert!(t.timers.is_empty());
+    assert_eq!(
+        r.status(A),
+        Status::Failed(format!(
+            "original IP still answers after {GUARD_ATTEMPTS} probes: 192.0.2.15 answers ICMP"
+        ))
+    );
+}
+
+#[test]
+fn a_silent_original_ip_lets_the_vm_be_created() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    let t = r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
+    assert_eq!(Run::commands_for(&t, A), vec![Command::ProbeOriginalIp]);
+    let t = r.done(
+        A,
+        Command::ProbeOriginalIp,
+        Update::IpGuard(IpGuard::Silent),
+    );
+    assert_eq!(Run::commands_for(&t, A), vec![Command::CreateVm]);
+    let t = r.view(A, |v| v.vm_started = Some(false));
+    assert_eq!(r.step(A), Step::Created);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::StartVm]);
+}
+
+#[test]
+fn manual_power_off_asks_once_and_waits_for_the_operator() {
+    let checked = crate::plan::check_str(
+        &PLAN.replace("power_off = \"vsphere-api\"", "power_off = \"manual\""),
+        "t.toml",
+    );
+    let mut r = Run::new(settings());
+    r.fleet = Fleet::new(Arc::new(checked.plan.expect("valid")), settings());
+    for vm in 0..4 {
+        r.fleet.vms[vm].cluster.disks = vec![DiskObs::Absent];
+    }
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    let t = r.imported(A);
+    let asks = |t: &Turn| {
+        t.events
+            .iter()
+            .filter(|e| {
+                matches!(&e.kind, EventKind::Log { message, .. } if message == "power off source VM a and confirm")
+            })
+            .count()
+    };
+    assert_eq!(asks(&t), 1);
+    assert!(Run::commands_for(&t, A).is_empty());
+    assert_eq!(
+        r.status(A),
+        Status::Blocked("power off the source VM, then confirm".into())
+    );
+    assert_eq!(asks(&r.turn(vec![])), 0, "asked once");
+    let t = r.request(EngineRequest::ConfirmPowerOff("a".into()));
+    assert_eq!(Run::commands_for(&t, A), vec![Command::ProbeOriginalIp]);
+}
+
+#[test]
+fn check_results_become_events_and_a_failed_check_can_be_run_again() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
+    r.done(
+        A,
+        Command::ProbeOriginalIp,
+        Update::IpGuard(IpGuard::Silent),
+    );
+    r.view(A, |v| v.vm_started = Some(true));
+    let t = r.view(A, |v| {
+        v.vmi_phase = Some("Running".into());
+        v.agent_connected = true;
+    });
+    assert_eq!(Run::commands_for(&t, A), vec![Command::RunChecks]);
+    let result = CheckResult {
+        wave: "w1".into(),
+        vm: "a".into(),
+        check: "icmp".into(),
+        kind: "icmp".into(),
+        target: "192.0.2.15".into(),
+        outcome: Outcome::Fail,
+        detail: "no reply".into(),
+        latency: None,
+        at: String::new(),
+        attempts: 1,
+    };
+    let t = r.done(
+        A,
+        Command::RunChecks,
+        Update::Checks(Gate::Failed("icmp fail: no reply".into()), vec![result]),
+    );
+    assert!(t.events.iter().any(|e| e.vm == "a"
+        && matches!(&e.kind, EventKind::Check { check, detail, .. } if check == "icmp" && detail == "no reply")));
+    assert_eq!(r.step(A), Step::Verifying);
+    assert!(matches!(r.status(A), Status::Failed(_)));
+    let t = r.request(EngineRequest::RunChecks("a".into()));
+    assert_eq!(Run::commands_for(&t, A), vec![Command::RunChecks]);
+    assert_eq!(r.status(A), Status::Active);
+}
+
+#[test]
+fn rollback_undoes_the_vm_and_powers_the_source_on() {
+    let mut r = Run::new(settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.cut_over(A);
+    let t = r.request(EngineRequest::RollbackVm("a".into()));
+    assert_eq!(r.step(A), Step::RollingBack);
+    let mut cmds = Run::commands_for(&t, A);
+    cmds.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(cmds, vec![Command::DeleteDataVolumes, Command::DeleteVm]);
+    // Level-triggered: once the cluster shows nothing of the VM, the source comes back.
+    r.done(A, Command::DeleteVm, Update::Nothing);
+    r.done(A, Command::DeleteDataVolumes, Update::Nothing);
+    assert_eq!(r.step(A), Step::RollingBack);
+    let t = r.view(A, |v| {
+        *v = ClusterView {
+            disks: vec![DiskObs::Absent],
+            networks_ready: true,
+            ..Default::default()
+        }
+    });
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOnSource]);
+    r.done(A, Command::PowerOnSource, Update::Power(Power::On));
+    assert_eq!(r.step(A), Step::RolledBack);
+}
+
+#[test]
+fn a_finished_wave_reports_once_and_the_next_queued_wave_starts() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into(), "w2".into()];
+    s.exit_when_done = true;
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    assert_eq!(r.fleet.active_waves(), ["w1".to_string()]);
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.cut_over(A);
+    r.imported(B);
+    r.cut_over(B);
+    r.imported(C);
+    r.done(C, Command::PowerOffSource, Update::Power(Power::Off));
+    r.done(
+        C,
+        Command::ProbeOriginalIp,
+        Update::IpGuard(IpGuard::Silent),
+    );
+    r.view(C, |v| v.vm_started = Some(true));
+    r.view(C, |v| {
+        v.vmi_phase = Some("Running".into());
+        v.agent_connected = true;
+    });
+    let t = r.done(C, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
+    assert_eq!(waves_done(&t), vec![("w1".into(), 3, 0, 0)]);
+    assert_eq!(t.finished_waves, vec!["w1".to_string()]);
+    assert!(!t.exit, "w2 comes next");
+    assert_eq!(r.fleet.active_waves(), ["w1".to_string(), "w2".to_string()]);
+    assert_eq!(Run::commands_for(&t, D), vec![Command::RunPreflight]);
+    assert!(waves_done(&r.turn(vec![])).is_empty(), "reported once");
+    r.pass_preflight(&[D]);
+    r.imported(D);
+    r.cut_over(D);
+    let s = r.fleet.summary();
+    assert_eq!(s.verified, vec!["a", "b", "c", "d"]);
+    assert!(s.failed.is_empty() && s.unfinished.is_empty());
+}
+
+#[test]
+fn a_wave_with_a_failure_ends_the_run_without_starting_the_next() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into(), "w2".into()];
+    s.exit_when_done = true;
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    let t = r.turn(
+        [A, B, C]
+            .iter()
+            .map(|&vm| Input::Done {
+                vm,
+                cmd: Command::RunPreflight,
+                result: Ok(Update::Preflight(Gate::Failed("no namespace".into()), None)),
+            })
+            .collect(),
+    );
+    assert_eq!(waves_done(&t), vec![("w1".into(), 0, 3, 0)]);
+    assert!(t.exit);
+    let s = r.fleet.summary();
+    assert_eq!(s.failed.len(), 3);
+    assert!(s.unfinished.is_empty());
+}
+
+#[test]
+fn a_dry_run_stops_after_preflight_and_counts_as_done() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    s.exit_when_done = true;
+    s.dry_run = true;
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    let t = r.pass_preflight(&[A, B, C]);
+    assert!(t.commands.is_empty(), "{:?}", t.commands);
+    assert!(t.events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Phase { message, .. } if message == "server-side dry run: every object accepted"
+    )));
+    assert_eq!(waves_done(&t), vec![("w1".into(), 3, 0, 0)]);
+    assert!(t.exit);
+    assert_eq!(r.fleet.summary().dry_run_ok, vec!["a", "b", "c"]);
+    assert_eq!(r.fleet.end_state(A), Some(EndState::DryRunOk));
+}
+
+#[test]
+fn only_vms_limits_the_run_to_the_named_vms() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    s.only_vms = ["c".to_string()].into_iter().collect();
+    let mut r = Run::new(s);
+    let t = r.turn(vec![]);
+    assert_eq!(t.commands, vec![(C, Command::RunPreflight)]);
+    let s = r.fleet.summary();
+    assert_eq!(s.unfinished, vec!["c"]);
+}
+
+#[test]
+fn one_classification_of_end_states_for_wave_done_and_the_summary() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    s.exit_when_done = true;
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.importing(A, 0.2);
+    r.request(EngineRequest::CancelWave("w1".into()));
+    // a's DataVolume deletion is in flight: a is not yet cancelled, in both views.
+    assert_eq!(r.fleet.end_state(A), None);
+    assert_eq!(r.fleet.summary().unfinished, vec!["a"]);
+    let t = r.done(A, Command::DeleteDataVolumes, Update::Nothing);
+    assert_eq!(r.fleet.end_state(A), Some(EndState::Cancelled));
+    assert_eq!(waves_done(&t), vec![("w1".into(), 0, 0, 3)]);
+    assert_eq!(r.fleet.summary().cancelled, vec!["a", "b", "c"]);
+    assert!(t.exit);
+}
+
+#[test]
+fn live_migrations_are_reported_once_per_phase_and_migrate_is_an_effect() {
+    let mut r = Run::new(settings());
+    let m = |phase: &str| {
+        Input::Migration(MigrationView {
+            name: "a-mig-x".into(),
+            vm: "a".into(),
+            phase: phase.into(),
+            source_node: Some("worker-1".into()),
+            target_node: None,
+        })
+    };
+    let count = |t: &Turn| {
+        t.events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Migration { .. }) && e.wave == "w1")
+            .count()
+    };
+    assert_eq!(count(&r.turn(vec![m("Scheduling")])), 1);
+    assert_eq!(count(&r.turn(vec![m("Scheduling")])), 0);
+    assert_eq!(count(&r.turn(vec![m("Running")])), 1);
+    let t = r.request(EngineRequest::Migrate("a".into()));
+    assert_eq!(t.effects, vec![Effect::Migrate { vm: A }]);
+}
+
+#[test]
+fn shutdown_ends_the_run() {
+    let mut r = Run::new(settings());
+    assert!(r.request(EngineRequest::Shutdown).exit);
+}
+
+#[test]
+fn node_changes_are_reported() {
+    let mut r = Run::new(settings());
+    let t = r.view(A, |v| v.node = Some("worker-1".into()));
+    assert!(t
+        .events
+        .iter()
+        .any(|e| e.vm == "a" && matches!(&e.kind, EventKind::Node { node } if node == "worker-1")));
+    assert!(r.turn(vec![]).events.is_empty());
+}
