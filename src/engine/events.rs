@@ -6,6 +6,51 @@ use super::decide::{Status, Step};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+/// Unix milliseconds now (event time stamps).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The engine's one way to the front end. A front end that went away (closed its
+/// receiver) loses nothing the cluster does not keep: what is sent to it then is dropped.
+#[derive(Clone)]
+pub struct Emitter(mpsc::Sender<EngineEvent>);
+
+impl From<mpsc::Sender<EngineEvent>> for Emitter {
+    fn from(events: mpsc::Sender<EngineEvent>) -> Emitter {
+        Emitter(events)
+    }
+}
+
+impl Emitter {
+    pub fn new(events: mpsc::Sender<EngineEvent>) -> Emitter {
+        Emitter(events)
+    }
+
+    pub async fn send(&self, event: EngineEvent) {
+        let _ = self.0.send(event).await;
+    }
+
+    /// An event about `vm`, stamped now.
+    pub async fn vm(&self, vm: &crate::plan::Vm, kind: EventKind) {
+        self.send(EngineEvent::now(vm, kind)).await
+    }
+
+    /// A run-wide log line.
+    pub async fn log(&self, level: LogLevel, message: String) {
+        self.send(EngineEvent {
+            vm: String::new(),
+            wave: String::new(),
+            at_ms: now_ms(),
+            kind: EventKind::Log { level, message },
+        })
+        .await
+    }
+}
+
 /// One thing that happened to one VM (or to the run, when `vm` is empty).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EngineEvent {
@@ -119,7 +164,7 @@ impl EngineEvent {
         EngineEvent {
             vm: vm.name.value.clone(),
             wave: vm.wave.value.clone(),
-            at_ms: super::ops::now_ms(),
+            at_ms: now_ms(),
             kind,
         }
     }

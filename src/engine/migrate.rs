@@ -2,7 +2,7 @@
 //! phases through the watch, and probe the VM's IP throughout to count lost probes and the
 //! longest gap (the proof that an L2 VM stays reachable while it moves between nodes).
 
-use super::events::{EngineEvent, EventKind};
+use super::events::{Emitter, EventKind};
 use crate::checks::continuous::{self, Target};
 use crate::checks::probe::Prober;
 use crate::cluster::build;
@@ -38,10 +38,11 @@ pub async fn migrate(
     plan: Arc<Plan>,
     vm: &Vm,
     prober: Arc<dyn Prober>,
-    events: mpsc::Sender<EngineEvent>,
+    events: impl Into<Emitter>,
     progress: mpsc::Sender<(String, Option<String>, Option<String>)>,
     limit: Duration,
 ) -> anyhow::Result<MigrationOutcome> {
+    let events: Emitter = events.into();
     let ns = plan.meta.namespace.as_str();
     let api: Api<VirtualMachineInstanceMigration> = Api::namespaced(client.clone(), ns);
     let created = api
@@ -145,8 +146,8 @@ pub async fn migrate(
             outcome.longest_gap = s.longest_gap;
         }
     }
-    let _ = events
-        .send(EngineEvent::now(
+    events
+        .vm(
             vm,
             EventKind::Migration {
                 name,
@@ -156,7 +157,7 @@ pub async fn migrate(
                 lost_probes: outcome.lost_probes as u32,
                 sent_probes: outcome.sent_probes as u32,
             },
-        ))
+        )
         .await;
     Ok(outcome)
 }

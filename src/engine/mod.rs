@@ -2,6 +2,7 @@
 //! phase + commands); the scheduler, watchers and command execution come with issue 4.
 
 pub mod decide;
+pub mod error;
 pub mod events;
 pub mod migrate;
 pub mod ops;

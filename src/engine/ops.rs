@@ -3,7 +3,8 @@
 //! create tolerates `AlreadyExists`, so a command re-issued after a crash is harmless.
 
 use super::decide::{Command, Gate, IpGuard, Power};
-use super::events::{EngineEvent, EventKind};
+use super::error::{api_message as api_msg, is_code, Error};
+use super::events::{Emitter, EventKind};
 use super::schedule::Update;
 use crate::checks::probe::Prober;
 use crate::checks::runner::{self, Observations, RunSettings};
@@ -22,7 +23,6 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::Client;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tokio::sync::OnceCell;
 
 /// Everything a command needs.
@@ -32,10 +32,10 @@ pub struct Ops {
     pub source: Option<Arc<dyn SourceOps>>,
     pub prober: Arc<dyn Prober>,
     pub dry_run: bool,
-    pub events: mpsc::Sender<EngineEvent>,
+    pub events: Emitter,
     /// Missing CRDs found by discovery at start (empty: all present), or why discovery
     /// failed.
-    pub missing_crds: Result<Vec<String>, String>,
+    pub missing_crds: Result<Vec<String>, Error>,
     /// The engine's view of VMIs (checks read the guest agent's report from it).
     pub vmis: Option<Store<VirtualMachineInstance>>,
     cluster_facts: OnceCell<ClusterFacts>,
@@ -66,8 +66,8 @@ impl Ops {
         source: Option<Arc<dyn SourceOps>>,
         prober: Arc<dyn Prober>,
         dry_run: bool,
-        events: mpsc::Sender<EngineEvent>,
-        missing_crds: Result<Vec<String>, String>,
+        events: Emitter,
+        missing_crds: Result<Vec<String>, Error>,
         vmis: Option<Store<VirtualMachineInstance>>,
     ) -> Ops {
         let names: Vec<String> = plan.networks.iter().map(|n| n.name.value.clone()).collect();
@@ -92,33 +92,14 @@ impl Ops {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn api_msg(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    }
-}
-
-fn is_code(e: &kube::Error, code: u16) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == code)
-}
-
 impl Ops {
     fn ns(&self) -> &str {
         self.plan.meta.namespace.as_str()
     }
 
     async fn journal(&self, vm: &Vm, verb: &str, kind: &str, name: &str, result: &str) {
-        let _ = self
-            .events
-            .send(EngineEvent::now(
+        self.events
+            .vm(
                 vm,
                 EventKind::Mutation {
                     verb: verb.to_string(),
@@ -127,24 +108,29 @@ impl Ops {
                     dry_run: self.dry_run,
                     result: result.to_string(),
                 },
-            ))
+            )
             .await;
     }
 
-    /// Journals a failed mutating call and returns the VM's failure reason for it
+    /// Journals a failed mutating call and returns the VM's failure for it
     /// (`"VERB KIND NAME: message (code)"`).
     async fn journal_error(
         &self,
         vm: &Vm,
-        verb: &str,
-        kind: &str,
+        verb: &'static str,
+        kind: &'static str,
         name: &str,
         e: &kube::Error,
-    ) -> String {
-        let m = api_msg(e);
-        self.journal(vm, verb, kind, name, &format!("error: {m}"))
+    ) -> Error {
+        let message = api_msg(e);
+        self.journal(vm, verb, kind, name, &format!("error: {message}"))
             .await;
-        format!("{verb} {kind} {name}: {m}")
+        Error::Refused {
+            verb,
+            kind,
+            name: name.to_string(),
+            message,
+        }
     }
 
     fn post(&self) -> PostParams {
@@ -169,9 +155,9 @@ impl Ops {
         vm: &Vm,
         api: &Api<K>,
         obj: &K,
-        kind: &str,
+        kind: &'static str,
         name: &str,
-    ) -> Result<(), String>
+    ) -> Result<(), Error>
     where
         K: kube::Resource
             + Clone
@@ -194,7 +180,7 @@ impl Ops {
         }
     }
 
-    pub async fn execute(&self, vm: &Vm, cmd: &Command) -> Result<Update, String> {
+    pub async fn execute(&self, vm: &Vm, cmd: &Command) -> Result<Update, Error> {
         let ns = self.ns().to_string();
         match cmd {
             Command::RunPreflight => {
@@ -213,7 +199,7 @@ impl Ops {
             }
             Command::CreateDataVolume { disk } => {
                 let Some(dv) = build::data_volume(&self.plan, vm, *disk) else {
-                    return Err(format!("no disk {disk}"));
+                    return Err(Error::NoDisk(*disk));
                 };
                 let name = labels::data_volume_name(vm.name.as_str(), *disk);
                 let api: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
@@ -224,7 +210,7 @@ impl Ops {
             Command::PowerOffSource | Command::PowerOnSource => {
                 let on = *cmd == Command::PowerOnSource;
                 let Some(src) = &self.source else {
-                    return Err("no vSphere API configured: set `power_off = \"manual\"` or provide credentials".into());
+                    return Err(Error::NoSourceApi);
                 };
                 let uuid = vm.source_id.as_ref().map(|u| u.as_str());
                 let verb = if on { "power-on" } else { "power-off" };
@@ -253,7 +239,7 @@ impl Ops {
                             &format!("error: {e}"),
                         )
                         .await;
-                        Err(e.to_string())
+                        Err(e.into())
                     }
                 }
             }
@@ -272,7 +258,7 @@ impl Ops {
                 let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
                 match call("get VirtualMachine", || api.get_opt(vm.name.as_str()))
                     .await
-                    .map_err(|e| api_msg(&e))?
+                    .map_err(|e| Error::api(format!("get VirtualMachine {}", vm.name.value), &e))?
                 {
                     Some(obj) if owned_by(&obj.metadata.labels, &self.plan, vm) => {
                         let dp = if self.dry_run {
@@ -296,14 +282,24 @@ impl Ops {
                                 .await
                             }
                             Err(e) if is_code(&e, 404) => {}
-                            Err(e) => return Err(api_msg(&e)),
+                            Err(e) => {
+                                return Err(self
+                                    .journal_error(
+                                        vm,
+                                        "delete",
+                                        "VirtualMachine",
+                                        vm.name.as_str(),
+                                        &e,
+                                    )
+                                    .await)
+                            }
                         }
                         Ok(Update::Nothing)
                     }
-                    Some(_) => Err(format!(
-                        "VirtualMachine {} is not labelled for this plan and VM: left alone",
-                        vm.name.value
-                    )),
+                    Some(_) => Err(Error::NotOurs {
+                        kind: "VirtualMachine",
+                        name: vm.name.value.clone(),
+                    }),
                     None => Ok(Update::Nothing),
                 }
             }
@@ -339,7 +335,7 @@ impl Ops {
     /// Server-side apply of a plan network's NetworkAttachmentDefinition: the VMs of a plan
     /// share it, so it is applied once per run (a failure is not remembered: the next VM
     /// tries again).
-    async fn apply_network(&self, vm: &Vm, name: &str) -> Result<(), String> {
+    async fn apply_network(&self, vm: &Vm, name: &str) -> Result<(), Error> {
         let (Some(net), Some(cell)) = (self.plan.network(name), self.networks_applied.get(name))
         else {
             return Ok(());
@@ -370,7 +366,7 @@ impl Ops {
     }
 
     /// Deletes the VM's DataVolumes (only failed ones with `failed_only`), by label.
-    pub async fn delete_disks(&self, vm: &Vm, failed_only: bool) -> Result<(), String> {
+    pub async fn delete_disks(&self, vm: &Vm, failed_only: bool) -> Result<(), Error> {
         let api: Api<DataVolume> = Api::namespaced(self.client.clone(), self.ns());
         let lp = ListParams::default().labels(&labels::vm_selector(
             self.plan.meta.name.as_str(),
@@ -378,7 +374,7 @@ impl Ops {
         ));
         let list = call("list DataVolumes", || api.list(&lp))
             .await
-            .map_err(|e| api_msg(&e))?;
+            .map_err(|e| Error::api("list DataVolumes", &e))?;
         for dv in list.items {
             let failed = dv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
             if failed_only && !failed {
@@ -396,14 +392,18 @@ impl Ops {
                         .await
                 }
                 Err(e) if is_code(&e, 404) => {}
-                Err(e) => return Err(api_msg(&e)),
+                Err(e) => {
+                    return Err(self
+                        .journal_error(vm, "delete", "DataVolume", &name, &e)
+                        .await)
+                }
             }
         }
         Ok(())
     }
 
     /// `PUT /apis/subresources.kubevirt.io/v1/namespaces/NS/virtualmachines/NAME/start`.
-    async fn start_vm(&self, vm: &Vm) -> Result<(), String> {
+    async fn start_vm(&self, vm: &Vm) -> Result<(), Error> {
         use crate::cluster::subresource::{put, VmAction};
         match call("start VirtualMachine", || {
             put(
@@ -715,7 +715,7 @@ fn owned_by(
 }
 
 /// CRDs the engine needs, found through discovery; returns those missing.
-pub async fn missing_crds(client: &Client) -> Result<Vec<String>, String> {
+pub async fn missing_crds(client: &Client) -> Result<Vec<String>, Error> {
     let need = [
         ("kubevirt.io", "v1", "virtualmachines"),
         ("kubevirt.io", "v1", "virtualmachineinstances"),
@@ -730,7 +730,7 @@ pub async fn missing_crds(client: &Client) -> Result<Vec<String>, String> {
             Ok(list) if list.resources.iter().any(|r| r.name == plural) => {}
             Ok(_) => missing.push(format!("{plural}.{group}")),
             Err(e) if is_code(&e, 404) => missing.push(format!("{plural}.{group}")),
-            Err(e) => return Err(format!("discovery of {gv}: {}", api_msg(&e))),
+            Err(e) => return Err(Error::api(format!("discovery of {gv}"), &e)),
         }
     }
     Ok(missing)

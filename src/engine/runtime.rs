@@ -5,8 +5,10 @@
 //! tokio sleeps; its events go to the front end. No per-VM polling; no shared mutable state
 //! with the front ends.
 
-use super::events::{EngineEvent, EngineHandle, EngineRequest, EventKind, LogLevel};
-use super::ops::{now_ms, Ops};
+use super::events::{
+    now_ms, Emitter, EngineEvent, EngineHandle, EngineRequest, EventKind, LogLevel,
+};
+use super::ops::Ops;
 use super::schedule::{self, ClusterView, Effect, Fleet, Input, MigrationView, Now, Settings};
 use crate::checks::probe::Prober;
 use crate::cluster::labels;
@@ -210,7 +212,7 @@ async fn run(
         changed_tx,
     )
     .await?;
-    let emit = Emitter(events.clone());
+    let emit = Emitter::new(events.clone());
 
     let missing_crds = super::ops::missing_crds(c).await;
     match &missing_crds {
@@ -230,7 +232,7 @@ async fn run(
         cfg.source.clone(),
         cfg.prober.clone(),
         cfg.dry_run,
-        events.clone(),
+        emit.clone(),
         missing_crds,
         Some(stores.vmis.clone()),
     ));
@@ -319,13 +321,13 @@ fn run_effect(effect: Effect, ops: &Arc<Ops>, emit: &Emitter) {
             tokio::spawn(async move {
                 let vm = &ops.plan.vms[vm];
                 if let Err(e) = ops.delete_disks(vm, true).await {
-                    emit.send(EngineEvent::now(
+                    emit.vm(
                         vm,
                         EventKind::Log {
                             level: LogLevel::Error,
                             message: format!("retry: {e}"),
                         },
-                    ))
+                    )
                     .await;
                 }
             });
@@ -341,45 +343,23 @@ fn run_effect(effect: Effect, ops: &Arc<Ops>, emit: &Emitter) {
                     ops.plan.clone(),
                     &vm,
                     ops.prober.clone(),
-                    emit.0.clone(),
+                    emit.clone(),
                     tx,
                     Duration::from_secs(900),
                 )
                 .await
                 {
-                    emit.send(EngineEvent::now(
+                    emit.vm(
                         &vm,
                         EventKind::Log {
                             level: LogLevel::Error,
                             message: format!("live migration of {}: {e:#}", vm.name.value),
                         },
-                    ))
+                    )
                     .await;
                 }
             });
         }
-    }
-}
-
-/// The engine's one way to the front end. A front end that went away (closed its
-/// receiver) loses nothing the cluster does not keep: sends to it are dropped.
-#[derive(Clone)]
-pub struct Emitter(pub mpsc::Sender<EngineEvent>);
-
-impl Emitter {
-    pub async fn send(&self, event: EngineEvent) {
-        let _ = self.0.send(event).await;
-    }
-
-    /// A run-wide log line.
-    pub async fn log(&self, level: LogLevel, message: String) {
-        self.send(EngineEvent {
-            vm: String::new(),
-            wave: String::new(),
-            at_ms: now_ms(),
-            kind: EventKind::Log { level, message },
-        })
-        .await
     }
 }
 

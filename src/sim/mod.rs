@@ -13,6 +13,7 @@
 
 pub mod controllers;
 pub mod discovery;
+mod fault;
 pub mod openapi;
 pub mod patch;
 pub mod resources;
@@ -60,7 +61,7 @@ pub struct SimOptions {
     pub faults: ApiFaults,
     /// Routes served beside the Kubernetes API on the same port (the simulated world's
     /// vSphere REST API and network probes), set once the controllers run.
-    pub extension: Arc<std::sync::OnceLock<axum::Router>>,
+    pub extension: Arc<std::sync::OnceLock<server::Extension>>,
 }
 
 impl Default for SimOptions {

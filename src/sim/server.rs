@@ -39,19 +39,26 @@ pub struct ApiState {
     /// Flips to `true` on shutdown; ends watch streams.
     pub shutdown: watch::Receiver<bool>,
     /// Routes of the simulated world (vSphere REST, probes), once set.
-    pub extension: Arc<std::sync::OnceLock<axum::Router>>,
+    pub extension: Arc<std::sync::OnceLock<Extension>>,
     /// Injected faults.
     pub faults: super::ApiFaults,
     /// Request counters.
     pub stats: Arc<super::ApiStats>,
 }
 
-/// SplitMix64: a well-mixed hash of (seed, request number) for fault decisions.
-pub(crate) fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+/// Routes served beside the Kubernetes API on the same port (the simulated world's vSphere
+/// REST API and network probes), and which paths they answer. The API server forwards
+/// those paths without knowing who serves them.
+#[derive(Clone)]
+pub struct Extension {
+    pub router: axum::Router,
+    pub handles: fn(&str) -> bool,
+}
+
+impl std::fmt::Debug for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Extension { .. }")
+    }
 }
 
 /// A parsed resource path.
@@ -149,9 +156,9 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
     let method = req.method().clone();
     let uri = req.uri().clone();
     if let Some(ext) = state.extension.get() {
-        if super::controllers::endpoints::handles(uri.path()) {
+        if (ext.handles)(uri.path()) {
             use tower::ServiceExt;
-            return match ext.clone().oneshot(req).await {
+            return match ext.router.clone().oneshot(req).await {
                 Ok(r) => r,
                 Err(never) => match never {},
             };
@@ -169,9 +176,8 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
         tokio::time::sleep(state.faults.latency).await;
     }
     let rate = state.faults.error_rate;
-    if rate > 0.0
-        && !req.headers().contains_key(super::CONTROLLER_HEADER)
-        && (mix(state.faults.seed ^ n) as f64 / u64::MAX as f64) < rate
+    if !req.headers().contains_key(super::CONTROLLER_HEADER)
+        && super::fault::strikes(state.faults.seed ^ n, rate)
     {
         state.stats.injected_errors.fetch_add(1, Relaxed);
         let code = match state.faults.error_code {

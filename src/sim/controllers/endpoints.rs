@@ -83,10 +83,7 @@ pub fn router(state: WorldState) -> Router {
 async fn vcenter_faults(State(state): State<WorldState>, req: Request, next: Next) -> Response {
     let f = &state.vcenter;
     let n = f.requests.fetch_add(1, Relaxed);
-    if f.error_rate > 0.0
-        && (crate::sim::server::mix(f.seed ^ n.rotate_left(32)) as f64 / u64::MAX as f64)
-            < f.error_rate
-    {
+    if crate::sim::fault::strikes(f.seed ^ n.rotate_left(32), f.error_rate) {
         f.injected.fetch_add(1, Relaxed);
         return vapi_error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -41,7 +41,10 @@ impl Rehearsal {
         ));
         let controllers = super::spawn(sim.controller_client(), scenario);
         let state = WorldState::new(controllers.world.clone(), vcenter.clone());
-        let _ = extension.set(endpoints::router(state));
+        let _ = extension.set(crate::sim::server::Extension {
+            router: endpoints::router(state),
+            handles: endpoints::handles,
+        });
         let world_url = sim.url();
         Ok(Rehearsal {
             sim,
