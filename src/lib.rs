@@ -23,4 +23,6 @@ pub mod plan;
 pub mod retry;
 pub mod sim;
 pub mod source;
+/// Reading spanned TOML: what the plan and theme readers share.
+pub(crate) mod toml_spans;
 pub mod tui;

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::BorderType;
 use wavelift::tui::theme::{
-    builtin_names, fallback, honour_no_color, Slot, Theme, ThemeError, ThemeSet, Widget,
+    builtin_names, fallback, honour_no_color, Element, Slot, Theme, ThemeError, ThemeSet,
 };
 
 const SHIPPED: [&str; 4] = ["default", "light", "high-contrast", "prod-red"];
@@ -31,7 +31,7 @@ fn err_of(text: &str, origin: &str) -> ThemeError {
 
 fn same_look(a: &Theme, b: &Theme) -> bool {
     Slot::ALL.iter().all(|s| a.slot(*s) == b.slot(*s))
-        && Widget::ALL.iter().all(|w| a.style(*w) == b.style(*w))
+        && Element::ALL.iter().all(|w| a.style(*w) == b.style(*w))
         && a.border_type() == b.border_type()
         && a.is_dark() == b.is_dark()
 }
@@ -108,8 +108,12 @@ fn mode_badges_are_distinct_in_every_theme() {
         assert_ne!(modes[0], modes[1], "{name}: live vs dry-run");
         assert_ne!(modes[0], modes[2], "{name}: live vs rehearsal");
         assert_ne!(modes[1], modes[2], "{name}: dry-run vs rehearsal");
-        let styles =
-            [Widget::ModeLive, Widget::ModeDryRun, Widget::ModeRehearsal].map(|w| t.style(w));
+        let styles = [
+            Element::ModeLive,
+            Element::ModeDryRun,
+            Element::ModeRehearsal,
+        ]
+        .map(|w| t.style(w));
         assert_ne!(styles[0], styles[1]);
         assert_ne!(styles[1], styles[2]);
         assert_eq!(styles[0].bg, Some(modes[0]));
@@ -157,12 +161,12 @@ fn true_colour_themes_have_readable_contrast() {
         }
         // coloured badges, the banner and the selected row
         for widget in [
-            Widget::TableSelected,
-            Widget::Banner,
-            Widget::ModeLive,
-            Widget::ModeDryRun,
-            Widget::ModeRehearsal,
-            Widget::Header,
+            Element::TableSelected,
+            Element::Banner,
+            Element::ModeLive,
+            Element::ModeDryRun,
+            Element::ModeRehearsal,
+            Element::Header,
         ] {
             let s = t.style(widget);
             let (fg, bg) = (s.fg.unwrap(), s.bg.unwrap_or(bg));
@@ -181,7 +185,7 @@ fn light_theme_is_light() {
     assert!(!t.is_dark());
     assert_eq!(t.slot(Slot::Bg), Color::Rgb(0xff, 0xff, 0xff));
     assert!(t
-        .style(Widget::TableSelected)
+        .style(Element::TableSelected)
         .add_modifier
         .contains(Modifier::BOLD));
     assert!(Theme::builtin("default").unwrap().is_dark());
@@ -193,7 +197,7 @@ fn high_contrast_uses_pure_colours_and_bold_thick_borders() {
     assert_eq!(t.slot(Slot::Fg), Color::White);
     assert_eq!(t.slot(Slot::Bg), Color::Black);
     assert_eq!(t.border_type(), BorderType::Thick);
-    for w in [Widget::Border, Widget::BorderFocused] {
+    for w in [Element::Border, Element::BorderFocused] {
         assert!(t.style(w).add_modifier.contains(Modifier::BOLD), "{w}");
     }
     for s in Slot::ALL {
@@ -223,12 +227,12 @@ fn prod_red_inherits_from_default() {
     assert!(prod.is_dark());
     // widgets using accent follow the new accent
     assert_eq!(
-        prod.style(Widget::TableHeader).fg,
+        prod.style(Element::TableHeader).fg,
         Some(prod.slot(Slot::Accent))
     );
     // the header override
     assert_eq!(
-        prod.style(Widget::Header),
+        prod.style(Element::Header),
         Style::default()
             .fg(Color::Rgb(0xff, 0xff, 0xff))
             .bg(Color::Rgb(0xb4, 0x24, 0x3c))
@@ -266,13 +270,13 @@ footer = "accent"
     assert_eq!(child.slot(Slot::Bg), light.slot(Slot::Bg));
     assert!(!child.is_dark(), "dark = false comes from light");
     // light's `bold` on table_selected is kept, the child's `underline` is added
-    let sel = child.style(Widget::TableSelected);
+    let sel = child.style(Element::TableSelected);
     assert!(sel
         .add_modifier
         .contains(Modifier::BOLD | Modifier::UNDERLINED));
     assert_eq!(sel.bg, Some(light.slot(Slot::Highlight)));
     // short form: a string is the fg
-    assert_eq!(child.style(Widget::Footer).fg, Some(Color::Rgb(255, 0, 0)));
+    assert_eq!(child.style(Element::Footer).fg, Some(Color::Rgb(255, 0, 0)));
     assert_eq!(child.name(), "child");
     assert_eq!(child.origin(), "mem/child.toml");
 }
@@ -297,7 +301,7 @@ fn multi_level_inheritance_through_a_directory() {
     assert_eq!(a.slot(Slot::Error), Color::Red);
     assert_eq!(a.slot(Slot::Success), Color::Green);
     assert_eq!(a.slot(Slot::Accent), prod.slot(Slot::Accent));
-    assert_eq!(a.style(Widget::Header), prod.style(Widget::Header));
+    assert_eq!(a.style(Element::Header), prod.style(Element::Header));
     // Theme::load resolves bases against sibling files too
     let loaded = Theme::load(dir.path().join("a.toml")).unwrap();
     assert!(same_look(&a, &loaded));
@@ -441,7 +445,7 @@ fn colour_forms_are_accepted() {
     assert_eq!(t.slot(Slot::Accent), Color::Indexed(238));
     assert_eq!(t.slot(Slot::Error), Color::LightRed);
     assert_eq!(
-        t.style(Widget::Log),
+        t.style(Element::Log),
         Style::default()
             .fg(Color::Rgb(1, 2, 3))
             .bg(t.slot(Slot::Gauge))
@@ -641,7 +645,7 @@ fn resolve_by_name_or_path() {
 fn no_color_has_no_styles() {
     let t = Theme::no_color();
     assert!(t.is_no_color());
-    for w in Widget::ALL {
+    for w in Element::ALL {
         assert_eq!(t.style(*w), Style::default(), "{w}");
     }
     for s in Slot::ALL {
@@ -689,7 +693,7 @@ fn fallback_gives_default_and_a_visible_warning() {
 fn exercise(result: Result<Theme, ThemeError>) {
     match result {
         Ok(t) => {
-            for w in Widget::ALL {
+            for w in Element::ALL {
                 let _ = t.style(*w);
             }
         }

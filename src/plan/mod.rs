@@ -104,12 +104,12 @@ pub fn check_bytes(bytes: &[u8], file: &str) -> Checked {
 
 /// Parses and validates plan text. All problems are reported in one pass.
 pub fn check_str(text: &str, file: &str) -> Checked {
-    let (root, errors) = toml::de::DeTable::parse_recoverable(text);
+    let (root, errors) = crate::toml_spans::parse(text);
     let mut diagnostics: Vec<Diagnostic> = errors
-        .iter()
+        .into_iter()
         .map(|e| {
-            let span = e.span().unwrap_or(0..0);
-            let msg = e.message().trim().to_string();
+            let span = e.span;
+            let msg = e.message;
             let first = msg.lines().next().unwrap_or("invalid TOML").to_string();
             let rest: Vec<&str> = msg
                 .lines()

@@ -13,10 +13,9 @@ use super::quantity::Quantity;
 use super::span::{Span, Spanned};
 use super::time;
 use crate::plan::check::{known_kinds, parse_check, parse_duration, CheckSpec};
+use crate::toml_spans::{self, Value as Val};
 use std::net::IpAddr;
 use toml::de::{DeArray, DeTable, DeValue};
-
-type Val<'i> = toml::Spanned<DeValue<'i>>;
 
 fn sp<T>(v: T, s: Span) -> Spanned<T> {
     Spanned::new(v, s)
@@ -156,14 +155,13 @@ impl Reader {
     }
 
     fn unknown_keys(&mut self, tbl: &Tbl<'_, '_>, known: &[&str]) {
-        for (k, _) in tbl.t.iter() {
-            let key: &str = k.get_ref();
+        for (key, key_span, _) in toml_spans::entries(tbl.t) {
             if !known.contains(&key) {
                 let hint = did_you_mean(key, known.iter().copied())
                     .unwrap_or_else(|| format!("known keys in {}: {}", tbl.what, known.join(", ")));
                 self.err(
                     "unknown-key",
-                    k.span(),
+                    key_span,
                     format!("unknown key `{key}` in {}", tbl.what),
                 )
                 .hint = Some(hint);

@@ -7,7 +7,7 @@
 //! - [`event_loop`]: [`run`], one `tokio::select!` over terminal events, engine events, a
 //!   frame cap, a clock tick, signals and cancellation; [`terminal`]: raw mode,
 //!   alternate screen, restore on quit, panic, signals and suspend;
-//! - [`theme`]: theme loading (see its docs for the file format).
+//! - [`theme`]: theme loading (the file format is `docs/themes.md`).
 pub mod action;
 pub mod app;
 pub mod blast;

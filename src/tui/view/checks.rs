@@ -8,7 +8,7 @@ use ratatui::Frame;
 use super::layout::checks_areas;
 use super::widgets::{block, check_style, fmt_hms, vm_style, HIGHLIGHT_SYMBOL};
 use crate::tui::app::{App, CheckOutcome};
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 const CELL: u16 = 13;
 
@@ -45,11 +45,11 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                 Cell::from(Span::styled(
                     format!("{pass}/{total}"),
                     if bad > 0 {
-                        t.style(Widget::StatusFail)
+                        t.style(Element::StatusFail)
                     } else if pass == total && total > 0 {
-                        t.style(Widget::StatusOk)
+                        t.style(Element::StatusOk)
                     } else {
-                        t.style(Widget::TableRow)
+                        t.style(Element::TableRow)
                     },
                 )),
             ];
@@ -78,10 +78,10 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         )
     };
     let table = Table::new(rows, widths)
-        .header(Row::new(header).style(t.style(Widget::TableHeader)))
+        .header(Row::new(header).style(t.style(Element::TableHeader)))
         .block(block(app, title, true))
-        .style(t.style(Widget::TableRow))
-        .row_highlight_style(t.style(Widget::TableSelected))
+        .style(t.style(Element::TableRow))
+        .row_highlight_style(t.style(Element::TableSelected))
         .highlight_symbol(HIGHLIGHT_SYMBOL)
         .highlight_spacing(HighlightSpacing::Always)
         .column_spacing(1);
@@ -90,7 +90,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     frame.render_stateful_widget(table, top, &mut state);
 
     // Details of the selected VM's checks.
-    let muted = t.style(Widget::Footer);
+    let muted = t.style(Element::Footer);
     let (title, lines) = match app.selected() {
         None => (" Check details ".to_string(), vec![]),
         Some(v) => {
@@ -136,7 +136,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     };
     frame.render_widget(
         Paragraph::new(lines)
-            .style(t.style(Widget::Detail))
+            .style(t.style(Element::Detail))
             .block(block(app, title, false)),
         bottom,
     );

@@ -8,19 +8,19 @@ use ratatui::Frame;
 
 use crate::tui::app::{App, InputMode};
 use crate::tui::keys;
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let muted = t.style(Widget::Footer);
-    let key = t.style(Widget::KeyHint);
+    let muted = t.style(Element::Footer);
+    let key = t.style(Element::KeyHint);
     let mut spans: Vec<Span> = Vec::with_capacity(48);
     match app.input {
         InputMode::Filter => {
             spans.push(Span::styled(" /", key));
             spans.push(Span::styled(
                 app.filter.as_str(),
-                t.style(Widget::CommandLine),
+                t.style(Element::CommandLine),
             ));
             spans.push(Span::styled("█", key));
             spans.push(Span::styled(
@@ -32,7 +32,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             spans.push(Span::styled(" :", key));
             spans.push(Span::styled(
                 app.command.as_str(),
-                t.style(Widget::CommandLine),
+                t.style(Element::CommandLine),
             ));
             spans.push(Span::styled("█", key));
             if app.completions.is_empty() {
@@ -49,15 +49,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         }
         InputMode::Normal => {
             if app.read_only {
-                spans.push(Span::styled(" READ-ONLY ", t.style(Widget::Banner)));
+                spans.push(Span::styled(" READ-ONLY ", t.style(Element::Banner)));
             }
             if let Some(flash) = &app.flash {
-                spans.push(Span::styled(format!(" {flash} "), t.style(Widget::LogWarn)));
+                spans.push(Span::styled(
+                    format!(" {flash} "),
+                    t.style(Element::LogWarn),
+                ));
                 spans.push(Span::styled("│", muted));
             } else if !app.filter.is_empty() {
                 spans.push(Span::styled(
                     format!(" filter: {} ", app.filter),
-                    t.style(Widget::LogWarn),
+                    t.style(Element::LogWarn),
                 ));
                 spans.push(Span::styled("│", muted));
             }

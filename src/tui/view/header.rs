@@ -10,19 +10,19 @@ use ratatui::Frame;
 use super::layout::take_top;
 use super::widgets::window_text;
 use crate::tui::app::{step_index, App, RunMode, View, STEPS};
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let head = t.style(Widget::Header);
-    let muted = t.style(Widget::Footer);
+    let head = t.style(Element::Header);
+    let muted = t.style(Element::Footer);
     let (top, rest) = take_top(area, 1);
     let (tabs, third) = take_top(rest, 1);
     let wave = app.current_wave();
     let badge = match app.mode {
-        RunMode::Live => Widget::ModeLive,
-        RunMode::DryRun => Widget::ModeDryRun,
-        RunMode::Rehearsal => Widget::ModeRehearsal,
+        RunMode::Live => Element::ModeLive,
+        RunMode::DryRun => Element::ModeDryRun,
+        RunMode::Rehearsal => Element::ModeRehearsal,
     };
     let mut spans = vec![
         Span::styled(format!(" {} ", app.mode.label()), t.style(badge)),
@@ -41,15 +41,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         ),
         Span::styled(
             window_text(wave.and_then(|w| w.window), app.now_ms),
-            t.style(Widget::Detail),
+            t.style(Element::Detail),
         ),
     ];
     if let Some(w) = wave {
         let state = match (w.done, w.paused, w.started) {
-            (Some(_), _, _) if w.cancelled > 0 => Some((" · CANCELLED", Widget::LogWarn)),
-            (Some(_), _, _) => Some((" · DONE", Widget::StatusOk)),
-            (None, true, _) => Some((" · PAUSED", Widget::LogWarn)),
-            (None, false, true) => Some((" · RUNNING", Widget::StatusRunning)),
+            (Some(_), _, _) if w.cancelled > 0 => Some((" · CANCELLED", Element::LogWarn)),
+            (Some(_), _, _) => Some((" · DONE", Element::StatusOk)),
+            (None, true, _) => Some((" · PAUSED", Element::LogWarn)),
+            (None, false, true) => Some((" · RUNNING", Element::StatusRunning)),
             _ => None,
         };
         if let Some((text, style)) = state {
@@ -57,12 +57,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         }
     }
     if app.read_only {
-        spans.push(Span::styled(" · READ-ONLY", t.style(Widget::LogWarn)));
+        spans.push(Span::styled(" · READ-ONLY", t.style(Element::LogWarn)));
     }
     if !app.engine_connected {
         spans.push(Span::styled(
             " · ENGINE STOPPED",
-            t.style(Widget::StatusFail),
+            t.style(Element::StatusFail),
         ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), top);
@@ -73,7 +73,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     for (i, v) in View::ALL.iter().enumerate() {
         let selected = *v == app.view;
         let style = if selected {
-            t.style(Widget::TableSelected)
+            t.style(Element::TableSelected)
         } else {
             muted
         };
@@ -95,7 +95,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     if app.failed > 0 {
         spans.push(Span::styled(
             format!("✗ {} failed", app.failed),
-            t.style(Widget::StatusFail),
+            t.style(Element::StatusFail),
         ));
         first = false;
     }
@@ -108,7 +108,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             spans.push(Span::styled(" · ", muted));
         }
         first = false;
-        spans.push(Span::styled(step.label(), t.style(Widget::Detail)));
+        spans.push(Span::styled(step.label(), t.style(Element::Detail)));
         spans.push(Span::styled(format!(" {n}"), head));
     }
     frame.render_widget(

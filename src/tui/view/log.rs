@@ -7,19 +7,22 @@ use ratatui::Frame;
 
 use super::widgets::{block, fmt_hms, level_word, log_style};
 use crate::tui::app::{App, LogLine};
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 fn line<'a>(app: &'a App, l: &'a LogLine) -> Line<'a> {
     let t = &app.theme;
-    let muted = t.style(Widget::Footer);
+    let muted = t.style(Element::Footer);
     let mut spans = vec![
         Span::styled(fmt_hms(l.at_ms), muted),
         Span::styled(format!(" {} ", level_word(l.level)), log_style(t, l.level)),
     ];
     if !l.vm.is_empty() {
-        spans.push(Span::styled(format!("{} ", l.vm), t.style(Widget::KeyHint)));
+        spans.push(Span::styled(
+            format!("{} ", l.vm),
+            t.style(Element::KeyHint),
+        ));
     }
-    spans.push(Span::styled(l.text.as_str(), t.style(Widget::Log)));
+    spans.push(Span::styled(l.text.as_str(), t.style(Element::Log)));
     Line::from(spans)
 }
 
@@ -34,7 +37,7 @@ fn tail(app: &App, rows: usize, scroll: usize) -> Vec<Line<'_>> {
 pub fn render_pane(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
     let rows = area.height.saturating_sub(2) as usize;
     let p = Paragraph::new(tail(app, rows, 0))
-        .style(app.theme.style(Widget::Log))
+        .style(app.theme.style(Element::Log))
         .block(block(app, " Log ", focused));
     frame.render_widget(p, area);
 }
@@ -52,7 +55,7 @@ pub fn render_view(app: &App, frame: &mut Frame, area: Rect) {
         format!(" Log · {} lines · following ", app.log.len())
     };
     let p = Paragraph::new(tail(app, rows, app.log_scroll))
-        .style(app.theme.style(Widget::Log))
+        .style(app.theme.style(Element::Log))
         .block(block(app, title, true));
     frame.render_widget(p, area);
 }

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use super::table::{self, Col};
 use super::widgets::{block, fmt_duration};
 use crate::tui::app::App;
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let t = &app.theme;
@@ -21,7 +21,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         };
         frame.render_widget(
             Paragraph::new(format!("\n  {text}"))
-                .style(t.style(Widget::Footer))
+                .style(t.style(Element::Footer))
                 .block(block(app, " Migrations ", true)),
             body,
         );
@@ -74,14 +74,14 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             let v = &app.vms[i];
             let m = v.migration.as_ref()?;
             let phase_style = match m.phase.as_str() {
-                "Succeeded" => t.style(Widget::StatusOk),
-                "Failed" => t.style(Widget::StatusFail),
-                _ => t.style(Widget::StatusRunning),
+                "Succeeded" => t.style(Element::StatusOk),
+                "Failed" => t.style(Element::StatusFail),
+                _ => t.style(Element::StatusRunning),
             };
             let lost_style = if m.lost_probes > 0 {
-                t.style(Widget::LogWarn)
+                t.style(Element::LogWarn)
             } else {
-                t.style(Widget::StatusOk)
+                t.style(Element::StatusOk)
             };
             let loss = if m.sent_probes > 0 {
                 format!(

@@ -19,20 +19,20 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::app::{App, View};
-use super::theme::Widget;
+use super::theme::Element;
 
 /// Draws the whole screen.
 pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let buf = frame.buffer_mut();
-    buf.set_style(area, app.theme.style(Widget::Screen));
+    buf.set_style(area, app.theme.style(Element::Screen));
     let areas = layout::frame_areas(app, area);
     header::render(app, frame, areas.header);
     if let (Some(rect), Some(text)) = (areas.banner, app.banner.as_deref()) {
         let line = text.lines().next().unwrap_or("");
         frame.render_widget(
             Paragraph::new(Line::from(format!(" ⚠ {line}  (Esc dismisses)")))
-                .style(app.theme.style(Widget::Banner)),
+                .style(app.theme.style(Element::Banner)),
             rect,
         );
     }

@@ -10,7 +10,7 @@ use super::widgets::block;
 use crate::tui::app::{App, Popup};
 use crate::tui::command::COMMANDS;
 use crate::tui::keys;
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 /// A rectangle of at most `w`×`h` centred in `area`.
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
@@ -37,23 +37,23 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 let ok = c.typed == *name;
                 lines.push(Line::from(vec![
                     Span::raw(" > "),
-                    Span::styled(c.typed.as_str(), t.style(Widget::CommandLine)),
-                    Span::styled("█", t.style(Widget::KeyHint)),
+                    Span::styled(c.typed.as_str(), t.style(Element::CommandLine)),
+                    Span::styled("█", t.style(Element::KeyHint)),
                     Span::styled(
                         if ok { "  Enter confirms" } else { "" },
-                        t.style(Widget::StatusOk),
+                        t.style(Element::StatusOk),
                     ),
                 ]));
                 lines.push(Line::from(Span::styled(
                     " Enter confirms once the name matches · Esc cancels",
-                    t.style(Widget::Footer),
+                    t.style(Element::Footer),
                 )));
             } else {
                 lines.push(Line::from(vec![
-                    Span::styled(" y", t.style(Widget::KeyHint)),
-                    Span::styled("/Enter confirm · ", t.style(Widget::Footer)),
-                    Span::styled("n", t.style(Widget::KeyHint)),
-                    Span::styled("/Esc cancel", t.style(Widget::Footer)),
+                    Span::styled(" y", t.style(Element::KeyHint)),
+                    Span::styled("/Enter confirm · ", t.style(Element::Footer)),
+                    Span::styled("n", t.style(Element::KeyHint)),
+                    Span::styled("/Esc cancel", t.style(Element::Footer)),
                 ]));
             }
             let w = lines
@@ -67,7 +67,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             frame.render_widget(Clear, rect);
             frame.render_widget(
                 Paragraph::new(lines)
-                    .style(t.style(Widget::Popup))
+                    .style(t.style(Element::Popup))
                     .block(block(app, format!(" {} ", c.title), true)),
                 rect,
             );
@@ -78,7 +78,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             frame.render_widget(
                 Paragraph::new(format!("{text}\n\n(any key closes)"))
                     .wrap(Wrap { trim: false })
-                    .style(app.theme.style(Widget::Popup))
+                    .style(app.theme.style(Element::Popup))
                     .block(block(app, format!(" {title} "), true)),
                 rect,
             );
@@ -93,30 +93,30 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
     if app.read_only {
         lines.push(Line::from(Span::styled(
             "READ-ONLY: dangerous actions are disabled",
-            t.style(Widget::Banner),
+            t.style(Element::Banner),
         )));
     }
     lines.push(Line::from(Span::styled(
         "Keys (from the key table)",
-        t.style(Widget::TableHeader),
+        t.style(Element::TableHeader),
     )));
     for (label, desc, views, note) in keys::help_rows(app.read_only) {
         let note_style = if note.starts_with("disabled") {
-            t.style(Widget::StatusPending)
+            t.style(Element::StatusPending)
         } else {
-            t.style(Widget::LogWarn)
+            t.style(Element::LogWarn)
         };
         lines.push(Line::from(vec![
-            Span::styled(format!(" {label:<12}"), t.style(Widget::KeyHint)),
+            Span::styled(format!(" {label:<12}"), t.style(Element::KeyHint)),
             Span::raw(format!("{desc:<55}")),
-            Span::styled(format!(" {views:<21} "), t.style(Widget::Footer)),
+            Span::styled(format!(" {views:<21} "), t.style(Element::Footer)),
             Span::styled(note.to_string(), note_style),
         ]));
     }
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(
         "Commands (: then Tab completes)",
-        t.style(Widget::TableHeader),
+        t.style(Element::TableHeader),
     )));
     for (name, aliases, _, desc) in COMMANDS {
         let alias = if aliases.is_empty() {
@@ -127,7 +127,7 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
         lines.push(Line::from(vec![
             Span::styled(
                 format!(" :{:<18}", format!("{name}{alias}")),
-                t.style(Widget::KeyHint),
+                t.style(Element::KeyHint),
             ),
             Span::raw(desc.to_string()),
         ]));
@@ -135,7 +135,7 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(
         "Quitting never loses work: the migration state lives in the cluster.",
-        t.style(Widget::Footer),
+        t.style(Element::Footer),
     )));
     lines
 }
@@ -151,7 +151,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect, scroll: u16) {
     frame.render_widget(
         Paragraph::new(lines)
             .scroll((scroll, 0))
-            .style(app.theme.style(Widget::Help))
+            .style(app.theme.style(Element::Help))
             .block(block(app, " Help · j/k scroll · Esc closes ", true)),
         rect,
     );

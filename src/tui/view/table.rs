@@ -7,7 +7,7 @@ use ratatui::Frame;
 
 use super::widgets::{block, HIGHLIGHT_SYMBOL};
 use crate::tui::app::App;
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 /// A column: header, width in cells, priority (higher survives longer on narrow screens).
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +63,7 @@ pub fn draw<const N: usize>(
             .filter(|(_, k)| **k)
             .map(|(c, _)| c.title),
     )
-    .style(t.style(Widget::TableHeader));
+    .style(t.style(Element::TableHeader));
     let widths: Vec<Constraint> = cols
         .iter()
         .zip(keep)
@@ -73,8 +73,8 @@ pub fn draw<const N: usize>(
     let table = Table::new(rows, widths)
         .header(header)
         .block(block(app, title, true))
-        .style(t.style(Widget::TableRow))
-        .row_highlight_style(t.style(Widget::TableSelected))
+        .style(t.style(Element::TableRow))
+        .row_highlight_style(t.style(Element::TableSelected))
         .highlight_symbol(HIGHLIGHT_SYMBOL)
         .highlight_spacing(HighlightSpacing::Always)
         .column_spacing(1);

@@ -15,7 +15,7 @@ use super::widgets::{
 use crate::engine::Step;
 use crate::plan::NetworkModel;
 use crate::tui::app::{step_index, App, VmState, STEPS};
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 const BAR_WIDTH: usize = 10;
 
@@ -162,7 +162,7 @@ pub fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let Some(v) = app.selected() else {
         let p = Paragraph::new("no VM selected (the filter matches nothing?)")
-            .style(t.style(Widget::Footer))
+            .style(t.style(Element::Footer))
             .block(block(app, " Detail ", false));
         frame.render_widget(p, area);
         return;
@@ -174,24 +174,24 @@ pub fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
         area.width.saturating_sub(2) as usize,
     );
     let p = Paragraph::new(lines)
-        .style(t.style(Widget::Detail))
+        .style(t.style(Element::Detail))
         .block(block(app, format!(" {} ", v.name), false));
     frame.render_widget(p, area);
 }
 
 fn heading<'a>(app: &App, text: &'a str) -> Line<'a> {
-    Line::from(Span::styled(text, app.theme.style(Widget::TableHeader)))
+    Line::from(Span::styled(text, app.theme.style(Element::TableHeader)))
 }
 
 /// The detail pane's lines, at most `max` of them.
 pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) -> Vec<Line<'a>> {
     let t = &app.theme;
-    let muted = t.style(Widget::Footer);
+    let muted = t.style(Element::Footer);
     let style = vm_style(t, v);
     let mut out: Vec<Line> = Vec::with_capacity(max.min(64));
     let vlan = v.vlan.map(|x| format!(" (VLAN {x})")).unwrap_or_default();
     out.push(Line::from(vec![
-        Span::styled(v.model.as_str().to_uppercase(), t.style(Widget::KeyHint)),
+        Span::styled(v.model.as_str().to_uppercase(), t.style(Element::KeyHint)),
         Span::raw(format!(
             " · {}{vlan} · {}",
             v.network,
@@ -262,11 +262,11 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
                 let current = *step == v.step;
                 let finished = matches!(*step, Step::Verified | Step::RolledBack | Step::Cancelled);
                 let (mark, mstyle) = if current && v.failed() {
-                    ("  ✗ ", t.style(Widget::StatusFail))
+                    ("  ✗ ", t.style(Element::StatusFail))
                 } else if current && !finished {
-                    ("  ▸ ", t.style(Widget::StatusRunning))
+                    ("  ▸ ", t.style(Element::StatusRunning))
                 } else {
-                    ("  ✓ ", t.style(Widget::StatusOk))
+                    ("  ✓ ", t.style(Element::StatusOk))
                 };
                 let took = match (next, current) {
                     _ if current && finished => String::new(),
@@ -338,9 +338,9 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
         out.push(heading(app, "Conditions"));
         for c in &v.conditions {
             let st = if c.status == "True" {
-                t.style(Widget::StatusOk)
+                t.style(Element::StatusOk)
             } else {
-                t.style(Widget::LogWarn)
+                t.style(Element::LogWarn)
             };
             out.push(Line::from(vec![
                 Span::raw(format!("  {} ", c.object)),
@@ -373,7 +373,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
         for r in refs {
             out.push(Line::from(vec![
                 Span::raw(format!("  {}:{} ", r.file, r.line)),
-                Span::styled(r.kind.as_str(), t.style(Widget::KeyHint)),
+                Span::styled(r.kind.as_str(), t.style(Element::KeyHint)),
                 Span::styled(
                     r.owner
                         .as_deref()

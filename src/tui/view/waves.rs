@@ -10,7 +10,7 @@ use super::table::{self, Col};
 use super::widgets::{bar, block, fmt_minute, window_text};
 use crate::engine::Step;
 use crate::tui::app::App;
-use crate::tui::theme::Widget;
+use crate::tui::theme::Element;
 
 const COLS: [Col; 7] = [
     Col {
@@ -76,11 +76,11 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             };
             let [a, b] = bar(t, frac, 10);
             let (state, style) = match (w.done, w.paused, w.started) {
-                (Some(_), _, _) if w.cancelled > 0 => ("cancelled", Widget::LogWarn),
-                (Some(_), _, _) => ("done", Widget::StatusOk),
-                (None, true, _) => ("paused", Widget::LogWarn),
-                (None, false, true) => ("running", Widget::StatusRunning),
-                _ => ("not started", Widget::StatusPending),
+                (Some(_), _, _) if w.cancelled > 0 => ("cancelled", Element::LogWarn),
+                (Some(_), _, _) => ("done", Element::StatusOk),
+                (None, true, _) => ("paused", Element::LogWarn),
+                (None, false, true) => ("running", Element::StatusRunning),
+                _ => ("not started", Element::StatusPending),
             };
             let current = if i == app.wave { " *" } else { "" };
             let cells: [Cell; 7] = [
@@ -104,9 +104,9 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                 Cell::from(Span::styled(
                     failed.to_string(),
                     if failed > 0 {
-                        t.style(Widget::StatusFail)
+                        t.style(Element::StatusFail)
                     } else {
-                        t.style(Widget::TableRow)
+                        t.style(Element::TableRow)
                     },
                 )),
                 Cell::from(Span::styled(state, t.style(style))),
@@ -126,11 +126,11 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         selected,
     );
 
-    let muted = t.style(Widget::Footer);
+    let muted = t.style(Element::Footer);
     let mut lines = vec![
         Line::from(vec![
             Span::styled("plan ", muted),
-            Span::styled(app.plan_name.as_str(), t.style(Widget::Header)),
+            Span::styled(app.plan_name.as_str(), t.style(Element::Header)),
             Span::styled(format!("  ({})  namespace ", app.plan_path), muted),
             Span::raw(app.namespace.as_str()),
         ]),
@@ -147,15 +147,15 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     }
     if !app.read_only {
         lines.push(Line::from(vec![
-            Span::styled("w", t.style(Widget::KeyHint)),
+            Span::styled("w", t.style(Element::KeyHint)),
             Span::styled(" starts the wave under the cursor, ", muted),
-            Span::styled("p", t.style(Widget::KeyHint)),
+            Span::styled("p", t.style(Element::KeyHint)),
             Span::styled(" pauses / resumes it", muted),
         ]));
     }
     frame.render_widget(
         Paragraph::new(lines)
-            .style(t.style(Widget::Detail))
+            .style(t.style(Element::Detail))
             .block(block(app, " Plan ", false)),
         bottom,
     );

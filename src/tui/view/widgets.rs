@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders};
 
 use crate::engine::{LogLevel, Status, Step};
 use crate::tui::app::{App, CheckOutcome, VmState};
-use crate::tui::theme::{Slot, Theme, Widget};
+use crate::tui::theme::{Element, Slot, Theme};
 
 /// Marks the selected row whatever the colours (`NO_COLOR` has none).
 pub const HIGHLIGHT_SYMBOL: &str = "▶ ";
@@ -21,15 +21,15 @@ pub const BAR_MAX: usize = 40;
 pub fn block<'a>(app: &App, title: impl Into<ratatui::text::Line<'a>>, focused: bool) -> Block<'a> {
     let t = &app.theme;
     let border = if focused {
-        Widget::BorderFocused
+        Element::BorderFocused
     } else {
-        Widget::Border
+        Element::Border
     };
     Block::default()
         .borders(Borders::ALL)
         .border_type(t.border_type())
         .border_style(t.style(border))
-        .title(title.into().style(t.style(Widget::Title)))
+        .title(title.into().style(t.style(Element::Title)))
 }
 
 /// A text progress bar of `width` cells (filled `█`, empty `░`): two spans, no allocation.
@@ -52,13 +52,13 @@ pub fn bar(theme: &Theme, fraction: f64, width: usize) -> [Span<'static>; 2] {
 /// Style of a VM's step cell.
 pub fn vm_style(theme: &Theme, vm: &VmState) -> Style {
     match (&vm.status, vm.step) {
-        (Status::Failed(_), _) => theme.style(Widget::StatusFail),
-        (Status::Blocked(_), _) => theme.style(Widget::LogWarn),
+        (Status::Failed(_), _) => theme.style(Element::StatusFail),
+        (Status::Blocked(_), _) => theme.style(Element::LogWarn),
         (Status::Paused, _) | (_, Step::Pending) | (_, Step::RolledBack) | (_, Step::Cancelled) => {
-            theme.style(Widget::StatusPending)
+            theme.style(Element::StatusPending)
         }
-        (_, Step::Verified) => theme.style(Widget::StatusOk),
-        _ => theme.style(Widget::StatusRunning),
+        (_, Step::Verified) => theme.style(Element::StatusOk),
+        _ => theme.style(Element::StatusRunning),
     }
 }
 
@@ -90,17 +90,17 @@ pub fn status_reason(status: &Status) -> Option<&str> {
 
 pub fn check_style(theme: &Theme, o: CheckOutcome) -> Style {
     match o {
-        CheckOutcome::Pass => theme.style(Widget::StatusOk),
-        CheckOutcome::Fail | CheckOutcome::Error => theme.style(Widget::StatusFail),
-        CheckOutcome::Pending | CheckOutcome::Skipped => theme.style(Widget::StatusPending),
+        CheckOutcome::Pass => theme.style(Element::StatusOk),
+        CheckOutcome::Fail | CheckOutcome::Error => theme.style(Element::StatusFail),
+        CheckOutcome::Pending | CheckOutcome::Skipped => theme.style(Element::StatusPending),
     }
 }
 
 pub fn log_style(theme: &Theme, level: LogLevel) -> Style {
     match level {
-        LogLevel::Info => theme.style(Widget::LogInfo),
-        LogLevel::Warn => theme.style(Widget::LogWarn),
-        LogLevel::Error => theme.style(Widget::LogError),
+        LogLevel::Info => theme.style(Element::LogInfo),
+        LogLevel::Warn => theme.style(Element::LogWarn),
+        LogLevel::Error => theme.style(Element::LogError),
     }
 }
 
