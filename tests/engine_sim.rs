@@ -107,7 +107,7 @@ async fn live_migration_after_cutover_keeps_the_vm_reachable() {
         "an L2 VM stays reachable while it live-migrates: {o:?}"
     );
     let phases = phases.await.expect("phases");
-    assert_eq!(phases.last().map(String::as_str), Some("Succeeded"));
+    assert_eq!(phases.last().map(|p| p.as_str()), Some("Succeeded"));
     assert!(phases.iter().any(|p| p == "TargetReady"), "{phases:?}");
     let ev = final_event.await.expect("join").expect("final event");
     assert!(

@@ -67,7 +67,10 @@ async fn import_boot_agent_ip_conflict_and_migration() {
         dvs.create(&PostParams::default(), &dv).await.expect("DV");
     }
     let dv = wait(&dvs, "shop-db-01-disk0", "import", |d: &DataVolume| {
-        d.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+        d.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
+            == Some("Succeeded")
     })
     .await;
     let st = dv.status.expect("status");
@@ -139,7 +142,10 @@ async fn import_boot_agent_ip_conflict_and_migration() {
         &name,
         "migration",
         |m: &VirtualMachineInstanceMigration| {
-            m.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+            m.status
+                .as_ref()
+                .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
+                == Some("Succeeded")
         },
     )
     .await;
@@ -224,7 +230,10 @@ async fn import_failure_always_fails_after_restarts() {
         dvs.create(&PostParams::default(), &dv).await.expect("DV");
     }
     let dv = wait(&dvs, "shop-app-01-disk0", "failure", |d: &DataVolume| {
-        d.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+        d.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
+            == Some("Failed")
     })
     .await;
     assert_eq!(dv.status.expect("status").restart_count, 3);
@@ -276,7 +285,9 @@ async fn phase_sequences_follow_cdi_and_kubevirt() {
         })
     }
     let dv_phases = record(dvs.clone(), |d: &DataVolume| {
-        d.status.as_ref().and_then(|s| s.phase.clone())
+        d.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref().map(|p| p.to_string()))
     });
     for dv in build::data_volumes(&plan, vm) {
         dvs.create(&PostParams::default(), &dv).await.expect("DV");
@@ -302,7 +313,9 @@ async fn phase_sequences_follow_cdi_and_kubevirt() {
         .await
         .expect("NAD");
     let vmi_phases = record(vmis.clone(), |v: &VirtualMachineInstance| {
-        v.status.as_ref().and_then(|s| s.phase.clone())
+        v.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref().map(|p| p.to_string()))
     });
     let mut v = build::virtual_machine(&plan, vm);
     v.spec.run_strategy = Some("Always".into());

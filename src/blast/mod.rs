@@ -1,4 +1,4 @@
-//! Blast-radius analysis: every reference to a VM's IP and name, and who owns it (issue 7).
+//! Blast-radius analysis: every reference to a VM's IP and name, and who owns it.
 //!
 //! `wavelift blast (--plan PLAN | --rvtools FILE) --sources DIR… [--vm NAME] [--format …]`
 //! walks the sources, recognises each file (DNS zone, firewall export, Prometheus, HAProxy,

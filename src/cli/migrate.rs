@@ -37,8 +37,11 @@ pub fn run(args: MigrateArgs) -> ExitCode {
         };
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });
-        let (tx, mut rx) =
-            tokio::sync::mpsc::channel::<(String, Option<String>, Option<String>)>(16);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(
+            crate::cluster::resources::MigrationPhase,
+            Option<String>,
+            Option<String>,
+        )>(16);
         let printer = tokio::spawn(async move {
             while let Some((phase, src, dst)) = rx.recv().await {
                 println!(

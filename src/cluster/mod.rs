@@ -1,10 +1,11 @@
-//! The cluster boundary: typed KubeVirt/CDI/NAD resources, pure builders plan → objects,
-//! labels and deterministic names. Client setup and the KubeVirt subresource calls come with
-//! the engine (issue 4).
+//! The cluster boundary: typed KubeVirt/CDI/NAD resources and their phases, pure builders
+//! plan → objects, labels and deterministic names, client setup, retried calls and the
+//! KubeVirt subresource calls.
 
 pub mod build;
 pub mod call;
 pub mod client;
 pub mod labels;
+pub mod phase;
 pub mod resources;
 pub mod subresource;

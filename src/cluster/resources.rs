@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+pub use super::phase::{DvPhase, MigrationPhase, VmiPhase};
+
 /// A Kubernetes-style condition.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -78,7 +80,7 @@ pub struct VirtualMachineInstanceSpec {
 #[serde(rename_all = "camelCase")]
 pub struct VirtualMachineInstanceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<VmiPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -154,7 +156,7 @@ pub struct VirtualMachineInstanceMigrationSpec {
 #[serde(rename_all = "camelCase")]
 pub struct VirtualMachineInstanceMigrationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<MigrationPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration_state: Option<MigrationState>,
 }
@@ -183,7 +185,7 @@ pub struct DataVolumeSpec {
 #[serde(rename_all = "camelCase")]
 pub struct DataVolumeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<DvPhase>,
     /// `"45.20%"`, `"N/A"`, `"100.0%"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,

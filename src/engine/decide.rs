@@ -11,6 +11,7 @@
 //! (waiting for something outside wavelift: an operator, the original IP going silent),
 //! `Waiting` (for a slot or a dependency), or `Paused`; rollback ends in `RolledBack`.
 
+use crate::cluster::phase::{DvPhase, VmiPhase};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -102,7 +103,7 @@ pub enum DiskObs {
     Absent,
     /// DataVolume exists; CDI phase and progress (0.0–1.0) if known.
     Importing {
-        phase: String,
+        phase: DvPhase,
         progress: Option<f64>,
     },
     Succeeded,
@@ -144,7 +145,7 @@ pub struct Observed {
     /// The VirtualMachine exists; `Some(true)` when its runStrategy runs it.
     pub vm_started: Option<bool>,
     /// VMI phase (`Pending`, `Scheduling`, `Scheduled`, `Running`, `Failed`, …) if a VMI exists.
-    pub vmi_phase: Option<String>,
+    pub vmi_phase: Option<VmiPhase>,
     pub agent_connected: bool,
     pub checks: Gate,
     /// Every VM in `after` is verified.
@@ -278,8 +279,8 @@ pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
 
 /// The pipeline proper: the furthest step the cluster shows, and what comes next.
 fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
-    let vmi_failed = obs.vmi_phase.as_deref() == Some("Failed");
-    let vmi_running = obs.vmi_phase.as_deref() == Some("Running");
+    let vmi_failed = obs.vmi_phase == Some(VmiPhase::Failed);
+    let vmi_running = obs.vmi_phase == Some(VmiPhase::Running);
 
     // From the far end of the pipeline back: the furthest state the cluster shows wins.
     if let Some(started) = obs.vm_started {

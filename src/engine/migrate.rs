@@ -6,7 +6,7 @@ use super::events::{Emitter, EventKind};
 use crate::checks::continuous::{self, Target};
 use crate::checks::probe::Prober;
 use crate::cluster::build;
-use crate::cluster::resources::VirtualMachineInstanceMigration;
+use crate::cluster::resources::{MigrationPhase, VirtualMachineInstanceMigration};
 use crate::plan::{Plan, Vm};
 use futures::StreamExt;
 use kube::api::{Api, PostParams};
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationOutcome {
     pub name: String,
-    pub phase: String,
+    pub phase: MigrationPhase,
     pub source_node: Option<String>,
     pub target_node: Option<String>,
     pub duration: Duration,
@@ -39,7 +39,7 @@ pub async fn migrate(
     vm: &Vm,
     prober: Arc<dyn Prober>,
     events: impl Into<Emitter>,
-    progress: mpsc::Sender<(String, Option<String>, Option<String>)>,
+    progress: mpsc::Sender<(MigrationPhase, Option<String>, Option<String>)>,
     limit: Duration,
 ) -> anyhow::Result<MigrationOutcome> {
     let events: Emitter = events.into();
@@ -82,10 +82,10 @@ pub async fn migrate(
         .default_backoff()
         .applied_objects()
         .boxed();
-    let mut last_phase = String::new();
+    let mut last_phase: Option<MigrationPhase> = None;
     let mut outcome = MigrationOutcome {
         name: name.clone(),
-        phase: "Pending".into(),
+        phase: MigrationPhase::Pending,
         source_node: None,
         target_node: None,
         duration: Duration::ZERO,
@@ -110,7 +110,7 @@ pub async fn migrate(
             Ok(Some(Ok(m))) => m,
         };
         let st = m.status.clone().unwrap_or_default();
-        let phase = st.phase.clone().unwrap_or_else(|| "Pending".into());
+        let phase = st.phase.clone().unwrap_or(MigrationPhase::Pending);
         if let Some(ms) = &st.migration_state {
             outcome.source_node = ms.source_node.clone().or(outcome.source_node.take());
             outcome.target_node = ms.target_node.clone().or(outcome.target_node.take());
@@ -121,9 +121,9 @@ pub async fn migrate(
                     .or_else(|| Some("migration failed".into()));
             }
         }
-        if phase != last_phase {
+        if last_phase.as_ref() != Some(&phase) {
             // Phase events come from the engine's own watch (or the CLI prints them).
-            last_phase = phase.clone();
+            last_phase = Some(phase.clone());
             outcome.phase = phase.clone();
             let _ = progress
                 .send((
@@ -133,7 +133,7 @@ pub async fn migrate(
                 ))
                 .await;
         }
-        if phase == "Succeeded" || phase == "Failed" {
+        if phase.is_final() {
             break;
         }
     }
@@ -151,7 +151,7 @@ pub async fn migrate(
             vm,
             EventKind::Migration {
                 name,
-                phase: outcome.phase.clone(),
+                phase: outcome.phase.to_string(),
                 source_node: outcome.source_node.clone(),
                 target_node: outcome.target_node.clone(),
                 lost_probes: outcome.lost_probes as u32,

@@ -1,5 +1,13 @@
-//! The wave engine. `decide` is the per-VM pipeline as a pure function (observation →
-//! phase + commands); the scheduler, watchers and command execution come with issue 4.
+//! The wave engine, in two pure rooms and an I/O shell:
+//! - [`decide`]: one VM's pipeline as a pure function (observation → phase + commands);
+//! - [`schedule`]: the wave policy as a pure function (the fleet's memory + what changed +
+//!   the time → events, commands, timers): slots, `after`, the preflight gate, timeouts,
+//!   pause/resume/cancel/retry/rollback, wave completion;
+//! - [`runtime`]: watchers → cluster views → [`schedule::turn`] → events out, commands run
+//!   by [`ops`] (the cluster, vCenter and probe boundary), timers as sleeps.
+//!
+//! [`events`] is the boundary to the front ends; [`migrate`] runs a live migration;
+//! [`error`] says why a command failed.
 
 pub mod decide;
 pub mod error;

@@ -12,7 +12,7 @@ use crate::cluster::build;
 use crate::cluster::call::call;
 use crate::cluster::labels;
 use crate::cluster::resources::{
-    DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
+    DataVolume, DvPhase, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
 };
 use crate::plan::{NetworkModel, Plan, PowerOff, Vm};
 use crate::source::{SourceOps, SourcePower};
@@ -376,7 +376,8 @@ impl Ops {
             .await
             .map_err(|e| Error::api("list DataVolumes", &e))?;
         for dv in list.items {
-            let failed = dv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+            let failed =
+                dv.status.as_ref().and_then(|s| s.phase.as_ref()) == Some(&DvPhase::Failed);
             if failed_only && !failed {
                 continue;
             }

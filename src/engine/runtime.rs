@@ -13,8 +13,8 @@ use super::schedule::{self, ClusterView, Effect, Fleet, Input, MigrationView, No
 use crate::checks::probe::Prober;
 use crate::cluster::labels;
 use crate::cluster::resources::{
-    DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
-    VirtualMachineInstanceMigration,
+    DataVolume, DvPhase, MigrationPhase, NetworkAttachmentDefinition, VirtualMachine,
+    VirtualMachineInstance, VirtualMachineInstanceMigration,
 };
 use crate::engine::decide::DiskObs;
 use crate::plan::{NetworkModel, Plan};
@@ -384,7 +384,7 @@ fn views(plan: &Plan, st: &Stores) -> Vec<Input> {
                 .status
                 .as_ref()
                 .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "Pending".into()),
+                .unwrap_or(MigrationPhase::Pending),
             source_node: state.source_node,
             target_node: state.target_node,
         })
@@ -403,9 +403,9 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
                 None => DiskObs::Absent,
                 Some(dv) => {
                     let s = dv.status.clone().unwrap_or_default();
-                    match s.phase.as_deref() {
-                        Some("Succeeded") => DiskObs::Succeeded,
-                        Some("Failed") => DiskObs::Failed(
+                    match s.phase.clone() {
+                        Some(DvPhase::Succeeded) => DiskObs::Succeeded,
+                        Some(DvPhase::Failed) => DiskObs::Failed(
                             s.conditions
                                 .iter()
                                 .find(|c| c.type_ == "Running")
@@ -413,7 +413,7 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
                                 .unwrap_or_else(|| "import failed".into()),
                         ),
                         other => DiskObs::Importing {
-                            phase: other.unwrap_or("Pending").to_string(),
+                            phase: other.unwrap_or(DvPhase::Pending),
                             progress: s.progress_fraction(),
                         },
                     }

@@ -24,6 +24,7 @@ use super::decide::{
 };
 use super::events::{EngineEvent, EngineRequest, EventKind, LogLevel};
 use crate::checks::result::CheckResult;
+use crate::cluster::phase::{MigrationPhase, VmiPhase};
 use crate::plan::{Plan, PowerOff};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -62,7 +63,7 @@ pub struct ClusterView {
     /// The VirtualMachine exists; `Some(true)` when its runStrategy runs it.
     pub vm_started: Option<bool>,
     /// The VMI's phase, if a VMI exists.
-    pub vmi_phase: Option<String>,
+    pub vmi_phase: Option<VmiPhase>,
     pub agent_connected: bool,
     /// The node the VMI runs on.
     pub node: Option<String>,
@@ -74,7 +75,7 @@ pub struct MigrationView {
     pub name: String,
     /// The VMI (= VM) name.
     pub vm: String,
-    pub phase: String,
+    pub phase: MigrationPhase,
     pub source_node: Option<String>,
     pub target_node: Option<String>,
 }
@@ -213,7 +214,7 @@ pub struct Fleet {
     queue: Vec<String>,
     finished: HashSet<String>,
     /// Last phase reported per live migration.
-    migrations: HashMap<String, String>,
+    migrations: HashMap<String, MigrationPhase>,
 }
 
 impl Fleet {
@@ -393,7 +394,7 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
                     at_ms: now.unix_ms,
                     kind: EventKind::Migration {
                         name: m.name,
-                        phase: m.phase,
+                        phase: m.phase.to_string(),
                         source_node: m.source_node,
                         target_node: m.target_node,
                         lost_probes: 0,
@@ -631,7 +632,7 @@ fn observed(fleet: &Fleet, i: usize) -> Observed {
                 .is_some_and(|p| p.step == Step::Verified);
             // A dependency in an earlier wave only needs to be running.
             let running_elsewhere = plan.vms[j].wave != vm.wave
-                && fleet.vms[j].cluster.vmi_phase.as_deref() == Some("Running");
+                && fleet.vms[j].cluster.vmi_phase == Some(VmiPhase::Running);
             !(verified || running_elsewhere)
         })
         .map(|&j| plan.vms[j].name.value.clone())

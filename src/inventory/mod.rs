@@ -1,4 +1,4 @@
-//! Inventory import: RVTools (xlsx/csv) and govc JSON → plan skeleton (issue 7).
+//! Inventory import: RVTools (xlsx/csv) and govc JSON → plan skeleton.
 //!
 //! ```no_run
 //! let out = wavelift::inventory::plan_init("RVTools_export.xlsx".as_ref(), None).unwrap();

@@ -1,4 +1,4 @@
-//! Embedded Kubernetes-API-compatible rehearsal cluster (issue 3).
+//! Embedded Kubernetes-API-compatible rehearsal cluster.
 //!
 //! [`start`] serves the API on a loopback port in-process (tests, rehearsals);
 //! [`serve_forever`] backs `wavelift sim serve`. The engine and kubectl talk to it over

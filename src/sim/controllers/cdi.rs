@@ -10,7 +10,7 @@
 use super::scenario::{FaultKind, FaultMode, Scenario};
 use super::SimClock;
 use crate::cluster::labels;
-use crate::cluster::resources::DataVolume;
+use crate::cluster::resources::{DataVolume, DvPhase};
 use crate::plan::quantity::Quantity;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -55,8 +55,8 @@ pub async fn run(
             next = stream.next() => {
                 let Some(item) = next else { break };
                 let Ok(dv) = item else { continue };
-                let phase = dv.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-                if phase == "Succeeded" || phase == "Failed" {
+                let phase = dv.status.as_ref().and_then(|s| s.phase.clone());
+                if matches!(phase, Some(DvPhase::Succeeded | DvPhase::Failed)) {
                     continue;
                 }
                 let uid = dv.uid().unwrap_or_else(|| dv.name_any());

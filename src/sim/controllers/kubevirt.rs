@@ -10,8 +10,8 @@ use super::scenario::{FaultKind, Scenario};
 use super::world::World;
 use super::SimClock;
 use crate::cluster::resources::{
-    DataVolume, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
-    VirtualMachineInstanceMigration,
+    DataVolume, DvPhase, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
+    VirtualMachineInstanceMigration, VmiPhase,
 };
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -181,7 +181,7 @@ pub async fn run_vms(
         if wants_running(&vm) {
             if vmi.is_none() {
                 let succeeded = |d: &DataVolume| {
-                    d.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+                    d.status.as_ref().and_then(|s| s.phase.as_ref()) == Some(&DvPhase::Succeeded)
                 };
                 let mut pending: Vec<String> = volumes(&vm.spec.template)
                     .into_iter()
@@ -431,7 +431,7 @@ async fn boot(
     clock.sleep(scenario.agent_seconds).await;
     // Still running? (stopped or deleted meanwhile → nothing to report)
     match vmis.get(&name).await {
-        Ok(v) if v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") => {}
+        Ok(v) if v.status.as_ref().and_then(|s| s.phase.as_ref()) == Some(&VmiPhase::Running) => {}
         _ => return Ok(()),
     }
     // The network learns the guest's IPs as the agent reports them (before the status is
@@ -476,12 +476,12 @@ pub async fn run_migrations(
         .boxed();
     while let Some(item) = stream.next().await {
         let Ok(m) = item else { continue };
-        let phase = m
-            .status
+        // A migration with any phase is already being handled (an empty phase is none).
+        if m.status
             .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_default();
-        if !phase.is_empty() {
+            .and_then(|s| s.phase.as_ref())
+            .is_some_and(|p| !p.as_str().is_empty())
+        {
             continue;
         }
         let uid = m.uid().unwrap_or_else(|| m.name_any());
@@ -521,7 +521,7 @@ async fn migrate(
     let source = vmi
         .as_ref()
         .and_then(|v| v.status.as_ref())
-        .filter(|s| s.phase.as_deref() == Some("Running"))
+        .filter(|s| s.phase.as_ref() == Some(&VmiPhase::Running))
         .and_then(|s| s.node_name.clone());
     let Some(source) = source else {
         migs.patch_status(&name, &pp, &set(json!({ "phase": "Failed",
