@@ -14,30 +14,13 @@ use crate::engine::{EngineEvent, EventKind, LogLevel, Status, Step};
 use crate::plan::{NetworkModel, Plan};
 
 /// Number of [`Step`] variants (used to index per-step arrays).
-pub const STEP_COUNT: usize = 14;
-/// Every step, in pipeline order, followed by the rollback steps and `Cancelled`.
-pub const STEPS: [Step; STEP_COUNT] = [
-    Step::Pending,
-    Step::Preflight,
-    Step::NetworkReady,
-    Step::Importing,
-    Step::Imported,
-    Step::CutoverGate,
-    Step::Created,
-    Step::Booting,
-    Step::Running,
-    Step::Verifying,
-    Step::Verified,
-    Step::RollingBack,
-    Step::RolledBack,
-    Step::Cancelled,
-];
+pub const STEP_COUNT: usize = Step::ALL.len();
 /// Log lines kept in memory.
 pub const LOG_CAPACITY: usize = 2_000;
 /// Kubernetes events kept per VM.
 pub const EVENTS_PER_VM: usize = 8;
 
-/// Index of a step in [`STEPS`].
+/// Index of a step in [`Step::ALL`].
 pub fn step_index(step: Step) -> usize {
     step as usize
 }

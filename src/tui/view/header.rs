@@ -9,7 +9,8 @@ use ratatui::Frame;
 
 use super::layout::take_top;
 use super::widgets::window_text;
-use crate::tui::app::{step_index, App, RunMode, View, STEPS};
+use crate::engine::Step;
+use crate::tui::app::{step_index, App, RunMode, View};
 use crate::tui::theme::Widget;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -99,7 +100,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         ));
         first = false;
     }
-    for step in STEPS {
+    for step in Step::ALL {
         let n = app.counts[step_index(step)];
         if n == 0 {
             continue;

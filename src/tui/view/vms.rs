@@ -14,7 +14,7 @@ use super::widgets::{
 };
 use crate::engine::Step;
 use crate::plan::NetworkModel;
-use crate::tui::app::{step_index, App, VmState, STEPS};
+use crate::tui::app::{step_index, App, VmState};
 use crate::tui::theme::Widget;
 
 const BAR_WIDTH: usize = 10;
@@ -235,7 +235,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
     let rollback = v.entered[step_index(Step::RollingBack)].is_some();
     let mut line: Vec<Span> = Vec::with_capacity(per_line * 3);
     let mut in_line = 0;
-    for (k, step) in STEPS.iter().enumerate() {
+    for (k, step) in Step::ALL.iter().enumerate() {
         let rb = matches!(step, Step::RollingBack | Step::RolledBack);
         if rb && !rollback {
             continue;
@@ -255,7 +255,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
                 Span::raw(" ".repeat(CELL - 17)),
             ],
             Some(at) => {
-                let next = STEPS[k + 1..]
+                let next = Step::ALL[k + 1..]
                     .iter()
                     .filter_map(|s| v.entered[step_index(*s)])
                     .find(|&x| x >= at);
