@@ -6,6 +6,7 @@ mod fixture;
 
 use fixture::*;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use wavelift::checks::result::Outcome;
 use wavelift::engine::{EngineEvent, EngineHandle, EngineRequest, EventKind, Status, Step};
 use wavelift::tui::app::{InputMode, Pending, Popup, SortKey};
 use wavelift::tui::keys::BINDINGS;
@@ -409,9 +410,10 @@ fn engine_events_update_rows_checks_and_migrations() {
         at_ms: NOW,
         kind: EventKind::Check {
             check: "tcp:443".into(),
-            outcome: "fail".into(),
+            outcome: Outcome::Fail,
             detail: "connection refused".into(),
             latency_ms: None,
+            kind: "tcp".into(),
         },
     });
     app.settle();
@@ -422,7 +424,10 @@ fn engine_events_update_rows_checks_and_migrations() {
         .iter()
         .find(|c| c.name == "tcp:443")
         .expect("tcp check");
-    assert_eq!(tcp.outcome, wavelift::tui::app::CheckOutcome::Fail);
+    assert_eq!(
+        tcp.outcome,
+        wavelift::tui::app::CheckOutcome::Reported(Outcome::Fail)
+    );
     assert!(app
         .log
         .iter()

@@ -1024,6 +1024,9 @@ mod tests {
             assert_eq!(place(s), i, "{s:?}");
             assert_eq!(s as usize, i, "{s:?}: ALL follows the declaration order");
         }
-        assert!(Step::ALL.windows(2).all(|w| w[0] < w[1]), "ordered, no repeats");
+        assert!(
+            Step::ALL.windows(2).all(|w| w[0] < w[1]),
+            "ordered, no repeats"
+        );
     }
 }

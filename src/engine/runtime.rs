@@ -946,15 +946,7 @@ async fn handle_msg(
                             let v = &plan.vms[r.idx];
                             for res in results {
                                 let _ = events
-                                    .send(EngineEvent::now(
-                                        v,
-                                        EventKind::Check {
-                                            check: res.check.clone(),
-                                            outcome: res.outcome.as_str().to_string(),
-                                            detail: res.detail.clone(),
-                                            latency_ms: res.latency.map(|d| d.as_millis() as u64),
-                                        },
-                                    ))
+                                    .send(EngineEvent::now(v, EventKind::check(&res)))
                                     .await;
                             }
                         }

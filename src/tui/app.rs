@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::blast::BlastData;
 use super::theme::{Theme, ThemeSet};
+use crate::checks::result::Outcome;
 use crate::engine::{EngineEvent, EventKind, LogLevel, Status, Step};
 use crate::plan::{NetworkModel, Plan};
 
@@ -167,45 +168,46 @@ impl TuiOptions {
     }
 }
 
-/// Result of one check of one VM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A check of one VM as the TUI knows it: planned but not reported yet, or the
+/// engine's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckOutcome {
     Pending,
-    Pass,
-    Fail,
-    Error,
-    Skipped,
+    Reported(Outcome),
 }
 
 impl CheckOutcome {
-    pub fn parse(s: &str) -> CheckOutcome {
-        match s {
-            "pass" | "passed" | "ok" => CheckOutcome::Pass,
-            "fail" | "failed" => CheckOutcome::Fail,
-            "error" => CheckOutcome::Error,
-            "skipped" | "skip" => CheckOutcome::Skipped,
-            _ => CheckOutcome::Pending,
-        }
-    }
-
     /// One-character mark used in tables.
     pub fn symbol(self) -> &'static str {
         match self {
             CheckOutcome::Pending => "…",
-            CheckOutcome::Pass => "✓",
-            CheckOutcome::Fail => "✗",
-            CheckOutcome::Error => "!",
-            CheckOutcome::Skipped => "-",
+            CheckOutcome::Reported(Outcome::Pass) => "✓",
+            CheckOutcome::Reported(Outcome::Fail) => "✗",
+            CheckOutcome::Reported(Outcome::Error) => "!",
+            CheckOutcome::Reported(Outcome::Skipped) => "-",
         }
     }
 
     pub fn label(self) -> &'static str {
         match self {
             CheckOutcome::Pending => "pending",
-            CheckOutcome::Pass => "pass",
-            CheckOutcome::Fail => "fail",
-            CheckOutcome::Error => "error",
-            CheckOutcome::Skipped => "skipped",
+            CheckOutcome::Reported(o) => o.as_str(),
+        }
+    }
+
+    /// `fail` or `error`.
+    pub fn is_failure(self) -> bool {
+        matches!(self, CheckOutcome::Reported(o) if o.is_failure())
+    }
+
+    /// How much a matrix cell shows it: fail > error > pending > pass > skipped.
+    fn weight(self) -> u8 {
+        match self {
+            CheckOutcome::Reported(Outcome::Fail) => 4,
+            CheckOutcome::Reported(Outcome::Error) => 3,
+            CheckOutcome::Pending => 2,
+            CheckOutcome::Reported(Outcome::Pass) => 1,
+            CheckOutcome::Reported(Outcome::Skipped) => 0,
         }
     }
 }
@@ -317,15 +319,8 @@ impl VmState {
     pub fn column_outcome(&self, column: &str) -> Option<CheckOutcome> {
         let mut out: Option<CheckOutcome> = None;
         for c in self.checks.iter().filter(|c| c.column == column) {
-            let rank = |o: CheckOutcome| match o {
-                CheckOutcome::Fail => 4,
-                CheckOutcome::Error => 3,
-                CheckOutcome::Pending => 2,
-                CheckOutcome::Pass => 1,
-                CheckOutcome::Skipped => 0,
-            };
             out = match out {
-                Some(o) if rank(o) >= rank(c.outcome) => Some(o),
+                Some(o) if o.weight() >= c.outcome.weight() => Some(o),
                 _ => Some(c.outcome),
             };
         }
@@ -337,12 +332,12 @@ impl VmState {
         let pass = self
             .checks
             .iter()
-            .filter(|c| c.outcome == CheckOutcome::Pass)
+            .filter(|c| c.outcome == CheckOutcome::Reported(Outcome::Pass))
             .count();
         let bad = self
             .checks
             .iter()
-            .filter(|c| matches!(c.outcome, CheckOutcome::Fail | CheckOutcome::Error))
+            .filter(|c| c.outcome.is_failure())
             .count();
         (pass, bad, self.checks.len())
     }
@@ -876,21 +871,20 @@ impl App {
                 outcome,
                 detail,
                 latency_ms,
+                kind,
             } => {
                 let Some(i) = idx else { return };
-                let outcome = CheckOutcome::parse(&outcome);
                 let v = &mut self.vms[i];
                 let cell = match v.checks.iter().position(|c| c.name == check) {
                     Some(p) => &mut v.checks[p],
                     None => {
-                        let column = check_column(&check);
                         let columns = &mut self.waves[v.wave].check_columns;
-                        if !columns.contains(&column) {
-                            columns.push(column.clone());
+                        if !columns.contains(&kind) {
+                            columns.push(kind.clone());
                         }
                         v.checks.push(CheckCell {
                             name: check.clone(),
-                            column,
+                            column: kind,
                             outcome: CheckOutcome::Pending,
                             detail: String::new(),
                             latency_ms: None,
@@ -900,11 +894,11 @@ impl App {
                         &mut v.checks[last]
                     }
                 };
-                cell.outcome = outcome;
+                cell.outcome = CheckOutcome::Reported(outcome);
                 cell.latency_ms = latency_ms;
                 cell.at_ms = Some(at_ms);
-                if matches!(outcome, CheckOutcome::Fail | CheckOutcome::Error) {
-                    let text = format!("check {check} {}: {detail}", outcome.label());
+                if outcome.is_failure() {
+                    let text = format!("check {check} {outcome}: {detail}");
                     cell.detail = detail;
                     self.push_log(at_ms, LogLevel::Warn, vm, text);
                 } else {
@@ -1023,14 +1017,6 @@ fn matches_filter(v: &VmState, filter_lc: &str) -> bool {
         || v.node.as_deref().is_some_and(|n| n.contains(filter_lc))
         || v.step.label().to_ascii_lowercase().contains(filter_lc)
         || (filter_lc == "failed" && v.failed())
-}
-
-/// The matrix column of a check written as text (`tcp:22` → `tcp`).
-fn check_column(check: &str) -> String {
-    match crate::plan::check::parse_check(check) {
-        Ok(kind) => kind.kind_name().to_string(),
-        Err(_) => check.split(':').next().unwrap_or(check).to_string(),
-    }
 }
 
 /// The position of `selected` in `order`, else `cursor` clamped.

@@ -5,6 +5,7 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders};
 
+use crate::checks::result::Outcome;
 use crate::engine::{LogLevel, Status, Step};
 use crate::tui::app::{App, CheckOutcome, VmState};
 use crate::tui::theme::{Slot, Theme, Widget};
@@ -90,9 +91,11 @@ pub fn status_reason(status: &Status) -> Option<&str> {
 
 pub fn check_style(theme: &Theme, o: CheckOutcome) -> Style {
     match o {
-        CheckOutcome::Pass => theme.style(Widget::StatusOk),
-        CheckOutcome::Fail | CheckOutcome::Error => theme.style(Widget::StatusFail),
-        CheckOutcome::Pending | CheckOutcome::Skipped => theme.style(Widget::StatusPending),
+        CheckOutcome::Reported(Outcome::Pass) => theme.style(Widget::StatusOk),
+        CheckOutcome::Reported(Outcome::Fail | Outcome::Error) => theme.style(Widget::StatusFail),
+        CheckOutcome::Pending | CheckOutcome::Reported(Outcome::Skipped) => {
+            theme.style(Widget::StatusPending)
+        }
     }
 }
 
