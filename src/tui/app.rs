@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use super::blast::BlastData;
 use super::theme::{Theme, ThemeSet};
 use crate::checks::result::Outcome;
+use crate::cluster::client::Mode;
 use crate::engine::{EngineEvent, EventKind, LogLevel, Status, Step};
 use crate::plan::{NetworkModel, Plan};
 
@@ -85,27 +86,6 @@ impl View {
     }
 }
 
-/// What the run does to the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunMode {
-    /// Changes a real cluster.
-    Live,
-    /// Real cluster, every request with `dryRun=All`.
-    DryRun,
-    /// The embedded simulated cluster.
-    Rehearsal,
-}
-
-impl RunMode {
-    pub fn label(self) -> &'static str {
-        match self {
-            RunMode::Live => "LIVE",
-            RunMode::DryRun => "DRY-RUN",
-            RunMode::Rehearsal => "REHEARSAL",
-        }
-    }
-}
-
 /// Which cluster the engine talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetInfo {
@@ -132,7 +112,7 @@ impl TargetInfo {
 pub struct TuiOptions {
     /// The plan file as given on the command line (shown in messages).
     pub plan_path: String,
-    pub mode: RunMode,
+    pub mode: Mode,
     pub target: TargetInfo,
     /// `--read-only`: dangerous actions are disabled.
     pub read_only: bool,
@@ -155,7 +135,7 @@ impl TuiOptions {
     pub fn rehearsal(plan_path: impl Into<String>) -> TuiOptions {
         TuiOptions {
             plan_path: plan_path.into(),
-            mode: RunMode::Rehearsal,
+            mode: Mode::Rehearsal,
             target: TargetInfo::Sim { kubeconfig: None },
             read_only: false,
             blast: None,
@@ -459,7 +439,7 @@ pub struct App {
     pub namespace: String,
     /// One-line plan summary (waves, VMs, L2/L3, disks).
     pub summary: String,
-    pub mode: RunMode,
+    pub mode: Mode,
     pub target: TargetInfo,
     pub read_only: bool,
     pub blast: Option<BlastData>,

@@ -21,7 +21,7 @@ pub mod theme;
 pub mod view;
 
 pub use action::{update, Action, Effect};
-pub use app::{App, RunMode, TargetInfo, TuiOptions, View};
+pub use app::{App, TargetInfo, TuiOptions, View};
 pub use blast::BlastData;
 pub use event_loop::{run, run_with_cancel};
 pub use view::render;

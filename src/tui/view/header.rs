@@ -9,8 +9,9 @@ use ratatui::Frame;
 
 use super::layout::take_top;
 use super::widgets::window_text;
+use crate::cluster::client::Mode;
 use crate::engine::Step;
-use crate::tui::app::{step_index, App, RunMode, View};
+use crate::tui::app::{step_index, App, View};
 use crate::tui::theme::Widget;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -21,9 +22,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let (tabs, third) = take_top(rest, 1);
     let wave = app.current_wave();
     let badge = match app.mode {
-        RunMode::Live => Widget::ModeLive,
-        RunMode::DryRun => Widget::ModeDryRun,
-        RunMode::Rehearsal => Widget::ModeRehearsal,
+        Mode::Live => Widget::ModeLive,
+        Mode::DryRun => Widget::ModeDryRun,
+        Mode::Rehearsal => Widget::ModeRehearsal,
     };
     let mut spans = vec![
         Span::styled(format!(" {} ", app.mode.label()), t.style(badge)),
