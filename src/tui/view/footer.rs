@@ -11,57 +11,57 @@ use crate::tui::keys;
 use crate::tui::theme::Widget;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+    let t = &app.theme();
     let muted = t.style(Widget::Footer);
     let key = t.style(Widget::KeyHint);
     let mut spans: Vec<Span> = Vec::with_capacity(48);
-    match app.input {
+    match app.ui().input {
         InputMode::Filter => {
             spans.push(Span::styled(" /", key));
             spans.push(Span::styled(
-                app.filter.as_str(),
+                app.ui().filter.as_str(),
                 t.style(Widget::CommandLine),
             ));
             spans.push(Span::styled("█", key));
             spans.push(Span::styled(
-                format!("  {} match  Enter keep · Esc clear", app.order.len()),
+                format!("  {} match  Enter keep · Esc clear", app.ui().order.len()),
                 muted,
             ));
         }
         InputMode::Command => {
             spans.push(Span::styled(" :", key));
             spans.push(Span::styled(
-                app.command.as_str(),
+                app.ui().command.as_str(),
                 t.style(Widget::CommandLine),
             ));
             spans.push(Span::styled("█", key));
-            if app.completions.is_empty() {
+            if app.ui().completions.is_empty() {
                 spans.push(Span::styled(
                     "  Tab completes · Enter runs · Esc cancels",
                     muted,
                 ));
             } else {
                 spans.push(Span::styled(
-                    format!("  {}", app.completions.join("  ")),
+                    format!("  {}", app.ui().completions.join("  ")),
                     muted,
                 ));
             }
         }
         InputMode::Normal => {
-            if app.read_only {
+            if app.session().read_only {
                 spans.push(Span::styled(" READ-ONLY ", t.style(Widget::Banner)));
             }
-            if let Some(flash) = &app.flash {
+            if let Some(flash) = &app.ui().flash {
                 spans.push(Span::styled(format!(" {flash} "), t.style(Widget::LogWarn)));
                 spans.push(Span::styled("│", muted));
-            } else if !app.filter.is_empty() {
+            } else if !app.ui().filter.is_empty() {
                 spans.push(Span::styled(
-                    format!(" filter: {} ", app.filter),
+                    format!(" filter: {} ", app.ui().filter),
                     t.style(Widget::LogWarn),
                 ));
                 spans.push(Span::styled("│", muted));
             }
-            for b in keys::footer_bindings(app.view, app.read_only) {
+            for b in keys::footer_bindings(app.ui().view, app.session().read_only) {
                 spans.push(Span::styled(format!(" {}", b.keys_short()), key));
                 spans.push(Span::styled(format!(" {}", b.hint), muted));
             }

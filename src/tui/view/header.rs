@@ -7,46 +7,46 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::layout::take_top;
 use super::widgets::window_text;
 use crate::cluster::client::Mode;
 use crate::engine::Step;
 use crate::tui::app::{step_index, App, View};
+use crate::tui::layout::take_top;
 use crate::tui::theme::Widget;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+    let t = &app.theme();
     let head = t.style(Widget::Header);
     let muted = t.style(Widget::Footer);
     let (top, rest) = take_top(area, 1);
     let (tabs, third) = take_top(rest, 1);
     let wave = app.current_wave();
-    let badge = match app.mode {
+    let badge = match app.session().mode {
         Mode::Live => Widget::ModeLive,
         Mode::DryRun => Widget::ModeDryRun,
         Mode::Rehearsal => Widget::ModeRehearsal,
     };
     let mut spans = vec![
-        Span::styled(format!(" {} ", app.mode.label()), t.style(badge)),
+        Span::styled(format!(" {} ", app.session().mode.label()), t.style(badge)),
         Span::styled(" ", muted),
-        Span::styled(app.plan_name.as_str(), head),
+        Span::styled(app.session().plan_name.as_str(), head),
         Span::styled(" › ", muted),
         Span::styled(app.wave_name(), head),
         Span::styled(
             format!(
                 " ({}/{} · {} VMs) · ",
-                app.wave + 1,
-                app.waves.len(),
+                app.ui().wave + 1,
+                app.fleet().waves().len(),
                 wave.map_or(0, |w| w.vms.len())
             ),
             muted,
         ),
         Span::styled(
-            window_text(wave.and_then(|w| w.window), app.now_ms),
+            window_text(wave.and_then(|w| w.window), app.ui().now_ms),
             t.style(Widget::Detail),
         ),
     ];
-    if let Some(w) = wave {
+    if let Some(w) = app.wave_run(app.ui().wave) {
         let state = match (w.done, w.paused, w.started) {
             (Some(_), _, _) if w.cancelled > 0 => Some((" · CANCELLED", Widget::LogWarn)),
             (Some(_), _, _) => Some((" · DONE", Widget::StatusOk)),
@@ -58,10 +58,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             spans.push(Span::styled(text, t.style(style)));
         }
     }
-    if app.read_only {
+    if app.session().read_only {
         spans.push(Span::styled(" · READ-ONLY", t.style(Widget::LogWarn)));
     }
-    if !app.engine_connected {
+    if !app.ui().engine_connected {
         spans.push(Span::styled(
             " · ENGINE STOPPED",
             t.style(Widget::StatusFail),
@@ -73,7 +73,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut spans: Vec<Span> = Vec::with_capacity(40);
     spans.push(Span::raw(" "));
     for (i, v) in View::ALL.iter().enumerate() {
-        let selected = *v == app.view;
+        let selected = *v == app.ui().view;
         let style = if selected {
             t.style(Widget::TableSelected)
         } else {
@@ -87,22 +87,22 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(text, style));
     }
     spans.push(Span::styled(" │ target ", muted));
-    spans.push(Span::styled(app.target.label(), head));
+    spans.push(Span::styled(app.session().target.label(), head));
     frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
 
     // Counts per step (failed first: it must never be clipped).
     let mut spans: Vec<Span> = Vec::with_capacity(32);
     spans.push(Span::raw(" "));
     let mut first = true;
-    if app.failed > 0 {
+    if app.ui().failed > 0 {
         spans.push(Span::styled(
-            format!("✗ {} failed", app.failed),
+            format!("✗ {} failed", app.ui().failed),
             t.style(Widget::StatusFail),
         ));
         first = false;
     }
     for step in Step::ALL {
-        let n = app.counts[step_index(step)];
+        let n = app.ui().counts[step_index(step)];
         if n == 0 {
             continue;
         }

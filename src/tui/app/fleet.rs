@@ -1,17 +1,10 @@
-//! The TUI's whole state ([`App`]) and how engine events change it ([`App::apply_event`]).
-//!
-//! `App` is owned by the event loop alone (no mutex, no sharing with workers). Rendering
-//! reads it; [`super::action::update`] and [`App::apply_event`] are the only writers.
-//! Derived data (the filtered, sorted row order, counts per step) is recomputed lazily
-//! by [`App::settle`], once per batch of events, so a burst of 10,000 events costs one
-//! sort rather than 10,000.
+//! The fleet: every wave and VM of the plan as the engine last reported them (steps,
+//! checks, live migrations, conditions, Kubernetes events) and the engine's log. Built
+//! from the plan; afterwards changed by [`Fleet::apply_event`] and nothing else.
 
 use std::collections::{HashMap, VecDeque};
 
-use super::blast::BlastData;
-use super::theme::{Theme, ThemeSet};
 use crate::checks::result::Outcome;
-use crate::cluster::client::Mode;
 use crate::engine::{EngineEvent, EventKind, LogLevel, Status, Step};
 use crate::plan::{NetworkModel, Plan};
 
@@ -25,127 +18,6 @@ pub const EVENTS_PER_VM: usize = 8;
 /// Index of a step in [`Step::ALL`].
 pub fn step_index(step: Step) -> usize {
     step as usize
-}
-
-/// The screens of the TUI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum View {
-    Waves,
-    Vms,
-    Checks,
-    Migrations,
-    Log,
-}
-
-impl View {
-    pub const ALL: [View; 5] = [
-        View::Waves,
-        View::Vms,
-        View::Checks,
-        View::Migrations,
-        View::Log,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            View::Waves => "Waves",
-            View::Vms => "VMs",
-            View::Checks => "Checks",
-            View::Migrations => "Migrations",
-            View::Log => "Log",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        match self {
-            View::Waves => 0,
-            View::Vms => 1,
-            View::Checks => 2,
-            View::Migrations => 3,
-            View::Log => 4,
-        }
-    }
-
-    pub fn next(self) -> View {
-        View::ALL[(self.index() + 1) % View::ALL.len()]
-    }
-
-    pub fn prev(self) -> View {
-        View::ALL[(self.index() + View::ALL.len() - 1) % View::ALL.len()]
-    }
-
-    /// The view named by a `:view` argument (case-insensitive prefix of its title).
-    pub fn parse(name: &str) -> Option<View> {
-        let n = name.to_ascii_lowercase();
-        if n.is_empty() {
-            return None;
-        }
-        View::ALL
-            .into_iter()
-            .find(|v| v.title().to_ascii_lowercase().starts_with(&n))
-    }
-}
-
-/// Which cluster the engine talks to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TargetInfo {
-    /// The embedded sim; the kubeconfig it wrote (for `kubectl`), if any.
-    Sim { kubeconfig: Option<String> },
-    /// A kubeconfig context.
-    Context(String),
-}
-
-impl TargetInfo {
-    pub fn label(&self) -> String {
-        match self {
-            TargetInfo::Sim {
-                kubeconfig: Some(path),
-            } => format!("SIM {path}"),
-            TargetInfo::Sim { kubeconfig: None } => "SIM".to_string(),
-            TargetInfo::Context(c) => c.clone(),
-        }
-    }
-}
-
-/// Everything the TUI needs besides the plan, the engine and the theme.
-#[derive(Debug, Clone)]
-pub struct TuiOptions {
-    /// The plan file as given on the command line (shown in messages).
-    pub plan_path: String,
-    pub mode: Mode,
-    pub target: TargetInfo,
-    /// `--read-only`: dangerous actions are disabled.
-    pub read_only: bool,
-    /// `--blast FILE`, already loaded.
-    pub blast: Option<BlastData>,
-    /// Themes `:theme NAME` can switch to.
-    pub themes: ThemeSet,
-    /// A warning to show in a banner (e.g. a bad theme fell back to the default).
-    pub banner: Option<String>,
-    /// `NO_COLOR` is set: `:theme` keeps the colourless theme.
-    pub no_color: bool,
-    /// The wave to open (default: the first).
-    pub wave: Option<String>,
-    /// Where `e` (export) writes reports; the current directory when `None`.
-    pub report_dir: Option<String>,
-}
-
-impl TuiOptions {
-    /// Options for a rehearsal on the embedded sim, everything else default.
-    pub fn rehearsal(plan_path: impl Into<String>) -> TuiOptions {
-        TuiOptions {
-            plan_path: plan_path.into(),
-            mode: Mode::Rehearsal,
-            target: TargetInfo::Sim { kubeconfig: None },
-            read_only: false,
-            blast: None,
-            themes: ThemeSet::builtin(),
-            banner: None,
-            no_color: false,
-            wave: None,
-            report_dir: None,
-        }
-    }
 }
 
 /// A check of one VM as the TUI knows it: planned but not reported yet, or the
@@ -258,7 +130,7 @@ pub struct KubeEventLine {
 #[derive(Debug, Clone)]
 pub struct VmState {
     pub name: String,
-    /// Index into [`App::waves`].
+    /// Index into [`Fleet::waves`].
     pub wave: usize,
     pub model: NetworkModel,
     pub network: String,
@@ -279,7 +151,7 @@ pub struct VmState {
     /// Most recent first.
     pub events: VecDeque<KubeEventLine>,
     /// Lower-case name, for filtering without allocating.
-    pub(crate) name_lc: String,
+    name_lc: String,
 }
 
 impl VmState {
@@ -293,6 +165,17 @@ impl VmState {
 
     pub fn failed(&self) -> bool {
         matches!(self.status, Status::Failed(_))
+    }
+
+    /// Whether a `/` filter (lower case) matches: name, IP, network, node or step, and
+    /// `failed` for failed VMs.
+    pub fn matches(&self, filter_lc: &str) -> bool {
+        self.name_lc.contains(filter_lc)
+            || self.ip.contains(filter_lc)
+            || self.network.contains(filter_lc)
+            || self.node.as_deref().is_some_and(|n| n.contains(filter_lc))
+            || self.step.label().to_ascii_lowercase().contains(filter_lc)
+            || (filter_lc == "failed" && self.failed())
     }
 
     /// Aggregate of the checks of one matrix column: fail > error > pending > pass > skipped.
@@ -329,16 +212,18 @@ pub struct WaveState {
     pub name: String,
     /// Window as unix seconds (start, end).
     pub window: Option<(i64, i64)>,
-    /// Indices into [`App::vms`], plan order.
+    /// Indices into [`Fleet::vms`], plan order.
     pub vms: Vec<usize>,
     pub max_parallel_imports: u32,
     pub max_parallel_cutovers: u32,
+    /// A phase event of one of its VMs arrived.
     pub started: bool,
-    pub paused: bool,
-    /// `WaveDone`: (verified, failed).
+    /// The last `WaveDone`: (verified, failed).
     pub done: Option<(usize, usize)>,
-    /// `WaveDone`: VMs cancelled (the wave was cancelled when not zero).
+    /// The last `WaveDone`: VMs cancelled (the wave was cancelled when not zero).
     pub cancelled: usize,
+    /// `WaveDone` events so far (a wave can run again).
+    pub runs_done: usize,
     /// Columns of the check matrix (check kinds in first-seen order).
     pub check_columns: Vec<String>,
 }
@@ -352,147 +237,29 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Table order of the VM rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    /// As written in the plan.
-    Plan,
-    Name,
-    /// Pipeline step (failed first within a step).
-    Step,
-    /// Import progress, highest first.
-    Progress,
+/// What one event changed, for the state derived from the fleet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Log lines added.
+    pub logged: usize,
+    /// Whether the VMs may read differently (row order, counts, the Migrations list).
+    pub rows: bool,
 }
 
-impl SortKey {
-    pub fn next(self) -> SortKey {
-        match self {
-            SortKey::Plan => SortKey::Name,
-            SortKey::Name => SortKey::Step,
-            SortKey::Step => SortKey::Progress,
-            SortKey::Progress => SortKey::Plan,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            SortKey::Plan => "plan",
-            SortKey::Name => "name",
-            SortKey::Step => "step",
-            SortKey::Progress => "progress",
-        }
-    }
-}
-
-/// Where typed characters go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputMode {
-    Normal,
-    /// Editing the `/` filter.
-    Filter,
-    /// Editing the `:` command line.
-    Command,
-}
-
-/// An operation that asks for confirmation first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pending {
-    StartWave(String),
-    CancelWave(String),
-    Rollback(String),
-    ConfirmPowerOff(String),
-    Migrate(String),
-    /// Quit while VMs are in flight.
-    Quit,
-}
-
-/// A confirmation dialog.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Confirm {
-    pub op: Pending,
-    pub title: String,
-    pub body: Vec<String>,
-    /// The operator must type this (the VM name) before Enter confirms.
-    pub type_to_confirm: Option<String>,
-    pub typed: String,
-}
-
-/// What floats over the current view.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Popup {
-    /// The `?` overlay; the scroll offset in lines.
-    Help {
-        scroll: u16,
-    },
-    Confirm(Confirm),
-    Message {
-        title: String,
-        text: String,
-    },
-}
-
-/// The TUI state.
+/// The waves, the VMs and the log.
 #[derive(Debug, Clone)]
-pub struct App {
-    pub plan_name: String,
-    pub plan_path: String,
-    pub namespace: String,
-    /// One-line plan summary (waves, VMs, L2/L3, disks).
-    pub summary: String,
-    pub mode: Mode,
-    pub target: TargetInfo,
-    pub read_only: bool,
-    pub blast: Option<BlastData>,
-    pub theme: Theme,
-    pub themes: ThemeSet,
-    pub no_color: bool,
-    /// Warning banner under the header (bad theme, …); `Esc` dismisses it.
-    pub banner: Option<String>,
-    pub report_dir: Option<String>,
-    /// Wall clock, unix ms; set by the loop's tick (render never reads the clock).
-    pub now_ms: i64,
-    pub waves: Vec<WaveState>,
-    /// Current wave (index into `waves`).
-    pub wave: usize,
-    pub vms: Vec<VmState>,
+pub struct Fleet {
+    waves: Vec<WaveState>,
+    vms: Vec<VmState>,
     index: HashMap<String, usize>,
-    /// Width of the name column (longest VM name, 8–32).
-    pub name_width: u16,
-    pub view: View,
-    pub input: InputMode,
-    pub filter: String,
-    pub command: String,
-    /// Candidates shown under the command line after `Tab`.
-    pub completions: Vec<String>,
-    pub sort: SortKey,
-    pub sort_reverse: bool,
-    /// Rows of the VMs and Checks views: indices into `vms`, filtered and sorted.
-    pub order: Vec<usize>,
-    /// Rows of the Migrations view.
-    pub mig_order: Vec<usize>,
-    /// VMs of the current wave per step, and failed ones.
-    pub counts: [usize; STEP_COUNT],
-    pub failed: usize,
-    pub cursor: usize,
-    pub offset: usize,
-    pub mig_cursor: usize,
-    pub mig_offset: usize,
-    pub wave_cursor: usize,
-    /// Lines scrolled up from the end of the log (0 follows the tail).
-    pub log_scroll: usize,
-    pub popup: Option<Popup>,
-    /// A one-line message in the footer (result of the last action).
-    pub flash: Option<String>,
-    pub log: VecDeque<LogLine>,
-    /// Terminal size (columns, rows), for layout-dependent navigation and mouse clicks.
-    pub size: (u16, u16),
-    /// `false` once the engine's event stream ended.
-    pub engine_connected: bool,
-    dirty: bool,
+    log: VecDeque<LogLine>,
+    /// Lines ever logged (the log keeps the last [`LOG_CAPACITY`]).
+    logged: u64,
 }
 
-impl App {
-    pub fn new(plan: &Plan, opts: TuiOptions, theme: Theme, now_ms: i64) -> App {
+impl Fleet {
+    /// Every wave and VM of the plan, nothing reported yet.
+    pub fn new(plan: &Plan) -> Fleet {
         let mut waves: Vec<WaveState> = plan
             .waves
             .iter()
@@ -506,9 +273,9 @@ impl App {
                 max_parallel_imports: w.max_parallel_imports,
                 max_parallel_cutovers: w.max_parallel_cutovers,
                 started: false,
-                paused: false,
                 done: None,
                 cancelled: 0,
+                runs_done: 0,
                 check_columns: Vec::new(),
             })
             .collect();
@@ -572,64 +339,26 @@ impl App {
                 events: VecDeque::new(),
             });
         }
-        let wave = opts
-            .wave
-            .as_deref()
-            .and_then(|w| waves.iter().position(|x| x.name == w))
-            .unwrap_or(0);
-        let summary = crate::plan::Summary::of(plan).to_string();
-        let mut app = App {
-            plan_name: plan.meta.name.value.clone(),
-            plan_path: opts.plan_path,
-            namespace: plan.meta.namespace.value.clone(),
-            summary,
-            mode: opts.mode,
-            target: opts.target,
-            read_only: opts.read_only,
-            blast: opts.blast,
-            theme,
-            themes: opts.themes,
-            no_color: opts.no_color,
-            banner: opts.banner,
-            report_dir: opts.report_dir,
-            now_ms,
+        Fleet {
             waves,
-            wave,
-            name_width: plan
-                .vms
-                .iter()
-                .map(|v| v.name.chars().count())
-                .max()
-                .unwrap_or(0)
-                .clamp(8, 32) as u16,
             vms,
             index,
-            view: View::Vms,
-            input: InputMode::Normal,
-            filter: String::new(),
-            command: String::new(),
-            completions: Vec::new(),
-            sort: SortKey::Plan,
-            sort_reverse: false,
-            order: Vec::new(),
-            mig_order: Vec::new(),
-            counts: [0; STEP_COUNT],
-            failed: 0,
-            cursor: 0,
-            offset: 0,
-            mig_cursor: 0,
-            mig_offset: 0,
-            wave_cursor: wave,
-            log_scroll: 0,
-            popup: None,
-            flash: None,
             log: VecDeque::new(),
-            size: (120, 40),
-            engine_connected: true,
-            dirty: true,
-        };
-        app.settle();
-        app
+            logged: 0,
+        }
+    }
+
+    pub fn waves(&self) -> &[WaveState] {
+        &self.waves
+    }
+
+    pub fn vms(&self) -> &[VmState] {
+        &self.vms
+    }
+
+    /// The log, oldest line first.
+    pub fn log(&self) -> &VecDeque<LogLine> {
+        &self.log
     }
 
     /// The VM index for a name.
@@ -641,113 +370,23 @@ impl App {
         self.vm_index(name).map(|i| &self.vms[i])
     }
 
-    pub fn current_wave(&self) -> Option<&WaveState> {
-        self.waves.get(self.wave)
-    }
-
-    pub fn wave_name(&self) -> &str {
-        self.current_wave().map(|w| w.name.as_str()).unwrap_or("")
-    }
-
-    /// The VM under the cursor of the current view (Migrations has its own list).
-    pub fn selected(&self) -> Option<&VmState> {
-        self.selected_index().map(|i| &self.vms[i])
-    }
-
-    pub fn selected_index(&self) -> Option<usize> {
-        match self.view {
-            View::Migrations => self.mig_order.get(self.mig_cursor).copied(),
-            _ => self.order.get(self.cursor).copied(),
-        }
-    }
-
     /// VMs the engine is working on, in every wave.
     pub fn in_flight(&self) -> usize {
         self.vms.iter().filter(|v| v.in_flight()).count()
     }
 
-    /// Marks derived data stale (row order, counts).
-    pub fn mark_dirty(&mut self) {
-        self.dirty = true;
+    /// Applies one engine event: the only way the fleet changes.
+    pub fn apply_event(&mut self, ev: EngineEvent) -> Applied {
+        let logged = self.logged;
+        let rows = self.apply(ev);
+        Applied {
+            logged: (self.logged - logged) as usize,
+            rows,
+        }
     }
 
-    /// Recomputes derived data if stale: filtered and sorted row order, counts per step,
-    /// the Migrations list; keeps the selected VM under the cursor.
-    pub fn settle(&mut self) {
-        if !self.dirty {
-            return;
-        }
-        self.dirty = false;
-        let selected = self.order.get(self.cursor).copied();
-        let mig_selected = self.mig_order.get(self.mig_cursor).copied();
-        let Some(wave) = self.waves.get(self.wave) else {
-            self.order.clear();
-            self.mig_order.clear();
-            return;
-        };
-        let filter = self.filter.to_lowercase();
-        let vms = &self.vms;
-        self.order.clear();
-        self.order.extend(
-            wave.vms
-                .iter()
-                .copied()
-                .filter(|&i| filter.is_empty() || matches_filter(&vms[i], &filter)),
-        );
-        match self.sort {
-            SortKey::Plan => {}
-            SortKey::Name => self.order.sort_by(|&a, &b| vms[a].name.cmp(&vms[b].name)),
-            SortKey::Step => self.order.sort_by_key(|&i| {
-                let v = &vms[i];
-                (v.step, !v.failed())
-            }),
-            SortKey::Progress => self.order.sort_by(|&a, &b| {
-                let p = |i: usize| vms[i].progress.unwrap_or(-1.0);
-                p(b).total_cmp(&p(a))
-            }),
-        }
-        if self.sort_reverse {
-            self.order.reverse();
-        }
-        self.counts = [0; STEP_COUNT];
-        self.failed = 0;
-        for &i in &wave.vms {
-            self.counts[step_index(vms[i].step)] += 1;
-            if vms[i].failed() {
-                self.failed += 1;
-            }
-        }
-        self.mig_order.clear();
-        self.mig_order.extend(
-            wave.vms
-                .iter()
-                .copied()
-                .filter(|&i| vms[i].migration.is_some()),
-        );
-        self.cursor = keep(&self.order, selected, self.cursor);
-        self.mig_cursor = keep(&self.mig_order, mig_selected, self.mig_cursor);
-        self.scroll_into_view();
-    }
-
-    /// Keeps the cursors inside their lists' visible windows.
-    pub fn scroll_into_view(&mut self) {
-        let rows = super::view::layout::list_rows(self).max(1);
-        let fit = |cursor: usize, offset: usize, len: usize| -> usize {
-            let offset = if cursor < offset {
-                cursor
-            } else if cursor >= offset + rows {
-                cursor + 1 - rows
-            } else {
-                offset
-            };
-            offset.min(len.saturating_sub(1))
-        };
-        self.offset = fit(self.cursor, self.offset, self.order.len());
-        self.mig_offset = fit(self.mig_cursor, self.mig_offset, self.mig_order.len());
-    }
-
-    /// Applies one engine event. Derived data is recomputed by the next [`App::settle`].
-    pub fn apply_event(&mut self, ev: EngineEvent) {
+    /// [`Fleet::apply_event`]; `false` when the event left the VMs as they were.
+    fn apply(&mut self, ev: EngineEvent) -> bool {
         let EngineEvent {
             vm,
             wave,
@@ -767,7 +406,7 @@ impl App {
                 }
                 let Some(i) = idx else {
                     self.push_log(at_ms, LogLevel::Info, vm, message);
-                    return;
+                    return false;
                 };
                 let v = &mut self.vms[i];
                 let failed_now = matches!(status, Status::Failed(_)) && !v.failed();
@@ -853,7 +492,7 @@ impl App {
                 latency_ms,
                 kind,
             } => {
-                let Some(i) = idx else { return };
+                let Some(i) = idx else { return false };
                 let v = &mut self.vms[i];
                 let cell = match v.checks.iter().position(|c| c.name == check) {
                     Some(p) => &mut v.checks[p],
@@ -893,7 +532,7 @@ impl App {
                 lost_probes,
                 sent_probes,
             } => {
-                let Some(i) = idx else { return };
+                let Some(i) = idx else { return false };
                 let v = &mut self.vms[i];
                 let fresh = v.migration.as_ref().is_none_or(|m| m.name != name);
                 let phase_changed = fresh || v.migration.as_ref().is_some_and(|m| m.phase != phase);
@@ -951,6 +590,7 @@ impl App {
                 if let Some(w) = self.waves.iter_mut().find(|w| w.name == wave) {
                     w.done = Some((verified, failed));
                     w.cancelled = cancelled;
+                    w.runs_done += 1;
                 }
                 let level = if failed > 0 {
                     LogLevel::Warn
@@ -969,11 +609,11 @@ impl App {
                 );
             }
         }
-        self.dirty = true;
+        true
     }
 
     /// Adds a log line (the oldest lines go beyond [`LOG_CAPACITY`]).
-    pub fn push_log(&mut self, at_ms: i64, level: LogLevel, vm: String, text: String) {
+    fn push_log(&mut self, at_ms: i64, level: LogLevel, vm: String, text: String) {
         if self.log.len() >= LOG_CAPACITY {
             self.log.pop_front();
         }
@@ -983,31 +623,6 @@ impl App {
             vm,
             text,
         });
-        if self.log_scroll > 0 {
-            // Keep the lines the operator scrolled to in place.
-            self.log_scroll = (self.log_scroll + 1).min(self.log.len().saturating_sub(1));
-        }
+        self.logged += 1;
     }
-}
-
-fn matches_filter(v: &VmState, filter_lc: &str) -> bool {
-    v.name_lc.contains(filter_lc)
-        || v.ip.contains(filter_lc)
-        || v.network.contains(filter_lc)
-        || v.node.as_deref().is_some_and(|n| n.contains(filter_lc))
-        || v.step.label().to_ascii_lowercase().contains(filter_lc)
-        || (filter_lc == "failed" && v.failed())
-}
-
-/// The position of `selected` in `order`, else `cursor` clamped.
-fn keep(order: &[usize], selected: Option<usize>, cursor: usize) -> usize {
-    if let Some(s) = selected {
-        if order.get(cursor) == Some(&s) {
-            return cursor;
-        }
-        if let Some(p) = order.iter().position(|&i| i == s) {
-            return p;
-        }
-    }
-    cursor.min(order.len().saturating_sub(1))
 }
