@@ -6,12 +6,13 @@ use std::fmt::Write;
 use super::app::App;
 use super::view::widgets::fmt_utc;
 
-/// A Markdown report of wave `wave` (index into `app.fleet().waves()`).
+/// A Markdown report of wave `wave` (index into the fleet's waves).
 pub fn markdown(app: &App, wave: usize) -> String {
     let mut s = String::new();
     let Some(w) = app.fleet().waves().get(wave) else {
         return s;
     };
+    let vms = app.fleet().vms();
     let _ = writeln!(
         s,
         "# wavelift report: plan {}, wave {}\n",
@@ -27,7 +28,7 @@ pub fn markdown(app: &App, wave: usize) -> String {
     );
     let (mut verified, mut failed) = (0, 0);
     for &i in &w.vms {
-        let v = &app.fleet().vms()[i];
+        let v = &vms[i];
         if v.step == crate::engine::Step::Verified {
             verified += 1;
         }
@@ -43,7 +44,7 @@ pub fn markdown(app: &App, wave: usize) -> String {
     let _ = writeln!(s, "| VM | model | IP | step | node | checks |");
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for &i in &w.vms {
-        let v = &app.fleet().vms()[i];
+        let v = &vms[i];
         let (pass, bad, total) = v.check_counts();
         let step = if v.failed() {
             format!("{} (failed)", v.step.label())
@@ -62,7 +63,7 @@ pub fn markdown(app: &App, wave: usize) -> String {
     }
     let _ = writeln!(s, "\n## Checks\n");
     for &i in &w.vms {
-        let v = &app.fleet().vms()[i];
+        let v = &vms[i];
         for c in &v.checks {
             let _ = writeln!(
                 s,
@@ -81,12 +82,7 @@ pub fn markdown(app: &App, wave: usize) -> String {
     let migs: Vec<_> = w
         .vms
         .iter()
-        .filter_map(|&i| {
-            app.fleet().vms()[i]
-                .migration
-                .as_ref()
-                .map(|m| (&app.fleet().vms()[i], m))
-        })
+        .filter_map(|&i| vms[i].migration.as_ref().map(|m| (&vms[i], m)))
         .collect();
     if !migs.is_empty() {
         let _ = writeln!(s, "\n## Live migrations\n");

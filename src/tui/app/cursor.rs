@@ -1,5 +1,7 @@
 //! [`ListCursor`]: the selected row of a list on screen and the first row shown.
 
+use std::ops::Range;
+
 /// A cursor over a list: the selected row (`index`) and the first visible row
 /// (`offset`). The list itself lives elsewhere; every method takes its length.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +55,17 @@ impl ListCursor {
         self.index = self.index.min(order.len().saturating_sub(1));
     }
 
+    /// The rows a window of `rows` rows shows of a list of `len`, and the cursor's place
+    /// in that window (when it is in it).
+    pub fn window(&self, rows: usize, len: usize) -> (Range<usize>, Option<usize>) {
+        let start = self.offset.min(len);
+        let end = (start + rows).min(len);
+        let selected = (start..end)
+            .contains(&self.index)
+            .then(|| self.index - start);
+        (start..end, selected)
+    }
+
     /// Moves the window of `rows` visible rows just enough to show the cursor.
     pub fn scroll_into_view(&mut self, rows: usize, len: usize) {
         let offset = if self.index < self.offset {
@@ -98,5 +111,7 @@ mod tests {
         assert_eq!(c.index, 3);
         c.click(20, 10);
         assert_eq!(c.index, 3, "no such row");
+        assert_eq!(c.window(4, 10), (2..6, Some(1)));
+        assert_eq!(c.window(4, 3), (2..3, None));
     }
 }

@@ -13,7 +13,7 @@ use crate::tui::theme::Widget;
 const CELL: u16 = 13;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let t = &app.theme();
+    let t = app.theme();
     let (top, bottom) = checks_areas(body, app.ui().order.len());
     let columns: &[String] = app
         .current_wave()
@@ -32,9 +32,9 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     widths.extend(shown.iter().map(|_| Constraint::Length(CELL)));
 
     let visible = top.height.saturating_sub(3) as usize;
-    let start = app.ui().rows.offset.min(app.ui().order.len());
-    let end = (start + visible).min(app.ui().order.len());
-    let rows: Vec<Row> = app.ui().order[start..end]
+    let order = &app.ui().order;
+    let (window, selected) = app.ui().rows.window(visible, order.len());
+    let rows: Vec<Row> = order[window]
         .iter()
         .map(|&i| {
             let v = &app.fleet().vms()[i];
@@ -85,8 +85,6 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         .highlight_symbol(HIGHLIGHT_SYMBOL)
         .highlight_spacing(HighlightSpacing::Always)
         .column_spacing(1);
-    let selected = (app.ui().rows.index >= start && app.ui().rows.index < end)
-        .then(|| app.ui().rows.index - start);
     let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, top, &mut state);
 

@@ -11,38 +11,39 @@ use crate::tui::keys;
 use crate::tui::theme::Widget;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme();
+    let t = app.theme();
     let muted = t.style(Widget::Footer);
     let key = t.style(Widget::KeyHint);
     let mut spans: Vec<Span> = Vec::with_capacity(48);
-    match app.ui().input {
+    let ui = app.ui();
+    match ui.input {
         InputMode::Filter => {
             spans.push(Span::styled(" /", key));
             spans.push(Span::styled(
-                app.ui().filter.as_str(),
+                ui.filter.as_str(),
                 t.style(Widget::CommandLine),
             ));
             spans.push(Span::styled("█", key));
             spans.push(Span::styled(
-                format!("  {} match  Enter keep · Esc clear", app.ui().order.len()),
+                format!("  {} match  Enter keep · Esc clear", ui.order.len()),
                 muted,
             ));
         }
         InputMode::Command => {
             spans.push(Span::styled(" :", key));
             spans.push(Span::styled(
-                app.ui().command.as_str(),
+                ui.command.as_str(),
                 t.style(Widget::CommandLine),
             ));
             spans.push(Span::styled("█", key));
-            if app.ui().completions.is_empty() {
+            if ui.completions.is_empty() {
                 spans.push(Span::styled(
                     "  Tab completes · Enter runs · Esc cancels",
                     muted,
                 ));
             } else {
                 spans.push(Span::styled(
-                    format!("  {}", app.ui().completions.join("  ")),
+                    format!("  {}", ui.completions.join("  ")),
                     muted,
                 ));
             }
@@ -51,17 +52,17 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             if app.session().read_only {
                 spans.push(Span::styled(" READ-ONLY ", t.style(Widget::Banner)));
             }
-            if let Some(flash) = &app.ui().flash {
+            if let Some(flash) = &ui.flash {
                 spans.push(Span::styled(format!(" {flash} "), t.style(Widget::LogWarn)));
                 spans.push(Span::styled("│", muted));
-            } else if !app.ui().filter.is_empty() {
+            } else if !ui.filter.is_empty() {
                 spans.push(Span::styled(
-                    format!(" filter: {} ", app.ui().filter),
+                    format!(" filter: {} ", ui.filter),
                     t.style(Widget::LogWarn),
                 ));
                 spans.push(Span::styled("│", muted));
             }
-            for b in keys::footer_bindings(app.ui().view, app.session().read_only) {
+            for b in keys::footer_bindings(ui.view, app.session().read_only) {
                 spans.push(Span::styled(format!(" {}", b.keys_short()), key));
                 spans.push(Span::styled(format!(" {}", b.hint), muted));
             }

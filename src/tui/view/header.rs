@@ -15,7 +15,8 @@ use crate::tui::layout::take_top;
 use crate::tui::theme::Widget;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme();
+    let t = app.theme();
+    let ui = app.ui();
     let head = t.style(Widget::Header);
     let muted = t.style(Widget::Footer);
     let (top, rest) = take_top(area, 1);
@@ -35,18 +36,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(
             format!(
                 " ({}/{} · {} VMs) · ",
-                app.ui().wave + 1,
+                ui.wave + 1,
                 app.fleet().waves().len(),
                 wave.map_or(0, |w| w.vms.len())
             ),
             muted,
         ),
         Span::styled(
-            window_text(wave.and_then(|w| w.window), app.ui().now_ms),
+            window_text(wave.and_then(|w| w.window), ui.now_ms),
             t.style(Widget::Detail),
         ),
     ];
-    if let Some(w) = app.wave_run(app.ui().wave) {
+    if let Some(w) = app.wave_run(ui.wave) {
         let state = match (w.done, w.paused, w.started) {
             (Some(_), _, _) if w.cancelled > 0 => Some((" · CANCELLED", Widget::LogWarn)),
             (Some(_), _, _) => Some((" · DONE", Widget::StatusOk)),
@@ -61,7 +62,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     if app.session().read_only {
         spans.push(Span::styled(" · READ-ONLY", t.style(Widget::LogWarn)));
     }
-    if !app.ui().engine_connected {
+    if !ui.engine_connected {
         spans.push(Span::styled(
             " · ENGINE STOPPED",
             t.style(Widget::StatusFail),
@@ -73,7 +74,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut spans: Vec<Span> = Vec::with_capacity(40);
     spans.push(Span::raw(" "));
     for (i, v) in View::ALL.iter().enumerate() {
-        let selected = *v == app.ui().view;
+        let selected = *v == ui.view;
         let style = if selected {
             t.style(Widget::TableSelected)
         } else {
@@ -94,15 +95,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut spans: Vec<Span> = Vec::with_capacity(32);
     spans.push(Span::raw(" "));
     let mut first = true;
-    if app.ui().failed > 0 {
+    if ui.failed > 0 {
         spans.push(Span::styled(
-            format!("✗ {} failed", app.ui().failed),
+            format!("✗ {} failed", ui.failed),
             t.style(Widget::StatusFail),
         ));
         first = false;
     }
     for step in Step::ALL {
-        let n = app.ui().counts[step_index(step)];
+        let n = ui.counts[step_index(step)];
         if n == 0 {
             continue;
         }

@@ -10,7 +10,7 @@ use crate::tui::app::{App, LogLine};
 use crate::tui::theme::Widget;
 
 fn line<'a>(app: &'a App, l: &'a LogLine) -> Line<'a> {
-    let t = &app.theme();
+    let t = app.theme();
     let muted = t.style(Widget::Footer);
     let mut spans = vec![
         Span::styled(fmt_hms(l.at_ms), muted),

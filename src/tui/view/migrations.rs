@@ -12,7 +12,7 @@ use crate::tui::app::App;
 use crate::tui::theme::Widget;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let t = &app.theme();
+    let t = app.theme();
     if app.ui().mig_order.is_empty() {
         let text = if app.session().read_only {
             "No live migrations in this wave."
@@ -66,9 +66,9 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     ];
     let keep = table::fit(&cols, body.width);
     let visible = body.height.saturating_sub(3) as usize;
-    let start = app.ui().migrations.offset.min(app.ui().mig_order.len());
-    let end = (start + visible).min(app.ui().mig_order.len());
-    let rows: Vec<Row> = app.ui().mig_order[start..end]
+    let order = &app.ui().mig_order;
+    let (window, selected) = app.ui().migrations.window(visible, order.len());
+    let rows: Vec<Row> = order[window]
         .iter()
         .filter_map(|&i| {
             let v = &app.fleet().vms()[i];
@@ -110,13 +110,11 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             Some(Row::new(table::keep_cells(cells, &keep)))
         })
         .collect();
-    let selected = (app.ui().migrations.index >= start && app.ui().migrations.index < end)
-        .then(|| app.ui().migrations.index - start);
     table::draw(
         app,
         frame,
         body,
-        format!(" Migrations · {} ", app.ui().mig_order.len()),
+        format!(" Migrations · {} ", order.len()),
         &cols,
         &keep,
         rows,

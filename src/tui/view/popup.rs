@@ -29,7 +29,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         None => {}
         Some(Popup::Help { scroll }) => help(app, frame, area, *scroll),
         Some(Popup::Confirm(c)) => {
-            let t = &app.theme();
+            let t = app.theme();
             let mut lines: Vec<Line> = vec![Line::default()];
             lines.extend(c.body.iter().map(|l| Line::from(format!(" {l}"))));
             lines.push(Line::default());
@@ -88,7 +88,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
 
 /// The help overlay's lines (also used by tests).
 pub fn help_lines(app: &App) -> Vec<Line<'static>> {
-    let t = &app.theme();
+    let t = app.theme();
     let mut lines: Vec<Line> = Vec::new();
     if app.session().read_only {
         lines.push(Line::from(Span::styled(

@@ -83,7 +83,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
 
 /// One VM's table row.
 pub fn row<'a>(app: &'a App, v: &'a VmState, keep: &[bool; 10]) -> Row<'a> {
-    let t = &app.theme();
+    let t = app.theme();
     let style = vm_style(t, v);
     let progress = match (v.progress, v.step) {
         (Some(p), _) => {
@@ -133,34 +133,32 @@ fn render_table(app: &App, frame: &mut Frame, area: Rect) {
     let cols = columns(app);
     let keep = table::fit(&cols, area.width);
     let visible = area.height.saturating_sub(3) as usize;
-    let start = app.ui().rows.offset.min(app.ui().order.len());
-    let end = (start + visible).min(app.ui().order.len());
-    let rows: Vec<Row> = app.ui().order[start..end]
+    let ui = app.ui();
+    let (window, selected) = ui.rows.window(visible, ui.order.len());
+    let rows: Vec<Row> = ui.order[window]
         .iter()
         .map(|&i| row(app, &app.fleet().vms()[i], &keep))
         .collect();
     let total = app.current_wave().map_or(0, |w| w.vms.len());
     let mut title = format!(
         " VMs {}/{} · sort {}",
-        app.ui().order.len(),
+        ui.order.len(),
         total,
-        app.ui().sort.label()
+        ui.sort.label()
     );
-    if app.ui().sort_reverse {
+    if ui.sort_reverse {
         title.push_str(" ↓");
     }
-    if !app.ui().filter.is_empty() {
-        title.push_str(&format!(" · filter \"{}\"", app.ui().filter));
+    if !ui.filter.is_empty() {
+        title.push_str(&format!(" · filter \"{}\"", ui.filter));
     }
     title.push(' ');
-    let selected = (app.ui().rows.index >= start && app.ui().rows.index < end)
-        .then(|| app.ui().rows.index - start);
     table::draw(app, frame, area, title, &cols, &keep, rows, selected);
 }
 
 /// The detail pane of the selected VM.
 pub fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme();
+    let t = app.theme();
     let Some(v) = app.selected() else {
         let p = Paragraph::new("no VM selected (the filter matches nothing?)")
             .style(t.style(Widget::Footer))
@@ -186,7 +184,7 @@ fn heading<'a>(app: &App, text: &'a str) -> Line<'a> {
 
 /// The detail pane's lines, at most `max` of them.
 pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) -> Vec<Line<'a>> {
-    let t = &app.theme();
+    let t = app.theme();
     let muted = t.style(Widget::Footer);
     let style = vm_style(t, v);
     let mut out: Vec<Line> = Vec::with_capacity(max.min(64));

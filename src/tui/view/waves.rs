@@ -51,7 +51,7 @@ const COLS: [Col; 7] = [
 ];
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let t = &app.theme();
+    let t = app.theme();
     let (top, bottom) = waves_areas(body, app.fleet().waves().len());
     let keep = table::fit(&COLS, top.width);
     let visible = top.height.saturating_sub(3) as usize;

@@ -20,7 +20,7 @@ pub const BAR_MAX: usize = 40;
 
 /// A bordered pane with a title, in the theme's colours.
 pub fn block<'a>(app: &App, title: impl Into<ratatui::text::Line<'a>>, focused: bool) -> Block<'a> {
-    let t = &app.theme();
+    let t = app.theme();
     let border = if focused {
         Widget::BorderFocused
     } else {
