@@ -4,7 +4,7 @@
 //! - the [`Fleet`]: the waves and VMs as the engine reported them, and its log; changed
 //!   only by [`App::apply_event`];
 //! - the [`Ui`]: view, cursors ([`ListCursor`]), filter, sort, command line, pop-ups,
-//!   theme, and what the operator asked of each wave; changed by [`crate::tui::update`].
+//!   theme, and what the operator asked of each wave; changed by [`crate::tui::update()`].
 //!
 //! `App` is owned by the event loop alone (no mutex, no sharing with workers). Rendering
 //! reads it. Derived data (the filtered, sorted row order, counts per step) is
@@ -73,7 +73,7 @@ impl App {
         &self.ui
     }
 
-    /// The UI state, for [`crate::tui::update`].
+    /// The UI state, for [`crate::tui::update()`].
     pub(in crate::tui) fn ui_mut(&mut self) -> &mut Ui {
         &mut self.ui
     }

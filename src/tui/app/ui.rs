@@ -1,6 +1,6 @@
 //! The UI state: what the operator looks at and is typing (view, cursors, filter, sort,
 //! command line, pop-ups, theme), the rows derived from the fleet for the open wave, and
-//! what the operator asked of each wave. Written by [`crate::tui::update`].
+//! what the operator asked of each wave. Written by [`crate::tui::update()`].
 
 use super::cursor::ListCursor;
 use super::fleet::{step_index, Fleet, WaveState, STEP_COUNT};
@@ -311,5 +311,44 @@ impl Ui {
         self.rows.follow(&self.order, selected);
         self.migrations.follow(&self.mig_order, mig_selected);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_hides_the_last_run_until_the_engine_reports_the_next() {
+        let mut w = WaveState {
+            name: "w1".into(),
+            window: None,
+            vms: Vec::new(),
+            max_parallel_imports: 1,
+            max_parallel_cutovers: 1,
+            started: true,
+            done: Some((3, 1)),
+            cancelled: 2,
+            runs_done: 1,
+            check_columns: Vec::new(),
+        };
+        let mut c = WaveControl::default();
+        let run = WaveRun::of(&w, &c);
+        assert_eq!((run.done, run.cancelled), (Some((3, 1)), 2));
+        c.started_after = Some(w.runs_done);
+        c.paused = true;
+        let run = WaveRun::of(&w, &c);
+        assert_eq!(
+            (run.started, run.paused, run.done, run.cancelled),
+            (true, true, None, 0)
+        );
+        w.done = Some((4, 0));
+        w.cancelled = 0;
+        w.runs_done = 2;
+        assert_eq!(
+            WaveRun::of(&w, &c).done,
+            Some((4, 0)),
+            "the next run's end shows"
+        );
     }
 }
