@@ -7,6 +7,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use wavelift::checks::result::Outcome;
 use wavelift::engine::{EngineEvent, EventKind, Status, Step};
 use wavelift::plan::synth::{generate, SynthSpec};
 use wavelift::tui::theme::Theme;
@@ -82,9 +83,10 @@ fn events(n: usize) -> Vec<EngineEvent> {
                     at_ms,
                     kind: EventKind::Check {
                         check: "icmp".into(),
-                        outcome: "pass".into(),
+                        outcome: Outcome::Pass,
                         detail: String::new(),
                         latency_ms: Some(1),
+                        kind: "icmp".into(),
                     },
                 },
             }

@@ -8,6 +8,7 @@ use common::{config, load_plan, run_to_end};
 use std::sync::Arc;
 use std::time::Duration;
 use wavelift::checks::probe::SimProber;
+use wavelift::checks::result::Outcome;
 use wavelift::engine::{EventKind, Step};
 use wavelift::sim::controllers::rehearsal::Rehearsal;
 use wavelift::sim::controllers::scenario::{PowerState, Scenario};
@@ -40,12 +41,12 @@ async fn quickstart_wave_reaches_verified() {
     // Every check passed (the sim network does not model HTTP: those are skipped, saying so).
     assert!(events
         .iter()
-        .any(|e| matches!(&e.kind, EventKind::Check { outcome, .. } if outcome == "pass")));
+        .any(|e| matches!(&e.kind, EventKind::Check { outcome, .. } if *outcome == Outcome::Pass)));
     let not_passed: Vec<_> = events
         .iter()
         .filter(|e| {
             matches!(&e.kind, EventKind::Check { outcome, detail, .. }
-                if outcome != "pass" && !(outcome == "skipped" && detail.contains("not HTTP")))
+                if *outcome != Outcome::Pass && !(*outcome == Outcome::Skipped && detail.contains("not HTTP")))
         })
         .collect();
     assert!(not_passed.is_empty(), "{not_passed:#?}");

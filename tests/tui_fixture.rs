@@ -5,6 +5,7 @@
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
+use wavelift::checks::result::Outcome;
 use wavelift::engine::{EngineEvent, EventKind, LogLevel, Status, Step};
 use wavelift::plan::Plan;
 use wavelift::tui::theme::Theme;
@@ -177,15 +178,17 @@ fn phase(vm: &str, min: i64, step: Step, status: Status, progress: Option<f64>) 
     EngineEvent::phase(vm, "w1", T0 + min * 60_000, step, status, progress, "")
 }
 
-fn check(vm: &str, min: i64, name: &str, outcome: &str, detail: &str) -> EngineEvent {
+fn check(vm: &str, min: i64, name: &str, outcome: Outcome, detail: &str) -> EngineEvent {
+    let kind = wavelift::plan::check::parse_check(name).expect("check");
     ev(
         vm,
         min,
         EventKind::Check {
             check: name.into(),
-            outcome: outcome.into(),
+            outcome,
             detail: detail.into(),
             latency_ms: Some(3),
+            kind: kind.kind_name().into(),
         },
     )
 }
@@ -223,23 +226,23 @@ pub fn mid_wave_events() -> Vec<EngineEvent> {
         "db-01",
         9,
         "ip-preserved",
-        "pass",
+        Outcome::Pass,
         "192.0.2.15 on eth0",
     ));
     v.push(check(
         "db-01",
         9,
         "mac-preserved",
-        "pass",
+        Outcome::Pass,
         "00:50:56:ab:cd:01",
     ));
-    v.push(check("db-01", 9, "icmp", "pass", ""));
-    v.push(check("db-01", 9, "tcp:5432", "pass", ""));
+    v.push(check("db-01", 9, "icmp", Outcome::Pass, ""));
+    v.push(check("db-01", 9, "tcp:5432", Outcome::Pass, ""));
     v.push(check(
         "db-01",
         9,
         "dns:db-01.corp.example.internal",
-        "pass",
+        Outcome::Pass,
         "A and PTR match",
     ));
     v.push(phase("db-01", 10, Verified, Active, None));

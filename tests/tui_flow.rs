@@ -6,24 +6,26 @@ mod fixture;
 
 use fixture::*;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use wavelift::checks::result::Outcome;
 use wavelift::engine::{EngineEvent, EngineHandle, EngineRequest, EventKind, Status, Step};
 use wavelift::tui::app::{InputMode, Pending, Popup, SortKey};
 use wavelift::tui::keys::BINDINGS;
 use wavelift::tui::{update, Action, Effect, View};
 
 fn names(app: &wavelift::tui::App) -> Vec<&str> {
-    app.order
+    app.ui()
+        .order
         .iter()
-        .map(|&i| app.vms[i].name.as_str())
+        .map(|&i| app.fleet().vms()[i].name.as_str())
         .collect()
 }
 
 fn select(app: &mut wavelift::tui::App, name: &str) {
     update(app, Action::Top);
     while app.selected().map(|v| v.name.as_str()) != Some(name) {
-        let before = app.cursor;
+        let before = app.ui().rows.index;
         update(app, Action::Down);
-        assert_ne!(before, app.cursor, "{name} not in the list");
+        assert_ne!(before, app.ui().rows.index, "{name} not in the list");
     }
 }
 
@@ -31,15 +33,15 @@ fn select(app: &mut wavelift::tui::App, name: &str) {
 fn filter_narrows_rows_and_escape_clears_it() {
     let mut app = mid_wave();
     press(&mut app, KeyCode::Char('/'));
-    assert_eq!(app.input, InputMode::Filter);
+    assert_eq!(app.ui().input, InputMode::Filter);
     type_text(&mut app, "app");
     assert_eq!(names(&app), ["app-01", "app-02"]);
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.input, InputMode::Normal);
+    assert_eq!(app.ui().input, InputMode::Normal);
     assert_eq!(names(&app), ["app-01", "app-02"], "Enter keeps the filter");
     assert!(screen(&app, 120, 40).contains("filter \"app\""));
     press(&mut app, KeyCode::Esc);
-    assert_eq!(app.order.len(), 6);
+    assert_eq!(app.ui().order.len(), 6);
 
     // Filtering by step, by IP, and the `failed` keyword.
     update(&mut app, Action::Command("filter importing".into()));
@@ -53,22 +55,22 @@ fn filter_narrows_rows_and_escape_clears_it() {
 #[test]
 fn sort_cycles_through_name_step_progress() {
     let mut app = mid_wave();
-    assert_eq!(app.sort, SortKey::Plan);
+    assert_eq!(app.ui().sort, SortKey::Plan);
     press(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.sort, SortKey::Name);
+    assert_eq!(app.ui().sort, SortKey::Name);
     assert_eq!(
         names(&app),
         ["app-01", "app-02", "cache-01", "db-01", "web-01", "web-02"]
     );
     press(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.sort, SortKey::Step);
+    assert_eq!(app.ui().sort, SortKey::Step);
     assert_eq!(names(&app).first(), Some(&"web-02"), "Pending first");
     assert_eq!(names(&app).last(), Some(&"db-01"), "Verified last");
     press(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.sort, SortKey::Progress);
+    assert_eq!(app.ui().sort, SortKey::Progress);
     assert_eq!(names(&app)[0], "app-01", "45% is the highest progress");
     press(&mut app, KeyCode::Char('S'));
-    assert!(app.sort_reverse);
+    assert!(app.ui().sort_reverse);
     assert_eq!(names(&app).last(), Some(&"app-01"));
 }
 
@@ -85,14 +87,14 @@ fn rollback_requires_typing_the_vm_name() {
     let mut app = mid_wave();
     select(&mut app, "web-01");
     assert!(press(&mut app, KeyCode::Char('X')).is_empty());
-    let Some(Popup::Confirm(c)) = &app.popup else {
+    let Some(Popup::Confirm(c)) = &app.ui().popup else {
         panic!("rollback asks first")
     };
     assert_eq!(c.type_to_confirm.as_deref(), Some("web-01"));
     // `y` is just a typed letter here, and Enter with the wrong name does nothing.
     assert!(type_text(&mut app, "y").is_empty());
     assert!(press(&mut app, KeyCode::Enter).is_empty());
-    assert!(app.popup.is_some());
+    assert!(app.ui().popup.is_some());
     press(&mut app, KeyCode::Backspace);
     type_text(&mut app, "web-01");
     let fx = press(&mut app, KeyCode::Enter);
@@ -100,20 +102,20 @@ fn rollback_requires_typing_the_vm_name() {
         fx,
         [Effect::Engine(EngineRequest::RollbackVm("web-01".into()))]
     );
-    assert!(app.popup.is_none());
+    assert!(app.ui().popup.is_none());
 }
 
 #[test]
 fn cancelling_a_wave_requires_typing_its_name() {
     let mut app = mid_wave();
     assert!(press(&mut app, KeyCode::Char('C')).is_empty());
-    let Some(Popup::Confirm(c)) = &app.popup else {
+    let Some(Popup::Confirm(c)) = &app.ui().popup else {
         panic!("cancel asks first")
     };
     assert_eq!(c.type_to_confirm.as_deref(), Some("w1"));
     assert!(c.body.iter().any(|l| l.contains("imports are deleted")));
     press(&mut app, KeyCode::Esc);
-    assert!(app.popup.is_none(), "Esc keeps the wave going");
+    assert!(app.ui().popup.is_none(), "Esc keeps the wave going");
     update(&mut app, Action::Command("cancel".into()));
     type_text(&mut app, "w1");
     assert_eq!(
@@ -121,7 +123,7 @@ fn cancelling_a_wave_requires_typing_its_name() {
         [Effect::Engine(EngineRequest::CancelWave("w1".into()))]
     );
     // The engine's answer: a cancelled VM reads as such, and is no longer in flight.
-    let before = app.in_flight();
+    let before = app.fleet().in_flight();
     app.apply_event(EngineEvent::phase(
         "app-01",
         "w1",
@@ -132,10 +134,10 @@ fn cancelling_a_wave_requires_typing_its_name() {
         "wave cancelled before this VM's cutover",
     ));
     app.settle();
-    let v = app.vm_by_name("app-01").expect("app-01");
+    let v = app.fleet().vm_by_name("app-01").expect("app-01");
     assert_eq!(wavelift::tui::view::widgets::status_word(v), "done");
     assert_eq!(v.step, Step::Cancelled);
-    assert_eq!(app.in_flight(), before - 1);
+    assert_eq!(app.fleet().in_flight(), before - 1);
 }
 
 #[test]
@@ -144,7 +146,7 @@ fn dangerous_actions_ask_and_can_be_cancelled() {
     select(&mut app, "db-01");
     assert!(press(&mut app, KeyCode::Char('m')).is_empty());
     assert!(matches!(
-        &app.popup,
+        &app.ui().popup,
         Some(Popup::Confirm(c)) if c.op == Pending::Migrate("db-01".into())
     ));
     let fx = press(&mut app, KeyCode::Char('y'));
@@ -153,10 +155,10 @@ fn dangerous_actions_ask_and_can_be_cancelled() {
     // Start wave: `n` cancels.
     press(&mut app, KeyCode::Char('w'));
     assert!(
-        matches!(&app.popup, Some(Popup::Confirm(c)) if c.op == Pending::StartWave("w1".into()))
+        matches!(&app.ui().popup, Some(Popup::Confirm(c)) if c.op == Pending::StartWave("w1".into()))
     );
     assert!(press(&mut app, KeyCode::Char('n')).is_empty());
-    assert!(app.popup.is_none());
+    assert!(app.ui().popup.is_none());
 
     // Power-off confirmation for the blocked VM.
     select(&mut app, "app-02");
@@ -186,6 +188,7 @@ fn safe_actions_go_straight_to_the_engine() {
     select(&mut app, "db-01");
     assert!(press(&mut app, KeyCode::Char('r')).is_empty());
     assert!(app
+        .ui()
         .flash
         .as_deref()
         .unwrap_or("")
@@ -213,8 +216,13 @@ fn read_only_blocks_every_dangerous_action() {
     select(&mut app, "web-01");
     for c in ['X', 'm', 'w', 'o', 'C'] {
         assert!(press(&mut app, KeyCode::Char(c)).is_empty(), "{c}");
-        assert!(app.popup.is_none(), "{c} must not even ask");
-        assert!(app.flash.as_deref().unwrap_or("").starts_with("read-only"));
+        assert!(app.ui().popup.is_none(), "{c} must not even ask");
+        assert!(app
+            .ui()
+            .flash
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("read-only"));
     }
     for cmd in [
         "migrate db-01",
@@ -227,7 +235,7 @@ fn read_only_blocks_every_dangerous_action() {
             update(&mut app, Action::Command(cmd.into())).is_empty(),
             "{cmd}"
         );
-        assert!(app.popup.is_none(), "{cmd}");
+        assert!(app.ui().popup.is_none(), "{cmd}");
     }
     // Safe actions still work.
     assert_eq!(
@@ -257,33 +265,35 @@ fn command_line_runs_commands() {
     assert_eq!(names(&app), ["batch-01", "batch-02"]);
 
     update(&mut app, Action::Command("theme light".into()));
-    assert_eq!(app.theme.name(), "light");
+    assert_eq!(app.theme().name(), "light");
     update(&mut app, Action::Command("view checks".into()));
-    assert_eq!(app.view, View::Checks);
+    assert_eq!(app.ui().view, View::Checks);
 
     update(&mut app, Action::Command("bogus".into()));
     assert!(app
+        .ui()
         .flash
         .as_deref()
         .unwrap_or("")
         .contains("unknown command"));
     update(&mut app, Action::Command("migrate db-1".into()));
     assert!(
-        app.flash
+        app.ui()
+            .flash
             .as_deref()
             .unwrap_or("")
             .contains("did you mean `db-01`"),
         "{:?}",
-        app.flash
+        app.ui().flash
     );
     update(&mut app, Action::Command("migrate db-01".into()));
     assert!(
-        matches!(&app.popup, Some(Popup::Confirm(c)) if c.op == Pending::Migrate("db-01".into()))
+        matches!(&app.ui().popup, Some(Popup::Confirm(c)) if c.op == Pending::Migrate("db-01".into()))
     );
     press(&mut app, KeyCode::Esc);
     update(&mut app, Action::Command("retry web-01".into()));
     update(&mut app, Action::Command("rollback web-01".into()));
-    assert!(matches!(&app.popup, Some(Popup::Confirm(c)) if c.type_to_confirm.is_some()));
+    assert!(matches!(&app.ui().popup, Some(Popup::Confirm(c)) if c.type_to_confirm.is_some()));
 }
 
 #[test]
@@ -292,28 +302,28 @@ fn command_line_completes_commands_and_names() {
     press(&mut app, KeyCode::Char(':'));
     type_text(&mut app, "mig");
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.command, "migrate ");
+    assert_eq!(app.ui().command, "migrate ");
     type_text(&mut app, "we");
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.command, "migrate web-0");
-    assert_eq!(app.completions, ["web-01", "web-02"]);
+    assert_eq!(app.ui().command, "migrate web-0");
+    assert_eq!(app.ui().completions, ["web-01", "web-02"]);
     type_text(&mut app, "2");
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.command, "migrate web-02");
+    assert_eq!(app.ui().command, "migrate web-02");
     press(&mut app, KeyCode::Esc);
-    assert_eq!(app.input, InputMode::Normal);
+    assert_eq!(app.ui().input, InputMode::Normal);
 
     press(&mut app, KeyCode::Char(':'));
     type_text(&mut app, "theme l");
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.command, "theme light");
+    assert_eq!(app.ui().command, "theme light");
 }
 
 #[test]
 fn quitting_with_vms_in_flight_asks_and_says_nothing_is_lost() {
     let mut app = mid_wave();
     assert!(press(&mut app, KeyCode::Char('q')).is_empty());
-    let Some(Popup::Confirm(c)) = &app.popup else {
+    let Some(Popup::Confirm(c)) = &app.ui().popup else {
         panic!("asks first")
     };
     assert_eq!(c.op, Pending::Quit);
@@ -344,7 +354,7 @@ fn quitting_with_vms_in_flight_asks_and_says_nothing_is_lost() {
 fn help_overlay_lists_the_whole_key_table() {
     let mut app = mid_wave();
     press(&mut app, KeyCode::Char('?'));
-    assert!(matches!(app.popup, Some(Popup::Help { .. })));
+    assert!(matches!(app.ui().popup, Some(Popup::Help { .. })));
     let lines: Vec<String> = wavelift::tui::view::popup::help_lines(&app)
         .iter()
         .map(|l| l.to_string())
@@ -357,7 +367,7 @@ fn help_overlay_lists_the_whole_key_table() {
     assert!(text.contains("dangerous: asks first"));
     assert!(text.contains(":migrate"));
     press(&mut app, KeyCode::Esc);
-    assert!(app.popup.is_none());
+    assert!(app.ui().popup.is_none());
 }
 
 #[test]
@@ -373,27 +383,27 @@ fn footer_is_generated_from_the_key_table() {
 #[test]
 fn views_cycle_with_tab_and_numbers() {
     let mut app = mid_wave();
-    assert_eq!(app.view, View::Vms);
+    assert_eq!(app.ui().view, View::Vms);
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.view, View::Checks);
+    assert_eq!(app.ui().view, View::Checks);
     press(&mut app, KeyCode::Char('l'));
-    assert_eq!(app.view, View::Migrations);
+    assert_eq!(app.ui().view, View::Migrations);
     press(&mut app, KeyCode::Char('h'));
-    assert_eq!(app.view, View::Checks);
+    assert_eq!(app.ui().view, View::Checks);
     press(&mut app, KeyCode::Char('1'));
-    assert_eq!(app.view, View::Waves);
+    assert_eq!(app.ui().view, View::Waves);
     press(&mut app, KeyCode::Char('j'));
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.view, View::Vms);
+    assert_eq!(app.ui().view, View::Vms);
     assert_eq!(app.wave_name(), "w2");
 }
 
 #[test]
 fn engine_events_update_rows_checks_and_migrations() {
     let mut app = mid_wave();
-    let web = app.vm_index("web-01").expect("web-01");
-    assert!(app.vms[web].failed());
-    assert_eq!(app.failed, 1);
+    let web = app.fleet().vm_index("web-01").expect("web-01");
+    assert!(app.fleet().vms()[web].failed());
+    assert_eq!(app.ui().failed, 1);
     app.apply_event(EngineEvent::phase(
         "web-01",
         "w1",
@@ -409,25 +419,30 @@ fn engine_events_update_rows_checks_and_migrations() {
         at_ms: NOW,
         kind: EventKind::Check {
             check: "tcp:443".into(),
-            outcome: "fail".into(),
+            outcome: Outcome::Fail,
             detail: "connection refused".into(),
             latency_ms: None,
+            kind: "tcp".into(),
         },
     });
     app.settle();
-    assert!(!app.vms[web].failed());
-    assert_eq!(app.failed, 0);
-    let tcp = app.vms[web]
+    assert!(!app.fleet().vms()[web].failed());
+    assert_eq!(app.ui().failed, 0);
+    let tcp = app.fleet().vms()[web]
         .checks
         .iter()
         .find(|c| c.name == "tcp:443")
         .expect("tcp check");
-    assert_eq!(tcp.outcome, wavelift::tui::app::CheckOutcome::Fail);
+    assert_eq!(
+        tcp.outcome,
+        wavelift::tui::app::CheckOutcome::Reported(Outcome::Fail)
+    );
     assert!(app
-        .log
+        .fleet()
+        .log()
         .iter()
         .any(|l| l.text.contains("connection refused")));
-    assert_eq!(app.mig_order.len(), 1);
+    assert_eq!(app.ui().mig_order.len(), 1);
 
     app.apply_event(EngineEvent {
         vm: String::new(),
@@ -439,13 +454,13 @@ fn engine_events_update_rows_checks_and_migrations() {
             cancelled: 0,
         },
     });
-    assert_eq!(app.waves[0].done, Some((5, 1)));
+    assert_eq!(app.fleet().waves()[0].done, Some((5, 1)));
 }
 
 #[test]
 fn mouse_click_selects_a_row() {
     let mut app = mid_wave();
-    let first = wavelift::tui::view::layout::first_row_area(&app).expect("table");
+    let first = app.first_row_area().expect("table");
     update(
         &mut app,
         Action::Click {
@@ -483,15 +498,15 @@ fn cursor_stays_visible_when_paging_a_long_list() {
         wavelift::tui::App::new(&plan, opts(), wavelift::tui::theme::Theme::default(), NOW);
     update(&mut app, Action::Resize(120, 40));
     press(&mut app, KeyCode::Char('G'));
-    assert_eq!(app.cursor, 499);
+    assert_eq!(app.ui().rows.index, 499);
     assert!(screen(&app, 120, 40).contains("▶ vm-00499"));
     press(&mut app, KeyCode::PageUp);
     let text = screen(&app, 120, 40);
     let name = app.selected().map(|v| v.name.clone()).expect("selected");
     assert!(text.contains(&format!("▶ {name}")), "{name} visible");
     press(&mut app, KeyCode::Char('g'));
-    assert_eq!(app.cursor, 0);
-    assert_eq!(app.offset, 0);
+    assert_eq!(app.ui().rows.index, 0);
+    assert_eq!(app.ui().rows.offset, 0);
 }
 
 /// The real loop on a TestBackend: keys in through the terminal channel, requests out to

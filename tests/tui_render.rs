@@ -109,7 +109,7 @@ fn read_only_with_banner_and_command_line() {
 #[test]
 fn no_color_keeps_the_selection_visible() {
     let mut app = at(View::Vms, 120, 40);
-    app.theme = wavelift::tui::theme::Theme::no_color();
+    app.set_theme(wavelift::tui::theme::Theme::no_color());
     let text = screen(&app, 120, 40);
     assert!(
         text.contains("▶ db-01"),

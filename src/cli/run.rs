@@ -60,7 +60,7 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
             "wavelift run {} on {} [{}]",
             plan.meta.name.value,
             conn.label,
-            conn.mode.as_str()
+            conn.mode.label()
         );
     }
     let (mut handle, task) = spawn(EngineConfig {

@@ -2,7 +2,7 @@
 //! the plan) or a kubeconfig context, with the matching source and prober.
 
 use crate::checks::probe::{Prober, RealProber, SimProber};
-use crate::cluster::client::{choose_target, connect, is_sim, Target};
+use crate::cluster::client::{choose_target, connect, is_sim, Mode, Target};
 use crate::plan::{Plan, PowerOff, SourceKind};
 use crate::sim::controllers::rehearsal::Rehearsal;
 use crate::sim::controllers::scenario::Scenario;
@@ -24,23 +24,6 @@ pub struct Connected {
     pub sim_kubeconfig: Option<std::path::PathBuf>,
     /// Keeps the in-process rehearsal alive.
     pub _rehearsal: Option<Rehearsal>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Live,
-    DryRun,
-    Rehearsal,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Live => "LIVE",
-            Mode::DryRun => "DRY-RUN",
-            Mode::Rehearsal => "REHEARSAL",
-        }
-    }
 }
 
 /// [`connect_for`] for a command: a failure is printed and becomes exit code 2 (nothing

@@ -1,10 +1,11 @@
 //! `wavelift tui PLAN`: the cockpit. The engine drives the cluster; the TUI shows its events
 //! and sends the operator's requests. Waves start from the keyboard (`w`).
 
-use super::target::{connect_or_exit, Mode};
+use super::target::connect_or_exit;
 use super::{TuiArgs, EXIT_INVALID, EXIT_OK};
+use crate::cluster::client::Mode;
 use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
-use crate::tui::{self, setup, RunMode, TargetInfo, TuiOptions};
+use crate::tui::{self, setup, TargetInfo, TuiOptions};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,11 +52,6 @@ pub fn run(args: TuiArgs) -> ExitCode {
             },
             Mode::Live | Mode::DryRun => TargetInfo::Context(conn.label.clone()),
         };
-        let mode = match conn.mode {
-            Mode::Live => RunMode::Live,
-            Mode::DryRun => RunMode::DryRun,
-            Mode::Rehearsal => RunMode::Rehearsal,
-        };
         let (themes, dir_warning) = setup::theme_set(Some(std::path::Path::new("themes")));
         let no_color = std::env::var("NO_COLOR").ok();
         let (theme, theme_warning) =
@@ -75,7 +71,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
         });
         let opts = TuiOptions {
             plan_path: file.clone(),
-            mode,
+            mode: conn.mode,
             target,
             read_only: args.read_only,
             blast,

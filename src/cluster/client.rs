@@ -14,6 +14,27 @@ pub enum Target {
     Context(Option<String>),
 }
 
+/// What a run does to its cluster (shown in headers, prompts and summaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Changes a real cluster.
+    Live,
+    /// Every request with `dryRun=All`.
+    DryRun,
+    /// The rehearsal cluster (embedded, or `wavelift sim serve`).
+    Rehearsal,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Live => "LIVE",
+            Mode::DryRun => "DRY-RUN",
+            Mode::Rehearsal => "REHEARSAL",
+        }
+    }
+}
+
 /// Decides the target: `--sim` wins, then `--context`; with no kubeconfig anywhere (and not
 /// in a pod) the sim, even when the plan names a context (a rehearsal cannot reach it
 /// anyway, and the UI says REHEARSAL); otherwise the plan's `context` or the current one.

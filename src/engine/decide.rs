@@ -36,6 +36,25 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every step, in declaration order: the pipeline, then the rollback steps and
+    /// `Cancelled`. `Step::ALL[s as usize] == s` (front ends index per-step arrays so).
+    pub const ALL: [Step; 14] = [
+        Step::Pending,
+        Step::Preflight,
+        Step::NetworkReady,
+        Step::Importing,
+        Step::Imported,
+        Step::CutoverGate,
+        Step::Created,
+        Step::Booting,
+        Step::Running,
+        Step::Verifying,
+        Step::Verified,
+        Step::RollingBack,
+        Step::RolledBack,
+        Step::Cancelled,
+    ];
+
     /// Steps before the cutover gate: the source VM has not been touched yet.
     pub fn before_cutover(self) -> bool {
         matches!(
@@ -976,5 +995,39 @@ mod tests {
             ..imported()
         };
         assert_eq!(run(&o), run(&o));
+    }
+
+    #[test]
+    fn step_all_lists_every_variant_in_declaration_order() {
+        // Exhaustive: a new variant does not compile here until it has a place, and then
+        // `Step::ALL` must hold it at that place.
+        fn place(s: Step) -> usize {
+            match s {
+                Step::Pending => 0,
+                Step::Preflight => 1,
+                Step::NetworkReady => 2,
+                Step::Importing => 3,
+                Step::Imported => 4,
+                Step::CutoverGate => 5,
+                Step::Created => 6,
+                Step::Booting => 7,
+                Step::Running => 8,
+                Step::Verifying => 9,
+                Step::Verified => 10,
+                Step::RollingBack => 11,
+                Step::RolledBack => 12,
+                Step::Cancelled => 13,
+            }
+        }
+        const VARIANTS: usize = 14;
+        assert_eq!(Step::ALL.len(), VARIANTS);
+        for (i, s) in Step::ALL.into_iter().enumerate() {
+            assert_eq!(place(s), i, "{s:?}");
+            assert_eq!(s as usize, i, "{s:?}: ALL follows the declaration order");
+        }
+        assert!(
+            Step::ALL.windows(2).all(|w| w[0] < w[1]),
+            "ordered, no repeats"
+        );
     }
 }

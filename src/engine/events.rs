@@ -3,6 +3,7 @@
 //! never call the cluster themselves.
 
 use super::decide::{Status, Step};
+use crate::checks::result::{CheckResult, Outcome};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -92,11 +93,15 @@ pub enum EventKind {
     },
     /// One check finished.
     Check {
+        /// As written in the plan (`tcp:5432`, `icmp`, the URL, …).
         check: String,
-        /// `pass`, `fail`, `error`, `skipped`.
-        outcome: String,
+        /// Serialised `pass`, `fail`, `error`, `skipped`.
+        outcome: Outcome,
         detail: String,
         latency_ms: Option<u64>,
+        /// The check's kind name ([`crate::plan::check::CheckKind::kind_name`]): `tcp`,
+        /// `icmp`, `dns`, `https`, …
+        kind: String,
     },
     /// Live migration progress.
     Migration {
@@ -158,6 +163,19 @@ pub struct EngineHandle {
     pub requests: mpsc::Sender<EngineRequest>,
 }
 
+impl EventKind {
+    /// The event of one finished check.
+    pub fn check(r: &CheckResult) -> Self {
+        EventKind::Check {
+            check: r.check.clone(),
+            outcome: r.outcome,
+            detail: r.detail.clone(),
+            latency_ms: r.latency.map(|d| d.as_millis() as u64),
+            kind: r.kind.clone(),
+        }
+    }
+}
+
 impl EngineEvent {
     /// An event about `vm`, stamped now.
     pub fn now(vm: &crate::plan::Vm, kind: EventKind) -> Self {
@@ -213,5 +231,36 @@ mod tests {
         assert_eq!(v["step"], "importing");
         assert_eq!(v["status"]["state"], "active");
         assert_eq!(v["progress"], 0.5);
+    }
+
+    #[test]
+    fn check_events_keep_their_json_keys_and_add_the_kind() {
+        let e = EngineEvent {
+            vm: "db-01".into(),
+            wave: "w1".into(),
+            at_ms: 1_000,
+            kind: EventKind::Check {
+                check: "tcp:5432".into(),
+                outcome: Outcome::Skipped,
+                detail: "no VMI yet".into(),
+                latency_ms: Some(3),
+                kind: "tcp".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&e).expect("json"),
+            serde_json::json!({
+                "vm": "db-01", "wave": "w1", "at_ms": 1_000, "event": "check",
+                "check": "tcp:5432", "outcome": "skipped", "detail": "no VMI yet",
+                "latency_ms": 3, "kind": "tcp",
+            })
+        );
+        for (o, s) in [
+            (Outcome::Pass, "pass"),
+            (Outcome::Fail, "fail"),
+            (Outcome::Error, "error"),
+        ] {
+            assert_eq!(serde_json::to_value(o).expect("json"), s);
+        }
     }
 }

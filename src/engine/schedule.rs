@@ -469,17 +469,8 @@ fn done(
         Update::Checks(g, results) => {
             r.checks = g;
             for res in results {
-                out.events.push(vm_event(
-                    &fleet.plan,
-                    vm,
-                    now,
-                    EventKind::Check {
-                        check: res.check.clone(),
-                        outcome: res.outcome.as_str().to_string(),
-                        detail: res.detail.clone(),
-                        latency_ms: res.latency.map(|d| d.as_millis() as u64),
-                    },
-                ));
+                out.events
+                    .push(vm_event(&fleet.plan, vm, now, EventKind::check(&res)));
             }
         }
     }

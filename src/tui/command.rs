@@ -132,12 +132,12 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
     };
     let vm = || -> Result<String, String> {
         let v = need("a VM name")?;
-        if app.vm_index(&v).is_some() {
+        if app.fleet().vm_index(&v).is_some() {
             Ok(v)
         } else {
             Err(format!(
                 "no VM `{v}` in the plan{}",
-                suggest(&v, app.vms.iter().map(|x| x.name.as_str()))
+                suggest(&v, app.fleet().vms().iter().map(|x| x.name.as_str()))
             ))
         }
     };
@@ -146,10 +146,10 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
         "help" => Command::Help,
         "wave" => {
             let w = need("a wave name")?;
-            if !app.waves.iter().any(|x| x.name == w) {
+            if !app.fleet().waves().iter().any(|x| x.name == w) {
                 return Err(format!(
                     "no wave `{w}`{}",
-                    suggest(&w, app.waves.iter().map(|x| x.name.as_str()))
+                    suggest(&w, app.fleet().waves().iter().map(|x| x.name.as_str()))
                 ));
             }
             Command::Wave(w)
@@ -206,20 +206,21 @@ pub fn complete(app: &App, line: &str) -> (String, Vec<String>) {
         match lookup(cmd).map(|(_, a)| a).unwrap_or(Arg::None) {
             Arg::Vm => {
                 // VMs of the current wave first.
-                let wave = app.wave;
+                let wave = app.ui().wave;
                 let mut names: Vec<String> = app
-                    .vms
+                    .fleet()
+                    .vms()
                     .iter()
                     .filter(|v| v.wave == wave)
                     .map(|v| v.name.clone())
                     .collect();
                 if !names.iter().any(|n| n.starts_with(word)) {
-                    names = app.vms.iter().map(|v| v.name.clone()).collect();
+                    names = app.fleet().vms().iter().map(|v| v.name.clone()).collect();
                 }
                 names
             }
-            Arg::Wave => app.waves.iter().map(|w| w.name.clone()).collect(),
-            Arg::Theme => app.themes.names(),
+            Arg::Wave => app.fleet().waves().iter().map(|w| w.name.clone()).collect(),
+            Arg::Theme => app.session().themes.names(),
             Arg::View => View::ALL
                 .iter()
                 .map(|v| v.title().to_ascii_lowercase())

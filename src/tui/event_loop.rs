@@ -21,11 +21,12 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::action::{update, Action, Effect};
+use super::action::{Action, Effect};
 use super::app::{App, TuiOptions};
 use super::keys;
 use super::terminal::{self, TerminalGuard};
 use super::theme::{fallback, honour_no_color, Theme};
+use super::update::update;
 use super::view::render;
 use crate::engine::{EngineHandle, EngineRequest};
 use crate::plan::Plan;
@@ -79,7 +80,7 @@ pub async fn run_with_cancel(
     let size = guard.terminal.size()?;
     let mut app = App::new(&plan, opts, theme, now_ms());
     update(&mut app, Action::Resize(size.width, size.height));
-    tracing::info!(plan = %app.plan_name, theme = app.theme.origin(), "tui started");
+    tracing::info!(plan = %app.session().plan_name, theme = app.theme().origin(), "tui started");
 
     let (term_tx, mut term_rx) = mpsc::channel(1024);
     let reader = InputReader::spawn(term_tx)?;
@@ -102,7 +103,7 @@ pub async fn run_with_cancel(
     let exit = result?;
     tracing::info!(?exit, "tui stopped");
     if exit == Exit::Terminated {
-        eprintln!("wavelift: terminated; the migration state lives in the cluster, run `wavelift tui {}` to resume", app.plan_path);
+        eprintln!("wavelift: terminated; the migration state lives in the cluster, run `wavelift tui {}` to resume", app.session().plan_path);
     }
     Ok(())
 }
@@ -208,7 +209,7 @@ where
                     }
                     Effect::ExportReport { path, contents } => {
                         if let Err(e) = std::fs::write(&path, contents) {
-                            app.flash = Some(format!("cannot write {path}: {e}"));
+                            app.ui_mut().flash = Some(format!("cannot write {path}: {e}"));
                             tracing::warn!(%path, error = %e, "report export failed");
                         } else {
                             tracing::info!(%path, "report exported");
@@ -220,7 +221,7 @@ where
                             Some(w) => Action::ThemeFailed(w),
                             None => Action::ThemeLoaded(Box::new(honour_no_color(
                                 theme,
-                                app.no_color.then_some("1"),
+                                app.session().no_color.then_some("1"),
                             ))),
                         };
                         update(app, action);

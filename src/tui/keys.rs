@@ -462,7 +462,7 @@ pub fn action_for(app: &App, ev: KeyEvent) -> Option<Action> {
     if ctrl_c {
         return Some(Action::Interrupt);
     }
-    match &app.popup {
+    match &app.ui().popup {
         Some(Popup::Confirm(c)) if c.type_to_confirm.is_some() => return text_key(ev),
         Some(Popup::Confirm(_)) => {
             return match ev.code {
@@ -489,11 +489,11 @@ pub fn action_for(app: &App, ev: KeyEvent) -> Option<Action> {
         Some(Popup::Message { .. }) => return Some(Action::Escape),
         None => {}
     }
-    match app.input {
+    match app.ui().input {
         InputMode::Filter | InputMode::Command => text_key(ev),
         InputMode::Normal => BINDINGS
             .iter()
-            .find(|b| b.applies_to(app.view) && b.keys.iter().any(|key| key.matches(&ev)))
+            .find(|b| b.applies_to(app.ui().view) && b.keys.iter().any(|key| key.matches(&ev)))
             .map(|b| b.action.clone()),
     }
 }

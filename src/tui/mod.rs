@@ -1,9 +1,10 @@
 //! The interactive TUI (`wavelift tui PLAN`).
 //!
-//! - [`app`]: the state ([`App`]) and how engine events change it;
-//! - [`action`]: [`Action`]s, [`Effect`]s and the pure [`update`];
+//! - [`app`]: the state ([`App`]: session, fleet, UI state) and how engine events change it;
+//! - [`action`]: [`Action`]s and [`Effect`]s; [`update()`]: the pure step between them;
 //! - [`keys`]: the key table (drives lookup, footer and `?` help); [`command`]: `:` commands;
-//! - [`view`]: the pure [`render`] and the layout;
+//! - [`layout`]: where things go on the screen (pure sizing, shared by state and view);
+//! - [`view`]: the pure [`render`];
 //! - [`event_loop`]: [`run`], one `tokio::select!` over terminal events, engine events, a
 //!   frame cap, a clock tick, signals and cancellation; [`terminal`]: raw mode,
 //!   alternate screen, restore on quit, panic, signals and suspend;
@@ -14,14 +15,17 @@ pub mod blast;
 pub mod command;
 pub mod event_loop;
 pub mod keys;
+pub mod layout;
 pub mod report;
 pub mod setup;
 pub mod terminal;
 pub mod theme;
+pub mod update;
 pub mod view;
 
-pub use action::{update, Action, Effect};
-pub use app::{App, RunMode, TargetInfo, TuiOptions, View};
+pub use action::{Action, Effect};
+pub use app::{App, TargetInfo, TuiOptions, View};
 pub use blast::BlastData;
 pub use event_loop::{run, run_with_cancel};
+pub use update::update;
 pub use view::render;

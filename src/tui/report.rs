@@ -6,27 +6,29 @@ use std::fmt::Write;
 use super::app::App;
 use super::view::widgets::fmt_utc;
 
-/// A Markdown report of wave `wave` (index into `app.waves`).
+/// A Markdown report of wave `wave` (index into the fleet's waves).
 pub fn markdown(app: &App, wave: usize) -> String {
     let mut s = String::new();
-    let Some(w) = app.waves.get(wave) else {
+    let Some(w) = app.fleet().waves().get(wave) else {
         return s;
     };
+    let vms = app.fleet().vms();
     let _ = writeln!(
         s,
         "# wavelift report: plan {}, wave {}\n",
-        app.plan_name, w.name
+        app.session().plan_name,
+        w.name
     );
     let _ = writeln!(
         s,
         "Target: {} ({}). Generated {} UTC.\n",
-        app.target.label(),
-        app.mode.label(),
-        fmt_utc(app.now_ms)
+        app.session().target.label(),
+        app.session().mode.label(),
+        fmt_utc(app.ui().now_ms)
     );
     let (mut verified, mut failed) = (0, 0);
     for &i in &w.vms {
-        let v = &app.vms[i];
+        let v = &vms[i];
         if v.step == crate::engine::Step::Verified {
             verified += 1;
         }
@@ -42,7 +44,7 @@ pub fn markdown(app: &App, wave: usize) -> String {
     let _ = writeln!(s, "| VM | model | IP | step | node | checks |");
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for &i in &w.vms {
-        let v = &app.vms[i];
+        let v = &vms[i];
         let (pass, bad, total) = v.check_counts();
         let step = if v.failed() {
             format!("{} (failed)", v.step.label())
@@ -61,7 +63,7 @@ pub fn markdown(app: &App, wave: usize) -> String {
     }
     let _ = writeln!(s, "\n## Checks\n");
     for &i in &w.vms {
-        let v = &app.vms[i];
+        let v = &vms[i];
         for c in &v.checks {
             let _ = writeln!(
                 s,
@@ -80,7 +82,7 @@ pub fn markdown(app: &App, wave: usize) -> String {
     let migs: Vec<_> = w
         .vms
         .iter()
-        .filter_map(|&i| app.vms[i].migration.as_ref().map(|m| (&app.vms[i], m)))
+        .filter_map(|&i| vms[i].migration.as_ref().map(|m| (&vms[i], m)))
         .collect();
     if !migs.is_empty() {
         let _ = writeln!(s, "\n## Live migrations\n");
@@ -93,7 +95,7 @@ pub fn markdown(app: &App, wave: usize) -> String {
                 m.phase,
                 m.source_node.as_deref().unwrap_or("?"),
                 m.target_node.as_deref().unwrap_or("?"),
-                m.duration_ms(app.now_ms),
+                m.duration_ms(app.ui().now_ms),
                 m.lost_probes,
                 m.sent_probes
             );

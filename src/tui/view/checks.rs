@@ -5,39 +5,39 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, HighlightSpacing, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::layout::checks_areas;
 use super::widgets::{block, check_style, fmt_hms, vm_style, HIGHLIGHT_SYMBOL};
 use crate::tui::app::{App, CheckOutcome};
+use crate::tui::layout::checks_areas;
 use crate::tui::theme::Element;
 
 const CELL: u16 = 13;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let t = &app.theme;
-    let (top, bottom) = checks_areas(body, app.order.len());
+    let t = app.theme();
+    let (top, bottom) = checks_areas(body, app.ui().order.len());
     let columns: &[String] = app
         .current_wave()
         .map(|w| w.check_columns.as_slice())
         .unwrap_or(&[]);
-    let fixed = app.name_width + 1 + 12 + 1 + 9 + 1 + 4;
+    let fixed = app.session().name_width + 1 + 12 + 1 + 9 + 1 + 4;
     let fit = (top.width.saturating_sub(fixed) / (CELL + 1)) as usize;
     let shown = &columns[..columns.len().min(fit)];
     let mut header: Vec<&str> = vec!["VM", "STEP", "PASSED"];
     header.extend(shown.iter().map(String::as_str));
     let mut widths = vec![
-        Constraint::Length(app.name_width),
+        Constraint::Length(app.session().name_width),
         Constraint::Length(12),
         Constraint::Length(9),
     ];
     widths.extend(shown.iter().map(|_| Constraint::Length(CELL)));
 
     let visible = top.height.saturating_sub(3) as usize;
-    let start = app.offset.min(app.order.len());
-    let end = (start + visible).min(app.order.len());
-    let rows: Vec<Row> = app.order[start..end]
+    let order = &app.ui().order;
+    let (window, selected) = app.ui().rows.window(visible, order.len());
+    let rows: Vec<Row> = order[window]
         .iter()
         .map(|&i| {
-            let v = &app.vms[i];
+            let v = &app.fleet().vms()[i];
             let (pass, bad, total) = v.check_counts();
             let mut cells = vec![
                 Cell::from(v.name.as_str()),
@@ -69,12 +69,12 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let title = if hidden > 0 {
         format!(
             " Checks · {} VMs · {hidden} columns hidden (wider terminal) ",
-            app.order.len()
+            app.ui().order.len()
         )
     } else {
         format!(
             " Checks · {} VMs · ✓ pass ✗ fail ! error … pending ",
-            app.order.len()
+            app.ui().order.len()
         )
     };
     let table = Table::new(rows, widths)
@@ -85,7 +85,6 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         .highlight_symbol(HIGHLIGHT_SYMBOL)
         .highlight_spacing(HighlightSpacing::Always)
         .column_spacing(1);
-    let selected = (app.cursor >= start && app.cursor < end).then(|| app.cursor - start);
     let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, top, &mut state);
 

@@ -11,60 +11,61 @@ use crate::tui::keys;
 use crate::tui::theme::Element;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+    let t = app.theme();
     let muted = t.style(Element::Footer);
     let key = t.style(Element::KeyHint);
     let mut spans: Vec<Span> = Vec::with_capacity(48);
-    match app.input {
+    let ui = app.ui();
+    match ui.input {
         InputMode::Filter => {
             spans.push(Span::styled(" /", key));
             spans.push(Span::styled(
-                app.filter.as_str(),
+                ui.filter.as_str(),
                 t.style(Element::CommandLine),
             ));
             spans.push(Span::styled("█", key));
             spans.push(Span::styled(
-                format!("  {} match  Enter keep · Esc clear", app.order.len()),
+                format!("  {} match  Enter keep · Esc clear", ui.order.len()),
                 muted,
             ));
         }
         InputMode::Command => {
             spans.push(Span::styled(" :", key));
             spans.push(Span::styled(
-                app.command.as_str(),
+                ui.command.as_str(),
                 t.style(Element::CommandLine),
             ));
             spans.push(Span::styled("█", key));
-            if app.completions.is_empty() {
+            if ui.completions.is_empty() {
                 spans.push(Span::styled(
                     "  Tab completes · Enter runs · Esc cancels",
                     muted,
                 ));
             } else {
                 spans.push(Span::styled(
-                    format!("  {}", app.completions.join("  ")),
+                    format!("  {}", ui.completions.join("  ")),
                     muted,
                 ));
             }
         }
         InputMode::Normal => {
-            if app.read_only {
+            if app.session().read_only {
                 spans.push(Span::styled(" READ-ONLY ", t.style(Element::Banner)));
             }
-            if let Some(flash) = &app.flash {
+            if let Some(flash) = &ui.flash {
                 spans.push(Span::styled(
                     format!(" {flash} "),
                     t.style(Element::LogWarn),
                 ));
                 spans.push(Span::styled("│", muted));
-            } else if !app.filter.is_empty() {
+            } else if !ui.filter.is_empty() {
                 spans.push(Span::styled(
-                    format!(" filter: {} ", app.filter),
+                    format!(" filter: {} ", ui.filter),
                     t.style(Element::LogWarn),
                 ));
                 spans.push(Span::styled("│", muted));
             }
-            for b in keys::footer_bindings(app.view, app.read_only) {
+            for b in keys::footer_bindings(ui.view, app.session().read_only) {
                 spans.push(Span::styled(format!(" {}", b.keys_short()), key));
                 spans.push(Span::styled(format!(" {}", b.hint), muted));
             }

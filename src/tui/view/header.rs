@@ -7,44 +7,47 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::layout::take_top;
 use super::widgets::window_text;
-use crate::tui::app::{step_index, App, RunMode, View, STEPS};
+use crate::cluster::client::Mode;
+use crate::engine::Step;
+use crate::tui::app::{step_index, App, View};
+use crate::tui::layout::take_top;
 use crate::tui::theme::Element;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+    let t = app.theme();
+    let ui = app.ui();
     let head = t.style(Element::Header);
     let muted = t.style(Element::Footer);
     let (top, rest) = take_top(area, 1);
     let (tabs, third) = take_top(rest, 1);
     let wave = app.current_wave();
-    let badge = match app.mode {
-        RunMode::Live => Element::ModeLive,
-        RunMode::DryRun => Element::ModeDryRun,
-        RunMode::Rehearsal => Element::ModeRehearsal,
+    let badge = match app.session().mode {
+        Mode::Live => Element::ModeLive,
+        Mode::DryRun => Element::ModeDryRun,
+        Mode::Rehearsal => Element::ModeRehearsal,
     };
     let mut spans = vec![
-        Span::styled(format!(" {} ", app.mode.label()), t.style(badge)),
+        Span::styled(format!(" {} ", app.session().mode.label()), t.style(badge)),
         Span::styled(" ", muted),
-        Span::styled(app.plan_name.as_str(), head),
+        Span::styled(app.session().plan_name.as_str(), head),
         Span::styled(" › ", muted),
         Span::styled(app.wave_name(), head),
         Span::styled(
             format!(
                 " ({}/{} · {} VMs) · ",
-                app.wave + 1,
-                app.waves.len(),
+                ui.wave + 1,
+                app.fleet().waves().len(),
                 wave.map_or(0, |w| w.vms.len())
             ),
             muted,
         ),
         Span::styled(
-            window_text(wave.and_then(|w| w.window), app.now_ms),
+            window_text(wave.and_then(|w| w.window), ui.now_ms),
             t.style(Element::Detail),
         ),
     ];
-    if let Some(w) = wave {
+    if let Some(w) = app.wave_run(ui.wave) {
         let state = match (w.done, w.paused, w.started) {
             (Some(_), _, _) if w.cancelled > 0 => Some((" · CANCELLED", Element::LogWarn)),
             (Some(_), _, _) => Some((" · DONE", Element::StatusOk)),
@@ -56,10 +59,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             spans.push(Span::styled(text, t.style(style)));
         }
     }
-    if app.read_only {
+    if app.session().read_only {
         spans.push(Span::styled(" · READ-ONLY", t.style(Element::LogWarn)));
     }
-    if !app.engine_connected {
+    if !ui.engine_connected {
         spans.push(Span::styled(
             " · ENGINE STOPPED",
             t.style(Element::StatusFail),
@@ -71,7 +74,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut spans: Vec<Span> = Vec::with_capacity(40);
     spans.push(Span::raw(" "));
     for (i, v) in View::ALL.iter().enumerate() {
-        let selected = *v == app.view;
+        let selected = *v == ui.view;
         let style = if selected {
             t.style(Element::TableSelected)
         } else {
@@ -85,22 +88,22 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(text, style));
     }
     spans.push(Span::styled(" │ target ", muted));
-    spans.push(Span::styled(app.target.label(), head));
+    spans.push(Span::styled(app.session().target.label(), head));
     frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
 
     // Counts per step (failed first: it must never be clipped).
     let mut spans: Vec<Span> = Vec::with_capacity(32);
     spans.push(Span::raw(" "));
     let mut first = true;
-    if app.failed > 0 {
+    if ui.failed > 0 {
         spans.push(Span::styled(
-            format!("✗ {} failed", app.failed),
+            format!("✗ {} failed", ui.failed),
             t.style(Element::StatusFail),
         ));
         first = false;
     }
-    for step in STEPS {
-        let n = app.counts[step_index(step)];
+    for step in Step::ALL {
+        let n = ui.counts[step_index(step)];
         if n == 0 {
             continue;
         }

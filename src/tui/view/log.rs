@@ -10,7 +10,7 @@ use crate::tui::app::{App, LogLine};
 use crate::tui::theme::Element;
 
 fn line<'a>(app: &'a App, l: &'a LogLine) -> Line<'a> {
-    let t = &app.theme;
+    let t = app.theme();
     let muted = t.style(Element::Footer);
     let mut spans = vec![
         Span::styled(fmt_hms(l.at_ms), muted),
@@ -28,16 +28,20 @@ fn line<'a>(app: &'a App, l: &'a LogLine) -> Line<'a> {
 
 /// The last lines that fit (`scroll` lines up from the end).
 fn tail(app: &App, rows: usize, scroll: usize) -> Vec<Line<'_>> {
-    let end = app.log.len().saturating_sub(scroll);
+    let end = app.fleet().log().len().saturating_sub(scroll);
     let start = end.saturating_sub(rows);
-    app.log.range(start..end).map(|l| line(app, l)).collect()
+    app.fleet()
+        .log()
+        .range(start..end)
+        .map(|l| line(app, l))
+        .collect()
 }
 
 /// The log pane of the VMs view.
 pub fn render_pane(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
     let rows = area.height.saturating_sub(2) as usize;
     let p = Paragraph::new(tail(app, rows, 0))
-        .style(app.theme.style(Element::Log))
+        .style(app.theme().style(Element::Log))
         .block(block(app, " Log ", focused));
     frame.render_widget(p, area);
 }
@@ -45,17 +49,17 @@ pub fn render_pane(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
 /// The Log view: the whole log with scrollback.
 pub fn render_view(app: &App, frame: &mut Frame, area: Rect) {
     let rows = area.height.saturating_sub(2) as usize;
-    let title = if app.log_scroll > 0 {
+    let title = if app.ui().log_scroll > 0 {
         format!(
             " Log · {} lines · {} up (G follows) ",
-            app.log.len(),
-            app.log_scroll
+            app.fleet().log().len(),
+            app.ui().log_scroll
         )
     } else {
-        format!(" Log · {} lines · following ", app.log.len())
+        format!(" Log · {} lines · following ", app.fleet().log().len())
     };
-    let p = Paragraph::new(tail(app, rows, app.log_scroll))
-        .style(app.theme.style(Element::Log))
+    let p = Paragraph::new(tail(app, rows, app.ui().log_scroll))
+        .style(app.theme().style(Element::Log))
         .block(block(app, title, true));
     frame.render_widget(p, area);
 }

@@ -12,9 +12,9 @@ use crate::tui::app::App;
 use crate::tui::theme::Element;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let t = &app.theme;
-    if app.mig_order.is_empty() {
-        let text = if app.read_only {
+    let t = app.theme();
+    if app.ui().mig_order.is_empty() {
+        let text = if app.session().read_only {
             "No live migrations in this wave."
         } else {
             "No live migrations in this wave yet: select a Running VM and press m (or :migrate NAME)."
@@ -30,7 +30,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let cols: [Col; 7] = [
         Col {
             title: "VM",
-            width: app.name_width,
+            width: app.session().name_width,
             priority: 9,
         },
         Col {
@@ -66,12 +66,12 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     ];
     let keep = table::fit(&cols, body.width);
     let visible = body.height.saturating_sub(3) as usize;
-    let start = app.mig_offset.min(app.mig_order.len());
-    let end = (start + visible).min(app.mig_order.len());
-    let rows: Vec<Row> = app.mig_order[start..end]
+    let order = &app.ui().mig_order;
+    let (window, selected) = app.ui().migrations.window(visible, order.len());
+    let rows: Vec<Row> = order[window]
         .iter()
         .filter_map(|&i| {
-            let v = &app.vms[i];
+            let v = &app.fleet().vms()[i];
             let m = v.migration.as_ref()?;
             let phase_style = match m.phase.as_str() {
                 "Succeeded" => t.style(Element::StatusOk),
@@ -100,7 +100,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                     m.source_node.as_deref().unwrap_or("?"),
                     m.target_node.as_deref().unwrap_or("?")
                 )),
-                Cell::from(fmt_duration(m.duration_ms(app.now_ms))),
+                Cell::from(fmt_duration(m.duration_ms(app.ui().now_ms))),
                 Cell::from(Span::styled(
                     format!("{}/{}", m.lost_probes, m.sent_probes),
                     lost_style,
@@ -110,13 +110,11 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             Some(Row::new(table::keep_cells(cells, &keep)))
         })
         .collect();
-    let selected =
-        (app.mig_cursor >= start && app.mig_cursor < end).then(|| app.mig_cursor - start);
     table::draw(
         app,
         frame,
         body,
-        format!(" Migrations · {} ", app.mig_order.len()),
+        format!(" Migrations · {} ", order.len()),
         &cols,
         &keep,
         rows,

@@ -5,7 +5,6 @@
 pub mod checks;
 pub mod footer;
 pub mod header;
-pub mod layout;
 pub mod log;
 pub mod migrations;
 pub mod popup;
@@ -19,24 +18,25 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::app::{App, View};
+use super::layout;
 use super::theme::Element;
 
 /// Draws the whole screen.
 pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let buf = frame.buffer_mut();
-    buf.set_style(area, app.theme.style(Element::Screen));
-    let areas = layout::frame_areas(app, area);
+    buf.set_style(area, app.theme().style(Element::Screen));
+    let areas = layout::frame_areas(area, app.ui().banner.is_some());
     header::render(app, frame, areas.header);
-    if let (Some(rect), Some(text)) = (areas.banner, app.banner.as_deref()) {
+    if let (Some(rect), Some(text)) = (areas.banner, app.ui().banner.as_deref()) {
         let line = text.lines().next().unwrap_or("");
         frame.render_widget(
             Paragraph::new(Line::from(format!(" ⚠ {line}  (Esc dismisses)")))
-                .style(app.theme.style(Element::Banner)),
+                .style(app.theme().style(Element::Banner)),
             rect,
         );
     }
-    match app.view {
+    match app.ui().view {
         View::Waves => waves::render(app, frame, areas.body),
         View::Vms => vms::render(app, frame, areas.body),
         View::Checks => checks::render(app, frame, areas.body),

@@ -25,11 +25,11 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    match &app.popup {
+    match &app.ui().popup {
         None => {}
         Some(Popup::Help { scroll }) => help(app, frame, area, *scroll),
         Some(Popup::Confirm(c)) => {
-            let t = &app.theme;
+            let t = app.theme();
             let mut lines: Vec<Line> = vec![Line::default()];
             lines.extend(c.body.iter().map(|l| Line::from(format!(" {l}"))));
             lines.push(Line::default());
@@ -78,7 +78,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             frame.render_widget(
                 Paragraph::new(format!("{text}\n\n(any key closes)"))
                     .wrap(Wrap { trim: false })
-                    .style(app.theme.style(Element::Popup))
+                    .style(app.theme().style(Element::Popup))
                     .block(block(app, format!(" {title} "), true)),
                 rect,
             );
@@ -88,9 +88,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
 
 /// The help overlay's lines (also used by tests).
 pub fn help_lines(app: &App) -> Vec<Line<'static>> {
-    let t = &app.theme;
+    let t = app.theme();
     let mut lines: Vec<Line> = Vec::new();
-    if app.read_only {
+    if app.session().read_only {
         lines.push(Line::from(Span::styled(
             "READ-ONLY: dangerous actions are disabled",
             t.style(Element::Banner),
@@ -100,7 +100,7 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
         "Keys (from the key table)",
         t.style(Element::TableHeader),
     )));
-    for (label, desc, views, note) in keys::help_rows(app.read_only) {
+    for (label, desc, views, note) in keys::help_rows(app.session().read_only) {
         let note_style = if note.starts_with("disabled") {
             t.style(Element::StatusPending)
         } else {
@@ -151,7 +151,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect, scroll: u16) {
     frame.render_widget(
         Paragraph::new(lines)
             .scroll((scroll, 0))
-            .style(app.theme.style(Element::Help))
+            .style(app.theme().style(Element::Help))
             .block(block(app, " Help · j/k scroll · Esc closes ", true)),
         rect,
     );

@@ -56,7 +56,7 @@ pub fn draw<const N: usize>(
     rows: Vec<Row<'_>>,
     selected: Option<usize>,
 ) {
-    let t = &app.theme;
+    let t = app.theme();
     let header = Row::new(
         cols.iter()
             .zip(keep)

@@ -6,7 +6,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
 
-use super::layout::vms_areas;
 use super::log;
 use super::table::{self, Col};
 use super::widgets::{
@@ -14,7 +13,8 @@ use super::widgets::{
 };
 use crate::engine::Step;
 use crate::plan::NetworkModel;
-use crate::tui::app::{step_index, App, VmState, STEPS};
+use crate::tui::app::{step_index, App, VmState};
+use crate::tui::layout::vms_areas;
 use crate::tui::theme::Element;
 
 const BAR_WIDTH: usize = 10;
@@ -23,7 +23,7 @@ fn columns(app: &App) -> [Col; 10] {
     [
         Col {
             title: "NAME",
-            width: app.name_width,
+            width: app.session().name_width,
             priority: 9,
         },
         Col {
@@ -75,7 +75,7 @@ fn columns(app: &App) -> [Col; 10] {
 }
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let areas = vms_areas(body, app.order.len());
+    let areas = vms_areas(body, app.ui().order.len());
     render_table(app, frame, areas.table);
     render_detail(app, frame, areas.detail);
     log::render_pane(app, frame, areas.log, false);
@@ -83,7 +83,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
 
 /// One VM's table row.
 pub fn row<'a>(app: &'a App, v: &'a VmState, keep: &[bool; 10]) -> Row<'a> {
-    let t = &app.theme;
+    let t = app.theme();
     let style = vm_style(t, v);
     let progress = match (v.progress, v.step) {
         (Some(p), _) => {
@@ -133,33 +133,32 @@ fn render_table(app: &App, frame: &mut Frame, area: Rect) {
     let cols = columns(app);
     let keep = table::fit(&cols, area.width);
     let visible = area.height.saturating_sub(3) as usize;
-    let start = app.offset.min(app.order.len());
-    let end = (start + visible).min(app.order.len());
-    let rows: Vec<Row> = app.order[start..end]
+    let ui = app.ui();
+    let (window, selected) = ui.rows.window(visible, ui.order.len());
+    let rows: Vec<Row> = ui.order[window]
         .iter()
-        .map(|&i| row(app, &app.vms[i], &keep))
+        .map(|&i| row(app, &app.fleet().vms()[i], &keep))
         .collect();
     let total = app.current_wave().map_or(0, |w| w.vms.len());
     let mut title = format!(
         " VMs {}/{} · sort {}",
-        app.order.len(),
+        ui.order.len(),
         total,
-        app.sort.label()
+        ui.sort.label()
     );
-    if app.sort_reverse {
+    if ui.sort_reverse {
         title.push_str(" ↓");
     }
-    if !app.filter.is_empty() {
-        title.push_str(&format!(" · filter \"{}\"", app.filter));
+    if !ui.filter.is_empty() {
+        title.push_str(&format!(" · filter \"{}\"", ui.filter));
     }
     title.push(' ');
-    let selected = (app.cursor >= start && app.cursor < end).then(|| app.cursor - start);
     table::draw(app, frame, area, title, &cols, &keep, rows, selected);
 }
 
 /// The detail pane of the selected VM.
 pub fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+    let t = app.theme();
     let Some(v) = app.selected() else {
         let p = Paragraph::new("no VM selected (the filter matches nothing?)")
             .style(t.style(Element::Footer))
@@ -180,12 +179,12 @@ pub fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn heading<'a>(app: &App, text: &'a str) -> Line<'a> {
-    Line::from(Span::styled(text, app.theme.style(Element::TableHeader)))
+    Line::from(Span::styled(text, app.theme().style(Element::TableHeader)))
 }
 
 /// The detail pane's lines, at most `max` of them.
 pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) -> Vec<Line<'a>> {
-    let t = &app.theme;
+    let t = app.theme();
     let muted = t.style(Element::Footer);
     let style = vm_style(t, v);
     let mut out: Vec<Line> = Vec::with_capacity(max.min(64));
@@ -235,7 +234,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
     let rollback = v.entered[step_index(Step::RollingBack)].is_some();
     let mut line: Vec<Span> = Vec::with_capacity(per_line * 3);
     let mut in_line = 0;
-    for (k, step) in STEPS.iter().enumerate() {
+    for (k, step) in Step::ALL.iter().enumerate() {
         let rb = matches!(step, Step::RollingBack | Step::RolledBack);
         if rb && !rollback {
             continue;
@@ -255,7 +254,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
                 Span::raw(" ".repeat(CELL - 17)),
             ],
             Some(at) => {
-                let next = STEPS[k + 1..]
+                let next = Step::ALL[k + 1..]
                     .iter()
                     .filter_map(|s| v.entered[step_index(*s)])
                     .find(|&x| x >= at);
@@ -271,7 +270,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
                 let took = match (next, current) {
                     _ if current && finished => String::new(),
                     (Some(n), false) => fmt_duration(n - at),
-                    _ => format!("{}…", fmt_duration(app.now_ms - at)),
+                    _ => format!("{}…", fmt_duration(app.ui().now_ms - at)),
                 };
                 let time = format!("{} {took}", fmt_hms(at));
                 [
@@ -325,7 +324,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
             Span::styled(
                 format!(
                     "  {} · {}/{} probes lost",
-                    fmt_duration(m.duration_ms(app.now_ms)),
+                    fmt_duration(m.duration_ms(app.ui().now_ms)),
                     m.lost_probes,
                     m.sent_probes
                 ),
@@ -361,7 +360,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
         }
     }
 
-    if let Some(blast) = &app.blast {
+    if let Some(blast) = &app.session().blast {
         let refs = blast.refs(&v.name);
         out.push(heading(app, "Blast radius"));
         if refs.is_empty() {

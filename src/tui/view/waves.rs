@@ -5,11 +5,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
 
-use super::layout::waves_areas;
 use super::table::{self, Col};
 use super::widgets::{bar, block, fmt_minute, window_text};
 use crate::engine::Step;
 use crate::tui::app::App;
+use crate::tui::layout::waves_areas;
 use crate::tui::theme::Element;
 
 const COLS: [Col; 7] = [
@@ -51,13 +51,19 @@ const COLS: [Col; 7] = [
 ];
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let t = &app.theme;
-    let (top, bottom) = waves_areas(body, app.waves.len());
+    let t = app.theme();
+    let (top, bottom) = waves_areas(body, app.fleet().waves().len());
     let keep = table::fit(&COLS, top.width);
     let visible = top.height.saturating_sub(3) as usize;
-    let start = app.wave_cursor.saturating_sub(visible.saturating_sub(1));
-    let rows: Vec<Row> = app
+    let start = app
+        .ui()
         .waves
+        .index
+        .saturating_sub(visible.saturating_sub(1));
+    let vms = app.fleet().vms();
+    let rows: Vec<Row> = app
+        .fleet()
+        .waves()
         .iter()
         .enumerate()
         .skip(start)
@@ -66,23 +72,26 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             let verified = w
                 .vms
                 .iter()
-                .filter(|&&v| app.vms[v].step == Step::Verified)
+                .filter(|&&v| vms[v].step == Step::Verified)
                 .count();
-            let failed = w.vms.iter().filter(|&&v| app.vms[v].failed()).count();
+            let failed = w.vms.iter().filter(|&&v| vms[v].failed()).count();
             let frac = if w.vms.is_empty() {
                 0.0
             } else {
                 verified as f64 / w.vms.len() as f64
             };
             let [a, b] = bar(t, frac, 10);
-            let (state, style) = match (w.done, w.paused, w.started) {
-                (Some(_), _, _) if w.cancelled > 0 => ("cancelled", Element::LogWarn),
-                (Some(_), _, _) => ("done", Element::StatusOk),
-                (None, true, _) => ("paused", Element::LogWarn),
-                (None, false, true) => ("running", Element::StatusRunning),
+            let run = app.wave_run(i);
+            let (state, style) = match run.map(|r| (r.done, r.paused, r.started, r.cancelled)) {
+                Some((Some(_), _, _, cancelled)) if cancelled > 0 => {
+                    ("cancelled", Element::LogWarn)
+                }
+                Some((Some(_), _, _, _)) => ("done", Element::StatusOk),
+                Some((None, true, _, _)) => ("paused", Element::LogWarn),
+                Some((None, false, true, _)) => ("running", Element::StatusRunning),
                 _ => ("not started", Element::StatusPending),
             };
-            let current = if i == app.wave { " *" } else { "" };
+            let current = if i == app.ui().wave { " *" } else { "" };
             let cells: [Cell; 7] = [
                 Cell::from(format!("{}{current}", w.name)),
                 Cell::from(w.vms.len().to_string()),
@@ -92,7 +101,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                         .unwrap_or_else(|| "-".into()),
                 ),
                 Cell::from(
-                    window_text(w.window, app.now_ms)
+                    window_text(w.window, app.ui().now_ms)
                         .trim_start_matches("window ")
                         .to_string(),
                 ),
@@ -114,12 +123,15 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             Row::new(table::keep_cells(cells, &keep))
         })
         .collect();
-    let selected = app.wave_cursor.checked_sub(start);
+    let selected = app.ui().waves.index.checked_sub(start);
     table::draw(
         app,
         frame,
         top,
-        format!(" Waves · {} (* = open; Enter opens) ", app.waves.len()),
+        format!(
+            " Waves · {} (* = open; Enter opens) ",
+            app.fleet().waves().len()
+        ),
         &COLS,
         &keep,
         rows,
@@ -130,13 +142,16 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let mut lines = vec![
         Line::from(vec![
             Span::styled("plan ", muted),
-            Span::styled(app.plan_name.as_str(), t.style(Element::Header)),
-            Span::styled(format!("  ({})  namespace ", app.plan_path), muted),
-            Span::raw(app.namespace.as_str()),
+            Span::styled(app.session().plan_name.as_str(), t.style(Element::Header)),
+            Span::styled(
+                format!("  ({})  namespace ", app.session().plan_path),
+                muted,
+            ),
+            Span::raw(app.session().namespace.as_str()),
         ]),
-        Line::from(Span::raw(app.summary.as_str())),
+        Line::from(Span::raw(app.session().summary.as_str())),
     ];
-    if let Some(w) = app.waves.get(app.wave_cursor) {
+    if let Some(w) = app.fleet().waves().get(app.ui().waves.index) {
         lines.push(Line::from(Span::styled(
             format!(
                 "wave {}: at most {} imports and {} cutovers at a time",
@@ -145,7 +160,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             muted,
         )));
     }
-    if !app.read_only {
+    if !app.session().read_only {
         lines.push(Line::from(vec![
             Span::styled("w", t.style(Element::KeyHint)),
             Span::styled(" starts the wave under the cursor, ", muted),

@@ -5,6 +5,7 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders};
 
+use crate::checks::result::Outcome;
 use crate::engine::{LogLevel, Status, Step};
 use crate::tui::app::{App, CheckOutcome, VmState};
 use crate::tui::theme::{Element, Slot, Theme};
@@ -19,7 +20,7 @@ pub const BAR_MAX: usize = 40;
 
 /// A bordered pane with a title, in the theme's colours.
 pub fn block<'a>(app: &App, title: impl Into<ratatui::text::Line<'a>>, focused: bool) -> Block<'a> {
-    let t = &app.theme;
+    let t = app.theme();
     let border = if focused {
         Element::BorderFocused
     } else {
@@ -90,9 +91,11 @@ pub fn status_reason(status: &Status) -> Option<&str> {
 
 pub fn check_style(theme: &Theme, o: CheckOutcome) -> Style {
     match o {
-        CheckOutcome::Pass => theme.style(Element::StatusOk),
-        CheckOutcome::Fail | CheckOutcome::Error => theme.style(Element::StatusFail),
-        CheckOutcome::Pending | CheckOutcome::Skipped => theme.style(Element::StatusPending),
+        CheckOutcome::Reported(Outcome::Pass) => theme.style(Element::StatusOk),
+        CheckOutcome::Reported(Outcome::Fail | Outcome::Error) => theme.style(Element::StatusFail),
+        CheckOutcome::Pending | CheckOutcome::Reported(Outcome::Skipped) => {
+            theme.style(Element::StatusPending)
+        }
     }
 }
 

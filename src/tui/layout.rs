@@ -1,10 +1,8 @@
-//! Where things go on the screen. Pure functions of the terminal size and the app, used
-//! by rendering and by [`super::super::action::update`] (page size, mouse clicks), so
-//! both always agree.
+//! Where things go on the screen: pure functions of rectangles and row counts, used by
+//! rendering and by the state (page size, scrolling, mouse clicks; see
+//! [`super::app::App::table_area`]), so both always agree.
 
 use ratatui::layout::Rect;
-
-use crate::tui::app::{App, View};
 
 /// Rows of the header.
 pub const HEADER_ROWS: u16 = 3;
@@ -56,9 +54,10 @@ pub fn take_left(area: Rect, cols: u16) -> (Rect, Rect) {
     )
 }
 
-pub fn frame_areas(app: &App, area: Rect) -> FrameAreas {
+/// The frame's areas; `banner`: a banner line is shown under the header.
+pub fn frame_areas(area: Rect, banner: bool) -> FrameAreas {
     let (header, rest) = take_top(area, HEADER_ROWS);
-    let (banner, rest) = if app.banner.is_some() {
+    let (banner, rest) = if banner {
         let (b, r) = take_top(rest, 1);
         (Some(b), r)
     } else {
@@ -106,35 +105,16 @@ pub fn waves_areas(body: Rect, waves: usize) -> (Rect, Rect) {
     take_top(body, table)
 }
 
-fn screen(app: &App) -> Rect {
-    Rect::new(0, 0, app.size.0, app.size.1)
-}
-
-/// The bordered table of the current view (with its header row), if it has one.
-pub fn table_area(app: &App) -> Option<Rect> {
-    let body = frame_areas(app, screen(app)).body;
-    match app.view {
-        View::Waves => Some(waves_areas(body, app.waves.len()).0),
-        View::Vms => Some(vms_areas(body, app.order.len()).table),
-        View::Checks => Some(checks_areas(body, app.order.len()).0),
-        View::Migrations => Some(body),
-        View::Log => None,
-    }
-}
-
-/// The rows area of the current view's table (inside the border, below the header).
-pub fn first_row_area(app: &App) -> Option<Rect> {
-    let t = table_area(app)?;
-    if t.height < 4 || t.width < 2 {
+/// The rows area of a bordered table with a header row (inside the border, below the
+/// header), if there is room for one.
+pub fn rows_area(table: Rect) -> Option<Rect> {
+    if table.height < 4 || table.width < 2 {
         return None;
     }
-    Some(Rect::new(t.x + 1, t.y + 2, t.width - 2, t.height - 3))
-}
-
-/// How many rows the current view's list shows (the log's lines for the Log view).
-pub fn list_rows(app: &App) -> usize {
-    match app.view {
-        View::Log => frame_areas(app, screen(app)).body.height.saturating_sub(2) as usize,
-        _ => first_row_area(app).map_or(0, |r| r.height as usize),
-    }
+    Some(Rect::new(
+        table.x + 1,
+        table.y + 2,
+        table.width - 2,
+        table.height - 3,
+    ))
 }
