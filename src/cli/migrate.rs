@@ -82,7 +82,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
                 if let Some(f) = &o.failure {
                     println!("failure: {f}");
                 }
-                if o.phase == "Succeeded" {
+                if o.phase == crate::cluster::phase::MigrationPhase::Succeeded {
                     ExitCode::from(EXIT_OK)
                 } else {
                     ExitCode::from(EXIT_WARNINGS)

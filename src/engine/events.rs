@@ -4,6 +4,7 @@
 
 use super::decide::{Status, Step};
 use crate::checks::result::{CheckResult, Outcome};
+use crate::cluster::phase::MigrationPhase;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -106,7 +107,7 @@ pub enum EventKind {
     /// Live migration progress.
     Migration {
         name: String,
-        phase: String,
+        phase: MigrationPhase,
         source_node: Option<String>,
         target_node: Option<String>,
         lost_probes: u32,

@@ -151,7 +151,7 @@ pub async fn migrate(
             vm,
             EventKind::Migration {
                 name,
-                phase: outcome.phase.to_string(),
+                phase: outcome.phase.clone(),
                 source_node: outcome.source_node.clone(),
                 target_node: outcome.target_node.clone(),
                 lost_probes: outcome.lost_probes as u32,

@@ -394,7 +394,7 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
                     at_ms: now.unix_ms,
                     kind: EventKind::Migration {
                         name: m.name,
-                        phase: m.phase.to_string(),
+                        phase: m.phase,
                         source_node: m.source_node,
                         target_node: m.target_node,
                         lost_probes: 0,

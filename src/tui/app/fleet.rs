@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::checks::result::Outcome;
+use crate::cluster::phase::MigrationPhase;
 use crate::engine::{EngineEvent, EventKind, LogLevel, Status, Step};
 use crate::plan::{NetworkModel, Plan};
 
@@ -81,7 +82,7 @@ pub struct CheckCell {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationState {
     pub name: String,
-    pub phase: String,
+    pub phase: MigrationPhase,
     pub source_node: Option<String>,
     pub target_node: Option<String>,
     pub lost_probes: u32,
@@ -92,7 +93,7 @@ pub struct MigrationState {
 
 impl MigrationState {
     pub fn finished(&self) -> bool {
-        matches!(self.phase.as_str(), "Succeeded" | "Failed")
+        self.phase.is_final()
     }
 
     /// Duration so far (to `now_ms`), or until the last update once finished.
@@ -541,7 +542,7 @@ impl Fleet {
                     _ => at_ms,
                 };
                 if let Some(t) = &target_node {
-                    if phase == "Succeeded" {
+                    if phase == MigrationPhase::Succeeded {
                         v.node = Some(t.clone());
                     }
                 }

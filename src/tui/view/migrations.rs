@@ -8,6 +8,7 @@ use ratatui::Frame;
 
 use super::table::{self, Col};
 use super::widgets::{block, fmt_duration};
+use crate::cluster::phase::MigrationPhase;
 use crate::tui::app::App;
 use crate::tui::theme::Element;
 
@@ -73,9 +74,9 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         .filter_map(|&i| {
             let v = &app.fleet().vms()[i];
             let m = v.migration.as_ref()?;
-            let phase_style = match m.phase.as_str() {
-                "Succeeded" => t.style(Element::StatusOk),
-                "Failed" => t.style(Element::StatusFail),
+            let phase_style = match m.phase {
+                MigrationPhase::Succeeded => t.style(Element::StatusOk),
+                MigrationPhase::Failed => t.style(Element::StatusFail),
                 _ => t.style(Element::StatusRunning),
             };
             let lost_style = if m.lost_probes > 0 {

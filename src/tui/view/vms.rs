@@ -107,7 +107,7 @@ pub fn row<'a>(app: &'a App, v: &'a VmState, keep: &[bool; 10]) -> Row<'a> {
             if m.lost_probes > 0 {
                 format!("{} ✗{}", m.phase, m.lost_probes)
             } else {
-                m.phase.clone()
+                m.phase.to_string()
             }
         })
         .unwrap_or_default();
