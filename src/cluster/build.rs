@@ -181,10 +181,22 @@ pub fn data_volume(plan: &Plan, vm: &Vm, index: usize) -> Option<DataVolume> {
         plan.meta.namespace.as_str(),
         labels::for_vm(plan.meta.name.as_str(), vm.wave.as_str(), vm.name.as_str()),
     );
-    m.annotations = Some(BTreeMap::from([(
+    // Bind at once even on WaitForFirstConsumer storage: the disk is imported before any
+    // VM consumes it (CDI `doc/waitforfirstconsumer-storage-handling.md`).
+    let mut annotations = BTreeMap::from([(
         "cdi.kubevirt.io/storage.bind.immediate.requested".to_string(),
         "true".to_string(),
-    )]));
+    )]);
+    if plan.source.kind == SourceKind::Vsphere {
+        // No volume populator: with one (CDI's default on CSI StorageClasses) the importer's
+        // restarts and conditions live on a hidden `prime-*` PVC and the DataVolume shows
+        // little; multi-stage imports keep their checkpoint annotations there too.
+        annotations.insert(
+            "cdi.kubevirt.io/storage.usePopulator".to_string(),
+            "false".to_string(),
+        );
+    }
+    m.annotations = Some(annotations);
     Some(DataVolume {
         metadata: m,
         spec: DataVolumeSpec {

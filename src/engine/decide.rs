@@ -120,14 +120,43 @@ pub enum Gate {
 pub enum DiskObs {
     #[default]
     Absent,
-    /// DataVolume exists; CDI phase and progress (0.0–1.0) if known.
+    /// DataVolume exists; CDI phase and progress (0.0–1.0) if known, how often CDI
+    /// restarted its importer, and the condition that says why it is not running.
     Importing {
         phase: DvPhase,
         progress: Option<f64>,
+        restarts: u32,
+        problem: Option<ImportProblem>,
     },
     Succeeded,
     Failed(String),
 }
+
+impl DiskObs {
+    /// A DataVolume CDI is working on, with no restart and no problem reported.
+    pub fn importing(phase: impl Into<DvPhase>, progress: Option<f64>) -> DiskObs {
+        DiskObs::Importing {
+            phase: phase.into(),
+            progress,
+            restarts: 0,
+            problem: None,
+        }
+    }
+}
+
+/// A DataVolume condition that says why its import does not run: `Running` False with the
+/// importer container's reason and message, or `Bound` False (CDI's `AwaitingVDDK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportProblem {
+    /// `Running` or `Bound`.
+    pub condition: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// CDI's `Bound` reason while no VDDK image is configured (containerized-data-importer
+/// `pkg/common/common.go` `AwaitingVDDK`, set in `pkg/controller/import-controller.go`).
+pub const AWAITING_VDDK: &str = "AwaitingVDDK";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Power {
@@ -194,6 +223,8 @@ pub struct VmContext {
     /// Power-off through the vSphere API (`false`: the operator confirms).
     pub power_off_by_api: bool,
     pub has_checks: bool,
+    /// A disk fails once CDI restarted its importer this often.
+    pub import_restart_limit: u32,
 }
 
 /// An idempotent action for the engine to carry out.
@@ -341,10 +372,12 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
         );
     }
 
-    if let Some(why) = obs.disks.iter().find_map(|d| match d {
-        DiskObs::Failed(why) => Some(why.clone()),
-        _ => None,
-    }) {
+    if let Some(why) = obs
+        .disks
+        .iter()
+        .enumerate()
+        .find_map(|(i, d)| disk_failure(ctx, i, d))
+    {
         let mut d = decision(Step::Importing, Status::Failed(why), vec![]);
         d.phase.progress = import_progress(ctx, obs);
         return d;
@@ -427,6 +460,34 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
     }
 }
 
+/// Why a disk's import has failed, as CDI shows it. Real CDI marks a DataVolume `Failed`
+/// only for fatal errors; a VDDK error (bad credentials, unknown UUID, unreachable host)
+/// restarts the importer in place with a rising `restartCount`, and a missing VDDK image
+/// keeps it `ImportScheduled` with `Bound` reason `AwaitingVDDK`
+/// (containerized-data-importer `pkg/controller/import-controller.go`,
+/// `pkg/controller/datavolume/controller-base.go`).
+fn disk_failure(ctx: &VmContext, disk: usize, d: &DiskObs) -> Option<String> {
+    match d {
+        DiskObs::Failed(why) => Some(why.clone()),
+        DiskObs::Importing {
+            problem: Some(p), ..
+        } if p.reason == AWAITING_VDDK => Some(format!(
+            "disk {disk}: CDI waits for a VDDK image ({AWAITING_VDDK}): {}; set `vddk_init_image` or create the v2v-vmware ConfigMap",
+            p.message
+        )),
+        DiskObs::Importing {
+            restarts, problem, ..
+        } if *restarts >= ctx.import_restart_limit => Some(match problem {
+            Some(p) => format!(
+                "disk {disk}: the importer restarted {restarts} times ({} {}): {}",
+                p.condition, p.reason, p.message
+            ),
+            None => format!("disk {disk}: the importer restarted {restarts} times"),
+        }),
+        _ => None,
+    }
+}
+
 /// Power-off and the duplicate-IP guard, then `next` (create or start the VM).
 fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> Decision {
     let off = obs.source_power == Power::Off || (!ctx.power_off_by_api && obs.power_off_confirmed);
@@ -497,6 +558,7 @@ mod tests {
             disk_bytes: vec![30, 10],
             power_off_by_api: true,
             has_checks: true,
+            import_restart_limit: 3,
         }
     }
 
@@ -588,10 +650,7 @@ mod tests {
             networks_ready: true,
             import_slot: true,
             disks: vec![
-                DiskObs::Importing {
-                    phase: "ImportInProgress".into(),
-                    progress: Some(0.5),
-                },
+                DiskObs::importing("ImportInProgress", Some(0.5)),
                 DiskObs::Absent,
             ],
             ..fresh()
@@ -608,10 +667,7 @@ mod tests {
         let o = Observed {
             disks: vec![
                 DiskObs::Succeeded,
-                DiskObs::Importing {
-                    phase: "ImportInProgress".into(),
-                    progress: Some(0.1),
-                },
+                DiskObs::importing("ImportInProgress", Some(0.1)),
             ],
             import_slot: true,
             ..fresh()
@@ -857,10 +913,7 @@ mod tests {
             import_slot: true,
             disks: vec![
                 DiskObs::Succeeded,
-                DiskObs::Importing {
-                    phase: "ImportInProgress".into(),
-                    progress: Some(0.5),
-                },
+                DiskObs::importing("ImportInProgress", Some(0.5)),
             ],
             ..fresh()
         };
@@ -1028,6 +1081,94 @@ mod tests {
         assert!(
             Step::ALL.windows(2).all(|w| w[0] < w[1]),
             "ordered, no repeats"
+        );
+    }
+
+    fn restarting(restarts: u32, reason: &str, message: &str) -> DiskObs {
+        DiskObs::Importing {
+            phase: DvPhase::ImportInProgress,
+            progress: Some(0.0),
+            restarts,
+            problem: Some(ImportProblem {
+                condition: "Running".into(),
+                reason: reason.into(),
+                message: message.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn an_importer_restarting_below_the_limit_is_still_importing() {
+        let o = Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            disks: vec![restarting(2, "Error", "login failed"), DiskObs::Succeeded],
+            import_slot: true,
+            ..fresh()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Importing);
+        assert_eq!(d.phase.status, Status::Active);
+    }
+
+    #[test]
+    fn an_importer_restarting_at_the_limit_fails_the_disk_naming_cdis_reason() {
+        let o = Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            disks: vec![
+                DiskObs::Succeeded,
+                restarting(
+                    3,
+                    "Error",
+                    "Cannot complete login due to an incorrect user name or password.",
+                ),
+            ],
+            import_slot: true,
+            ..fresh()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Importing);
+        assert_eq!(
+            d.phase.status,
+            Status::Failed(
+                "disk 1: the importer restarted 3 times (Running Error): Cannot complete login due to an incorrect user name or password."
+                    .into()
+            )
+        );
+        assert!(d.commands.is_empty() && !d.wants_cutover_slot);
+    }
+
+    #[test]
+    fn awaiting_vddk_fails_at_once() {
+        let o = Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            disks: vec![
+                DiskObs::Importing {
+                    phase: DvPhase::ImportScheduled,
+                    progress: None,
+                    restarts: 0,
+                    problem: Some(ImportProblem {
+                        condition: "Bound".into(),
+                        reason: AWAITING_VDDK.into(),
+                        message: "waiting for v2v-vmware configmap".into(),
+                    }),
+                },
+                DiskObs::Absent,
+            ],
+            import_slot: true,
+            ..fresh()
+        };
+        let d = run(&o);
+        assert!(
+            matches!(&d.phase.status, Status::Failed(w) if w.starts_with("disk 0: CDI waits for a VDDK image (AwaitingVDDK)") && w.contains("vddk_init_image")),
+            "{:?}",
+            d.phase
+        );
+        assert!(
+            d.commands.is_empty(),
+            "no second DataVolume while the first cannot start"
         );
     }
 }

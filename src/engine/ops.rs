@@ -365,8 +365,9 @@ impl Ops {
         .map(|_| ())
     }
 
-    /// Deletes the VM's DataVolumes (only failed ones with `failed_only`), by label.
-    pub async fn delete_disks(&self, vm: &Vm, failed_only: bool) -> Result<(), Error> {
+    /// Deletes the VM's DataVolumes, by label; with `keep_imported`, the ones whose import
+    /// succeeded stay (a retry replaces failed, restarting and stalled imports).
+    pub async fn delete_disks(&self, vm: &Vm, keep_imported: bool) -> Result<(), Error> {
         let api: Api<DataVolume> = Api::namespaced(self.client.clone(), self.ns());
         let lp = ListParams::default().labels(&labels::vm_selector(
             self.plan.meta.name.as_str(),
@@ -376,9 +377,9 @@ impl Ops {
             .await
             .map_err(|e| Error::api("list DataVolumes", &e))?;
         for dv in list.items {
-            let failed =
-                dv.status.as_ref().and_then(|s| s.phase.as_ref()) == Some(&DvPhase::Failed);
-            if failed_only && !failed {
+            let imported =
+                dv.status.as_ref().and_then(|s| s.phase.as_ref()) == Some(&DvPhase::Succeeded);
+            if keep_imported && imported {
                 continue;
             }
             let name = dv.metadata.name.clone().unwrap_or_default();

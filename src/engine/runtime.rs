@@ -1,8 +1,8 @@
 //! The engine at run time, a thin I/O shell around the pure wave policy
 //! ([`super::schedule::turn`]): shared watchers (one reflector per kind in the plan's
 //! namespace, filtered by the plan label) are read into per-VM [`ClusterView`]s; each turn's
-//! commands and effects run as tasks whose results come back as messages; its timers are
-//! tokio sleeps; its events go to the front end. No per-VM polling; no shared mutable state
+//! commands and effects run as tasks whose results come back as messages; one sleep wakes
+//! it when the policy has something due; its events go to the front end. No per-VM polling; no shared mutable state
 //! with the front ends.
 
 use super::events::{
@@ -16,7 +16,7 @@ use crate::cluster::resources::{
     DataVolume, DvPhase, MigrationPhase, NetworkAttachmentDefinition, VirtualMachine,
     VirtualMachineInstance, VirtualMachineInstanceMigration,
 };
-use crate::engine::decide::DiskObs;
+use crate::engine::decide::{DiskObs, ImportProblem};
 use crate::plan::{NetworkModel, Plan};
 use crate::source::SourceOps;
 use futures::StreamExt;
@@ -281,18 +281,20 @@ async fn run(
         for effect in turn.effects {
             run_effect(effect, &ops, &emit);
         }
-        for (at, timer) in turn.timers {
-            let tx = msg_tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep_until(start + at).await;
-                let _ = tx.send(Input::Timer(timer));
-            });
-        }
+        // One timer: the policy says when it next has something due.
+        let wake = turn.wake_at.map(|at| start + at);
         if turn.exit {
             break;
         }
         // Wait for something to change.
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = sleep => inputs.push(Input::Wake),
             Some(()) = changed_rx.recv() => {}
             Some(i) = msg_rx.recv() => inputs.push(i),
             req = requests.recv() => match req {
@@ -317,7 +319,7 @@ fn run_effect(effect: Effect, ops: &Arc<Ops>, emit: &Emitter) {
     let ops = ops.clone();
     let emit = emit.clone();
     match effect {
-        Effect::DeleteFailedDisks { vm } => {
+        Effect::ReplaceUnfinishedDisks { vm } => {
             tokio::spawn(async move {
                 let vm = &ops.plan.vms[vm];
                 if let Err(e) = ops.delete_disks(vm, true).await {
@@ -392,6 +394,39 @@ fn views(plan: &Plan, st: &Stores) -> Vec<Input> {
     out
 }
 
+/// One DataVolume as the engine judges it: CDI's phase, progress, restarts, and the
+/// condition that says why the import does not run (`Bound` False: `AwaitingVDDK`;
+/// `Running` False: the importer container's reason and message), following CDI's
+/// `pkg/controller/datavolume/conditions.go`.
+fn disk_obs(dv: &DataVolume) -> DiskObs {
+    let s = dv.status.clone().unwrap_or_default();
+    let cond = |t: &str| s.conditions.iter().find(|c| c.type_ == t);
+    let problem = |t: &str| {
+        cond(t).filter(|c| c.status == "False").and_then(|c| {
+            let reason = c.reason.clone().unwrap_or_default();
+            (!reason.is_empty() && reason != "Completed").then(|| ImportProblem {
+                condition: t.to_string(),
+                reason,
+                message: c.message.clone().unwrap_or_default(),
+            })
+        })
+    };
+    match s.phase.clone() {
+        Some(DvPhase::Succeeded) => DiskObs::Succeeded,
+        Some(DvPhase::Failed) => DiskObs::Failed(
+            cond("Running")
+                .and_then(|c| c.message.clone())
+                .unwrap_or_else(|| "import failed".into()),
+        ),
+        other => DiskObs::Importing {
+            phase: other.unwrap_or(DvPhase::Pending),
+            progress: s.progress_fraction(),
+            restarts: u32::try_from(s.restart_count).unwrap_or(0),
+            problem: problem("Bound").or_else(|| problem("Running")),
+        },
+    }
+}
+
 /// One VM as the watch stores show it.
 fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
     let vm = &plan.vms[i];
@@ -399,26 +434,9 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
     let disks = (0..vm.disks.len())
         .map(|d| {
             let name = labels::data_volume_name(vm.name.as_str(), d);
-            match st.dvs.get(&ObjectRef::new(&name).within(ns)) {
-                None => DiskObs::Absent,
-                Some(dv) => {
-                    let s = dv.status.clone().unwrap_or_default();
-                    match s.phase.clone() {
-                        Some(DvPhase::Succeeded) => DiskObs::Succeeded,
-                        Some(DvPhase::Failed) => DiskObs::Failed(
-                            s.conditions
-                                .iter()
-                                .find(|c| c.type_ == "Running")
-                                .and_then(|c| c.message.clone())
-                                .unwrap_or_else(|| "import failed".into()),
-                        ),
-                        other => DiskObs::Importing {
-                            phase: other.unwrap_or(DvPhase::Pending),
-                            progress: s.progress_fraction(),
-                        },
-                    }
-                }
-            }
+            st.dvs
+                .get(&ObjectRef::new(&name).within(ns))
+                .map_or(DiskObs::Absent, |dv| disk_obs(&dv))
         })
         .collect();
     let networks_ready = plan.model_of(vm) == NetworkModel::L3

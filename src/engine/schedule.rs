@@ -1,13 +1,14 @@
 //! The wave policy as a pure function, in the style of [`super::decide`] and of kube-runtime's
 //! watcher / store / scheduler split: [`turn`] takes the fleet's memory ([`Fleet`]), what
-//! changed since the last turn ([`Input`]s: cluster views, finished commands, timers,
+//! changed since the last turn ([`Input`]s: cluster views, finished commands, wake-ups,
 //! operator requests) and the time, and returns a [`Turn`]: the events to emit, the commands
-//! to run, the side effects and timers to start, and the waves that finished. No async, no
-//! tokio, no cluster or source clients: the tests below call it with a fake clock.
+//! to run, the side effects to start, when to wake it next, and the waves that finished. No
+//! async, no tokio, no cluster or source clients: the tests call it with a fake clock.
 //!
 //! The rules it owns, each with its own tests:
 //! - per-VM overrides of [`decide`]'s answer: a failed command, a dry run that stops after
-//!   preflight, a dependency that failed, the guest-agent and boot timeouts;
+//!   preflight, a dependency that failed, the guest-agent and boot timeouts, an import that
+//!   makes no progress for `import_stall_timeout`;
 //! - the preflight gate per wave: no mutation in a wave while one of its VMs waits on
 //!   preflight, and a failed preflight fails the wave's VMs that have not started;
 //! - import and cutover slots per wave, in plan order;
@@ -24,7 +25,7 @@ use super::decide::{
 };
 use super::events::{EngineEvent, EngineRequest, EventKind, LogLevel};
 use crate::checks::result::CheckResult;
-use crate::cluster::phase::{MigrationPhase, VmiPhase};
+use crate::cluster::phase::{DvPhase, MigrationPhase, VmiPhase};
 use crate::plan::{Plan, PowerOff};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -91,15 +92,6 @@ pub enum Update {
     Checks(Gate, Vec<CheckResult>),
 }
 
-/// A timer the runtime starts; when it fires it comes back as [`Input::Timer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// Probe the VM's original IP again (it answered last time).
-    Reprobe { vm: usize },
-    /// Decide again (a timeout may have passed).
-    Deadline,
-}
-
 /// Something that changed since the last turn.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -116,15 +108,18 @@ pub enum Input {
         cmd: Command,
         result: Result<Update, String>,
     },
-    Timer(Timer),
+    /// The time asked for in [`Turn::wake_at`] came (or any later time).
+    Wake,
     Request(EngineRequest),
 }
 
 /// Work for the runtime besides the pipeline's commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Delete the VM's failed DataVolumes (an operator's retry).
-    DeleteFailedDisks { vm: usize },
+    /// Delete the VM's DataVolumes that did not finish importing (an operator's retry of
+    /// a VM that failed importing: CDI restarts a failed importer forever, so only a new
+    /// DataVolume starts over).
+    ReplaceUnfinishedDisks { vm: usize },
     /// Live-migrate the VM (an operator's request).
     Migrate { vm: usize },
 }
@@ -146,8 +141,9 @@ pub struct Turn {
     /// back as [`Input::Done`].
     pub commands: Vec<(usize, Command)>,
     pub effects: Vec<Effect>,
-    /// Timers to start: fire at `elapsed` time.
-    pub timers: Vec<(Duration, Timer)>,
+    /// When to turn again if nothing else happens first (a timeout or a re-probe falls
+    /// due then), as time since the run started. The runtime keeps one timer.
+    pub wake_at: Option<Duration>,
     /// Waves that finished in this turn.
     pub finished_waves: Vec<String>,
     /// The run is over (its waves are done and it exits then, or the operator shut it down).
@@ -201,6 +197,13 @@ struct VmRun {
     asked_power_off: bool,
     /// When the VM entered its current step and status.
     since: Duration,
+    /// Probe the original IP again at this time (it answered last time).
+    reprobe_at: Option<Duration>,
+    /// When the VM's imports last moved (a phase changed or progress grew).
+    import_moved_at: Duration,
+    /// A retry is replacing the VM's unfinished DataVolumes: until the cluster shows them
+    /// gone, their old failure is not the VM's.
+    replacing: bool,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -239,6 +242,7 @@ impl Fleet {
                     disk_bytes: vm.disks.iter().map(|d| d.size.bytes).collect(),
                     power_off_by_api: plan.source.power_off == PowerOff::VsphereApi,
                     has_checks: !plan.checks_for(vm).is_empty(),
+                    import_restart_limit: plan.defaults.import_restart_limit,
                 },
                 cluster: ClusterView::default(),
                 preflight: Gate::NotRun,
@@ -257,6 +261,9 @@ impl Fleet {
                 last_node: None,
                 asked_power_off: false,
                 since: Duration::ZERO,
+                reprobe_at: None,
+                import_moved_at: Duration::ZERO,
+                replacing: false,
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -350,7 +357,30 @@ pub fn turn(fleet: &mut Fleet, inputs: impl IntoIterator<Item = Input>, now: Now
             break;
         }
     }
+    out.wake_at = next_wake(fleet);
     out
+}
+
+/// The earliest time a re-probe or a timeout falls due.
+fn next_wake(fleet: &Fleet) -> Option<Duration> {
+    let s = &fleet.settings;
+    let stall = fleet.plan.defaults.import_stall_timeout;
+    fleet
+        .vms
+        .iter()
+        .filter_map(|r| {
+            let timed = r.last.as_ref().and_then(|p| match (p.step, &p.status) {
+                (Step::Running, Status::Waiting(_)) | (Step::Booting, Status::Active) => {
+                    Some(r.since + s.agent_timeout)
+                }
+                (Step::Importing, Status::Active) if r.failed.is_none() => {
+                    Some(r.import_moved_at + stall)
+                }
+                _ => None,
+            });
+            [timed, r.reprobe_at].into_iter().flatten().min()
+        })
+        .min()
 }
 
 fn log(vm: &str, wave: &str, now: Now, level: LogLevel, message: String) -> EngineEvent {
@@ -377,6 +407,17 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
     match input {
         Input::Cluster { vm, view } => {
             if let Some(r) = fleet.vms.get_mut(vm) {
+                if import_moved(&r.cluster.disks, &view.disks) {
+                    r.import_moved_at = now.elapsed;
+                }
+                if r.replacing
+                    && view
+                        .disks
+                        .iter()
+                        .all(|d| matches!(d, DiskObs::Absent | DiskObs::Succeeded))
+                {
+                    r.replacing = false;
+                }
                 r.cluster = view;
             }
         }
@@ -403,15 +444,7 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
                 });
             }
         }
-        Input::Timer(Timer::Deadline) => {}
-        Input::Timer(Timer::Reprobe { vm }) => {
-            if let Some(r) = fleet.vms.get_mut(vm) {
-                if r.ip_guard != IpGuard::Silent {
-                    r.ip_guard = IpGuard::NotProbed;
-                    r.done.remove(&Command::ProbeOriginalIp);
-                }
-            }
-        }
+        Input::Wake => {}
         Input::Done { vm, cmd, result } => done(fleet, vm, cmd, result, now, out),
         Input::Request(req) => request(fleet, req, now, out),
     }
@@ -458,8 +491,7 @@ fn done(
                         format!("original IP still answers after {GUARD_ATTEMPTS} probes: {why}"),
                     ));
                 } else {
-                    out.timers
-                        .push((now.elapsed + guard_interval, Timer::Reprobe { vm }));
+                    r.reprobe_at = Some(now.elapsed + guard_interval);
                 }
             } else {
                 r.guard_attempts = 0;
@@ -543,6 +575,10 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
         EngineRequest::RetryVm(name) => {
             let Some(i) = find(&name) else { return };
             let r = &mut fleet.vms[i];
+            let failed_importing = matches!(r.failed, Some((Step::Importing, _)))
+                || r.last.as_ref().is_some_and(|p| {
+                    p.step == Step::Importing && matches!(p.status, Status::Failed(_))
+                });
             r.failed = None;
             r.done.clear();
             r.guard_attempts = 0;
@@ -555,7 +591,11 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
             if matches!(r.checks, Gate::Failed(_)) {
                 r.checks = Gate::NotRun;
             }
-            out.effects.push(Effect::DeleteFailedDisks { vm: i });
+            if failed_importing {
+                r.replacing = true;
+                r.import_moved_at = now.elapsed;
+                out.effects.push(Effect::ReplaceUnfinishedDisks { vm: i });
+            }
             out.events
                 .push(vm_log(i, LogLevel::Info, format!("retrying {name}")));
         }
@@ -666,6 +706,12 @@ fn decision(fleet: &Fleet, i: usize) -> Decision {
     let r = &fleet.vms[i];
     let settings = &fleet.settings;
     let mut d = decide(&r.ctx, &observed(fleet, i), r.control);
+    if r.replacing && !r.control.rollback && !r.control.cancel {
+        // The old DataVolumes are being deleted; new ones follow once they are gone. The VM
+        // keeps its import slot meanwhile.
+        d = stopped(Step::Importing, Status::Active, d.phase.progress);
+        d.wants_import_slot = true;
+    }
     if let Some((step, why)) = &r.failed {
         if !r.control.rollback && !r.control.cancel {
             d = stopped(*step, Status::Failed(why.clone()), d.phase.progress);
@@ -718,7 +764,80 @@ fn timed_out(fleet: &Fleet, i: usize, d: &Decision, now: Now) -> Option<String> 
             limit.as_secs()
         ));
     }
+    if d.phase.step == Step::Importing && d.phase.status == Status::Active && !r.replacing {
+        return stalled(fleet, i, now);
+    }
     None
+}
+
+/// An import with no progress for `import_stall_timeout`: also while `ImportScheduled`
+/// (an importer that never starts, `PodInitializing` on a VDDK init image that cannot be
+/// pulled), never while a multi-stage import is `Paused` between checkpoints.
+fn stalled(fleet: &Fleet, i: usize, now: Now) -> Option<String> {
+    let r = &fleet.vms[i];
+    let stall = fleet.plan.defaults.import_stall_timeout;
+    if now.elapsed.saturating_sub(r.import_moved_at) < stall {
+        return None;
+    }
+    let (disk, phase, problem) = r
+        .cluster
+        .disks
+        .iter()
+        .enumerate()
+        .find_map(|(n, d)| match d {
+            DiskObs::Importing { phase, problem, .. } if *phase != DvPhase::Paused => {
+                Some((n, phase, problem))
+            }
+            _ => None,
+        })?;
+    let mut why = format!(
+        "disk {disk}: no import progress for {} ({phase}",
+        humanize(stall)
+    );
+    if let Some(p) = problem {
+        why.push_str(&format!(", {} {}: {}", p.condition, p.reason, p.message));
+    }
+    why.push(')');
+    if problem
+        .as_ref()
+        .is_some_and(|p| p.reason == "PodInitializing")
+    {
+        why.push_str(": the importer's init container never started (a VDDK init image that cannot be pulled?)");
+    }
+    Some(why)
+}
+
+/// `15m`, `90s`, `2h`.
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    if s % 3600 == 0 && s > 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 && s > 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{}s", s)
+    }
+}
+
+/// The imports moved: a disk appeared, changed phase, or its progress grew. A multi-stage
+/// import `Paused` between checkpoints counts as moving (its stall clock never runs).
+fn import_moved(before: &[DiskObs], after: &[DiskObs]) -> bool {
+    before.len() != after.len()
+        || before.iter().zip(after).any(|(b, a)| match (b, a) {
+            (
+                DiskObs::Importing {
+                    phase: p0,
+                    progress: f0,
+                    ..
+                },
+                DiskObs::Importing {
+                    phase: p1,
+                    progress: f1,
+                    ..
+                },
+            ) => p0 != p1 || *p1 == DvPhase::Paused || f1.unwrap_or(0.0) > f0.unwrap_or(0.0),
+            (b, a) => std::mem::discriminant(b) != std::mem::discriminant(a),
+        })
 }
 
 /// The preflight gate per wave. Returns the waves where no mutation may start (a VM of the
@@ -828,6 +947,16 @@ fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
 /// One pass over every VM. Returns whether anything changed that could change another
 /// VM's decision (a slot granted, a phase moved, a wave started): then decide again.
 fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
+    // Re-probes that fell due.
+    for r in fleet.vms.iter_mut() {
+        if r.reprobe_at.is_some_and(|at| at <= now.elapsed) {
+            r.reprobe_at = None;
+            if r.ip_guard != IpGuard::Silent {
+                r.ip_guard = IpGuard::NotProbed;
+                r.done.remove(&Command::ProbeOriginalIp);
+            }
+        }
+    }
     let mut decisions: Vec<Decision> = (0..fleet.vms.len()).map(|i| decision(fleet, i)).collect();
     // A timeout sticks: the next pass must not see the VM waiting again.
     for (i, d) in decisions.iter_mut().enumerate() {
@@ -839,7 +968,6 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
     let blocked = preflight_gate(fleet, &mut decisions);
     let mut changed = grant_slots(fleet, &decisions);
     let dry_run = fleet.settings.dry_run;
-    let agent_timeout = fleet.settings.agent_timeout;
     for (i, d) in decisions.into_iter().enumerate() {
         let in_scope = fleet.in_scope(i);
         let plan = fleet.plan.clone();
@@ -862,12 +990,9 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                 .is_none_or(|p| p.step != phase.step || p.status != phase.status);
             if step_changed {
                 r.since = now.elapsed;
-                let timed = (phase.step == Step::Running
-                    && matches!(phase.status, Status::Waiting(_)))
-                    || (phase.step == Step::Booting && phase.status == Status::Active);
-                if timed {
-                    out.timers
-                        .push((now.elapsed + agent_timeout, Timer::Deadline));
+                if phase.step == Step::Importing {
+                    // Entering the import: its stall clock starts now.
+                    r.import_moved_at = r.import_moved_at.max(now.elapsed);
                 }
             }
             out.events.push(vm_event(

@@ -92,6 +92,12 @@ pub struct Defaults {
     pub checks: Vec<Spanned<CheckSpec>>,
     pub check_timeout: Duration,
     pub check_retries: u32,
+    /// A disk fails after CDI restarted its importer this many times (real CDI never marks
+    /// a DataVolume `Failed` for a VDDK error: it restarts the importer in place).
+    pub import_restart_limit: u32,
+    /// A disk fails after this long without import progress (also while `ImportScheduled`;
+    /// never while a multi-stage import is `Paused` between checkpoints).
+    pub import_stall_timeout: Duration,
 }
 
 impl Default for Defaults {
@@ -103,6 +109,8 @@ impl Default for Defaults {
             checks: Vec::new(),
             check_timeout: Duration::from_secs(2),
             check_retries: 2,
+            import_restart_limit: 3,
+            import_stall_timeout: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -82,6 +82,8 @@ const DEFAULTS_KEYS: &[&str] = &[
     "checks",
     "check_timeout",
     "check_retries",
+    "import_restart_limit",
+    "import_stall_timeout",
 ];
 const NETWORK_KEYS: &[&str] = &[
     "name",
@@ -614,23 +616,34 @@ impl Reader {
             )
             .map(|s| sp(s.value.to_string(), s.span));
         d.checks = self.checks(&tbl);
-        if let Some(t) = self.string(&tbl, "check_timeout") {
-            match parse_duration(&t) {
-                Some(dur) => d.check_timeout = dur,
-                None => {
-                    self.err(
-                        "bad-duration",
-                        t.span,
-                        format!("`{}` is not a duration", t.value),
-                    )
-                    .hint = Some("write e.g. \"500ms\", \"2s\" or \"1m\"".into());
-                }
-            }
+        if let Some(dur) = self.duration(&tbl, "check_timeout") {
+            d.check_timeout = dur;
         }
         if let Some(r) = self.int(&tbl, "check_retries", 0, 100) {
             d.check_retries = r.value as u32;
         }
+        if let Some(r) = self.int(&tbl, "import_restart_limit", 1, 1000) {
+            d.import_restart_limit = r.value as u32;
+        }
+        if let Some(dur) = self.duration(&tbl, "import_stall_timeout") {
+            d.import_stall_timeout = dur;
+        }
         d
+    }
+
+    /// A duration string (`"500ms"`, `"2s"`, `"15m"`, `"1h"`).
+    fn duration(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<std::time::Duration> {
+        let t = self.string(tbl, key)?;
+        let dur = parse_duration(&t);
+        if dur.is_none() {
+            self.err(
+                "bad-duration",
+                t.span,
+                format!("`{}` is not a duration", t.value),
+            )
+            .hint = Some("write e.g. \"500ms\", \"2s\", \"15m\" or \"1h\"".into());
+        }
+        dur
     }
 
     fn checks(&mut self, tbl: &Tbl<'_, '_>) -> Vec<Spanned<CheckSpec>> {

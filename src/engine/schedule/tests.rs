@@ -1,9 +1,10 @@
 //! The wave policy's rules, one test each, on a fake clock: every test drives [`turn`] with
-//! the inputs a run would see (cluster views, finished commands, timers, requests) and reads
-//! the events, commands and timers it returns.
+//! the inputs a run would see (cluster views, finished commands, wake-ups, requests) and reads
+//! the events, commands and wake-up times it returns.
 
 use super::*;
 use crate::checks::result::{CheckResult, Outcome};
+use crate::cluster::phase::DvPhase;
 
 const PLAN: &str = r#"
 [plan]
@@ -226,10 +227,7 @@ impl Run {
     fn importing(&mut self, vm: usize, progress: f64) -> Turn {
         self.created(vm);
         self.view(vm, |v| {
-            v.disks = vec![DiskObs::Importing {
-                phase: "ImportInProgress".into(),
-                progress: Some(progress),
-            }]
+            v.disks = vec![DiskObs::importing("ImportInProgress", Some(progress))]
         })
     }
 
@@ -377,7 +375,7 @@ fn a_failed_preflight_fails_the_waves_unstarted_vms_by_name_until_it_passes() {
     // goes on.
     let t = r.request(EngineRequest::RetryVm("b".into()));
     assert_eq!(Run::commands_for(&t, B), vec![Command::RunPreflight]);
-    assert_eq!(t.effects, vec![Effect::DeleteFailedDisks { vm: B }]);
+    assert!(t.effects.is_empty(), "b has no DataVolume to replace");
     let t = r.preflight_and_networks(&[B], false);
     for vm in [A, B, C] {
         assert_eq!(Run::commands_for(&t, vm), vec![Command::ApplyNetworks]);
@@ -640,14 +638,12 @@ fn the_guest_agent_gets_its_timeout_then_the_vm_fails() {
         Status::Waiting("guest agent not connected yet".into())
     );
     // The runtime is asked to wake the policy when the timeout passes.
-    assert!(t
-        .timers
-        .contains(&(Duration::from_secs(630), Timer::Deadline)));
+    assert_eq!(t.wake_at, Some(Duration::from_secs(630)));
     r.advance(Duration::from_secs(599));
-    r.turn(vec![Input::Timer(Timer::Deadline)]);
+    r.turn(vec![Input::Wake]);
     assert!(matches!(r.status(A), Status::Waiting(_)));
     r.advance(Duration::from_secs(1));
-    r.turn(vec![Input::Timer(Timer::Deadline)]);
+    r.turn(vec![Input::Wake]);
     assert_eq!(
         r.status(A),
         Status::Failed("guest agent not connected after 600 s".into())
@@ -671,14 +667,12 @@ fn a_started_vm_whose_vmi_never_runs_fails_after_the_boot_timeout() {
     );
     let t = r.view(A, |v| v.vm_started = Some(true));
     assert_eq!(r.step(A), Step::Booting);
-    assert!(t
-        .timers
-        .contains(&(Duration::from_secs(60), Timer::Deadline)));
+    assert_eq!(t.wake_at, Some(Duration::from_secs(60)));
     r.advance(Duration::from_secs(59));
     r.view(A, |v| v.vmi_phase = Some("Scheduling".into()));
     assert_eq!(r.status(A), Status::Active);
     r.advance(Duration::from_secs(1));
-    r.turn(vec![Input::Timer(Timer::Deadline)]);
+    r.turn(vec![Input::Wake]);
     assert_eq!(
         r.status(A),
         Status::Failed("the VirtualMachineInstance is not running after 60 s".into())
@@ -700,17 +694,20 @@ fn an_original_ip_that_answers_is_probed_again_until_the_limit() {
             Status::Blocked("original IP still answers: 192.0.2.15 answers ICMP".into())
         );
         assert_eq!(
-            t.timers,
-            vec![(r.clock + Duration::from_secs(5), Timer::Reprobe { vm: A })],
+            t.wake_at,
+            Some(r.clock + Duration::from_secs(5)),
             "attempt {attempt}"
         );
         assert!(Run::commands_for(&t, A).is_empty());
-        r.advance(Duration::from_secs(5));
-        let t = r.turn(vec![Input::Timer(Timer::Reprobe { vm: A })]);
+        r.advance(Duration::from_secs(4));
+        let t = r.turn(vec![Input::Wake]);
+        assert!(Run::commands_for(&t, A).is_empty(), "not due yet");
+        r.advance(Duration::from_secs(1));
+        let t = r.turn(vec![Input::Wake]);
         assert_eq!(Run::commands_for(&t, A), vec![Command::ProbeOriginalIp]);
     }
     let t = r.done(A, Command::ProbeOriginalIp, answering());
-    assert!(t.timers.is_empty());
+    assert_eq!(t.wake_at, None, "nothing is due any more");
     assert_eq!(
         r.status(A),
         Status::Failed(format!(
@@ -1001,4 +998,134 @@ fn node_changes_are_reported() {
         .iter()
         .any(|e| e.vm == "a" && matches!(&e.kind, EventKind::Node { node } if node == "worker-1")));
     assert!(r.turn(vec![]).events.is_empty());
+}
+
+fn scheduled(problem: Option<(&str, &str)>) -> DiskObs {
+    DiskObs::Importing {
+        phase: DvPhase::ImportScheduled,
+        progress: None,
+        restarts: 0,
+        problem: problem.map(|(reason, message)| crate::engine::decide::ImportProblem {
+            condition: "Running".into(),
+            reason: reason.into(),
+            message: message.into(),
+        }),
+    }
+}
+
+/// Starts w1 and brings `a` to its import, at `r.clock`.
+fn importing_a(r: &mut Run) {
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    r.created(A);
+    r.view(A, |v| v.disks = vec![scheduled(None)]);
+    assert_eq!(r.step(A), Step::Importing);
+}
+
+#[test]
+fn an_import_without_progress_fails_after_the_stall_timeout_even_while_scheduled() {
+    let mut r = Run::new(settings());
+    importing_a(&mut r);
+    let t = r.turn(vec![]);
+    assert_eq!(t.wake_at, Some(Duration::from_secs(15 * 60)));
+    r.advance(Duration::from_secs(15 * 60 - 1));
+    r.turn(vec![Input::Wake]);
+    assert_eq!(r.status(A), Status::Active);
+    r.advance(Duration::from_secs(1));
+    r.turn(vec![Input::Wake]);
+    assert_eq!(
+        r.status(A),
+        Status::Failed("disk 0: no import progress for 15m (ImportScheduled)".into())
+    );
+    // It sticks: the next turn does not see it importing again.
+    r.turn(vec![]);
+    assert!(matches!(r.status(A), Status::Failed(_)));
+}
+
+#[test]
+fn progress_resets_the_stall_clock() {
+    let mut r = Run::new(settings());
+    importing_a(&mut r);
+    r.advance(Duration::from_secs(10 * 60));
+    r.importing(A, 0.1);
+    r.advance(Duration::from_secs(10 * 60));
+    r.importing(A, 0.2);
+    r.advance(Duration::from_secs(10 * 60));
+    r.turn(vec![Input::Wake]);
+    assert_eq!(r.status(A), Status::Active, "moving, slowly");
+    // A restart back to 0 % is not progress.
+    r.importing(A, 0.0);
+    r.advance(Duration::from_secs(5 * 60));
+    r.turn(vec![Input::Wake]);
+    assert!(
+        matches!(r.status(A), Status::Failed(ref w) if w.contains("no import progress for 15m"))
+    );
+}
+
+#[test]
+fn a_paused_multi_stage_import_never_stalls() {
+    let mut r = Run::new(settings());
+    importing_a(&mut r);
+    r.view(A, |v| {
+        v.disks = vec![DiskObs::importing("Paused", Some(0.3))]
+    });
+    for _ in 0..4 {
+        r.advance(Duration::from_secs(60 * 60));
+        r.view(A, |v| {
+            v.disks = vec![DiskObs::importing("Paused", Some(0.3))]
+        });
+    }
+    assert_eq!(r.status(A), Status::Active);
+}
+
+#[test]
+fn pod_initializing_past_the_stall_timeout_names_the_init_image() {
+    let mut r = Run::new(settings());
+    importing_a(&mut r);
+    r.view(A, |v| {
+        v.disks = vec![scheduled(Some(("PodInitializing", "")))]
+    });
+    r.advance(Duration::from_secs(15 * 60));
+    r.turn(vec![Input::Wake]);
+    let Status::Failed(why) = r.status(A) else {
+        panic!("{:?}", r.phase(A))
+    };
+    assert!(why.contains("Running PodInitializing"), "{why}");
+    assert!(why.contains("VDDK init image"), "{why}");
+}
+
+#[test]
+fn retry_of_a_failed_import_replaces_its_datavolumes_and_waits_for_them_to_go() {
+    let mut r = Run::new(settings());
+    importing_a(&mut r);
+    r.view(A, |v| {
+        v.disks = vec![DiskObs::Importing {
+            phase: DvPhase::ImportInProgress,
+            progress: Some(0.0),
+            restarts: 3,
+            problem: Some(crate::engine::decide::ImportProblem {
+                condition: "Running".into(),
+                reason: "Error".into(),
+                message: "incorrect user name or password".into(),
+            }),
+        }]
+    });
+    assert!(matches!(r.status(A), Status::Failed(ref w) if w.contains("restarted 3 times")));
+    // The failed VM gave its import slot to the next VM.
+    assert!(r
+        .issued
+        .contains(&(B, Command::CreateDataVolume { disk: 0 })));
+    r.imported(B);
+    r.imported(C);
+    let t = r.request(EngineRequest::RetryVm("a".into()));
+    assert_eq!(t.effects, vec![Effect::ReplaceUnfinishedDisks { vm: A }]);
+    // The old DataVolume is still in the view: its failure is not the VM's any more, and
+    // nothing is created until it is gone.
+    assert_eq!(r.status(A), Status::Active);
+    assert!(Run::commands_for(&t, A).is_empty());
+    let t = r.view(A, |v| v.disks = vec![DiskObs::Absent]);
+    assert_eq!(
+        Run::commands_for(&t, A),
+        vec![Command::CreateDataVolume { disk: 0 }]
+    );
 }

@@ -20,6 +20,8 @@
 //! vcenter_error_rate = 0.1           # 10 % of vSphere REST requests answer 503
 //! api_latency_ms = 5                 # every API answer waits 5 ms
 //! watch_drop_seconds = 10            # the server ends every watch after 10 s
+//! vcenter_user = "sim-user"          # the credentials the simulated vCenter and VDDK accept
+//! vcenter_password = "sim-password"
 //!
 //! [[source_vm]]
 //! name = "shop-db-01"
@@ -29,9 +31,10 @@
 //! nics = [{ ip = "192.0.2.15", mac = "00:50:56:ab:cd:01", vlan = 210 }]
 //!
 //! [[fault]]
-//! kind = "import-failure"            # import-failure | slow-import | boot-never | agent-never | migration-failure
+//! kind = "import-failure"            # import-failure | import-fatal | vddk-image-pull | slow-import
+//!                                    # | boot-never | agent-never | migration-failure
 //! vm = "shop-db-01"
-//! mode = "once"                      # import-failure: once | always | until-retry
+//! mode = "once"                      # import-failure: once | always | until-retry (restarts in place)
 //! # factor = 10.0                    # slow-import: N times slower
 //! ```
 
@@ -77,7 +80,12 @@ fn power_on() -> PowerState {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
+    /// The importer exits with an error and CDI restarts it in place (see [`FaultMode`]).
     ImportFailure,
+    /// A fatal import error (a checksum mismatch): the DataVolume ends `Failed`.
+    ImportFatal,
+    /// The VDDK init image cannot be pulled: the importer waits in `PodInitializing`.
+    VddkImagePull,
     SlowImport,
     AgentNever,
     /// The VMI never leaves `Scheduling` (no node fits).
@@ -91,10 +99,9 @@ pub enum FaultMode {
     /// The importer fails once and CDI restarts it (`restartCount` 1); the import succeeds.
     #[default]
     Once,
-    /// Every import of the VM fails; the DataVolume fails after three restarts.
+    /// Every import of the VM fails and is restarted, forever (CDI never gives up).
     Always,
-    /// The VM's first DataVolume fails (after three restarts); one created again (a retry)
-    /// succeeds.
+    /// The VM's first DataVolume restarts forever; one created again (a retry) succeeds.
     #[serde(rename = "until-retry")]
     UntilRetry,
 }
@@ -160,10 +167,22 @@ pub struct Scenario {
     /// The server ends every watch after this many real seconds (clients must re-watch).
     #[serde(default)]
     pub watch_drop_seconds: Option<f64>,
+    /// The credentials the simulated vCenter (and VDDK) accepts; seeded Secrets carry them.
+    #[serde(default = "default_vcenter_user")]
+    pub vcenter_user: String,
+    #[serde(default = "default_vcenter_password")]
+    pub vcenter_password: String,
     #[serde(default, rename = "source_vm")]
     pub source_vms: Vec<SourceVmSpec>,
     #[serde(default, rename = "fault")]
     pub faults: Vec<Fault>,
+}
+
+fn default_vcenter_user() -> String {
+    "sim-user".to_string()
+}
+fn default_vcenter_password() -> String {
+    "sim-password".to_string()
 }
 
 fn default_error_code() -> u16 {
@@ -384,8 +403,8 @@ impl Scenario {
                 "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                 "metadata": { "name": s.name, "namespace": s.namespace },
                 "data": {
-                    "accessKeyId": crate::sim::store::base64(b"sim-user"),
-                    "secretKey": crate::sim::store::base64(b"sim-password"),
+                    "accessKeyId": crate::sim::store::base64(self.vcenter_user.as_bytes()),
+                    "secretKey": crate::sim::store::base64(self.vcenter_password.as_bytes()),
                 }
             }));
         }
