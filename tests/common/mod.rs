@@ -5,6 +5,7 @@
 
 pub mod serve;
 pub mod tls;
+pub mod tui;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! the kubeconfig it wrote, `kubectl`, `wavelift run`, `wavelift verify` (all three report
 //! formats) and `wavelift migrate` in others.
 
-mod common;
+use crate::common;
 
 use common::serve::SimServer;
 use std::io::{BufRead, BufReader};

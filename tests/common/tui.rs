@@ -1,5 +1,5 @@
-//! Shared fixture of the TUI tests (`#[path]`-included by `tui_render.rs` and
-//! `tui_flow.rs`): a two-wave plan and a mid-wave stream of engine events.
+//! Shared fixture of the TUI tests (`common::tui`, used by `tui/render.rs` and
+//! `tui/flow.rs`): a two-wave plan and a mid-wave stream of engine events.
 #![allow(dead_code)]
 
 use ratatui::backend::TestBackend;

@@ -1,0 +1,5 @@
+//! Inventory import (`wavelift plan init`) and blast radius over generated sources. One
+//! test binary (each links the whole crate); the modules are the former `tests/*.rs` files.
+
+mod inventory_import;
+mod sources;
