@@ -18,6 +18,7 @@
 //! and returns. Namespaces are named `wl-test-PID-*` and always deleted (Drop guard). Only
 //! addresses inside these namespaces are probed.
 
+use crate::common;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::Command;
@@ -145,20 +146,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn plan() -> wavelift::plan::Plan {
+    let head = common::plan_header("netns", "mig-netns", "");
     let text = format!(
-        r#"
-[plan]
-name = "netns"
-namespace = "mig-netns"
-network_model = "l2"
-
-[source]
-type = "vsphere"
-url = "https://vcenter.example.internal"
-credentials_secret = "vsphere-creds"
-thumbprint = "20:6C:8A:1F:3B:94:D2:77:0E:5C:A1:B8:49:33:F0:6E:12:9D:C4:A3"
-vddk_init_image = "registry.example.internal/vddk-init:8.0.3"
-
+        r#"{head}
 [defaults]
 storage_class = "sim-standard"
 checks = ["icmp"]

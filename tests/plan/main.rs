@@ -4,3 +4,5 @@
 
 mod check;
 mod cluster_golden;
+#[path = "../common/mod.rs"]
+mod common;
