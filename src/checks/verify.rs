@@ -1,13 +1,18 @@
 //! `wavelift verify`: run every check of a plan, compare with a baseline, produce reports.
 //!
-//! ```ignore
+//! ```no_run
+//! # use std::path::Path;
+//! # use wavelift::checks::{baseline::Baseline, probe::RealProber, report::Format};
+//! # use wavelift::checks::{runner::Observations, verify};
+//! # async fn example(plan: &wavelift::plan::Plan, path: &Path, out_path: &Path) -> anyhow::Result<()> {
 //! let prober = RealProber::new();               // or SimProber::new("http://127.0.0.1:PORT")
 //! let obs = Observations::new();                 // VMI status.interfaces by VM name
 //! let baseline = Baseline::load(path)?;          // --baseline FILE
-//! let out = verify::run(&plan, &prober, &obs, Some(&baseline)).await;
+//! let out = verify::run(plan, &prober, &obs, Some(&baseline)).await;
 //! out.baseline().save(path)?;                    // --baseline-out FILE
 //! std::fs::write(out_path, out.render(Format::Junit))?;
 //! std::process::exit(out.exit_code.into());
+//! # }
 //! ```
 
 use super::baseline::{self, Baseline, Diffed};

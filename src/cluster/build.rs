@@ -1,5 +1,5 @@
 //! Pure builders: plan → the Kubernetes objects wavelift creates. No I/O; the engine applies
-//! what these return. Golden tests in `tests/cluster_golden.rs` pin the produced YAML.
+//! what these return. Golden tests in `tests/plan/cluster_golden.rs` pin the produced YAML.
 //!
 //! Choices worth knowing:
 //! - DataVolumes are standalone objects, not `dataVolumeTemplates`: disks import while the

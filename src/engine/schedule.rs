@@ -810,9 +810,9 @@ fn stalled(fleet: &Fleet, i: usize, now: Now) -> Option<String> {
 /// `15m`, `90s`, `2h`.
 fn humanize(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 && s > 0 {
+    if s > 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 && s > 0 {
+    } else if s > 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{}s", s)

@@ -5,6 +5,7 @@
 
 use super::model::{InvVm, Inventory};
 use crate::plan::mac::{Mac, VmwareMac};
+use crate::plan::{is_backing_file, is_uuid};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -177,21 +178,6 @@ fn mib_quantity(mib: u64) -> String {
     } else {
         format!("{mib}Mi")
     }
-}
-
-fn is_uuid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-fn is_backing_file(s: &str) -> bool {
-    s.strip_prefix('[')
-        .and_then(|r| r.split_once("] "))
-        .is_some_and(|(ds, path)| !ds.is_empty() && path.to_ascii_lowercase().ends_with(".vmdk"))
 }
 
 struct NetOut {

@@ -23,6 +23,8 @@ mod validate;
 pub use diag::{Diagnostic, LocatedDiagnostic, Severity};
 pub use model::*;
 pub use summary::Summary;
+/// The plan's syntax rules the inventory import must produce text for.
+pub(crate) use validate::{is_backing_file, is_uuid};
 
 use span::LineIndex;
 use std::path::Path;

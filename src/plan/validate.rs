@@ -745,7 +745,9 @@ fn join<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
-fn is_uuid(s: &str) -> bool {
+/// A vSphere VM UUID (`source_id`): five groups of 8-4-4-4-12 hex digits. The inventory
+/// import plans only VMs whose UUID passes this, so its skeletons never fail `bad-source-id`.
+pub(crate) fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts
@@ -754,7 +756,9 @@ fn is_uuid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn is_backing_file(s: &str) -> bool {
+/// A datastore path (`backing_file`): `[datastore] folder/disk.vmdk`. The inventory import
+/// plans only disks whose path passes this, so its skeletons never fail `bad-backing-file`.
+pub(crate) fn is_backing_file(s: &str) -> bool {
     s.strip_prefix('[')
         .and_then(|r| r.split_once("] "))
         .is_some_and(|(ds, path)| !ds.is_empty() && path.to_ascii_lowercase().ends_with(".vmdk"))

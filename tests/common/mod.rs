@@ -1,10 +1,13 @@
-//! Shared set-up for the engine tests: a rehearsal cluster and an engine wired to it the way
-//! `wavelift run` wires them (vSphere REST client and sim prober on the world endpoints).
+//! Shared set-up of the test binaries: the header of the inline test plans, a rehearsal
+//! cluster and an engine wired to it the way `wavelift run` wires them (vSphere REST client and
+//! sim prober on the world endpoints), `sim serve` as a child process, a loopback HTTPS
+//! server, and the TUI fixture.
 
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod serve;
 pub mod tls;
+pub mod tui;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,6 +19,29 @@ use wavelift::plan::Plan;
 use wavelift::sim::controllers::rehearsal::Rehearsal;
 use wavelift::source::vsphere::VsphereClient;
 use wavelift::source::{Credentials, Secret, SourceOps};
+
+/// The `[plan]` and `[source]` tables the tests' inline plans start with: plan `name` in
+/// `namespace` (L2), `plan_keys` (more `[plan]` lines, or "") and a vsphere source with a
+/// thumbprint and a VDDK image. The test appends `[defaults]`, networks, waves and VMs.
+pub fn plan_header(name: &str, namespace: &str, plan_keys: &str) -> String {
+    let mut s =
+        format!("[plan]\nname = \"{name}\"\nnamespace = \"{namespace}\"\nnetwork_model = \"l2\"\n");
+    if !plan_keys.is_empty() {
+        s.push_str(plan_keys);
+        s.push('\n');
+    }
+    s.push_str(
+        r#"
+[source]
+type = "vsphere"
+url = "https://vcenter.example.internal"
+credentials_secret = "vsphere-creds"
+thumbprint = "20:6C:8A:1F:3B:94:D2:77:0E:5C:A1:B8:49:33:F0:6E:12:9D:C4:A3"
+vddk_init_image = "registry.example.internal/vddk-init:8.0.3"
+"#,
+    );
+    s
+}
 
 pub fn load_plan(path: &str) -> Arc<Plan> {
     Arc::new(

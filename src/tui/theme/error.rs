@@ -219,7 +219,6 @@ impl<'a> Problems<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::theme::Slot;
 
     #[test]
     fn location_counts_lines_and_characters() {
@@ -234,16 +233,5 @@ mod tests {
         // mid-character and past-the-end offsets do not panic
         assert_eq!(p.location(8).0, 2);
         assert_eq!(p.location(10_000), (4, 2));
-    }
-
-    #[test]
-    fn did_you_mean_finds_typos_only() {
-        assert_eq!(did_you_mean("acent", &Slot::keys()), Some("accent"));
-        assert_eq!(did_you_mean("Accent", &Slot::keys()), Some("accent"));
-        assert_eq!(
-            did_you_mean("highlight-fg", &Slot::keys()),
-            Some("highlight_fg")
-        );
-        assert_eq!(did_you_mean("zzzzqqq", &Slot::keys()), None);
     }
 }

@@ -639,6 +639,19 @@ mod tests {
     use super::*;
     use crate::tui::theme::Theme;
 
+    /// The theme reader's hints come from the slot names (error.rs holds the matcher).
+    #[test]
+    fn did_you_mean_finds_typos_only() {
+        use super::super::error::did_you_mean;
+        assert_eq!(did_you_mean("acent", &Slot::keys()), Some("accent"));
+        assert_eq!(did_you_mean("Accent", &Slot::keys()), Some("accent"));
+        assert_eq!(
+            did_you_mean("highlight-fg", &Slot::keys()),
+            Some("highlight_fg")
+        );
+        assert_eq!(did_you_mean("zzzzqqq", &Slot::keys()), None);
+    }
+
     #[test]
     fn manual_lists_every_slot_and_widget() {
         let docs = include_str!("../../../docs/themes.md");

@@ -2,7 +2,7 @@
 //! CDI/KubeVirt, the vSphere REST endpoint for power-off and the sim network for the
 //! duplicate-IP guard and checks.
 
-mod common;
+use crate::common;
 
 use common::{config, load_plan, run_to_end};
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! The real kubectl of this machine (`/usr/bin/kubectl`) against a served sim with a
 //! written kubeconfig: api-resources, get, apply (client-side, server-side, server dry
 //! run), label, describe, delete, get -w, wait, -o json, strict field validation.
-//! Missing kubectl is a failure, not a skip.
+//! Ignored by default (`needs kubectl`; `tools/test` runs them); run, a missing kubectl is a
+//! failure, not a skip.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -72,7 +73,9 @@ impl Served {
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let watchdog = std::thread::spawn(move || {
             if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                // SAFETY: kill(2) on our own child's pid; no memory is involved. (Not the
+                // `kill` binary: procps is not on every machine.)
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             }
         });
         let out = child.wait_with_output().expect("kubectl output");
@@ -229,6 +232,7 @@ spec:
 "#;
 
 #[test]
+#[ignore = "needs kubectl"]
 fn api_resources_lists_every_kind() {
     let s = Served::new();
     let out = s.ok(&["api-resources"]);
@@ -287,6 +291,7 @@ fn api_resources_lists_every_kind() {
 }
 
 #[test]
+#[ignore = "needs kubectl"]
 fn apply_get_label_describe_delete() {
     let s = Served::new();
     let ns = s.write("ns.yaml", NAMESPACE);
@@ -377,6 +382,7 @@ fn apply_get_label_describe_delete() {
 }
 
 #[test]
+#[ignore = "needs kubectl"]
 fn server_side_apply_and_server_dry_run() {
     let s = Served::new();
     let ns = s.write("ns.yaml", NAMESPACE);
@@ -419,6 +425,7 @@ fn server_side_apply_and_server_dry_run() {
 }
 
 #[test]
+#[ignore = "needs kubectl"]
 fn strict_validation_and_protobuf_refusal() {
     let s = Served::new();
     s.ok(&["apply", "-f", &s.write("ns.yaml", NAMESPACE)]);
@@ -444,6 +451,7 @@ fn strict_validation_and_protobuf_refusal() {
 }
 
 #[test]
+#[ignore = "needs kubectl"]
 fn get_watch_streams_changes() {
     let s = Served::new();
     s.ok(&["apply", "-f", &s.write("ns.yaml", NAMESPACE)]);
@@ -476,6 +484,7 @@ fn get_watch_streams_changes() {
 }
 
 #[test]
+#[ignore = "needs kubectl"]
 fn wait_for_jsonpath_and_delete() {
     let s = Served::new();
     s.ok(&["apply", "-f", &s.write("ns.yaml", NAMESPACE)]);
@@ -554,6 +563,7 @@ fn wait_for_jsonpath_and_delete() {
 }
 
 #[test]
+#[ignore = "needs kubectl"]
 fn get_prints_server_side_columns() {
     let s = Served::new();
     s.ok(&["apply", "-f", &s.write("ns.yaml", NAMESPACE)]);

@@ -1,6 +1,6 @@
 //! Real probes against real listeners on 127.0.0.0/8 and a real DNS server on loopback.
 
-mod common;
+use crate::common;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};

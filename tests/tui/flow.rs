@@ -1,8 +1,7 @@
 //! App-flow tests: keys and engine events in, state and effects out (the loop's
 //! behaviour without a terminal), plus one run of the real event loop on a TestBackend.
 
-#[path = "tui_fixture.rs"]
-mod fixture;
+use crate::common::tui as fixture;
 
 use fixture::*;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};

@@ -1,6 +1,7 @@
 //! The real binary in tmux: open the TUI on the embedded rehearsal cluster, start the
 //! quickstart wave with keys, wait until every VM shows Verified, live-migrate one, quit,
-//! and check that the terminal settings are exactly what they were before.
+//! and check that the terminal settings are exactly what they were before. Ignored by default
+//! (`needs tmux`; `tools/test` installs tmux and runs them).
 
 use std::path::Path;
 use std::process::Command;
@@ -62,6 +63,7 @@ fn keys(s: &Session, k: &str) {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
     assert!(
         Command::new("tmux")
@@ -76,7 +78,7 @@ fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
     let before = dir.path().join("stty-before");
     let after = dir.path().join("stty-after");
     let script = format!(
-        "cd {root} && stty -g > {before} && WAVELIFT_LOG_DIR={logs} {bin} tui {plan} --speed 400; echo EXITED:$?; stty -g > {after}; sleep 120",
+        "cd {root} && stty -g > {before} && WAVELIFT_LOG_DIR={logs} {bin} tui {plan} --speed 400; echo EXITED:$?; stty -g > {after} && echo STTY-SAVED; sleep 120",
         root = env!("CARGO_MANIFEST_DIR"),
         before = before.display(),
         after = after.display(),
@@ -106,16 +108,9 @@ fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
     keys(&s, "q");
     let end = wait_for(&s, "EXITED:", Duration::from_secs(20));
     assert!(end.contains("EXITED:0"), "{end}");
-    // The alternate screen is gone and the tty is exactly as before.
-    let start = Instant::now();
-    while !after.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "stty after never ran"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    // The alternate screen is gone and the tty is exactly as before (read once the shell
+    // says `stty -g` has written it).
+    wait_for(&s, "STTY-SAVED", Duration::from_secs(10));
     let b = std::fs::read_to_string(&before).expect("stty before");
     let a = std::fs::read_to_string(&after).expect("stty after");
     assert_eq!(b.trim(), a.trim(), "terminal settings changed");
@@ -128,6 +123,7 @@ fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
 /// Closing the terminal (the tmux session goes away: SIGHUP, then a dead tty) ends the TUI
 /// within seconds instead of leaving it spinning on the hung-up terminal.
 #[test]
+#[ignore = "needs tmux"]
 fn a_terminal_that_hangs_up_ends_the_tui() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pidfile = dir.path().join("pid");

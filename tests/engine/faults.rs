@@ -7,7 +7,7 @@
 //! answered 500 and watches dropped. A busy vCenter (503s) is
 //! ridden out by retries; one that stays down fails the VM with the last error.
 
-mod common;
+use crate::common;
 
 use common::{config, interact, load_plan, run_to_end, Reply};
 use kube::api::{Api, ListParams};

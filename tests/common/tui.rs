@@ -1,30 +1,22 @@
-//! Shared fixture of the TUI tests (`#[path]`-included by `tui_render.rs` and
-//! `tui_flow.rs`): a two-wave plan and a mid-wave stream of engine events.
+//! Shared fixture of the TUI tests (`common::tui`, used by `tui/render.rs` and
+//! `tui/flow.rs`): a two-wave plan and a mid-wave stream of engine events.
 #![allow(dead_code)]
 
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
+use std::sync::LazyLock;
 use wavelift::checks::result::Outcome;
 use wavelift::engine::{EngineEvent, EventKind, LogLevel, Status, Step};
 use wavelift::plan::Plan;
 use wavelift::tui::theme::Theme;
 use wavelift::tui::{render, update, App, Effect, TuiOptions};
 
-pub const PLAN: &str = r#"
-[plan]
-name = "shop"
-namespace = "mig-shop"
-network_model = "l2"
+/// A two-wave plan (`power_off` is `manual`, the default).
+pub static PLAN: LazyLock<String> =
+    LazyLock::new(|| super::plan_header("shop", "mig-shop", "") + PLAN_BODY);
 
-[source]
-type = "vsphere"
-url = "https://vcenter.example.internal"
-credentials_secret = "vsphere-creds"
-thumbprint = "20:6C:8A:1F:3B:94:D2:77:0E:5C:A1:B8:49:33:F0:6E:12:9D:C4:A3"
-vddk_init_image = "registry.example.internal/vddk-init:8.0.3"
-power_off = "manual"
-
+const PLAN_BODY: &str = r#"
 [defaults]
 storage_class = "sim-standard"
 access_mode = "ReadWriteOnce"
@@ -140,7 +132,7 @@ pub const T0: i64 = 1_796_508_000_000;
 pub const NOW: i64 = T0 + 25 * 60_000;
 
 pub fn plan() -> Plan {
-    let checked = wavelift::plan::check_str(PLAN, "shop.toml");
+    let checked = wavelift::plan::check_str(&PLAN, "shop.toml");
     let errors: Vec<String> = checked.located().iter().map(|d| d.render_text()).collect();
     checked
         .plan

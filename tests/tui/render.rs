@@ -1,8 +1,7 @@
 //! Render snapshots of every view (ratatui `TestBackend` + insta). Times and durations
 //! are filtered so the snapshots do not depend on formatting details of the clock.
 
-#[path = "tui_fixture.rs"]
-mod fixture;
+use crate::common::tui as fixture;
 
 use fixture::*;
 use ratatui::crossterm::event::KeyCode;

@@ -1,22 +1,16 @@
 //! Blast radius over realistic generated sources: every reference asserted exactly (file,
 //! line, VM, kind, coverage, owner and where the owner came from) — precision and recall.
 
+use crate::common;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::LazyLock;
 use wavelift::blast::{render, run_blast, BlastOptions, Coverage, Flag, Format, Recommendation};
 
-const PLAN: &str = r#"
-[plan]
-name = "shop"
-namespace = "mig-shop"
+static PLAN: LazyLock<String> =
+    LazyLock::new(|| common::plan_header("shop", "mig-shop", "") + PLAN_BODY);
 
-[source]
-type = "vsphere"
-url = "https://vcenter.example.internal"
-credentials_secret = "vsphere-creds"
-thumbprint = "20:6C:8A:1F:3B:94:D2:77:0E:5C:A1:B8:49:33:F0:6E:12:9D:C4:A3"
-vddk_init_image = "registry.example.internal/vddk-init:8.0.3"
-
+const PLAN_BODY: &str = r#"
 [defaults]
 storage_class = "sim-standard"
 checks = ["icmp"]
@@ -772,8 +766,8 @@ fn expected() -> BTreeSet<Row> {
 fn setup() -> (tempfile::TempDir, BlastOptions) {
     let dir = tempfile::tempdir().expect("tempdir");
     let plan = dir.path().join("shop.toml");
-    std::fs::write(&plan, PLAN).expect("plan");
-    let checked = wavelift::plan::check_str(PLAN, "shop.toml");
+    std::fs::write(&plan, &*PLAN).expect("plan");
+    let checked = wavelift::plan::check_str(&PLAN, "shop.toml");
     assert_eq!(checked.errors(), 0, "{:#?}", checked.located());
     let src = dir.path().join("src");
     fixtures(&src);

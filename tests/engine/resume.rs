@@ -2,7 +2,7 @@
 //! several points of a rehearsal and started again on the same cluster. Nothing is created
 //! twice and every VM reaches Verified.
 
-mod common;
+use crate::common;
 
 use common::{config, load_plan, run_to_end};
 use kube::api::{Api, ListParams};

@@ -2,7 +2,7 @@
 //! certificate. The client talks to it only when the plan's SHA-1 thumbprint matches that
 //! certificate, and a mismatch is a named, final error (no retries).
 
-mod common;
+use crate::common;
 
 use common::tls::{https_server, HttpsServer};
 use wavelift::source::vsphere::VsphereClient;

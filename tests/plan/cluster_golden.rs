@@ -1,21 +1,15 @@
 //! Golden YAML of every object wavelift builds from a plan. A change to a builder shows up
 //! here as a snapshot diff to review (`cargo insta review`, or INSTA_UPDATE=always).
 
+use crate::common;
+use std::sync::LazyLock;
 use wavelift::cluster::build;
 use wavelift::plan::{check_str, Plan};
 
-const PLAN: &str = r#"
-[plan]
-name = "golden"
-namespace = "mig-golden"
+static PLAN: LazyLock<String> =
+    LazyLock::new(|| common::plan_header("golden", "mig-golden", "") + PLAN_BODY);
 
-[source]
-type = "vsphere"
-url = "https://vcenter.example.internal"
-credentials_secret = "vsphere-creds"
-thumbprint = "20:6C:8A:1F:3B:94:D2:77:0E:5C:A1:B8:49:33:F0:6E:12:9D:C4:A3"
-vddk_init_image = "registry.example.internal/vddk-init:8.0.3"
-
+const PLAN_BODY: &str = r#"
 [defaults]
 storage_class = "ceph-rbd"
 access_mode = "ReadWriteMany"
@@ -97,7 +91,7 @@ fn plan(text: &str) -> Plan {
 
 #[test]
 fn network_attachments_per_provider() {
-    let p = plan(PLAN);
+    let p = plan(&PLAN);
     for net in &p.networks {
         let nad = build::network_attachment(&p, net);
         // The CNI config is a JSON string: check it parses, then snapshot it pretty.
@@ -110,7 +104,7 @@ fn network_attachments_per_provider() {
 
 #[test]
 fn data_volumes_vddk() {
-    let p = plan(PLAN);
+    let p = plan(&PLAN);
     let vm = p.vm("db-01").expect("vm");
     let dvs = build::data_volumes(&p, vm);
     assert_eq!(dvs.len(), 2);
@@ -127,7 +121,7 @@ fn data_volume_http() {
 
 #[test]
 fn l2_vm_keeps_mac_on_multus_bridge_without_pod_network() {
-    let p = plan(PLAN);
+    let p = plan(&PLAN);
     let vm = build::virtual_machine(&p, p.vm("db-01").expect("vm"));
     let t = &vm.spec.template["spec"];
     assert!(t["networks"]
@@ -148,7 +142,7 @@ fn l2_vm_keeps_mac_on_multus_bridge_without_pod_network() {
 
 #[test]
 fn l3_vm_uses_pod_network_with_masquerade() {
-    let p = plan(PLAN);
+    let p = plan(&PLAN);
     let vm = build::virtual_machine(&p, p.vm("worker-01").expect("vm"));
     assert_eq!(
         vm.spec.template["spec"]["networks"][0]["pod"],
@@ -159,7 +153,7 @@ fn l3_vm_uses_pod_network_with_masquerade() {
 
 #[test]
 fn calico_l2_vm_carries_the_live_migration_annotation() {
-    let p = plan(PLAN);
+    let p = plan(&PLAN);
     let vm = build::virtual_machine(&p, p.vm("edge-01").expect("vm"));
     assert_eq!(
         vm.spec.template["metadata"]["annotations"][build::ALLOW_POD_BRIDGE_MIGRATION],
@@ -170,6 +164,6 @@ fn calico_l2_vm_carries_the_live_migration_annotation() {
 
 #[test]
 fn live_migration_object() {
-    let p = plan(PLAN);
+    let p = plan(&PLAN);
     insta::assert_yaml_snapshot!("vmim", build::migration(&p, p.vm("db-01").expect("vm")));
 }

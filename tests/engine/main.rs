@@ -1,0 +1,10 @@
+//! The wave engine against the rehearsal cluster (faults, resume after a crash, a whole
+//! run) and the vSphere REST client. One test binary (each links the whole crate); the
+//! modules are the former `tests/*.rs` files.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod faults;
+mod resume;
+mod sim;
+mod source_vsphere;

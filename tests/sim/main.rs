@@ -1,0 +1,11 @@
+//! The rehearsal cluster: its API through kube-rs, controllers, watches, the machine's
+//! kubectl against it, and `wavelift sim serve` across processes. One test binary (each
+//! links the whole crate); the modules are the former `tests/*.rs` files.
+
+mod api;
+#[path = "../common/mod.rs"]
+mod common;
+mod controllers;
+mod kubectl;
+mod serve_flow;
+mod watch;
