@@ -2,6 +2,7 @@
 //! run) and the vSphere REST client. One test binary (each links the whole crate); the
 //! modules are the former `tests/*.rs` files.
 
+mod cdi;
 #[path = "../common/mod.rs"]
 mod common;
 mod faults;

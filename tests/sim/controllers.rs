@@ -365,3 +365,107 @@ async fn phase_sequences_follow_cdi_and_kubevirt() {
         Some("Running")
     );
 }
+
+/// With volume populators (CDI's default on CSI storage, no `usePopulator: "false"`), the
+/// importer's restarts and reasons live on a hidden `prime-*` PVC: the DataVolume shows a
+/// bare `Running` False and no restarts (`shouldUseCDIPopulator` in
+/// containerized-data-importer `pkg/controller/datavolume/controller-base.go`). This is
+/// why wavelift's vddk DataVolumes opt out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_populated_datavolume_hides_its_importer_restarts() {
+    let plan = quickstart();
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 5000.0;
+    scenario.faults.push(Fault {
+        kind: FaultKind::ImportFailure,
+        vm: "shop-app-01".into(),
+        mode: FaultMode::Always,
+        factor: None,
+    });
+    let (_sim, client) = start(&scenario).await;
+    let _ctl = controllers::spawn(client.clone(), scenario);
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), plan.meta.namespace.as_str());
+    let mut dv = build::data_volume(&plan, plan.vm("shop-app-01").expect("vm"), 0).expect("dv");
+    let annotations = dv.metadata.annotations.as_mut().expect("annotations");
+    assert_eq!(
+        annotations.remove("cdi.kubevirt.io/storage.usePopulator"),
+        Some("false".to_string()),
+        "wavelift's vddk DataVolumes opt out of populators"
+    );
+    dvs.create(&PostParams::default(), &dv).await.expect("DV");
+    let seen = wait(&dvs, "shop-app-01-disk0", "a restart", |d: &DataVolume| {
+        d.status.as_ref().is_some_and(|s| {
+            s.progress.as_deref() == Some("0.00%")
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Running" && c.status == "False")
+        })
+    })
+    .await;
+    let status = seen.status.expect("status");
+    assert_eq!(status.restart_count, 0, "{status:?}");
+    let running = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Running")
+        .expect("Running");
+    assert_eq!(
+        (running.reason.as_deref(), running.message.as_deref()),
+        (None, None)
+    );
+}
+
+/// On `WaitForFirstConsumer` storage a DataVolume without the immediate-binding annotation
+/// waits for a consumer that an import-first tool never creates; wavelift's carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_first_consumer_storage_needs_the_binding_annotation() {
+    let plan = quickstart();
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 5000.0;
+    let (_sim, client) = start(&scenario).await;
+    let _ctl = controllers::spawn(client.clone(), scenario);
+    let scs: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
+    scs.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": { "name": "sim-wffc" },
+            "provisioner": "sim.wavelift.io/block",
+            "volumeBindingMode": "WaitForFirstConsumer"
+        }))
+        .expect("sc"),
+    )
+    .await
+    .expect("StorageClass");
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), plan.meta.namespace.as_str());
+    for (vm, keep_annotation) in [("shop-db-01", true), ("shop-app-01", false)] {
+        let mut dv = build::data_volume(&plan, plan.vm(vm).expect("vm"), 0).expect("dv");
+        dv.spec.storage["storageClassName"] = serde_json::json!("sim-wffc");
+        if !keep_annotation {
+            dv.metadata
+                .annotations
+                .as_mut()
+                .expect("annotations")
+                .remove("cdi.kubevirt.io/storage.bind.immediate.requested");
+        }
+        dvs.create(&PostParams::default(), &dv).await.expect("DV");
+    }
+    wait(&dvs, "shop-db-01-disk0", "import", |d: &DataVolume| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
+            == Some("Succeeded")
+    })
+    .await;
+    let waiting = wait(
+        &dvs,
+        "shop-app-01-disk0",
+        "WaitForFirstConsumer",
+        |d: &DataVolume| d.status.as_ref().and_then(|s| s.phase.as_ref()).is_some(),
+    )
+    .await;
+    assert_eq!(
+        waiting.status.and_then(|s| s.phase).map(|p| p.to_string()),
+        Some("WaitForFirstConsumer".to_string())
+    );
+}

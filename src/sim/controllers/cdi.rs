@@ -34,10 +34,11 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Watches DataVolumes and runs one import task per DataVolume that is not finished.
 pub async fn run(
@@ -49,7 +50,10 @@ pub async fn run(
     let api: Api<DataVolume> = Api::all(client.clone());
     let active = record.clone();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
-    let mut in_flight: HashSet<String> = HashSet::new();
+    // Imports under way, by DataVolume uid: deleting the DataVolume stops its import (CDI
+    // deletes the importer pod with it), so a DataVolume created again under the same name
+    // is never written by the old import.
+    let mut in_flight: HashMap<String, CancellationToken> = HashMap::new();
     // DataVolumes whose import ended. A DataVolume is imported once (restarts happen inside
     // its import); a watch that lags can still deliver an older event of it
     // (`ImportInProgress`) after the import ended, and that must not start it again.
@@ -58,7 +62,6 @@ pub async fn run(
     let failed_before: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .applied_objects()
         .boxed();
     loop {
         tokio::select! {
@@ -68,20 +71,37 @@ pub async fn run(
             }
             next = stream.next() => {
                 let Some(item) = next else { break };
-                let Ok(dv) = item else { continue };
+                let dv = match item {
+                    Ok(watcher::Event::Apply(dv) | watcher::Event::InitApply(dv)) => dv,
+                    Ok(watcher::Event::Delete(dv)) => {
+                        let uid = dv.uid().unwrap_or_else(|| dv.name_any());
+                        if let Some(stop) = in_flight.get(&uid) {
+                            stop.cancel();
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
                 let phase = dv.status.as_ref().and_then(|s| s.phase.clone());
                 if matches!(phase, Some(DvPhase::Succeeded | DvPhase::Failed)) {
                     continue;
                 }
                 let uid = dv.uid().unwrap_or_else(|| dv.name_any());
-                if ended.contains(&uid) || !in_flight.insert(uid.clone()) {
+                if ended.contains(&uid) || in_flight.contains_key(&uid) {
                     continue;
                 }
+                let stop = CancellationToken::new();
+                in_flight.insert(uid.clone(), stop.clone());
                 let (client, scenario, active, done) = (client.clone(), scenario.clone(), active.clone(), done_tx.clone());
                 let failed_before = failed_before.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = import(client, scenario, clock, active, failed_before, dv).await {
-                        tracing::debug!(error = %e, "sim CDI import ended");
+                    tokio::select! {
+                        r = import(client, scenario, clock, active, failed_before, dv) => {
+                            if let Err(e) = r {
+                                tracing::debug!(error = %e, "sim CDI import ended");
+                            }
+                        }
+                        () = stop.cancelled() => {}
                     }
                     let _ = done.send(uid);
                 });
