@@ -958,11 +958,18 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         }
     }
     let mut decisions: Vec<Decision> = (0..fleet.vms.len()).map(|i| decision(fleet, i)).collect();
-    // A timeout sticks: the next pass must not see the VM waiting again.
+    // A timeout sticks: the next pass must not see the VM waiting again. So does a failed
+    // import: CDI goes on restarting the importer (the reason would change with every
+    // restart count), but the VM stays failed until the operator retries it.
     for (i, d) in decisions.iter_mut().enumerate() {
         if let Some(why) = timed_out(fleet, i, d, now) {
             d.phase.status = Status::Failed(why.clone());
             fleet.vms[i].failed = Some((d.phase.step, why));
+        } else if let (Step::Importing, Status::Failed(why)) = (d.phase.step, &d.phase.status) {
+            let r = &mut fleet.vms[i];
+            if r.failed.is_none() && !r.control.rollback && !r.control.cancel {
+                r.failed = Some((Step::Importing, why.clone()));
+            }
         }
     }
     let blocked = preflight_gate(fleet, &mut decisions);

@@ -749,6 +749,25 @@ impl Store {
                 ));
             }
         }
+        // A uid in the body is a precondition: the object must still be that one (apiserver
+        // `pkg/registry/generic/registry/store.go` Update makes the object's UID a
+        // `storage.Preconditions`; `pkg/storage/interfaces.go` `Preconditions.Check`).
+        let old_uid = old_meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(uid) = body.pointer("/metadata/uid").and_then(Value::as_str) {
+            if !uid.is_empty() && uid != old_uid {
+                return Err(ApiError::conflict(
+                    res.plural,
+                    res.group,
+                    &name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"
+                    ),
+                ));
+            }
+        }
         let mut new = match part {
             Part::Status => {
                 let mut n = old.clone();

@@ -210,7 +210,11 @@ async fn import(
                 .unwrap_or_else(|p| p.into_inner())
                 .contains(&vm)
     });
-    let status = |v: serde_json::Value| Patch::Merge(json!({ "status": v }));
+    // Every write names the DataVolume's uid: one deleted and created again under the same
+    // name is another object, and the API server refuses the old import's writes to it.
+    let uid = dv.uid().unwrap_or_default();
+    let status =
+        |v: serde_json::Value| Patch::Merge(json!({ "metadata": { "uid": uid }, "status": v }));
     let pp = PatchParams::default();
     let anno = dv.annotations().clone();
     let class = dv
