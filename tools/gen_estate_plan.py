@@ -28,6 +28,7 @@ vddk_init_image = "registry.example.internal/vddk-init:8.0.3"
 power_off = "vsphere-api"
 
 [defaults]
+guest_agent = true                   # the guests run qemu-guest-agent (most VMware guests do not: see README "Guests")
 storage_class = "ceph-rbd"
 access_mode = "ReadWriteMany"
 volume_mode = "Block"

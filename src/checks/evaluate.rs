@@ -153,8 +153,23 @@ pub fn ip_preserved(nics: &[Nic], ifaces: &[VmiInterface]) -> Evaluation {
                     )
                 })
                 .unwrap_or_default();
+            // No address at all on the right MAC: the guest did not configure its planned
+            // IP on this NIC. The usual cause is a static config bound to an interface
+            // name, which a new NIC model or PCI slot renames.
+            let why = if iface.ips().is_empty() && elsewhere.is_empty() {
+                format!(
+                    ": the guest did not bring up its configured IP on this NIC{}; a network config bound to an interface name (e.g. ens192) does not follow a new NIC model or PCI slot: bind it to the MAC, or convert the guest",
+                    iface
+                        .interface_name
+                        .as_deref()
+                        .map(|n| format!(" (the guest calls it {n})"))
+                        .unwrap_or_default()
+                )
+            } else {
+                String::new()
+            };
             return fail(format!(
-                "guest agent reports {} on MAC {mac}, planned {ip}{elsewhere}",
+                "guest agent reports {} on MAC {mac}, planned {ip}{elsewhere}{why}",
                 if iface.ips().is_empty() {
                     "no IP".to_string()
                 } else {

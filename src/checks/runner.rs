@@ -54,6 +54,20 @@ impl Observations {
     }
 }
 
+/// Where `ip-preserved` and `mac-preserved` read a VM's VMI interfaces: afresh at every
+/// attempt, because a real guest agent reports its interfaces on its own schedule (a first
+/// look can miss an address the next one shows).
+pub trait VmiSource: Sync {
+    /// The VM's VMI `status.interfaces`, or `None` when it has no VMI.
+    fn vmi_interfaces(&self, vm: &str) -> Option<Vec<VmiInterface>>;
+}
+
+impl VmiSource for Observations {
+    fn vmi_interfaces(&self, vm: &str) -> Option<Vec<VmiInterface>> {
+        self.interfaces(vm).map(<[VmiInterface]>::to_vec)
+    }
+}
+
 /// How checks run.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -99,9 +113,9 @@ pub fn parse_dns_server(text: &str) -> Option<SocketAddr> {
 
 /// The address checks of `vm` target: its first planned IP; for an L3 VM with an observed
 /// VMI, the first address its guest agent reports (it got a new one on the pod network).
-pub fn target_ip(plan: &Plan, vm: &Vm, obs: &Observations) -> Option<IpAddr> {
+pub fn target_ip(plan: &Plan, vm: &Vm, obs: &dyn VmiSource) -> Option<IpAddr> {
     if plan.model_of(vm) == NetworkModel::L3 {
-        if let Some(ifaces) = obs.interfaces(&vm.name) {
+        if let Some(ifaces) = obs.vmi_interfaces(&vm.name) {
             let seen = ifaces
                 .iter()
                 .filter(|i| i.from_guest_agent())
@@ -123,6 +137,9 @@ fn is_link_local(ip: &IpAddr) -> bool {
         IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
     }
 }
+
+/// Why `ip-preserved` and `mac-preserved` are skipped for a guest without qemu-guest-agent.
+pub const NEEDS_AGENT: &str = "needs the guest agent's report of the guest's addresses, and the plan says this guest has no qemu-guest-agent (guest_agent = false); an ARP probe from inside the VLAN (in-cluster probes) is not available yet";
 
 /// Runs every check of `vm` (`plan.checks_for(vm)`), in plan order.
 pub async fn run_vm(
@@ -181,7 +198,7 @@ pub async fn run_check(
     vm: &Vm,
     spec: &CheckSpec,
     prober: &dyn Prober,
-    obs: &Observations,
+    obs: &dyn VmiSource,
     settings: &RunSettings,
 ) -> CheckResult {
     let timeout = spec.timeout.unwrap_or(settings.timeout);
@@ -191,10 +208,10 @@ pub async fn run_check(
     let mut attempts = 0;
     let probe = loop {
         attempts += 1;
-        let p = attempt(vm, spec, ip, prober, obs, settings, timeout).await;
-        // Only network outcomes can change on a retry; a pure evaluation or a skip cannot.
-        let retryable = p.outcome.is_failure()
-            && !matches!(spec.kind, CheckKind::IpPreserved | CheckKind::MacPreserved);
+        let p = attempt(plan, vm, spec, ip, prober, obs, settings, timeout).await;
+        // A skip cannot change on a retry; a failure can (the network, or what the guest
+        // agent reports: `ip-preserved`/`mac-preserved` read the VMI again).
+        let retryable = p.outcome.is_failure();
         if !retryable || attempts > retries {
             break p;
         }
@@ -236,25 +253,30 @@ pub fn substitute_ip(url: &str, ip: Option<IpAddr>) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one caller: run_check
 async fn attempt(
+    plan: &Plan,
     vm: &Vm,
     spec: &CheckSpec,
     ip: Option<IpAddr>,
     prober: &dyn Prober,
-    obs: &Observations,
+    obs: &dyn VmiSource,
     settings: &RunSettings,
     timeout: Duration,
 ) -> Probe {
     let no_ip = || Probe::skipped("the VM has no planned IP");
     match &spec.kind {
         CheckKind::IpPreserved | CheckKind::MacPreserved => {
-            let Some(ifaces) = obs.interfaces(&vm.name) else {
+            if !plan.guest_of(vm).guest_agent {
+                return Probe::skipped(NEEDS_AGENT);
+            }
+            let Some(ifaces) = obs.vmi_interfaces(&vm.name) else {
                 return Probe::skipped("no VMI observed (not migrated yet)");
             };
             let e = if spec.kind == CheckKind::IpPreserved {
-                evaluate::ip_preserved(&vm.nics, ifaces)
+                evaluate::ip_preserved(&vm.nics, &ifaces)
             } else {
-                evaluate::mac_preserved(&vm.nics, ifaces)
+                evaluate::mac_preserved(&vm.nics, &ifaces)
             };
             Probe {
                 outcome: e.outcome,

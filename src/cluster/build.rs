@@ -19,7 +19,9 @@
 
 use super::labels;
 use super::resources::*;
-use crate::plan::{Disk, Network, NetworkModel, Plan, Provider, SourceKind, Vm};
+use crate::plan::{
+    Disk, Firmware, Network, NetworkModel, NicModel, Plan, Provider, SourceKind, Vm,
+};
 use kube::api::ObjectMeta;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -245,15 +247,13 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
         NetworkModel::L2 => {
             for (i, nic) in vm.nics.iter().enumerate() {
                 let iface = nic_name(vm, i);
-                let mut entry = json!({
+                let model = nic.model.as_ref().map_or(NicModel::Virtio, |m| m.value);
+                interfaces.push(json!({
                     "name": iface,
                     "bridge": {},
                     "macAddress": nic.mac.value.to_string(),
-                });
-                if let (Some(model), Some(o)) = (&nic.model, entry.as_object_mut()) {
-                    o.insert("model".into(), json!(model));
-                }
-                interfaces.push(entry);
+                    "model": model.as_str(),
+                }));
                 networks.push(
                     json!({ "name": iface, "multus": { "networkName": nic.network.as_str() } }),
                 );
@@ -274,9 +274,20 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
             networks.push(json!({ "name": "default", "pod": {} }));
         }
     }
+    let guest = plan.guest_of(vm);
     let disks: Vec<Value> = (0..vm.disks.len())
-        .map(|i| json!({ "name": format!("disk{i}"), "disk": { "bus": "virtio" } }))
+        .map(|i| json!({ "name": format!("disk{i}"), "disk": { "bus": guest.disk_bus.as_str() } }))
         .collect();
+    // The source's firmware (KubeVirt `Firmware.Bootloader`; Secure Boot needs SMM:
+    // kubevirt `staging/src/kubevirt.io/api/core/v1/schema.go`, `EFI.SecureBoot`).
+    let (bootloader, features) = match guest.firmware {
+        Firmware::Bios => (json!({ "bios": {} }), None),
+        Firmware::Efi => (json!({ "efi": { "secureBoot": false } }), None),
+        Firmware::EfiSecure => (
+            json!({ "efi": { "secureBoot": true } }),
+            Some(json!({ "smm": { "enabled": true } })),
+        ),
+    };
     let volumes: Vec<Value> = (0..vm.disks.len())
         .map(|i| {
             json!({ "name": format!("disk{i}"), "dataVolume": { "name": labels::data_volume_name(name, i) } })
@@ -286,7 +297,7 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
     if !template_annotations.is_empty() {
         tmeta["annotations"] = Value::Object(template_annotations);
     }
-    let template = json!({
+    let mut template = json!({
         "metadata": tmeta,
         "spec": {
             "domain": {
@@ -294,11 +305,15 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
                 "memory": { "guest": vm.memory.text },
                 "resources": { "requests": { "memory": vm.memory.text } },
                 "devices": { "disks": disks, "interfaces": interfaces },
+                "firmware": { "bootloader": bootloader },
             },
             "networks": networks,
             "volumes": volumes,
         }
     });
+    if let Some(f) = features {
+        template["spec"]["domain"]["features"] = f;
+    }
     VirtualMachine {
         metadata: m,
         spec: VirtualMachineSpec {

@@ -225,6 +225,9 @@ pub struct VmContext {
     pub has_checks: bool,
     /// A disk fails once CDI restarted its importer this often.
     pub import_restart_limit: u32,
+    /// The guest runs qemu-guest-agent: wait for it before the checks. Without one (most
+    /// VMware guests), a running VMI goes straight to the checks.
+    pub guest_agent: bool,
 }
 
 /// An idempotent action for the engine to carry out.
@@ -342,7 +345,7 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
             );
         }
         if vmi_running {
-            if !obs.agent_connected {
+            if ctx.guest_agent && !obs.agent_connected {
                 return decision(
                     Step::Running,
                     Status::Waiting("guest agent not connected yet".into()),
@@ -559,6 +562,7 @@ mod tests {
             power_off_by_api: true,
             has_checks: true,
             import_restart_limit: 3,
+            guest_agent: true,
         }
     }
 
@@ -1170,5 +1174,25 @@ mod tests {
             d.commands.is_empty(),
             "no second DataVolume while the first cannot start"
         );
+    }
+
+    #[test]
+    fn a_guest_without_an_agent_goes_to_its_checks_once_the_vmi_runs() {
+        let o = Observed {
+            vm_started: Some(true),
+            vmi_phase: Some("Running".into()),
+            agent_connected: false,
+            ..imported()
+        };
+        let with_agent = run(&o);
+        assert_eq!(with_agent.phase.step, Step::Running);
+        assert!(matches!(with_agent.phase.status, Status::Waiting(_)));
+        let ctx = VmContext {
+            guest_agent: false,
+            ..ctx()
+        };
+        let d = decide(&ctx, &o, Control::default());
+        assert_eq!(d.phase.step, Step::Verifying);
+        assert_eq!(d.commands, vec![Command::RunChecks]);
     }
 }

@@ -7,7 +7,7 @@ use super::error::{api_message as api_msg, is_code, Error};
 use super::events::{Emitter, EventKind};
 use super::schedule::Update;
 use crate::checks::probe::Prober;
-use crate::checks::runner::{self, Observations, RunSettings};
+use crate::checks::runner::{self, Observations, RunSettings, VmiSource};
 use crate::cluster::build;
 use crate::cluster::call::call;
 use crate::cluster::labels;
@@ -477,33 +477,36 @@ impl Ops {
     }
 
     async fn checks(&self, vm: &Vm) -> Update {
-        let mut obs = Observations::new();
-        // The engine's watch already holds the VMI; without one (tests), ask the API.
-        let vmi = match &self.vmis {
-            Some(store) => store
-                .get(&ObjectRef::new(vm.name.as_str()).within(self.ns()))
-                .map(|v| (*v).clone()),
-            None => {
-                let api: Api<VirtualMachineInstance> =
-                    Api::namespaced(self.client.clone(), self.ns());
-                call("get VirtualMachineInstance", || {
-                    api.get_opt(vm.name.as_str())
-                })
-                .await
-                .ok()
-                .flatten()
+        // The engine's watch holds the VMI (read afresh at every attempt); without one
+        // (tests), ask the API once.
+        let mut fetched = Observations::new();
+        if self.vmis.is_none() {
+            let api: Api<VirtualMachineInstance> = Api::namespaced(self.client.clone(), self.ns());
+            let vmi = call("get VirtualMachineInstance", || {
+                api.get_opt(vm.name.as_str())
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(v) = vmi.and_then(|v| serde_json::to_value(&v).ok()) {
+                fetched.insert_vmi(vm.name.value.clone(), &v);
             }
-        };
-        if let Some(v) = vmi.and_then(|v| serde_json::to_value(&v).ok()) {
-            obs.insert_vmi(vm.name.value.clone(), &v);
         }
+        let watched = self.vmis.as_ref().map(|store| WatchedVmis {
+            store,
+            ns: self.ns(),
+        });
+        let obs: &dyn VmiSource = match &watched {
+            Some(w) => w,
+            None => &fetched,
+        };
         let settings = RunSettings::from_plan(&self.plan);
         // Sequential on purpose: a VM has a handful of checks, and a plain loop keeps this
         // future `Send` for the engine's spawned command tasks.
         let mut results = Vec::new();
         for spec in self.plan.checks_for(vm) {
             results.push(
-                runner::run_check(&self.plan, vm, &spec, self.prober.as_ref(), &obs, &settings)
+                runner::run_check(&self.plan, vm, &spec, self.prober.as_ref(), obs, &settings)
                     .await,
             );
         }
@@ -741,4 +744,18 @@ pub async fn missing_crds(client: &Client) -> Result<Vec<String>, Error> {
 /// The plan's wave names.
 fn plan_waves(plan: &Plan) -> Vec<String> {
     plan.waves.iter().map(|w| w.name.value.clone()).collect()
+}
+
+/// The engine's watch on VMIs as the checks' source of guest-agent reports.
+struct WatchedVmis<'a> {
+    store: &'a Store<VirtualMachineInstance>,
+    ns: &'a str,
+}
+
+impl VmiSource for WatchedVmis<'_> {
+    fn vmi_interfaces(&self, vm: &str) -> Option<Vec<crate::checks::evaluate::VmiInterface>> {
+        let vmi = self.store.get(&ObjectRef::new(vm).within(self.ns))?;
+        let v = serde_json::to_value(&*vmi).ok()?;
+        Some(crate::checks::evaluate::interfaces_from_vmi(&v))
+    }
 }

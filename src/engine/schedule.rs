@@ -243,6 +243,7 @@ impl Fleet {
                     power_off_by_api: plan.source.power_off == PowerOff::VsphereApi,
                     has_checks: !plan.checks_for(vm).is_empty(),
                     import_restart_limit: plan.defaults.import_restart_limit,
+                    guest_agent: plan.guest_of(vm).guest_agent,
                 },
                 cluster: ClusterView::default(),
                 preflight: Gate::NotRun,

@@ -62,6 +62,72 @@ impl Provider {
     }
 }
 
+/// How the guest boots: the source VM's firmware (RVTools vInfo `Firmware`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Efi,
+    /// UEFI with Secure Boot (KubeVirt needs SMM for it).
+    EfiSecure,
+}
+
+/// The bus the guest's disks attach to. `virtio` needs virtio drivers in the guest (Linux
+/// has them; Windows needs them installed or injected); `sata` boots anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskBus {
+    Virtio,
+    Sata,
+    Scsi,
+}
+
+impl DiskBus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskBus::Virtio => "virtio",
+            DiskBus::Sata => "sata",
+            DiskBus::Scsi => "scsi",
+        }
+    }
+}
+
+/// The emulated NIC. A guest whose network config is bound to an interface name loses it
+/// when the model (and with it the name or PCI slot) changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicModel {
+    Virtio,
+    E1000e,
+}
+
+impl NicModel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NicModel::Virtio => "virtio",
+            NicModel::E1000e => "e1000e",
+        }
+    }
+}
+
+/// The guest operating system family (RVTools vInfo OS columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestOs {
+    Linux,
+    Windows,
+    Other,
+}
+
+/// What the KubeVirt VM must offer the guest, and what the guest offers back: the VM's own
+/// keys, else `[defaults]`, else the built-in defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guest {
+    /// qemu-guest-agent runs in the guest. Most VMware guests run VMware Tools instead:
+    /// without an agent, Running is judged by the VMI phase and the network checks, and
+    /// `ip-preserved` / `mac-preserved` are skipped.
+    pub guest_agent: bool,
+    pub firmware: Firmware,
+    pub disk_bus: DiskBus,
+    pub os: Option<GuestOs>,
+}
+
 #[derive(Debug, Clone)]
 pub struct PlanMeta {
     pub name: Spanned<String>,
@@ -98,6 +164,9 @@ pub struct Defaults {
     /// A disk fails after this long without import progress (also while `ImportScheduled`;
     /// never while a multi-stage import is `Paused` between checkpoints).
     pub import_stall_timeout: Duration,
+    pub guest_agent: Option<Spanned<bool>>,
+    pub firmware: Option<Spanned<Firmware>>,
+    pub disk_bus: Option<Spanned<DiskBus>>,
 }
 
 impl Default for Defaults {
@@ -111,6 +180,9 @@ impl Default for Defaults {
             check_retries: 2,
             import_restart_limit: 3,
             import_stall_timeout: Duration::from_secs(15 * 60),
+            guest_agent: None,
+            firmware: None,
+            disk_bus: None,
         }
     }
 }
@@ -151,7 +223,8 @@ pub struct Nic {
     pub network: Spanned<String>,
     pub ip: Option<Spanned<IpAddr>>,
     pub mac: Spanned<Mac>,
-    pub model: Option<String>,
+    /// The emulated NIC (default `virtio`).
+    pub model: Option<Spanned<NicModel>>,
     pub span: Span,
 }
 
@@ -181,6 +254,10 @@ pub struct Vm {
     pub checks: Vec<Spanned<CheckSpec>>,
     pub after: Vec<Spanned<String>>,
     pub owner: Option<String>,
+    pub guest_agent: Option<Spanned<bool>>,
+    pub firmware: Option<Spanned<Firmware>>,
+    pub disk_bus: Option<Spanned<DiskBus>>,
+    pub os: Option<Spanned<GuestOs>>,
     pub span: Span,
 }
 
@@ -210,6 +287,29 @@ impl Plan {
 
     pub fn vms_in_wave<'a>(&'a self, wave: &'a str) -> impl Iterator<Item = &'a Vm> + 'a {
         self.vms.iter().filter(move |v| *v.wave == wave)
+    }
+
+    /// The guest as planned: the VM's keys, else `[defaults]`, else no agent, BIOS, virtio.
+    pub fn guest_of(&self, vm: &Vm) -> Guest {
+        let d = &self.defaults;
+        Guest {
+            guest_agent: vm
+                .guest_agent
+                .as_ref()
+                .or(d.guest_agent.as_ref())
+                .is_some_and(|a| a.value),
+            firmware: vm
+                .firmware
+                .as_ref()
+                .or(d.firmware.as_ref())
+                .map_or(Firmware::Bios, |f| f.value),
+            disk_bus: vm
+                .disk_bus
+                .as_ref()
+                .or(d.disk_bus.as_ref())
+                .map_or(DiskBus::Virtio, |b| b.value),
+            os: vm.os.as_ref().map(|o| o.value),
+        }
     }
 
     pub fn model_of(&self, vm: &Vm) -> NetworkModel {

@@ -84,6 +84,9 @@ const DEFAULTS_KEYS: &[&str] = &[
     "check_retries",
     "import_restart_limit",
     "import_stall_timeout",
+    "guest_agent",
+    "firmware",
+    "disk_bus",
 ];
 const NETWORK_KEYS: &[&str] = &[
     "name",
@@ -115,6 +118,10 @@ const VM_KEYS: &[&str] = &[
     "checks",
     "after",
     "owner",
+    "guest_agent",
+    "firmware",
+    "disk_bus",
+    "os",
 ];
 const NIC_KEYS: &[&str] = &["network", "ip", "mac", "model"];
 const DISK_KEYS: &[&str] = &["backing_file", "url", "size", "storage_class"];
@@ -628,7 +635,55 @@ impl Reader {
         if let Some(dur) = self.duration(&tbl, "import_stall_timeout") {
             d.import_stall_timeout = dur;
         }
+        d.guest_agent = self.boolean(&tbl, "guest_agent");
+        d.firmware = self.firmware(&tbl);
+        d.disk_bus = self.disk_bus(&tbl);
         d
+    }
+
+    fn firmware(&mut self, tbl: &Tbl<'_, '_>) -> Option<Spanned<Firmware>> {
+        self.choice(
+            tbl,
+            "firmware",
+            &[
+                ("bios", Firmware::Bios),
+                ("efi", Firmware::Efi),
+                ("efi-secure", Firmware::EfiSecure),
+            ],
+        )
+    }
+
+    fn disk_bus(&mut self, tbl: &Tbl<'_, '_>) -> Option<Spanned<DiskBus>> {
+        self.choice(
+            tbl,
+            "disk_bus",
+            &[
+                ("virtio", DiskBus::Virtio),
+                ("sata", DiskBus::Sata),
+                ("scsi", DiskBus::Scsi),
+            ],
+        )
+    }
+
+    fn boolean(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<bool>> {
+        let v = tbl.get(key)?;
+        let (val, span) = conv(v);
+        match val {
+            DeValue::Boolean(b) => Some(sp(*b, span)),
+            other => {
+                self.err(
+                    "wrong-type",
+                    span,
+                    format!(
+                        "`{key}` in {} must be true or false, found {}",
+                        tbl.what,
+                        type_name(other)
+                    ),
+                )
+                .hint = Some(format!("write `{key} = true` or `{key} = false`"));
+                None
+            }
+        }
     }
 
     /// A duration string (`"500ms"`, `"2s"`, `"15m"`, `"1h"`).
@@ -942,6 +997,18 @@ impl Reader {
             checks,
             after,
             owner: self.string(tbl, "owner").map(|s| s.value),
+            guest_agent: self.boolean(tbl, "guest_agent"),
+            firmware: self.firmware(tbl),
+            disk_bus: self.disk_bus(tbl),
+            os: self.choice(
+                tbl,
+                "os",
+                &[
+                    ("linux", GuestOs::Linux),
+                    ("windows", GuestOs::Windows),
+                    ("other", GuestOs::Other),
+                ],
+            ),
             span: tbl.span.clone(),
         }
     }
@@ -971,7 +1038,11 @@ impl Reader {
             network,
             ip,
             mac,
-            model: self.string(tbl, "model").map(|s| s.value),
+            model: self.choice(
+                tbl,
+                "model",
+                &[("virtio", NicModel::Virtio), ("e1000e", NicModel::E1000e)],
+            ),
             span: tbl.span.clone(),
         }
     }

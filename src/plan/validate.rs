@@ -392,6 +392,7 @@ impl Validator<'_, '_> {
                         .with_hint("without checks a cutover cannot be verified; add `checks = [\"icmp\", \"tcp:PORT\"]` or defaults in [defaults]"),
                 );
             }
+            self.guest(plan, vm, &checks);
             let has_ip = vm.nics.iter().any(|n| n.ip.is_some());
             for c in &vm.checks {
                 match &c.kind {
@@ -595,6 +596,56 @@ impl Validator<'_, '_> {
                     ),
                 )
                 .with_hint("every NIC keeps its own MAC; a duplicate breaks both VMs on the VLAN"),
+            );
+        }
+    }
+
+    /// What the guest needs: a guest agent for the agent's checks, virtio drivers for
+    /// virtio disks on Windows.
+    fn guest(&mut self, plan: &Plan, vm: &Vm, checks: &[crate::plan::check::CheckSpec]) {
+        let guest = plan.guest_of(vm);
+        if !guest.guest_agent {
+            for kind in [CheckKind::IpPreserved, CheckKind::MacPreserved] {
+                if !checks.iter().any(|c| c.kind == kind) {
+                    continue;
+                }
+                // Point at the VM's own check, else at the VM (the check is a default).
+                let span = vm
+                    .checks
+                    .iter()
+                    .find(|c| c.kind == kind)
+                    .map_or(vm.name.span.clone(), |c| c.span.clone());
+                self.push(
+                    Diagnostic::warning(
+                        "check-needs-agent",
+                        span,
+                        format!(
+                            "`{kind}` will be skipped for VM `{}`: it needs qemu-guest-agent and the plan says the guest has none",
+                            vm.name.value
+                        ),
+                    )
+                    .with_hint("set `guest_agent = true` (VM or [defaults]) if the guest runs qemu-guest-agent; `icmp` and `tcp:PORT` checks work without it"),
+                );
+            }
+        }
+        let os = vm.os.as_ref().map(|o| o.value);
+        if os == Some(GuestOs::Windows) && guest.disk_bus == DiskBus::Virtio {
+            let span = vm
+                .disk_bus
+                .as_ref()
+                .map(|b| b.span.clone())
+                .or_else(|| vm.os.as_ref().map(|o| o.span.clone()))
+                .unwrap_or_else(|| vm.name.span.clone());
+            self.push(
+                Diagnostic::warning(
+                    "windows-virtio-disks",
+                    span,
+                    format!(
+                        "Windows guest `{}` on virtio disks will not boot without virtio drivers (INACCESSIBLE_BOOT_DEVICE)",
+                        vm.name.value
+                    ),
+                )
+                .with_hint("install the virtio drivers in the guest before the cutover, or set `disk_bus = \"sata\"` for this VM"),
             );
         }
     }

@@ -6,6 +6,7 @@ mod cdi;
 #[path = "../common/mod.rs"]
 mod common;
 mod faults;
+mod guests;
 mod resume;
 mod sim;
 mod source_vsphere;

@@ -166,9 +166,10 @@ fn scripted_fault_scenario_through_sim_serve_run_and_kubectl() {
     let text = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{text}");
     assert!(text.contains("done: 1 verified, 2 failed"), "{text}");
+    // CDI restarts the failing importer in place; wavelift gives up after its limit.
     assert!(
         text.contains(
-            "FAILED shop-app-01: Unable to connect to vddk data source: simulated import failure"
+            "FAILED shop-app-01: disk 0: the importer restarted 3 times (Running Error): Unable to connect to vddk data source: simulated import failure"
         ),
         "{text}"
     );
@@ -194,5 +195,9 @@ fn scripted_fault_scenario_through_sim_serve_run_and_kubectl() {
         "Succeeded/1",
         "restarted once, then imported"
     );
-    assert_eq!(phase("shop-app-01-disk0"), "Failed/3");
+    // Never `Failed`: the importer goes on restarting after wavelift gave up on it.
+    let app = phase("shop-app-01-disk0");
+    let (app_phase, restarts) = app.split_once('/').unwrap_or_default();
+    assert_eq!(app_phase, "ImportInProgress", "{app}");
+    assert!(restarts.parse::<u32>().is_ok_and(|n| n >= 3), "{app}");
 }

@@ -22,6 +22,7 @@ power_off = "vsphere-api"
 [defaults]
 storage_class = "sim-standard"
 checks = ["icmp"]
+guest_agent = true
 
 [[network]]
 name = "vlan-210"

@@ -6,7 +6,7 @@
 //! PreparingTarget → TargetReady → Running → Succeeded | Failed`, moving the VMI's node.
 //! Kube-rs clients of the API: they run against any API server with the KubeVirt CRDs.
 
-use super::scenario::{FaultKind, Scenario};
+use super::scenario::{FaultKind, GuestOsKind, NicConfig, Scenario};
 use super::world::World;
 use super::SimClock;
 use crate::cluster::resources::{
@@ -370,6 +370,25 @@ async fn boot(
         .and_then(|v| v.as_array())
         .cloned()
         .unwrap_or_default();
+    // The guest booting from the source VM's disks, as it really would: a Windows guest
+    // without virtio drivers never gets past a virtio boot disk (INACCESSIBLE_BOOT_DEVICE;
+    // the VMI still runs), a network config bound to an interface name finds no such
+    // interface on KubeVirt's NIC, and only a guest with qemu-guest-agent reports.
+    let source = world.source_of(&name);
+    let bus = vm
+        .spec
+        .template
+        .pointer("/spec/domain/devices/disks/0/disk/bus")
+        .and_then(|v| v.as_str())
+        .unwrap_or("virtio")
+        .to_string();
+    let boots = source.as_ref().is_none_or(|s| {
+        s.spec.os != GuestOsKind::Windows || s.spec.has_virtio_drivers() || bus != "virtio"
+    });
+    let by_name = source
+        .as_ref()
+        .is_some_and(|s| s.spec.nic_config == NicConfig::ByName);
+    let has_agent = source.as_ref().is_none_or(|s| s.spec.guest_agent);
     let mut domain = Vec::new();
     let mut agent = Vec::new();
     for (i, iface) in ifaces.iter().enumerate() {
@@ -386,7 +405,9 @@ async fn boot(
         let net = nets
             .iter()
             .find(|n| n.get("name").and_then(|v| v.as_str()) == Some(iname.as_str()));
-        let ip = if let Some(multus) = net
+        let ip = if !boots || by_name {
+            None
+        } else if let Some(multus) = net
             .and_then(|n| n.pointer("/multus/networkName"))
             .and_then(|v| v.as_str())
         {
@@ -399,8 +420,14 @@ async fn boot(
                 .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
             Some(format!("10.244.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2))
         };
-        domain.push(json!({ "name": iname, "mac": mac, "interfaceName": format!("eth{i}"), "infoSource": "domain" }));
-        let mut a = json!({ "name": iname, "mac": mac, "interfaceName": format!("eth{i}"), "infoSource": "domain, guest-agent" });
+        // The name the guest gives the NIC follows its model and PCI slot (not the
+        // source's `ens192`).
+        let guest_name = match iface.get("model").and_then(|v| v.as_str()) {
+            Some("e1000e") => format!("ens{}", 3 + i),
+            _ => format!("enp{}s0", i + 1),
+        };
+        domain.push(json!({ "name": iname, "mac": mac, "infoSource": "domain" }));
+        let mut a = json!({ "name": iname, "mac": mac, "interfaceName": guest_name, "infoSource": "domain, guest-agent" });
         if let Some(ip) = ip {
             a["ipAddress"] = json!(ip);
             a["ipAddresses"] = json!([ip]);
@@ -421,13 +448,15 @@ async fn boot(
     .await?;
     vms.patch_status(&name, &pp, &vm_status("Running", true))
         .await?;
-    let agent_never = scenario
-        .faults
-        .iter()
-        .any(|f| f.kind == FaultKind::AgentNever && f.vm == name);
-    if agent_never {
+    if !boots {
         return Ok(());
     }
+    let agent_never = !has_agent
+        || scenario
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::AgentNever && f.vm == name);
+    // The guest boots (and, with an agent, connects) in `agent_seconds`.
     clock.sleep(scenario.agent_seconds).await;
     // Still running? (stopped or deleted meanwhile → nothing to report)
     match vmis.get(&name).await {
@@ -445,6 +474,9 @@ async fn boot(
         })
         .collect();
     world.set_vmi_ips(&format!("{ns}/{name}"), &name, &ips);
+    if agent_never {
+        return Ok(());
+    }
     vmis.patch_status(
         &name,
         &pp,

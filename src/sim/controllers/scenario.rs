@@ -29,6 +29,9 @@
 //! power = "on"
 //! open_ports = [22, 5432]
 //! nics = [{ ip = "192.0.2.15", mac = "00:50:56:ab:cd:01", vlan = 210 }]
+//! guest_agent = true                 # qemu-guest-agent runs in the guest (default true)
+//! nic_config = "by-mac"              # by-mac | by-name (config bound to `ens192`: no IP on KubeVirt)
+//! os = "linux"                       # linux | windows (no virtio drivers unless virtio_drivers = true)
 //!
 //! [[fault]]
 //! kind = "import-failure"            # import-failure | import-fatal | vddk-image-pull | slow-import
@@ -71,6 +74,48 @@ pub struct SourceVmSpec {
     pub open_ports: Vec<u16>,
     #[serde(default)]
     pub nics: Vec<SourceNic>,
+    /// The guest runs qemu-guest-agent (reports its interfaces and IPs to KubeVirt).
+    #[serde(default = "yes")]
+    pub guest_agent: bool,
+    /// How the guest's static network config finds its NIC.
+    #[serde(default)]
+    pub nic_config: NicConfig,
+    #[serde(default)]
+    pub os: GuestOsKind,
+    /// The guest has virtio drivers (default: Linux yes, Windows no).
+    #[serde(default)]
+    pub virtio_drivers: Option<bool>,
+}
+
+impl SourceVmSpec {
+    pub fn has_virtio_drivers(&self) -> bool {
+        self.virtio_drivers.unwrap_or(self.os == GuestOsKind::Linux)
+    }
+}
+
+/// How a guest's static network config is bound to its NIC.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NicConfig {
+    /// Bound to the MAC (NetworkManager with `mac-address=`, Windows by adapter MAC): the
+    /// config follows the NIC to KubeVirt when the MAC is kept.
+    #[default]
+    ByMac,
+    /// Bound to an interface name (`ens192` in ifcfg/netplan): on KubeVirt the NIC has
+    /// another model and PCI slot, so another name, and the guest comes up without its IP.
+    ByName,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestOsKind {
+    #[default]
+    Linux,
+    Windows,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn power_on() -> PowerState {
@@ -350,11 +395,22 @@ impl Scenario {
             }
             ports.sort_unstable();
             ports.dedup();
+            let guest = plan.guest_of(vm);
             s.source_vms.push(SourceVmSpec {
                 name: vm.name.value.clone(),
                 uuid: vm.source_id.as_ref().map(|u| u.value.clone()),
                 power: PowerState::On,
                 open_ports: ports,
+                // The rehearsal's guests are what the plan says they are: healthy, bound
+                // to their MACs, with an agent only if the plan says so.
+                guest_agent: guest.guest_agent,
+                nic_config: NicConfig::ByMac,
+                os: if guest.os == Some(crate::plan::GuestOs::Windows) {
+                    GuestOsKind::Windows
+                } else {
+                    GuestOsKind::Linux
+                },
+                virtio_drivers: None,
                 nics: vm
                     .nics
                     .iter()

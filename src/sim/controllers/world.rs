@@ -91,6 +91,11 @@ impl World {
         Some(power)
     }
 
+    /// The source VM whose disks a KubeVirt VM booted from (its `wavelift.io/vm` name).
+    pub fn source_of(&self, name: &str) -> Option<SourceVm> {
+        self.read().iter().find(|v| v.spec.name == name).cloned()
+    }
+
     /// The guest IP a booted KubeVirt VM reports on an interface: a guest configured
     /// statically (as its source was) brings up its IP only when the NIC has the source's
     /// MAC and sits on the source's VLAN.
