@@ -80,6 +80,12 @@ pub fn parse(text: &str, file: &str) -> anyhow::Result<Inventory> {
                 .map(|t| parse_ips(&t))
                 .unwrap_or_default(),
             annotation: s(path(vm, &["config", "annotation"])),
+            firmware: s(path(vm, &["config", "firmware"])),
+            secure_boot: path(vm, &["config", "bootOptions", "efiSecureBootEnabled"])
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            guest_os: s(path(vm, &["guest", "guestFullName"]))
+                .or_else(|| s(path(vm, &["config", "guestFullName"]))),
             location: loc.clone(),
             ..InvVm::default()
         };
@@ -113,11 +119,17 @@ pub fn parse(text: &str, file: &str) -> anyhow::Result<Inventory> {
                 let network = s(path(d, &["backing", "deviceName"]))
                     .or_else(|| gn.and_then(|n| s(get(n, "network"))));
                 let ips = gn.map(guest_ips).unwrap_or_default();
+                // The device type: `VirtualVmxnet3`, `VirtualE1000e` (`_typeName` in
+                // govc's camelCase JSON, `Type` in older versions).
+                let adapter = s(get(d, "_typeName"))
+                    .or_else(|| s(get(d, "type")))
+                    .map(|t| t.trim_start_matches("Virtual").to_string());
                 out.nics.push(InvNic {
                     label,
                     network,
                     mac: Some(mac),
                     ips,
+                    adapter,
                 });
             } else if let Some(file) = s(path(d, &["backing", "fileName"])) {
                 let kb = get(d, "capacityInKB").and_then(Value::as_u64);
@@ -137,6 +149,7 @@ pub fn parse(text: &str, file: &str) -> anyhow::Result<Inventory> {
                     network: s(get(n, "network")),
                     mac: s(get(n, "macAddress")),
                     ips: guest_ips(n),
+                    adapter: None,
                 });
             }
         }

@@ -37,6 +37,11 @@ pub struct InvVm {
     pub datacenter: Option<String>,
     pub cluster: Option<String>,
     pub folder: Option<String>,
+    /// RVTools vInfo `Firmware` (`bios`, `efi`) and `EFI Secure boot`.
+    pub firmware: Option<String>,
+    pub secure_boot: bool,
+    /// vInfo `OS according to the VMware Tools`, else `… the configuration file`.
+    pub guest_os: Option<String>,
     /// Where the VM's row is (`file:line` / `file:sheet:row`).
     pub location: String,
 }
@@ -48,6 +53,8 @@ pub struct InvNic {
     pub network: Option<String>,
     pub mac: Option<String>,
     pub ips: Vec<IpAddr>,
+    /// vNetwork `Adapter` (`Vmxnet3`, `E1000E`, `E1000`).
+    pub adapter: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -59,6 +66,13 @@ pub struct InvDisk {
 }
 
 impl InvVm {
+    /// The guest family, from the OS name vSphere knows.
+    pub fn is_windows(&self) -> Option<bool> {
+        self.guest_os
+            .as_deref()
+            .map(|os| os.to_ascii_lowercase().contains("windows"))
+    }
+
     /// The owner custom attribute (`owner`, `Owner`, `team`, …), if any.
     pub fn owner(&self) -> Option<&str> {
         const KEYS: &[&str] = &[

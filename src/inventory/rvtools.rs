@@ -199,6 +199,7 @@ pub fn from_tables(tables: &[Table], mut warnings: Vec<String>) -> Inventory {
     };
     let has_vnetwork = get("vNetwork").is_some();
     if let Some(t) = get("vNetwork") {
+        let c_adapter = t.col(&["adapter", "type"]);
         let (c_label, c_net, c_mac, c_ip4, c_ip6) = (
             t.col(&["niclabel", "nic"]),
             t.col(&["network", "portgroup"]),
@@ -232,6 +233,7 @@ pub fn from_tables(tables: &[Table], mut warnings: Vec<String>) -> Inventory {
                 network: r.get(c_net).map(str::to_string),
                 mac,
                 ips,
+                adapter: r.get(c_adapter).map(str::to_string),
             });
         }
     }
@@ -248,6 +250,7 @@ pub fn from_tables(tables: &[Table], mut warnings: Vec<String>) -> Inventory {
                             network: Some(net.to_string()),
                             mac: None,
                             ips: Vec::new(),
+                            adapter: None,
                         });
                     }
                 }
@@ -316,6 +319,12 @@ fn vinfo(t: &Table, inv: &mut Inventory, warnings: &mut Vec<String>) {
         c(&["cpus", "numcpu", "cpu"]),
         c(&["memory", "memorymib"]),
         c(&["primaryipaddress", "primaryip", "ipaddress"]),
+    );
+    let (c_fw, c_secure, c_os_tools, c_os_cfg) = (
+        c(&["firmware"]),
+        c(&["efisecureboot"]),
+        c(&["osaccordingtothevmwaretools"]),
+        c(&["osaccordingtotheconfigurationfile", "os", "guestos"]),
     );
     let (c_ann, c_dc, c_cl, c_folder, c_uuid, c_smbios, c_vc) = (
         c(&["annotation"]),
@@ -396,6 +405,11 @@ fn vinfo(t: &Table, inv: &mut Inventory, warnings: &mut Vec<String>) {
                 s.eq_ignore_ascii_case("true") || s == "1" || s.eq_ignore_ascii_case("yes")
             }),
             dns_name: r.get(c_dns).map(str::to_string),
+            firmware: r.get(c_fw).map(str::to_string),
+            secure_boot: r.get(c_secure).is_some_and(|s| {
+                s.eq_ignore_ascii_case("true") || s == "1" || s.eq_ignore_ascii_case("yes")
+            }),
+            guest_os: r.get(c_os_tools).or(r.get(c_os_cfg)).map(str::to_string),
             cpus,
             memory_mib,
             primary_ips: r.get(c_ip).map(parse_ips).unwrap_or_default(),

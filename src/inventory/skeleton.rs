@@ -427,7 +427,11 @@ fn vm_block(
         if let Some(a) = ip {
             let _ = write!(t, ", ip = {}", toml_str(&a.to_string()));
         }
-        let _ = write!(t, ", mac = {} }}", toml_str(&mac.to_string()));
+        let _ = write!(t, ", mac = {}", toml_str(&mac.to_string()));
+        if let Some(model) = nic_model(nic.adapter.as_deref(), vm.is_windows()) {
+            let _ = write!(t, ", model = {}", toml_str(model));
+        }
+        t.push_str(" }");
         nics.push(t);
     }
     if nics.is_empty() && l3_reason.is_none() {
@@ -481,6 +485,32 @@ fn vm_block(
         1024
     });
     let _ = writeln!(t, "memory = {}", toml_str(&mib_quantity(mem)));
+    match vm.is_windows() {
+        Some(true) => {
+            let _ = writeln!(
+                t,
+                "os = \"windows\"                     # {}: virtio disks need its virtio drivers",
+                vm.guest_os.as_deref().unwrap_or("Windows")
+            );
+        }
+        Some(false) => {
+            let _ = writeln!(
+                t,
+                "os = \"linux\"                       # {}",
+                vm.guest_os.as_deref().unwrap_or("")
+            );
+        }
+        None => {}
+    }
+    match (
+        vm.firmware.as_deref().map(str::to_ascii_lowercase),
+        vm.secure_boot,
+    ) {
+        (Some(f), true) if f == "efi" => t.push_str("firmware = \"efi-secure\"\n"),
+        (Some(f), false) if f == "efi" => t.push_str("firmware = \"efi\"\n"),
+        (Some(f), _) if f == "bios" => t.push_str("firmware = \"bios\"\n"),
+        _ => {}
+    }
     if let Some(why) = &l3_reason {
         let _ = writeln!(t, "network_model = \"l3\"               # {why}: re-IP unless the VLAN is added to the VLAN map");
         warnings.push(format!("{loc}: VM `{}` planned as l3: {why}", vm.name));
@@ -496,4 +526,87 @@ fn vm_block(
     }
     t.push('\n');
     (t, has_ip)
+}
+
+/// The KubeVirt NIC model for a vSphere adapter type: `vmxnet3` has no KubeVirt
+/// equivalent, so Linux (virtio in the kernel) gets `virtio` and Windows (which has an
+/// e1000e driver built in, but no virtio one unless installed) gets `e1000e`; E1000/E1000E
+/// stay `e1000e`. `None` when the adapter is unknown (the plan's default, virtio, applies).
+pub fn nic_model(adapter: Option<&str>, windows: Option<bool>) -> Option<&'static str> {
+    let a = adapter?.to_ascii_lowercase();
+    if a.starts_with("e1000") {
+        Some("e1000e")
+    } else if a.contains("vmxnet") {
+        Some(if windows == Some(true) {
+            "e1000e"
+        } else {
+            "virtio"
+        })
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::model::{InvDisk, InvNic, InvVm};
+
+    #[test]
+    fn vmxnet3_becomes_virtio_on_linux_and_e1000e_on_windows() {
+        assert_eq!(nic_model(Some("Vmxnet3"), Some(false)), Some("virtio"));
+        assert_eq!(nic_model(Some("vmxnet3"), None), Some("virtio"));
+        assert_eq!(nic_model(Some("Vmxnet3"), Some(true)), Some("e1000e"));
+        assert_eq!(nic_model(Some("E1000E"), Some(false)), Some("e1000e"));
+        assert_eq!(nic_model(Some("E1000"), Some(true)), Some("e1000e"));
+        assert_eq!(nic_model(Some("PCNet32"), Some(false)), None);
+        assert_eq!(nic_model(None, Some(true)), None);
+    }
+
+    #[test]
+    fn a_windows_uefi_guest_is_planned_with_its_os_firmware_and_nic_model() {
+        let inv = Inventory {
+            source: "t".into(),
+            vms: vec![InvVm {
+                name: "win-app-01".into(),
+                uuid: Some("4207c1b2-5f0e-4c1e-9a7b-0123456789a1".into()),
+                cpus: Some(2),
+                memory_mib: Some(4096),
+                guest_os: Some("Microsoft Windows Server 2022 (64-bit)".into()),
+                firmware: Some("efi".into()),
+                secure_boot: true,
+                nics: vec![InvNic {
+                    network: Some("PG-APP".into()),
+                    mac: Some("00:50:56:80:00:01".into()),
+                    adapter: Some("Vmxnet3".into()),
+                    ..InvNic::default()
+                }],
+                disks: vec![InvDisk {
+                    path: Some("[ds1] win-app-01/win-app-01.vmdk".into()),
+                    capacity_mib: Some(40 * 1024),
+                    ..InvDisk::default()
+                }],
+                location: "t:2".into(),
+                ..InvVm::default()
+            }],
+            ..Inventory::default()
+        };
+        let out = skeleton(&inv, &VlanMap::default(), "t");
+        assert!(out.toml.contains("os = \"windows\""), "{}", out.toml);
+        assert!(
+            out.toml.contains("firmware = \"efi-secure\""),
+            "{}",
+            out.toml
+        );
+        assert!(out.toml.contains("model = \"e1000e\""), "{}", out.toml);
+        let checked = crate::plan::check_str(&out.toml, "t.toml");
+        assert!(
+            checked
+                .diagnostics
+                .iter()
+                .any(|d| d.code == "windows-virtio-disks"),
+            "plan check warns: {:?}",
+            checked.diagnostics
+        );
+    }
 }
