@@ -291,6 +291,7 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
         metadata: m,
         spec: VirtualMachineSpec {
             run_strategy: Some("Halted".to_string()),
+            running: None,
             template,
             data_volume_templates: Vec::new(),
         },
