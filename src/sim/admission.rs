@@ -102,7 +102,12 @@ fn to_status_err(res: &ResourceDef, name: &str, webhook: &str, d: Denial) -> Api
 }
 
 /// KubeVirt's validating webhooks on create.
-pub fn kubevirt(objs: &dyn Objects, res: &ResourceDef, ns: &str, obj: &Value) -> Result<(), ApiError> {
+pub fn kubevirt(
+    objs: &dyn Objects,
+    res: &ResourceDef,
+    ns: &str,
+    obj: &Value,
+) -> Result<(), ApiError> {
     if res.group != "kubevirt.io" || res.kind != "VirtualMachineInstanceMigration" {
         return Ok(());
     }
@@ -152,7 +157,10 @@ fn admit_migration(objs: &dyn Objects, ns: &str, m: &Value) -> Result<(), Denial
     }
     // isMigratable: a LiveMigratable=False condition refuses, except non-migratable disks
     // on a decentralized (cross-namespace/cluster) migration.
-    let spec_set = |k: &str| m.pointer(&format!("/spec/{k}")).is_some_and(|v| !v.is_null());
+    let spec_set = |k: &str| {
+        m.pointer(&format!("/spec/{k}"))
+            .is_some_and(|v| !v.is_null())
+    };
     let decentralized = spec_set("sendTo") != spec_set("receive");
     let conditions = vmi
         .pointer("/status/conditions")

@@ -108,9 +108,7 @@ fn run_strategy(vm: &Value) -> Result<String, ApiError> {
     let running = vm.pointer("/spec/running").and_then(Value::as_bool);
     let strategy = vm.pointer("/spec/runStrategy").and_then(Value::as_str);
     match (running, strategy) {
-        (Some(_), Some(_)) => Err(internal(
-            "running and runstrategy are mutually exclusive",
-        )),
+        (Some(_), Some(_)) => Err(internal("running and runstrategy are mutually exclusive")),
         (Some(true), None) => Ok("Always".into()),
         (Some(false), None) | (None, None) => Ok("Halted".into()),
         (None, Some(s)) => Ok(s.to_string()),
@@ -382,9 +380,7 @@ fn stop(store: &Store, k: &Kinds, ns: &str, name: &str, body: &[u8]) -> Result<(
             let Some(vmi) = running else {
                 return Err(conflict(name, VM_NOT_RUNNING));
             };
-            let has_grace = vmi
-                .pointer("/spec/terminationGracePeriodSeconds")
-                .is_some();
+            let has_grace = vmi.pointer("/spec/terminationGracePeriodSeconds").is_some();
             if grace.is_none_or(|g| has_grace && g >= old_grace) {
                 return Err(conflict(
                     name,

@@ -20,9 +20,9 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
+use super::admission::{Admission, Objects};
 use super::resources::{self, ResourceDef};
 use super::selectors::Selectable;
-use super::admission::{Admission, Objects};
 use super::status::ApiError;
 use super::validate;
 

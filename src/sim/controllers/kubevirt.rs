@@ -188,7 +188,9 @@ enum Step {
     /// Create the VMI (once the disks are ready).
     Start,
     /// Delete the VMI; `requeue_start` adds a start request (RerunOnFailure after a failure).
-    Stop { requeue_start: bool },
+    Stop {
+        requeue_start: bool,
+    },
     /// Halted with a (paused) start request: set the VM to run.
     SetRunning,
 }
@@ -243,9 +245,7 @@ fn trim_first_request(vm: &VirtualMachine, vmi: Option<&VirtualMachineInstance>)
     };
     match (first.action.as_str(), vmi) {
         ("Stop", None) => true,
-        ("Stop", Some(vmi)) => {
-            first.uid.is_none() || first.uid.as_deref() != vmi.uid().as_deref()
-        }
+        ("Stop", Some(vmi)) => first.uid.is_none() || first.uid.as_deref() != vmi.uid().as_deref(),
         ("Start", Some(vmi)) => vmi.metadata.deletion_timestamp.is_none() && !is_final(vmi),
         _ => false,
     }
@@ -368,7 +368,8 @@ pub async fn run_vms(
                     .await;
                 world.clear_vmi(&format!("{ns}/{name}"));
                 let _ = vmis.delete(&name, &DeleteParams::default()).await;
-                let mut st = json!({ "printableStatus": "Stopped", "created": false, "ready": false });
+                let mut st =
+                    json!({ "printableStatus": "Stopped", "created": false, "ready": false });
                 if requeue_start {
                     // `addStartRequest`.
                     let mut reqs = requests(&vm).to_vec();
@@ -576,9 +577,17 @@ fn volumes_migratable(spec: &Value, volume_status: &[Value]) -> (bool, Option<St
 /// interface refusal first (`InterfaceNotLiveMigratable`), then the disks
 /// (`DisksNotLiveMigratable`); CPU model, host devices, SEV/TDX and the like are not
 /// modelled.
-fn live_migratable(spec: &Value, annotations: &Value, volume_status: &[Value]) -> (Value, &'static str) {
+fn live_migratable(
+    spec: &Value,
+    annotations: &Value,
+    volume_status: &[Value],
+) -> (Value, &'static str) {
     let (block, disks) = volumes_migratable(spec, volume_status);
-    let method = if block { "BlockMigration" } else { "LiveMigration" };
+    let method = if block {
+        "BlockMigration"
+    } else {
+        "LiveMigration"
+    };
     let refusal = match (interfaces_migratable(spec, annotations), disks) {
         (Err(m), _) => Some(("InterfaceNotLiveMigratable", m)),
         (Ok(()), Some(m)) => Some((crate::sim::admission::DISKS_NOT_LIVE_MIGRATABLE, m)),
