@@ -1,10 +1,14 @@
 //! Simulated KubeVirt: VirtualMachines drive VirtualMachineInstances through
-//! `Pending → Scheduling → Scheduled → Running` on simulated nodes; the guest agent connects
-//! after a boot delay and reports the guest's IP only when the interface's MAC equals the
-//! source VM's MAC and its network's VLAN equals the source VM's VLAN (a guest with static
-//! configuration behaves so). Live migrations run `Pending → Scheduling → Scheduled →
-//! PreparingTarget → TargetReady → Running → Succeeded | Failed`, moving the VMI's node.
-//! Kube-rs clients of the API: they run against any API server with the KubeVirt CRDs.
+//! `Pending → Scheduling → Scheduled → Running` on simulated nodes, as the run strategy and
+//! the VM's `status.stateChangeRequests` ask (virt-controller's `syncRunStrategy`); the guest
+//! agent connects after a boot delay and reports the guest's IP only when the interface's
+//! MAC equals the source VM's MAC and its network's VLAN (as its CNI plugin reads the NAD,
+//! [`cni_vlan`]) equals the source VM's VLAN (a guest with static configuration behaves
+//! so). A running VMI carries `volumeStatus` and a `LiveMigratable` condition derived from
+//! its PVCs' access modes and its pod-network binding (virt-controller, virt-handler).
+//! Live migrations run `Pending → Scheduling → Scheduled → PreparingTarget → TargetReady →
+//! Running → Succeeded | Failed`, moving the VMI's node. Kube-rs clients of the API: they
+//! run against any API server with the KubeVirt CRDs.
 
 use super::scenario::{FaultKind, Scenario};
 use super::world::World;
