@@ -11,9 +11,8 @@
 //!   its static IP and nothing blocks live migration. L3 VMs get the pod network with
 //!   `masquerade: {}` (live-migratable) and keep their MAC (licences bound to a MAC keep
 //!   working).
-//! - `calico-l2` (experimental): Calico's KubeVirt path requires the annotation
-//!   `kubevirt.io/allow-pod-bridge-network-live-migration` on the VMI template; it is set
-//!   for VMs on such a network. It is harmless elsewhere but only set where needed.
+//! - NetworkAttachmentDefinitions carry only fields the named CNI plugin reads (see
+//!   [`cni_config`]). There is no Calico provider: Calico's CNI has no VLAN field.
 //! - VMs are created with `runStrategy: Halted` and started with the KubeVirt `start`
 //!   subresource after the cutover gate, so creating the object never boots a guest early.
 
@@ -26,10 +25,6 @@ use kube::api::ObjectMeta;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// Annotation KubeVirt checks before live-migrating a VMI bridged to the pod network.
-pub const ALLOW_POD_BRIDGE_MIGRATION: &str = "kubevirt.io/allow-pod-bridge-network-live-migration";
-/// Annotation marking an object built for an experimental provider.
-pub const EXPERIMENTAL: &str = "wavelift.io/experimental";
 pub const SOURCE_ID: &str = "wavelift.io/source-id";
 
 fn meta(name: &str, namespace: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
@@ -42,6 +37,20 @@ fn meta(name: &str, namespace: &str, labels: BTreeMap<String, String>) -> Object
 }
 
 /// The CNI configuration of a plan network.
+///
+/// - `bridge` (containernetworking/plugins `plugins/main/bridge/bridge.go`): `vlan` makes
+///   the VM's port an untagged member of that VLAN (its PVID) and turns on VLAN filtering.
+///   `"preserveDefaultVlan": false` removes the port from the bridge's default VLAN 1
+///   first (`removeDefaultVlan`), so untagged traffic on the bridge never reaches the VM.
+///   The field appeared in plugins v1.3.0 defaulting to `true` (the port kept VLAN 1) and
+///   defaults to `false` from v1.8.0; writing it makes every version isolate. `"ipam": {}`:
+///   no address from the CNI, the guest keeps its static IP.
+/// - `ovn-localnet` (ovn-kubernetes `go-controller/pkg/cni/types/types.go`,
+///   `docs/features/multiple-networks/multi-homing.md`): `vlanID` tags the localnet port.
+///   `physicalNetworkName` (set from the plan's `physical_network`) names the
+///   `ovn-bridge-mappings` entry to use; ovn-kubernetes reads it from v1.1.0 on (commit
+///   2643dabe, "localnet alias"; v1.0.0 ignores it). Without it the localnet maps by the
+///   network `name`, on every version, so it is written only when the plan sets it.
 pub fn cni_config(plan: &Plan, net: &Network) -> Value {
     let name = net.name.as_str();
     let mut cfg = match net.provider.value {
@@ -50,30 +59,28 @@ pub fn cni_config(plan: &Plan, net: &Network) -> Value {
             "name": name,
             "type": "bridge",
             "bridge": net.bridge.as_ref().map(|b| b.as_str()).unwrap_or("br-trunk"),
+            "preserveDefaultVlan": false,
             "ipam": {},
             "macspoofchk": true,
         }),
-        Provider::OvnLocalnet => json!({
-            "cniVersion": "0.3.1",
-            "name": name,
-            "type": "ovn-k8s-cni-overlay",
-            "topology": "localnet",
-            "physicalNetworkName": net.physical_network.as_ref().map(|p| p.as_str()).unwrap_or(name),
-            "netAttachDefName": format!("{}/{}", plan.meta.namespace.as_str(), name),
-        }),
-        // Unverified upstream schema (see README): Calico's L2 bridge network named after the plan network.
-        Provider::CalicoL2 => json!({
-            "cniVersion": "0.3.1",
-            "name": name,
-            "type": "calico",
-            "network": name,
-            "ipam": {},
-        }),
+        Provider::OvnLocalnet => {
+            let mut c = json!({
+                "cniVersion": "0.3.1",
+                "name": name,
+                "type": "ovn-k8s-cni-overlay",
+                "topology": "localnet",
+                "netAttachDefName": format!("{}/{}", plan.meta.namespace.as_str(), name),
+            });
+            if let Some(p) = &net.physical_network {
+                c["physicalNetworkName"] = json!(p.as_str());
+            }
+            c
+        }
     };
     if let (Some(vlan), Some(obj)) = (&net.vlan, cfg.as_object_mut()) {
         let key = match net.provider.value {
             Provider::OvnLocalnet => "vlanID",
-            _ => "vlan",
+            Provider::Bridge => "vlan",
         };
         obj.insert(key.to_string(), json!(vlan.value));
     }
@@ -99,9 +106,6 @@ pub fn network_attachment(plan: &Plan, net: &Network) -> NetworkAttachmentDefini
                     format!("bridge.network.kubevirt.io/{}", b.as_str()),
                 );
             }
-        }
-        Provider::CalicoL2 => {
-            ann.insert(EXPERIMENTAL.to_string(), "calico-l2".to_string());
         }
         Provider::OvnLocalnet => {}
     }
@@ -242,7 +246,6 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
     }
     let mut interfaces = Vec::new();
     let mut networks = Vec::new();
-    let mut template_annotations = serde_json::Map::new();
     match plan.model_of(vm) {
         NetworkModel::L2 => {
             for (i, nic) in vm.nics.iter().enumerate() {
@@ -257,12 +260,6 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
                 networks.push(
                     json!({ "name": iface, "multus": { "networkName": nic.network.as_str() } }),
                 );
-                if plan
-                    .network(nic.network.as_str())
-                    .is_some_and(|n| n.provider.value == Provider::CalicoL2)
-                {
-                    template_annotations.insert(ALLOW_POD_BRIDGE_MIGRATION.into(), json!(""));
-                }
             }
         }
         NetworkModel::L3 => {
@@ -293,10 +290,7 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
             json!({ "name": format!("disk{i}"), "dataVolume": { "name": labels::data_volume_name(name, i) } })
         })
         .collect();
-    let mut tmeta = json!({ "labels": labels });
-    if !template_annotations.is_empty() {
-        tmeta["annotations"] = Value::Object(template_annotations);
-    }
+    let tmeta = json!({ "labels": labels });
     let mut template = json!({
         "metadata": tmeta,
         "spec": {
@@ -318,6 +312,7 @@ pub fn virtual_machine(plan: &Plan, vm: &Vm) -> VirtualMachine {
         metadata: m,
         spec: VirtualMachineSpec {
             run_strategy: Some("Halted".to_string()),
+            running: None,
             template,
             data_volume_templates: Vec::new(),
         },

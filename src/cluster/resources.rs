@@ -40,6 +40,9 @@ pub struct Condition {
 pub struct VirtualMachineSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_strategy: Option<String>,
+    /// Deprecated predecessor of `runStrategy` (`true` = `Always`, `false` = `Halted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<bool>,
     /// The VMI template: `{metadata, spec: {domain, networks, volumes}}`.
     pub template: Value,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -57,6 +60,24 @@ pub struct VirtualMachineStatus {
     pub printable_status: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The run strategy virt-controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_strategy: Option<String>,
+    /// Start/stop requests virt-api queued for virt-controller (first one first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_change_requests: Vec<StateChangeRequest>,
+}
+
+/// One `status.stateChangeRequests` entry (`VirtualMachineStateChangeRequest`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct StateChangeRequest {
+    /// `Start` or `Stop`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    /// The VMI a `Stop` applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// `kubevirt.io/v1` VirtualMachineInstance (created by KubeVirt from a VM; wavelift reads it).

@@ -31,6 +31,56 @@ pub struct MigrationOutcome {
     pub failure: Option<String>,
 }
 
+/// The error for a migration KubeVirt would not create. Its admission webhook refuses a VMI
+/// that is not live-migratable (`Cannot migrate VMI, Reason: DisksNotLiveMigratable,
+/// Message: cannot migrate VMI: PVC NAME is not shared, …`), one already migrating, or one
+/// that is not running; the message is KubeVirt's, with the plan disk behind a named PVC.
+fn refused(plan: &Plan, vm: &Vm, e: kube::Error) -> anyhow::Error {
+    let kube::Error::Api(status) = &e else {
+        return anyhow::anyhow!(
+            "create VirtualMachineInstanceMigration for {}: {e}",
+            vm.name.value
+        );
+    };
+    let mut msg = format!(
+        "KubeVirt refused to live-migrate VM `{}` ({} {}): {}",
+        vm.name.value, status.code, status.reason, status.message
+    );
+    if status.message.contains("DisksNotLiveMigratable") {
+        let disks: Vec<String> = (0..vm.disks.len())
+            .filter(|i| {
+                let pvc = crate::cluster::labels::data_volume_name(vm.name.as_str(), *i);
+                status.message.contains(&format!("PVC {pvc} "))
+            })
+            .map(|i| {
+                let d = &vm.disks[i];
+                let what = d
+                    .backing_file
+                    .as_ref()
+                    .or(d.url.as_ref())
+                    .map_or(String::new(), |s| format!(" ({})", s.value));
+                format!("disk {i}{what}")
+            })
+            .collect();
+        let mode = plan
+            .defaults
+            .access_mode
+            .as_ref()
+            .map_or("the storage profile's default", |m| m.as_str());
+        msg.push_str(&format!(
+            "\nhint: {} {} access mode {mode}; live migration needs ReadWriteMany (shared) \
+             storage. Stop and start the VM to move it, or re-import onto ReadWriteMany storage.",
+            if disks.is_empty() {
+                "a disk of this VM".to_string()
+            } else {
+                disks.join(", ")
+            },
+            if disks.len() > 1 { "have" } else { "has" },
+        ));
+    }
+    anyhow::anyhow!(msg)
+}
+
 /// Migrates `vm` and waits for the end (or `limit`). Phase changes go to `progress`
 /// (phase, source node, target node); the final outcome with probe counts goes to `events`.
 pub async fn migrate(
@@ -48,12 +98,7 @@ pub async fn migrate(
     let created = api
         .create(&PostParams::default(), &build::migration(&plan, vm))
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "create VirtualMachineInstanceMigration for {}: {e}",
-                vm.name.value
-            )
-        })?;
+        .map_err(|e| refused(&plan, vm, e))?;
     let name = created.metadata.name.clone().unwrap_or_default();
     let started = Instant::now();
 

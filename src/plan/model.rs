@@ -42,14 +42,14 @@ pub enum PowerOff {
     Manual,
 }
 
+/// How a plan network's VLAN reaches the VMs. (`calico-l2` was withdrawn: Calico's CNI has
+/// no VLAN field; `plan check` answers it with `unsupported-provider`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
-    /// Linux bridge CNI with `vlan`, `"ipam": {}`.
+    /// Linux bridge CNI with `vlan`, `preserveDefaultVlan: false`, `"ipam": {}`.
     Bridge,
     /// OVN-Kubernetes localnet topology with `vlanID`.
     OvnLocalnet,
-    /// Calico L2 network (experimental).
-    CalicoL2,
 }
 
 impl Provider {
@@ -57,7 +57,6 @@ impl Provider {
         match self {
             Provider::Bridge => "bridge",
             Provider::OvnLocalnet => "ovn-localnet",
-            Provider::CalicoL2 => "calico-l2",
         }
     }
 }
@@ -194,7 +193,9 @@ pub struct Network {
     pub provider: Spanned<Provider>,
     /// Linux bridge on the nodes (provider `bridge`).
     pub bridge: Option<Spanned<String>>,
-    /// OVN physical network name (provider `ovn-localnet`); defaults to the network name.
+    /// OVN physical network name (provider `ovn-localnet`), written as the NAD's
+    /// `physicalNetworkName`, which ovn-kubernetes honours from v1.1.0 on. Absent: the
+    /// localnet maps by the network name (the CNI `name`), which every version does.
     pub physical_network: Option<Spanned<String>>,
     pub cidr: Option<Spanned<IpNet>>,
     pub gateway: Option<Spanned<IpAddr>>,

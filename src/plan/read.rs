@@ -830,17 +830,35 @@ impl Reader {
         if tbl.get("provider").is_none() {
             self.missing(tbl, "provider", "\"bridge\"");
         }
-        let provider = self
-            .choice(
-                tbl,
-                "provider",
-                &[
-                    ("bridge", Provider::Bridge),
-                    ("ovn-localnet", Provider::OvnLocalnet),
-                    ("calico-l2", Provider::CalicoL2),
-                ],
-            )
-            .unwrap_or_else(|| sp(Provider::Bridge, header_span(tbl.span.clone())));
+        // `calico-l2` was withdrawn: Calico's CNI has no VLAN or L2-network field to build it
+        // on (projectcalico/calico `cni-plugin/pkg/types/types.go`, `NetConf`).
+        let withdrawn = tbl.get("provider").and_then(|v| match conv(v) {
+            (DeValue::String(s), span) if s.as_ref() == "calico-l2" => Some(span),
+            _ => None,
+        });
+        let provider = match withdrawn {
+            Some(span) => {
+                self.err(
+                    "unsupported-provider",
+                    span.clone(),
+                    "provider `calico-l2` is not supported: Calico's CNI carries no VLAN, so no NetworkAttachmentDefinition can put a VM on this network",
+                )
+                .hint = Some(
+                    "to keep IP, MAC and VLAN use `provider = \"bridge\"` (a Linux bridge trunking the VLAN on every node) or `provider = \"ovn-localnet\"` (OVN-Kubernetes); on Calico's pod network set `network_model = \"l3\"` for the VM (it gets a new IP)".into(),
+                );
+                sp(Provider::Bridge, span)
+            }
+            None => self
+                .choice(
+                    tbl,
+                    "provider",
+                    &[
+                        ("bridge", Provider::Bridge),
+                        ("ovn-localnet", Provider::OvnLocalnet),
+                    ],
+                )
+                .unwrap_or_else(|| sp(Provider::Bridge, header_span(tbl.span.clone()))),
+        };
         let cidr = self
             .string(tbl, "cidr")
             .and_then(|c| match c.parse::<ipnet::IpNet>() {

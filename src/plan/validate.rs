@@ -65,6 +65,14 @@ impl Validator<'_, '_> {
         self.out.push(d);
     }
 
+    /// Whether reading already refused the network's `provider` (its value then stands in
+    /// as `bridge`, and rules about bridges would only echo that error).
+    fn provider_refused(&self, n: &Network) -> bool {
+        self.out.iter().any(|d| {
+            d.span == n.provider.span && matches!(d.code, "unsupported-provider" | "invalid-value")
+        })
+    }
+
     fn name_label(&mut self, what: &str, name: &Spanned<String>) {
         if !name.is_empty() && !is_dns_label(name) {
             self.push(
@@ -268,12 +276,6 @@ impl Validator<'_, '_> {
                         .with_hint("the gateway must be an address of the network's CIDR"),
                     );
                 }
-            }
-            if n.provider.value == Provider::CalicoL2 {
-                self.push(
-                    Diagnostic::warning("experimental-provider", n.provider.span.clone(), "provider `calico-l2` is experimental")
-                        .with_hint("rehearse the wave first; bridge or ovn-localnet are the supported L2 providers"),
-                );
             }
             if l2_networks.contains(n.name.as_str()) && n.owner.is_none() {
                 self.push(
@@ -519,7 +521,10 @@ impl Validator<'_, '_> {
                         .with_hint(format!("add `vlan = N` to network `{}` so its VLAN can be carried into the cluster", n.name.value)),
                 );
             }
-            if n.provider.value == Provider::Bridge && n.bridge.is_none() {
+            if n.provider.value == Provider::Bridge
+                && n.bridge.is_none()
+                && !self.provider_refused(n)
+            {
                 self.push(
                     Diagnostic::error("l2-network-no-bridge", nic.network.span.clone(), format!("L2 VM `{}` is on network `{}`, which has no `bridge`", vm.name.value, n.name.value))
                         .with_hint(format!("add `bridge = \"br-trunk\"` (the node bridge carrying the trunk) to network `{}`", n.name.value)),

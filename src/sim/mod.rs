@@ -9,11 +9,14 @@
 //! Module map: [`store`] (objects, resourceVersions, watch history), [`resources`] (the
 //! served kinds), [`discovery`], [`openapi`] + [`schema`] (documents and known fields),
 //! [`selectors`], [`patch`] (merge/JSON/apply), [`validate`], [`watch`] (streams),
-//! [`status`] (errors), [`server`] (routing and verbs).
+//! [`status`] (errors), [`server`] (routing and verbs), [`lifecycle`] (virt-api's VM
+//! start/stop/restart/migrate subresources), [`admission`] (KubeVirt's validating webhooks).
 
+pub mod admission;
 pub mod controllers;
 pub mod discovery;
 mod fault;
+pub mod lifecycle;
 pub mod openapi;
 pub mod patch;
 pub mod resources;
@@ -62,6 +65,10 @@ pub struct SimOptions {
     /// Routes served beside the Kubernetes API on the same port (the simulated world's
     /// vSphere REST API and network probes), set once the controllers run.
     pub extension: Arc<std::sync::OnceLock<server::Extension>>,
+    /// Run the validating webhooks an installed KubeVirt registers (see [`admission`]).
+    /// Off for a bare API server (CRDs, no webhook configuration); every rehearsal turns
+    /// it on.
+    pub kubevirt_webhooks: bool,
 }
 
 impl Default for SimOptions {
@@ -76,6 +83,7 @@ impl Default for SimOptions {
             extra_objects: Vec::new(),
             extension: Arc::default(),
             faults: ApiFaults::default(),
+            kubevirt_webhooks: false,
         }
     }
 }
@@ -289,7 +297,11 @@ pub fn seed_object(store: &Store, obj: Value) -> anyhow::Result<Value> {
 
 /// Start the sim on 127.0.0.1 (`opts.port`, or an ephemeral port for 0).
 pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
-    let store = Arc::new(Store::new(opts.store.clone()));
+    let mut store = Store::new(opts.store.clone());
+    if opts.kubevirt_webhooks {
+        store = store.with_admission(admission::kubevirt);
+    }
+    let store = Arc::new(store);
     for obj in default_objects(opts.nodes)
         .into_iter()
         .chain(opts.extra_objects.iter().cloned())

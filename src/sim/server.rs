@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::discovery;
+use super::lifecycle;
 use super::openapi;
 use super::patch::{self, PatchKind};
 use super::resources::{self, ResourceDef, SUBRESOURCES_GROUP, VM_ACTIONS};
@@ -244,7 +245,7 @@ async fn dispatch(state: &ApiState, req: Request) -> Result<Response, ApiError> 
                 return Err(ApiError::method_not_allowed(method.as_str(), &path));
             }
             let body = read_body(state, req).await?;
-            vm_action(state, &namespace, &name, &action, &query, &body)
+            vm_action(state, &namespace, &name, &action, &body)
         }
         Route::Resource(rp) => resource(state, rp, method, query, req).await,
     }
@@ -735,129 +736,20 @@ async fn resource(
 }
 
 /// `PUT /apis/subresources.kubevirt.io/v1/namespaces/NS/virtualmachines/NAME/ACTION`
-/// (start, stop, restart, migrate) with virtctl's semantics; 202 with an empty body.
+/// (start, stop, restart, migrate) as virt-api serves them (see [`lifecycle`]); 202 with an
+/// empty body. The query string is not read: virt-api takes its options (`dryRun`
+/// included) from the body only.
 fn vm_action(
     state: &ApiState,
     ns: &str,
     name: &str,
     action: &str,
-    query: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<Response, ApiError> {
     if !VM_ACTIONS.contains(&action) {
         return Err(ApiError::no_route(&format!("virtualmachines/{action}")));
     }
-    let options = delete_options(body)?;
-    let opts = WriteOptions {
-        dry_run: dry_run(query)? || body_dry_run(body)?,
-        ..WriteOptions::default()
-    };
-    let store = &state.store;
-    let (Some(vm_res), Some(vmi_res), Some(vmim_res)) = (
-        resources::find("kubevirt.io", "v1", "virtualmachines"),
-        resources::find("kubevirt.io", "v1", "virtualmachineinstances"),
-        resources::find("kubevirt.io", "v1", "virtualmachineinstancemigrations"),
-    ) else {
-        return Err(ApiError::internal(
-            "kubevirt resources missing from the table",
-        ));
-    };
-    let vm = store
-        .get(vm_res, ns, name)
-        .ok_or_else(|| ApiError::not_found("virtualmachines", "kubevirt.io", name))?;
-    let strategy = vm
-        .pointer("/spec/runStrategy")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            if vm.pointer("/spec/running").and_then(Value::as_bool) == Some(true) {
-                "Always".into()
-            } else {
-                "Halted".into()
-            }
-        });
-    let vmi = store.get(vmi_res, ns, name);
-    let conflict = |why: &str| ApiError::conflict("virtualmachines", "kubevirt.io", name, why);
-    let set_strategy = |to: &'static str| -> Result<(), ApiError> {
-        store
-            .mutate(vm_res, ns, name, Part::Main, &opts, |cur| {
-                let mut v = cur.cloned().unwrap_or_default();
-                if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.remove("running");
-                    spec.insert("runStrategy".into(), json!(to));
-                }
-                Ok(v)
-            })
-            .map(|_| ())
-    };
-    let request_state = |actions: &[&str]| -> Result<(), ApiError> {
-        store
-            .mutate(vm_res, ns, name, Part::Status, &opts, |cur| {
-                let mut v = cur.cloned().unwrap_or_default();
-                let reqs: Vec<Value> = actions.iter().map(|a| json!({"action": a})).collect();
-                if !v.get("status").is_some_and(Value::is_object) {
-                    v["status"] = json!({});
-                }
-                v["status"]["stateChangeRequests"] = Value::Array(reqs);
-                Ok(v)
-            })
-            .map(|_| ())
-    };
-    match action {
-        "start" => match strategy.as_str() {
-            "Halted" => set_strategy("Always")?,
-            "Manual" | "RerunOnFailure" => {
-                if vmi.is_some() {
-                    return Err(conflict("VM is already running"));
-                }
-                request_state(&["Start"])?
-            }
-            other => {
-                return Err(conflict(&format!(
-                    "{other} does not support manual start requests"
-                )))
-            }
-        },
-        "stop" => match strategy.as_str() {
-            "Halted" => return Err(conflict("VM is not running")),
-            "Manual" => {
-                if vmi.is_none() {
-                    return Err(conflict("VM is not running"));
-                }
-                request_state(&["Stop"])?
-            }
-            _ => set_strategy("Halted")?,
-        },
-        "restart" => {
-            if vmi.is_none() || strategy == "Halted" {
-                return Err(conflict("VM is not running"));
-            }
-            request_state(&["Stop", "Start"])?;
-            if !opts.dry_run {
-                let _ = store.delete(vmi_res, ns, name, (None, None), &opts);
-            }
-        }
-        _ => {
-            let running = vmi
-                .as_ref()
-                .and_then(|v| v.pointer("/status/phase"))
-                .and_then(Value::as_str)
-                == Some("Running");
-            if !running {
-                return Err(conflict("VMI is not running"));
-            }
-            let mut vmim = json!({
-                "apiVersion": "kubevirt.io/v1",
-                "kind": "VirtualMachineInstanceMigration",
-                "metadata": {"generateName": "kubevirt-migrate-vm-", "labels": {"kubevirt.io/vmi-name": name}},
-                "spec": {"vmiName": name},
-            });
-            if let Some(sel) = options.get("addedNodeSelector").filter(|v| v.is_object()) {
-                vmim["spec"]["addedNodeSelector"] = sel.clone();
-            }
-            store.create(vmim_res, ns, vmim, &opts)?;
-        }
-    }
+    lifecycle::vm_action(&state.store, ns, name, action, body)?;
     Ok((StatusCode::ACCEPTED, Body::empty()).into_response())
 }
 

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
+use super::admission::{Admission, Objects};
 use super::resources::{self, ResourceDef};
 use super::selectors::Selectable;
 use super::status::ApiError;
@@ -192,6 +193,30 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     opts: StoreOptions,
+    /// Validating admission run on every create through the API (see [`super::admission`]).
+    admission: Option<Admission>,
+}
+
+impl Objects for Inner {
+    fn get(&self, res: &ResourceDef, ns: &str, name: &str) -> Option<Value> {
+        self.kinds
+            .get(&key(res))
+            .and_then(|k| k.objects.get(&obj_key(res, ns, name)))
+            .map(|o| o.value())
+    }
+
+    fn list(&self, res: &ResourceDef, ns: &str) -> Vec<Value> {
+        self.kinds
+            .get(&key(res))
+            .map(|k| {
+                k.objects
+                    .iter()
+                    .filter(|((ons, _), _)| !res.namespaced || ons == ns)
+                    .map(|(_, o)| o.value())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn key(res: &ResourceDef) -> (&'static str, &'static str) {
@@ -301,7 +326,15 @@ impl Store {
         Store {
             inner: Mutex::new(Inner { rv: 0, kinds }),
             opts,
+            admission: None,
         }
+    }
+
+    /// The store with a validating admission step on creates (not on in-process seeding,
+    /// which keeps status and bypasses the API).
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -399,7 +432,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
-        Self::commit_create(&mut inner, &self.opts, res, ns, obj, opts)
+        Self::commit_create(&mut inner, &self.opts, self.admission, res, ns, obj, opts)
     }
 
     /// Read-modify-write of one object under the lock: `f` gets the current object (or
@@ -430,7 +463,8 @@ impl Store {
                     return Err(name_mismatch(body_name.unwrap_or_default(), name));
                 }
                 meta_mut(&mut obj).insert("name".into(), json!(name));
-                Self::commit_create(&mut inner, &self.opts, res, ns, obj, opts).map(|o| (o, true))
+                Self::commit_create(&mut inner, &self.opts, self.admission, res, ns, obj, opts)
+                    .map(|o| (o, true))
             }
             None => Err(ApiError::not_found(res.plural, res.group, name)),
             Some(old) => {
@@ -602,9 +636,11 @@ impl Store {
         Some(gone)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn commit_create(
         inner: &mut Inner,
         sopts: &StoreOptions,
+        admission: Option<Admission>,
         res: &ResourceDef,
         ns: &str,
         mut obj: Value,
@@ -675,6 +711,11 @@ impl Store {
             if !exists {
                 return Err(ApiError::not_found("namespaces", "", ns));
             }
+        }
+        // Validating webhooks run after validation and before the object is stored (and on
+        // dry runs, as for KubeVirt's side-effect-free webhooks).
+        if let (Some(admit), false) = (admission, opts.keep_status) {
+            admit(&*inner, res, ns, &obj)?;
         }
         let k = obj_key(res, ns, &name);
         if inner

@@ -35,7 +35,7 @@ owner = "netsec"
 [[network]]
 name = "vlan-410"
 vlan = 410
-provider = "calico-l2"
+provider = "ovn-localnet"
 owner = "netsec"
 
 [[wave]]
@@ -67,14 +67,6 @@ network_model = "l3"
 nics = [{ network = "vlan-210", ip = "192.0.2.40", mac = "00:50:56:ab:cd:02" }]
 disks = [{ backing_file = "[ds1] worker-01/worker-01.vmdk", size = "40Gi" }]
 
-[[vm]]
-name = "edge-01"
-wave = "w1"
-source_id = "4207c1b2-5f0e-4c1e-9a7b-0123456789a3"
-cpu = 2
-memory = "4Gi"
-nics = [{ network = "vlan-410", ip = "203.0.113.10", mac = "00:50:56:ab:cd:03" }]
-disks = [{ backing_file = "[ds1] edge-01/edge-01.vmdk", size = "20Gi" }]
 "#;
 
 fn plan(text: &str) -> Plan {
@@ -92,7 +84,7 @@ fn plan(text: &str) -> Plan {
 #[test]
 fn network_attachments_per_provider() {
     let p = plan(&PLAN);
-    for net in &p.networks {
+    for net in p.networks.iter().filter(|n| n.name.as_str() != "vlan-410") {
         let nad = build::network_attachment(&p, net);
         // The CNI config is a JSON string: check it parses, then snapshot it pretty.
         let cfg: serde_json::Value =
@@ -100,6 +92,54 @@ fn network_attachments_per_provider() {
         assert_eq!(cfg["cniVersion"], "0.3.1");
         insta::assert_yaml_snapshot!(format!("nad-{}", net.provider.as_str()), (&nad, cfg));
     }
+}
+
+#[test]
+fn bridge_attachment_keeps_untagged_traffic_away_from_the_vm() {
+    let p = plan(&PLAN);
+    let net = p.network("vlan-210").expect("network");
+    let cfg = build::cni_config(&p, net);
+    assert_eq!(cfg["vlan"], 210);
+    // bridge.go: the default (false from plugins v1.8.0, true from v1.3.0 to v1.7.x) is
+    // written out, so no plugin version leaves the port in VLAN 1.
+    assert_eq!(cfg["preserveDefaultVlan"], false);
+}
+
+#[test]
+fn ovn_localnet_without_physical_network_maps_by_its_name() {
+    let p = plan(&PLAN);
+    let net = p.network("vlan-410").expect("network");
+    let nad = build::network_attachment(&p, net);
+    let cfg: serde_json::Value = serde_json::from_str(&nad.spec.config).expect("JSON");
+    assert!(
+        cfg.get("physicalNetworkName").is_none(),
+        "no physical_network: no physicalNetworkName (older ovn-kubernetes ignore it anyway)"
+    );
+    assert_eq!(
+        cfg["name"], "vlan-410",
+        "OVN maps the localnet by this name"
+    );
+    assert_eq!(cfg["vlanID"], 410);
+    insta::assert_yaml_snapshot!("nad-ovn-localnet-by-name", (&nad, cfg));
+}
+
+#[test]
+fn calico_l2_is_refused_by_plan_check() {
+    let text = PLAN.replacen(
+        "provider = \"ovn-localnet\"\nowner = \"netsec\"\n\n[[wave]]",
+        "provider = \"calico-l2\"\nowner = \"netsec\"\n\n[[wave]]",
+        1,
+    );
+    assert_ne!(text, *PLAN);
+    let c = check_str(&text, "golden.toml");
+    assert!(c.plan.is_none());
+    assert!(
+        c.located()
+            .iter()
+            .any(|d| d.code == "unsupported-provider" && d.message.contains("calico-l2")),
+        "{:?}",
+        c.located()
+    );
 }
 
 #[test]
@@ -149,17 +189,6 @@ fn l3_vm_uses_pod_network_with_masquerade() {
         serde_json::json!({})
     );
     insta::assert_yaml_snapshot!("vm-l3", vm);
-}
-
-#[test]
-fn calico_l2_vm_carries_the_live_migration_annotation() {
-    let p = plan(&PLAN);
-    let vm = build::virtual_machine(&p, p.vm("edge-01").expect("vm"));
-    assert_eq!(
-        vm.spec.template["metadata"]["annotations"][build::ALLOW_POD_BRIDGE_MIGRATION],
-        ""
-    );
-    insta::assert_yaml_snapshot!("vm-calico-l2", vm);
 }
 
 #[test]

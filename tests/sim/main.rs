@@ -7,5 +7,6 @@ mod api;
 mod common;
 mod controllers;
 mod kubectl;
+mod kubevirt;
 mod serve_flow;
 mod watch;

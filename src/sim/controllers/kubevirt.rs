@@ -1,10 +1,14 @@
 //! Simulated KubeVirt: VirtualMachines drive VirtualMachineInstances through
-//! `Pending → Scheduling → Scheduled → Running` on simulated nodes; the guest agent connects
-//! after a boot delay and reports the guest's IP only when the interface's MAC equals the
-//! source VM's MAC and its network's VLAN equals the source VM's VLAN (a guest with static
-//! configuration behaves so). Live migrations run `Pending → Scheduling → Scheduled →
-//! PreparingTarget → TargetReady → Running → Succeeded | Failed`, moving the VMI's node.
-//! Kube-rs clients of the API: they run against any API server with the KubeVirt CRDs.
+//! `Pending → Scheduling → Scheduled → Running` on simulated nodes, as the run strategy and
+//! the VM's `status.stateChangeRequests` ask (virt-controller's `syncRunStrategy`); the guest
+//! agent connects after a boot delay and reports the guest's IP only when the interface's
+//! MAC equals the source VM's MAC and its network's VLAN (as its CNI plugin reads the NAD,
+//! [`cni_vlan`]) equals the source VM's VLAN (a guest with static configuration behaves
+//! so). A running VMI carries `volumeStatus` and a `LiveMigratable` condition derived from
+//! its PVCs' access modes and its pod-network binding (virt-controller, virt-handler).
+//! Live migrations run `Pending → Scheduling → Scheduled → PreparingTarget → TargetReady →
+//! Running → Succeeded | Failed`, moving the VMI's node. Kube-rs clients of the API: they
+//! run against any API server with the KubeVirt CRDs.
 
 use super::scenario::{FaultKind, GuestOsKind, NicConfig, Scenario};
 use super::world::World;
@@ -14,6 +18,7 @@ use crate::cluster::resources::{
     VirtualMachineInstanceMigration, VmiPhase,
 };
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -141,15 +146,119 @@ fn volumes(template: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn wants_running(vm: &VirtualMachine) -> bool {
-    matches!(
-        vm.spec.run_strategy.as_deref(),
-        Some("Always") | Some("RerunOnFailure") | Some("Once")
-    )
+/// `vm.RunStrategy()` (kubevirt `staging/src/kubevirt.io/api/core/v1/types.go`): the
+/// deprecated `spec.running` maps to `Always`/`Halted`; neither set is `Halted`.
+fn run_strategy(vm: &VirtualMachine) -> &str {
+    match (vm.spec.running, vm.spec.run_strategy.as_deref()) {
+        (Some(true), _) => "Always",
+        (Some(false), _) => "Halted",
+        (None, Some(s)) => s,
+        (None, None) => "Halted",
+    }
 }
 
-/// Reconciles VMs: create the VMI when the VM should run and its disks are ready, delete it
-/// when the VM is halted or gone, and keep the VM's printable status current.
+fn vmi_phase(vmi: &VirtualMachineInstance) -> Option<&VmiPhase> {
+    vmi.status.as_ref().and_then(|s| s.phase.as_ref())
+}
+
+/// `vmi.IsFinal()`.
+fn is_final(vmi: &VirtualMachineInstance) -> bool {
+    matches!(vmi_phase(vmi), Some(VmiPhase::Succeeded | VmiPhase::Failed))
+}
+
+fn requests(vm: &VirtualMachine) -> &[crate::cluster::resources::StateChangeRequest] {
+    vm.status
+        .as_ref()
+        .map_or(&[][..], |s| s.state_change_requests.as_slice())
+}
+
+/// `hasStartRequest` (kubevirt `pkg/virt-controller/watch/vm/vm.go`): only the first
+/// request counts.
+fn has_start_request(vm: &VirtualMachine) -> bool {
+    requests(vm).first().is_some_and(|r| r.action == "Start")
+}
+
+/// `hasStopRequestForVMI`.
+fn has_stop_request_for(vm: &VirtualMachine, vmi: &VirtualMachineInstance) -> bool {
+    requests(vm).first().is_some_and(|r| {
+        r.action == "Stop" && r.uid.is_some() && r.uid.as_deref() == vmi.uid().as_deref()
+    })
+}
+
+/// What virt-controller does with a VM and its VMI.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Nothing,
+    /// Create the VMI (once the disks are ready).
+    Start,
+    /// Delete the VMI; `requeue_start` adds a start request (RerunOnFailure after a failure).
+    Stop {
+        requeue_start: bool,
+    },
+    /// Halted with a (paused) start request: set the VM to run.
+    SetRunning,
+}
+
+/// `syncRunStrategy` (kubevirt `pkg/virt-controller/watch/vm/vm.go`), without start
+/// backoff, paused starts and decentralized migrations.
+fn decide(vm: &VirtualMachine, vmi: Option<&VirtualMachineInstance>) -> Step {
+    let strategy = run_strategy(vm);
+    match (strategy, vmi) {
+        ("Always", Some(vmi)) if has_stop_request_for(vm, vmi) || is_final(vmi) => Step::Stop {
+            requeue_start: false,
+        },
+        ("Always", None) => Step::Start,
+        ("RerunOnFailure", Some(vmi)) => {
+            let failed = vmi_phase(vmi) == Some(&VmiPhase::Failed);
+            let succeeded = vmi_phase(vmi) == Some(&VmiPhase::Succeeded);
+            if has_stop_request_for(vm, vmi) || failed || succeeded {
+                Step::Stop {
+                    requeue_start: failed,
+                }
+            } else {
+                Step::Nothing
+            }
+        }
+        // `shouldStartRerunOnFailure`: a start request, or the strategy just switched.
+        ("RerunOnFailure", None) => {
+            let acted_on = vm.status.as_ref().and_then(|s| s.run_strategy.as_deref());
+            if has_start_request(vm) || acted_on != Some(strategy) {
+                Step::Start
+            } else {
+                Step::Nothing
+            }
+        }
+        ("Manual", Some(vmi)) if has_stop_request_for(vm, vmi) => Step::Stop {
+            requeue_start: false,
+        },
+        ("Manual", None) if has_start_request(vm) => Step::Start,
+        ("Halted", None) if has_start_request(vm) => Step::SetRunning,
+        ("Halted", Some(_)) => Step::Stop {
+            requeue_start: false,
+        },
+        ("Once", None) => Step::Start,
+        _ => Step::Nothing,
+    }
+}
+
+/// `isTrimFirstChangeRequestNeeded`: a stop request is done once its VMI is gone (or it
+/// names another VMI), a start request once a live VMI exists.
+fn trim_first_request(vm: &VirtualMachine, vmi: Option<&VirtualMachineInstance>) -> bool {
+    let Some(first) = requests(vm).first() else {
+        return false;
+    };
+    match (first.action.as_str(), vmi) {
+        ("Stop", None) => true,
+        ("Stop", Some(vmi)) => first.uid.is_none() || first.uid.as_deref() != vmi.uid().as_deref(),
+        ("Start", Some(vmi)) => vmi.metadata.deletion_timestamp.is_none() && !is_final(vmi),
+        _ => false,
+    }
+}
+
+/// Reconciles VMs as virt-controller's VM controller does
+/// (kubevirt `pkg/virt-controller/watch/vm/vm.go`): the run strategy and the first state
+/// change request decide whether the VMI is created (once its disks are ready) or deleted;
+/// finished requests are trimmed; the VM's printable status stays current.
 pub async fn run_vms(
     client: Client,
     scenario: Arc<Scenario>,
@@ -173,13 +282,31 @@ pub async fn run_vms(
         let Some(vm) = vm else {
             if vmi.is_some() {
                 world.clear_vmi(&format!("{ns}/{name}"));
-                world.clear_vmi(&format!("{ns}/{name}"));
                 let _ = vmis.delete(&name, &DeleteParams::default()).await;
             }
             continue;
         };
-        if wants_running(&vm) {
-            if vmi.is_none() {
+        let strategy = run_strategy(&vm).to_string();
+        let acted_on = vm.status.as_ref().and_then(|s| s.run_strategy.clone());
+        let step = decide(&vm, vmi.as_deref());
+        // The status update after the sync: trimmed requests, the strategy acted on.
+        let mut status = serde_json::Map::new();
+        if trim_first_request(&vm, vmi.as_deref()) {
+            status.insert(
+                "stateChangeRequests".into(),
+                json!(requests(&vm)[1..].to_vec()),
+            );
+        }
+        if acted_on.as_deref() != Some(strategy.as_str()) {
+            status.insert("runStrategy".into(), json!(strategy));
+        }
+        if !status.is_empty() {
+            let _ = vms
+                .patch_status(&name, &pp, &Patch::Merge(json!({ "status": status })))
+                .await;
+        }
+        match step {
+            Step::Start if vmi.is_none() => {
                 let succeeded = |d: &DataVolume| {
                     d.status.as_ref().and_then(|s| s.phase.as_ref()) == Some(&DvPhase::Succeeded)
                 };
@@ -233,42 +360,251 @@ pub async fn run_vms(
                     let _ = done.send(uid);
                 });
             }
-        } else if vmi.is_some() {
-            let _ = vms
-                .patch_status(
-                    &name,
-                    &pp,
-                    &Patch::Merge(
-                        json!({ "status": { "printableStatus": "Stopping", "ready": false } }),
-                    ),
-                )
-                .await;
-            world.clear_vmi(&format!("{ns}/{name}"));
-            let _ = vmis.delete(&name, &DeleteParams::default()).await;
-            let _ = vms
-                .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "printableStatus": "Stopped", "created": false, "ready": false } })))
-                .await;
-        } else {
-            let printable = vm.status.as_ref().and_then(|s| s.printable_status.clone());
-            if printable.as_deref() != Some("Stopped") {
+            Step::Stop { requeue_start } => {
                 let _ = vms
-                    .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "printableStatus": "Stopped", "created": false, "ready": false } })))
+                    .patch_status(
+                        &name,
+                        &pp,
+                        &Patch::Merge(
+                            json!({ "status": { "printableStatus": "Stopping", "ready": false } }),
+                        ),
+                    )
+                    .await;
+                world.clear_vmi(&format!("{ns}/{name}"));
+                let _ = vmis.delete(&name, &DeleteParams::default()).await;
+                let mut st =
+                    json!({ "printableStatus": "Stopped", "created": false, "ready": false });
+                if requeue_start {
+                    // `addStartRequest`.
+                    let mut reqs = requests(&vm).to_vec();
+                    reqs.push(crate::cluster::resources::StateChangeRequest {
+                        action: "Start".into(),
+                        ..Default::default()
+                    });
+                    st["stateChangeRequests"] = json!(reqs);
+                }
+                let _ = vms
+                    .patch_status(&name, &pp, &Patch::Merge(json!({ "status": st })))
                     .await;
             }
+            Step::SetRunning => {
+                let patch = if vm.spec.run_strategy.is_some() {
+                    json!({ "spec": { "runStrategy": "Always" } })
+                } else {
+                    json!({ "spec": { "running": true } })
+                };
+                let _ = vms.patch(&name, &pp, &Patch::Merge(patch)).await;
+            }
+            Step::Nothing | Step::Start if vmi.is_none() => {
+                let printable = vm.status.as_ref().and_then(|s| s.printable_status.clone());
+                if printable.as_deref() != Some("Stopped") {
+                    let _ = vms
+                        .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "printableStatus": "Stopped", "created": false, "ready": false } })))
+                        .await;
+                }
+            }
+            Step::Nothing | Step::Start => {}
         }
     }
 }
 
-/// VLAN of a multus network from its NetworkAttachmentDefinition's CNI config.
+/// The VLAN a guest's frames travel on over a multus network, read from its
+/// NetworkAttachmentDefinition's CNI config the way the CNI plugin its `type` names reads
+/// it (the first plugin of a `plugins` list is the one attaching the interface):
+/// - `bridge`: `vlan` (containernetworking/plugins `plugins/main/bridge/bridge.go`,
+///   `NetConf.Vlan`; 0 or absent is untagged). The port's VLAN is the PVID, untagged
+///   towards the guest.
+/// - `ovn-k8s-cni-overlay` with `"topology": "localnet"`: `vlanID` (ovn-kubernetes
+///   `go-controller/pkg/cni/types/types.go`, `NetConf.VLANID`: "valid in localnet topology
+///   network only").
+/// - any other plugin: no VLAN, whatever the config holds. Calico's CNI, for one, has no
+///   VLAN field (projectcalico/calico `cni-plugin/pkg/types/types.go`, `NetConf`), so a
+///   `"vlan"` in a `calico` config is ignored, as the real plugin ignores it.
+pub fn cni_vlan(config: &Value) -> Option<u16> {
+    let cfg = config
+        .get("plugins")
+        .and_then(Value::as_array)
+        .and_then(|p| p.first())
+        .unwrap_or(config);
+    let field = match (
+        cfg.get("type").and_then(Value::as_str),
+        cfg.get("topology").and_then(Value::as_str),
+    ) {
+        (Some("bridge"), _) => "vlan",
+        (Some("ovn-k8s-cni-overlay"), Some("localnet")) => "vlanID",
+        _ => return None,
+    };
+    cfg.get(field)
+        .and_then(Value::as_u64)
+        .filter(|v| *v != 0)
+        .and_then(|v| u16::try_from(v).ok())
+}
+
 async fn nad_vlan(client: &Client, ns: &str, network_name: &str) -> Option<u16> {
     let (nad_ns, nad_name) = network_name.split_once('/').unwrap_or((ns, network_name));
     let api: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), nad_ns);
     let nad = api.get(nad_name).await.ok()?;
     let cfg: Value = serde_json::from_str(&nad.spec.config).ok()?;
-    cfg.get("vlan")
-        .or_else(|| cfg.get("vlanID"))
-        .and_then(|v| v.as_u64())
-        .and_then(|v| u16::try_from(v).ok())
+    cni_vlan(&cfg)
+}
+
+/// `v1.AllowPodBridgeNetworkLiveMigrationAnnotation` (kubevirt
+/// `staging/src/kubevirt.io/api/core/v1/types.go`).
+const ALLOW_POD_BRIDGE_MIGRATION: &str = "kubevirt.io/allow-pod-bridge-network-live-migration";
+
+/// `status.volumeStatus` as virt-controller fills it in (kubevirt
+/// `pkg/virt-controller/watch/vmi/storage.go`, `processPVCInfo`): per volume, the access
+/// modes, volume mode and size of the PVC behind a `persistentVolumeClaim` or `dataVolume`
+/// volume (a DataVolume's PVC has its name).
+async fn volume_status(client: &Client, ns: &str, spec: &Value) -> Vec<Value> {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let mut out = Vec::new();
+    for vol in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = vol.get("name").and_then(Value::as_str).unwrap_or_default();
+        let claim = vol
+            .pointer("/persistentVolumeClaim/claimName")
+            .or_else(|| vol.pointer("/dataVolume/name"))
+            .and_then(Value::as_str);
+        let mut st = json!({ "name": name, "target": "" });
+        if let Some(claim) = claim {
+            if let Ok(Some(pvc)) = pvcs.get_opt(claim).await {
+                let spec = pvc.spec.unwrap_or_default();
+                st["persistentVolumeClaimInfo"] = json!({
+                    "claimName": claim,
+                    "accessModes": spec.access_modes.unwrap_or_default(),
+                    "volumeMode": spec.volume_mode.unwrap_or_else(|| "Filesystem".into()),
+                    "capacity": pvc.status.and_then(|s| s.capacity).unwrap_or_default(),
+                    "requests": spec.resources.and_then(|r| r.requests).unwrap_or_default(),
+                });
+            }
+        }
+        out.push(st);
+    }
+    out
+}
+
+/// `VerifyVMIMigratable` (kubevirt `pkg/network/vmispec/interface.go`): only the interface
+/// on the pod network matters; masquerade and passt migrate, bridge only with the
+/// allow-pod-bridge annotation; the sim registers no binding plugins.
+fn interfaces_migratable(spec: &Value, annotations: &Value) -> Result<(), String> {
+    let ifaces = spec
+        .pointer("/domain/devices/interfaces")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if ifaces.is_empty() {
+        return Ok(());
+    }
+    let nets = spec
+        .get("networks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(pod) = nets.iter().find(|n| n.get("pod").is_some()) else {
+        return Ok(());
+    };
+    let pod_name = pod.get("name").and_then(Value::as_str).unwrap_or_default();
+    let Some(primary) = ifaces
+        .iter()
+        .find(|i| i.get("name").and_then(Value::as_str) == Some(pod_name))
+    else {
+        return Err(format!("no primary interface found for network {pod_name}"));
+    };
+    if primary.get("masquerade").is_some() || primary.get("passtBinding").is_some() {
+        return Ok(());
+    }
+    if primary.get("bridge").is_some() && annotations.get(ALLOW_POD_BRIDGE_MIGRATION).is_some() {
+        return Ok(());
+    }
+    Err("cannot migrate VMI which does not use masquerade or a migratable plugin to connect to the pod network".into())
+}
+
+/// `checkVolumesForMigration` (kubevirt `pkg/virt-handler/vm.go`): every PVC-backed volume
+/// must be shared (`ReadWriteMany`, `pkg/storage/types/pvc.go` `HasSharedAccessMode`); other
+/// volumes (container disks, cloud-init) are copied, which makes it a block migration.
+/// Returns (block migration, the refusal).
+fn volumes_migratable(spec: &Value, volume_status: &[Value]) -> (bool, Option<String>) {
+    let mut block = false;
+    for vol in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = vol.get("name").and_then(Value::as_str).unwrap_or_default();
+        let claim = vol
+            .pointer("/persistentVolumeClaim/claimName")
+            .or_else(|| vol.pointer("/dataVolume/name"))
+            .and_then(Value::as_str);
+        let Some(claim) = claim else {
+            let read_only_cdrom = spec
+                .pointer("/domain/devices/disks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|d| {
+                    d.get("name").and_then(Value::as_str) == Some(name)
+                        && d.get("cdrom").is_some_and(|c| {
+                            c.get("readonly").and_then(Value::as_bool) != Some(false)
+                        })
+                });
+            if !read_only_cdrom {
+                block = true;
+            }
+            continue;
+        };
+        let info = volume_status
+            .iter()
+            .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+            .and_then(|s| s.get("persistentVolumeClaimInfo"));
+        let Some(info) = info else {
+            return (true, Some(format!("cannot migrate VMI: Unable to determine if PVC {claim} is shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)")));
+        };
+        let shared = info
+            .get("accessModes")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|m| m == "ReadWriteMany"));
+        if !shared {
+            return (true, Some(format!("cannot migrate VMI: PVC {claim} is not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)")));
+        }
+    }
+    (block, None)
+}
+
+/// The VMI's `LiveMigratable` condition and `migrationMethod`, as virt-handler computes
+/// them (kubevirt `pkg/virt-handler/vm.go`, `calculateLiveMigrationCondition`): an
+/// interface refusal first (`InterfaceNotLiveMigratable`), then the disks
+/// (`DisksNotLiveMigratable`); CPU model, host devices, SEV/TDX and the like are not
+/// modelled.
+fn live_migratable(
+    spec: &Value,
+    annotations: &Value,
+    volume_status: &[Value],
+) -> (Value, &'static str) {
+    let (block, disks) = volumes_migratable(spec, volume_status);
+    let method = if block {
+        "BlockMigration"
+    } else {
+        "LiveMigration"
+    };
+    let refusal = match (interfaces_migratable(spec, annotations), disks) {
+        (Err(m), _) => Some(("InterfaceNotLiveMigratable", m)),
+        (Ok(()), Some(m)) => Some((crate::sim::admission::DISKS_NOT_LIVE_MIGRATABLE, m)),
+        (Ok(()), None) => None,
+    };
+    let cond = match refusal {
+        Some((reason, message)) => json!({
+            "type": crate::sim::admission::LIVE_MIGRATABLE, "status": "False",
+            "reason": reason, "message": message,
+        }),
+        None => json!({ "type": crate::sim::admission::LIVE_MIGRATABLE, "status": "True" }),
+    };
+    (cond, method)
 }
 
 fn node_for(scenario: &Scenario, name: &str) -> String {
@@ -434,14 +770,19 @@ async fn boot(
         }
         agent.push(a);
     }
+    let vmi_spec = vm.spec.template.get("spec").cloned().unwrap_or(json!({}));
+    let volumes = volume_status(&client, &ns, &vmi_spec).await;
+    let annotations = tmeta.get("annotations").cloned().unwrap_or(json!({}));
+    let (live, method) = live_migratable(&vmi_spec, &annotations, &volumes);
     vmis.patch_status(
         &name,
         &pp,
         &set(json!({
             "phase": "Running", "nodeName": node, "interfaces": domain,
+            "volumeStatus": volumes, "migrationMethod": method,
             "conditions": [
                 { "type": "Ready", "status": "True", "lastTransitionTime": now() },
-                { "type": "LiveMigratable", "status": "True" },
+                live,
             ]
         })),
     )
@@ -484,7 +825,7 @@ async fn boot(
             "interfaces": agent,
             "conditions": [
                 { "type": "Ready", "status": "True" },
-                { "type": "LiveMigratable", "status": "True" },
+                live,
                 { "type": "AgentConnected", "status": "True", "lastTransitionTime": now() },
             ]
         })),

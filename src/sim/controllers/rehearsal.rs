@@ -31,6 +31,7 @@ impl Rehearsal {
             watch_max_duration: scenario
                 .watch_drop_seconds
                 .map(std::time::Duration::from_secs_f64),
+            kubevirt_webhooks: true,
             ..SimOptions::default()
         };
         let extension = opts.extension.clone();

@@ -1,0 +1,214 @@
+//! Validating admission on create: the webhooks KubeVirt's virt-api registers, run by the
+//! sim's API server before it persists an object (dry runs included), the way a real API
+//! server calls a `ValidatingWebhookConfiguration`'s webhooks.
+//!
+//! KubeVirt registers its webhooks when it is installed, so the sim runs them only when it
+//! simulates an installed KubeVirt ([`crate::sim::SimOptions::kubevirt_webhooks`], set by
+//! every rehearsal). A bare sim is an API server with the CRDs and no webhook
+//! configuration: it admits every schema-valid object.
+//!
+//! Modelled webhook: `migration-create-validator.kubevirt.io` (CREATE of
+//! `virtualmachineinstancemigrations`; kubevirt
+//! `pkg/virt-operator/resource/generate/components/webhooks.go`), following
+//! `pkg/virt-api/webhooks/validating-webhook/admitters/migration-create-admitter.go`.
+//! A refusal reaches the client as the API server words it: kubernetes
+//! `staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/errors/statuserror.go`
+//! (`ToStatusErr`).
+
+use serde_json::Value;
+
+use super::resources::ResourceDef;
+use super::status::{ApiError, Cause};
+
+/// Read access to the stored objects while a create is admitted (the store's lock is held).
+pub trait Objects {
+    /// One object.
+    fn get(&self, res: &ResourceDef, ns: &str, name: &str) -> Option<Value>;
+    /// The objects of a resource in a namespace.
+    fn list(&self, res: &ResourceDef, ns: &str) -> Vec<Value>;
+}
+
+/// A validating admission step: gets the object about to be created (name generated,
+/// defaulted and schema-validated) and may refuse it.
+pub type Admission = fn(&dyn Objects, &ResourceDef, &str, &Value) -> Result<(), ApiError>;
+
+/// Name of KubeVirt's migration create webhook.
+pub const MIGRATION_CREATE_VALIDATOR: &str = "migration-create-validator.kubevirt.io";
+/// `v1.VirtualMachineInstanceIsMigratable` (kubevirt `staging/src/kubevirt.io/api/core/v1/types.go`).
+pub const LIVE_MIGRATABLE: &str = "LiveMigratable";
+/// `v1.VirtualMachineInstanceReasonDisksNotMigratable`.
+pub const DISKS_NOT_LIVE_MIGRATABLE: &str = "DisksNotLiveMigratable";
+/// `v1.MigrationSelectorLabel`.
+pub const MIGRATION_SELECTOR_LABEL: &str = "kubevirt.io/vmi-name";
+
+/// What a webhook answers when it refuses (`admissionv1.AdmissionResponse.Result`).
+struct Denial {
+    code: u16,
+    reason: &'static str,
+    message: String,
+    causes: Vec<Cause>,
+}
+
+impl Denial {
+    /// `webhookutils.ToAdmissionResponseError(err)`: code 400, message only
+    /// (kubevirt `pkg/util/webhooks/webhooks.go`).
+    fn error(message: impl Into<String>) -> Self {
+        Denial {
+            code: 400,
+            reason: "",
+            message: message.into(),
+            causes: Vec::new(),
+        }
+    }
+
+    /// `webhookutils.ToAdmissionResponse(causes)`: 422 Invalid, the causes' messages joined.
+    fn causes(causes: Vec<Cause>) -> Self {
+        let message = causes
+            .iter()
+            .take(10)
+            .map(|c| c.message.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Denial {
+            code: 422,
+            reason: "Invalid",
+            message,
+            causes,
+        }
+    }
+}
+
+/// The API server's error for a webhook's refusal (`ToStatusErr`): the webhook's code and
+/// reason (`Forbidden` when it gave none), `RESOURCE.GROUP "NAME" is forbidden: admission
+/// webhook "WEBHOOK" denied the request: MESSAGE`, and details naming the object unless the
+/// webhook sent causes.
+fn to_status_err(res: &ResourceDef, name: &str, webhook: &str, d: Denial) -> ApiError {
+    let name = if name.is_empty() { "Unknown" } else { name };
+    let message = format!(
+        "{}.{} \"{name}\" is forbidden: admission webhook \"{webhook}\" denied the request: {}",
+        res.plural, res.group, d.message
+    );
+    let reason = if d.reason.is_empty() {
+        "Forbidden"
+    } else {
+        d.reason
+    };
+    let err = ApiError::new(d.code, reason, message);
+    if d.causes.is_empty() {
+        err.with_details(name, res.group, res.plural)
+    } else {
+        err.with_causes(d.causes)
+    }
+}
+
+/// KubeVirt's validating webhooks on create.
+pub fn kubevirt(
+    objs: &dyn Objects,
+    res: &ResourceDef,
+    ns: &str,
+    obj: &Value,
+) -> Result<(), ApiError> {
+    if res.group != "kubevirt.io" || res.kind != "VirtualMachineInstanceMigration" {
+        return Ok(());
+    }
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    admit_migration(objs, ns, obj)
+        .map_err(|d| to_status_err(res, name, MIGRATION_CREATE_VALIDATOR, d))
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// `MigrationCreateAdmitter.Admit` (migration-create-admitter.go), in its order.
+fn admit_migration(objs: &dyn Objects, ns: &str, m: &Value) -> Result<(), Denial> {
+    let vmi_name = str_at(m, "/spec/vmiName");
+    // ValidateVirtualMachineInstanceMigrationSpec.
+    if vmi_name.is_empty() {
+        return Err(Denial::causes(vec![Cause {
+            field: "spec.vmiName".into(),
+            reason: "FieldValueRequired".into(),
+            message: "vmiName is missing".into(),
+        }]));
+    }
+    // Only virt-controller's service account may set a priority; no request through the
+    // sim's API is virt-controller's (its simulated controllers never create migrations).
+    if m.pointer("/spec/priority").is_some_and(|p| !p.is_null()) {
+        return Err(Denial::causes(vec![Cause {
+            field: "spec.migrationPriority".into(),
+            reason: "FieldValueForbidden".into(),
+            message:
+                "Migration priority queue, only virt-controller is allowed to set priority field"
+                    .into(),
+        }]));
+    }
+    let vmi_res = super::resources::find("kubevirt.io", "v1", "virtualmachineinstances");
+    let Some(vmi) = vmi_res.and_then(|r| objs.get(r, ns, vmi_name)) else {
+        return Err(Denial::error(format!(
+            "the VMI \"{ns}/{vmi_name}\" does not exist"
+        )));
+    };
+    // vmi.IsFinal().
+    if matches!(str_at(&vmi, "/status/phase"), "Succeeded" | "Failed") {
+        return Err(Denial::error("Cannot migrate VMI in finalized state."));
+    }
+    // isMigratable: a LiveMigratable=False condition refuses, except non-migratable disks
+    // on a decentralized (cross-namespace/cluster) migration.
+    let spec_set = |k: &str| {
+        m.pointer(&format!("/spec/{k}"))
+            .is_some_and(|v| !v.is_null())
+    };
+    let decentralized = spec_set("sendTo") != spec_set("receive");
+    let conditions = vmi
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for c in &conditions {
+        if str_at(c, "/type") == LIVE_MIGRATABLE && str_at(c, "/status") == "False" {
+            let reason = str_at(c, "/reason");
+            if reason == DISKS_NOT_LIVE_MIGRATABLE && decentralized {
+                continue;
+            }
+            return Err(Denial::error(format!(
+                "Cannot migrate VMI, Reason: {reason}, Message: {}",
+                str_at(c, "/message")
+            )));
+        }
+    }
+    // ensureNoMigrationConflict: no other migration of this VMI may be in flight (the
+    // label is the one virt-controller puts on every migration).
+    let vmim_res = super::resources::find("kubevirt.io", "v1", "virtualmachineinstancemigrations");
+    if let Some(r) = vmim_res {
+        for other in objs.list(r, ns) {
+            let label = other
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(MIGRATION_SELECTOR_LABEL))
+                .and_then(Value::as_str);
+            if label != Some(vmi_name) {
+                continue;
+            }
+            if !matches!(str_at(&other, "/status/phase"), "Succeeded" | "Failed") {
+                return Err(Denial::error(format!(
+                    "in-flight migration detected. Active migration job ({}) is currently already in progress for VMI {}.",
+                    str_at(&other, "/metadata/uid"),
+                    str_at(&other, "/spec/vmiName")
+                )));
+            }
+        }
+    }
+    // Decentralized migrations need the DecentralizedLiveMigration feature gate, which
+    // the simulated KubeVirt does not enable.
+    if spec_set("sendTo") || spec_set("receive") {
+        return Err(Denial::causes(vec![Cause {
+            field: String::new(),
+            reason: "FieldValueNotSupported".into(),
+            message: "DecentralizedLiveMigration feature gate is not enabled in kubevirt resource"
+                .into(),
+        }]));
+    }
+    Ok(())
+}
