@@ -11,7 +11,9 @@
 //! [`selectors`], [`patch`] (merge/JSON/apply), [`validate`], [`watch`] (streams),
 //! [`status`] (errors), [`server`] (routing and verbs).
 
+pub mod access;
 pub mod controllers;
+pub mod defaults;
 pub mod discovery;
 mod fault;
 pub mod openapi;
@@ -62,6 +64,9 @@ pub struct SimOptions {
     /// Routes served beside the Kubernetes API on the same port (the simulated world's
     /// vSphere REST API and network probes), set once the controllers run.
     pub extension: Arc<std::sync::OnceLock<server::Extension>>,
+    /// What the (anonymous) user may not do: denied requests answer 403 and
+    /// SelfSubjectAccessReviews for them `allowed: false`. Empty: everything is allowed.
+    pub access: access::Authorizer,
 }
 
 impl Default for SimOptions {
@@ -76,6 +81,7 @@ impl Default for SimOptions {
             extra_objects: Vec::new(),
             extension: Arc::default(),
             faults: ApiFaults::default(),
+            access: access::Authorizer::default(),
         }
     }
 }
@@ -231,23 +237,7 @@ fn default_objects(nodes: usize) -> Vec<Value> {
         "status": {"phase": "Active"},
     })];
     for i in 1..=nodes {
-        let name = format!("sim-node-{i}");
-        out.push(json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubevirt.io/schedulable": "true",
-            }},
-            "spec": {},
-            "status": {
-                "capacity": {"cpu": "64", "memory": "512Gi", "pods": "250"},
-                "allocatable": {"cpu": "62", "memory": "500Gi", "pods": "250"},
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node is ready"}],
-                "nodeInfo": {"kubeletVersion": "v1.32.0-wavelift-sim", "operatingSystem": "linux", "architecture": "amd64"},
-                "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{}", 10 + i)}, {"type": "Hostname", "address": name}],
-            },
-        }));
+        out.push(node_object(i));
     }
     out.push(json!({
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
@@ -258,6 +248,71 @@ fn default_objects(nodes: usize) -> Vec<Value> {
         "allowVolumeExpansion": true,
     }));
     out
+}
+
+/// A simulated node as its kubelet registers and reports it: the labels of
+/// `kubelet_node_status.go` (`initialNode`), and the status the setters of
+/// kubernetes pkg/kubelet/nodestatus/setters.go write: addresses, capacity and allocatable
+/// (`MachineInfo`), the whole `nodeInfo` (`MachineInfo` + `VersionInfo`: every field the
+/// API marks required), the kubelet endpoint (`DaemonEndpoints`) and the four conditions
+/// with their heartbeat and transition times (`MemoryPressureCondition`,
+/// `DiskPressureCondition`, `PIDPressureCondition`, `ReadyCondition`).
+fn node_object(i: usize) -> Value {
+    let name = format!("sim-node-{i}");
+    let now = store::now_rfc3339();
+    // Stable per node name (a machine keeps its machine-id and SMBIOS UUID); the boot ID
+    // is new on every start, as after a reboot.
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in name.bytes() {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    let machine_id = format!("{h:032x}");
+    let system_uuid = uuid::Uuid::from_u128(h.rotate_left(64)).to_string();
+    let condition = |kind: &str, status: &str, reason: &str, message: &str| {
+        json!({
+            "type": kind, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        })
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubevirt.io/schedulable": "true",
+        }},
+        "spec": {},
+        "status": {
+            "capacity": {"cpu": "64", "memory": "512Gi", "pods": "250", "ephemeral-storage": "1Ti", "hugepages-1Gi": "0", "hugepages-2Mi": "0"},
+            "allocatable": {"cpu": "62", "memory": "500Gi", "pods": "250", "ephemeral-storage": "950Gi", "hugepages-1Gi": "0", "hugepages-2Mi": "0"},
+            "conditions": [
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{}", 10 + i)}, {"type": "Hostname", "address": name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": machine_id,
+                "systemUUID": system_uuid,
+                "bootID": uuid::Uuid::new_v4().to_string(),
+                "kernelVersion": "6.8.0-wavelift-sim",
+                "osImage": "wavelift simulated node",
+                "containerRuntimeVersion": "containerd://1.7.24",
+                "kubeletVersion": discovery::GIT_VERSION,
+                // Deprecated; kubelets no longer report it (DisableNodeKubeProxyVersion),
+                // but the field is required and served empty.
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        },
+    })
 }
 
 /// Create one object in-process from its `apiVersion` + `kind` (status kept).
@@ -312,6 +367,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         extension: opts.extension.clone(),
         faults: opts.faults.clone(),
         stats: stats.clone(),
+        access: opts.access.clone(),
     });
     let app = axum::Router::new()
         .fallback(server::handle)

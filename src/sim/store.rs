@@ -20,9 +20,10 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
+use super::defaults;
 use super::resources::{self, ResourceDef};
 use super::selectors::Selectable;
-use super::status::ApiError;
+use super::status::{ApiError, Cause};
 use super::validate;
 
 /// Store tuning.
@@ -441,6 +442,45 @@ impl Store {
         }
     }
 
+    /// A replace (PUT), as the generic registry's `Store.Update` does it (apiserver
+    /// pkg/registry/generic/registry/store.go): a missing object is created when the kind's
+    /// strategy allows create-on-update and is a 404 otherwise; an existing one needs the
+    /// body's `metadata.resourceVersion` unless the strategy allows unconditional updates
+    /// (422 "must be specified for an update"), and a stale one is a 409 Conflict. Returns the
+    /// object and whether it was created.
+    pub fn replace(
+        &self,
+        res: &ResourceDef,
+        ns: &str,
+        name: &str,
+        part: Part,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<(Value, bool), ApiError> {
+        let opts = WriteOptions {
+            create_if_absent: res.create_on_update && part == Part::Main,
+            ..opts.clone()
+        };
+        self.mutate(res, ns, name, part, &opts, |cur| {
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if cur.is_some() && !res.unconditional_update && rv.is_empty() {
+                return Err(ApiError::invalid(
+                    res.plural,
+                    res.group,
+                    name,
+                    vec![Cause::invalid(
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )],
+                ));
+            }
+            Ok(obj)
+        })
+    }
+
     /// Delete one object (namespaces take their namespaced objects with them).
     /// `preconditions` are an optional (uid, resourceVersion) pair from DeleteOptions.
     pub fn delete(
@@ -658,10 +698,10 @@ impl Store {
                 m.remove("status");
             }
         }
-        if res.kind == "Namespace" && obj.pointer("/status/phase").is_none() {
-            obj["status"] = json!({"phase": "Active"});
-        }
         normalize(res, &mut obj);
+        defaults::decode(res, &mut obj)?;
+        defaults::set_defaults(res, &mut obj);
+        defaults::prepare_for_create(res, &mut obj, opts.keep_status);
         let causes = validate::validate(res, &obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.kind, res.group, &name, causes));
@@ -811,6 +851,8 @@ impl Store {
             }
             meta.insert("resourceVersion".into(), json!(old_rv));
         }
+        defaults::decode(res, &mut new)?;
+        defaults::set_defaults(res, &mut new);
         if part == Part::Main {
             normalize(res, &mut new);
             let causes = validate::validate(res, &new);

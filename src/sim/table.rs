@@ -56,6 +56,10 @@ fn columns(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] 
         ],
         "Node" => &[("Status", "string", "/status/conditions")],
         "Secret" => &[("Type", "string", "/type"), ("Data", "integer", "/data")],
+        // kubernetes pkg/printers/internalversion/printers.go: configMapColumnDefinitions
+        // (Name, Data, Age) and leaseColumnDefinitions (Name, Holder, Age).
+        "ConfigMap" => &[("Data", "integer", "/data")],
+        "Lease" => &[("Holder", "string", "/spec/holderIdentity")],
         "StorageClass" => &[
             ("Provisioner", "string", "/provisioner"),
             ("ReclaimPolicy", "string", "/reclaimPolicy"),
@@ -109,6 +113,15 @@ fn cell(kind: &str, header: &str, obj: &Value, pointer: &str) -> Value {
         ("VirtualMachineInstance", "Ready", Some(c)) => json!(ready_condition(c)),
         ("Secret", "Data", Some(Value::Object(m))) => json!(m.len()),
         ("Secret", "Data", _) => json!(0),
+        // printConfigMap: len(Data) + len(BinaryData).
+        ("ConfigMap", "Data", _) => {
+            let count = |p: &str| {
+                obj.pointer(p)
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len())
+            };
+            json!(count("/data") + count("/binaryData"))
+        }
         ("Event", "Object", Some(o)) => json!(format!(
             "{}/{}",
             o["kind"].as_str().unwrap_or_default().to_ascii_lowercase(),

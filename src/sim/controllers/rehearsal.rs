@@ -31,6 +31,9 @@ impl Rehearsal {
             watch_max_duration: scenario
                 .watch_drop_seconds
                 .map(std::time::Duration::from_secs_f64),
+            access: sim::access::Authorizer {
+                deny: scenario.rbac_deny.clone(),
+            },
             ..SimOptions::default()
         };
         let extension = opts.extension.clone();
