@@ -252,6 +252,150 @@ impl Authorizer {
     }
 }
 
+/// The prefix of every Kubernetes protobuf body (apimachinery pkg/runtime/serializer/
+/// protobuf/protobuf.go `protoEncodingPrefix`).
+const PROTOBUF_MAGIC: &[u8] = b"k8s\x00";
+
+/// A `SelfSubjectAccessReview` sent as protobuf, as JSON. The sim otherwise speaks JSON
+/// only, but `kubectl auth can-i` (a typed client-go clientset) posts reviews as protobuf.
+/// The body is the magic prefix and a `runtime.Unknown` (apimachinery pkg/runtime/
+/// generated.proto: typeMeta = 1, raw = 2) whose `raw` is the review (k8s.io/api
+/// authorization/v1 generated.proto: metadata = 1, spec = 2; spec: resourceAttributes = 1,
+/// nonResourceAttributes = 2; ResourceAttributes: namespace, verb, group, version, resource,
+/// subresource, name = 1..7; NonResourceAttributes: path = 1, verb = 2). Empty strings,
+/// which the Go encoder writes for unset fields, are left out.
+pub fn review_from_protobuf(body: &[u8]) -> Result<Value, ApiError> {
+    let bad = |why: &str| {
+        ApiError::bad_request(format!("invalid protobuf SelfSubjectAccessReview: {why}"))
+    };
+    let unknown = body
+        .strip_prefix(PROTOBUF_MAGIC)
+        .ok_or_else(|| bad("the body lacks the k8s protobuf prefix"))?;
+    let mut raw = None;
+    let mut type_meta = Map::new();
+    for (field, value) in proto_fields(unknown).map_err(bad)? {
+        match (field, value) {
+            (1, Proto::Bytes(tm)) => {
+                type_meta = proto_strings(tm, &[(1, "apiVersion"), (2, "kind")]).map_err(bad)?
+            }
+            (2, Proto::Bytes(r)) => raw = Some(r),
+            _ => {}
+        }
+    }
+    let kind = type_meta
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if kind != "SelfSubjectAccessReview" {
+        return Err(bad(&format!("the body holds a {kind:?}")));
+    }
+    let mut review = json!({
+        "apiVersion": type_meta.get("apiVersion").cloned().unwrap_or(json!("authorization.k8s.io/v1")),
+        "kind": kind,
+    });
+    for (field, value) in proto_fields(raw.unwrap_or_default()).map_err(bad)? {
+        match (field, value) {
+            (1, Proto::Bytes(meta)) => {
+                let m = proto_strings(meta, &[(1, "name"), (2, "generateName"), (3, "namespace")])
+                    .map_err(bad)?;
+                review["metadata"] = Value::Object(m);
+            }
+            (2, Proto::Bytes(spec)) => {
+                let mut s = Map::new();
+                for (f, v) in proto_fields(spec).map_err(bad)? {
+                    let (key, names): (&str, &[(u64, &str)]) = match f {
+                        1 => (
+                            "resourceAttributes",
+                            &[
+                                (1, "namespace"),
+                                (2, "verb"),
+                                (3, "group"),
+                                (4, "version"),
+                                (5, "resource"),
+                                (6, "subresource"),
+                                (7, "name"),
+                            ],
+                        ),
+                        2 => ("nonResourceAttributes", &[(1, "path"), (2, "verb")]),
+                        _ => continue,
+                    };
+                    if let Proto::Bytes(b) = v {
+                        s.insert(
+                            key.into(),
+                            Value::Object(proto_strings(b, names).map_err(bad)?),
+                        );
+                    }
+                }
+                review["spec"] = Value::Object(s);
+            }
+            _ => {}
+        }
+    }
+    Ok(review)
+}
+
+enum Proto<'a> {
+    Varint,
+    Bytes(&'a [u8]),
+}
+
+/// The top-level fields of a protobuf message: (field number, value); fixed-width values
+/// are skipped.
+fn proto_fields(mut b: &[u8]) -> Result<Vec<(u64, Proto<'_>)>, &'static str> {
+    fn varint(b: &mut &[u8]) -> Result<u64, &'static str> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first().ok_or("truncated varint")?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint too long")
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        let value = match key & 7 {
+            0 => {
+                varint(&mut b)?;
+                Proto::Varint
+            }
+            1 | 5 => {
+                let n = if key & 7 == 1 { 8 } else { 4 };
+                b = b.get(n..).ok_or("truncated fixed-width value")?;
+                continue;
+            }
+            2 => {
+                let n = usize::try_from(varint(&mut b)?).map_err(|_| "length overflow")?;
+                let (v, rest) = (b.get(..n).ok_or("truncated field")?, &b[n..]);
+                b = rest;
+                Proto::Bytes(v)
+            }
+            _ => return Err("unsupported wire type"),
+        };
+        out.push((key >> 3, value));
+    }
+    Ok(out)
+}
+
+/// The named non-empty string fields of a message.
+fn proto_strings(b: &[u8], names: &[(u64, &str)]) -> Result<Map<String, Value>, &'static str> {
+    let mut m = Map::new();
+    for (field, value) in proto_fields(b)? {
+        let (Some((_, name)), Proto::Bytes(v)) = (names.iter().find(|(f, _)| *f == field), value)
+        else {
+            continue;
+        };
+        let s = std::str::from_utf8(v).map_err(|_| "a string is not UTF-8")?;
+        if !s.is_empty() {
+            m.insert((*name).into(), json!(s));
+        }
+    }
+    Ok(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +431,40 @@ mod tests {
         assert!(!a.allows(&attrs("update", "", "pods", "status")));
         // Asking for `*` is asking for every verb, the denied one included.
         assert!(!a.allows(&attrs("*", "kubevirt.io", "virtualmachines", "")));
+    }
+
+    #[test]
+    fn protobuf_reviews_decode() {
+        fn field(n: u8, bytes: &[u8]) -> Vec<u8> {
+            let mut v = vec![(n << 3) | 2, u8::try_from(bytes.len()).expect("short")];
+            v.extend_from_slice(bytes);
+            v
+        }
+        let attrs = [
+            field(1, b"default"),
+            field(2, b"create"),
+            field(3, b"kubevirt.io"),
+            field(4, b""),
+            field(5, b"virtualmachines"),
+        ]
+        .concat();
+        let review = [field(1, &field(1, b"")), field(2, &field(1, &attrs))].concat();
+        let type_meta = [
+            field(1, b"authorization.k8s.io/v1"),
+            field(2, b"SelfSubjectAccessReview"),
+        ]
+        .concat();
+        let body = [b"k8s\x00".to_vec(), field(1, &type_meta), field(2, &review)].concat();
+        let v = review_from_protobuf(&body).expect("decodes");
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "metadata": {},
+                "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "group": "kubevirt.io", "resource": "virtualmachines"}},
+            })
+        );
+        assert!(review_from_protobuf(b"{}").is_err());
     }
 
     #[test]

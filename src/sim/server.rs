@@ -469,7 +469,14 @@ async fn resource(
         if method != Method::POST || rp.name.is_some() {
             return Err(ApiError::method_not_allowed(method.as_str(), res.plural));
         }
-        let (obj, warnings, _) = read_object(state, req, res, &query).await?;
+        let (obj, warnings) =
+            if content_type(req.headers()).starts_with("application/vnd.kubernetes.protobuf") {
+                let body = read_body(state, req).await?;
+                (super::access::review_from_protobuf(&body)?, Vec::new())
+            } else {
+                let (obj, warnings, _) = read_object(state, req, res, &query).await?;
+                (obj, warnings)
+            };
         let answer = state.access.review(&obj)?;
         return Ok(with_warnings(
             json_response(StatusCode::CREATED, &answer),
