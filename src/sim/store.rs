@@ -457,6 +457,13 @@ impl Store {
         obj: Value,
         opts: &WriteOptions,
     ) -> Result<(Value, bool), ApiError> {
+        // The update handler checks the name before the registry runs (apiserver
+        // pkg/endpoints/handlers/update.go, rest.go `checkName`).
+        if let Some(body_name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
+            if !body_name.is_empty() && body_name != name {
+                return Err(name_mismatch(body_name, name));
+            }
+        }
         let opts = WriteOptions {
             create_if_absent: res.create_on_update && part == Part::Main,
             ..opts.clone()
