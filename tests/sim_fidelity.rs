@@ -580,6 +580,13 @@ async fn every_built_in_kind_is_complete_and_round_trips_losslessly() {
         ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
         "fidelity"
     );
+    // Built-in strategies do not set metadata.generation (custom resources do).
+    let lease = get_json(
+        &client,
+        "/apis/coordination.k8s.io/v1/namespaces/fidelity/leases/plan-quickstart",
+    )
+    .await;
+    assert_eq!(lease["metadata"].get("generation"), None, "{lease:#}");
     let node = get_json(&client, "/api/v1/nodes/sim-node-1").await;
     let types: Vec<&str> = node["status"]["conditions"]
         .as_array()

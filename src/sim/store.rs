@@ -734,7 +734,12 @@ impl Store {
         let meta = meta_mut(&mut obj);
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        meta.insert("generation".into(), json!(1));
+        // Custom resources get generation 1 (apiextensions-apiserver customresource
+        // strategy.go PrepareForCreate); the strategies of the built-in kinds served here do
+        // not set it (e.g. pkg/registry/coordination/lease/strategy.go).
+        if !res.builtin {
+            meta.insert("generation".into(), json!(1));
+        }
         if opts.dry_run {
             return Ok(obj);
         }
@@ -870,7 +875,7 @@ impl Store {
         if without_rv(&new) == without_rv(old) {
             return Ok(old_value);
         }
-        if spec_part(&new) != spec_part(old) {
+        if !res.builtin && spec_part(&new) != spec_part(old) {
             let g = old_meta
                 .get("generation")
                 .and_then(Value::as_u64)
