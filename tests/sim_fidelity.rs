@@ -526,7 +526,19 @@ async fn every_built_in_kind_is_complete_and_round_trips_losslessly() {
     let nodes: Vec<(&str, &str)> = vec![("", "sim-node-1"), ("", "sim-node-2"), ("", "sim-node-3")];
     let mut checked = BTreeSet::new();
     checked.insert(check_kind::<Node>(&client, &nodes).await);
-    checked.insert(check_kind::<Namespace>(&client, &[("", "default"), ("", "fidelity")]).await);
+    checked.insert(
+        check_kind::<Namespace>(
+            &client,
+            &[
+                ("", "default"),
+                ("", "kube-system"),
+                ("", "kube-public"),
+                ("", "kube-node-lease"),
+                ("", "fidelity"),
+            ],
+        )
+        .await,
+    );
     checked.insert(check_kind::<PersistentVolumeClaim>(&client, &[("fidelity", "data")]).await);
     checked.insert(
         check_kind::<StorageClass>(&client, &[("", "sim-standard"), ("", "sim-fast")]).await,
@@ -536,7 +548,16 @@ async fn every_built_in_kind_is_complete_and_round_trips_losslessly() {
     checked.insert(check_kind::<Event>(&client, &[("fidelity", "probe.1")]).await);
     checked.insert(check_kind::<Pod>(&client, &[("fidelity", "probe")]).await);
     checked.insert(check_kind::<Service>(&client, &[("fidelity", "probe")]).await);
-    checked.insert(check_kind::<Lease>(&client, &[("fidelity", "plan-quickstart")]).await);
+    checked.insert(
+        check_kind::<Lease>(
+            &client,
+            &[
+                ("fidelity", "plan-quickstart"),
+                ("kube-node-lease", "sim-node-1"),
+            ],
+        )
+        .await,
+    );
 
     // A review is answered, not stored: check the answer to a create.
     let body = json!({
@@ -1104,6 +1125,13 @@ spec:
         "{out}"
     );
 
+    // describe reads the node's heartbeat Lease from kube-node-lease.
+    let (code, out, err) = kubectl(&["describe", "node", "sim-node-1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("HolderIdentity:  sim-node-1") && !out.contains("Failed to get lease"),
+        "{out}"
+    );
     let (code, out, err) = kubectl(&["get", "nodes", "-o", "wide"]);
     assert_eq!(code, Some(0), "{err}");
     for wide in [

@@ -8,8 +8,9 @@
 //!
 //! Module map: [`store`] (objects, resourceVersions, watch history), [`resources`] (the
 //! served kinds), [`discovery`], [`openapi`] + [`schema`] (documents and known fields),
-//! [`selectors`], [`patch`] (merge/JSON/apply), [`validate`], [`watch`] (streams),
-//! [`status`] (errors), [`server`] (routing and verbs).
+//! [`selectors`], [`patch`] (merge/JSON/apply), [`defaults`] (defaulting, PrepareForCreate,
+//! time wire forms), [`validate`], [`access`] (authorization, SelfSubjectAccessReview),
+//! [`watch`] (streams), [`status`] (errors), [`server`] (routing and verbs).
 
 pub mod access;
 pub mod controllers;
@@ -230,12 +231,33 @@ pub fn kubeconfig_text(url: &str) -> String {
     )
 }
 
+/// The namespace of the nodes' heartbeat Leases.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// How often the simulated kubelets renew their node Lease, and its duration: kubelet's
+/// defaults (`nodeLeaseDurationSeconds` 40, renewed every quarter of it;
+/// kubernetes pkg/kubelet/kubelet.go, component-helpers/apimachinery/lease/controller.go).
+const NODE_LEASE_SECONDS: u64 = 40;
+const NODE_LEASE_RENEW: Duration = Duration::from_secs(NODE_LEASE_SECONDS / 4);
+
 fn default_objects(nodes: usize) -> Vec<Value> {
-    let mut out = vec![json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": "default"},
-        "status": {"phase": "Active"},
-    })];
+    // The namespaces every cluster starts with (kube-apiserver's system namespaces
+    // controller, pkg/controlplane/controller/systemnamespaces).
+    let mut out: Vec<Value> = [
+        "default",
+        "kube-system",
+        "kube-public",
+        NODE_LEASE_NAMESPACE,
+    ]
+    .iter()
+    .map(|ns| {
+        json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns},
+            "status": {"phase": "Active"},
+        })
+    })
+    .collect();
     for i in 1..=nodes {
         out.push(node_object(i));
     }
@@ -315,6 +337,62 @@ fn node_object(i: usize) -> Value {
     })
 }
 
+/// A node's heartbeat Lease as its kubelet creates it (component-helpers/apimachinery/lease/
+/// controller.go `newLease`): named after the node, held by it, owned by the Node object.
+fn node_lease(node: &Value) -> Value {
+    let name = node.pointer("/metadata/name").cloned().unwrap_or_default();
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {
+            "name": name, "namespace": NODE_LEASE_NAMESPACE,
+            "ownerReferences": [{
+                "apiVersion": "v1", "kind": "Node", "name": name,
+                "uid": node.pointer("/metadata/uid").cloned().unwrap_or_default(),
+            }],
+        },
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": NODE_LEASE_SECONDS,
+            "renewTime": store::now_rfc3339_micro(),
+        },
+    })
+}
+
+/// The simulated kubelets' lease renewals, until the server stops.
+async fn renew_node_leases(
+    store: Arc<Store>,
+    nodes: Vec<String>,
+    mut stop: signal::Receiver<bool>,
+) {
+    let Some(leases) = resources::find("coordination.k8s.io", "v1", "leases") else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(NODE_LEASE_RENEW) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+        for node in &nodes {
+            let _ = store.mutate(
+                leases,
+                NODE_LEASE_NAMESPACE,
+                node,
+                store::Part::Main,
+                &store::WriteOptions::default(),
+                |cur| {
+                    let mut lease = cur.cloned().unwrap_or_default();
+                    lease["spec"]["renewTime"] = json!(store::now_rfc3339_micro());
+                    Ok(lease)
+                },
+            );
+        }
+    }
+}
+
 /// Create one object in-process from its `apiVersion` + `kind` (status kept).
 pub fn seed_object(store: &Store, obj: Value) -> anyhow::Result<Value> {
     let av = obj
@@ -345,10 +423,17 @@ pub fn seed_object(store: &Store, obj: Value) -> anyhow::Result<Value> {
 /// Start the sim on 127.0.0.1 (`opts.port`, or an ephemeral port for 0).
 pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
     let store = Arc::new(Store::new(opts.store.clone()));
-    for obj in default_objects(opts.nodes)
-        .into_iter()
-        .chain(opts.extra_objects.iter().cloned())
-    {
+    let mut node_names = Vec::new();
+    for obj in default_objects(opts.nodes) {
+        let created = seed_object(&store, obj)?;
+        if created["kind"] == "Node" {
+            seed_object(&store, node_lease(&created))?;
+            if let Some(n) = created.pointer("/metadata/name").and_then(Value::as_str) {
+                node_names.push(n.to_string());
+            }
+        }
+    }
+    for obj in opts.extra_objects.iter().cloned() {
         seed_object(&store, obj)?;
     }
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, opts.port))
@@ -372,6 +457,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
     let app = axum::Router::new()
         .fallback(server::handle)
         .with_state(state);
+    tokio::spawn(renew_node_leases(store.clone(), node_names, rx.clone()));
     let mut stop = rx;
     let task = tokio::spawn(async move {
         let graceful = async move {
@@ -416,4 +502,42 @@ pub async fn serve_forever(opts: SimOptions, kubeconfig_path: PathBuf) -> anyhow
         .context("waiting for Ctrl-C")?;
     handle.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn simulated_kubelets_renew_their_node_leases() {
+        let store = Arc::new(Store::new(StoreOptions::default()));
+        for obj in default_objects(1) {
+            let created = seed_object(&store, obj).expect("seed");
+            if created["kind"] == "Node" {
+                seed_object(&store, node_lease(&created)).expect("lease");
+            }
+        }
+        let leases = resources::find("coordination.k8s.io", "v1", "leases").expect("served");
+        let rv = |s: &Store| {
+            s.get(leases, NODE_LEASE_NAMESPACE, "sim-node-1")
+                .map(|l| store::rv_of(&l))
+                .expect("the node lease exists")
+        };
+        let before = rv(&store);
+        let (tx, rx) = signal::channel(false);
+        let task = tokio::spawn(renew_node_leases(
+            store.clone(),
+            vec!["sim-node-1".into()],
+            rx,
+        ));
+        tokio::time::sleep(NODE_LEASE_RENEW + Duration::from_millis(1)).await;
+        assert!(rv(&store) > before, "renewed after {NODE_LEASE_RENEW:?}");
+        let lease = store
+            .get(leases, NODE_LEASE_NAMESPACE, "sim-node-1")
+            .expect("lease");
+        assert_eq!(lease["spec"]["holderIdentity"], "sim-node-1");
+        assert_eq!(lease["metadata"]["ownerReferences"][0]["kind"], "Node");
+        let _ = tx.send(true);
+        task.await.expect("the renewals stop with the server");
+    }
 }

@@ -215,6 +215,15 @@ pub fn now_rfc3339() -> String {
     rfc3339(secs)
 }
 
+/// The current time as `metav1.MicroTime` writes it (`2026-11-27T02:43:46.123456Z`).
+pub fn now_rfc3339_micro() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = rfc3339(now.as_secs());
+    format!("{}.{:06}Z", secs.trim_end_matches('Z'), now.subsec_micros())
+}
+
 /// Seconds since the epoch as RFC 3339 UTC.
 pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
