@@ -5,14 +5,17 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{self, ResourceDef, SUBRESOURCES_GROUP, VERBS, VM_ACTIONS};
+use super::resources::{self, ResourceDef, SUBRESOURCES_GROUP, VM_ACTIONS};
+
+/// The Kubernetes version the sim reports (`/version`, and the nodes' kubelets).
+pub const GIT_VERSION: &str = "v1.32.0-wavelift-sim";
 
 /// `/version`.
 pub fn version() -> Value {
     json!({
         "major": "1",
         "minor": "32",
-        "gitVersion": "v1.32.0-wavelift-sim",
+        "gitVersion": GIT_VERSION,
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2026-01-01T00:00:00Z",
@@ -61,7 +64,7 @@ fn resource_entry(r: &ResourceDef) -> Value {
         "singularName": r.singular,
         "namespaced": r.namespaced,
         "kind": r.kind,
-        "verbs": VERBS,
+        "verbs": r.verbs,
     });
     if !r.short_names.is_empty() {
         e["shortNames"] = json!(r.short_names);

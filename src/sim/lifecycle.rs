@@ -450,11 +450,13 @@ fn restart(store: &Store, k: &Kinds, ns: &str, name: &str, body: &[u8]) -> Resul
 fn migrate(store: &Store, k: &Kinds, ns: &str, name: &str, body: &[u8]) -> Result<(), ApiError> {
     let options = decode_body(body)?;
     fetch_vm(store, k, ns, name)?;
-    // DEVIATION: virt-api answers 404 NotFound (virtualmachineinstance) when there is no
-    // VMI (`FetchVirtualMachineInstance`); the sim answers 409 as for a VMI that is not
-    // running, because tests/sim_api.rs pins that answer.
+    // No VMI: virt-api's `FetchVirtualMachineInstance` answers 404 NotFound.
     let Some(vmi) = store.get(k.vmi, ns, name) else {
-        return Err(conflict(name, VM_NOT_RUNNING));
+        return Err(ApiError::not_found(
+            "virtualmachineinstances",
+            "kubevirt.io",
+            name,
+        ));
     };
     if phase(&vmi) != "Running" {
         return Err(conflict(name, VM_NOT_RUNNING));

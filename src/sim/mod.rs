@@ -8,12 +8,16 @@
 //!
 //! Module map: [`store`] (objects, resourceVersions, watch history), [`resources`] (the
 //! served kinds), [`discovery`], [`openapi`] + [`schema`] (documents and known fields),
-//! [`selectors`], [`patch`] (merge/JSON/apply), [`validate`], [`watch`] (streams),
-//! [`status`] (errors), [`server`] (routing and verbs), [`lifecycle`] (virt-api's VM
-//! start/stop/restart/migrate subresources), [`admission`] (KubeVirt's validating webhooks).
+//! [`selectors`], [`patch`] (merge/JSON/apply), [`defaults`] (defaulting, PrepareForCreate,
+//! time wire forms), [`validate`], [`access`] (authorization, SelfSubjectAccessReview),
+//! [`watch`] (streams), [`status`] (errors), [`server`] (routing and verbs), [`lifecycle`]
+//! (virt-api's VM start/stop/restart/migrate subresources), [`admission`] (KubeVirt's
+//! validating webhooks).
 
+pub mod access;
 pub mod admission;
 pub mod controllers;
+pub mod defaults;
 pub mod discovery;
 mod fault;
 pub mod lifecycle;
@@ -69,6 +73,9 @@ pub struct SimOptions {
     /// Off for a bare API server (CRDs, no webhook configuration); every rehearsal turns
     /// it on.
     pub kubevirt_webhooks: bool,
+    /// What the (anonymous) user may not do: denied requests answer 403 and
+    /// SelfSubjectAccessReviews for them `allowed: false`. Empty: everything is allowed.
+    pub access: access::Authorizer,
 }
 
 impl Default for SimOptions {
@@ -84,6 +91,7 @@ impl Default for SimOptions {
             extension: Arc::default(),
             faults: ApiFaults::default(),
             kubevirt_webhooks: false,
+            access: access::Authorizer::default(),
         }
     }
 }
@@ -232,30 +240,35 @@ pub fn kubeconfig_text(url: &str) -> String {
     )
 }
 
+/// The namespace of the nodes' heartbeat Leases.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// How often the simulated kubelets renew their node Lease, and its duration: kubelet's
+/// defaults (`nodeLeaseDurationSeconds` 40, renewed every quarter of it;
+/// kubernetes pkg/kubelet/kubelet.go, component-helpers/apimachinery/lease/controller.go).
+const NODE_LEASE_SECONDS: u64 = 40;
+const NODE_LEASE_RENEW: Duration = Duration::from_secs(NODE_LEASE_SECONDS / 4);
+
 fn default_objects(nodes: usize) -> Vec<Value> {
-    let mut out = vec![json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": "default"},
-        "status": {"phase": "Active"},
-    })];
+    // The namespaces every cluster starts with (kube-apiserver's system namespaces
+    // controller, pkg/controlplane/controller/systemnamespaces).
+    let mut out: Vec<Value> = [
+        "default",
+        "kube-system",
+        "kube-public",
+        NODE_LEASE_NAMESPACE,
+    ]
+    .iter()
+    .map(|ns| {
+        json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns},
+            "status": {"phase": "Active"},
+        })
+    })
+    .collect();
     for i in 1..=nodes {
-        let name = format!("sim-node-{i}");
-        out.push(json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubevirt.io/schedulable": "true",
-            }},
-            "spec": {},
-            "status": {
-                "capacity": {"cpu": "64", "memory": "512Gi", "pods": "250"},
-                "allocatable": {"cpu": "62", "memory": "500Gi", "pods": "250"},
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node is ready"}],
-                "nodeInfo": {"kubeletVersion": "v1.32.0-wavelift-sim", "operatingSystem": "linux", "architecture": "amd64"},
-                "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{}", 10 + i)}, {"type": "Hostname", "address": name}],
-            },
-        }));
+        out.push(node_object(i));
     }
     out.push(json!({
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
@@ -266,6 +279,127 @@ fn default_objects(nodes: usize) -> Vec<Value> {
         "allowVolumeExpansion": true,
     }));
     out
+}
+
+/// A simulated node as its kubelet registers and reports it: the labels of
+/// `kubelet_node_status.go` (`initialNode`), and the status the setters of
+/// kubernetes pkg/kubelet/nodestatus/setters.go write: addresses, capacity and allocatable
+/// (`MachineInfo`), the whole `nodeInfo` (`MachineInfo` + `VersionInfo`: every field the
+/// API marks required), the kubelet endpoint (`DaemonEndpoints`) and the four conditions
+/// with their heartbeat and transition times (`MemoryPressureCondition`,
+/// `DiskPressureCondition`, `PIDPressureCondition`, `ReadyCondition`).
+fn node_object(i: usize) -> Value {
+    let name = format!("sim-node-{i}");
+    let now = store::now_rfc3339();
+    // Stable per node name (a machine keeps its machine-id and SMBIOS UUID); the boot ID
+    // is new on every start, as after a reboot.
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in name.bytes() {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    let machine_id = format!("{h:032x}");
+    let system_uuid = uuid::Uuid::from_u128(h.rotate_left(64)).to_string();
+    let condition = |kind: &str, status: &str, reason: &str, message: &str| {
+        json!({
+            "type": kind, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        })
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubevirt.io/schedulable": "true",
+        }},
+        "spec": {},
+        "status": {
+            "capacity": {"cpu": "64", "memory": "512Gi", "pods": "250", "ephemeral-storage": "1Ti", "hugepages-1Gi": "0", "hugepages-2Mi": "0"},
+            "allocatable": {"cpu": "62", "memory": "500Gi", "pods": "250", "ephemeral-storage": "950Gi", "hugepages-1Gi": "0", "hugepages-2Mi": "0"},
+            "conditions": [
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{}", 10 + i)}, {"type": "Hostname", "address": name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": machine_id,
+                "systemUUID": system_uuid,
+                "bootID": uuid::Uuid::new_v4().to_string(),
+                "kernelVersion": "6.8.0-wavelift-sim",
+                "osImage": "wavelift simulated node",
+                "containerRuntimeVersion": "containerd://1.7.24",
+                "kubeletVersion": discovery::GIT_VERSION,
+                // Deprecated; kubelets no longer report it (DisableNodeKubeProxyVersion),
+                // but the field is required and served empty.
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        },
+    })
+}
+
+/// A node's heartbeat Lease as its kubelet creates it (component-helpers/apimachinery/lease/
+/// controller.go `newLease`): named after the node, held by it, owned by the Node object.
+fn node_lease(node: &Value) -> Value {
+    let name = node.pointer("/metadata/name").cloned().unwrap_or_default();
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {
+            "name": name, "namespace": NODE_LEASE_NAMESPACE,
+            "ownerReferences": [{
+                "apiVersion": "v1", "kind": "Node", "name": name,
+                "uid": node.pointer("/metadata/uid").cloned().unwrap_or_default(),
+            }],
+        },
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": NODE_LEASE_SECONDS,
+            "renewTime": store::now_rfc3339_micro(),
+        },
+    })
+}
+
+/// The simulated kubelets' lease renewals, until the server stops.
+async fn renew_node_leases(
+    store: Arc<Store>,
+    nodes: Vec<String>,
+    mut stop: signal::Receiver<bool>,
+) {
+    let Some(leases) = resources::find("coordination.k8s.io", "v1", "leases") else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(NODE_LEASE_RENEW) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+        for node in &nodes {
+            let _ = store.mutate(
+                leases,
+                NODE_LEASE_NAMESPACE,
+                node,
+                store::Part::Main,
+                &store::WriteOptions::default(),
+                |cur| {
+                    let mut lease = cur.cloned().unwrap_or_default();
+                    lease["spec"]["renewTime"] = json!(store::now_rfc3339_micro());
+                    Ok(lease)
+                },
+            );
+        }
+    }
 }
 
 /// Create one object in-process from its `apiVersion` + `kind` (status kept).
@@ -302,10 +436,17 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         store = store.with_admission(admission::kubevirt);
     }
     let store = Arc::new(store);
-    for obj in default_objects(opts.nodes)
-        .into_iter()
-        .chain(opts.extra_objects.iter().cloned())
-    {
+    let mut node_names = Vec::new();
+    for obj in default_objects(opts.nodes) {
+        let created = seed_object(&store, obj)?;
+        if created["kind"] == "Node" {
+            seed_object(&store, node_lease(&created))?;
+            if let Some(n) = created.pointer("/metadata/name").and_then(Value::as_str) {
+                node_names.push(n.to_string());
+            }
+        }
+    }
+    for obj in opts.extra_objects.iter().cloned() {
         seed_object(&store, obj)?;
     }
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, opts.port))
@@ -324,10 +465,12 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         extension: opts.extension.clone(),
         faults: opts.faults.clone(),
         stats: stats.clone(),
+        access: opts.access.clone(),
     });
     let app = axum::Router::new()
         .fallback(server::handle)
         .with_state(state);
+    tokio::spawn(renew_node_leases(store.clone(), node_names, rx.clone()));
     let mut stop = rx;
     let task = tokio::spawn(async move {
         let graceful = async move {
@@ -372,4 +515,42 @@ pub async fn serve_forever(opts: SimOptions, kubeconfig_path: PathBuf) -> anyhow
         .context("waiting for Ctrl-C")?;
     handle.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn simulated_kubelets_renew_their_node_leases() {
+        let store = Arc::new(Store::new(StoreOptions::default()));
+        for obj in default_objects(1) {
+            let created = seed_object(&store, obj).expect("seed");
+            if created["kind"] == "Node" {
+                seed_object(&store, node_lease(&created)).expect("lease");
+            }
+        }
+        let leases = resources::find("coordination.k8s.io", "v1", "leases").expect("served");
+        let rv = |s: &Store| {
+            s.get(leases, NODE_LEASE_NAMESPACE, "sim-node-1")
+                .map(|l| store::rv_of(&l))
+                .expect("the node lease exists")
+        };
+        let before = rv(&store);
+        let (tx, rx) = signal::channel(false);
+        let task = tokio::spawn(renew_node_leases(
+            store.clone(),
+            vec!["sim-node-1".into()],
+            rx,
+        ));
+        tokio::time::sleep(NODE_LEASE_RENEW + Duration::from_millis(1)).await;
+        assert!(rv(&store) > before, "renewed after {NODE_LEASE_RENEW:?}");
+        let lease = store
+            .get(leases, NODE_LEASE_NAMESPACE, "sim-node-1")
+            .expect("lease");
+        assert_eq!(lease["spec"]["holderIdentity"], "sim-node-1");
+        assert_eq!(lease["metadata"]["ownerReferences"][0]["kind"], "Node");
+        let _ = tx.send(true);
+        task.await.expect("the renewals stop with the server");
+    }
 }

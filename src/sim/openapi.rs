@@ -12,10 +12,15 @@ use super::schema;
 
 /// The schema name of a kind (`io.k8s.api.core.v1.Secret`, `io.kubevirt.v1.VirtualMachine`).
 pub fn schema_name(r: &ResourceDef) -> String {
+    // Kubernetes' own groups are `io.k8s.api.<group without .k8s.io>` (as in the upstream
+    // api/openapi-spec/v3 documents: io.k8s.api.coordination.v1.Lease); other groups
+    // reverse their domain (io.kubevirt.v1.VirtualMachine).
     let group_part = match r.group {
         "" => "io.k8s.api.core".to_string(),
-        "storage.k8s.io" => "io.k8s.api.storage".to_string(),
-        g => g.split('.').rev().collect::<Vec<_>>().join("."),
+        g => match g.strip_suffix(".k8s.io") {
+            Some(short) => format!("io.k8s.api.{short}"),
+            None => g.split('.').rev().collect::<Vec<_>>().join("."),
+        },
     };
     format!("{group_part}.{}.{}", r.version, r.kind)
 }
@@ -131,6 +136,19 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
             a.extend(b);
             a
         };
+        if r.create_only() {
+            // A review kind: only `POST` on the collection (upstream api__v1 documents list
+            // nothing else for selfsubjectaccessreviews).
+            paths.insert(
+                list_path,
+                json!({"post": op(r, "create", "post", with(ns_params.clone(), write_params(false)), true)}),
+            );
+            let mut s = schema::to_openapi(&schema::for_kind(r));
+            s["x-kubernetes-group-version-kind"] =
+                json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
+            schemas.insert(schema_name(r), s);
+            continue;
+        }
         paths.insert(
             list_path,
             json!({

@@ -35,6 +35,14 @@ pub struct ResourceDef {
     pub has_status: bool,
     /// A built-in Kubernetes kind (strategic merge patch accepted) rather than a custom resource.
     pub builtin: bool,
+    /// The verbs discovery lists and the server accepts ([`VERBS`], or `create` alone for
+    /// the review kinds, which are answered rather than stored).
+    pub verbs: &'static [&'static str],
+    /// The kind's REST strategy `AllowCreateOnUpdate()`: a PUT to a missing object creates it.
+    pub create_on_update: bool,
+    /// The kind's REST strategy `AllowUnconditionalUpdate()`: a PUT without
+    /// `metadata.resourceVersion` overwrites; otherwise it is 422 Invalid.
+    pub unconditional_update: bool,
 }
 
 impl ResourceDef {
@@ -50,6 +58,12 @@ impl ResourceDef {
     /// `Kind` + `List`.
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
+    }
+
+    /// Served by Create alone and never stored (SelfSubjectAccessReview): the server
+    /// answers the posted object with its status filled in.
+    pub fn create_only(&self) -> bool {
+        self.verbs == ["create"]
     }
 
     /// Path prefix of the group-version: `/api/v1` or `/apis/G/V`.
@@ -83,6 +97,11 @@ macro_rules! res {
             categories: &[$($c),*],
             has_status: $st,
             builtin: $b,
+            verbs: VERBS,
+            create_on_update: false,
+            // Built-in strategies mostly allow it; `customResourceStrategy` does not
+            // (apiextensions-apiserver pkg/registry/customresource/strategy.go).
+            unconditional_update: $b,
         }
     };
 }
@@ -119,6 +138,18 @@ static RESOURCES: &[ResourceDef] = &[
         "secret",
         "Secret",
         [],
+        true,
+        [],
+        false,
+        true
+    ),
+    res!(
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        ["cm"],
         true,
         [],
         false,
@@ -184,6 +215,42 @@ static RESOURCES: &[ResourceDef] = &[
         false,
         true
     ),
+    // kubernetes pkg/registry/coordination/lease/strategy.go: AllowCreateOnUpdate true,
+    // AllowUnconditionalUpdate false (an update must carry the resourceVersion it read,
+    // which is what client-go's leader election relies on).
+    ResourceDef {
+        create_on_update: true,
+        unconditional_update: false,
+        ..res!(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "lease",
+            "Lease",
+            [],
+            true,
+            [],
+            false,
+            true
+        )
+    },
+    // kubernetes pkg/registry/authorization/selfsubjectaccessreview/rest.go: a cluster-scoped
+    // REST with Create only (no storage): the answer is the review with its status filled.
+    ResourceDef {
+        verbs: &["create"],
+        ..res!(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            "selfsubjectaccessreview",
+            "SelfSubjectAccessReview",
+            [],
+            false,
+            [],
+            false,
+            true
+        )
+    },
     res!(
         "k8s.cni.cncf.io",
         "v1",

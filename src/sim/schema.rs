@@ -285,6 +285,52 @@ pub fn for_kind(res: &ResourceDef) -> Shape {
             ("reportingInstance", Shape::Str),
         ]),
         "PersistentVolumeClaim" => top(vec![("spec", pvc_spec()), ("status", Shape::Any)]),
+        // k8s.io/api core/v1 types.go ConfigMap.
+        "ConfigMap" => top(vec![
+            ("data", map(Shape::Str)),
+            ("binaryData", map(Shape::Str)),
+            ("immutable", Shape::Bool),
+        ]),
+        // k8s.io/api coordination/v1 types.go LeaseSpec.
+        "Lease" => top(vec![(
+            "spec",
+            obj(vec![
+                ("holderIdentity", Shape::Str),
+                ("leaseDurationSeconds", Shape::Int),
+                ("acquireTime", Shape::Str),
+                ("renewTime", Shape::Str),
+                ("leaseTransitions", Shape::Int),
+                ("strategy", Shape::Str),
+                ("preferredHolder", Shape::Str),
+            ]),
+        )]),
+        // k8s.io/api authorization/v1 types.go SelfSubjectAccessReviewSpec.
+        "SelfSubjectAccessReview" => top(vec![
+            (
+                "spec",
+                obj(vec![
+                    (
+                        "resourceAttributes",
+                        obj(vec![
+                            ("namespace", Shape::Str),
+                            ("verb", Shape::Str),
+                            ("group", Shape::Str),
+                            ("version", Shape::Str),
+                            ("resource", Shape::Str),
+                            ("subresource", Shape::Str),
+                            ("name", Shape::Str),
+                            ("fieldSelector", Shape::Any),
+                            ("labelSelector", Shape::Any),
+                        ]),
+                    ),
+                    (
+                        "nonResourceAttributes",
+                        obj(vec![("path", Shape::Str), ("verb", Shape::Str)]),
+                    ),
+                ]),
+            ),
+            ("status", Shape::Any),
+        ]),
         "StorageClass" => top(vec![
             ("provisioner", Shape::Str),
             ("parameters", map(Shape::Str)),

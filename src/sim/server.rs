@@ -45,6 +45,8 @@ pub struct ApiState {
     pub faults: super::ApiFaults,
     /// Request counters.
     pub stats: Arc<super::ApiStats>,
+    /// Who may do what (see [`super::access`]).
+    pub access: super::access::Authorizer,
 }
 
 /// Routes served beside the Kubernetes API on the same port (the simulated world's vSphere
@@ -243,6 +245,16 @@ async fn dispatch(state: &ApiState, req: Request) -> Result<Response, ApiError> 
         } => {
             if method != Method::PUT {
                 return Err(ApiError::method_not_allowed(method.as_str(), &path));
+            }
+            if !req.headers().contains_key(super::CONTROLLER_HEADER) {
+                state.access.check(&super::access::Attributes {
+                    verb: "update",
+                    namespace: &namespace,
+                    group: SUBRESOURCES_GROUP,
+                    resource: "virtualmachines",
+                    subresource: &action,
+                    name: &name,
+                })?;
             }
             let body = read_body(state, req).await?;
             vm_action(state, &namespace, &name, &action, &body)
@@ -443,6 +455,35 @@ async fn resource(
             return Err(ApiError::no_route(&format!("{}/{other}", res.plural)));
         }
     };
+    if !req.headers().contains_key(super::CONTROLLER_HEADER) {
+        state.access.authorize(
+            &method,
+            is_true(&query, "watch"),
+            res,
+            rp.namespace.as_deref(),
+            rp.name.as_deref(),
+            rp.sub.as_deref(),
+        )?;
+    }
+    if res.create_only() {
+        // SelfSubjectAccessReview: answered, never stored (see `access`).
+        if method != Method::POST || rp.name.is_some() {
+            return Err(ApiError::method_not_allowed(method.as_str(), res.plural));
+        }
+        let (obj, warnings) =
+            if content_type(req.headers()).starts_with("application/vnd.kubernetes.protobuf") {
+                let body = read_body(state, req).await?;
+                (super::access::review_from_protobuf(&body)?, Vec::new())
+            } else {
+                let (obj, warnings, _) = read_object(state, req, res, &query).await?;
+                (obj, warnings)
+            };
+        let answer = state.access.review(&obj)?;
+        return Ok(with_warnings(
+            json_response(StatusCode::CREATED, &answer),
+            &warnings,
+        ));
+    }
     let store = &state.store;
     let as_table = req
         .headers()
@@ -623,8 +664,13 @@ async fn resource(
         }
         Method::PUT => {
             let (obj, warnings, opts) = read_object(state, req, res, &query).await?;
-            let (updated, _) = store.mutate(res, &ns, &name, part, &opts, |_| Ok(obj))?;
-            Ok(with_warnings(ok_json(&updated), &warnings))
+            let (updated, created) = store.replace(res, &ns, &name, part, obj, &opts)?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(with_warnings(json_response(code, &updated), &warnings))
         }
         Method::PATCH => {
             let ct = content_type(req.headers());

@@ -21,9 +21,10 @@ use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
 use super::admission::{Admission, Objects};
+use super::defaults;
 use super::resources::{self, ResourceDef};
 use super::selectors::Selectable;
-use super::status::ApiError;
+use super::status::{ApiError, Cause};
 use super::validate;
 
 /// Store tuning.
@@ -237,6 +238,15 @@ pub fn now_rfc3339() -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     rfc3339(secs)
+}
+
+/// The current time as `metav1.MicroTime` writes it (`2026-11-27T02:43:46.123456Z`).
+pub fn now_rfc3339_micro() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = rfc3339(now.as_secs());
+    format!("{}.{:06}Z", secs.trim_end_matches('Z'), now.subsec_micros())
 }
 
 /// Seconds since the epoch as RFC 3339 UTC.
@@ -475,6 +485,52 @@ impl Store {
         }
     }
 
+    /// A replace (PUT), as the generic registry's `Store.Update` does it (apiserver
+    /// pkg/registry/generic/registry/store.go): a missing object is created when the kind's
+    /// strategy allows create-on-update and is a 404 otherwise; an existing one needs the
+    /// body's `metadata.resourceVersion` unless the strategy allows unconditional updates
+    /// (422 "must be specified for an update"), and a stale one is a 409 Conflict. Returns the
+    /// object and whether it was created.
+    pub fn replace(
+        &self,
+        res: &ResourceDef,
+        ns: &str,
+        name: &str,
+        part: Part,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<(Value, bool), ApiError> {
+        // The update handler checks the name before the registry runs (apiserver
+        // pkg/endpoints/handlers/update.go, rest.go `checkName`).
+        if let Some(body_name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
+            if !body_name.is_empty() && body_name != name {
+                return Err(name_mismatch(body_name, name));
+            }
+        }
+        let opts = WriteOptions {
+            create_if_absent: res.create_on_update && part == Part::Main,
+            ..opts.clone()
+        };
+        self.mutate(res, ns, name, part, &opts, |cur| {
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if cur.is_some() && !res.unconditional_update && rv.is_empty() {
+                return Err(ApiError::invalid(
+                    res.plural,
+                    res.group,
+                    name,
+                    vec![Cause::invalid(
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )],
+                ));
+            }
+            Ok(obj)
+        })
+    }
+
     /// Delete one object (namespaces take their namespaced objects with them).
     /// `preconditions` are an optional (uid, resourceVersion) pair from DeleteOptions.
     pub fn delete(
@@ -694,10 +750,10 @@ impl Store {
                 m.remove("status");
             }
         }
-        if res.kind == "Namespace" && obj.pointer("/status/phase").is_none() {
-            obj["status"] = json!({"phase": "Active"});
-        }
         normalize(res, &mut obj);
+        defaults::decode(res, &mut obj)?;
+        defaults::set_defaults(res, &mut obj);
+        defaults::prepare_for_create(res, &mut obj, opts.keep_status);
         let causes = validate::validate(res, &obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.kind, res.group, &name, causes));
@@ -728,7 +784,12 @@ impl Store {
         let meta = meta_mut(&mut obj);
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        meta.insert("generation".into(), json!(1));
+        // Custom resources get generation 1 (apiextensions-apiserver customresource
+        // strategy.go PrepareForCreate); the strategies of the built-in kinds served here do
+        // not set it (e.g. pkg/registry/coordination/lease/strategy.go).
+        if !res.builtin {
+            meta.insert("generation".into(), json!(1));
+        }
         if opts.dry_run {
             return Ok(obj);
         }
@@ -871,6 +932,8 @@ impl Store {
             }
             meta.insert("resourceVersion".into(), json!(old_rv));
         }
+        defaults::decode(res, &mut new)?;
+        defaults::set_defaults(res, &mut new);
         if part == Part::Main {
             normalize(res, &mut new);
             let causes = validate::validate(res, &new);
@@ -881,7 +944,7 @@ impl Store {
         if without_rv(&new) == without_rv(old) {
             return Ok(old_value);
         }
-        if spec_part(&new) != spec_part(old) {
+        if !res.builtin && spec_part(&new) != spec_part(old) {
             let g = old_meta
                 .get("generation")
                 .and_then(Value::as_u64)

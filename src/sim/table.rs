@@ -54,8 +54,28 @@ fn columns(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] 
             ("Type", "string", "/spec/type"),
             ("Cluster-IP", "string", "/spec/clusterIP"),
         ],
-        "Node" => &[("Status", "string", "/status/conditions")],
+        // kubernetes pkg/printers/internalversion/printers.go nodeColumnDefinitions; the
+        // last five are `-o wide` (priority 1).
+        "Node" => &[
+            ("Status", "string", "/status/conditions"),
+            ("Roles", "string", "/metadata/labels"),
+            ("Age", "string", ""),
+            ("Version", "string", "/status/nodeInfo/kubeletVersion"),
+            ("Internal-IP", "string", "/status/addresses"),
+            ("External-IP", "string", "/status/addresses"),
+            ("OS-Image", "string", "/status/nodeInfo/osImage"),
+            ("Kernel-Version", "string", "/status/nodeInfo/kernelVersion"),
+            (
+                "Container-Runtime",
+                "string",
+                "/status/nodeInfo/containerRuntimeVersion",
+            ),
+        ],
         "Secret" => &[("Type", "string", "/type"), ("Data", "integer", "/data")],
+        // kubernetes pkg/printers/internalversion/printers.go: configMapColumnDefinitions
+        // (Name, Data, Age) and leaseColumnDefinitions (Name, Holder, Age).
+        "ConfigMap" => &[("Data", "integer", "/data")],
+        "Lease" => &[("Holder", "string", "/spec/holderIdentity")],
         "StorageClass" => &[
             ("Provisioner", "string", "/provisioner"),
             ("ReclaimPolicy", "string", "/reclaimPolicy"),
@@ -71,17 +91,44 @@ fn columns(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] 
     }
 }
 
+/// Columns only `-o wide` shows.
+fn priority(kind: &str, header: &str) -> u8 {
+    match (kind, header) {
+        (
+            "Node",
+            "Internal-IP" | "External-IP" | "OS-Image" | "Kernel-Version" | "Container-Runtime",
+        ) => 1,
+        _ => 0,
+    }
+}
+
+/// Whether the kind places Age itself (otherwise it is the last column).
+fn places_age(kind: &str) -> bool {
+    columns(kind).iter().any(|(h, _, _)| *h == "Age")
+}
+
 fn column_defs(res: &ResourceDef) -> Value {
     let mut defs = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0}),
     ];
     for (name, ty, _) in columns(res.kind) {
         defs.push(
-            json!({"name": name, "type": ty, "format": "", "description": "", "priority": 0}),
+            json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority(res.kind, name)}),
         );
     }
-    defs.push(json!({"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0}));
+    if !places_age(res.kind) {
+        defs.push(json!({"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0}));
+    }
     Value::Array(defs)
+}
+
+/// The address of a type (`InternalIP`, `ExternalIP`) in a node's addresses, as printNode.
+fn node_address(v: &Value, kind: &str) -> String {
+    v.as_array()
+        .and_then(|a| a.iter().find(|x| x["type"] == kind))
+        .and_then(|x| x["address"].as_str())
+        .unwrap_or("<none>")
+        .to_string()
 }
 
 fn ready_condition(v: &Value) -> String {
@@ -106,9 +153,37 @@ fn cell(kind: &str, header: &str, obj: &Value, pointer: &str) -> Value {
                 "NotReady"
             })
         }
+        // printNode: roles from the node-role.kubernetes.io/ROLE labels.
+        ("Node", "Roles", labels) => {
+            let roles: Vec<&str> = labels
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .filter(|r| !r.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!(if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            })
+        }
+        ("Node", "Internal-IP", Some(a)) => json!(node_address(a, "InternalIP")),
+        ("Node", "External-IP", Some(a)) => json!(node_address(a, "ExternalIP")),
         ("VirtualMachineInstance", "Ready", Some(c)) => json!(ready_condition(c)),
         ("Secret", "Data", Some(Value::Object(m))) => json!(m.len()),
         ("Secret", "Data", _) => json!(0),
+        // printConfigMap: len(Data) + len(BinaryData).
+        ("ConfigMap", "Data", _) => {
+            let count = |p: &str| {
+                obj.pointer(p)
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len())
+            };
+            json!(count("/data") + count("/binaryData"))
+        }
         ("Event", "Object", Some(o)) => json!(format!(
             "{}/{}",
             o["kind"].as_str().unwrap_or_default().to_ascii_lowercase(),
@@ -188,9 +263,15 @@ fn row(res: &ResourceDef, obj: Value, now: u64) -> Value {
         name.to_string()
     })];
     for (header, _, pointer) in columns(res.kind) {
-        cells.push(cell(res.kind, header, &obj, pointer));
+        if *header == "Age" {
+            cells.push(json!(age(&obj, now)));
+        } else {
+            cells.push(cell(res.kind, header, &obj, pointer));
+        }
     }
-    cells.push(json!(age(&obj, now)));
+    if !places_age(res.kind) {
+        cells.push(json!(age(&obj, now)));
+    }
     json!({"cells": cells, "object": obj})
 }
 

@@ -176,9 +176,141 @@ pub fn validate(res: &ResourceDef, obj: &Value) -> Vec<Cause> {
             causes.push(Cause::required("provisioner"));
         }
         "Secret" => validate_secret(obj, &mut causes),
+        "ConfigMap" => validate_config_map(obj, &mut causes),
+        "Lease" => validate_lease(spec, &mut causes),
+        "Pod" => validate_pod_spec(spec, &mut causes),
+        "Event" => validate_event(obj, &mut causes),
         _ => {}
     }
     causes
+}
+
+/// kubernetes pkg/apis/core/validation/validation.go `ValidateConfigMap`: keys are config
+/// keys (apimachinery `IsConfigMapKey`), no key in both `data` and `binaryData`, at most
+/// 1 MiB of values.
+fn validate_config_map(obj: &Value, causes: &mut Vec<Cause>) {
+    let data = obj.get("data").and_then(Value::as_object);
+    let binary = obj.get("binaryData").and_then(Value::as_object);
+    let mut total = 0;
+    for (bag, mine, other, other_name) in [
+        ("data", data, binary, "binaryData"),
+        ("binaryData", binary, data, "data"),
+    ] {
+        for (k, v) in mine.into_iter().flatten() {
+            if !is_config_key(k) {
+                causes.push(Cause::invalid(
+                    format!("{bag}[{k}]"),
+                    format!("Invalid value: {k:?}: a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),
+                ));
+            }
+            if other.is_some_and(|o| o.contains_key(k)) {
+                causes.push(Cause::invalid(
+                    format!("{bag}[{k}]"),
+                    format!("Invalid value: {k:?}: duplicate of key present in {other_name}"),
+                ));
+            }
+            match v.as_str() {
+                Some(s) => total += s.len(),
+                None => causes.push(Cause::invalid(format!("{bag}[{k}]"), "must be a string")),
+            }
+        }
+    }
+    const MAX: usize = 1024 * 1024;
+    if total > MAX {
+        causes.push(Cause {
+            field: String::new(),
+            reason: "FieldValueTooLong".into(),
+            message: format!("Too long: may not be more than {MAX} bytes"),
+        });
+    }
+}
+
+/// apimachinery pkg/util/validation `IsConfigMapKey`.
+fn is_config_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 253
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && k != "."
+        && k != ".."
+        && !k.starts_with("..")
+}
+
+/// kubernetes pkg/apis/coordination/validation/validation.go `ValidateLeaseSpec`.
+fn validate_lease(spec: Option<&Value>, causes: &mut Vec<Cause>) {
+    let int = |k: &str| spec.and_then(|s| s.get(k)).and_then(Value::as_i64);
+    if let Some(d) = int("leaseDurationSeconds").filter(|d| *d <= 0) {
+        causes.push(Cause::invalid(
+            "spec.leaseDurationSeconds",
+            format!("Invalid value: {d}: must be greater than 0"),
+        ));
+    }
+    if let Some(t) = int("leaseTransitions").filter(|t| *t < 0) {
+        causes.push(Cause::invalid(
+            "spec.leaseTransitions",
+            format!("Invalid value: {t}: must be greater than or equal to 0"),
+        ));
+    }
+    if str_at(spec, "preferredHolder").is_some() && str_at(spec, "strategy").is_none() {
+        causes.push(Cause {
+            field: "spec.preferredHolder".into(),
+            reason: "FieldValueForbidden".into(),
+            message: "Forbidden: may only be specified if `strategy` is defined".into(),
+        });
+    }
+}
+
+/// The parts of kubernetes pkg/apis/core/validation/validation.go `ValidatePodSpec` a
+/// hand-written pod gets wrong first: containers present, each named (a DNS label, unique)
+/// and with an image.
+fn validate_pod_spec(spec: Option<&Value>, causes: &mut Vec<Cause>) {
+    let containers = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
+    let Some(containers) = containers.filter(|c| !c.is_empty()) else {
+        causes.push(Cause::required("spec.containers"));
+        return;
+    };
+    let mut seen = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        let p = format!("spec.containers[{i}]");
+        match str_at(Some(c), "name") {
+            None => causes.push(Cause::required(format!("{p}.name"))),
+            Some(n) if !is_dns1123_label(n) => causes.push(Cause::invalid(
+                format!("{p}.name"),
+                format!("Invalid value: {n:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"),
+            )),
+            Some(n) if seen.contains(&n) => causes.push(Cause::duplicate(
+                format!("{p}.name"),
+                format!("Duplicate value: {n:?}"),
+            )),
+            Some(n) => seen.push(n),
+        }
+        if str_at(Some(c), "image").is_none() {
+            causes.push(Cause::required(format!("{p}.image")));
+        }
+    }
+}
+
+/// kubernetes pkg/apis/core/validation/events.go `legacyValidateEvent`: a core/v1 Event
+/// about a namespaced object lives in that object's namespace.
+fn validate_event(obj: &Value, causes: &mut Vec<Cause>) {
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(ins) = obj
+        .pointer("/involvedObject/namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        if ins != ns {
+            causes.push(Cause::invalid(
+                "involvedObject.namespace",
+                format!("Invalid value: {ins:?}: does not match event.namespace"),
+            ));
+        }
+    }
 }
 
 fn str_at<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {

@@ -753,7 +753,8 @@ async fn generate_name_and_vm_subresources() {
             .await
             .expect_err("no vmi"),
     );
-    assert_eq!(s.code, 409);
+    // virt-api `FetchVirtualMachineInstance`: no VMI is 404, not 409.
+    assert_eq!(s.code, 404);
     sim.shutdown().await;
 }
 

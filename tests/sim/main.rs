@@ -6,6 +6,7 @@ mod api;
 #[path = "../common/mod.rs"]
 mod common;
 mod controllers;
+mod fidelity;
 mod kubectl;
 mod kubevirt;
 mod serve_flow;

@@ -32,6 +32,9 @@ impl Rehearsal {
                 .watch_drop_seconds
                 .map(std::time::Duration::from_secs_f64),
             kubevirt_webhooks: true,
+            access: sim::access::Authorizer {
+                deny: scenario.rbac_deny.clone(),
+            },
             ..SimOptions::default()
         };
         let extension = opts.extension.clone();

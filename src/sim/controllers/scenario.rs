@@ -39,6 +39,12 @@
 //! vm = "shop-db-01"
 //! mode = "once"                      # import-failure: once | always | until-retry (restarts in place)
 //! # factor = 10.0                    # slow-import: N times slower
+//!
+//! [[rbac_deny]]                      # a permission wavelift's user lacks (missing RBAC):
+//! verb = "create"                    # the request answers 403 Forbidden and a
+//! group = "kubevirt.io"              # SelfSubjectAccessReview for it `allowed: false`
+//! resource = "virtualmachines"       # ("plural" or "plural/subresource"; "*" for any)
+//! # namespace = "mig-quickstart"     # only there (default: everywhere)
 //! ```
 
 use crate::plan::check::CheckKind;
@@ -221,6 +227,9 @@ pub struct Scenario {
     pub source_vms: Vec<SourceVmSpec>,
     #[serde(default, rename = "fault")]
     pub faults: Vec<Fault>,
+    /// Permissions the user lacks (see [`crate::sim::access`]).
+    #[serde(default)]
+    pub rbac_deny: Vec<crate::sim::access::AccessRule>,
 }
 
 fn default_vcenter_user() -> String {
@@ -502,6 +511,31 @@ mode = "always"
         assert_eq!(s.source_vms[0].power, PowerState::On);
         assert_eq!(s.faults[0].mode, FaultMode::Always);
         assert_eq!(s.nodes.len(), 3);
+        assert!(s.rbac_deny.is_empty());
+    }
+
+    #[test]
+    fn rbac_denials() {
+        let text = r#"
+[[rbac_deny]]
+verb = "create"
+group = "kubevirt.io"
+resource = "virtualmachines"
+[[rbac_deny]]
+verb = "update"
+group = "subresources.kubevirt.io"
+resource = "virtualmachines/start"
+namespace = "mig"
+"#;
+        let s = Scenario::from_toml(text, "s.toml").expect("valid");
+        assert_eq!(
+            s.rbac_deny[0],
+            crate::sim::access::AccessRule::new("create", "kubevirt.io", "virtualmachines")
+        );
+        assert_eq!(s.rbac_deny[1].namespace.as_deref(), Some("mig"));
+        let e = Scenario::from_toml("[[rbac_deny]]\nverb = \"get\"\n", "s.toml")
+            .expect_err("resource missing");
+        assert!(e.to_string().contains("resource"), "{e}");
     }
 
     #[test]
