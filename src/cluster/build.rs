@@ -90,6 +90,11 @@ pub fn cni_config(plan: &Plan, net: &Network) -> Value {
     cfg
 }
 
+/// The prefix of the node resource bridge-marker advertises for each host bridge
+/// (kubevirt/bridge-marker `pkg/marker/marker.go`); a NAD requests it through
+/// `k8s.v1.cni.cncf.io/resourceName`.
+pub const BRIDGE_RESOURCE: &str = "bridge.network.kubevirt.io/";
+
 /// NetworkAttachmentDefinition for a plan network (shared by the plan's VMs).
 pub fn network_attachment(plan: &Plan, net: &Network) -> NetworkAttachmentDefinition {
     let mut m = meta(
@@ -99,15 +104,15 @@ pub fn network_attachment(plan: &Plan, net: &Network) -> NetworkAttachmentDefini
     );
     let mut ann = BTreeMap::new();
     match net.provider.value {
-        Provider::Bridge => {
+        Provider::Bridge if net.bridge_marker => {
             if let Some(b) = &net.bridge {
                 ann.insert(
                     "k8s.v1.cni.cncf.io/resourceName".to_string(),
-                    format!("bridge.network.kubevirt.io/{}", b.as_str()),
+                    format!("{BRIDGE_RESOURCE}{}", b.as_str()),
                 );
             }
         }
-        Provider::OvnLocalnet => {}
+        Provider::Bridge | Provider::OvnLocalnet => {}
     }
     if let Some(owner) = &net.owner {
         ann.insert("wavelift.io/owner".to_string(), owner.clone());

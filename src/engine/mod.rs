@@ -6,6 +6,7 @@
 //! - [`runtime`]: watchers → cluster views → [`schedule::turn`] → events out, commands run
 //!   by [`ops`] (the cluster, vCenter and probe boundary), timers as sleeps.
 //!
+//! [`preflight`] checks a wave's cluster, source and objects before anything is created;
 //! [`events`] is the boundary to the front ends; [`migrate`] runs a live migration;
 //! [`error`] says why a command failed.
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod migrate;
 pub mod ops;
+pub mod preflight;
 pub mod runtime;
 pub mod schedule;
 

@@ -5,6 +5,7 @@
 use super::decide::{Command, Gate, IpGuard, Power};
 use super::error::{api_message as api_msg, is_code, Error};
 use super::events::{Emitter, EventKind};
+use super::preflight::Preflight;
 use super::schedule::Update;
 use crate::checks::probe::Prober;
 use crate::checks::runner::{self, Observations, RunSettings, VmiSource};
@@ -14,10 +15,8 @@ use crate::cluster::labels;
 use crate::cluster::resources::{
     DataVolume, DvPhase, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
 };
-use crate::plan::{NetworkModel, Plan, PowerOff, Vm};
-use crate::source::{SourceOps, SourcePower};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::api::storage::v1::StorageClass;
+use crate::plan::{NetworkModel, Plan, Vm};
+use crate::source::SourceOps;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::Client;
@@ -33,29 +32,10 @@ pub struct Ops {
     pub prober: Arc<dyn Prober>,
     pub dry_run: bool,
     pub events: Emitter,
-    /// Missing CRDs found by discovery at start (empty: all present), or why discovery
-    /// failed.
-    pub missing_crds: Result<Vec<String>, Error>,
     /// The engine's view of VMIs (checks read the guest agent's report from it).
     pub vmis: Option<Store<VirtualMachineInstance>>,
-    cluster_facts: OnceCell<ClusterFacts>,
-    /// Per wave: each source VM's power state (or why it is unknown), asked of vCenter in
-    /// batches once, at the wave's first preflight.
-    source_facts: HashMap<String, OnceCell<SourceFacts>>,
-    network_checks: HashMap<String, OnceCell<Result<(), String>>>,
+    preflight: Preflight,
     networks_applied: HashMap<String, OnceCell<()>>,
-}
-
-/// Each source VM's power state as vCenter reported it, or why it could not.
-type SourceFacts = HashMap<String, Result<Power, String>>;
-
-/// Plan-wide preflight answers.
-#[derive(Debug, Clone, Default)]
-struct ClusterFacts {
-    /// Problems that stop every VM (CRDs, namespace, credentials).
-    global: Vec<String>,
-    /// StorageClass → problem, for the VMs that use it.
-    bad_classes: std::collections::BTreeMap<String, String>,
 }
 
 impl Ops {
@@ -71,23 +51,22 @@ impl Ops {
         vmis: Option<Store<VirtualMachineInstance>>,
     ) -> Ops {
         let names: Vec<String> = plan.networks.iter().map(|n| n.name.value.clone()).collect();
-        let plan_for_waves = plan.clone();
         Ops {
-            network_checks: names.iter().map(|n| (n.clone(), OnceCell::new())).collect(),
             networks_applied: names.into_iter().map(|n| (n, OnceCell::new())).collect(),
+            preflight: Preflight::new(
+                plan.clone(),
+                client.clone(),
+                source.clone(),
+                events.clone(),
+                missing_crds,
+            ),
             plan,
             client,
             source,
             prober,
             dry_run,
             events,
-            missing_crds,
             vmis,
-            cluster_facts: OnceCell::new(),
-            source_facts: plan_waves(&plan_for_waves)
-                .into_iter()
-                .map(|w| (w, OnceCell::new()))
-                .collect(),
         }
     }
 }
@@ -184,7 +163,7 @@ impl Ops {
         let ns = self.ns().to_string();
         match cmd {
             Command::RunPreflight => {
-                let (gate, power) = self.preflight(vm).await;
+                let (gate, power) = self.preflight.vm(vm).await;
                 Ok(Update::Preflight(gate, power))
             }
             Command::ApplyNetworks => {
@@ -307,29 +286,6 @@ impl Ops {
                 self.delete_disks(vm, false).await.map(|_| Update::Nothing)
             }
         }
-    }
-
-    /// Server-side dry run of a plan network's NetworkAttachmentDefinition, once per run.
-    async fn network_dry_run(&self, name: &str) -> Option<Result<(), String>> {
-        let net = self.plan.network(name)?;
-        let cell = self.network_checks.get(name)?;
-        Some(
-            cell.get_or_init(|| async {
-                let api: Api<NetworkAttachmentDefinition> =
-                    Api::namespaced(self.client.clone(), self.ns());
-                let nad = build::network_attachment(&self.plan, net);
-                let pp = PatchParams::apply(labels::FIELD_MANAGER).force().dry_run();
-                let patch = Patch::Apply(&nad);
-                call("dry-run NetworkAttachmentDefinition", || {
-                    api.patch(name, &pp, &patch)
-                })
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("NetworkAttachmentDefinition {name}: {}", api_msg(&e)))
-            })
-            .await
-            .clone(),
-        )
     }
 
     /// Server-side apply of a plan network's NetworkAttachmentDefinition: the VMs of a plan
@@ -522,190 +478,6 @@ impl Ops {
         };
         Update::Checks(gate, results)
     }
-
-    /// Preflight for one VM: CRDs, namespace, StorageClasses, credentials Secret, then a
-    /// server-side dry run of every object the VM needs. All problems in one answer.
-    /// Plan-wide preflight facts (CRDs, namespace, StorageClasses, credentials Secret),
-    /// asked of the cluster once per run and shared by every VM's preflight.
-    async fn cluster_facts(&self) -> &ClusterFacts {
-        self.cluster_facts
-            .get_or_init(|| async {
-                let mut global: Vec<String> = match &self.missing_crds {
-                    Ok(missing) => missing
-                        .iter()
-                        .map(|c| format!("CRD {c} is not installed"))
-                        .collect(),
-                    Err(e) => vec![format!("cannot tell which CRDs are installed: {e}")],
-                };
-                let ns = self.ns().to_string();
-                let nss: Api<Namespace> = Api::all(self.client.clone());
-                match call("get Namespace", || nss.get_opt(&ns)).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => global.push(format!("namespace {ns} does not exist")),
-                    Err(e) => global.push(format!("namespace {ns}: {}", api_msg(&e))),
-                }
-                if let Some(sec) = &self.plan.source.credentials_secret {
-                    let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
-                    match call("get Secret", || secrets.get_opt(sec.as_str())).await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => {
-                            global.push(format!("Secret {ns}/{} does not exist", sec.value))
-                        }
-                        Err(e) => global.push(format!("Secret {}: {}", sec.value, api_msg(&e))),
-                    }
-                }
-                let scs: Api<StorageClass> = Api::all(self.client.clone());
-                let mut bad_classes = std::collections::BTreeMap::new();
-                let classes: BTreeSet<&str> = self
-                    .plan
-                    .vms
-                    .iter()
-                    .flat_map(|vm| vm.disks.iter())
-                    .filter_map(|d| self.storage_class(d))
-                    .collect();
-                for sc in classes {
-                    match call("get StorageClass", || scs.get_opt(sc)).await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => {
-                            bad_classes.insert(
-                                sc.to_string(),
-                                format!("StorageClass {sc} does not exist"),
-                            );
-                        }
-                        Err(e) => {
-                            bad_classes.insert(
-                                sc.to_string(),
-                                format!("StorageClass {sc}: {}", api_msg(&e)),
-                            );
-                        }
-                    }
-                }
-                ClusterFacts {
-                    global,
-                    bad_classes,
-                }
-            })
-            .await
-    }
-
-    /// The wave's source VMs as vCenter sees them (only with `power_off = "vsphere-api"`):
-    /// one batched query per wave, remembered; a failed query is not remembered (the next
-    /// preflight asks again).
-    async fn source_facts(&self, wave: &str) -> Option<Result<&SourceFacts, String>> {
-        if self.plan.source.power_off != PowerOff::VsphereApi {
-            return None;
-        }
-        let src = self.source.as_ref()?;
-        let cell = self.source_facts.get(wave)?;
-        Some(
-            cell.get_or_try_init(|| async {
-                let vms: Vec<(String, Option<String>)> = self
-                    .plan
-                    .vms_in_wave(wave)
-                    .map(|v| {
-                        (
-                            v.name.value.clone(),
-                            v.source_id.as_ref().map(|u| u.value.to_string()),
-                        )
-                    })
-                    .collect();
-                let states = src.power_states(&vms).await.map_err(|e| e.to_string())?;
-                Ok(vms
-                    .into_iter()
-                    .zip(states)
-                    .map(|((name, _), r)| {
-                        let r = r
-                            .map(|p| match p {
-                                SourcePower::On => Power::On,
-                                SourcePower::Off => Power::Off,
-                            })
-                            .map_err(|e| e.to_string());
-                        (name, r)
-                    })
-                    .collect())
-            })
-            .await,
-        )
-    }
-
-    fn storage_class<'p>(&'p self, d: &'p crate::plan::Disk) -> Option<&'p str> {
-        d.storage_class
-            .as_ref()
-            .or(self.plan.defaults.storage_class.as_ref())
-            .map(|s| s.as_str())
-    }
-
-    /// Preflight for one VM: the plan-wide facts, the source VM in vCenter (when wavelift
-    /// powers it off: it must exist, and its power state tells a resumed run whether an
-    /// earlier one already powered it off), then a server-side dry run of every object the
-    /// VM needs (each shared network once per run). All problems in one answer.
-    async fn preflight(&self, vm: &Vm) -> (Gate, Option<Power>) {
-        let facts = self.cluster_facts().await;
-        let mut problems = facts.global.clone();
-        let mut power = None;
-        match self.source_facts(vm.wave.as_str()).await {
-            None => {}
-            Some(Err(e)) => problems.push(format!("source VMs: {e}")),
-            Some(Ok(facts)) => match facts.get(vm.name.as_str()) {
-                Some(Ok(p)) => power = Some(*p),
-                Some(Err(e)) => problems.push(format!("source VM: {e}")),
-                None => {}
-            },
-        }
-        let classes: BTreeSet<&str> = vm
-            .disks
-            .iter()
-            .filter_map(|d| self.storage_class(d))
-            .collect();
-        problems.extend(
-            classes
-                .iter()
-                .filter_map(|c| facts.bad_classes.get(*c).cloned()),
-        );
-        let ns = self.ns().to_string();
-        if problems.is_empty() {
-            // Server-side dry run of every object (nothing is persisted).
-            let dry = PostParams {
-                dry_run: true,
-                field_manager: Some(labels::FIELD_MANAGER.to_string()),
-            };
-            if self.plan.model_of(vm) == NetworkModel::L2 {
-                let nets: BTreeSet<&str> = vm.nics.iter().map(|n| n.network.as_str()).collect();
-                for name in nets {
-                    if let Some(Err(why)) = self.network_dry_run(name).await {
-                        problems.push(why);
-                    }
-                }
-            }
-            let dvs: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
-            for dv in build::data_volumes(&self.plan, vm) {
-                match call("dry-run DataVolume", || dvs.create(&dry, &dv)).await {
-                    Ok(_) => {}
-                    Err(e) if is_code(&e, 409) => {}
-                    Err(e) => problems.push(format!(
-                        "DataVolume {}: {}",
-                        dv.metadata.name.clone().unwrap_or_default(),
-                        api_msg(&e)
-                    )),
-                }
-            }
-            let vms: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
-            let obj = build::virtual_machine(&self.plan, vm);
-            match call("dry-run VirtualMachine", || vms.create(&dry, &obj)).await {
-                Ok(_) => {}
-                Err(e) if is_code(&e, 409) => {}
-                Err(e) => {
-                    problems.push(format!("VirtualMachine {}: {}", vm.name.value, api_msg(&e)))
-                }
-            }
-        }
-        let gate = if problems.is_empty() {
-            Gate::Passed
-        } else {
-            Gate::Failed(problems.join("; "))
-        };
-        (gate, power)
-    }
 }
 
 fn owned_by(
@@ -717,33 +489,6 @@ fn owned_by(
         l.get(labels::PLAN).map(String::as_str) == Some(plan.meta.name.as_str())
             && l.get(labels::VM).map(String::as_str) == Some(vm.name.as_str())
     })
-}
-
-/// CRDs the engine needs, found through discovery; returns those missing.
-pub async fn missing_crds(client: &Client) -> Result<Vec<String>, Error> {
-    let need = [
-        ("kubevirt.io", "v1", "virtualmachines"),
-        ("kubevirt.io", "v1", "virtualmachineinstances"),
-        ("kubevirt.io", "v1", "virtualmachineinstancemigrations"),
-        ("cdi.kubevirt.io", "v1beta1", "datavolumes"),
-        ("k8s.cni.cncf.io", "v1", "network-attachment-definitions"),
-    ];
-    let mut missing = Vec::new();
-    for (group, version, plural) in need {
-        let gv = format!("{group}/{version}");
-        match call("discovery", || client.list_api_group_resources(&gv)).await {
-            Ok(list) if list.resources.iter().any(|r| r.name == plural) => {}
-            Ok(_) => missing.push(format!("{plural}.{group}")),
-            Err(e) if is_code(&e, 404) => missing.push(format!("{plural}.{group}")),
-            Err(e) => return Err(Error::api(format!("discovery of {gv}"), &e)),
-        }
-    }
-    Ok(missing)
-}
-
-/// The plan's wave names.
-fn plan_waves(plan: &Plan) -> Vec<String> {
-    plan.waves.iter().map(|w| w.name.value.clone()).collect()
 }
 
 /// The engine's watch on VMIs as the checks' source of guest-agent reports.

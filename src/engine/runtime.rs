@@ -214,7 +214,7 @@ async fn run(
     .await?;
     let emit = Emitter::new(events.clone());
 
-    let missing_crds = super::ops::missing_crds(c).await;
+    let missing_crds = super::preflight::missing_crds(c).await;
     match &missing_crds {
         Err(e) => {
             emit.log(LogLevel::Error, format!("discovery failed: {e}"))

@@ -201,6 +201,12 @@ pub struct Network {
     pub gateway: Option<Spanned<IpAddr>>,
     pub mtu: Option<u32>,
     pub owner: Option<String>,
+    /// Provider `bridge`: the NAD requests the node resource
+    /// `bridge.network.kubevirt.io/<bridge>` that bridge-marker advertises, so VMs are
+    /// scheduled only on nodes with the bridge, and preflight checks every node has it
+    /// (default true). `false`: no resource request; nothing keeps a VM off a node without
+    /// the bridge.
+    pub bridge_marker: bool,
     pub span: Span,
 }
 

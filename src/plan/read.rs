@@ -94,6 +94,7 @@ const NETWORK_KEYS: &[&str] = &[
     "provider",
     "bridge",
     "physical_network",
+    "bridge_marker",
     "cidr",
     "gateway",
     "mtu",
@@ -891,6 +892,7 @@ impl Reader {
             gateway,
             mtu,
             owner: self.string(tbl, "owner").map(|s| s.value),
+            bridge_marker: self.boolean(tbl, "bridge_marker").is_none_or(|b| b.value),
             span: tbl.span.clone(),
         }
     }

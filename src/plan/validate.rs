@@ -283,6 +283,12 @@ impl Validator<'_, '_> {
                         .with_hint("add `owner = \"team\"`: the team that owns the VLAN must agree to carry it into the cluster"),
                 );
             }
+            if n.provider.value == Provider::Bridge && !n.bridge_marker {
+                self.push(
+                    Diagnostic::warning("bridge-without-marker", n.name.span.clone(), format!("network `{}` requests no bridge-marker resource: nothing keeps its VMs off nodes without the bridge", n.name.value))
+                        .with_hint("with `bridge_marker = true` (the default) the NAD requests `bridge.network.kubevirt.io/<bridge>`, the scheduler places VMs only where bridge-marker found the bridge, and preflight checks every node has it; set false only where bridge-marker does not run and every node is known to carry the VLAN"),
+                );
+            }
         }
     }
 

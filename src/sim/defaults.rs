@@ -124,7 +124,7 @@ fn canonical_time(text: &str, kind: TimeKind) -> Result<String, String> {
     if kind == TimeKind::Micro && frac.len() != 6 {
         return Err(err());
     }
-    let base = super::store::rfc3339(u64::try_from(secs).map_err(|_| err())?);
+    let base = super::time::rfc3339(u64::try_from(secs).map_err(|_| err())?);
     Ok(match kind {
         TimeKind::Seconds => base,
         TimeKind::Micro => {

@@ -30,9 +30,11 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod time;
 pub mod validate;
 pub mod watch;
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +78,9 @@ pub struct SimOptions {
     /// What the (anonymous) user may not do: denied requests answer 403 and
     /// SelfSubjectAccessReviews for them `allowed: false`. Empty: everything is allowed.
     pub access: access::Authorizer,
+    /// Extended resources every node advertises beside CPU and memory (capacity and
+    /// allocatable), e.g. bridge-marker's `bridge.network.kubevirt.io/br-trunk: 1k`.
+    pub node_resources: BTreeMap<String, String>,
 }
 
 impl Default for SimOptions {
@@ -92,6 +97,7 @@ impl Default for SimOptions {
             faults: ApiFaults::default(),
             kubevirt_webhooks: false,
             access: access::Authorizer::default(),
+            node_resources: BTreeMap::new(),
         }
     }
 }
@@ -249,7 +255,7 @@ pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 const NODE_LEASE_SECONDS: u64 = 40;
 const NODE_LEASE_RENEW: Duration = Duration::from_secs(NODE_LEASE_SECONDS / 4);
 
-fn default_objects(nodes: usize) -> Vec<Value> {
+fn default_objects(nodes: usize, resources: &BTreeMap<String, String>) -> Vec<Value> {
     // The namespaces every cluster starts with (kube-apiserver's system namespaces
     // controller, pkg/controlplane/controller/systemnamespaces).
     let mut out: Vec<Value> = [
@@ -268,7 +274,12 @@ fn default_objects(nodes: usize) -> Vec<Value> {
     })
     .collect();
     for i in 1..=nodes {
-        out.push(node_object(i));
+        let mut node = node_object(i);
+        for (k, v) in resources {
+            node["status"]["capacity"][k] = json!(v);
+            node["status"]["allocatable"][k] = json!(v);
+        }
+        out.push(node);
     }
     out.push(json!({
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
@@ -437,7 +448,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
     }
     let store = Arc::new(store);
     let mut node_names = Vec::new();
-    for obj in default_objects(opts.nodes) {
+    for obj in default_objects(opts.nodes, &opts.node_resources) {
         let created = seed_object(&store, obj)?;
         if created["kind"] == "Node" {
             seed_object(&store, node_lease(&created))?;
@@ -524,7 +535,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn simulated_kubelets_renew_their_node_leases() {
         let store = Arc::new(Store::new(StoreOptions::default()));
-        for obj in default_objects(1) {
+        for obj in default_objects(1, &BTreeMap::new()) {
             let created = seed_object(&store, obj).expect("seed");
             if created["kind"] == "Node" {
                 seed_object(&store, node_lease(&created)).expect("lease");

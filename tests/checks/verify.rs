@@ -32,6 +32,7 @@ fn head() -> String {
 
 const HEAD_REST: &str = r#"
 [defaults]
+guest_agent = true
 storage_class = "sim-standard"
 checks = ["ip-preserved", "mac-preserved"]
 check_timeout = "700ms"

@@ -32,6 +32,18 @@ impl Rehearsal {
                 .watch_drop_seconds
                 .map(std::time::Duration::from_secs_f64),
             kubevirt_webhooks: true,
+            // bridge-marker (kubevirt/bridge-marker `pkg/marker/marker.go`) advertises each
+            // host bridge as a node resource with a capacity of 1000.
+            node_resources: scenario
+                .node_bridges
+                .iter()
+                .map(|b| {
+                    (
+                        format!("{}{b}", crate::cluster::build::BRIDGE_RESOURCE),
+                        "1k".to_string(),
+                    )
+                })
+                .collect(),
             access: sim::access::Authorizer {
                 deny: scenario.rbac_deny.clone(),
             },

@@ -20,6 +20,7 @@
 //! vcenter_error_rate = 0.1           # 10 % of vSphere REST requests answer 503
 //! api_latency_ms = 5                 # every API answer waits 5 ms
 //! watch_drop_seconds = 10            # the server ends every watch after 10 s
+//! node_bridges = ["br-trunk"]       # host bridges bridge-marker advertises on every node
 //! vcenter_user = "sim-user"          # the credentials the simulated vCenter and VDDK accept
 //! vcenter_password = "sim-password"
 //!
@@ -223,6 +224,10 @@ pub struct Scenario {
     pub vcenter_user: String,
     #[serde(default = "default_vcenter_password")]
     pub vcenter_password: String,
+    /// Host bridges every node has and bridge-marker advertises
+    /// (`bridge.network.kubevirt.io/<bridge>`); none when absent.
+    #[serde(default)]
+    pub node_bridges: Vec<String>,
     #[serde(default, rename = "source_vm")]
     pub source_vms: Vec<SourceVmSpec>,
     #[serde(default, rename = "fault")]
@@ -368,6 +373,14 @@ impl Scenario {
     pub fn from_plan(plan: &Plan) -> Scenario {
         let mut s = Scenario::default();
         s.namespaces.push(plan.meta.namespace.value.clone());
+        // The nodes carry every bridge the plan's networks name (bridge-marker runs).
+        s.node_bridges = plan
+            .networks
+            .iter()
+            .filter_map(|n| n.bridge.as_ref().map(|b| b.value.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if let Some(sec) = &plan.source.credentials_secret {
             s.secrets.push(SecretRef {
                 namespace: plan.meta.namespace.value.clone(),

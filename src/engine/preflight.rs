@@ -1,0 +1,740 @@
+//! Preflight for a real cluster: everything a wave needs is checked and reported by name,
+//! all at once, before anything is created. Plan-wide facts are asked of the cluster once
+//! per run ([`ClusterFacts`]), the source VMs once per wave; each VM then adds its own
+//! checks and a server-side dry run of every object it needs.
+//!
+//! What is checked, and where a 403 is only a warning (a cluster-scoped read an operator
+//! with namespace rights may not have):
+//! - the CRDs (discovery), the namespace, the credentials Secret and the two keys CDI reads
+//!   (`accessKeyId`, `secretKey`);
+//! - a VDDK image: the plan's `vddk_init_image`, or CDI's `v2v-vmware` ConfigMap in `cdi` or
+//!   `openshift-cnv` (403: warning);
+//! - every verb the run needs, by SelfSubjectAccessReview ([`REQUIRED_ACCESS`]; the
+//!   cluster-scoped reads are warnings);
+//! - each StorageClass exists (403: warning), and its binding mode;
+//! - for each bridge network whose NAD requests `bridge.network.kubevirt.io/<bridge>`,
+//!   every schedulable node advertises it (bridge-marker);
+//! - the VM's name (VirtualMachine, DataVolumes) is not taken by an object that is not
+//!   wavelift's for this plan and VM;
+//! - the VM's MACs are not used by any other VirtualMachine in the cluster (kubemacpool or
+//!   an earlier migration may hold them; a cluster-wide list, 403: warning);
+//! - the source VM in vCenter (when wavelift powers it off);
+//! - a server-side dry run (`dryRun=All`) of the NADs, DataVolumes and VirtualMachine.
+
+use super::decide::{Gate, Power};
+use super::error::{api_message as api_msg, is_code, Error};
+use super::events::{Emitter, LogLevel};
+use crate::cluster::build::{self, BRIDGE_RESOURCE};
+use crate::cluster::call::call;
+use crate::cluster::labels;
+use crate::cluster::resources::{DataVolume, NetworkAttachmentDefinition, VirtualMachine};
+use crate::plan::{NetworkModel, Plan, PowerOff, Provider, SourceKind, Vm};
+use crate::source::{SourceOps, SourcePower};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::Client;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// One permission a run needs: (verb, API group, resource, namespaced). Namespaced entries
+/// are asked for the plan's namespace; the others cluster-wide, and a denial of those is a
+/// warning (what needs them degrades: StorageClass and node checks, the MAC check).
+pub const REQUIRED_ACCESS: &[(&str, &str, &str, bool)] = &[
+    ("get", "", "namespaces", false),
+    ("get", "", "secrets", true),
+    ("get", "storage.k8s.io", "storageclasses", false),
+    ("list", "", "nodes", false),
+    ("list", "kubevirt.io", "virtualmachines", false),
+    (
+        "get",
+        "k8s.cni.cncf.io",
+        "network-attachment-definitions",
+        true,
+    ),
+    (
+        "list",
+        "k8s.cni.cncf.io",
+        "network-attachment-definitions",
+        true,
+    ),
+    (
+        "watch",
+        "k8s.cni.cncf.io",
+        "network-attachment-definitions",
+        true,
+    ),
+    (
+        "patch",
+        "k8s.cni.cncf.io",
+        "network-attachment-definitions",
+        true,
+    ),
+    (
+        "create",
+        "k8s.cni.cncf.io",
+        "network-attachment-definitions",
+        true,
+    ),
+    ("get", "cdi.kubevirt.io", "datavolumes", true),
+    ("list", "cdi.kubevirt.io", "datavolumes", true),
+    ("watch", "cdi.kubevirt.io", "datavolumes", true),
+    ("create", "cdi.kubevirt.io", "datavolumes", true),
+    ("delete", "cdi.kubevirt.io", "datavolumes", true),
+    ("get", "kubevirt.io", "virtualmachines", true),
+    ("list", "kubevirt.io", "virtualmachines", true),
+    ("watch", "kubevirt.io", "virtualmachines", true),
+    ("create", "kubevirt.io", "virtualmachines", true),
+    ("delete", "kubevirt.io", "virtualmachines", true),
+    (
+        "update",
+        "subresources.kubevirt.io",
+        "virtualmachines/start",
+        true,
+    ),
+    ("get", "kubevirt.io", "virtualmachineinstances", true),
+    ("list", "kubevirt.io", "virtualmachineinstances", true),
+    ("watch", "kubevirt.io", "virtualmachineinstances", true),
+    (
+        "create",
+        "kubevirt.io",
+        "virtualmachineinstancemigrations",
+        true,
+    ),
+    (
+        "list",
+        "kubevirt.io",
+        "virtualmachineinstancemigrations",
+        true,
+    ),
+    (
+        "watch",
+        "kubevirt.io",
+        "virtualmachineinstancemigrations",
+        true,
+    ),
+    ("get", "coordination.k8s.io", "leases", true),
+    ("create", "coordination.k8s.io", "leases", true),
+    ("update", "coordination.k8s.io", "leases", true),
+];
+
+/// Each source VM's power state as vCenter reported it, or why it could not.
+type SourceFacts = HashMap<String, Result<Power, String>>;
+
+/// Plan-wide preflight answers, asked once per run.
+#[derive(Debug, Clone, Default)]
+struct ClusterFacts {
+    /// Problems that stop every VM (CRDs, namespace, credentials, VDDK image, RBAC).
+    global: Vec<String>,
+    /// StorageClass → problem, for the VMs that use it.
+    bad_classes: BTreeMap<String, String>,
+    /// Plan network → problem (nodes without its bridge), for the VMs that use it.
+    bad_networks: BTreeMap<String, String>,
+    /// Names in the plan's namespace held by objects that are not this plan's:
+    /// `kind/name` → who holds it.
+    foreign_names: BTreeMap<String, String>,
+    /// MAC (lower case) → the VirtualMachine (`ns/name`) outside this plan that uses it.
+    foreign_macs: BTreeMap<String, String>,
+}
+
+/// The preflight of a run: its caches and what it needs to ask.
+pub struct Preflight {
+    plan: Arc<Plan>,
+    client: Client,
+    source: Option<Arc<dyn SourceOps>>,
+    events: Emitter,
+    /// Missing CRDs found by discovery at start, or why discovery failed.
+    missing_crds: Result<Vec<String>, Error>,
+    cluster_facts: OnceCell<ClusterFacts>,
+    /// Per wave: each source VM's power state, asked of vCenter in batches once.
+    source_facts: HashMap<String, OnceCell<SourceFacts>>,
+    network_checks: HashMap<String, OnceCell<Result<(), String>>>,
+}
+
+impl Preflight {
+    pub fn new(
+        plan: Arc<Plan>,
+        client: Client,
+        source: Option<Arc<dyn SourceOps>>,
+        events: Emitter,
+        missing_crds: Result<Vec<String>, Error>,
+    ) -> Preflight {
+        Preflight {
+            network_checks: plan
+                .networks
+                .iter()
+                .map(|n| (n.name.value.clone(), OnceCell::new()))
+                .collect(),
+            source_facts: plan
+                .waves
+                .iter()
+                .map(|w| (w.name.value.clone(), OnceCell::new()))
+                .collect(),
+            plan,
+            client,
+            source,
+            events,
+            missing_crds,
+            cluster_facts: OnceCell::new(),
+        }
+    }
+
+    fn ns(&self) -> &str {
+        self.plan.meta.namespace.as_str()
+    }
+
+    /// Preflight for one VM: the plan-wide facts, the source VM in vCenter (when wavelift
+    /// powers it off: it must exist, and its power state tells a resumed run whether an
+    /// earlier one already powered it off), the VM's own names and MACs, then a server-side
+    /// dry run of every object the VM needs (each shared network once per run). All
+    /// problems in one answer.
+    pub async fn vm(&self, vm: &Vm) -> (Gate, Option<Power>) {
+        let facts = self.cluster_facts().await;
+        let mut problems = facts.global.clone();
+        let mut power = None;
+        match self.source_facts(vm.wave.as_str()).await {
+            None => {}
+            Some(Err(e)) => problems.push(format!("source VMs: {e}")),
+            Some(Ok(facts)) => match facts.get(vm.name.as_str()) {
+                Some(Ok(p)) => power = Some(*p),
+                Some(Err(e)) => problems.push(format!("source VM: {e}")),
+                None => {}
+            },
+        }
+        let classes: BTreeSet<&str> = vm
+            .disks
+            .iter()
+            .filter_map(|d| storage_class(&self.plan, d))
+            .collect();
+        problems.extend(
+            classes
+                .iter()
+                .filter_map(|c| facts.bad_classes.get(*c).cloned()),
+        );
+        if self.plan.model_of(vm) == NetworkModel::L2 {
+            let nets: BTreeSet<&str> = vm.nics.iter().map(|n| n.network.as_str()).collect();
+            problems.extend(
+                nets.iter()
+                    .filter_map(|n| facts.bad_networks.get(*n).cloned()),
+            );
+        }
+        let mut names = vec![format!("VirtualMachine/{}", vm.name.value)];
+        names.extend((0..vm.disks.len()).map(|i| {
+            format!(
+                "DataVolume/{}",
+                labels::data_volume_name(vm.name.as_str(), i)
+            )
+        }));
+        for n in names {
+            if let Some(holder) = facts.foreign_names.get(&n) {
+                problems.push(format!(
+                    "{n} already exists in namespace {} and is not this plan's ({holder}): rename the VM or remove the object",
+                    self.ns()
+                ));
+            }
+        }
+        for nic in &vm.nics {
+            let mac = nic.mac.value.to_string().to_ascii_lowercase();
+            if let Some(holder) = facts.foreign_macs.get(&mac) {
+                problems.push(format!(
+                    "MAC {mac} is already used by VirtualMachine {holder} (kubemacpool or an earlier migration): two VMs with one MAC break the VLAN"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            self.dry_run(vm, &mut problems).await;
+        }
+        let gate = if problems.is_empty() {
+            Gate::Passed
+        } else {
+            Gate::Failed(problems.join("; "))
+        };
+        (gate, power)
+    }
+
+    /// Server-side dry run of every object the VM needs (nothing is persisted).
+    async fn dry_run(&self, vm: &Vm, problems: &mut Vec<String>) {
+        let ns = self.ns().to_string();
+        let dry = PostParams {
+            dry_run: true,
+            field_manager: Some(labels::FIELD_MANAGER.to_string()),
+        };
+        if self.plan.model_of(vm) == NetworkModel::L2 {
+            let nets: BTreeSet<&str> = vm.nics.iter().map(|n| n.network.as_str()).collect();
+            for name in nets {
+                if let Some(Err(why)) = self.network_dry_run(name).await {
+                    problems.push(why);
+                }
+            }
+        }
+        let dvs: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
+        for dv in build::data_volumes(&self.plan, vm) {
+            match call("dry-run DataVolume", || dvs.create(&dry, &dv)).await {
+                Ok(_) => {}
+                Err(e) if is_code(&e, 409) => {}
+                Err(e) => problems.push(format!(
+                    "DataVolume {}: {}",
+                    dv.metadata.name.clone().unwrap_or_default(),
+                    api_msg(&e)
+                )),
+            }
+        }
+        let vms: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
+        let obj = build::virtual_machine(&self.plan, vm);
+        match call("dry-run VirtualMachine", || vms.create(&dry, &obj)).await {
+            Ok(_) => {}
+            Err(e) if is_code(&e, 409) => {}
+            Err(e) => problems.push(format!("VirtualMachine {}: {}", vm.name.value, api_msg(&e))),
+        }
+    }
+
+    /// Server-side dry run of a plan network's NetworkAttachmentDefinition, once per run.
+    async fn network_dry_run(&self, name: &str) -> Option<Result<(), String>> {
+        let net = self.plan.network(name)?;
+        let cell = self.network_checks.get(name)?;
+        Some(
+            cell.get_or_init(|| async {
+                let api: Api<NetworkAttachmentDefinition> =
+                    Api::namespaced(self.client.clone(), self.ns());
+                let nad = build::network_attachment(&self.plan, net);
+                let pp = PatchParams::apply(labels::FIELD_MANAGER).force().dry_run();
+                let patch = Patch::Apply(&nad);
+                call("dry-run NetworkAttachmentDefinition", || {
+                    api.patch(name, &pp, &patch)
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("NetworkAttachmentDefinition {name}: {}", api_msg(&e)))
+            })
+            .await
+            .clone(),
+        )
+    }
+
+    /// Plan-wide preflight facts, asked of the cluster once per run and shared by every
+    /// VM's preflight. Warnings (what could not be checked) go to the log once.
+    async fn cluster_facts(&self) -> &ClusterFacts {
+        self.cluster_facts
+            .get_or_init(|| async {
+                let mut warnings = Vec::new();
+                let mut facts = ClusterFacts::default();
+                self.crds_namespace_credentials(&mut facts.global).await;
+                self.vddk_image(&mut facts.global, &mut warnings).await;
+                self.access(&mut facts.global, &mut warnings).await;
+                self.storage_classes(&mut facts.bad_classes, &mut warnings)
+                    .await;
+                self.node_bridges(&mut facts.bad_networks, &mut warnings)
+                    .await;
+                self.foreign_objects(&mut facts, &mut warnings).await;
+                for w in warnings {
+                    self.events
+                        .log(LogLevel::Warn, format!("preflight: {w}"))
+                        .await;
+                }
+                facts
+            })
+            .await
+    }
+
+    async fn crds_namespace_credentials(&self, global: &mut Vec<String>) {
+        match &self.missing_crds {
+            Ok(missing) => {
+                global.extend(missing.iter().map(|c| format!("CRD {c} is not installed")))
+            }
+            Err(e) => global.push(format!("cannot tell which CRDs are installed: {e}")),
+        }
+        let ns = self.ns().to_string();
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        match call("get Namespace", || nss.get_opt(&ns)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => global.push(format!("namespace {ns} does not exist")),
+            Err(e) => global.push(format!("namespace {ns}: {}", api_msg(&e))),
+        }
+        let Some(sec) = &self.plan.source.credentials_secret else {
+            return;
+        };
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        match call("get Secret", || secrets.get_opt(sec.as_str())).await {
+            Ok(Some(s)) => {
+                // CDI's importer reads only these two keys (containerized-data-importer
+                // `pkg/controller/import-controller.go`, `makeImporterPodSpec`).
+                if self.plan.source.kind == SourceKind::Vsphere {
+                    let data = s.data.unwrap_or_default();
+                    let string_data = s.string_data.unwrap_or_default();
+                    let missing: Vec<&str> = ["accessKeyId", "secretKey"]
+                        .into_iter()
+                        .filter(|k| !data.contains_key(*k) && !string_data.contains_key(*k))
+                        .collect();
+                    if !missing.is_empty() {
+                        let has: Vec<&String> = data.keys().collect();
+                        global.push(format!(
+                            "Secret {ns}/{} lacks {} (CDI reads only `accessKeyId` and `secretKey`; it has {has:?})",
+                            sec.value,
+                            missing.join(" and ")
+                        ));
+                    }
+                }
+            }
+            Ok(None) => global.push(format!("Secret {ns}/{} does not exist", sec.value)),
+            Err(e) => global.push(format!("Secret {}: {}", sec.value, api_msg(&e))),
+        }
+    }
+
+    /// A VDDK image: the plan's, or CDI's `v2v-vmware` ConfigMap.
+    async fn vddk_image(&self, global: &mut Vec<String>, warnings: &mut Vec<String>) {
+        if self.plan.source.kind != SourceKind::Vsphere
+            || self.plan.source.vddk_init_image.is_some()
+        {
+            return;
+        }
+        let mut forbidden = Vec::new();
+        for ns in ["cdi", "openshift-cnv"] {
+            let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+            match call("get ConfigMap", || cms.get_opt("v2v-vmware")).await {
+                Ok(Some(cm)) => {
+                    if cm
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("vddk-init-image"))
+                        .is_some_and(|v| !v.is_empty())
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if is_code(&e, 403) => forbidden.push(ns),
+                Err(e) => warnings.push(format!("ConfigMap {ns}/v2v-vmware: {}", api_msg(&e))),
+            }
+        }
+        if forbidden.is_empty() {
+            global.push("no VDDK image: the plan has no `vddk_init_image` and CDI has no v2v-vmware ConfigMap (namespaces cdi, openshift-cnv); imports would wait forever (AwaitingVDDK)".into());
+        } else {
+            warnings.push(format!(
+                "cannot read ConfigMap v2v-vmware in {} (forbidden): set `vddk_init_image` in the plan, or make sure CDI has a VDDK image",
+                forbidden.join(", ")
+            ));
+        }
+    }
+
+    /// Every verb the run needs, by SelfSubjectAccessReview.
+    async fn access(&self, global: &mut Vec<String>, warnings: &mut Vec<String>) {
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let mut denied = Vec::new();
+        let mut denied_cluster = Vec::new();
+        for &(verb, group, resource, namespaced) in REQUIRED_ACCESS {
+            let (resource, subresource) = match resource.split_once('/') {
+                Some((r, s)) => (r, Some(s.to_string())),
+                None => (resource, None),
+            };
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some(verb.to_string()),
+                        group: Some(group.to_string()),
+                        resource: Some(resource.to_string()),
+                        subresource: subresource.clone(),
+                        namespace: namespaced.then(|| self.ns().to_string()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let what = format!(
+                "{verb} {resource}{}{}",
+                subresource.map(|s| format!("/{s}")).unwrap_or_default(),
+                if group.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{group}")
+                }
+            );
+            let pp = PostParams::default();
+            match call("create SelfSubjectAccessReview", || {
+                api.create(&pp, &review)
+            })
+            .await
+            {
+                Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => {}
+                Ok(_) if namespaced => denied.push(what),
+                Ok(_) => denied_cluster.push(what),
+                Err(e) => {
+                    warnings.push(format!(
+                        "cannot review permissions ({}): RBAC not checked",
+                        api_msg(&e)
+                    ));
+                    return;
+                }
+            }
+        }
+        if !denied.is_empty() {
+            global.push(format!(
+                "missing permissions in namespace {}: {} (see the README's RBAC list)",
+                self.ns(),
+                denied.join(", ")
+            ));
+        }
+        if !denied_cluster.is_empty() {
+            warnings.push(format!(
+                "missing cluster-wide permissions: {} (the checks that need them are skipped)",
+                denied_cluster.join(", ")
+            ));
+        }
+    }
+
+    /// Each StorageClass exists; its binding mode is reported.
+    async fn storage_classes(
+        &self,
+        bad: &mut BTreeMap<String, String>,
+        warnings: &mut Vec<String>,
+    ) {
+        let scs: Api<StorageClass> = Api::all(self.client.clone());
+        let classes: BTreeSet<&str> = self
+            .plan
+            .vms
+            .iter()
+            .flat_map(|vm| vm.disks.iter())
+            .filter_map(|d| storage_class(&self.plan, d))
+            .collect();
+        for sc in classes {
+            match call("get StorageClass", || scs.get_opt(sc)).await {
+                Ok(Some(class)) => {
+                    if class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer") {
+                        self.events
+                            .log(
+                                LogLevel::Info,
+                                format!("preflight: StorageClass {sc} binds WaitForFirstConsumer; wavelift's DataVolumes request immediate binding"),
+                            )
+                            .await;
+                    }
+                }
+                Ok(None) => {
+                    bad.insert(sc.to_string(), format!("StorageClass {sc} does not exist"));
+                }
+                Err(e) if is_code(&e, 403) => warnings.push(format!(
+                    "cannot read StorageClass {sc} (forbidden: get storageclasses.storage.k8s.io is cluster-wide): not checked"
+                )),
+                Err(e) => {
+                    bad.insert(sc.to_string(), format!("StorageClass {sc}: {}", api_msg(&e)));
+                }
+            }
+        }
+    }
+
+    /// For each bridge network whose NAD requests the bridge-marker resource, every
+    /// schedulable node must advertise it; otherwise a VM scheduled there has no VLAN.
+    async fn node_bridges(&self, bad: &mut BTreeMap<String, String>, warnings: &mut Vec<String>) {
+        let wanted: Vec<(&str, String)> = self
+            .plan
+            .networks
+            .iter()
+            .filter(|n| n.provider.value == Provider::Bridge && n.bridge_marker)
+            .filter_map(|n| {
+                n.bridge
+                    .as_ref()
+                    .map(|b| (n.name.as_str(), format!("{BRIDGE_RESOURCE}{}", b.value)))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let lp = ListParams::default();
+        let list = match call("list Node", || nodes.list(&lp)).await {
+            Ok(l) => l.items,
+            Err(e) if is_code(&e, 403) => {
+                warnings.push("cannot list nodes (forbidden: list nodes is cluster-wide): the nodes' bridges are not checked".into());
+                return;
+            }
+            Err(e) => {
+                warnings.push(format!("list nodes: {}: bridges not checked", api_msg(&e)));
+                return;
+            }
+        };
+        let schedulable: Vec<&Node> = list
+            .iter()
+            .filter(|n| {
+                n.spec
+                    .as_ref()
+                    .is_none_or(|s| s.unschedulable != Some(true))
+            })
+            .collect();
+        for (net, resource) in wanted {
+            let missing: Vec<String> = schedulable
+                .iter()
+                .filter(|n| {
+                    !n.status
+                        .as_ref()
+                        .and_then(|s| s.allocatable.as_ref())
+                        .is_some_and(|a| a.contains_key(&resource))
+                })
+                .filter_map(|n| n.metadata.name.clone())
+                .collect();
+            if !missing.is_empty() {
+                bad.insert(
+                    net.to_string(),
+                    format!(
+                        "network {net}: node(s) {} do not advertise {resource} (is bridge-marker running, and the bridge present on every node?); or set `bridge_marker = false` on the network",
+                        missing.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Names in the plan's namespace that objects not of this plan hold, and MACs that
+    /// VirtualMachines outside this plan use anywhere in the cluster.
+    async fn foreign_objects(&self, facts: &mut ClusterFacts, warnings: &mut Vec<String>) {
+        let plan_name = self.plan.meta.name.as_str();
+        let ours = |l: &Option<BTreeMap<String, String>>| {
+            l.as_ref()
+                .and_then(|l| l.get(labels::PLAN))
+                .is_some_and(|p| p == plan_name)
+        };
+        let lp = ListParams::default();
+        let dvs: Api<DataVolume> = Api::namespaced(self.client.clone(), self.ns());
+        match call("list DataVolumes", || dvs.list(&lp)).await {
+            Ok(list) => {
+                for dv in list.items.iter().filter(|d| !ours(&d.metadata.labels)) {
+                    let name = dv.metadata.name.clone().unwrap_or_default();
+                    facts
+                        .foreign_names
+                        .insert(format!("DataVolume/{name}"), holder(&dv.metadata.labels));
+                }
+            }
+            Err(e) => warnings.push(format!(
+                "list DataVolumes: {}: names not checked",
+                api_msg(&e)
+            )),
+        }
+        let all: Api<VirtualMachine> = Api::all(self.client.clone());
+        let vms = match call("list VirtualMachines", || all.list(&lp)).await {
+            Ok(list) => list.items,
+            Err(e) if is_code(&e, 403) => {
+                warnings.push("cannot list virtualmachines.kubevirt.io in all namespaces (forbidden): MACs are not checked against other VMs".into());
+                let here: Api<VirtualMachine> = Api::namespaced(self.client.clone(), self.ns());
+                match call("list VirtualMachines", || here.list(&lp)).await {
+                    Ok(list) => list.items,
+                    Err(e) => {
+                        warnings.push(format!(
+                            "list VirtualMachines: {}: names not checked",
+                            api_msg(&e)
+                        ));
+                        Vec::new()
+                    }
+                }
+            }
+            Err(e) => {
+                warnings.push(format!(
+                    "list VirtualMachines: {}: names and MACs not checked",
+                    api_msg(&e)
+                ));
+                Vec::new()
+            }
+        };
+        for vm in vms.iter().filter(|v| !ours(&v.metadata.labels)) {
+            let name = vm.metadata.name.clone().unwrap_or_default();
+            let ns = vm.metadata.namespace.clone().unwrap_or_default();
+            if ns == self.ns() {
+                facts.foreign_names.insert(
+                    format!("VirtualMachine/{name}"),
+                    holder(&vm.metadata.labels),
+                );
+            }
+            let macs = vm
+                .spec
+                .template
+                .pointer("/spec/domain/devices/interfaces")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.get("macAddress").and_then(|m| m.as_str()));
+            for mac in macs {
+                facts
+                    .foreign_macs
+                    .insert(mac.to_ascii_lowercase(), format!("{ns}/{name}"));
+            }
+        }
+    }
+
+    /// The wave's source VMs as vCenter sees them (only with `power_off = "vsphere-api"`):
+    /// one batched query per wave, remembered; a failed query is not remembered (the next
+    /// preflight asks again).
+    async fn source_facts(&self, wave: &str) -> Option<Result<&SourceFacts, String>> {
+        if self.plan.source.power_off != PowerOff::VsphereApi {
+            return None;
+        }
+        let src = self.source.as_ref()?;
+        let cell = self.source_facts.get(wave)?;
+        Some(
+            cell.get_or_try_init(|| async {
+                let vms: Vec<(String, Option<String>)> = self
+                    .plan
+                    .vms_in_wave(wave)
+                    .map(|v| {
+                        (
+                            v.name.value.clone(),
+                            v.source_id.as_ref().map(|u| u.value.to_string()),
+                        )
+                    })
+                    .collect();
+                let states = src.power_states(&vms).await.map_err(|e| e.to_string())?;
+                Ok(vms
+                    .into_iter()
+                    .zip(states)
+                    .map(|((name, _), r)| {
+                        let r = r
+                            .map(|p| match p {
+                                SourcePower::On => Power::On,
+                                SourcePower::Off => Power::Off,
+                            })
+                            .map_err(|e| e.to_string());
+                        (name, r)
+                    })
+                    .collect())
+            })
+            .await,
+        )
+    }
+}
+
+/// Who holds an object, by its wavelift labels (or "not wavelift's").
+fn holder(l: &Option<BTreeMap<String, String>>) -> String {
+    match l.as_ref().and_then(|l| l.get(labels::PLAN)) {
+        Some(p) => format!("wavelift plan `{p}`"),
+        None => "not created by wavelift".into(),
+    }
+}
+
+fn storage_class<'p>(plan: &'p Plan, d: &'p crate::plan::Disk) -> Option<&'p str> {
+    d.storage_class
+        .as_ref()
+        .or(plan.defaults.storage_class.as_ref())
+        .map(|s| s.as_str())
+}
+
+/// CRDs the engine needs, found through discovery; returns those missing.
+pub async fn missing_crds(client: &Client) -> Result<Vec<String>, Error> {
+    let need = [
+        ("kubevirt.io", "v1", "virtualmachines"),
+        ("kubevirt.io", "v1", "virtualmachineinstances"),
+        ("kubevirt.io", "v1", "virtualmachineinstancemigrations"),
+        ("cdi.kubevirt.io", "v1beta1", "datavolumes"),
+        ("k8s.cni.cncf.io", "v1", "network-attachment-definitions"),
+    ];
+    let mut missing = Vec::new();
+    for (group, version, plural) in need {
+        let gv = format!("{group}/{version}");
+        match call("discovery", || client.list_api_group_resources(&gv)).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == plural) => {}
+            Ok(_) => missing.push(format!("{plural}.{group}")),
+            Err(e) if is_code(&e, 404) => missing.push(format!("{plural}.{group}")),
+            Err(e) => return Err(Error::api(format!("discovery of {gv}"), &e)),
+        }
+    }
+    Ok(missing)
+}
