@@ -21,17 +21,17 @@
 //! [`prometheus`], [`lb`], [`tree`] (walk, detection, documents/compliance rule), [`owners`]
 //! (owners file format and precedence), [`classify`] (rules), [`report`] (JSON schema).
 
-pub mod classify;
-pub mod firewall;
-pub mod lb;
+pub(crate) mod classify;
+pub(crate) mod firewall;
+pub(crate) mod lb;
 pub mod matcher;
-pub mod model;
-pub mod owners;
-pub mod prometheus;
-pub mod report;
+pub(crate) mod model;
+pub(crate) mod owners;
+pub(crate) mod prometheus;
+pub(crate) mod report;
 pub mod targets;
 pub mod tree;
-pub mod zone;
+pub(crate) mod zone;
 
 pub use classify::{Flag, Recommendation, Summary, VmRadius};
 pub use model::{Coverage, Owner, OwnerSource, RefKind, Reference};

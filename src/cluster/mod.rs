@@ -3,9 +3,9 @@
 //! KubeVirt subresource calls.
 
 pub mod build;
-pub mod call;
-pub mod client;
-pub mod labels;
-pub mod phase;
+pub(crate) mod call;
+pub(crate) mod client;
+pub(crate) mod labels;
+pub(crate) mod phase;
 pub mod resources;
 pub mod subresource;

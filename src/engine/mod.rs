@@ -10,14 +10,14 @@
 //! [`events`] is the boundary to the front ends; [`migrate`] runs a live migration;
 //! [`error`] says why a command failed.
 
-pub mod decide;
-pub mod error;
-pub mod events;
+pub(crate) mod decide;
+pub(crate) mod error;
+pub(crate) mod events;
 pub mod migrate;
-pub mod ops;
-pub mod preflight;
+pub(crate) mod ops;
+pub(crate) mod preflight;
 pub mod runtime;
-pub mod schedule;
+pub(crate) mod schedule;
 
 pub use decide::{
     decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,

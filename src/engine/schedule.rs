@@ -284,16 +284,14 @@ impl Fleet {
         }
     }
 
-    pub fn plan(&self) -> &Arc<Plan> {
-        &self.plan
-    }
-
     /// The VM's last reported phase.
+    #[cfg(test)]
     pub fn phase(&self, vm: usize) -> Option<&Phase> {
         self.vms.get(vm).and_then(|r| r.last.as_ref())
     }
 
     /// Started waves, in start order.
+    #[cfg(test)]
     pub fn active_waves(&self) -> &[String] {
         &self.active
     }

@@ -6,11 +6,11 @@
 //! for w in &out.warnings { eprintln!("warning: {w}"); }
 //! ```
 
-pub mod govc;
-pub mod model;
-pub mod rvtools;
-pub mod skeleton;
-pub mod table;
+pub(crate) mod govc;
+pub(crate) mod model;
+pub(crate) mod rvtools;
+pub(crate) mod skeleton;
+pub(crate) mod table;
 
 pub use model::{InvDisk, InvNic, InvVm, Inventory};
 pub use skeleton::{plan_skeleton, InitOutcome, VlanEntry, VlanMap};

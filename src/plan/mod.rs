@@ -9,15 +9,15 @@
 //! ```
 
 pub mod check;
-pub mod diag;
-pub mod mac;
-pub mod model;
-pub mod quantity;
+pub(crate) mod diag;
+pub(crate) mod mac;
+pub(crate) mod model;
+pub(crate) mod quantity;
 mod read;
-pub mod span;
-pub mod summary;
+pub(crate) mod span;
+pub(crate) mod summary;
 pub mod synth;
-pub mod time;
+pub(crate) mod time;
 mod validate;
 
 pub use diag::{Diagnostic, LocatedDiagnostic, Severity};

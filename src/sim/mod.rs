@@ -15,24 +15,24 @@
 //! validating webhooks).
 
 pub mod access;
-pub mod admission;
+pub(crate) mod admission;
 pub mod controllers;
-pub mod defaults;
-pub mod discovery;
+pub(crate) mod defaults;
+pub(crate) mod discovery;
 mod fault;
-pub mod lifecycle;
-pub mod openapi;
+pub(crate) mod lifecycle;
+pub(crate) mod openapi;
 pub mod patch;
 pub mod resources;
-pub mod schema;
-pub mod selectors;
-pub mod server;
-pub mod status;
+pub(crate) mod schema;
+pub(crate) mod selectors;
+pub(crate) mod server;
+pub(crate) mod status;
 pub mod store;
-pub mod table;
-pub mod time;
-pub mod validate;
-pub mod watch;
+pub(crate) mod table;
+pub(crate) mod time;
+pub(crate) mod validate;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};

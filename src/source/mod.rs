@@ -2,7 +2,7 @@
 //! `vsphere` talks to the vSphere Automation REST API (vCenter, or the sim's endpoint);
 //! credentials come from a Secret or the environment and are never logged.
 
-pub mod http;
+pub(crate) mod http;
 pub mod vsphere;
 
 use std::future::Future;

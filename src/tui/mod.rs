@@ -9,18 +9,18 @@
 //!   frame cap, a clock tick, signals and cancellation; [`terminal`]: raw mode,
 //!   alternate screen, restore on quit, panic, signals and suspend;
 //! - [`theme`]: theme loading (the file format is `docs/themes.md`).
-pub mod action;
+pub(crate) mod action;
 pub mod app;
-pub mod blast;
-pub mod command;
+pub(crate) mod blast;
+pub(crate) mod command;
 pub mod event_loop;
 pub mod keys;
-pub mod layout;
-pub mod report;
-pub mod setup;
-pub mod terminal;
+pub(crate) mod layout;
+pub(crate) mod report;
+pub(crate) mod setup;
+pub(crate) mod terminal;
 pub mod theme;
-pub mod update;
+pub(crate) mod update;
 pub mod view;
 
 pub use action::{Action, Effect};
