@@ -6,10 +6,14 @@
 //! cluster: objects that exist are not created again, a VM that was created is not
 //! re-imported.
 //!
-//! Pipeline: `Pending → Preflight → NetworkReady → Importing → Imported → CutoverGate →
-//! Created → Booting → Running → Verifying → Verified`; a step can be `Failed`, `Blocked`
-//! (waiting for something outside wavelift: an operator, the original IP going silent),
-//! `Waiting` (for a slot or a dependency), or `Paused`; rollback ends in `RolledBack`.
+//! Pipeline (cold migration): `Pending → Preflight → NetworkReady → CutoverGate (slot,
+//! `after`, source power-off, original IP silent) → Importing → Imported → Created →
+//! Booting → Running → Verifying → Verified`. The disks are copied only once the source
+//! is off, so the copy holds every write the source made (an import while the source runs
+//! loses every later write, and the copy is crash-inconsistent). A step can be `Failed`,
+//! `Blocked` (waiting for something outside wavelift: an operator, the original IP going
+//! silent), `Waiting` (for a slot or a dependency), or `Paused`; rollback ends in
+//! `RolledBack`.
 
 use crate::cluster::phase::{DvPhase, VmiPhase};
 use serde::Serialize;
@@ -20,9 +24,9 @@ pub enum Step {
     Pending,
     Preflight,
     NetworkReady,
+    CutoverGate,
     Importing,
     Imported,
-    CutoverGate,
     Created,
     Booting,
     Running,
@@ -42,9 +46,9 @@ impl Step {
         Step::Pending,
         Step::Preflight,
         Step::NetworkReady,
+        Step::CutoverGate,
         Step::Importing,
         Step::Imported,
-        Step::CutoverGate,
         Step::Created,
         Step::Booting,
         Step::Running,
@@ -57,10 +61,7 @@ impl Step {
 
     /// Steps before the cutover gate: the source VM has not been touched yet.
     pub fn before_cutover(self) -> bool {
-        matches!(
-            self,
-            Step::Pending | Step::Preflight | Step::NetworkReady | Step::Importing | Step::Imported
-        )
+        matches!(self, Step::Pending | Step::Preflight | Step::NetworkReady)
     }
 
     pub fn label(self) -> &'static str {
@@ -322,8 +323,13 @@ pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
     let source_touched = obs.source_power == Power::Off
         || obs.power_off_in_flight
         || (!ctx.power_off_by_api && obs.power_off_confirmed);
+    // A source known to run (and no power-off sent) was never touched, whatever the
+    // cluster shows: DataVolumes left by an earlier run go with the cancel.
+    let source_running = obs.source_power == Power::On && !obs.power_off_in_flight;
     if ctl.cancel
-        && (d.phase.step.before_cutover() || (d.phase.step == Step::CutoverGate && !source_touched))
+        && (d.phase.step.before_cutover()
+            || (d.phase.step == Step::CutoverGate && !source_touched)
+            || source_running)
     {
         return cancel(obs);
     }
@@ -386,46 +392,38 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
         return d;
     }
 
+    let any_disk = obs.disks.iter().any(|d| *d != DiskObs::Absent);
+    // Data safety: a disk copied (or being copied) while the source runs misses every
+    // later write. wavelift only imports after the power-off, so this is a source powered
+    // on again behind its back, or DataVolumes left by an older wavelift: never boot them.
+    if any_disk && obs.source_power == Power::On {
+        let mut d = decision(
+            Step::Importing,
+            Status::Failed(
+                "the source VM is running but its disks were imported: the copy misses every write since; roll the VM back (its DataVolumes are deleted), power the source off and retry".into(),
+            ),
+            vec![],
+        );
+        d.phase.progress = import_progress(ctx, obs);
+        return d;
+    }
+
     let all_imported = !obs.disks.is_empty()
         && obs.disks.len() == ctx.disk_bytes.len()
         && obs.disks.iter().all(|d| *d == DiskObs::Succeeded);
     if all_imported {
-        if !obs.deps_verified {
-            let who = if obs.deps_pending.is_empty() {
-                "dependencies".to_string()
-            } else {
-                obs.deps_pending.join(", ")
-            };
-            return decision(
-                Step::Imported,
-                Status::Waiting(format!("waiting for {who} to be verified")),
-                vec![],
-            );
-        }
-        if !obs.cutover_slot {
-            let mut d = decision(
-                Step::Imported,
-                Status::Waiting("waiting for a cutover slot".into()),
-                vec![],
-            );
-            d.wants_cutover_slot = !ctl.paused;
-            return gated(ctl, d);
-        }
+        // The source is off (it was before the import began); the original IP must still
+        // be silent before the VM exists (a resumed run probes again).
         let mut d = gated(
             ctl,
-            cutover_guard(ctx, obs, Step::CutoverGate, Command::CreateVm),
+            cutover_guard(ctx, obs, Step::Imported, Command::CreateVm),
         );
         d.wants_cutover_slot = !ctl.paused;
         return d;
     }
 
-    let any_disk = obs.disks.iter().any(|d| *d != DiskObs::Absent);
-    if any_disk || (obs.networks_ready && obs.preflight == Gate::Passed) {
-        let step = if any_disk {
-            Step::Importing
-        } else {
-            Step::NetworkReady
-        };
+    if any_disk || source_off(ctx, obs) && obs.ip_guard == IpGuard::Silent && obs.cutover_slot {
+        // Importing: the source is off and its IP silent. Each disk needs an import slot.
         let missing: Vec<Command> = (0..ctx.disk_bytes.len())
             .filter(|&i| obs.disks.get(i).is_none_or(|d| *d == DiskObs::Absent))
             .map(|disk| Command::CreateDataVolume { disk })
@@ -435,13 +433,53 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
         } else {
             Status::Waiting("waiting for an import slot".into())
         };
-        let mut d = decision(step, status, if obs.import_slot { missing } else { vec![] });
+        let mut d = decision(
+            Step::Importing,
+            status,
+            if obs.import_slot { missing } else { vec![] },
+        );
         d.wants_import_slot = !ctl.paused;
+        d.wants_cutover_slot = true;
         d.phase.progress = import_progress(ctx, obs);
         if ctl.paused {
             d.phase.status = Status::Paused;
             d.commands.clear();
         }
+        return d;
+    }
+
+    if obs.networks_ready && obs.preflight == Gate::Passed {
+        if !obs.deps_verified {
+            let who = if obs.deps_pending.is_empty() {
+                "dependencies".to_string()
+            } else {
+                obs.deps_pending.join(", ")
+            };
+            return decision(
+                Step::NetworkReady,
+                Status::Waiting(format!("waiting for {who} to be verified")),
+                vec![],
+            );
+        }
+        if !obs.cutover_slot {
+            let mut d = decision(
+                Step::NetworkReady,
+                Status::Waiting("waiting for a cutover slot".into()),
+                vec![],
+            );
+            d.wants_cutover_slot = !ctl.paused;
+            if ctl.paused {
+                d.phase.status = Status::Paused;
+            }
+            return d;
+        }
+        // The cutover gate: power the source off, then the original IP must go silent;
+        // the import starts after that (the branch above).
+        let mut d = gated(
+            ctl,
+            cutover_guard(ctx, obs, Step::CutoverGate, Command::PowerOffSource),
+        );
+        d.wants_cutover_slot = !ctl.paused;
         return d;
     }
 
@@ -491,9 +529,15 @@ fn disk_failure(ctx: &VmContext, disk: usize, d: &DiskObs) -> Option<String> {
     }
 }
 
-/// Power-off and the duplicate-IP guard, then `next` (create or start the VM).
+/// The source is off: vCenter says so, or the operator confirmed a manual power-off.
+fn source_off(ctx: &VmContext, obs: &Observed) -> bool {
+    obs.source_power == Power::Off || (!ctx.power_off_by_api && obs.power_off_confirmed)
+}
+
+/// Power-off and the duplicate-IP guard, then `next` (create or start the VM; at the gate
+/// itself nothing: the import follows). `PowerOffSource` as `next` means "no command".
 fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> Decision {
-    let off = obs.source_power == Power::Off || (!ctx.power_off_by_api && obs.power_off_confirmed);
+    let off = source_off(ctx, obs);
     if !off {
         // With the API, Unknown and On get the same idempotent power-off call.
         return if ctx.power_off_by_api {
@@ -514,6 +558,9 @@ fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> 
             Status::Blocked(format!("original IP still answers: {who}")),
             vec![],
         ),
+        IpGuard::Silent if next == Command::PowerOffSource => {
+            decision(step, Status::Active, vec![])
+        }
         IpGuard::Silent => decision(step, Status::Active, vec![next]),
     }
 }
@@ -579,12 +626,34 @@ mod tests {
         decide(&ctx(), obs, Control::default())
     }
 
+    /// Cold: the disks are imported only after the source is off.
     fn imported() -> Observed {
         Observed {
             preflight: Gate::Passed,
             networks_ready: true,
             disks: vec![DiskObs::Succeeded, DiskObs::Succeeded],
+            source_power: Power::Off,
             ..fresh()
+        }
+    }
+
+    /// At the cutover gate: preflight passed, networks ready, a cutover slot, the source
+    /// still running.
+    fn at_gate() -> Observed {
+        Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            cutover_slot: true,
+            ..fresh()
+        }
+    }
+
+    /// Past the gate: the source is off and its IP silent; nothing imported yet.
+    fn gate_passed() -> Observed {
+        Observed {
+            source_power: Power::Off,
+            ip_guard: IpGuard::Silent,
+            ..at_gate()
         }
     }
 
@@ -622,22 +691,41 @@ mod tests {
     }
 
     #[test]
-    fn network_ready_imports_only_with_a_slot() {
-        let o = Observed {
+    fn nothing_is_imported_before_the_source_is_off() {
+        let ready = Observed {
             preflight: Gate::Passed,
             networks_ready: true,
+            import_slot: true,
             ..fresh()
         };
-        let d = run(&o);
+        let d = run(&ready);
         assert_eq!(d.phase.step, Step::NetworkReady);
-        assert!(d.wants_import_slot);
-        assert!(d.commands.is_empty());
-        assert!(matches!(d.phase.status, Status::Waiting(_)));
-        let with_slot = Observed {
-            import_slot: true,
-            ..o
+        assert_eq!(
+            d.phase.status,
+            Status::Waiting("waiting for a cutover slot".into())
+        );
+        assert!(d.wants_cutover_slot && !d.wants_import_slot);
+        assert!(d.commands.is_empty(), "an import slot alone starts nothing");
+        // The gate: power-off, then the guard, then (with an import slot) the import.
+        let d = run(&at_gate());
+        assert_eq!(d.phase.step, Step::CutoverGate);
+        assert_eq!(d.commands, vec![Command::PowerOffSource]);
+        let off = Observed {
+            source_power: Power::Off,
+            ..at_gate()
         };
-        let d = run(&with_slot);
+        assert_eq!(run(&off).commands, vec![Command::ProbeOriginalIp]);
+        let d = run(&gate_passed());
+        assert_eq!(d.phase.step, Step::Importing);
+        assert_eq!(
+            d.phase.status,
+            Status::Waiting("waiting for an import slot".into())
+        );
+        assert!(d.wants_import_slot && d.commands.is_empty());
+        let d = run(&Observed {
+            import_slot: true,
+            ..gate_passed()
+        });
         assert_eq!(
             d.commands,
             vec![
@@ -648,16 +736,30 @@ mod tests {
     }
 
     #[test]
+    fn disks_imported_while_the_source_runs_are_never_booted() {
+        let o = Observed {
+            source_power: Power::On,
+            ..imported()
+        };
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Importing);
+        assert!(
+            matches!(d.phase.status, Status::Failed(ref w) if w.contains("misses every write")),
+            "{:?}",
+            d.phase
+        );
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
     fn importing_creates_only_missing_disks_and_weights_progress() {
         let o = Observed {
-            preflight: Gate::Passed,
-            networks_ready: true,
             import_slot: true,
             disks: vec![
                 DiskObs::importing("ImportInProgress", Some(0.5)),
                 DiskObs::Absent,
             ],
-            ..fresh()
+            ..gate_passed()
         };
         let d = run(&o);
         assert_eq!(d.phase.step, Step::Importing);
@@ -667,13 +769,15 @@ mod tests {
 
     #[test]
     fn resume_mid_import_without_preflight_result_keeps_importing() {
-        // After a restart preflight is NotRun, but the cluster shows DataVolumes: no re-import.
+        // After a restart preflight is NotRun and the source's power unknown, but the
+        // cluster shows DataVolumes: no re-import.
         let o = Observed {
             disks: vec![
                 DiskObs::Succeeded,
                 DiskObs::importing("ImportInProgress", Some(0.1)),
             ],
             import_slot: true,
+            source_power: Power::Unknown,
             ..fresh()
         };
         let d = run(&o);
@@ -700,41 +804,43 @@ mod tests {
     }
 
     #[test]
-    fn imported_waits_for_dependencies_then_a_cutover_slot() {
+    fn the_gate_waits_for_dependencies_then_a_cutover_slot() {
         let o = Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
             deps_verified: false,
             deps_pending: vec!["db-01".into()],
-            ..imported()
+            ..fresh()
         };
         let d = run(&o);
-        assert_eq!(d.phase.step, Step::Imported);
+        assert_eq!(d.phase.step, Step::NetworkReady);
         assert_eq!(
             d.phase.status,
             Status::Waiting("waiting for db-01 to be verified".into())
         );
         assert!(!d.wants_cutover_slot);
-        let d = run(&imported());
+        let d = run(&Observed {
+            deps_verified: true,
+            deps_pending: vec![],
+            ..o
+        });
         assert!(d.wants_cutover_slot);
         assert!(d.commands.is_empty());
     }
 
     #[test]
-    fn cutover_powers_off_then_probes_then_creates() {
+    fn imported_disks_become_a_vm_once_the_original_ip_is_silent() {
         let slot = Observed {
             cutover_slot: true,
             ..imported()
         };
+        // A resumed run has not probed yet in this run: probe first.
         let d = run(&slot);
-        assert_eq!(d.phase.step, Step::CutoverGate);
-        assert_eq!(d.commands, vec![Command::PowerOffSource]);
-        let off = Observed {
-            source_power: Power::Off,
-            ..slot.clone()
-        };
-        assert_eq!(run(&off).commands, vec![Command::ProbeOriginalIp]);
+        assert_eq!(d.phase.step, Step::Imported);
+        assert_eq!(d.commands, vec![Command::ProbeOriginalIp]);
         let silent = Observed {
             ip_guard: IpGuard::Silent,
-            ..off.clone()
+            ..slot
         };
         assert_eq!(run(&silent).commands, vec![Command::CreateVm]);
     }
@@ -742,10 +848,9 @@ mod tests {
     #[test]
     fn duplicate_ip_guard_blocks_with_the_reason() {
         let o = Observed {
-            cutover_slot: true,
             source_power: Power::Off,
             ip_guard: IpGuard::Answering("192.0.2.15 answers ICMP".into()),
-            ..imported()
+            ..at_gate()
         };
         let d = run(&o);
         assert_eq!(d.phase.step, Step::CutoverGate);
@@ -760,8 +865,8 @@ mod tests {
             ..ctx()
         };
         let o = Observed {
-            cutover_slot: true,
-            ..imported()
+            source_power: Power::Unknown,
+            ..at_gate()
         };
         let d = decide(&c, &o, Control::default());
         assert_eq!(d.commands, vec![Command::AskPowerOff]);
@@ -883,6 +988,7 @@ mod tests {
                 import_slot: true,
                 ..fresh()
             },
+            at_gate(),
             Observed {
                 cutover_slot: true,
                 ..imported()
@@ -896,7 +1002,7 @@ mod tests {
         // Progress is still reported while paused.
         let importing = Observed {
             disks: vec![DiskObs::Succeeded, DiskObs::Absent],
-            ..fresh()
+            ..gate_passed()
         };
         assert_eq!(
             decide(&ctx(), &importing, paused).phase.progress,
@@ -905,33 +1011,20 @@ mod tests {
     }
 
     #[test]
-    fn cancel_stops_vms_before_their_cutover_and_removes_their_imports() {
+    fn cancel_stops_vms_before_their_cutover_and_leaves_the_source_untouched() {
         let cancel = Control {
             cancel: true,
             ..Control::default()
         };
-        // Importing: the DataVolumes go, nothing else happens.
-        let importing = Observed {
-            preflight: Gate::Passed,
-            networks_ready: true,
-            import_slot: true,
-            disks: vec![
-                DiskObs::Succeeded,
-                DiskObs::importing("ImportInProgress", Some(0.5)),
-            ],
-            ..fresh()
-        };
-        let d = decide(&ctx(), &importing, cancel);
-        assert_eq!(d.phase.step, Step::Cancelled);
-        assert_eq!(d.commands, vec![Command::DeleteDataVolumes]);
-        assert!(!d.wants_import_slot && !d.wants_cutover_slot);
-        // Imported, waiting for a slot, and not started at all: cancelled as they are.
+        // Before the gate nothing exists yet (a cold import starts after the power-off):
+        // the VM is cancelled as it is.
         for o in [
+            fresh(),
             Observed {
-                disks: vec![DiskObs::Absent, DiskObs::Absent],
+                preflight: Gate::Passed,
+                networks_ready: true,
                 ..fresh()
             },
-            fresh(),
         ] {
             let d = decide(&ctx(), &o, cancel);
             assert_eq!(
@@ -939,39 +1032,32 @@ mod tests {
                 (Step::Cancelled, vec![]),
                 "{o:?}"
             );
+            assert!(!d.wants_import_slot && !d.wants_cutover_slot);
         }
-        let d = decide(&ctx(), &imported(), cancel);
-        assert_eq!(d.phase.step, Step::Cancelled);
-        assert_eq!(d.commands, vec![Command::DeleteDataVolumes]);
         // Manual power-off not confirmed yet: the source is untouched, still cancellable.
         let manual = VmContext {
             power_off_by_api: false,
             ..ctx()
         };
-        let at_gate = Observed {
-            cutover_slot: true,
+        let manual_gate = Observed {
             source_power: Power::Unknown,
-            ..imported()
+            ..at_gate()
         };
         assert_eq!(
-            decide(&manual, &at_gate, Control::default()).commands,
+            decide(&manual, &manual_gate, Control::default()).commands,
             vec![Command::AskPowerOff]
         );
         assert_eq!(
-            decide(&manual, &at_gate, cancel).phase.step,
+            decide(&manual, &manual_gate, cancel).phase.step,
             Step::Cancelled
         );
         // The API's power-off not sent yet (the source runs): cancellable too.
-        let api_gate = Observed {
-            source_power: Power::On,
-            ..at_gate.clone()
-        };
         assert_eq!(
-            decide(&ctx(), &api_gate, Control::default()).commands,
+            decide(&ctx(), &at_gate(), Control::default()).commands,
             vec![Command::PowerOffSource]
         );
         assert_eq!(
-            decide(&ctx(), &api_gate, cancel).phase.step,
+            decide(&ctx(), &at_gate(), cancel).phase.step,
             Step::Cancelled
         );
     }
@@ -982,22 +1068,35 @@ mod tests {
             cancel: true,
             ..Control::default()
         };
-        // Source powered off by the API: the cutover goes on.
-        let at_gate = Observed {
-            cutover_slot: true,
-            source_power: Power::Off,
-            ..imported()
-        };
-        assert_eq!(
-            decide(&ctx(), &at_gate, cancel),
-            decide(&ctx(), &at_gate, Control::default())
-        );
+        // Source powered off by the API: the cutover (and its import) goes on.
+        for o in [
+            Observed {
+                source_power: Power::Off,
+                ..at_gate()
+            },
+            Observed {
+                import_slot: true,
+                disks: vec![
+                    DiskObs::Succeeded,
+                    DiskObs::importing("ImportInProgress", Some(0.5)),
+                ],
+                ..gate_passed()
+            },
+            Observed {
+                cutover_slot: true,
+                ..imported()
+            },
+        ] {
+            assert_eq!(
+                decide(&ctx(), &o, cancel),
+                decide(&ctx(), &o, Control::default()),
+                "{o:?}"
+            );
+        }
         // A power-off under way: the cutover goes on (the call's answer decides the rest).
         let sending = Observed {
-            cutover_slot: true,
-            source_power: Power::On,
             power_off_in_flight: true,
-            ..imported()
+            ..at_gate()
         };
         assert_eq!(
             decide(&ctx(), &sending, cancel).phase.step,
@@ -1063,9 +1162,9 @@ mod tests {
                 Step::Pending => 0,
                 Step::Preflight => 1,
                 Step::NetworkReady => 2,
-                Step::Importing => 3,
-                Step::Imported => 4,
-                Step::CutoverGate => 5,
+                Step::CutoverGate => 3,
+                Step::Importing => 4,
+                Step::Imported => 5,
                 Step::Created => 6,
                 Step::Booting => 7,
                 Step::Running => 8,
@@ -1108,6 +1207,7 @@ mod tests {
             networks_ready: true,
             disks: vec![restarting(2, "Error", "login failed"), DiskObs::Succeeded],
             import_slot: true,
+            source_power: Power::Off,
             ..fresh()
         };
         let d = run(&o);

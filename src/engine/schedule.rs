@@ -720,7 +720,7 @@ fn decision(fleet: &Fleet, i: usize) -> Decision {
         d = stopped(Step::Preflight, Status::Active, None);
     }
     // A VM waiting for a dependency that failed fails too (it would wait forever).
-    if d.phase.step == Step::Imported && matches!(d.phase.status, Status::Waiting(_)) {
+    if d.phase.step == Step::NetworkReady && matches!(d.phase.status, Status::Waiting(_)) {
         if let Some(&j) = r.deps.iter().find(|&&j| {
             fleet.vms[j]
                 .last
@@ -900,11 +900,14 @@ fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
             if !d.wants_import_slot {
                 r.import_slot = false;
             }
-            // A cutover slot is held from the gate until the VM is verified.
+            // A cutover slot is held from the gate (the power-off) until the VM is verified:
+            // a cold import runs inside the cutover.
             if !d.wants_cutover_slot
                 && !matches!(
                     d.phase.step,
                     Step::CutoverGate
+                        | Step::Importing
+                        | Step::Imported
                         | Step::Created
                         | Step::Booting
                         | Step::Running
@@ -914,8 +917,21 @@ fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
                 r.cutover_slot = false;
             }
             if matches!(d.phase.status, Status::Failed(_)) {
-                r.cutover_slot = false;
                 r.import_slot = false;
+                // A VM whose source is already off keeps its cutover slot while it is
+                // failed: its downtime goes on until it is retried or rolled back, and the
+                // slot limits concurrent cutovers.
+                if !matches!(
+                    d.phase.step,
+                    Step::Importing
+                        | Step::Imported
+                        | Step::Created
+                        | Step::Booting
+                        | Step::Running
+                        | Step::Verifying
+                ) {
+                    r.cutover_slot = false;
+                }
             }
             imports += r.import_slot as u32;
             cutovers += r.cutover_slot as u32;
@@ -1142,7 +1158,9 @@ fn describe(p: &Phase, dry_run: bool) -> String {
             Step::NetworkReady => "network attachments ready".into(),
             Step::Importing => format!("importing {:.0}%", p.progress.unwrap_or(0.0) * 100.0),
             Step::Imported => "disks imported".into(),
-            Step::CutoverGate => "cutover gate: source power-off, original IP silent".into(),
+            Step::CutoverGate => {
+                "cutover gate: source power-off, original IP silent, then the import".into()
+            }
             Step::Created => "VirtualMachine created".into(),
             Step::Booting => "booting".into(),
             Step::Running => "running".into(),

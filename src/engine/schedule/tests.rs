@@ -109,7 +109,11 @@ struct Run {
 
 impl Run {
     fn new(settings: Settings) -> Run {
-        let checked = crate::plan::check_str(PLAN, "t.toml");
+        Run::with_plan(PLAN, settings)
+    }
+
+    fn with_plan(text: &str, settings: Settings) -> Run {
+        let checked = crate::plan::check_str(text, "t.toml");
         let problems: Vec<String> = checked.located().iter().map(|d| d.render_text()).collect();
         let plan = checked
             .plan
@@ -224,8 +228,26 @@ impl Run {
         self.turn(inputs)
     }
 
+    /// VM `vm` passes its cutover gate: the source is powered off and its IP is silent.
+    fn gate(&mut self, vm: usize) -> Turn {
+        self.done(vm, Command::PowerOffSource, Update::Power(Power::Off));
+        self.done(
+            vm,
+            Command::ProbeOriginalIp,
+            Update::IpGuard(IpGuard::Silent),
+        )
+    }
+
+    fn gated(&self, vm: usize) -> bool {
+        let r = &self.fleet.vms[vm];
+        r.source_power == Power::Off && r.ip_guard == IpGuard::Silent
+    }
+
     /// VM `vm`'s disk is being imported (CDI: ImportInProgress).
     fn importing(&mut self, vm: usize, progress: f64) -> Turn {
+        if !self.gated(vm) {
+            self.gate(vm);
+        }
         self.created(vm);
         self.view(vm, |v| {
             v.disks = vec![DiskObs::importing("ImportInProgress", Some(progress))]
@@ -234,19 +256,15 @@ impl Run {
 
     /// VM `vm`'s disk imported (CDI: Succeeded).
     fn imported(&mut self, vm: usize) -> Turn {
+        if !self.gated(vm) {
+            self.gate(vm);
+        }
         self.created(vm);
         self.view(vm, |v| v.disks = vec![DiskObs::Succeeded])
     }
 
-    /// Carries VM `vm` from imported to verified: power-off, guard, create, start, boot,
-    /// agent, checks.
+    /// Carries VM `vm` from imported to verified: create, start, boot, agent, checks.
     fn cut_over(&mut self, vm: usize) {
-        self.done(vm, Command::PowerOffSource, Update::Power(Power::Off));
-        self.done(
-            vm,
-            Command::ProbeOriginalIp,
-            Update::IpGuard(IpGuard::Silent),
-        );
         self.view(vm, |v| v.vm_started = Some(false));
         self.created(vm);
         self.view(vm, |v| v.vm_started = Some(true));
@@ -335,16 +353,17 @@ fn the_preflight_gate_holds_every_mutation_of_a_wave_until_all_its_vms_passed() 
         t.commands
     );
     let t = r.pass_preflight(&[C]);
-    // The networks exist already, so each VM goes to import; the single import slot goes to
-    // the first VM in plan order.
-    assert_eq!(
-        Run::commands_for(&t, A),
-        vec![Command::CreateDataVolume { disk: 0 }]
-    );
-    assert!(Run::commands_for(&t, B).is_empty());
+    // The networks exist already; the single cutover slot goes to the first VM in plan
+    // order, whose source is powered off first.
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    assert_eq!(r.step(A), Step::CutoverGate);
     assert_eq!(
         r.status(B),
-        Status::Waiting("waiting for an import slot".into())
+        Status::Waiting("waiting for a to be verified".into())
+    );
+    assert_eq!(
+        r.status(C),
+        Status::Waiting("waiting for a cutover slot".into())
     );
 }
 
@@ -404,24 +423,36 @@ fn networks_are_applied_after_preflight_when_they_do_not_exist() {
 }
 
 #[test]
-fn import_slots_are_handed_out_in_plan_order_and_freed_when_the_import_ends() {
-    let mut r = Run::new(settings());
+fn import_slots_are_handed_out_after_the_gate_in_plan_order_and_freed_when_the_import_ends() {
+    // Two cutovers at once, one import: a and c (b waits for a) both pass their gate.
+    let mut r = Run::with_plan(
+        &PLAN.replacen("max_parallel_cutovers = 1", "max_parallel_cutovers = 2", 1),
+        settings(),
+    );
     r.request(EngineRequest::StartWave("w1".into()));
-    r.pass_preflight(&[A, B, C]);
+    let t = r.pass_preflight(&[A, B, C]);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    assert_eq!(Run::commands_for(&t, C), vec![Command::PowerOffSource]);
+    let t = r.gate(A);
+    assert_eq!(
+        Run::commands_for(&t, A),
+        vec![Command::CreateDataVolume { disk: 0 }],
+        "nothing is copied before the source is off and its IP silent"
+    );
+    r.gate(C);
+    assert_eq!(
+        r.status(C),
+        Status::Waiting("waiting for an import slot".into())
+    );
     r.importing(A, 0.5);
-    assert_eq!(r.step(A), Step::Importing);
     assert_eq!(r.phase(A).progress, Some(0.5));
-    assert!(matches!(r.status(C), Status::Waiting(_)));
-    // a's import ends: its slot goes to b, the next in plan order.
+    // a's import ends: its import slot goes to c.
     let t = r.imported(A);
     assert_eq!(
-        Run::commands_for(&t, B),
+        Run::commands_for(&t, C),
         vec![Command::CreateDataVolume { disk: 0 }]
     );
-    assert!(Run::commands_for(&t, C).is_empty());
-    // a is imported and gets the single cutover slot: the source is powered off.
-    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
-    assert_eq!(r.step(A), Step::CutoverGate);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::CreateVm]);
 }
 
 #[test]
@@ -429,20 +460,13 @@ fn one_cutover_slot_serialises_cutovers_until_the_vm_is_verified() {
     let mut r = Run::new(settings());
     r.request(EngineRequest::StartWave("w1".into()));
     r.pass_preflight(&[A, B, C]);
-    r.imported(A);
-    r.imported(B);
-    r.imported(C);
-    // a holds the slot through its cutover; c (no dependencies) waits for it.
+    // a holds the slot through its cutover (power-off, import, boot, checks); c waits.
     assert_eq!(r.step(A), Step::CutoverGate);
+    r.imported(A);
+    assert_eq!(r.step(A), Step::Imported);
     assert_eq!(
         r.status(C),
         Status::Waiting("waiting for a cutover slot".into())
-    );
-    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
-    r.done(
-        A,
-        Command::ProbeOriginalIp,
-        Update::IpGuard(IpGuard::Silent),
     );
     r.view(A, |v| v.vm_started = Some(true));
     assert_eq!(r.step(A), Step::Booting);
@@ -468,20 +492,24 @@ fn one_cutover_slot_serialises_cutovers_until_the_vm_is_verified() {
 fn after_waits_for_the_dependency_to_be_verified() {
     let mut s = settings();
     s.auto_waves = vec!["w1".into()];
-    let mut r = Run::new(s);
+    let mut r = Run::with_plan(
+        &PLAN.replacen("max_parallel_cutovers = 1", "max_parallel_cutovers = 3", 1),
+        s,
+    );
     r.turn(vec![]);
     r.pass_preflight(&[A, B, C]);
-    r.imported(A);
-    r.imported(B);
-    // b is imported but a is not verified: b waits for it by name.
-    assert_eq!(r.step(B), Step::Imported);
+    // b's source keeps running while a is not verified: b waits for it by name.
+    assert_eq!(r.step(B), Step::NetworkReady);
     assert_eq!(
         r.status(B),
         Status::Waiting("waiting for a to be verified".into())
     );
+    assert!(!r.issued.contains(&(B, Command::PowerOffSource)));
+    r.imported(A);
     r.cut_over(A);
     assert_eq!(r.step(A), Step::Verified);
     assert_eq!(r.step(B), Step::CutoverGate);
+    assert!(r.issued.contains(&(B, Command::PowerOffSource)));
 }
 
 #[test]
@@ -489,7 +517,7 @@ fn a_dependency_that_fails_fails_its_dependents() {
     let mut r = Run::new(settings());
     r.request(EngineRequest::StartWave("w1".into()));
     r.pass_preflight(&[A, B, C]);
-    r.imported(B);
+    r.gate(A);
     let t = r.turn(vec![Input::Done {
         vm: A,
         cmd: Command::CreateDataVolume { disk: 0 },
@@ -517,7 +545,6 @@ fn a_dependency_in_an_earlier_wave_only_needs_to_be_running() {
     let mut r = Run::new(s);
     r.turn(vec![]);
     r.pass_preflight(&[D]);
-    r.imported(D);
     assert_eq!(
         r.status(D),
         Status::Waiting("waiting for a to be verified".into())
@@ -543,10 +570,7 @@ fn pause_holds_new_work_and_resume_releases_it() {
         EventKind::Phase { message, .. } if message == "paused at NetworkReady"
     )));
     let t = r.request(EngineRequest::ResumeWave("w1".into()));
-    assert_eq!(
-        Run::commands_for(&t, A),
-        vec![Command::CreateDataVolume { disk: 0 }]
-    );
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
 }
 
 #[test]
@@ -556,25 +580,37 @@ fn cancel_stops_vms_before_their_cutover_lets_cutovers_finish_and_holds_the_next
     let mut r = Run::new(s);
     r.turn(vec![]);
     r.pass_preflight(&[A, B, C]);
-    r.imported(A);
-    r.importing(B, 0.1);
-    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
-    assert_eq!(r.step(A), Step::CutoverGate);
+    // a is in its cutover: the source is off and the import runs.
+    r.importing(A, 0.3);
     let t = r.request(EngineRequest::CancelWave("w1".into()));
-    // b has a DataVolume: it is deleted; c has none. a's source is off: it finishes.
-    assert_eq!(Run::commands_for(&t, B), vec![Command::DeleteDataVolumes]);
+    // b and c never reached their gate: cancelled, sources untouched. a finishes.
     assert_eq!(r.step(B), Step::Cancelled);
     assert_eq!(r.step(C), Step::Cancelled);
-    assert_eq!(r.step(A), Step::CutoverGate);
-    assert!(waves_done(&t).is_empty(), "a still cuts over, b deletes");
-    r.done(B, Command::DeleteDataVolumes, Update::Nothing);
-    let t = r.view(B, |v| v.disks = vec![DiskObs::Absent]);
-    assert!(waves_done(&t).is_empty());
-    r.done(
-        A,
-        Command::ProbeOriginalIp,
-        Update::IpGuard(IpGuard::Silent),
-    );
+    assert!(Run::commands_for(&t, B).is_empty() && Run::commands_for(&t, C).is_empty());
+    assert_eq!(r.step(A), Step::Importing);
+    assert!(waves_done(&t).is_empty(), "a still cuts over");
+    r.imported(A);
+    r.cut_over(A);
+    let s = r.fleet.summary();
+    assert_eq!(s.verified, vec!["a"]);
+    assert_eq!(s.cancelled, vec!["b", "c"]);
+    assert!(!r.fleet.active_waves().contains(&"w2".to_string()));
+    // Started again, the cancelled VMs run again and the wave reports again.
+    let t = r.request(EngineRequest::StartWave("w1".into()));
+    assert_eq!(Run::commands_for(&t, B), vec![Command::PowerOffSource]);
+    assert!(r.fleet.summary().cancelled.is_empty());
+}
+
+#[test]
+fn cancel_reports_the_wave_once_every_vm_ended() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into(), "w2".into()];
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.importing(A, 0.3);
+    r.request(EngineRequest::CancelWave("w1".into()));
+    r.imported(A);
     r.view(A, |v| v.vm_started = Some(true));
     r.created(A);
     r.view(A, |v| {
@@ -583,17 +619,6 @@ fn cancel_stops_vms_before_their_cutover_lets_cutovers_finish_and_holds_the_next
     });
     let t = r.done(A, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
     assert_eq!(waves_done(&t), vec![("w1".into(), 1, 0, 2)]);
-    assert!(!r.fleet.active_waves().contains(&"w2".to_string()));
-    let s = r.fleet.summary();
-    assert_eq!(s.verified, vec!["a"]);
-    assert_eq!(s.cancelled, vec!["b", "c"]);
-    // Started again, the cancelled VMs run again and the wave reports again.
-    let t = r.request(EngineRequest::StartWave("w1".into()));
-    assert_eq!(
-        Run::commands_for(&t, B),
-        vec![Command::CreateDataVolume { disk: 0 }]
-    );
-    assert!(r.fleet.summary().cancelled.is_empty());
 }
 
 #[test]
@@ -601,7 +626,6 @@ fn a_failed_command_fails_the_vm_at_its_step_and_retry_clears_it() {
     let mut r = Run::new(settings());
     r.request(EngineRequest::StartWave("w1".into()));
     r.pass_preflight(&[A, B, C]);
-    r.imported(A);
     r.turn(vec![Input::Done {
         vm: A,
         cmd: Command::PowerOffSource,
@@ -609,8 +633,13 @@ fn a_failed_command_fails_the_vm_at_its_step_and_retry_clears_it() {
     }]);
     assert_eq!(r.step(A), Step::CutoverGate);
     assert!(matches!(r.status(A), Status::Failed(ref w) if w.contains("503")));
+    // The power-off failed (the source may still run): a gave its cutover slot to c.
+    assert!(r.issued.contains(&(C, Command::PowerOffSource)));
     let t = r.request(EngineRequest::RetryVm("a".into()));
-    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    assert_eq!(
+        r.status(A),
+        Status::Waiting("waiting for a cutover slot".into())
+    );
     assert!(t
         .events
         .iter()
@@ -718,11 +747,10 @@ fn an_original_ip_that_answers_is_probed_again_until_the_limit() {
 }
 
 #[test]
-fn a_silent_original_ip_lets_the_vm_be_created() {
+fn a_silent_original_ip_lets_the_import_start_and_the_vm_be_created() {
     let mut r = Run::new(settings());
     r.request(EngineRequest::StartWave("w1".into()));
     r.pass_preflight(&[A, B, C]);
-    r.imported(A);
     let t = r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
     assert_eq!(Run::commands_for(&t, A), vec![Command::ProbeOriginalIp]);
     let t = r.done(
@@ -730,6 +758,11 @@ fn a_silent_original_ip_lets_the_vm_be_created() {
         Command::ProbeOriginalIp,
         Update::IpGuard(IpGuard::Silent),
     );
+    assert_eq!(
+        Run::commands_for(&t, A),
+        vec![Command::CreateDataVolume { disk: 0 }]
+    );
+    let t = r.imported(A);
     assert_eq!(Run::commands_for(&t, A), vec![Command::CreateVm]);
     let t = r.view(A, |v| v.vm_started = Some(false));
     assert_eq!(r.step(A), Step::Created);
@@ -748,8 +781,7 @@ fn manual_power_off_asks_once_and_waits_for_the_operator() {
         r.fleet.vms[vm].cluster.disks = vec![DiskObs::Absent];
     }
     r.request(EngineRequest::StartWave("w1".into()));
-    r.pass_preflight(&[A, B, C]);
-    let t = r.imported(A);
+    let t = r.pass_preflight(&[A, B, C]);
     let asks = |t: &Turn| {
         t.events
             .iter()
@@ -944,11 +976,21 @@ fn one_classification_of_end_states_for_wave_done_and_the_summary() {
     let mut s = settings();
     s.auto_waves = vec!["w1".into()];
     s.exit_when_done = true;
-    let mut r = Run::new(s);
+    // Manual power-off: a sits at its gate until the operator confirms.
+    let mut r = Run::with_plan(
+        &PLAN.replace("power_off = \"vsphere-api\"", "power_off = \"manual\""),
+        s,
+    );
     r.turn(vec![]);
     r.pass_preflight(&[A, B, C]);
-    r.importing(A, 0.2);
+    // Leftover DataVolumes of a (an earlier run's) are deleted when the wave is cancelled
+    // before a's source was touched.
+    r.view(A, |v| {
+        v.disks = vec![DiskObs::importing("ImportInProgress", Some(0.2))]
+    });
     r.request(EngineRequest::CancelWave("w1".into()));
+    assert_eq!(r.step(A), Step::Cancelled);
+    assert!(r.issued.contains(&(A, Command::DeleteDataVolumes)));
     // a's DataVolume deletion is in flight: a is not yet cancelled, in both views.
     assert_eq!(r.fleet.end_state(A), None);
     assert_eq!(r.fleet.summary().unfinished, vec!["a"]);
@@ -1018,6 +1060,7 @@ fn scheduled(problem: Option<(&str, &str)>) -> DiskObs {
 fn importing_a(r: &mut Run) {
     r.request(EngineRequest::StartWave("w1".into()));
     r.pass_preflight(&[A, B, C]);
+    r.gate(A);
     r.created(A);
     r.view(A, |v| v.disks = vec![scheduled(None)]);
     assert_eq!(r.step(A), Step::Importing);
@@ -1112,12 +1155,18 @@ fn retry_of_a_failed_import_replaces_its_datavolumes_and_waits_for_them_to_go() 
         }]
     });
     assert!(matches!(r.status(A), Status::Failed(ref w) if w.contains("restarted 3 times")));
-    // The failed VM gave its import slot to the next VM.
-    assert!(r
-        .issued
-        .contains(&(B, Command::CreateDataVolume { disk: 0 })));
-    r.imported(B);
-    r.imported(C);
+    // a's source is off: it keeps the cutover slot while failed (no second source goes
+    // down meanwhile).
+    let t = r.turn(vec![]);
+    assert!(
+        !r.issued.contains(&(C, Command::PowerOffSource)),
+        "{:?}",
+        t.commands
+    );
+    assert_eq!(
+        r.status(C),
+        Status::Waiting("waiting for a cutover slot".into())
+    );
     let t = r.request(EngineRequest::RetryVm("a".into()));
     assert_eq!(t.effects, vec![Effect::ReplaceUnfinishedDisks { vm: A }]);
     // The old DataVolume is still in the view: its failure is not the VM's any more, and
