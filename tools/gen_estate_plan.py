@@ -32,7 +32,7 @@ guest_agent = true                   # the guests run qemu-guest-agent (most VMw
 storage_class = "ceph-rbd"
 access_mode = "ReadWriteMany"
 volume_mode = "Block"
-checks = ["ip-preserved", "mac-preserved", "icmp"]
+checks = ["ip-preserved", "mac-preserved", "icmp", "disk-consistent"]
 check_timeout = "2s"
 check_retries = 2
 

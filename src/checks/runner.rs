@@ -241,6 +241,7 @@ fn describe_target(kind: &CheckKind, ip: Option<IpAddr>) -> String {
         },
         CheckKind::Http { url } => substitute_ip(url, ip),
         CheckKind::Dns { name } => name.clone(),
+        CheckKind::DiskConsistent => "disks".into(),
     }
 }
 
@@ -298,6 +299,16 @@ async fn attempt(
             }
             let url = substitute_ip(url, ip);
             prober.http(&url, &spec.expect, timeout).await
+        }
+        CheckKind::DiskConsistent => {
+            if plan.source.kind == crate::plan::SourceKind::Http {
+                return Probe::skipped(
+                    "an http source's images do not change: nothing can be missing",
+                );
+            }
+            prober
+                .disk_consistent(vm.name.as_str(), vm.disks.len(), timeout)
+                .await
         }
         CheckKind::Dns { name } => {
             let Some(expected) = ip else {

@@ -7,7 +7,9 @@
 //! - `tcp:PORT`: a TCP connect to the planned IP succeeds;
 //! - `http:URL`, `https:URL`, or the bare URL (`http://…`, `https://…`): the URL answers with
 //!   an expected status (default any 2xx/3xx); `{ip}` in the URL stands for the VM's first IP;
-//! - `dns:NAME`: A/AAAA of NAME equals the planned IP and the PTR of the IP names NAME.
+//! - `dns:NAME`: A/AAAA of NAME equals the planned IP and the PTR of the IP names NAME;
+//! - `disk-consistent`: the booted VM's disks hold every write the source made before its
+//!   power-off (rehearsal only: the simulated world knows what each copy holds).
 //!
 //! A check may also be a table: `{ check = "https://…/health", expect = [200, 204],
 //! timeout = "3s", retries = 2 }`.
@@ -20,9 +22,19 @@ pub enum CheckKind {
     IpPreserved,
     MacPreserved,
     Icmp,
-    Tcp { port: u16 },
-    Http { url: String },
-    Dns { name: String },
+    Tcp {
+        port: u16,
+    },
+    Http {
+        url: String,
+    },
+    Dns {
+        name: String,
+    },
+    /// The booted VM's disks hold every write the source made before it was powered off.
+    /// Only the rehearsal cluster can tell (it models what each copy holds); on a real
+    /// cluster, and for `http` sources (images do not change), it is skipped.
+    DiskConsistent,
 }
 
 impl CheckKind {
@@ -36,6 +48,7 @@ impl CheckKind {
             CheckKind::Http { url } if url.starts_with("https") => "https",
             CheckKind::Http { .. } => "http",
             CheckKind::Dns { .. } => "dns",
+            CheckKind::DiskConsistent => "disk-consistent",
         }
     }
 }
@@ -49,6 +62,7 @@ impl fmt::Display for CheckKind {
             CheckKind::Tcp { port } => write!(f, "tcp:{port}"),
             CheckKind::Http { url } => f.write_str(url),
             CheckKind::Dns { name } => write!(f, "dns:{name}"),
+            CheckKind::DiskConsistent => f.write_str("disk-consistent"),
         }
     }
 }
@@ -98,6 +112,7 @@ const KINDS: &[&str] = &[
     "http:URL",
     "https:URL",
     "dns:NAME",
+    "disk-consistent",
 ];
 
 /// The kind names a user can write, for "did you mean" hints.
@@ -114,6 +129,7 @@ pub fn parse_check(text: &str) -> Result<CheckKind, CheckSpecError> {
         "ip-preserved" => return Ok(CheckKind::IpPreserved),
         "mac-preserved" => return Ok(CheckKind::MacPreserved),
         "icmp" | "ping" => return Ok(CheckKind::Icmp),
+        "disk-consistent" => return Ok(CheckKind::DiskConsistent),
         "tcp" => return Err(CheckSpecError::MissingPort(t.to_string())),
         _ => {}
     }

@@ -469,3 +469,52 @@ async fn wait_for_first_consumer_storage_needs_the_binding_annotation() {
         Some("WaitForFirstConsumer".to_string())
     );
 }
+
+/// What a copy holds, as the rehearsal's world judges it (not as the engine claims): a disk
+/// copied while its source runs and writes misses every later write; one copied after the
+/// power-off holds them all. This is what `disk-consistent` asks, and why an import before
+/// the power-off (wavelift's order until this change) fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_copied_while_the_source_writes_is_inconsistent_and_after_power_off_is_not() {
+    let plan = quickstart();
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 5000.0;
+    let (_sim, client) = start(&scenario).await;
+    let ctl = controllers::spawn(client.clone(), scenario);
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), plan.meta.namespace.as_str());
+    let vm = plan.vm("shop-db-01").expect("vm");
+    let succeeded = |d: &DataVolume| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
+            == Some("Succeeded")
+    };
+    // The old order: import while the source runs.
+    for dv in build::data_volumes(&plan, vm) {
+        dvs.create(&PostParams::default(), &dv).await.expect("DV");
+    }
+    wait(&dvs, "shop-db-01-disk0", "import", succeeded).await;
+    let v = ctl.world.disk_verdict("shop-db-01", 1);
+    assert_eq!(v.result, "inconsistent", "{v:?}");
+    assert!(v.detail.contains("while the source ran"), "{v:?}");
+    // Cold: power off, then copy again.
+    let moid = ctl.world.find("shop-db-01").expect("source").moid;
+    ctl.world.set_power(&moid, PowerState::Off);
+    dvs.delete("shop-db-01-disk0", &Default::default())
+        .await
+        .expect("delete");
+    let gone = |o: Option<&DataVolume>| o.is_none();
+    tokio::time::timeout(
+        LIMIT,
+        await_condition(dvs.clone(), "shop-db-01-disk0", gone),
+    )
+    .await
+    .expect("deleted in time")
+    .expect("watch");
+    for dv in build::data_volumes(&plan, vm) {
+        dvs.create(&PostParams::default(), &dv).await.expect("DV");
+    }
+    wait(&dvs, "shop-db-01-disk0", "import", succeeded).await;
+    let v = ctl.world.disk_verdict("shop-db-01", 1);
+    assert_eq!(v.result, "consistent", "{v:?}");
+}

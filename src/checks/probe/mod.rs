@@ -99,6 +99,19 @@ pub trait Prober: Send + Sync {
     fn http<'a>(&'a self, url: &'a str, expect: &'a [u16], timeout: Duration) -> ProbeFuture<'a>;
     /// Do forward and reverse DNS agree with the plan?
     fn dns<'a>(&'a self, query: DnsQuery<'a>, timeout: Duration) -> ProbeFuture<'a>;
+    /// Do the `disks` disks VM `vm` booted from hold every write its source made before
+    /// it was powered off? Only the rehearsal cluster can answer; a real network cannot.
+    fn disk_consistent<'a>(
+        &'a self,
+        vm: &'a str,
+        disks: usize,
+        timeout: Duration,
+    ) -> ProbeFuture<'a> {
+        let _ = (vm, disks, timeout);
+        Box::pin(async {
+            Probe::skipped("only the rehearsal cluster knows what the copied disks hold; on a real cluster, check the application's own data")
+        })
+    }
 }
 
 /// How the real prober sends ICMP echo, decided once per process on first use.

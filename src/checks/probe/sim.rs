@@ -99,6 +99,10 @@ impl SimProber {
     }
 
     async fn get(&self, path: &str) -> Result<SimProbeAnswer, String> {
+        self.get_json(path).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let base = self.base.trim_end_matches('/');
         let u = parse_url(base).ok_or_else(|| format!("`{base}` is not an http URL"))?;
         if u.https {
@@ -133,8 +137,8 @@ impl SimProber {
                 let text = String::from_utf8_lossy(&body);
                 return Err(format!("sim answered HTTP {status}: {}", text.trim()));
             }
-            serde_json::from_slice::<SimProbeAnswer>(&body)
-                .map_err(|e| format!("sim answer is not probe JSON: {e}"))
+            serde_json::from_slice::<T>(&body)
+                .map_err(|e| format!("sim answer is not the expected JSON: {e}"))
         }
         .await;
         out
@@ -155,5 +159,39 @@ impl Prober for SimProber {
     }
     fn dns<'a>(&'a self, _query: DnsQuery<'a>, _t: Duration) -> ProbeFuture<'a> {
         Box::pin(async { Probe::skipped("the sim network has no DNS") })
+    }
+
+    fn disk_consistent<'a>(
+        &'a self,
+        vm: &'a str,
+        disks: usize,
+        timeout: Duration,
+    ) -> ProbeFuture<'a> {
+        Box::pin(async move {
+            #[derive(serde::Deserialize)]
+            struct Verdict {
+                result: String,
+                detail: String,
+            }
+            let path = format!(
+                "/sim/v1/disks?vm={}&disks={disks}",
+                percent_encoding::utf8_percent_encode(vm, percent_encoding::NON_ALPHANUMERIC)
+            );
+            match tokio::time::timeout(timeout, self.get_json::<Verdict>(&path)).await {
+                Err(_) => Probe::error(format!(
+                    "the rehearsal's world did not answer within {timeout:?}"
+                )),
+                Ok(Err(e)) => Probe::error(e),
+                Ok(Ok(v)) => match v.result.as_str() {
+                    "consistent" => Probe {
+                        outcome: crate::checks::result::Outcome::Pass,
+                        detail: v.detail,
+                        latency: None,
+                    },
+                    "inconsistent" => Probe::fail(v.detail),
+                    _ => Probe::skipped(v.detail),
+                },
+            }
+        })
     }
 }

@@ -23,6 +23,7 @@
 //! `slow-import` divides the rate.
 
 use super::scenario::{FaultKind, FaultMode, Scenario};
+use super::world::World;
 use super::SimClock;
 use crate::cluster::labels;
 use crate::cluster::resources::{DataVolume, DvPhase};
@@ -46,6 +47,7 @@ pub async fn run(
     scenario: Arc<Scenario>,
     clock: SimClock,
     record: Arc<ImportRecord>,
+    world: Arc<World>,
 ) {
     let api: Api<DataVolume> = Api::all(client.clone());
     let active = record.clone();
@@ -93,10 +95,11 @@ pub async fn run(
                 let stop = CancellationToken::new();
                 in_flight.insert(uid.clone(), stop.clone());
                 let (client, scenario, active, done) = (client.clone(), scenario.clone(), active.clone(), done_tx.clone());
+                let world = world.clone();
                 let failed_before = failed_before.clone();
                 tokio::spawn(async move {
                     tokio::select! {
-                        r = import(client, scenario, clock, active, failed_before, dv) => {
+                        r = import(client, scenario, clock, active, failed_before, world, dv) => {
                             if let Err(e) = r {
                                 tracing::debug!(error = %e, "sim CDI import ended");
                             }
@@ -178,6 +181,7 @@ async fn import(
     clock: SimClock,
     active: Arc<ImportRecord>,
     failed_before: Arc<std::sync::Mutex<HashSet<String>>>,
+    world: Arc<World>,
     dv: DataVolume,
 ) -> Result<(), kube::Error> {
     let ns = dv.namespace().unwrap_or_default();
@@ -377,6 +381,12 @@ async fn import(
 
     active.start();
     let mut guard = Some(ActiveGuard(active.clone()));
+    // The transfer reads the source disk from here on (world.rs: what the copy holds).
+    let disk_index = name
+        .rsplit_once("-disk")
+        .and_then(|(_, n)| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    world.copy_started(&vm, disk_index);
     let tick = 0.25_f64; // real seconds between progress updates
     let mut failed_once = false;
     loop {
@@ -475,6 +485,7 @@ async fn import(
     // The transfer is over before the phase says so: a watcher that sees `Succeeded` and
     // starts the next import never overlaps this one in the record.
     drop(guard.take());
+    world.copy_finished(&vm, disk_index);
     api.patch_status(
         &name,
         &pp,

@@ -75,6 +75,7 @@ pub fn router(state: WorldState) -> Router {
     Router::new()
         .merge(vcenter)
         .route("/sim/v1/probe", get(probe))
+        .route("/sim/v1/disks", get(disks))
         .with_state(state)
 }
 
@@ -301,4 +302,16 @@ async fn probe(State(state): State<WorldState>, Query(q): Query<ProbeQuery>) -> 
         }
     };
     Json(state.world.probe(&q.ip, port)).into_response()
+}
+
+#[derive(Deserialize)]
+struct DisksQuery {
+    vm: String,
+    disks: usize,
+}
+
+/// `GET /sim/v1/disks?vm=NAME&disks=N`: whether the guest booted from `NAME`'s imported
+/// disks holds every write its source made (see [`World::disk_verdict`]).
+async fn disks(State(state): State<WorldState>, Query(q): Query<DisksQuery>) -> Response {
+    Json(state.world.disk_verdict(&q.vm, q.disks)).into_response()
 }

@@ -65,6 +65,7 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
         scenario.clone(),
         clock,
         imports.clone(),
+        world.clone(),
     )));
     tasks.push(tokio::spawn(kubevirt::run_vms(
         client.clone(),

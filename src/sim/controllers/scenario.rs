@@ -92,6 +92,14 @@ pub struct SourceVmSpec {
     /// The guest has virtio drivers (default: Linux yes, Windows no).
     #[serde(default)]
     pub virtio_drivers: Option<bool>,
+    /// Bytes the guest writes to its disks per simulated second while it runs (0: never).
+    #[serde(default = "default_write_rate", deserialize_with = "de_bytes")]
+    pub write_rate: u64,
+}
+
+/// The default write rate of a source VM: 1 MiB per simulated second.
+fn default_write_rate() -> u64 {
+    1 << 20
 }
 
 impl SourceVmSpec {
@@ -433,6 +441,7 @@ impl Scenario {
                     GuestOsKind::Linux
                 },
                 virtio_drivers: None,
+                write_rate: default_write_rate(),
                 nics: vm
                     .nics
                     .iter()

@@ -16,11 +16,38 @@ pub struct SourceVm {
     pub moid: String,
     pub spec: SourceVmSpec,
     pub power: PowerState,
+    /// Simulated seconds at which the source was last powered off (`None` while it runs)
+    /// and last powered on.
+    pub off_since: Option<f64>,
+    pub last_on: f64,
+}
+
+/// One full copy of a source disk by the simulated CDI, in simulated seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskCopy {
+    pub started: f64,
+    pub finished: Option<f64>,
+    /// The source had stopped writing (powered off, or it never writes) when the copy
+    /// began and did not write again before it ended.
+    pub consistent: bool,
+}
+
+/// What the simulated guest's disks hold compared with what the source wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskVerdict {
+    /// `consistent`, `inconsistent` or `unknown`.
+    pub result: &'static str,
+    pub detail: String,
 }
 
 #[derive(Debug)]
 pub struct World {
     vms: RwLock<Vec<SourceVm>>,
+    /// Simulated time: real time since the world began × the scenario's speed.
+    started: std::time::Instant,
+    speed: f64,
+    /// (source VM, disk index) → its latest copy.
+    copies: RwLock<std::collections::HashMap<(String, usize), DiskCopy>>,
     /// IP → the running VMIs whose guest reports it (`NS/NAME`, guest name). Kept by the
     /// simulated KubeVirt as it boots and removes VMIs, so a probe is a lookup.
     vmi_ips: RwLock<std::collections::HashMap<String, Vec<(String, String)>>>,
@@ -46,10 +73,15 @@ impl World {
                 moid: format!("vm-{}", 1001 + i),
                 spec: spec.clone(),
                 power: spec.power,
+                off_since: (spec.power == PowerState::Off).then_some(0.0),
+                last_on: 0.0,
             })
             .collect();
         World {
             vms: RwLock::new(vms),
+            started: std::time::Instant::now(),
+            speed: scenario.speed,
+            copies: RwLock::default(),
             vmi_ips: RwLock::default(),
         }
     }
@@ -85,10 +117,95 @@ impl World {
 
     /// Sets a source VM's power; `None` when there is no such VM.
     pub fn set_power(&self, moid: &str, power: PowerState) -> Option<PowerState> {
+        let now = self.now();
         let mut vms = self.vms.write().unwrap_or_else(|p| p.into_inner());
         let vm = vms.iter_mut().find(|v| v.moid == moid)?;
+        match (vm.power, power) {
+            (PowerState::On, PowerState::Off) => vm.off_since = Some(now),
+            (PowerState::Off, PowerState::On) => {
+                vm.off_since = None;
+                vm.last_on = now;
+            }
+            _ => {}
+        }
         vm.power = power;
         Some(power)
+    }
+
+    /// Simulated seconds since the world began.
+    pub fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * self.speed
+    }
+
+    /// The simulated CDI begins a full copy of disk `disk` of source VM `vm`. The copy
+    /// holds every write only if the source had stopped writing before it began: a copy of
+    /// a running disk misses every later write (and is crash-inconsistent).
+    pub fn copy_started(&self, vm: &str, disk: usize) {
+        let now = self.now();
+        let quiet = self
+            .source_of(vm)
+            .is_none_or(|s| s.spec.write_rate == 0 || s.off_since.is_some_and(|t| t <= now));
+        let mut copies = self.copies.write().unwrap_or_else(|p| p.into_inner());
+        copies.insert(
+            (vm.to_string(), disk),
+            DiskCopy {
+                started: now,
+                finished: None,
+                consistent: quiet,
+            },
+        );
+    }
+
+    /// The copy of disk `disk` of `vm` ended; a source powered on meanwhile wrote again.
+    pub fn copy_finished(&self, vm: &str, disk: usize) {
+        let now = self.now();
+        let source = self.source_of(vm);
+        let mut copies = self.copies.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = copies.get_mut(&(vm.to_string(), disk)) {
+            c.finished = Some(now);
+            if let Some(s) = source {
+                if s.spec.write_rate > 0 && (s.off_since.is_none() || s.last_on > c.started) {
+                    c.consistent = false;
+                }
+            }
+        }
+    }
+
+    /// Whether the guest booted from `vm`'s imported disks holds every write its source
+    /// made before it was powered off (`disks`: how many disks the VM has).
+    pub fn disk_verdict(&self, vm: &str, disks: usize) -> DiskVerdict {
+        let copies = self.copies.read().unwrap_or_else(|p| p.into_inner());
+        let source = self.source_of(vm);
+        let mut missing = Vec::new();
+        for d in 0..disks {
+            match copies.get(&(vm.to_string(), d)) {
+                None | Some(DiskCopy { finished: None, .. }) => missing.push(d),
+                Some(c) if !c.consistent => {
+                    let rate = source.as_ref().map_or(0, |s| s.spec.write_rate);
+                    return DiskVerdict {
+                        result: "inconsistent",
+                        detail: format!(
+                            "disk {d} was copied (from t={:.0}s) while the source ran, writing {:.1} MiB/s: every write after the copy began is missing",
+                            c.started,
+                            rate as f64 / (1024.0 * 1024.0)
+                        ),
+                    };
+                }
+                Some(_) => {}
+            }
+        }
+        if !missing.is_empty() {
+            return DiskVerdict {
+                result: "unknown",
+                detail: format!(
+                    "disk(s) {missing:?} of {vm} were never copied by the simulated CDI"
+                ),
+            };
+        }
+        DiskVerdict {
+            result: "consistent",
+            detail: format!("every disk of {vm} was copied after its source stopped writing"),
+        }
     }
 
     /// The source VM whose disks a KubeVirt VM booted from (its `wavelift.io/vm` name).
