@@ -171,6 +171,16 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         for (vm, why) in &summary.failed {
             println!("  FAILED {vm}: {why}");
         }
+        if !summary.downtime_ms.is_empty() {
+            let mut d: Vec<u64> = summary.downtime_ms.iter().map(|(_, ms)| *ms).collect();
+            d.sort_unstable();
+            println!(
+                "downtime (power-off request to checks passing): median {}, max {} over {} VM(s)",
+                human_ms(d[d.len() / 2]),
+                human_ms(d[d.len() - 1]),
+                d.len()
+            );
+        }
     }
     if preflight_failed {
         ExitCode::from(EXIT_INVALID)
@@ -181,6 +191,15 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         ExitCode::from(EXIT_OK)
     } else {
         ExitCode::from(EXIT_WARNINGS)
+    }
+}
+
+/// `850 ms`, `12.3 s`, `4 min 05 s`.
+fn human_ms(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {:02} s", ms / 60_000, ms / 1000 % 60),
     }
 }
 
@@ -251,6 +270,15 @@ fn render_text(ev: &EngineEvent, tty: bool) -> Option<String> {
         EventKind::Migration { name, phase, .. } => {
             Some(format!("{t} {:<20} migration {name}: {phase}", ev.vm))
         }
+        EventKind::Cutover {
+            migration,
+            downtime_ms,
+            ..
+        } => Some(format!(
+            "{t} {:<20} cutover ({migration}): downtime {}",
+            ev.vm,
+            human_ms(*downtime_ms)
+        )),
         _ => None,
     }
 }

@@ -123,6 +123,19 @@ pub enum EventKind {
     },
     /// Free-form log line.
     Log { level: LogLevel, message: String },
+    /// A VM's cutover ended with every check passing: its downtime, from the power-off
+    /// request to the moment its checks passed after boot.
+    Cutover {
+        /// `cold`: power-off, full import, boot (the only type so far).
+        migration: String,
+        downtime_ms: u64,
+        /// Multi-stage (warm) precopy rounds before the cutover; 0 for cold.
+        precopy_rounds: u32,
+        /// Bytes copied while the source was off (cold: every disk).
+        final_delta_bytes: u64,
+        /// The copy was taken from a stopped source (cold), not crash-consistent.
+        consistent_copy: bool,
+    },
     /// The wave finished (every VM verified, failed, rolled back or cancelled).
     WaveDone {
         verified: usize,

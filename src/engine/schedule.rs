@@ -170,6 +170,9 @@ pub struct RunSummary {
     pub cancelled: Vec<String>,
     pub dry_run_ok: Vec<String>,
     pub unfinished: Vec<String>,
+    /// Downtime of each verified VM whose power-off this run requested, in milliseconds
+    /// (a run resumed after a power-off does not know when it was requested).
+    pub downtime_ms: Vec<(String, u64)>,
 }
 
 /// The engine's memory of one VM in this run (everything else is read from the cluster).
@@ -204,6 +207,10 @@ struct VmRun {
     /// A retry is replacing the VM's unfinished DataVolumes: until the cluster shows them
     /// gone, their old failure is not the VM's.
     replacing: bool,
+    /// When this run asked for the source's power-off (Unix ms): the downtime's start.
+    power_off_at: Option<i64>,
+    /// The VM's downtime, once it was verified after a power-off this run requested.
+    downtime_ms: Option<u64>,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -265,6 +272,8 @@ impl Fleet {
                 reprobe_at: None,
                 import_moved_at: Duration::ZERO,
                 replacing: false,
+                power_off_at: None,
+                downtime_ms: None,
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -328,6 +337,9 @@ impl Fleet {
         let mut s = RunSummary::default();
         for i in (0..self.vms.len()).filter(|&i| self.in_scope(i)) {
             let name = self.plan.vms[i].name.value.clone();
+            if let Some(ms) = self.vms[i].downtime_ms {
+                s.downtime_ms.push((name.clone(), ms));
+            }
             match self.end_state(i) {
                 Some(EndState::Verified) => s.verified.push(name),
                 Some(EndState::RolledBack) => s.rolled_back.push(name),
@@ -1028,6 +1040,24 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                     message: describe(&phase, dry_run),
                 },
             ));
+            if phase.step == Step::Verified && r.downtime_ms.is_none() {
+                if let Some(at) = r.power_off_at {
+                    let downtime = u64::try_from(now.unix_ms - at).unwrap_or(0);
+                    r.downtime_ms = Some(downtime);
+                    out.events.push(vm_event(
+                        &plan,
+                        i,
+                        now,
+                        EventKind::Cutover {
+                            migration: "cold".into(),
+                            downtime_ms: downtime,
+                            precopy_rounds: 0,
+                            final_delta_bytes: r.ctx.disk_bytes.iter().sum(),
+                            consistent_copy: true,
+                        },
+                    ));
+                }
+            }
             r.last = Some(phase);
         }
         if let Some(node) = &r.cluster.node {
@@ -1056,6 +1086,9 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
             );
             if (wave_blocked && !harmless) || r.in_flight.contains(&cmd) || r.done.contains(&cmd) {
                 continue;
+            }
+            if matches!(cmd, Command::PowerOffSource | Command::AskPowerOff) {
+                r.power_off_at.get_or_insert(now.unix_ms);
             }
             if cmd == Command::AskPowerOff {
                 if !r.asked_power_off {

@@ -1179,3 +1179,42 @@ fn retry_of_a_failed_import_replaces_its_datavolumes_and_waits_for_them_to_go() 
         vec![Command::CreateDataVolume { disk: 0 }]
     );
 }
+
+#[test]
+fn downtime_runs_from_the_power_off_request_to_the_checks_passing() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.advance(Duration::from_secs(10));
+    let t = r.pass_preflight(&[A, B, C]);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    r.advance(Duration::from_secs(5));
+    r.imported(A);
+    r.advance(Duration::from_secs(300));
+    r.view(A, |v| v.vm_started = Some(false));
+    r.created(A);
+    r.view(A, |v| v.vm_started = Some(true));
+    r.created(A);
+    r.advance(Duration::from_secs(20));
+    r.view(A, |v| {
+        v.vmi_phase = Some("Running".into());
+        v.agent_connected = true;
+    });
+    let t = r.done(A, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
+    let cutover = t
+        .events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Cutover {
+                migration,
+                downtime_ms,
+                final_delta_bytes,
+                ..
+            } if e.vm == "a" => Some((migration.clone(), *downtime_ms, *final_delta_bytes)),
+            _ => None,
+        })
+        .expect("a cutover event");
+    assert_eq!(cutover, ("cold".into(), 325_000, 10 << 30));
+    assert_eq!(r.fleet.summary().downtime_ms, vec![("a".into(), 325_000)]);
+}

@@ -151,6 +151,8 @@ pub struct VmState {
     pub conditions: Vec<Condition>,
     /// Most recent first.
     pub events: VecDeque<KubeEventLine>,
+    /// The cutover's downtime (power-off request to checks passing), once verified.
+    pub downtime_ms: Option<u64>,
     /// Lower-case name, for filtering without allocating.
     name_lc: String,
 }
@@ -318,6 +320,7 @@ impl Fleet {
             vms.push(VmState {
                 name: vm.name.value.clone(),
                 name_lc: vm.name.value.to_lowercase(),
+                downtime_ms: None,
                 wave,
                 model,
                 network,
@@ -442,6 +445,11 @@ impl Fleet {
             EventKind::Node { node } => {
                 if let Some(i) = idx {
                     self.vms[i].node = Some(node);
+                }
+            }
+            EventKind::Cutover { downtime_ms, .. } => {
+                if let Some(i) = idx {
+                    self.vms[i].downtime_ms = Some(downtime_ms);
                 }
             }
             EventKind::Condition {

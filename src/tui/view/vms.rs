@@ -219,6 +219,12 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
     if let Some(n) = &v.node {
         status.push(Span::styled(format!(" · node {n}"), muted));
     }
+    if let Some(ms) = v.downtime_ms {
+        status.push(Span::styled(
+            format!(" · downtime {}", fmt_duration(ms as i64)),
+            muted,
+        ));
+    }
     out.push(Line::from(status));
     if !v.after.is_empty() {
         out.push(Line::from(Span::styled(
