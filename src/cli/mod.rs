@@ -178,6 +178,10 @@ pub struct RunArgs {
     /// Confirm manual power-off of source VMs without prompting (scripted runs)
     #[arg(long)]
     pub confirm_power_off: bool,
+    /// Start cutovers outside their wave's change window, or in one too short for them
+    /// (recorded in the journal).
+    #[arg(long)]
+    pub ignore_window: bool,
     /// Rehearsal speed on the embedded cluster (simulated seconds per real second)
     #[arg(long)]
     pub speed: Option<f64>,

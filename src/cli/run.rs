@@ -75,6 +75,8 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         exit_when_done: true,
         agent_timeout: AGENT_TIMEOUT,
         guard_interval: GUARD_INTERVAL,
+        window_clock: conn.window_clock,
+        ignore_window: args.ignore_window,
     });
     let mut journal = match &args.journal {
         Some(p) => match std::fs::OpenOptions::new()
@@ -161,6 +163,14 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
                 String::new()
             } else {
                 format!(", {} cancelled", summary.cancelled.len())
+            } + &if summary.postponed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} postponed to a later window ({})",
+                    summary.postponed.len(),
+                    summary.postponed.join(", ")
+                )
             },
             if args.target.dry_run {
                 format!(", {} passed the dry run", summary.dry_run_ok.len())
@@ -187,6 +197,7 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
     } else if summary.failed.is_empty()
         && summary.unfinished.is_empty()
         && summary.cancelled.is_empty()
+        && summary.postponed.is_empty()
     {
         ExitCode::from(EXIT_OK)
     } else {
@@ -258,11 +269,17 @@ fn render_text(ev: &EngineEvent, tty: bool) -> Option<String> {
             verified,
             failed,
             cancelled,
+            postponed,
         } => Some(format!(
-            "{t} wave {} done: {verified} verified, {failed} failed{}",
+            "{t} wave {} done: {verified} verified, {failed} failed{}{}",
             ev.wave,
             if *cancelled > 0 {
                 format!(", {cancelled} cancelled")
+            } else {
+                String::new()
+            },
+            if *postponed > 0 {
+                format!(", {postponed} postponed (the window closed before their cutover)")
             } else {
                 String::new()
             }

@@ -3,6 +3,7 @@
 
 use crate::checks::probe::{Prober, RealProber, SimProber};
 use crate::cluster::client::{choose_target, connect, is_sim, Mode, Target};
+use crate::engine::WindowClock;
 use crate::plan::{Plan, PowerOff, SourceKind};
 use crate::sim::controllers::rehearsal::Rehearsal;
 use crate::sim::controllers::scenario::Scenario;
@@ -24,6 +25,9 @@ pub struct Connected {
     pub sim_kubeconfig: Option<std::path::PathBuf>,
     /// Keeps the in-process rehearsal alive.
     pub _rehearsal: Option<Rehearsal>,
+    /// The rehearsal world's clock, which change windows are judged by (`None`: a real
+    /// cluster, the wall clock).
+    pub window_clock: Option<WindowClock>,
 }
 
 /// [`connect_for`] for a command: a failure is printed and becomes exit code 2 (nothing
@@ -61,6 +65,10 @@ pub async fn connect_for(
                 scenario.speed = s;
             }
             let r = Rehearsal::start(scenario, 0).await?;
+            let window_clock = Some(WindowClock {
+                start_ms: r.controllers.world.clock_ms(),
+                speed: r.controllers.world.speed(),
+            });
             // A kubeconfig for kubectl while the rehearsal runs (best effort).
             let sim_kubeconfig = crate::logging::log_dir().and_then(|d| {
                 let p = d.join(format!("rehearsal-{}.kubeconfig", std::process::id()));
@@ -86,6 +94,7 @@ pub async fn connect_for(
                 },
                 sim_kubeconfig,
                 _rehearsal: Some(r),
+                window_clock,
             })
         }
         Target::Context(ctx) => {
@@ -93,12 +102,18 @@ pub async fn connect_for(
             if is_sim(&conn.client).await {
                 // `wavelift sim serve`: its vSphere endpoint and network share the API port.
                 let creds = sim_credentials(plan, &conn.client).await;
+                let prober = SimProber::new(conn.url.clone());
+                let window_clock = prober
+                    .clock()
+                    .await
+                    .map(|(start_ms, speed)| WindowClock { start_ms, speed })
+                    .ok();
                 let source: Arc<dyn SourceOps> =
                     Arc::new(VsphereClient::new(&conn.url, None, creds)?);
                 return Ok(Connected {
                     client: conn.client,
                     source: Some(source),
-                    prober: Arc::new(SimProber::new(conn.url.clone())),
+                    prober: Arc::new(prober),
                     label: format!("SIM {} ({})", conn.url, conn.context),
                     mode: if dry_run {
                         Mode::DryRun
@@ -107,6 +122,7 @@ pub async fn connect_for(
                     },
                     sim_kubeconfig: std::env::var_os("KUBECONFIG").map(Into::into),
                     _rehearsal: None,
+                    window_clock,
                 });
             }
             let source = vsphere_source(plan, &conn.client).await?;
@@ -118,6 +134,7 @@ pub async fn connect_for(
                 mode: if dry_run { Mode::DryRun } else { Mode::Live },
                 sim_kubeconfig: None,
                 _rehearsal: None,
+                window_clock: None,
             })
         }
     }

@@ -68,6 +68,8 @@ pub fn run(args: TuiArgs) -> ExitCode {
             exit_when_done: false,
             agent_timeout: AGENT_TIMEOUT,
             guard_interval: GUARD_INTERVAL,
+            window_clock: conn.window_clock,
+            ignore_window: false,
         });
         let opts = TuiOptions {
             plan_path: file.clone(),

@@ -204,6 +204,9 @@ pub struct Observed {
     /// The scheduler granted this VM an import slot / a cutover slot.
     pub import_slot: bool,
     pub cutover_slot: bool,
+    /// Why the cutover (the power-off) may not start now: the wave's change window is not
+    /// open yet, has closed, or is too short for this VM. `None`: it may.
+    pub outside_window: Option<String>,
 }
 
 /// What the operator asked for this VM.
@@ -449,6 +452,10 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
     }
 
     if obs.networks_ready && obs.preflight == Gate::Passed {
+        if let Some(why) = &obs.outside_window {
+            // No power-off outside the change window.
+            return decision(Step::NetworkReady, Status::Waiting(why.clone()), vec![]);
+        }
         if !obs.deps_verified {
             let who = if obs.deps_pending.is_empty() {
                 "dependencies".to_string()

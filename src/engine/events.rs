@@ -141,6 +141,8 @@ pub enum EventKind {
         verified: usize,
         failed: usize,
         cancelled: usize,
+        /// VMs whose cutover had not started when the wave's window closed.
+        postponed: usize,
     },
 }
 

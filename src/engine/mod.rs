@@ -24,3 +24,4 @@ pub use decide::{
     Step, VmContext,
 };
 pub use events::{EngineEvent, EngineHandle, EngineRequest, EventKind, LogLevel};
+pub use schedule::WindowClock;

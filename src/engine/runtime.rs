@@ -9,7 +9,9 @@ use super::events::{
     now_ms, Emitter, EngineEvent, EngineHandle, EngineRequest, EventKind, LogLevel,
 };
 use super::ops::Ops;
-use super::schedule::{self, ClusterView, Effect, Fleet, Input, MigrationView, Now, Settings};
+use super::schedule::{
+    self, ClusterView, Effect, Fleet, Input, MigrationView, Now, Settings, WindowClock,
+};
 use crate::checks::probe::Prober;
 use crate::cluster::labels;
 use crate::cluster::resources::{
@@ -53,6 +55,11 @@ pub struct EngineConfig {
     /// Pause between probes of an original IP that still answers; after
     /// [`schedule::GUARD_ATTEMPTS`] answers the VM fails at its cutover gate.
     pub guard_interval: Duration,
+    /// The clock change windows are judged by (`None`: the wall clock). The rehearsal
+    /// cluster's world has its own, faster clock.
+    pub window_clock: Option<WindowClock>,
+    /// Start cutovers outside their window (an operator's override).
+    pub ignore_window: bool,
 }
 
 /// The default guest-agent timeout.
@@ -246,6 +253,10 @@ async fn run(
             exit_when_done: cfg.exit_when_done,
             agent_timeout: cfg.agent_timeout,
             guard_interval: cfg.guard_interval,
+            window_clock: cfg
+                .window_clock
+                .unwrap_or_else(|| WindowClock::wall(now_ms())),
+            ignore_window: cfg.ignore_window,
         },
     );
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Input>();

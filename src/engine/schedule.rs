@@ -49,7 +49,50 @@ pub struct Settings {
     pub agent_timeout: Duration,
     /// Pause between probes of an original IP that still answers.
     pub guard_interval: Duration,
+    /// The clock change windows are judged by.
+    pub window_clock: WindowClock,
+    /// Start cutovers outside their wave's window, or in one too short (an operator's
+    /// override; it is in the journal).
+    pub ignore_window: bool,
 }
+
+/// The clock change windows are judged by: on a real cluster the wall clock; on the
+/// rehearsal cluster the simulated world's clock (it runs `speed` times faster), read from
+/// the sim so `sim serve` and `run` agree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowClock {
+    /// The clock's reading (Unix ms) when the run started.
+    pub start_ms: i64,
+    /// Clock milliseconds per real millisecond.
+    pub speed: f64,
+}
+
+impl WindowClock {
+    /// The wall clock, read now.
+    pub fn wall(now_ms: i64) -> WindowClock {
+        WindowClock {
+            start_ms: now_ms,
+            speed: 1.0,
+        }
+    }
+
+    /// The clock's reading `elapsed` after the run started.
+    pub fn at(&self, elapsed: Duration) -> i64 {
+        self.start_ms + (elapsed.as_secs_f64() * 1000.0 * self.speed) as i64
+    }
+
+    /// When (time since the run started) the clock reads `ms`.
+    pub fn elapsed_at(&self, ms: i64) -> Duration {
+        Duration::from_secs_f64(((ms - self.start_ms).max(0) as f64 / 1000.0) / self.speed)
+    }
+}
+
+/// The import throughput a cold cutover's estimate assumes (per import): an assumption to
+/// tune, not a measured fact.
+pub const ASSUMED_IMPORT_BYTES_PER_SEC: f64 = 150.0 * 1024.0 * 1024.0;
+
+/// Time a cold cutover needs besides the copy (power-off, guard, create, boot, checks).
+pub const CUTOVER_OVERHEAD: Duration = Duration::from_secs(5 * 60);
 
 /// After this many answers from the original IP, the VM fails at its cutover gate.
 pub const GUARD_ATTEMPTS: u32 = 12;
@@ -156,6 +199,9 @@ pub enum EndState {
     Verified,
     RolledBack,
     Cancelled,
+    /// The wave's change window closed before the VM's cutover began (its source was never
+    /// touched): it waits for another window.
+    Postponed,
     /// A dry run whose preflight and server-side dry run passed.
     DryRunOk,
     Failed(String),
@@ -168,6 +214,8 @@ pub struct RunSummary {
     pub failed: Vec<(String, String)>,
     pub rolled_back: Vec<String>,
     pub cancelled: Vec<String>,
+    /// VMs whose wave's window closed before their cutover began.
+    pub postponed: Vec<String>,
     pub dry_run_ok: Vec<String>,
     pub unfinished: Vec<String>,
     /// Downtime of each verified VM whose power-off this run requested, in milliseconds
@@ -211,6 +259,8 @@ struct VmRun {
     power_off_at: Option<i64>,
     /// The VM's downtime, once it was verified after a power-off this run requested.
     downtime_ms: Option<u64>,
+    /// Its wave's window closed before its cutover began.
+    postponed: bool,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -274,6 +324,7 @@ impl Fleet {
                 replacing: false,
                 power_off_at: None,
                 downtime_ms: None,
+                postponed: false,
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -327,6 +378,9 @@ impl Fleet {
             {
                 Some(EndState::DryRunOk)
             }
+            Some((Step::NetworkReady, Status::Waiting(_))) if r.postponed => {
+                Some(EndState::Postponed)
+            }
             Some((_, Status::Failed(why))) => Some(EndState::Failed(why.clone())),
             _ => None,
         }
@@ -344,6 +398,7 @@ impl Fleet {
                 Some(EndState::Verified) => s.verified.push(name),
                 Some(EndState::RolledBack) => s.rolled_back.push(name),
                 Some(EndState::Cancelled) => s.cancelled.push(name),
+                Some(EndState::Postponed) => s.postponed.push(name),
                 Some(EndState::DryRunOk) => s.dry_run_ok.push(name),
                 Some(EndState::Failed(why)) => s.failed.push((name, why)),
                 None => s.unfinished.push(name),
@@ -368,30 +423,40 @@ pub fn turn(fleet: &mut Fleet, inputs: impl IntoIterator<Item = Input>, now: Now
             break;
         }
     }
-    out.wake_at = next_wake(fleet);
+    out.wake_at = next_wake(fleet, now);
     out
 }
 
-/// The earliest time a re-probe or a timeout falls due.
-fn next_wake(fleet: &Fleet) -> Option<Duration> {
+/// The earliest time a re-probe or a timeout falls due, or a change window opens or closes
+/// for a VM waiting for it.
+fn next_wake(fleet: &Fleet, now: Now) -> Option<Duration> {
     let s = &fleet.settings;
     let stall = fleet.plan.defaults.import_stall_timeout;
-    fleet
-        .vms
-        .iter()
-        .filter_map(|r| {
-            let timed = r.last.as_ref().and_then(|p| match (p.step, &p.status) {
-                (Step::Running, Status::Waiting(_)) | (Step::Booting, Status::Active) => {
-                    Some(r.since + s.agent_timeout)
-                }
-                (Step::Importing, Status::Active) if r.failed.is_none() => {
-                    Some(r.import_moved_at + stall)
-                }
-                _ => None,
-            });
-            [timed, r.reprobe_at].into_iter().flatten().min()
-        })
-        .min()
+    let timers = fleet.vms.iter().filter_map(|r| {
+        let timed = r.last.as_ref().and_then(|p| match (p.step, &p.status) {
+            (Step::Running, Status::Waiting(_)) | (Step::Booting, Status::Active) => {
+                Some(r.since + s.agent_timeout)
+            }
+            (Step::Importing, Status::Active) if r.failed.is_none() => {
+                Some(r.import_moved_at + stall)
+            }
+            _ => None,
+        });
+        [timed, r.reprobe_at].into_iter().flatten().min()
+    });
+    let clock_now = s.window_clock.at(now.elapsed);
+    let windows = fleet.vms.iter().enumerate().filter_map(|(i, r)| {
+        let waiting = r.last.as_ref().is_some_and(|p| {
+            p.step == Step::NetworkReady && matches!(p.status, Status::Waiting(_))
+        });
+        let window = fleet.plan.wave(&fleet.plan.vms[i].wave)?.window.as_ref()?;
+        // The next edge of its window: the opening, else the closing (which postpones it).
+        let edge = [window.start.unix * 1000, window.end.unix * 1000]
+            .into_iter()
+            .find(|&t| t > clock_now)?;
+        waiting.then(|| s.window_clock.elapsed_at(edge))
+    });
+    timers.chain(windows).min()
 }
 
 fn log(vm: &str, wave: &str, now: Now, level: LogLevel, message: String) -> EngineEvent {
@@ -660,7 +725,7 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
 }
 
 /// The observation `decide` sees for VM `i`.
-fn observed(fleet: &Fleet, i: usize) -> Observed {
+fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
     let plan = &fleet.plan;
     let r = &fleet.vms[i];
     let vm = &plan.vms[i];
@@ -695,7 +760,46 @@ fn observed(fleet: &Fleet, i: usize) -> Observed {
         deps_pending,
         import_slot: r.import_slot,
         cutover_slot: r.cutover_slot,
+        outside_window: outside_window(fleet, i, fleet.settings.window_clock.at(now.elapsed)),
     }
+}
+
+/// Why VM `i` may not start its cutover at clock time `now_ms` (its wave's window), or
+/// `None`. A VM whose cutover already began is never stopped: this gates the power-off.
+fn outside_window(fleet: &Fleet, i: usize, now_ms: i64) -> Option<String> {
+    if fleet.settings.ignore_window {
+        return None;
+    }
+    let vm = &fleet.plan.vms[i];
+    let window = fleet.plan.wave(&vm.wave)?.window.as_ref()?;
+    let (start, end) = (window.start.unix * 1000, window.end.unix * 1000);
+    if now_ms < start {
+        return Some(format!(
+            "waiting for the change window: it opens in {} ({})",
+            humanize(Duration::from_millis((start - now_ms) as u64)),
+            window.start.text
+        ));
+    }
+    if now_ms >= end {
+        return Some(format!(
+            "the change window closed at {}: no new cutover starts (override: --ignore-window)",
+            window.end.text
+        ));
+    }
+    let bytes: u64 = fleet.vms[i].ctx.disk_bytes.iter().sum();
+    let needed =
+        Duration::from_secs_f64(bytes as f64 / ASSUMED_IMPORT_BYTES_PER_SEC) + CUTOVER_OVERHEAD;
+    let left = Duration::from_millis((end - now_ms) as u64);
+    if needed > left {
+        return Some(format!(
+            "window-too-short: the cutover needs about {} ({} GiB at an assumed 150 MiB/s, plus {} to boot and check) but the window closes in {} (override: --ignore-window)",
+            humanize(needed),
+            bytes >> 30,
+            humanize(CUTOVER_OVERHEAD),
+            humanize(left)
+        ));
+    }
+    None
 }
 
 fn stopped(step: Step, status: Status, progress: Option<f64>) -> Decision {
@@ -713,10 +817,10 @@ fn stopped(step: Step, status: Status, progress: Option<f64>) -> Decision {
 
 /// `decide`'s answer for VM `i`, with the run's own overrides: a failed command, a dry run
 /// stopping after preflight, a failed dependency (the timeouts: [`timed_out`]).
-fn decision(fleet: &Fleet, i: usize) -> Decision {
+fn decision(fleet: &Fleet, i: usize, now: Now) -> Decision {
     let r = &fleet.vms[i];
     let settings = &fleet.settings;
-    let mut d = decide(&r.ctx, &observed(fleet, i), r.control);
+    let mut d = decide(&r.ctx, &observed(fleet, i, now), r.control);
     if r.replacing && !r.control.rollback && !r.control.cancel {
         // The old DataVolumes are being deleted; new ones follow once they are gone. The VM
         // keeps its import slot meanwhile.
@@ -818,15 +922,15 @@ fn stalled(fleet: &Fleet, i: usize, now: Now) -> Option<String> {
     Some(why)
 }
 
-/// `15m`, `90s`, `2h`.
+/// `15m`, `90s`, `2h`, `1h30m`.
 fn humanize(d: Duration) -> String {
     let s = d.as_secs();
-    if s > 0 && s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s > 0 && s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{}s", s)
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m:02}m"),
     }
 }
 
@@ -984,7 +1088,9 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
             }
         }
     }
-    let mut decisions: Vec<Decision> = (0..fleet.vms.len()).map(|i| decision(fleet, i)).collect();
+    let mut decisions: Vec<Decision> = (0..fleet.vms.len())
+        .map(|i| decision(fleet, i, now))
+        .collect();
     // A timeout sticks: the next pass must not see the VM waiting again. So does a failed
     // import: CDI goes on restarting the importer (the reason would change with every
     // restart count), but the VM stays failed until the operator retries it.
@@ -998,6 +1104,19 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                 r.failed = Some((Step::Importing, why.clone()));
             }
         }
+    }
+    // A VM still before its cutover when its wave's window has closed is postponed.
+    let clock_now = fleet.settings.window_clock.at(now.elapsed);
+    for (i, d) in decisions.iter().enumerate() {
+        let closed = !fleet.settings.ignore_window
+            && fleet
+                .plan
+                .wave(&fleet.plan.vms[i].wave)
+                .and_then(|w| w.window.as_ref())
+                .is_some_and(|w| clock_now >= w.end.unix * 1000);
+        fleet.vms[i].postponed = closed
+            && d.phase.step == Step::NetworkReady
+            && matches!(d.phase.status, Status::Waiting(_));
     }
     let blocked = preflight_gate(fleet, &mut decisions);
     let mut changed = grant_slots(fleet, &decisions);
@@ -1125,7 +1244,7 @@ fn waves_done(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         if fleet.finished.contains(&w) {
             continue;
         }
-        let (mut verified, mut failed, mut cancelled, mut open) = (0, 0, 0, 0);
+        let (mut verified, mut failed, mut cancelled, mut postponed, mut open) = (0, 0, 0, 0, 0);
         for i in 0..fleet.vms.len() {
             if *fleet.plan.vms[i].wave != w || !fleet.in_scope(i) {
                 continue;
@@ -1135,6 +1254,7 @@ fn waves_done(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                     verified += 1
                 }
                 Some(EndState::Cancelled) => cancelled += 1,
+                Some(EndState::Postponed) => postponed += 1,
                 Some(EndState::Failed(_)) => failed += 1,
                 None => open += 1,
             }
@@ -1153,9 +1273,10 @@ fn waves_done(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                 verified,
                 failed,
                 cancelled,
+                postponed,
             },
         });
-        if failed == 0 && cancelled == 0 && !fleet.queue.is_empty() {
+        if failed == 0 && cancelled == 0 && postponed == 0 && !fleet.queue.is_empty() {
             let next = fleet.queue.remove(0);
             fleet.active.push(next);
             all_done = false;

@@ -72,6 +72,12 @@ pub fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
         exit_when_done: true,
         agent_timeout: AGENT_TIMEOUT,
         guard_interval: GUARD_INTERVAL,
+        // Change windows are judged by the rehearsal world's clock, as `wavelift run` does.
+        window_clock: Some(wavelift::engine::WindowClock {
+            start_ms: r.controllers.world.clock_ms(),
+            speed: r.controllers.world.speed(),
+        }),
+        ignore_window: false,
     }
 }
 

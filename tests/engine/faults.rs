@@ -212,7 +212,14 @@ async fn a_failed_live_migration_is_reported_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_40_vm_estate_verifies_every_vm() {
     let plan = load_plan("plans/payments-estate.toml");
-    let (s, _r) = run_only(&plan, scenario(&plan, 20000.0, vec![]), &[], None).await;
+    let r = Rehearsal::start(scenario(&plan, 20000.0, vec![]), 0)
+        .await
+        .expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    // The estate's waves are a week apart; this test is about the whole estate, the
+    // windows have their own tests.
+    cfg.ignore_window = true;
+    let (s, _) = run_to_end(cfg, LIMIT).await;
     assert_eq!(s.verified.len(), 40, "{s:?}");
 }
 
@@ -225,7 +232,9 @@ async fn the_40_vm_estate_verifies_through_api_server_errors() {
     sc.seed = 5;
     sc.api_error_rate = 0.10;
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
-    let (s, _) = run_to_end(config(&plan, &r), LIMIT).await;
+    let mut cfg = config(&plan, &r);
+    cfg.ignore_window = true; // the waves are a week apart (windows: tests/engine/windows.rs)
+    let (s, _) = run_to_end(cfg, LIMIT).await;
     assert_eq!(s.verified.len(), 40, "{s:?}");
     let (requests, _, injected) = r.sim.server().stats().snapshot();
     assert!(
@@ -557,6 +566,7 @@ async fn cancelling_a_wave_stops_vms_before_cutover_and_a_restart_resumes_them()
                 verified,
                 failed,
                 cancelled,
+                ..
             } if wave_done.is_none() => {
                 wave_done = Some((*verified, *failed, *cancelled));
                 Reply::Send(EngineRequest::StartWave("w1".into()))

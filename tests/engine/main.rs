@@ -11,3 +11,4 @@ mod preflight;
 mod resume;
 mod sim;
 mod source_vsphere;
+mod windows;

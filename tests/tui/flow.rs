@@ -451,6 +451,7 @@ fn engine_events_update_rows_checks_and_migrations() {
             verified: 5,
             failed: 1,
             cancelled: 0,
+            postponed: 0,
         },
     });
     assert_eq!(app.fleet().waves()[0].done, Some((5, 1)));

@@ -98,6 +98,17 @@ impl SimProber {
         }
     }
 
+    /// The rehearsal world's clock (Unix ms) and speed (`GET /sim/v1/clock`).
+    pub async fn clock(&self) -> Result<(i64, f64), String> {
+        #[derive(serde::Deserialize)]
+        struct Clock {
+            unix_ms: i64,
+            speed: f64,
+        }
+        let c: Clock = self.get_json("/sim/v1/clock").await?;
+        Ok((c.unix_ms, c.speed))
+    }
+
     async fn get(&self, path: &str) -> Result<SimProbeAnswer, String> {
         self.get_json(path).await
     }

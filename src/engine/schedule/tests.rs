@@ -96,6 +96,12 @@ fn settings() -> Settings {
         exit_when_done: false,
         agent_timeout: Duration::from_secs(600),
         guard_interval: Duration::from_secs(5),
+        // Inside w1's window (2026-12-05T22:00Z – 06T04:00Z), at 23:00.
+        window_clock: WindowClock {
+            start_ms: 1_796_511_600_000,
+            speed: 1.0,
+        },
+        ignore_window: false,
     }
 }
 
@@ -294,6 +300,7 @@ fn waves_done(t: &Turn) -> Vec<(String, usize, usize, usize)> {
                 verified,
                 failed,
                 cancelled,
+                ..
             } => Some((e.wave.clone(), *verified, *failed, *cancelled)),
             _ => None,
         })
@@ -542,6 +549,7 @@ fn a_dependency_that_fails_fails_its_dependents() {
 fn a_dependency_in_an_earlier_wave_only_needs_to_be_running() {
     let mut s = settings();
     s.auto_waves = vec!["w2".into()];
+    s.window_clock.start_ms = 1_796_598_000_000; // 2026-12-06T23:00Z, in w2's window
     let mut r = Run::new(s);
     r.turn(vec![]);
     r.pass_preflight(&[D]);
@@ -1217,4 +1225,79 @@ fn downtime_runs_from_the_power_off_request_to_the_checks_passing() {
         .expect("a cutover event");
     assert_eq!(cutover, ("cold".into(), 325_000, 10 << 30));
     assert_eq!(r.fleet.summary().downtime_ms, vec![("a".into(), 325_000)]);
+}
+
+/// The settings with the window clock at `ms`.
+fn at_clock(ms: i64) -> Settings {
+    let mut s = settings();
+    s.window_clock.start_ms = ms;
+    s
+}
+
+#[test]
+fn no_cutover_starts_before_the_window_opens_and_the_policy_wakes_when_it_does() {
+    let mut r = Run::new(at_clock(1_796_504_400_000)); // 21:00, the window opens at 22:00
+    r.request(EngineRequest::StartWave("w1".into()));
+    let t = r.pass_preflight(&[A, B, C]);
+    assert!(t.commands.is_empty(), "{:?}", t.commands);
+    assert_eq!(
+        r.status(A),
+        Status::Waiting(
+            "waiting for the change window: it opens in 1h (2026-12-05T22:00:00Z)".into()
+        )
+    );
+    assert_eq!(t.wake_at, Some(Duration::from_secs(3600)));
+    r.advance(Duration::from_secs(3600));
+    let t = r.turn(vec![Input::Wake]);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+}
+
+#[test]
+fn a_closing_window_starts_no_new_cutover_but_lets_the_started_ones_finish() {
+    // 03:50: ten minutes left; a's 10 GiB cutover needs about 6 minutes.
+    let mut r = Run::with_plan(
+        &PLAN.replacen("max_parallel_cutovers = 1", "max_parallel_cutovers = 3", 1),
+        at_clock(1_796_529_000_000),
+    );
+    r.request(EngineRequest::StartWave("w1".into()));
+    let t = r.pass_preflight(&[A, B, C]);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    assert_eq!(Run::commands_for(&t, C), vec![Command::PowerOffSource]);
+    r.gate(A);
+    // 03:57: three minutes left, too few for b's cutover even once a is verified.
+    r.advance(Duration::from_secs(7 * 60));
+    r.imported(A);
+    r.cut_over(A);
+    assert_eq!(r.step(A), Step::Verified);
+    assert!(
+        matches!(r.status(B), Status::Waiting(ref w) if w.starts_with("window-too-short")),
+        "{:?}",
+        r.phase(B)
+    );
+    // 04:01: closed. c had begun before: it finishes; b never starts.
+    r.advance(Duration::from_secs(4 * 60));
+    r.imported(C);
+    r.cut_over(C);
+    assert_eq!(r.step(C), Step::Verified);
+    r.turn(vec![Input::Wake]);
+    assert_eq!(
+        r.status(B),
+        Status::Waiting(
+            "the change window closed at 2026-12-06T04:00:00Z: no new cutover starts (override: --ignore-window)".into()
+        )
+    );
+    assert!(!r.issued.contains(&(B, Command::PowerOffSource)));
+    // The night is over: b is postponed to another window, and the wave ends.
+    assert_eq!(r.fleet.end_state(B), Some(EndState::Postponed));
+    assert_eq!(r.fleet.summary().postponed, vec!["b"]);
+}
+
+#[test]
+fn the_operator_can_override_the_window() {
+    let mut s = at_clock(1_796_504_400_000); // 21:00
+    s.ignore_window = true;
+    let mut r = Run::new(s);
+    r.request(EngineRequest::StartWave("w1".into()));
+    let t = r.pass_preflight(&[A, B, C]);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
 }

@@ -76,6 +76,7 @@ pub fn router(state: WorldState) -> Router {
         .merge(vcenter)
         .route("/sim/v1/probe", get(probe))
         .route("/sim/v1/disks", get(disks))
+        .route("/sim/v1/clock", get(clock))
         .with_state(state)
 }
 
@@ -314,4 +315,10 @@ struct DisksQuery {
 /// disks holds every write its source made (see [`World::disk_verdict`]).
 async fn disks(State(state): State<WorldState>, Query(q): Query<DisksQuery>) -> Response {
     Json(state.world.disk_verdict(&q.vm, q.disks)).into_response()
+}
+
+/// `GET /sim/v1/clock`: the world's clock (`unix_ms`) and how much faster than real time it
+/// runs (`speed`), so a run driving `sim serve` judges change windows by the same clock.
+async fn clock(State(state): State<WorldState>) -> Response {
+    Json(json!({ "unix_ms": state.world.clock_ms(), "speed": state.world.speed() })).into_response()
 }

@@ -20,6 +20,8 @@
 //! vcenter_error_rate = 0.1           # 10 % of vSphere REST requests answer 503
 //! api_latency_ms = 5                 # every API answer waits 5 ms
 //! watch_drop_seconds = 10            # the server ends every watch after 10 s
+//! clock_start = "2026-12-05T21:59:00Z" # the world's clock (default: a minute before the
+//!                                    # first window when derived from a plan, else now)
 //! node_bridges = ["br-trunk"]       # host bridges bridge-marker advertises on every node
 //! vcenter_user = "sim-user"          # the credentials the simulated vCenter and VDDK accept
 //! vcenter_password = "sim-password"
@@ -232,6 +234,11 @@ pub struct Scenario {
     pub vcenter_user: String,
     #[serde(default = "default_vcenter_password")]
     pub vcenter_password: String,
+    /// The world's clock when the rehearsal begins (Unix ms; RFC 3339 in a file). A
+    /// scenario derived from a plan starts it a minute before the first change window
+    /// opens; absent: the wall clock.
+    #[serde(default, rename = "clock_start", deserialize_with = "de_time")]
+    pub clock_start_ms: Option<i64>,
     /// Host bridges every node has and bridge-marker advertises
     /// (`bridge.network.kubevirt.io/<bridge>`); none when absent.
     #[serde(default)]
@@ -250,6 +257,14 @@ fn default_vcenter_user() -> String {
 }
 fn default_vcenter_password() -> String {
     "sim-password".to_string()
+}
+
+fn de_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let s = String::deserialize(d)?;
+    let dt: toml::value::Datetime = s.parse().map_err(serde::de::Error::custom)?;
+    crate::plan::time::from_datetime(&dt)
+        .map(|t| Some(t.unix * 1000))
+        .map_err(serde::de::Error::custom)
 }
 
 fn default_error_code() -> u16 {
@@ -381,6 +396,12 @@ impl Scenario {
     pub fn from_plan(plan: &Plan) -> Scenario {
         let mut s = Scenario::default();
         s.namespaces.push(plan.meta.namespace.value.clone());
+        // The rehearsal's night begins a minute before the first change window opens.
+        s.clock_start_ms = plan
+            .waves
+            .iter()
+            .filter_map(|w| w.window.as_ref().map(|w| w.start.unix * 1000 - 60_000))
+            .min();
         // The nodes carry every bridge the plan's networks name (bridge-marker runs).
         s.node_bridges = plan
             .networks

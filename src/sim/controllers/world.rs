@@ -48,6 +48,8 @@ pub struct World {
     speed: f64,
     /// (source VM, disk index) → its latest copy.
     copies: RwLock<std::collections::HashMap<(String, usize), DiskCopy>>,
+    /// The world's wall clock (Unix ms) when it began; it runs `speed` times faster.
+    clock_start_ms: i64,
     /// IP → the running VMIs whose guest reports it (`NS/NAME`, guest name). Kept by the
     /// simulated KubeVirt as it boots and removes VMIs, so a probe is a lookup.
     vmi_ips: RwLock<std::collections::HashMap<String, Vec<(String, String)>>>,
@@ -82,6 +84,11 @@ impl World {
             started: std::time::Instant::now(),
             speed: scenario.speed,
             copies: RwLock::default(),
+            clock_start_ms: scenario.clock_start_ms.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64)
+            }),
             vmi_ips: RwLock::default(),
         }
     }
@@ -130,6 +137,16 @@ impl World {
         }
         vm.power = power;
         Some(power)
+    }
+
+    /// The world's clock (Unix ms): change windows are judged by it in a rehearsal.
+    pub fn clock_ms(&self) -> i64 {
+        self.clock_start_ms + (self.now() * 1000.0) as i64
+    }
+
+    /// Clock milliseconds per real millisecond.
+    pub fn speed(&self) -> f64 {
+        self.speed
     }
 
     /// Simulated seconds since the world began.

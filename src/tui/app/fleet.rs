@@ -595,6 +595,7 @@ impl Fleet {
                 verified,
                 failed,
                 cancelled,
+                ..
             } => {
                 if let Some(w) = self.waves.iter_mut().find(|w| w.name == wave) {
                     w.done = Some((verified, failed));
