@@ -745,7 +745,11 @@ fn an_original_ip_that_answers_is_probed_again_until_the_limit() {
         assert_eq!(Run::commands_for(&t, A), vec![Command::ProbeOriginalIp]);
     }
     let t = r.done(A, Command::ProbeOriginalIp, answering());
-    assert_eq!(t.wake_at, None, "nothing is due any more");
+    assert_eq!(
+        t.wake_at,
+        Some(Duration::from_secs(5 * 3600)),
+        "no re-probe is due any more: only the window's closing (04:00) for the VMs waiting"
+    );
     assert_eq!(
         r.status(A),
         Status::Failed(format!(
