@@ -6,6 +6,7 @@ pub mod build;
 pub mod call;
 pub mod client;
 pub mod labels;
+pub mod lease;
 pub mod phase;
 pub mod resources;
 pub mod subresource;
