@@ -181,7 +181,7 @@ async fn drive_engine(
             }
             () = &mut interrupted, if !stopping => {
                 stopping = true;
-                eprintln!("wavelift: interrupted: stopping the engine and releasing the plan's Lease (the state lives in the cluster; run again to resume)");
+                eprintln!("wavelift: interrupted: stopping the engine (the state lives in the cluster; run again to resume)");
                 let _ = handle.requests.send(EngineRequest::Shutdown).await;
                 // A second interrupt does not wait.
                 tokio::spawn(async {

@@ -143,10 +143,10 @@ pub fn run(args: TuiArgs) -> ExitCode {
         if let (Some(g), None) = (guard, &lost) {
             super::lease::release(g).await;
         }
-        if let Some(p) = &conn.sim_kubeconfig {
-            if conn.mode == Mode::Rehearsal {
-                let _ = std::fs::remove_file(p);
-            }
+        // The kubeconfig this process wrote for its embedded rehearsal; never the one of a
+        // `wavelift sim serve` (that is the operator's KUBECONFIG, still serving).
+        if let (Some(p), Some(_)) = (&conn.sim_kubeconfig, &conn._rehearsal) {
+            let _ = std::fs::remove_file(p);
         }
         if let Some(why) = lost {
             eprintln!("error: {}", super::lease::lost_message(&plan, &why));

@@ -105,12 +105,14 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// This process: the login name (`USER`, `LOGNAME`), the host name (the kernel's, else
+    /// This process: the login name (`USER`, `LOGNAME`, else the name of this process's
+    /// uid in `/etc/passwd`, else `uid<N>`), the host name (the kernel's, else
     /// `/etc/hostname`, else `HOSTNAME`) and the process id.
     pub fn of_this_process() -> Identity {
         let user = ["USER", "LOGNAME", "USERNAME"]
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+            .or_else(user_of_uid)
             .unwrap_or_else(|| "unknown".into());
         let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
             .iter()
@@ -140,6 +142,24 @@ impl Identity {
             pid: pid.parse().ok()?,
         })
     }
+}
+
+/// The user name of this process's real uid (Linux: `/proc/self/status`, `/etc/passwd`).
+fn user_of_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    });
+    Some(name.unwrap_or_else(|| format!("uid{uid}")))
 }
 
 /// `@` and `/` separate the parts of an identity: they are not allowed inside one.
