@@ -526,6 +526,15 @@ impl LeaseTarget {
                 namespace: self.namespace.clone(),
                 message: s.message.clone(),
             },
+            // A create answered 404: the namespace is missing (as preflight would say).
+            kube::Error::Api(s) if s.code == 404 && verb == "create" => LeaseError::Api {
+                verb,
+                lease: self.describe(),
+                message: format!(
+                    "namespace {} does not exist: create it before running the plan ({})",
+                    self.namespace, s.message
+                ),
+            },
             e => LeaseError::Api {
                 verb,
                 lease: self.describe(),

@@ -328,6 +328,23 @@ async fn rbac_denials_on_leases_name_the_missing_permission() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_namespace_is_named() {
+    let r = rehearsal(Vec::new()).await;
+    let mut me = target(r.client(), "alice", "jump-1", 1);
+    me.api = Api::namespaced(r.client(), "nowhere");
+    me.namespace = "nowhere".into();
+    let e = lease::acquire_with(&me, |_| Liveness::Running, &mut |_| {})
+        .await
+        .err()
+        .expect("no namespace");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("cannot create Lease nowhere/wavelift-quickstart: namespace nowhere does not exist"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_holder_renews_and_learns_when_another_driver_took_the_lease() {
     let r = rehearsal(Vec::new()).await;
     let c = r.client();
