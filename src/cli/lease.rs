@@ -107,7 +107,9 @@ pub(crate) fn observe_only(engine: EngineHandle, driver: String) -> EngineHandle
                     at_ms: crate::engine::events::now_ms(),
                     kind: EventKind::Log {
                         level: LogLevel::Warn,
-                        message: format!("read-only: the plan is driven by {driver}; {req:?} was not sent"),
+                        message: format!(
+                            "read-only: the plan is driven by {driver}; {req:?} was not sent"
+                        ),
                     },
                 })
                 .await;
@@ -206,6 +208,9 @@ mod tests {
             .await
             .expect("send");
         assert_eq!(req_rx.recv().await, Some(EngineRequest::Shutdown));
-        assert!(req_rx.try_recv().is_err(), "StartWave never reached the engine");
+        assert!(
+            req_rx.try_recv().is_err(),
+            "StartWave never reached the engine"
+        );
     }
 }

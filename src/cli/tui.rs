@@ -9,10 +9,10 @@
 
 use super::target::connect_or_exit;
 use super::{TuiArgs, EXIT_INVALID, EXIT_LEASE_LOST, EXIT_OK};
-use crate::cluster::lease::{self, LeaseError};
-use crate::engine::EngineRequest;
 use crate::cluster::client::Mode;
+use crate::cluster::lease::{self, LeaseError};
 use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
+use crate::engine::EngineRequest;
 use crate::tui::{self, setup, TargetInfo, TuiOptions};
 use std::process::ExitCode;
 use std::sync::Arc;

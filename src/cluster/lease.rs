@@ -361,8 +361,8 @@ pub fn decide(
         }
     }
     // client-go `isLeaseValid`: observedTime + leaseDurationSeconds after now.
-    let valid_until = o.changed_at
-        + Duration::from_secs(u64::try_from(r.duration_seconds.max(0)).unwrap_or(0));
+    let valid_until =
+        o.changed_at + Duration::from_secs(u64::try_from(r.duration_seconds.max(0)).unwrap_or(0));
     if now >= valid_until {
         return take(TakeReason::Expired(r.holder.clone()));
     }
@@ -654,9 +654,7 @@ pub async fn acquire_with(
             now,
         );
         let step = decide(&target.me, observer.observed(), now, &liveness);
-        let since = observer
-            .observed()
-            .and_then(|o| o.record.acquire_time);
+        let since = observer.observed().and_then(|o| o.record.acquire_time);
         let sent = Instant::now();
         let (written, reason) = match step {
             Step::Create => {
@@ -927,7 +925,10 @@ async fn renew_loop(
                     // tryAcquireOrRenew does the same); a 409 there means someone else did.
                     let record = t.our_record(old.transitions, old.acquire_time);
                     match t
-                        .bounded("create", t.api.create(&PostParams::default(), &t.new_lease(&record)))
+                        .bounded(
+                            "create",
+                            t.api.create(&PostParams::default(), &t.new_lease(&record)),
+                        )
                         .await
                     {
                         Ok(l) => {
@@ -1013,7 +1014,13 @@ mod tests {
             Identity::parse("first.last@corp@jump-1/7").map(|i| i.user),
             Some("first.last@corp".into())
         );
-        for s in ["sim-node-1", "kube-controller-manager_1234", "a@b/x", "@/1", "a@/1"] {
+        for s in [
+            "sim-node-1",
+            "kube-controller-manager_1234",
+            "a@b/x",
+            "@/1",
+            "a@/1",
+        ] {
             assert_eq!(Identity::parse(s), None, "{s}");
         }
         let this = Identity::of_this_process();
@@ -1078,7 +1085,12 @@ mod tests {
             let o = first_look(held_by(h, 0), t0);
             for later in [0, 29, 31, 3600] {
                 assert_eq!(
-                    decide(&me(), o.observed(), t0 + Duration::from_secs(later), running),
+                    decide(
+                        &me(),
+                        o.observed(),
+                        t0 + Duration::from_secs(later),
+                        running
+                    ),
                     Step::Refuse {
                         holder: h.into(),
                         alive: Alive::RunningHere
@@ -1263,7 +1275,10 @@ mod tests {
             alive: Alive::Renewing,
         };
         let s = e.to_string();
-        assert!(s.contains("bob@jump-2/77 since 2027-01-15 08:00:00 UTC"), "{s}");
+        assert!(
+            s.contains("bob@jump-2/77 since 2027-01-15 08:00:00 UTC"),
+            "{s}"
+        );
         assert!(s.contains("mig/wavelift-p"), "{s}");
         let e = LeaseError::Forbidden {
             verb: "create",
@@ -1274,7 +1289,9 @@ mod tests {
         let s = e.to_string();
         assert!(
             s.contains("cannot create Lease mig/wavelift-p: forbidden")
-                && s.contains("get, create and update on leases.coordination.k8s.io in namespace mig"),
+                && s.contains(
+                    "get, create and update on leases.coordination.k8s.io in namespace mig"
+                ),
             "{s}"
         );
     }

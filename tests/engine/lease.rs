@@ -153,7 +153,10 @@ async fn created_refused_while_held_released_then_taken_with_a_transition() {
         .await
         .err()
         .expect("held: refused");
-    assert!(t.elapsed() < Duration::from_secs(5), "refused without waiting");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "refused without waiting"
+    );
     match &e {
         LeaseError::Held {
             holder,
@@ -233,11 +236,9 @@ async fn another_hosts_silent_holder_is_taken_over_after_its_lease_duration() {
     let t = Instant::now();
     let (g, got) = tokio::time::timeout(
         Duration::from_secs(20),
-        lease::acquire_with(
-            &me,
-            |_| panic!("bob's pid is not of this host"),
-            &mut |w| waits.push(w.clone()),
-        ),
+        lease::acquire_with(&me, |_| panic!("bob's pid is not of this host"), &mut |w| {
+            waits.push(w.clone())
+        }),
     )
     .await
     .expect("taken over within 20 s")
@@ -307,13 +308,21 @@ async fn rbac_denials_on_leases_name_the_missing_permission() {
         );
         let msg = e.to_string();
         assert!(
-            msg.contains(&format!("cannot {verb} Lease mig-quickstart/wavelift-quickstart: forbidden"))
-                && msg.contains("get, create and update on leases.coordination.k8s.io in namespace mig-quickstart"),
+            msg.contains(&format!(
+                "cannot {verb} Lease mig-quickstart/wavelift-quickstart: forbidden"
+            )) && msg.contains(
+                "get, create and update on leases.coordination.k8s.io in namespace mig-quickstart"
+            ),
             "{msg}"
         );
     }
     // Update denied: a released Lease cannot be taken.
-    let r = rehearsal(vec![AccessRule::new("update", "coordination.k8s.io", "leases")]).await;
+    let r = rehearsal(vec![AccessRule::new(
+        "update",
+        "coordination.k8s.io",
+        "leases",
+    )])
+    .await;
     let c = r.client();
     foreign_lease(&c, "", 1, 0).await;
     let me = target(c, "alice", "jump-1", 1);
@@ -339,7 +348,9 @@ async fn a_missing_namespace_is_named() {
         .expect("no namespace");
     let msg = e.to_string();
     assert!(
-        msg.contains("cannot create Lease nowhere/wavelift-quickstart: namespace nowhere does not exist"),
+        msg.contains(
+            "cannot create Lease nowhere/wavelift-quickstart: namespace nowhere does not exist"
+        ),
         "{msg}"
     );
 }
@@ -359,7 +370,10 @@ async fn the_holder_renews_and_learns_when_another_driver_took_the_lease() {
         let rec = record(&c).await;
         if rec.renew_time != first {
             assert_eq!(rec.holder, "alice@jump-1/1");
-            assert_eq!(rec.acquire_time, got.record.acquire_time, "acquireTime kept");
+            assert_eq!(
+                rec.acquire_time, got.record.acquire_time,
+                "acquireTime kept"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "never renewed");
@@ -384,10 +398,7 @@ async fn the_holder_renews_and_learns_when_another_driver_took_the_lease() {
 /// run holding the Lease stays alive as long as the test needs it.
 fn manual_plan(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string("plans/quickstart.toml").expect("quickstart");
-    let text = text.replace(
-        "power_off = \"vsphere-api\"",
-        "power_off = \"manual\"",
-    );
+    let text = text.replace("power_off = \"vsphere-api\"", "power_off = \"manual\"");
     assert!(text.contains("\"manual\""));
     let p = dir.join("manual.toml");
     std::fs::write(&p, text).expect("write plan");
@@ -600,7 +611,10 @@ fn two_runs_started_together_end_with_exactly_one_driving() {
     let rec = lease_on(&server).expect("lease");
     assert!(rec.holder.ends_with(&format!("/{winner_pid}")), "{rec:?}");
     assert_eq!(rec.transitions, 0);
-    assert!(!runs[loser].stdout().contains("Preflight"), "the loser drove nothing");
+    assert!(
+        !runs[loser].stdout().contains("Preflight"),
+        "the loser drove nothing"
+    );
 }
 
 #[test]
@@ -691,7 +705,17 @@ impl Tmux {
     fn start(name: &str, script: &str) -> Tmux {
         let name = format!("{name}-{}", std::process::id());
         let out = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name, "-x", "200", "-y", "45", script])
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "200",
+                "-y",
+                "45",
+                script,
+            ])
             .output()
             .expect("tmux runs (apt-get install tmux)");
         assert!(out.status.success(), "{out:?}");
