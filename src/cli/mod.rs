@@ -1,9 +1,12 @@
 //! The command line: clap definitions, dispatch and exit codes.
 //!
 //! Exit codes: 0 success; 1 warnings under `--strict` (or a VM failed, for commands that run
-//! VMs); 2 invalid input (plan errors, unreadable files).
+//! VMs); 2 invalid input (plan errors, unreadable files), or `run` refused because another
+//! wavelift drives the plan (its Lease); 3 the plan's Lease was lost mid-run (the engine was
+//! stopped).
 
 mod blast;
+mod lease;
 mod migrate;
 mod plan_check;
 mod run;
@@ -19,6 +22,9 @@ use std::process::ExitCode;
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_WARNINGS: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
+/// The plan's Lease was lost while driving (another wavelift may drive now): the engine
+/// was stopped.
+pub const EXIT_LEASE_LOST: u8 = 3;
 
 /// Reads and validates a plan for a command that talks to a cluster. When the plan cannot
 /// be read or is invalid, its errors are printed (file:line:column, with the offending text)
@@ -82,12 +88,12 @@ pub struct Cli {
 pub enum Command {
     /// Open the interactive cockpit for a wave plan
     #[command(
-        after_help = "Example:\n  wavelift tui plans/quickstart.toml            # rehearsal on the embedded cluster\n  wavelift tui plans/payments.toml --context prod-east --dry-run"
+        after_help = "One driver per plan: when another wavelift drives the plan (holds its Lease wavelift-PLAN), the TUI opens read-only and names it.\n\nExample:\n  wavelift tui plans/quickstart.toml            # rehearsal on the embedded cluster\n  wavelift tui plans/payments.toml --context prod-east --dry-run"
     )]
     Tui(TuiArgs),
     /// Run a wave plan headless (CI, scripts)
     #[command(
-        after_help = "Exit codes: 0 every VM verified, 1 a VM failed or did not finish, 2 invalid plan or failed preflight.\n\nExamples:\n  wavelift run plans/quickstart.toml                     # rehearsal on the embedded cluster\n  wavelift run plans/quickstart.toml --sim --output jsonl --journal audit.jsonl\n  wavelift run plans/payments.toml --context prod-east --wave w1 --dry-run"
+        after_help = "Exit codes: 0 every VM verified, 1 a VM failed or did not finish, 2 invalid plan, failed preflight, or another wavelift drives the plan (its Lease wavelift-PLAN), 3 the plan's Lease was lost mid-run.\n\nExamples:\n  wavelift run plans/quickstart.toml                     # rehearsal on the embedded cluster\n  wavelift run plans/quickstart.toml --sim --output jsonl --journal audit.jsonl\n  wavelift run plans/payments.toml --context prod-east --wave w1 --dry-run"
     )]
     Run(RunArgs),
     /// Check, create and inspect wave plans

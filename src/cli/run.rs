@@ -1,10 +1,15 @@
 //! `wavelift run`: a wave headless. Text (a progress bar per VM on a terminal) or JSON lines
 //! (one engine event per line: the schema is the README's), an audit journal of mutating API
 //! calls, and exit codes: 0 every VM verified, 1 a VM failed or did not finish, 2 invalid
-//! plan or failed preflight.
+//! plan, failed preflight or another wavelift drives the plan, 3 the plan's Lease was lost
+//! mid-run.
+//!
+//! One driver per plan: the plan's Lease ([`super::lease`]) is taken before the engine
+//! starts (not for `--dry-run`), renewed while it runs and released at exit; SIGINT/SIGTERM
+//! stop the engine and release it too.
 
 use super::target::connect_or_exit;
-use super::{RunArgs, RunOutput, EXIT_INVALID, EXIT_OK, EXIT_WARNINGS};
+use super::{RunArgs, RunOutput, EXIT_INVALID, EXIT_LEASE_LOST, EXIT_OK, EXIT_WARNINGS};
 use crate::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
 use crate::engine::{EngineEvent, EngineRequest, EventKind, Status, Step};
 use crate::plan;
@@ -38,6 +43,21 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
+    // The journal opens before anything reaches the cluster.
+    let journal = match &args.journal {
+        Some(p) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            Ok(f) => Some(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("error: journal {}: {e}", p.display());
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => None,
+    };
     let conn = match connect_or_exit(
         &plan,
         args.target.sim,
@@ -50,6 +70,44 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // One driver per plan (a server-side dry run persists nothing: it needs no Lease).
+    let lease = if args.target.dry_run {
+        None
+    } else {
+        match super::lease::claim(&plan, conn.client.clone()).await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("error: plan {}: {e}", plan.meta.name.value);
+                return ExitCode::from(EXIT_INVALID);
+            }
+        }
+    };
+    let lost = lease.as_ref().map(|g| g.lost());
+    let result = drive_engine(&plan, &args, &conn, journal, lost).await;
+    drop(conn);
+    match result {
+        Ok(code) => {
+            if let Some(g) = lease {
+                super::lease::release(g).await;
+            }
+            code
+        }
+        Err(why) => {
+            eprintln!("error: {}", super::lease::lost_message(&plan, &why));
+            ExitCode::from(EXIT_LEASE_LOST)
+        }
+    }
+}
+
+/// The engine's run, until it ends, the Lease is lost (`lost` resolves: `Err` with the
+/// reason) or the process is interrupted (both stop the engine).
+async fn drive_engine(
+    plan: &Arc<plan::Plan>,
+    args: &RunArgs,
+    conn: &super::target::Connected,
+    mut journal: Option<std::io::BufWriter<std::fs::File>>,
+    lost: Option<impl std::future::Future<Output = String>>,
+) -> Result<ExitCode, String> {
     let waves: Vec<String> = match &args.wave {
         Some(w) => vec![w.clone()],
         None => plan.waves.iter().map(|w| w.name.value.clone()).collect(),
@@ -78,20 +136,6 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         window_clock: conn.window_clock,
         ignore_window: args.ignore_window,
     });
-    let mut journal = match &args.journal {
-        Some(p) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-        {
-            Ok(f) => Some(std::io::BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("error: journal {}: {e}", p.display());
-                return ExitCode::from(EXIT_INVALID);
-            }
-        },
-        None => None,
-    };
     let tty = std::io::stdout().is_terminal();
     // Manual power-offs in an interactive run: the operator types the VM's name.
     let requests = handle.requests.clone();
@@ -114,7 +158,41 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
     }
     let mut preflight_failed = false;
     let mut out = std::io::stdout();
-    while let Some(ev) = handle.events.recv().await {
+    let lost = async {
+        match lost {
+            Some(f) => f.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(lost);
+    let interrupted = super::lease::interrupted();
+    tokio::pin!(interrupted);
+    let (mut lease_lost, mut stopping) = (None, false);
+    loop {
+        let ev = tokio::select! {
+            ev = handle.events.recv() => match ev {
+                Some(ev) => ev,
+                None => break,
+            },
+            why = &mut lost, if lease_lost.is_none() => {
+                // Stop driving at once: another wavelift may take the Lease over.
+                tracing::error!(reason = %why, "lost the plan's lease: stopping the engine");
+                lease_lost = Some(why);
+                let _ = handle.requests.send(EngineRequest::Shutdown).await;
+                continue;
+            }
+            () = &mut interrupted, if !stopping => {
+                stopping = true;
+                eprintln!("wavelift: interrupted: stopping the engine (the state lives in the cluster; run again to resume)");
+                let _ = handle.requests.send(EngineRequest::Shutdown).await;
+                // A second interrupt does not wait.
+                tokio::spawn(async {
+                    super::lease::interrupted().await;
+                    std::process::exit(130);
+                });
+                continue;
+            }
+        };
         if let EventKind::Phase {
             step: Step::Preflight,
             status: Status::Failed(_),
@@ -140,18 +218,22 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
             }
         }
     }
+    if let Some(why) = lease_lost {
+        // The caller reports the loss (exit 3).
+        let _ = task.await;
+        return Err(why);
+    }
     let summary = match task.await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             eprintln!("error: {e:#}");
-            return ExitCode::from(EXIT_WARNINGS);
+            return Ok(ExitCode::from(EXIT_WARNINGS));
         }
         Err(e) => {
             eprintln!("error: engine stopped: {e}");
-            return ExitCode::from(EXIT_WARNINGS);
+            return Ok(ExitCode::from(EXIT_WARNINGS));
         }
     };
-    drop(conn);
     if text {
         println!(
             "done: {} verified, {} failed, {} rolled back, {} unfinished{}{}",
@@ -192,7 +274,7 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
             );
         }
     }
-    if preflight_failed {
+    Ok(if preflight_failed {
         ExitCode::from(EXIT_INVALID)
     } else if summary.failed.is_empty()
         && summary.unfinished.is_empty()
@@ -202,7 +284,7 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         ExitCode::from(EXIT_OK)
     } else {
         ExitCode::from(EXIT_WARNINGS)
-    }
+    })
 }
 
 /// `850 ms`, `12.3 s`, `4 min 05 s`.

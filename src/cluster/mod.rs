@@ -4,8 +4,9 @@
 
 pub mod build;
 pub(crate) mod call;
-pub(crate) mod client;
+pub mod client;
 pub(crate) mod labels;
+pub mod lease;
 pub(crate) mod phase;
 pub mod resources;
 pub mod subresource;

@@ -7,6 +7,7 @@ mod cdi;
 mod common;
 mod faults;
 mod guests;
+mod lease;
 mod preflight;
 mod resume;
 mod sim;

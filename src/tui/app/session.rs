@@ -37,6 +37,9 @@ pub struct TuiOptions {
     pub target: TargetInfo,
     /// `--read-only`: dangerous actions are disabled.
     pub read_only: bool,
+    /// Another wavelift drives the plan (holds its Lease): `holder since time`. The TUI
+    /// then only watches (read-only) and says so in its header.
+    pub driven_by: Option<String>,
     /// `--blast FILE`, already loaded.
     pub blast: Option<BlastData>,
     /// Themes `:theme NAME` can switch to.
@@ -59,6 +62,7 @@ impl TuiOptions {
             mode: Mode::Rehearsal,
             target: TargetInfo::Sim { kubeconfig: None },
             read_only: false,
+            driven_by: None,
             blast: None,
             themes: ThemeSet::builtin(),
             banner: None,
@@ -82,6 +86,8 @@ pub struct Session {
     pub target: TargetInfo,
     /// `--read-only`: dangerous actions are disabled.
     pub read_only: bool,
+    /// Another wavelift drives the plan: who, since when.
+    pub driven_by: Option<String>,
     pub blast: Option<BlastData>,
     /// Themes `:theme NAME` can switch to.
     pub themes: ThemeSet,
@@ -104,7 +110,8 @@ impl Session {
             summary: crate::plan::Summary::of(plan).to_string(),
             mode: opts.mode,
             target: opts.target,
-            read_only: opts.read_only,
+            read_only: opts.read_only || opts.driven_by.is_some(),
+            driven_by: opts.driven_by,
             blast: opts.blast,
             themes: opts.themes,
             no_color: opts.no_color,

@@ -1,5 +1,6 @@
 //! The header, three rows: mode badge, plan › wave, window countdown, wave state,
-//! read-only; the view tabs and the target cluster; the wave's VM count per step.
+//! read-only (naming who drives the plan when another wavelift holds its Lease); the view
+//! tabs and the target cluster; the wave's VM count per step.
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -59,8 +60,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             spans.push(Span::styled(text, t.style(style)));
         }
     }
-    if app.session().read_only {
-        spans.push(Span::styled(" · READ-ONLY", t.style(Element::LogWarn)));
+    match (&app.session().driven_by, app.session().read_only) {
+        (Some(by), _) => spans.push(Span::styled(
+            format!(" · READ-ONLY: driven by {by}"),
+            t.style(Element::LogWarn),
+        )),
+        (None, true) => spans.push(Span::styled(" · READ-ONLY", t.style(Element::LogWarn))),
+        (None, false) => {}
     }
     if !ui.engine_connected {
         spans.push(Span::styled(
