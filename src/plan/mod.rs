@@ -71,12 +71,15 @@ pub enum LoadError {
     },
 }
 
-/// Reads and checks a plan file.
+/// Reads and checks a plan file (a regular file of at most [`crate::fsio::PLAN_MAX`] bytes).
 pub fn check_file(path: &Path) -> Result<Checked, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes =
+        crate::fsio::read_bounded(path, crate::fsio::PLAN_MAX, "the plan").map_err(|e| {
+            LoadError::Read {
+                path: path.display().to_string(),
+                source: e.into_io(),
+            }
+        })?;
     Ok(check_bytes(&bytes, &path.display().to_string()))
 }
 
