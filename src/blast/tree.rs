@@ -77,7 +77,8 @@ pub struct SourceFile {
 /// Names of owners files, found at the root of a sources directory (never scanned).
 pub const OWNERS_NAMES: &[&str] = &["OWNERS", "wavelift-owners", ".wavelift-owners"];
 
-/// Every regular file under the roots (symlinks and `.git`/`.svn`/`.hg` skipped), sorted.
+/// Every regular file under the roots (symlinks and `.git`/`.svn`/`.hg` skipped; FIFOs,
+/// sockets and devices skipped with a warning), sorted.
 pub fn walk(roots: &[PathBuf], warnings: &mut Vec<String>) -> Vec<SourceFile> {
     let mut out = Vec::new();
     for root in roots {
@@ -118,6 +119,12 @@ pub fn walk(roots: &[PathBuf], warnings: &mut Vec<String>) -> Vec<SourceFile> {
                         .map(|r| r.to_string_lossy().replace('\\', "/"))
                         .unwrap_or(name);
                     out.push(SourceFile { path: p, rel });
+                } else if !ft.is_symlink() {
+                    // A FIFO, socket or device in a config tree: never opened.
+                    warnings.push(format!(
+                        "{}: not a regular file (a FIFO, socket or device); skipped",
+                        p.display()
+                    ));
                 }
             }
         }
