@@ -102,7 +102,7 @@ pub fn human(n: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (u, s) in UNITS {
         if n >= s {
-            return if n % s == 0 {
+            return if n.is_multiple_of(s) {
                 format!("{} {u}", n / s)
             } else {
                 format!("{:.1} {u}", n as f64 / s as f64)
