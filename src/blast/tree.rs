@@ -243,7 +243,7 @@ pub fn scan_bytes(f: &SourceFile, bytes: &[u8], m: &Matcher, ctx: &ScanContext) 
         }
     }
     literal_hits(bytes, m, literal_kind(f), &mut out.hits);
-    if let Err(e) = ctx.take_references(out.hits.len() + out.zone.len()) {
+    if let Err(e) = ctx.take_references(out.hits.len()) {
         out.fatal = Some(format!("{display}: {e}"));
         out.hits = Vec::new();
         out.zone = Vec::new();

@@ -11,7 +11,7 @@
 //!   itself), at most [`INCLUDE_DEPTH_MAX`] deep, never a file already being included (a
 //!   loop), each at most [`crate::fsio::ZONE_INCLUDE_MAX`] bytes; refusals are warnings
 //!   naming the path;
-//! - `$GENERATE` makes at most 65,536 records a line, a `${offset,width,base}` width of at
+//! - `$GENERATE` makes at most [`GENERATE_RECORDS_MAX`] records a line, a width of at
 //!   most [`GENERATE_WIDTH_MAX`], and names of at most [`GENERATED_NAME_MAX`] bytes;
 //! - per scan, at most [`RECORDS_MAX`] records (generated, included and plain together),
 //!   [`INCLUDES_MAX`] `$INCLUDE` reads and [`INCLUDE_BYTES_MAX`] bytes read through them:
@@ -35,6 +35,8 @@ pub const INCLUDE_BYTES_MAX: u64 = 1 << 30;
 pub const INCLUDE_DEPTH_MAX: usize = 8;
 /// The width of a `$GENERATE` `${offset,width,base}` (a DNS name has at most 255 bytes).
 pub const GENERATE_WIDTH_MAX: usize = 255;
+/// Records one `$GENERATE` line makes.
+pub const GENERATE_RECORDS_MAX: u64 = 65_536;
 /// A name or target made by `$GENERATE`, in bytes.
 pub const GENERATED_NAME_MAX: usize = 1024;
 
@@ -459,7 +461,7 @@ impl Parse<'_> {
     }
 
     /// `$GENERATE 10-20[/step] lhs [ttl] [class] type rhs`, with `$`, `${offset,width,base}`
-    /// and `\$` in lhs and rhs. At most 65,536 records per line.
+    /// and `\$` in lhs and rhs. At most [`GENERATE_RECORDS_MAX`] records per line.
     fn generate(&mut self, toks: &[&str], origin: &str, at: &Line<'_>) -> Result<(), Fatal> {
         let (file, line) = (at.file, at.n);
         let bad = |w: &mut Vec<String>, why: &str| {
@@ -479,8 +481,11 @@ impl Parse<'_> {
         let (Ok(a), Ok(b), Some(step)) = (a.parse::<u64>(), b.parse::<u64>(), step) else {
             return bad(self.warnings, "");
         };
-        if step == 0 || a > b || (b - a) / step > 65_535 {
-            return bad(self.warnings, " (at most 65,536 records a line)");
+        if step == 0 || a > b || (b - a) / step >= GENERATE_RECORDS_MAX {
+            return bad(
+                self.warnings,
+                &format!(" (at most {GENERATE_RECORDS_MAX} records a line)"),
+            );
         }
         let Some(lhs) = toks.get(2) else {
             return bad(self.warnings, "");
