@@ -291,7 +291,8 @@ pub fn scan_file(f: &SourceFile, m: &Matcher, ctx: &ScanContext, buf: &mut Vec<u
         ..FileScan::default()
     };
     let mut rest = reader.into_inner();
-    match stream_literal(&mut rest, buf, m, literal_kind(f), ctx, &mut out.hits) {
+    let kind = literal_kind(f);
+    match stream_literal(&mut rest, buf, STREAM_WINDOW, m, kind, ctx, &mut out.hits) {
         Ok(Ok(n)) => out.bytes = n,
         Ok(Err(fatal)) => {
             out.fatal = Some(format!("{display}: {fatal}"));
@@ -310,9 +311,11 @@ pub fn scan_file(f: &SourceFile, m: &Matcher, ctx: &ScanContext, buf: &mut Vec<u
 /// a tail longer than any match when a line is longer than the window); the next window
 /// starts a little before that (the bytes a boundary check looks back at). Returns the bytes
 /// scanned, or the exceeded reference budget.
+#[allow(clippy::too_many_arguments)]
 fn stream_literal(
     r: &mut impl Read,
     buf: &mut Vec<u8>,
+    window: usize,
     m: &Matcher,
     kind: RefKind,
     ctx: &ScanContext,
@@ -320,15 +323,18 @@ fn stream_literal(
 ) -> std::io::Result<Result<u64, String>> {
     /// Longer than any match plus what a boundary check looks at after it.
     const TAIL: usize = 1024;
+    let window = window.max(2 * TAIL);
     /// What a boundary check (or a range's start) looks at before a match.
     const BEFORE: usize = 64;
     let mut line_base = 0usize;
     let mut own_from = 0usize;
+    // The text of the line `buf[0]` is in, when it started in an earlier window.
+    let mut carry: Option<String> = None;
     let mut dropped = 0u64;
     let mut eof = false;
     let mut chunk = vec![0u8; 256 * 1024];
     loop {
-        while !eof && buf.len() < own_from + STREAM_WINDOW {
+        while !eof && buf.len() < own_from + window {
             let n = match r.read(&mut chunk) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -348,7 +354,15 @@ fn stream_literal(
             }
         };
         let before = out.len();
-        window_hits(buf, m, kind, line_base, own_from..own_to, out);
+        window_hits(
+            buf,
+            m,
+            kind,
+            line_base,
+            own_from..own_to,
+            carry.as_deref(),
+            out,
+        );
         if let Err(e) = ctx.take_references(out.len() - before) {
             return Ok(Err(e));
         }
@@ -356,6 +370,14 @@ fn stream_literal(
             return Ok(Ok(dropped + buf.len() as u64));
         }
         let keep_from = own_to.saturating_sub(BEFORE);
+        if keep_from > 0 {
+            // The line `buf[keep_from]` is in: its text while its start is still here.
+            carry = match memchr::memrchr(b'\n', &buf[..keep_from]) {
+                Some(p) if p + 1 == keep_from => None,
+                Some(p) => Some(line_text_at(buf, p + 1)),
+                None => carry.or_else(|| Some(line_text_at(buf, 0))),
+            };
+        }
         line_base += memchr::memchr_iter(b'\n', &buf[..keep_from]).count();
         buf.drain(..keep_from);
         dropped += keep_from as u64;
@@ -365,40 +387,68 @@ fn stream_literal(
 
 /// Literal and range hits with line numbers and line text.
 pub fn literal_hits(bytes: &[u8], m: &Matcher, kind: RefKind, out: &mut Vec<Hit>) {
-    window_hits(bytes, m, kind, 0, 0..bytes.len(), out);
+    window_hits(bytes, m, kind, 0, 0..bytes.len(), None, out);
 }
 
-/// The hits of `bytes` that start in `own`; `line_base` newlines come before `bytes`.
+/// The hits of `bytes` that start in `own`; `line_base` newlines come before `bytes`, and
+/// `first_text` is the text of the line `bytes[0]` is in when that line started before. Each
+/// line is looked at once however many hits it has (a single 64 MiB line of addresses is
+/// linear, not quadratic).
+#[allow(clippy::too_many_arguments)]
 fn window_hits(
     bytes: &[u8],
     m: &Matcher,
     kind: RefKind,
     line_base: usize,
     own: std::ops::Range<usize>,
+    first_text: Option<&str>,
     out: &mut Vec<Hit>,
 ) {
     let hits = m.scan(bytes);
     let mut line = line_base + 1;
     let mut at = 0usize;
+    // The line `at` is on: where it starts, and its text once needed.
+    let mut ls = 0usize;
+    let mut text: Option<String> = first_text.map(str::to_string);
     for h in hits {
         if !own.contains(&h.start) {
             continue;
         }
-        line += memchr::memchr_iter(b'\n', &bytes[at..h.start]).count();
+        let seg = &bytes[at..h.start];
+        if let Some(p) = memchr::memrchr(b'\n', seg) {
+            line += memchr::memchr_iter(b'\n', seg).count();
+            ls = at + p + 1;
+            text = None;
+        }
         at = h.start;
-        let ls = memchr::memrchr(b'\n', &bytes[..h.start]).map_or(0, |p| p + 1);
-        let le = memchr::memchr(b'\n', &bytes[h.start..]).map_or(bytes.len(), |p| h.start + p);
+        let text = text.get_or_insert_with(|| line_text_at(bytes, ls)).clone();
         out.push(Hit {
             target: h.target,
             matched: h.matched,
             line,
             kind,
-            text: clip(&String::from_utf8_lossy(&bytes[ls..le])),
+            text,
             context: None,
             coverage: h.coverage,
             owner: None,
         });
     }
+}
+
+/// The line starting at `start`, for a report.
+fn line_text_at(bytes: &[u8], start: usize) -> String {
+    let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |p| start + p);
+    line_text(&bytes[start..end])
+}
+
+/// A line for a report: trimmed and clipped (`clip`), decoding at most 1 KiB of it.
+fn line_text(line: &[u8]) -> String {
+    let start = line
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(line.len());
+    let line = &line[start..];
+    clip(&String::from_utf8_lossy(&line[..line.len().min(1024)]))
 }
 
 /// How a hit names its VM: by address (the address itself, or a range containing it) or by
@@ -512,4 +562,108 @@ pub fn scan_all(
         .into_iter()
         .map(Option::unwrap_or_default)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blast::targets::Target;
+
+    fn target(name: &str, ip: &str) -> Target {
+        Target {
+            name: name.into(),
+            ips: vec![ip.parse().expect("ip")],
+            hostnames: vec![name.to_string()],
+            owner: None,
+            networks: Vec::new(),
+            vlan_known: true,
+        }
+    }
+
+    /// Streaming in small windows finds exactly what a whole read finds: the same hits at the
+    /// same lines with the same text, across window edges, in lines longer than a window,
+    /// with ranges and boundary checks that look around a match.
+    #[test]
+    fn streaming_equals_a_whole_read_at_every_window_edge() {
+        let m = Matcher::new(vec![
+            target("app-05", "10.1.1.5"),
+            target("db-01", "10.1.1.50"),
+            target("web-01", "192.0.2.10"),
+        ]);
+        let pieces = [
+            "10.1.1.5",
+            "10.1.1.50",
+            "app-05",
+            "db-01",
+            "web-01",
+            "192.0.2.10",
+            "10.1.1.0/24",
+            "10.1.1.1-10.1.1.9",
+            "x10.1.1.5",
+            "app-05-old",
+            " ",
+            "  ",
+            ",",
+            ".",
+            "\n",
+            "\n",
+            "filler-text",
+            "0",
+            "-",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize % n
+        };
+        for round in 0..20 {
+            let mut text = String::new();
+            while text.len() < 40_000 {
+                text.push_str(pieces[next(pieces.len())]);
+                if round % 5 == 0 && next(50) == 0 {
+                    // a line longer than the window
+                    text.push_str(&"a 10.1.1.5 ".repeat(400));
+                }
+            }
+            let bytes = text.as_bytes();
+            let mut whole = Vec::new();
+            literal_hits(bytes, &m, RefKind::ConfigLiteral, &mut whole);
+            let ctx = ScanContext::new(&[]);
+            for window in [2048, 2500, 4099] {
+                let mut got = Vec::new();
+                let mut buf = bytes[..next(3000)].to_vec();
+                let mut rest = &bytes[buf.len()..];
+                let n = stream_literal(
+                    &mut rest,
+                    &mut buf,
+                    window,
+                    &m,
+                    RefKind::ConfigLiteral,
+                    &ctx,
+                    &mut got,
+                )
+                .expect("read")
+                .expect("budget");
+                assert_eq!(n, bytes.len() as u64);
+                let key = |h: &Hit| (h.line, h.target, h.matched.clone(), h.text.clone());
+                let a: Vec<_> = whole.iter().map(key).collect();
+                let b: Vec<_> = got.iter().map(key).collect();
+                if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+                    let cut = |h: Option<&(usize, usize, String, String)>| {
+                        h.map(|(l, t, m, x)| {
+                            (*l, *t, m.clone(), x.chars().take(60).collect::<String>())
+                        })
+                    };
+                    panic!(
+                        "round {round}, window {window}: {} vs {} hits; first difference at \
+                         {i}: whole {:?}, streamed {:?}",
+                        a.len(),
+                        b.len(),
+                        cut(a.get(i)),
+                        cut(b.get(i))
+                    );
+                }
+            }
+        }
+    }
 }

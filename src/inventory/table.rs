@@ -245,11 +245,10 @@ pub fn read_xlsx(path: &Path, tabs: &[&str]) -> anyhow::Result<Vec<Table>> {
         }
         let mut it = rows.into_iter();
         // The header row is the first row with a value (as the library's own ranges do).
-        let headers: Vec<String> = match it.next() {
-            Some((_, r)) if r.is_empty() => Vec::new(),
-            Some((r0, r)) if r0 == lo.0 => r.iter().map(|c| c.trim().to_string()).collect(),
-            Some(_) | None => Vec::new(),
-        };
+        let headers: Vec<String> = it
+            .next()
+            .map(|(_, r)| r.iter().map(|c| c.trim().to_string()).collect())
+            .unwrap_or_default();
         let rows = it
             .map(|(r, cells)| Row {
                 location: format!("{file}:{name}:{}", r as usize + 1),
