@@ -147,7 +147,6 @@ pub mod xlsx_limits {
 /// [`crate::fsio::XLSX_MAX`] bytes) and checked against [`xlsx_limits`] before the
 /// spreadsheet library parses it. Legacy `.xls` (and `.xlsb`, `.ods`) workbooks are refused.
 pub fn read_xlsx(path: &Path, tabs: &[&str]) -> anyhow::Result<Vec<Table>> {
-    use calamine::{Data, Reader, Xlsx};
     let file = path.display().to_string();
     let bytes = crate::fsio::read_bounded(path, crate::fsio::XLSX_MAX, "the workbook")?;
     if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
@@ -160,6 +159,19 @@ pub fn read_xlsx(path: &Path, tabs: &[&str]) -> anyhow::Result<Vec<Table>> {
         anyhow::bail!("{file}: not an xlsx workbook (not a zip container)");
     }
     preflight_zip(&bytes).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    // The spreadsheet library does arithmetic on cell references that a hostile file can
+    // overflow (a panic where overflow checks are on): a panic is a malformed workbook.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_sheets(bytes, &file, tabs)
+    }))
+    .unwrap_or_else(|_| {
+        anyhow::bail!("{file}: malformed workbook (the spreadsheet reader failed on it)")
+    })
+}
+
+/// [`read_xlsx`] once the container passed [`preflight_zip`].
+fn read_sheets(bytes: Vec<u8>, file: &str, tabs: &[&str]) -> anyhow::Result<Vec<Table>> {
+    use calamine::{Data, Reader, Xlsx};
     let mut wb: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes))
         .map_err(|e| anyhow::anyhow!("{file}: cannot read workbook: {e}"))?;
     let names = wb.sheet_names().to_vec();

@@ -363,6 +363,29 @@ fn xlsx_with_a_far_away_cell_is_refused() {
             data
         }
     });
+    // A reference past u32: the reader's arithmetic overflows (a panic where overflow checks
+    // are on, a wrapped row otherwise); refused either way, exit 2.
+    let overflow = dir.path().join("overflow.xlsx");
+    std::fs::copy(&hidden, &overflow).expect("copy");
+    rewrite_zip(&overflow, |name, data| {
+        if name == "xl/worksheets/sheet1.xml" {
+            String::from_utf8(data)
+                .expect("xml")
+                .replace("r=\"XFD1048576\"", "r=\"XFD99999999999\"")
+                .into_bytes()
+        } else {
+            data
+        }
+    });
+    let (r, out) = plan_init(&overflow, dir.path());
+    assert_eq!(r.code(), 2, "{r:?}");
+    assert!(
+        r.stderr.contains("overflow.xlsx: malformed workbook")
+            || r.stderr.contains("overflow.xlsx: sheet vInfo: a cell at"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists(), "no plan written");
     for (file, what) in [
         (&declared, "declares the area A1:XFD1048576"),
         (&hidden, "a cell at XFD1048576"),
