@@ -261,7 +261,8 @@ fn main() {
     let scan = || {
         let mut w = Vec::new();
         let files = tree::walk(std::slice::from_ref(&tree_dir), &mut w);
-        let scans = tree::scan_all(&files, &m, 2);
+        let ctx = tree::ScanContext::new(std::slice::from_ref(&tree_dir));
+        let scans = tree::scan_all(&files, &m, 2, &ctx);
         let hits: usize = scans.iter().map(|s| s.hits.len()).sum();
         let total: u64 = scans.iter().map(|s| s.bytes).sum();
         (hits, total)

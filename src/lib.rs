@@ -21,6 +21,8 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod engine;
+/// Reading input files with a type check and a size limit; private files for secrets.
+pub mod fsio;
 pub(crate) mod http1;
 pub mod inventory;
 pub mod logging;

@@ -140,3 +140,58 @@ fn blast_cli_reports_references_with_owners_and_writes_json() {
     );
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[path = "common/serve.rs"]
+#[allow(dead_code)] // this binary starts servers, it does not drive them
+mod serve;
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The log file may name hosts and users: it is created 0600 (and an older 0644 one is made
+/// 0600), in a state directory created 0700 (issue 18).
+#[test]
+fn the_log_file_and_its_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state/wavelift");
+    let out = wavelift(&["plan", "check", "plans/quickstart.toml"], &state);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let log = state.join("wavelift.log");
+    assert_eq!(mode(&log), 0o600);
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&dir.path().join("state")), 0o700);
+
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = wavelift(&["plan", "check", "plans/quickstart.toml"], &state);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(mode(&log), 0o600, "an older log file is made private");
+}
+
+/// `sim serve` writes its kubeconfig 0600 in a directory it creates 0700; a kubeconfig left
+/// 0644 by an older run is made 0600 before it is rewritten.
+#[test]
+fn the_sim_kubeconfig_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("new/state");
+    {
+        let server = serve::SimServer::start(&["--port", "0"], &state);
+        assert_eq!(mode(&server.kubeconfig), 0o600);
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        assert_eq!(mode(&state.join("wavelift.log")), 0o600);
+    }
+    let old = state.join("kubeconfig");
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let server = serve::SimServer::start(&["--port", "0"], &state);
+    assert_eq!(mode(&server.kubeconfig), 0o600);
+    let text = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
+    assert!(text.contains("server: http://127.0.0.1:"), "{text}");
+}

@@ -121,6 +121,16 @@ pub fn run_blast(opts: &BlastOptions) -> anyhow::Result<BlastReport> {
     if opts.sources.is_empty() {
         anyhow::bail!("no --sources given");
     }
+    for root in &opts.sources {
+        let meta = std::fs::metadata(root)
+            .map_err(|e| anyhow::anyhow!("--sources {}: {e}", root.display()))?;
+        if !meta.is_dir() && !meta.is_file() {
+            anyhow::bail!(
+                "--sources {}: not a directory or a regular file; refused",
+                root.display()
+            );
+        }
+    }
     let mut m = Matcher::new(targets);
     m.min_prefix = opts.min_prefix;
 
@@ -135,8 +145,7 @@ pub fn run_blast(opts: &BlastOptions) -> anyhow::Result<BlastReport> {
         })
     });
     if let Some(p) = &owners_path {
-        let text =
-            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        let text = crate::fsio::read_bounded_string(p, crate::fsio::OWNERS_MAX, "the owners file")?;
         owner_files.push(owners::OwnersFile::parse(
             &text,
             &p.display().to_string(),
@@ -146,7 +155,11 @@ pub fn run_blast(opts: &BlastOptions) -> anyhow::Result<BlastReport> {
     let owners_file = owner_files.pop().unwrap_or_default();
 
     let files = tree::walk(&opts.sources, &mut warnings);
-    let scans = tree::scan_all(&files, &m, opts.threads);
+    let ctx = tree::ScanContext::new(&opts.sources);
+    let scans = tree::scan_all(&files, &m, opts.threads, &ctx);
+    if let Some(fatal) = scans.iter().find_map(|s| s.fatal.as_ref()) {
+        anyhow::bail!("{fatal}");
+    }
 
     // Zone records across files; a file pulled in by $INCLUDE is read only through it.
     let mut included: BTreeSet<String> = BTreeSet::new();
@@ -155,8 +168,8 @@ pub fn run_blast(opts: &BlastOptions) -> anyhow::Result<BlastReport> {
         included.extend(
             s.zone
                 .iter()
-                .filter(|r| r.file != me)
-                .map(|r| r.file.clone()),
+                .filter(|r| *r.file != *me)
+                .map(|r| r.file.to_string()),
         );
     }
     let mut records = Vec::new();

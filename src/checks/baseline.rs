@@ -92,10 +92,12 @@ impl Baseline {
 
     pub fn load(path: &Path) -> Result<Self, BaselineError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
-            path: p.clone(),
-            source,
-        })?;
+        let text =
+            crate::fsio::read_bounded_string(path, crate::fsio::BASELINE_MAX, "the baseline")
+                .map_err(|e| BaselineError::Read {
+                    path: p.clone(),
+                    source: e.into_io(),
+                })?;
         Self::from_json(&text, &p)
     }
 

@@ -56,10 +56,7 @@ pub fn serve(
                 return ExitCode::from(EXIT_INVALID);
             }
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Err(e) = r.sim.write_kubeconfig(&path) {
+        if let Err(e) = write_kubeconfig(&path, &r.sim.url()) {
             eprintln!("error: kubeconfig {}: {e:#}", path.display());
             return ExitCode::from(EXIT_INVALID);
         }
@@ -90,4 +87,17 @@ pub fn serve(
         sim.shutdown().await;
         ExitCode::from(EXIT_OK)
     })
+}
+
+/// Writes the sim's kubeconfig `0600` (its directory, when wavelift creates it, `0700`; the
+/// state directory always): whatever a kubeconfig holds is for its owner only.
+pub(crate) fn write_kubeconfig(path: &Path, url: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if crate::logging::log_dir().as_deref() == Some(dir) {
+            crate::logging::ensure_state_dir(dir)?;
+        } else {
+            crate::fsio::create_private_dir(dir)?;
+        }
+    }
+    crate::fsio::write_private(path, crate::sim::kubeconfig_text(url).as_bytes())
 }

@@ -72,8 +72,7 @@ pub async fn connect_for(
             // A kubeconfig for kubectl while the rehearsal runs (best effort).
             let sim_kubeconfig = crate::logging::log_dir().and_then(|d| {
                 let p = d.join(format!("rehearsal-{}.kubeconfig", std::process::id()));
-                std::fs::create_dir_all(&d).ok()?;
-                r.sim.write_kubeconfig(&p).ok()?;
+                super::sim::write_kubeconfig(&p, &r.sim.url()).ok()?;
                 Some(p)
             });
             let creds = Credentials {

@@ -35,9 +35,19 @@ fn s(v: Option<&Value>) -> Option<String> {
 
 pub fn read(path_: &Path) -> anyhow::Result<Inventory> {
     let text =
-        std::fs::read_to_string(path_).map_err(|e| anyhow::anyhow!("{}: {e}", path_.display()))?;
+        crate::fsio::read_bounded_string(path_, crate::fsio::GOVC_JSON_MAX, "the govc JSON")?;
     let mut inv = parse(&text, &path_.display().to_string())?;
     inv.source = path_.display().to_string();
+    if inv.vms.is_empty() {
+        let why = inv
+            .warnings
+            .first()
+            .map_or(String::new(), |w| format!(" ({w})"));
+        anyhow::bail!(
+            "{}: no VM found in the govc JSON{why}; nothing to import",
+            path_.display()
+        );
+    }
     Ok(inv)
 }
 

@@ -109,8 +109,9 @@ const VINFO_KNOWN: &[&str] = &[
     "tags",
 ];
 
-/// Reads an RVTools export: an `.xlsx`/`.xls` workbook, a directory of `RVTools_tab*.csv`
-/// files, or one of those CSV files (its siblings are read too).
+/// Reads an RVTools export: an `.xlsx` workbook, a directory of `RVTools_tab*.csv` files, or
+/// one of those CSV files (its siblings are read too). An export without a vInfo tab, a
+/// vInfo without a `VM` column, or no VM at all is an error: nothing recognisable.
 pub fn read(path: &Path) -> anyhow::Result<Inventory> {
     let mut warnings = Vec::new();
     let tables: Vec<Table> = if path.is_dir() {
@@ -128,18 +129,42 @@ pub fn read(path: &Path) -> anyhow::Result<Inventory> {
                 let mut t = csv_tabs(dir, &mut warnings)?;
                 if t.is_empty() {
                     // A lone CSV not named RVTools_tab*.csv: treat it as vInfo.
-                    t.push(read_csv(path, "vInfo", &mut warnings)?);
+                    t.push(
+                        read_csv(path, "vInfo", &mut warnings)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                    );
                 }
                 t
             }
-            _ => read_xlsx(path, TABS)
-                .map_err(|e| anyhow::anyhow!("{}: cannot read workbook: {e}", path.display()))?,
+            _ => read_xlsx(path, TABS)?,
         }
     };
+    let Some(vinfo) = tables.iter().find(|t| t.tab == "vInfo") else {
+        anyhow::bail!(
+            "{}: no RVTools inventory found: no vInfo tab (expected an RVTools .xlsx export or \
+             its RVTools_tab*.csv files)",
+            path.display()
+        );
+    };
+    if vinfo.col(&["vm", "vmname", "name"]).is_none() {
+        anyhow::bail!(
+            "{}: no RVTools inventory found: the vInfo tab has no `VM` column (its header row \
+             is {:?})",
+            path.display(),
+            vinfo.headers.iter().take(12).collect::<Vec<_>>()
+        );
+    }
     let mut inv = from_tables(&tables, warnings);
     inv.source = path.display().to_string();
-    if !tables.iter().any(|t| t.tab == "vInfo") {
-        anyhow::bail!("{}: no vInfo tab found", path.display());
+    if inv.vms.is_empty() {
+        let why = inv
+            .warnings
+            .first()
+            .map_or(String::new(), |w| format!(" ({w})"));
+        anyhow::bail!(
+            "{}: no VM found in the vInfo tab{why}; nothing to import",
+            path.display()
+        );
     }
     Ok(inv)
 }

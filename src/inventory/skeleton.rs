@@ -44,8 +44,8 @@ pub struct VlanMap {
 
 impl VlanMap {
     pub fn read(path: &Path) -> anyhow::Result<VlanMap> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text =
+            crate::fsio::read_bounded_string(path, crate::fsio::VLAN_MAP_MAX, "the vlan map")?;
         Ok(VlanMap::parse(&text, &path.display().to_string()))
     }
 

@@ -64,19 +64,14 @@ impl Checked {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    /// Not read: missing, not a regular file, larger than [`crate::fsio::PLAN_MAX`].
+    #[error(transparent)]
+    Read(#[from] crate::fsio::InputError),
 }
 
-/// Reads and checks a plan file.
+/// Reads and checks a plan file (a regular file of at most [`crate::fsio::PLAN_MAX`] bytes).
 pub fn check_file(path: &Path) -> Result<Checked, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = crate::fsio::read_bounded(path, crate::fsio::PLAN_MAX, "the plan")?;
     Ok(check_bytes(&bytes, &path.display().to_string()))
 }
 

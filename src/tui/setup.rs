@@ -43,13 +43,18 @@ pub fn choose_theme(
 ) -> (Theme, Option<String>) {
     let name = requested.unwrap_or_else(|| default_theme_for(target));
     let (theme, warning) = fallback(themes.resolve(name));
+    if let Some(w) = &warning {
+        tracing::warn!("{w}");
+    }
     tracing::info!(theme = theme.name(), origin = theme.origin(), "theme");
     (honour_no_color(theme, no_color_env), warning)
 }
 
 /// Reads `--blast FILE`.
 pub fn load_blast(path: &Path) -> Result<BlastData, BlastLoadError> {
-    let text = std::fs::read_to_string(path).map_err(BlastLoadError::Io)?;
+    let text =
+        crate::fsio::read_bounded_string(path, crate::fsio::BLAST_REPORT_MAX, "the blast report")
+            .map_err(|e| BlastLoadError::Io(e.into_io()))?;
     BlastData::from_json_str(&text)
 }
 

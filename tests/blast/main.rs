@@ -3,5 +3,6 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod hostile;
 mod inventory_import;
 mod sources;

@@ -291,6 +291,11 @@ upstream=WEB-02.example.internal\n",
     );
     write(
         root,
+        "config/peers.conf",
+        "app-05 10.1.1.5\n10.1.1.5 app-05\n",
+    );
+    write(
+        root,
         "config/hosts",
         "192.0.2.10  web-01.example.internal web-01\n10.1.1.0/24 is the app subnet\n",
     );
@@ -313,14 +318,15 @@ upstream=WEB-02.example.internal\n",
 type Row = (String, usize, String, String, String, String, String);
 
 fn expected() -> BTreeSet<Row> {
-    let n = "names-host";
+    // Named by address (the address itself) or by host name; a range is its text.
+    let (ip, nm) = ("ip", "name");
     let rows: &[(&str, usize, &str, &str, &str, &str, &str)] = &[
         (
             "dns/db.example.internal",
             4,
             "web-01",
             "dns-a",
-            n,
+            ip,
             "dns-team",
             "owners-file",
         ),
@@ -329,7 +335,7 @@ fn expected() -> BTreeSet<Row> {
             5,
             "web-02",
             "dns-a",
-            n,
+            ip,
             "web-team",
             "comment",
         ),
@@ -338,7 +344,7 @@ fn expected() -> BTreeSet<Row> {
             6,
             "web-01",
             "dns-cname",
-            n,
+            nm,
             "dns-team",
             "owners-file",
         ),
@@ -347,7 +353,7 @@ fn expected() -> BTreeSet<Row> {
             7,
             "web-01",
             "dns-cname",
-            n,
+            nm,
             "dns-team",
             "owners-file",
         ),
@@ -356,7 +362,7 @@ fn expected() -> BTreeSet<Row> {
             9,
             "app-05",
             "dns-a",
-            n,
+            ip,
             "dns-team",
             "owners-file",
         ),
@@ -365,7 +371,7 @@ fn expected() -> BTreeSet<Row> {
             10,
             "db-01",
             "dns-a",
-            n,
+            ip,
             "dba-team",
             "owners-file",
         ),
@@ -374,7 +380,7 @@ fn expected() -> BTreeSet<Row> {
             2,
             "app-05",
             "dns-a",
-            n,
+            ip,
             "app-team",
             "comment",
         ),
@@ -383,7 +389,7 @@ fn expected() -> BTreeSet<Row> {
             3,
             "app-05",
             "dns-cname",
-            n,
+            nm,
             "app-team",
             "comment",
         ),
@@ -392,7 +398,7 @@ fn expected() -> BTreeSet<Row> {
             2,
             "web-01",
             "dns-ptr",
-            n,
+            ip,
             "dns-team",
             "owners-file",
         ),
@@ -401,7 +407,7 @@ fn expected() -> BTreeSet<Row> {
             3,
             "db-01",
             "dns-ptr",
-            n,
+            ip,
             "dba-team",
             "owners-file",
         ),
@@ -410,7 +416,7 @@ fn expected() -> BTreeSet<Row> {
             5,
             "web-01",
             "firewall-rule",
-            n,
+            ip,
             "netsec",
             "comment",
         ),
@@ -446,7 +452,7 @@ fn expected() -> BTreeSet<Row> {
             6,
             "db-01",
             "firewall-rule",
-            n,
+            ip,
             "dba-team",
             "owners-file",
         ),
@@ -455,7 +461,7 @@ fn expected() -> BTreeSet<Row> {
             10,
             "dmz-01",
             "firewall-rule",
-            n,
+            ip,
             "netsec",
             "owners-file",
         ),
@@ -464,7 +470,7 @@ fn expected() -> BTreeSet<Row> {
             10,
             "app-05",
             "firewall-rule",
-            n,
+            ip,
             "netsec",
             "owners-file",
         ),
@@ -473,7 +479,7 @@ fn expected() -> BTreeSet<Row> {
             4,
             "dmz-01",
             "firewall-rule",
-            n,
+            ip,
             "dmz-team",
             "comment",
         ),
@@ -491,7 +497,7 @@ fn expected() -> BTreeSet<Row> {
             7,
             "web-02",
             "firewall-rule",
-            n,
+            ip,
             "netsec",
             "owners-file",
         ),
@@ -509,7 +515,7 @@ fn expected() -> BTreeSet<Row> {
             9,
             "web-01",
             "firewall-rule",
-            n,
+            ip,
             "cloud-team",
             "rule-tag",
         ),
@@ -518,7 +524,7 @@ fn expected() -> BTreeSet<Row> {
             2,
             "web-01",
             "firewall-rule",
-            n,
+            ip,
             "dba-team",
             "rule-tag",
         ),
@@ -527,7 +533,7 @@ fn expected() -> BTreeSet<Row> {
             2,
             "web-02",
             "firewall-rule",
-            n,
+            ip,
             "dba-team",
             "rule-tag",
         ),
@@ -536,7 +542,7 @@ fn expected() -> BTreeSet<Row> {
             2,
             "db-01",
             "firewall-rule",
-            n,
+            ip,
             "dba-team",
             "rule-tag",
         ),
@@ -554,7 +560,7 @@ fn expected() -> BTreeSet<Row> {
             4,
             "web-01",
             "config-literal",
-            n,
+            ip,
             "netsec",
             "owners-file",
         ),
@@ -563,7 +569,7 @@ fn expected() -> BTreeSet<Row> {
             6,
             "web-01",
             "prometheus-target",
-            n,
+            ip,
             "web-team",
             "prometheus-label",
         ),
@@ -572,7 +578,7 @@ fn expected() -> BTreeSet<Row> {
             6,
             "web-02",
             "prometheus-target",
-            n,
+            ip,
             "web-team",
             "prometheus-label",
         ),
@@ -581,7 +587,7 @@ fn expected() -> BTreeSet<Row> {
             9,
             "db-01",
             "prometheus-target",
-            n,
+            nm,
             "dba-team",
             "owners-file",
         ),
@@ -590,7 +596,7 @@ fn expected() -> BTreeSet<Row> {
             13,
             "app-05",
             "prometheus-target",
-            n,
+            ip,
             "",
             "",
         ),
@@ -599,7 +605,7 @@ fn expected() -> BTreeSet<Row> {
             2,
             "dmz-01",
             "prometheus-target",
-            n,
+            ip,
             "dmz-team",
             "prometheus-label",
         ),
@@ -608,7 +614,7 @@ fn expected() -> BTreeSet<Row> {
             5,
             "dmz-01",
             "lb-frontend",
-            n,
+            ip,
             "edge-team",
             "comment",
         ),
@@ -617,7 +623,7 @@ fn expected() -> BTreeSet<Row> {
             9,
             "web-01",
             "lb-backend",
-            n,
+            ip,
             "edge-team",
             "comment",
         ),
@@ -626,7 +632,7 @@ fn expected() -> BTreeSet<Row> {
             10,
             "web-02",
             "lb-backend",
-            n,
+            ip,
             "edge-team",
             "comment",
         ),
@@ -635,7 +641,7 @@ fn expected() -> BTreeSet<Row> {
             3,
             "app-05",
             "lb-backend",
-            n,
+            ip,
             "app-team",
             "comment",
         ),
@@ -671,7 +677,7 @@ fn expected() -> BTreeSet<Row> {
             14,
             "db-01",
             "lb-backend",
-            n,
+            nm,
             "dba-team",
             "owners-file",
         ),
@@ -680,7 +686,7 @@ fn expected() -> BTreeSet<Row> {
             1,
             "db-01",
             "config-literal",
-            n,
+            ip,
             "dba-team",
             "owners-file",
         ),
@@ -689,7 +695,7 @@ fn expected() -> BTreeSet<Row> {
             4,
             "app-05",
             "config-literal",
-            n,
+            ip,
             "",
             "",
         ),
@@ -698,7 +704,7 @@ fn expected() -> BTreeSet<Row> {
             7,
             "web-02",
             "config-literal",
-            n,
+            nm,
             "shop-dev",
             "plan",
         ),
@@ -707,7 +713,7 @@ fn expected() -> BTreeSet<Row> {
             1,
             "web-01",
             "config-literal",
-            n,
+            ip,
             "shop-dev",
             "plan",
         ),
@@ -725,7 +731,7 @@ fn expected() -> BTreeSet<Row> {
             2,
             "web-01",
             "document",
-            n,
+            nm,
             "shop-dev",
             "plan",
         ),
@@ -734,7 +740,7 @@ fn expected() -> BTreeSet<Row> {
             2,
             "web-02",
             "document",
-            n,
+            ip,
             "shop-dev",
             "plan",
         ),
@@ -743,9 +749,56 @@ fn expected() -> BTreeSet<Row> {
             1,
             "db-01",
             "document",
-            n,
+            ip,
             "dba-team",
             "owners-file",
+        ),
+        (
+            "config/hosts",
+            1,
+            "web-01",
+            "config-literal",
+            nm,
+            "shop-dev",
+            "plan",
+        ),
+        // The same VM named by address and by name on one line, in either order: two
+        // references each time (the advice must not depend on word order).
+        (
+            "config/peers.conf",
+            1,
+            "app-05",
+            "config-literal",
+            ip,
+            "",
+            "",
+        ),
+        (
+            "config/peers.conf",
+            1,
+            "app-05",
+            "config-literal",
+            nm,
+            "",
+            "",
+        ),
+        (
+            "config/peers.conf",
+            2,
+            "app-05",
+            "config-literal",
+            ip,
+            "",
+            "",
+        ),
+        (
+            "config/peers.conf",
+            2,
+            "app-05",
+            "config-literal",
+            nm,
+            "",
+            "",
         ),
     ];
     rows.iter()
@@ -791,7 +844,10 @@ fn every_reference_exactly() {
         .flat_map(|v| v.references.iter())
         .map(|r| {
             let cov = match &r.coverage {
-                Coverage::NamesHost => "names-host".to_string(),
+                Coverage::NamesHost if r.matched.parse::<std::net::IpAddr>().is_ok() => {
+                    "ip".to_string()
+                }
+                Coverage::NamesHost => "name".to_string(),
                 Coverage::CoveredByRange(c) => c.clone(),
             };
             (
@@ -815,7 +871,11 @@ fn every_reference_exactly() {
         "missing (recall): {missing:#?}\nextra (precision): {extra:#?}"
     );
     let total: usize = report.vms.iter().map(|v| v.references.len()).sum();
-    assert_eq!(total, want.len(), "one reference per (file, line, VM)");
+    assert_eq!(
+        total,
+        want.len(),
+        "one reference per (file, line, VM, by address or by name)"
+    );
     assert_eq!(report.summary.binary_skipped, 1);
     assert!(
         report.warnings.iter().any(|w| w.contains("rules.csv:4")),
@@ -865,4 +925,34 @@ fn reports_render_in_every_format() {
     let csv = render(&report, Format::Csv, None);
     assert_eq!(csv.lines().count(), 1 + report.summary.references);
     assert!(csv.starts_with("vm,file,line,kind,matched,coverage,range,owner,owner_source"));
+}
+
+/// Fifty lines of `name address` and fifty of `address name` give the same counts and the
+/// same advice: a line names the VM by address and by name, both counted (the old
+/// one-hit-per-line deduplication kept whichever came first, so the first file gave 0 IP
+/// references and recommended a re-IP).
+#[test]
+fn advice_does_not_depend_on_word_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("shop.toml");
+    std::fs::write(&plan, &*PLAN).expect("plan");
+    let mut got = Vec::new();
+    for (name, line) in [
+        ("name-first", "db-01 192.0.2.50\n"),
+        ("ip-first", "192.0.2.50 db-01\n"),
+    ] {
+        let src = dir.path().join(name);
+        write(&src, "hosts.conf", &line.repeat(50));
+        let opts = BlastOptions {
+            plan: Some(plan.clone()),
+            sources: vec![src],
+            threads: 2,
+            ..BlastOptions::default()
+        };
+        let report = run_blast(&opts).expect("blast");
+        let vm = report.vm("db-01").expect("db-01").clone();
+        got.push((vm.ip_references, vm.host_references, vm.recommendation));
+    }
+    assert_eq!(got[0], (50, 100, Recommendation::L2), "{got:?}");
+    assert_eq!(got[0], got[1], "word order changed the result");
 }

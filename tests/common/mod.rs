@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod bounded;
 pub mod serve;
 pub mod tls;
 pub mod tui;

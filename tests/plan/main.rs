@@ -6,3 +6,4 @@ mod check;
 mod cluster_golden;
 #[path = "../common/mod.rs"]
 mod common;
+mod hostile;

@@ -5,5 +5,6 @@
 mod common;
 mod e2e;
 mod flow;
+mod hostile;
 mod render;
 mod themes;

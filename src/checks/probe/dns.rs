@@ -14,7 +14,12 @@ use tokio::net::UdpSocket;
 
 /// The first `nameserver` of `/etc/resolv.conf`, port 53.
 pub fn system_resolver() -> Option<SocketAddr> {
-    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    let text = crate::fsio::read_bounded_string(
+        std::path::Path::new("/etc/resolv.conf"),
+        crate::fsio::SYSTEM_FILE_MAX,
+        "resolv.conf",
+    )
+    .ok()?;
     parse_resolv_conf(&text)
 }
 

@@ -384,10 +384,12 @@ impl Scenario {
     }
 
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text =
+            crate::fsio::read_bounded_string(path, crate::fsio::SCENARIO_MAX, "the scenario")
+                .map_err(|e| ScenarioError::Read {
+                    path: path.display().to_string(),
+                    source: e.into_io(),
+                })?;
         Scenario::from_toml(&text, &path.display().to_string())
     }
 

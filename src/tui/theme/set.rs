@@ -162,10 +162,10 @@ impl ThemeSet {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let entry = match std::fs::read_to_string(&path) {
-                Err(e) => Entry::Broken {
+            let entry = match read_theme(&path) {
+                Err(error) => Entry::Broken {
                     origin: origin.clone(),
-                    error: ThemeError::io(&path, e),
+                    error,
                 },
                 Ok(text) => match parse_spec(&text, &origin, &stem) {
                     Ok(spec) => Entry::Ready(Box::new(spec)),
@@ -241,7 +241,7 @@ impl ThemeSet {
 
     /// Reads and resolves a theme file; its `base` resolves against this set.
     pub fn resolve_path(&self, path: &Path) -> Result<Theme, ThemeError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ThemeError::io(path, e))?;
+        let text = read_theme(path)?;
         self.resolve_str(&text, &path.display().to_string())
     }
 
@@ -304,6 +304,12 @@ impl ThemeSet {
         let merged_parent = self.merge_bases(parent, chain)?;
         Ok(merged_parent.overlay(spec))
     }
+}
+
+/// A theme file: a regular file of at most [`crate::fsio::THEME_MAX`] bytes, UTF-8.
+fn read_theme(path: &Path) -> Result<String, ThemeError> {
+    crate::fsio::read_bounded_string(path, crate::fsio::THEME_MAX, "the theme")
+        .map_err(|e| ThemeError::io(path, e.into_io()))
 }
 
 fn is_path(s: &str) -> bool {
