@@ -134,6 +134,9 @@ pub fn run(args: TuiArgs) -> ExitCode {
             no_color: no_color.is_some_and(|v| !v.is_empty()),
             wave: None,
             report_dir: None,
+            window_clock: conn
+                .window_clock
+                .map(|c| (crate::engine::events::now_ms(), c)),
         };
         let result = tui::run_with_cancel(opts, (*plan).clone(), handle, theme, cancel).await;
         // The TUI sent Shutdown; the engine stops at its next turn.

@@ -52,6 +52,9 @@ pub struct TuiOptions {
     pub wave: Option<String>,
     /// Where `e` (export) writes reports; the current directory when `None`.
     pub report_dir: Option<String>,
+    /// The clock change windows are judged by, read at the wall-clock time `.0` (Unix
+    /// ms): the rehearsal world's faster clock. `None`: the wall clock.
+    pub window_clock: Option<(i64, crate::engine::WindowClock)>,
 }
 
 impl TuiOptions {
@@ -69,6 +72,7 @@ impl TuiOptions {
             no_color: false,
             wave: None,
             report_dir: None,
+            window_clock: None,
         }
     }
 }
@@ -97,6 +101,20 @@ pub struct Session {
     pub report_dir: Option<String>,
     /// Width of the name column (longest VM name, 8–32).
     pub name_width: u16,
+    /// See [`TuiOptions::window_clock`].
+    pub window_clock: Option<(i64, crate::engine::WindowClock)>,
+}
+
+impl Session {
+    /// The time change windows are judged by when the wall clock reads `wall_ms`.
+    pub fn window_now(&self, wall_ms: i64) -> i64 {
+        match self.window_clock {
+            Some((at, clock)) => {
+                clock.start_ms + ((wall_ms - at).max(0) as f64 * clock.speed) as i64
+            }
+            None => wall_ms,
+        }
+    }
 }
 
 impl Session {
@@ -116,6 +134,7 @@ impl Session {
             themes: opts.themes,
             no_color: opts.no_color,
             report_dir: opts.report_dir,
+            window_clock: opts.window_clock,
             name_width: plan
                 .vms
                 .iter()

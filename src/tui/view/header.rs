@@ -44,7 +44,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             muted,
         ),
         Span::styled(
-            window_text(wave.and_then(|w| w.window), ui.now_ms),
+            window_text(
+                wave.and_then(|w| w.window),
+                app.session().window_now(ui.now_ms),
+            ),
             t.style(Element::Detail),
         ),
     ];

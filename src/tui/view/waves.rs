@@ -101,7 +101,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                         .unwrap_or_else(|| "-".into()),
                 ),
                 Cell::from(
-                    window_text(w.window, app.ui().now_ms)
+                    window_text(w.window, app.session().window_now(app.ui().now_ms))
                         .trim_start_matches("window ")
                         .to_string(),
                 ),
