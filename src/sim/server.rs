@@ -1076,3 +1076,211 @@ mod tests {
         );
     }
 }
+
+/// The bytes of a response body, with the connection marked busy until they are sent
+/// (or the body is dropped): a connection serving a request, a watch included, is never
+/// evicted as idle.
+struct Tracked {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// One open connection: its requests in flight, and the signal that evicts it.
+#[derive(Default)]
+struct Slot {
+    busy: std::sync::atomic::AtomicUsize,
+    evict: tokio::sync::Notify,
+}
+
+/// A request in flight on a connection.
+struct Busy(Arc<Slot>);
+
+impl Busy {
+    fn new(slot: &Arc<Slot>) -> Self {
+        slot.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(slot.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .busy
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    open: std::collections::BTreeMap<u64, Arc<Slot>>,
+}
+
+impl Registry {
+    /// Close the oldest connection with no request in flight; whether there was one.
+    fn evict_oldest_idle(&mut self) -> bool {
+        let idle = self
+            .open
+            .iter()
+            .find(|(_, s)| s.busy.load(std::sync::atomic::Ordering::SeqCst) == 0)
+            .map(|(id, _)| *id);
+        match idle.and_then(|id| self.open.remove(&id)) {
+            Some(slot) => {
+                slot.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Serve HTTP/1.1 on `listener` until `stop` turns true, then close the connections
+/// gracefully (watches end on the same signal) and return once they are closed.
+///
+/// The API server's own defences against its clients are timeouts
+/// (staging/src/k8s.io/apiserver/pkg/server/secure_serving.go: `ReadHeaderTimeout` 32 s,
+/// `IdleTimeout` 90 s, `MaxHeaderBytes` 1 MiB) and the file descriptors Go raises to the
+/// hard limit. The sim keeps the header timeout — hyper's timer also runs while a
+/// keep-alive connection waits for its next request, so idle connections close after it
+/// too — and bounds its connections: at [`super::ConnLimits::max_connections`] a new
+/// connection closes the oldest one with no request in flight (an idle keep-alive or one
+/// still sending its headers), and is itself closed at once when every connection is
+/// busy. When the process runs out of descriptors, the oldest idle connection is closed
+/// to free one. A flood of idle connections thus cannot lock other clients out.
+pub(crate) async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: super::ConnLimits,
+    stats: Arc<super::ApiStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let registry = Arc::new(std::sync::Mutex::new(Registry::default()));
+    let lock = |r: &Arc<std::sync::Mutex<Registry>>| {
+        r.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .open
+            .len()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        if *stop.borrow() {
+            break;
+        }
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => continue,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (EMFILE/ENFILE) or a connection reset before it was
+                // taken: free a descriptor if any is idle, and take a breath.
+                tracing::debug!(target: "wavelift::sim", "accept: {e}");
+                if registry
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .evict_oldest_idle()
+                {
+                    stats.connections_evicted.fetch_add(1, Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        stats.connections_accepted.fetch_add(1, Relaxed);
+        let (id, slot) = {
+            let mut reg = registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if reg.open.len() >= limits.max_connections.max(1) {
+                if !reg.evict_oldest_idle() {
+                    stats.connections_refused.fetch_add(1, Relaxed);
+                    drop(stream);
+                    continue;
+                }
+                stats.connections_evicted.fetch_add(1, Relaxed);
+            }
+            let id = reg.next;
+            reg.next += 1;
+            let slot = Arc::new(Slot::default());
+            reg.open.insert(id, slot.clone());
+            (id, slot)
+        };
+        stats
+            .connections_open
+            .store(lock(&registry) as u64, Relaxed);
+        // Nagle's algorithm stays on, as under `axum::serve` before: with TCP_NODELAY
+        // (Go's default, so the API server's) the simulated controllers' timing races
+        // surface in tests/sim/kubevirt.rs (a restart and an in-flight migration).
+        let app = app.clone();
+        let conn_slot = slot.clone();
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                let busy = Busy::new(&conn_slot);
+                async move {
+                    use tower::ServiceExt;
+                    let resp = match app.oneshot(req.map(Body::new)).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    };
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|inner| Tracked { inner, _busy: busy }),
+                    )
+                }
+            });
+        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let registry = registry.clone();
+        let stats = stats.clone();
+        let mut stop = stop.clone();
+        tasks.spawn(async move {
+            tokio::pin!(conn);
+            let graceful = tokio::select! {
+                _ = conn.as_mut() => false,
+                () = slot.evict.notified() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if graceful {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .open
+                .remove(&id);
+            stats
+                .connections_open
+                .store(lock(&registry) as u64, Relaxed);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
