@@ -111,12 +111,32 @@ pub fn parse_yaml(text: &str, max_bytes: usize) -> Result<Value, YamlError> {
         serde::de::DeserializeSeed::deserialize(seed, de)
     })
     .map_err(|e| {
-        if breached.get() {
+        if breached.get() || expansion_breach(&e) {
             YamlError::Expands(max_bytes)
         } else {
             YamlError::Invalid(e.to_string())
         }
     })
+}
+
+/// Whether the parser stopped a document for what its anchors and aliases replay (the
+/// scalar bytes it counts include replayed ones) rather than for its syntax.
+fn expansion_breach(e: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match e {
+        serde_saphyr::Error::AliasError { error, .. }
+        | serde_saphyr::Error::WithSnippet { error, .. } => expansion_breach(error),
+        serde_saphyr::Error::Budget { breach, .. } => matches!(
+            breach,
+            B::ScalarBytes { .. }
+                | B::Aliases { .. }
+                | B::AliasAnchorRatio { .. }
+                | B::RecordedAnchorEvents { .. }
+                | B::RecordedAnchorBytes { .. }
+        ),
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. } => true,
+        _ => false,
+    }
 }
 
 /// Builds a JSON value from any serde deserializer, charging each node to a byte budget.
