@@ -54,7 +54,10 @@ pub struct SimOptions {
     pub port: u16,
     /// Store tuning (watch history window, broadcast capacity).
     pub store: StoreOptions,
-    /// Request bodies above this size answer 413.
+    /// Request bodies above this size answer 413 (the API server's `MaxRequestBodyBytes`,
+    /// 3 MiB by default: staging/src/k8s.io/apiserver/pkg/server/config.go). It also
+    /// bounds what a YAML body may expand to through aliases and what a JSON patch's
+    /// `copy` operations may copy.
     pub max_body_bytes: usize,
     /// Interval of periodic BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Map, Value};
 
 use super::resources::ResourceDef;
-use super::status::{ApiError, Cause};
+use super::status::{go_quote, ApiError, Cause};
 use super::store::now_rfc3339;
 
 /// The patch types the sim accepts.
@@ -370,9 +370,9 @@ pub fn check_patched(res: &ResourceDef, current: &Value, patched: &Value) -> Res
                 "patch",
                 format!(
                     "Invalid value: {}: no kind {} is registered for version {}",
-                    crate::sim::server::go_quote(&patched.to_string()),
-                    crate::sim::server::go_quote(kind),
-                    crate::sim::server::go_quote(av),
+                    go_quote(&patched.to_string()),
+                    go_quote(kind),
+                    go_quote(av),
                 ),
             );
             return Err(ApiError::invalid_exact("", "", "", vec![e]));
@@ -381,11 +381,7 @@ pub fn check_patched(res: &ResourceDef, current: &Value, patched: &Value) -> Res
         if kind != res.kind {
             causes.push(Cause::invalid(
                 "kind",
-                format!(
-                    "Invalid value: {}: must be {}",
-                    crate::sim::server::go_quote(kind),
-                    res.kind
-                ),
+                format!("Invalid value: {}: must be {}", go_quote(kind), res.kind),
             ));
         }
         if av != res.api_version() {
@@ -393,7 +389,7 @@ pub fn check_patched(res: &ResourceDef, current: &Value, patched: &Value) -> Res
                 "apiVersion",
                 format!(
                     "Invalid value: {}: must be {}",
-                    crate::sim::server::go_quote(av),
+                    go_quote(av),
                     res.api_version()
                 ),
             ));
@@ -414,10 +410,7 @@ pub fn check_patched(res: &ResourceDef, current: &Value, patched: &Value) -> Res
             name,
             vec![Cause::invalid(
                 "metadata.uid",
-                format!(
-                    "Invalid value: {}: field is immutable",
-                    crate::sim::server::go_quote(&new_uid)
-                ),
+                format!("Invalid value: {}: field is immutable", go_quote(&new_uid)),
             )],
         ));
     }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::status::ApiError;
+use super::status::{go_quote, ApiError};
 
 /// What selectors look at, extracted once per stored object: name, namespace, labels
 /// and the few other fields a field selector may name. Small next to the object itself,
@@ -454,10 +454,6 @@ fn requirement(key: String, op: Tok, mut values: Vec<String>) -> Result<LabelReq
         Tok::LessThan => LabelReq::Lt(key, ints[0].unwrap_or_default()),
         _ => LabelReq::Eq(key, one()),
     })
-}
-
-fn go_quote(s: &str) -> String {
-    super::server::go_quote(s)
 }
 
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";

@@ -19,7 +19,7 @@ use super::resources::{self, ResourceDef, SUBRESOURCES_GROUP, VM_ACTIONS};
 use super::schema;
 use super::selectors::Selectable;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::status::{json_response, ApiError, Cause};
+use super::status::{go_quote, json_response, ApiError, Cause};
 use super::store::{ObjKey, Part, Store, WriteOptions};
 use super::table;
 use super::watch::{self as watching, WatchRequest};
@@ -387,25 +387,6 @@ fn check_field_validation(
             ),
         )],
     ))
-}
-
-/// A string as Go's `%q` (strconv.Quote) writes it, for the messages that quote values.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// An int64 query parameter (`timeoutSeconds`, `limit`) as the API server's parameter

@@ -220,7 +220,7 @@ impl ApiError {
             format!(
                 "{} {} is invalid: {joined}",
                 qualified(kind, group),
-                super::server::go_quote(name)
+                go_quote(name)
             ),
         )
         .with_details(name, group, kind)
@@ -315,6 +315,25 @@ impl ApiError {
         }
         status
     }
+}
+
+/// A string as Go's `%q` (strconv.Quote) writes it, for the messages that quote values.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn qualified(resource: &str, group: &str) -> String {

@@ -1248,9 +1248,11 @@ async fn raw_http(addr: std::net::SocketAddr, request: String) -> (u16, String) 
 /// error, the right ones a session.
 #[tokio::test]
 async fn the_simulated_vcenter_checks_credentials() {
-    let mut scenario = wavelift::sim::controllers::scenario::Scenario::default();
-    scenario.vcenter_user = "administrator@vsphere.local".into();
-    scenario.vcenter_password = "s3cret!".into();
+    let scenario = wavelift::sim::controllers::scenario::Scenario {
+        vcenter_user: "administrator@vsphere.local".into(),
+        vcenter_password: "s3cret!".into(),
+        ..Default::default()
+    };
     let r = wavelift::sim::controllers::rehearsal::Rehearsal::start(scenario, 0)
         .await
         .expect("rehearsal");
