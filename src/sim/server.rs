@@ -1158,7 +1158,7 @@ pub(crate) async fn serve_connections(
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let registry = Arc::new(std::sync::Mutex::new(Registry::default()));
-    let lock = |r: &Arc<std::sync::Mutex<Registry>>| {
+    let open_count = |r: &Arc<std::sync::Mutex<Registry>>| {
         r.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .open
@@ -1177,7 +1177,13 @@ pub(crate) async fn serve_connections(
         }
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = stop.changed() => continue,
+            changed = stop.changed() => {
+                // The handle went away without a shutdown: stop as for one.
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
@@ -1217,7 +1223,7 @@ pub(crate) async fn serve_connections(
         };
         stats
             .connections_open
-            .store(lock(&registry) as u64, Relaxed);
+            .store(open_count(&registry) as u64, Relaxed);
         // Nagle's algorithm stays on, as under `axum::serve` before: with TCP_NODELAY
         // (Go's default, so the API server's) the simulated controllers' timing races
         // surface in tests/sim/kubevirt.rs (a restart and an in-flight migration).
@@ -1260,7 +1266,7 @@ pub(crate) async fn serve_connections(
                 .remove(&id);
             stats
                 .connections_open
-                .store(lock(&registry) as u64, Relaxed);
+                .store(open_count(&registry) as u64, Relaxed);
         });
     }
     while tasks.join_next().await.is_some() {}

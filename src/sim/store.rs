@@ -54,7 +54,10 @@ pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024 / 2;
 
 /// Bytes of watch history kept per resource (objects and their previous versions, as
 /// accounted by [`WatchEvent::weight`]). The API server's watch cache keeps a window of
-/// recent events per resource and answers older resourceVersions with 410; so does this.
+/// recent events per resource (staging/src/k8s.io/apiserver/pkg/storage/cacher/
+/// watch_cache.go, a ring of events) over etcd, which compacts older revisions
+/// (staging/src/k8s.io/apiserver/pkg/storage/etcd3/compact.go); a watch from before the
+/// window is 410 Gone ("too old resource version"). So is one here.
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Size limits of the store.
@@ -784,8 +787,8 @@ impl Store {
         let from = state.history.partition_point(|e| e.rv <= rv);
         let behind = state.history.len() - from;
         if behind > self.opts.channel_capacity.max(1) {
-            let newest = state.history.back().map_or(rv, |e| e.rv);
-            return Err(ApiError::expired(rv, newest + 1 - behind as u64));
+            let oldest = state.history.get(from).map_or(rv, |e| e.rv);
+            return Err(ApiError::expired(rv, oldest));
         }
         let mut out = Vec::new();
         let mut bytes = 0;
@@ -1095,6 +1098,9 @@ impl Store {
                 return Err(ApiError::invalid(res.kind, res.group, &name, causes));
             }
         }
+        // Nothing changed, nothing written: the resourceVersion stays (the etcd3 store's
+        // `GuaranteedUpdate` returns the current object when the encoded update equals it;
+        // staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go).
         if without_rv(&new) == without_rv(old) {
             return Ok(old_value);
         }
