@@ -99,6 +99,11 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// (staging/src/k8s.io/apiserver/pkg/server/secure_serving.go).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
 
+/// How long a request other than a watch may take, reading its body included, before it
+/// is answered 504 Timeout: the API server's `--request-timeout` default (1 minute;
+/// staging/src/k8s.io/apiserver/pkg/server/config.go `RequestTimeout`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Connection limits of the sim's HTTP server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnLimits {
@@ -106,6 +111,8 @@ pub struct ConnLimits {
     pub max_connections: usize,
     /// See [`HEADER_READ_TIMEOUT`].
     pub header_read_timeout: Duration,
+    /// See [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
 }
 
 impl Default for ConnLimits {
@@ -113,6 +120,7 @@ impl Default for ConnLimits {
         ConnLimits {
             max_connections: MAX_CONNECTIONS,
             header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -521,6 +529,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         faults: opts.faults.clone(),
         stats: stats.clone(),
         access: opts.access.clone(),
+        request_timeout: opts.connections.request_timeout,
     });
     let app = axum::Router::new()
         .fallback(server::handle)

@@ -47,6 +47,9 @@ pub struct ApiState {
     pub stats: Arc<super::ApiStats>,
     /// Who may do what (see [`super::access`]).
     pub access: super::access::Authorizer,
+    /// How long a request other than a watch may take, its body included (see
+    /// [`super::REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
 }
 
 /// Routes served beside the Kubernetes API on the same port (the simulated world's vSphere
@@ -154,8 +157,33 @@ fn parse_resource(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
     }
 }
 
-/// The single entry point for every request.
+fn is_watch(uri: &http::Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
+}
+
+/// The single entry point for every request. Requests other than watches get
+/// [`ApiState::request_timeout`] to finish, reading their body included, and 504 Timeout
+/// after it, as the API server's timeout filter answers non-long-running requests
+/// (staging/src/k8s.io/apiserver/pkg/server/filters/timeout.go; `--request-timeout`, 60 s
+/// by default): a client trickling a body cannot hold a connection busy for ever.
 pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    if is_watch(req.uri()) {
+        return serve_request(state, req).await;
+    }
+    let limit = state.request_timeout;
+    match tokio::time::timeout(limit, serve_request(state, req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            504,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline exceeded",
+        )
+        .into_response(),
+    }
+}
+
+async fn serve_request(state: Arc<ApiState>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
     if let Some(ext) = state.extension.get() {
@@ -169,10 +197,7 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
     }
     use std::sync::atomic::Ordering::Relaxed;
     let n = state.stats.requests.fetch_add(1, Relaxed);
-    if uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
-    {
+    if is_watch(&uri) {
         state.stats.watches.fetch_add(1, Relaxed);
     }
     if !state.faults.latency.is_zero() {

@@ -540,14 +540,16 @@ async fn a_flood_of_idle_connections_leaves_room_for_real_clients() {
 }
 
 /// A client that never finishes its request headers is disconnected after the header-read
-/// timeout (the API server's `ReadHeaderTimeout`; shortened here), and a connection
-/// serving a watch is never taken as idle.
+/// timeout (the API server's `ReadHeaderTimeout`), one that never finishes its body is
+/// answered 504 Timeout after the request timeout (the API server's timeout filter; both
+/// shortened here), and a connection serving a watch is never taken as idle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_headers_are_cut_off_and_busy_connections_are_kept() {
+async fn slow_clients_are_cut_off_and_busy_connections_are_kept() {
     let sim = sim::start(SimOptions {
         connections: sim::ConnLimits {
             max_connections: 4,
             header_read_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_millis(300),
         },
         ..SimOptions::default()
     })
@@ -566,6 +568,29 @@ async fn slow_headers_are_cut_off_and_busy_connections_are_kept() {
         rest.is_empty() || String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 408"),
         "{}",
         String::from_utf8_lossy(&rest)
+    );
+
+    let mut trickle = tokio::net::TcpStream::connect(sim.addr)
+        .await
+        .expect("connect");
+    trickle
+        .write_all(
+            format!("POST {SECRETS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").as_bytes(),
+        )
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(30), trickle.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server gave up on the body");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default())
+        .expect("a Status");
+    assert_eq!(body["reason"], "Timeout");
+    assert_eq!(
+        body["message"],
+        "Timeout: request did not complete within requested timeout - context deadline exceeded"
     );
 
     // Four watches fill the cap; a fifth connection finds no idle one and is closed, and
