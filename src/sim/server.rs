@@ -660,27 +660,30 @@ async fn resource(
                     }
                     return Ok(ok_json(&t));
                 }
-                // Items are stored serialised: splice them into the list as they are.
-                let size: usize = items.iter().map(|i| i.json.len() + 1).sum();
-                let mut body = Vec::with_capacity(size + 160);
-                body.extend_from_slice(
-                    format!(
-                        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{}}},\"items\":[",
-                        res.list_kind(),
-                        res.api_version(),
-                        next.map(|c| format!(",\"continue\":\"{c}\""))
-                            .unwrap_or_default()
-                    )
-                    .as_bytes(),
-                );
+                // Items are stored serialised: the list is sent as the frames of its
+                // text, each item by reference to the stored object, so a LIST copies no
+                // object however large the resource and however many LISTs run at once.
+                let mut frames = std::collections::VecDeque::with_capacity(items.len() * 2 + 2);
+                frames.push_back(bytes::Bytes::from(format!(
+                    "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{}}},\"items\":[",
+                    res.list_kind(),
+                    res.api_version(),
+                    next.map(|c| format!(",\"continue\":\"{c}\""))
+                        .unwrap_or_default()
+                )));
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        body.push(b',');
+                        frames.push_back(bytes::Bytes::from_static(b","));
                     }
-                    body.extend_from_slice(&item.json);
+                    frames.push_back(item.json.clone());
                 }
-                body.extend_from_slice(b"]}");
-                Ok(raw_json(StatusCode::OK, body.into()))
+                frames.push_back(bytes::Bytes::from_static(b"]}"));
+                Ok((
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    Body::new(Frames::new(frames)),
+                )
+                    .into_response())
             }
             Method::POST => {
                 if res.namespaced && rp.namespace.is_none() {
@@ -1080,6 +1083,45 @@ mod tests {
             base64url_decode(&base64url_encode(b"hello")),
             Ok(b"hello".to_vec())
         );
+    }
+}
+
+/// A body sent as a sequence of shared buffers, with its length known (so it goes out with
+/// a `Content-Length`, as one buffer would).
+struct Frames {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    left: u64,
+}
+
+impl Frames {
+    fn new(frames: std::collections::VecDeque<bytes::Bytes>) -> Self {
+        let left = frames.iter().map(|f| f.len() as u64).sum();
+        Frames { frames, left }
+    }
+}
+
+impl hyper::body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let next = this.frames.pop_front().map(|f| {
+            this.left -= f.len() as u64;
+            Ok(hyper::body::Frame::data(f))
+        });
+        std::task::Poll::Ready(next)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
     }
 }
 

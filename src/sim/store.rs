@@ -60,6 +60,14 @@ pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024 / 2;
 /// window is 410 Gone ("too old resource version"). So is one here.
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
+/// The most bytes all stored objects may take together (as [`Stored::weight`] accounts
+/// them): etcd's default backend quota (`--quota-backend-bytes`, 2 GiB; etcd
+/// server/storage/quota.go `DefaultQuotaBytes`). A write that would grow the store past
+/// it fails with etcd's "database space exceeded", passed through by the API server as a
+/// 500 like [`ApiError::etcd_request_too_large`]; deletes and writes that shrink an
+/// object still go through.
+pub const QUOTA_BYTES: usize = 2 << 30;
+
 /// Size limits of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
@@ -67,6 +75,8 @@ pub struct StoreLimits {
     pub object_bytes: usize,
     /// See [`HISTORY_BYTES`].
     pub history_bytes: usize,
+    /// See [`QUOTA_BYTES`].
+    pub quota_bytes: usize,
 }
 
 impl Default for StoreLimits {
@@ -74,6 +84,7 @@ impl Default for StoreLimits {
         StoreLimits {
             object_bytes: MAX_OBJECT_BYTES,
             history_bytes: HISTORY_BYTES,
+            quota_bytes: QUOTA_BYTES,
         }
     }
 }
@@ -440,6 +451,12 @@ impl Store {
             opts: &self.opts,
             limits: self.limits,
         }
+    }
+
+    /// What all stored objects take, as [`Stored::weight`] accounts them (the figure
+    /// [`StoreLimits::quota_bytes`] bounds).
+    pub fn object_bytes(&self) -> usize {
+        self.lock().kinds.values().map(|k| k.object_bytes).sum()
     }
 
     /// What a resource's objects and watch history take.
@@ -951,6 +968,7 @@ impl Store {
         let rv = inner.rv + 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         let stored = sized(res, &obj, t.limits)?;
+        within_quota(inner, t.limits, stored.weight(), 0)?;
         inner.rv = rv;
         if let Some(s) = inner.kinds.get_mut(&key(res)) {
             s.put(k, stored.clone());
@@ -1121,6 +1139,7 @@ impl Store {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let stored = sized(res, &new, t.limits)?;
+        within_quota(inner, t.limits, stored.weight(), old_stored.weight())?;
         inner.rv = rv;
         if let Some(s) = inner.kinds.get_mut(&key(res)) {
             s.put(obj_key(res, ns, &name), stored.clone());
@@ -1142,6 +1161,29 @@ fn sized(res: &ResourceDef, obj: &Value, limits: StoreLimits) -> Result<Arc<Stor
         return Err(ApiError::etcd_request_too_large());
     }
     Ok(Stored::from_json(res.kind, obj, json))
+}
+
+/// Whether the store may take an object of `adds` bytes in place of one of `frees`: a write
+/// that grows the store past [`StoreLimits::quota_bytes`] is refused as etcd refuses it
+/// (`ErrGRPCNoSpace`, which the API server passes through as a 500).
+fn within_quota(
+    inner: &Inner,
+    limits: StoreLimits,
+    adds: usize,
+    frees: usize,
+) -> Result<(), ApiError> {
+    if adds <= frees {
+        return Ok(());
+    }
+    let total: usize = inner.kinds.values().map(|k| k.object_bytes).sum();
+    if total - frees.min(total) + adds > limits.quota_bytes {
+        return Err(ApiError::new(
+            500,
+            "",
+            "etcdserver: mvcc: database space exceeded",
+        ));
+    }
+    Ok(())
 }
 
 /// The entries of a snapshot in one namespace (or all, `None`; cluster-scoped resources

@@ -191,6 +191,67 @@ async fn oversized_bodies_objects_annotations_and_secrets_are_refused() {
     sim.shutdown().await;
 }
 
+/// The store as a whole is bounded like etcd's backend (`--quota-backend-bytes`, shrunk
+/// here): a write that would grow it past the quota is etcd's "database space exceeded",
+/// a 500 from the API server; deletes go through and make room again. A LIST of the lot
+/// goes out with its length, built from the stored objects without copying them.
+#[tokio::test]
+async fn the_store_quota_refuses_growth_but_not_deletes() {
+    let sim = sim::start(SimOptions {
+        limits: store::StoreLimits {
+            quota_bytes: 256 * 1024,
+            ..store::StoreLimits::default()
+        },
+        ..SimOptions::default()
+    })
+    .await
+    .expect("sim starts");
+    let client = sim.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let filler = |i: usize| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": format!("fill-{i}")},
+            "data": {"x": "f".repeat(40 * 1024)}}))
+        .expect("cm")
+    };
+    let mut made = 0;
+    let refused = loop {
+        match cms.create(&PostParams::default(), &filler(made)).await {
+            Ok(_) => made += 1,
+            Err(kube::Error::Api(s)) => break s,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(made < 100, "the quota never bit");
+    };
+    assert!(made >= 3, "{made} made before the quota");
+    assert_eq!(
+        (
+            refused.code,
+            refused.reason.as_str(),
+            refused.message.as_str()
+        ),
+        (500, "", "etcdserver: mvcc: database space exceeded")
+    );
+    assert!(sim.store().object_bytes() <= sim.store().limits().quota_bytes);
+
+    let listing = raw_http(
+        sim.addr,
+        "GET /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert_eq!(listing.0, 200);
+    // Not chunked: the body is the list itself.
+    let list: Value = serde_json::from_str(&listing.1).expect("a list with its length");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(made));
+
+    cms.delete("fill-0", &Default::default())
+        .await
+        .expect("deletes go through");
+    cms.create(&PostParams::default(), &filler(1000))
+        .await
+        .expect("room again");
+    sim.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // YAML aliases
 
