@@ -54,7 +54,10 @@ pub struct SimOptions {
     pub port: u16,
     /// Store tuning (watch history window, broadcast capacity).
     pub store: StoreOptions,
-    /// Request bodies above this size answer 413.
+    /// Request bodies above this size answer 413 (the API server's `MaxRequestBodyBytes`,
+    /// 3 MiB by default: staging/src/k8s.io/apiserver/pkg/server/config.go). It also
+    /// bounds what a YAML body may expand to through aliases and what a JSON patch's
+    /// `copy` operations may copy.
     pub max_body_bytes: usize,
     /// Interval of periodic BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
@@ -81,6 +84,45 @@ pub struct SimOptions {
     /// Extended resources every node advertises beside CPU and memory (capacity and
     /// allocatable), e.g. bridge-marker's `bridge.network.kubevirt.io/br-trunk: 1k`.
     pub node_resources: BTreeMap<String, String>,
+    /// Object and watch-history sizes (see [`store::StoreLimits`]).
+    pub limits: store::StoreLimits,
+    /// Connections (see [`ConnLimits`]).
+    pub connections: ConnLimits,
+}
+
+/// The most connections the sim keeps open by default: at the cap, a new connection
+/// closes the oldest idle one (see [`server::serve_connections`]).
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a client may take to send a request's headers, and how long a keep-alive
+/// connection may wait for its next request: the API server's `ReadHeaderTimeout`
+/// (staging/src/k8s.io/apiserver/pkg/server/secure_serving.go).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// How long a request other than a watch may take, reading its body included, before it
+/// is answered 504 Timeout: the API server's `--request-timeout` default (1 minute;
+/// staging/src/k8s.io/apiserver/pkg/server/config.go `RequestTimeout`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connection limits of the sim's HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Open connections at most (see [`MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// See [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
 }
 
 impl Default for SimOptions {
@@ -98,6 +140,8 @@ impl Default for SimOptions {
             kubevirt_webhooks: false,
             access: access::Authorizer::default(),
             node_resources: BTreeMap::new(),
+            limits: store::StoreLimits::default(),
+            connections: ConnLimits::default(),
         }
     }
 }
@@ -135,6 +179,14 @@ pub struct ApiStats {
     pub watches: std::sync::atomic::AtomicU64,
     /// Of those, answered with an injected 500.
     pub injected_errors: std::sync::atomic::AtomicU64,
+    /// Connections open now.
+    pub connections_open: std::sync::atomic::AtomicU64,
+    /// Connections accepted so far.
+    pub connections_accepted: std::sync::atomic::AtomicU64,
+    /// Idle connections closed to make room for new ones (see [`ConnLimits`]).
+    pub connections_evicted: std::sync::atomic::AtomicU64,
+    /// New connections closed at once because every open one was busy.
+    pub connections_refused: std::sync::atomic::AtomicU64,
 }
 
 impl ApiStats {
@@ -442,7 +494,7 @@ pub fn seed_object(store: &Store, obj: Value) -> anyhow::Result<Value> {
 
 /// Start the sim on 127.0.0.1 (`opts.port`, or an ephemeral port for 0).
 pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
-    let mut store = Store::new(opts.store.clone());
+    let mut store = Store::new(opts.store.clone()).with_limits(opts.limits);
     if opts.kubevirt_webhooks {
         store = store.with_admission(admission::kubevirt);
     }
@@ -477,27 +529,19 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
         faults: opts.faults.clone(),
         stats: stats.clone(),
         access: opts.access.clone(),
+        request_timeout: opts.connections.request_timeout,
     });
     let app = axum::Router::new()
         .fallback(server::handle)
         .with_state(state);
     tokio::spawn(renew_node_leases(store.clone(), node_names, rx.clone()));
-    let mut stop = rx;
-    let task = tokio::spawn(async move {
-        let graceful = async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!("sim server stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(server::serve_connections(
+        listener,
+        app,
+        opts.connections,
+        stats.clone(),
+        rx,
+    ));
     Ok(SimHandle {
         addr,
         server: Arc::new(SimServer {

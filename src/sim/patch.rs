@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Map, Value};
 
 use super::resources::ResourceDef;
-use super::status::{ApiError, Cause};
+use super::status::{go_quote, ApiError, Cause};
 use super::store::now_rfc3339;
 
 /// The patch types the sim accepts.
@@ -39,24 +39,235 @@ impl PatchKind {
     }
 }
 
-/// Parse a body that is JSON or, failing that, YAML.
+/// What a YAML body may expand to, through anchors and aliases, by default: the API
+/// server's request body limit (3 MiB, `MaxRequestBodyBytes` in
+/// staging/src/k8s.io/apiserver/pkg/server/config.go), so YAML can describe no more than
+/// JSON can.
+pub const MAX_YAML_EXPANDED_BYTES: usize = 3 * 1024 * 1024;
+
+/// Parse a body that is JSON or, failing that, YAML expanding to at most
+/// [`MAX_YAML_EXPANDED_BYTES`].
 pub fn parse_json_or_yaml(body: &[u8]) -> Result<Value, ApiError> {
+    parse_json_or_yaml_within(body, MAX_YAML_EXPANDED_BYTES)
+}
+
+/// Parse a body that is JSON or, failing that, YAML. A YAML document may not expand,
+/// through anchors and aliases, to more than `max_bytes` of content (see [`parse_yaml`]).
+pub fn parse_json_or_yaml_within(body: &[u8], max_bytes: usize) -> Result<Value, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => Ok(v),
         Err(json_err) => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
-            serde_saphyr::from_str::<Value>(text).map_err(|yaml_err| {
-                ApiError::bad_request(format!(
+            parse_yaml(text, max_bytes).map_err(|yaml_err| match yaml_err {
+                YamlError::Expands(limit) => ApiError::bad_request(format!(
+                    "yaml: document contains excessive aliasing: it expands past {limit} bytes"
+                )),
+                YamlError::Invalid(yaml_err) => ApiError::bad_request(format!(
                     "the request body is neither JSON ({json_err}) nor YAML ({yaml_err})"
-                ))
+                )),
             })
         }
     }
 }
 
-/// Apply a merge, strategic-merge or JSON patch to a copy of `current`.
-pub fn apply_patch(current: &Value, kind: PatchKind, body: &[u8]) -> Result<Value, ApiError> {
+/// Why a YAML document was refused.
+#[derive(Debug)]
+pub enum YamlError {
+    /// Its expansion passed the byte limit.
+    Expands(usize),
+    /// It is not YAML (or breaks one of the parser's budgets).
+    Invalid(String),
+}
+
+/// Parse one YAML document into JSON, counting what it expands to as it is built: every
+/// scalar's bytes (map keys included) and a few bytes per collection, aliases counted each
+/// time they are replayed, so an alias bomb (anchors referring to anchors, or one large
+/// scalar aliased many times) stops at `max_bytes` instead of growing a value many times
+/// the size of its text. The parser's own budgets (serde-saphyr `Budget`, `AliasLimits`)
+/// bound the rest: nodes, depth, anchors and the bytes it keeps to replay them.
+///
+/// The API server reads YAML with sigs.k8s.io/yaml (go-yaml), which refuses documents
+/// whose decoding is mostly alias expansion ("yaml: document contains excessive
+/// aliasing"); this bound is by bytes, which also catches a few large aliased scalars.
+pub fn parse_yaml(text: &str, max_bytes: usize) -> Result<Value, YamlError> {
+    use std::cell::Cell;
+    let left = Cell::new(max_bytes);
+    let breached = Cell::new(false);
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_total_scalar_bytes: max_bytes,
+            max_recorded_anchor_bytes: max_bytes,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+        },
+    };
+    let seed = Bounded {
+        left: &left,
+        breached: &breached,
+    };
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde::de::DeserializeSeed::deserialize(seed, de)
+    })
+    .map_err(|e| {
+        if breached.get() || expansion_breach(&e) {
+            YamlError::Expands(max_bytes)
+        } else {
+            YamlError::Invalid(e.to_string())
+        }
+    })
+}
+
+/// Whether the parser stopped a document for what its anchors and aliases replay (the
+/// scalar bytes it counts include replayed ones) rather than for its syntax.
+fn expansion_breach(e: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match e {
+        serde_saphyr::Error::AliasError { error, .. }
+        | serde_saphyr::Error::WithSnippet { error, .. } => expansion_breach(error),
+        serde_saphyr::Error::Budget { breach, .. } => matches!(
+            breach,
+            B::ScalarBytes { .. }
+                | B::Aliases { .. }
+                | B::AliasAnchorRatio { .. }
+                | B::RecordedAnchorEvents { .. }
+                | B::RecordedAnchorBytes { .. }
+        ),
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. } => true,
+        _ => false,
+    }
+}
+
+/// Builds a JSON value from any serde deserializer, charging each node to a byte budget.
+#[derive(Clone, Copy)]
+struct Bounded<'a> {
+    left: &'a std::cell::Cell<usize>,
+    breached: &'a std::cell::Cell<bool>,
+}
+
+impl Bounded<'_> {
+    fn charge<E: serde::de::Error>(&self, bytes: usize) -> Result<(), E> {
+        match self.left.get().checked_sub(bytes) {
+            Some(rest) => {
+                self.left.set(rest);
+                Ok(())
+            }
+            None => {
+                self.breached.set(true);
+                Err(E::custom("the document expands past the size limit"))
+            }
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        self.charge(5)?;
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.charge(20)?;
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.charge(20)?;
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.charge(24)?;
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.charge(v.len() + 2)?;
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        self.charge(v.len() + 2)?;
+        Ok(Value::String(v))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Value, E> {
+        self.visit_str(&String::from_utf8_lossy(v))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.charge(4)?;
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.charge(2)?;
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            self.charge(1)?;
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.charge(2)?;
+        let mut out = Map::new();
+        while let Some(k) = map.next_key_seed(self)? {
+            let k = match k {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            self.charge(2)?;
+            let v = map.next_value_seed(self)?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The most operations a JSON patch may have: apiserver
+/// staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go `maxJSONPatchOperations`;
+/// more is 413 Request Entity Too Large.
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Apply a merge, strategic-merge or JSON patch to a copy of `current`. JSON Patch `copy`
+/// operations may copy at most `max_copy_bytes` in all (evanphx/json-patch's
+/// `AccumulatedCopySizeLimit`, which bounds what ten thousand copies of a growing
+/// document would otherwise make).
+pub fn apply_patch(
+    current: &Value,
+    kind: PatchKind,
+    body: &[u8],
+    max_copy_bytes: usize,
+) -> Result<Value, ApiError> {
     let mut doc = current.clone();
     match kind {
         PatchKind::Merge | PatchKind::Strategic => {
@@ -70,13 +281,36 @@ pub fn apply_patch(current: &Value, kind: PatchKind, body: &[u8]) -> Result<Valu
         PatchKind::Json => {
             let p: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON Patch: {e}")))?;
-            json_patch::patch(&mut doc, &p).map_err(|e| {
+            if p.0.len() > MAX_JSON_PATCH_OPERATIONS {
+                return Err(ApiError::new(
+                    413,
+                    "RequestEntityTooLarge",
+                    format!(
+                        "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                        p.0.len()
+                    ),
+                ));
+            }
+            let unapplicable = |e: String| {
                 ApiError::new(
                     422,
                     "Invalid",
                     format!("the JSON Patch could not be applied: {e}"),
                 )
-            })?;
+            };
+            let mut copied = 0usize;
+            for op in p.0 {
+                if let json_patch::PatchOperation::Copy(c) = &op {
+                    let from = doc.pointer(c.from.as_str()).unwrap_or(&Value::Null);
+                    copied = copied.saturating_add(json_size(from, max_copy_bytes + 1));
+                    if copied > max_copy_bytes {
+                        return Err(unapplicable(format!(
+                            "Unable to copy, would exceed the accumulated copy size limit of {max_copy_bytes} bytes"
+                        )));
+                    }
+                }
+                json_patch::patch(&mut doc, &[op]).map_err(|e| unapplicable(e.to_string()))?;
+            }
         }
         PatchKind::Apply => {
             return Err(ApiError::internal(
@@ -85,6 +319,135 @@ pub fn apply_patch(current: &Value, kind: PatchKind, body: &[u8]) -> Result<Valu
         }
     }
     Ok(doc)
+}
+
+/// The size of a value's JSON, counting no further than `cap`.
+fn json_size(v: &Value, cap: usize) -> usize {
+    struct Counter(usize, usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > self.1 {
+                return Err(std::io::Error::other("past the cap"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Counter(0, cap);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// What the API server refuses in an object a merge or JSON patch produced: a changed
+/// `kind` or `apiVersion` (the patched JSON no longer decodes as the resource's type:
+/// staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go `applyPatchToCurrentObject`
+/// for built-in kinds; apiextensions-apiserver pkg/registry/customresource/validator.go
+/// `ValidateTypeMeta` for custom resources; 422 either way) and a changed `metadata.uid`
+/// (a patch carries no UID precondition, so the change reaches
+/// staging/src/k8s.io/apiserver/pkg/registry/rest/update.go `BeforeUpdate`, whose
+/// `ValidateObjectMetaUpdate` finds the field immutable: 422). A changed namespace is
+/// refused by the store (400) and a changed name by the name check (400), as upstream.
+pub fn check_patched(res: &ResourceDef, current: &Value, patched: &Value) -> Result<(), ApiError> {
+    if !patched.is_object() {
+        // Not an object at all: the store refuses it as any other body (400).
+        return Ok(());
+    }
+    let name = current
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let av = patched
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = patched.get("kind").and_then(Value::as_str).unwrap_or("");
+    if av != res.api_version() || kind != res.kind {
+        if res.builtin {
+            let e = Cause::invalid(
+                "patch",
+                format!(
+                    "Invalid value: {}: no kind {} is registered for version {}",
+                    go_quote(&patched.to_string()),
+                    go_quote(kind),
+                    go_quote(av),
+                ),
+            );
+            return Err(ApiError::invalid_exact("", "", "", vec![e]));
+        }
+        let mut causes = Vec::new();
+        if kind != res.kind {
+            causes.push(Cause::invalid(
+                "kind",
+                format!("Invalid value: {}: must be {}", go_quote(kind), res.kind),
+            ));
+        }
+        if av != res.api_version() {
+            causes.push(Cause::invalid(
+                "apiVersion",
+                format!(
+                    "Invalid value: {}: must be {}",
+                    go_quote(av),
+                    res.api_version()
+                ),
+            ));
+        }
+        return Err(ApiError::invalid_exact(res.kind, res.group, name, causes));
+    }
+    let uid_of = |v: &Value| {
+        v.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (old_uid, new_uid) = (uid_of(current), uid_of(patched));
+    if !new_uid.is_empty() && new_uid != old_uid {
+        return Err(ApiError::invalid_exact(
+            res.kind,
+            res.group,
+            name,
+            vec![Cause::invalid(
+                "metadata.uid",
+                format!("Invalid value: {}: field is immutable", go_quote(&new_uid)),
+            )],
+        ));
+    }
+    Ok(())
+}
+
+/// A UID in an apply configuration, as apiserver patch.go `applyPatch` and `BeforeUpdate`
+/// treat it: naming a UID when no object exists is 409 ("uid mismatch"), naming another
+/// object's UID is 422 (the UID is immutable).
+pub fn check_apply_uid(
+    res: &ResourceDef,
+    name: &str,
+    current: Option<&Value>,
+    applied: &Value,
+) -> Result<(), ApiError> {
+    let Some(uid) = applied
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(());
+    };
+    match current {
+        None => Err(ApiError::conflict(
+            res.plural,
+            res.group,
+            name,
+            &format!(
+                "uid mismatch: the provided object specified uid {uid}, and no existing object was found"
+            ),
+        )),
+        Some(cur) => {
+            let mut patched = cur.clone();
+            patched["metadata"]["uid"] = Value::String(uid.to_string());
+            check_patched(res, cur, &patched)
+        }
+    }
 }
 
 type Path = Vec<String>;

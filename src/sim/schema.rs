@@ -425,6 +425,84 @@ fn walk(shape: &Shape, value: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Values whose JSON type is not the one the schema declares, as a custom resource's
+/// structural schema refuses them: apiextensions-apiserver
+/// pkg/apiserver/validation/validation.go turns kube-openapi's `InvalidTypeCode` errors
+/// into `field.TypeInvalid(path, actualType, "PATH in body must be of type TYPE: \"ACTUAL\"")`,
+/// so `"spec": 5` is `spec: Invalid value: "integer": spec in body must be of type
+/// object: "integer"`. Nulls are skipped (the API server prunes them from fields that are
+/// not nullable); `metadata` is left to the object-meta checks.
+pub fn type_errors(shape: &Shape, value: &Value) -> Vec<super::status::Cause> {
+    let mut out = Vec::new();
+    if let (Shape::Obj { fields, .. }, Value::Object(m)) = (shape, value) {
+        for (k, v) in m {
+            if k == "metadata" {
+                continue;
+            }
+            if let Some(s) = fields.get(k.as_str()) {
+                check_type(s, v, k, &mut out);
+            }
+        }
+    } else {
+        check_type(shape, value, "", &mut out);
+    }
+    out
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn check_type(shape: &Shape, value: &Value, path: &str, out: &mut Vec<super::status::Cause>) {
+    if value.is_null() {
+        return;
+    }
+    let want = match shape {
+        Shape::Any => return,
+        Shape::Str => "string",
+        Shape::Int => "integer",
+        Shape::Bool => "boolean",
+        Shape::Obj { .. } | Shape::Map(_) => "object",
+        Shape::List(_) => "array",
+    };
+    let got = json_type(value);
+    if got != want {
+        out.push(super::status::Cause::type_invalid(
+            path,
+            format!("Invalid value: \"{got}\": {path} in body must be of type {want}: \"{got}\""),
+        ));
+        return;
+    }
+    match (shape, value) {
+        (Shape::Obj { fields, .. }, Value::Object(m)) => {
+            for (k, v) in m {
+                if let Some(s) = fields.get(k.as_str()) {
+                    check_type(s, v, &join(path, k), out);
+                }
+            }
+        }
+        (Shape::Map(s), Value::Object(m)) => {
+            for (k, v) in m {
+                check_type(s, v, &join(path, k), out);
+            }
+        }
+        (Shape::List(s), Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                check_type(s, v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The OpenAPI v3 schema of a shape.
 pub fn to_openapi(shape: &Shape) -> Value {
     match shape {

@@ -19,8 +19,8 @@ use super::resources::{self, ResourceDef, SUBRESOURCES_GROUP, VM_ACTIONS};
 use super::schema;
 use super::selectors::Selectable;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::status::{json_response, ApiError};
-use super::store::{Part, Store, WriteOptions};
+use super::status::{go_quote, json_response, ApiError, Cause};
+use super::store::{ObjKey, Part, Store, WriteOptions};
 use super::table;
 use super::watch::{self as watching, WatchRequest};
 
@@ -47,6 +47,9 @@ pub struct ApiState {
     pub stats: Arc<super::ApiStats>,
     /// Who may do what (see [`super::access`]).
     pub access: super::access::Authorizer,
+    /// How long a request other than a watch may take, its body included (see
+    /// [`super::REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
 }
 
 /// Routes served beside the Kubernetes API on the same port (the simulated world's vSphere
@@ -154,8 +157,33 @@ fn parse_resource(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
     }
 }
 
-/// The single entry point for every request.
+fn is_watch(uri: &http::Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
+}
+
+/// The single entry point for every request. Requests other than watches get
+/// [`ApiState::request_timeout`] to finish, reading their body included, and 504 Timeout
+/// after it, as the API server's timeout filter answers non-long-running requests
+/// (staging/src/k8s.io/apiserver/pkg/server/filters/timeout.go; `--request-timeout`, 60 s
+/// by default): a client trickling a body cannot hold a connection busy for ever.
 pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    if is_watch(req.uri()) {
+        return serve_request(state, req).await;
+    }
+    let limit = state.request_timeout;
+    match tokio::time::timeout(limit, serve_request(state, req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            504,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline exceeded",
+        )
+        .into_response(),
+    }
+}
+
+async fn serve_request(state: Arc<ApiState>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
     if let Some(ext) = state.extension.get() {
@@ -169,10 +197,7 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
     }
     use std::sync::atomic::Ordering::Relaxed;
     let n = state.stats.requests.fetch_add(1, Relaxed);
-    if uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
-    {
+    if is_watch(&uri) {
         state.stats.watches.fetch_add(1, Relaxed);
     }
     if !state.faults.latency.is_zero() {
@@ -273,8 +298,14 @@ async fn read_object(
 ) -> Result<(Value, Vec<String>, WriteOptions), ApiError> {
     let ct = content_type(req.headers());
     reject_protobuf(&ct)?;
+    let options_kind = if req.method() == Method::PUT {
+        "UpdateOptions"
+    } else {
+        "CreateOptions"
+    };
     let body = read_body(state, req).await?;
-    let obj = parse_object(&ct, &body)?;
+    check_field_validation(query, options_kind)?;
+    let obj = parse_object(&ct, &body, state.max_body_bytes)?;
     check_type(res, &obj)?;
     let warnings = field_validation(res, query, &obj)?;
     let opts = WriteOptions {
@@ -317,14 +348,15 @@ fn reject_protobuf(ct: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Parse a create/update body (JSON, or YAML for `application/yaml`).
-fn parse_object(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// Parse a create/update body (JSON, or YAML for `application/yaml`, whose expansion
+/// through anchors and aliases may not exceed `max_bytes`).
+fn parse_object(ct: &str, body: &[u8], max_bytes: usize) -> Result<Value, ApiError> {
     reject_protobuf(ct)?;
     let base = ct.split(';').next().unwrap_or_default().trim();
     let v = match base {
         "" | "application/json" | "*/*" => serde_json::from_slice::<Value>(body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?,
-        "application/yaml" => patch::parse_json_or_yaml(body)?,
+        "application/yaml" => patch::parse_json_or_yaml_within(body, max_bytes)?,
         other => {
             return Err(ApiError::unsupported_media(format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
@@ -354,6 +386,52 @@ fn check_type(res: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The `fieldValidation` query parameter is one of the values the API server accepts, or
+/// the request is 422 Invalid against its options kind (`CreateOptions`, `UpdateOptions`,
+/// `PatchOptions`): apimachinery pkg/apis/meta/v1/validation/validation.go
+/// `ValidateFieldValidation` (`allowedFieldValidationValues`, case-sensitive), called by
+/// the create, update and patch handlers (staging/src/k8s.io/apiserver/pkg/endpoints/
+/// handlers/{create,update,patch}.go) after the body is read.
+fn check_field_validation(
+    query: &HashMap<String, String>,
+    options_kind: &str,
+) -> Result<(), ApiError> {
+    let value = query.get("fieldValidation").map_or("", String::as_str);
+    if matches!(value, "" | "Ignore" | "Warn" | "Strict") {
+        return Ok(());
+    }
+    Err(ApiError::invalid_exact(
+        options_kind,
+        "meta.k8s.io",
+        "",
+        vec![Cause::not_supported(
+            "fieldValidation",
+            format!(
+                "Unsupported value: {}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+                go_quote(value)
+            ),
+        )],
+    ))
+}
+
+/// An int64 query parameter (`timeoutSeconds`, `limit`) as the API server's parameter
+/// codec decodes it (apimachinery pkg/runtime/conversion.go
+/// `Convert_Slice_string_To_Pointer_int64`, i.e. `strconv.ParseInt(s, 10, 64)`): a value
+/// that is not an int64 is 400 Bad Request with strconv's message.
+fn query_i64(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    let Some(s) = query.get(key) else {
+        return Ok(None);
+    };
+    s.parse::<i64>().map(Some).map_err(|e| {
+        use std::num::IntErrorKind::{NegOverflow, PosOverflow};
+        let why = match e.kind() {
+            PosOverflow | NegOverflow => "value out of range",
+            _ => "invalid syntax",
+        };
+        ApiError::bad_request(format!("strconv.ParseInt: parsing {}: {why}", go_quote(s)))
+    })
+}
+
 /// `fieldValidation`: Strict rejects unknown fields; Warn (the default) reports them in
 /// `Warning` headers; Ignore drops the check. Unknown fields are kept either way (the sim
 /// does not prune).
@@ -365,15 +443,16 @@ fn field_validation(
     let mode = query
         .get("fieldValidation")
         .map(String::as_str)
+        .filter(|m| !m.is_empty())
         .unwrap_or("Warn");
-    if mode.eq_ignore_ascii_case("Ignore") {
+    if mode == "Ignore" {
         return Ok(Vec::new());
     }
     let unknown = schema::unknown_fields(&schema::for_kind(res), obj);
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
-    if mode.eq_ignore_ascii_case("Strict") {
+    if mode == "Strict" {
         let list: Vec<String> = unknown
             .iter()
             .map(|f| format!("unknown field \"{f}\""))
@@ -506,15 +585,7 @@ async fn resource(
                             ApiError::bad_request(format!("invalid resourceVersion {s:?}"))
                         })?),
                     };
-                    let timeout = query
-                        .get("timeoutSeconds")
-                        .map(|s| {
-                            s.parse::<u64>().map_err(|_| {
-                                ApiError::bad_request(format!("invalid timeoutSeconds {s:?}"))
-                            })
-                        })
-                        .transpose()?
-                        .map(Duration::from_secs);
+                    let timeout = query_i64(&query, "timeoutSeconds")?;
                     let wr = WatchRequest {
                         res,
                         namespace: rp.namespace.clone(),
@@ -528,7 +599,7 @@ async fn resource(
                         table: as_table,
                     };
                     return Ok(watching::serve(
-                        store,
+                        &state.store,
                         wr,
                         state.bookmark_interval,
                         state.shutdown.clone(),
@@ -536,24 +607,28 @@ async fn resource(
                 }
                 // Pagination (`limit`, `continue`): pages follow the store's key order; a
                 // continued page reports the first page's resourceVersion, so a watch
-                // started from it replays whatever changed in between.
-                let limit = match query.get("limit") {
-                    None => None,
-                    Some(l) => Some(
-                        l.parse::<usize>()
-                            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
-                    ),
-                }
-                .filter(|l| *l > 0);
+                // started from it replays whatever changed in between. A limit of zero or
+                // less means none, as for the API server.
+                let limit = query_i64(&query, "limit")?
+                    .filter(|l| *l > 0)
+                    .map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+                let scope = ListScope {
+                    res,
+                    namespace: rp.namespace.as_deref(),
+                };
                 let cont = match query.get("continue").filter(|c| !c.is_empty()) {
                     None => None,
-                    Some(c) => Some(decode_continue(c).ok_or_else(|| {
-                        ApiError::new(
-                            410,
-                            "Expired",
-                            "the provided continue parameter is not valid: start the list again",
-                        )
-                    })?),
+                    Some(c) => {
+                        if !matches!(
+                            query.get("resourceVersion").map(String::as_str),
+                            None | Some("" | "0")
+                        ) {
+                            return Err(ApiError::bad_request(
+                                "specifying resource version is not allowed when using continue",
+                            ));
+                        }
+                        Some(decode_continue(c, &scope, store.current_rv())?)
+                    }
                 };
                 let filter = |o: &Selectable| labels.matches(o) && fields.matches(o);
                 let (items, rv, next) = match (limit, cont) {
@@ -562,19 +637,19 @@ async fn resource(
                         (items, rv, None)
                     }
                     (limit, cont) => {
-                        let (first_rv, after) = match cont {
-                            Some((rv, after)) => (Some(rv), Some(after)),
-                            None => (None, None),
+                        let (first_rv, start) = match cont {
+                            Some((rv, start)) => (rv, start),
+                            None => (None, std::ops::Bound::Unbounded),
                         };
                         let (items, rv, next) = store.list_page(
                             res,
                             rp.namespace.as_deref(),
                             filter,
-                            after,
+                            start,
                             limit.unwrap_or(usize::MAX),
                         );
                         let rv = first_rv.unwrap_or(rv);
-                        (items, rv, next.map(|key| encode_continue(rv, &key)))
+                        (items, rv, next.map(|key| encode_continue(rv, &key, &scope)))
                     }
                 };
                 if as_table {
@@ -585,27 +660,30 @@ async fn resource(
                     }
                     return Ok(ok_json(&t));
                 }
-                // Items are stored serialised: splice them into the list as they are.
-                let size: usize = items.iter().map(|i| i.json.len() + 1).sum();
-                let mut body = Vec::with_capacity(size + 160);
-                body.extend_from_slice(
-                    format!(
-                        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{}}},\"items\":[",
-                        res.list_kind(),
-                        res.api_version(),
-                        next.map(|c| format!(",\"continue\":\"{c}\""))
-                            .unwrap_or_default()
-                    )
-                    .as_bytes(),
-                );
+                // Items are stored serialised: the list is sent as the frames of its
+                // text, each item by reference to the stored object, so a LIST copies no
+                // object however large the resource and however many LISTs run at once.
+                let mut frames = std::collections::VecDeque::with_capacity(items.len() * 2 + 2);
+                frames.push_back(bytes::Bytes::from(format!(
+                    "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{}}},\"items\":[",
+                    res.list_kind(),
+                    res.api_version(),
+                    next.map(|c| format!(",\"continue\":\"{c}\""))
+                        .unwrap_or_default()
+                )));
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        body.push(b',');
+                        frames.push_back(bytes::Bytes::from_static(b","));
                     }
-                    body.extend_from_slice(&item.json);
+                    frames.push_back(item.json.clone());
                 }
-                body.extend_from_slice(b"]}");
-                Ok(raw_json(StatusCode::OK, body.into()))
+                frames.push_back(bytes::Bytes::from_static(b"]}"));
+                Ok((
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    Body::new(Frames::new(frames)),
+                )
+                    .into_response())
             }
             Method::POST => {
                 if res.namespaced && rp.namespace.is_none() {
@@ -688,6 +766,7 @@ async fn resource(
                 )));
             }
             let body = read_body(state, req).await?;
+            check_field_validation(&query, "PatchOptions")?;
             let opts = WriteOptions {
                 dry_run: dry_run(&query)?,
                 ..WriteOptions::default()
@@ -706,7 +785,7 @@ async fn resource(
                         ApiError::bad_request("PATCH with apply-patch+yaml requires fieldManager")
                     })?
                     .clone();
-                let applied = patch::parse_json_or_yaml(&body)?;
+                let applied = patch::parse_json_or_yaml_within(&body, state.max_body_bytes)?;
                 let warnings = field_validation(res, &query, &applied)?;
                 let (r, c) = store.mutate(
                     res,
@@ -718,6 +797,7 @@ async fn resource(
                         ..opts.clone()
                     },
                     |cur| {
+                        patch::check_apply_uid(res, &name, cur, &applied)?;
                         patch::server_side_apply(
                             res,
                             cur,
@@ -742,7 +822,8 @@ async fn resource(
                 let (r, c) = store.mutate(res, &ns, &name, part, &opts, |cur| {
                     let cur =
                         cur.ok_or_else(|| ApiError::not_found(res.plural, res.group, &name))?;
-                    let patched = patch::apply_patch(cur, kind, &body)?;
+                    let patched = patch::apply_patch(cur, kind, &body, state.max_body_bytes)?;
+                    patch::check_patched(res, cur, &patched)?;
                     if kind == PatchKind::Json {
                         json_warnings = field_validation(res, &query, &patched)?;
                     }
@@ -799,25 +880,461 @@ fn vm_action(
     Ok((StatusCode::ACCEPTED, Body::empty()).into_response())
 }
 
-/// A continue token: the list's resourceVersion and the last key served, hex-encoded (so
-/// it needs no escaping in JSON or a query string).
-fn encode_continue(rv: u64, (ns, name): &(String, String)) -> String {
-    let raw = format!("{rv}/{ns}/{name}");
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+/// What a list covers: its resource and namespace (`None`: all, or cluster-scoped). A
+/// continue token's start key is relative to it, as the API server's is relative to the
+/// list's etcd key prefix.
+struct ListScope<'a> {
+    res: &'static ResourceDef,
+    namespace: Option<&'a str>,
 }
 
-fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
-    if !token.len().is_multiple_of(2) {
-        return None;
+impl ListScope<'_> {
+    /// The key of an object below the list's prefix: `NAME` within one namespace or for a
+    /// cluster-scoped resource, `NAMESPACE/NAME` across namespaces.
+    fn key_string(&self, (ns, name): &ObjKey) -> String {
+        if self.res.namespaced && self.namespace.is_none() {
+            format!("{ns}/{name}")
+        } else {
+            name.clone()
+        }
     }
-    let bytes: Option<Vec<u8>> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
-        .collect();
-    let raw = String::from_utf8(bytes?).ok()?;
-    let mut parts = raw.splitn(3, '/');
-    let rv = parts.next()?.parse().ok()?;
-    let ns = parts.next()?.to_string();
-    let name = parts.next()?.to_string();
-    Some((rv, (ns, name)))
+
+    fn obj_key(&self, key: &str) -> ObjKey {
+        match (self.res.namespaced, self.namespace) {
+            (true, None) => match key.split_once('/') {
+                Some((ns, name)) => (ns.to_string(), name.to_string()),
+                None => (key.to_string(), String::new()),
+            },
+            (true, Some(ns)) => (ns.to_string(), key.to_string()),
+            (false, _) => (String::new(), key.to_string()),
+        }
+    }
+}
+
+/// The API server's continue token (staging/src/k8s.io/apiserver/pkg/storage/continue.go
+/// `continueToken`): base64url (unpadded) of `{"v":"meta.k8s.io/v1","rv":RV,"start":KEY}`,
+/// where KEY is the last key served followed by a NUL byte (the first key after it).
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(default)]
+struct ContinueToken {
+    v: String,
+    rv: i64,
+    start: String,
+}
+
+fn encode_continue(rv: u64, key: &ObjKey, scope: &ListScope<'_>) -> String {
+    let token = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv: i64::try_from(rv).unwrap_or(i64::MAX),
+        start: format!("{}\0", scope.key_string(key)),
+    };
+    base64url_encode(&serde_json::to_vec(&token).unwrap_or_default())
+}
+
+/// Decode a continue token as `storage.DecodeContinue` does, with its messages: anything
+/// that is not a token the server could have issued is 400 Bad Request ("invalid continue
+/// token", as `storage.ValidateListOptions` and the etcd3 store's `GetList` answer). A
+/// start key that is not a clean path (`..`, `//`) is refused, as upstream defends against
+/// path traversal. A resourceVersion below zero continues at the latest one; one newer
+/// than this server's (a token from an earlier run of the sim) is 410 Expired, so the
+/// client starts its list again. Returns the list's resourceVersion (`None`: the current
+/// one) and where the page starts.
+fn decode_continue(
+    token: &str,
+    scope: &ListScope<'_>,
+    current_rv: u64,
+) -> Result<(Option<u64>, std::ops::Bound<ObjKey>), ApiError> {
+    const INVALID: &str = "continue key is not valid";
+    let bad = |why: String| ApiError::bad_request(format!("invalid continue token: {why}"));
+    let data = base64url_decode(token)
+        .map_err(|at| bad(format!("{INVALID}: illegal base64 data at input byte {at}")))?;
+    let c: ContinueToken =
+        serde_json::from_slice(&data).map_err(|e| bad(format!("{INVALID}: {e}")))?;
+    if c.v != "meta.k8s.io/v1" {
+        return Err(bad(format!(
+            "{INVALID}: server does not recognize this encoded version {}",
+            c.v
+        )));
+    }
+    if c.rv == 0 {
+        return Err(bad(format!(
+            "{INVALID}: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        )));
+    }
+    if c.start.is_empty() {
+        return Err(bad(format!(
+            "{INVALID}: encoded start key empty (version meta.k8s.io/v1)"
+        )));
+    }
+    let rooted = if c.start.starts_with('/') {
+        c.start.clone()
+    } else {
+        format!("/{}", c.start)
+    };
+    if !is_clean_path(&rooted) {
+        return Err(bad(format!("{INVALID}: {}", c.start)));
+    }
+    let key = &rooted[1..];
+    let rv = match u64::try_from(c.rv) {
+        Err(_) => None,
+        Ok(rv) if rv > current_rv => {
+            return Err(ApiError::new(
+                410,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            ))
+        }
+        Ok(rv) => Some(rv),
+    };
+    let start = match key.strip_suffix('\0') {
+        Some(last) => std::ops::Bound::Excluded(scope.obj_key(last)),
+        None => std::ops::Bound::Included(scope.obj_key(key)),
+    };
+    Ok((rv, start))
+}
+
+/// `path.Clean(p) == p` for a rooted path: no empty, `.` or `..` segments and no trailing
+/// slash.
+fn is_clean_path(p: &str) -> bool {
+    p == "/"
+        || (p.starts_with('/')
+            && !p.ends_with('/')
+            && p[1..].split('/').all(|seg| !matches!(seg, "" | "." | "..")))
+}
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Unpadded base64url (Go's `base64.RawURLEncoding`).
+fn base64url_encode(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Decode unpadded base64url; the error is the offset of the first byte that is not
+/// base64url (or of the end, for a length no encoding has), as Go reports it.
+fn base64url_decode(input: &str) -> Result<Vec<u8>, usize> {
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for (i, c) in input.bytes().enumerate() {
+        let v = BASE64URL.iter().position(|b| *b == c).ok_or(i)?;
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if input.len() % 4 == 1 {
+        return Err(input.len() - 1);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_refuse_forgeries() {
+        let res = resources::find("", "v1", "secrets").expect("secrets");
+        let scope = ListScope {
+            res,
+            namespace: None,
+        };
+        let key = ("default".to_string(), "s1".to_string());
+        let token = encode_continue(7, &key, &scope);
+        let (rv, start) = decode_continue(&token, &scope, 9).expect("decodes");
+        assert_eq!(rv, Some(7));
+        assert_eq!(start, std::ops::Bound::Excluded(key));
+        let forged = |json: &str| decode_continue(&base64url_encode(json.as_bytes()), &scope, 9);
+        let e = forged(r#"{"v":"meta.k8s.io/v1","rv":0,"start":"a"}"#).expect_err("rv 0");
+        assert_eq!(e.code, 400);
+        assert!(e
+            .message
+            .contains("incorrect encoded start resourceVersion"));
+        let e = forged(r#"{"v":"meta.k8s.io/v1","rv":3,"start":"../x"}"#).expect_err("..");
+        assert_eq!(
+            e.message,
+            "invalid continue token: continue key is not valid: ../x"
+        );
+        let e = forged(r#"{"v":"meta.k8s.io/v1","rv":30,"start":"a/b"}"#).expect_err("future");
+        assert_eq!(e.code, 410);
+        let (rv, _) = forged(r#"{"v":"meta.k8s.io/v1","rv":-1,"start":"a/b"}"#).expect("latest");
+        assert_eq!(rv, None);
+        assert_eq!(
+            decode_continue("zz!", &scope, 9)
+                .expect_err("not base64")
+                .code,
+            400
+        );
+        assert_eq!(
+            base64url_decode(&base64url_encode(b"hello")),
+            Ok(b"hello".to_vec())
+        );
+    }
+}
+
+/// A body sent as a sequence of shared buffers, with its length known (so it goes out with
+/// a `Content-Length`, as one buffer would).
+struct Frames {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    left: u64,
+}
+
+impl Frames {
+    fn new(frames: std::collections::VecDeque<bytes::Bytes>) -> Self {
+        let left = frames.iter().map(|f| f.len() as u64).sum();
+        Frames { frames, left }
+    }
+}
+
+impl hyper::body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let next = this.frames.pop_front().map(|f| {
+            this.left -= f.len() as u64;
+            Ok(hyper::body::Frame::data(f))
+        });
+        std::task::Poll::Ready(next)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
+}
+
+/// The bytes of a response body, with the connection marked busy until they are sent
+/// (or the body is dropped): a connection serving a request, a watch included, is never
+/// evicted as idle.
+struct Tracked {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// One open connection: its requests in flight, and the signal that evicts it.
+#[derive(Default)]
+struct Slot {
+    busy: std::sync::atomic::AtomicUsize,
+    evict: tokio::sync::Notify,
+}
+
+/// A request in flight on a connection.
+struct Busy(Arc<Slot>);
+
+impl Busy {
+    fn new(slot: &Arc<Slot>) -> Self {
+        slot.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(slot.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .busy
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    open: std::collections::BTreeMap<u64, Arc<Slot>>,
+}
+
+impl Registry {
+    /// Close the oldest connection with no request in flight; whether there was one.
+    fn evict_oldest_idle(&mut self) -> bool {
+        let idle = self
+            .open
+            .iter()
+            .find(|(_, s)| s.busy.load(std::sync::atomic::Ordering::SeqCst) == 0)
+            .map(|(id, _)| *id);
+        match idle.and_then(|id| self.open.remove(&id)) {
+            Some(slot) => {
+                slot.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Serve HTTP/1.1 on `listener` until `stop` turns true, then close the connections
+/// gracefully (watches end on the same signal) and return once they are closed.
+///
+/// The API server's own defences against its clients are timeouts
+/// (staging/src/k8s.io/apiserver/pkg/server/secure_serving.go: `ReadHeaderTimeout` 32 s,
+/// `IdleTimeout` 90 s, `MaxHeaderBytes` 1 MiB) and the file descriptors Go raises to the
+/// hard limit. The sim keeps the header timeout — hyper's timer also runs while a
+/// keep-alive connection waits for its next request, so idle connections close after it
+/// too — and bounds its connections: at [`super::ConnLimits::max_connections`] a new
+/// connection closes the oldest one with no request in flight (an idle keep-alive or one
+/// still sending its headers), and is itself closed at once when every connection is
+/// busy. When the process runs out of descriptors, the oldest idle connection is closed
+/// to free one. A flood of idle connections thus cannot lock other clients out.
+pub(crate) async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: super::ConnLimits,
+    stats: Arc<super::ApiStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let registry = Arc::new(std::sync::Mutex::new(Registry::default()));
+    let open_count = |r: &Arc<std::sync::Mutex<Registry>>| {
+        r.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .open
+            .len()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        if *stop.borrow() {
+            break;
+        }
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            changed = stop.changed() => {
+                // The handle went away without a shutdown: stop as for one.
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (EMFILE/ENFILE) or a connection reset before it was
+                // taken: free a descriptor if any is idle, and take a breath.
+                tracing::debug!(target: "wavelift::sim", "accept: {e}");
+                if registry
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .evict_oldest_idle()
+                {
+                    stats.connections_evicted.fetch_add(1, Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        stats.connections_accepted.fetch_add(1, Relaxed);
+        let (id, slot) = {
+            let mut reg = registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if reg.open.len() >= limits.max_connections.max(1) {
+                if !reg.evict_oldest_idle() {
+                    stats.connections_refused.fetch_add(1, Relaxed);
+                    drop(stream);
+                    continue;
+                }
+                stats.connections_evicted.fetch_add(1, Relaxed);
+            }
+            let id = reg.next;
+            reg.next += 1;
+            let slot = Arc::new(Slot::default());
+            reg.open.insert(id, slot.clone());
+            (id, slot)
+        };
+        stats
+            .connections_open
+            .store(open_count(&registry) as u64, Relaxed);
+        // Nagle's algorithm stays on, as under `axum::serve` before: with TCP_NODELAY
+        // (Go's default, so the API server's) the simulated controllers' timing races
+        // surface in tests/sim/kubevirt.rs (a restart and an in-flight migration).
+        let app = app.clone();
+        let conn_slot = slot.clone();
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                let busy = Busy::new(&conn_slot);
+                async move {
+                    use tower::ServiceExt;
+                    let resp = match app.oneshot(req.map(Body::new)).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    };
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|inner| Tracked { inner, _busy: busy }),
+                    )
+                }
+            });
+        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let registry = registry.clone();
+        let stats = stats.clone();
+        let mut stop = stop.clone();
+        tasks.spawn(async move {
+            tokio::pin!(conn);
+            let graceful = tokio::select! {
+                _ = conn.as_mut() => false,
+                () = slot.evict.notified() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if graceful {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .open
+                .remove(&id);
+            stats
+                .connections_open
+                .store(open_count(&registry) as u64, Relaxed);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
 }

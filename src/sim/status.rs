@@ -52,6 +52,24 @@ impl Cause {
         }
     }
 
+    /// A value has the wrong JSON type (apimachinery `field.TypeInvalid`).
+    pub fn type_invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause {
+            field: field.into(),
+            reason: "FieldValueTypeInvalid".into(),
+            message: message.into(),
+        }
+    }
+
+    /// A value is longer than allowed (apimachinery `field.TooLong`).
+    pub fn too_long(field: impl Into<String>, max_bytes: usize) -> Self {
+        Cause {
+            field: field.into(),
+            reason: "FieldValueTooLong".into(),
+            message: format!("Too long: may not be more than {max_bytes} bytes"),
+        }
+    }
+
     /// A value refers to something that does not exist.
     pub fn not_found(field: impl Into<String>, message: impl Into<String>) -> Self {
         Cause {
@@ -185,6 +203,30 @@ impl ApiError {
         .with_causes(causes)
     }
 
+    /// 422 Invalid worded exactly as apimachinery `errors.NewInvalid` words it: one cause
+    /// stands alone, several are listed in brackets (`[a, b]`, the aggregate's form).
+    pub fn invalid_exact(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let list: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let joined = match list.as_slice() {
+            [one] => one.clone(),
+            _ => format!("[{}]", list.join(", ")),
+        };
+        ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "{} {} is invalid: {joined}",
+                qualified(kind, group),
+                go_quote(name)
+            ),
+        )
+        .with_details(name, group, kind)
+        .with_causes(causes)
+    }
+
     /// 400 Bad Request.
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(400, "BadRequest", message)
@@ -195,13 +237,26 @@ impl ApiError {
         ApiError::new(415, "UnsupportedMediaType", message)
     }
 
-    /// 413 Request Entity Too Large.
+    /// 413 Request Entity Too Large, as apiserver `limitedReadBody`
+    /// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go) answers a body over
+    /// `MaxRequestBodyBytes`.
     pub fn too_large(limit: usize) -> Self {
         ApiError::new(
             413,
             "RequestEntityTooLarge",
-            format!("the request body is larger than the limit of {limit} bytes"),
+            format!("Request entity too large: limit is {limit}"),
         )
+    }
+
+    /// What the API server answers when etcd refuses to store an object over its request
+    /// limit (`--max-request-bytes`, 1.5 MiB by default): the registry passes etcd's
+    /// `rpctypes.ErrRequestTooLarge` up unconverted (staging/src/k8s.io/apiserver/pkg/
+    /// storage/etcd3/store.go `Create`/`GuaranteedUpdate` return the Txn error as is), and
+    /// `responsewriters.ErrorToAPIStatus` (staging/src/k8s.io/apiserver/pkg/endpoints/
+    /// handlers/responsewriters/status.go) turns any error that is not a Status into a 500
+    /// with an empty reason and the error's text (kubernetes/kubernetes#74600, #112152).
+    pub fn etcd_request_too_large() -> Self {
+        ApiError::new(500, "", "etcdserver: request is too large")
     }
 
     /// 405 Method Not Allowed.
@@ -237,9 +292,12 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         });
+        // `reason` is `omitempty`: an unknown reason (a 500 from a non-Status error) has none.
+        if !self.reason.is_empty() {
+            status["reason"] = json!(self.reason);
+        }
         if let Some(d) = &self.details {
             let mut details = serde_json::Map::new();
             for (k, v) in [("name", &d.name), ("group", &d.group), ("kind", &d.kind)] {
@@ -257,6 +315,25 @@ impl ApiError {
         }
         status
     }
+}
+
+/// A string as Go's `%q` (strconv.Quote) writes it, for the messages that quote values.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn qualified(resource: &str, group: &str) -> String {

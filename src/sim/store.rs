@@ -1,23 +1,31 @@
-//! The in-memory object store: objects per resource, a global resourceVersion, a bounded
-//! event history per resource for watches, and broadcast fan-out to live watchers.
+//! The in-memory object store: objects per resource, a global resourceVersion, and a
+//! bounded event history per resource that watches read from.
 //!
 //! Concurrency choice: one `std::sync::Mutex` around the whole store, held only for short
 //! synchronous sections (a lookup, or validate + commit + publish of one write) and never
 //! across an `.await`. Writes are serialised, which gives a total order of
 //! resourceVersions for free; reads are cheap because objects are kept serialised
 //! (`Arc<Stored>`: JSON bytes plus the few fields selectors look at), served as they are
-//! by GET, LIST and watches; a write parses the current object once. Each resource has a
-//! `tokio::sync::broadcast` channel; an event is published while the lock is held, and a
-//! watcher subscribes and copies the retained history under the same lock, so it sees
-//! every event after its starting resourceVersion exactly once. A watcher that falls behind the channel capacity is told
-//! its resourceVersion expired (410) and relists, as with a real API server.
+//! by GET, LIST and watches; a write parses the current object once.
+//!
+//! Each resource's objects sit in an `Arc`'d map that a write changes copy-on-write: LIST
+//! and a new watch take the map (one reference count) under the lock and walk it after
+//! releasing it, so neither copies objects nor holds writers up while it serves them; a
+//! write that finds the map shared clones its pointers once.
+//!
+//! Watches pull from the resource's history ([`Store::events_after`]) when a write wakes
+//! them, so a watcher holds no queue of its own and a slow one costs nothing but its place
+//! in the history. The history is bounded by events and by bytes
+//! ([`StoreOptions::history_limit`], [`StoreLimits::history_bytes`]); older events are
+//! compacted away, and a watch that needs one of them is told its resourceVersion expired
+//! (410 Gone), as etcd's compaction and the API server's watch cache do, and relists.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use tokio::sync::broadcast;
+use tokio::sync::watch as signal;
 
 use super::admission::{Admission, Objects};
 use super::defaults;
@@ -30,10 +38,71 @@ use super::validate;
 /// Store tuning.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Events retained per resource for watches that resume from a resourceVersion.
+    /// Events retained per resource for watches that resume from a resourceVersion (the
+    /// bytes they may take are bounded apart, by [`StoreLimits::history_bytes`]).
     pub history_limit: usize,
-    /// Capacity of each resource's broadcast channel (events a slow watcher may lag).
+    /// How many events a watcher may fall behind the newest before it is told its
+    /// resourceVersion expired (410) and must relist.
     pub channel_capacity: usize,
+}
+
+/// The largest object the store keeps, in bytes of its JSON: etcd's default request limit
+/// (`--max-request-bytes`, 1.5 MiB; etcd server/embed/config.go `DefaultMaxRequestBytes`).
+/// A larger create or update fails as the API server fails it (see
+/// [`ApiError::etcd_request_too_large`]).
+pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024 / 2;
+
+/// Bytes of watch history kept per resource (objects and their previous versions, as
+/// accounted by [`WatchEvent::weight`]). The API server's watch cache keeps a window of
+/// recent events per resource (staging/src/k8s.io/apiserver/pkg/storage/cacher/
+/// watch_cache.go, a ring of events) over etcd, which compacts older revisions
+/// (staging/src/k8s.io/apiserver/pkg/storage/etcd3/compact.go); a watch from before the
+/// window is 410 Gone ("too old resource version"). So is one here.
+pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The most bytes all stored objects may take together (as [`Stored::weight`] accounts
+/// them): etcd's default backend quota (`--quota-backend-bytes`, 2 GiB; etcd
+/// server/storage/quota.go `DefaultQuotaBytes`). A write that would grow the store past
+/// it fails with etcd's "database space exceeded", passed through by the API server as a
+/// 500 like [`ApiError::etcd_request_too_large`]; deletes and writes that shrink an
+/// object still go through.
+pub const QUOTA_BYTES: usize = 2 << 30;
+
+/// Size limits of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// See [`MAX_OBJECT_BYTES`].
+    pub object_bytes: usize,
+    /// See [`HISTORY_BYTES`].
+    pub history_bytes: usize,
+    /// See [`QUOTA_BYTES`].
+    pub quota_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            object_bytes: MAX_OBJECT_BYTES,
+            history_bytes: HISTORY_BYTES,
+            quota_bytes: QUOTA_BYTES,
+        }
+    }
+}
+
+/// What a resource's objects and watch history take, as the store accounts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Objects stored.
+    pub objects: usize,
+    /// Their accounted bytes.
+    pub object_bytes: usize,
+    /// Events in the watch history.
+    pub history_events: usize,
+    /// Their accounted bytes (never above [`StoreLimits::history_bytes`] but for the newest
+    /// event, which is always kept).
+    pub history_bytes: usize,
+    /// Events at or below this resourceVersion have been compacted away.
+    pub compacted_rv: u64,
 }
 
 impl Default for StoreOptions {
@@ -80,13 +149,37 @@ pub struct Stored {
     pub sel: Selectable,
 }
 
+/// Bytes accounted to every stored object and event beside its JSON (the `Arc`s, the
+/// selectable fields' allocations, map and queue slots).
+const OVERHEAD_BYTES: usize = 256;
+
 impl Stored {
     fn new(kind: &str, obj: &Value) -> Arc<Self> {
+        Self::from_json(kind, obj, serde_json::to_vec(obj).unwrap_or_default())
+    }
+
+    fn from_json(kind: &str, obj: &Value, json: Vec<u8>) -> Arc<Self> {
         Arc::new(Stored {
-            json: Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+            json: Bytes::from(json),
             rv: rv_of(obj),
             sel: Selectable::of(kind, obj),
         })
+    }
+
+    /// The bytes this object is accounted for: its JSON, what selectors keep of it and a
+    /// fixed overhead.
+    pub fn weight(&self) -> usize {
+        let sel = &self.sel;
+        self.json.len()
+            + sel.name.len()
+            + sel.namespace.len()
+            + sel
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + sel.fields.iter().map(|(_, v)| v.len()).sum::<usize>()
+            + OVERHEAD_BYTES
     }
 
     /// The object as a JSON value.
@@ -108,8 +201,6 @@ pub struct WatchEvent {
     /// The object before the change (modifications only): lets a filtered watch turn a
     /// change into ADDED or DELETED when the object starts or stops matching.
     pub prev: Option<Arc<Stored>>,
-    /// The serialised `{"type":..,"object":..}\n` line, shared by all watchers.
-    pub line: Bytes,
 }
 
 impl WatchEvent {
@@ -117,10 +208,15 @@ impl WatchEvent {
         WatchEvent {
             rv,
             kind,
-            line: raw_event_line(kind.as_str(), &object.json),
             object,
             prev: None,
         }
+    }
+
+    /// The bytes this event keeps alive, at most: the object and its previous version
+    /// (which another event may share: the accounting errs high).
+    pub fn weight(&self) -> usize {
+        self.object.weight() + self.prev.as_ref().map_or(0, |p| p.weight()) + OVERHEAD_BYTES
     }
 }
 
@@ -163,26 +259,56 @@ pub struct WriteOptions {
     pub create_if_absent: bool,
 }
 
+/// The key objects are kept under: (namespace, name); the namespace is empty for
+/// cluster-scoped resources.
+pub type ObjKey = (String, String);
+
+/// A resource's objects at one resourceVersion: an immutable map shared with the store
+/// until the next write.
+pub type Snapshot = Arc<BTreeMap<ObjKey, Arc<Stored>>>;
+
 /// Where a watch starts.
 pub struct WatchStart {
-    /// Events to send before live ones (history after the requested resourceVersion, or
-    /// synthetic ADDED events for the current objects).
-    pub backlog: Vec<Arc<WatchEvent>>,
-    /// Live events.
-    pub rx: broadcast::Receiver<Arc<WatchEvent>>,
-    /// The resourceVersion the watch is at once the backlog is sent.
+    /// The objects to send as ADDED first (a watch from "now"), or `None` (a watch that
+    /// resumes from a resourceVersion).
+    pub snapshot: Option<Snapshot>,
+    /// The resourceVersion the watch is at once the snapshot is sent: it then reads the
+    /// events after it from the history ([`Store::events_after`]).
     pub start_rv: u64,
+    /// Changes whenever an event of the resource is published.
+    pub changes: signal::Receiver<u64>,
 }
 
-type ObjKey = (String, String);
-
 struct KindState {
-    objects: BTreeMap<ObjKey, Arc<Stored>>,
+    objects: Snapshot,
+    /// Sum of the objects' [`Stored::weight`].
+    object_bytes: usize,
     history: VecDeque<Arc<WatchEvent>>,
+    /// Sum of the history's [`WatchEvent::weight`].
+    history_bytes: usize,
     /// Events with a resourceVersion at or below this may have left the history.
     compacted_rv: u64,
-    tx: broadcast::Sender<Arc<WatchEvent>>,
+    /// The resourceVersion of the latest event; watchers wait on it.
+    notify: signal::Sender<u64>,
     watches_started: u64,
+}
+
+impl KindState {
+    fn put(&mut self, k: ObjKey, stored: Arc<Stored>) {
+        self.object_bytes += stored.weight();
+        if let Some(old) = Arc::make_mut(&mut self.objects).insert(k, stored) {
+            self.object_bytes = self.object_bytes.saturating_sub(old.weight());
+        }
+    }
+
+    fn take(&mut self, k: &ObjKey) -> Option<Arc<Stored>> {
+        if !self.objects.contains_key(k) {
+            return None;
+        }
+        let old = Arc::make_mut(&mut self.objects).remove(k)?;
+        self.object_bytes = self.object_bytes.saturating_sub(old.weight());
+        Some(old)
+    }
 }
 
 struct Inner {
@@ -194,8 +320,16 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     opts: StoreOptions,
+    limits: StoreLimits,
     /// Validating admission run on every create through the API (see [`super::admission`]).
     admission: Option<Admission>,
+}
+
+/// What a write needs of the store besides its state.
+#[derive(Clone, Copy)]
+struct Tuning<'a> {
+    opts: &'a StoreOptions,
+    limits: StoreLimits,
 }
 
 impl Objects for Inner {
@@ -279,14 +413,15 @@ impl Store {
         let kinds = resources::all()
             .iter()
             .map(|r| {
-                let (tx, _) = broadcast::channel(opts.channel_capacity.max(1));
                 (
                     (r.group, r.plural),
                     KindState {
-                        objects: BTreeMap::new(),
+                        objects: Snapshot::default(),
+                        object_bytes: 0,
                         history: VecDeque::new(),
+                        history_bytes: 0,
                         compacted_rv: 0,
-                        tx,
+                        notify: signal::channel(0).0,
                         watches_started: 0,
                     },
                 )
@@ -295,8 +430,60 @@ impl Store {
         Store {
             inner: Mutex::new(Inner { rv: 0, kinds }),
             opts,
+            limits: StoreLimits::default(),
             admission: None,
         }
+    }
+
+    /// The store with other size limits.
+    pub fn with_limits(mut self, limits: StoreLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The store's size limits.
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    fn tuning(&self) -> Tuning<'_> {
+        Tuning {
+            opts: &self.opts,
+            limits: self.limits,
+        }
+    }
+
+    /// What all stored objects take, as [`Stored::weight`] accounts them (the figure
+    /// [`StoreLimits::quota_bytes`] bounds).
+    pub fn object_bytes(&self) -> usize {
+        self.lock().kinds.values().map(|k| k.object_bytes).sum()
+    }
+
+    /// What a resource's objects and watch history take.
+    pub fn usage(&self, res: &ResourceDef) -> Usage {
+        let inner = self.lock();
+        inner
+            .kinds
+            .get(&key(res))
+            .map_or_else(Usage::default, |k| Usage {
+                objects: k.objects.len(),
+                object_bytes: k.object_bytes,
+                history_events: k.history.len(),
+                history_bytes: k.history_bytes,
+                compacted_rv: k.compacted_rv,
+            })
+    }
+
+    /// The objects of a resource as they are now, and the resourceVersion (a shared
+    /// snapshot: taking it copies nothing).
+    pub fn snapshot(&self, res: &ResourceDef) -> (Snapshot, u64) {
+        let inner = self.lock();
+        let objects = inner
+            .kinds
+            .get(&key(res))
+            .map(|k| k.objects.clone())
+            .unwrap_or_default();
+        (objects, inner.rv)
     }
 
     /// The store with a validating admission step on creates (not on in-process seeding,
@@ -338,23 +525,15 @@ impl Store {
         ns: Option<&str>,
         filter: impl Fn(&Selectable) -> bool,
     ) -> (Vec<Arc<Stored>>, u64) {
-        let inner = self.lock();
-        let items = inner
-            .kinds
-            .get(&key(res))
-            .map(|k| {
-                k.objects
-                    .iter()
-                    .filter(|((ons, _), _)| ns.is_none_or(|n| !res.namespaced || n == ons))
-                    .filter(|(_, o)| filter(&o.sel))
-                    .map(|(_, o)| o.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        (items, inner.rv)
+        let (objects, rv) = self.snapshot(res);
+        let items = in_namespace(&objects, res, ns, None)
+            .filter(|(_, o)| filter(&o.sel))
+            .map(|(_, o)| o.clone())
+            .collect();
+        (items, rv)
     }
 
-    /// One page of [`Store::list`]: at most `limit` objects after the key `after`
+    /// One page of [`Store::list`]: at most `limit` objects from the key `start`
     /// (`(namespace, name)`, the order objects are kept in), the list's resourceVersion,
     /// and the key to continue after when more objects match.
     pub fn list_page(
@@ -362,23 +541,12 @@ impl Store {
         res: &ResourceDef,
         ns: Option<&str>,
         filter: impl Fn(&Selectable) -> bool,
-        after: Option<(String, String)>,
+        start: std::ops::Bound<ObjKey>,
         limit: usize,
-    ) -> (Vec<Arc<Stored>>, u64, Option<(String, String)>) {
-        use std::ops::Bound;
-        let inner = self.lock();
-        let Some(k) = inner.kinds.get(&key(res)) else {
-            return (Vec::new(), inner.rv, None);
-        };
-        let start = match after {
-            Some(a) => Bound::Excluded(a),
-            None => Bound::Unbounded,
-        };
-        let mut matching = k
-            .objects
-            .range((start, Bound::Unbounded))
-            .filter(|((ons, _), _)| ns.is_none_or(|n| !res.namespaced || n == ons))
-            .filter(|(_, o)| filter(&o.sel));
+    ) -> (Vec<Arc<Stored>>, u64, Option<ObjKey>) {
+        let (objects, rv) = self.snapshot(res);
+        let mut matching =
+            in_namespace(&objects, res, ns, Some(start)).filter(|(_, o)| filter(&o.sel));
         let items: Vec<(ObjKey, Arc<Stored>)> = matching
             .by_ref()
             .take(limit)
@@ -389,7 +557,7 @@ impl Store {
         } else {
             None
         };
-        (items.into_iter().map(|(_, o)| o).collect(), inner.rv, next)
+        (items.into_iter().map(|(_, o)| o).collect(), rv, next)
     }
 
     /// Create an object in `ns` (ignored for cluster-scoped resources).
@@ -401,7 +569,15 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
-        Self::commit_create(&mut inner, &self.opts, self.admission, res, ns, obj, opts)
+        Self::commit_create(
+            &mut inner,
+            self.tuning(),
+            self.admission,
+            res,
+            ns,
+            obj,
+            opts,
+        )
     }
 
     /// Read-modify-write of one object under the lock: `f` gets the current object (or
@@ -432,13 +608,21 @@ impl Store {
                     return Err(name_mismatch(body_name.unwrap_or_default(), name));
                 }
                 meta_mut(&mut obj).insert("name".into(), json!(name));
-                Self::commit_create(&mut inner, &self.opts, self.admission, res, ns, obj, opts)
-                    .map(|o| (o, true))
+                Self::commit_create(
+                    &mut inner,
+                    self.tuning(),
+                    self.admission,
+                    res,
+                    ns,
+                    obj,
+                    opts,
+                )
+                .map(|o| (o, true))
             }
             None => Err(ApiError::not_found(res.plural, res.group, name)),
             Some(old) => {
                 let new = f(Some(&old.value()))?;
-                Self::commit_update(&mut inner, &self.opts, res, &old, new, part, opts)
+                Self::commit_update(&mut inner, self.tuning(), res, &old, new, part, opts)
                     .map(|o| (o, false))
             }
         }
@@ -552,15 +736,16 @@ impl Store {
                     })
                     .unwrap_or_default();
                 for nk in names {
-                    Self::remove(&mut inner, &self.opts, r, &nk);
+                    Self::remove(&mut inner, self.tuning(), r, &nk);
                 }
             }
         }
-        Ok(Self::remove(&mut inner, &self.opts, res, &k).unwrap_or(old))
+        Ok(Self::remove(&mut inner, self.tuning(), res, &k).unwrap_or(old))
     }
 
-    /// Start a watch on a resource: from `since` (history replay; 410 if too old) or, for
-    /// `None`/`Some(0)`, from now with synthetic ADDED events for the current objects.
+    /// Start a watch on a resource: from `since` (the history after it; 410 if it was
+    /// compacted away) or, for `None`/`Some(0)`, from now, the current objects first (a
+    /// shared snapshot, taken without copying them).
     pub fn watch(&self, res: &ResourceDef, since: Option<u64>) -> Result<WatchStart, ApiError> {
         let mut inner = self.lock();
         let current = inner.rv;
@@ -568,20 +753,13 @@ impl Store {
             return Err(ApiError::no_route(res.plural));
         };
         state.watches_started += 1;
-        let rx = state.tx.subscribe();
+        let changes = state.notify.subscribe();
         match since {
-            None | Some(0) => {
-                let backlog = state
-                    .objects
-                    .values()
-                    .map(|o| Arc::new(WatchEvent::new(o.rv, EventType::Added, o.clone())))
-                    .collect();
-                Ok(WatchStart {
-                    backlog,
-                    rx,
-                    start_rv: current,
-                })
-            }
+            None | Some(0) => Ok(WatchStart {
+                snapshot: Some(state.objects.clone()),
+                start_rv: current,
+                changes,
+            }),
             Some(n) => {
                 if n < state.compacted_rv {
                     return Err(ApiError::expired(n, state.compacted_rv));
@@ -597,14 +775,48 @@ impl Store {
                         ),
                     ));
                 }
-                let backlog = state.history.iter().filter(|e| e.rv > n).cloned().collect();
                 Ok(WatchStart {
-                    backlog,
-                    rx,
-                    start_rv: n.max(state.compacted_rv),
+                    snapshot: None,
+                    start_rv: n,
+                    changes,
                 })
             }
         }
+    }
+
+    /// The events of a resource after resourceVersion `rv`, oldest first: as many as fit in
+    /// `max_bytes` (by [`WatchEvent::weight`]), and at least one when there is one. A
+    /// watcher at `rv` whose next event was compacted away, or that fell more than
+    /// [`StoreOptions::channel_capacity`] events behind, gets 410 Expired.
+    pub fn events_after(
+        &self,
+        res: &ResourceDef,
+        rv: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Arc<WatchEvent>>, ApiError> {
+        let inner = self.lock();
+        let Some(state) = inner.kinds.get(&key(res)) else {
+            return Ok(Vec::new());
+        };
+        if rv < state.compacted_rv {
+            return Err(ApiError::expired(rv, state.compacted_rv));
+        }
+        let from = state.history.partition_point(|e| e.rv <= rv);
+        let behind = state.history.len() - from;
+        if behind > self.opts.channel_capacity.max(1) {
+            let oldest = state.history.get(from).map_or(rv, |e| e.rv);
+            return Err(ApiError::expired(rv, oldest));
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for ev in state.history.range(from..) {
+            if !out.is_empty() && bytes + ev.weight() > max_bytes {
+                break;
+            }
+            bytes += ev.weight();
+            out.push(ev.clone());
+        }
+        Ok(out)
     }
 
     /// How many watches on a resource have been started (for tests and diagnostics: a
@@ -616,35 +828,38 @@ impl Store {
             .map_or(0, |k| k.watches_started)
     }
 
-    fn publish(inner: &mut Inner, opts: &StoreOptions, res: &ResourceDef, ev: WatchEvent) {
+    /// Append an event to the resource's history, compact the history down to its event
+    /// and byte bounds (the newest event always stays), and wake the watchers.
+    fn publish(inner: &mut Inner, t: Tuning<'_>, res: &ResourceDef, ev: WatchEvent) {
         let Some(state) = inner.kinds.get_mut(&key(res)) else {
             return;
         };
+        let rv = ev.rv;
         let ev = Arc::new(ev);
-        state.history.push_back(ev.clone());
-        while state.history.len() > opts.history_limit {
+        state.history_bytes += ev.weight();
+        state.history.push_back(ev);
+        while state.history.len() > 1
+            && (state.history.len() > t.opts.history_limit.max(1)
+                || state.history_bytes > t.limits.history_bytes)
+        {
             if let Some(old) = state.history.pop_front() {
                 state.compacted_rv = old.rv;
+                state.history_bytes = state.history_bytes.saturating_sub(old.weight());
             }
         }
-        // No receivers is fine.
-        let _ = state.tx.send(ev);
+        // No watchers is fine.
+        state.notify.send_replace(rv);
     }
 
-    fn remove(
-        inner: &mut Inner,
-        opts: &StoreOptions,
-        res: &ResourceDef,
-        k: &ObjKey,
-    ) -> Option<Value> {
-        let old = inner.kinds.get_mut(&key(res))?.objects.remove(k)?;
+    fn remove(inner: &mut Inner, t: Tuning<'_>, res: &ResourceDef, k: &ObjKey) -> Option<Value> {
+        let old = inner.kinds.get_mut(&key(res))?.take(k)?;
         inner.rv += 1;
         let rv = inner.rv;
         let mut gone = old.value();
         meta_mut(&mut gone).insert("resourceVersion".into(), json!(rv.to_string()));
         Self::publish(
             inner,
-            opts,
+            t,
             res,
             WatchEvent::new(rv, EventType::Deleted, Stored::new(res.kind, &gone)),
         );
@@ -654,7 +869,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     fn commit_create(
         inner: &mut Inner,
-        sopts: &StoreOptions,
+        t: Tuning<'_>,
         admission: Option<Admission>,
         res: &ResourceDef,
         ns: &str,
@@ -680,9 +895,7 @@ impl Store {
         if res.namespaced {
             if let Some(body_ns) = meta.get("namespace").and_then(Value::as_str) {
                 if !body_ns.is_empty() && body_ns != ns {
-                    return Err(ApiError::bad_request(format!(
-                        "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({ns})"
-                    )));
+                    return Err(namespace_mismatch());
                 }
             }
             meta.insert("namespace".into(), json!(ns));
@@ -752,25 +965,21 @@ impl Store {
         if opts.dry_run {
             return Ok(obj);
         }
-        inner.rv += 1;
-        let rv = inner.rv;
+        let rv = inner.rv + 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        let stored = Stored::new(res.kind, &obj);
+        let stored = sized(res, &obj, t.limits)?;
+        within_quota(inner, t.limits, stored.weight(), 0)?;
+        inner.rv = rv;
         if let Some(s) = inner.kinds.get_mut(&key(res)) {
-            s.objects.insert(k, stored.clone());
+            s.put(k, stored.clone());
         }
-        Self::publish(
-            inner,
-            sopts,
-            res,
-            WatchEvent::new(rv, EventType::Added, stored),
-        );
+        Self::publish(inner, t, res, WatchEvent::new(rv, EventType::Added, stored));
         Ok(obj)
     }
 
     fn commit_update(
         inner: &mut Inner,
-        sopts: &StoreOptions,
+        t: Tuning<'_>,
         res: &ResourceDef,
         old_stored: &Arc<Stored>,
         body: Value,
@@ -791,6 +1000,13 @@ impl Store {
         if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str) {
             if bn != name {
                 return Err(name_mismatch(bn, &name));
+            }
+        }
+        if res.namespaced {
+            let old_ns = old_meta.get("namespace").and_then(Value::as_str);
+            let body_ns = body.pointer("/metadata/namespace").and_then(Value::as_str);
+            if body_ns.is_some_and(|b| !b.is_empty() && Some(b) != old_ns) {
+                return Err(namespace_mismatch());
             }
         }
         let old_rv = old_meta
@@ -900,6 +1116,9 @@ impl Store {
                 return Err(ApiError::invalid(res.kind, res.group, &name, causes));
             }
         }
+        // Nothing changed, nothing written: the resourceVersion stays (the etcd3 store's
+        // `GuaranteedUpdate` returns the current object when the encoded update equals it;
+        // staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go).
         if without_rv(&new) == without_rv(old) {
             return Ok(old_value);
         }
@@ -913,22 +1132,81 @@ impl Store {
         if opts.dry_run {
             return Ok(new);
         }
-        inner.rv += 1;
-        let rv = inner.rv;
+        let rv = inner.rv + 1;
         meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
         let ns = old_meta
             .get("namespace")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let stored = Stored::new(res.kind, &new);
+        let stored = sized(res, &new, t.limits)?;
+        within_quota(inner, t.limits, stored.weight(), old_stored.weight())?;
+        inner.rv = rv;
         if let Some(s) = inner.kinds.get_mut(&key(res)) {
-            s.objects.insert(obj_key(res, ns, &name), stored.clone());
+            s.put(obj_key(res, ns, &name), stored.clone());
         }
         let mut ev = WatchEvent::new(rv, EventType::Modified, stored);
         ev.prev = Some(old_stored.clone());
-        Self::publish(inner, sopts, res, ev);
+        Self::publish(inner, t, res, ev);
         Ok(new)
     }
+}
+
+/// The object serialised for storage, unless it is over the object size limit: etcd
+/// refuses a request over `--max-request-bytes` (see [`MAX_OBJECT_BYTES`]), and the API
+/// server answers as [`ApiError::etcd_request_too_large`] says. Dry runs never reach etcd
+/// and are not checked.
+fn sized(res: &ResourceDef, obj: &Value, limits: StoreLimits) -> Result<Arc<Stored>, ApiError> {
+    let json = serde_json::to_vec(obj).unwrap_or_default();
+    if json.len() > limits.object_bytes {
+        return Err(ApiError::etcd_request_too_large());
+    }
+    Ok(Stored::from_json(res.kind, obj, json))
+}
+
+/// Whether the store may take an object of `adds` bytes in place of one of `frees`: a write
+/// that grows the store past [`StoreLimits::quota_bytes`] is refused as etcd refuses it
+/// (`ErrGRPCNoSpace`, which the API server passes through as a 500).
+fn within_quota(
+    inner: &Inner,
+    limits: StoreLimits,
+    adds: usize,
+    frees: usize,
+) -> Result<(), ApiError> {
+    if adds <= frees {
+        return Ok(());
+    }
+    let total: usize = inner.kinds.values().map(|k| k.object_bytes).sum();
+    if total - frees.min(total) + adds > limits.quota_bytes {
+        return Err(ApiError::new(
+            500,
+            "",
+            "etcdserver: mvcc: database space exceeded",
+        ));
+    }
+    Ok(())
+}
+
+/// The entries of a snapshot in one namespace (or all, `None`; cluster-scoped resources
+/// ignore it), from `start`, in key order: a namespace's objects are one key range.
+fn in_namespace<'a>(
+    objects: &'a BTreeMap<ObjKey, Arc<Stored>>,
+    res: &ResourceDef,
+    ns: Option<&'a str>,
+    start: Option<std::ops::Bound<ObjKey>>,
+) -> impl Iterator<Item = (&'a ObjKey, &'a Arc<Stored>)> + 'a {
+    use std::ops::Bound;
+    let ns = ns.filter(|_| res.namespaced);
+    let floor = ns.map(|n| (n.to_string(), String::new()));
+    let start = match (start, floor) {
+        (Some(Bound::Included(k)), Some(f)) => Bound::Included(k.max(f)),
+        (Some(Bound::Excluded(k)), Some(f)) if k < f => Bound::Included(f),
+        (Some(b @ (Bound::Included(_) | Bound::Excluded(_))), _) => b,
+        (_, Some(f)) => Bound::Included(f),
+        (_, None) => Bound::Unbounded,
+    };
+    objects
+        .range((start, Bound::Unbounded))
+        .take_while(move |((ons, _), _)| ns.is_none_or(|n| n == ons))
 }
 
 /// What the API server does to every write of a kind: a Secret's `stringData` is
@@ -973,6 +1251,15 @@ pub fn base64(input: &[u8]) -> String {
         }
     }
     out
+}
+
+/// An object whose namespace is not the request's: apiserver
+/// staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go
+/// `EnsureObjectNamespaceMatchesRequestNamespace` (create, update and patch handlers).
+fn namespace_mismatch() -> ApiError {
+    ApiError::bad_request(
+        "the namespace of the provided object does not match the namespace sent on the request",
+    )
 }
 
 fn name_mismatch(body: &str, url: &str) -> ApiError {

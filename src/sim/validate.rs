@@ -137,16 +137,46 @@ pub fn validate_metadata(res: &ResourceDef, obj: &Value, causes: &mut Vec<Cause>
                     ));
                 }
             }
+            // apimachinery pkg/api/validation/objectmeta.go `ValidateAnnotationsSize`: keys
+            // and values together at most `TotalAnnotationSizeLimitB`.
+            let total: usize = m
+                .iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum();
+            if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+                causes.push(Cause::too_long(
+                    "metadata.annotations",
+                    TOTAL_ANNOTATION_SIZE_LIMIT,
+                ));
+            }
         } else if !ann.is_null() {
             causes.push(Cause::invalid("metadata.annotations", "must be a map"));
         }
     }
 }
 
+/// The most bytes an object's annotations (keys and values) may take: apimachinery
+/// pkg/api/validation/objectmeta.go `TotalAnnotationSizeLimitB` (256 KiB).
+pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+/// The most bytes a Secret's data may take: kubernetes pkg/apis/core/types.go
+/// `MaxSecretSize` (1 MiB), checked by pkg/apis/core/validation/validation.go
+/// `ValidateSecret`.
+pub const MAX_SECRET_SIZE: usize = 1024 * 1024;
+
 /// Validate an object of a kind (metadata plus kind-specific rules); empty means valid.
 pub fn validate(res: &ResourceDef, obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     validate_metadata(res, obj, &mut causes);
+    // A custom resource is checked against its CRD's structural schema first; the
+    // kind's own rules (the webhooks') assume the types are right.
+    if !res.builtin {
+        let wrong = super::schema::type_errors(&super::schema::for_kind(res), obj);
+        if !wrong.is_empty() {
+            causes.extend(wrong);
+            return causes;
+        }
+    }
     let spec = obj.get("spec");
     match res.kind {
         "VirtualMachine" => validate_vm(spec, &mut causes),
@@ -321,6 +351,7 @@ fn str_at<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {
 
 fn validate_secret(obj: &Value, causes: &mut Vec<Cause>) {
     if let Some(data) = obj.get("data").and_then(Value::as_object) {
+        let mut total = 0;
         for (k, v) in data {
             let ok = v.as_str().is_some_and(is_base64);
             if !ok {
@@ -329,6 +360,13 @@ fn validate_secret(obj: &Value, causes: &mut Vec<Cause>) {
                     "must be a base64-encoded string",
                 ));
             }
+            // The decoded value's length.
+            let text = v.as_str().unwrap_or_default();
+            total +=
+                (text.len() / 4 * 3).saturating_sub(text.len() - text.trim_end_matches('=').len());
+        }
+        if total > MAX_SECRET_SIZE {
+            causes.push(Cause::too_long("data", MAX_SECRET_SIZE));
         }
     }
 }

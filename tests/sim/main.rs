@@ -7,6 +7,7 @@ mod api;
 mod common;
 mod controllers;
 mod fidelity;
+mod hostile;
 mod kubectl;
 mod kubevirt;
 mod serve_flow;

@@ -1,8 +1,9 @@
 //! HTTP endpoints of the simulated world, served on the sim's API port beside the
 //! Kubernetes API:
 //!
-//! - a minimal vSphere Automation REST API: `POST /api/session` (basic auth → session
-//!   token), `GET /api/vcenter/vm?names=a,b`, `GET /api/vcenter/vm/{vm}/power`,
+//! - a minimal vSphere Automation REST API: `POST /api/session` (basic auth with the
+//!   scenario's `vcenter_user`/`vcenter_password` → session token; other credentials are
+//!   401 as vCenter answers them), `GET /api/vcenter/vm?names=a,b`, `GET /api/vcenter/vm/{vm}/power`,
 //!   `POST /api/vcenter/vm/{vm}/power?action=start|stop`; requests other than the login
 //!   need the `vmware-api-session-id` header;
 //! - the network: `GET /sim/v1/probe?ip=IP[&port=PORT][&proto=icmp|tcp]` →
@@ -27,15 +28,28 @@ pub struct WorldState {
     pub world: Arc<World>,
     sessions: Arc<Mutex<HashSet<String>>>,
     pub vcenter: Arc<VcenterFaults>,
+    /// The user and password the simulated vCenter accepts.
+    credentials: Arc<(String, String)>,
 }
 
 impl WorldState {
+    /// The world endpoints, accepting the default scenario's vCenter credentials (see
+    /// [`WorldState::with_credentials`]).
     pub fn new(world: Arc<World>, vcenter: Arc<VcenterFaults>) -> Self {
+        let defaults = super::scenario::Scenario::default();
         WorldState {
             world,
             sessions: Arc::new(Mutex::new(HashSet::new())),
             vcenter,
+            credentials: Arc::new((defaults.vcenter_user, defaults.vcenter_password)),
         }
+    }
+
+    /// Accept only `user` and `password` at login (the scenario's `vcenter_user` and
+    /// `vcenter_password`, which its seeded Secrets carry).
+    pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
+        self.credentials = Arc::new((user.to_string(), password.to_string()));
+        self
     }
 }
 
@@ -126,17 +140,61 @@ fn authorised(state: &WorldState, headers: &HeaderMap) -> bool {
         .contains(token)
 }
 
+/// `user:password` from a `Basic` authorization header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = decode_base64(encoded.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = T.iter().position(|t| *t == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Equal byte strings, compared in time that depends on their lengths only.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// `POST /api/session`: a session for the scenario's vCenter user, 401 for any other
+/// credentials or none, with the body vCenter's vAPI endpoint answers a failed login with
+/// (`UNAUTHENTICATED`, `com.vmware.vapi.endpoint.method.authentication.required`).
 async fn login(State(state): State<WorldState>, headers: HeaderMap) -> Response {
-    let ok = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Basic ") && v.len() > 6);
+    let (user, password) = &*state.credentials;
+    let ok = basic_credentials(&headers).is_some_and(|(u, p)| same(&u, user) & same(&p, password));
     if !ok {
-        return vapi_error(
+        return (
             StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "basic authentication required",
-        );
+            [("www-authenticate", "Basic realm=\"VAPI endpoint\"")],
+            Json(json!({
+                "error_type": "UNAUTHENTICATED",
+                "messages": [{
+                    "args": [],
+                    "default_message": "Authentication required.",
+                    "id": "com.vmware.vapi.endpoint.method.authentication.required",
+                }],
+            })),
+        )
+            .into_response();
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
     state

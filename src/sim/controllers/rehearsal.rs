@@ -55,8 +55,13 @@ impl Rehearsal {
             scenario.vcenter_error_rate,
             scenario.seed,
         ));
+        let login = (
+            scenario.vcenter_user.clone(),
+            scenario.vcenter_password.clone(),
+        );
         let controllers = super::spawn(sim.controller_client(), scenario);
-        let state = WorldState::new(controllers.world.clone(), vcenter.clone());
+        let state = WorldState::new(controllers.world.clone(), vcenter.clone())
+            .with_credentials(&login.0, &login.1);
         let _ = extension.set(crate::sim::server::Extension {
             router: endpoints::router(state),
             handles: endpoints::handles,
