@@ -23,6 +23,8 @@ pub mod cluster;
 pub mod engine;
 /// Reading input files with a type check and a size limit; private files for secrets.
 pub mod fsio;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod http1;
 pub mod inventory;
 pub mod logging;

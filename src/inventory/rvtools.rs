@@ -12,7 +12,7 @@ use super::table::{norm_header, read_csv, read_xlsx, Row, Table};
 use std::collections::HashMap;
 use std::path::Path;
 
-const TABS: &[&str] = &["vInfo", "vNetwork", "vDisk", "vPort", "dvPort"];
+pub(crate) const TABS: &[&str] = &["vInfo", "vNetwork", "vDisk", "vPort", "dvPort"];
 
 /// Known vInfo headers (normalised); everything else is an attribute.
 const VINFO_KNOWN: &[&str] = &[

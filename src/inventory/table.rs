@@ -71,7 +71,17 @@ impl Row {
 pub fn read_csv(path: &Path, tab: &str, warnings: &mut Vec<String>) -> std::io::Result<Table> {
     let bytes = crate::fsio::read_bounded(path, crate::fsio::INVENTORY_CSV_MAX, "the CSV file")
         .map_err(crate::fsio::InputError::into_io)?;
-    let text = String::from_utf8_lossy(&bytes);
+    Ok(parse_csv(
+        &bytes,
+        &path.display().to_string(),
+        tab,
+        warnings,
+    ))
+}
+
+/// [`read_csv`] once the file is read: `file` names it in warnings.
+pub fn parse_csv(bytes: &[u8], file: &str, tab: &str, warnings: &mut Vec<String>) -> Table {
+    let text = String::from_utf8_lossy(bytes);
     let text = text.trim_start_matches('\u{feff}');
     let first = text.lines().next().unwrap_or("");
     let delim = if first.matches(';').count() > first.matches(',').count() {
@@ -84,7 +94,6 @@ pub fn read_csv(path: &Path, tab: &str, warnings: &mut Vec<String>) -> std::io::
         .flexible(true)
         .has_headers(true)
         .from_reader(text.as_bytes());
-    let file = path.display().to_string();
     let headers: Vec<String> = match rdr.headers() {
         Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
         Err(e) => {
@@ -108,11 +117,11 @@ pub fn read_csv(path: &Path, tab: &str, warnings: &mut Vec<String>) -> std::io::
             }
         }
     }
-    Ok(Table {
+    Table {
         tab: tab.to_string(),
         headers,
         rows,
-    })
+    }
 }
 
 /// Limits on what an RVTools workbook may expand to. The zip container is checked before the
@@ -147,8 +156,12 @@ pub mod xlsx_limits {
 /// [`crate::fsio::XLSX_MAX`] bytes) and checked against [`xlsx_limits`] before the
 /// spreadsheet library parses it. Legacy `.xls` (and `.xlsb`, `.ods`) workbooks are refused.
 pub fn read_xlsx(path: &Path, tabs: &[&str]) -> anyhow::Result<Vec<Table>> {
-    let file = path.display().to_string();
     let bytes = crate::fsio::read_bounded(path, crate::fsio::XLSX_MAX, "the workbook")?;
+    parse_xlsx(bytes, &path.display().to_string(), tabs)
+}
+
+/// [`read_xlsx`] once the file is read: `file` names it in errors.
+pub fn parse_xlsx(bytes: Vec<u8>, file: &str, tabs: &[&str]) -> anyhow::Result<Vec<Table>> {
     if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
         anyhow::bail!(
             "{file}: a legacy .xls workbook: not read (its sheet sizes cannot be checked \
@@ -162,7 +175,7 @@ pub fn read_xlsx(path: &Path, tabs: &[&str]) -> anyhow::Result<Vec<Table>> {
     // The spreadsheet library does arithmetic on cell references that a hostile file can
     // overflow (a panic where overflow checks are on): a panic is a malformed workbook.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_sheets(bytes, &file, tabs)
+        read_sheets(bytes, file, tabs)
     }))
     .unwrap_or_else(|_| {
         anyhow::bail!("{file}: malformed workbook (the spreadsheet reader failed on it)")

@@ -6,4 +6,5 @@ mod check;
 mod cluster_golden;
 #[path = "../common/mod.rs"]
 mod common;
+mod fuzz_regressions;
 mod hostile;
