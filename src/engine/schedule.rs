@@ -449,11 +449,19 @@ fn next_wake(fleet: &Fleet, now: Now) -> Option<Duration> {
         let waiting = r.last.as_ref().is_some_and(|p| {
             p.step == Step::NetworkReady && matches!(p.status, Status::Waiting(_))
         });
-        let window = fleet.plan.wave(&fleet.plan.vms[i].wave)?.window.as_ref()?;
-        // The next edge of its window: the opening, else the closing (which postpones it).
-        let edge = [window.start.unix * 1000, window.end.unix * 1000]
-            .into_iter()
-            .find(|&t| t > clock_now)?;
+        let vm = &fleet.plan.vms[i];
+        let window = fleet.plan.wave(&vm.wave)?.window.as_ref()?;
+        // The next edge: the window's opening, the VM's own cutover time, else the
+        // window's closing (which postpones it).
+        let cutover = vm.cutover.as_ref().map(|at| at.unix * 1000);
+        let edge = [
+            Some(window.start.unix * 1000),
+            cutover,
+            Some(window.end.unix * 1000),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|&t| t > clock_now)?;
         waiting.then(|| s.window_clock.elapsed_at(edge))
     });
     timers.chain(windows).min()
@@ -784,6 +792,13 @@ fn outside_window(fleet: &Fleet, i: usize, now_ms: i64) -> Option<String> {
         return Some(format!(
             "the change window closed at {}: no new cutover starts (override: --ignore-window)",
             window.end.text
+        ));
+    }
+    if let Some(at) = vm.cutover.as_ref().filter(|at| now_ms < at.unix * 1000) {
+        return Some(format!(
+            "waiting for its cutover time: {} ({})",
+            humanize(Duration::from_millis((at.unix * 1000 - now_ms) as u64)),
+            at.text
         ));
     }
     let bytes: u64 = fleet.vms[i].ctx.disk_bytes.iter().sum();

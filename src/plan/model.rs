@@ -265,6 +265,9 @@ pub struct Vm {
     pub firmware: Option<Spanned<Firmware>>,
     pub disk_bus: Option<Spanned<DiskBus>>,
     pub os: Option<Spanned<GuestOs>>,
+    /// The VM's own cutover time: its power-off does not start before it. It lies inside
+    /// its wave's window (which still gates the cutover, and its closing still postpones).
+    pub cutover: Option<Spanned<Timestamp>>,
     pub span: Span,
 }
 

@@ -123,6 +123,7 @@ const VM_KEYS: &[&str] = &[
     "firmware",
     "disk_bus",
     "os",
+    "cutover",
 ];
 const NIC_KEYS: &[&str] = &["network", "ip", "mac", "model"];
 const DISK_KEYS: &[&str] = &["backing_file", "url", "size", "storage_class"];
@@ -930,6 +931,18 @@ impl Reader {
             self.missing(tbl, key, "2026-12-05T22:00:00Z");
             return None;
         };
+        self.timestamp_value(v, key, "of a window", "bad-window")
+    }
+
+    /// A date-time with an offset (a TOML date-time or an RFC 3339 string); `whose` and
+    /// `code` name it in errors.
+    fn timestamp_value(
+        &mut self,
+        v: &toml::Spanned<DeValue<'_>>,
+        key: &str,
+        whose: &str,
+        code: &'static str,
+    ) -> Option<Spanned<time::Timestamp>> {
         let (val, span) = conv(v);
         let res = match val {
             DeValue::Datetime(dt) => time::from_datetime(dt),
@@ -939,7 +952,7 @@ impl Reader {
                     "wrong-type",
                     span,
                     format!(
-                        "`{key}` of a window must be a date-time, found {}",
+                        "`{key}` {whose} must be a date-time, found {}",
                         type_name(other)
                     ),
                 );
@@ -949,7 +962,7 @@ impl Reader {
         match res {
             Ok(t) => Some(sp(t, span)),
             Err(why) => {
-                self.err("bad-window", span, format!("`{key}` of the window: {why}"));
+                self.err(code, span, format!("`{key}` {whose}: {why}"));
                 None
             }
         }
@@ -1005,6 +1018,9 @@ impl Reader {
         };
         let checks = self.checks(tbl);
         let after = self.string_list(tbl, "after");
+        let cutover = tbl
+            .get("cutover")
+            .and_then(|v| self.timestamp_value(v, "cutover", "of a VM", "bad-cutover"));
         Vm {
             name,
             wave,
@@ -1029,6 +1045,7 @@ impl Reader {
                     ("other", GuestOs::Other),
                 ],
             ),
+            cutover,
             span: tbl.span.clone(),
         }
     }

@@ -12,12 +12,12 @@ pub struct Timestamp {
 /// Converts a TOML datetime to a timestamp; `None` with a reason when it lacks a date,
 /// a time or an offset.
 pub fn from_datetime(dt: &Datetime) -> Result<Timestamp, &'static str> {
-    let date = dt.date.ok_or("a window time needs a date")?;
+    let date = dt.date.ok_or("a cutover or window time needs a date")?;
     let time = dt
         .time
-        .ok_or("a window time needs a time of day, e.g. 2026-12-05T22:00:00Z")?;
+        .ok_or("a cutover or window time needs a time of day, e.g. 2026-12-05T22:00:00Z")?;
     let offset = dt.offset.ok_or(
-        "a window time needs an offset (`Z` or `+01:00`): local times are ambiguous across sites",
+        "a cutover or window time needs an offset (`Z` or `+01:00`): local times are ambiguous across sites",
     )?;
     let days = days_from_civil(date.year as i64, date.month as i64, date.day as i64);
     let secs = time.second.unwrap_or(0) as i64;

@@ -18,6 +18,7 @@ pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
     v.networks();
     v.waves();
     v.vms();
+    v.cutover_times();
     v.ordering();
 }
 
@@ -288,6 +289,45 @@ impl Validator<'_, '_> {
                     Diagnostic::warning("bridge-without-marker", n.name.span.clone(), format!("network `{}` requests no bridge-marker resource: nothing keeps its VMs off nodes without the bridge", n.name.value))
                         .with_hint("with `bridge_marker = true` (the default) the NAD requests `bridge.network.kubevirt.io/<bridge>`, the scheduler places VMs only where bridge-marker found the bridge, and preflight checks every node has it; set false only where bridge-marker does not run and every node is known to carry the VLAN"),
                 );
+            }
+        }
+    }
+
+    /// A VM's own `cutover` time lies inside its wave's window: before it the window is
+    /// not open, after it no cutover starts, so the time could never be kept.
+    fn cutover_times(&mut self) {
+        for vm in &self.plan.vms {
+            let Some(at) = &vm.cutover else { continue };
+            let Some(wave) = self.plan.wave(&vm.wave) else {
+                continue;
+            };
+            match &wave.window {
+                None => self.push(
+                    Diagnostic::error(
+                        "cutover-without-window",
+                        at.span.clone(),
+                        format!(
+                            "VM `{}` names a cutover time but wave `{}` has no window",
+                            vm.name.value, wave.name.value
+                        ),
+                    )
+                    .with_hint("give the wave a `window` that contains the VM's cutover time"),
+                ),
+                Some(win) if at.unix < win.start.unix || at.unix >= win.end.unix => self.push(
+                    Diagnostic::error(
+                        "cutover-outside-window",
+                        at.span.clone(),
+                        format!(
+                            "the cutover time of VM `{}` is outside the window of wave `{}`",
+                            vm.name.value, wave.name.value
+                        ),
+                    )
+                    .with_hint(format!(
+                        "the window runs from {} to {}",
+                        win.start.text, win.end.text
+                    )),
+                ),
+                _ => {}
             }
         }
     }

@@ -1305,3 +1305,32 @@ fn the_operator_can_override_the_window() {
     let t = r.pass_preflight(&[A, B, C]);
     assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
 }
+
+#[test]
+fn a_vm_waits_for_its_own_cutover_time_inside_the_window() {
+    // c names 23:30; the window opens at 22:00 (the clock's start).
+    let plan = PLAN
+        .replacen("max_parallel_cutovers = 1", "max_parallel_cutovers = 3", 1)
+        .replacen(
+            "disks = [{ backing_file = \"[ds1] c/c.vmdk\", size = \"10Gi\" }]",
+            "disks = [{ backing_file = \"[ds1] c/c.vmdk\", size = \"10Gi\" }]\ncutover = 2026-12-05T23:30:00Z",
+            1,
+        );
+    let mut r = Run::with_plan(&plan, at_clock(1_796_508_000_000));
+    r.request(EngineRequest::StartWave("w1".into()));
+    let t = r.pass_preflight(&[A, B, C]);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    assert!(Run::commands_for(&t, C).is_empty());
+    assert_eq!(
+        r.status(C),
+        Status::Waiting("waiting for its cutover time: 1h30m (2026-12-05T23:30:00Z)".into())
+    );
+    // The policy wakes for it (nothing else is due sooner here than its agent timeout).
+    assert!(t.wake_at.is_some_and(|w| w <= Duration::from_secs(90 * 60)));
+    r.advance(Duration::from_secs(89 * 60));
+    let t = r.turn(vec![Input::Wake]);
+    assert!(Run::commands_for(&t, C).is_empty());
+    r.advance(Duration::from_secs(60));
+    let t = r.turn(vec![Input::Wake]);
+    assert_eq!(Run::commands_for(&t, C), vec![Command::PowerOffSource]);
+}
