@@ -169,6 +169,10 @@ pub enum EngineRequest {
     ConfirmPowerOff(String),
     RunChecks(String),
     Migrate(String),
+    /// The operator's override of the wave's change window, as `run --ignore-window` for
+    /// one wave: its cutovers may start outside the window, in one too short, or before a
+    /// VM's own cutover time. Postponed VMs are picked up when the wave is started again.
+    IgnoreWindow(String),
     /// Stop driving the cluster (state lives in the cluster: nothing is lost).
     Shutdown,
 }

@@ -275,6 +275,8 @@ pub struct Fleet {
     finished: HashSet<String>,
     /// Last phase reported per live migration.
     migrations: HashMap<String, MigrationPhase>,
+    /// Waves whose change window the operator overrode ([`EngineRequest::IgnoreWindow`]).
+    windows_ignored: HashSet<String>,
 }
 
 impl Fleet {
@@ -341,6 +343,7 @@ impl Fleet {
             queue,
             finished: HashSet::new(),
             migrations: HashMap::new(),
+            windows_ignored: HashSet::new(),
         }
     }
 
@@ -656,6 +659,22 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
                 format!("wave {w} {}", if pause { "paused" } else { "resumed" }),
             ));
         }
+        EngineRequest::IgnoreWindow(w) => {
+            if plan.wave(&w).is_none() {
+                out.events.push(no_wave(&w));
+                return;
+            }
+            // Its postponed VMs are no longer held: a started wave that ended with them
+            // goes on (and reports again). A wave not started yet is not started by this.
+            if fleet.active.contains(&w) {
+                fleet.finished.remove(&w);
+            }
+            fleet.windows_ignored.insert(w.clone());
+            out.events.push(wave_log(
+                LogLevel::Warn,
+                format!("the change window of wave {w} is overridden by the operator: its cutovers may start outside it"),
+            ));
+        }
         EngineRequest::RetryVm(name) => {
             let Some(i) = find(&name) else { return };
             let r = &mut fleet.vms[i];
@@ -772,10 +791,16 @@ fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
     }
 }
 
+/// The change window does not hold VM `i`: `--ignore-window`, or the operator's override
+/// of its wave.
+fn window_ignored(fleet: &Fleet, i: usize) -> bool {
+    fleet.settings.ignore_window || fleet.windows_ignored.contains(&*fleet.plan.vms[i].wave)
+}
+
 /// Why VM `i` may not start its cutover at clock time `now_ms` (its wave's window), or
 /// `None`. A VM whose cutover already began is never stopped: this gates the power-off.
 fn outside_window(fleet: &Fleet, i: usize, now_ms: i64) -> Option<String> {
-    if fleet.settings.ignore_window {
+    if window_ignored(fleet, i) {
         return None;
     }
     let vm = &fleet.plan.vms[i];
@@ -1123,7 +1148,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
     // A VM still before its cutover when its wave's window has closed is postponed.
     let clock_now = fleet.settings.window_clock.at(now.elapsed);
     for (i, d) in decisions.iter().enumerate() {
-        let closed = !fleet.settings.ignore_window
+        let closed = !window_ignored(fleet, i)
             && fleet
                 .plan
                 .wave(&fleet.plan.vms[i].wave)

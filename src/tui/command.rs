@@ -14,6 +14,7 @@ pub enum Command {
     Pause,
     Resume,
     Cancel,
+    IgnoreWindow,
     Retry(String),
     Rollback(String),
     PowerOff(String),
@@ -61,6 +62,12 @@ pub const COMMANDS: &[(&str, &[&str], Arg, &str)] = &[
         &[],
         Arg::None,
         "cancel the current wave (type its name to confirm)",
+    ),
+    (
+        "ignore-window",
+        &[],
+        Arg::None,
+        "start the current wave's cutovers outside its window (type its name to confirm)",
     ),
     ("retry", &[], Arg::Vm, "retry a failed VM: `:retry NAME`"),
     (
@@ -165,6 +172,7 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
         "pause" => Command::Pause,
         "resume" => Command::Resume,
         "cancel" => Command::Cancel,
+        "ignore-window" => Command::IgnoreWindow,
         "retry" => Command::Retry(vm()?),
         "rollback" => Command::Rollback(vm()?),
         "poweroff" => Command::PowerOff(vm()?),

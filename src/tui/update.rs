@@ -277,6 +277,7 @@ fn run_command(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
         cmd,
         Command::Start
             | Command::Cancel
+            | Command::IgnoreWindow
             | Command::Rollback(_)
             | Command::PowerOff(_)
             | Command::Migrate(_)
@@ -302,6 +303,10 @@ fn run_command(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
         Command::Cancel => {
             let w = app.wave_name().to_string();
             cancel_wave(app, w);
+        }
+        Command::IgnoreWindow => {
+            let w = app.wave_name().to_string();
+            ask(app, Pending::IgnoreWindow(w));
         }
         Command::Pause | Command::Resume => {
             let w = app.wave_name().to_string();
@@ -359,6 +364,16 @@ fn ask(app: &mut App, op: Pending) {
                 "and their source VMs keep running, untouched.".to_string(),
                 "VMs already in their cutover finish it (roll one back with X).".to_string(),
                 format!("Type `{w}` and press Enter to confirm, Esc to keep going."),
+            ],
+            Some(w.clone()),
+        ),
+        Pending::IgnoreWindow(w) => (
+            format!("Override the change window of wave {w}?"),
+            vec![
+                "Its cutovers may then start outside the window, in one too short,".to_string(),
+                "or before a VM's own cutover time; postponed VMs go on.".to_string(),
+                "Sources are powered off outside the agreed change window.".to_string(),
+                format!("Type `{w}` and press Enter to confirm, Esc to cancel."),
             ],
             Some(w.clone()),
         ),
@@ -450,6 +465,10 @@ fn execute(app: &mut App, op: Pending, fx: &mut Vec<Effect>) {
                 format!("cancelling wave {w}"),
             )
         }
+        Pending::IgnoreWindow(w) => (
+            EngineRequest::IgnoreWindow(w.clone()),
+            format!("change window of wave {w} overridden"),
+        ),
         Pending::Rollback(vm) => (
             EngineRequest::RollbackVm(vm.clone()),
             format!("rolling back {vm}"),

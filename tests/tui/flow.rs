@@ -105,6 +105,23 @@ fn rollback_requires_typing_the_vm_name() {
 }
 
 #[test]
+fn overriding_the_window_requires_typing_the_wave_name() {
+    let mut app = mid_wave();
+    assert!(update(&mut app, Action::Command("ignore-window".into())).is_empty());
+    let Some(Popup::Confirm(c)) = &app.ui().popup else {
+        panic!("the override asks first")
+    };
+    assert_eq!(c.type_to_confirm.as_deref(), Some("w1"));
+    assert!(c.body.iter().any(|l| l.contains("outside the window")));
+    assert!(press(&mut app, KeyCode::Enter).is_empty(), "not typed yet");
+    type_text(&mut app, "w1");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        [Effect::Engine(EngineRequest::IgnoreWindow("w1".into()))]
+    );
+}
+
+#[test]
 fn cancelling_a_wave_requires_typing_its_name() {
     let mut app = mid_wave();
     assert!(press(&mut app, KeyCode::Char('C')).is_empty());

@@ -1334,3 +1334,29 @@ fn a_vm_waits_for_its_own_cutover_time_inside_the_window() {
     let t = r.turn(vec![Input::Wake]);
     assert_eq!(Run::commands_for(&t, C), vec![Command::PowerOffSource]);
 }
+
+#[test]
+fn the_operator_overrides_one_waves_window_and_its_postponed_vms_go_on() {
+    // 04:01: the window closed before anything started; every VM is postponed.
+    let mut r = Run::with_plan(
+        &PLAN.replacen("max_parallel_cutovers = 1", "max_parallel_cutovers = 3", 1),
+        at_clock(1_796_529_660_000),
+    );
+    r.request(EngineRequest::StartWave("w1".into()));
+    let t = r.pass_preflight(&[A, B, C]);
+    assert!(Run::commands_for(&t, A).is_empty());
+    assert_eq!(r.fleet.end_state(A), Some(EndState::Postponed));
+    // An unknown wave is named, and changes nothing.
+    let t = r.request(EngineRequest::IgnoreWindow("w9".into()));
+    assert!(t.commands.is_empty());
+    let t = r.request(EngineRequest::IgnoreWindow("w1".into()));
+    assert!(
+        t.events.iter().any(|e| matches!(&e.kind,
+            EventKind::Log { message, .. } if message.contains("change window of wave w1 is overridden"))),
+        "{:?}",
+        t.events
+    );
+    assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
+    assert_eq!(Run::commands_for(&t, C), vec![Command::PowerOffSource]);
+    assert_eq!(r.fleet.end_state(A), None);
+}

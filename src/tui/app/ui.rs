@@ -112,6 +112,7 @@ pub enum InputMode {
 pub enum Pending {
     StartWave(String),
     CancelWave(String),
+    IgnoreWindow(String),
     Rollback(String),
     ConfirmPowerOff(String),
     Migrate(String),
