@@ -73,30 +73,34 @@ pub fn firewall_rules(kind: Firewall, data: &[u8]) {
     };
 }
 
-/// Inventory to plan skeleton (`wavelift plan init`), from already-read tabs.
-fn init(tables: &[table::Table]) {
-    let inv = rvtools::from_tables(tables, Vec::new());
-    let _ = skeleton::plan_skeleton(&inv, &skeleton::VlanMap::parse("", "vlans.toml"));
+/// An inventory to a plan skeleton (`wavelift plan init` without a VLAN map).
+fn init(inv: &crate::inventory::Inventory) {
+    let _ = skeleton::plan_skeleton(inv, &skeleton::VlanMap::parse("", "vlans.toml"));
+}
+
+/// RVTools tabs, already read, through [`init`].
+fn init_tables(tables: &[table::Table]) {
+    init(&rvtools::from_tables(tables, Vec::new()));
 }
 
 /// An RVTools vInfo tab exported as CSV, through `plan init`.
 pub fn rvtools_csv(data: &[u8]) {
     let mut warnings = Vec::new();
     let t = table::parse_csv(data, "RVTools_tabvInfo.csv", "vInfo", &mut warnings);
-    init(&[t]);
+    init_tables(&[t]);
 }
 
 /// An RVTools `.xlsx` workbook (the zip preflight, then the sheets), through `plan init`.
 pub fn rvtools_xlsx(data: &[u8]) {
     if let Ok(tables) = table::parse_xlsx(data.to_vec(), "RVTools.xlsx", rvtools::TABS) {
-        init(&tables);
+        init_tables(&tables);
     }
 }
 
 /// A `govc` JSON inventory, through `plan init`.
 pub fn govc_json(data: &[u8]) {
     if let Ok(inv) = govc::parse(&String::from_utf8_lossy(data), "govc.json") {
-        let _ = skeleton::plan_skeleton(&inv, &skeleton::VlanMap::parse("", "vlans.toml"));
+        init(&inv);
     }
 }
 
