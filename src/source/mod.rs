@@ -32,6 +32,15 @@ pub enum SourceError {
     NotFound(String),
     #[error("vCenter answered {status}: {message}")]
     Api { status: u16, message: String },
+    /// A vSphere fault by its type name (`ToolsUnavailable`, `ApplicationQuiesceFault`,
+    /// `FilesystemQuiesceFault`, `SnapshotFault`, `InvalidState`, …) and its message: from a
+    /// VI/JSON fault body (`_typeName`, `faultMessage`) or a failed task's `info.error`.
+    #[error("vCenter fault {kind}: {message}")]
+    Fault { kind: String, message: String },
+    /// vCenter does not serve VI/JSON (older than 8.0 U1): warm migration is impossible,
+    /// cold keeps working over the Automation REST API.
+    #[error("vCenter has no VI/JSON API (needs 8.0 U1 or later): {0}")]
+    NoVimJson(String),
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {
         attempts: u32,
@@ -102,6 +111,108 @@ pub trait SourceOps: Send + Sync {
         uuid: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SourceError>>;
     fn power_on<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), SourceError>>;
+}
+
+/// A snapshot in a source VM's snapshot tree (flattened, tree order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Managed object reference value (`snapshot-123`): a CDI checkpoint's `current`.
+    pub moref: String,
+    pub name: String,
+    /// vSphere quiesced the guest's file systems for it (VMware Tools ran); `false`: the
+    /// copy is crash-consistent.
+    pub quiesced: bool,
+}
+
+/// One virtual disk of a VM or of a snapshot, in device order (the plan's disk order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDisk {
+    /// `backing.fileName`, `[ds1] vm/vm.vmdk` (a snapshot's names its delta,
+    /// `[ds1] vm/vm-000001.vmdk`).
+    pub file: String,
+    /// `backing.changeId` (CBT); `None` or empty until CBT is on and the VM was stunned once.
+    pub change_id: Option<String>,
+}
+
+/// What a warm migration needs to know about a source VM, read in one go (VM config,
+/// runtime, snapshot tree, recent tasks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmView {
+    pub power: SourcePower,
+    /// `config.changeTrackingEnabled`.
+    pub cbt_enabled: bool,
+    /// The VM's disks now.
+    pub disks: Vec<SourceDisk>,
+    /// Every snapshot of the VM (not only wavelift's).
+    pub snapshots: Vec<Snapshot>,
+    /// A `CreateSnapshot_Task`/`RemoveSnapshot_Task` (or a CBT reconfigure) of the VM is
+    /// queued or running (`recentTask`): no new snapshot operation may start.
+    pub snapshot_task_running: bool,
+    /// VMware Tools runs in the guest (graceful shutdown and quiescing need it).
+    pub tools_running: bool,
+}
+
+impl WarmView {
+    /// Every disk has a non-empty change ID: CBT is on and took effect.
+    pub fn change_ids_ready(&self) -> bool {
+        !self.disks.is_empty()
+            && self
+                .disks
+                .iter()
+                .all(|d| d.change_id.as_deref().is_some_and(|c| !c.is_empty()))
+    }
+}
+
+/// The vim25 side of vSphere (VI/JSON, vCenter 8.0 U1+): snapshots, CBT and guest
+/// shutdown, for warm migration and graceful power-off. Every method waits for any queued
+/// or running snapshot task of the VM before it starts one, so a resumed run never stacks a
+/// second operation on one still under way.
+pub trait WarmOps: Send + Sync {
+    /// The VI/JSON release vCenter serves (`8.0.3.0`), or [`SourceError::NoVimJson`].
+    fn vim_release(&self) -> BoxFuture<'_, Result<String, SourceError>>;
+    fn warm_view<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<WarmView, SourceError>>;
+    /// Turns CBT on (`ReconfigVM_Task`), then stuns the VM once (creates and removes a
+    /// throw-away snapshot) so every disk gets a change ID. Done when
+    /// [`WarmView::change_ids_ready`]; a no-op when it already is.
+    fn enable_cbt<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), SourceError>>;
+    /// Creates snapshot `name` (no memory) and waits for the task. When a snapshot of that
+    /// name exists already (a resumed run), returns it instead. A quiesce fault comes back
+    /// as [`SourceError::Fault`] with its type name.
+    fn create_snapshot<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+        name: &'a str,
+        quiesce: bool,
+    ) -> BoxFuture<'a, Result<Snapshot, SourceError>>;
+    /// Removes snapshot `moref` (consolidating) and waits for the task; an absent
+    /// snapshot counts as removed.
+    fn remove_snapshot<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+        moref: &'a str,
+    ) -> BoxFuture<'a, Result<(), SourceError>>;
+    /// The snapshot's disks with their change IDs (device order).
+    fn snapshot_disks<'a>(
+        &'a self,
+        moref: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SourceDisk>, SourceError>>;
+    /// Asks VMware Tools to shut the guest down (returns at once; the power state follows).
+    /// Without Tools running: [`SourceError::Fault`] `ToolsUnavailable`.
+    fn shutdown_guest<'a>(
         &'a self,
         vm: &'a str,
         uuid: Option<&'a str>,
