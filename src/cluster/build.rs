@@ -213,6 +213,8 @@ pub fn data_volume(plan: &Plan, vm: &Vm, index: usize) -> Option<DataVolume> {
         spec: DataVolumeSpec {
             source: disk_source(plan, vm, disk),
             storage: storage(plan, disk),
+            checkpoints: Vec::new(),
+            final_checkpoint: None,
         },
         status: None,
     })

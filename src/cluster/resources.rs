@@ -200,7 +200,33 @@ pub struct DataVolumeSpec {
     pub source: Value,
     /// CDI `StorageSpec`: omitted fields come from the StorageProfile.
     pub storage: Value,
+    /// Multi-stage (warm) import: one entry per vSphere snapshot to copy, in order. After
+    /// creation only this list and `finalCheckpoint` may change (CDI's webhook,
+    /// `pkg/apiserver/webhooks/datavolume-validate.go`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<DataVolumeCheckpoint>,
+    /// The last checkpoint in `checkpoints` is the final stage: after it the DataVolume
+    /// becomes `Succeeded` instead of `Paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_checkpoint: Option<bool>,
 }
+
+/// One stage of a multi-stage import (CDI `DataVolumeCheckpoint`): copy the blocks changed
+/// between `previous` (`""` for the first stage: the whole disk; else a change ID or a
+/// snapshot reference) and snapshot `current` (its reference value, `snapshot-123`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataVolumeCheckpoint {
+    pub previous: String,
+    pub current: String,
+}
+
+/// PVC annotation prefix CDI sets when a checkpoint is copied:
+/// `cdi.kubevirt.io/storage.checkpoint.copied.<current>` (`pkg/controller/common/util.go`
+/// `AnnCheckpointsCopied`).
+pub const ANN_CHECKPOINT_COPIED: &str = "cdi.kubevirt.io/storage.checkpoint.copied";
+/// PVC annotation CDI sets to `"true"` when the final checkpoint is copied
+/// (`AnnMultiStageImportDone`).
+pub const ANN_MULTI_STAGE_DONE: &str = "cdi.kubevirt.io/storage.checkpoint.done";
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
