@@ -42,6 +42,49 @@ pub enum PowerOff {
     Manual,
 }
 
+/// How a VM's disks move (see the README, "Cold and warm migration").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Migration {
+    /// Power off, then import every disk whole, then boot: downtime is the full copy.
+    #[default]
+    Cold,
+    /// Copy while the source runs, in stages of vSphere snapshots with CBT (CDI
+    /// checkpoints); at cutover power off and copy only the last delta.
+    Warm,
+}
+
+impl Migration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Migration::Cold => "cold",
+            Migration::Warm => "warm",
+        }
+    }
+}
+
+/// How `power_off = "vsphere-api"` stops the source VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shutdown {
+    /// Ask VMware Tools to shut the guest down; fail by name if it is not off in time.
+    Guest,
+    /// Ask the guest, and stop the VM hard if it is not off within `shutdown_timeout`
+    /// (or has no VMware Tools).
+    #[default]
+    GuestThenHard,
+    /// Stop it hard at once (a pulled power cord: the guest's file systems are not synced).
+    Hard,
+}
+
+impl Shutdown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shutdown::Guest => "guest",
+            Shutdown::GuestThenHard => "guest-then-hard",
+            Shutdown::Hard => "hard",
+        }
+    }
+}
+
 /// How a plan network's VLAN reaches the VMs. (`calico-l2` was withdrawn: Calico's CNI has
 /// no VLAN field; `plan check` answers it with `unsupported-provider`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +189,16 @@ pub struct Source {
     pub thumbprint: Option<Spanned<String>>,
     pub vddk_init_image: Option<Spanned<String>>,
     pub power_off: PowerOff,
+    /// How the API power-off stops the guest (default `guest-then-hard`).
+    pub shutdown: Shutdown,
+    /// How long a guest shutdown may take before it counts as failed (or, with
+    /// `guest-then-hard`, the VM is stopped hard). Default 5 minutes.
+    pub shutdown_timeout: Duration,
+    /// Warm migration may turn CBT on for VMs that have it off (`ReconfigVM`).
+    pub enable_cbt: bool,
+    /// A snapshot whose quiescing failed is retried once unquiesced (crash-consistent)
+    /// instead of failing the VM.
+    pub allow_unquiesced: bool,
     pub span: Span,
 }
 
@@ -222,6 +275,10 @@ pub struct Wave {
     pub window: Option<Window>,
     pub max_parallel_imports: u32,
     pub max_parallel_cutovers: u32,
+    /// The wave's migration type; a VM may override it.
+    pub migration: Option<Spanned<Migration>>,
+    /// Warm: time between precopy rounds (default 1 hour, as Forklift's).
+    pub precopy_interval: Duration,
     pub span: Span,
 }
 
@@ -268,6 +325,8 @@ pub struct Vm {
     /// The VM's own cutover time: its power-off does not start before it. It lies inside
     /// its wave's window (which still gates the cutover, and its closing still postpones).
     pub cutover: Option<Spanned<Timestamp>>,
+    /// Per-VM override of the wave's `migration`.
+    pub migration: Option<Spanned<Migration>>,
     pub span: Span,
 }
 
@@ -320,6 +379,14 @@ impl Plan {
                 .map_or(DiskBus::Virtio, |b| b.value),
             os: vm.os.as_ref().map(|o| o.value),
         }
+    }
+
+    /// The VM's migration type: its own `migration`, else its wave's, else cold.
+    pub fn migration_of(&self, vm: &Vm) -> Migration {
+        vm.migration
+            .as_ref()
+            .or_else(|| self.wave(&vm.wave).and_then(|w| w.migration.as_ref()))
+            .map_or(Migration::Cold, |m| m.value)
     }
 
     pub fn model_of(&self, vm: &Vm) -> NetworkModel {

@@ -59,6 +59,11 @@ pub(super) struct Reader {
     pub diags: Vec<Diagnostic>,
 }
 
+/// Default `[source] shutdown_timeout`.
+const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+/// Default `[[wave]] precopy_interval` (Forklift's default too).
+const DEFAULT_PRECOPY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
 const PLAN_KEYS: &[&str] = &[
     "name",
     "namespace",
@@ -74,6 +79,10 @@ const SOURCE_KEYS: &[&str] = &[
     "thumbprint",
     "vddk_init_image",
     "power_off",
+    "shutdown",
+    "shutdown_timeout",
+    "enable_cbt",
+    "allow_unquiesced",
 ];
 const DEFAULTS_KEYS: &[&str] = &[
     "storage_class",
@@ -105,6 +114,8 @@ const WAVE_KEYS: &[&str] = &[
     "window",
     "max_parallel_imports",
     "max_parallel_cutovers",
+    "migration",
+    "precopy_interval",
 ];
 const WINDOW_KEYS: &[&str] = &["start", "end"];
 const VM_KEYS: &[&str] = &[
@@ -124,6 +135,7 @@ const VM_KEYS: &[&str] = &[
     "disk_bus",
     "os",
     "cutover",
+    "migration",
 ];
 const NIC_KEYS: &[&str] = &["network", "ip", "mac", "model"];
 const DISK_KEYS: &[&str] = &["backing_file", "url", "size", "storage_class"];
@@ -557,6 +569,10 @@ impl Reader {
                 thumbprint: None,
                 vddk_init_image: None,
                 power_off: PowerOff::Manual,
+                shutdown: Shutdown::default(),
+                shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+                enable_cbt: false,
+                allow_unquiesced: false,
                 span: 0..0,
             };
         };
@@ -592,6 +608,24 @@ impl Reader {
             thumbprint: self.string(&tbl, "thumbprint"),
             vddk_init_image: self.string(&tbl, "vddk_init_image"),
             power_off,
+            shutdown: self
+                .choice(
+                    &tbl,
+                    "shutdown",
+                    &[
+                        ("guest", Shutdown::Guest),
+                        ("guest-then-hard", Shutdown::GuestThenHard),
+                        ("hard", Shutdown::Hard),
+                    ],
+                )
+                .map_or(Shutdown::default(), |s| s.value),
+            shutdown_timeout: self
+                .duration(&tbl, "shutdown_timeout")
+                .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+            enable_cbt: self.boolean(&tbl, "enable_cbt").is_some_and(|b| b.value),
+            allow_unquiesced: self
+                .boolean(&tbl, "allow_unquiesced")
+                .is_some_and(|b| b.value),
             span: tbl.span.clone(),
         }
     }
@@ -922,6 +956,10 @@ impl Reader {
             window,
             max_parallel_imports: imports,
             max_parallel_cutovers: cutovers,
+            migration: self.migration(tbl),
+            precopy_interval: self
+                .duration(tbl, "precopy_interval")
+                .unwrap_or(DEFAULT_PRECOPY_INTERVAL),
             span: tbl.span.clone(),
         }
     }
@@ -1046,8 +1084,17 @@ impl Reader {
                 ],
             ),
             cutover,
+            migration: self.migration(tbl),
             span: tbl.span.clone(),
         }
+    }
+
+    fn migration(&mut self, tbl: &Tbl<'_, '_>) -> Option<Spanned<Migration>> {
+        self.choice(
+            tbl,
+            "migration",
+            &[("cold", Migration::Cold), ("warm", Migration::Warm)],
+        )
     }
 
     fn read_nic(&mut self, tbl: &Tbl<'_, '_>) -> Nic {

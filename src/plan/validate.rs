@@ -5,7 +5,7 @@
 use super::diag::{did_you_mean, Diagnostic};
 use super::mac::VmwareMac;
 use super::model::*;
-use super::span::Spanned;
+use super::span::{Span, Spanned};
 use crate::plan::check::CheckKind;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -19,6 +19,7 @@ pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
     v.waves();
     v.vms();
     v.cutover_times();
+    v.migrations();
     v.ordering();
 }
 
@@ -290,6 +291,31 @@ impl Validator<'_, '_> {
                         .with_hint("with `bridge_marker = true` (the default) the NAD requests `bridge.network.kubevirt.io/<bridge>`, the scheduler places VMs only where bridge-marker found the bridge, and preflight checks every node has it; set false only where bridge-marker does not run and every node is known to carry the VLAN"),
                 );
             }
+        }
+    }
+
+    /// Warm migration copies vSphere snapshots: it needs a `vsphere` source (an `http`
+    /// image never changes, so cold is the only type there).
+    fn migrations(&mut self) {
+        if self.plan.source.kind == SourceKind::Vsphere {
+            return;
+        }
+        let waves = self.plan.waves.iter().filter_map(|w| w.migration.as_ref());
+        let vms = self.plan.vms.iter().filter_map(|v| v.migration.as_ref());
+        let warm: Vec<Span> = waves
+            .chain(vms)
+            .filter(|m| m.value == Migration::Warm)
+            .map(|m| m.span.clone())
+            .collect();
+        for span in warm {
+            self.push(
+                Diagnostic::error(
+                    "warm-needs-vsphere",
+                    span,
+                    "warm migration needs a `vsphere` source: it copies vSphere snapshots while the VM runs",
+                )
+                .with_hint("use `migration = \"cold\"` (the default) for `http` sources"),
+            );
         }
     }
 
