@@ -21,6 +21,9 @@ pub enum Error {
     Source(#[from] SourceError),
     #[error("no vSphere API configured: set `power_off = \"manual\"` or provide credentials")]
     NoSourceApi,
+    /// The guest did not power off within `shutdown_timeout` (`shutdown = "guest"`).
+    #[error("the guest did not shut down within {0} (shutdown = \"guest\"): power it off, or use \"guest-then-hard\"")]
+    ShutdownTimeout(String),
     #[error("the plan has no disk {0} for this VM")]
     NoDisk(usize),
     /// An object by the VM's name exists but is not wavelift's (labels): left alone.

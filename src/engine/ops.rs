@@ -15,8 +15,8 @@ use crate::cluster::labels;
 use crate::cluster::resources::{
     DataVolume, DvPhase, NetworkAttachmentDefinition, VirtualMachine, VirtualMachineInstance,
 };
-use crate::plan::{NetworkModel, Plan, Vm};
-use crate::source::SourceOps;
+use crate::plan::{NetworkModel, Plan, Shutdown, Vm};
+use crate::source::{SourceError, SourceOps, SourcePower};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::Client;
@@ -34,6 +34,9 @@ pub struct Ops {
     pub events: Emitter,
     /// The engine's view of VMIs (checks read the guest agent's report from it).
     pub vmis: Option<Store<VirtualMachineInstance>>,
+    /// Source-clock seconds per real second (the rehearsal world runs faster): a guest's
+    /// `shutdown_timeout` is judged on the source's clock.
+    pub source_speed: f64,
     preflight: Preflight,
     networks_applied: HashMap<String, OnceCell<()>>,
 }
@@ -67,6 +70,7 @@ impl Ops {
             dry_run,
             events,
             vmis,
+            source_speed: 1.0,
         }
     }
 }
@@ -198,16 +202,14 @@ impl Ops {
                         .await;
                     return Ok(Update::Nothing);
                 }
-                let r = if on {
-                    src.power_on(vm.name.as_str(), uuid).await
-                } else {
-                    src.power_off(vm.name.as_str(), uuid).await
-                };
-                match r {
+                if !on {
+                    return self.power_off(vm, src.as_ref(), uuid).await;
+                }
+                match src.power_on(vm.name.as_str(), uuid).await {
                     Ok(()) => {
                         self.journal(vm, verb, "SourceVM", vm.name.as_str(), "done")
                             .await;
-                        Ok(Update::Power(if on { Power::On } else { Power::Off }))
+                        Ok(Update::Power(Power::On))
                     }
                     Err(e) => {
                         self.journal(
@@ -286,6 +288,85 @@ impl Ops {
                 self.delete_disks(vm, false).await.map(|_| Update::Nothing)
             }
         }
+    }
+
+    /// Powers the source off as `[source] shutdown` says: ask the guest (VMware Tools),
+    /// wait for `POWERED_OFF` up to `shutdown_timeout` on the source's clock, and stop it
+    /// hard only when the plan allows (`guest-then-hard`, the default). Each power
+    /// operation is its own journal entry.
+    async fn power_off(
+        &self,
+        vm: &Vm,
+        src: &dyn SourceOps,
+        uuid: Option<&str>,
+    ) -> Result<Update, Error> {
+        let name = vm.name.as_str();
+        let source = &self.plan.source;
+        let hard = |why: String| async move {
+            match src.power_off(name, uuid).await {
+                Ok(()) => {
+                    self.journal(vm, "power-off", "SourceVM", name, &format!("hard stop{why}"))
+                        .await;
+                    Ok(Update::Power(Power::Off))
+                }
+                Err(e) => {
+                    self.journal(vm, "power-off", "SourceVM", name, &format!("error: {e}"))
+                        .await;
+                    Err(Error::from(e))
+                }
+            }
+        };
+        if source.shutdown == Shutdown::Hard {
+            return hard(String::new()).await;
+        }
+        let fallback = source.shutdown == Shutdown::GuestThenHard;
+        let asked = match src.warm() {
+            Some(w) => w.shutdown_guest(name, uuid).await,
+            None => Err(SourceError::Fault {
+                kind: "NotSupported".into(),
+                message: "this source cannot ask the guest to shut down".into(),
+            }),
+        };
+        if let Err(e) = asked {
+            self.journal(vm, "shutdown-guest", "SourceVM", name, &format!("error: {e}"))
+                .await;
+            if fallback {
+                return hard(format!(" (the guest could not be asked: {e})")).await;
+            }
+            return Err(e.into());
+        }
+        self.journal(vm, "shutdown-guest", "SourceVM", name, "requested")
+            .await;
+        let timeout = source.shutdown_timeout;
+        let speed = self.source_speed.max(1e-6);
+        let real = std::time::Duration::from_secs_f64(timeout.as_secs_f64() / speed);
+        // Poll every 2 s of source time, at least every 5 ms and at most every 2 s real.
+        let every = std::time::Duration::from_secs_f64((2.0 / speed).clamp(0.005, 2.0));
+        let deadline = tokio::time::Instant::now() + real;
+        loop {
+            if let Ok(SourcePower::Off) = src.power_state(name, uuid).await {
+                self.journal(vm, "power-off", "SourceVM", name, "guest shut down")
+                    .await;
+                return Ok(Update::Power(Power::Off));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+        let waited = crate::plan::time::humanize(timeout);
+        self.journal(
+            vm,
+            "shutdown-guest",
+            "SourceVM",
+            name,
+            &format!("error: not off after {waited}"),
+        )
+        .await;
+        if fallback {
+            return hard(format!(" (the guest was not off after {waited})")).await;
+        }
+        Err(Error::ShutdownTimeout(waited))
     }
 
     /// Server-side apply of a plan network's NetworkAttachmentDefinition: the VMs of a plan

@@ -233,7 +233,7 @@ async fn run(
         }
         Ok(_) => {}
     }
-    let ops = Arc::new(Ops::new(
+    let mut ops = Ops::new(
         plan.clone(),
         cfg.client.clone(),
         cfg.source.clone(),
@@ -242,7 +242,10 @@ async fn run(
         emit.clone(),
         missing_crds,
         Some(stores.vmis.clone()),
-    ));
+    );
+    // The rehearsal world's clock runs faster; its source VMs shut down on that clock.
+    ops.source_speed = cfg.window_clock.map_or(1.0, |c| c.speed);
+    let ops = Arc::new(ops);
     let mut fleet = Fleet::new(
         plan.clone(),
         Settings {

@@ -26,6 +26,7 @@ use super::decide::{
 use super::events::{EngineEvent, EngineRequest, EventKind, LogLevel};
 use crate::checks::result::CheckResult;
 use crate::cluster::phase::{DvPhase, MigrationPhase, VmiPhase};
+use crate::plan::time::humanize;
 use crate::plan::{Plan, PowerOff};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -962,17 +963,6 @@ fn stalled(fleet: &Fleet, i: usize, now: Now) -> Option<String> {
     Some(why)
 }
 
-/// `15m`, `90s`, `2h`, `1h30m`.
-fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, sec) => format!("{m}m{sec:02}s"),
-        (h, 0, _) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m:02}m"),
-    }
-}
 
 /// The imports moved: a disk appeared, changed phase, or its progress grew. A multi-stage
 /// import `Paused` between checkpoints counts as moving (its stall clock never runs).

@@ -115,6 +115,10 @@ pub trait SourceOps: Send + Sync {
         vm: &'a str,
         uuid: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SourceError>>;
+    /// Snapshots, CBT and guest shutdown (VI/JSON), when this source offers them.
+    fn warm(&self) -> Option<&dyn WarmOps> {
+        None
+    }
 }
 
 /// A snapshot in a source VM's snapshot tree (flattened, tree order).
