@@ -16,6 +16,7 @@
 //! `RolledBack`.
 
 use crate::cluster::phase::{DvPhase, VmiPhase};
+use super::warm::{WarmCtx, WarmObs};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -24,6 +25,8 @@ pub enum Step {
     Pending,
     Preflight,
     NetworkReady,
+    /// Warm migration: disks copied in stages while the source runs.
+    Precopy,
     CutoverGate,
     Importing,
     Imported,
@@ -42,10 +45,11 @@ pub enum Step {
 impl Step {
     /// Every step, in declaration order: the pipeline, then the rollback steps and
     /// `Cancelled`. `Step::ALL[s as usize] == s` (front ends index per-step arrays so).
-    pub const ALL: [Step; 14] = [
+    pub const ALL: [Step; 15] = [
         Step::Pending,
         Step::Preflight,
         Step::NetworkReady,
+        Step::Precopy,
         Step::CutoverGate,
         Step::Importing,
         Step::Imported,
@@ -61,7 +65,10 @@ impl Step {
 
     /// Steps before the cutover gate: the source VM has not been touched yet.
     pub fn before_cutover(self) -> bool {
-        matches!(self, Step::Pending | Step::Preflight | Step::NetworkReady)
+        matches!(
+            self,
+            Step::Pending | Step::Preflight | Step::NetworkReady | Step::Precopy
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -69,6 +76,7 @@ impl Step {
             Step::Pending => "Pending",
             Step::Preflight => "Preflight",
             Step::NetworkReady => "NetworkReady",
+            Step::Precopy => "Precopy",
             Step::Importing => "Importing",
             Step::Imported => "Imported",
             Step::CutoverGate => "CutoverGate",
@@ -207,6 +215,8 @@ pub struct Observed {
     /// Why the cutover (the power-off) may not start now: the wave's change window is not
     /// open yet, has closed, or is too short for this VM. `None`: it may.
     pub outside_window: Option<String>,
+    /// Warm migration's view of the source and the stages (unused for cold VMs).
+    pub warm: WarmObs,
 }
 
 /// What the operator asked for this VM.
@@ -232,6 +242,8 @@ pub struct VmContext {
     /// The guest runs qemu-guest-agent: wait for it before the checks. Without one (most
     /// VMware guests), a running VMI goes straight to the checks.
     pub guest_agent: bool,
+    /// Warm migration (`None`: cold).
+    pub warm: Option<WarmCtx>,
 }
 
 /// An idempotent action for the engine to carry out.
@@ -254,6 +266,33 @@ pub enum Command {
     DeleteVm,
     DeleteDataVolumes,
     PowerOnSource,
+    /// Warm: read the source VM's CBT state, snapshots and tasks from vCenter.
+    ReadSource,
+    /// Warm: turn CBT on and stun the VM once so its disks get change IDs.
+    EnableCbt,
+    /// Warm: create the named snapshot (a resumed run finds it instead).
+    CreateSnapshot {
+        name: String,
+    },
+    /// Warm: remove a wavelift snapshot; with `record`, first write each disk's change ID
+    /// at that snapshot on its DataVolume (the next stage's `previous`).
+    RemoveSnapshot {
+        moref: String,
+        record: bool,
+    },
+    /// Warm: the DataVolume of disk `disk` with its first checkpoint.
+    CreateStageVolume {
+        disk: usize,
+        current: String,
+        last: bool,
+    },
+    /// Warm: append the checkpoint `current` to every disk's DataVolume (`previous`: per
+    /// disk), the final one when `last`.
+    AddCheckpoint {
+        current: String,
+        previous: Vec<String>,
+        last: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,7 +305,7 @@ pub struct Decision {
     pub wants_cutover_slot: bool,
 }
 
-fn phase(step: Step, status: Status) -> Phase {
+pub(super) fn phase(step: Step, status: Status) -> Phase {
     Phase {
         step,
         status,
@@ -274,7 +313,7 @@ fn phase(step: Step, status: Status) -> Phase {
     }
 }
 
-fn decision(step: Step, status: Status, commands: Vec<Command>) -> Decision {
+pub(super) fn decision(step: Step, status: Status, commands: Vec<Command>) -> Decision {
     Decision {
         phase: phase(step, status),
         commands,
@@ -284,7 +323,7 @@ fn decision(step: Step, status: Status, commands: Vec<Command>) -> Decision {
 }
 
 /// Commands that start new work are held while paused; observation goes on.
-fn gated(ctl: Control, mut d: Decision) -> Decision {
+pub(super) fn gated(ctl: Control, mut d: Decision) -> Decision {
     if ctl.paused && !d.commands.is_empty() && !matches!(d.phase.status, Status::Failed(_)) {
         d.commands.clear();
         d.phase.status = Status::Paused;
@@ -294,7 +333,7 @@ fn gated(ctl: Control, mut d: Decision) -> Decision {
     d
 }
 
-fn import_progress(ctx: &VmContext, obs: &Observed) -> Option<f64> {
+pub(super) fn import_progress(ctx: &VmContext, obs: &Observed) -> Option<f64> {
     let total: u64 = ctx.disk_bytes.iter().sum();
     if total == 0 {
         return None;
@@ -341,6 +380,7 @@ pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
 
 /// The pipeline proper: the furthest step the cluster shows, and what comes next.
 fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
+
     let vmi_failed = obs.vmi_phase == Some(VmiPhase::Failed);
     let vmi_running = obs.vmi_phase == Some(VmiPhase::Running);
 
@@ -396,6 +436,9 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
     }
 
     let any_disk = obs.disks.iter().any(|d| *d != DiskObs::Absent);
+    if ctx.warm.is_some() {
+        return super::warm::decide_stages(ctx, obs, ctl);
+    }
     // Data safety: a disk copied (or being copied) while the source runs misses every
     // later write. wavelift only imports after the power-off, so this is a source powered
     // on again behind its back, or DataVolumes left by an older wavelift: never boot them.
@@ -490,6 +533,11 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
         return d;
     }
 
+    preflight_steps(obs, ctl)
+}
+
+/// Before the networks are ready: preflight, then the networks.
+pub(super) fn preflight_steps(obs: &Observed, ctl: Control) -> Decision {
     match &obs.preflight {
         Gate::Failed(why) => decision(Step::Preflight, Status::Failed(why.clone()), vec![]),
         Gate::Passed => gated(
@@ -543,7 +591,7 @@ fn source_off(ctx: &VmContext, obs: &Observed) -> bool {
 
 /// Power-off and the duplicate-IP guard, then `next` (create or start the VM; at the gate
 /// itself nothing: the import follows). `PowerOffSource` as `next` means "no command".
-fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> Decision {
+pub(super) fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> Decision {
     let off = source_off(ctx, obs);
     if !off {
         // With the API, Unknown and On get the same idempotent power-off call.
@@ -575,15 +623,13 @@ fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> 
 /// A cancelled VM before its cutover: its DataVolumes (labelled for it) are deleted, which
 /// stops the imports; the source runs on untouched.
 fn cancel(obs: &Observed) -> Decision {
+    let mut cmds = Vec::new();
     if obs.disks.iter().any(|d| *d != DiskObs::Absent) {
-        decision(
-            Step::Cancelled,
-            Status::Active,
-            vec![Command::DeleteDataVolumes],
-        )
-    } else {
-        decision(Step::Cancelled, Status::Active, vec![])
+        cmds.push(Command::DeleteDataVolumes);
     }
+    // A snapshot left on a source VM grows until it fills its datastore.
+    cmds.extend(super::warm::remove_ours(obs));
+    decision(Step::Cancelled, Status::Active, cmds)
 }
 
 /// Undo what wavelift created for the VM (by label), then power the source back on.
@@ -595,6 +641,7 @@ fn rollback(obs: &Observed) -> Decision {
     if obs.disks.iter().any(|d| *d != DiskObs::Absent) {
         cmds.push(Command::DeleteDataVolumes);
     }
+    cmds.extend(super::warm::remove_ours(obs));
     // The source comes back only once the KubeVirt VM is gone: never two holders of the IP.
     if cmds.is_empty() && obs.source_power != Power::On {
         cmds.push(Command::PowerOnSource);

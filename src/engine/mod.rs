@@ -18,6 +18,8 @@ pub(crate) mod ops;
 pub(crate) mod preflight;
 pub mod runtime;
 pub(crate) mod schedule;
+pub(crate) mod warm;
+mod warm_ops;
 
 pub use decide::{
     decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,

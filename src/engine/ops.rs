@@ -76,11 +76,11 @@ impl Ops {
 }
 
 impl Ops {
-    fn ns(&self) -> &str {
+    pub(super) fn ns(&self) -> &str {
         self.plan.meta.namespace.as_str()
     }
 
-    async fn journal(&self, vm: &Vm, verb: &str, kind: &str, name: &str, result: &str) {
+    pub(super) async fn journal(&self, vm: &Vm, verb: &str, kind: &str, name: &str, result: &str) {
         self.events
             .vm(
                 vm,
@@ -133,7 +133,7 @@ impl Ops {
     }
 
     /// Creates an object; `AlreadyExists` counts as done.
-    async fn create<K>(
+    pub(super) async fn create<K>(
         &self,
         vm: &Vm,
         api: &Api<K>,
@@ -287,6 +287,12 @@ impl Ops {
             Command::DeleteDataVolumes => {
                 self.delete_disks(vm, false).await.map(|_| Update::Nothing)
             }
+            Command::ReadSource
+            | Command::EnableCbt
+            | Command::CreateSnapshot { .. }
+            | Command::RemoveSnapshot { .. }
+            | Command::CreateStageVolume { .. }
+            | Command::AddCheckpoint { .. } => self.execute_warm(vm, cmd).await,
         }
     }
 

@@ -19,6 +19,13 @@ use crate::cluster::resources::{
     VirtualMachineInstance, VirtualMachineInstanceMigration,
 };
 use crate::engine::decide::{DiskObs, ImportProblem};
+use crate::engine::warm::{DiskStages, ANN_CHANGE_ID};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+
+/// Annotations CDI sets on a multi-stage import's PVC.
+const CHECKPOINT_PREFIX: &str = "cdi.kubevirt.io/storage.checkpoint.";
+/// `CHECKPOINT_PREFIX` + `copied.` + the checkpoint's `current`.
+const CHECKPOINT_COPIED: &str = "cdi.kubevirt.io/storage.checkpoint.copied.";
 use crate::plan::{NetworkModel, Plan};
 use crate::source::SourceOps;
 use futures::StreamExt;
@@ -77,6 +84,9 @@ struct Stores {
     vmis: Store<VirtualMachineInstance>,
     nads: Store<NetworkAttachmentDefinition>,
     migs: Store<VirtualMachineInstanceMigration>,
+    /// PVCs (names and CDI's checkpoint annotations), watched only when the plan has warm
+    /// VMs: CDI marks a copied stage on the PVC.
+    pvcs: Option<Store<PersistentVolumeClaim>>,
 }
 
 /// Starts the engine; returns the front end's handle and the run's join handle.
@@ -123,7 +133,13 @@ where
             .default_backoff()
             .modify(move |o| {
                 o.meta_mut().managed_fields = None;
-                o.meta_mut().annotations = None;
+                // Only warm migration's stage annotations are read.
+                if let Some(a) = o.meta_mut().annotations.as_mut() {
+                    a.retain(|k, _| k.starts_with(CHECKPOINT_PREFIX) || k == ANN_CHANGE_ID);
+                }
+                if o.meta().annotations.as_ref().is_some_and(|a| a.is_empty()) {
+                    o.meta_mut().annotations = None;
+                }
                 trim(o);
             });
         let mut s = reflector::reflector(writer, stream).boxed();
@@ -144,6 +160,7 @@ async fn watch_all(
     ns: &str,
     selector: &str,
     changed: mpsc::Sender<()>,
+    warm: bool,
 ) -> anyhow::Result<(Stores, Vec<tokio::task::JoinHandle<()>>)> {
     // The engine reads: DataVolume status; VM runStrategy; VMI status; NAD and migration
     // names and status. Everything else is dropped before it is stored.
@@ -174,18 +191,38 @@ async fn watch_all(
         changed.clone(),
         |nad| nad.spec.config.clear(),
     );
+    let changed_pvcs = changed.clone();
     let (migs, t5) = watch_into(
         Api::<VirtualMachineInstanceMigration>::namespaced(client.clone(), ns),
         selector,
         changed,
         |_| {},
     );
+    let mut tasks = vec![t1, t2, t3, t4, t5];
+    let pvcs = if warm {
+        // Every PVC of the namespace: CDI's PVC need not carry the DataVolume's labels.
+        let (pvcs, t6) = watch_into(
+            Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
+            "",
+            changed_pvcs,
+            |pvc| {
+                pvc.spec = None;
+                pvc.status = None;
+                pvc.metadata.labels = None;
+            },
+        );
+        tasks.push(t6);
+        Some(pvcs)
+    } else {
+        None
+    };
     let stores = Stores {
         dvs,
         vms,
         vmis,
         nads,
         migs,
+        pvcs,
     };
     let ready = async {
         let _ = stores.dvs.wait_until_ready().await;
@@ -193,6 +230,9 @@ async fn watch_all(
         let _ = stores.vmis.wait_until_ready().await;
         let _ = stores.nads.wait_until_ready().await;
         let _ = stores.migs.wait_until_ready().await;
+        if let Some(p) = &stores.pvcs {
+            let _ = p.wait_until_ready().await;
+        }
     };
     if tokio::time::timeout(Duration::from_secs(30), ready)
         .await
@@ -200,7 +240,7 @@ async fn watch_all(
     {
         anyhow::bail!("the cluster's watches did not sync within 30 s");
     }
-    Ok((stores, vec![t1, t2, t3, t4, t5]))
+    Ok((stores, tasks))
 }
 
 async fn run(
@@ -217,6 +257,9 @@ async fn run(
         &ns,
         &labels::plan_selector(plan.meta.name.as_str()),
         changed_tx,
+        plan.vms
+            .iter()
+            .any(|v| plan.migration_of(v) == crate::plan::Migration::Warm),
     )
     .await?;
     let emit = Emitter::new(events.clone());
@@ -441,6 +484,46 @@ fn disk_obs(dv: &DataVolume) -> DiskObs {
     }
 }
 
+/// One disk's multi-stage import: the DataVolume's checkpoints and recorded change ID, and
+/// the checkpoints its PVC says are copied (CDI sets
+/// `cdi.kubevirt.io/storage.checkpoint.copied.<current>` on the PVC,
+/// `pkg/controller/import-controller.go`).
+fn stages(st: &Stores, ns: &str, name: &str) -> DiskStages {
+    let Some(dv) = st.dvs.get(&ObjectRef::new(name).within(ns)) else {
+        return DiskStages::default();
+    };
+    let copied = st
+        .pvcs
+        .as_ref()
+        .and_then(|p| p.get(&ObjectRef::new(name).within(ns)))
+        .and_then(|pvc| pvc.metadata.annotations.clone())
+        .map(|a| {
+            a.keys()
+                .filter_map(|k| k.strip_prefix(CHECKPOINT_COPIED))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let change_id = dv
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANN_CHANGE_ID))
+        .and_then(|v| v.split_once('='))
+        .map(|(s, id)| (s.to_string(), id.to_string()));
+    DiskStages {
+        checkpoints: dv
+            .spec
+            .checkpoints
+            .iter()
+            .map(|c| (c.previous.clone(), c.current.clone()))
+            .collect(),
+        final_checkpoint: dv.spec.final_checkpoint == Some(true),
+        copied,
+        change_id,
+    }
+}
+
 /// One VM as the watch stores show it.
 fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
     let vm = &plan.vms[i];
@@ -472,7 +555,15 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
         .vmis
         .get(&ObjectRef::new(vm.name.as_str()).within(ns))
         .and_then(|v| v.status.clone());
+    let stages = if super::warm_ops::ctx_for(plan, vm).is_some() {
+        (0..vm.disks.len())
+            .map(|d| stages(st, ns, &labels::data_volume_name(vm.name.as_str(), d)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     ClusterView {
+        stages,
         disks,
         networks_ready,
         vm_started,

@@ -28,6 +28,7 @@ use crate::checks::result::CheckResult;
 use crate::cluster::phase::{DvPhase, MigrationPhase, VmiPhase};
 use crate::plan::time::humanize;
 use crate::plan::{Plan, PowerOff};
+use super::warm::{DiskStages, WarmObs, WarmSource};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +113,9 @@ pub struct ClusterView {
     pub agent_connected: bool,
     /// The node the VMI runs on.
     pub node: Option<String>,
+    /// Warm VMs: each planned disk's multi-stage import (DataVolume checkpoints, PVC
+    /// annotations, recorded change IDs).
+    pub stages: Vec<DiskStages>,
 }
 
 /// One live migration as the cluster shows it.
@@ -134,6 +138,8 @@ pub enum Update {
     Power(Power),
     IpGuard(IpGuard),
     Checks(Gate, Vec<CheckResult>),
+    /// vCenter's view of a warm VM's source (after any snapshot or CBT operation).
+    Warm(WarmSource, Power),
 }
 
 /// Something that changed since the last turn.
@@ -262,6 +268,11 @@ struct VmRun {
     downtime_ms: Option<u64>,
     /// Its wave's window closed before its cutover began.
     postponed: bool,
+    /// Warm: vCenter's view of the source, read in this run.
+    warm_source: Option<WarmSource>,
+    /// Warm: the last checkpoint copied on every disk and when (window clock, Unix ms):
+    /// the next precopy round falls due `precopy_interval` later.
+    round_copied: Option<(String, i64)>,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -304,6 +315,7 @@ impl Fleet {
                     has_checks: !plan.checks_for(vm).is_empty(),
                     import_restart_limit: plan.defaults.import_restart_limit,
                     guest_agent: plan.guest_of(vm).guest_agent,
+                    warm: super::warm_ops::ctx_for(&plan, vm),
                 },
                 cluster: ClusterView::default(),
                 preflight: Gate::NotRun,
@@ -328,6 +340,8 @@ impl Fleet {
                 power_off_at: None,
                 downtime_ms: None,
                 postponed: false,
+                warm_source: None,
+                round_copied: None,
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -448,6 +462,17 @@ fn next_wake(fleet: &Fleet, now: Now) -> Option<Duration> {
         });
         [timed, r.reprobe_at].into_iter().flatten().min()
     });
+    let clock_now_ms = s.window_clock.at(now.elapsed);
+    let rounds = fleet.vms.iter().enumerate().filter_map(|(i, r)| {
+        let (_, at) = r.round_copied.as_ref()?;
+        let waiting = r.last.as_ref().is_some_and(|p| {
+            p.step == Step::Precopy && matches!(p.status, Status::Waiting(_))
+        });
+        let interval = fleet.plan.wave(&fleet.plan.vms[i].wave)?.precopy_interval;
+        let due = at + interval.as_millis() as i64;
+        (waiting && due > clock_now_ms).then(|| s.window_clock.elapsed_at(due))
+    });
+    let timers = timers.chain(rounds);
     let clock_now = s.window_clock.at(now.elapsed);
     let windows = fleet.vms.iter().enumerate().filter_map(|(i, r)| {
         let waiting = r.last.as_ref().is_some_and(|p| {
@@ -497,6 +522,12 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
             if let Some(r) = fleet.vms.get_mut(vm) {
                 if import_moved(&r.cluster.disks, &view.disks) {
                     r.import_moved_at = now.elapsed;
+                }
+                if let Some(current) = last_copied(&view.stages, r.ctx.disk_bytes.len()) {
+                    if r.round_copied.as_ref().is_none_or(|(c, _)| *c != current) {
+                        let at = fleet.settings.window_clock.at(now.elapsed);
+                        r.round_copied = Some((current, at));
+                    }
                 }
                 if r.replacing
                     && view
@@ -570,6 +601,10 @@ fn done(
             }
         }
         Update::Power(p) => r.source_power = p,
+        Update::Warm(source, power) => {
+            r.warm_source = Some(source);
+            r.source_power = power;
+        }
         Update::IpGuard(g) => {
             if let IpGuard::Answering(why) = &g {
                 r.guard_attempts += 1;
@@ -789,7 +824,40 @@ fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
         import_slot: r.import_slot,
         cutover_slot: r.cutover_slot,
         outside_window: outside_window(fleet, i, fleet.settings.window_clock.at(now.elapsed)),
+        warm: warm_obs(fleet, i, now),
     }
+}
+
+/// A warm VM's view: vCenter's last answer, the stages, and the precopy timer.
+fn warm_obs(fleet: &Fleet, i: usize, now: Now) -> WarmObs {
+    let r = &fleet.vms[i];
+    if r.ctx.warm.is_none() {
+        return WarmObs::default();
+    }
+    let interval = fleet
+        .plan
+        .wave(&fleet.plan.vms[i].wave)
+        .map_or(Duration::from_secs(3600), |w| w.precopy_interval);
+    let clock_now = fleet.settings.window_clock.at(now.elapsed);
+    let due_at = r
+        .round_copied
+        .as_ref()
+        .map(|(_, at)| at + interval.as_millis() as i64);
+    WarmObs {
+        source: r.warm_source.clone(),
+        stages: r.cluster.stages.clone(),
+        precopy_due: due_at.is_some_and(|t| clock_now >= t),
+        next_round_in: due_at
+            .filter(|&t| t > clock_now)
+            .map(|t| humanize(Duration::from_millis((t - clock_now) as u64))),
+    }
+}
+
+/// The last checkpoint every disk's PVC says is copied, if the last one in the spec is.
+fn last_copied(stages: &[DiskStages], disks: usize) -> Option<String> {
+    let (_, current) = stages.first()?.checkpoints.last()?;
+    (stages.len() == disks && stages.iter().all(|s| s.copied.contains(current)))
+        .then(|| current.clone())
 }
 
 /// The change window does not hold VM `i`: `--ignore-window`, or the operator's override
@@ -1340,6 +1408,10 @@ fn describe(p: &Phase, dry_run: bool) -> String {
                 "preflight: CRDs, namespace, storage, credentials, server-side dry run".into()
             }
             Step::NetworkReady => "network attachments ready".into(),
+            Step::Precopy => format!(
+                "precopy: copying while the source runs {:.0}%",
+                p.progress.unwrap_or(0.0) * 100.0
+            ),
             Step::Importing => format!("importing {:.0}%", p.progress.unwrap_or(0.0) * 100.0),
             Step::Imported => "disks imported".into(),
             Step::CutoverGate => {

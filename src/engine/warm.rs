@@ -1,0 +1,552 @@
+//! Warm migration's decisions, pure like [`super::decide`]: the disks are copied while the
+//! source runs, as a multi-stage CDI import of vSphere snapshots (changed block tracking),
+//! and only the last delta is copied after the power-off.
+//!
+//! The sequence (Forklift's, `pkg/controller/plan/migration.go`, and the facts in the
+//! README's "Cold and warm migration"):
+//!
+//! 1. CBT on (with `enable_cbt`, `ReconfigVM` and one stun), change IDs on every disk;
+//! 2. snapshot `…-1`, then a DataVolume per disk with checkpoint `{previous: "", current: snap}`;
+//! 3. when every disk's PVC carries `checkpoint.copied.<snap>`: write each disk's change ID
+//!    at that snapshot on its DataVolume, then remove the snapshot (at most one wavelift
+//!    snapshot exists at a time);
+//! 4. every `precopy_interval`: snapshot `…-N`, append `{previous: change ID, current: snap}`;
+//! 5. at the cutover (window, `after`, cutover slot; only between stages): power off, final
+//!    snapshot `…-final` once vCenter reports POWERED_OFF, append it with
+//!    `finalCheckpoint: true`, wait for `Succeeded`, remove the final snapshot;
+//! 6. then as cold: the duplicate-IP guard, create, boot, checks.
+//!
+//! Everything is derived from what vCenter and the cluster show (snapshots by name, the
+//! DataVolumes' checkpoints, the PVCs' annotations, the change IDs recorded on the
+//! DataVolumes), so a run killed at any point resumes without a second snapshot,
+//! DataVolume or VM.
+
+use super::decide::{
+    cutover_guard, decision, gated, import_progress, preflight_steps, Command, Control,
+    Decision, DiskObs, Observed, Power, Status, Step, VmContext,
+};
+use std::collections::BTreeSet;
+
+/// What the plan says about a warm VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmCtx {
+    /// Snapshot names start with this: `wavelift-PLAN-VM` (then `-1`, `-2`, …, `-final`).
+    pub prefix: String,
+    /// wavelift may turn CBT on.
+    pub enable_cbt: bool,
+}
+
+impl WarmCtx {
+    pub fn stage_name(&self, round: u32) -> String {
+        format!("{}-{round}", self.prefix)
+    }
+
+    pub fn final_name(&self) -> String {
+        format!("{}-final", self.prefix)
+    }
+}
+
+/// A wavelift snapshot on the source VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snap {
+    pub moref: String,
+    /// `Some(n)`: precopy round `n`; `None`: the final snapshot.
+    pub round: Option<u32>,
+    pub quiesced: bool,
+}
+
+/// The source VM as vCenter showed it last.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WarmSource {
+    pub cbt_enabled: bool,
+    /// CBT is on and every disk has a change ID.
+    pub cbt_ready: bool,
+    /// wavelift's snapshots of this VM (by name).
+    pub ours: Vec<Snap>,
+    /// Names of the VM's other snapshots.
+    pub foreign: Vec<String>,
+    /// A snapshot task of the VM is queued or running.
+    pub task_running: bool,
+}
+
+impl WarmSource {
+    /// Reads vCenter's view: wavelift's snapshots are those named `prefix-N` and
+    /// `prefix-final`.
+    pub fn from_view(view: &crate::source::WarmView, ctx: &WarmCtx) -> WarmSource {
+        let mut ours = Vec::new();
+        let mut foreign = Vec::new();
+        for s in &view.snapshots {
+            let round = s
+                .name
+                .strip_prefix(&ctx.prefix)
+                .and_then(|rest| rest.strip_prefix('-'));
+            match round {
+                Some("final") => ours.push(Snap {
+                    moref: s.moref.clone(),
+                    round: None,
+                    quiesced: s.quiesced,
+                }),
+                Some(n) if n.parse::<u32>().is_ok() => ours.push(Snap {
+                    moref: s.moref.clone(),
+                    round: n.parse().ok(),
+                    quiesced: s.quiesced,
+                }),
+                _ => foreign.push(s.name.clone()),
+            }
+        }
+        WarmSource {
+            cbt_enabled: view.cbt_enabled,
+            cbt_ready: view.cbt_enabled && view.change_ids_ready(),
+            ours,
+            foreign,
+            task_running: view.snapshot_task_running,
+        }
+    }
+
+    fn stage(&self) -> Option<&Snap> {
+        self.ours
+            .iter()
+            .filter(|s| s.round.is_some())
+            .max_by_key(|s| s.round)
+    }
+
+    fn final_snap(&self) -> Option<&Snap> {
+        self.ours.iter().find(|s| s.round.is_none())
+    }
+
+    fn has(&self, moref: &str) -> bool {
+        self.ours.iter().any(|s| s.moref == moref)
+    }
+}
+
+/// One disk's multi-stage import as the cluster shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiskStages {
+    /// The DataVolume's `spec.checkpoints` (`(previous, current)`), in order.
+    pub checkpoints: Vec<(String, String)>,
+    pub final_checkpoint: bool,
+    /// Checkpoints (`current`) its PVC says are copied.
+    pub copied: BTreeSet<String>,
+    /// The change ID recorded on the DataVolume: `(snapshot, change ID)` of the last
+    /// checkpoint copied (the next stage's `previous`).
+    pub change_id: Option<(String, String)>,
+}
+
+/// What the engine knows of a warm VM besides [`Observed`]'s cold fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WarmObs {
+    /// `None` until vCenter was read in this run.
+    pub source: Option<WarmSource>,
+    /// One per planned disk (empty entries for disks without a DataVolume).
+    pub stages: Vec<DiskStages>,
+    /// `precopy_interval` has passed since the last stage was copied.
+    pub precopy_due: bool,
+    /// When the next precopy round falls due, for the waiting reason (`in 42m`).
+    pub next_round_in: Option<String>,
+}
+
+/// DataVolume annotation holding the change ID of the last copied checkpoint,
+/// `SNAPSHOT=CHANGE-ID` (a change ID stays valid after its snapshot is removed).
+pub const ANN_CHANGE_ID: &str = "wavelift.io/change-id";
+
+/// Remove every wavelift snapshot of the VM (cancel, rollback).
+pub fn remove_ours(obs: &Observed) -> Vec<Command> {
+    obs.warm
+        .source
+        .iter()
+        .flat_map(|s| &s.ours)
+        .map(|s| Command::RemoveSnapshot {
+            moref: s.moref.clone(),
+            record: false,
+        })
+        .collect()
+}
+
+/// The checkpoints every disk shares (they are appended to all disks at once); the first
+/// disk's list when they differ mid-append.
+fn checkpoints(obs: &Observed) -> &[(String, String)] {
+    obs.warm
+        .stages
+        .iter()
+        .find(|s| !s.checkpoints.is_empty())
+        .map_or(&[], |s| s.checkpoints.as_slice())
+}
+
+/// Every disk's DataVolume exists and its PVC says checkpoint `current` is copied.
+fn copied_everywhere(ctx: &VmContext, obs: &Observed, current: &str) -> bool {
+    (0..ctx.disk_bytes.len()).all(|i| {
+        obs.warm
+            .stages
+            .get(i)
+            .is_some_and(|s| s.copied.contains(current))
+    })
+}
+
+/// Each disk's `previous` for the checkpoint after `current`: the change ID recorded when
+/// `current` was retired. `None` while one is missing.
+fn previous_ids(ctx: &VmContext, obs: &Observed, current: &str) -> Option<Vec<String>> {
+    (0..ctx.disk_bytes.len())
+        .map(|i| {
+            obs.warm
+                .stages
+                .get(i)
+                .and_then(|s| s.change_id.as_ref())
+                .filter(|(snap, _)| snap == current)
+                .map(|(_, id)| id.clone())
+        })
+        .collect()
+}
+
+fn with_progress(mut d: Decision, ctx: &VmContext, obs: &Observed) -> Decision {
+    d.phase.progress = import_progress(ctx, obs);
+    d
+}
+
+/// A warm VM's pipeline once no KubeVirt VM exists and no disk failed: precopy rounds,
+/// the cutover and the final stage, then the cold tail (guard, create).
+pub fn decide_stages(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
+    let w = ctx.warm.as_ref().expect("warm VM");
+    let cps = checkpoints(obs);
+    let final_added = obs.warm.stages.iter().any(|s| s.final_checkpoint);
+    let all_succeeded = !obs.disks.is_empty()
+        && obs.disks.len() == ctx.disk_bytes.len()
+        && obs.disks.iter().all(|d| *d == DiskObs::Succeeded);
+    let source = obs.warm.source.as_ref();
+
+    // Data safety: a source running again after its final stage was set writes what the
+    // copy will never hold.
+    if (final_added || all_succeeded) && obs.source_power == Power::On && !obs.power_off_in_flight
+    {
+        return with_progress(
+            decision(
+                Step::Importing,
+                Status::Failed(
+                    "the source VM runs again after its final snapshot: the copy misses its writes since; roll the VM back and retry".into(),
+                ),
+                vec![],
+            ),
+            ctx,
+            obs,
+        );
+    }
+
+    if all_succeeded {
+        // The final stage is copied: remove the final snapshot, then as cold.
+        if let Some(f) = source.and_then(|s| s.final_snap()) {
+            return gated(
+                ctl,
+                decision(
+                    Step::Imported,
+                    Status::Active,
+                    vec![Command::RemoveSnapshot {
+                        moref: f.moref.clone(),
+                        record: false,
+                    }],
+                ),
+            );
+        }
+        if source.is_none() {
+            return decision(Step::Imported, Status::Active, vec![Command::ReadSource]);
+        }
+        let mut d = gated(
+            ctl,
+            cutover_guard(ctx, obs, Step::Imported, Command::CreateVm),
+        );
+        d.wants_cutover_slot = !ctl.paused;
+        return d;
+    }
+
+    if !(obs.networks_ready && obs.preflight == super::decide::Gate::Passed) {
+        return preflight_steps(obs, ctl);
+    }
+    let Some(src) = source else {
+        return decision(Step::Precopy, Status::Active, vec![Command::ReadSource]);
+    };
+    let cutting_over = obs.source_power == Power::Off || obs.power_off_in_flight || final_added;
+    if cutting_over {
+        let mut d = gated(ctl, final_stage(ctx, w, obs, src, cps));
+        d.wants_cutover_slot = !ctl.paused;
+        return with_progress(d, ctx, obs);
+    }
+    let d = precopy(ctx, w, obs, ctl, src, cps);
+    with_progress(d, ctx, obs)
+}
+
+/// Before the power-off: CBT, the first snapshot and DataVolumes, rounds, and the cutover
+/// when its gates open between stages.
+fn precopy(
+    ctx: &VmContext,
+    w: &WarmCtx,
+    obs: &Observed,
+    ctl: Control,
+    src: &WarmSource,
+    cps: &[(String, String)],
+) -> Decision {
+    let busy = |what: &str| decision(Step::Precopy, Status::Active, vec![]).with_reason(what);
+    if src.task_running {
+        return busy("waiting for a snapshot task of the source VM to finish");
+    }
+    if !src.cbt_ready {
+        if !src.cbt_enabled && !w.enable_cbt {
+            return decision(
+                Step::Precopy,
+                Status::Failed(
+                    "warm-cbt-off: changed block tracking is off on the source VM; set `enable_cbt = true` in [source] or migrate it cold".into(),
+                ),
+                vec![],
+            );
+        }
+        return gated(
+            ctl,
+            decision(Step::Precopy, Status::Active, vec![Command::EnableCbt]),
+        );
+    }
+    let stage = src.stage();
+    let any_dv = obs.disks.iter().any(|d| *d != DiskObs::Absent);
+    let slot = |mut d: Decision| {
+        d.wants_import_slot = !ctl.paused;
+        if !obs.import_slot {
+            d.commands.clear();
+            d.phase.status = Status::Waiting("waiting for an import slot".into());
+        }
+        gated(ctl, d)
+    };
+    let Some((_, last)) = cps.last() else {
+        // No stage yet: the first snapshot, then the DataVolumes with it as checkpoint.
+        return match stage {
+            Some(s) => {
+                let missing: Vec<Command> = (0..ctx.disk_bytes.len())
+                    .filter(|&i| obs.disks.get(i).is_none_or(|d| *d == DiskObs::Absent))
+                    .map(|disk| Command::CreateStageVolume {
+                        disk,
+                        current: s.moref.clone(),
+                        last: false,
+                    })
+                    .collect();
+                slot(decision(Step::Precopy, Status::Active, missing))
+            }
+            None if any_dv => busy("waiting for the DataVolumes' checkpoints"),
+            None => slot(decision(
+                Step::Precopy,
+                Status::Active,
+                vec![Command::CreateSnapshot {
+                    name: w.stage_name(1),
+                }],
+            )),
+        };
+    };
+    let round = cps.len() as u32;
+    // A disk whose DataVolume is missing (a crash between creations) gets it now.
+    let missing: Vec<Command> = (0..ctx.disk_bytes.len())
+        .filter(|&i| obs.disks.get(i).is_none_or(|d| *d == DiskObs::Absent))
+        .map(|disk| Command::CreateStageVolume {
+            disk,
+            current: cps[0].1.clone(),
+            last: false,
+        })
+        .collect();
+    if !missing.is_empty() {
+        return slot(decision(Step::Precopy, Status::Active, missing));
+    }
+    if !copied_everywhere(ctx, obs, last) {
+        // Round `round` is copying (its progress shows).
+        let mut d = decision(Step::Precopy, Status::Active, vec![]);
+        d.wants_import_slot = !ctl.paused;
+        return d;
+    }
+    if src.has(last) {
+        // Copied: record the change IDs, then remove the snapshot.
+        return gated(
+            ctl,
+            decision(
+                Step::Precopy,
+                Status::Active,
+                vec![Command::RemoveSnapshot {
+                    moref: last.clone(),
+                    record: true,
+                }],
+            ),
+        );
+    }
+    let Some(previous) = previous_ids(ctx, obs, last) else {
+        return decision(
+            Step::Precopy,
+            Status::Failed(format!(
+                "the change IDs of checkpoint {last} are not recorded on every DataVolume and its snapshot is gone: the next stage cannot be copied; roll the VM back and retry"
+            )),
+            vec![],
+        );
+    };
+    if let Some(s) = stage.filter(|s| s.moref != *last) {
+        // A new round's snapshot exists: add it as the next checkpoint.
+        return slot(decision(
+            Step::Precopy,
+            Status::Active,
+            vec![Command::AddCheckpoint {
+                current: s.moref.clone(),
+                previous,
+                last: false,
+            }],
+        ));
+    }
+    // Between stages: the cutover when its gates are open, else the next round when due.
+    let gate = if let Some(why) = &obs.outside_window {
+        Some(why.clone())
+    } else if !obs.deps_verified {
+        Some(format!(
+            "waiting for {} to be verified",
+            if obs.deps_pending.is_empty() {
+                "dependencies".to_string()
+            } else {
+                obs.deps_pending.join(", ")
+            }
+        ))
+    } else if !obs.cutover_slot {
+        Some("waiting for a cutover slot".to_string())
+    } else {
+        None
+    };
+    match gate {
+        None => {
+            let mut d = gated(
+                ctl,
+                decision(
+                    Step::CutoverGate,
+                    Status::Active,
+                    vec![Command::PowerOffSource],
+                ),
+            );
+            d.wants_cutover_slot = !ctl.paused;
+            if !ctx.power_off_by_api {
+                d = gated(ctl, cutover_guard(ctx, obs, Step::CutoverGate, Command::PowerOffSource));
+                d.wants_cutover_slot = !ctl.paused;
+            }
+            d
+        }
+        Some(why) => {
+            let mut d = if obs.warm.precopy_due {
+                slot(decision(
+                    Step::Precopy,
+                    Status::Active,
+                    vec![Command::CreateSnapshot {
+                        name: w.stage_name(round + 1),
+                    }],
+                ))
+            } else {
+                let next = obs
+                    .warm
+                    .next_round_in
+                    .as_deref()
+                    .map_or(String::new(), |n| format!("; next round in {n}"));
+                decision(
+                    Step::Precopy,
+                    Status::Waiting(format!("precopy round {round} copied{next}; {why}")),
+                    vec![],
+                )
+            };
+            d.wants_cutover_slot = why == "waiting for a cutover slot" && !ctl.paused;
+            d
+        }
+    }
+}
+
+/// After the power-off: retire the last precopy snapshot, the final snapshot, the final
+/// checkpoint; the copy finishes in [`decide_stages`]' `all_succeeded` branch.
+fn final_stage(
+    ctx: &VmContext,
+    w: &WarmCtx,
+    obs: &Observed,
+    src: &WarmSource,
+    cps: &[(String, String)],
+) -> Decision {
+    let step = Step::Importing;
+    if obs.power_off_in_flight || obs.source_power != Power::Off {
+        return decision(Step::CutoverGate, Status::Active, vec![]);
+    }
+    if src.task_running {
+        return decision(step, Status::Active, vec![])
+            .with_reason("waiting for a snapshot task of the source VM to finish");
+    }
+    let final_added = obs.warm.stages.iter().any(|s| s.final_checkpoint);
+    if final_added {
+        // The final stage is copying (`Succeeded` ends it).
+        return decision(step, Status::Active, vec![]);
+    }
+    let last = cps.last().map(|(_, c)| c.as_str());
+    // A precopy snapshot left: one under copy finishes first; a copied one is retired
+    // (recording its change IDs); one never added is just removed.
+    if let Some(s) = src.stage() {
+        if Some(s.moref.as_str()) == last {
+            if !copied_everywhere(ctx, obs, &s.moref) {
+                return decision(step, Status::Active, vec![])
+                    .with_reason("the last precopy round finishes before the final stage");
+            }
+            return decision(
+                step,
+                Status::Active,
+                vec![Command::RemoveSnapshot {
+                    moref: s.moref.clone(),
+                    record: true,
+                }],
+            );
+        }
+        return decision(
+            step,
+            Status::Active,
+            vec![Command::RemoveSnapshot {
+                moref: s.moref.clone(),
+                record: false,
+            }],
+        );
+    }
+    let Some(f) = src.final_snap() else {
+        // Only now, with the source off: the final snapshot.
+        return decision(
+            step,
+            Status::Active,
+            vec![Command::CreateSnapshot {
+                name: w.final_name(),
+            }],
+        );
+    };
+    let Some(last) = last else {
+        // No precopy stage (the source was off before the run): one stage, final.
+        let cmds = (0..ctx.disk_bytes.len())
+            .filter(|&i| obs.disks.get(i).is_none_or(|d| *d == DiskObs::Absent))
+            .map(|disk| Command::CreateStageVolume {
+                disk,
+                current: f.moref.clone(),
+                last: true,
+            })
+            .collect();
+        return decision(step, Status::Active, cmds);
+    };
+    match previous_ids(ctx, obs, last) {
+        Some(previous) => decision(
+            step,
+            Status::Active,
+            vec![Command::AddCheckpoint {
+                current: f.moref.clone(),
+                previous,
+                last: true,
+            }],
+        ),
+        None => decision(
+            step,
+            Status::Failed(format!(
+                "the change IDs of checkpoint {last} are not recorded on every DataVolume: the final stage cannot be copied; roll the VM back and retry"
+            )),
+            vec![],
+        ),
+    }
+}
+
+impl Decision {
+    /// An active decision that says what it is doing (shown as its reason).
+    fn with_reason(mut self, what: &str) -> Decision {
+        if self.phase.status == Status::Active {
+            self.phase.status = Status::Waiting(what.to_string());
+        }
+        self
+    }
+}
