@@ -15,8 +15,8 @@
 //! silent), `Waiting` (for a slot or a dependency), or `Paused`; rollback ends in
 //! `RolledBack`.
 
-use crate::cluster::phase::{DvPhase, VmiPhase};
 use super::warm::{WarmCtx, WarmObs};
+use crate::cluster::phase::{DvPhase, VmiPhase};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -380,7 +380,6 @@ pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
 
 /// The pipeline proper: the furthest step the cluster shows, and what comes next.
 fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
-
     let vmi_failed = obs.vmi_phase == Some(VmiPhase::Failed);
     let vmi_running = obs.vmi_phase == Some(VmiPhase::Running);
 
@@ -591,7 +590,12 @@ fn source_off(ctx: &VmContext, obs: &Observed) -> bool {
 
 /// Power-off and the duplicate-IP guard, then `next` (create or start the VM; at the gate
 /// itself nothing: the import follows). `PowerOffSource` as `next` means "no command".
-pub(super) fn cutover_guard(ctx: &VmContext, obs: &Observed, step: Step, next: Command) -> Decision {
+pub(super) fn cutover_guard(
+    ctx: &VmContext,
+    obs: &Observed,
+    step: Step,
+    next: Command,
+) -> Decision {
     let off = source_off(ctx, obs);
     if !off {
         // With the API, Unknown and On get the same idempotent power-off call.
@@ -664,6 +668,7 @@ mod tests {
             has_checks: true,
             import_restart_limit: 3,
             guest_agent: true,
+            warm: None,
         }
     }
 
@@ -1216,20 +1221,21 @@ mod tests {
                 Step::Pending => 0,
                 Step::Preflight => 1,
                 Step::NetworkReady => 2,
-                Step::CutoverGate => 3,
-                Step::Importing => 4,
-                Step::Imported => 5,
-                Step::Created => 6,
-                Step::Booting => 7,
-                Step::Running => 8,
-                Step::Verifying => 9,
-                Step::Verified => 10,
-                Step::RollingBack => 11,
-                Step::RolledBack => 12,
-                Step::Cancelled => 13,
+                Step::Precopy => 3,
+                Step::CutoverGate => 4,
+                Step::Importing => 5,
+                Step::Imported => 6,
+                Step::Created => 7,
+                Step::Booting => 8,
+                Step::Running => 9,
+                Step::Verifying => 10,
+                Step::Verified => 11,
+                Step::RollingBack => 12,
+                Step::RolledBack => 13,
+                Step::Cancelled => 14,
             }
         }
-        const VARIANTS: usize = 14;
+        const VARIANTS: usize = 15;
         assert_eq!(Step::ALL.len(), VARIANTS);
         for (i, s) in Step::ALL.into_iter().enumerate() {
             assert_eq!(place(s), i, "{s:?}");

@@ -311,8 +311,14 @@ impl Ops {
         let hard = |why: String| async move {
             match src.power_off(name, uuid).await {
                 Ok(()) => {
-                    self.journal(vm, "power-off", "SourceVM", name, &format!("hard stop{why}"))
-                        .await;
+                    self.journal(
+                        vm,
+                        "power-off",
+                        "SourceVM",
+                        name,
+                        &format!("hard stop{why}"),
+                    )
+                    .await;
                     Ok(Update::Power(Power::Off))
                 }
                 Err(e) => {
@@ -334,8 +340,14 @@ impl Ops {
             }),
         };
         if let Err(e) = asked {
-            self.journal(vm, "shutdown-guest", "SourceVM", name, &format!("error: {e}"))
-                .await;
+            self.journal(
+                vm,
+                "shutdown-guest",
+                "SourceVM",
+                name,
+                &format!("error: {e}"),
+            )
+            .await;
             if fallback {
                 return hard(format!(" (the guest could not be asked: {e})")).await;
             }

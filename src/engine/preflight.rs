@@ -192,6 +192,39 @@ impl Preflight {
     /// earlier one already powered it off), the VM's own names and MACs, then a server-side
     /// dry run of every object the VM needs (each shared network once per run). All
     /// problems in one answer.
+    /// Why warm migration is refused for `vm`, each by name: no VI/JSON (vCenter older than
+    /// 8.0 U1), CBT off without `enable_cbt`, snapshots that are not wavelift's.
+    async fn warm_problems(&self, vm: &Vm, ctx: &super::warm::WarmCtx) -> Vec<String> {
+        let Some(w) = self.source.as_ref().and_then(|s| s.warm()) else {
+            return vec![
+                "warm-no-api: warm migration needs the vSphere API (credentials for vCenter)"
+                    .into(),
+            ];
+        };
+        if let Err(e) = w.vim_release().await {
+            return vec![format!(
+                "warm-no-vim-json: {e}; migrate this VM cold (`migration = \"cold\"`), which needs only the Automation REST API"
+            )];
+        }
+        let uuid = vm.source_id.as_ref().map(|u| u.as_str());
+        let view = match w.warm_view(vm.name.as_str(), uuid).await {
+            Ok(v) => v,
+            Err(e) => return vec![format!("source VM: {e}")],
+        };
+        let mut out = Vec::new();
+        if !view.cbt_enabled && !ctx.enable_cbt {
+            out.push("warm-cbt-off: changed block tracking is off on the source VM; set `enable_cbt = true` in [source] to let wavelift turn it on, or migrate it cold".to_string());
+        }
+        let theirs = super::warm::WarmSource::from_view(&view, ctx).foreign;
+        if !theirs.is_empty() {
+            out.push(format!(
+                "warm-has-snapshots: the source VM has snapshots ({}): remove them (a warm import reads the base disk and the snapshots wavelift takes), or migrate it cold",
+                theirs.join(", ")
+            ));
+        }
+        out
+    }
+
     pub async fn vm(&self, vm: &Vm) -> (Gate, Option<Power>) {
         let facts = self.cluster_facts().await;
         let mut problems = facts.global.clone();
@@ -204,6 +237,9 @@ impl Preflight {
                 Some(Err(e)) => problems.push(format!("source VM: {e}")),
                 None => {}
             },
+        }
+        if let Some(ctx) = super::warm_ops::ctx_for(&self.plan, vm) {
+            problems.extend(self.warm_problems(vm, &ctx).await);
         }
         let classes: BTreeSet<&str> = vm
             .disks

@@ -24,11 +24,11 @@ use super::decide::{
     Step, VmContext,
 };
 use super::events::{EngineEvent, EngineRequest, EventKind, LogLevel};
+use super::warm::{DiskStages, WarmObs, WarmSource};
 use crate::checks::result::CheckResult;
 use crate::cluster::phase::{DvPhase, MigrationPhase, VmiPhase};
 use crate::plan::time::humanize;
 use crate::plan::{Plan, PowerOff};
-use super::warm::{DiskStages, WarmObs, WarmSource};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -465,9 +465,10 @@ fn next_wake(fleet: &Fleet, now: Now) -> Option<Duration> {
     let clock_now_ms = s.window_clock.at(now.elapsed);
     let rounds = fleet.vms.iter().enumerate().filter_map(|(i, r)| {
         let (_, at) = r.round_copied.as_ref()?;
-        let waiting = r.last.as_ref().is_some_and(|p| {
-            p.step == Step::Precopy && matches!(p.status, Status::Waiting(_))
-        });
+        let waiting = r
+            .last
+            .as_ref()
+            .is_some_and(|p| p.step == Step::Precopy && matches!(p.status, Status::Waiting(_)));
         let interval = fleet.plan.wave(&fleet.plan.vms[i].wave)?.precopy_interval;
         let due = at + interval.as_millis() as i64;
         (waiting && due > clock_now_ms).then(|| s.window_clock.elapsed_at(due))
@@ -1030,7 +1031,6 @@ fn stalled(fleet: &Fleet, i: usize, now: Now) -> Option<String> {
     }
     Some(why)
 }
-
 
 /// The imports moved: a disk appeared, changed phase, or its progress grew. A multi-stage
 /// import `Paused` between checkpoints counts as moving (its stall clock never runs).

@@ -22,8 +22,8 @@
 //! DataVolume or VM.
 
 use super::decide::{
-    cutover_guard, decision, gated, import_progress, preflight_steps, Command, Control,
-    Decision, DiskObs, Observed, Power, Status, Step, VmContext,
+    cutover_guard, decision, gated, import_progress, preflight_steps, Command, Control, Decision,
+    DiskObs, Observed, Power, Status, Step, VmContext,
 };
 use std::collections::BTreeSet;
 
@@ -91,6 +91,8 @@ impl WarmSource {
                     round: n.parse().ok(),
                     quiesced: s.quiesced,
                 }),
+                // The client's own CBT stun snapshot (removed by `enable_cbt`).
+                _ if s.name == "wavelift-cbt-stun" => {}
                 _ => foreign.push(s.name.clone()),
             }
         }
@@ -215,8 +217,7 @@ pub fn decide_stages(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision 
 
     // Data safety: a source running again after its final stage was set writes what the
     // copy will never hold.
-    if (final_added || all_succeeded) && obs.source_power == Power::On && !obs.power_off_in_flight
-    {
+    if (final_added || all_succeeded) && obs.source_power == Power::On && !obs.power_off_in_flight {
         return with_progress(
             decision(
                 Step::Importing,
@@ -418,7 +419,10 @@ fn precopy(
             );
             d.wants_cutover_slot = !ctl.paused;
             if !ctx.power_off_by_api {
-                d = gated(ctl, cutover_guard(ctx, obs, Step::CutoverGate, Command::PowerOffSource));
+                d = gated(
+                    ctl,
+                    cutover_guard(ctx, obs, Step::CutoverGate, Command::PowerOffSource),
+                );
                 d.wants_cutover_slot = !ctl.paused;
             }
             d
@@ -548,5 +552,416 @@ impl Decision {
             self.phase.status = Status::Waiting(what.to_string());
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::decide::{decide, Gate, IpGuard};
+
+    fn ctx() -> VmContext {
+        VmContext {
+            disk_bytes: vec![30, 10],
+            power_off_by_api: true,
+            has_checks: true,
+            import_restart_limit: 3,
+            guest_agent: false,
+            warm: Some(WarmCtx {
+                prefix: "wavelift-p-web".into(),
+                enable_cbt: false,
+            }),
+        }
+    }
+
+    fn snap(moref: &str, round: Option<u32>) -> Snap {
+        Snap {
+            moref: moref.into(),
+            round,
+            quiesced: true,
+        }
+    }
+
+    /// Preflight passed, networks ready, CBT on, nothing copied yet, the source running.
+    fn start() -> Observed {
+        Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            disks: vec![DiskObs::Absent, DiskObs::Absent],
+            source_power: Power::On,
+            deps_verified: true,
+            import_slot: true,
+            warm: WarmObs {
+                source: Some(WarmSource {
+                    cbt_enabled: true,
+                    cbt_ready: true,
+                    ..Default::default()
+                }),
+                stages: vec![DiskStages::default(), DiskStages::default()],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Both disks carry these checkpoints, with `copied` copied and change IDs recorded
+    /// for `recorded`.
+    fn staged(obs: &mut Observed, cps: &[(&str, &str)], copied: &[&str], recorded: Option<&str>) {
+        obs.disks = vec![
+            DiskObs::importing(crate::cluster::phase::DvPhase::Paused, Some(1.0)),
+            DiskObs::importing(crate::cluster::phase::DvPhase::Paused, Some(1.0)),
+        ];
+        for (i, s) in obs.warm.stages.iter_mut().enumerate() {
+            s.checkpoints = cps
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.to_string()))
+                .collect();
+            s.copied = copied.iter().map(|c| c.to_string()).collect();
+            s.change_id = recorded.map(|r| (r.to_string(), format!("52 aa/{i}{r}")));
+        }
+    }
+
+    fn run(obs: &Observed) -> Decision {
+        decide(&ctx(), obs, Control::default())
+    }
+
+    fn src(obs: &mut Observed) -> &mut WarmSource {
+        obs.warm.source.as_mut().expect("source read")
+    }
+
+    #[test]
+    fn reads_the_source_first_then_enables_cbt_only_when_allowed() {
+        let mut o = start();
+        o.warm.source = None;
+        assert_eq!(run(&o).commands, vec![Command::ReadSource]);
+        let mut o = start();
+        src(&mut o).cbt_ready = false;
+        src(&mut o).cbt_enabled = false;
+        let d = run(&o);
+        assert!(matches!(&d.phase.status, Status::Failed(w) if w.starts_with("warm-cbt-off")));
+        let mut c = ctx();
+        c.warm.as_mut().expect("warm").enable_cbt = true;
+        assert_eq!(
+            decide(&c, &o, Control::default()).commands,
+            vec![Command::EnableCbt]
+        );
+        // CBT on but not yet effective (no change IDs): the stun is part of EnableCbt.
+        src(&mut o).cbt_enabled = true;
+        assert_eq!(run(&o).commands, vec![Command::EnableCbt]);
+    }
+
+    #[test]
+    fn first_round_snapshot_then_volumes_with_the_checkpoint() {
+        let mut o = start();
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Precopy);
+        assert_eq!(
+            d.commands,
+            vec![Command::CreateSnapshot {
+                name: "wavelift-p-web-1".into()
+            }]
+        );
+        assert!(d.wants_import_slot);
+        // No import slot: it waits, and takes no snapshot.
+        o.import_slot = false;
+        let d = run(&o);
+        assert!(d.commands.is_empty());
+        assert!(matches!(d.phase.status, Status::Waiting(_)));
+        o.import_slot = true;
+        src(&mut o).ours.push(snap("snapshot-1", Some(1)));
+        let d = run(&o);
+        assert_eq!(
+            d.commands,
+            (0..2)
+                .map(|disk| Command::CreateStageVolume {
+                    disk,
+                    current: "snapshot-1".into(),
+                    last: false
+                })
+                .collect::<Vec<_>>()
+        );
+        // Warm disks exist while the source runs: that is no data-safety failure.
+        staged(&mut o, &[("", "snapshot-1")], &[], None);
+        let d = run(&o);
+        assert_eq!(
+            (d.phase.step, &d.phase.status),
+            (Step::Precopy, &Status::Active)
+        );
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
+    fn a_copied_stage_records_change_ids_and_removes_its_snapshot_then_waits_for_the_round() {
+        let mut o = start();
+        o.outside_window = Some("waiting for the change window: it opens in 3h".into());
+        src(&mut o).ours.push(snap("snapshot-1", Some(1)));
+        staged(&mut o, &[("", "snapshot-1")], &["snapshot-1"], None);
+        assert_eq!(
+            run(&o).commands,
+            vec![Command::RemoveSnapshot {
+                moref: "snapshot-1".into(),
+                record: true
+            }]
+        );
+        // Removed and recorded: wait for the next round (at most one snapshot at a time).
+        src(&mut o).ours.clear();
+        staged(
+            &mut o,
+            &[("", "snapshot-1")],
+            &["snapshot-1"],
+            Some("snapshot-1"),
+        );
+        o.warm.next_round_in = Some("42m".into());
+        let d = run(&o);
+        assert!(d.commands.is_empty());
+        assert!(
+            matches!(&d.phase.status, Status::Waiting(w) if w.contains("precopy round 1 copied; next round in 42m") && w.contains("change window")),
+            "{:?}",
+            d.phase.status
+        );
+        // Due: round 2's snapshot, then its checkpoint with each disk's change ID.
+        o.warm.precopy_due = true;
+        assert_eq!(
+            run(&o).commands,
+            vec![Command::CreateSnapshot {
+                name: "wavelift-p-web-2".into()
+            }]
+        );
+        src(&mut o).ours.push(snap("snapshot-2", Some(2)));
+        assert_eq!(
+            run(&o).commands,
+            vec![Command::AddCheckpoint {
+                current: "snapshot-2".into(),
+                previous: vec!["52 aa/0snapshot-1".into(), "52 aa/1snapshot-1".into()],
+                last: false
+            }]
+        );
+    }
+
+    #[test]
+    fn change_ids_lost_with_their_snapshot_fail_by_name() {
+        let mut o = start();
+        staged(&mut o, &[("", "snapshot-1")], &["snapshot-1"], None);
+        let d = run(&o);
+        assert!(
+            matches!(&d.phase.status, Status::Failed(w) if w.contains("change IDs of checkpoint snapshot-1"))
+        );
+    }
+
+    #[test]
+    fn cutover_powers_off_between_stages_only_when_the_gates_open() {
+        let mut o = start();
+        staged(
+            &mut o,
+            &[("", "snapshot-1")],
+            &["snapshot-1"],
+            Some("snapshot-1"),
+        );
+        // Gates open but no cutover slot yet: it asks for one.
+        let d = run(&o);
+        assert!(d.wants_cutover_slot);
+        assert!(d.commands.is_empty());
+        o.cutover_slot = true;
+        let d = run(&o);
+        assert_eq!(
+            (d.phase.step, d.commands.clone()),
+            (Step::CutoverGate, vec![Command::PowerOffSource])
+        );
+        // A round still copying: the cutover waits for it.
+        staged(
+            &mut o,
+            &[("", "snapshot-1"), ("x", "snapshot-2")],
+            &["snapshot-1"],
+            Some("snapshot-1"),
+        );
+        src(&mut o).ours.push(snap("snapshot-2", Some(2)));
+        let d = run(&o);
+        assert_eq!(d.phase.step, Step::Precopy);
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
+    fn final_stage_after_power_off_then_snapshot_removed_then_guard_and_create() {
+        let mut o = start();
+        o.cutover_slot = true;
+        staged(
+            &mut o,
+            &[("", "snapshot-1")],
+            &["snapshot-1"],
+            Some("snapshot-1"),
+        );
+        // Powering off: nothing else happens until vCenter says it is off.
+        o.power_off_in_flight = true;
+        let d = run(&o);
+        assert_eq!((d.phase.step, d.commands.len()), (Step::CutoverGate, 0));
+        o.power_off_in_flight = false;
+        o.source_power = Power::Off;
+        let d = run(&o);
+        assert_eq!(
+            d.commands,
+            vec![Command::CreateSnapshot {
+                name: "wavelift-p-web-final".into()
+            }]
+        );
+        src(&mut o).ours.push(snap("snapshot-9", None));
+        assert_eq!(
+            run(&o).commands,
+            vec![Command::AddCheckpoint {
+                current: "snapshot-9".into(),
+                previous: vec!["52 aa/0snapshot-1".into(), "52 aa/1snapshot-1".into()],
+                last: true
+            }]
+        );
+        staged(
+            &mut o,
+            &[("", "snapshot-1"), ("c", "snapshot-9")],
+            &["snapshot-1"],
+            Some("snapshot-1"),
+        );
+        for s in &mut o.warm.stages {
+            s.final_checkpoint = true;
+        }
+        let d = run(&o);
+        assert_eq!((d.phase.step, d.commands.len()), (Step::Importing, 0));
+        o.disks = vec![DiskObs::Succeeded, DiskObs::Succeeded];
+        assert_eq!(
+            run(&o).commands,
+            vec![Command::RemoveSnapshot {
+                moref: "snapshot-9".into(),
+                record: false
+            }]
+        );
+        src(&mut o).ours.clear();
+        assert_eq!(run(&o).commands, vec![Command::ProbeOriginalIp]);
+        o.ip_guard = IpGuard::Silent;
+        assert_eq!(run(&o).commands, vec![Command::CreateVm]);
+    }
+
+    #[test]
+    fn a_precopy_snapshot_left_at_power_off_is_finished_or_retired_first() {
+        let mut o = start();
+        o.source_power = Power::Off;
+        // Round 2 copying when the source went off: it finishes first.
+        staged(
+            &mut o,
+            &[("", "snapshot-1"), ("c1", "snapshot-2")],
+            &["snapshot-1"],
+            Some("snapshot-1"),
+        );
+        src(&mut o).ours.push(snap("snapshot-2", Some(2)));
+        assert!(run(&o).commands.is_empty());
+        // Copied: retired with its change IDs, and only then the final snapshot.
+        staged(
+            &mut o,
+            &[("", "snapshot-1"), ("c1", "snapshot-2")],
+            &["snapshot-1", "snapshot-2"],
+            Some("snapshot-1"),
+        );
+        assert_eq!(
+            run(&o).commands,
+            vec![Command::RemoveSnapshot {
+                moref: "snapshot-2".into(),
+                record: true
+            }]
+        );
+        // A round-3 snapshot never added: removed without recording.
+        staged(
+            &mut o,
+            &[("", "snapshot-1")],
+            &["snapshot-1"],
+            Some("snapshot-1"),
+        );
+        src(&mut o).ours = vec![snap("snapshot-3", Some(3))];
+        assert_eq!(
+            run(&o).commands,
+            vec![Command::RemoveSnapshot {
+                moref: "snapshot-3".into(),
+                record: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_source_running_after_its_final_stage_fails_the_vm() {
+        let mut o = start();
+        staged(
+            &mut o,
+            &[("", "snapshot-1"), ("c", "snapshot-9")],
+            &["snapshot-1"],
+            Some("snapshot-1"),
+        );
+        for s in &mut o.warm.stages {
+            s.final_checkpoint = true;
+        }
+        let d = run(&o);
+        assert!(
+            matches!(&d.phase.status, Status::Failed(w) if w.contains("runs again after its final snapshot"))
+        );
+    }
+
+    #[test]
+    fn cancel_and_rollback_remove_wavelifts_snapshots() {
+        let mut o = start();
+        src(&mut o).ours.push(snap("snapshot-4", Some(4)));
+        staged(&mut o, &[("", "snapshot-4")], &[], None);
+        let cancel = Control {
+            cancel: true,
+            ..Default::default()
+        };
+        let d = decide(&ctx(), &o, cancel);
+        assert_eq!(d.phase.step, Step::Cancelled);
+        assert_eq!(
+            d.commands,
+            vec![
+                Command::DeleteDataVolumes,
+                Command::RemoveSnapshot {
+                    moref: "snapshot-4".into(),
+                    record: false
+                }
+            ]
+        );
+        let rollback = Control {
+            rollback: true,
+            ..Default::default()
+        };
+        let d = decide(&ctx(), &o, rollback);
+        assert!(d.commands.contains(&Command::RemoveSnapshot {
+            moref: "snapshot-4".into(),
+            record: false
+        }));
+    }
+
+    #[test]
+    fn snapshots_are_told_apart_by_name() {
+        use crate::source::{Snapshot, SourceDisk, SourcePower, WarmView};
+        let s = |name: &str, moref: &str| Snapshot {
+            moref: moref.into(),
+            name: name.into(),
+            quiesced: true,
+        };
+        let view = WarmView {
+            power: SourcePower::On,
+            cbt_enabled: true,
+            disks: vec![SourceDisk {
+                file: "[ds1] web/web.vmdk".into(),
+                change_id: Some("52 aa/3".into()),
+            }],
+            snapshots: vec![
+                s("pre-patch", "snapshot-1"),
+                s("wavelift-p-web-2", "snapshot-2"),
+                s("wavelift-p-web-final", "snapshot-3"),
+                s("wavelift-p-web-x", "snapshot-4"),
+                s("wavelift-cbt-stun", "snapshot-5"),
+            ],
+            snapshot_task_running: false,
+            tools_running: true,
+        };
+        let w = WarmSource::from_view(&view, ctx().warm.as_ref().expect("warm"));
+        assert!(w.cbt_ready);
+        assert_eq!(w.foreign, vec!["pre-patch", "wavelift-p-web-x"]);
+        assert_eq!(
+            w.ours,
+            vec![snap("snapshot-2", Some(2)), snap("snapshot-3", None)]
+        );
     }
 }

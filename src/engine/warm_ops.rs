@@ -81,7 +81,10 @@ impl Ops {
             Command::EnableCbt => {
                 let w = self.warm_source()?;
                 match w.enable_cbt(name, uuid).await {
-                    Ok(()) => self.journal(vm, "enable-cbt", "SourceVM", name, "done").await,
+                    Ok(()) => {
+                        self.journal(vm, "enable-cbt", "SourceVM", name, "done")
+                            .await
+                    }
                     Err(e) => {
                         self.journal(vm, "enable-cbt", "SourceVM", name, &format!("error: {e}"))
                             .await;
@@ -205,21 +208,12 @@ impl Ops {
 
     /// Writes each disk's change ID at snapshot `moref` on its DataVolume (the next stage's
     /// `previous`): it must outlive the snapshot, and a resumed run reads it from there.
-    async fn record_change_ids(
-        &self,
-        vm: &Vm,
-        w: &dyn WarmOps,
-        moref: &str,
-    ) -> Result<(), Error> {
+    async fn record_change_ids(&self, vm: &Vm, w: &dyn WarmOps, moref: &str) -> Result<(), Error> {
         let disks = w.snapshot_disks(moref).await?;
         if disks.len() < vm.disks.len() {
             return Err(Error::Api {
                 what: format!("read snapshot {moref}"),
-                message: format!(
-                    "it has {} disks, the plan {}",
-                    disks.len(),
-                    vm.disks.len()
-                ),
+                message: format!("it has {} disks, the plan {}", disks.len(), vm.disks.len()),
             });
         }
         let api: Api<DataVolume> = Api::namespaced(self.client.clone(), self.ns());
@@ -233,7 +227,9 @@ impl Ops {
             let dv = labels::data_volume_name(vm.name.as_str(), i);
             let patch = json!({ "metadata": { "annotations": { ANN_CHANGE_ID: format!("{moref}={id}") } } });
             let (pp, mp) = (self.patch_params(), Patch::Merge(&patch));
-            call(&format!("annotate DataVolume {dv}"), || api.patch(&dv, &pp, &mp))
+            call(&format!("annotate DataVolume {dv}"), || {
+                api.patch(&dv, &pp, &mp)
+            })
             .await
             .map_err(|e| Error::api(format!("annotate DataVolume {dv}"), &e))?;
         }
@@ -280,7 +276,10 @@ impl Ops {
             })
             .await
             {
-                Ok(_) => self.journal(vm, "patch", "DataVolume", &dv_name, &what).await,
+                Ok(_) => {
+                    self.journal(vm, "patch", "DataVolume", &dv_name, &what)
+                        .await
+                }
                 Err(e) => {
                     self.journal(
                         vm,

@@ -49,6 +49,18 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A duration as people write it: `15m`, `90s`, `2h`, `1m30s`, `1h30m`.
+pub fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,17 +76,5 @@ mod tests {
         assert!(parse("2026-12-05T22:00:00").is_err());
         assert!(parse("2026-12-05").is_err());
         assert!(parse("tomorrow").is_err());
-    }
-}
-
-/// A duration as people write it: `15m`, `90s`, `2h`, `1m30s`, `1h30m`.
-pub fn humanize(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, sec) => format!("{m}m{sec:02}s"),
-        (h, 0, _) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m:02}m"),
     }
 }

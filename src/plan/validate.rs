@@ -298,6 +298,23 @@ impl Validator<'_, '_> {
     /// image never changes, so cold is the only type there).
     fn migrations(&mut self) {
         if self.plan.source.kind == SourceKind::Vsphere {
+            if self.plan.source.power_off == PowerOff::Manual {
+                let warm = self
+                    .plan
+                    .vms
+                    .iter()
+                    .find(|v| self.plan.migration_of(v) == Migration::Warm);
+                if let Some(vm) = warm {
+                    self.push(
+                        Diagnostic::error(
+                            "warm-needs-api-power-off",
+                            vm.name.span.clone(),
+                            format!("VM `{}` migrates warm, which needs `power_off = \"vsphere-api\"`: its final snapshot is taken once vCenter reports it powered off", vm.name.value),
+                        )
+                        .with_hint("set `power_off = \"vsphere-api\"` in [source] (with `shutdown = \"guest\"` the guest shuts itself down), or migrate cold"),
+                    );
+                }
+            }
             return;
         }
         let waves = self.plan.waves.iter().filter_map(|w| w.migration.as_ref());
