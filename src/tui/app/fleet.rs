@@ -139,6 +139,8 @@ pub struct VmState {
     pub ip: String,
     pub owner: Option<String>,
     pub after: Vec<String>,
+    /// `warm` or `cold` (the plan's migration type for the VM).
+    pub migration_type: crate::plan::Migration,
     pub step: Step,
     pub status: Status,
     pub progress: Option<f64>,
@@ -331,6 +333,7 @@ impl Fleet {
                     .unwrap_or_default(),
                 owner: vm.owner.clone(),
                 after: vm.after.iter().map(|a| a.value.clone()).collect(),
+                migration_type: plan.migration_of(vm),
                 step: Step::Pending,
                 status: Status::Active,
                 progress: None,

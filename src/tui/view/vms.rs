@@ -248,6 +248,10 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
         if *step == Step::Cancelled && v.step != Step::Cancelled {
             continue;
         }
+        // Only a warm VM copies while its source runs.
+        if *step == Step::Precopy && v.migration_type != crate::plan::Migration::Warm {
+            continue;
+        }
         let cell: [Span; 3] = match v.entered[k] {
             None if *step < v.step && !rb && v.step != Step::Cancelled => [
                 Span::styled("  ✓ ", muted),
