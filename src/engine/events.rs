@@ -126,14 +126,17 @@ pub enum EventKind {
     /// A VM's cutover ended with every check passing: its downtime, from the power-off
     /// request to the moment its checks passed after boot.
     Cutover {
-        /// `cold`: power-off, full import, boot (the only type so far).
+        /// `cold` (power-off, full import, boot) or `warm` (precopy rounds while the
+        /// source ran, power-off, final delta, boot).
         migration: String,
         downtime_ms: u64,
         /// Multi-stage (warm) precopy rounds before the cutover; 0 for cold.
         precopy_rounds: u32,
-        /// Bytes copied while the source was off (cold: every disk).
-        final_delta_bytes: u64,
-        /// The copy was taken from a stopped source (cold), not crash-consistent.
+        /// Bytes copied while the source was off: cold, every disk; warm, `None` (CDI does
+        /// not report a stage's size, and wavelift does not query changed areas yet).
+        final_delta_bytes: Option<u64>,
+        /// The guest shut down cleanly before the final copy; `false` after a hard stop
+        /// (the copy is crash-consistent).
         consistent_copy: bool,
     },
     /// The wave finished (every VM verified, failed, rolled back or cancelled).

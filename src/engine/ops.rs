@@ -319,7 +319,7 @@ impl Ops {
                         &format!("hard stop{why}"),
                     )
                     .await;
-                    Ok(Update::Power(Power::Off))
+                    Ok(Update::PoweredOff { hard: true })
                 }
                 Err(e) => {
                     self.journal(vm, "power-off", "SourceVM", name, &format!("error: {e}"))
@@ -365,7 +365,7 @@ impl Ops {
             if let Ok(SourcePower::Off) = src.power_state(name, uuid).await {
                 self.journal(vm, "power-off", "SourceVM", name, "guest shut down")
                     .await;
-                return Ok(Update::Power(Power::Off));
+                return Ok(Update::PoweredOff { hard: false });
             }
             if tokio::time::Instant::now() >= deadline {
                 break;

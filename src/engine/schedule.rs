@@ -136,6 +136,8 @@ pub enum Update {
     /// The preflight's verdict, and the source VM's power state when vCenter was asked.
     Preflight(Gate, Option<Power>),
     Power(Power),
+    /// The source is off: `hard` when it was stopped without a guest shutdown.
+    PoweredOff { hard: bool },
     IpGuard(IpGuard),
     Checks(Gate, Vec<CheckResult>),
     /// vCenter's view of a warm VM's source (after any snapshot or CBT operation).
@@ -273,6 +275,8 @@ struct VmRun {
     /// Warm: the last checkpoint copied on every disk and when (window clock, Unix ms):
     /// the next precopy round falls due `precopy_interval` later.
     round_copied: Option<(String, i64)>,
+    /// This run stopped the source hard (no guest shutdown): its copy is crash-consistent.
+    hard_stopped: bool,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -342,6 +346,7 @@ impl Fleet {
                 postponed: false,
                 warm_source: None,
                 round_copied: None,
+                hard_stopped: false,
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -602,6 +607,10 @@ fn done(
             }
         }
         Update::Power(p) => r.source_power = p,
+        Update::PoweredOff { hard } => {
+            r.source_power = Power::Off;
+            r.hard_stopped = hard;
+        }
         Update::Warm(source, power) => {
             r.warm_source = Some(source);
             r.source_power = power;
@@ -1258,6 +1267,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                 },
             ));
             if phase.step == Step::Verified && r.downtime_ms.is_none() {
+                let warm = r.ctx.warm.is_some();
                 if let Some(at) = r.power_off_at {
                     let downtime = u64::try_from(now.unix_ms - at).unwrap_or(0);
                     r.downtime_ms = Some(downtime);
@@ -1266,11 +1276,16 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                         i,
                         now,
                         EventKind::Cutover {
-                            migration: "cold".into(),
+                            migration: if warm { "warm" } else { "cold" }.into(),
                             downtime_ms: downtime,
-                            precopy_rounds: 0,
-                            final_delta_bytes: r.ctx.disk_bytes.iter().sum(),
-                            consistent_copy: true,
+                            // Every checkpoint but the final one was a precopy round.
+                            precopy_rounds: r
+                                .cluster
+                                .stages
+                                .first()
+                                .map_or(0, |s| s.checkpoints.len().saturating_sub(1) as u32),
+                            final_delta_bytes: (!warm).then(|| r.ctx.disk_bytes.iter().sum()),
+                            consistent_copy: !r.hard_stopped,
                         },
                     ));
                 }

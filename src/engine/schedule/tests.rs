@@ -1227,7 +1227,7 @@ fn downtime_runs_from_the_power_off_request_to_the_checks_passing() {
             _ => None,
         })
         .expect("a cutover event");
-    assert_eq!(cutover, ("cold".into(), 325_000, 10 << 30));
+    assert_eq!(cutover, ("cold".into(), 325_000, Some(10 << 30)));
     assert_eq!(r.fleet.summary().downtime_ms, vec![("a".into(), 325_000)]);
 }
 
