@@ -775,7 +775,10 @@ impl VsphereClient {
                 },
             });
             let task = self
-                .start_task(&format!("VirtualMachine/{}/ReconfigVM_Task", seg(moid)), &body)
+                .start_task(
+                    &format!("VirtualMachine/{}/ReconfigVM_Task", seg(moid)),
+                    &body,
+                )
                 .await?;
             tracing::info!(target: "wavelift::vim", "`{vm}`: turning changed block tracking on ({task})");
             self.wait_task(&task, &format!("turn CBT on for `{vm}`"))
@@ -952,3 +955,6 @@ impl WarmOps for VsphereClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
