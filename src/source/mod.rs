@@ -161,7 +161,9 @@ pub struct WarmView {
     /// Every snapshot of the VM (not only wavelift's).
     pub snapshots: Vec<Snapshot>,
     /// A `CreateSnapshot_Task`/`RemoveSnapshot_Task` (or a CBT reconfigure) of the VM is
-    /// queued or running (`recentTask`): no new snapshot operation may start.
+    /// queued or running (`recentTask`): no new snapshot operation may start. The vSphere
+    /// client counts any queued or running task of the VM (vCenter runs one operation of a
+    /// VM at a time, and task description ids are no stable contract).
     pub snapshot_task_running: bool,
     /// VMware Tools runs in the guest (graceful shutdown and quiescing need it).
     pub tools_running: bool,

@@ -4,7 +4,8 @@
 //!
 //! Wire decisions:
 //! - Release: `POST /api/vcenter/system?action=hello` (8.0.2+; sent without a session, and
-//!   again with the REST session if that is refused); when `hello` is unknown (404) or finds
+//!   again with the REST session if that is refused); when `hello` is unknown (404, 400,
+//!   405) or finds
 //!   no release in common, `8.0.1.0`'s `ServiceInstance` content is probed; a 404 there too is
 //!   [`SourceError::NoVimJson`]. The release is asked for once per client.
 //! - Session: VI/JSON has its own, separate from the REST one: `SessionManager/{sm}/Login`
@@ -49,7 +50,7 @@ const PROBE_RELEASE: &str = "8.0.1.0";
 const HELLO: &str = "/api/vcenter/system?action=hello";
 const SESSION_HEADER: &str = "vmware-api-session-id";
 /// The throw-away snapshot whose create and remove stun the VM so CBT takes effect.
-pub const CBT_STUN_SNAPSHOT: &str = "wavelift-cbt-stun";
+pub(crate) const CBT_STUN_SNAPSHOT: &str = "wavelift-cbt-stun";
 /// vim faults on a 5xx answer that a later attempt can cure: the host did not answer
 /// vCenter, or another task holds the VM (every operation waits for those first).
 const TRANSIENT_FAULTS: &[&str] = &["HostCommunication", "TaskInProgress"];
@@ -358,7 +359,8 @@ impl VsphereClient {
                     RELEASES.join(", ")
                 ));
             }
-            404 => tried.push(format!("POST {HELLO}: 404")),
+            // Older vCenters do not know the operation (404, or 400/405 from a front end).
+            s @ (400 | 404 | 405) => tried.push(format!("POST {HELLO}: {s}")),
             s => {
                 return Err(SourceError::Api {
                     status: s,

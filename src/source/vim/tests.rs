@@ -53,6 +53,8 @@ enum Hello {
     Release(&'static str),
     Missing,
     NoCommon,
+    /// Answers only with the REST session.
+    NeedsSession(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -233,6 +235,10 @@ impl World {
         if (method, path) == ("POST", HELLO) {
             return match self.hello {
                 Hello::Release(r) => ok(json!({ "api_release": r })),
+                Hello::NeedsSession(r) if session.as_deref() == Some(REST_TOKEN) => {
+                    ok(json!({ "api_release": r }))
+                }
+                Hello::NeedsSession(_) => reply(401, r#"{"error_type":"UNAUTHENTICATED"}"#),
                 Hello::NoCommon => ok(json!({ "api_release": "" })),
                 Hello::Missing => reply(404, ""),
             };
@@ -755,6 +761,24 @@ async fn release_from_hello_is_asked_once() {
         json!({"api_releases": ["9.0.0.0", "8.0.3.0", "8.0.2.0", "8.0.1.0"]})
     );
     assert_eq!(s[0].session, None);
+}
+
+#[tokio::test]
+async fn hello_refused_without_a_session_is_asked_again_with_the_rest_one() {
+    let (c, w) = start(World {
+        hello: Hello::NeedsSession("9.0.0.0"),
+        served: vec!["9.0.0.0"],
+        ..World::default()
+    })
+    .await;
+    assert_eq!(c.vim_release().await.expect("release"), "9.0.0.0");
+    let s = seen(&w);
+    let hellos: Vec<Option<&str>> = s
+        .iter()
+        .filter(|r| r.path == HELLO)
+        .map(|r| r.session.as_deref())
+        .collect();
+    assert_eq!(hellos, [None, Some(REST_TOKEN)]);
 }
 
 #[tokio::test]
