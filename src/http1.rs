@@ -39,9 +39,11 @@ pub enum ExchangeError {
     Http(String),
 }
 
-/// A response: its status and, when asked for, its whole body.
+/// A response: its status, its headers and, when asked for, its whole body.
 pub struct Response {
     pub status: u16,
+    /// vCenter's VI/JSON login answers with its session token in a header.
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
 
@@ -96,6 +98,7 @@ where
             .await
             .map_err(|e| ExchangeError::Http(e.to_string()))?;
         let status = res.status().as_u16();
+        let headers = res.headers().clone();
         let body = if read_body {
             res.into_body()
                 .collect()
@@ -105,7 +108,11 @@ where
         } else {
             Bytes::new()
         };
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
     .await;
     driver.abort();

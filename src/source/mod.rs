@@ -3,6 +3,7 @@
 //! credentials come from a Secret or the environment and are never logged.
 
 pub(crate) mod http;
+mod vim;
 pub mod vsphere;
 
 use std::future::Future;
@@ -41,6 +42,16 @@ pub enum SourceError {
     /// cold keeps working over the Automation REST API.
     #[error("vCenter has no VI/JSON API (needs 8.0 U1 or later): {0}")]
     NoVimJson(String),
+    /// A vCenter task, or the wait for a VM's queued and running tasks to end, outlasted the
+    /// client's task timeout (the task itself may still finish later).
+    #[error("{what}: not finished after {after:?}")]
+    TaskTimeout {
+        what: String,
+        after: std::time::Duration,
+    },
+    /// Changed block tracking is on but a disk still has no change ID after a stun.
+    #[error("changed block tracking on `{vm}` did not take effect: {reason}")]
+    CbtNotReady { vm: String, reason: String },
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {
         attempts: u32,
@@ -154,7 +165,9 @@ pub struct WarmView {
     /// Every snapshot of the VM (not only wavelift's).
     pub snapshots: Vec<Snapshot>,
     /// A `CreateSnapshot_Task`/`RemoveSnapshot_Task` (or a CBT reconfigure) of the VM is
-    /// queued or running (`recentTask`): no new snapshot operation may start.
+    /// queued or running (`recentTask`): no new snapshot operation may start. The vSphere
+    /// client counts any queued or running task of the VM (vCenter runs one operation of a
+    /// VM at a time, and task description ids are no stable contract).
     pub snapshot_task_running: bool,
     /// VMware Tools runs in the guest (graceful shutdown and quiescing need it).
     pub tools_running: bool,

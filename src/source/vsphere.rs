@@ -1,5 +1,9 @@
 //! vSphere Automation REST client: session login, find VM by name or instance UUID, power
 //! state, power off/on. The session token lives in the client; credentials are never logged.
+//!
+//! The same client speaks vim25 over JSON (VI/JSON) for warm migration: `vim.rs` holds its
+//! [`WarmOps`](super::WarmOps) implementation. An `Arc<VsphereClient>` serves as both
+//! an `Arc<dyn SourceOps>` and an `Arc<dyn WarmOps>`.
 
 use super::http::{self, Endpoint};
 use super::{BoxFuture, Credentials, RetryPolicy, SourceError, SourceOps, SourcePower};
@@ -19,11 +23,27 @@ pub struct VsphereClient {
     prefix: String,
     endpoint: Endpoint,
     thumbprint: Option<Vec<u8>>,
-    creds: Credentials,
+    pub(super) creds: Credentials,
     session: Mutex<Option<String>>,
-    retry: RetryPolicy,
+    pub(super) retry: RetryPolicy,
     /// Managed object ids found so far, by VM name (they never change).
     ids: std::sync::Mutex<HashMap<String, String>>,
+    /// The VI/JSON side: release, its own session, task polling.
+    pub(super) vim: super::vim::VimState,
+}
+
+/// Names the endpoint and the user; never the password or a session token.
+impl std::fmt::Debug for VsphereClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VsphereClient")
+            .field("endpoint", &self.endpoint)
+            .field("prefix", &self.prefix)
+            .field("user", &self.creds.user)
+            .field("pinned", &self.thumbprint.is_some())
+            .field("retry", &self.retry)
+            .field("vim", &self.vim)
+            .finish_non_exhaustive()
+    }
 }
 
 /// VM names per list request (keeps the query string short).
@@ -68,7 +88,7 @@ struct PowerInfo {
 
 /// The readable part of a vAPI error body (`{"error_type": "…", "messages":
 /// [{"default_message": "…"}]}`), or the body itself, shortened.
-fn vapi_message(body: &[u8]) -> String {
+pub(super) fn vapi_message(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Msg {
         default_message: String,
@@ -85,12 +105,28 @@ fn vapi_message(body: &[u8]) -> String {
             None => e.error_type,
         };
     }
+    shorten(body)
+}
+
+/// An error body as text, trimmed and cut at 200 characters.
+pub(super) fn shorten(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     match text.char_indices().nth(200) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
     }
+}
+
+/// The `error_type` of a vAPI error body (`SERVICE_UNAVAILABLE`, `NOT_ALLOWED_IN_CURRENT_STATE`).
+pub(super) fn vapi_error_type(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct VapiError {
+        error_type: String,
+    }
+    serde_json::from_slice::<VapiError>(body)
+        .ok()
+        .map(|e| e.error_type)
 }
 
 /// The path part of a base URL, without a trailing `/`.
@@ -142,6 +178,7 @@ impl VsphereClient {
             session: Mutex::new(None),
             retry: RetryPolicy::default(),
             ids: std::sync::Mutex::new(HashMap::new()),
+            vim: super::vim::VimState::default(),
         })
     }
 
@@ -152,12 +189,15 @@ impl VsphereClient {
         self
     }
 
-    async fn raw(
+    /// One request (`path` below the base URL's path), with a session token, HTTP basic
+    /// credentials, a JSON body, or none of them.
+    pub(super) async fn raw(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         basic: bool,
+        body: Option<Bytes>,
     ) -> Result<http::Response, SourceError> {
         let default_port = if self.endpoint.https { 443 } else { 80 };
         let host = match (self.endpoint.host.contains(':'), self.endpoint.port) {
@@ -177,8 +217,11 @@ impl VsphereClient {
             let raw = format!("{}:{}", self.creds.user, self.creds.password.expose());
             b = b.header("authorization", format!("Basic {}", base64(raw.as_bytes())));
         }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
         let req = b
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| SourceError::Http(e.to_string()))?;
         http::send(&self.endpoint, self.thumbprint.as_deref(), req, TIMEOUT)
             .await
@@ -196,7 +239,7 @@ impl VsphereClient {
         if let (Some(t), false) = (s.as_ref(), renew) {
             return Ok(t.clone());
         }
-        let res = self.raw("POST", "/api/session", None, true).await?;
+        let res = self.raw("POST", "/api/session", None, true, None).await?;
         if res.status == 401 || res.status == 403 {
             return Err(SourceError::Unauthorized(format!(
                 "login as `{}` refused",
@@ -217,13 +260,25 @@ impl VsphereClient {
 
     /// A request with the session; logs in again once when the session expired.
     async fn call(&self, method: &str, path: &str) -> Result<http::Response, SourceError> {
+        self.call_with(method, path, None).await
+    }
+
+    /// [`Self::call`] with an optional JSON body.
+    pub(super) async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<http::Response, SourceError> {
         let token = self.token(false).await?;
-        let res = self.raw(method, path, Some(&token), false).await?;
+        let res = self
+            .raw(method, path, Some(&token), false, body.clone())
+            .await?;
         if res.status != 401 {
             return Ok(res);
         }
         let token = self.token(true).await?;
-        self.raw(method, path, Some(&token), false).await
+        self.raw(method, path, Some(&token), false, body).await
     }
 
     /// `GET /api/vcenter/vm?names=a,b,…`: the summaries of the named VMs.
@@ -321,7 +376,7 @@ impl VsphereClient {
         super::with_retry(&self.retry, &what, || self.set_power_once(name, uuid, on)).await
     }
 
-    async fn get_power_once(
+    pub(super) async fn get_power_once(
         &self,
         name: &str,
         uuid: Option<&str>,
