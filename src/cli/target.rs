@@ -79,8 +79,10 @@ pub async fn connect_for(
                 user: "sim-user".into(),
                 password: Secret::new("sim-password"),
             };
-            let source: Arc<dyn SourceOps> =
-                Arc::new(VsphereClient::new(&r.world_url, None, creds)?);
+            let source: Arc<dyn SourceOps> = Arc::new(
+                VsphereClient::new(&r.world_url, None, creds)?
+                    .with_task_poll(sim_task_poll(r.controllers.world.speed())),
+            );
             Ok(Connected {
                 client: r.client(),
                 source: Some(source),
@@ -107,8 +109,9 @@ pub async fn connect_for(
                     .await
                     .map(|(start_ms, speed)| WindowClock { start_ms, speed })
                     .ok();
+                let poll = sim_task_poll(window_clock.map_or(1.0, |c| c.speed));
                 let source: Arc<dyn SourceOps> =
-                    Arc::new(VsphereClient::new(&conn.url, None, creds)?);
+                    Arc::new(VsphereClient::new(&conn.url, None, creds)?.with_task_poll(poll));
                 return Ok(Connected {
                     client: conn.client,
                     source: Some(source),
@@ -210,4 +213,10 @@ async fn vsphere_source(
         thumb,
         creds,
     )?)))
+}
+
+/// How often to poll a vCenter task of the rehearsal world, whose clock runs `speed` times
+/// faster: every simulated second, at least every 5 ms and at most every second.
+fn sim_task_poll(speed: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64((1.0 / speed.max(1e-6)).clamp(0.005, 1.0))
 }

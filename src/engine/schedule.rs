@@ -137,7 +137,9 @@ pub enum Update {
     Preflight(Gate, Option<Power>),
     Power(Power),
     /// The source is off: `hard` when it was stopped without a guest shutdown.
-    PoweredOff { hard: bool },
+    PoweredOff {
+        hard: bool,
+    },
     IpGuard(IpGuard),
     Checks(Gate, Vec<CheckResult>),
     /// vCenter's view of a warm VM's source (after any snapshot or CBT operation).

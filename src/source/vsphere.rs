@@ -428,6 +428,10 @@ impl VsphereClient {
 }
 
 impl SourceOps for VsphereClient {
+    fn warm(&self) -> Option<&dyn super::WarmOps> {
+        Some(self)
+    }
+
     fn power_state<'a>(
         &'a self,
         vm: &'a str,
