@@ -60,7 +60,12 @@ pub fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
         password: Secret::new("sim-password"),
     };
     let source: Arc<dyn SourceOps> =
-        Arc::new(VsphereClient::new(&r.world_url, None, creds).expect("client"));
+        // vCenter tasks in the rehearsal world take milliseconds: poll them as often.
+        Arc::new(
+            VsphereClient::new(&r.world_url, None, creds)
+                .expect("client")
+                .with_task_poll(Duration::from_millis(5)),
+        );
     EngineConfig {
         plan: plan.clone(),
         client: r.client(),

@@ -12,4 +12,5 @@ mod preflight;
 mod resume;
 mod sim;
 mod source_vsphere;
+mod warm;
 mod windows;
