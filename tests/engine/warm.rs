@@ -88,7 +88,7 @@ fn disk_consistent(events: &[EngineEvent]) -> Vec<(String, Outcome)> {
         .iter()
         .filter_map(|e| match &e.kind {
             EventKind::Check { check, outcome, .. } if check == "disk-consistent" => {
-                Some((e.vm.clone(), outcome.clone()))
+                Some((e.vm.clone(), *outcome))
             }
             _ => None,
         })
