@@ -347,6 +347,22 @@ fn render_text(ev: &EngineEvent, tty: bool) -> Option<String> {
         EventKind::Log { level, message } => {
             Some(format!("{t} {:<20} {level:?}: {message}", ev.vm))
         }
+        EventKind::WindowFit {
+            left_ms,
+            open,
+            remaining,
+            needed_ms,
+            fits,
+            throughput,
+        } if *remaining > 0 => Some(format!(
+            "{t} wave {}: window {} {}; {remaining} cutover{} left need about {} ({throughput}): {}",
+            ev.wave,
+            if *open { "closes in" } else { "lasts" },
+            crate::plan::time::humanize(std::time::Duration::from_millis(*left_ms)),
+            if *remaining == 1 { "" } else { "s" },
+            crate::plan::time::humanize(std::time::Duration::from_millis(*needed_ms)),
+            if *fits { "they fit" } else { "they do NOT fit" }
+        )),
         EventKind::WaveDone {
             verified,
             failed,

@@ -139,6 +139,19 @@ pub enum EventKind {
         /// (the copy is crash-consistent).
         consistent_copy: bool,
     },
+    /// A wave's change window: the time left in it (its whole length until it opens), the
+    /// cutovers not started yet and whether they fit, `max_parallel_cutovers` at a time, by
+    /// estimates from this run's measured import throughput and the warm VMs' last precopy
+    /// rounds. Sent when one of these changes (by the minute).
+    WindowFit {
+        left_ms: u64,
+        open: bool,
+        remaining: usize,
+        needed_ms: u64,
+        fits: bool,
+        /// What the copy estimates assume: `a measured 212 MiB/s`, `an assumed 150 MiB/s`.
+        throughput: String,
+    },
     /// The wave finished (every VM verified, failed, rolled back or cancelled).
     WaveDone {
         verified: usize,

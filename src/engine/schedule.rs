@@ -89,12 +89,8 @@ impl WindowClock {
     }
 }
 
-/// The import throughput a cold cutover's estimate assumes (per import): an assumption to
-/// tune, not a measured fact.
-pub const ASSUMED_IMPORT_BYTES_PER_SEC: f64 = 150.0 * 1024.0 * 1024.0;
-
-/// Time a cold cutover needs besides the copy (power-off, guard, create, boot, checks).
-pub const CUTOVER_OVERHEAD: Duration = Duration::from_secs(5 * 60);
+use super::estimate::CUTOVER_OVERHEAD;
+use super::estimate::{Fit, Throughput};
 
 /// After this many answers from the original IP, the VM fails at its cutover gate.
 pub const GUARD_ATTEMPTS: u32 = 12;
@@ -279,6 +275,14 @@ struct VmRun {
     round_copied: Option<(String, i64)>,
     /// This run stopped the source hard (no guest shutdown): its copy is crash-consistent.
     hard_stopped: bool,
+    /// Bytes its imports had copied when last seen, and when (window clock, Unix ms).
+    copied_mark: Option<(f64, i64)>,
+    /// An import was running at that sighting.
+    was_importing: bool,
+    /// Warm: the checkpoint being copied and when it appeared (window clock, Unix ms).
+    round_started: Option<(String, i64)>,
+    /// Warm: how long its last precopy round took to copy.
+    last_round: Option<Duration>,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -295,6 +299,10 @@ pub struct Fleet {
     migrations: HashMap<String, MigrationPhase>,
     /// Waves whose change window the operator overrode ([`EngineRequest::IgnoreWindow`]).
     windows_ignored: HashSet<String>,
+    /// Import throughput measured in this run.
+    throughput: Throughput,
+    /// The last window fit reported per wave (minutes left, cutovers left, minutes needed).
+    fits: HashMap<String, (u64, usize, u64)>,
 }
 
 impl Fleet {
@@ -349,6 +357,10 @@ impl Fleet {
                 warm_source: None,
                 round_copied: None,
                 hard_stopped: false,
+                copied_mark: None,
+                was_importing: false,
+                round_started: None,
+                last_round: None,
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -366,6 +378,8 @@ impl Fleet {
             finished: HashSet::new(),
             migrations: HashMap::new(),
             windows_ignored: HashSet::new(),
+            throughput: Throughput::default(),
+            fits: HashMap::new(),
         }
     }
 
@@ -531,12 +545,38 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
                 if import_moved(&r.cluster.disks, &view.disks) {
                     r.import_moved_at = now.elapsed;
                 }
+                let at = fleet.settings.window_clock.at(now.elapsed);
                 if let Some(current) = last_copied(&view.stages, r.ctx.disk_bytes.len()) {
                     if r.round_copied.as_ref().is_none_or(|(c, _)| *c != current) {
-                        let at = fleet.settings.window_clock.at(now.elapsed);
+                        if let Some((c, started)) = &r.round_started {
+                            if *c == current {
+                                r.last_round =
+                                    Some(Duration::from_millis((at - started).max(0) as u64));
+                            }
+                        }
                         r.round_copied = Some((current, at));
                     }
+                } else if let Some((_, current)) =
+                    view.stages.first().and_then(|s| s.checkpoints.last())
+                {
+                    if r.round_started.as_ref().is_none_or(|(c, _)| c != current) {
+                        r.round_started = Some((current.clone(), at));
+                    }
                 }
+                // Import throughput: the bytes the VM's imports copied since last seen.
+                let (bytes, importing) = copied_bytes(&view.disks, &r.ctx.disk_bytes);
+                // Only between two sightings of running imports: idle time is no throughput.
+                if let Some((before, then)) = r.copied_mark.filter(|_| r.was_importing) {
+                    if importing > 0 && bytes > before && at > then {
+                        fleet.throughput.observe(
+                            bytes - before,
+                            (at - then) as f64 / 1000.0,
+                            importing,
+                        );
+                    }
+                }
+                r.copied_mark = Some((bytes, at));
+                r.was_importing = importing > 0;
                 if r.replacing
                     && view
                         .disks
@@ -865,6 +905,33 @@ fn warm_obs(fleet: &Fleet, i: usize, now: Now) -> WarmObs {
     }
 }
 
+/// Bytes the disks' imports copied so far (progress × size), and how many are copying.
+/// A stage restarting from 0 % (warm rounds) just starts a new mark.
+fn copied_bytes(disks: &[DiskObs], sizes: &[u64]) -> (f64, usize) {
+    let mut bytes = 0.0;
+    let mut importing = 0;
+    for (d, &size) in disks.iter().zip(sizes) {
+        match d {
+            DiskObs::Importing {
+                phase, progress, ..
+            } if *phase != DvPhase::Paused => {
+                importing += 1;
+                bytes += progress.unwrap_or(0.0).clamp(0.0, 1.0) * size as f64;
+            }
+            DiskObs::Succeeded => bytes += size as f64,
+            _ => {}
+        }
+    }
+    (bytes, importing)
+}
+
+/// One VM's cutover estimate from what this run measured.
+fn cutover_estimate(fleet: &Fleet, i: usize) -> Duration {
+    let r = &fleet.vms[i];
+    let last_round = r.ctx.warm.as_ref().and(r.last_round);
+    super::estimate::cutover(r.ctx.disk_bytes.iter().sum(), last_round, &fleet.throughput)
+}
+
 /// The last checkpoint every disk's PVC says is copied, if the last one in the spec is.
 fn last_copied(stages: &[DiskStages], disks: usize) -> Option<String> {
     let (_, current) = stages.first()?.checkpoints.last()?;
@@ -908,14 +975,16 @@ fn outside_window(fleet: &Fleet, i: usize, now_ms: i64) -> Option<String> {
         ));
     }
     let bytes: u64 = fleet.vms[i].ctx.disk_bytes.iter().sum();
-    let needed =
-        Duration::from_secs_f64(bytes as f64 / ASSUMED_IMPORT_BYTES_PER_SEC) + CUTOVER_OVERHEAD;
+    let needed = cutover_estimate(fleet, i);
     let left = Duration::from_millis((end - now_ms) as u64);
     if needed > left {
+        let copy = match fleet.vms[i].ctx.warm.as_ref().and(fleet.vms[i].last_round) {
+            Some(round) => format!("its last precopy round took {}", humanize(round)),
+            None => format!("{} GiB at {}", bytes >> 30, fleet.throughput.describe()),
+        };
         return Some(format!(
-            "window-too-short: the cutover needs about {} ({} GiB at an assumed 150 MiB/s, plus {} to boot and check) but the window closes in {} (override: --ignore-window)",
+            "window-too-short: the cutover needs about {} ({copy}, plus {} to boot and check) but the window closes in {} (override: --ignore-window)",
             humanize(needed),
-            bytes >> 30,
             humanize(CUTOVER_OVERHEAD),
             humanize(left)
         ));
@@ -1346,8 +1415,59 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
             out.commands.push((i, cmd));
         }
     }
+    window_fits(fleet, now, out);
     changed |= waves_done(fleet, now, out);
     changed
+}
+
+/// For each started wave with a window: the time left in it, the cutovers not started yet
+/// and whether their estimates fit, reported when one of them changes (by the minute).
+fn window_fits(fleet: &mut Fleet, now: Now, out: &mut Turn) {
+    let clock_now = fleet.settings.window_clock.at(now.elapsed);
+    for w in fleet.active.clone() {
+        if fleet.finished.contains(&w) {
+            continue;
+        }
+        let Some(wave) = fleet.plan.wave(&w) else {
+            continue;
+        };
+        let Some(window) = &wave.window else { continue };
+        let (start, end) = (window.start.unix * 1000, window.end.unix * 1000);
+        let left = Duration::from_millis((end - clock_now.max(start)).max(0) as u64);
+        let estimates: Vec<Duration> = (0..fleet.vms.len())
+            .filter(|&i| *fleet.plan.vms[i].wave == w && fleet.in_scope(i))
+            .filter(|&i| {
+                let r = &fleet.vms[i];
+                r.last.as_ref().is_some_and(|p| {
+                    p.step.before_cutover() && !matches!(p.status, Status::Failed(_))
+                }) && !r.postponed
+            })
+            .map(|i| cutover_estimate(fleet, i))
+            .collect();
+        let fit = Fit::new(left, &estimates, wave.max_parallel_cutovers);
+        let key = (
+            fit.left.as_secs() / 60,
+            fit.remaining,
+            fit.needed.as_secs() / 60,
+        );
+        if fleet.fits.get(&w) == Some(&key) {
+            continue;
+        }
+        fleet.fits.insert(w.clone(), key);
+        out.events.push(EngineEvent {
+            vm: String::new(),
+            wave: w.clone(),
+            at_ms: now.unix_ms,
+            kind: EventKind::WindowFit {
+                left_ms: fit.left.as_millis() as u64,
+                open: clock_now >= start,
+                remaining: fit.remaining,
+                needed_ms: fit.needed.as_millis() as u64,
+                fits: fit.fits(),
+                throughput: fleet.throughput.describe(),
+            },
+        });
+    }
 }
 
 /// Wave completion: a started wave whose VMs all ended reports `wave-done`; the next queued

@@ -1360,3 +1360,66 @@ fn the_operator_overrides_one_waves_window_and_its_postponed_vms_go_on() {
     assert_eq!(Run::commands_for(&t, C), vec![Command::PowerOffSource]);
     assert_eq!(r.fleet.end_state(A), None);
 }
+
+/// The window fit: the time left, the cutovers not started and their estimate, reported
+/// when it changes; the copy estimate follows the throughput measured from the imports.
+#[test]
+fn the_window_fit_is_reported_and_follows_the_measured_throughput() {
+    let fits = |t: &Turn| -> Vec<(u64, bool, usize, u64, bool, String)> {
+        t.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::WindowFit {
+                    left_ms,
+                    open,
+                    remaining,
+                    needed_ms,
+                    fits,
+                    throughput,
+                } => Some((
+                    *left_ms,
+                    *open,
+                    *remaining,
+                    *needed_ms,
+                    *fits,
+                    throughput.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut r = Run::new(at_clock(1_796_504_400_000)); // 21:00, the window opens at 22:00
+    let t = r.request(EngineRequest::StartWave("w1".into()));
+    // Three 10 GiB cutovers, one at a time: 3 × (10 GiB at 150 MiB/s + 5 min).
+    let each = Duration::from_secs_f64(10.0 * 1024.0 / 150.0) + CUTOVER_OVERHEAD;
+    let f = fits(&t);
+    assert!(fits(&r.pass_preflight(&[A, B, C])).is_empty(), "no change");
+    assert_eq!(
+        f.last(),
+        Some(&(
+            6 * 3600 * 1000,
+            false,
+            3,
+            (3 * each).as_millis() as u64,
+            true,
+            "an assumed 150 MiB/s".into()
+        )),
+        "{f:?}"
+    );
+    // Nothing changed: nothing reported again.
+    assert!(fits(&r.turn(vec![Input::Wake])).is_empty());
+    // The window opens; a's import copies 5 GiB in 5 s: 1 GiB/s measured.
+    r.advance(Duration::from_secs(3600));
+    r.turn(vec![Input::Wake]);
+    r.importing(A, 0.1);
+    r.advance(Duration::from_secs(5));
+    let t = r.importing(A, 0.6);
+    let f = fits(&t);
+    let (_, open, remaining, needed, ok, throughput) = f.last().cloned().expect("reported");
+    assert!(open);
+    assert_eq!(remaining, 2, "a's cutover began");
+    assert_eq!(throughput, "a measured 1024 MiB/s");
+    let each = Duration::from_secs(10) + CUTOVER_OVERHEAD;
+    assert_eq!(needed, (2 * each).as_millis() as u64);
+    assert!(ok);
+}

@@ -231,6 +231,9 @@ pub struct WaveState {
     pub runs_done: usize,
     /// Columns of the check matrix (check kinds in first-seen order).
     pub check_columns: Vec<String>,
+    /// The engine's last window estimate: cutovers left, time they need (ms), whether
+    /// they fit.
+    pub fit: Option<(usize, u64, bool)>,
 }
 
 /// One line of the log pane.
@@ -282,6 +285,7 @@ impl Fleet {
                 cancelled: 0,
                 runs_done: 0,
                 check_columns: Vec::new(),
+                fit: None,
             })
             .collect();
         let mut vms = Vec::with_capacity(plan.vms.len());
@@ -594,6 +598,16 @@ impl Fleet {
                 );
             }
             EventKind::Log { level, message } => self.push_log(at_ms, level, vm, message),
+            EventKind::WindowFit {
+                remaining,
+                needed_ms,
+                fits,
+                ..
+            } => {
+                if let Some(w) = self.waves.iter_mut().find(|w| w.name == wave) {
+                    w.fit = Some((remaining, needed_ms, fits));
+                }
+            }
             EventKind::WaveDone {
                 verified,
                 failed,

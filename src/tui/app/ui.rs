@@ -332,6 +332,7 @@ mod tests {
             cancelled: 2,
             runs_done: 1,
             check_columns: Vec::new(),
+            fit: None,
         };
         let mut c = WaveControl::default();
         let run = WaveRun::of(&w, &c);

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::widgets::window_text;
+use super::widgets::{fmt_countdown, window_text};
 use crate::cluster::client::Mode;
 use crate::engine::Step;
 use crate::tui::app::{step_index, App, View};
@@ -51,6 +51,23 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             t.style(Element::Detail),
         ),
     ];
+    // The engine's estimate of the cutovers left against the window.
+    if let Some((left, needed_ms, fits)) = wave.and_then(|w| w.fit).filter(|f| f.0 > 0) {
+        let (text, style) = if fits {
+            ("fit", Element::StatusOk)
+        } else {
+            ("do not fit", Element::StatusFail)
+        };
+        spans.push(Span::styled(
+            format!(
+                " · {left} cutover{} need ~{}: ",
+                if left == 1 { "" } else { "s" },
+                fmt_countdown((needed_ms / 1000) as i64)
+            ),
+            muted,
+        ));
+        spans.push(Span::styled(text, t.style(style)));
+    }
     if let Some(w) = app.wave_run(ui.wave) {
         let state = match (w.done, w.paused, w.started) {
             (Some(_), _, _) if w.cancelled > 0 => Some((" · CANCELLED", Element::LogWarn)),
