@@ -262,7 +262,9 @@ struct VmRun {
     /// A retry is replacing the VM's unfinished DataVolumes: until the cluster shows them
     /// gone, their old failure is not the VM's.
     replacing: bool,
-    /// When this run asked for the source's power-off (Unix ms): the downtime's start.
+    /// When this run asked for the source's power-off (the window clock, Unix ms: the
+    /// rehearsal world's clock in a rehearsal, so its downtime is the night's): the
+    /// downtime's start.
     power_off_at: Option<i64>,
     /// The VM's downtime, once it was verified after a power-off this run requested.
     downtime_ms: Option<u64>,
@@ -417,7 +419,7 @@ impl Fleet {
             {
                 Some(EndState::DryRunOk)
             }
-            Some((Step::NetworkReady, Status::Waiting(_))) if r.postponed => {
+            Some((Step::NetworkReady | Step::Precopy, Status::Waiting(_))) if r.postponed => {
                 Some(EndState::Postponed)
             }
             Some((_, Status::Failed(why))) => Some(EndState::Failed(why.clone())),
@@ -498,7 +500,8 @@ fn next_wake(fleet: &Fleet, now: Now) -> Option<Duration> {
     let clock_now = s.window_clock.at(now.elapsed);
     let windows = fleet.vms.iter().enumerate().filter_map(|(i, r)| {
         let waiting = r.last.as_ref().is_some_and(|p| {
-            p.step == Step::NetworkReady && matches!(p.status, Status::Waiting(_))
+            matches!(p.step, Step::NetworkReady | Step::Precopy)
+                && matches!(p.status, Status::Waiting(_))
         });
         let vm = &fleet.plan.vms[i];
         let window = fleet.plan.wave(&vm.wave)?.window.as_ref()?;
@@ -1292,13 +1295,15 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                 .wave(&fleet.plan.vms[i].wave)
                 .and_then(|w| w.window.as_ref())
                 .is_some_and(|w| clock_now >= w.end.unix * 1000);
+        // A warm VM between precopy rounds waits for the window too.
         fleet.vms[i].postponed = closed
-            && d.phase.step == Step::NetworkReady
+            && matches!(d.phase.step, Step::NetworkReady | Step::Precopy)
             && matches!(d.phase.status, Status::Waiting(_));
     }
     let blocked = preflight_gate(fleet, &mut decisions);
     let mut changed = grant_slots(fleet, &decisions);
     let dry_run = fleet.settings.dry_run;
+    let clock_ms = fleet.settings.window_clock.at(now.elapsed);
     for (i, d) in decisions.into_iter().enumerate() {
         let in_scope = fleet.in_scope(i);
         let plan = fleet.plan.clone();
@@ -1340,7 +1345,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
             if phase.step == Step::Verified && r.downtime_ms.is_none() {
                 let warm = r.ctx.warm.is_some();
                 if let Some(at) = r.power_off_at {
-                    let downtime = u64::try_from(now.unix_ms - at).unwrap_or(0);
+                    let downtime = u64::try_from(clock_ms - at).unwrap_or(0);
                     r.downtime_ms = Some(downtime);
                     out.events.push(vm_event(
                         &plan,
@@ -1391,7 +1396,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                 continue;
             }
             if matches!(cmd, Command::PowerOffSource | Command::AskPowerOff) {
-                r.power_off_at.get_or_insert(now.unix_ms);
+                r.power_off_at.get_or_insert(clock_ms);
             }
             if cmd == Command::AskPowerOff {
                 if !r.asked_power_off {
