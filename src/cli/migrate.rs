@@ -28,7 +28,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
             args.target.sim,
             args.target.context.as_deref(),
             false,
-            None,
+            &Default::default(),
         )
         .await
         {

@@ -153,9 +153,36 @@ pub struct TuiArgs {
     /// Disable dangerous actions (rollback, power-off confirmation, migration)
     #[arg(long)]
     pub read_only: bool,
+    #[command(flatten)]
+    pub rehearsal: RehearsalArgs,
+}
+
+/// How the embedded rehearsal cluster plays the night.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RehearsalArgs {
     /// Rehearsal speed on the embedded cluster (simulated seconds per real second)
     #[arg(long)]
     pub speed: Option<f64>,
+    /// Where the rehearsal world's clock starts (RFC 3339, e.g. 2026-12-05T21:00:00Z).
+    /// Default: early enough for the warm waves' precopy rounds before their windows open
+    /// (the first window's start minus two precopy intervals), else a minute before the
+    /// first window.
+    #[arg(long, value_name = "TIME")]
+    pub clock_start: Option<String>,
+}
+
+impl RehearsalArgs {
+    /// The clock start as Unix ms, or the reason it cannot be read.
+    pub fn clock_start_ms(&self) -> anyhow::Result<Option<i64>> {
+        self.clock_start
+            .as_deref()
+            .map(|t| {
+                crate::plan::time::parse(t)
+                    .map(|ts| ts.unix * 1000)
+                    .map_err(|why| anyhow::anyhow!("--clock-start {t}: {why}"))
+            })
+            .transpose()
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -188,9 +215,8 @@ pub struct RunArgs {
     /// (recorded in the journal).
     #[arg(long)]
     pub ignore_window: bool,
-    /// Rehearsal speed on the embedded cluster (simulated seconds per real second)
-    #[arg(long)]
-    pub speed: Option<f64>,
+    #[command(flatten)]
+    pub rehearsal: RehearsalArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -310,9 +336,8 @@ pub enum SimCommand {
         /// Scenario file (nodes, bandwidth, faults, time scale)
         #[arg(long)]
         scenario: Option<PathBuf>,
-        /// Time scale (e.g. 50 = fifty times faster than real time)
-        #[arg(long)]
-        speed: Option<f64>,
+        #[command(flatten)]
+        rehearsal: RehearsalArgs,
         /// Where to write the kubeconfig (default: the state directory's sim.kubeconfig)
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
@@ -345,13 +370,13 @@ pub fn main() -> ExitCode {
             port,
             plan,
             scenario,
-            speed,
+            rehearsal,
             kubeconfig,
         }) => sim::serve(
             port,
             plan.as_deref(),
             scenario.as_deref(),
-            speed,
+            &rehearsal,
             kubeconfig,
         ),
         Command::Completions { shell } => {

@@ -63,7 +63,7 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         args.target.sim,
         args.target.context.as_deref(),
         args.target.dry_run,
-        args.speed,
+        &args.rehearsal,
     )
     .await
     {

@@ -11,7 +11,7 @@ pub fn serve(
     port: u16,
     plan_path: Option<&Path>,
     scenario_path: Option<&Path>,
-    speed: Option<f64>,
+    rehearsal: &super::RehearsalArgs,
     kubeconfig: Option<PathBuf>,
 ) -> ExitCode {
     let scenario = match (plan_path, scenario_path) {
@@ -32,12 +32,20 @@ pub fn serve(
         (None, None) => Scenario::default(),
     };
     let mut scenario = scenario;
-    if let Some(s) = speed {
+    if let Some(s) = rehearsal.speed {
         if !(s.is_finite() && s > 0.0) {
             eprintln!("error: --speed must be a positive number");
             return ExitCode::from(EXIT_INVALID);
         }
         scenario.speed = s;
+    }
+    match rehearsal.clock_start_ms() {
+        Ok(Some(ms)) => scenario.clock_start_ms = Some(ms),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
     }
     let path =
         match kubeconfig.or_else(|| crate::logging::log_dir().map(|d| d.join("sim.kubeconfig"))) {

@@ -37,9 +37,9 @@ pub async fn connect_or_exit(
     sim: bool,
     context: Option<&str>,
     dry_run: bool,
-    speed: Option<f64>,
+    rehearsal: &super::RehearsalArgs,
 ) -> Result<Connected, std::process::ExitCode> {
-    connect_for(plan, sim, context, dry_run, speed)
+    connect_for(plan, sim, context, dry_run, rehearsal)
         .await
         .map_err(|e| {
             eprintln!("error: {e:#}");
@@ -52,17 +52,20 @@ pub async fn connect_for(
     sim: bool,
     context: Option<&str>,
     dry_run: bool,
-    speed: Option<f64>,
+    rehearsal: &super::RehearsalArgs,
 ) -> anyhow::Result<Connected> {
     match choose_target(sim, context, plan.meta.context.as_deref()) {
         Target::Sim => {
             let mut scenario = Scenario::from_plan(plan);
-            if let Some(s) = speed {
+            if let Some(s) = rehearsal.speed {
                 anyhow::ensure!(
                     s.is_finite() && s > 0.0,
                     "--speed must be a positive number"
                 );
                 scenario.speed = s;
+            }
+            if let Some(ms) = rehearsal.clock_start_ms()? {
+                scenario.clock_start_ms = Some(ms);
             }
             let r = Rehearsal::start(scenario, 0).await?;
             let window_clock = Some(WindowClock {

@@ -45,7 +45,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             args.target.sim,
             args.target.context.as_deref(),
             args.target.dry_run,
-            args.speed,
+            &args.rehearsal,
         )
         .await
         {

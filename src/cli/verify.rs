@@ -40,7 +40,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async move {
-        let conn = match connect_or_exit(&plan, args.target.sim, args.target.context.as_deref(), false, None).await {
+        let conn = match connect_or_exit(&plan, args.target.sim, args.target.context.as_deref(), false, &Default::default()).await {
         Ok(c) => c,
         Err(code) => return code,
     };
