@@ -225,6 +225,14 @@ impl World {
         })
     }
 
+    /// Renders the vSphere model as vim25 JSON by this world's clock.
+    pub fn render(&self) -> super::vsphere::Render {
+        super::vsphere::Render {
+            clock_start_ms: self.clock_start_ms,
+            user: self.vcenter.user.clone(),
+        }
+    }
+
     /// The world's clock (Unix ms): change windows are judged by it in a rehearsal.
     pub fn clock_ms(&self) -> i64 {
         self.clock_start_ms + (self.now() * 1000.0) as i64
