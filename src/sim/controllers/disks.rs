@@ -287,7 +287,7 @@ pub fn parse_change_id(s: &str) -> Option<(&str, u64)> {
     let (left, right) = prefix.split_once('-')?;
     let hex_pairs = |p: &str| {
         let p: String = p.chars().filter(|c| !c.is_whitespace()).collect();
-        !p.is_empty() && p.len() % 2 == 0 && p.chars().all(|c| c.is_ascii_hexdigit())
+        !p.is_empty() && p.len().is_multiple_of(2) && p.chars().all(|c| c.is_ascii_hexdigit())
     };
     if !hex_pairs(left) || !hex_pairs(right) || seq.is_empty() {
         return None;

@@ -700,6 +700,57 @@ mode = "always"
     }
 
     #[test]
+    fn warm_keys_and_faults() {
+        let text = r#"
+vcenter_version = "8.0.1"
+shutdown_seconds = 45
+[[source_vm]]
+name = "web"
+disks = [{ file = "[ds1] web/web.vmdk", size = "40Gi" }]
+tools = false
+cbt = false
+snapshots = ["pre-patch"]
+[[fault]]
+kind = "snapshot-failure"
+vm = "web"
+mode = "always"
+[[fault]]
+kind = "delta-import-failure"
+vm = "web"
+[[fault]]
+kind = "cbt-disabled"
+vm = "web"
+[[fault]]
+kind = "tools-unavailable"
+vm = "web"
+"#;
+        let s = Scenario::from_toml(text, "s.toml").expect("valid");
+        assert_eq!(s.vcenter_version, "8.0.1");
+        assert_eq!(s.shutdown_seconds, 45.0);
+        let web = &s.source_vms[0];
+        assert_eq!(web.disk_specs()[0].size, 40 << 30);
+        assert!(!web.tools && !web.cbt);
+        assert_eq!(web.snapshots, vec!["pre-patch"]);
+        assert_eq!(s.faults[0].kind, FaultKind::SnapshotFailure);
+        assert_eq!(s.faults[1].kind, FaultKind::DeltaImportFailure);
+        // Defaults: one 10 GiB disk named after the VM, Tools and CBT on, vCenter 8.0.3.
+        let d = Scenario::from_toml("[[source_vm]]\nname = \"db\"\n", "s.toml").expect("valid");
+        assert_eq!(d.vcenter_version, "8.0.3");
+        assert_eq!(d.shutdown_seconds, 20.0);
+        let db = &d.source_vms[0];
+        assert!(db.tools && db.cbt && db.snapshots.is_empty());
+        assert_eq!(db.disk_specs()[0].file, "[datastore1] db/db.vmdk");
+        assert_eq!(db.disk_specs()[0].size, 10 << 30);
+        for bad in [
+            "vcenter_version = \"eight\"\n",
+            "shutdown_seconds = -1\n",
+            "[[source_vm]]\nname = \"x\"\ndisks = [{ file = \"[ds1] x/x.vmdk\", size = 0 }]\n",
+        ] {
+            assert!(Scenario::from_toml(bad, "s.toml").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn rbac_denials() {
         let text = r#"
 [[rbac_deny]]
@@ -741,6 +792,10 @@ namespace = "mig"
         assert!(db.open_ports.contains(&5432));
         let web = &s.source_vms[2];
         assert!(web.open_ports.contains(&80) && web.open_ports.contains(&443));
+        // The source's disks are the plan's.
+        assert_eq!(db.disks.len(), 1);
+        assert_eq!(db.disks[0].file, "[ds1] shop-db-01/shop-db-01.vmdk");
+        assert_eq!(db.disks[0].size, 80 << 30);
         assert_eq!(s.namespaces, vec!["mig-quickstart"]);
         assert!(s.storage_classes.contains(&"sim-standard".to_string()));
     }

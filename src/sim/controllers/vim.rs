@@ -259,10 +259,11 @@ fn virtual_machine(
             method_not_found("VirtualMachine", member)
         };
     }
-    let create = |ex: bool| -> Result<TaskKind, Response> {
+    // A task to queue, or the argument that is not correct.
+    let create = |ex: bool| -> Result<TaskKind, &'static str> {
         let name = str_arg(args, "name")
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| invalid_argument("name"))?;
+            .ok_or("name")?;
         Ok(TaskKind::CreateSnapshot {
             name: name.to_string(),
             description: str_arg(args, "description").unwrap_or_default().to_string(),
@@ -282,7 +283,7 @@ fn virtual_machine(
             Some(spec) if spec.is_object() => Ok(TaskKind::Reconfigure {
                 change_tracking: spec.get("changeTrackingEnabled").and_then(Value::as_bool),
             }),
-            _ => Err(invalid_argument("spec")),
+            _ => Err("spec"),
         }),
         "PowerOffVM_Task" => Some(Ok(TaskKind::PowerOff)),
         "PowerOnVM_Task" => Some(Ok(TaskKind::PowerOn)),
@@ -292,7 +293,7 @@ fn virtual_machine(
         if let Some(kind) = task {
             return match kind {
                 Ok(kind) => task_ref(&e.queue(kind, now, ids)),
-                Err(r) => r,
+                Err(property) => invalid_argument(property),
             };
         }
         match member {

@@ -946,7 +946,7 @@ impl Render {
                 "datastore": moref("Datastore", &ds),
                 "diskMode": "persistent",
                 "thinProvisioned": true,
-                "uuid": uuid_from(e.sim.seed ^ (i as u64 + 1) * 7919, 0x60),
+                "uuid": uuid_from(e.sim.seed ^ ((i as u64 + 1) * 7919), 0x60),
                 "contentId": format!("{:032x}", u128::from(crate::sim::fault::mix(e.sim.seed ^ i as u64))),
                 "digestEnabled": false,
                 "sharing": "sharingNone",
@@ -1393,6 +1393,37 @@ cbt = false
         let id = e.change_id_now(0).expect("change id after the stun");
         assert!(e.sim.snapshots[0].change_ids[0].is_some());
         assert!(id.starts_with("52 "));
+    }
+
+    #[test]
+    fn pre_existing_snapshots_form_a_chain_and_the_vm_runs_on_a_delta() {
+        let e = entry(
+            r#"
+[[source_vm]]
+name = "db"
+snapshots = ["pre-patch", "post-patch"]
+"#,
+        );
+        assert_eq!(e.sim.snapshots.len(), 2);
+        assert_eq!(
+            e.sim.snapshots[1].parent.as_deref(),
+            Some(e.sim.snapshots[0].moref.as_str())
+        );
+        assert_eq!(e.current_files()[0], "[datastore1] db/db-000002.vmdk");
+        assert_eq!(e.find_snapshot("pre-patch").map(|s| s.id), Ok(1));
+        let r = Render {
+            clock_start_ms: 0,
+            user: "u".into(),
+        };
+        let info = r.snapshot_info(&e).expect("snapshots");
+        assert_eq!(
+            info["rootSnapshotList"][0]["childSnapshotList"][0]["name"],
+            "post-patch"
+        );
+        assert_eq!(
+            info["rootSnapshotList"][0]["createTime"],
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]
