@@ -25,8 +25,9 @@
 //! answered with the scenario's injected 503.
 
 use super::scenario::PowerState;
+use super::vim::{same, VimState};
 use super::world::World;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRef, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -42,8 +43,8 @@ use std::sync::{Arc, Mutex};
 pub struct WorldState {
     pub world: Arc<World>,
     sessions: Arc<Mutex<HashSet<String>>>,
-    /// VI/JSON sessions: token → (session key, simulated login time).
-    vim_sessions: Arc<Mutex<HashMap<String, (String, f64)>>>,
+    /// The VI/JSON endpoint's state (its own sessions).
+    vim: VimState,
     pub vcenter: Arc<VcenterFaults>,
     /// The user and password the simulated vCenter accepts.
     credentials: Arc<(String, String)>,
@@ -54,12 +55,13 @@ impl WorldState {
     /// [`WorldState::with_credentials`]).
     pub fn new(world: Arc<World>, vcenter: Arc<VcenterFaults>) -> Self {
         let defaults = super::scenario::Scenario::default();
+        let credentials = Arc::new((defaults.vcenter_user, defaults.vcenter_password));
         WorldState {
+            vim: VimState::new(world.clone(), credentials.clone()),
             world,
             sessions: Arc::new(Mutex::new(HashSet::new())),
-            vim_sessions: Arc::default(),
             vcenter,
-            credentials: Arc::new((defaults.vcenter_user, defaults.vcenter_password)),
+            credentials,
         }
     }
 
@@ -67,15 +69,14 @@ impl WorldState {
     /// `vcenter_password`, which its seeded Secrets carry).
     pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
         self.credentials = Arc::new((user.to_string(), password.to_string()));
+        self.vim = self.vim.with_credentials(self.credentials.clone());
         self
     }
+}
 
-    pub(super) fn credentials(&self) -> &(String, String) {
-        &self.credentials
-    }
-
-    pub(super) fn vim_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, f64)>> {
-        self.vim_sessions.lock().unwrap_or_else(|p| p.into_inner())
+impl FromRef<WorldState> for VimState {
+    fn from_ref(s: &WorldState) -> Self {
+        s.vim.clone()
     }
 }
 
@@ -204,11 +205,6 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// Equal byte strings, compared in time that depends on their lengths only.
-pub(super) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// `POST /api/session`: a session for the scenario's vCenter user, 401 for any other
@@ -533,7 +529,7 @@ async fn hello(
             "api_releases must list 1 to 128 releases",
         );
     }
-    let served = super::vim::releases(&state);
+    let served = super::vim::releases(&state.world);
     let pick = spec
         .api_releases
         .iter()

@@ -470,7 +470,7 @@ impl Scenario {
                 ),
             });
         }
-        if super::vsphere::parse_version(&s.vcenter_version).is_none() {
+        if parse_version(&s.vcenter_version).is_none() {
             return Err(ScenarioError::Parse {
                 path: origin.to_string(),
                 message: format!(
@@ -620,6 +620,16 @@ impl Scenario {
             });
         }
         s
+    }
+}
+
+/// `8.0.3` (or `8.0.3.0`) as numbers.
+pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
+    let mut it = s.trim().split('.').map(|p| p.parse::<u32>().ok());
+    let v = (it.next()??, it.next()??, it.next().flatten().unwrap_or(0));
+    match it.next() {
+        None | Some(Some(0)) => Some(v),
+        _ => None,
     }
 }
 

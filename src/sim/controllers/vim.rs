@@ -27,13 +27,50 @@
 //! `VirtualMachineSnapshot/{snap}/config|vm|childSnapshot` and `RemoveSnapshot_Task`,
 //! `Task/{task}/info`. The model behind them is [`super::vsphere`].
 
-use super::endpoints::WorldState;
 use super::vsphere::{moref, vim_releases, TaskKind, VimFault, VmEntry};
+use super::world::World;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The VI/JSON endpoint's state: the world, its sessions and the accepted credentials.
+#[derive(Clone)]
+pub struct VimState {
+    pub world: Arc<World>,
+    /// token → (session key, simulated login time).
+    sessions: Arc<Mutex<HashMap<String, (String, f64)>>>,
+    credentials: Arc<(String, String)>,
+}
+
+impl VimState {
+    /// Accepts `credentials` (user, password) at login.
+    pub fn new(world: Arc<World>, credentials: Arc<(String, String)>) -> Self {
+        VimState {
+            world,
+            sessions: Arc::default(),
+            credentials,
+        }
+    }
+
+    /// The same sessions, accepting other credentials.
+    pub fn with_credentials(mut self, credentials: Arc<(String, String)>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, f64)>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Equal byte strings, compared in time that depends on their lengths only.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
 
 /// `{fault}` as VI/JSON sends it: HTTP 500 and the fault object.
 fn fault(f: VimFault) -> Response {
@@ -109,19 +146,19 @@ fn task_ref(id: &str) -> Response {
 }
 
 /// The releases this vCenter serves (none before 8.0.1).
-pub fn releases(state: &WorldState) -> Vec<String> {
-    vim_releases(state.world.vcenter.version)
+pub fn releases(world: &World) -> Vec<String> {
+    vim_releases(world.vcenter.version)
 }
 
 /// `GET|POST /sdk/vim25/{release}/{MoType}/{moId}/{member}`.
 pub async fn sdk(
-    State(state): State<WorldState>,
+    State(state): State<VimState>,
     method: Method,
     Path((release, rest)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !releases(&state).contains(&release) {
+    if !releases(&state.world).contains(&release) {
         return not_found();
     }
     let parts: Vec<&str> = rest.split('/').collect();
@@ -189,9 +226,9 @@ pub async fn sdk(
     }
 }
 
-fn service_content(state: &WorldState, release: &str) -> Value {
+fn service_content(state: &VimState, release: &str) -> Value {
     let (a, b, c) = state.world.vcenter.version;
-    let newest = releases(state)
+    let newest = releases(&state.world)
         .last()
         .cloned()
         .unwrap_or_else(|| release.to_string());
@@ -237,13 +274,7 @@ fn bool_arg(args: &Value, key: &str) -> bool {
     args.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn virtual_machine(
-    state: &WorldState,
-    id: &str,
-    member: &str,
-    get: bool,
-    args: &Value,
-) -> Response {
+fn virtual_machine(state: &VimState, id: &str, member: &str, get: bool, args: &Value) -> Response {
     let world = &state.world;
     let render = world.render();
     let shutdown_delay = world.vcenter.shutdown_seconds;
@@ -318,7 +349,7 @@ fn virtual_machine(
     answer.unwrap_or_else(|| no_object("VirtualMachine", id))
 }
 
-fn snapshot(state: &WorldState, id: &str, member: &str, get: bool, args: &Value) -> Response {
+fn snapshot(state: &VimState, id: &str, member: &str, get: bool, args: &Value) -> Response {
     let world = &state.world;
     let render = world.render();
     match (member, get) {
@@ -369,7 +400,7 @@ fn snapshot(state: &WorldState, id: &str, member: &str, get: bool, args: &Value)
     }
 }
 
-fn task_info(state: &WorldState, id: &str) -> Response {
+fn task_info(state: &VimState, id: &str) -> Response {
     let render = state.world.render();
     state
         .world
@@ -385,15 +416,13 @@ fn task_info(state: &WorldState, id: &str) -> Response {
         .unwrap_or_else(|| no_object("Task", id))
 }
 
-impl WorldState {
+impl VimState {
     /// `SessionManager.Login`: the scenario's credentials, else `InvalidLogin`.
     fn vim_login(&self, args: &Value) -> Response {
-        let (user, password) = self.credentials();
+        let (user, password) = &*self.credentials;
         let given_user = str_arg(args, "userName").unwrap_or_default();
         let given_password = str_arg(args, "password").unwrap_or_default();
-        if !(super::endpoints::same(given_user, user)
-            & super::endpoints::same(given_password, password))
-        {
+        if !(same(given_user, user) & same(given_password, password)) {
             return fault(VimFault::new(
                 "InvalidLogin",
                 "Cannot complete login due to an incorrect user name or password.",
@@ -401,7 +430,7 @@ impl WorldState {
         }
         let token = uuid::Uuid::new_v4().simple().to_string();
         let key = uuid::Uuid::new_v4().to_string();
-        self.vim_sessions()
+        self.sessions()
             .insert(token.clone(), (key, self.world.now()));
         let session = self.user_session(&token);
         (
@@ -413,7 +442,7 @@ impl WorldState {
     }
 
     fn vim_logout(&self, token: &str) {
-        self.vim_sessions().remove(token);
+        self.sessions().remove(token);
     }
 
     /// The VI/JSON session a request's `vmware-api-session-id` names.
@@ -421,7 +450,7 @@ impl WorldState {
         let token = headers
             .get("vmware-api-session-id")
             .and_then(|v| v.to_str().ok())?;
-        self.vim_sessions()
+        self.sessions()
             .contains_key(token)
             .then(|| token.to_string())
     }
@@ -429,11 +458,11 @@ impl WorldState {
     fn user_session(&self, token: &str) -> Value {
         let render = self.world.render();
         let (key, since) = self
-            .vim_sessions()
+            .sessions()
             .get(token)
             .cloned()
             .unwrap_or_else(|| (String::new(), self.world.now()));
-        let user = &self.credentials().0;
+        let user = &self.credentials.0;
         json!({
             "_typeName": "UserSession",
             "key": key,

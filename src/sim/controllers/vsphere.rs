@@ -29,8 +29,8 @@
 use super::disks::{
     change_id, change_id_prefix, looks_like_change_id, parse_change_id, CopyState, WriteLog,
 };
+pub use super::scenario::parse_version;
 use super::scenario::{FaultKind, FaultMode, PowerState, Scenario, SourceDisk, SourceVmSpec};
-use super::world::SourceVm;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,16 +63,6 @@ pub fn vim_releases(v: (u32, u32, u32)) -> Vec<String> {
         out.push(own);
     }
     out
-}
-
-/// `8.0.3` (or `8.0.3.0`) as numbers.
-pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
-    let mut it = s.trim().split('.').map(|p| p.parse::<u32>().ok());
-    let v = (it.next()??, it.next()??, it.next().flatten().unwrap_or(0));
-    match it.next() {
-        None | Some(Some(0)) => Some(v),
-        _ => None,
-    }
 }
 
 /// A vSphere fault: its type name, message and type-specific properties.
@@ -314,6 +304,19 @@ pub struct VmSim {
     pub shutdown_at: Option<f64>,
     quiesce_fault: Option<FaultMode>,
     quiesce_fault_fired: bool,
+}
+
+/// A source VM as the Automation REST API shows it.
+#[derive(Debug, Clone)]
+pub struct SourceVm {
+    /// vSphere managed object id (`vm-1001`).
+    pub moid: String,
+    pub spec: SourceVmSpec,
+    pub power: PowerState,
+    /// Simulated seconds at which the source was last powered off (`None` while it runs)
+    /// and last powered on.
+    pub off_since: Option<f64>,
+    pub last_on: f64,
 }
 
 /// A source VM: what the REST API shows ([`SourceVm`]) and its vSphere model.

@@ -12,24 +12,13 @@
 //! request.
 
 use super::disks::{self, CopyState, DiskReport};
-use super::scenario::{PowerState, Scenario, SourceVmSpec};
+use super::scenario::{PowerState, Scenario};
+pub use super::vsphere::SourceVm;
 use super::vsphere::{Ids, StageError, StagePlan, VmEntry};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
-
-#[derive(Debug, Clone)]
-pub struct SourceVm {
-    /// vSphere managed object id (`vm-1001`).
-    pub moid: String,
-    pub spec: SourceVmSpec,
-    pub power: PowerState,
-    /// Simulated seconds at which the source was last powered off (`None` while it runs)
-    /// and last powered on.
-    pub off_since: Option<f64>,
-    pub last_on: f64,
-}
 
 /// What the simulated guest's disks hold compared with what the source wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
