@@ -1029,6 +1029,19 @@ async fn spec_edits_are_refused_and_a_missing_snapshot_restarts_the_importer() {
     )
     .await
     .expect("metadata may change");
+    // Deleting the DataVolume takes its PVC (the garbage collector): a new one of the same
+    // name starts from nothing.
+    dvs.delete("shop-db-01-disk0", &Default::default())
+        .await
+        .expect("delete");
+    until("the PVC collected", || async {
+        pvcs.get_opt("shop-db-01-disk0")
+            .await
+            .expect("get")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 
     // shop-web-01: the second stage fails once and is restarted, then copies.
     let web = moid(&r, "shop-web-01");
@@ -1067,4 +1080,26 @@ async fn spec_edits_are_refused_and_a_missing_snapshot_restarts_the_importer() {
     })
     .await;
     assert_eq!(d.status.expect("status").restart_count, 1);
+}
+
+/// VI/JSON requests count as the vCenter's and get the scenario's injected 503s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vi_json_requests_count_and_can_be_refused_by_a_busy_vcenter() {
+    let mut scenario = Scenario::from_toml(TWO_VMS, "warm.toml").expect("scenario");
+    scenario.vcenter_error_rate = 1.0;
+    let r = Rehearsal::start(scenario, 0).await.expect("rehearsal");
+    for _ in 0..3 {
+        let (c, _, _) = http(
+            r.sim.addr,
+            "GET",
+            &format!("{SDK}/ServiceInstance/ServiceInstance/content"),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(c, 503);
+    }
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&r.vcenter.requests), 3);
+    assert_eq!(load(&r.vcenter.injected), 3);
 }

@@ -93,6 +93,11 @@ pub async fn run(
                         if let Some((stop, _)) = in_flight.get(&uid) {
                             stop.cancel();
                         }
+                        // The garbage collector deletes the PVC the DataVolume controls
+                        // (kubernetes `pkg/controller/garbagecollector/garbagecollector.go`,
+                        // background propagation): a DataVolume created again under the
+                        // same name starts from an empty disk, without the old checkpoints.
+                        tokio::spawn(collect_pvc(client.clone(), dv));
                         continue;
                     }
                     _ => continue,
@@ -128,6 +133,29 @@ pub async fn run(
                     let _ = done.send(uid);
                 });
             }
+        }
+    }
+}
+
+/// The uid of the object that controls `pvc` (its `controller: true` owner reference).
+fn controller_uid(pvc: &PersistentVolumeClaim) -> Option<&str> {
+    pvc.metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+/// Deletes the PVC deleted DataVolume `dv` controlled, if it still does.
+async fn collect_pvc(client: Client, dv: DataVolume) {
+    let (Some(ns), Some(uid)) = (dv.namespace(), dv.uid()) else {
+        return;
+    };
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client, &ns);
+    if let Ok(Some(pvc)) = pvcs.get_opt(&dv.name_any()).await {
+        if controller_uid(&pvc) == Some(uid.as_str()) {
+            let _ = pvcs.delete(&dv.name_any(), &Default::default()).await;
         }
     }
 }
@@ -436,7 +464,22 @@ async fn import(
     pvc.metadata.resource_version = None;
     match pvcs.create(&PostParams::default(), &pvc).await {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            // A PVC of a former DataVolume of this name that the garbage collector has not
+            // removed yet: it goes, and this DataVolume gets its own.
+            let stale = pvcs
+                .get_opt(&name)
+                .await?
+                .is_some_and(|p| controller_uid(&p).is_some_and(|owner| owner != uid.as_str()));
+            if stale {
+                let _ = pvcs.delete(&name, &Default::default()).await;
+                match pvcs.create(&PostParams::default(), &pvc).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         Err(e) => return Err(e),
     }
     if binding == Binding::WaitForFirstConsumer && !immediate {
