@@ -1,16 +1,28 @@
-//! Validating admission on create: the webhooks KubeVirt's virt-api registers, run by the
-//! sim's API server before it persists an object (dry runs included), the way a real API
-//! server calls a `ValidatingWebhookConfiguration`'s webhooks.
+//! Validating admission on create and update: the webhooks KubeVirt's virt-api and CDI's
+//! cdi-apiserver register, run by the sim's API server before it persists an object (dry
+//! runs included), the way a real API server calls a `ValidatingWebhookConfiguration`'s
+//! webhooks.
 //!
-//! KubeVirt registers its webhooks when it is installed, so the sim runs them only when it
-//! simulates an installed KubeVirt ([`crate::sim::SimOptions::kubevirt_webhooks`], set by
-//! every rehearsal). A bare sim is an API server with the CRDs and no webhook
-//! configuration: it admits every schema-valid object.
+//! KubeVirt and CDI register their webhooks when they are installed, so the sim runs them
+//! only when it simulates an installed KubeVirt and CDI
+//! ([`crate::sim::SimOptions::kubevirt_webhooks`], set by every rehearsal). A bare sim is an
+//! API server with the CRDs and no webhook configuration: it admits every schema-valid
+//! object.
 //!
 //! Modelled webhook: `migration-create-validator.kubevirt.io` (CREATE of
 //! `virtualmachineinstancemigrations`; kubevirt
 //! `pkg/virt-operator/resource/generate/components/webhooks.go`), following
 //! `pkg/virt-api/webhooks/validating-webhook/admitters/migration-create-admitter.go`.
+//!
+//! Modelled webhook: `datavolume-validate.cdi.kubevirt.io` (CREATE and UPDATE of
+//! `datavolumes`, not of `datavolumes/status`; containerized-data-importer
+//! `pkg/operator/resources/cluster/apiserver.go`), its update rule from
+//! `pkg/apiserver/webhooks/datavolume-validate.go` `Admit`: a DataVolume's spec may not
+//! change, except `checkpoints` and `finalCheckpoint` of a multi-stage import (the new
+//! spec has checkpoints and a `vddk` or `imageio` source); the refusal is
+//! `toRejectedAdmissionResponse` (`pkg/apiserver/webhooks/handler.go`): 422, the causes'
+//! messages each after a space.
+//!
 //! A refusal reaches the client as the API server words it: kubernetes
 //! `staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/errors/statuserror.go`
 //! (`ToStatusErr`).
@@ -28,9 +40,11 @@ pub trait Objects {
     fn list(&self, res: &ResourceDef, ns: &str) -> Vec<Value>;
 }
 
-/// A validating admission step: gets the object about to be created (name generated,
-/// defaulted and schema-validated) and may refuse it.
-pub type Admission = fn(&dyn Objects, &ResourceDef, &str, &Value) -> Result<(), ApiError>;
+/// A validating admission step: gets the object about to be created or stored by an update
+/// (name generated, defaulted and schema-validated) and, for an update, the stored object;
+/// it may refuse.
+pub type Admission =
+    fn(&dyn Objects, &ResourceDef, &str, &Value, Option<&Value>) -> Result<(), ApiError>;
 
 /// Name of KubeVirt's migration create webhook.
 pub const MIGRATION_CREATE_VALIDATOR: &str = "migration-create-validator.kubevirt.io";
@@ -40,6 +54,8 @@ pub const LIVE_MIGRATABLE: &str = "LiveMigratable";
 pub const DISKS_NOT_LIVE_MIGRATABLE: &str = "DisksNotLiveMigratable";
 /// `v1.MigrationSelectorLabel`.
 pub const MIGRATION_SELECTOR_LABEL: &str = "kubevirt.io/vmi-name";
+/// Name of CDI's DataVolume webhook.
+pub const DATAVOLUME_VALIDATOR: &str = "datavolume-validate.cdi.kubevirt.io";
 
 /// What a webhook answers when it refuses (`admissionv1.AdmissionResponse.Result`).
 struct Denial {
@@ -99,6 +115,84 @@ fn to_status_err(res: &ResourceDef, name: &str, webhook: &str, d: Denial) -> Api
     } else {
         err.with_causes(d.causes)
     }
+}
+
+/// The validating webhooks of an installed KubeVirt and CDI.
+pub fn installed(
+    objs: &dyn Objects,
+    res: &ResourceDef,
+    ns: &str,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    match old {
+        None => kubevirt(objs, res, ns, obj),
+        Some(old) => cdi_update(res, obj, old),
+    }
+}
+
+/// `toRejectedAdmissionResponse` (CDI `pkg/apiserver/webhooks/handler.go`): 422, the
+/// message every cause's after a space.
+fn cdi_rejected(causes: Vec<Cause>) -> Denial {
+    let message = causes.iter().map(|c| format!(" {}", c.message)).collect();
+    Denial {
+        code: 422,
+        reason: "",
+        message,
+        causes,
+    }
+}
+
+/// CDI's DataVolume webhook on update (`datavolume-validate.go` `Admit`).
+fn cdi_update(res: &ResourceDef, new: &Value, old: &Value) -> Result<(), ApiError> {
+    if res.group != "cdi.kubevirt.io" || res.kind != "DataVolume" {
+        return Ok(());
+    }
+    let spec = |v: &Value, strip: bool| {
+        let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(o) = s.as_object_mut() {
+            // Go's zero values equal absent fields under `apiequality.Semantic.DeepEqual`.
+            o.retain(|_, x| !x.is_null());
+            if o.get("checkpoints")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+            {
+                o.remove("checkpoints");
+            }
+            if o.get("finalCheckpoint") == Some(&Value::Bool(false)) {
+                o.remove("finalCheckpoint");
+            }
+            if strip {
+                o.remove("checkpoints");
+                o.remove("finalCheckpoint");
+            }
+        }
+        s
+    };
+    let has_checkpoints = new
+        .pointer("/spec/checkpoints")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty());
+    let source = new.pointer("/spec/source");
+    let multi_stage = has_checkpoints
+        && ["vddk", "imageio"]
+            .iter()
+            .any(|k| source.and_then(|s| s.get(*k)).is_some_and(|x| !x.is_null()));
+    let admitted = multi_stage && spec(new, true) == spec(old, true);
+    if admitted || spec(new, false) == spec(old, false) {
+        return Ok(());
+    }
+    let name = str_at(new, "/metadata/name");
+    Err(to_status_err(
+        res,
+        name,
+        DATAVOLUME_VALIDATOR,
+        cdi_rejected(vec![Cause {
+            field: "DataVolume.Spec".into(),
+            reason: "FieldValueDuplicate".into(),
+            message: "Cannot update DataVolume Spec".into(),
+        }]),
+    ))
 }
 
 /// KubeVirt's validating webhooks on create.

@@ -74,7 +74,8 @@ pub struct SimOptions {
     /// Routes served beside the Kubernetes API on the same port (the simulated world's
     /// vSphere REST API and network probes), set once the controllers run.
     pub extension: Arc<std::sync::OnceLock<server::Extension>>,
-    /// Run the validating webhooks an installed KubeVirt registers (see [`admission`]).
+    /// Run the validating webhooks an installed KubeVirt and CDI register (see
+    /// [`admission`]).
     /// Off for a bare API server (CRDs, no webhook configuration); every rehearsal turns
     /// it on.
     pub kubevirt_webhooks: bool,
@@ -496,7 +497,7 @@ pub fn seed_object(store: &Store, obj: Value) -> anyhow::Result<Value> {
 pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
     let mut store = Store::new(opts.store.clone()).with_limits(opts.limits);
     if opts.kubevirt_webhooks {
-        store = store.with_admission(admission::kubevirt);
+        store = store.with_admission(admission::installed);
     }
     let store = Arc::new(store);
     let mut node_names = Vec::new();

@@ -321,7 +321,8 @@ pub struct Store {
     inner: Mutex<Inner>,
     opts: StoreOptions,
     limits: StoreLimits,
-    /// Validating admission run on every create through the API (see [`super::admission`]).
+    /// Validating admission run on every create and update through the API (see
+    /// [`super::admission`]).
     admission: Option<Admission>,
 }
 
@@ -486,8 +487,9 @@ impl Store {
         (objects, inner.rv)
     }
 
-    /// The store with a validating admission step on creates (not on in-process seeding,
-    /// which keeps status and bypasses the API).
+    /// The store with a validating admission step on creates and updates of the main
+    /// resource (not on in-process seeding, which keeps status and bypasses the API, nor on
+    /// `/status` writes).
     pub fn with_admission(mut self, admission: Admission) -> Self {
         self.admission = Some(admission);
         self
@@ -622,8 +624,17 @@ impl Store {
             None => Err(ApiError::not_found(res.plural, res.group, name)),
             Some(old) => {
                 let new = f(Some(&old.value()))?;
-                Self::commit_update(&mut inner, self.tuning(), res, &old, new, part, opts)
-                    .map(|o| (o, false))
+                Self::commit_update(
+                    &mut inner,
+                    self.tuning(),
+                    self.admission,
+                    res,
+                    &old,
+                    new,
+                    part,
+                    opts,
+                )
+                .map(|o| (o, false))
             }
         }
     }
@@ -943,7 +954,7 @@ impl Store {
         // Validating webhooks run after validation and before the object is stored (and on
         // dry runs, as for KubeVirt's side-effect-free webhooks).
         if let (Some(admit), false) = (admission, opts.keep_status) {
-            admit(&*inner, res, ns, &obj)?;
+            admit(&*inner, res, ns, &obj, None)?;
         }
         let k = obj_key(res, ns, &name);
         if inner
@@ -977,9 +988,11 @@ impl Store {
         Ok(obj)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn commit_update(
         inner: &mut Inner,
         t: Tuning<'_>,
+        admission: Option<Admission>,
         res: &ResourceDef,
         old_stored: &Arc<Stored>,
         body: Value,
@@ -1114,6 +1127,15 @@ impl Store {
             let causes = validate::validate(res, &new);
             if !causes.is_empty() {
                 return Err(ApiError::invalid(res.kind, res.group, &name, causes));
+            }
+            // Validating webhooks see updates of the main resource (a `/status` write is
+            // another resource to a webhook rule), dry runs included.
+            if let Some(admit) = admission {
+                let ns = old_meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                admit(&*inner, res, ns, &new, Some(old))?;
             }
         }
         // Nothing changed, nothing written: the resourceVersion stays (the etcd3 store's

@@ -637,3 +637,46 @@ fn get_prints_server_side_columns() {
         "{changed}"
     );
 }
+
+/// A multi-stage DataVolume's checkpoints, as kubectl shows them.
+#[test]
+#[ignore = "needs kubectl"]
+fn get_dv_yaml_shows_the_checkpoints() {
+    let s = Served::new();
+    s.ok(&["apply", "-f", &s.write("ns.yaml", NAMESPACE)]);
+    let dv = r#"apiVersion: cdi.kubevirt.io/v1beta1
+kind: DataVolume
+metadata:
+  name: web-disk0
+  namespace: mig
+  annotations:
+    cdi.kubevirt.io/storage.usePopulator: "false"
+spec:
+  source:
+    vddk:
+      backingFile: "[ds1] web/web.vmdk"
+      url: https://vcenter.example.internal
+      uuid: 4207c1b2-5f0e-4c1e-9a7b-0123456789a3
+      thumbprint: "20:6C:8A:1F:3B:94:D2:77:0E:5C:A1:B8:49:33:F0:6E:12:9D:C4:A3"
+      secretRef: vsphere-creds
+  storage:
+    resources:
+      requests:
+        storage: 20Gi
+  checkpoints:
+  - previous: ""
+    current: snapshot-101
+  - previous: "52 1f 3c 4d 5e 6f 70 81-92 a3 b4 c5 d6 e7 f8 09/17"
+    current: snapshot-102
+  finalCheckpoint: true
+"#;
+    s.ok(&["apply", "-f", &s.write("dv.yaml", dv)]);
+    let out = s.ok(&["get", "dv", "web-disk0", "-n", "mig", "-o", "yaml"]);
+    assert!(out.contains("checkpoints:"), "{out}");
+    assert!(out.contains("current: snapshot-102"), "{out}");
+    assert!(
+        out.contains("previous: 52 1f 3c 4d 5e 6f 70 81-92 a3 b4 c5 d6 e7 f8 09/17"),
+        "{out}"
+    );
+    assert!(out.contains("finalCheckpoint: true"), "{out}");
+}

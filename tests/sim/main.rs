@@ -11,4 +11,5 @@ mod hostile;
 mod kubectl;
 mod kubevirt;
 mod serve_flow;
+mod warm;
 mod watch;

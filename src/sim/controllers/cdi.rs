@@ -21,12 +21,22 @@
 //!   starts (`WaitForFirstConsumer`, or `PendingPopulation` with populators).
 //!
 //! `slow-import` divides the rate.
+//!
+//! A DataVolume with `spec.checkpoints` (and a `vddk` source) is a multi-stage (warm)
+//! import ([`Stages`]): each checkpoint is copied by its own importer pod (the first the
+//! whole disk, later ones the bytes the source wrote between `previous` and `current`, as
+//! the world's extents say), the PVC records `storage.checkpoint.copied.<current>`, and the
+//! DataVolume is `Paused` until the spec names the next checkpoint; after the final one it
+//! is `Succeeded` and the PVC says `storage.checkpoint.done: "true"`. An importer that
+//! cannot find its snapshot (removed too early), or is given a change ID of another disk,
+//! restarts in place with vddk's error message; `delta-import-failure` fails a stage after
+//! the first.
 
-use super::scenario::{FaultKind, FaultMode, Scenario};
+use super::scenario::{Fault, FaultKind, FaultMode, Scenario};
 use super::world::World;
 use super::SimClock;
 use crate::cluster::labels;
-use crate::cluster::resources::{DataVolume, DvPhase};
+use crate::cluster::resources::{DataVolume, DvPhase, ANN_CHECKPOINT_COPIED, ANN_MULTI_STAGE_DONE};
 use crate::plan::quantity::Quantity;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
@@ -38,10 +48,12 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Watches DataVolumes and runs one import task per DataVolume that is not finished.
+/// Watches DataVolumes and runs one import task per DataVolume that is not finished; the
+/// task sees every later version of its DataVolume (a multi-stage import's new
+/// checkpoints) through a `watch` channel.
 pub async fn run(
     client: Client,
     scenario: Arc<Scenario>,
@@ -55,7 +67,8 @@ pub async fn run(
     // Imports under way, by DataVolume uid: deleting the DataVolume stops its import (CDI
     // deletes the importer pod with it), so a DataVolume created again under the same name
     // is never written by the old import.
-    let mut in_flight: HashMap<String, CancellationToken> = HashMap::new();
+    let mut in_flight: HashMap<String, (CancellationToken, watch::Sender<DataVolume>)> =
+        HashMap::new();
     // DataVolumes whose import ended. A DataVolume is imported once (restarts happen inside
     // its import); a watch that lags can still deliver an older event of it
     // (`ImportInProgress`) after the import ended, and that must not start it again.
@@ -77,9 +90,14 @@ pub async fn run(
                     Ok(watcher::Event::Apply(dv) | watcher::Event::InitApply(dv)) => dv,
                     Ok(watcher::Event::Delete(dv)) => {
                         let uid = dv.uid().unwrap_or_else(|| dv.name_any());
-                        if let Some(stop) = in_flight.get(&uid) {
+                        if let Some((stop, _)) = in_flight.get(&uid) {
                             stop.cancel();
                         }
+                        // The garbage collector deletes the PVC the DataVolume controls
+                        // (kubernetes `pkg/controller/garbagecollector/garbagecollector.go`,
+                        // background propagation): a DataVolume created again under the
+                        // same name starts from an empty disk, without the old checkpoints.
+                        tokio::spawn(collect_pvc(client.clone(), dv));
                         continue;
                     }
                     _ => continue,
@@ -89,17 +107,23 @@ pub async fn run(
                     continue;
                 }
                 let uid = dv.uid().unwrap_or_else(|| dv.name_any());
-                if ended.contains(&uid) || in_flight.contains_key(&uid) {
+                if let Some((_, latest)) = in_flight.get(&uid) {
+                    // The import under way sees the new spec (a checkpoint appended).
+                    latest.send_replace(dv);
+                    continue;
+                }
+                if ended.contains(&uid) {
                     continue;
                 }
                 let stop = CancellationToken::new();
-                in_flight.insert(uid.clone(), stop.clone());
+                let (latest_tx, latest) = watch::channel(dv);
+                in_flight.insert(uid.clone(), (stop.clone(), latest_tx));
                 let (client, scenario, active, done) = (client.clone(), scenario.clone(), active.clone(), done_tx.clone());
                 let world = world.clone();
                 let failed_before = failed_before.clone();
                 tokio::spawn(async move {
                     tokio::select! {
-                        r = import(client, scenario, clock, active, failed_before, world, dv) => {
+                        r = import(client, scenario, clock, active, failed_before, world, latest) => {
                             if let Err(e) = r {
                                 tracing::debug!(error = %e, "sim CDI import ended");
                             }
@@ -109,6 +133,29 @@ pub async fn run(
                     let _ = done.send(uid);
                 });
             }
+        }
+    }
+}
+
+/// The uid of the object that controls `pvc` (its `controller: true` owner reference).
+fn controller_uid(pvc: &PersistentVolumeClaim) -> Option<&str> {
+    pvc.metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+/// Deletes the PVC deleted DataVolume `dv` controlled, if it still does.
+async fn collect_pvc(client: Client, dv: DataVolume) {
+    let (Some(ns), Some(uid)) = (dv.namespace(), dv.uid()) else {
+        return;
+    };
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client, &ns);
+    if let Ok(Some(pvc)) = pvcs.get_opt(&dv.name_any()).await {
+        if controller_uid(&pvc) == Some(uid.as_str()) {
+            let _ = pvcs.delete(&dv.name_any(), &Default::default()).await;
         }
     }
 }
@@ -175,6 +222,165 @@ enum Blocker {
     Crashes(String),
 }
 
+/// Writes one DataVolume's status (every write names its uid: one deleted and created again
+/// under the same name is another object, and the API server refuses the old import's
+/// writes to it).
+struct Writer {
+    api: Api<DataVolume>,
+    name: String,
+    uid: String,
+    /// Volume populators in use: the importer's reasons and restarts live on the hidden
+    /// `prime-*` PVC; the DataVolume shows a bare `Running` False and no restarts.
+    populator: bool,
+}
+
+impl Writer {
+    async fn status(&self, v: serde_json::Value) -> Result<(), kube::Error> {
+        self.api
+            .patch_status(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": { "uid": self.uid }, "status": v })),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// The restart count and `Running` condition the DataVolume shows.
+    fn shown(&self, restarts: i64, reason: &str, message: &str) -> (i64, serde_json::Value) {
+        if self.populator {
+            (0, json!({ "type": "Running", "status": "False" }))
+        } else {
+            (
+                restarts,
+                json!({ "type": "Running", "status": "False", "reason": reason, "message": message }),
+            )
+        }
+    }
+
+    /// The importer exited with `message` and is restarted in place: the DataVolume stays
+    /// `ImportInProgress` with a rising `restartCount` and a `Running` condition `False`
+    /// carrying the container's reason and message (CDI `pkg/controller/util.go`,
+    /// `pkg/controller/datavolume/conditions.go`). Waits out the CrashLoopBackOff (10 s
+    /// doubling to 5 min; `nth`: the pod's restarts so far).
+    async fn restart(
+        &self,
+        clock: SimClock,
+        shown_restarts: i64,
+        nth: i64,
+        message: &str,
+    ) -> Result<(), kube::Error> {
+        let (r, running) = self.shown(shown_restarts, "Error", message);
+        self.status(json!({
+            "phase": "ImportInProgress", "progress": "0.00%", "restartCount": r,
+            "conditions": [
+                { "type": "Bound", "status": "True", "reason": "Bound" },
+                { "type": "Ready", "status": "False", "reason": "TransferRunning" },
+                running,
+            ]
+        }))
+        .await?;
+        clock
+            .sleep((10.0 * 2f64.powi((nth - 1).clamp(0, 5) as i32)).min(300.0))
+            .await;
+        Ok(())
+    }
+}
+
+/// How an importer run ends early.
+enum Fail {
+    /// Exits with this message; restarted in place.
+    Restart(String),
+    /// A fatal error (a checksum mismatch): the only way a DataVolume ends `Failed`
+    /// (CDI `pkg/controller/datavolume/controller-base.go`).
+    Fatal,
+}
+
+/// The restart counts of one importer pod: the DataVolume shows `shown` (CDI raises the
+/// PVC's `AnnPodRestarts` only when a pod's count exceeds it, `pkg/controller/util.go`
+/// `setAnnotationsFromPodWithPrefix`), `pod` counts this pod's own.
+struct Restarts {
+    shown: i64,
+    pod: i64,
+}
+
+impl Restarts {
+    fn bump(&mut self) {
+        self.pod += 1;
+        self.shown = self.shown.max(self.pod);
+    }
+}
+
+/// One importer pod copying `size` bytes (from `done` on) at the modelled bandwidth, with
+/// progress; `fail(fraction)` says whether it fails at that point. `Ok(false)`: it ended
+/// `Failed`.
+#[allow(clippy::too_many_arguments)]
+async fn transfer(
+    w: &Writer,
+    scenario: &Scenario,
+    clock: SimClock,
+    active: &ImportRecord,
+    slow: f64,
+    size: u64,
+    mut done: u64,
+    restarts: &mut Restarts,
+    mut fail: impl FnMut(f64) -> Option<Fail>,
+) -> Result<bool, kube::Error> {
+    let tick = 0.25_f64; // real seconds between progress updates
+    loop {
+        let n = active.load().max(1) as u64;
+        let rate = (scenario
+            .bandwidth_per_import
+            .min(scenario.bandwidth_total / n) as f64
+            / slow)
+            .max(1.0);
+        // Time passes before the bytes arrive: the copy takes its simulated time (the
+        // last step only what the rest needs), and the source writes meanwhile.
+        let step = ((size.saturating_sub(done)) as f64 / rate / clock.speed).clamp(0.0, tick);
+        clock.sleep_real(step).await;
+        done = (done as f64 + rate * step * clock.speed)
+            .ceil()
+            .min(size as f64) as u64;
+        let frac = done as f64 / size as f64;
+        match fail(frac) {
+            Some(Fail::Fatal) => {
+                w.status(json!({
+                    "phase": "Failed", "restartCount": if w.populator { 0 } else { restarts.shown },
+                    "conditions": [
+                        { "type": "Bound", "status": "True", "reason": "Bound" },
+                        { "type": "Ready", "status": "False", "reason": "Error" },
+                        { "type": "Running", "status": "False", "reason": "Error",
+                          "message": "Unable to process data: checksum mismatch (simulated)" },
+                    ]
+                }))
+                .await?;
+                return Ok(false);
+            }
+            Some(Fail::Restart(message)) => {
+                restarts.bump();
+                done = 0;
+                w.restart(clock, restarts.shown, restarts.pod, &message)
+                    .await?;
+                continue;
+            }
+            None => {}
+        }
+        if done >= size {
+            return Ok(true);
+        }
+        w.status(json!({
+            "phase": "ImportInProgress", "progress": format!("{:.2}%", frac * 100.0),
+            "restartCount": if w.populator { 0 } else { restarts.shown },
+            "conditions": [
+                { "type": "Bound", "status": "True", "reason": "Bound" },
+                { "type": "Ready", "status": "False", "reason": "TransferRunning" },
+                { "type": "Running", "status": "True", "reason": "Pod is running" },
+            ]
+        }))
+        .await?;
+    }
+}
+
 async fn import(
     client: Client,
     scenario: Arc<Scenario>,
@@ -182,8 +388,9 @@ async fn import(
     active: Arc<ImportRecord>,
     failed_before: Arc<std::sync::Mutex<HashSet<String>>>,
     world: Arc<World>,
-    dv: DataVolume,
+    mut latest: watch::Receiver<DataVolume>,
 ) -> Result<(), kube::Error> {
+    let dv = latest.borrow_and_update().clone();
     let ns = dv.namespace().unwrap_or_default();
     let name = dv.name_any();
     let api: Api<DataVolume> = Api::namespaced(client.clone(), &ns);
@@ -214,11 +421,8 @@ async fn import(
                 .unwrap_or_else(|p| p.into_inner())
                 .contains(&vm)
     });
-    // Every write names the DataVolume's uid: one deleted and created again under the same
-    // name is another object, and the API server refuses the old import's writes to it.
+    let fatal = fault(FaultKind::ImportFatal).is_some();
     let uid = dv.uid().unwrap_or_default();
-    let status =
-        |v: serde_json::Value| Patch::Merge(json!({ "metadata": { "uid": uid }, "status": v }));
     let pp = PatchParams::default();
     let anno = dv.annotations().clone();
     let class = dv
@@ -236,6 +440,12 @@ async fn import(
         .get("cdi.kubevirt.io/storage.usePopulator")
         .is_none_or(|v| v != "false");
     let immediate = anno.contains_key("cdi.kubevirt.io/storage.bind.immediate.requested");
+    let w = Writer {
+        api: api.clone(),
+        name: name.clone(),
+        uid: uid.clone(),
+        populator,
+    };
 
     // The PVC (the sim's storage binds at once unless the class waits for a consumer).
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
@@ -254,7 +464,22 @@ async fn import(
     pvc.metadata.resource_version = None;
     match pvcs.create(&PostParams::default(), &pvc).await {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            // A PVC of a former DataVolume of this name that the garbage collector has not
+            // removed yet: it goes, and this DataVolume gets its own.
+            let stale = pvcs
+                .get_opt(&name)
+                .await?
+                .is_some_and(|p| controller_uid(&p).is_some_and(|owner| owner != uid.as_str()));
+            if stale {
+                let _ = pvcs.delete(&name, &Default::default()).await;
+                match pvcs.create(&PostParams::default(), &pvc).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         Err(e) => return Err(e),
     }
     if binding == Binding::WaitForFirstConsumer && !immediate {
@@ -265,14 +490,15 @@ async fn import(
         } else {
             DvPhase::WaitForFirstConsumer
         };
-        api.patch_status(&name, &pp, &status(json!({
+        w.status(json!({
             "phase": phase.as_str(), "claimName": name, "progress": "N/A", "restartCount": 0,
             "conditions": [
                 { "type": "Bound", "status": "False", "reason": "Pending", "message": format!("PVC {name} Pending") },
                 { "type": "Ready", "status": "False" },
                 { "type": "Running", "status": "False" },
             ]
-        }))).await?;
+        }))
+        .await?;
         return Ok(());
     }
     let _ = pvcs
@@ -280,33 +506,25 @@ async fn import(
         .await;
 
     let start_restarts = dv.status.as_ref().map_or(0, |s| s.restart_count);
-    let mut restarts = start_restarts;
-    let mut done: u64 = dv
+    let mut restarts = Restarts {
+        shown: start_restarts,
+        pod: 0,
+    };
+    let done: u64 = dv
         .status
         .as_ref()
         .and_then(|s| s.progress_fraction())
         .map_or(0, |f| (f * size as f64) as u64);
-    api.patch_status(&name, &pp, &status(json!({
-        "phase": "PVCBound", "claimName": name, "progress": "N/A", "restartCount": restarts,
+    w.status(json!({
+        "phase": "PVCBound", "claimName": name, "progress": "N/A", "restartCount": restarts.shown,
         "conditions": [
             { "type": "Bound", "status": "True", "reason": "Bound", "message": format!("PVC {name} Bound") },
             { "type": "Ready", "status": "False", "reason": "TransferRunning" },
             { "type": "Running", "status": "False", "reason": "Pending" },
         ]
-    }))).await?;
+    }))
+    .await?;
     clock.sleep(1.0).await;
-    // With populators the importer's conditions and restarts live on the hidden `prime-*`
-    // PVC: the DataVolume shows a bare `Running` False and no restarts.
-    let shown = |restarts: i64, reason: &str, message: &str| {
-        if populator {
-            (0, json!({ "type": "Running", "status": "False" }))
-        } else {
-            (
-                restarts,
-                json!({ "type": "Running", "status": "False", "reason": reason, "message": message }),
-            )
-        }
-    };
     loop {
         let blocker = match blocker(
             &client,
@@ -322,7 +540,7 @@ async fn import(
         };
         match blocker {
             Blocker::AwaitingVddk => {
-                api.patch_status(&name, &pp, &status(json!({
+                w.status(json!({
                     "phase": "ImportScheduled",
                     "conditions": [
                         { "type": "Bound", "status": "False", "reason": "AwaitingVDDK",
@@ -330,44 +548,35 @@ async fn import(
                         { "type": "Ready", "status": "False" },
                         { "type": "Running", "status": "False" },
                     ]
-                }))).await?;
+                }))
+                .await?;
             }
             Blocker::Waiting(reason, message) => {
-                let (r, running) = shown(restarts, reason, &message);
-                api.patch_status(
-                    &name,
-                    &pp,
-                    &status(json!({
-                        "phase": "ImportScheduled", "restartCount": r,
-                        "conditions": [
-                            { "type": "Bound", "status": "True", "reason": "Bound" },
-                            { "type": "Ready", "status": "False", "reason": "TransferRunning" },
-                            running,
-                        ]
-                    })),
-                )
+                let (r, running) = w.shown(restarts.shown, reason, &message);
+                w.status(json!({
+                    "phase": "ImportScheduled", "restartCount": r,
+                    "conditions": [
+                        { "type": "Bound", "status": "True", "reason": "Bound" },
+                        { "type": "Ready", "status": "False", "reason": "TransferRunning" },
+                        running,
+                    ]
+                }))
                 .await?;
             }
             Blocker::Crashes(message) => {
-                restarts += 1;
-                let (r, running) = shown(restarts, "Error", &message);
-                api.patch_status(
-                    &name,
-                    &pp,
-                    &status(json!({
-                        "phase": "ImportInProgress", "progress": "N/A", "restartCount": r,
-                        "conditions": [
-                            { "type": "Bound", "status": "True", "reason": "Bound" },
-                            { "type": "Ready", "status": "False", "reason": "TransferRunning" },
-                            running,
-                        ]
-                    })),
-                )
+                restarts.bump();
+                let (r, running) = w.shown(restarts.shown, "Error", &message);
+                w.status(json!({
+                    "phase": "ImportInProgress", "progress": "N/A", "restartCount": r,
+                    "conditions": [
+                        { "type": "Bound", "status": "True", "reason": "Bound" },
+                        { "type": "Ready", "status": "False", "reason": "TransferRunning" },
+                        running,
+                    ]
+                }))
                 .await?;
                 // CrashLoopBackOff: 10 s doubling to 5 min between restarts.
-                let backoff = (10.0
-                    * 2f64.powi((restarts - start_restarts - 1).clamp(0, 5) as i32))
-                .min(300.0);
+                let backoff = (10.0 * 2f64.powi((restarts.pod - 1).clamp(0, 5) as i32)).min(300.0);
                 clock.sleep(backoff).await;
                 continue;
             }
@@ -375,132 +584,348 @@ async fn import(
         // Blocked until something changes (the Secret, a ConfigMap): look again later.
         clock.sleep(30.0).await;
     }
-    api.patch_status(&name, &pp, &status(json!({ "phase": "ImportScheduled" })))
-        .await?;
+    w.status(json!({ "phase": "ImportScheduled" })).await?;
     clock.sleep(1.0).await;
 
+    let backing = dv
+        .spec
+        .source
+        .pointer("/vddk/backingFile")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    if let (Some(backing), false) = (backing, dv.spec.checkpoints.is_empty()) {
+        let stages = Stages {
+            w: &w,
+            pvcs: &pvcs,
+            scenario: &scenario,
+            clock,
+            active: &active,
+            world: &world,
+            vm: &vm,
+            backing,
+            size,
+            slow,
+        };
+        return stages
+            .run(
+                &mut latest,
+                restarts,
+                failure,
+                fatal,
+                fault(FaultKind::DeltaImportFailure),
+            )
+            .await;
+    }
+
     active.start();
-    let mut guard = Some(ActiveGuard(active.clone()));
+    let guard = ActiveGuard(active.clone());
     // The transfer reads the source disk from here on (world.rs: what the copy holds).
     let disk_index = name
         .rsplit_once("-disk")
         .and_then(|(_, n)| n.parse::<usize>().ok())
         .unwrap_or(0);
     world.copy_started(&vm, disk_index);
-    let tick = 0.25_f64; // real seconds between progress updates
     let mut failed_once = false;
-    loop {
-        let n = active.load().max(1) as u64;
-        let rate = (scenario
-            .bandwidth_per_import
-            .min(scenario.bandwidth_total / n) as f64
-            / slow)
-            .max(1.0);
-        let sim_dt = tick * clock.speed;
-        done = (done as f64 + rate * sim_dt).min(size as f64) as u64;
-        let frac = done as f64 / size as f64;
-        if frac >= 0.4 {
-            if let Some(f) = fault(FaultKind::ImportFatal) {
-                // A fatal error (a checksum mismatch): the only way a DataVolume ends
-                // `Failed` (CDI `pkg/controller/datavolume/controller-base.go`).
-                let _ = f;
-                drop(guard.take());
-                api.patch_status(
-                    &name,
-                    &pp,
-                    &status(json!({
-                        "phase": "Failed", "restartCount": restarts,
-                        "conditions": [
-                            { "type": "Bound", "status": "True", "reason": "Bound" },
-                            { "type": "Ready", "status": "False", "reason": "Error" },
-                            { "type": "Running", "status": "False", "reason": "Error",
-                              "message": "Unable to process data: checksum mismatch (simulated)" },
-                        ]
-                    })),
-                )
-                .await?;
-                return Ok(());
+    let finished = transfer(
+        &w,
+        &scenario,
+        clock,
+        &active,
+        slow,
+        size,
+        done,
+        &mut restarts,
+        |frac| {
+            if frac < 0.4 {
+                return None;
             }
-        }
-        if let Some(f) = &failure {
+            if fatal {
+                return Some(Fail::Fatal);
+            }
+            let f = failure.as_ref()?;
             let forever = matches!(f.mode, FaultMode::Always | FaultMode::UntilRetry);
-            if frac >= 0.4 && (forever || !failed_once) {
-                // The importer exits with an error and is restarted in place: the
-                // DataVolume stays `ImportInProgress` with a rising `restartCount` and a
-                // `Running` condition `False` carrying the container's reason and message
-                // (CDI `pkg/controller/util.go`, `pkg/controller/datavolume/conditions.go`).
-                failed_once = true;
-                restarts += 1;
-                done = 0;
-                if f.mode == FaultMode::UntilRetry {
-                    failed_before
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(vm.clone());
-                }
-                let (r, running) = shown(
-                    restarts,
-                    "Error",
-                    "Unable to connect to vddk data source: simulated import failure",
-                );
-                api.patch_status(
-                    &name,
-                    &pp,
-                    &status(json!({
-                        "phase": "ImportInProgress", "progress": "0.00%", "restartCount": r,
-                        "conditions": [
-                            { "type": "Bound", "status": "True", "reason": "Bound" },
-                            { "type": "Ready", "status": "False", "reason": "TransferRunning" },
-                            running,
-                        ]
-                    })),
-                )
-                .await?;
-                let backoff = (10.0
-                    * 2f64.powi((restarts - start_restarts - 1).clamp(0, 5) as i32))
-                .min(300.0);
-                clock.sleep(backoff).await;
-                continue;
+            if !forever && failed_once {
+                return None;
+            }
+            failed_once = true;
+            if f.mode == FaultMode::UntilRetry {
+                failed_before
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(vm.clone());
+            }
+            Some(Fail::Restart(
+                "Unable to connect to vddk data source: simulated import failure".to_string(),
+            ))
+        },
+    )
+    .await?;
+    // The transfer is over before the phase says so: a watcher that sees `Succeeded` and
+    // starts the next import never overlaps this one in the record.
+    drop(guard);
+    if !finished {
+        return Ok(());
+    }
+    world.copy_finished(&vm, disk_index);
+    w.status(json!({
+        "phase": "Succeeded", "progress": "100.0%",
+        "restartCount": if populator { 0 } else { restarts.shown },
+        "conditions": [
+            { "type": "Bound", "status": "True", "reason": "Bound" },
+            { "type": "Ready", "status": "True", "reason": "" },
+            { "type": "Running", "status": "False", "reason": "Completed" },
+        ]
+    }))
+    .await?;
+    Ok(())
+}
+
+/// A multi-stage (warm) import of one DataVolume: each checkpoint of `spec.checkpoints`
+/// not yet copied is copied by a new importer pod, then the DataVolume pauses until the
+/// spec names another (containerized-data-importer `pkg/controller/common/checkpoint-util.go`
+/// `GetNextCheckpoint`, `setPvcMultistageImportAnnotations`,
+/// `deleteMultistageImportAnnotations`; `pkg/controller/datavolume/import-controller.go`
+/// sets `Paused` while the PVC's multi-stage import is in progress, `Succeeded` once it is
+/// done).
+///
+/// On the DataVolume's PVC (with `usePopulator: "false"`; with populators CDI keeps them on
+/// the hidden `prime-*` PVC, which the sim does not create): `storage.checkpoint.current`,
+/// `.previous`, `.final` (`"true"`/`"false"`) and `.pod.id` for the stage under way;
+/// `storage.checkpoint.copied.<current>` = the importer pod's id once a stage is copied;
+/// after the final stage every one of those is removed and `storage.checkpoint.done` is
+/// `"true"`. Whether a stage is the final one is decided when its pod starts: the final
+/// checkpoint and `finalCheckpoint: true` must arrive in the same update, as with CDI.
+struct Stages<'a> {
+    w: &'a Writer,
+    pvcs: &'a Api<PersistentVolumeClaim>,
+    scenario: &'a Scenario,
+    clock: SimClock,
+    active: &'a Arc<ImportRecord>,
+    world: &'a World,
+    vm: &'a str,
+    /// The DataVolume's `vddk.backingFile` (the base disk).
+    backing: String,
+    /// The whole disk (a first stage copies it all).
+    size: u64,
+    slow: f64,
+}
+
+const ANN_CURRENT: &str = "cdi.kubevirt.io/storage.checkpoint.current";
+const ANN_PREVIOUS: &str = "cdi.kubevirt.io/storage.checkpoint.previous";
+const ANN_FINAL: &str = "cdi.kubevirt.io/storage.checkpoint.final";
+const ANN_POD_ID: &str = "cdi.kubevirt.io/storage.checkpoint.pod.id";
+
+impl Stages<'_> {
+    async fn annotate(&self, annotations: serde_json::Value) -> Result<(), kube::Error> {
+        if self.w.populator {
+            return Ok(());
+        }
+        self.pvcs
+            .patch(
+                &self.w.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": { "annotations": annotations } })),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn run(
+        &self,
+        latest: &mut watch::Receiver<DataVolume>,
+        mut restarts: Restarts,
+        failure: Option<Fault>,
+        fatal: bool,
+        delta_failure: Option<Fault>,
+    ) -> Result<(), kube::Error> {
+        let (w, vm) = (self.w, self.vm);
+        // What the PVC says is copied already (a restarted controller resumes there).
+        let pvc = self.pvcs.get(&w.name).await?;
+        let pvc_anno = pvc.metadata.annotations.unwrap_or_default();
+        if pvc_anno.get(ANN_MULTI_STAGE_DONE).map(String::as_str) == Some("true") {
+            return self.succeeded(&restarts).await;
+        }
+        let prefix = format!("{ANN_CHECKPOINT_COPIED}.");
+        let mut copied: HashSet<String> = pvc_anno
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        if copied.is_empty() {
+            // A new DataVolume: its copy holds nothing yet.
+            if let Some(disk) = self.world.disk_of(vm, &self.backing) {
+                self.world.copy_reset(vm, disk);
             }
         }
-        if done >= size {
-            break;
-        }
-        api.patch_status(
-            &name,
-            &pp,
-            &status(json!({
-                "phase": "ImportInProgress", "progress": format!("{:.2}%", frac * 100.0),
-                "restartCount": if populator { 0 } else { restarts },
+        let mut failed_once = false;
+        let mut delta_failed_once = false;
+        loop {
+            let dv = latest.borrow_and_update().clone();
+            let count = dv.spec.checkpoints.len();
+            let next = dv
+                .spec
+                .checkpoints
+                .iter()
+                .enumerate()
+                .find(|(_, c)| !c.current.is_empty() && !copied.contains(&c.current));
+            let Some((i, cp)) = next else {
+                // Paused until the spec names another checkpoint.
+                if latest.changed().await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            };
+            let cp = cp.clone();
+            let is_final = i + 1 == count && dv.spec.final_checkpoint == Some(true);
+            let first = copied.is_empty();
+            // A new importer pod for this checkpoint.
+            let pod_id = uuid::Uuid::new_v4().to_string();
+            self.annotate(json!({
+                ANN_CURRENT: cp.current, ANN_PREVIOUS: cp.previous,
+                ANN_FINAL: is_final.to_string(), ANN_POD_ID: pod_id,
+            }))
+            .await?;
+            restarts.pod = 0;
+            w.status(json!({
+                "phase": "ImportScheduled", "progress": "N/A",
                 "conditions": [
                     { "type": "Bound", "status": "True", "reason": "Bound" },
                     { "type": "Ready", "status": "False", "reason": "TransferRunning" },
-                    { "type": "Running", "status": "True", "reason": "Pod is running" },
+                    { "type": "Running", "status": "False", "reason": "Pending" },
                 ]
-            })),
-        )
-        .await?;
-        clock.sleep_real(tick).await;
+            }))
+            .await?;
+            self.clock.sleep(1.0).await;
+            self.active.start();
+            let guard = ActiveGuard(self.active.clone());
+            loop {
+                // The importer connects: the current snapshot, the disk, the previous
+                // checkpoint (vddk-datasource_amd64.go).
+                let plan = match self
+                    .world
+                    .stage_plan(vm, &self.backing, &cp.previous, &cp.current)
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        restarts.bump();
+                        w.restart(self.clock, restarts.shown, restarts.pod, &e.message())
+                            .await?;
+                        continue;
+                    }
+                };
+                let bytes = plan
+                    .delta_bytes
+                    .unwrap_or(self.size)
+                    .clamp(1, self.size.max(1));
+                let done = transfer(
+                    w,
+                    self.scenario,
+                    self.clock,
+                    self.active,
+                    self.slow,
+                    bytes,
+                    0,
+                    &mut restarts,
+                    |frac| {
+                        if frac < 0.4 {
+                            return None;
+                        }
+                        if first {
+                            if fatal {
+                                return Some(Fail::Fatal);
+                            }
+                            let f = failure.as_ref()?;
+                            if f.mode == FaultMode::Once && failed_once {
+                                return None;
+                            }
+                            failed_once = true;
+                            return Some(Fail::Restart(
+                                "Unable to connect to vddk data source: simulated import failure"
+                                    .to_string(),
+                            ));
+                        }
+                        let f = delta_failure.as_ref()?;
+                        if f.mode == FaultMode::Once && delta_failed_once {
+                            return None;
+                        }
+                        delta_failed_once = true;
+                        Some(Fail::Restart(
+                            "Unable to process data: simulated failure copying changed blocks"
+                                .to_string(),
+                        ))
+                    },
+                )
+                .await?;
+                if !done {
+                    return Ok(());
+                }
+                // The snapshot went away while the importer read it: the read fails and
+                // the pod restarts (and then cannot find the snapshot at all).
+                if !self.world.snapshot_exists(vm, &cp.current) {
+                    restarts.bump();
+                    let msg = format!(
+                        "Unable to process data: Could not find current snapshot {}: snapshot {:?} not found",
+                        cp.current, cp.current
+                    );
+                    w.restart(self.clock, restarts.shown, restarts.pod, &msg)
+                        .await?;
+                    continue;
+                }
+                self.world.stage_finished(vm, &plan);
+                break;
+            }
+            drop(guard);
+            copied.insert(cp.current.clone());
+            let copied_key = format!("{ANN_CHECKPOINT_COPIED}.{}", cp.current);
+            self.annotate(json!({ copied_key: pod_id })).await?;
+            // The pod succeeded while the multi-stage import is in progress: `Paused`.
+            self.paused(&restarts).await?;
+            if is_final {
+                // The final checkpoint is copied: the annotations go, `done` stays.
+                let mut clean = serde_json::Map::new();
+                for k in [ANN_CURRENT, ANN_PREVIOUS, ANN_FINAL, ANN_POD_ID] {
+                    clean.insert(k.to_string(), serde_json::Value::Null);
+                }
+                for c in &copied {
+                    clean.insert(
+                        format!("{ANN_CHECKPOINT_COPIED}.{c}"),
+                        serde_json::Value::Null,
+                    );
+                }
+                clean.insert(ANN_MULTI_STAGE_DONE.to_string(), json!("true"));
+                self.annotate(serde_json::Value::Object(clean)).await?;
+                return self.succeeded(&restarts).await;
+            }
+        }
     }
-    // The transfer is over before the phase says so: a watcher that sees `Succeeded` and
-    // starts the next import never overlaps this one in the record.
-    drop(guard.take());
-    world.copy_finished(&vm, disk_index);
-    api.patch_status(
-        &name,
-        &pp,
-        &status(json!({
+
+    async fn paused(&self, restarts: &Restarts) -> Result<(), kube::Error> {
+        let w = self.w;
+        w.status(json!({
+            "phase": "Paused", "progress": "100.0%",
+            "restartCount": if w.populator { 0 } else { restarts.shown },
+            "conditions": [
+                { "type": "Bound", "status": "True", "reason": "Bound", "message": format!("PVC {} Bound", w.name) },
+                { "type": "Ready", "status": "False", "reason": "ImportPaused",
+                  "message": format!("Multistage import into PVC {} is paused", w.name) },
+                { "type": "Running", "status": "False", "reason": "Completed" },
+            ]
+        }))
+        .await
+    }
+
+    async fn succeeded(&self, restarts: &Restarts) -> Result<(), kube::Error> {
+        let w = self.w;
+        w.status(json!({
             "phase": "Succeeded", "progress": "100.0%",
-            "restartCount": if populator { 0 } else { restarts },
+            "restartCount": if w.populator { 0 } else { restarts.shown },
             "conditions": [
                 { "type": "Bound", "status": "True", "reason": "Bound" },
                 { "type": "Ready", "status": "True", "reason": "" },
                 { "type": "Running", "status": "False", "reason": "Completed" },
             ]
-        })),
-    )
-    .await?;
-    Ok(())
+        }))
+        .await
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

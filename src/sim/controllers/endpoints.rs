@@ -4,18 +4,34 @@
 //! - a minimal vSphere Automation REST API: `POST /api/session` (basic auth with the
 //!   scenario's `vcenter_user`/`vcenter_password` → session token; other credentials are
 //!   401 as vCenter answers them), `GET /api/vcenter/vm?names=a,b`, `GET /api/vcenter/vm/{vm}/power`,
-//!   `POST /api/vcenter/vm/{vm}/power?action=start|stop`; requests other than the login
-//!   need the `vmware-api-session-id` header;
+//!   `POST /api/vcenter/vm/{vm}/power?action=start|stop`, `GET /api/vcenter/vm/{vm}/guest/power`
+//!   (`{"state": "RUNNING"|"SHUTTING_DOWN"|"NOT_RUNNING", "operations_ready": bool}`),
+//!   `POST /api/vcenter/vm/{vm}/guest/power?action=shutdown` (204; VMware Tools not running:
+//!   503 `SERVICE_UNAVAILABLE`; powered off: 400 `NOT_ALLOWED_IN_CURRENT_STATE`; the guest
+//!   powers off the scenario's `shutdown_seconds` later), and from 8.0.2
+//!   `POST /api/vcenter/system?action=hello` (`{"api_releases": [...]}` → the first of the
+//!   client's releases this vCenter serves, `""` when none); requests other than the login
+//!   and hello need the `vmware-api-session-id` header;
+//! - the vim25 API as VI/JSON under `/sdk/vim25/{release}/…` (see [`super::vim`]), from
+//!   8.0.1;
 //! - the network: `GET /sim/v1/probe?ip=IP[&port=PORT][&proto=icmp|tcp]` →
-//!   `{"result": "reachable"|"unreachable"|"conflict", "holders": [...], "detail": "…"}`.
+//!   `{"result": "reachable"|"unreachable"|"conflict", "holders": [...], "detail": "…"}`;
+//! - the disks: `GET /sim/v1/disks?vm=NAME&disks=N` → `{"result": "consistent"|"inconsistent"|"unknown",
+//!   "detail": "…", "vm", "power", "generation", "extents", "disks": [{"index", "file", "size",
+//!   "writes", "written_bytes", "copy": "none"|"copying"|"copied", "stages", "holds",
+//!   "missing_writes", "missing_bytes", "result", "detail"}]}`.
+//!
+//! Every vCenter request (REST and VI/JSON) counts in [`VcenterFaults::requests`] and may be
+//! answered with the scenario's injected 503.
 
 use super::scenario::PowerState;
+use super::vim::{same, VimState};
 use super::world::World;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRef, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -27,6 +43,8 @@ use std::sync::{Arc, Mutex};
 pub struct WorldState {
     pub world: Arc<World>,
     sessions: Arc<Mutex<HashSet<String>>>,
+    /// The VI/JSON endpoint's state (its own sessions).
+    vim: VimState,
     pub vcenter: Arc<VcenterFaults>,
     /// The user and password the simulated vCenter accepts.
     credentials: Arc<(String, String)>,
@@ -37,11 +55,13 @@ impl WorldState {
     /// [`WorldState::with_credentials`]).
     pub fn new(world: Arc<World>, vcenter: Arc<VcenterFaults>) -> Self {
         let defaults = super::scenario::Scenario::default();
+        let credentials = Arc::new((defaults.vcenter_user, defaults.vcenter_password));
         WorldState {
+            vim: VimState::new(world.clone(), credentials.clone()),
             world,
             sessions: Arc::new(Mutex::new(HashSet::new())),
             vcenter,
-            credentials: Arc::new((defaults.vcenter_user, defaults.vcenter_password)),
+            credentials,
         }
     }
 
@@ -49,7 +69,14 @@ impl WorldState {
     /// `vcenter_password`, which its seeded Secrets carry).
     pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
         self.credentials = Arc::new((user.to_string(), password.to_string()));
+        self.vim = self.vim.with_credentials(self.credentials.clone());
         self
+    }
+}
+
+impl FromRef<WorldState> for VimState {
+    fn from_ref(s: &WorldState) -> Self {
+        s.vim.clone()
     }
 }
 
@@ -82,6 +109,14 @@ pub fn router(state: WorldState) -> Router {
         .route("/api/session", post(login).delete(logout))
         .route("/api/vcenter/vm", get(list_vms))
         .route("/api/vcenter/vm/{vm}/power", get(get_power).post(set_power))
+        .route(
+            "/api/vcenter/vm/{vm}/guest/power",
+            get(get_guest_power).post(guest_power_action),
+        )
+        .route("/api/vcenter/system", post(hello))
+        .route("/sdk/vim25/{release}/{*rest}", any(super::vim::sdk))
+        .route("/sdk", any(not_served))
+        .route("/sdk/{*rest}", any(not_served))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             vcenter_faults,
@@ -114,6 +149,8 @@ async fn vcenter_faults(State(state): State<WorldState>, req: Request, next: Nex
 pub fn handles(path: &str) -> bool {
     path == "/api/session"
         || path.starts_with("/api/vcenter/")
+        || path == "/sdk"
+        || path.starts_with("/sdk/")
         || path == "/api/vcenter"
         || path.starts_with("/sim/")
 }
@@ -168,11 +205,6 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// Equal byte strings, compared in time that depends on their lengths only.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// `POST /api/session`: a session for the scenario's vCenter user, 401 for any other
@@ -372,7 +404,139 @@ struct DisksQuery {
 /// `GET /sim/v1/disks?vm=NAME&disks=N`: whether the guest booted from `NAME`'s imported
 /// disks holds every write its source made (see [`World::disk_verdict`]).
 async fn disks(State(state): State<WorldState>, Query(q): Query<DisksQuery>) -> Response {
-    Json(state.world.disk_verdict(&q.vm, q.disks)).into_response()
+    Json(state.world.disks_answer(&q.vm, q.disks)).into_response()
+}
+
+/// `/sdk` paths other than VI/JSON's (the SOAP endpoint is not simulated).
+async fn not_served() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// `GET /api/vcenter/vm/{vm}/guest/power`: the guest's power as VMware Tools reports it
+/// (vAPI `vcenter.vm.guest.Power.Info`: `state` `RUNNING`, `SHUTTING_DOWN` while a shutdown
+/// is under way, `NOT_RUNNING` without Tools or powered off; `operations_ready`).
+async fn get_guest_power(
+    State(state): State<WorldState>,
+    headers: HeaderMap,
+    Path(vm): Path<String>,
+) -> Response {
+    if !authorised(&state, &headers) {
+        return vapi_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "session required",
+        );
+    }
+    let info = state.world.with_moid(&vm, |e, _, _| {
+        let running = e.tools_running();
+        let st = match (running, e.sim.shutdown_at.is_some()) {
+            (false, _) => "NOT_RUNNING",
+            (true, true) => "SHUTTING_DOWN",
+            (true, false) => "RUNNING",
+        };
+        json!({ "state": st, "operations_ready": running && st == "RUNNING" })
+    });
+    match info {
+        Some(v) => Json(v).into_response(),
+        None => vapi_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("VirtualMachine {vm} not found"),
+        ),
+    }
+}
+
+/// `POST /api/vcenter/vm/{vm}/guest/power?action=shutdown` (also `reboot`, `standby`:
+/// refused here): 204, the guest powers off the scenario's `shutdown_seconds` later. The
+/// errors the vAPI documents: Tools not running `SERVICE_UNAVAILABLE` (503), powered off
+/// `NOT_ALLOWED_IN_CURRENT_STATE` (400).
+async fn guest_power_action(
+    State(state): State<WorldState>,
+    headers: HeaderMap,
+    Path(vm): Path<String>,
+    Query(a): Query<PowerAction>,
+) -> Response {
+    if !authorised(&state, &headers) {
+        return vapi_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "session required",
+        );
+    }
+    if a.action != "shutdown" {
+        return vapi_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            &format!("unsupported action {}", a.action),
+        );
+    }
+    let delay = state.world.vcenter.shutdown_seconds;
+    match state
+        .world
+        .with_moid(&vm, |e, now, _| e.shutdown_guest(now, delay))
+    {
+        None => vapi_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("VirtualMachine {vm} not found"),
+        ),
+        Some(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Some(Err(f)) if f.type_name == "ToolsUnavailable" => vapi_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "VMware Tools is not running in the guest",
+        ),
+        Some(Err(_)) => vapi_error(
+            StatusCode::BAD_REQUEST,
+            "NOT_ALLOWED_IN_CURRENT_STATE",
+            "the virtual machine is powered off",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct HelloSpec {
+    api_releases: Vec<String>,
+}
+
+/// `POST /api/vcenter/system?action=hello` (vCenter 8.0.2 and later): the first of the
+/// client's releases (in its order of preference) this vCenter serves, `""` when none; an
+/// empty list is `INVALID_ARGUMENT` (vSphere Automation API reference, `System.hello`).
+async fn hello(
+    State(state): State<WorldState>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    if state.world.vcenter.version < (8, 0, 2)
+        || q.get("action").map(String::as_str) != Some("hello")
+    {
+        return vapi_error(StatusCode::NOT_FOUND, "NOT_FOUND", "not found");
+    }
+    let spec: HelloSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return vapi_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                &format!("invalid body: {e}"),
+            )
+        }
+    };
+    if spec.api_releases.is_empty() || spec.api_releases.len() > 128 {
+        return vapi_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "api_releases must list 1 to 128 releases",
+        );
+    }
+    let served = super::vim::releases(&state.world);
+    let pick = spec
+        .api_releases
+        .iter()
+        .find(|r| served.contains(r))
+        .cloned()
+        .unwrap_or_default();
+    Json(json!({ "api_release": pick })).into_response()
 }
 
 /// `GET /sim/v1/clock`: the world's clock (`unix_ms`) and how much faster than real time it

@@ -4,10 +4,13 @@
 //! the real ones; scenarios ([`scenario`]) set speed, sizes and faults.
 
 pub mod cdi;
+pub mod disks;
 pub mod endpoints;
 pub mod kubevirt;
 pub mod rehearsal;
 pub mod scenario;
+pub mod vim;
+pub mod vsphere;
 pub mod world;
 
 use scenario::Scenario;

@@ -25,6 +25,10 @@
 //! node_bridges = ["br-trunk"]       # host bridges bridge-marker advertises on every node
 //! vcenter_user = "sim-user"          # the credentials the simulated vCenter and VDDK accept
 //! vcenter_password = "sim-password"
+//! vcenter_version = "8.0.3"          # the vCenter release: VI/JSON (`/sdk/vim25/…`) from 8.0.1,
+//!                                    # releases 8.0.1.0 up to this one; `system?action=hello`
+//!                                    # from 8.0.2; "8.0.0" or older: no VI/JSON at all (404)
+//! shutdown_seconds = 20              # a guest shutdown (VMware Tools) powers off this much later
 //!
 //! [[source_vm]]
 //! name = "shop-db-01"
@@ -35,12 +39,21 @@
 //! guest_agent = true                 # qemu-guest-agent runs in the guest (default true)
 //! nic_config = "by-mac"              # by-mac | by-name (config bound to `ens192`: no IP on KubeVirt)
 //! os = "linux"                       # linux | windows (no virtio drivers unless virtio_drivers = true)
+//! write_rate = "1Mi"                 # bytes the guest writes per simulated second while it runs
+//! disks = [{ file = "[ds1] shop-db-01/shop-db-01.vmdk", size = "80Gi" }]
+//!                                    # default: one 10 GiB disk `[datastore1] NAME/NAME.vmdk`
+//! tools = true                       # VMware Tools runs (guest shutdown, quiesced snapshots)
+//! cbt = true                         # changed block tracking on, change IDs ready
+//! snapshots = ["pre-patch"]          # snapshots the VM has already (default none)
 //!
 //! [[fault]]
 //! kind = "import-failure"            # import-failure | import-fatal | vddk-image-pull | slow-import
 //!                                    # | boot-never | agent-never | migration-failure
+//!                                    # | snapshot-failure | cbt-disabled | tools-unavailable
+//!                                    # | delta-import-failure
 //! vm = "shop-db-01"
-//! mode = "once"                      # import-failure: once | always | until-retry (restarts in place)
+//! mode = "once"                      # import-failure, delta-import-failure, snapshot-failure:
+//!                                    # once | always (| until-retry for import-failure)
 //! # factor = 10.0                    # slow-import: N times slower
 //!
 //! [[rbac_deny]]                      # a permission wavelift's user lacks (missing RBAC):
@@ -49,6 +62,22 @@
 //! resource = "virtualmachines"       # ("plural" or "plural/subresource"; "*" for any)
 //! # namespace = "mig-quickstart"     # only there (default: everywhere)
 //! ```
+//!
+//! The warm-migration side of the world (see [`super::disks`], [`super::vsphere`] and
+//! [`super::vim`]):
+//! - a running source writes `write_rate` bytes per simulated second to its `disks`, as one
+//!   extent per minute of running (and a last, shorter one at power-off);
+//! - `tools = false` (or the `tools-unavailable` fault): VMware Tools does not run, so a
+//!   guest shutdown is refused (`ToolsUnavailable`, REST 503) and a quiesced snapshot is
+//!   taken unquiesced;
+//! - `cbt = false` (or the `cbt-disabled` fault): changed block tracking is off and the
+//!   disks have no change IDs until a `ReconfigVM_Task` turns it on and the VM is stunned
+//!   once (a snapshot create or remove, or a power-on);
+//! - `snapshot-failure`: a quiesced `CreateSnapshot_Task` ends in `error` with
+//!   `ApplicationQuiesceFault` (`once`: the first quiesced one; `always`: every one); an
+//!   unquiesced one succeeds;
+//! - `delta-import-failure`: the importer fails at 40 % of a stage after the first of a
+//!   multi-stage import and CDI restarts it in place (`once` or `always`).
 
 use crate::plan::check::CheckKind;
 use crate::plan::quantity::Quantity;
@@ -97,6 +126,29 @@ pub struct SourceVmSpec {
     /// Bytes the guest writes to its disks per simulated second while it runs (0: never).
     #[serde(default = "default_write_rate", deserialize_with = "de_bytes")]
     pub write_rate: u64,
+    /// The VM's virtual disks, in device order (default: one 10 GiB disk
+    /// `[datastore1] NAME/NAME.vmdk`, see [`SourceVmSpec::disk_specs`]).
+    #[serde(default)]
+    pub disks: Vec<SourceDisk>,
+    /// VMware Tools runs in the guest.
+    #[serde(default = "yes")]
+    pub tools: bool,
+    /// Changed block tracking is on and took effect (every disk has a change ID).
+    #[serde(default = "yes")]
+    pub cbt: bool,
+    /// Snapshots the VM has when the rehearsal begins (names, oldest first, a chain).
+    #[serde(default)]
+    pub snapshots: Vec<String>,
+}
+
+/// One virtual disk of a source VM.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDisk {
+    /// The base disk's datastore path, `[ds1] web/web.vmdk`.
+    pub file: String,
+    #[serde(deserialize_with = "de_bytes")]
+    pub size: u64,
 }
 
 /// The default write rate of a source VM: 1 MiB per simulated second.
@@ -107,6 +159,18 @@ fn default_write_rate() -> u64 {
 impl SourceVmSpec {
     pub fn has_virtio_drivers(&self) -> bool {
         self.virtio_drivers.unwrap_or(self.os == GuestOsKind::Linux)
+    }
+
+    /// The VM's disks: the scenario's, or one 10 GiB disk `[datastore1] NAME/NAME.vmdk`.
+    pub fn disk_specs(&self) -> Vec<SourceDisk> {
+        if self.disks.is_empty() {
+            vec![SourceDisk {
+                file: format!("[datastore1] {0}/{0}.vmdk", self.name),
+                size: 10 << 30,
+            }]
+        } else {
+            self.disks.clone()
+        }
     }
 }
 
@@ -153,6 +217,16 @@ pub enum FaultKind {
     /// The VMI never leaves `Scheduling` (no node fits).
     BootNever,
     MigrationFailure,
+    /// A quiesced `CreateSnapshot_Task` ends in `error` with `ApplicationQuiesceFault`
+    /// (`once`: the first; `always`: every one); unquiesced snapshots succeed.
+    SnapshotFailure,
+    /// Changed block tracking is off: no change IDs until it is turned on.
+    CbtDisabled,
+    /// VMware Tools is not running: no guest shutdown, no quiesced snapshot.
+    ToolsUnavailable,
+    /// The importer fails on a stage after the first of a multi-stage import and CDI
+    /// restarts it in place (`once` or `always`).
+    DeltaImportFailure,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -234,6 +308,13 @@ pub struct Scenario {
     pub vcenter_user: String,
     #[serde(default = "default_vcenter_password")]
     pub vcenter_password: String,
+    /// The vCenter release (`8.0.3`): VI/JSON from 8.0.1 (releases `8.0.1.0` up to this
+    /// one), `POST /api/vcenter/system?action=hello` from 8.0.2.
+    #[serde(default = "default_vcenter_version")]
+    pub vcenter_version: String,
+    /// Simulated seconds from a guest shutdown request (VMware Tools) to the power-off.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_seconds: f64,
     /// The world's clock when the rehearsal begins (Unix ms; RFC 3339 in a file). A
     /// scenario derived from a plan starts it a minute before the first change window
     /// opens; absent: the wall clock.
@@ -257,6 +338,12 @@ fn default_vcenter_user() -> String {
 }
 fn default_vcenter_password() -> String {
     "sim-password".to_string()
+}
+fn default_vcenter_version() -> String {
+    "8.0.3".to_string()
+}
+fn default_shutdown() -> f64 {
+    20.0
 }
 
 fn de_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -374,6 +461,35 @@ impl Scenario {
                 message: "watch_drop_seconds must be a positive number".to_string(),
             });
         }
+        if !(s.shutdown_seconds.is_finite() && s.shutdown_seconds >= 0.0) {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: format!(
+                    "shutdown_seconds must be a number of seconds, found {}",
+                    s.shutdown_seconds
+                ),
+            });
+        }
+        if parse_version(&s.vcenter_version).is_none() {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: format!(
+                    "vcenter_version must look like 8.0.3, found `{}`",
+                    s.vcenter_version
+                ),
+            });
+        }
+        for vm in &s.source_vms {
+            if let Some(d) = vm.disks.iter().find(|d| d.size == 0 || d.file.is_empty()) {
+                return Err(ScenarioError::Parse {
+                    path: origin.to_string(),
+                    message: format!(
+                        "source VM `{}`: a disk needs a file and a size above 0 (`{}`)",
+                        vm.name, d.file
+                    ),
+                });
+            }
+        }
         if !(s.speed.is_finite() && s.speed > 0.0) {
             return Err(ScenarioError::Parse {
                 path: origin.to_string(),
@@ -465,6 +581,30 @@ impl Scenario {
                 },
                 virtio_drivers: None,
                 write_rate: default_write_rate(),
+                // The plan's disks, as vCenter has them (a disk without a backing file in
+                // the plan, an http one, still exists in the source).
+                disks: vm
+                    .disks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| SourceDisk {
+                        file: d.backing_file.as_ref().map_or_else(
+                            || {
+                                let n = vm.name.as_str();
+                                if i == 0 {
+                                    format!("[datastore1] {n}/{n}.vmdk")
+                                } else {
+                                    format!("[datastore1] {n}/{n}_{i}.vmdk")
+                                }
+                            },
+                            |b| b.value.clone(),
+                        ),
+                        size: d.size.value.bytes.max(1),
+                    })
+                    .collect(),
+                tools: true,
+                cbt: true,
+                snapshots: Vec::new(),
                 nics: vm
                     .nics
                     .iter()
@@ -480,6 +620,16 @@ impl Scenario {
             });
         }
         s
+    }
+}
+
+/// `8.0.3` (or `8.0.3.0`) as numbers.
+pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
+    let mut it = s.trim().split('.').map(|p| p.parse::<u32>().ok());
+    let v = (it.next()??, it.next()??, it.next().flatten().unwrap_or(0));
+    match it.next() {
+        None | Some(Some(0)) => Some(v),
+        _ => None,
     }
 }
 
@@ -560,6 +710,57 @@ mode = "always"
     }
 
     #[test]
+    fn warm_keys_and_faults() {
+        let text = r#"
+vcenter_version = "8.0.1"
+shutdown_seconds = 45
+[[source_vm]]
+name = "web"
+disks = [{ file = "[ds1] web/web.vmdk", size = "40Gi" }]
+tools = false
+cbt = false
+snapshots = ["pre-patch"]
+[[fault]]
+kind = "snapshot-failure"
+vm = "web"
+mode = "always"
+[[fault]]
+kind = "delta-import-failure"
+vm = "web"
+[[fault]]
+kind = "cbt-disabled"
+vm = "web"
+[[fault]]
+kind = "tools-unavailable"
+vm = "web"
+"#;
+        let s = Scenario::from_toml(text, "s.toml").expect("valid");
+        assert_eq!(s.vcenter_version, "8.0.1");
+        assert_eq!(s.shutdown_seconds, 45.0);
+        let web = &s.source_vms[0];
+        assert_eq!(web.disk_specs()[0].size, 40 << 30);
+        assert!(!web.tools && !web.cbt);
+        assert_eq!(web.snapshots, vec!["pre-patch"]);
+        assert_eq!(s.faults[0].kind, FaultKind::SnapshotFailure);
+        assert_eq!(s.faults[1].kind, FaultKind::DeltaImportFailure);
+        // Defaults: one 10 GiB disk named after the VM, Tools and CBT on, vCenter 8.0.3.
+        let d = Scenario::from_toml("[[source_vm]]\nname = \"db\"\n", "s.toml").expect("valid");
+        assert_eq!(d.vcenter_version, "8.0.3");
+        assert_eq!(d.shutdown_seconds, 20.0);
+        let db = &d.source_vms[0];
+        assert!(db.tools && db.cbt && db.snapshots.is_empty());
+        assert_eq!(db.disk_specs()[0].file, "[datastore1] db/db.vmdk");
+        assert_eq!(db.disk_specs()[0].size, 10 << 30);
+        for bad in [
+            "vcenter_version = \"eight\"\n",
+            "shutdown_seconds = -1\n",
+            "[[source_vm]]\nname = \"x\"\ndisks = [{ file = \"[ds1] x/x.vmdk\", size = 0 }]\n",
+        ] {
+            assert!(Scenario::from_toml(bad, "s.toml").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn rbac_denials() {
         let text = r#"
 [[rbac_deny]]
@@ -601,6 +802,10 @@ namespace = "mig"
         assert!(db.open_ports.contains(&5432));
         let web = &s.source_vms[2];
         assert!(web.open_ports.contains(&80) && web.open_ports.contains(&443));
+        // The source's disks are the plan's.
+        assert_eq!(db.disks.len(), 1);
+        assert_eq!(db.disks[0].file, "[ds1] shop-db-01/shop-db-01.vmdk");
+        assert_eq!(db.disks[0].size, 80 << 30);
         assert_eq!(s.namespaces, vec!["mig-quickstart"]);
         assert!(s.storage_classes.contains(&"sim-standard".to_string()));
     }
