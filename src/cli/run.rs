@@ -84,9 +84,9 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
     };
     let lost = lease.as_ref().map(|g| g.lost());
     let result = drive_engine(&plan, &args, &conn, journal, lost).await;
-    drop(conn);
-    match result {
+    let code = match result {
         Ok(code) => {
+            // Released while the cluster still serves (the embedded one ends with `conn`).
             if let Some(g) = lease {
                 super::lease::release(g).await;
             }
@@ -96,7 +96,9 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
             eprintln!("error: {}", super::lease::lost_message(&plan, &why));
             ExitCode::from(EXIT_LEASE_LOST)
         }
-    }
+    };
+    drop(conn);
+    code
 }
 
 /// The engine's run, until it ends, the Lease is lost (`lost` resolves: `Err` with the

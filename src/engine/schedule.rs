@@ -566,20 +566,34 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
                         r.round_started = Some((current.clone(), at));
                     }
                 }
-                // Import throughput: the bytes the VM's imports copied since last seen.
-                let (bytes, importing) = copied_bytes(&view.disks, &r.ctx.disk_bytes);
-                // Only between two sightings of running imports: idle time is no throughput.
-                if let Some((before, then)) = r.copied_mark.filter(|_| r.was_importing) {
-                    if importing > 0 && bytes > before && at > then {
-                        fleet.throughput.observe(
-                            bytes - before,
-                            (at - then) as f64 / 1000.0,
-                            importing,
-                        );
+                // Import throughput: the bytes the VM's imports copied since last seen. A
+                // later warm stage's progress is of its delta, not of the disk: only whole
+                // copies (cold, a warm VM's first stage) count.
+                let whole = view.stages.iter().all(|s| s.checkpoints.len() <= 1);
+                let (bytes, importing) = if whole {
+                    copied_bytes(&view.disks, &r.ctx.disk_bytes)
+                } else {
+                    (0.0, 0)
+                };
+                // Only between two sightings of running imports (idle time is no
+                // throughput), over at least 30 s of the clock (watch events come in
+                // bursts).
+                match r.copied_mark {
+                    Some((before, then)) if r.was_importing && importing > 0 && bytes >= before => {
+                        if at - then >= 30_000 {
+                            fleet.throughput.observe(
+                                bytes - before,
+                                (at - then) as f64 / 1000.0,
+                                importing,
+                            );
+                            r.copied_mark = Some((bytes, at));
+                        }
+                    }
+                    _ => {
+                        r.copied_mark = Some((bytes, at));
+                        r.was_importing = importing > 0;
                     }
                 }
-                r.copied_mark = Some((bytes, at));
-                r.was_importing = importing > 0;
                 if r.replacing
                     && view
                         .disks
@@ -883,6 +897,13 @@ fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
     }
 }
 
+/// A countdown of `ms` by the minute, rounded up (`7m`, `1h02m`): a waiting reason that
+/// changes once a minute, not at every turn.
+fn in_minutes(ms: i64) -> String {
+    let minutes = (ms.max(0) as u64).div_ceil(60_000);
+    humanize(Duration::from_secs(minutes * 60))
+}
+
 /// A warm VM's view: vCenter's last answer, the stages, and the precopy timer.
 fn warm_obs(fleet: &Fleet, i: usize, now: Now) -> WarmObs {
     let r = &fleet.vms[i];
@@ -902,9 +923,10 @@ fn warm_obs(fleet: &Fleet, i: usize, now: Now) -> WarmObs {
         source: r.warm_source.clone(),
         stages: r.cluster.stages.clone(),
         precopy_due: due_at.is_some_and(|t| clock_now >= t),
+        // By the minute (rounded up): the status changes once a minute, not every turn.
         next_round_in: due_at
             .filter(|&t| t > clock_now)
-            .map(|t| humanize(Duration::from_millis((t - clock_now) as u64))),
+            .map(|t| in_minutes(t - clock_now)),
     }
 }
 
@@ -960,7 +982,7 @@ fn outside_window(fleet: &Fleet, i: usize, now_ms: i64) -> Option<String> {
     if now_ms < start {
         return Some(format!(
             "waiting for the change window: it opens in {} ({})",
-            humanize(Duration::from_millis((start - now_ms) as u64)),
+            in_minutes(start - now_ms),
             window.start.text
         ));
     }
@@ -973,7 +995,7 @@ fn outside_window(fleet: &Fleet, i: usize, now_ms: i64) -> Option<String> {
     if let Some(at) = vm.cutover.as_ref().filter(|at| now_ms < at.unix * 1000) {
         return Some(format!(
             "waiting for its cutover time: {} ({})",
-            humanize(Duration::from_millis((at.unix * 1000 - now_ms) as u64)),
+            in_minutes(at.unix * 1000 - now_ms),
             at.text
         ));
     }

@@ -1408,18 +1408,26 @@ fn the_window_fit_is_reported_and_follows_the_measured_throughput() {
     );
     // Nothing changed: nothing reported again.
     assert!(fits(&r.turn(vec![Input::Wake])).is_empty());
-    // The window opens; a's import copies 5 GiB in 5 s: 1 GiB/s measured.
+    // The window opens; a's import copies 5 GiB in 50 s: 102.4 MiB/s measured (over at
+    // least 30 s: a sighting 10 s in is not yet a measurement).
     r.advance(Duration::from_secs(3600));
     r.turn(vec![Input::Wake]);
     r.importing(A, 0.1);
-    r.advance(Duration::from_secs(5));
+    r.advance(Duration::from_secs(10));
+    let t = r.importing(A, 0.2);
+    assert!(
+        fits(&t).iter().all(|f| f.5 == "an assumed 150 MiB/s"),
+        "{:?}",
+        fits(&t)
+    );
+    r.advance(Duration::from_secs(40));
     let t = r.importing(A, 0.6);
     let f = fits(&t);
     let (_, open, remaining, needed, ok, throughput) = f.last().cloned().expect("reported");
     assert!(open);
     assert_eq!(remaining, 2, "a's cutover began");
-    assert_eq!(throughput, "a measured 1024 MiB/s");
-    let each = Duration::from_secs(10) + CUTOVER_OVERHEAD;
+    assert_eq!(throughput, "a measured 102 MiB/s");
+    let each = Duration::from_secs(100) + CUTOVER_OVERHEAD;
     assert_eq!(needed, (2 * each).as_millis() as u64);
     assert!(ok);
 }
