@@ -534,6 +534,9 @@ async fn cancelling_a_wave_stops_vms_before_cutover_and_a_restart_resumes_them()
         .expect("rehearsal");
     let mut cfg = config(&plan, &r);
     cfg.exit_when_done = false;
+    // db's import is slowed 40-fold: the throughput measured from it would (rightly) make
+    // the window too short for the others' cutovers; windows are not what this tests.
+    cfg.ignore_window = true;
     let mut cancelled_sent = false;
     let mut wave_done: Option<(usize, usize, usize)> = None;
     let mut last: std::collections::BTreeMap<String, Step> = Default::default();
