@@ -417,6 +417,9 @@ pub enum ScenarioError {
     Plan { path: String, errors: usize },
 }
 
+/// Precopy rounds a derived scenario's clock leaves room for before a warm wave's window.
+pub const PRECOPY_ROUNDS_BEFORE_WINDOW: i64 = 2;
+
 impl Scenario {
     pub fn from_toml(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         let s: Scenario = toml::from_str(text).map_err(|e| {
@@ -511,14 +514,29 @@ impl Scenario {
 
     /// The default scenario for a plan: its namespace, credentials Secret and StorageClasses
     /// exist, and every planned VM is a powered-on source VM with the ports its checks use.
+    /// A derived scenario: every planned VM a running source VM, with the plan's disks,
+    /// networks and checks' ports.
     pub fn from_plan(plan: &Plan) -> Scenario {
         let mut s = Scenario::default();
         s.namespaces.push(plan.meta.namespace.value.clone());
-        // The rehearsal's night begins a minute before the first change window opens.
+        // The rehearsal's night begins a minute before the first change window opens, and
+        // early enough for a warm wave's precopy rounds before its window:
+        // `PRECOPY_ROUNDS_BEFORE_WINDOW` intervals earlier.
         s.clock_start_ms = plan
             .waves
             .iter()
-            .filter_map(|w| w.window.as_ref().map(|w| w.start.unix * 1000 - 60_000))
+            .filter_map(|w| {
+                let window = w.window.as_ref()?;
+                let warm = plan
+                    .vms_in_wave(&w.name)
+                    .any(|v| plan.migration_of(v) == crate::plan::Migration::Warm);
+                let precopy = if warm {
+                    w.precopy_interval.as_millis() as i64 * PRECOPY_ROUNDS_BEFORE_WINDOW
+                } else {
+                    0
+                };
+                Some(window.start.unix * 1000 - precopy - 60_000)
+            })
             .min();
         // The nodes carry every bridge the plan's networks name (bridge-marker runs).
         s.node_bridges = plan
