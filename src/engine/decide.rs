@@ -15,9 +15,11 @@
 //! silent), `Waiting` (for a slot or a dependency), or `Paused`; rollback ends in
 //! `RolledBack`.
 
-use super::warm::{WarmCtx, WarmObs};
+pub mod warm;
+
 use crate::cluster::phase::{DvPhase, VmiPhase};
 use serde::Serialize;
+use warm::{WarmCtx, WarmObs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -436,7 +438,7 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
 
     let any_disk = obs.disks.iter().any(|d| *d != DiskObs::Absent);
     if ctx.warm.is_some() {
-        return super::warm::decide_stages(ctx, obs, ctl);
+        return warm::decide_stages(ctx, obs, ctl);
     }
     // Data safety: a disk copied (or being copied) while the source runs misses every
     // later write. wavelift only imports after the power-off, so this is a source powered
@@ -632,7 +634,7 @@ fn cancel(obs: &Observed) -> Decision {
         cmds.push(Command::DeleteDataVolumes);
     }
     // A snapshot left on a source VM grows until it fills its datastore.
-    cmds.extend(super::warm::remove_ours(obs));
+    cmds.extend(warm::remove_ours(obs));
     decision(Step::Cancelled, Status::Active, cmds)
 }
 
@@ -645,7 +647,7 @@ fn rollback(obs: &Observed) -> Decision {
     if obs.disks.iter().any(|d| *d != DiskObs::Absent) {
         cmds.push(Command::DeleteDataVolumes);
     }
-    cmds.extend(super::warm::remove_ours(obs));
+    cmds.extend(warm::remove_ours(obs));
     // The source comes back only once the KubeVirt VM is gone: never two holders of the IP.
     if cmds.is_empty() && obs.source_power != Power::On {
         cmds.push(Command::PowerOnSource);

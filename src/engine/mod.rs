@@ -19,7 +19,6 @@ pub(crate) mod ops;
 pub(crate) mod preflight;
 pub mod runtime;
 pub(crate) mod schedule;
-pub(crate) mod warm;
 mod warm_ops;
 
 pub use decide::{

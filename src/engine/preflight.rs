@@ -194,7 +194,7 @@ impl Preflight {
     /// problems in one answer.
     /// Why warm migration is refused for `vm`, each by name: no VI/JSON (vCenter older than
     /// 8.0 U1), CBT off without `enable_cbt`, snapshots that are not wavelift's.
-    async fn warm_problems(&self, vm: &Vm, ctx: &super::warm::WarmCtx) -> Vec<String> {
+    async fn warm_problems(&self, vm: &Vm, ctx: &super::decide::warm::WarmCtx) -> Vec<String> {
         let Some(w) = self.source.as_ref().and_then(|s| s.warm()) else {
             return vec![
                 "warm-no-api: warm migration needs the vSphere API (credentials for vCenter)"
@@ -215,7 +215,7 @@ impl Preflight {
         if !view.cbt_enabled && !ctx.enable_cbt {
             out.push("warm-cbt-off: changed block tracking is off on the source VM; set `enable_cbt = true` in [source] to let wavelift turn it on, or migrate it cold".to_string());
         }
-        let theirs = super::warm::WarmSource::from_view(&view, ctx).foreign;
+        let theirs = super::decide::warm::WarmSource::from_view(&view, ctx).foreign;
         if !theirs.is_empty() {
             out.push(format!(
                 "warm-has-snapshots: the source VM has snapshots ({}): remove them (a warm import reads the base disk and the snapshots wavelift takes), or migrate it cold",
@@ -238,7 +238,7 @@ impl Preflight {
                 None => {}
             },
         }
-        if let Some(ctx) = super::warm_ops::ctx_for(&self.plan, vm) {
+        if let Some(ctx) = super::decide::warm::ctx_for(&self.plan, vm) {
             problems.extend(self.warm_problems(vm, &ctx).await);
         }
         let classes: BTreeSet<&str> = vm

@@ -18,8 +18,8 @@ use crate::cluster::resources::{
     DataVolume, DvPhase, MigrationPhase, NetworkAttachmentDefinition, VirtualMachine,
     VirtualMachineInstance, VirtualMachineInstanceMigration,
 };
+use crate::engine::decide::warm::{DiskStages, ANN_CHANGE_ID};
 use crate::engine::decide::{DiskObs, ImportProblem};
-use crate::engine::warm::{DiskStages, ANN_CHANGE_ID};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
 /// Annotations CDI sets on a multi-stage import's PVC.
@@ -555,7 +555,7 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
         .vmis
         .get(&ObjectRef::new(vm.name.as_str()).within(ns))
         .and_then(|v| v.status.clone());
-    let stages = if super::warm_ops::ctx_for(plan, vm).is_some() {
+    let stages = if super::decide::warm::ctx_for(plan, vm).is_some() {
         (0..vm.disks.len())
             .map(|d| stages(st, ns, &labels::data_volume_name(vm.name.as_str(), d)))
             .collect()

@@ -19,12 +19,12 @@
 //! - one classification of a VM's end state ([`EndState`]) for `wave-done` and the run
 //!   summary.
 
+use super::decide::warm::{DiskStages, WarmObs, WarmSource};
 use super::decide::{
     decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,
     Step, VmContext,
 };
 use super::events::{EngineEvent, EngineRequest, EventKind, LogLevel};
-use super::warm::{DiskStages, WarmObs, WarmSource};
 use crate::checks::result::CheckResult;
 use crate::cluster::phase::{DvPhase, MigrationPhase, VmiPhase};
 use crate::plan::time::humanize;
@@ -331,7 +331,7 @@ impl Fleet {
                     has_checks: !plan.checks_for(vm).is_empty(),
                     import_restart_limit: plan.defaults.import_restart_limit,
                     guest_agent: plan.guest_of(vm).guest_agent,
-                    warm: super::warm_ops::ctx_for(&plan, vm),
+                    warm: super::decide::warm::ctx_for(&plan, vm),
                 },
                 cluster: ClusterView::default(),
                 preflight: Gate::NotRun,

@@ -2,27 +2,19 @@
 //! [`WarmOps`], the DataVolumes' checkpoints through the cluster. Each mutation is a journal
 //! entry; each is safe to repeat (snapshots are found by name, checkpoints by `current`).
 
+use super::decide::warm::{ctx_for, WarmCtx, WarmSource, ANN_CHANGE_ID};
 use super::decide::{Command, Power};
 use super::error::{api_message, Error};
 use super::ops::Ops;
 use super::schedule::Update;
-use super::warm::{WarmCtx, WarmSource, ANN_CHANGE_ID};
 use crate::cluster::build;
 use crate::cluster::call::call;
 use crate::cluster::labels;
 use crate::cluster::resources::{DataVolume, DataVolumeCheckpoint};
-use crate::plan::{Plan, Vm};
+use crate::plan::Vm;
 use crate::source::{SourceError, SourcePower, WarmOps};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-
-/// The warm context of `vm` (`None`: a cold VM).
-pub fn ctx_for(plan: &Plan, vm: &Vm) -> Option<WarmCtx> {
-    (plan.migration_of(vm) == crate::plan::Migration::Warm).then(|| WarmCtx {
-        prefix: format!("wavelift-{}-{}", plan.meta.name.value, vm.name.value),
-        enable_cbt: plan.source.enable_cbt,
-    })
-}
 
 /// The base disk of a delta disk's file name: `[ds1] vm/vm-000002.vmdk` → `[ds1] vm/vm.vmdk`
 /// (a warm import reads the base disk and applies the snapshots' changes).

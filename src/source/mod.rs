@@ -3,7 +3,6 @@
 //! credentials come from a Secret or the environment and are never logged.
 
 pub(crate) mod http;
-mod vim;
 pub mod vsphere;
 
 use std::future::Future;

@@ -5,6 +5,8 @@
 //! [`WarmOps`](super::WarmOps) implementation. An `Arc<VsphereClient>` serves as both
 //! an `Arc<dyn SourceOps>` and an `Arc<dyn WarmOps>`.
 
+mod vim;
+
 use super::http::{self, Endpoint};
 use super::{BoxFuture, Credentials, RetryPolicy, SourceError, SourceOps, SourcePower};
 use bytes::Bytes;
@@ -23,13 +25,13 @@ pub struct VsphereClient {
     prefix: String,
     endpoint: Endpoint,
     thumbprint: Option<Vec<u8>>,
-    pub(super) creds: Credentials,
+    creds: Credentials,
     session: Mutex<Option<String>>,
-    pub(super) retry: RetryPolicy,
+    retry: RetryPolicy,
     /// Managed object ids found so far, by VM name (they never change).
     ids: std::sync::Mutex<HashMap<String, String>>,
     /// The VI/JSON side: release, its own session, task polling.
-    pub(super) vim: super::vim::VimState,
+    vim: vim::VimState,
 }
 
 /// Names the endpoint and the user; never the password or a session token.
@@ -88,7 +90,7 @@ struct PowerInfo {
 
 /// The readable part of a vAPI error body (`{"error_type": "…", "messages":
 /// [{"default_message": "…"}]}`), or the body itself, shortened.
-pub(super) fn vapi_message(body: &[u8]) -> String {
+fn vapi_message(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Msg {
         default_message: String,
@@ -109,7 +111,7 @@ pub(super) fn vapi_message(body: &[u8]) -> String {
 }
 
 /// An error body as text, trimmed and cut at 200 characters.
-pub(super) fn shorten(body: &[u8]) -> String {
+fn shorten(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     match text.char_indices().nth(200) {
@@ -119,7 +121,7 @@ pub(super) fn shorten(body: &[u8]) -> String {
 }
 
 /// The `error_type` of a vAPI error body (`SERVICE_UNAVAILABLE`, `NOT_ALLOWED_IN_CURRENT_STATE`).
-pub(super) fn vapi_error_type(body: &[u8]) -> Option<String> {
+fn vapi_error_type(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct VapiError {
         error_type: String,
@@ -178,7 +180,7 @@ impl VsphereClient {
             session: Mutex::new(None),
             retry: RetryPolicy::default(),
             ids: std::sync::Mutex::new(HashMap::new()),
-            vim: super::vim::VimState::default(),
+            vim: vim::VimState::default(),
         })
     }
 
@@ -191,7 +193,7 @@ impl VsphereClient {
 
     /// One request (`path` below the base URL's path), with a session token, HTTP basic
     /// credentials, a JSON body, or none of them.
-    pub(super) async fn raw(
+    async fn raw(
         &self,
         method: &str,
         path: &str,
@@ -264,7 +266,7 @@ impl VsphereClient {
     }
 
     /// [`Self::call`] with an optional JSON body.
-    pub(super) async fn call_with(
+    async fn call_with(
         &self,
         method: &str,
         path: &str,
@@ -376,7 +378,7 @@ impl VsphereClient {
         super::with_retry(&self.retry, &what, || self.set_power_once(name, uuid, on)).await
     }
 
-    pub(super) async fn get_power_once(
+    async fn get_power_once(
         &self,
         name: &str,
         uuid: Option<&str>,

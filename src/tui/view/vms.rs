@@ -203,6 +203,7 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
                 .unwrap_or_default(),
             muted,
         ),
+        Span::styled(format!(" · {}", v.migration_type.as_str()), muted),
     ]));
     let mut status = vec![
         Span::styled(v.step.label(), style),

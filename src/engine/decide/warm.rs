@@ -21,10 +21,11 @@
 //! DataVolumes), so a run killed at any point resumes without a second snapshot,
 //! DataVolume or VM.
 
-use super::decide::{
+use super::{
     cutover_guard, decision, gated, import_progress, preflight_steps, Command, Control, Decision,
     DiskObs, Observed, Power, Status, Step, VmContext,
 };
+use crate::plan::{Migration, Plan, Vm};
 use std::collections::BTreeSet;
 
 /// What the plan says about a warm VM.
@@ -44,6 +45,14 @@ impl WarmCtx {
     pub fn final_name(&self) -> String {
         format!("{}-final", self.prefix)
     }
+}
+
+/// The warm context of `vm` (`None`: a cold VM).
+pub fn ctx_for(plan: &Plan, vm: &Vm) -> Option<WarmCtx> {
+    (plan.migration_of(vm) == Migration::Warm).then(|| WarmCtx {
+        prefix: format!("wavelift-{}-{}", plan.meta.name.value, vm.name.value),
+        enable_cbt: plan.source.enable_cbt,
+    })
 }
 
 /// A wavelift snapshot on the source VM.
@@ -257,7 +266,7 @@ pub fn decide_stages(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision 
         return d;
     }
 
-    if !(obs.networks_ready && obs.preflight == super::decide::Gate::Passed) {
+    if !(obs.networks_ready && obs.preflight == super::Gate::Passed) {
         return preflight_steps(obs, ctl);
     }
     let Some(src) = source else {

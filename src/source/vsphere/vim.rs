@@ -33,10 +33,10 @@
 //!   default) up to [`VsphereClient::with_task_timeout`] (30 min by default), then
 //!   [`SourceError::TaskTimeout`]; the same timeout bounds the wait for other tasks.
 
-use super::vsphere::{shorten, vapi_error_type, vapi_message, VsphereClient};
-use super::{
+use super::super::{
     with_retry, BoxFuture, Snapshot, SourceDisk, SourceError, SourcePower, WarmOps, WarmView,
 };
+use super::{shorten, vapi_error_type, vapi_message, VsphereClient};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -238,7 +238,7 @@ fn is_2xx(status: u16) -> bool {
 }
 
 /// The answer says the VI/JSON session is gone: 401, or a `NotAuthenticated` fault.
-fn not_authenticated(res: &super::http::Response) -> bool {
+fn not_authenticated(res: &super::super::http::Response) -> bool {
     res.status == 401
         || (!is_2xx(res.status)
             && serde_json::from_slice::<Value>(&res.body)
