@@ -10,6 +10,7 @@ mod guests;
 mod lease;
 mod preflight;
 mod resume;
+mod shutdown;
 mod sim;
 mod source_vsphere;
 mod warm;
