@@ -35,6 +35,9 @@ pub struct VerifyOutcome {
     pub baseline_taken_at: Option<String>,
     /// 0 all pass or skipped, 1 failures, 2 regressions (see [`baseline::exit_code`]).
     pub exit_code: u8,
+    /// The VMs' cutovers as the engine recorded them (filled by the caller, which reads
+    /// the VirtualMachines).
+    pub cutovers: Vec<report::CutoverRecord>,
 }
 
 impl VerifyOutcome {
@@ -52,6 +55,7 @@ impl VerifyOutcome {
             generated_at: &self.finished_at,
             baseline_taken_at: self.baseline_taken_at.as_deref(),
             diffs: &self.diffs,
+            cutovers: &self.cutovers,
         }
     }
 
@@ -99,5 +103,6 @@ pub async fn run_with(
         results,
         diffs,
         baseline_taken_at: baseline.map(|b| b.taken_at.clone()),
+        cutovers: Vec::new(),
     }
 }

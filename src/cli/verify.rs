@@ -4,11 +4,11 @@
 use super::target::connect_or_exit;
 use super::{VerifyArgs, EXIT_INVALID};
 use crate::checks::baseline::Baseline;
-use crate::checks::report::Format;
+use crate::checks::report::{CutoverRecord, Format, ANN_CUTOVER};
 use crate::checks::runner::Observations;
 use crate::checks::verify;
 use crate::cluster::labels;
-use crate::cluster::resources::VirtualMachineInstance;
+use crate::cluster::resources::{VirtualMachine, VirtualMachineInstance};
 use kube::api::{Api, ListParams};
 use std::process::ExitCode;
 
@@ -55,7 +55,8 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             }
         };
         let obs = Observations::from_vmis(vmis.iter());
-        let out = verify::run(&plan, conn.prober.as_ref(), &obs, baseline.as_ref()).await;
+        let mut out = verify::run(&plan, conn.prober.as_ref(), &obs, baseline.as_ref()).await;
+        out.cutovers = cutovers(&conn.client, &plan).await;
         if let Some(p) = &args.baseline_out {
             if let Err(e) = out.baseline().save(p) {
                 eprintln!("error: {e}");
@@ -96,4 +97,27 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         );
         ExitCode::from(out.exit_code)
     })
+}
+
+/// Each VM's cutover as the engine recorded it on its VirtualMachine, in plan order (VMs
+/// without a record, or that cannot be read, are left out).
+async fn cutovers(client: &kube::Client, plan: &crate::plan::Plan) -> Vec<CutoverRecord> {
+    let api: Api<VirtualMachine> = Api::namespaced(client.clone(), plan.meta.namespace.as_str());
+    let lp = ListParams::default().labels(&labels::plan_selector(plan.meta.name.as_str()));
+    let Ok(list) = api.list(&lp).await else {
+        return Vec::new();
+    };
+    plan.vms
+        .iter()
+        .filter_map(|vm| {
+            let obj = list
+                .items
+                .iter()
+                .find(|o| o.metadata.name.as_deref() == Some(vm.name.as_str()))?;
+            let text = obj.metadata.annotations.as_ref()?.get(ANN_CUTOVER)?;
+            let mut r: CutoverRecord = serde_json::from_str(text).ok()?;
+            r.vm = vm.name.value.clone();
+            Some(r)
+        })
+        .collect()
 }

@@ -387,6 +387,35 @@ impl Ops {
         Err(Error::ShutdownTimeout(waited))
     }
 
+    /// Records the VM's cutover on its VirtualMachine (annotation
+    /// [`crate::checks::report::ANN_CUTOVER`]), where `verify` reads it.
+    pub async fn record_cutover(
+        &self,
+        vm: &Vm,
+        record: &crate::checks::report::CutoverRecord,
+    ) -> Result<(), Error> {
+        let name = vm.name.as_str();
+        let value = serde_json::to_string(record).unwrap_or_default();
+        let patch = serde_json::json!({ "metadata": { "annotations": {
+            crate::checks::report::ANN_CUTOVER: value } } });
+        let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), self.ns());
+        let pp = PatchParams {
+            field_manager: Some(labels::FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        let mp = Patch::Merge(&patch);
+        match call("annotate VirtualMachine", || api.patch(name, &pp, &mp)).await {
+            Ok(_) => {
+                self.journal(vm, "annotate", "VirtualMachine", name, "cutover recorded")
+                    .await;
+                Ok(())
+            }
+            Err(e) => Err(self
+                .journal_error(vm, "annotate", "VirtualMachine", name, &e)
+                .await),
+        }
+    }
+
     /// Server-side apply of a plan network's NetworkAttachmentDefinition: the VMs of a plan
     /// share it, so it is applied once per run (a failure is not remembered: the next VM
     /// tries again).

@@ -309,6 +309,7 @@ async fn run(
     let permits = Arc::new(tokio::sync::Semaphore::new(COMMANDS_IN_FLIGHT));
     let start = tokio::time::Instant::now();
     let mut inputs: Vec<Input> = Vec::new();
+    let mut records: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     loop {
         // The cluster as the watches show it now.
         inputs.extend(views(&plan, &stores));
@@ -336,7 +337,9 @@ async fn run(
             });
         }
         for effect in turn.effects {
-            run_effect(effect, &ops, &emit);
+            if let Some(h) = run_effect(effect, &ops, &emit) {
+                records.push(h);
+            }
         }
         // One timer: the policy says when it next has something due.
         let wake = turn.wake_at.map(|at| start + at);
@@ -368,11 +371,23 @@ async fn run(
     for t in watch_tasks {
         t.abort();
     }
+    // The cutovers' records (for `verify`) are written before the run ends.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures::future::join_all(records.into_iter().filter(|h| !h.is_finished())),
+    )
+    .await;
     Ok(fleet.summary())
 }
 
 /// Starts an operator-requested side effect.
-fn run_effect(effect: Effect, ops: &Arc<Ops>, emit: &Emitter) {
+/// Returns the task of an effect the run must see finished before it ends (a cutover's
+/// record).
+fn run_effect(
+    effect: Effect,
+    ops: &Arc<Ops>,
+    emit: &Emitter,
+) -> Option<tokio::task::JoinHandle<()>> {
     let ops = ops.clone();
     let emit = emit.clone();
     match effect {
@@ -390,6 +405,21 @@ fn run_effect(effect: Effect, ops: &Arc<Ops>, emit: &Emitter) {
                     .await;
                 }
             });
+        }
+        Effect::RecordCutover { vm, record } => {
+            return Some(tokio::spawn(async move {
+                let vm = &ops.plan.vms[vm];
+                if let Err(e) = ops.record_cutover(vm, &record).await {
+                    emit.vm(
+                        vm,
+                        EventKind::Log {
+                            level: LogLevel::Warn,
+                            message: format!("the cutover's record for verify reports: {e}"),
+                        },
+                    )
+                    .await;
+                }
+            }));
         }
         Effect::Migrate { vm } => {
             tokio::spawn(async move {
@@ -420,6 +450,7 @@ fn run_effect(effect: Effect, ops: &Arc<Ops>, emit: &Emitter) {
             });
         }
     }
+    None
 }
 
 /// Every VM's and live migration's view, read from the watch stores.

@@ -172,6 +172,11 @@ pub enum Effect {
     ReplaceUnfinishedDisks { vm: usize },
     /// Live-migrate the VM (an operator's request).
     Migrate { vm: usize },
+    /// Record the VM's cutover on its VirtualMachine, for `verify` reports.
+    RecordCutover {
+        vm: usize,
+        record: crate::checks::report::CutoverRecord,
+    },
 }
 
 /// The clock a turn runs at: monotonic time for timeouts, wall time for event stamps.
@@ -285,6 +290,8 @@ struct VmRun {
     round_started: Option<(String, i64)>,
     /// Warm: how long its last precopy round took to copy.
     last_round: Option<Duration>,
+    /// Warm: the bytes its final stage copied, as vCenter's changed areas say.
+    final_delta_bytes: Option<u64>,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -363,6 +370,7 @@ impl Fleet {
                 was_importing: false,
                 round_started: None,
                 last_round: None,
+                final_delta_bytes: None,
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -1366,6 +1374,12 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
             ));
             if phase.step == Step::Verified && r.downtime_ms.is_none() {
                 let warm = r.ctx.warm.is_some();
+                // Every checkpoint but the final one was a precopy round.
+                let rounds = r
+                    .cluster
+                    .stages
+                    .first()
+                    .map_or(0, |s| s.checkpoints.len().saturating_sub(1) as u32);
                 if let Some(at) = r.power_off_at {
                     let downtime = u64::try_from(clock_ms - at).unwrap_or(0);
                     r.downtime_ms = Some(downtime);
@@ -1376,16 +1390,25 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                         EventKind::Cutover {
                             migration: if warm { "warm" } else { "cold" }.into(),
                             downtime_ms: downtime,
-                            // Every checkpoint but the final one was a precopy round.
-                            precopy_rounds: r
-                                .cluster
-                                .stages
-                                .first()
-                                .map_or(0, |s| s.checkpoints.len().saturating_sub(1) as u32),
-                            final_delta_bytes: (!warm).then(|| r.ctx.disk_bytes.iter().sum()),
+                            precopy_rounds: rounds,
+                            final_delta_bytes: if warm {
+                                r.final_delta_bytes
+                            } else {
+                                Some(r.ctx.disk_bytes.iter().sum())
+                            },
                             consistent_copy: !r.hard_stopped,
                         },
                     ));
+                    out.effects.push(Effect::RecordCutover {
+                        vm: i,
+                        record: crate::checks::report::CutoverRecord {
+                            vm: plan.vms[i].name.value.clone(),
+                            migration: if warm { "warm" } else { "cold" }.into(),
+                            downtime_ms: downtime,
+                            precopy_rounds: rounds,
+                            consistent_copy: !r.hard_stopped,
+                        },
+                    });
                 }
             }
             r.last = Some(phase);

@@ -334,6 +334,26 @@ fn baseline_file_round_trips() {
     assert!(Baseline::load(&dir.path().join("missing.json")).is_err());
 }
 
+/// The sample's cutovers: one warm VM, one cold after a hard stop.
+fn sample_cutovers() -> Vec<report::CutoverRecord> {
+    vec![
+        report::CutoverRecord {
+            vm: "a".into(),
+            migration: "warm".into(),
+            downtime_ms: 82_000,
+            precopy_rounds: 3,
+            consistent_copy: true,
+        },
+        report::CutoverRecord {
+            vm: "b".into(),
+            migration: "cold".into(),
+            downtime_ms: 4_076_000,
+            precopy_rounds: 0,
+            consistent_copy: false,
+        },
+    ]
+}
+
 fn sample_report_text(format: Format) -> String {
     let (before, now) = sample();
     let d = diff(Some(&before), &now);
@@ -344,8 +364,33 @@ fn sample_report_text(format: Format) -> String {
             generated_at: "2026-12-06T01:12:44.210Z",
             baseline_taken_at: Some(&before.taken_at),
             diffs: &d,
+            cutovers: &sample_cutovers(),
         },
     )
+}
+
+#[test]
+fn reports_carry_each_vms_downtime() {
+    let md = sample_report_text(Format::Markdown);
+    assert!(md.contains("median 34m39s, max 1h07m over 2 VM(s)"), "{md}");
+    assert!(
+        md.contains("| a | warm | 1m22s | 3 | after a guest shutdown |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| b | cold | 1h07m | 0 | crash-consistent (hard stop) |"),
+        "{md}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&sample_report_text(Format::Json)).expect("json");
+    assert_eq!(v["cutovers"][0]["vm"], "a");
+    assert_eq!(v["cutovers"][0]["downtime_ms"], 82_000);
+    assert_eq!(v["cutovers"][1]["consistent_copy"], false);
+    let xml = sample_report_text(Format::Junit);
+    assert!(
+        xml.contains("<property name=\"cutover.a\" value=\"warm migration, downtime 82000 ms, 3 precopy rounds, guest shut down\"/>"),
+        "{xml}"
+    );
 }
 
 #[test]
@@ -452,6 +497,7 @@ fn junit_report_validates_against_the_xsd() {
             generated_at: "2026-12-06T01:12:44.210Z",
             baseline_taken_at: None,
             diffs: &[],
+            cutovers: &[],
         },
     );
     validate_junit(&empty);

@@ -147,6 +147,20 @@ async fn a_warm_wave_verifies_every_vm_with_its_disks_consistent_and_no_snapshot
         HashMap::new(),
         "no snapshot is left"
     );
+    // Each VM's cutover is recorded on its VirtualMachine for `verify`.
+    let vms: Api<VirtualMachine> = Api::namespaced(r.client(), plan.meta.namespace.as_str());
+    for vm in vms.list(&ListParams::default()).await.expect("vms").items {
+        let text = vm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(wavelift::checks::report::ANN_CUTOVER))
+            .unwrap_or_else(|| panic!("{:?} has no cutover record", vm.metadata.name));
+        let rec: wavelift::checks::report::CutoverRecord =
+            serde_json::from_str(text).expect("record");
+        assert_eq!(rec.migration, "warm");
+        assert!(rec.downtime_ms > 0 && rec.precopy_rounds >= 1, "{rec:?}");
+    }
     let dvs: Api<DataVolume> = Api::namespaced(r.client(), plan.meta.namespace.as_str());
     for dv in dvs.list(&ListParams::default()).await.expect("list").items {
         assert_eq!(

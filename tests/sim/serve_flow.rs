@@ -71,6 +71,13 @@ fn sim_serve_then_run_verify_report_and_migrate() {
         }
         let report = std::fs::read_to_string(&file).expect("report written");
         assert!(report.contains(marker), "{fmt}: {report}");
+        // Each VM's downtime, as `run` recorded it on the VirtualMachine.
+        let downtime = match fmt {
+            "md" => "| shop-db-01 | cold |",
+            "json" => "\"downtime_ms\"",
+            _ => "name=\"cutover.shop-db-01\" value=\"cold migration, downtime",
+        };
+        assert!(report.contains(downtime), "{fmt}: {report}");
     }
 
     let mig = server.run(&["migrate", "plans/quickstart.toml", "--vm", "shop-db-01"]);

@@ -26,6 +26,10 @@
 //!            "at": "2026-12-06T01:12:44.101Z", "attempts": 3}
 //!         ]}
 //!      ]}
+//!   ],
+//!   "cutovers": [
+//!     {"vm": "pay-db-01", "migration": "warm", "downtime_ms": 82000, "precopy_rounds": 3,
+//!      "consistent_copy": true}
 //!   ]
 //! }
 //! ```
@@ -42,6 +46,9 @@
 //!   `skipped`; `status` is `ok` | `fixed` | `regression` | `still-failing` | `new` |
 //!   `skipped`; `before` is the baseline outcome or `null`; `latency_ms` a number or `null`;
 //!   `at` RFC 3339 UTC; `attempts` ≥ 1.
+//! - `cutovers`: each VM's cutover as the engine recorded it on its VirtualMachine
+//!   (`migration` `cold` | `warm`; `downtime_ms` from the power-off request to every check
+//!   passing; `consistent_copy` `false` after a hard stop); empty when none was recorded.
 //! - Order: waves, VMs and checks in plan order.
 
 use super::{group, Report, Summary};
@@ -93,6 +100,7 @@ pub fn to_value(r: &Report<'_>) -> Value {
         "exit_code": exit_code(r.diffs),
         "summary": total,
         "waves": waves,
+        "cutovers": r.cutovers,
     })
 }
 

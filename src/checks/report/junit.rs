@@ -43,13 +43,40 @@ pub fn render(r: &Report<'_>) -> String {
             attr(junit_timestamp(r.generated_at)),
             attr(r.plan)
         );
-        if let Some(t) = r.baseline_taken_at {
+        // The wave's cutovers as properties (`cutover.VM`): JUnit has no place for them
+        // on a test case that every reader keeps.
+        let cutovers: Vec<_> = r
+            .cutovers
+            .iter()
+            .filter(|c| vms.iter().any(|(vm, _)| *vm == c.vm))
+            .collect();
+        if r.baseline_taken_at.is_some() || !cutovers.is_empty() {
             out.push_str("    <properties>\n");
-            let _ = writeln!(
-                out,
-                "      <property name=\"baseline_taken_at\" value=\"{}\"/>",
-                attr(t)
-            );
+            if let Some(t) = r.baseline_taken_at {
+                let _ = writeln!(
+                    out,
+                    "      <property name=\"baseline_taken_at\" value=\"{}\"/>",
+                    attr(t)
+                );
+            }
+            for c in cutovers {
+                let _ = writeln!(
+                    out,
+                    "      <property name=\"cutover.{}\" value=\"{}\"/>",
+                    attr(&c.vm),
+                    attr(&format!(
+                        "{} migration, downtime {} ms, {} precopy rounds, {}",
+                        c.migration,
+                        c.downtime_ms,
+                        c.precopy_rounds,
+                        if c.consistent_copy {
+                            "guest shut down"
+                        } else {
+                            "hard stop"
+                        }
+                    ))
+                );
+            }
             out.push_str("    </properties>\n");
         }
         for (vm, list) in vms {

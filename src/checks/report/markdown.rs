@@ -42,6 +42,35 @@ pub fn render(r: &Report<'_>) -> String {
     summary_row(&mut out, "**total**", &total);
     out.push('\n');
 
+    if let Some((median, max)) = super::downtime_stats(r.cutovers) {
+        out.push_str("## Cutovers\n\n");
+        let _ = writeln!(
+            out,
+            "Downtime (power-off request to every check passing): median {}, max {} over {} VM(s).\n",
+            ms(median),
+            ms(max),
+            r.cutovers.len()
+        );
+        out.push_str("| VM | migration | downtime | precopy rounds | copy |\n");
+        out.push_str("|---|---|---:|---:|---|\n");
+        for c in r.cutovers {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                cell(&c.vm),
+                cell(&c.migration),
+                ms(c.downtime_ms),
+                c.precopy_rounds,
+                if c.consistent_copy {
+                    "after a guest shutdown"
+                } else {
+                    "crash-consistent (hard stop)"
+                }
+            );
+        }
+        out.push('\n');
+    }
+
     let regressions: Vec<&Diffed> = r
         .diffs
         .iter()
@@ -137,4 +166,13 @@ fn cell(text: &str) -> String {
     text.replace(['\r', '\n'], " ")
         .replace('|', "\\|")
         .replace('`', "'")
+}
+
+/// `1m22s`, `1h08m`, `850 ms`.
+fn ms(v: u64) -> String {
+    if v < 1000 {
+        format!("{v} ms")
+    } else {
+        crate::plan::time::humanize(std::time::Duration::from_millis(v))
+    }
 }

@@ -21,6 +21,46 @@ pub struct Report<'a> {
     pub baseline_taken_at: Option<&'a str>,
     /// Results with their comparison, in plan order (wave, VM, check).
     pub diffs: &'a [Diffed],
+    /// Each VM's cutover as the engine recorded it on the VirtualMachine, in plan order.
+    pub cutovers: &'a [CutoverRecord],
+}
+
+/// A VM's cutover, recorded by the engine on its VirtualMachine (annotation
+/// [`ANN_CUTOVER`], this as JSON) when its checks first passed after the boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CutoverRecord {
+    #[serde(default)]
+    pub vm: String,
+    /// `cold` or `warm`.
+    pub migration: String,
+    /// From the power-off request to every check passing (the window clock's ms).
+    pub downtime_ms: u64,
+    #[serde(default)]
+    pub precopy_rounds: u32,
+    /// The guest shut down cleanly before the final copy (`false`: a hard stop).
+    #[serde(default = "yes")]
+    pub consistent_copy: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The VirtualMachine annotation holding its [`CutoverRecord`].
+pub const ANN_CUTOVER: &str = "wavelift.io/cutover";
+
+/// Median and maximum downtime of `cutovers`, in ms.
+pub fn downtime_stats(cutovers: &[CutoverRecord]) -> Option<(u64, u64)> {
+    let mut v: Vec<u64> = cutovers.iter().map(|c| c.downtime_ms).collect();
+    v.sort_unstable();
+    let max = *v.last()?;
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2
+    };
+    Some((median, max))
 }
 
 /// Counts over a set of results.
