@@ -226,6 +226,16 @@ pub trait WarmOps: Send + Sync {
         &'a self,
         moref: &'a str,
     ) -> BoxFuture<'a, Result<Vec<SourceDisk>, SourceError>>;
+    /// Bytes changed on disk `disk` (device order) between change ID `since` and snapshot `moref`
+    /// (`QueryChangedDiskAreas`, summed over every returned area, paging by startOffset).
+    fn changed_bytes<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+        moref: &'a str,
+        disk: usize,
+        since: &'a str,
+    ) -> BoxFuture<'a, Result<u64, SourceError>>;
     /// Asks VMware Tools to shut the guest down (returns at once; the power state follows).
     /// Without Tools running: [`SourceError::Fault`] `ToolsUnavailable`.
     fn shutdown_guest<'a>(

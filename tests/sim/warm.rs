@@ -23,6 +23,8 @@ use wavelift::cluster::resources::{
 use wavelift::plan::Plan;
 use wavelift::sim::controllers::rehearsal::Rehearsal;
 use wavelift::sim::controllers::scenario::{PowerState, Scenario};
+use wavelift::source::vsphere::VsphereClient;
+use wavelift::source::{Credentials, Secret, WarmOps};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const SDK: &str = "/sdk/vim25/8.0.3.0";
@@ -1102,4 +1104,184 @@ async fn vi_json_requests_count_and_can_be_refused_by_a_busy_vcenter() {
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(load(&r.vcenter.requests), 3);
     assert_eq!(load(&r.vcenter.injected), 3);
+}
+
+const WRITER: &str = r#"
+speed = 100000.0
+[[source_vm]]
+name = "db"
+write_rate = "4Ki"
+disks = [{ file = "[ds1] db/db.vmdk", size = "200Gi" }, { file = "[ds1] db/db_1.vmdk", size = "10Gi" }]
+"#;
+
+/// The generation a change ID ends with.
+fn gen_of(change_id: &str) -> u64 {
+    change_id
+        .rsplit_once('/')
+        .and_then(|(_, g)| g.parse().ok())
+        .expect("a change ID")
+}
+
+/// `QueryChangedDiskAreas` over HTTP: the areas the VM wrote to disk 0 between two snapshots
+/// (known from the world's write log, merged here), paged past the 1024-area cap; `*`; a
+/// foreign change ID is a `FileFault`; the real client sums the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_disk_areas_are_the_writes_between_two_snapshots() {
+    let scenario = Scenario::from_toml(WRITER, "warm.toml").expect("scenario");
+    let r = Rehearsal::start(scenario, 0).await.expect("rehearsal");
+    let vim = Vim::login(r.sim.addr).await;
+    let db = moid(&r, "db");
+    let first = vim.snapshot(&db, "warm-1").await;
+    let (_, config) = vim
+        .get(&format!("VirtualMachineSnapshot/{first}/config"))
+        .await;
+    let disks = Vim::disks(&config);
+    let since = disks[0]["backing"]["changeId"]
+        .as_str()
+        .expect("change id")
+        .to_string();
+    let other_disk = disks[1]["backing"]["changeId"]
+        .as_str()
+        .expect("change id")
+        .to_string();
+    let capacity = disks[0]["capacityInBytes"].as_u64().expect("capacity");
+    // Enough writes for more than one page of areas on disk 0 (writes go to either disk).
+    writes_after(&r, "db", gen_of(&since) + 3000).await;
+    let second = vim.snapshot(&db, "warm-2").await;
+    let (lo, hi) = (gen_of(&since), gen_of(&vim.change_id(&second).await));
+    assert!(hi > lo);
+
+    // What the VM wrote to disk 0 in (lo, hi], merged where writes overlap or touch.
+    let areas_between = |lo: u64, hi: u64| {
+        let mut spans: Vec<(u64, u64)> = r
+            .controllers
+            .world
+            .with_name("db", |e, _, _| {
+                e.sim
+                    .log
+                    .extents()
+                    .iter()
+                    .filter(|x| x.disk == 0 && x.gen > lo && x.gen <= hi)
+                    .map(|x| (x.offset, x.offset + x.len))
+                    .collect()
+            })
+            .expect("the VM");
+        spans.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (s, e) in spans {
+            match merged.last_mut() {
+                Some(m) if s <= m.1 => m.1 = m.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        merged
+            .into_iter()
+            .map(|(s, e)| (s, e - s))
+            .collect::<Vec<_>>()
+    };
+    let want = areas_between(lo, hi);
+    assert!(want.len() > 1024, "{} areas", want.len());
+
+    let query = |snap: String, key: u64, offset: u64, change_id: String| {
+        let vim = &vim;
+        let path = format!("VirtualMachine/{db}/QueryChangedDiskAreas");
+        async move {
+            vim.post(
+                &path,
+                json!({
+                    "_typeName": "QueryChangedDiskAreasRequestType",
+                    "snapshot": { "_typeName": "ManagedObjectReference", "type": "VirtualMachineSnapshot", "value": snap },
+                    "deviceKey": key,
+                    "startOffset": offset,
+                    "changeId": change_id,
+                }),
+            )
+            .await
+        }
+    };
+    // Page by startOffset + length up to the capacity.
+    let (mut got, mut offset, mut calls) = (Vec::new(), 0u64, 0);
+    while offset < capacity {
+        let (c, info) = query(second.clone(), 2000, offset, since.clone()).await;
+        assert_eq!(c, 200, "{info}");
+        assert_eq!(info["_typeName"], "DiskChangeInfo");
+        assert_eq!(info["startOffset"].as_u64(), Some(offset));
+        let length = info["length"].as_u64().expect("length");
+        let page = info["changedArea"].as_array().expect("areas");
+        assert!(page.len() <= 1024);
+        for a in page {
+            assert_eq!(a["_typeName"], "DiskChangeExtent");
+            let (s, n) = (
+                a["start"].as_u64().expect("start"),
+                a["length"].as_u64().expect("length"),
+            );
+            assert!(
+                s >= offset && s + n <= offset + length,
+                "{a} outside {offset}+{length}"
+            );
+            got.push((s, n));
+        }
+        offset += length;
+        calls += 1;
+    }
+    assert!(calls >= 2, "paged");
+    assert_eq!(got, want);
+
+    // `*`: every area written up to the first snapshot.
+    let (c, info) = query(first.clone(), 2000, 0, "*".into()).await;
+    assert_eq!(c, 200, "{info}");
+    let all: Vec<(u64, u64)> = info["changedArea"]
+        .as_array()
+        .expect("areas")
+        .iter()
+        .map(|a| {
+            (
+                a["start"].as_u64().unwrap_or(0),
+                a["length"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(all, areas_between(0, lo));
+    // Another disk's change ID: FileFault on the snapshot's disk; a snapshot reference is
+    // no change ID.
+    let (c, f) = query(second.clone(), 2000, 0, other_disk).await;
+    assert_eq!(
+        (c, f["_typeName"].as_str()),
+        (500, Some("FileFault")),
+        "{f}"
+    );
+    assert!(
+        f["faultstring"]
+            .as_str()
+            .is_some_and(|m| m.contains("Error caused by file [ds1] db/db-000001.vmdk")),
+        "{f}"
+    );
+    let (c, f) = query(second.clone(), 2000, 0, first.clone()).await;
+    assert_eq!(
+        (c, f["_typeName"].as_str()),
+        (500, Some("InvalidArgument")),
+        "{f}"
+    );
+    let (c, f) = query(second.clone(), 2007, 0, since.clone()).await;
+    assert_eq!(
+        (c, f["invalidProperty"].as_str()),
+        (500, Some("deviceKey")),
+        "{f}"
+    );
+
+    // The client: the same bytes, summed over its pages.
+    let client = VsphereClient::new(
+        &r.world_url,
+        None,
+        Credentials {
+            user: "sim-user".into(),
+            password: Secret::new("sim-password"),
+        },
+    )
+    .expect("client");
+    let bytes = client
+        .changed_bytes("db", None, &second, 0, &since)
+        .await
+        .expect("changed bytes");
+    assert_eq!(bytes, want.iter().map(|a| a.1).sum::<u64>());
 }

@@ -23,9 +23,15 @@
 //! Served: `ServiceInstance/ServiceInstance/content` (no session),
 //! `SessionManager/SessionManager/Login|Logout|currentSession`,
 //! `VirtualMachine/{vm}/config|runtime|guest|snapshot|recentTask|name` and
-//! `CreateSnapshot_Task|CreateSnapshotEx_Task|ReconfigVM_Task|ShutdownGuest|PowerOffVM_Task|PowerOnVM_Task`,
+//! `CreateSnapshot_Task|CreateSnapshotEx_Task|ReconfigVM_Task|ShutdownGuest|PowerOffVM_Task|PowerOnVM_Task|QueryChangedDiskAreas`,
 //! `VirtualMachineSnapshot/{snap}/config|vm|childSnapshot` and `RemoveSnapshot_Task`,
 //! `Task/{task}/info`. The model behind them is [`super::vsphere`].
+//!
+//! `QueryChangedDiskAreas` answers at most [`super::vsphere::CHANGED_AREAS_PER_CALL`] (1024) areas per call,
+//! its `length` ending at the last one listed, so clients must page by
+//! `startOffset + length` up to the disk's `capacityInBytes` (govmomi's simulator does not
+//! implement the method; shapes from govmomi `vim25/types/types.go` `DiskChangeInfo`,
+//! `DiskChangeExtent`, `QueryChangedDiskAreasRequestType` and the VI/JSON API reference).
 
 use super::vsphere::{moref, vim_releases, TaskKind, VimFault, VmEntry};
 use super::world::World;
@@ -278,7 +284,8 @@ fn virtual_machine(state: &VimState, id: &str, member: &str, get: bool, args: &V
     let world = &state.world;
     let render = world.render();
     let shutdown_delay = world.vcenter.shutdown_seconds;
-    let is_method = member.ends_with("_Task") || member == "ShutdownGuest";
+    let is_method =
+        member.ends_with("_Task") || member == "ShutdownGuest" || member == "QueryChangedDiskAreas";
     if is_method == get {
         return if is_method
             || matches!(
@@ -328,6 +335,7 @@ fn virtual_machine(state: &VimState, id: &str, member: &str, get: bool, args: &V
             };
         }
         match member {
+            "QueryChangedDiskAreas" => query_changed_disk_areas(e, args),
             "ShutdownGuest" => match e.shutdown_guest(now, shutdown_delay) {
                 Ok(()) => no_content(),
                 Err(f) => fault(f),
@@ -347,6 +355,49 @@ fn virtual_machine(state: &VimState, id: &str, member: &str, get: bool, args: &V
         }
     });
     answer.unwrap_or_else(|| no_object("VirtualMachine", id))
+}
+
+/// `VirtualMachine.QueryChangedDiskAreas` (`QueryChangedDiskAreasRequestType`: `snapshot`,
+/// `deviceKey`, `startOffset`, `changeId`; govmomi `vim25/types/types.go`) answered with a
+/// `DiskChangeInfo` of at most [`super::vsphere::CHANGED_AREAS_PER_CALL`] `DiskChangeExtent`s, from the
+/// VM's write log ([`VmEntry::changed_areas`]). vSphere computes the changes against the
+/// VM's current state when `snapshot` is unset (powered-off VMs only); the sim requires
+/// it (`InvalidArgument`), as a running VM is what warm migration queries.
+fn query_changed_disk_areas(e: &VmEntry, args: &Value) -> Response {
+    let snapshot = match args.get("snapshot") {
+        Some(Value::Object(o)) => o.get("value").and_then(Value::as_str),
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let Some(snapshot) = snapshot.filter(|s| !s.is_empty()) else {
+        return invalid_argument("snapshot");
+    };
+    let Some(device_key) = args.get("deviceKey").and_then(Value::as_i64) else {
+        return invalid_argument("deviceKey");
+    };
+    let Some(start) = args.get("startOffset").and_then(Value::as_i64) else {
+        return invalid_argument("startOffset");
+    };
+    let Some(change_id) = str_arg(args, "changeId") else {
+        return invalid_argument("changeId");
+    };
+    match e.changed_areas(snapshot, device_key, start, change_id) {
+        Ok(info) => ok(json!({
+            "_typeName": "DiskChangeInfo",
+            "startOffset": info.start_offset,
+            "length": info.length,
+            "changedArea": info
+                .areas
+                .iter()
+                .map(|&(start, length)| json!({
+                    "_typeName": "DiskChangeExtent",
+                    "start": start,
+                    "length": length,
+                }))
+                .collect::<Vec<_>>(),
+        })),
+        Err(f) => fault(f),
+    }
 }
 
 fn snapshot(state: &VimState, id: &str, member: &str, get: bool, args: &Value) -> Response {

@@ -280,6 +280,22 @@ pub struct StagePlan {
     pub delta_bytes: Option<u64>,
 }
 
+/// Device key of the first virtual disk (disk `i` has `DISK_KEY_BASE + i`).
+pub const DISK_KEY_BASE: i64 = 2000;
+
+/// The most areas one `QueryChangedDiskAreas` answer lists (vSphere documents no number;
+/// a cap makes clients page by `startOffset + length`, as they must with a real vCenter).
+pub const CHANGED_AREAS_PER_CALL: usize = 1024;
+
+/// One `QueryChangedDiskAreas` answer (`DiskChangeInfo`): the span `startOffset`,
+/// `length` it describes and the changed `(start, length)` areas inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskChangeInfo {
+    pub start_offset: u64,
+    pub length: u64,
+    pub areas: Vec<(u64, u64)>,
+}
+
 /// The vSphere side of one source VM.
 #[derive(Debug, Clone)]
 pub struct VmSim {
@@ -853,6 +869,98 @@ impl VmEntry {
         })
     }
 
+    /// `QueryChangedDiskAreas` of snapshot `snapshot`, the disk with device key
+    /// `device_key`, from byte `start`, since change ID `change_id`: the areas written in
+    /// write generations `(gen(change_id), gen(snapshot)]` (`"*"`: every area written up to
+    /// the snapshot, VMware's "all allocated areas"), merged, at most
+    /// [`CHANGED_AREAS_PER_CALL`] of them. Faults as vSphere's: an unknown snapshot
+    /// `ManagedObjectNotFound`; a bad device key or offset, or a malformed change ID,
+    /// `InvalidArgument`; a snapshot without a change ID (CBT off then), or a change ID of
+    /// another disk or CBT epoch, `FileFault` on the snapshot's disk file (what CDI's
+    /// importer reports as "Error caused by file …"). A change ID newer than the snapshot
+    /// gives no areas.
+    pub fn changed_areas(
+        &self,
+        snapshot: &str,
+        device_key: i64,
+        start: i64,
+        change_id: &str,
+    ) -> Result<DiskChangeInfo, VimFault> {
+        let snap = self
+            .sim
+            .snapshots
+            .iter()
+            .find(|s| s.moref == snapshot)
+            .ok_or_else(|| {
+                VimFault::new(
+                    "ManagedObjectNotFound",
+                    format!("The object 'vim.vm.Snapshot:{snapshot}' has already been deleted or has not been completely created"),
+                )
+                .with(json!({ "obj": moref_json_snapshot(snapshot) }))
+            })?;
+        let invalid = |property: &str| {
+            VimFault::new(
+                "InvalidArgument",
+                format!("A specified parameter was not correct: {property}"),
+            )
+            .with(json!({ "invalidProperty": property }))
+        };
+        let disk = usize::try_from(device_key - DISK_KEY_BASE)
+            .ok()
+            .filter(|&d| d < self.disk_count())
+            .ok_or_else(|| invalid("deviceKey"))?;
+        let capacity = self.sim.disks[disk].size;
+        let start = u64::try_from(start)
+            .ok()
+            .filter(|&s| s < capacity)
+            .ok_or_else(|| invalid("startOffset"))?;
+        let file = snap
+            .files
+            .get(disk)
+            .cloned()
+            .unwrap_or_else(|| self.sim.disks[disk].file.clone());
+        let file_fault = || {
+            VimFault::new("FileFault", format!("Error caused by file {file}"))
+                .with(json!({ "file": file }))
+        };
+        let prefix = snap
+            .change_ids
+            .get(disk)
+            .cloned()
+            .flatten()
+            .and_then(|c| parse_change_id(&c).map(|(p, _)| p.to_string()))
+            .ok_or_else(file_fault)?;
+        let hi = snap.gens.get(disk).copied().unwrap_or(0);
+        let lo = if change_id == "*" {
+            0
+        } else {
+            let (p, gen) = parse_change_id(change_id).ok_or_else(|| invalid("changeId"))?;
+            if p != prefix {
+                return Err(file_fault());
+            }
+            gen
+        };
+        let mut areas = Vec::new();
+        let mut end = capacity;
+        for (s, n) in self.sim.log.areas_between(disk, lo, hi) {
+            if s + n <= start {
+                continue;
+            }
+            if areas.len() == CHANGED_AREAS_PER_CALL {
+                // More to come: this answer ends where its last area does.
+                end = areas.last().map_or(capacity, |&(s, n): &(u64, u64)| s + n);
+                break;
+            }
+            let from = s.max(start);
+            areas.push((from, s + n - from));
+        }
+        Ok(DiskChangeInfo {
+            start_offset: start,
+            length: end - start,
+            areas,
+        })
+    }
+
     /// Tasks queued, running, or finished in the last [`RECENT_TASK_SECONDS`].
     pub fn recent_tasks(&self, now: f64) -> Vec<&Task> {
         self.sim
@@ -935,7 +1043,7 @@ impl Render {
             "controllerKey": 100,
             "unitNumber": 3,
             "busNumber": 0,
-            "device": (0..files.len()).map(|i| 2000 + i as i64).collect::<Vec<_>>(),
+            "device": (0..files.len()).map(|i| DISK_KEY_BASE + i as i64).collect::<Vec<_>>(),
             "hotAddRemove": true,
             "sharedBus": "noSharing",
             "scsiCtlrUnitNumber": 7,
@@ -979,7 +1087,7 @@ impl Render {
             let unit = if i >= 7 { i + 1 } else { i };
             out.push(json!({
                 "_typeName": "VirtualDisk",
-                "key": 2000 + i as i64,
+                "key": DISK_KEY_BASE + i as i64,
                 "deviceInfo": {
                     "_typeName": "Description",
                     "label": format!("Hard disk {}", i + 1),
@@ -1396,6 +1504,104 @@ cbt = false
         let id = e.change_id_now(0).expect("change id after the stun");
         assert!(e.sim.snapshots[0].change_ids[0].is_some());
         assert!(id.starts_with("52 "));
+    }
+
+    #[test]
+    fn changed_areas_page_at_the_cap_and_match_the_log() {
+        let ids = Ids::default();
+        // 4 KiB/s: one 240 KiB write a minute, spread over a 200 GiB disk.
+        let mut e = entry(
+            r#"
+[[source_vm]]
+name = "db"
+write_rate = "4Ki"
+disks = [{ file = "[ds1] db/db.vmdk", size = "200Gi" }]
+"#,
+        );
+        let snap = |e: &mut VmEntry, name: &str, at: f64| {
+            e.queue(
+                TaskKind::CreateSnapshot {
+                    name: name.into(),
+                    description: String::new(),
+                    memory: false,
+                    quiesce: false,
+                    ex: false,
+                },
+                at,
+                &ids,
+            );
+            e.advance(at + 10.0, &ids);
+            e.sim.snapshots.last().expect("taken").clone()
+        };
+        let first = snap(&mut e, "s1", 600.0);
+        let second = snap(&mut e, "s2", 600.0 + 2500.0 * 60.0);
+        let since = first.change_ids[0].clone().expect("change id");
+        let (lo, hi) = (first.gens[0], second.gens[0]);
+        let want = e.sim.log.areas_between(0, lo, hi);
+        assert!(want.len() > CHANGED_AREAS_PER_CALL, "{}", want.len());
+        // Page through as a client does.
+        let (mut got, mut offset, mut calls) = (Vec::new(), 0u64, 0);
+        let capacity = 200u64 << 30;
+        while offset < capacity {
+            let info = e
+                .changed_areas(&second.moref, 2000, offset as i64, &since)
+                .expect("areas");
+            assert_eq!(info.start_offset, offset);
+            assert!(info.areas.len() <= CHANGED_AREAS_PER_CALL);
+            assert!(info
+                .areas
+                .iter()
+                .all(|&(s, n)| s >= offset && s + n <= offset + info.length));
+            got.extend(info.areas);
+            offset += info.length;
+            calls += 1;
+        }
+        assert_eq!(calls, want.len().div_ceil(CHANGED_AREAS_PER_CALL));
+        assert_eq!(got, want);
+        // The bytes are the writes of those generations (less any overlap).
+        let bytes: u64 = got.iter().map(|a| a.1).sum();
+        assert!(bytes <= e.sim.log.bytes_between(0, lo, hi) && bytes > 0);
+        // "*": everything written up to the snapshot.
+        let all = e.changed_areas(&first.moref, 2000, 0, "*").expect("all");
+        assert_eq!(all.areas, e.sim.log.areas_between(0, 0, first.gens[0]));
+        assert_eq!(all.length, capacity);
+        // Since the snapshot's own change ID: nothing.
+        let none = e
+            .changed_areas(&first.moref, 2000, 0, &since)
+            .expect("none");
+        assert!(none.areas.is_empty());
+        // Faults.
+        let kind = |r: Result<DiskChangeInfo, VimFault>| r.expect_err("fault").type_name;
+        assert_eq!(
+            kind(e.changed_areas("snapshot-9", 2000, 0, &since)),
+            "ManagedObjectNotFound"
+        );
+        assert_eq!(
+            kind(e.changed_areas(&second.moref, 2001, 0, &since)),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            kind(e.changed_areas(&second.moref, 2000, -1, &since)),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            kind(e.changed_areas(&second.moref, 2000, capacity as i64, &since)),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            kind(e.changed_areas(&second.moref, 2000, 0, "snapshot-1")),
+            "InvalidArgument"
+        );
+        let foreign = change_id(&change_id_prefix(1, 0, 1), lo);
+        let f = e
+            .changed_areas(&second.moref, 2000, 0, &foreign)
+            .expect_err("another disk's change ID");
+        assert_eq!(f.type_name, "FileFault");
+        assert!(
+            f.message.contains("[ds1] db/db-000001.vmdk"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]

@@ -29,6 +29,15 @@
 //!   operation waits for) means any queued or running task in the VM's `recentTask`, not only
 //!   snapshot ones: vCenter runs one operation of a VM at a time anyway, and task
 //!   `descriptionId`s are not a stable contract.
+//! - Changed areas: `POST VirtualMachine/{vm}/QueryChangedDiskAreas` with a
+//!   `QueryChangedDiskAreasRequestType` (`snapshot` reference, the disk's `deviceKey`,
+//!   `startOffset`, `changeId`) answers a `DiskChangeInfo` (`startOffset`, `length`,
+//!   `changedArea[]` of `DiskChangeExtent` `start`/`length`) — shapes from govmomi
+//!   `vim25/types/types.go` and the VI/JSON API reference (`QueryChangedDiskAreasRequestType`,
+//!   `DiskChangeInfo`: "repeatedly calling queryChangedDiskAreas until a map for the entire
+//!   virtual disk has been obtained"). The client pages with `startOffset + length` until
+//!   that reaches the snapshot config's `capacityInBytes`; an answer that does not move
+//!   forward is an error rather than a loop. Each page is a read, retried on its own.
 //! - Tasks are polled (`Task/{id}/info`) every [`VsphereClient::with_task_poll`] (1 s by
 //!   default) up to [`VsphereClient::with_task_timeout`] (30 min by default), then
 //!   [`SourceError::TaskTimeout`]; the same timeout bounds the wait for other tasks.
@@ -300,6 +309,34 @@ fn disks_of(config: &Value) -> Vec<SourceDisk> {
             }
         })
         .collect()
+}
+
+/// The device `key` and capacity in bytes of every VirtualDisk of a config, device order
+/// (`capacityInBytes`; `capacityInKB` × 1024 when only that is set).
+fn disk_keys(config: &Value) -> Vec<(Option<i64>, Option<u64>)> {
+    let hardware = config.get("hardware");
+    list_of(hardware.and_then(|h| h.get("device")))
+        .iter()
+        .filter(|d| d.get("_typeName").and_then(Value::as_str) == Some("VirtualDisk"))
+        .map(|d| {
+            let capacity = d
+                .get("capacityInBytes")
+                .and_then(Value::as_u64)
+                .or_else(|| d.get("capacityInKB")?.as_u64()?.checked_mul(1024));
+            (d.get("key").and_then(Value::as_i64), capacity)
+        })
+        .collect()
+}
+
+/// One `DiskChangeInfo`: `startOffset`, `length` and the bytes of its `changedArea`s.
+fn change_info(v: &Value) -> Option<(u64, u64, u64)> {
+    let start = v.get("startOffset")?.as_u64()?;
+    let length = v.get("length")?.as_u64()?;
+    let mut bytes = 0u64;
+    for area in list_of(v.get("changedArea")) {
+        bytes = bytes.checked_add(area.get("length")?.as_u64()?)?;
+    }
+    Some((start, length, bytes))
 }
 
 impl VsphereClient {
@@ -813,6 +850,72 @@ impl VsphereClient {
         }))
     }
 
+    /// `QueryChangedDiskAreas` of disk `disk` of snapshot `snapshot` since `since`, paged by
+    /// `startOffset + length` up to the disk's capacity: the changed bytes summed.
+    async fn changed_bytes_of(
+        &self,
+        moid: &str,
+        snapshot: &str,
+        disk: usize,
+        since: &str,
+    ) -> Result<u64, SourceError> {
+        let config = self
+            .vim_get(&format!("VirtualMachineSnapshot/{}/config", seg(snapshot)))
+            .await?
+            .ok_or_else(|| SourceError::Http(format!("snapshot {snapshot} has no config")))?;
+        let disks = disk_keys(&config);
+        let (key, capacity) = match disks.get(disk) {
+            Some((Some(key), Some(capacity))) => (*key, *capacity),
+            Some(_) => {
+                return Err(SourceError::Http(format!(
+                    "snapshot {snapshot}: disk {disk} has no device key or capacity"
+                )))
+            }
+            None => {
+                return Err(SourceError::Http(format!(
+                    "snapshot {snapshot} has {} disk(s), no disk {disk}",
+                    disks.len()
+                )))
+            }
+        };
+        let path = format!("VirtualMachine/{}/QueryChangedDiskAreas", seg(moid));
+        let what = format!("changed areas of disk {disk} of {snapshot} since {since}");
+        let mut offset = 0u64;
+        let mut total = 0u64;
+        while offset < capacity {
+            let body = json!({
+                "_typeName": "QueryChangedDiskAreasRequestType",
+                "snapshot": {
+                    "_typeName": "ManagedObjectReference",
+                    "type": "VirtualMachineSnapshot",
+                    "value": snapshot,
+                },
+                "deviceKey": key,
+                "startOffset": offset,
+                "changeId": since,
+            });
+            let answer =
+                with_retry(&self.retry, &what, || self.vim("POST", &path, Some(&body))).await?;
+            let info = answer.as_ref().and_then(change_info).ok_or_else(|| {
+                SourceError::Http(format!(
+                    "{what}: not a DiskChangeInfo: {}",
+                    shorten(answer.map(|a| a.to_string()).unwrap_or_default().as_bytes())
+                ))
+            })?;
+            let (start, length, bytes) = info;
+            // An answer that does not move forward would page for ever.
+            let next = start.saturating_add(length);
+            if next <= offset {
+                return Err(SourceError::Http(format!(
+                    "{what}: the answer for offset {offset} ends at {next}"
+                )));
+            }
+            total = total.saturating_add(bytes);
+            offset = next;
+        }
+        Ok(total)
+    }
+
     async fn shutdown_guest_once(&self, vm: &str, uuid: Option<&str>) -> Result<(), SourceError> {
         let id = self.find_vm(vm, uuid).await?;
         let path = format!("/api/vcenter/vm/{id}/guest/power");
@@ -943,6 +1046,20 @@ impl WarmOps for VsphereClient {
                 .await?
                 .ok_or_else(|| SourceError::Http(format!("snapshot {moref} has no config")))?;
             Ok(disks_of(&config))
+        })
+    }
+
+    fn changed_bytes<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+        moref: &'a str,
+        disk: usize,
+        since: &'a str,
+    ) -> BoxFuture<'a, Result<u64, SourceError>> {
+        Box::pin(async move {
+            let moid = self.moid(vm, uuid).await?;
+            self.changed_bytes_of(&moid, moref, disk, since).await
         })
     }
 

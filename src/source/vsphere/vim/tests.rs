@@ -123,6 +123,12 @@ struct World {
     guest_ready: bool,
     /// The answer to the next guest shutdown, instead of doing it.
     shutdown_answer: Option<(u16, String)>,
+    /// Every disk's `capacityInBytes`.
+    capacity: u64,
+    /// The changed areas `QueryChangedDiskAreas` reports (any disk), sorted.
+    changed: Vec<(u64, u64)>,
+    /// Areas per `QueryChangedDiskAreas` answer.
+    areas_per_call: usize,
 }
 
 impl Default for World {
@@ -155,6 +161,9 @@ impl Default for World {
             foreign_done_at: None,
             guest_ready: true,
             shutdown_answer: None,
+            capacity: 1 << 30,
+            changed: Vec::new(),
+            areas_per_call: 1024,
         }
     }
 }
@@ -393,9 +402,40 @@ impl World {
                     None => fault(500, "ManagedObjectNotFound", "gone"),
                 }
             }
+            ("POST", "VirtualMachine", "QueryChangedDiskAreas") if id == VM => {
+                self.changed_areas(body)
+            }
             ("GET", "Task", "info") => self.poll(id),
             _ => reply(404, ""),
         }
+    }
+
+    /// A `DiskChangeInfo` from `startOffset`: at most `areas_per_call` areas, its `length`
+    /// ending at the last one when more remain, else at the disk's end.
+    fn changed_areas(&self, body: &Value) -> Reply {
+        assert_eq!(body["_typeName"], "QueryChangedDiskAreasRequestType");
+        let start = body["startOffset"].as_u64().expect("startOffset");
+        let areas: Vec<(u64, u64)> = self
+            .changed
+            .iter()
+            .copied()
+            .filter(|&(s, _)| s >= start)
+            .collect();
+        let page = &areas[..areas.len().min(self.areas_per_call)];
+        let end = if areas.len() > page.len() {
+            page.last().map_or(self.capacity, |&(s, n)| s + n)
+        } else {
+            self.capacity
+        };
+        ok(json!({
+            "_typeName": "DiskChangeInfo",
+            "startOffset": start,
+            "length": end - start,
+            "changedArea": page
+                .iter()
+                .map(|&(s, n)| json!({"_typeName": "DiskChangeExtent", "start": s, "length": n}))
+                .collect::<Vec<_>>(),
+        }))
     }
 
     /// The VM's config, or snapshot `n`'s (its delta disks and their change IDs).
@@ -418,7 +458,12 @@ impl World {
                     }
                 }
             }
-            devices.push(json!({"_typeName": "VirtualDisk", "key": 2000 + i, "backing": backing}));
+            devices.push(json!({
+                "_typeName": "VirtualDisk",
+                "key": 2000 + i,
+                "backing": backing,
+                "capacityInBytes": self.capacity,
+            }));
             devices.push(json!({"_typeName": "VirtualVmxnet3", "key": 4000 + i}));
         }
         json!({
@@ -1066,6 +1111,143 @@ async fn plain_5xx_is_retried_a_fault_is_not() {
         "{e:?}"
     );
     assert_eq!(configs(&w), 1);
+}
+
+// ---- changed areas ----
+
+#[tokio::test]
+async fn changed_bytes_pages_by_start_offset_and_sums_every_area() {
+    let mut world = World {
+        changed: vec![
+            (0, 4096),
+            (1 << 20, 65536),
+            (8 << 20, 4096),
+            (9 << 20, 1 << 20),
+            (512 << 20, 8192),
+        ],
+        areas_per_call: 2,
+        ..World::default()
+    };
+    let snap = world.add_snapshot("wavelift-2", false);
+    let (c, w) = start(world).await;
+    let bytes = c
+        .changed_bytes(VM_NAME, None, &snap, 1, CID)
+        .await
+        .expect("changed bytes");
+    assert_eq!(bytes, 4096 + 65536 + 4096 + (1 << 20) + 8192);
+    let queries: Vec<Seen> = vim_posts(&w)
+        .into_iter()
+        .filter(|s| s.path.ends_with("/QueryChangedDiskAreas"))
+        .collect();
+    // Three pages: from 0, from the end of the second area, from the end of the fourth.
+    let offsets: Vec<u64> = queries
+        .iter()
+        .map(|q| q.body["startOffset"].as_u64().expect("offset"))
+        .collect();
+    assert_eq!(offsets, [0, (1 << 20) + 65536, 10 << 20]);
+    for q in &queries {
+        assert_eq!(q.path, "VirtualMachine/vm-42/QueryChangedDiskAreas");
+        assert_eq!(
+            q.body,
+            json!({
+                "_typeName": "QueryChangedDiskAreasRequestType",
+                "snapshot": mo("VirtualMachineSnapshot", &snap),
+                "deviceKey": 2001,
+                "startOffset": q.body["startOffset"],
+                "changeId": CID,
+            })
+        );
+        assert!(q.session.is_some(), "with the VI/JSON session");
+    }
+    // The device key and capacity come from the snapshot's config.
+    assert!(lines(&w).contains(&format!(
+        "GET /sdk/vim25/8.0.3.0/VirtualMachineSnapshot/{snap}/config"
+    )));
+}
+
+#[tokio::test]
+async fn changed_bytes_of_an_unchanged_disk_is_zero_in_one_call() {
+    let mut world = World::default();
+    let snap = world.add_snapshot("wavelift-2", false);
+    let (c, w) = start(world).await;
+    assert_eq!(
+        c.changed_bytes(VM_NAME, None, &snap, 0, "*")
+            .await
+            .expect("bytes"),
+        0
+    );
+    let queries: Vec<Seen> = vim_posts(&w)
+        .into_iter()
+        .filter(|s| s.path.ends_with("/QueryChangedDiskAreas"))
+        .collect();
+    assert_eq!(queries.len(), 1);
+    assert_eq!(queries[0].body["deviceKey"], 2000);
+    assert_eq!(queries[0].body["changeId"], "*");
+}
+
+#[tokio::test]
+async fn changed_bytes_faults_are_final_busy_answers_retried() {
+    let mut world = World {
+        changed: vec![(0, 4096)],
+        ..World::default()
+    };
+    let snap = world.add_snapshot("wavelift-2", false);
+    world.inject = vec![(
+        "POST",
+        "/QueryChangedDiskAreas",
+        500,
+        fault_json("FileFault", "Error caused by file [ds1] db01/db01.vmdk"),
+    )];
+    let (c, w) = start(world).await;
+    let e = c
+        .changed_bytes(VM_NAME, None, &snap, 0, CID)
+        .await
+        .expect_err("a fault");
+    assert!(
+        matches!(&e, SourceError::Fault { kind, message }
+            if kind == "FileFault" && message.contains("db01.vmdk")),
+        "{e:?}"
+    );
+    let queries = |w: &Shared| {
+        lines(w)
+            .iter()
+            .filter(|l| l.ends_with("/QueryChangedDiskAreas"))
+            .count()
+    };
+    assert_eq!(queries(&w), 1, "a fault is not retried");
+    // A plain 503 is: the second attempt answers.
+    w.lock().expect("world").inject = vec![("POST", "/QueryChangedDiskAreas", 503, "busy".into())];
+    let bytes = c
+        .changed_bytes(VM_NAME, None, &snap, 0, CID)
+        .await
+        .expect("the second attempt");
+    assert_eq!(bytes, 4096);
+    assert_eq!(queries(&w), 3);
+}
+
+#[tokio::test]
+async fn changed_bytes_refuses_answers_that_do_not_page_and_unknown_disks() {
+    let mut world = World::default();
+    let snap = world.add_snapshot("wavelift-2", false);
+    let stuck = json!({"_typeName": "DiskChangeInfo", "startOffset": 0, "length": 0}).to_string();
+    world.inject = vec![("POST", "/QueryChangedDiskAreas", 200, stuck)];
+    let (c, _w) = start(world).await;
+    let e = c
+        .changed_bytes(VM_NAME, None, &snap, 0, CID)
+        .await
+        .expect_err("no progress");
+    assert!(
+        matches!(&e, SourceError::Http(m) if m.contains("ends at 0")),
+        "{e:?}"
+    );
+    let e = c
+        .changed_bytes(VM_NAME, None, &snap, 2, CID)
+        .await
+        .expect_err("no third disk");
+    assert!(
+        matches!(&e, SourceError::Http(m) if m.contains("no disk 2")),
+        "{e:?}"
+    );
 }
 
 // ---- tasks and snapshots ----
