@@ -155,6 +155,8 @@ struct Outcome {
     k8s_per_vm: f64,
     vcenter_per_vm: f64,
     rounds: Vec<u32>,
+    /// Bytes each warm VM's final stage copied (vCenter's changed areas).
+    final_deltas: Vec<f64>,
 }
 
 fn run(warm: bool, speed: f64) -> Outcome {
@@ -233,18 +235,23 @@ fn run(warm: bool, speed: f64) -> Outcome {
         let events = tokio::spawn(async move {
             let mut downtimes = Vec::new();
             let mut rounds = Vec::new();
+            let mut deltas = Vec::new();
             while let Some(ev) = handle.events.recv().await {
                 if let EventKind::Cutover {
                     downtime_ms,
                     precopy_rounds,
+                    final_delta_bytes,
                     ..
                 } = ev.kind
                 {
                     downtimes.push(downtime_ms as f64 / 1000.0);
                     rounds.push(precopy_rounds);
+                    if let Some(b) = final_delta_bytes {
+                        deltas.push(b as f64);
+                    }
                 }
             }
-            (downtimes, rounds)
+            (downtimes, rounds, deltas)
         });
         let started = r.controllers.world.clock_ms();
         let summary = tokio::time::timeout(Duration::from_secs(3600), task)
@@ -253,7 +260,7 @@ fn run(warm: bool, speed: f64) -> Outcome {
             .expect("join")
             .expect("run");
         let wave_s = (r.controllers.world.clock_ms() - started) as f64 / 1000.0;
-        let (downtimes_s, rounds) = events.await.expect("events");
+        let (downtimes_s, rounds, final_deltas) = events.await.expect("events");
         for (vm, why) in summary.failed.iter().take(3) {
             println!("  failed {vm}: {why}");
         }
@@ -265,6 +272,7 @@ fn run(warm: bool, speed: f64) -> Outcome {
             vcenter_per_vm: (r.vcenter.requests.load(Ordering::Relaxed) - vcenter_before) as f64
                 / VMS as f64,
             rounds,
+            final_deltas,
         }
     })
 }
@@ -305,7 +313,7 @@ fn main() {
     let warm = run(true, speed);
     for (name, o) in [("cold", &cold), ("warm", &warm)] {
         println!(
-            "warm_cold/{name}: verified {}/{VMS}; downtime per VM median {:.0} s, max {:.0} s; wave {:.0} s (world clock); {:.2} Kubernetes API requests per VM besides watches; {:.2} vCenter requests per VM; precopy rounds {:?}",
+            "warm_cold/{name}: verified {}/{VMS}; downtime per VM median {:.0} s, max {:.0} s; wave {:.0} s (world clock); {:.2} Kubernetes API requests per VM besides watches; {:.2} vCenter requests per VM; precopy rounds {:?}; final delta per VM median {:.2} GiB",
             o.verified,
             median(&o.downtimes_s),
             o.downtimes_s.iter().copied().fold(0.0, f64::max),
@@ -313,6 +321,7 @@ fn main() {
             o.k8s_per_vm,
             o.vcenter_per_vm,
             o.rounds.iter().max(),
+            median(&o.final_deltas) / GIB as f64,
         );
     }
     let measured = median(&warm.downtimes_s) / median(&cold.downtimes_s);

@@ -132,8 +132,9 @@ pub enum EventKind {
         downtime_ms: u64,
         /// Multi-stage (warm) precopy rounds before the cutover; 0 for cold.
         precopy_rounds: u32,
-        /// Bytes copied while the source was off: cold, every disk; warm, `None` (CDI does
-        /// not report a stage's size, and wavelift does not query changed areas yet).
+        /// Bytes copied while the source was off: cold, every disk; warm, the areas vCenter
+        /// says changed since the last precopy round (`QueryChangedDiskAreas`), `None` when
+        /// it could not say.
         final_delta_bytes: Option<u64>,
         /// The guest shut down cleanly before the final copy; `false` after a hard stop
         /// (the copy is crash-consistent).

@@ -132,6 +132,8 @@ pub enum Update {
     /// The preflight's verdict, and the source VM's power state when vCenter was asked.
     Preflight(Gate, Option<Power>),
     Power(Power),
+    /// Warm: the final stage's size in bytes (`None`: vCenter could not say).
+    FinalDelta(Option<u64>),
     /// The source is off: `hard` when it was stopped without a guest shutdown.
     PoweredOff {
         hard: bool,
@@ -674,6 +676,7 @@ fn done(
             }
         }
         Update::Power(p) => r.source_power = p,
+        Update::FinalDelta(bytes) => r.final_delta_bytes = bytes,
         Update::PoweredOff { hard } => {
             r.source_power = Power::Off;
             r.hard_stopped = hard;

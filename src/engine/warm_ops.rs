@@ -139,7 +139,23 @@ impl Ops {
                 last,
             } => {
                 self.add_checkpoint(vm, current, previous, *last).await?;
-                return Ok(Update::Nothing);
+                if !*last {
+                    return Ok(Update::Nothing);
+                }
+                // The final stage's size: the areas changed since the last precopy round
+                // (`QueryChangedDiskAreas`). Only reported; a failure costs the figure.
+                let w = self.warm_source()?;
+                let mut bytes = 0u64;
+                for (disk, since) in previous.iter().enumerate() {
+                    match w.changed_bytes(name, uuid, current, disk, since).await {
+                        Ok(b) => bytes += b,
+                        Err(e) => {
+                            tracing::warn!(vm = name, disk, error = %e, "final delta size unknown");
+                            return Ok(Update::FinalDelta(None));
+                        }
+                    }
+                }
+                return Ok(Update::FinalDelta(Some(bytes)));
             }
             other => {
                 return Err(Error::Api {

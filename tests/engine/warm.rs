@@ -129,11 +129,27 @@ async fn a_warm_wave_verifies_every_vm_with_its_disks_consistent_and_no_snapshot
         if let EventKind::Cutover {
             migration,
             precopy_rounds,
+            final_delta_bytes,
             ..
         } = &e.kind
         {
             assert_eq!(migration, "warm");
             assert!(*precopy_rounds >= 1, "{}: {precopy_rounds}", e.vm);
+            // The final stage copied what the guest wrote since the last round: some, and
+            // far less than the disk.
+            let disk: u64 = plan
+                .vm(&e.vm)
+                .expect("planned")
+                .disks
+                .iter()
+                .map(|d| d.size.bytes)
+                .sum();
+            let delta = final_delta_bytes.expect("vCenter reports the final delta");
+            assert!(
+                delta > 0 && delta < disk / 10,
+                "{}: {delta} of {disk}",
+                e.vm
+            );
         }
     }
     // Only after the window opened was anything powered off.
