@@ -226,3 +226,131 @@ fn scripted_fault_scenario_through_sim_serve_run_and_kubectl() {
     assert_eq!(app_phase, "ImportInProgress", "{app}");
     assert!(restarts.parse::<u32>().is_ok_and(|n| n >= 3), "{app}");
 }
+
+/// A warm `wavelift run` killed with SIGKILL mid-precopy (right after a checkpoint was
+/// added) and after a power-off, then run again: every VM verified with `disk-consistent`,
+/// no snapshot, DataVolume or VM created twice, no snapshot left on any source VM.
+#[test]
+#[ignore = "needs kubectl"]
+fn a_warm_run_killed_with_sigkill_resumes_without_a_second_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("warm.toml");
+    let text = std::fs::read_to_string("plans/quickstart.toml")
+        .expect("quickstart")
+        .replace(
+            "max_parallel_cutovers = 2\n",
+            "max_parallel_cutovers = 2\nmigration = \"warm\"\nprecopy_interval = \"10m\"\n",
+        );
+    std::fs::write(&plan, text).expect("plan");
+    let plan = plan.to_str().expect("utf8");
+    let server = SimServer::start(&["--plan", plan, "--speed", "100"], dir.path());
+    let kill_points: [fn(&serde_json::Value) -> bool; 2] = [
+        |e| {
+            e["event"] == "mutation"
+                && e["kind"] == "DataVolume"
+                && e["result"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("checkpoint"))
+        },
+        |e| {
+            e["event"] == "mutation"
+                && e["verb"] == "power-off"
+                && e["result"]
+                    .as_str()
+                    .is_some_and(|r| !r.starts_with("error"))
+        },
+    ];
+    for (n, kill_when) in kill_points.into_iter().enumerate() {
+        let mut run = server
+            .wavelift(&["run", plan, "--output", "jsonl", "--journal"])
+            .arg(dir.path().join(format!("journal-{n}.jsonl")))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run");
+        let out = run.stdout.take().expect("stdout");
+        let mut killed = false;
+        for line in BufReader::new(out).lines() {
+            let line = line.expect("utf8");
+            let ev: serde_json::Value = serde_json::from_str(&line).expect("jsonl");
+            if kill_when(&ev) {
+                run.kill().expect("SIGKILL");
+                killed = true;
+                break;
+            }
+        }
+        let _ = run.wait();
+        assert!(killed, "kill point {n} was never reached");
+    }
+    let last = server
+        .wavelift(&["run", plan, "--journal"])
+        .arg(dir.path().join("journal.jsonl"))
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&last.stdout);
+    assert_eq!(last.status.code(), Some(0), "{text}");
+    assert!(text.contains("done: 3 verified"), "{text}");
+    assert_eq!(
+        text.matches("check disk-consistent: pass").count(),
+        3,
+        "{text}"
+    );
+    let journal: String = ["journal-0.jsonl", "journal-1.jsonl", "journal.jsonl"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default())
+        .collect();
+    let mut created: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut snapshots = 0;
+    for l in journal.lines() {
+        let e: serde_json::Value = serde_json::from_str(l).expect("journal line");
+        if e["verb"] == "create"
+            && e["result"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("created"))
+        {
+            *created
+                .entry(format!("{}/{}", e["kind"], e["name"]))
+                .or_default() += 1;
+            snapshots += (e["kind"] == "VirtualMachineSnapshot") as usize;
+        }
+    }
+    assert!(
+        created.values().all(|&n| n == 1),
+        "created twice: {created:?}\n{journal}"
+    );
+    assert!(
+        snapshots >= 6,
+        "two rounds and a final snapshot per VM: {created:?}"
+    );
+    for (kind, n) in [("dv", 3), ("vm", 3)] {
+        let out = server.kubectl(&["get", kind, "-A", "-o", "name", "--request-timeout=20s"]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            n,
+            "{kind}: {out:?}"
+        );
+    }
+    // No snapshot is left on any source VM (vCenter's own answer, over VI/JSON).
+    let url = server.banner[0]
+        .rsplit(' ')
+        .next()
+        .expect("url")
+        .trim()
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        use wavelift::source::WarmOps;
+        let vc = wavelift::source::vsphere::VsphereClient::new(
+            &url,
+            None,
+            wavelift::source::Credentials {
+                user: "sim-user".into(),
+                password: wavelift::source::Secret::new("sim-password"),
+            },
+        )
+        .expect("client");
+        for vm in ["shop-db-01", "shop-app-01", "shop-web-01"] {
+            let view = vc.warm_view(vm, None).await.expect("warm view");
+            assert!(view.snapshots.is_empty(), "{vm}: {:?}", view.snapshots);
+        }
+    });
+}
