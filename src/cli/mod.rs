@@ -9,6 +9,7 @@ mod blast;
 mod lease;
 mod migrate;
 mod plan_check;
+mod probe;
 mod run;
 mod sim;
 mod target;
@@ -112,6 +113,12 @@ pub enum Command {
     /// Live-migrate a running KubeVirt VM and probe it throughout
     #[command(after_help = "Example:\n  wavelift migrate plans/quickstart.toml --vm shop-web-01")]
     Migrate(MigrateArgs),
+    /// Probe from inside a VLAN (run in a probe pod on a VM's network attachment): ARP,
+    /// ICMP, TCP; one compact JSON result to the termination log
+    #[command(
+        after_help = "Example:\n  wavelift probe --interface net1 --arp 192.0.2.15 --gateway 192.0.2.1 --tcp 192.0.2.15:5432"
+    )]
+    Probe(ProbeArgs),
     /// The embedded Kubernetes-API-compatible rehearsal cluster
     #[command(subcommand)]
     Sim(SimCommand),
@@ -155,6 +162,42 @@ pub struct TuiArgs {
     pub read_only: bool,
     #[command(flatten)]
     pub rehearsal: RehearsalArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// The interface on the VLAN (a Multus attachment is `net1`)
+    #[arg(long, default_value = "net1")]
+    pub interface: String,
+    /// RFC 5227 ARP probe of this IP: every MAC that claims it (needs CAP_NET_RAW only)
+    #[arg(long = "arp", value_name = "IP")]
+    pub arp: Vec<std::net::Ipv4Addr>,
+    /// ARP probe of the network's gateway (reported as `gateway`)
+    #[arg(long = "gateway", value_name = "IP")]
+    pub gateway: Vec<std::net::Ipv4Addr>,
+    /// ICMP echo (needs an address on the interface: the network's probe_ip)
+    #[arg(long = "icmp", value_name = "IP")]
+    pub icmp: Vec<std::net::IpAddr>,
+    /// TCP connect (needs the network's probe_ip)
+    #[arg(long = "tcp", value_name = "IP:PORT")]
+    pub tcp: Vec<std::net::SocketAddr>,
+    /// Where the result goes (the kubelet reads the container's termination message)
+    #[arg(long, default_value = "/dev/termination-log")]
+    pub termination_log: std::path::PathBuf,
+    /// Time between the 3 ARP probes (RFC 5227: 1–2 s)
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub arp_interval: std::time::Duration,
+    /// Time to listen after the last ARP probe (RFC 5227: 2 s)
+    #[arg(long, default_value = "2s", value_parser = parse_duration_arg)]
+    pub arp_wait: std::time::Duration,
+    /// Timeout of each ICMP or TCP probe
+    #[arg(long, default_value = "2s", value_parser = parse_duration_arg)]
+    pub timeout: std::time::Duration,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::plan::check::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration (e.g. 500ms, 2s)"))
 }
 
 /// How the embedded rehearsal cluster plays the night.
@@ -366,6 +409,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Blast(args) => blast::blast(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Sim(SimCommand::Serve {
             port,
             plan,

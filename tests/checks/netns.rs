@@ -368,3 +368,140 @@ fn icmp_datagram_socket_inside_a_namespace() {
     assert_ne!(down.outcome, Outcome::Pass, "{down:?}");
     drop(ns);
 }
+
+/// `wavelift probe` (the probe pod's program) for real, inside a namespace on a veth, with
+/// only `CAP_NET_RAW` (setpriv drops root and every other capability): ARP finds the
+/// neighbour's MAC, two namespaces answering for one IP are both reported (a conflict),
+/// ICMP and TCP work from the probe address, and the termination log it writes reads
+/// back through the engine's own parser.
+///
+/// ```text
+///   ns PROBE (p0: 192.0.2.10, the probe_ip)   ns A (192.0.2.20)   ns B (192.0.2.20)   ns C (192.0.2.30, TCP 8080)
+///              └──────────────────── br0 in ns SW ──────────────────────────┘
+/// ```
+#[test]
+#[ignore = "needs root and iproute2"]
+fn the_probe_program_arps_pings_and_connects_with_only_cap_net_raw() {
+    use wavelift::checks::probe::pod::decode;
+    let mut ns = Netns { names: Vec::new() };
+    let sw = ns.add("psw");
+    let probe = ns.add("pprobe");
+    let hosts = [
+        (ns.add("pa"), "192.0.2.20", "02:00:00:00:00:0a"),
+        (ns.add("pb"), "192.0.2.20", "02:00:00:00:00:0b"),
+        (ns.add("pc"), "192.0.2.30", "02:00:00:00:00:0c"),
+    ];
+    run(&format!("ip -n {sw} link add br0 type bridge"));
+    run(&format!("ip -n {sw} link set br0 up"));
+    run(&format!(
+        "ip -n {probe} link add p0 type veth peer name sp netns {sw}"
+    ));
+    run(&format!("ip -n {sw} link set sp master br0"));
+    run(&format!("ip -n {sw} link set sp up"));
+    run(&format!("ip -n {probe} addr add 192.0.2.10/24 dev p0"));
+    run(&format!("ip -n {probe} link set p0 up"));
+    for (i, (n, ip, mac)) in hosts.iter().enumerate() {
+        run(&format!(
+            "ip -n {n} link add eth0 type veth peer name h{i} netns {sw}"
+        ));
+        run(&format!("ip -n {sw} link set h{i} master br0"));
+        run(&format!("ip -n {sw} link set h{i} up"));
+        run(&format!("ip -n {n} link set eth0 address {mac}"));
+        // Two hosts share 192.0.2.20 on purpose: no duplicate address detection.
+        run(&format!("ip -n {n} addr add {ip}/24 dev eth0 nodad"));
+        run(&format!("ip -n {n} link set eth0 up"));
+    }
+    // ns C listens on TCP 8080 until the probe is done.
+    let (ready_tx, ready_rx) = std_mpsc::channel();
+    let (done_tx, done_rx) = std_mpsc::channel::<()>();
+    let listener = in_netns(&hosts[2].0, move || {
+        let l = std::net::TcpListener::bind("192.0.2.30:8080").expect("listen");
+        ready_tx.send(()).expect("ready");
+        l.set_nonblocking(true).expect("nonblocking");
+        while done_rx.try_recv().is_err() {
+            let _ = l.accept();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    ready_rx.recv_timeout(WAIT).expect("listener up");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("termination-log");
+    std::fs::write(&log, "").expect("log");
+    // The unprivileged user must be able to write it.
+    run(&format!("chmod 0777 {}", dir.path().display()));
+    run(&format!("chmod 0666 {}", log.display()));
+    let out = Command::new("ip")
+        .args(["netns", "exec", &probe, "setpriv"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all,+net_raw",
+            "--ambient-caps=-all,+net_raw",
+            "--bounding-set=-all,+net_raw",
+        ])
+        .arg(env!("CARGO_BIN_EXE_wavelift"))
+        .args([
+            "probe",
+            "--interface",
+            "p0",
+            "--arp",
+            "192.0.2.20",
+            "--arp",
+            "192.0.2.30",
+            "--gateway",
+            "192.0.2.1",
+            "--icmp",
+            "192.0.2.30",
+            "--tcp",
+            "192.0.2.30:8080",
+            "--tcp",
+            "192.0.2.30:8081",
+            "--arp-interval",
+            "200ms",
+            "--arp-wait",
+            "500ms",
+            "--termination-log",
+        ])
+        .arg(&log)
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .output()
+        .expect("run wavelift probe");
+    let _ = done_tx.send(());
+    listener.join().expect("listener");
+    assert!(
+        out.status.success(),
+        "wavelift probe: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).expect("termination log");
+    assert!(text.len() <= 4096);
+    let r = decode(&text).expect("the engine's parser reads it");
+    let get = |k: &str, t: &str| {
+        r.r.iter()
+            .find(|p| p.k == k && p.t == t)
+            .unwrap_or_else(|| panic!("no {k} {t} in {text}"))
+            .clone()
+    };
+    let conflict = get("arp", "192.0.2.20");
+    assert_eq!(
+        conflict.m,
+        vec!["02:00:00:00:00:0a", "02:00:00:00:00:0b"],
+        "two holders of one IP: {text}"
+    );
+    assert_eq!(
+        get("arp", "192.0.2.30").m,
+        vec!["02:00:00:00:00:0c"],
+        "{text}"
+    );
+    let gw = get("gateway", "192.0.2.1");
+    assert!(
+        gw.m.is_empty() && gw.e.is_none(),
+        "nobody holds the gateway: {text}"
+    );
+    assert_eq!(get("icmp", "192.0.2.30").ok, Some(true), "{text}");
+    assert_eq!(get("tcp", "192.0.2.30:8080").ok, Some(true), "{text}");
+    assert_eq!(get("tcp", "192.0.2.30:8081").ok, Some(false), "{text}");
+    drop(ns);
+}

@@ -14,9 +14,11 @@
 //!
 //! Retries are not a prober's business: the runner retries a probe that did not pass.
 
+pub mod arp;
 mod dns;
 mod http;
 mod icmp;
+pub mod pod;
 mod sim;
 mod tcp;
 

@@ -1,0 +1,152 @@
+//! The result document of `wavelift probe`: one compact JSON object written to the
+//! container's termination message (`/dev/termination-log`), which the kubelet keeps up to
+//! 4,096 bytes. The engine reads it back with [`decode`] (the rehearsal cluster's kubelet
+//! writes its own with [`encode`]).
+//!
+//! ```json
+//! {"v":1,"r":[{"k":"arp","t":"192.0.2.15","m":["00:50:56:ab:cd:01"]},
+//!             {"k":"icmp","t":"192.0.2.15","ok":true,"ms":1},
+//!             {"k":"tcp","t":"192.0.2.15:5432","ok":false,"e":"refused"}]}
+//! ```
+//!
+//! `k`: `arp`, `gateway` (an ARP probe of the gateway), `icmp`, `tcp`; `t`: the target; `m`:
+//! every MAC that claimed the IP (ARP; more than one is a conflict); `more`: MACs left out
+//! to stay within the limit; `ok`/`ms`: reachability and round trip (icmp, tcp); `e`: why
+//! the probe could not be made or failed.
+
+use serde::{Deserialize, Serialize};
+
+/// The kubelet's limit on a termination message.
+pub const TERMINATION_LOG_LIMIT: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PodResult {
+    /// Format version: 1.
+    pub v: u8,
+    pub r: Vec<PodProbe>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PodProbe {
+    pub k: String,
+    pub t: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub m: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The document as compact JSON within [`TERMINATION_LOG_LIMIT`] bytes: when it does not
+/// fit, error texts are shortened and the longest MAC lists cut (counted in `more`) until
+/// it does.
+pub fn encode(result: &PodResult) -> String {
+    let mut r = result.clone();
+    loop {
+        let text = serde_json::to_string(&r).unwrap_or_default();
+        if text.len() <= TERMINATION_LOG_LIMIT {
+            return text;
+        }
+        if let Some(e) =
+            r.r.iter_mut()
+                .filter_map(|p| p.e.as_mut())
+                .find(|e| e.len() > 64)
+        {
+            let cut = (0..=64).rev().find(|&i| e.is_char_boundary(i)).unwrap_or(0);
+            e.truncate(cut);
+            continue;
+        }
+        match r
+            .r
+            .iter_mut()
+            .filter(|p| !p.m.is_empty())
+            .max_by_key(|p| p.m.len())
+        {
+            Some(p) => {
+                p.m.pop();
+                p.more += 1;
+            }
+            None => {
+                // Too many probes: drop the last ones (never written by one invocation).
+                r.r.pop();
+            }
+        }
+    }
+}
+
+/// Reads a termination message back.
+pub fn decode(text: &str) -> Result<PodResult, String> {
+    let r: PodResult = serde_json::from_str(text.trim())
+        .map_err(|e| format!("probe result is not the expected JSON: {e}"))?;
+    if r.v != 1 {
+        return Err(format!(
+            "probe result version {} (this wavelift reads 1)",
+            r.v
+        ));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifty_macs_fit_the_termination_log_and_read_back() {
+        let macs: Vec<String> = (0..50).map(|i| format!("00:50:56:ab:cd:{i:02x}")).collect();
+        let doc = PodResult {
+            v: 1,
+            r: vec![
+                PodProbe {
+                    k: "arp".into(),
+                    t: "192.0.2.15".into(),
+                    m: macs.clone(),
+                    ..Default::default()
+                },
+                PodProbe {
+                    k: "tcp".into(),
+                    t: "192.0.2.15:5432".into(),
+                    ok: Some(false),
+                    e: Some("refused".into()),
+                    ..Default::default()
+                },
+            ],
+        };
+        let text = encode(&doc);
+        assert!(text.len() <= TERMINATION_LOG_LIMIT, "{}", text.len());
+        assert_eq!(decode(&text).expect("decode"), doc);
+    }
+
+    #[test]
+    fn too_much_is_cut_and_counted_never_overflowing() {
+        let macs: Vec<String> = (0..400)
+            .map(|i| format!("00:50:56:ab:{:02x}:{:02x}", i / 256, i % 256))
+            .collect();
+        let doc = PodResult {
+            v: 1,
+            r: vec![PodProbe {
+                k: "arp".into(),
+                t: "192.0.2.15".into(),
+                m: macs,
+                e: Some("x".repeat(3000)),
+                ..Default::default()
+            }],
+        };
+        let text = encode(&doc);
+        assert!(text.len() <= TERMINATION_LOG_LIMIT);
+        let back = decode(&text).expect("decode");
+        assert_eq!(back.r[0].m.len() + back.r[0].more, 400);
+        assert!(back.r[0].more > 0);
+        assert!(decode("{\"v\":2,\"r\":[]}").is_err());
+        assert!(decode("not json").is_err());
+    }
+}

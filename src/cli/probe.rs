@@ -1,0 +1,100 @@
+//! `wavelift probe`: the probe pod's program. It makes the probes it is given from the
+//! interface it sits on, writes one compact JSON result to the termination log (see
+//! [`crate::checks::probe::pod`]), prints it, and exits 0; a probe that could not be made
+//! says why in its entry. Exit 2: the result could not be written.
+
+use super::{ProbeArgs, EXIT_INVALID, EXIT_OK};
+use crate::checks::probe::arp::{self, ArpTiming};
+use crate::checks::probe::pod::{encode, PodProbe, PodResult};
+use crate::checks::probe::{Prober, RealProber};
+use crate::checks::result::Outcome;
+use std::process::ExitCode;
+
+pub fn run(args: ProbeArgs) -> ExitCode {
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = rt.block_on(probe_all(&args));
+    let text = encode(&result);
+    println!("{text}");
+    if let Err(e) = std::fs::write(&args.termination_log, &text) {
+        eprintln!("error: {}: {e}", args.termination_log.display());
+        return ExitCode::from(EXIT_INVALID);
+    }
+    ExitCode::from(EXIT_OK)
+}
+
+async fn probe_all(args: &ProbeArgs) -> PodResult {
+    let timing = ArpTiming {
+        probes: 3,
+        interval: args.arp_interval,
+        wait: args.arp_wait,
+    };
+    // The ARP probes run at once, each on its own blocking thread (they mostly wait).
+    let arps: Vec<_> = args
+        .arp
+        .iter()
+        .map(|ip| ("arp", *ip))
+        .chain(args.gateway.iter().map(|ip| ("gateway", *ip)))
+        .map(|(kind, ip)| {
+            let iface = args.interface.clone();
+            let task = tokio::task::spawn_blocking(move || arp::probe(&iface, ip, timing));
+            (kind, ip, task)
+        })
+        .collect();
+    let prober = RealProber::new();
+    let mut out = Vec::new();
+    for ip in &args.icmp {
+        out.push(reach(
+            "icmp",
+            ip.to_string(),
+            prober.icmp(*ip, args.timeout).await,
+        ));
+    }
+    for addr in &args.tcp {
+        out.push(reach(
+            "tcp",
+            addr.to_string(),
+            prober.tcp(*addr, args.timeout).await,
+        ));
+    }
+    let mut r = Vec::new();
+    for (kind, ip, task) in arps {
+        let probe = match task.await {
+            Ok(Ok(macs)) => PodProbe {
+                k: kind.into(),
+                t: ip.to_string(),
+                m: macs,
+                ..Default::default()
+            },
+            Ok(Err(e)) => PodProbe {
+                k: kind.into(),
+                t: ip.to_string(),
+                e: Some(e.to_string()),
+                ..Default::default()
+            },
+            Err(e) => PodProbe {
+                k: kind.into(),
+                t: ip.to_string(),
+                e: Some(format!("probe task: {e}")),
+                ..Default::default()
+            },
+        };
+        r.push(probe);
+    }
+    r.extend(out);
+    PodResult { v: 1, r }
+}
+
+fn reach(kind: &str, target: String, p: crate::checks::probe::Probe) -> PodProbe {
+    let ok = p.outcome == Outcome::Pass;
+    PodProbe {
+        k: kind.into(),
+        t: target,
+        ok: Some(ok),
+        ms: p.latency.map(|l| l.as_millis() as u64),
+        e: (!ok).then_some(p.detail),
+        ..Default::default()
+    }
+}
