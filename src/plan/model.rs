@@ -85,6 +85,24 @@ impl Shutdown {
     }
 }
 
+/// Where connectivity checks run from (issue 14: only the key and its validation so far;
+/// the engine still checks from the workstation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksFrom {
+    #[default]
+    Workstation,
+    /// Probe pods on the VMs' networks (`wavelift probe`).
+    Cluster,
+}
+
+/// Whether a node without the VLAN stops the wave (`required`) or only keeps VMs off it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum L2Path {
+    #[default]
+    Warn,
+    Required,
+}
+
 /// How a plan network's VLAN reaches the VMs. (`calico-l2` was withdrawn: Calico's CNI has
 /// no VLAN field; `plan check` answers it with `unsupported-provider`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +196,9 @@ pub struct PlanMeta {
     pub network_model: NetworkModel,
     /// Resolver used by `dns:` checks (`IP` or `IP:PORT`); the system resolver when absent.
     pub dns_server: Option<Spanned<String>>,
+    pub checks_from: Spanned<ChecksFrom>,
+    /// An image holding the wavelift binary, for probe pods.
+    pub probe_image: Option<Spanned<String>>,
     pub span: Span,
 }
 
@@ -260,6 +281,11 @@ pub struct Network {
     /// (default true). `false`: no resource request; nothing keeps a VM off a node without
     /// the bridge.
     pub bridge_marker: bool,
+    /// A spare address on the network for probes that need one (icmp, tcp from a pod).
+    pub probe_ip: Option<Spanned<IpAddr>>,
+    pub l2_path: L2Path,
+    /// What the per-node L2 proof ARPs for (default: the gateway).
+    pub l2_probe_target: Option<Spanned<IpAddr>>,
     pub span: Span,
 }
 

@@ -71,6 +71,8 @@ const PLAN_KEYS: &[&str] = &[
     "network_model",
     "dns_server",
     "description",
+    "checks_from",
+    "probe_image",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "type",
@@ -108,6 +110,9 @@ const NETWORK_KEYS: &[&str] = &[
     "gateway",
     "mtu",
     "owner",
+    "probe_ip",
+    "l2_path",
+    "l2_probe_target",
 ];
 const WAVE_KEYS: &[&str] = &[
     "name",
@@ -526,6 +531,8 @@ impl Reader {
                 context: None,
                 network_model: NetworkModel::L2,
                 dns_server: None,
+                checks_from: sp(ChecksFrom::Workstation, 0..0),
+                probe_image: None,
                 span: 0..0,
             };
         };
@@ -542,12 +549,24 @@ impl Reader {
             .unwrap_or(NetworkModel::L2);
         let _ = self.string(&tbl, "description");
         let dns_server = self.string(&tbl, "dns_server");
+        let checks_from = self
+            .choice(
+                &tbl,
+                "checks_from",
+                &[
+                    ("workstation", ChecksFrom::Workstation),
+                    ("cluster", ChecksFrom::Cluster),
+                ],
+            )
+            .unwrap_or_else(|| sp(ChecksFrom::Workstation, 0..0));
         PlanMeta {
             name,
             namespace,
             context,
             network_model,
             dns_server,
+            checks_from,
+            probe_image: self.string(&tbl, "probe_image"),
             span: tbl.span.clone(),
         }
     }
@@ -928,6 +947,15 @@ impl Reader {
             mtu,
             owner: self.string(tbl, "owner").map(|s| s.value),
             bridge_marker: self.boolean(tbl, "bridge_marker").is_none_or(|b| b.value),
+            probe_ip: self.ip(tbl, "probe_ip"),
+            l2_path: self
+                .choice(
+                    tbl,
+                    "l2_path",
+                    &[("warn", L2Path::Warn), ("required", L2Path::Required)],
+                )
+                .map_or(L2Path::Warn, |p| p.value),
+            l2_probe_target: self.ip(tbl, "l2_probe_target"),
             span: tbl.span.clone(),
         }
     }

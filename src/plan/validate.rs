@@ -20,6 +20,7 @@ pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
     v.vms();
     v.cutover_times();
     v.migrations();
+    v.probes();
     v.ordering();
 }
 
@@ -289,6 +290,104 @@ impl Validator<'_, '_> {
                 self.push(
                     Diagnostic::warning("bridge-without-marker", n.name.span.clone(), format!("network `{}` requests no bridge-marker resource: nothing keeps its VMs off nodes without the bridge", n.name.value))
                         .with_hint("with `bridge_marker = true` (the default) the NAD requests `bridge.network.kubevirt.io/<bridge>`, the scheduler places VMs only where bridge-marker found the bridge, and preflight checks every node has it; set false only where bridge-marker does not run and every node is known to carry the VLAN"),
+                );
+            }
+        }
+    }
+
+    /// In-cluster probes (issue 14; only validated so far): `checks_from = "cluster"` needs
+    /// a `probe_image`; a network's `probe_ip` lies in its CIDR and is nobody's address; the
+    /// per-node L2 proof needs something to ARP for.
+    fn probes(&mut self) {
+        let meta = &self.plan.meta;
+        let cluster = meta.checks_from.value == ChecksFrom::Cluster;
+        if cluster && meta.probe_image.is_none() {
+            self.push(
+                Diagnostic::error(
+                    "cluster-checks-need-probe-image",
+                    meta.checks_from.span.clone(),
+                    "`checks_from = \"cluster\"` runs probe pods, which need `probe_image`",
+                )
+                .with_hint("add `probe_image = \"registry.example.internal/wavelift:0.1\"` to [plan] (README: the probe image)"),
+            );
+        }
+        for n in &self.plan.networks {
+            let used: Vec<(&str, IpAddr)> = self
+                .plan
+                .vms
+                .iter()
+                .flat_map(|vm| {
+                    vm.nics
+                        .iter()
+                        .filter(|nic| *nic.network == *n.name)
+                        .filter_map(move |nic| {
+                            nic.ip.as_ref().map(|ip| (vm.name.as_str(), ip.value))
+                        })
+                })
+                .collect();
+            for (key, ip) in [
+                ("probe_ip", &n.probe_ip),
+                ("l2_probe_target", &n.l2_probe_target),
+            ] {
+                let Some(ip) = ip else { continue };
+                match &n.cidr {
+                    None => self.push(Diagnostic::error(
+                        "probe-ip-without-cidr",
+                        ip.span.clone(),
+                        format!(
+                            "network `{}` has a `{key}` but no `cidr` to check it against",
+                            n.name.value
+                        ),
+                    )),
+                    Some(cidr) if !cidr.value.contains(&ip.value) => self.push(Diagnostic::error(
+                        "probe-ip-outside-cidr",
+                        ip.span.clone(),
+                        format!(
+                            "`{key}` {} is outside network `{}` ({})",
+                            ip.value, n.name.value, cidr.value
+                        ),
+                    )),
+                    Some(_) => {}
+                }
+                if key != "probe_ip" {
+                    continue;
+                }
+                if n.gateway.as_ref().is_some_and(|g| g.value == ip.value) {
+                    self.push(Diagnostic::error(
+                        "probe-ip-is-gateway",
+                        ip.span.clone(),
+                        format!(
+                            "`probe_ip` {} is the gateway of network `{}`",
+                            ip.value, n.name.value
+                        ),
+                    ));
+                }
+                if let Some((vm, _)) = used.iter().find(|(_, a)| *a == ip.value) {
+                    self.push(
+                        Diagnostic::error(
+                            "probe-ip-is-vm-ip",
+                            ip.span.clone(),
+                            format!("`probe_ip` {} is the IP of VM `{vm}`: a probe pod holding it would be a duplicate address", ip.value),
+                        )
+                        .with_hint("pick a spare address in the network, one no machine uses"),
+                    );
+                }
+            }
+            if cluster
+                && n.gateway.is_none()
+                && n.l2_probe_target.is_none()
+                && self.plan.vms.iter().any(|vm| {
+                    self.plan.model_of(vm) == NetworkModel::L2
+                        && vm.nics.iter().any(|nic| *nic.network == *n.name)
+                })
+            {
+                self.push(
+                    Diagnostic::warning(
+                        "l2-path-unprovable",
+                        n.name.span.clone(),
+                        format!("network `{}` has no `gateway` and no `l2_probe_target`: the per-node L2 proof is skipped", n.name.value),
+                    )
+                    .with_hint("name an address that always answers on the VLAN: `l2_probe_target = \"…\"`"),
                 );
             }
         }

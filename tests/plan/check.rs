@@ -261,3 +261,35 @@ proptest! {
         }
     }
 }
+
+/// The in-cluster probe keys (issue 14) parse, and a network the per-node L2 proof cannot
+/// ARP (no gateway, no `l2_probe_target`) is warned about.
+#[test]
+fn probe_keys_parse_and_an_unprovable_l2_path_is_warned() {
+    let text = std::fs::read_to_string("plans/quickstart.toml")
+        .expect("quickstart")
+        .replace(
+            "namespace = \"mig-quickstart\"",
+            "namespace = \"mig-quickstart\"\nchecks_from = \"cluster\"\nprobe_image = \"registry.example.internal/wavelift:0.1\"",
+        )
+        .replace(
+            "gateway = \"192.0.2.1\"",
+            "probe_ip = \"192.0.2.250\"\nl2_path = \"required\"",
+        );
+    let checked = wavelift::plan::check_str(&text, "q.toml");
+    let codes: Vec<&str> = checked.diagnostics.iter().map(|d| d.code).collect();
+    let plan = checked.plan.as_ref().unwrap_or_else(|| panic!("{codes:?}"));
+    assert_eq!(
+        plan.meta.checks_from.value,
+        wavelift::plan::ChecksFrom::Cluster
+    );
+    assert_eq!(
+        plan.networks[0]
+            .probe_ip
+            .as_ref()
+            .map(|p| p.value.to_string()),
+        Some("192.0.2.250".into())
+    );
+    assert_eq!(plan.networks[0].l2_path, wavelift::plan::L2Path::Required);
+    assert!(codes.contains(&"l2-path-unprovable"), "{codes:?}");
+}
