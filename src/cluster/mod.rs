@@ -8,5 +8,6 @@ pub mod client;
 pub(crate) mod labels;
 pub mod lease;
 pub(crate) mod phase;
+pub mod probe_pod;
 pub mod resources;
 pub mod subresource;
