@@ -7,66 +7,20 @@
 //! count, reported as medians: `WAVELIFT_BENCH_RUNS=3`). Targets:
 //! ≤ 8 requests per VM besides watch events; RSS ≤ 150 MiB at 5,000 VMs.
 
+#[path = "common/count.rs"]
+mod count;
+
+use count::{CountLayer, Counts};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wavelift::checks::probe::SimProber;
 use wavelift::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
 use wavelift::plan::synth::{generate, SynthSpec};
 use wavelift::source::vsphere::VsphereClient;
 use wavelift::source::{Credentials, Secret, SourceOps};
-
-#[derive(Default)]
-struct Counts {
-    requests: AtomicU64,
-    watches: AtomicU64,
-}
-
-#[derive(Clone)]
-struct CountLayer(Arc<Counts>);
-
-#[derive(Clone)]
-struct CountService<S> {
-    inner: S,
-    counts: Arc<Counts>,
-}
-
-impl<S> tower::Layer<S> for CountLayer {
-    type Service = CountService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        CountService {
-            inner,
-            counts: self.0.clone(),
-        }
-    }
-}
-
-impl<S, B> tower::Service<http::Request<B>> for CountService<S>
-where
-    S: tower::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
-        {
-            self.counts.watches.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.counts.requests.fetch_add(1, Ordering::Relaxed);
-        }
-        self.inner.call(req)
-    }
-}
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -18,9 +18,12 @@
 //! request-counting layer on its kube client, and the world's clock set as described.
 //! Target: warm median downtime ≤ 5 % of cold.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "common/count.rs"]
+mod count;
+
+use count::{CountLayer, Counts};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use wavelift::checks::probe::SimProber;
 use wavelift::engine::runtime::{spawn, EngineConfig, AGENT_TIMEOUT, GUARD_INTERVAL};
@@ -45,52 +48,6 @@ const WRITE_RATE: u64 = DISK / 100 / 3600;
 /// The warm wave's window opens this long after the world's clock starts.
 const WARM_WINDOW_AFTER_S: i64 = 3 * 3600 + 20 * 60;
 const WINDOW_START: &str = "2026-12-05T22:00:00Z";
-
-#[derive(Default)]
-struct Counts {
-    requests: AtomicU64,
-}
-
-#[derive(Clone)]
-struct CountLayer(Arc<Counts>);
-
-#[derive(Clone)]
-struct CountService<S> {
-    inner: S,
-    counts: Arc<Counts>,
-}
-
-impl<S> tower::Layer<S> for CountLayer {
-    type Service = CountService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        CountService {
-            inner,
-            counts: self.0.clone(),
-        }
-    }
-}
-
-impl<S, B> tower::Service<http::Request<B>> for CountService<S>
-where
-    S: tower::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let watch = req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
-        if !watch {
-            self.counts.requests.fetch_add(1, Ordering::Relaxed);
-        }
-        self.inner.call(req)
-    }
-}
 
 fn plan_text(warm: bool) -> String {
     let mut t = format!(

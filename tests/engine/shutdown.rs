@@ -133,7 +133,7 @@ async fn shutdown_guest_fails_a_vm_without_tools_by_name_and_hard_stops_at_once(
             FaultMode::Always,
         )],
     );
-    let (s, events) = run(&plan, sc).await;
+    let (s, _) = run(&plan, sc).await;
     let web = s.failed.iter().find(|(vm, _)| vm == "shop-web-01");
     assert!(
         web.is_some_and(|(_, why)| why.contains("ToolsUnavailable")),
@@ -149,7 +149,6 @@ async fn shutdown_guest_fails_a_vm_without_tools_by_name_and_hard_stops_at_once(
         ops,
         vec![("power-off".to_string(), "hard stop".to_string())]
     );
-    let _ = events;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,31 +113,12 @@ fn run_killed_with_sigkill_resumes_from_the_cluster() {
         |e| e["event"] == "mutation" && e["kind"] == "VirtualMachine" && e["result"] == "created",
     ];
     for (n, kill_when) in kill_points.into_iter().enumerate() {
-        let mut run = server
-            .wavelift(&[
-                "run",
-                "plans/quickstart.toml",
-                "--output",
-                "jsonl",
-                "--journal",
-            ])
-            .arg(dir.path().join(format!("journal-{n}.jsonl")))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run");
-        let out = run.stdout.take().expect("stdout");
-        let mut killed = false;
-        for line in BufReader::new(out).lines() {
-            let line = line.expect("utf8");
-            let ev: serde_json::Value = serde_json::from_str(&line).expect("jsonl");
-            if kill_when(&ev) {
-                run.kill().expect("SIGKILL");
-                killed = true;
-                break;
-            }
-        }
-        let _ = run.wait();
-        assert!(killed, "the kill point was never reached");
+        run_until_killed(
+            &server,
+            "plans/quickstart.toml",
+            &dir.path().join(format!("journal-{n}.jsonl")),
+            kill_when,
+        );
     }
     let last = server
         .wavelift(&["run", "plans/quickstart.toml", "--journal"])
@@ -175,6 +156,39 @@ fn run_killed_with_sigkill_resumes_from_the_cluster() {
             "{kind}: {out:?}"
         );
     }
+}
+
+/// `wavelift run PLAN --output jsonl --journal JOURNAL`, killed with SIGKILL at the first
+/// event `kill_when` picks; panics when the run ends without one.
+fn run_until_killed(
+    server: &SimServer,
+    plan: &str,
+    journal: &std::path::Path,
+    kill_when: fn(&serde_json::Value) -> bool,
+) {
+    let mut run = server
+        .wavelift(&["run", plan, "--output", "jsonl", "--journal"])
+        .arg(journal)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let out = run.stdout.take().expect("stdout");
+    let mut killed = false;
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("utf8");
+        let ev: serde_json::Value = serde_json::from_str(&line).expect("jsonl");
+        if kill_when(&ev) {
+            run.kill().expect("SIGKILL");
+            killed = true;
+            break;
+        }
+    }
+    let _ = run.wait();
+    assert!(
+        killed,
+        "the kill point was never reached ({})",
+        journal.display()
+    );
 }
 
 /// A scripted fault scenario file served by `wavelift sim serve --scenario`, run with
@@ -261,25 +275,12 @@ fn a_warm_run_killed_with_sigkill_resumes_without_a_second_snapshot() {
         },
     ];
     for (n, kill_when) in kill_points.into_iter().enumerate() {
-        let mut run = server
-            .wavelift(&["run", plan, "--output", "jsonl", "--journal"])
-            .arg(dir.path().join(format!("journal-{n}.jsonl")))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run");
-        let out = run.stdout.take().expect("stdout");
-        let mut killed = false;
-        for line in BufReader::new(out).lines() {
-            let line = line.expect("utf8");
-            let ev: serde_json::Value = serde_json::from_str(&line).expect("jsonl");
-            if kill_when(&ev) {
-                run.kill().expect("SIGKILL");
-                killed = true;
-                break;
-            }
-        }
-        let _ = run.wait();
-        assert!(killed, "kill point {n} was never reached");
+        run_until_killed(
+            &server,
+            plan,
+            &dir.path().join(format!("journal-{n}.jsonl")),
+            kill_when,
+        );
     }
     let last = server
         .wavelift(&["run", plan, "--journal"])

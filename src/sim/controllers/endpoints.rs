@@ -163,6 +163,17 @@ fn vapi_error(status: StatusCode, kind: &str, msg: &str) -> Response {
         .into_response()
 }
 
+/// A vAPI call needs a session: the 401 `UNAUTHENTICATED` vCenter answers without one.
+fn without_session(state: &WorldState, headers: &HeaderMap) -> Option<Response> {
+    (!authorised(state, headers)).then(|| {
+        vapi_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "session required",
+        )
+    })
+}
+
 fn authorised(state: &WorldState, headers: &HeaderMap) -> bool {
     let Some(token) = headers
         .get("vmware-api-session-id")
@@ -263,12 +274,8 @@ async fn list_vms(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if !authorised(&state, &headers) {
-        return vapi_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "session required",
-        );
+    if let Some(denied) = without_session(&state, &headers) {
+        return denied;
     }
     let names: Option<Vec<&str>> = q
         .get("names")
@@ -292,12 +299,8 @@ async fn get_power(
     headers: HeaderMap,
     Path(vm): Path<String>,
 ) -> Response {
-    if !authorised(&state, &headers) {
-        return vapi_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "session required",
-        );
+    if let Some(denied) = without_session(&state, &headers) {
+        return denied;
     }
     match state.world.find(&vm) {
         Some(v) if v.moid == vm => Json(json!({ "state": power_text(v.power) })).into_response(),
@@ -320,12 +323,8 @@ async fn set_power(
     Path(vm): Path<String>,
     Query(a): Query<PowerAction>,
 ) -> Response {
-    if !authorised(&state, &headers) {
-        return vapi_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "session required",
-        );
+    if let Some(denied) = without_session(&state, &headers) {
+        return denied;
     }
     let target = match a.action.as_str() {
         "start" => PowerState::On,
@@ -420,12 +419,8 @@ async fn get_guest_power(
     headers: HeaderMap,
     Path(vm): Path<String>,
 ) -> Response {
-    if !authorised(&state, &headers) {
-        return vapi_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "session required",
-        );
+    if let Some(denied) = without_session(&state, &headers) {
+        return denied;
     }
     let info = state.world.with_moid(&vm, |e, _, _| {
         let running = e.tools_running();
@@ -456,12 +451,8 @@ async fn guest_power_action(
     Path(vm): Path<String>,
     Query(a): Query<PowerAction>,
 ) -> Response {
-    if !authorised(&state, &headers) {
-        return vapi_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "session required",
-        );
+    if let Some(denied) = without_session(&state, &headers) {
+        return denied;
     }
     if a.action != "shutdown" {
         return vapi_error(
