@@ -140,8 +140,10 @@ pub enum Update {
     },
     IpGuard(IpGuard),
     Checks(Gate, Vec<CheckResult>),
-    /// vCenter's view of a warm VM's source (after any snapshot or CBT operation).
-    Warm(WarmSource, Power),
+    /// vCenter's view of a warm VM's source (after any snapshot or CBT operation), and
+    /// the change IDs just written on its DataVolumes (`(snapshot, one per disk)`) when
+    /// the command retired a copied stage.
+    Warm(WarmSource, Power, Option<(String, Vec<String>)>),
 }
 
 /// Something that changed since the last turn.
@@ -279,6 +281,11 @@ struct VmRun {
     postponed: bool,
     /// Warm: vCenter's view of the source, read in this run.
     warm_source: Option<WarmSource>,
+    /// Warm: the change IDs this run last wrote on the DataVolumes, `(snapshot, per disk)`.
+    /// The snapshot's removal is read back from vCenter at once, while the DataVolume
+    /// watch may not have delivered the annotation yet: until it does, this is the truth
+    /// (without it the next stage would find the IDs missing and fail the VM).
+    recorded_ids: Option<(String, Vec<String>)>,
     /// Warm: the last checkpoint copied on every disk and when (window clock, Unix ms):
     /// the next precopy round falls due `precopy_interval` later.
     round_copied: Option<(String, i64)>,
@@ -366,6 +373,7 @@ impl Fleet {
                 downtime_ms: None,
                 postponed: false,
                 warm_source: None,
+                recorded_ids: None,
                 round_copied: None,
                 hard_stopped: false,
                 copied_mark: None,
@@ -681,9 +689,12 @@ fn done(
             r.source_power = Power::Off;
             r.hard_stopped = hard;
         }
-        Update::Warm(source, power) => {
+        Update::Warm(source, power, recorded) => {
             r.warm_source = Some(source);
             r.source_power = power;
+            if recorded.is_some() {
+                r.recorded_ids = recorded;
+            }
         }
         Update::IpGuard(g) => {
             if let IpGuard::Answering(why) = &g {
@@ -930,9 +941,16 @@ fn warm_obs(fleet: &Fleet, i: usize, now: Now) -> WarmObs {
         .round_copied
         .as_ref()
         .map(|(_, at)| at + interval.as_millis() as i64);
+    let mut stages = r.cluster.stages.clone();
+    if let Some((snap, ids)) = &r.recorded_ids {
+        // This run's own last write is never older than what the watch shows.
+        for (s, id) in stages.iter_mut().zip(ids) {
+            s.change_id = Some((snap.clone(), id.clone()));
+        }
+    }
     WarmObs {
         source: r.warm_source.clone(),
-        stages: r.cluster.stages.clone(),
+        stages,
         precopy_due: due_at.is_some_and(|t| clock_now >= t),
         // By the minute (rounded up): the status changes once a minute, not every turn.
         next_round_in: due_at

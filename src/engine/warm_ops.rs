@@ -55,7 +55,7 @@ impl Ops {
             SourcePower::On => Power::On,
             SourcePower::Off => Power::Off,
         };
-        Ok(Update::Warm(WarmSource::from_view(&view, ctx), power))
+        Ok(Update::Warm(WarmSource::from_view(&view, ctx), power, None))
     }
 
     /// One of warm migration's commands.
@@ -89,13 +89,19 @@ impl Ops {
             }
             Command::RemoveSnapshot { moref, record } => {
                 let w = self.warm_source()?;
-                if *record {
-                    self.record_change_ids(vm, w, moref).await?;
-                }
+                let recorded = if *record {
+                    Some((moref.clone(), self.record_change_ids(vm, w, moref).await?))
+                } else {
+                    None
+                };
                 match w.remove_snapshot(name, uuid, moref).await {
                     Ok(()) => {
                         self.journal(vm, "remove", "VirtualMachineSnapshot", moref, "removed")
-                            .await
+                            .await;
+                        return match self.read_source(vm, &ctx).await? {
+                            Update::Warm(s, p, _) => Ok(Update::Warm(s, p, recorded)),
+                            other => Ok(other),
+                        };
                     }
                     Err(e) => {
                         self.journal(
@@ -216,7 +222,12 @@ impl Ops {
 
     /// Writes each disk's change ID at snapshot `moref` on its DataVolume (the next stage's
     /// `previous`): it must outlive the snapshot, and a resumed run reads it from there.
-    async fn record_change_ids(&self, vm: &Vm, w: &dyn WarmOps, moref: &str) -> Result<(), Error> {
+    async fn record_change_ids(
+        &self,
+        vm: &Vm,
+        w: &dyn WarmOps,
+        moref: &str,
+    ) -> Result<Vec<String>, Error> {
         let disks = w.snapshot_disks(moref).await?;
         if disks.len() < vm.disks.len() {
             return Err(Error::Api {
@@ -225,6 +236,7 @@ impl Ops {
             });
         }
         let api: Api<DataVolume> = Api::namespaced(self.client.clone(), self.ns());
+        let mut ids = Vec::with_capacity(vm.disks.len());
         for (i, d) in disks.iter().take(vm.disks.len()).enumerate() {
             let Some(id) = d.change_id.as_deref().filter(|c| !c.is_empty()) else {
                 return Err(Error::Api {
@@ -240,8 +252,9 @@ impl Ops {
             })
             .await
             .map_err(|e| Error::api(format!("annotate DataVolume {dv}"), &e))?;
+            ids.push(id.to_string());
         }
-        Ok(())
+        Ok(ids)
     }
 
     /// Appends checkpoint `current` (with each disk's `previous`) to every disk's DataVolume,

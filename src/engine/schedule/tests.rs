@@ -5,6 +5,7 @@
 use super::*;
 use crate::checks::result::{CheckResult, Outcome};
 use crate::cluster::phase::DvPhase;
+use crate::engine::decide::warm::Snap;
 
 const PLAN: &str = r#"
 [plan]
@@ -1430,4 +1431,85 @@ fn the_window_fit_is_reported_and_follows_the_measured_throughput() {
     let each = Duration::from_secs(100) + CUTOVER_OVERHEAD;
     assert_eq!(needed, (2 * each).as_millis() as u64);
     assert!(ok);
+}
+
+/// A warm VM whose copied stage was just retired: vCenter already shows the snapshot gone
+/// while the DataVolume watch has not delivered the change IDs written before the removal.
+/// The IDs the command wrote are used (the final stage's `previous`), and the VM does not
+/// fail for "change IDs not recorded" (a race CI once lost).
+#[test]
+fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
+    let plan = PLAN.replace(
+        "max_parallel_cutovers = 1\n",
+        "max_parallel_cutovers = 1\nmigration = \"warm\"\n",
+    );
+    let mut r = Run::with_plan(&plan, settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    let snap = |moref: &str, round| Snap {
+        moref: moref.into(),
+        round,
+        quiesced: true,
+    };
+    let source = |ours: Vec<Snap>| WarmSource {
+        cbt_enabled: true,
+        cbt_ready: true,
+        ours,
+        ..Default::default()
+    };
+    r.done(
+        A,
+        Command::ReadSource,
+        Update::Warm(source(vec![snap("snapshot-7", Some(1))]), Power::On, None),
+    );
+    // Round 1 is copied on the PVC; no change ID on the DataVolume yet.
+    let t = r.view(A, |v| {
+        v.disks = vec![DiskObs::importing(DvPhase::Paused, Some(1.0))];
+        v.stages = vec![DiskStages {
+            checkpoints: vec![(String::new(), "snapshot-7".into())],
+            copied: ["snapshot-7".to_string()].into(),
+            ..Default::default()
+        }];
+    });
+    let retire = Command::RemoveSnapshot {
+        moref: "snapshot-7".into(),
+        record: true,
+    };
+    assert!(
+        Run::commands_for(&t, A).contains(&retire),
+        "{:?}",
+        r.phase(A)
+    );
+    // The IDs are written and the snapshot removed; the watch still shows no IDs.
+    let recorded = Some(("snapshot-7".to_string(), vec!["52 ab/11".to_string()]));
+    r.done(A, retire, Update::Warm(source(vec![]), Power::On, recorded));
+    assert!(
+        !matches!(r.status(A), Status::Failed(_)),
+        "{:?}",
+        r.phase(A)
+    );
+    // The cutover: power-off, the final snapshot, then the final checkpoint continues
+    // from the IDs the run wrote.
+    r.done(
+        A,
+        Command::PowerOffSource,
+        Update::PoweredOff { hard: false },
+    );
+    let t = r.done(
+        A,
+        Command::CreateSnapshot {
+            name: "wavelift-t-a-final".into(),
+        },
+        Update::Warm(source(vec![snap("snapshot-8", None)]), Power::Off, None),
+    );
+    assert_eq!(
+        Run::commands_for(&t, A),
+        vec![Command::AddCheckpoint {
+            current: "snapshot-8".into(),
+            previous: vec!["52 ab/11".into()],
+            last: true,
+        }],
+        "{:?}",
+        r.phase(A)
+    );
 }
