@@ -83,6 +83,71 @@ pub fn encode(result: &PodResult) -> String {
     }
 }
 
+/// What one probe pod is asked to do: the `wavelift probe` arguments the engine writes
+/// into the pod and the rehearsal cluster's kubelet reads back ([`ProbeRequest::to_args`],
+/// [`ProbeRequest::from_args`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProbeRequest {
+    /// ARP probes (`arp` entries).
+    pub arp: Vec<std::net::Ipv4Addr>,
+    /// ARP probes of the gateway or the `l2_probe_target` (`gateway` entries).
+    pub gateway: Vec<std::net::Ipv4Addr>,
+    pub icmp: Vec<std::net::IpAddr>,
+    pub tcp: Vec<std::net::SocketAddr>,
+}
+
+impl ProbeRequest {
+    /// The arguments after `wavelift probe --interface net1`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        let mut put = |flag: &str, v: String| {
+            a.push(flag.to_string());
+            a.push(v);
+        };
+        self.arp.iter().for_each(|ip| put("--arp", ip.to_string()));
+        self.gateway
+            .iter()
+            .for_each(|ip| put("--gateway", ip.to_string()));
+        self.icmp
+            .iter()
+            .for_each(|ip| put("--icmp", ip.to_string()));
+        self.tcp.iter().for_each(|t| put("--tcp", t.to_string()));
+        a
+    }
+
+    /// Reads a probe container's arguments (`probe`, `--interface IF` and the timing flags
+    /// are skipped). `Err` names the first argument it does not understand.
+    pub fn from_args(args: &[String]) -> Result<ProbeRequest, String> {
+        let mut r = ProbeRequest::default();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            if flag == "probe" {
+                continue;
+            }
+            let value = it
+                .next()
+                .ok_or_else(|| format!("`{flag}` without a value"))?;
+            let bad = |what: &str| format!("`{flag} {value}`: not {what}");
+            match flag.as_str() {
+                "--arp" => r
+                    .arp
+                    .push(value.parse().map_err(|_| bad("an IPv4 address"))?),
+                "--gateway" => r
+                    .gateway
+                    .push(value.parse().map_err(|_| bad("an IPv4 address"))?),
+                "--icmp" => r
+                    .icmp
+                    .push(value.parse().map_err(|_| bad("an IP address"))?),
+                "--tcp" => r.tcp.push(value.parse().map_err(|_| bad("IP:PORT"))?),
+                "--interface" | "--termination-log" | "--arp-interval" | "--arp-wait"
+                | "--timeout" => {}
+                _ => return Err(format!("unknown argument `{flag}`")),
+            }
+        }
+        Ok(r)
+    }
+}
+
 /// Reads a termination message back.
 pub fn decode(text: &str) -> Result<PodResult, String> {
     let r: PodResult = serde_json::from_str(text.trim())
@@ -124,6 +189,27 @@ mod tests {
         let text = encode(&doc);
         assert!(text.len() <= TERMINATION_LOG_LIMIT, "{}", text.len());
         assert_eq!(decode(&text).expect("decode"), doc);
+    }
+
+    #[test]
+    fn a_request_reads_back_from_its_arguments() {
+        let r = ProbeRequest {
+            arp: vec!["192.0.2.15".parse().unwrap()],
+            gateway: vec!["192.0.2.1".parse().unwrap()],
+            icmp: vec!["192.0.2.15".parse().unwrap()],
+            tcp: vec!["192.0.2.15:5432".parse().unwrap()],
+        };
+        let mut args = vec!["probe".to_string(), "--interface".into(), "net1".into()];
+        args.extend(r.to_args());
+        assert_eq!(ProbeRequest::from_args(&args), Ok(r));
+        assert!(ProbeRequest::from_args(&["--arp".into(), "x".into()]).is_err());
+        assert!(ProbeRequest::from_args(&["--bogus".into(), "1".into()]).is_err());
+        assert!(ProbeRequest::from_args(&["--arp".into()]).is_err());
+        // What `wavelift probe` itself accepts.
+        use clap::Parser;
+        let mut argv = vec!["wavelift".to_string()];
+        argv.extend(args);
+        assert!(crate::cli::Cli::try_parse_from(argv).is_ok());
     }
 
     #[test]
