@@ -110,6 +110,60 @@ fn seen(ifaces: &[VmiInterface]) -> String {
     }
 }
 
+/// What ARP probes from inside the VLAN saw (`checks_from = "cluster"`): IP → every MAC
+/// that answered, or why the probe could not be made.
+pub type ArpAnswers = std::collections::BTreeMap<IpAddr, Result<Vec<String>, String>>;
+
+/// `ip-preserved` (`mac = false`) or `mac-preserved` (`mac = true`) from ARP, without a
+/// guest agent: every planned NIC whose IP was probed must be answered by exactly one MAC
+/// (none: the guest has not brought the address up; more: an IP conflict), and for
+/// `mac-preserved` that MAC must be the planned one. `None` when no planned IP was probed.
+pub fn arp_preserved(nics: &[Nic], answers: &ArpAnswers, mac: bool) -> Option<Evaluation> {
+    let mut judged = 0;
+    let mut ok = Vec::new();
+    for nic in nics {
+        let Some(ip) = nic.ip.as_ref().map(|i| i.value) else {
+            continue;
+        };
+        let Some(answer) = answers.get(&ip) else {
+            continue;
+        };
+        judged += 1;
+        let planned = nic.mac.value.to_string();
+        let fail = |outcome: Outcome, detail: String| Evaluation { outcome, detail };
+        match answer {
+            Err(e) => return Some(fail(Outcome::Error, format!("ARP probe of {ip}: {e}"))),
+            Ok(macs) if macs.is_empty() => {
+                return Some(fail(
+                    Outcome::Fail,
+                    format!("no answer to an ARP probe of {ip} on its VLAN: the guest has not brought the address up"),
+                ))
+            }
+            Ok(macs) if macs.len() > 1 => {
+                return Some(fail(
+                    Outcome::Fail,
+                    format!("IP conflict: {ip} is claimed by MACs {} (ARP)", macs.join(", ")),
+                ))
+            }
+            Ok(macs) if mac && !same_mac(&macs[0], &planned) => {
+                return Some(fail(
+                    Outcome::Fail,
+                    format!("{ip} is answered by MAC {}, not the planned {planned} (ARP)", macs[0]),
+                ))
+            }
+            Ok(macs) => ok.push(if mac {
+                format!("{ip} answers from the planned MAC {}", macs[0])
+            } else {
+                format!("{ip} answers ARP from one MAC ({})", macs[0])
+            }),
+        }
+    }
+    (judged > 0).then(|| Evaluation {
+        outcome: Outcome::Pass,
+        detail: format!("{} (ARP from inside the VLAN)", ok.join("; ")),
+    })
+}
+
 /// `ip-preserved`: for every planned NIC with an IP, the guest agent reports that IP on the
 /// interface carrying the NIC's planned MAC. NICs without a planned IP are not judged; a VM
 /// with none is `skipped`.

@@ -4,7 +4,7 @@
 
 use super::evaluate::{self, VmiInterface};
 use super::probe::{DnsQuery, Probe, Prober};
-use super::result::{now_rfc3339, CheckResult};
+use super::result::{now_rfc3339, CheckResult, Outcome};
 use crate::plan::check::{CheckKind, CheckSpec};
 use crate::plan::{NetworkModel, Plan, Vm};
 use futures::StreamExt;
@@ -60,6 +60,11 @@ impl Observations {
 pub trait VmiSource: Sync {
     /// The VM's VMI `status.interfaces`, or `None` when it has no VMI.
     fn vmi_interfaces(&self, vm: &str) -> Option<Vec<VmiInterface>>;
+    /// What ARP probes from inside the VLAN saw for `vm`'s IPs (`checks_from = "cluster"`).
+    fn arp(&self, vm: &str) -> Option<evaluate::ArpAnswers> {
+        let _ = vm;
+        None
+    }
 }
 
 impl VmiSource for Observations {
@@ -139,7 +144,7 @@ fn is_link_local(ip: &IpAddr) -> bool {
 }
 
 /// Why `ip-preserved` and `mac-preserved` are skipped for a guest without qemu-guest-agent.
-pub const NEEDS_AGENT: &str = "needs the guest agent's report of the guest's addresses, and the plan says this guest has no qemu-guest-agent (guest_agent = false); an ARP probe from inside the VLAN (in-cluster probes) is not available yet";
+pub const NEEDS_AGENT: &str = "needs the guest agent's report of the guest's addresses, and the plan says this guest has no qemu-guest-agent (guest_agent = false); with `checks_from = \"cluster\"` an ARP probe from inside the VLAN answers instead";
 
 /// Runs every check of `vm` (`plan.checks_for(vm)`), in plan order.
 pub async fn run_vm(
@@ -268,16 +273,41 @@ async fn attempt(
     let no_ip = || Probe::skipped("the VM has no planned IP");
     match &spec.kind {
         CheckKind::IpPreserved | CheckKind::MacPreserved => {
-            if !plan.guest_of(vm).guest_agent {
-                return Probe::skipped(NEEDS_AGENT);
-            }
-            let Some(ifaces) = obs.vmi_interfaces(&vm.name) else {
-                return Probe::skipped("no VMI observed (not migrated yet)");
-            };
-            let e = if spec.kind == CheckKind::IpPreserved {
-                evaluate::ip_preserved(&vm.nics, &ifaces)
+            let mac = spec.kind == CheckKind::MacPreserved;
+            let arp = obs
+                .arp(&vm.name)
+                .and_then(|a| evaluate::arp_preserved(&vm.nics, &a, mac));
+            let agent = if plan.guest_of(vm).guest_agent {
+                obs.vmi_interfaces(&vm.name).map(|ifaces| {
+                    if mac {
+                        evaluate::mac_preserved(&vm.nics, &ifaces)
+                    } else {
+                        evaluate::ip_preserved(&vm.nics, &ifaces)
+                    }
+                })
             } else {
-                evaluate::mac_preserved(&vm.nics, &ifaces)
+                None
+            };
+            // With both, they must agree: the first that does not pass is the answer.
+            let e = match (agent, arp) {
+                (None, None) if !plan.guest_of(vm).guest_agent => {
+                    return Probe::skipped(NEEDS_AGENT)
+                }
+                (None, None) => return Probe::skipped("no VMI observed (not migrated yet)"),
+                (Some(a), Some(b)) if a.outcome == Outcome::Pass && b.outcome == Outcome::Pass => {
+                    evaluate::Evaluation {
+                        outcome: Outcome::Pass,
+                        detail: format!("guest agent and ARP agree: {}; {}", a.detail, b.detail),
+                    }
+                }
+                (Some(a), Some(b)) => {
+                    if a.outcome == Outcome::Pass {
+                        b
+                    } else {
+                        a
+                    }
+                }
+                (Some(e), None) | (None, Some(e)) => e,
             };
             Probe {
                 outcome: e.outcome,

@@ -128,6 +128,69 @@ pub fn network_attachment(plan: &Plan, net: &Network) -> NetworkAttachmentDefini
     }
 }
 
+/// The probe attachment of a network with a `probe_ip` (issue 14): the VM's NAD has
+/// `"ipam": {}` and a pod cannot give itself an address without `NET_ADMIN`, so probes
+/// that need one (icmp, tcp) use this second NAD, `<network>-probe`, on the same bridge or
+/// localnet and VLAN, from which the probe pod requests `probe_ip` through `ips` in its
+/// networks annotation. Bridge: the `static` IPAM plugin with the `ips` capability
+/// (containernetworking/plugins `plugins/ipam/static/main.go`: runtime config `ips`, which
+/// Multus passes only to a config declaring `"capabilities": {"ips": true}`). OVN localnet:
+/// `subnets` (the network's CIDR), from which ovn-kubernetes honours an `ips` request
+/// (`docs/features/multiple-networks/multi-homing.md`, "static IP addresses").
+pub fn probe_network_attachment(plan: &Plan, net: &Network) -> Option<NetworkAttachmentDefinition> {
+    net.probe_ip.as_ref()?;
+    let mut nad = network_attachment(plan, net);
+    let name = probe_network_name(net.name.as_str());
+    nad.metadata.name = Some(name.clone());
+    let mut cfg = cni_config(plan, net);
+    cfg["name"] = json!(name);
+    match net.provider.value {
+        Provider::Bridge => {
+            cfg["ipam"] = json!({ "type": "static" });
+            cfg["capabilities"] = json!({ "ips": true });
+        }
+        Provider::OvnLocalnet => {
+            cfg["netAttachDefName"] = json!(format!("{}/{name}", plan.meta.namespace.as_str()));
+            if let Some(c) = &net.cidr {
+                cfg["subnets"] = json!(c.value.to_string());
+            }
+        }
+    }
+    nad.spec.config = cfg.to_string();
+    Some(nad)
+}
+
+/// Every NetworkAttachmentDefinition wavelift owns for a network: its own and, when the
+/// plan checks from the cluster and the network has a `probe_ip`, the probe attachment.
+pub fn network_attachments_of(plan: &Plan, net: &Network) -> Vec<NetworkAttachmentDefinition> {
+    let mut v = vec![network_attachment(plan, net)];
+    if plan.meta.checks_from.value == crate::plan::ChecksFrom::Cluster {
+        v.extend(probe_network_attachment(plan, net));
+    }
+    v
+}
+
+/// The probe attachment's name for network `net`.
+pub fn probe_network_name(net: &str) -> String {
+    format!("{net}-probe")
+}
+
+/// Keeps a VM off `nodes` (where the per-node L2 proof found its VLAN missing): a required
+/// node affinity `kubernetes.io/hostname NotIn [...]` on its template. Nodes are never
+/// labelled; the affinity travels with the VM, through reschedules and live migrations.
+pub fn avoid_nodes(vm: &mut VirtualMachine, nodes: &[String]) {
+    if nodes.is_empty() {
+        return;
+    }
+    vm.spec.template["spec"]["affinity"] = json!({
+        "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{ "matchExpressions": [{
+                "key": "kubernetes.io/hostname", "operator": "NotIn", "values": nodes,
+            }] }]
+        } }
+    });
+}
+
 fn storage(plan: &Plan, disk: &Disk) -> Value {
     let mut s = serde_json::Map::new();
     if let Some(am) = &plan.defaults.access_mode {

@@ -9,5 +9,6 @@ pub(crate) mod labels;
 pub mod lease;
 pub(crate) mod phase;
 pub mod probe_pod;
+pub mod probe_run;
 pub mod resources;
 pub mod subresource;

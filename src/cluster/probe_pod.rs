@@ -1,4 +1,4 @@
-//! The probe pod (issue 14; built, not used by the engine yet): `wavelift probe` in a pod
+//! The probe pod (issue 14): `wavelift probe` in a pod
 //! attached to a VM's network, with the least it needs — `CAP_NET_RAW` only (every other
 //! capability dropped), a non-root user, no service account token, `restartPolicy: Never`,
 //! a deadline — and its result in the termination message (`terminationMessagePolicy:
@@ -18,8 +18,11 @@ pub const PROBE_LABEL: &str = "wavelift.io/probe";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSpec {
     pub name: String,
-    /// The plan network (its NetworkAttachmentDefinition) the pod is attached to.
+    /// The NetworkAttachmentDefinition the pod is attached to: the plan network's, or its
+    /// probe attachment ([`super::build::probe_network_name`]) when `ips` is set.
     pub network: String,
+    /// Addresses requested on `net1` (`["192.0.2.250/24"]`: the network's `probe_ip`).
+    pub ips: Vec<String>,
     /// Pinned to this node (a per-node proof), else anywhere.
     pub node: Option<String>,
     pub purpose: String,
@@ -37,7 +40,10 @@ pub fn probe_pod(plan: &Plan, spec: &ProbeSpec) -> Option<Pod> {
     labels.insert(PROBE_LABEL.to_string(), spec.purpose.clone());
     let mut args = vec!["probe".to_string(), "--interface".into(), "net1".into()];
     args.extend(spec.args.iter().cloned());
-    let networks = json!([{ "name": spec.network, "namespace": ns, "interface": "net1" }]);
+    let mut networks = json!([{ "name": spec.network, "namespace": ns, "interface": "net1" }]);
+    if !spec.ips.is_empty() {
+        networks[0]["ips"] = json!(spec.ips);
+    }
     let mut pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -81,6 +87,29 @@ pub fn probe_pod(plan: &Plan, spec: &ProbeSpec) -> Option<Pod> {
         pod["spec"]["nodeName"] = json!(node);
     }
     serde_json::from_value(pod).ok()
+}
+
+/// A probe pod's name: `wl-probe-PURPOSE-SUBJECT`, a DNS label (≤ 63 characters; a long
+/// subject is cut and a hash of the whole kept, so names stay distinct).
+pub fn pod_name(purpose: &str, subject: &str) -> String {
+    let full = format!("wl-probe-{purpose}-{subject}").to_ascii_lowercase();
+    let clean: String = full
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.len() <= 63 {
+        return clean.trim_end_matches('-').to_string();
+    }
+    let h = clean.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{}-{:08x}", clean[..54].trim_end_matches('-'), h as u32)
 }
 
 #[cfg(test)]
@@ -133,10 +162,38 @@ mod tests {
         assert_eq!(s["securityContext"]["runAsNonRoot"], true);
     }
 
+    #[test]
+    fn names_are_dns_labels_and_stay_distinct() {
+        assert_eq!(
+            pod_name("l2", "vlan-210.node-2"),
+            "wl-probe-l2-vlan-210-node-2"
+        );
+        let long = "a".repeat(80);
+        let (a, b) = (
+            pod_name("guard", &long),
+            pod_name("guard", &format!("{long}b")),
+        );
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_probe_ip_is_requested_in_the_networks_annotation() {
+        let mut s = spec();
+        s.network = "vlan-210-probe".into();
+        s.ips = vec!["192.0.2.250/24".into()];
+        let v = serde_json::to_value(probe_pod(&plan(true), &s).expect("pod")).expect("json");
+        assert_eq!(
+            v["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"],
+            r#"[{"interface":"net1","ips":["192.0.2.250/24"],"name":"vlan-210-probe","namespace":"mig-quickstart"}]"#
+        );
+    }
+
     fn spec() -> ProbeSpec {
         ProbeSpec {
             name: "wavelift-probe-l2-vlan-210-node-2".into(),
             network: "vlan-210".into(),
+            ips: vec![],
             node: Some("node-2".into()),
             purpose: "l2-path".into(),
             args: vec!["--gateway".into(), "192.0.2.1".into()],

@@ -17,6 +17,7 @@ pub(crate) mod events;
 pub mod migrate;
 pub(crate) mod ops;
 pub(crate) mod preflight;
+pub(crate) mod probes;
 pub mod runtime;
 pub(crate) mod schedule;
 mod warm_ops;

@@ -6,6 +6,7 @@ use super::decide::{Command, Gate, IpGuard, Power};
 use super::error::{api_message as api_msg, is_code, Error};
 use super::events::{Emitter, EventKind};
 use super::preflight::Preflight;
+use super::probes::{ClusterProbes, PodReach, WithArp};
 use super::schedule::Update;
 use crate::checks::probe::Prober;
 use crate::checks::runner::{self, Observations, RunSettings, VmiSource};
@@ -39,6 +40,8 @@ pub struct Ops {
     pub source_speed: f64,
     preflight: Preflight,
     networks_applied: HashMap<String, OnceCell<()>>,
+    /// Probe pods (`checks_from = "cluster"`).
+    probes: Option<Arc<ClusterProbes>>,
 }
 
 impl Ops {
@@ -54,6 +57,7 @@ impl Ops {
         vmis: Option<Store<VirtualMachineInstance>>,
     ) -> Ops {
         let names: Vec<String> = plan.networks.iter().map(|n| n.name.value.clone()).collect();
+        let probes = ClusterProbes::for_plan(plan.clone(), client.clone(), dry_run, events.clone());
         Ops {
             networks_applied: names.into_iter().map(|n| (n, OnceCell::new())).collect(),
             preflight: Preflight::new(
@@ -62,7 +66,9 @@ impl Ops {
                 source.clone(),
                 events.clone(),
                 missing_crds,
+                probes.clone(),
             ),
+            probes,
             plan,
             client,
             source,
@@ -76,6 +82,11 @@ impl Ops {
 }
 
 impl Ops {
+    /// The run's probe pods (`checks_from = "cluster"`).
+    pub(super) fn probes(&self) -> Option<&ClusterProbes> {
+        self.probes.as_deref()
+    }
+
     pub(super) fn ns(&self) -> &str {
         self.plan.meta.namespace.as_str()
     }
@@ -227,7 +238,11 @@ impl Ops {
             Command::AskPowerOff => Ok(Update::Nothing),
             Command::ProbeOriginalIp => Ok(Update::IpGuard(self.ip_guard(vm).await)),
             Command::CreateVm => {
-                let obj = build::virtual_machine(&self.plan, vm);
+                let mut obj = build::virtual_machine(&self.plan, vm);
+                if let Some(p) = &self.probes {
+                    // Off the nodes the per-node L2 proof found without the VLAN.
+                    build::avoid_nodes(&mut obj, &p.avoided_nodes(vm));
+                }
                 let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
                 self.create(vm, &api, &obj, "VirtualMachine", vm.name.as_str())
                     .await
@@ -427,23 +442,39 @@ impl Ops {
         cell.get_or_try_init(|| async {
             let api: Api<NetworkAttachmentDefinition> =
                 Api::namespaced(self.client.clone(), self.ns());
-            let nad = build::network_attachment(&self.plan, net);
-            let pp = self.apply();
-            let patch = Patch::Apply(&nad);
-            match call("apply NetworkAttachmentDefinition", || {
-                api.patch(name, &pp, &patch)
-            })
-            .await
-            {
-                Ok(_) => {
-                    self.journal(vm, "apply", "NetworkAttachmentDefinition", name, "applied")
+            for nad in build::network_attachments_of(&self.plan, net) {
+                let nad_name = nad.metadata.name.clone().unwrap_or_default();
+                let pp = self.apply();
+                let patch = Patch::Apply(&nad);
+                match call("apply NetworkAttachmentDefinition", || {
+                    api.patch(&nad_name, &pp, &patch)
+                })
+                .await
+                {
+                    Ok(_) => {
+                        self.journal(
+                            vm,
+                            "apply",
+                            "NetworkAttachmentDefinition",
+                            &nad_name,
+                            "applied",
+                        )
                         .await;
-                    Ok(())
+                    }
+                    Err(e) => {
+                        return Err(self
+                            .journal_error(
+                                vm,
+                                "apply",
+                                "NetworkAttachmentDefinition",
+                                &nad_name,
+                                &e,
+                            )
+                            .await)
+                    }
                 }
-                Err(e) => Err(self
-                    .journal_error(vm, "apply", "NetworkAttachmentDefinition", name, &e)
-                    .await),
             }
+            Ok(())
         })
         .await
         .map(|_| ())
@@ -528,6 +559,12 @@ impl Ops {
     /// The duplicate-IP guard: every original IP must be silent (ICMP, and TCP on the VM's
     /// checked ports).
     async fn ip_guard(&self, vm: &Vm) -> IpGuard {
+        // From the VLAN (`checks_from = "cluster"`): an ARP probe names the holder's MAC.
+        if let Some(p) = &self.probes {
+            if let Some(g) = p.guard(vm).await {
+                return g;
+            }
+        }
         let timeout = self.plan.defaults.check_timeout;
         let ports: Vec<u16> = self
             .plan
@@ -585,14 +622,34 @@ impl Ops {
             None => &fetched,
         };
         let settings = RunSettings::from_plan(&self.plan);
+        // From the VLAN (`checks_from = "cluster"`): one probe pod per network gathers the
+        // ARP answers (and icmp/tcp from its `probe_ip`) the checks then read.
+        let evidence = match &self.probes {
+            Some(p) => Some(p.checked_evidence(vm, &settings).await),
+            None => None,
+        };
+        let with_arp = evidence.as_ref().map(|e| WithArp {
+            inner: obs,
+            vm: vm.name.as_str(),
+            evidence: e,
+        });
+        let obs: &dyn VmiSource = match &with_arp {
+            Some(w) => w,
+            None => obs,
+        };
+        let pod_reach = evidence.as_ref().map(|e| PodReach {
+            inner: self.prober.as_ref(),
+            evidence: e,
+        });
+        let prober: &dyn Prober = match &pod_reach {
+            Some(p) => p,
+            None => self.prober.as_ref(),
+        };
         // Sequential on purpose: a VM has a handful of checks, and a plain loop keeps this
         // future `Send` for the engine's spawned command tasks.
         let mut results = Vec::new();
         for spec in self.plan.checks_for(vm) {
-            results.push(
-                runner::run_check(&self.plan, vm, &spec, self.prober.as_ref(), obs, &settings)
-                    .await,
-            );
+            results.push(runner::run_check(&self.plan, vm, &spec, prober, obs, &settings).await);
         }
         let failing: Vec<String> = results
             .iter()

@@ -24,6 +24,7 @@
 use super::decide::{Gate, Power};
 use super::error::{api_message as api_msg, is_code, Error};
 use super::events::{Emitter, LogLevel};
+use super::probes::ClusterProbes;
 use crate::cluster::build::{self, BRIDGE_RESOURCE};
 use crate::cluster::call::call;
 use crate::cluster::labels;
@@ -153,6 +154,8 @@ pub struct Preflight {
     /// Per wave: each source VM's power state, asked of vCenter in batches once.
     source_facts: HashMap<String, OnceCell<SourceFacts>>,
     network_checks: HashMap<String, OnceCell<Result<(), String>>>,
+    /// Probe pods (`checks_from = "cluster"`): Pod Security and the per-node L2 proof.
+    probes: Option<Arc<ClusterProbes>>,
 }
 
 impl Preflight {
@@ -162,8 +165,10 @@ impl Preflight {
         source: Option<Arc<dyn SourceOps>>,
         events: Emitter,
         missing_crds: Result<Vec<String>, Error>,
+        probes: Option<Arc<ClusterProbes>>,
     ) -> Preflight {
         Preflight {
+            probes,
             network_checks: plan
                 .networks
                 .iter()
@@ -284,12 +289,41 @@ impl Preflight {
         if problems.is_empty() {
             self.dry_run(vm, &mut problems).await;
         }
+        if problems.is_empty() {
+            self.probe_problems(vm, &mut problems).await;
+        }
         let gate = if problems.is_empty() {
             Gate::Passed
         } else {
             Gate::Failed(problems.join("; "))
         };
         (gate, power)
+    }
+
+    /// `checks_from = "cluster"`: probe pods are allowed (Pod Security), and each of the
+    /// VM's L2 networks reaches the nodes (the per-node proof, once per network). A node
+    /// without the VLAN is a warning (the VM is kept off it) unless `l2_path = "required"`.
+    async fn probe_problems(&self, vm: &Vm, problems: &mut Vec<String>) {
+        let Some(probes) = &self.probes else {
+            return;
+        };
+        if let Err(e) = probes.pod_security().await {
+            problems.push(e);
+            return;
+        }
+        if self.plan.model_of(vm) != NetworkModel::L2 {
+            return;
+        }
+        let nets: BTreeSet<&str> = vm.nics.iter().map(|n| n.network.as_str()).collect();
+        for name in nets {
+            let Some(net) = self.plan.network(name) else {
+                continue;
+            };
+            let proof = probes.l2_proof(vm, name).await;
+            if let Some(p) = ClusterProbes::required_problem(net, &proof) {
+                problems.push(p);
+            }
+        }
     }
 
     /// Server-side dry run of every object the VM needs (nothing is persisted).

@@ -289,6 +289,9 @@ async fn run(
     // The rehearsal world's clock runs faster; its source VMs shut down on that clock.
     ops.source_speed = cfg.window_clock.map_or(1.0, |c| c.speed);
     let ops = Arc::new(ops);
+    if let Some(p) = ops.probes() {
+        p.sweep("start of the run").await;
+    }
     let mut fleet = Fleet::new(
         plan.clone(),
         Settings {
@@ -377,6 +380,9 @@ async fn run(
         futures::future::join_all(records.into_iter().filter(|h| !h.is_finished())),
     )
     .await;
+    if let Some(p) = ops.probes() {
+        p.sweep("end of the run").await;
+    }
     Ok(fleet.summary())
 }
 
