@@ -123,6 +123,16 @@ pub const REQUIRED_ACCESS: &[(&str, &str, &str, bool)] = &[
     ("update", "coordination.k8s.io", "leases", true),
 ];
 
+/// What probe pods need besides (`checks_from = "cluster"`): create them, watch each to its
+/// end, delete them; list nodes for the per-node proof (in [`REQUIRED_ACCESS`] already).
+pub const PROBE_ACCESS: &[(&str, &str, &str, bool)] = &[
+    ("create", "", "pods", true),
+    ("get", "", "pods", true),
+    ("list", "", "pods", true),
+    ("watch", "", "pods", true),
+    ("delete", "", "pods", true),
+];
+
 /// Each source VM's power state as vCenter reported it, or why it could not.
 type SourceFacts = HashMap<String, Result<Power, String>>;
 
@@ -495,7 +505,12 @@ impl Preflight {
         let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
         let mut denied = Vec::new();
         let mut denied_cluster = Vec::new();
-        for &(verb, group, resource, namespaced) in REQUIRED_ACCESS {
+        let probe_access = if self.probes.is_some() {
+            PROBE_ACCESS
+        } else {
+            &[]
+        };
+        for &(verb, group, resource, namespaced) in REQUIRED_ACCESS.iter().chain(probe_access) {
             let (resource, subresource) = match resource.split_once('/') {
                 Some((r, s)) => (r, Some(s.to_string())),
                 None => (resource, None),

@@ -85,8 +85,9 @@ impl Shutdown {
     }
 }
 
-/// Where connectivity checks run from (issue 14: only the key and its validation so far;
-/// the engine still checks from the workstation).
+/// Where connectivity checks run from: the operator's workstation, or probe pods on the VMs'
+/// VLANs (the duplicate-IP guard by ARP, ip/mac-preserved by ARP, icmp/tcp from the
+/// network's `probe_ip`, and the per-node L2 proof in preflight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChecksFrom {
     #[default]
