@@ -242,9 +242,9 @@ pub enum FaultKind {
 /// (`00:50:56:3f:…`, the range vCenter leaves to manual MACs) from the name's hash, so
 /// never the source's own (vCenter's generated MACs are `00:50:56:80`–`bf`).
 pub fn ghost_mac(vm: &str) -> String {
-    let h = vm
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let h = vm.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     format!("00:50:56:3f:{:02x}:{:02x}", (h >> 8) & 0xff, h & 0xff)
 }
 
