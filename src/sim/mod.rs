@@ -23,6 +23,7 @@ mod fault;
 pub(crate) mod lifecycle;
 pub(crate) mod openapi;
 pub mod patch;
+pub mod pod_security;
 pub mod resources;
 pub(crate) mod schema;
 pub(crate) mod selectors;
