@@ -23,6 +23,7 @@ mod fault;
 pub(crate) mod lifecycle;
 pub(crate) mod openapi;
 pub mod patch;
+pub mod pod_security;
 pub mod resources;
 pub(crate) mod schema;
 pub(crate) mod selectors;
@@ -85,6 +86,8 @@ pub struct SimOptions {
     /// Extended resources every node advertises beside CPU and memory (capacity and
     /// allocatable), e.g. bridge-marker's `bridge.network.kubevirt.io/br-trunk: 1k`.
     pub node_resources: BTreeMap<String, String>,
+    /// Nodes that advertise none of `node_resources` (a scenario's `bridgeless_nodes`).
+    pub bare_nodes: Vec<String>,
     /// Object and watch-history sizes (see [`store::StoreLimits`]).
     pub limits: store::StoreLimits,
     /// Connections (see [`ConnLimits`]).
@@ -141,6 +144,7 @@ impl Default for SimOptions {
             kubevirt_webhooks: false,
             access: access::Authorizer::default(),
             node_resources: BTreeMap::new(),
+            bare_nodes: Vec::new(),
             limits: store::StoreLimits::default(),
             connections: ConnLimits::default(),
         }
@@ -308,7 +312,11 @@ pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 const NODE_LEASE_SECONDS: u64 = 40;
 const NODE_LEASE_RENEW: Duration = Duration::from_secs(NODE_LEASE_SECONDS / 4);
 
-fn default_objects(nodes: usize, resources: &BTreeMap<String, String>) -> Vec<Value> {
+fn default_objects(
+    nodes: usize,
+    resources: &BTreeMap<String, String>,
+    bare: &[String],
+) -> Vec<Value> {
     // The namespaces every cluster starts with (kube-apiserver's system namespaces
     // controller, pkg/controlplane/controller/systemnamespaces).
     let mut out: Vec<Value> = [
@@ -328,6 +336,12 @@ fn default_objects(nodes: usize, resources: &BTreeMap<String, String>) -> Vec<Va
     .collect();
     for i in 1..=nodes {
         let mut node = node_object(i);
+        let name = node["metadata"]["name"].as_str().unwrap_or_default();
+        let resources = if bare.iter().any(|b| b == name) {
+            &BTreeMap::new()
+        } else {
+            resources
+        };
         for (k, v) in resources {
             node["status"]["capacity"][k] = json!(v);
             node["status"]["allocatable"][k] = json!(v);
@@ -501,7 +515,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
     }
     let store = Arc::new(store);
     let mut node_names = Vec::new();
-    for obj in default_objects(opts.nodes, &opts.node_resources) {
+    for obj in default_objects(opts.nodes, &opts.node_resources, &opts.bare_nodes) {
         let created = seed_object(&store, obj)?;
         if created["kind"] == "Node" {
             seed_object(&store, node_lease(&created))?;
@@ -580,7 +594,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn simulated_kubelets_renew_their_node_leases() {
         let store = Arc::new(Store::new(StoreOptions::default()));
-        for obj in default_objects(1, &BTreeMap::new()) {
+        for obj in default_objects(1, &BTreeMap::new(), &[]) {
             let created = seed_object(&store, obj).expect("seed");
             if created["kind"] == "Node" {
                 seed_object(&store, node_lease(&created)).expect("lease");

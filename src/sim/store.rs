@@ -951,6 +951,10 @@ impl Store {
                 return Err(ApiError::not_found("namespaces", "", ns));
             }
         }
+        // The built-in Pod Security admission plugin, before the webhooks (dry runs too).
+        if !opts.keep_status {
+            super::pod_security::admit(&*inner, res, ns, &obj)?;
+        }
         // Validating webhooks run after validation and before the object is stored (and on
         // dry runs, as for KubeVirt's side-effect-free webhooks).
         if let (Some(admit), false) = (admission, opts.keep_status) {

@@ -727,6 +727,8 @@ async fn boot(
     let has_agent = source.as_ref().is_none_or(|s| s.spec.guest_agent);
     let mut domain = Vec::new();
     let mut agent = Vec::new();
+    // What the booted guest brings up on the wire (agent or not): (IP, MAC, VLAN).
+    let mut wire = Vec::new();
     for (i, iface) in ifaces.iter().enumerate() {
         let iname = iface
             .get("name")
@@ -748,7 +750,15 @@ async fn boot(
             .and_then(|v| v.as_str())
         {
             let vlan = nad_vlan(&client, &ns, multus).await;
-            world.guest_ip(&mac, vlan).map(|(_, ip)| ip)
+            let ip = world.guest_ip(&mac, vlan).map(|(_, ip)| ip);
+            if let Some(ip) = &ip {
+                wire.push(super::world::L2Address {
+                    ip: ip.clone(),
+                    mac: mac.to_ascii_lowercase(),
+                    vlan,
+                });
+            }
+            ip
         } else {
             // Pod network: an address from the sim's pod range (inside the sim only).
             let h = name
@@ -815,6 +825,7 @@ async fn boot(
         })
         .collect();
     world.set_vmi_ips(&format!("{ns}/{name}"), &name, &ips);
+    world.set_vmi_l2(&format!("{ns}/{name}"), wire);
     if agent_never {
         return Ok(());
     }

@@ -1,12 +1,14 @@
 //! Simulated controllers of the rehearsal cluster: CDI imports, the KubeVirt VM/VMI
-//! lifecycle and live migrations, plus the world outside Kubernetes (vSphere source VMs and
+//! lifecycle and live migrations, the kubelet that runs pods (probe pods), plus the world outside Kubernetes (vSphere source VMs and
 //! the network that answers probes). The controllers are kube-rs clients of the API, like
 //! the real ones; scenarios ([`scenario`]) set speed, sizes and faults.
 
 pub mod cdi;
 pub mod disks;
 pub mod endpoints;
+pub mod kubelet;
 pub mod kubevirt;
+pub mod placement;
 pub mod rehearsal;
 pub mod scenario;
 pub mod vim;
@@ -77,6 +79,12 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
         clock,
         stores.clone(),
         keys,
+    )));
+    tasks.push(tokio::spawn(kubelet::run(
+        client.clone(),
+        scenario.clone(),
+        world.clone(),
+        clock,
     )));
     tasks.push(tokio::spawn(kubevirt::run_migrations(
         client,

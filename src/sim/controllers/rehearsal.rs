@@ -44,6 +44,7 @@ impl Rehearsal {
                     )
                 })
                 .collect(),
+            bare_nodes: scenario.bridgeless_nodes.clone(),
             access: sim::access::Authorizer {
                 deny: scenario.rbac_deny.clone(),
             },

@@ -23,6 +23,9 @@
 //! clock_start = "2026-12-05T21:59:00Z" # the world's clock (default: a minute before the
 //!                                    # first window when derived from a plan, else now)
 //! node_bridges = ["br-trunk"]       # host bridges bridge-marker advertises on every node
+//! bridgeless_nodes = ["sim-node-3"]  # … except these (no bridge: no sandbox on a bridge NAD)
+//! node_vlans = { sim-node-2 = [210] } # VLANs a node's trunk carries (unlisted node: all)
+//! gateways = [{ ip = "192.0.2.1", vlan = 210 }] # routers answering ARP (a plan: its gateways)
 //! vcenter_user = "sim-user"          # the credentials the simulated vCenter and VDDK accept
 //! vcenter_password = "sim-password"
 //! vcenter_version = "8.0.3"          # the vCenter release: VI/JSON (`/sdk/vim25/…`) from 8.0.1,
@@ -50,7 +53,7 @@
 //! kind = "import-failure"            # import-failure | import-fatal | vddk-image-pull | slow-import
 //!                                    # | boot-never | agent-never | migration-failure
 //!                                    # | snapshot-failure | cbt-disabled | tools-unavailable
-//!                                    # | delta-import-failure
+//!                                    # | delta-import-failure | ghost-holder
 //! vm = "shop-db-01"
 //! mode = "once"                      # import-failure, delta-import-failure, snapshot-failure:
 //!                                    # once | always (| until-retry for import-failure)
@@ -78,6 +81,8 @@
 //!   unquiesced one succeeds;
 //! - `delta-import-failure`: the importer fails at 40 % of a stage after the first of a
 //!   multi-stage import and CDI restarts it in place (`once` or `always`).
+//! - `ghost-holder`: once the source is powered off, a ghost ([`ghost_mac`]) keeps
+//!   answering ARP and ICMP for its IPs on its VLANs.
 
 use crate::plan::check::CheckKind;
 use crate::plan::quantity::Quantity;
@@ -227,6 +232,36 @@ pub enum FaultKind {
     /// The importer fails on a stage after the first of a multi-stage import and CDI
     /// restarts it in place (`once` or `always`).
     DeltaImportFailure,
+    /// Once the source is powered off, something else (a clone, an HA restart, a proxy-ARP
+    /// router) keeps answering ARP and ICMP for its IPs on its VLANs, with another MAC
+    /// ([`ghost_mac`]).
+    GhostHolder,
+}
+
+/// The MAC of a `ghost-holder` fault's ghost of `vm`: a VMware OUI address
+/// (`00:50:56:3f:…`, the range vCenter leaves to manual MACs) from the name's hash, so
+/// never the source's own (vCenter's generated MACs are `00:50:56:80`–`bf`).
+pub fn ghost_mac(vm: &str) -> String {
+    let h = vm.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("00:50:56:3f:{:02x}:{:02x}", (h >> 8) & 0xff, h & 0xff)
+}
+
+/// The MAC a gateway answers ARP with: a VRRP virtual router MAC
+/// (`00:00:5e:00:01:<VRID>`, RFC 5798 §7.3), the VRID being the VLAN's low byte (1 when
+/// untagged).
+pub fn gateway_mac(vlan: Option<u16>) -> String {
+    format!("00:00:5e:00:01:{:02x}", vlan.map_or(1, |v| v & 0xff))
+}
+
+/// A router interface on a VLAN (a plan network's `gateway`): it answers ARP for `ip`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySpec {
+    pub ip: String,
+    #[serde(default)]
+    pub vlan: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -324,6 +359,18 @@ pub struct Scenario {
     /// (`bridge.network.kubevirt.io/<bridge>`); none when absent.
     #[serde(default)]
     pub node_bridges: Vec<String>,
+    /// Per node, the VLANs its trunk carries (a node not listed carries every VLAN): a pod
+    /// or VM on a node without its network's VLAN is cut off from it.
+    #[serde(default)]
+    pub node_vlans: std::collections::BTreeMap<String, Vec<u16>>,
+    /// Nodes without any of the `node_bridges` (bridge-marker advertises none there, and a
+    /// pod attached to a `bridge` network never gets its sandbox).
+    #[serde(default)]
+    pub bridgeless_nodes: Vec<String>,
+    /// Routers on the VLANs: each answers ARP for its IP (derived from the plan networks'
+    /// `gateway`).
+    #[serde(default)]
+    pub gateways: Vec<GatewaySpec>,
     #[serde(default, rename = "source_vm")]
     pub source_vms: Vec<SourceVmSpec>,
     #[serde(default, rename = "fault")]
@@ -473,6 +520,29 @@ impl Scenario {
                 ),
             });
         }
+        if let Some(n) = s
+            .node_vlans
+            .keys()
+            .chain(s.bridgeless_nodes.iter())
+            .find(|n| !s.nodes.contains(n))
+        {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: format!(
+                    "node_vlans and bridgeless_nodes name nodes of `nodes`; `{n}` is not one"
+                ),
+            });
+        }
+        if let Some(g) = s
+            .gateways
+            .iter()
+            .find(|g| g.ip.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: format!("gateways: `{}` is not an IP address", g.ip),
+            });
+        }
         if parse_version(&s.vcenter_version).is_none() {
             return Err(ScenarioError::Parse {
                 path: origin.to_string(),
@@ -545,6 +615,17 @@ impl Scenario {
             .filter_map(|n| n.bridge.as_ref().map(|b| b.value.clone()))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
+            .collect();
+        // Each network's gateway answers ARP on its VLAN.
+        s.gateways = plan
+            .networks
+            .iter()
+            .filter_map(|n| {
+                n.gateway.as_ref().map(|g| GatewaySpec {
+                    ip: g.value.to_string(),
+                    vlan: n.vlan.as_ref().map(|v| v.value),
+                })
+            })
             .collect();
         if let Some(sec) = &plan.source.credentials_secret {
             s.secrets.push(SecretRef {
@@ -638,6 +719,26 @@ impl Scenario {
             });
         }
         s
+    }
+}
+
+impl Scenario {
+    /// Whether `node`'s trunk carries `vlan` (untagged traffic always reaches a node).
+    pub fn node_carries(&self, node: &str, vlan: Option<u16>) -> bool {
+        match (self.node_vlans.get(node), vlan) {
+            (Some(vlans), Some(v)) => vlans.contains(&v),
+            _ => true,
+        }
+    }
+
+    /// Whether `node` has none of the host bridges.
+    pub fn is_bridgeless(&self, node: &str) -> bool {
+        self.bridgeless_nodes.iter().any(|n| n == node)
+    }
+
+    /// Whether `vm` has a fault of this kind.
+    pub fn has_fault(&self, kind: FaultKind, vm: &str) -> bool {
+        self.faults.iter().any(|f| f.kind == kind && f.vm == vm)
     }
 }
 
@@ -826,6 +927,43 @@ namespace = "mig"
         assert_eq!(db.disks[0].size, 80 << 30);
         assert_eq!(s.namespaces, vec!["mig-quickstart"]);
         assert!(s.storage_classes.contains(&"sim-standard".to_string()));
+        assert_eq!(
+            s.gateways,
+            vec![GatewaySpec {
+                ip: "192.0.2.1".into(),
+                vlan: Some(210)
+            }]
+        );
+    }
+
+    #[test]
+    fn node_vlans_bridgeless_nodes_gateways_and_ghosts() {
+        let text = r#"
+bridgeless_nodes = ["sim-node-3"]
+node_vlans = { sim-node-2 = [210, 211] }
+gateways = [{ ip = "192.0.2.1", vlan = 210 }]
+[[fault]]
+kind = "ghost-holder"
+vm = "web"
+"#;
+        let s = Scenario::from_toml(text, "s.toml").expect("valid");
+        assert!(s.is_bridgeless("sim-node-3") && !s.is_bridgeless("sim-node-1"));
+        assert!(s.node_carries("sim-node-1", Some(999)));
+        assert!(s.node_carries("sim-node-2", Some(211)));
+        assert!(!s.node_carries("sim-node-2", Some(212)));
+        assert!(s.node_carries("sim-node-2", None));
+        assert!(s.has_fault(FaultKind::GhostHolder, "web"));
+        assert_eq!(gateway_mac(Some(210)), "00:00:5e:00:01:d2");
+        assert!(ghost_mac("web").starts_with("00:50:56:3f:"));
+        assert_ne!(ghost_mac("web"), ghost_mac("db"));
+        for bad in [
+            "bridgeless_nodes = [\"nope\"]\n",
+            "node_vlans = { nope = [1] }\n",
+            "gateways = [{ ip = \"x\" }]\n",
+            "gateways = [{ ip = \"192.0.2.1\", vlun = 3 }]\n",
+        ] {
+            assert!(Scenario::from_toml(bad, "s.toml").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! request.
 
 use super::disks::{self, CopyState, DiskReport};
-use super::scenario::{PowerState, Scenario};
+use super::scenario::{self, FaultKind, PowerState, Scenario};
 pub use super::vsphere::SourceVm;
 use super::vsphere::{Ids, StageError, StagePlan, VmEntry};
 use serde::Serialize;
@@ -70,7 +70,24 @@ pub struct World {
     /// IP → the running VMIs whose guest reports it (`NS/NAME`, guest name). Kept by the
     /// simulated KubeVirt as it boots and removes VMIs, so a probe is a lookup.
     vmi_ips: RwLock<HashMap<String, Vec<(String, String)>>>,
+    /// Per running VMI (`NS/NAME`), the addresses its guest brought up on the wire:
+    /// (IP, the interface's MAC, its network's VLAN). A booted guest has them whether or
+    /// not an agent reports them.
+    vmi_l2: RwLock<HashMap<String, Vec<L2Address>>>,
+    /// Routers on the VLANs: (IP, VLAN).
+    gateways: Vec<(String, Option<u16>)>,
+    /// Source VMs with a `ghost-holder` fault.
+    ghosts: std::collections::HashSet<String>,
     pub vcenter: VcenterInfo,
+}
+
+/// An address a guest brought up on a VLAN: what answers ARP for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2Address {
+    pub ip: String,
+    /// Lowercase, colon form.
+    pub mac: String,
+    pub vlan: Option<u16>,
 }
 
 /// Answer of the simulated network to one probe.
@@ -105,6 +122,18 @@ impl World {
                     .map_or(0, |d| d.as_millis() as i64)
             }),
             vmi_ips: RwLock::default(),
+            vmi_l2: RwLock::default(),
+            gateways: scenario
+                .gateways
+                .iter()
+                .map(|g| (g.ip.clone(), g.vlan))
+                .collect(),
+            ghosts: scenario
+                .faults
+                .iter()
+                .filter(|f| f.kind == FaultKind::GhostHolder)
+                .map(|f| f.vm.clone())
+                .collect(),
             vcenter: VcenterInfo {
                 version: super::vsphere::parse_version(&scenario.vcenter_version)
                     .unwrap_or((8, 0, 3)),
@@ -427,13 +456,62 @@ impl World {
         }
     }
 
+    /// Records the addresses the guest of VMI `key` brought up on its VLANs (replacing
+    /// earlier ones): what answers ARP from it.
+    pub fn set_vmi_l2(&self, key: &str, addrs: Vec<L2Address>) {
+        let mut m = self.vmi_l2.write().unwrap_or_else(|p| p.into_inner());
+        if addrs.is_empty() {
+            m.remove(key);
+        } else {
+            m.insert(key.to_string(), addrs);
+        }
+    }
+
     /// Forgets VMI `key` (stopped, deleted).
     pub fn clear_vmi(&self, key: &str) {
         self.set_vmi_ips(key, "", &[]);
+        self.set_vmi_l2(key, Vec::new());
     }
 
-    /// Probes `ip` (ICMP when `port` is `None`) against the world: powered-on source VMs and
-    /// running VMIs whose guest agent reports the IP.
+    /// The MACs (lowercase, sorted, distinct) that answer an ARP probe of `ip` on `vlan`:
+    /// powered-on source VMs' NICs with that IP on that VLAN, a powered-off source's
+    /// ghost (`ghost-holder`), running VMIs whose guest brought the IP up on that VLAN,
+    /// and the VLAN's router for its gateway IP.
+    pub fn arp(&self, ip: &str, vlan: Option<u16>) -> Vec<String> {
+        let mut macs = std::collections::BTreeSet::new();
+        for e in self.read().iter() {
+            let vm = &e.vm;
+            let ghost = vm.power == PowerState::Off && self.ghosts.contains(&vm.spec.name);
+            for n in &vm.spec.nics {
+                if n.ip.as_deref() != Some(ip) || n.vlan != vlan {
+                    continue;
+                }
+                if vm.power == PowerState::On {
+                    macs.insert(n.mac.to_ascii_lowercase());
+                } else if ghost {
+                    macs.insert(scenario::ghost_mac(&vm.spec.name));
+                }
+            }
+        }
+        for addrs in self
+            .vmi_l2
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            for a in addrs.iter().filter(|a| a.ip == ip && a.vlan == vlan) {
+                macs.insert(a.mac.to_ascii_lowercase());
+            }
+        }
+        if self.gateways.iter().any(|(g, v)| g == ip && *v == vlan) {
+            macs.insert(scenario::gateway_mac(vlan));
+        }
+        macs.into_iter().collect()
+    }
+
+    /// Probes `ip` (ICMP when `port` is `None`) against the world: powered-on source VMs,
+    /// ghosts of powered-off ones (`ghost-holder`, `ghost/NAME (MAC)`) and running VMIs
+    /// whose guest agent reports the IP.
     pub fn probe(&self, ip: &str, port: Option<u16>) -> ProbeAnswer {
         let mut holders: Vec<(String, String)> = Vec::new(); // (holder, guest name for ports)
         for e in self.read().iter() {
@@ -442,6 +520,20 @@ impl World {
                 && vm.spec.nics.iter().any(|n| n.ip.as_deref() == Some(ip))
             {
                 holders.push((format!("source/{}", vm.spec.name), vm.spec.name.clone()));
+            }
+            // A ghost answers for a powered-off source (`ghost-holder`).
+            if vm.power == PowerState::Off
+                && self.ghosts.contains(&vm.spec.name)
+                && vm.spec.nics.iter().any(|n| n.ip.as_deref() == Some(ip))
+            {
+                holders.push((
+                    format!(
+                        "ghost/{} ({})",
+                        vm.spec.name,
+                        scenario::ghost_mac(&vm.spec.name)
+                    ),
+                    vm.spec.name.clone(),
+                ));
             }
         }
         if let Some(vmis) = self
@@ -797,5 +889,46 @@ disks = [{ file = "[ds1] web/web.vmdk", size = "40Gi" }]
             "{}",
             v.detail
         );
+    }
+
+    #[test]
+    fn arp_answers_sources_ghosts_vmis_and_gateways_on_their_vlan() {
+        let s = Scenario::from_toml(
+            r#"
+gateways = [{ ip = "192.0.2.1", vlan = 210 }]
+[[source_vm]]
+name = "db"
+nics = [{ ip = "192.0.2.15", mac = "00:50:56:AB:CD:01", vlan = 210 }]
+[[fault]]
+kind = "ghost-holder"
+vm = "db"
+"#,
+            "t.toml",
+        )
+        .expect("scenario");
+        let w = World::new(&s);
+        assert_eq!(w.arp("192.0.2.15", Some(210)), vec!["00:50:56:ab:cd:01"]);
+        assert!(w.arp("192.0.2.15", Some(211)).is_empty(), "another VLAN");
+        assert_eq!(w.arp("192.0.2.1", Some(210)), vec!["00:00:5e:00:01:d2"]);
+        w.set_power("vm-1001", PowerState::Off).expect("vm");
+        let ghost = scenario::ghost_mac("db");
+        assert_eq!(w.arp("192.0.2.15", Some(210)), vec![ghost.clone()]);
+        let p = w.probe("192.0.2.15", None);
+        assert_eq!(p.result, "reachable");
+        assert_eq!(p.holders, vec![format!("ghost/db ({ghost})")]);
+        w.set_vmi_l2(
+            "ns/db",
+            vec![L2Address {
+                ip: "192.0.2.15".into(),
+                mac: "00:50:56:ab:cd:01".into(),
+                vlan: Some(210),
+            }],
+        );
+        assert_eq!(
+            w.arp("192.0.2.15", Some(210)),
+            vec![ghost, "00:50:56:ab:cd:01".to_string()]
+        );
+        w.clear_vmi("ns/db");
+        assert_eq!(w.arp("192.0.2.15", Some(210)).len(), 1);
     }
 }
