@@ -394,3 +394,81 @@ async fn a_vm_with_not_in_affinity_never_lands_on_those_nodes() {
         assert_eq!(node.as_deref(), Some("sim-node-1"), "{name}");
     }
 }
+
+/// The probe pod of `req` on sim-node-1, its attachment with the static address `ips`.
+fn static_pod(plan: &Plan, name: &str, req: &ProbeRequest, ips: Option<&str>) -> Pod {
+    let pod = probe_pod(plan, &spec(name, "sim-node-1", req)).expect("pod");
+    let mut v = serde_json::to_value(pod).expect("json");
+    let mut net = json!({ "name": "vlan-210", "namespace": NS, "interface": "net1" });
+    if let Some(ip) = ips {
+        net["ips"] = json!([ip]);
+    }
+    v["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] = json!(json!([net]).to_string());
+    serde_json::from_value(v).expect("pod")
+}
+
+#[tokio::test]
+async fn icmp_and_tcp_need_an_address_and_bad_arguments_fail_the_pod() {
+    let plan = plan();
+    let r = rehearsal(&plan, |_| {}).await;
+    let req = ProbeRequest {
+        icmp: vec![DB_IP.parse().unwrap()],
+        tcp: vec![
+            format!("{DB_IP}:5432").parse().unwrap(),
+            format!("{DB_IP}:9").parse().unwrap(),
+        ],
+        ..Default::default()
+    };
+    let with = static_pod(&plan, "probe-static", &req, Some("192.0.2.250/24"));
+    let seen = run_watched(&r.client(), &with).await;
+    let result = result_of(seen.last().unwrap());
+    let entry = |k: &str, t: &str| {
+        result
+            .r
+            .iter()
+            .find(|p| p.k == k && p.t == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("{k} {t}: {result:?}"))
+    };
+    assert_eq!(entry("icmp", DB_IP).ok, Some(true));
+    assert_eq!(entry("tcp", &format!("{DB_IP}:5432")).ok, Some(true));
+    let closed = entry("tcp", &format!("{DB_IP}:9"));
+    assert_eq!(closed.ok, Some(false));
+    assert!(closed.e.unwrap_or_default().contains("refused"));
+
+    let without = static_pod(&plan, "probe-dhcp", &req, None);
+    let seen = run_watched(&r.client(), &without).await;
+    let result = result_of(seen.last().unwrap());
+    let icmp = result.r.iter().find(|p| p.k == "icmp").expect("icmp");
+    assert_eq!(icmp.ok, Some(false));
+    assert!(
+        icmp.e
+            .as_deref()
+            .unwrap_or_default()
+            .contains("net1 has no address"),
+        "{icmp:?}"
+    );
+
+    let mut bad = serde_json::to_value(static_pod(&plan, "probe-bad", &req, None)).expect("json");
+    bad["spec"]["containers"][0]["args"] = json!(["probe", "--interface", "net1", "--arp", "x"]);
+    let bad: Pod = serde_json::from_value(bad).expect("pod");
+    let seen = run_watched(&r.client(), &bad).await;
+    let last = seen.last().unwrap();
+    assert_eq!(phase(last), "Failed");
+    let term = last
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.clone())
+        .expect("terminated");
+    assert_eq!(term.exit_code, 2);
+    assert!(
+        term.message.unwrap_or_default().contains("--arp x"),
+        "the message says which argument"
+    );
+}

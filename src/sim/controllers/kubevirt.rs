@@ -624,12 +624,13 @@ async fn schedulable_nodes(
     spec: &Value,
 ) -> Vec<String> {
     let mut needs_bridge = false;
-    for net in spec
-        .get("networks")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    // Only bridgeless nodes make the NADs matter (and cost no requests otherwise).
+    let networks = if scenario.bridgeless_nodes.is_empty() {
+        None
+    } else {
+        spec.get("networks").and_then(Value::as_array)
+    };
+    for net in networks.into_iter().flatten() {
         let Some(multus) = net.pointer("/multus/networkName").and_then(Value::as_str) else {
             continue;
         };
