@@ -472,3 +472,25 @@ async fn icmp_and_tcp_need_an_address_and_bad_arguments_fail_the_pod() {
         "the message says which argument"
     );
 }
+
+#[tokio::test]
+async fn a_pod_without_a_node_is_bound_where_its_node_selector_says() {
+    let plan = plan();
+    let r = rehearsal(&plan, |_| {}).await;
+    let req = ProbeRequest {
+        gateway: vec![GATEWAY.parse().unwrap()],
+        ..Default::default()
+    };
+    let mut s = spec("probe-anywhere", "unused", &req);
+    s.node = None;
+    let mut pod = serde_json::to_value(probe_pod(&plan, &s).expect("pod")).expect("json");
+    pod["spec"]["nodeSelector"] = json!({ "kubernetes.io/hostname": "sim-node-2" });
+    let pod: Pod = serde_json::from_value(pod).expect("pod");
+    let seen = run_watched(&r.client(), &pod).await;
+    let last = seen.last().unwrap();
+    assert_eq!(phase(last), "Succeeded");
+    assert_eq!(
+        last.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        Some("sim-node-2")
+    );
+}
