@@ -9,6 +9,7 @@ mod controllers;
 mod fidelity;
 mod hostile;
 mod kubectl;
+mod kubelet;
 mod kubevirt;
 mod serve_flow;
 mod warm;

@@ -7,7 +7,10 @@
 //! so). A running VMI carries `volumeStatus` and a `LiveMigratable` condition derived from
 //! its PVCs' access modes and its pod-network binding (virt-controller, virt-handler).
 //! Live migrations run `Pending → Scheduling → Scheduled → PreparingTarget → TargetReady →
-//! Running → Succeeded | Failed`, moving the VMI's node. Kube-rs clients of the API: they
+//! Running → Succeeded | Failed`, moving the VMI's node. A VMI (and a migration's target)
+//! lands only on a node its `nodeSelector` and required node affinity allow
+//! ([`super::placement`]); none: the VMI stays in Scheduling, the migration fails once its
+//! target pod stays unschedulable too long. Kube-rs clients of the API: they
 //! run against any API server with the KubeVirt CRDs.
 
 use super::scenario::{FaultKind, GuestOsKind, NicConfig, Scenario};
@@ -607,15 +610,53 @@ fn live_migratable(
     (cond, method)
 }
 
-fn node_for(scenario: &Scenario, name: &str) -> String {
-    let h = name.bytes().fold(scenario.seed, |h, b| {
-        h.wrapping_mul(31).wrapping_add(b as u64)
-    });
+/// The nodes a VMI (its virt-launcher pod) may be scheduled on: those its spec's
+/// `nodeSelector` and required node affinity allow ([`super::placement`]), and, when one
+/// of its Multus networks' NADs asks for a node resource (`k8s.v1.cni.cncf.io/resourceName`,
+/// bridge-marker's `bridge.network.kubevirt.io/BRIDGE`), not the `bridgeless_nodes`:
+/// virt-controller adds that resource to the launcher pod's requests (kubevirt
+/// `pkg/virt-controller/services/template.go`, `getNetworkToResourceMap`), so the
+/// scheduler keeps it off nodes without the bridge.
+async fn schedulable_nodes(
+    client: &Client,
+    scenario: &Scenario,
+    ns: &str,
+    spec: &Value,
+) -> Vec<String> {
+    let mut needs_bridge = false;
+    // Only bridgeless nodes make the NADs matter (and cost no requests otherwise).
+    let networks = if scenario.bridgeless_nodes.is_empty() {
+        None
+    } else {
+        spec.get("networks").and_then(Value::as_array)
+    };
+    for net in networks.into_iter().flatten() {
+        let Some(multus) = net.pointer("/multus/networkName").and_then(Value::as_str) else {
+            continue;
+        };
+        let (nad_ns, nad_name) = multus.split_once('/').unwrap_or((ns, multus));
+        let api: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), nad_ns);
+        if let Ok(Some(nad)) = api.get_opt(nad_name).await {
+            needs_bridge |= nad
+                .annotations()
+                .get("k8s.v1.cni.cncf.io/resourceName")
+                .is_some_and(|r| r.starts_with(crate::cluster::build::BRIDGE_RESOURCE));
+        }
+    }
     scenario
         .nodes
-        .get((h % scenario.nodes.len().max(1) as u64) as usize)
+        .iter()
+        .filter(|n| super::placement::allowed(spec, n))
+        .filter(|n| !(needs_bridge && scenario.is_bridgeless(n)))
         .cloned()
-        .unwrap_or_else(|| "sim-node-1".to_string())
+        .collect()
+}
+
+/// The node a VMI lands on among `nodes`: by its name's hash, as before constraints
+/// existed (the same VM lands on the same node).
+fn node_for(scenario: &Scenario, name: &str, nodes: &[String]) -> Option<String> {
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    super::placement::pick(scenario.seed, name, &nodes).map(str::to_string)
 }
 
 async fn boot(
@@ -681,8 +722,14 @@ async fn boot(
     {
         return Ok(());
     }
+    // No node fits the VM's node selector and affinity (or has its bridge): the
+    // launcher pod stays Pending (Unschedulable), the VMI in Scheduling.
+    let template_spec = vm.spec.template.get("spec").cloned().unwrap_or(json!({}));
+    let allowed = schedulable_nodes(&client, &scenario, &ns, &template_spec).await;
+    let Some(node) = node_for(&scenario, &name, &allowed) else {
+        return Ok(());
+    };
     clock.sleep(step).await;
-    let node = node_for(&scenario, &name);
     vmis.patch_status(
         &name,
         &pp,
@@ -912,12 +959,18 @@ async fn migrate(
             "migrationState": { "failed": true, "failureReason": format!("VMI {vmi_name} is not running") } }))).await?;
         return Ok(());
     };
-    let target = scenario
-        .nodes
-        .iter()
-        .find(|n| **n != source)
-        .cloned()
-        .unwrap_or_else(|| source.clone());
+    // The target pod: the VMI's constraints, another node than the source.
+    let vmi_spec = vmi
+        .as_ref()
+        .and_then(|v| serde_json::to_value(&v.spec).ok())
+        .unwrap_or(json!({}));
+    let target = schedulable_nodes(&client, &scenario, &ns, &vmi_spec)
+        .await
+        .into_iter()
+        .find(|n| *n != source);
+    let Some(target) = target else {
+        return unschedulable_target(&migs, &vmis, &name, &vmi_name, &source, &m, clock).await;
+    };
     let uid = m.uid().unwrap_or_default();
     let started = now();
     let state = |completed: bool, failed: bool, end: Option<String>, reason: Option<&str>| {
@@ -988,6 +1041,55 @@ async fn migrate(
         &name,
         &pp,
         &set(json!({ "phase": "Succeeded", "migrationState": st })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `defaultUnschedulablePendingTimeoutSeconds` (kubevirt
+/// `pkg/virt-controller/watch/migration/migration.go`): how long a migration's target pod
+/// may stay Pending and Unschedulable before virt-controller deletes it.
+const UNSCHEDULABLE_PENDING_TIMEOUT_SECONDS: f64 = 300.0;
+
+/// A migration whose target pod fits no node (migration.go `handlePendingPodTimeout`,
+/// `deleteTimedOutTargetPod`): it waits in `Scheduling` while the target pod is
+/// unschedulable, then the pod is deleted and the migration fails with "Target pod is
+/// down".
+async fn unschedulable_target(
+    migs: &Api<VirtualMachineInstanceMigration>,
+    vmis: &Api<VirtualMachineInstance>,
+    name: &str,
+    vmi_name: &str,
+    source: &str,
+    m: &VirtualMachineInstanceMigration,
+    clock: SimClock,
+) -> Result<(), kube::Error> {
+    let pp = PatchParams::default();
+    let set = |v: Value| Patch::Merge(json!({ "status": v }));
+    let uid = m.uid().unwrap_or_default();
+    let started = now();
+    let state = |end: Option<String>| {
+        let mut s = json!({ "sourceNode": source, "startTimestamp": started,
+                            "migrationUid": uid, "mode": "PreCopy",
+                            "completed": false, "failed": end.is_some() });
+        if let Some(e) = end {
+            s["endTimestamp"] = json!(e);
+            s["failureReason"] = json!("Target pod is down");
+        }
+        s
+    };
+    for phase in ["Pending", "Scheduling"] {
+        migs.patch_status(name, &pp, &set(json!({ "phase": phase })))
+            .await?;
+    }
+    clock.sleep(UNSCHEDULABLE_PENDING_TIMEOUT_SECONDS).await;
+    let st = state(Some(now()));
+    vmis.patch_status(vmi_name, &pp, &set(json!({ "migrationState": st })))
+        .await?;
+    migs.patch_status(
+        name,
+        &pp,
+        &set(json!({ "phase": "Failed", "migrationState": st })),
     )
     .await?;
     Ok(())
