@@ -119,7 +119,7 @@ fn run(cluster: bool, speed: f64) -> Outcome {
             let mut pods = 0;
             while let Some(ev) = handle.events.recv().await {
                 if let EventKind::Mutation { kind, verb, .. } = &ev.kind {
-                    if kind == "Pod" && verb == "run" {
+                    if kind == "Pod" && verb == "create" {
                         pods += 1;
                     }
                 }

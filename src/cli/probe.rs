@@ -98,3 +98,32 @@ fn reach(kind: &str, target: String, p: crate::checks::probe::Probe) -> PodProbe
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::probe::pod::ProbeRequest;
+    use clap::Parser;
+
+    /// The arguments the engine writes into a probe pod are what `wavelift probe` accepts.
+    #[test]
+    fn the_engines_probe_arguments_parse_as_wavelift_probe() {
+        let r = ProbeRequest {
+            arp: vec!["192.0.2.15".parse().unwrap()],
+            gateway: vec!["192.0.2.1".parse().unwrap()],
+            icmp: vec!["192.0.2.15".parse().unwrap()],
+            tcp: vec!["192.0.2.15:5432".parse().unwrap()],
+        };
+        let mut argv = vec!["wavelift".to_string(), "probe".into()];
+        argv.extend(r.to_args());
+        let cli = crate::cli::Cli::try_parse_from(argv).expect("parses");
+        match cli.command {
+            crate::cli::Command::Probe(a) => {
+                assert_eq!(a.arp, r.arp);
+                assert_eq!(a.gateway, r.gateway);
+                assert_eq!(a.icmp, r.icmp);
+                assert_eq!(a.tcp, r.tcp);
+            }
+            _ => panic!("not probe"),
+        }
+    }
+}

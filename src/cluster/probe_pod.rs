@@ -23,8 +23,10 @@ pub struct ProbeSpec {
     pub network: String,
     /// Addresses requested on `net1` (`["192.0.2.250/24"]`: the network's `probe_ip`).
     pub ips: Vec<String>,
-    /// Pinned to this node (a per-node proof), else anywhere.
+    /// Pinned to this node (a per-node proof), else anywhere but `avoid`.
     pub node: Option<String>,
+    /// Nodes the network's VLAN does not reach (the per-node proof's finding).
+    pub avoid: Vec<String>,
     pub purpose: String,
     /// `wavelift probe` arguments after `probe`.
     pub args: Vec<String>,
@@ -85,6 +87,11 @@ pub fn probe_pod(plan: &Plan, spec: &ProbeSpec) -> Option<Pod> {
     });
     if let Some(node) = &spec.node {
         pod["spec"]["nodeName"] = json!(node);
+    } else if !spec.avoid.is_empty() {
+        pod["spec"]["affinity"] = json!({ "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": [{
+                "matchExpressions": [{ "key": "kubernetes.io/hostname", "operator": "NotIn",
+                    "values": spec.avoid }] }] } } });
     }
     serde_json::from_value(pod).ok()
 }
@@ -194,6 +201,7 @@ mod tests {
             name: "wavelift-probe-l2-vlan-210-node-2".into(),
             network: "vlan-210".into(),
             ips: vec![],
+            avoid: vec![],
             node: Some("node-2".into()),
             purpose: "l2-path".into(),
             args: vec!["--gateway".into(), "192.0.2.1".into()],

@@ -1,5 +1,5 @@
-//! Running one probe pod (issue 14): create it (an existing one of the same name — a run
-//! killed while it ran — is reused), wait on a watch of that one pod until the kubelet
+//! Running one probe pod (issue 14): create it ([`create`]; an existing one of the same name —
+//! a run killed while it ran — is reused), wait ([`finish`]) on a watch of that one pod until the kubelet
 //! ends it, read the result from the termination message (never from logs), delete it.
 //!
 //! What a pod's end means:
@@ -29,27 +29,37 @@ pub enum PodEnd {
     Failed(String),
 }
 
-/// Creates `pod`, waits at most `wait` for it to end, reads its result and deletes it.
-/// `Err`: the API refused the pod or never showed its end (the text says which).
-pub async fn run(client: &Client, pod: &Pod, wait: Duration) -> Result<PodEnd, String> {
+/// Creates `pod`: `Ok(true)` created, `Ok(false)` one of that name exists already (a run
+/// killed while it ran: its result serves). `Err`: the API refused it.
+pub async fn create(client: &Client, pod: &Pod) -> Result<bool, String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pp = PostParams::default();
     match call(&format!("create Pod {name}"), || api.create(&pp, pod)).await {
-        Ok(_) => {}
-        // A pod of this name exists (a run killed while it ran): its result serves.
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(format!("create Pod {name}: {}", message(&e))),
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(format!("create Pod {name}: {}", message(&e))),
     }
-    let ended = tokio::time::timeout(wait, await_condition(api.clone(), &name, ended)).await;
+}
+
+/// Waits at most `wait` for pod `ns/name` to end, reads its result and deletes it. `Err`:
+/// the API never showed its end (the text says why).
+pub async fn finish(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    wait: Duration,
+) -> Result<PodEnd, String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let ended = tokio::time::timeout(wait, await_condition(api.clone(), name, ended)).await;
     let end = match ended {
         Ok(Ok(Some(p))) => read_end(&p),
         Ok(Ok(None)) => Err(format!("Pod {name} was deleted before it ended")),
         Ok(Err(e)) => Err(format!("watch Pod {name}: {e}")),
         Err(_) => Err(format!("Pod {name} did not end within {}s", wait.as_secs())),
     };
-    delete(&api, &name).await;
+    delete(&api, name).await;
     end
 }
 

@@ -154,25 +154,47 @@ impl ClusterProbes {
             network: network.name.value.clone(),
             ips: vec![],
             node: None,
+            // The VLAN does not reach these: a probe there would see nothing.
+            avoid: self
+                .l2
+                .get(network.name.as_str())
+                .and_then(|c| c.get())
+                .map(|p| p.bad_nodes.keys().cloned().collect())
+                .unwrap_or_default(),
             purpose: purpose.to_string(),
             args: vec![],
             deadline: POD_DEADLINE,
         }
     }
 
-    /// Runs one probe pod for `vm` (journalled under it: created, ended, deleted).
+    /// Runs one probe pod for `vm` (journalled under it: its creation, then its deletion
+    /// with how it ended).
     async fn run(&self, vm: &Vm, spec: &ProbeSpec) -> Result<PodEnd, String> {
         let Some(pod) = probe_pod(&self.plan, spec) else {
             return Err("the plan has no probe_image".into());
         };
-        let end = probe_run::run(&self.client, &pod, POD_DEADLINE + WAIT_MARGIN).await;
-        let result = match &end {
-            Ok(PodEnd::Result(_)) => "ran, result read, deleted".to_string(),
-            Ok(PodEnd::NotStarted(why)) => format!("never started ({why}), deleted"),
-            Ok(PodEnd::Failed(why)) => format!("failed ({why}), deleted"),
+        let created = probe_run::create(&self.client, &pod).await;
+        let text = match &created {
+            Ok(true) => "created".to_string(),
+            Ok(false) => "exists already (a run killed while it ran): its result serves".into(),
             Err(e) => format!("error: {e}"),
         };
-        self.journal(vm, "run", "Pod", &spec.name, result).await;
+        self.journal(vm, "create", "Pod", &spec.name, text).await;
+        created?;
+        let end = probe_run::finish(
+            &self.client,
+            self.ns(),
+            &spec.name,
+            POD_DEADLINE + WAIT_MARGIN,
+        )
+        .await;
+        let result = match &end {
+            Ok(PodEnd::Result(_)) => "deleted (result read)".to_string(),
+            Ok(PodEnd::NotStarted(why)) => format!("deleted (it never started: {why})"),
+            Ok(PodEnd::Failed(why)) => format!("deleted (it failed: {why})"),
+            Err(e) => format!("deleted (no result: {e})"),
+        };
+        self.journal(vm, "delete", "Pod", &spec.name, result).await;
         end
     }
 

@@ -9,6 +9,7 @@ mod faults;
 mod guests;
 mod lease;
 mod preflight;
+mod probes;
 mod resume;
 mod shutdown;
 mod sim;

@@ -70,6 +70,8 @@ fn spec(name: &str, node: &str, req: &ProbeRequest) -> ProbeSpec {
         name: name.into(),
         network: "vlan-210".into(),
         node: Some(node.into()),
+        avoid: vec![],
+        ips: vec![],
         purpose: "l2-path".into(),
         args: req.to_args(),
         deadline: Duration::from_secs(60),
