@@ -46,8 +46,14 @@ fn columns(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] 
             ("StorageClass", "string", "/spec/storageClassName"),
         ],
         "Namespace" => &[("Status", "string", "/status/phase")],
+        // kubernetes pkg/printers/internalversion/printers.go podColumnDefinitions (IP and
+        // Node are `-o wide`).
         "Pod" => &[
-            ("Status", "string", "/status/phase"),
+            ("Ready", "string", "/status/containerStatuses"),
+            ("Status", "string", "/status"),
+            ("Restarts", "string", "/status/containerStatuses"),
+            ("Age", "string", ""),
+            ("IP", "string", "/status/podIP"),
             ("Node", "string", "/spec/nodeName"),
         ],
         "Service" => &[
@@ -98,6 +104,7 @@ fn priority(kind: &str, header: &str) -> u8 {
             "Node",
             "Internal-IP" | "External-IP" | "OS-Image" | "Kernel-Version" | "Container-Runtime",
         ) => 1,
+        ("Pod", "IP" | "Node") => 1,
         _ => 0,
     }
 }
@@ -173,6 +180,23 @@ fn cell(kind: &str, header: &str, obj: &Value, pointer: &str) -> Value {
         ("Node", "Internal-IP", Some(a)) => json!(node_address(a, "InternalIP")),
         ("Node", "External-IP", Some(a)) => json!(node_address(a, "ExternalIP")),
         ("VirtualMachineInstance", "Ready", Some(c)) => json!(ready_condition(c)),
+        ("Pod", "Ready", cs) => {
+            let cs = cs.and_then(Value::as_array).cloned().unwrap_or_default();
+            let total = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(cs.len(), Vec::len);
+            let ready = cs.iter().filter(|c| c["ready"] == true).count();
+            json!(format!("{ready}/{total}"))
+        }
+        ("Pod", "Restarts", cs) => json!(cs
+            .and_then(Value::as_array)
+            .map_or(0, |a| a
+                .iter()
+                .filter_map(|c| c["restartCount"].as_u64())
+                .sum::<u64>())
+            .to_string()),
+        ("Pod", "Status", st) => json!(pod_status(obj, st)),
         ("Secret", "Data", Some(Value::Object(m))) => json!(m.len()),
         ("Secret", "Data", _) => json!(0),
         // printConfigMap: len(Data) + len(BinaryData).
@@ -199,6 +223,49 @@ fn cell(kind: &str, header: &str, obj: &Value, pointer: &str) -> Value {
         (_, _, Some(Value::Number(n))) => json!(n),
         _ => json!(""),
     }
+}
+
+/// A pod's STATUS as printPod computes it (kubernetes
+/// `pkg/printers/internalversion/printers.go`): the phase, replaced by the status' reason,
+/// then by the last container's waiting or terminated reason; `Terminating` once deleted.
+fn pod_status(obj: &Value, status: Option<&Value>) -> String {
+    let empty = json!({});
+    let st = status.unwrap_or(&empty);
+    let mut reason = st["phase"].as_str().unwrap_or("Pending").to_string();
+    if let Some(r) = st["reason"].as_str().filter(|r| !r.is_empty()) {
+        reason = r.to_string();
+    }
+    let mut running = false;
+    if let Some(cs) = st["containerStatuses"].as_array() {
+        for c in cs.iter().rev() {
+            let state = &c["state"];
+            if let Some(r) = state["waiting"]["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+            {
+                reason = r.to_string();
+            } else if let Some(r) = state["terminated"]["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+            {
+                reason = r.to_string();
+            } else if state.get("terminated").is_some() {
+                reason = format!(
+                    "ExitCode:{}",
+                    state["terminated"]["exitCode"].as_i64().unwrap_or(0)
+                );
+            } else if c["ready"] == true && state.get("running").is_some() {
+                running = true;
+            }
+        }
+    }
+    if reason == "Completed" && running {
+        reason = "Running".into();
+    }
+    if obj.pointer("/metadata/deletionTimestamp").is_some() {
+        reason = "Terminating".into();
+    }
+    reason
 }
 
 /// Age as kubectl prints it (`45s`, `3m12s`, `7m`, `5h`, `3d`).
@@ -310,5 +377,28 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2026-11-27T02:43:46Z"), Some(1_795_747_426));
         assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn pod_status_reads_as_kubectl_prints_it() {
+        let pod = |status: Value| json!({ "metadata": {}, "status": status });
+        let st = |p: &Value| pod_status(p, p.pointer("/status"));
+        let creating = pod(json!({ "phase": "Pending", "containerStatuses": [
+            { "ready": false, "state": { "waiting": { "reason": "ContainerCreating" } } }] }));
+        assert_eq!(st(&creating), "ContainerCreating");
+        let done = pod(json!({ "phase": "Succeeded", "containerStatuses": [
+            { "ready": false, "state": { "terminated": { "reason": "Completed", "exitCode": 0 } } }] }));
+        assert_eq!(st(&done), "Completed");
+        let running = pod(json!({ "phase": "Running", "containerStatuses": [
+            { "ready": true, "state": { "running": {} } }] }));
+        assert_eq!(st(&running), "Running");
+        let deadline = pod(json!({ "phase": "Failed", "reason": "DeadlineExceeded" }));
+        assert_eq!(st(&deadline), "DeadlineExceeded");
+        let killed = pod(json!({ "phase": "Failed", "containerStatuses": [
+            { "state": { "terminated": { "exitCode": 2 } } }] }));
+        assert_eq!(st(&killed), "ExitCode:2");
+        let mut gone = running.clone();
+        gone["metadata"]["deletionTimestamp"] = json!("2026-12-05T22:00:00Z");
+        assert_eq!(st(&gone), "Terminating");
     }
 }
