@@ -181,6 +181,13 @@ pub struct ProbeArgs {
     /// TCP connect (needs the network's probe_ip)
     #[arg(long = "tcp", value_name = "IP:PORT")]
     pub tcp: Vec<std::net::SocketAddr>,
+    /// Continuous ICMP probe every 100 ms (a live migration's): until SIGTERM (the pod's
+    /// graceful deletion) or --watch-for; reports probes sent, lost and the longest gap
+    #[arg(long = "watch", value_name = "IP")]
+    pub watch: Option<std::net::IpAddr>,
+    /// Longest time the continuous probe runs
+    #[arg(long, default_value = "1h", value_parser = parse_duration_arg)]
+    pub watch_for: std::time::Duration,
     /// Where the result goes (the kubelet reads the container's termination message)
     #[arg(long, default_value = "/dev/termination-log")]
     pub termination_log: std::path::PathBuf,

@@ -84,7 +84,41 @@ async fn probe_all(args: &ProbeArgs) -> PodResult {
         r.push(probe);
     }
     r.extend(out);
+    if let Some(ip) = args.watch {
+        r.push(watch(&prober, ip, args.watch_for).await);
+    }
     PodResult { v: 1, r }
+}
+
+/// The continuous probe of a live migration: ICMP every 100 ms until SIGTERM (the kubelet's
+/// signal when the engine deletes the pod, which keeps it for its grace period) or `limit`.
+async fn watch(prober: &RealProber, ip: std::net::IpAddr, limit: std::time::Duration) -> PodProbe {
+    use crate::checks::continuous::{self, Target};
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_term = cancel.clone();
+    let term = tokio::spawn(async move {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            on_term.cancel();
+        }
+    });
+    let cfg = continuous::Config {
+        target: Target::Icmp(ip),
+        interval: std::time::Duration::from_millis(100),
+        timeout: std::time::Duration::from_millis(100),
+        duration: Some(limit),
+    };
+    let s = continuous::run(prober, &cfg, cancel, None).await;
+    term.abort();
+    PodProbe {
+        k: "watch".into(),
+        t: ip.to_string(),
+        n: Some(s.sent),
+        lost: Some(s.lost),
+        gap: s.longest_gap.map(|g| g.as_millis() as u64),
+        ..Default::default()
+    }
 }
 
 fn reach(kind: &str, target: String, p: crate::checks::probe::Probe) -> PodProbe {
@@ -112,6 +146,8 @@ mod tests {
             gateway: vec!["192.0.2.1".parse().unwrap()],
             icmp: vec!["192.0.2.15".parse().unwrap()],
             tcp: vec!["192.0.2.15:5432".parse().unwrap()],
+            watch: Some("192.0.2.15".parse().unwrap()),
+            watch_for: Some(std::time::Duration::from_secs(600)),
         };
         let mut argv = vec!["wavelift".to_string(), "probe".into()];
         argv.extend(r.to_args());
@@ -122,6 +158,8 @@ mod tests {
                 assert_eq!(a.gateway, r.gateway);
                 assert_eq!(a.icmp, r.icmp);
                 assert_eq!(a.tcp, r.tcp);
+                assert_eq!(a.watch, r.watch);
+                assert_eq!(Some(a.watch_for), r.watch_for);
             }
             _ => panic!("not probe"),
         }

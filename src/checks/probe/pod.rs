@@ -9,7 +9,9 @@
 //!             {"k":"tcp","t":"192.0.2.15:5432","ok":false,"e":"refused"}]}
 //! ```
 //!
-//! `k`: `arp`, `gateway` (an ARP probe of the gateway), `icmp`, `tcp`; `t`: the target; `m`:
+//! `k`: `arp`, `gateway` (an ARP probe of the gateway), `icmp`, `tcp`, `watch` (a continuous
+//! ICMP probe during a live migration: `n` sent, `lost`, `gap` the longest gap in ms); `t`:
+//! the target; `m`:
 //! every MAC that claimed the IP (ARP; more than one is a conflict); `more`: MACs left out
 //! to stay within the limit; `ok`/`ms`: reachability and round trip (icmp, tcp); `e`: why
 //! the probe could not be made or failed.
@@ -40,6 +42,13 @@ pub struct PodProbe {
     pub ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e: Option<String>,
+    /// `watch`: probes sent, lost, and the longest gap in service (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<u64>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -94,6 +103,10 @@ pub struct ProbeRequest {
     pub gateway: Vec<std::net::Ipv4Addr>,
     pub icmp: Vec<std::net::IpAddr>,
     pub tcp: Vec<std::net::SocketAddr>,
+    /// A continuous ICMP probe (`watch` entry: `n` sent, `lost`, `gap` ms): every 100 ms
+    /// until SIGTERM (the pod's graceful deletion) or `watch_for`, whichever comes first.
+    pub watch: Option<std::net::IpAddr>,
+    pub watch_for: Option<std::time::Duration>,
 }
 
 impl ProbeRequest {
@@ -112,6 +125,12 @@ impl ProbeRequest {
             .iter()
             .for_each(|ip| put("--icmp", ip.to_string()));
         self.tcp.iter().for_each(|t| put("--tcp", t.to_string()));
+        if let Some(ip) = self.watch {
+            put("--watch", ip.to_string());
+        }
+        if let Some(d) = self.watch_for {
+            put("--watch-for", format!("{}s", d.as_secs().max(1)));
+        }
         a
     }
 
@@ -139,6 +158,13 @@ impl ProbeRequest {
                     .icmp
                     .push(value.parse().map_err(|_| bad("an IP address"))?),
                 "--tcp" => r.tcp.push(value.parse().map_err(|_| bad("IP:PORT"))?),
+                "--watch" => r.watch = Some(value.parse().map_err(|_| bad("an IP address"))?),
+                "--watch-for" => {
+                    r.watch_for = Some(
+                        crate::plan::check::parse_duration(value)
+                            .ok_or_else(|| bad("a duration"))?,
+                    )
+                }
                 "--interface" | "--termination-log" | "--arp-interval" | "--arp-wait"
                 | "--timeout" => {}
                 _ => return Err(format!("unknown argument `{flag}`")),
@@ -198,6 +224,8 @@ mod tests {
             gateway: vec!["192.0.2.1".parse().unwrap()],
             icmp: vec!["192.0.2.15".parse().unwrap()],
             tcp: vec!["192.0.2.15:5432".parse().unwrap()],
+            watch: Some("192.0.2.15".parse().unwrap()),
+            watch_for: Some(std::time::Duration::from_secs(600)),
         };
         let mut args = vec!["probe".to_string(), "--interface".into(), "net1".into()];
         args.extend(r.to_args());
