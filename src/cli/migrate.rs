@@ -79,6 +79,9 @@ pub fn run(args: MigrateArgs) -> ExitCode {
                     o.longest_gap
                         .map_or("none".to_string(), |g| format!("{} ms", g.as_millis()))
                 );
+                if let Some(from) = &o.probed_from {
+                    println!("probed from: {from}");
+                }
                 if let Some(f) = &o.failure {
                     println!("failure: {f}");
                 }

@@ -63,6 +63,88 @@ pub async fn finish(
     end
 }
 
+/// Waits at most `wait` for pod `ns/name` to run (`Err`: it ended, went away or never ran).
+pub async fn running(client: &Client, ns: &str, name: &str, wait: Duration) -> Result<(), String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let cond = |p: Option<&Pod>| {
+        p.is_none_or(|p| {
+            matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Running" | "Succeeded" | "Failed")
+            )
+        })
+    };
+    match tokio::time::timeout(wait, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(p)))
+            if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") =>
+        {
+            Ok(())
+        }
+        Ok(Ok(Some(p))) => {
+            let end = read_end(&p);
+            delete(&api, name).await;
+            Err(format!("Pod {name} ended before it ran: {end:?}"))
+        }
+        Ok(Ok(None)) => Err(format!("Pod {name} was deleted before it ran")),
+        Ok(Err(e)) => Err(format!("watch Pod {name}: {e}")),
+        Err(_) => {
+            delete(&api, name).await;
+            Err(format!("Pod {name} did not run within {}s", wait.as_secs()))
+        }
+    }
+}
+
+/// Stops a running pod the way a deletion does: deleted with a grace period of `grace`, the
+/// kubelet sends SIGTERM, the program writes its result, the kubelet records the container's
+/// end (with the termination message) and only then removes the pod
+/// (`pkg/kubelet/status/status_manager.go`: the final status is written before the delete).
+/// The result is read from that last status.
+pub async fn stop(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    grace: Duration,
+    wait: Duration,
+) -> Result<PodEnd, String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    // The watch starts before the delete, so the terminated status is not missed.
+    let cond = |p: Option<&Pod>| p.is_none_or(terminated);
+    let (watch_api, owned) = (api.clone(), name.to_string());
+    let seen = tokio::spawn(async move {
+        tokio::time::timeout(wait, await_condition(watch_api, &owned, cond)).await
+    });
+    let dp = DeleteParams {
+        grace_period_seconds: Some(grace.as_secs() as u32),
+        ..Default::default()
+    };
+    if let Err(e) = call(&format!("delete Pod {name}"), || api.delete(name, &dp)).await {
+        seen.abort();
+        return Err(format!("delete Pod {name}: {}", message(&e)));
+    }
+    let end = match seen.await {
+        Ok(Ok(Ok(Some(p)))) => read_end(&p),
+        Ok(Ok(Ok(None))) => Err(format!("Pod {name} went away before its result was seen")),
+        Ok(Ok(Err(e))) => Err(format!("watch Pod {name}: {e}")),
+        Ok(Err(_)) => Err(format!(
+            "Pod {name} did not stop within {}s",
+            wait.as_secs()
+        )),
+        Err(e) => Err(format!("watch Pod {name}: {e}")),
+    };
+    delete(&api, name).await;
+    end
+}
+
+/// The pod's container has ended (its status carries how).
+fn terminated(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .and_then(|c| c.state.as_ref())
+        .is_some_and(|s| s.terminated.is_some())
+}
+
 /// Deletes pod `name` (gone already is fine; a failure is logged: the run's end sweeps).
 async fn delete(api: &Api<Pod>, name: &str) {
     let dp = DeleteParams {
@@ -111,6 +193,22 @@ fn ended(p: Option<&Pod>) -> bool {
 
 fn read_end(p: &Pod) -> Result<PodEnd, String> {
     let status = p.status.clone().unwrap_or_default();
+    // A stopped pod (graceful deletion) whose container ended with a result: its phase may
+    // still read Running in the status that carries it.
+    let exit = status
+        .container_statuses
+        .as_ref()
+        .and_then(|c| c.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| t.exit_code);
+    let status = match (&status.phase, exit) {
+        (Some(ph), Some(code)) if ph == "Running" => k8s_openapi::api::core::v1::PodStatus {
+            phase: Some(if code == 0 { "Succeeded" } else { "Failed" }.into()),
+            ..status
+        },
+        _ => status,
+    };
     let cs = status
         .container_statuses
         .as_ref()

@@ -2,7 +2,8 @@
 //! phases through the watch, and probe the VM's IP throughout to count lost probes and the
 //! longest gap (the proof that an L2 VM stays reachable while it moves between nodes).
 
-use super::events::{Emitter, EventKind};
+use super::events::{Emitter, EventKind, LogLevel};
+use super::probes::WatchPod;
 use crate::checks::continuous::{self, Target};
 use crate::checks::probe::Prober;
 use crate::cluster::build;
@@ -29,6 +30,8 @@ pub struct MigrationOutcome {
     pub lost_probes: u64,
     pub longest_gap: Option<Duration>,
     pub failure: Option<String>,
+    /// Where the probes came from when not the workstation (`probe pod NAME on the VLAN`).
+    pub probed_from: Option<String>,
 }
 
 /// The error for a migration KubeVirt would not create. Its admission webhook refuses a VMI
@@ -95,6 +98,24 @@ pub async fn migrate(
     let events: Emitter = events.into();
     let ns = plan.meta.namespace.as_str();
     let api: Api<VirtualMachineInstanceMigration> = Api::namespaced(client.clone(), ns);
+    // With `checks_from = "cluster"` (and a `probe_ip`), the continuous probe runs from a
+    // pod on the VLAN, started before the migration; else from here.
+    let watch_pod = match WatchPod::start(&client, &plan, vm, limit).await {
+        Some(Ok(p)) => Some(p),
+        Some(Err(why)) => {
+            events
+                .log(
+                    LogLevel::Warn,
+                    format!(
+                        "{}: the probe pod for the migration did not run ({why}); probing from the workstation",
+                        vm.name.value
+                    ),
+                )
+                .await;
+            None
+        }
+        None => None,
+    };
     let created = api
         .create(&PostParams::default(), &build::migration(&plan, vm))
         .await
@@ -108,6 +129,7 @@ pub async fn migrate(
         .nics
         .iter()
         .find_map(|n| n.ip.as_ref().map(|i| i.value))
+        .filter(|_| watch_pod.is_none())
         .map(|ip| {
             let (prober, cancel) = (prober.clone(), cancel.clone());
             let timeout = plan.defaults.check_timeout.min(Duration::from_millis(500));
@@ -138,6 +160,7 @@ pub async fn migrate(
         lost_probes: 0,
         longest_gap: None,
         failure: None,
+        probed_from: None,
     };
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -189,6 +212,28 @@ pub async fn migrate(
             outcome.sent_probes = s.sent;
             outcome.lost_probes = s.lost;
             outcome.longest_gap = s.longest_gap;
+        }
+    }
+    if let Some(p) = watch_pod {
+        let name = p.name.clone();
+        match p.stop().await {
+            Ok((sent, lost, gap)) => {
+                outcome.sent_probes = sent;
+                outcome.lost_probes = lost;
+                outcome.longest_gap = gap;
+                outcome.probed_from = Some(format!("probe pod {name} on the VLAN"));
+            }
+            Err(why) => {
+                events
+                    .log(
+                        LogLevel::Warn,
+                        format!(
+                            "{}: the migration's probe pod {name} gave no count: {why}",
+                            vm.name.value
+                        ),
+                    )
+                    .await
+            }
         }
     }
     events

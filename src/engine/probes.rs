@@ -613,6 +613,99 @@ impl ClusterProbes {
     }
 }
 
+/// A live migration's continuous probe from a pod on the VM's VLAN (`checks_from =
+/// "cluster"` and a `probe_ip` on the network of the VM's first L2 NIC with an IPv4
+/// address): ICMP every 100 ms from where the VM's clients are.
+pub struct WatchPod {
+    client: Client,
+    ns: String,
+    pub name: String,
+}
+
+/// How long the watch pod may take to start, and to stop after its deletion.
+const WATCH_START: Duration = Duration::from_secs(120);
+const WATCH_GRACE: Duration = Duration::from_secs(5);
+
+impl WatchPod {
+    /// `None`: the plan probes from the workstation for this VM. `Some(Err)`: the pod could
+    /// not be made to run (the text says why).
+    pub async fn start(
+        client: &Client,
+        plan: &Plan,
+        vm: &Vm,
+        limit: Duration,
+    ) -> Option<Result<WatchPod, String>> {
+        if plan.meta.checks_from.value != ChecksFrom::Cluster
+            || plan.model_of(vm) != NetworkModel::L2
+        {
+            return None;
+        }
+        let (net, ip) = vm.nics.iter().find_map(|n| {
+            let ip = n.ip.as_ref()?.value;
+            Some((plan.network(n.network.as_str())?, ip))
+        })?;
+        let (pip, cidr) = (net.probe_ip.as_ref()?, net.cidr.as_ref()?);
+        let spec = ProbeSpec {
+            name: pod_name("watch", vm.name.as_str()),
+            network: build::probe_network_name(net.name.as_str()),
+            ips: vec![format!("{}/{}", pip.value, cidr.value.prefix_len())],
+            node: None,
+            avoid: vec![],
+            purpose: "watch".into(),
+            args: ProbeRequest {
+                watch: Some(ip),
+                watch_for: Some(limit),
+                ..Default::default()
+            }
+            .to_args(),
+            deadline: limit + WATCH_START + WATCH_GRACE,
+        };
+        let pod = probe_pod(plan, &spec)?;
+        let ns = plan.meta.namespace.value.clone();
+        Some(
+            async {
+                probe_run::create(client, &pod).await?;
+                probe_run::running(client, &ns, &spec.name, WATCH_START).await?;
+                Ok(WatchPod {
+                    client: client.clone(),
+                    ns,
+                    name: spec.name,
+                })
+            }
+            .await,
+        )
+    }
+
+    /// Stops the probe (the pod's graceful deletion: SIGTERM) and reads what it counted:
+    /// `(sent, lost, longest gap)`.
+    pub async fn stop(self) -> Result<(u64, u64, Option<Duration>), String> {
+        let end = probe_run::stop(
+            &self.client,
+            &self.ns,
+            &self.name,
+            WATCH_GRACE,
+            WATCH_GRACE + WAIT_MARGIN,
+        )
+        .await?;
+        let r = match end {
+            PodEnd::Result(r) => r,
+            PodEnd::NotStarted(why) | PodEnd::Failed(why) => return Err(why),
+        };
+        let w =
+            r.r.iter()
+                .find(|p| p.k == "watch")
+                .ok_or_else(|| "the probe pod's result has no watch entry".to_string())?;
+        if let Some(e) = &w.e {
+            return Err(e.clone());
+        }
+        Ok((
+            w.n.unwrap_or(0),
+            w.lost.unwrap_or(0),
+            w.gap.map(Duration::from_millis),
+        ))
+    }
+}
+
 /// The checks' VMI source with the ARP answers of the VM's probe pods.
 pub struct WithArp<'a> {
     pub inner: &'a dyn VmiSource,

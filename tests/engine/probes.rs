@@ -193,6 +193,27 @@ async fn the_quickstart_without_agents_verifies_every_vm_through_arp_from_probe_
         Api::namespaced(r.client(), NS);
     let probe_nad = nads.get("vlan-210-probe").await.expect("probe NAD");
     assert!(probe_nad.spec.config.contains("\"static\""));
+
+    // A live migration's continuous probe runs from a pod on the VLAN, stopped by its
+    // graceful deletion once the migration ended.
+    let vm = plan.vm("shop-db-01").expect("vm").clone();
+    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let prober: Arc<dyn wavelift::checks::probe::Prober> =
+        Arc::new(wavelift::checks::probe::SimProber::new(r.world_url.clone()));
+    let o =
+        wavelift::engine::migrate::migrate(r.client(), plan.clone(), &vm, prober, ev_tx, tx, LIMIT)
+            .await
+            .expect("migration runs");
+    assert_eq!(o.phase, "Succeeded", "{o:?}");
+    assert_eq!(
+        o.probed_from.as_deref(),
+        Some("probe pod wl-probe-watch-shop-db-01 on the VLAN"),
+        "{o:?}"
+    );
+    assert!(o.sent_probes > 0 && o.lost_probes == 0, "{o:?}");
+    assert!(probe_pods(&r).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
