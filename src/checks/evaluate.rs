@@ -154,7 +154,7 @@ pub fn arp_preserved(nics: &[Nic], answers: &ArpAnswers, mac: bool) -> Option<Ev
             Ok(macs) => ok.push(if mac {
                 format!("{ip} answers from the planned MAC {}", macs[0])
             } else {
-                format!("{ip} answers ARP from one MAC ({})", macs[0])
+                format!("{ip} answers ARP from one MAC, {}", macs[0])
             }),
         }
     }

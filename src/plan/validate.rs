@@ -797,7 +797,14 @@ impl Validator<'_, '_> {
     /// virtio disks on Windows.
     fn guest(&mut self, plan: &Plan, vm: &Vm, checks: &[crate::plan::check::CheckSpec]) {
         let guest = plan.guest_of(vm);
-        if !guest.guest_agent {
+        // From the cluster, ARP on the VLAN answers them for an L2 VM with an IPv4 address.
+        let by_arp = plan.meta.checks_from.value == crate::plan::ChecksFrom::Cluster
+            && plan.model_of(vm) == crate::plan::NetworkModel::L2
+            && vm
+                .nics
+                .iter()
+                .any(|n| n.ip.as_ref().is_some_and(|ip| ip.value.is_ipv4()));
+        if !guest.guest_agent && !by_arp {
             for kind in [CheckKind::IpPreserved, CheckKind::MacPreserved] {
                 if !checks.iter().any(|c| c.kind == kind) {
                     continue;
@@ -817,7 +824,7 @@ impl Validator<'_, '_> {
                             vm.name.value
                         ),
                     )
-                    .with_hint("set `guest_agent = true` (VM or [defaults]) if the guest runs qemu-guest-agent; `icmp` and `tcp:PORT` checks work without it"),
+                    .with_hint("set `guest_agent = true` (VM or [defaults]) if the guest runs qemu-guest-agent, or check from the cluster (`checks_from = \"cluster\"`: ARP from the VLAN answers them); `icmp` and `tcp:PORT` checks work without it"),
                 );
             }
         }
