@@ -22,6 +22,13 @@
 //!   (`parsePodNetworkAnnotation`: the JSON list or `ns/name@if` text) and
 //!   `pkg/multus/multus.go` (`cmdAdd`: a delegate's error fails the sandbox as
 //!   `[NS/POD/UID:NET]: error adding container to network "NET": …`);
+//! - kubernetes `pkg/kubelet/kuberuntime/kuberuntime_container.go` (`killContainer`:
+//!   SIGTERM, SIGKILL once the deletion's grace period has passed) and
+//!   `pkg/kubelet/status/status_manager.go` (`syncPod`, `canBeDeleted`: a pod with a
+//!   deletionTimestamp is deleted, grace 0 and its UID as precondition, once its terminal
+//!   status is in the API). `wavelift` runs as PID 1 (the image's entrypoint) and handles
+//!   SIGTERM only while `--watch` runs: a SIGTERM before that is ignored (signal(7),
+//!   pid_namespaces(7)) and the container is killed (137) at the end of the grace period;
 //! - containernetworking/plugins `plugins/main/bridge/bridge.go` (`bridgeByName`:
 //!   `could not lookup "BR": Link not found`). The real plugin creates a missing bridge
 //!   itself (`ensureBridge`); the sim's `bridgeless_nodes` model a node whose bridge cannot
