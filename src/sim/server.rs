@@ -505,6 +505,31 @@ fn delete_options(body: &[u8]) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+/// DeleteOptions' `gracePeriodSeconds`: from the body when there is one, else from the
+/// query (apiserver `pkg/endpoints/handlers/delete.go` `DeleteResource` and
+/// `DeleteCollection` decode a non-empty body, else the query parameters).
+fn grace_period(body: &[u8], query: &HashMap<String, String>) -> Result<Option<i64>, ApiError> {
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let opts = delete_options(body)?;
+        return match opts.get("gracePeriodSeconds") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid options body: gracePeriodSeconds: {v} is not an integer"
+                ))
+            }),
+        };
+    }
+    match query.get("gracePeriodSeconds").map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "gracePeriodSeconds: invalid value {v:?}: not an integer"
+            ))
+        }),
+    }
+}
+
 /// `dryRun: ["All"]` inside an options body.
 fn body_dry_run(body: &[u8]) -> Result<bool, ApiError> {
     Ok(delete_options(body)?
@@ -708,13 +733,14 @@ async fn resource(
                     dry_run: dry_run(&query)? || body_dry_run(&body)?,
                     ..WriteOptions::default()
                 };
+                let grace = grace_period(&body, &query)?;
                 let (items, _) = store.list(res, rp.namespace.as_deref(), |o| {
                     labels.matches(o) && fields.matches(o)
                 });
                 let mut deleted = Vec::new();
                 for item in items {
                     let (ns, name) = (&item.sel.namespace, &item.sel.name);
-                    match store.delete(res, ns, name, (None, None), &opts) {
+                    match store.delete_with(res, ns, name, (None, None), grace, &opts) {
                         Ok(gone) => deleted.push(gone),
                         Err(e) if e.code == 404 => {}
                         Err(e) => return Err(e),
@@ -855,7 +881,8 @@ async fn resource(
             let rv = opts_body
                 .pointer("/preconditions/resourceVersion")
                 .and_then(Value::as_str);
-            let gone = store.delete(res, &ns, &name, (uid, rv), &opts)?;
+            let grace = grace_period(&body, &query)?;
+            let gone = store.delete_with(res, &ns, &name, (uid, rv), grace, &opts)?;
             Ok(ok_json(&gone))
         }
         m => Err(ApiError::method_not_allowed(m.as_str(), res.plural)),

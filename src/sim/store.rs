@@ -685,7 +685,8 @@ impl Store {
         })
     }
 
-    /// Delete one object (namespaces take their namespaced objects with them).
+    /// Delete one object (namespaces take their namespaced objects with them), as a DELETE
+    /// without `gracePeriodSeconds` does (see [`Store::delete_with`]).
     /// `preconditions` are an optional (uid, resourceVersion) pair from DeleteOptions.
     pub fn delete(
         &self,
@@ -693,6 +694,22 @@ impl Store {
         ns: &str,
         name: &str,
         preconditions: (Option<&str>, Option<&str>),
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        self.delete_with(res, ns, name, preconditions, None, opts)
+    }
+
+    /// [`Store::delete`] with DeleteOptions' `gracePeriodSeconds` (`grace`). A Pod may be
+    /// deleted gracefully (see [`pod_grace`]): it is then only marked (`deletionTimestamp`,
+    /// MODIFIED) and stays until a later deletion with grace 0 (the kubelet's, once its
+    /// containers stopped).
+    pub fn delete_with(
+        &self,
+        res: &ResourceDef,
+        ns: &str,
+        name: &str,
+        preconditions: (Option<&str>, Option<&str>),
+        grace: Option<i64>,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
@@ -728,6 +745,46 @@ impl Store {
                     name,
                     "Precondition failed: the object has been modified",
                 ));
+            }
+        }
+        if res.kind == "Pod" {
+            match pod_grace(&old, grace) {
+                Grace::Now => {}
+                Grace::Pending => return Ok(old),
+                Grace::Mark { until, seconds } => {
+                    let mut marked = old.clone();
+                    let meta = meta_mut(&mut marked);
+                    meta.insert("deletionTimestamp".into(), json!(until));
+                    meta.insert("deletionGracePeriodSeconds".into(), json!(seconds));
+                    if opts.dry_run {
+                        return Ok(marked);
+                    }
+                    let rv = inner.rv + 1;
+                    meta_mut(&mut marked).insert("resourceVersion".into(), json!(rv.to_string()));
+                    let Some(old_stored) = inner
+                        .kinds
+                        .get(&key(res))
+                        .and_then(|s| s.objects.get(&k))
+                        .cloned()
+                    else {
+                        return Err(ApiError::not_found(res.plural, res.group, name));
+                    };
+                    let stored = sized(res, &marked, self.tuning().limits)?;
+                    within_quota(
+                        &inner,
+                        self.tuning().limits,
+                        stored.weight(),
+                        old_stored.weight(),
+                    )?;
+                    inner.rv = rv;
+                    if let Some(s) = inner.kinds.get_mut(&key(res)) {
+                        s.put(k, stored.clone());
+                    }
+                    let mut ev = WatchEvent::new(rv, EventType::Modified, stored);
+                    ev.prev = Some(old_stored);
+                    Self::publish(&mut inner, self.tuning(), res, ev);
+                    return Ok(marked);
+                }
             }
         }
         if opts.dry_run {
@@ -919,8 +976,11 @@ impl Store {
             "creationTimestamp",
             "generation",
             "deletionTimestamp",
+            "deletionGracePeriodSeconds",
             "selfLink",
         ] {
+            // apiserver pkg/registry/rest/create.go `BeforeCreate` clears the deletion
+            // mark (`SetDeletionTimestamp(nil)`, `SetDeletionGracePeriodSeconds(nil)`).
             meta.remove(f);
         }
         let name = meta
@@ -1107,7 +1167,10 @@ impl Store {
                 "creationTimestamp",
                 "generation",
                 "deletionTimestamp",
+                "deletionGracePeriodSeconds",
             ] {
+                // apiserver pkg/registry/rest/update.go `BeforeUpdate`: an update can never
+                // remove or change the deletion timestamp or grace period.
                 match old_meta.get(f) {
                     Some(v) => {
                         meta.insert(f.into(), v.clone());
@@ -1174,6 +1237,88 @@ impl Store {
         ev.prev = Some(old_stored.clone());
         Self::publish(inner, t, res, ev);
         Ok(new)
+    }
+}
+
+/// What a DELETE does to a Pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Grace {
+    /// Remove it now (DELETED).
+    Now,
+    /// Already being deleted with a grace period no longer than the one asked: nothing
+    /// changes, the object is the answer.
+    Pending,
+    /// Mark it: `deletionTimestamp` `until`, `deletionGracePeriodSeconds` `seconds`.
+    Mark { until: String, seconds: i64 },
+}
+
+/// Graceful deletion of a Pod as the API server decides it:
+/// - kubernetes `staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go` `BeforeDelete`:
+///   a negative grace period counts as 1 s; an object already marked may only have its
+///   grace period shortened (a longer or equal one, or none, leaves it pending; grace 0,
+///   or a mark without a grace period, deletes it now); otherwise the strategy's
+///   `CheckGracefulDelete` gives the period, and the mark is `now + period`;
+/// - kubernetes `pkg/registry/core/pod/strategy.go` `podStrategy.CheckGracefulDelete`: the
+///   request's `gracePeriodSeconds`, else `spec.terminationGracePeriodSeconds` (defaulted
+///   to 30), and 0 for a pod not bound to a node or already `Succeeded`/`Failed`;
+/// - `staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go` `Delete` and
+///   `updateForGracefulDeletionAndFinalizers`: a period > 0 only updates the object (the
+///   answer is the marked object, 200); a period of 0 removes it. (The real store first
+///   writes the mark with grace 0 and then removes the object, so a watch sees a MODIFIED
+///   just before the DELETED; the sim removes it in one step.)
+fn pod_grace(pod: &Value, requested: Option<i64>) -> Grace {
+    let requested = requested.map(|g| if g < 0 { 1 } else { g });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let at = |secs: i64| rfc3339(secs.max(0) as u64);
+    if let Some(marked) = pod
+        .pointer("/metadata/deletionTimestamp")
+        .and_then(Value::as_str)
+    {
+        let current = pod
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        let Some(current) = current.filter(|c| *c != 0) else {
+            return Grace::Now;
+        };
+        return match requested {
+            Some(0) => Grace::Now,
+            Some(p) if p < current => {
+                let since = super::table::parse_rfc3339(marked).map_or(now, |t| t as i64);
+                Grace::Mark {
+                    until: at(since - current + p),
+                    seconds: p,
+                }
+            }
+            _ => Grace::Pending,
+        };
+    }
+    let mut period = requested.unwrap_or_else(|| {
+        pod.pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    });
+    let bound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let terminal = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !bound || terminal {
+        period = 0;
+    }
+    if period < 0 {
+        period = 1;
+    }
+    if period == 0 {
+        return Grace::Now;
+    }
+    Grace::Mark {
+        until: at(now + period),
+        seconds: period,
     }
 }
 
@@ -1313,5 +1458,42 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn pod_deletion_grace_as_check_graceful_delete_decides_it() {
+        let pod = |node: &str, phase: &str| {
+            json!({ "metadata": { "name": "p" },
+                    "spec": { "nodeName": node, "terminationGracePeriodSeconds": 30 },
+                    "status": { "phase": phase } })
+        };
+        let mark = |g: &Grace| match g {
+            Grace::Mark { seconds, .. } => Some(*seconds),
+            _ => None,
+        };
+        assert_eq!(mark(&pod_grace(&pod("n1", "Running"), None)), Some(30));
+        assert_eq!(mark(&pod_grace(&pod("n1", "Running"), Some(5))), Some(5));
+        assert_eq!(mark(&pod_grace(&pod("n1", "Running"), Some(-3))), Some(1));
+        assert_eq!(pod_grace(&pod("n1", "Running"), Some(0)), Grace::Now);
+        assert_eq!(pod_grace(&pod("", "Pending"), Some(5)), Grace::Now);
+        assert_eq!(pod_grace(&pod("n1", "Succeeded"), Some(5)), Grace::Now);
+        assert_eq!(pod_grace(&pod("n1", "Failed"), None), Grace::Now);
+        // Marked already: only a shorter period changes it; 0 removes it.
+        let mut marked = pod("n1", "Running");
+        marked["metadata"]["deletionTimestamp"] = json!("2026-12-05T22:00:05Z");
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(5);
+        assert_eq!(pod_grace(&marked, None), Grace::Pending);
+        assert_eq!(pod_grace(&marked, Some(5)), Grace::Pending);
+        assert_eq!(pod_grace(&marked, Some(0)), Grace::Now);
+        assert_eq!(
+            pod_grace(&marked, Some(2)),
+            Grace::Mark {
+                until: "2026-12-05T22:00:02Z".into(),
+                seconds: 2
+            }
+        );
+        // Even a pod that ended meanwhile stays pending (no CheckGracefulDelete again).
+        marked["status"]["phase"] = json!("Succeeded");
+        assert_eq!(pod_grace(&marked, None), Grace::Pending);
     }
 }

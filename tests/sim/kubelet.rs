@@ -6,11 +6,15 @@
 //!   pod's sandbox, and the deadline fails it;
 //! - a `ghost-holder` keeps answering for a powered-off source;
 //! - Pod Security `baseline` refuses the probe pod's `NET_RAW` (dry run too);
-//! - a VM's hostname `NotIn` affinity keeps its VMI off those nodes.
+//! - a VM's hostname `NotIn` affinity keeps its VMI off those nodes;
+//! - graceful deletion: a `--watch` pod deleted with a grace period is marked, its probe
+//!   stops on SIGTERM and its result (sent, lost) is written before the kubelet removes the
+//!   pod; a source powered off midway shows as lost probes; grace 0, and a pod not bound to
+//!   a node or already ended, are removed at once.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::watcher::{self, Event};
 use kube::ResourceExt;
@@ -495,4 +499,228 @@ async fn a_pod_without_a_node_is_bound_where_its_node_selector_says() {
         last.spec.as_ref().and_then(|s| s.node_name.as_deref()),
         Some("sim-node-2")
     );
+}
+
+/// Waits until the world's simulated clock reaches `secs` (a condition on the sim clock,
+/// bounded by [`LIMIT`]).
+async fn sim_time_reaches(r: &Rehearsal, secs: f64) {
+    let world = r.controllers.world.clone();
+    let reached = tokio::time::timeout(LIMIT, async move {
+        while world.now() < secs {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "simulated time never reached {secs}s");
+}
+
+fn terminated_of(p: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.clone())
+}
+
+/// Runs a `--watch DB_IP` pod (static address on the probe NAD): waits until it is
+/// Running, lets 2 simulated seconds pass, calls `midway`, lets 2 more pass, deletes it
+/// with a 5 s grace period, and returns every state the watch showed after the delete
+/// (the last one is the DELETED object).
+async fn watch_then_delete(
+    r: &Rehearsal,
+    plan: &Plan,
+    name: &str,
+    midway: impl FnOnce(),
+) -> Vec<Pod> {
+    let req = ProbeRequest {
+        watch: Some(DB_IP.parse().unwrap()),
+        watch_for: Some(Duration::from_secs(600)),
+        ..Default::default()
+    };
+    let pod = static_pod(plan, name, &req, Some("192.0.2.250/24"));
+    let api: Api<Pod> = Api::namespaced(r.client(), NS);
+    let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
+    let opened = tokio::time::timeout(LIMIT, async {
+        while let Some(ev) = stream.next().await {
+            if matches!(ev, Ok(Event::InitDone)) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(opened.is_ok(), "the pod watch did not open");
+    api.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod created");
+    let running = tokio::time::timeout(LIMIT, async {
+        while let Some(ev) = stream.next().await {
+            if let Ok(Event::Apply(p)) = ev {
+                if p.name_any() == name && phase(&p) == "Running" {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(running.is_ok(), "pod {name} never ran");
+    let t0 = r.controllers.world.now();
+    sim_time_reaches(r, t0 + 2.0).await;
+    midway();
+    sim_time_reaches(r, t0 + 4.0).await;
+    let dp = DeleteParams {
+        grace_period_seconds: Some(5),
+        ..Default::default()
+    };
+    let answer = api.delete(name, &dp).await.expect("delete");
+    let marked = answer
+        .left()
+        .expect("the pod itself, not a Status: it stays for its grace period");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(5));
+    let seen = tokio::time::timeout(LIMIT, async {
+        let mut seen = Vec::new();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(Event::Apply(p)) if p.name_any() == name => seen.push(p),
+                Ok(Event::Delete(p)) if p.name_any() == name => {
+                    seen.push(p);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        seen
+    })
+    .await
+    .unwrap_or_else(|_| panic!("pod {name} was not removed within {LIMIT:?}"));
+    assert!(api.get_opt(name).await.expect("get").is_none(), "gone");
+    seen
+}
+
+/// The `watch` entry of the last status the watch showed before the pod went away, after
+/// checking the order: marked and still running, then ended with the result, then gone.
+fn watch_entry(seen: &[Pod]) -> wavelift::checks::probe::pod::PodProbe {
+    let first = seen.first().expect("a MODIFIED after the delete");
+    assert!(first.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        phase(first),
+        "Running",
+        "marked first, container still running"
+    );
+    let before_removal = &seen[seen.len() - 2];
+    assert!(before_removal.metadata.deletion_timestamp.is_some());
+    assert_eq!(phase(before_removal), "Succeeded");
+    let t = terminated_of(before_removal).expect("terminated");
+    assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
+    let result = decode(t.message.as_deref().unwrap_or_default()).expect("probe result");
+    let watch = result.r.last().cloned().expect("entries");
+    assert_eq!((watch.k.as_str(), watch.t.as_str()), ("watch", DB_IP));
+    // The DELETED object is that last state.
+    assert_eq!(terminated_of(seen.last().unwrap()), Some(t));
+    watch
+}
+
+#[tokio::test]
+async fn a_watch_pod_deleted_gracefully_reports_what_it_saw_then_goes() {
+    let plan = plan();
+    let r = rehearsal(&plan, |_| {}).await;
+    let seen = watch_then_delete(&r, &plan, "probe-watch-up", || {}).await;
+    let w = watch_entry(&seen);
+    // 4 simulated seconds at 100 ms: about 40 probes, none lost.
+    assert!(w.n.unwrap_or(0) >= 30, "{w:?}");
+    assert_eq!(w.lost, Some(0), "{w:?}");
+    assert_eq!(w.gap, None);
+    assert_eq!(w.e, None);
+}
+
+#[tokio::test]
+async fn a_source_powered_off_midway_shows_as_lost_probes() {
+    let plan = plan();
+    let r = rehearsal(&plan, |_| {}).await;
+    let world = r.controllers.world.clone();
+    let seen = watch_then_delete(&r, &plan, "probe-watch-down", || {
+        let src = world.find("shop-db-01").expect("source");
+        world
+            .set_power(&src.moid, PowerState::Off)
+            .expect("powered off");
+    })
+    .await;
+    let w = watch_entry(&seen);
+    let (n, lost) = (w.n.unwrap_or(0), w.lost.unwrap_or(0));
+    assert!(lost >= 10 && lost < n, "{w:?}");
+    // Still down when it stopped: the gap runs from the last answer to the end.
+    assert!(w.gap.unwrap_or(0) >= 1000, "{w:?}");
+}
+
+#[tokio::test]
+async fn grace_zero_and_pods_not_running_are_removed_at_once() {
+    let plan = plan();
+    let r = rehearsal(&plan, |_| {}).await;
+    let api: Api<Pod> = Api::namespaced(r.client(), NS);
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    let graceful = DeleteParams {
+        grace_period_seconds: Some(30),
+        ..Default::default()
+    };
+
+    // A running pod deleted with grace 0 (`kubectl delete --grace-period=0 --force`).
+    let req = ProbeRequest {
+        watch: Some(DB_IP.parse().unwrap()),
+        ..Default::default()
+    };
+    let pod = static_pod(&plan, "probe-force", &req, Some("192.0.2.250/24"));
+    api.create(&PostParams::default(), &pod).await.expect("pod");
+    let running = tokio::time::timeout(
+        LIMIT,
+        await_condition(api.clone(), "probe-force", |p: Option<&Pod>| {
+            p.is_some_and(|p| phase(p) == "Running")
+        }),
+    )
+    .await;
+    assert!(running.is_ok(), "probe-force never ran");
+    api.delete("probe-force", &now).await.expect("delete");
+    assert!(api.get_opt("probe-force").await.expect("get").is_none());
+
+    // A pod bound to no node (its node selector matches none): nothing runs it.
+    let mut s = spec("probe-nowhere", "unused", &ProbeRequest::default());
+    s.node = None;
+    let mut pod = serde_json::to_value(probe_pod(&plan, &s).expect("pod")).expect("json");
+    pod["spec"]["nodeSelector"] = json!({ "kubernetes.io/hostname": "no-such-node" });
+    let pod: Pod = serde_json::from_value(pod).expect("pod");
+    api.create(&PostParams::default(), &pod).await.expect("pod");
+    let unschedulable = tokio::time::timeout(
+        LIMIT,
+        await_condition(api.clone(), "probe-nowhere", |p: Option<&Pod>| {
+            p.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.reason.as_deref() == Some("Unschedulable"))
+                })
+        }),
+    )
+    .await;
+    assert!(
+        unschedulable.is_ok(),
+        "probe-nowhere was never found unschedulable"
+    );
+    api.delete("probe-nowhere", &graceful)
+        .await
+        .expect("delete");
+    assert!(api.get_opt("probe-nowhere").await.expect("get").is_none());
+
+    // A pod that ended.
+    let req = ProbeRequest {
+        gateway: vec![GATEWAY.parse().unwrap()],
+        ..Default::default()
+    };
+    let pod = probe_pod(&plan, &spec("probe-done", "sim-node-1", &req)).expect("pod");
+    let seen = run_watched(&r.client(), &pod).await;
+    assert_eq!(phase(seen.last().unwrap()), "Succeeded");
+    api.delete("probe-done", &graceful).await.expect("delete");
+    assert!(api.get_opt("probe-done").await.expect("get").is_none());
 }

@@ -22,6 +22,13 @@
 //!   (`parsePodNetworkAnnotation`: the JSON list or `ns/name@if` text) and
 //!   `pkg/multus/multus.go` (`cmdAdd`: a delegate's error fails the sandbox as
 //!   `[NS/POD/UID:NET]: error adding container to network "NET": …`);
+//! - kubernetes `pkg/kubelet/kuberuntime/kuberuntime_container.go` (`killContainer`:
+//!   SIGTERM, SIGKILL once the deletion's grace period has passed) and
+//!   `pkg/kubelet/status/status_manager.go` (`syncPod`, `canBeDeleted`: a pod with a
+//!   deletionTimestamp is deleted, grace 0 and its UID as precondition, once its terminal
+//!   status is in the API). `wavelift` runs as PID 1 (the image's entrypoint) and handles
+//!   SIGTERM only while `--watch` runs: a SIGTERM before that is ignored (signal(7),
+//!   pid_namespaces(7)) and the container is killed (137) at the end of the grace period;
 //! - containernetworking/plugins `plugins/main/bridge/bridge.go` (`bridgeByName`:
 //!   `could not lookup "BR": Link not found`). The real plugin creates a missing bridge
 //!   itself (`ensureBridge`); the sim's `bridgeless_nodes` model a node whose bridge cannot
@@ -31,17 +38,20 @@ use super::kubevirt::cni_vlan;
 use super::scenario::Scenario;
 use super::world::World;
 use super::{placement, SimClock};
+use crate::checks::continuous::Tracker;
 use crate::checks::probe::pod::{encode, PodProbe, PodResult, ProbeRequest};
 use crate::cluster::resources::NetworkAttachmentDefinition;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// `active_deadline.go`: the pod's status reason and message when its deadline passed.
 pub const DEADLINE_REASON: &str = "DeadlineExceeded";
@@ -55,6 +65,12 @@ pub const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
 const ARP_SECONDS: f64 = 4.5;
 /// Its `--timeout` for one ICMP or TCP probe.
 const REACH_TIMEOUT_SECONDS: f64 = 2.0;
+/// `--watch`: one ICMP probe every 100 ms (`cli/probe.rs` `watch`).
+const WATCH_INTERVAL_MS: u64 = 100;
+/// `--watch-for`'s default (`cli::ProbeArgs`).
+const WATCH_FOR_DEFAULT_SECONDS: f64 = 3600.0;
+/// Exit code of a container killed by SIGKILL (128 + 9).
+const EXIT_SIGKILL: i32 = 137;
 
 /// What the kubelet tasks share.
 #[derive(Clone)]
@@ -76,28 +92,132 @@ pub async fn run(client: Client, scenario: Arc<Scenario>, world: Arc<World>, clo
     };
     let api: Api<Pod> = Api::all(client);
     let mut seen: HashSet<String> = HashSet::new();
+    // Each running pod's "SIGTERM": the grace period of its deletion, once it has one.
+    let mut terms: HashMap<String, watch::Sender<Option<i64>>> = HashMap::new();
+    let mut removing: HashSet<String> = HashSet::new();
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .applied_objects()
         .boxed();
     while let Some(item) = stream.next().await {
         let Ok(pod) = item else { continue };
-        if ended(&pod) || pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
         let uid = pod.uid().unwrap_or_else(|| {
             format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
         });
-        if !seen.insert(uid) {
+        if pod.metadata.deletion_timestamp.is_some() {
+            // Graceful deletion (`pkg/kubelet/pod_workers.go` `UpdatePod`: a pod with a
+            // deletionTimestamp is terminating; `kubelet.go` `SyncTerminatingPod` kills its
+            // containers with the deletion's grace period).
+            let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
+            match terms.get(&uid) {
+                Some(tx) if !ended(&pod) => {
+                    tx.send_replace(Some(grace));
+                }
+                _ if ended(&pod) || !seen.contains(&uid) => {
+                    // `pkg/kubelet/status/status_manager.go` `syncPod`: once the terminal
+                    // status is in the API (`canBeDeleted`: deletionTimestamp set, phase
+                    // terminal), the pod is deleted with grace 0 and its UID as a
+                    // precondition. A pod this kubelet never started has nothing to stop.
+                    seen.insert(uid.clone());
+                    terms.remove(&uid);
+                    if removing.insert(uid.clone()) {
+                        let client = ctx.client.clone();
+                        tokio::spawn(async move { remove(&client, &pod).await });
+                    }
+                }
+                // Not running here (a node no kubelet serves): it stays terminating.
+                _ => {}
+            }
             continue;
         }
+        if ended(&pod) || !seen.insert(uid.clone()) {
+            continue;
+        }
+        let (tx, rx) = watch::channel(None);
+        terms.insert(uid, tx);
         let ctx = ctx.clone();
         tokio::spawn(async move {
             // A pod deleted meanwhile ends its task with a 404: nothing to report.
-            if let Err(e) = run_pod(&ctx, pod).await {
+            let mut term = Term { rx, at: None };
+            if let Err(e) = run_pod(&ctx, pod, &mut term).await {
                 tracing::debug!(error = %e, "sim kubelet: pod task ended");
             }
         });
+    }
+}
+
+/// The status manager's final deletion of a pod (grace 0, UID precondition: never a new pod
+/// of the same name).
+async fn remove(client: &Client, pod: &Pod) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    if let Err(e) = api.delete(&pod.name_any(), &dp).await {
+        tracing::debug!(error = %e, pod = %pod.name_any(), "sim kubelet: pod not deleted");
+    }
+}
+
+/// A pod's view of its deletion: SIGTERM when the deletion is seen, SIGKILL when its grace
+/// period (which a later deletion may shorten) has passed since then
+/// (`pkg/kubelet/kuberuntime/kuberuntime_container.go` `killContainer`: the runtime's
+/// `StopContainer` with the grace period as timeout, i.e. SIGTERM, then SIGKILL).
+struct Term {
+    rx: watch::Receiver<Option<i64>>,
+    /// Simulated time the SIGTERM was sent.
+    at: Option<f64>,
+}
+
+impl Term {
+    /// Whether the pod is being deleted (SIGTERM sent).
+    fn sent(&mut self, ctx: &Ctx) -> bool {
+        if self.at.is_none() && self.rx.borrow_and_update().is_some() {
+            self.at = Some(ctx.world.now());
+        }
+        self.at.is_some()
+    }
+
+    /// Waits for SIGTERM.
+    async fn sigterm(&mut self, ctx: &Ctx) {
+        while !self.sent(ctx) {
+            if self.rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Waits for SIGKILL: SIGTERM, then its grace period.
+    async fn sigkill(&mut self, ctx: &Ctx) {
+        self.sigterm(ctx).await;
+        loop {
+            let grace = self.rx.borrow_and_update().unwrap_or(0) as f64;
+            let left = self.at.unwrap_or_default() + grace - ctx.world.now();
+            if left <= 0.0 {
+                return;
+            }
+            tokio::select! {
+                _ = ctx.clock.sleep(left) => return,
+                changed = self.rx.changed() => {
+                    if changed.is_err() {
+                        ctx.clock.sleep(left).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until simulated time `at` (forever for `None`).
+async fn until(ctx: &Ctx, at: Option<f64>) {
+    match at {
+        Some(t) => ctx.clock.sleep((t - ctx.world.now()).max(0.0)).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -190,7 +310,7 @@ fn condition(kind: &str, ok: bool, reason: Option<&str>) -> Value {
     c
 }
 
-async fn run_pod(ctx: &Ctx, pod: Pod) -> Result<(), kube::Error> {
+async fn run_pod(ctx: &Ctx, pod: Pod, term: &mut Term) -> Result<(), kube::Error> {
     let ns = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
     let uid = pod.uid().unwrap_or_default();
@@ -339,8 +459,13 @@ async fn run_pod(ctx: &Ctx, pod: Pod) -> Result<(), kube::Error> {
                 false, false) })),
         )
         .await?;
-        // The kubelet retries the sandbox until the deadline ends the pod.
-        return until_deadline(ctx, &api, (&name, &uid), started, deadline, None).await;
+        // The kubelet retries the sandbox until the deadline ends the pod, or its deletion.
+        return until_deadline(ctx, &api, (&name, &uid), started, deadline, None, term).await;
+    }
+    if term.sent(ctx) {
+        // Deleted before its container started: nothing to stop, nothing to report.
+        remove(&ctx.client, &pod).await;
+        return Ok(());
     }
 
     let running_since = now();
@@ -375,6 +500,7 @@ async fn run_pod(ctx: &Ctx, pod: Pod) -> Result<(), kube::Error> {
             started,
             deadline,
             Some(&running_since),
+            term,
         )
         .await;
     }
@@ -419,25 +545,38 @@ async fn run_pod(ctx: &Ctx, pod: Pod) -> Result<(), kube::Error> {
         wire,
     };
     let seconds = plan.seconds(&req);
-    if let Some(d) = deadline {
-        let left = started + d - ctx.world.now();
-        if left < seconds {
-            return until_deadline(
-                ctx,
-                &api,
-                (&name, &uid),
-                started,
-                deadline,
-                Some(&running_since),
-            )
-            .await;
+    let deadline_at = deadline.map(|d| started + d);
+    let ids = (name.as_str(), uid.as_str());
+    // The ARP, ICMP and TCP probes. `wavelift` is the image's entrypoint, so PID 1 of its
+    // PID namespace: a SIGTERM it has no handler for is ignored (signal(7), and
+    // pid_namespaces(7): init only gets the signals it handles), so until the watch
+    // installs its handler the deletion has to wait for SIGKILL.
+    tokio::select! {
+        _ = ctx.clock.sleep(seconds) => {}
+        _ = term.sigkill(ctx) => return killed(&api, ids, Some(&running_since), None).await,
+        _ = until(ctx, deadline_at) => {
+            return killed(&api, ids, Some(&running_since), Some(DEADLINE_REASON)).await;
         }
     }
-    ctx.clock.sleep(seconds).await;
     if !alive(&api, &name, &uid).await? {
         return Ok(());
     }
-    let result = plan.result(&req);
+    let mut result = plan.result(&req);
+    if let Some(ip) = req.watch {
+        let limit = req
+            .watch_for
+            .map_or(WATCH_FOR_DEFAULT_SECONDS, |d| d.as_secs_f64());
+        match plan.watch(ip, limit, deadline_at, term).await {
+            WatchEnd::Done(entry) => result.r.push(entry),
+            WatchEnd::Killed => return killed(&api, ids, Some(&running_since), None).await,
+            WatchEnd::Deadline => {
+                return killed(&api, ids, Some(&running_since), Some(DEADLINE_REASON)).await;
+            }
+        }
+        if !alive(&api, &name, &uid).await? {
+            return Ok(());
+        }
+    }
     let st = terminated(0, "Completed", encode(&result));
     api.patch_status(&name, &pp, &done("Succeeded", st)).await?;
     Ok(())
@@ -452,27 +591,61 @@ async fn alive(api: &Api<Pod>, name: &str, uid: &str) -> Result<bool, kube::Erro
 }
 
 /// Waits for the pod's deadline (forever without one) and fails it
-/// (`active_deadline.go`); a running container is killed.
+/// (`active_deadline.go`), or for its deletion: a running container is killed (its
+/// program is not known to handle SIGTERM: SIGKILL after the grace period); a container
+/// that never started leaves nothing to report and the pod is removed at once.
+#[allow(clippy::too_many_arguments)]
 async fn until_deadline(
     ctx: &Ctx,
     api: &Api<Pod>,
-    (name, uid): (&str, &str),
+    ids: (&str, &str),
     started: f64,
     deadline: Option<f64>,
     running_since: Option<&str>,
+    term: &mut Term,
 ) -> Result<(), kube::Error> {
-    let Some(d) = deadline else {
-        return Ok(());
-    };
-    let left = started + d - ctx.world.now();
-    ctx.clock.sleep(left.max(0.0)).await;
+    let deadline_at = deadline.map(|d| started + d);
+    match running_since {
+        None => tokio::select! {
+            _ = until(ctx, deadline_at) => killed(api, ids, None, Some(DEADLINE_REASON)).await,
+            _ = term.sigterm(ctx) => {
+                if let Some(pod) = api.get_opt(ids.0).await? {
+                    if pod.uid().as_deref() == Some(ids.1) {
+                        remove(&ctx.client, &pod).await;
+                    }
+                }
+                Ok(())
+            }
+        },
+        Some(_) => tokio::select! {
+            _ = until(ctx, deadline_at) => {
+                killed(api, ids, running_since, Some(DEADLINE_REASON)).await
+            }
+            _ = term.sigkill(ctx) => killed(api, ids, running_since, None).await,
+        },
+    }
+}
+
+/// Ends the pod `Failed`: its running container (if it started) killed by SIGKILL, exit
+/// 137, no termination message (the program never wrote it). `reason`: the pod's reason
+/// (`DeadlineExceeded`, with `active_deadline.go`'s message), or `None` for a deletion
+/// whose grace period ran out (`kubelet_pods.go` `getPhase`: a terminal pod with a
+/// container that exited non-zero is `Failed`).
+async fn killed(
+    api: &Api<Pod>,
+    (name, uid): (&str, &str),
+    running_since: Option<&str>,
+    reason: Option<&str>,
+) -> Result<(), kube::Error> {
     let current = api.get_opt(name).await?;
     let Some(pod) = current.filter(|p| p.uid().as_deref() == Some(uid) && !ended(p)) else {
         return Ok(());
     };
-    let mut st = json!({
-        "phase": "Failed", "reason": DEADLINE_REASON, "message": DEADLINE_MESSAGE,
-    });
+    let mut st = json!({ "phase": "Failed" });
+    if let Some(r) = reason {
+        st["reason"] = json!(r);
+        st["message"] = json!(DEADLINE_MESSAGE);
+    }
     if let Some(since) = running_since {
         let mut statuses = serde_json::to_value(
             pod.status
@@ -483,7 +656,7 @@ async fn until_deadline(
         .unwrap_or(Value::Null);
         if let Some(c) = statuses.get_mut(0) {
             // The kubelet kills the container (SIGKILL after the grace period).
-            c["state"] = json!({ "terminated": { "exitCode": 137, "reason": "Error",
+            c["state"] = json!({ "terminated": { "exitCode": EXIT_SIGKILL, "reason": "Error",
                                                  "startedAt": since, "finishedAt": now() } });
             c["ready"] = json!(false);
             c["started"] = json!(false);
@@ -493,6 +666,16 @@ async fn until_deadline(
     api.patch_status(name, &PatchParams::default(), &status(st))
         .await?;
     Ok(())
+}
+
+/// How `wavelift probe --watch` ended.
+enum WatchEnd {
+    /// SIGTERM (handled) or `--watch-for`: the `watch` entry, and the program exits 0.
+    Done(PodProbe),
+    /// SIGKILL: a SIGTERM that came before the handler was lost.
+    Killed,
+    /// The pod's active deadline.
+    Deadline,
 }
 
 /// One run of `wavelift probe` on `node`, from interface `iface`.
@@ -619,6 +802,91 @@ impl ProbeRun<'_> {
                 Some(1),
             ),
             _ => fail(silent, None),
+        }
+    }
+
+    /// One ICMP echo of the continuous probe: answered when the interface has an address
+    /// and `ip` answers from its VLAN (as [`Self::reach`] decides it).
+    fn echo(&self, ip: &str) -> bool {
+        self.has_address()
+            && self.answers(ip)
+            && matches!(
+                self.ctx.world.probe(ip, None).result,
+                "reachable" | "conflict"
+            )
+    }
+
+    /// `wavelift probe --watch IP` (`cli/probe.rs` `watch`, `checks/continuous.rs` `run`):
+    /// an echo every 100 ms of simulated time, from its start until SIGTERM (its handler
+    /// is installed as it starts: a SIGTERM that came before was ignored, and only SIGKILL
+    /// ends it), `limit` simulated seconds, or the pod's deadline. The world is sampled
+    /// every 100 ms of simulated time but never more often than every millisecond of real
+    /// time; every 100 ms slot that passed since the last sample counts with that
+    /// sample's outcome (sent, lost, and the longest gap as [`Tracker`] measures it).
+    async fn watch(
+        &self,
+        ip: std::net::IpAddr,
+        limit: f64,
+        deadline_at: Option<f64>,
+        term: &mut Term,
+    ) -> WatchEnd {
+        let target = ip.to_string();
+        let handled = term.at.is_none();
+        let start = self.ctx.world.now();
+        let step_real = (WATCH_INTERVAL_MS as f64 / 1000.0 / self.ctx.clock.speed).max(0.001);
+        let limit_ms = (limit * 1000.0) as u64;
+        // Probes sent by `elapsed_ms`: one at 0, 100, 200 ms, … before the limit.
+        let sent_by = |elapsed_ms: u64| {
+            (elapsed_ms / WATCH_INTERVAL_MS + 1).min(limit_ms.div_ceil(WATCH_INTERVAL_MS))
+        };
+        let mut tracker = Tracker::default();
+        let mut slots = 0u64;
+        let mut stopping = false;
+        loop {
+            let elapsed_ms = (((self.ctx.world.now() - start) * 1000.0) as u64).min(limit_ms);
+            let ok = self.echo(&target);
+            let due = sent_by(elapsed_ms);
+            for slot in slots..due {
+                tracker.record(Duration::from_millis(slot * WATCH_INTERVAL_MS), ok);
+            }
+            slots = slots.max(due);
+            if stopping || elapsed_ms >= limit_ms {
+                let s = tracker.summary(Duration::from_millis(elapsed_ms));
+                return WatchEnd::Done(PodProbe {
+                    k: "watch".into(),
+                    t: target,
+                    n: Some(s.sent),
+                    lost: Some(s.lost),
+                    gap: s.longest_gap.map(|g| g.as_millis() as u64),
+                    // The real program gives no reason; without an address every echo
+                    // leaves through the pod network, and the entry says so.
+                    e: (!self.has_address()).then(|| {
+                        format!(
+                            "no echo reply: {} has no address: the network has no probe_ip",
+                            self.iface
+                        )
+                    }),
+                    ..Default::default()
+                });
+            }
+            tokio::select! {
+                _ = self.ctx.clock.sleep_real(step_real) => {}
+                signal = async {
+                    if handled {
+                        term.sigterm(self.ctx).await;
+                        false
+                    } else {
+                        term.sigkill(self.ctx).await;
+                        true
+                    }
+                } => {
+                    if signal {
+                        return WatchEnd::Killed;
+                    }
+                    stopping = true;
+                }
+                _ = until(self.ctx, deadline_at) => return WatchEnd::Deadline,
+            }
         }
     }
 
