@@ -26,6 +26,20 @@ pub fn run(args: ProbeArgs) -> ExitCode {
 }
 
 async fn probe_all(args: &ProbeArgs) -> PodResult {
+    // SIGTERM (the pod's graceful deletion) ends a continuous probe. The handler is set
+    // first: as PID 1 in its container the program would ignore a SIGTERM it has no handler
+    // for, and one arriving during the other probes must still end the watch.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let term = args.watch.map(|_| {
+        let on_term = cancel.clone();
+        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        tokio::spawn(async move {
+            if let Ok(mut s) = signal {
+                s.recv().await;
+                on_term.cancel();
+            }
+        })
+    });
     let timing = ArpTiming {
         probes: 3,
         interval: args.arp_interval,
@@ -85,24 +99,23 @@ async fn probe_all(args: &ProbeArgs) -> PodResult {
     }
     r.extend(out);
     if let Some(ip) = args.watch {
-        r.push(watch(&prober, ip, args.watch_for).await);
+        r.push(watch(&prober, ip, args.watch_for, cancel).await);
+    }
+    if let Some(t) = term {
+        t.abort();
     }
     PodResult { v: 1, r }
 }
 
 /// The continuous probe of a live migration: ICMP every 100 ms until SIGTERM (the kubelet's
 /// signal when the engine deletes the pod, which keeps it for its grace period) or `limit`.
-async fn watch(prober: &RealProber, ip: std::net::IpAddr, limit: std::time::Duration) -> PodProbe {
+async fn watch(
+    prober: &RealProber,
+    ip: std::net::IpAddr,
+    limit: std::time::Duration,
+    cancel: tokio_util::sync::CancellationToken,
+) -> PodProbe {
     use crate::checks::continuous::{self, Target};
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let on_term = cancel.clone();
-    let term = tokio::spawn(async move {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-            on_term.cancel();
-        }
-    });
     let cfg = continuous::Config {
         target: Target::Icmp(ip),
         interval: std::time::Duration::from_millis(100),
@@ -110,7 +123,6 @@ async fn watch(prober: &RealProber, ip: std::net::IpAddr, limit: std::time::Dura
         duration: Some(limit),
     };
     let s = continuous::run(prober, &cfg, cancel, None).await;
-    term.abort();
     PodProbe {
         k: "watch".into(),
         t: ip.to_string(),

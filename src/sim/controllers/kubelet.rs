@@ -363,7 +363,6 @@ async fn run_pod(ctx: &Ctx, pod: Pod, term: &mut Term) -> Result<(), kube::Error
     if !nodes.contains(&node) {
         return Ok(());
     }
-    let started = ctx.world.now();
     let start_time = now();
     let deadline = pod
         .spec
@@ -460,7 +459,9 @@ async fn run_pod(ctx: &Ctx, pod: Pod, term: &mut Term) -> Result<(), kube::Error
         )
         .await?;
         // The kubelet retries the sandbox until the deadline ends the pod, or its deletion.
-        return until_deadline(ctx, &api, (&name, &uid), started, deadline, None, term).await;
+        // (The deadline counts from here: see the probes' accounting below.)
+        let from = ctx.world.now();
+        return until_deadline(ctx, &api, (&name, &uid), from, deadline, None, term).await;
     }
     if term.sent(ctx) {
         // Deleted before its container started: nothing to stop, nothing to report.
@@ -497,7 +498,7 @@ async fn run_pod(ctx: &Ctx, pod: Pod, term: &mut Term) -> Result<(), kube::Error
             ctx,
             &api,
             (&name, &uid),
-            started,
+            ctx.world.now(),
             deadline,
             Some(&running_since),
             term,
@@ -545,7 +546,11 @@ async fn run_pod(ctx: &Ctx, pod: Pod, term: &mut Term) -> Result<(), kube::Error
         wire,
     };
     let seconds = plan.seconds(&req);
-    let deadline_at = deadline.map(|d| started + d);
+    // The deadline counts the pod's modelled activity (the sandbox, the probes, the watch)
+    // from here, not the wall time the simulated controllers took to get here: their API
+    // round trips, milliseconds like a real kubelet's, would otherwise count × the speed
+    // (30 ms at 4000× is 2 simulated minutes, a whole probe pod's deadline).
+    let deadline_at = deadline.map(|d| ctx.world.now() + d);
     let ids = (name.as_str(), uid.as_str());
     // The ARP, ICMP and TCP probes. `wavelift` is the image's entrypoint, so PID 1 of its
     // PID namespace: a SIGTERM it has no handler for is ignored (signal(7), and
@@ -566,6 +571,8 @@ async fn run_pod(ctx: &Ctx, pod: Pod, term: &mut Term) -> Result<(), kube::Error
         let limit = req
             .watch_for
             .map_or(WATCH_FOR_DEFAULT_SECONDS, |d| d.as_secs_f64());
+        // What is left of the deadline after the probes (same accounting as above).
+        let deadline_at = deadline.map(|d| ctx.world.now() + (d - seconds).max(0.0));
         match plan.watch(ip, limit, deadline_at, term).await {
             WatchEnd::Done(entry) => result.r.push(entry),
             WatchEnd::Killed => return killed(&api, ids, Some(&running_since), None).await,
