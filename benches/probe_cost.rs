@@ -61,6 +61,10 @@ struct Outcome {
     requests: u64,
     watches: u64,
     pods: usize,
+    /// Probe pods by purpose (`l2`, `guard`, `checks`).
+    by_purpose: std::collections::BTreeMap<String, usize>,
+    l2_vms: usize,
+    nodes: usize,
     seconds: f64,
 }
 
@@ -75,6 +79,7 @@ fn run(cluster: bool, speed: f64) -> Outcome {
     );
     let mut sc = Scenario::from_plan(&plan);
     sc.speed = speed;
+    let nodes = sc.nodes.len();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -116,24 +121,38 @@ fn run(cluster: bool, speed: f64) -> Outcome {
             ignore_window: true,
         });
         let events = tokio::spawn(async move {
-            let mut pods = 0;
+            let mut pods = std::collections::BTreeMap::<String, usize>::new();
             while let Some(ev) = handle.events.recv().await {
-                if let EventKind::Mutation { kind, verb, .. } = &ev.kind {
+                if let EventKind::Mutation {
+                    kind, verb, name, ..
+                } = &ev.kind
+                {
                     if kind == "Pod" && verb == "create" {
-                        pods += 1;
+                        let purpose = name
+                            .strip_prefix("wl-probe-")
+                            .and_then(|n| n.split('-').next())
+                            .unwrap_or("other");
+                        *pods.entry(purpose.to_string()).or_default() += 1;
                     }
                 }
             }
             pods
         });
         let summary = task.await.expect("engine").expect("run");
-        let pods = events.await.expect("events");
+        let by_purpose = events.await.expect("events");
         Outcome {
             vms: plan.vms.len(),
             verified: summary.verified.len(),
             requests: counts.requests.load(Ordering::Relaxed),
             watches: counts.watches.load(Ordering::Relaxed),
-            pods,
+            pods: by_purpose.values().sum(),
+            l2_vms: plan
+                .vms
+                .iter()
+                .filter(|v| plan.model_of(v) == wavelift::plan::NetworkModel::L2)
+                .count(),
+            by_purpose,
+            nodes,
             seconds: started.elapsed().as_secs_f64(),
         }
     })
@@ -164,6 +183,10 @@ fn main() {
             o.seconds
         );
     }
+    println!(
+        "probe pods by purpose: {:?} ({} L2 VMs of {}; {} nodes)",
+        cl.by_purpose, cl.l2_vms, cl.vms, cl.nodes
+    );
     println!(
         "added by in-cluster probes: {} probe pods ({:.2} per VM), {} API requests ({:.2} per VM), {} watches",
         cl.pods,
