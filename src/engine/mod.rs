@@ -12,7 +12,7 @@
 
 pub(crate) mod decide;
 pub(crate) mod error;
-pub(crate) mod estimate;
+
 pub(crate) mod events;
 pub mod migrate;
 pub(crate) mod ops;

@@ -89,8 +89,8 @@ impl WindowClock {
     }
 }
 
-use super::estimate::CUTOVER_OVERHEAD;
-use super::estimate::{Fit, Throughput};
+use crate::plan::estimate::CUTOVER_OVERHEAD;
+use crate::plan::estimate::{Fit, Throughput};
 
 /// After this many answers from the original IP, the VM fails at its cutover gate.
 pub const GUARD_ATTEMPTS: u32 = 12;
@@ -326,6 +326,7 @@ pub struct Fleet {
 impl Fleet {
     /// The fleet at the start of a run: nothing observed yet, `auto_waves[0]` started.
     pub fn new(plan: Arc<Plan>, settings: Settings) -> Fleet {
+        let throughput = Throughput::assuming(plan.import_rate());
         let index: HashMap<&str, usize> = plan
             .vms
             .iter()
@@ -398,7 +399,7 @@ impl Fleet {
             finished: HashSet::new(),
             migrations: HashMap::new(),
             windows_ignored: HashSet::new(),
-            throughput: Throughput::default(),
+            throughput,
             fits: HashMap::new(),
         }
     }
@@ -983,7 +984,7 @@ fn copied_bytes(disks: &[DiskObs], sizes: &[u64]) -> (f64, usize) {
 fn cutover_estimate(fleet: &Fleet, i: usize) -> Duration {
     let r = &fleet.vms[i];
     let last_round = r.ctx.warm.as_ref().and(r.last_round);
-    super::estimate::cutover(r.ctx.disk_bytes.iter().sum(), last_round, &fleet.throughput)
+    crate::plan::estimate::cutover(r.ctx.disk_bytes.iter().sum(), last_round, &fleet.throughput)
 }
 
 /// The last checkpoint every disk's PVC says is copied, if the last one in the spec is.

@@ -10,6 +10,7 @@
 
 pub mod check;
 pub(crate) mod diag;
+pub mod estimate;
 pub(crate) mod mac;
 pub(crate) mod model;
 pub(crate) mod quantity;

@@ -200,6 +200,8 @@ pub struct PlanMeta {
     pub checks_from: Spanned<ChecksFrom>,
     /// An image holding the wavelift binary, for probe pods.
     pub probe_image: Option<Spanned<String>>,
+    /// Import throughput assumed per import until a run measures one (bytes per second).
+    pub import_throughput: Option<Spanned<u64>>,
     pub span: Span,
 }
 
@@ -406,6 +408,17 @@ impl Plan {
                 .map_or(DiskBus::Virtio, |b| b.value),
             os: vm.os.as_ref().map(|o| o.value),
         }
+    }
+
+    /// Import throughput assumed per import (bytes per second): `[plan] import_throughput`,
+    /// else 150 MiB/s.
+    pub fn import_rate(&self) -> f64 {
+        self.meta
+            .import_throughput
+            .as_ref()
+            .map_or(super::estimate::ASSUMED_IMPORT_BYTES_PER_SEC, |t| {
+                t.value as f64
+            })
     }
 
     /// The VM's migration type: its own `migration`, else its wave's, else cold.

@@ -73,6 +73,7 @@ const PLAN_KEYS: &[&str] = &[
     "description",
     "checks_from",
     "probe_image",
+    "import_throughput",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "type",
@@ -533,6 +534,7 @@ impl Reader {
                 dns_server: None,
                 checks_from: sp(ChecksFrom::Workstation, 0..0),
                 probe_image: None,
+                import_throughput: None,
                 span: 0..0,
             };
         };
@@ -567,6 +569,7 @@ impl Reader {
             dns_server,
             checks_from,
             probe_image: self.string(&tbl, "probe_image"),
+            import_throughput: self.throughput(&tbl, "import_throughput"),
             span: tbl.span.clone(),
         }
     }
@@ -742,6 +745,33 @@ impl Reader {
     }
 
     /// A duration string (`"500ms"`, `"2s"`, `"15m"`, `"1h"`).
+    /// A throughput, `"150MiB/s"` (also `"150 MiB/s"`, `"1GiB/s"`, `"200MB/s"`, `"150Mi/s"`):
+    /// bytes per second.
+    fn throughput(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<u64>> {
+        let t = self.string(tbl, key)?;
+        let parsed = t
+            .value
+            .trim()
+            .strip_suffix("/s")
+            .map(|q| q.trim_end().trim_end_matches('B').replace(' ', ""))
+            .and_then(|q| Quantity::parse(&q).ok())
+            .filter(|q| q.bytes > 0);
+        match parsed {
+            Some(q) => Some(sp(q.bytes, t.span)),
+            None => {
+                self.err(
+                    "bad-throughput",
+                    t.span,
+                    format!("`{}` is not a throughput", t.value),
+                )
+                .hint = Some(
+                    "write bytes per second per import, e.g. \"150MiB/s\" or \"1GiB/s\"".into(),
+                );
+                None
+            }
+        }
+    }
+
     fn duration(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<std::time::Duration> {
         let t = self.string(tbl, key)?;
         let dur = parse_duration(&t);

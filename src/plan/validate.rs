@@ -7,6 +7,7 @@ use super::mac::VmwareMac;
 use super::model::*;
 use super::span::{Span, Spanned};
 use crate::plan::check::CheckKind;
+use crate::plan::time::humanize;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -17,6 +18,7 @@ pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
     v.defaults();
     v.networks();
     v.waves();
+    v.window_fits();
     v.vms();
     v.cutover_times();
     v.migrations();
@@ -503,6 +505,78 @@ impl Validator<'_, '_> {
                     format!("wave `{}` has no VMs", w.name.value),
                 ));
             }
+        }
+    }
+
+    /// `window-too-short`: a wave whose cutovers cannot end inside its window at the
+    /// assumed import throughput (`[plan] import_throughput`), with the estimator the engine
+    /// uses for the window fit it reports as a run measures the real one
+    /// ([`crate::plan::estimate`]). A cold cutover copies the whole disk, one import slot
+    /// each (`min(max_parallel_cutovers, max_parallel_imports)` at a time); a warm one only
+    /// its final delta, unknown before a precopy round is timed, so it counts only the time
+    /// besides the copy.
+    fn window_fits(&mut self) {
+        use crate::plan::estimate::{cutover, Fit, Throughput, CUTOVER_OVERHEAD};
+        use crate::plan::Migration;
+        let plan = self.plan;
+        let t = Throughput::assuming(plan.import_rate());
+        // Per wave: each VM's estimate, the bytes cold cutovers copy, how many are cold.
+        let mut by_wave: HashMap<&str, (Vec<std::time::Duration>, u64, usize)> = HashMap::new();
+        for vm in &plan.vms {
+            let e = by_wave.entry(vm.wave.as_str()).or_default();
+            match plan.migration_of(vm) {
+                Migration::Cold => {
+                    let bytes: u64 = vm.disks.iter().map(|d| d.size.value.bytes).sum();
+                    e.0.push(cutover(bytes, None, &t));
+                    e.1 += bytes;
+                    e.2 += 1;
+                }
+                Migration::Warm => e.0.push(CUTOVER_OVERHEAD),
+            }
+        }
+        for w in &plan.waves {
+            let Some(win) = &w.window else { continue };
+            let Some((estimates, bytes, cold)) = by_wave.get(w.name.as_str()) else {
+                continue;
+            };
+            if win.end.unix <= win.start.unix {
+                continue;
+            }
+            let lanes = if *cold > 0 {
+                w.max_parallel_cutovers.min(w.max_parallel_imports)
+            } else {
+                w.max_parallel_cutovers
+            };
+            let length = std::time::Duration::from_secs((win.end.unix - win.start.unix) as u64);
+            let fit = Fit::new(length, estimates, lanes);
+            if fit.fits() {
+                continue;
+            }
+            let copy = if *cold > 0 {
+                format!(
+                    "{} cold cutover(s) copy {:.0} GiB at {} per import",
+                    cold,
+                    *bytes as f64 / (1u64 << 30) as f64,
+                    t.describe()
+                )
+            } else {
+                "warm cutovers, their final deltas not counted".to_string()
+            };
+            self.push(
+                Diagnostic::warning(
+                    "window-too-short",
+                    win.end.span.clone(),
+                    format!(
+                        "wave `{}` needs about {} for its {} cutover(s) ({copy}, {lanes} at a time, {} each besides the copy), but its window is {}",
+                        w.name.value,
+                        humanize(fit.needed),
+                        fit.remaining,
+                        humanize(CUTOVER_OVERHEAD),
+                        humanize(length)
+                    ),
+                )
+                .with_hint("widen the window, raise max_parallel_cutovers and max_parallel_imports, move VMs to another wave, or migrate them warm; set [plan] import_throughput to the rate your imports reach"),
+            );
         }
     }
 

@@ -163,6 +163,15 @@ fn every_shipped_plan_is_valid() {
             .collect();
         assert!(errs.is_empty(), "{}:\n{}", p.display(), errs.join("\n"));
         assert!(checked.plan.is_some());
+        // Every example's waves fit their windows at the assumed throughput.
+        assert!(
+            !checked
+                .located()
+                .iter()
+                .any(|d| d.code == "window-too-short"),
+            "{}",
+            p.display()
+        );
         let out = Command::new(env!("CARGO_BIN_EXE_wavelift"))
             .args(["plan", "check"])
             .arg(&p)
@@ -292,4 +301,38 @@ fn probe_keys_parse_and_an_unprovable_l2_path_is_warned() {
     );
     assert_eq!(plan.networks[0].l2_path, wavelift::plan::L2Path::Required);
     assert!(codes.contains(&"l2-path-unprovable"), "{codes:?}");
+}
+
+/// `window-too-short`: the fixture's three cold VMs (140 GiB) at an assumed 10 MiB/s per
+/// import, two at a time, need about 2h21m (the longest lane: 80 GiB in 2h16m plus 5 min
+/// besides the copy); its window is 2h. The warning points at the window's end and names
+/// the figures; `wavelift plan check` still exits 0 (a warning).
+#[test]
+fn a_wave_that_cannot_fit_its_window_is_warned_with_its_figures() {
+    let checked = check_file(std::path::Path::new("tests/fixtures/window-too-short.toml"))
+        .expect("read fixture");
+    let d: Vec<_> = checked
+        .located()
+        .into_iter()
+        .filter(|d| d.code == "window-too-short")
+        .collect();
+    assert_eq!(d.len(), 1, "{d:?}");
+    let text = d[0].render_text();
+    for needle in [
+        "wave `w1` needs about 2h21m for its 3 cutover(s)",
+        "copy 140 GiB at an assumed 10 MiB/s per import, 2 at a time",
+        "but its window is 2h",
+        "window-too-short.toml:34:48",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    // At 150 MiB/s (the default) the same wave fits.
+    let text = std::fs::read_to_string("tests/fixtures/window-too-short.toml")
+        .expect("fixture")
+        .replace("import_throughput = \"10MiB/s\"\n", "");
+    let checked = wavelift::plan::check_str(&text, "fits.toml");
+    assert!(!checked
+        .located()
+        .iter()
+        .any(|d| d.code == "window-too-short"));
 }

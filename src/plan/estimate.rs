@@ -1,6 +1,8 @@
-//! How long cutovers take, from what this run measured: import throughput (bytes per
-//! second of the window's clock, per import) and, for warm VMs, how long their last
-//! precopy round took to copy. Pure; the scheduler feeds it and reads it.
+//! How long cutovers take: import throughput (bytes per second of the window's clock, per
+//! import), assumed from `[plan] import_throughput` until a run measures it, and, for warm
+//! VMs, how long their last precopy round took to copy. Pure and the only estimator:
+//! `plan check` uses it for `window-too-short`, the engine's scheduler for the window fit
+//! it reports as imports run.
 
 use std::time::Duration;
 
@@ -11,13 +13,33 @@ pub const ASSUMED_IMPORT_BYTES_PER_SEC: f64 = 150.0 * 1024.0 * 1024.0;
 /// Time a cutover needs besides the copy (power-off, guard, create, boot, checks).
 pub const CUTOVER_OVERHEAD: Duration = Duration::from_secs(5 * 60);
 
-/// Import throughput per import, an exponentially weighted mean of what was observed.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Import throughput per import, an exponentially weighted mean of what was observed;
+/// until then, the assumption.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Throughput {
     mean: Option<f64>,
+    assumed: f64,
+}
+
+impl Default for Throughput {
+    fn default() -> Self {
+        Throughput::assuming(ASSUMED_IMPORT_BYTES_PER_SEC)
+    }
 }
 
 impl Throughput {
+    /// Nothing measured yet; `bytes_per_sec` per import assumed (`[plan] import_throughput`).
+    pub fn assuming(bytes_per_sec: f64) -> Throughput {
+        Throughput {
+            mean: None,
+            assumed: if bytes_per_sec > 0.0 {
+                bytes_per_sec
+            } else {
+                ASSUMED_IMPORT_BYTES_PER_SEC
+            },
+        }
+    }
+
     /// `bytes` copied by `imports` concurrent imports in `secs` seconds of the clock.
     pub fn observe(&mut self, bytes: f64, secs: f64, imports: usize) {
         if bytes <= 0.0 || secs <= 0.0 || imports == 0 {
@@ -34,7 +56,7 @@ impl Throughput {
     pub fn rate(&self) -> (f64, bool) {
         match self.mean {
             Some(m) => (m, true),
-            None => (ASSUMED_IMPORT_BYTES_PER_SEC, false),
+            None => (self.assumed, false),
         }
     }
 
@@ -116,6 +138,17 @@ mod tests {
         t.observe(1.0, 0.0, 1);
         t.observe(1.0, 1.0, 0);
         assert_eq!(t.rate().0, 130.0 * MIB);
+    }
+
+    #[test]
+    fn the_plans_assumption_stands_until_a_measurement() {
+        let t = Throughput::assuming(300.0 * MIB);
+        assert_eq!(t.rate(), (300.0 * MIB, false));
+        assert_eq!(t.describe(), "an assumed 300 MiB/s");
+        assert_eq!(
+            Throughput::assuming(0.0).rate().0,
+            ASSUMED_IMPORT_BYTES_PER_SEC
+        );
     }
 
     #[test]
