@@ -304,6 +304,10 @@ pub struct Wave {
     pub window: Option<Window>,
     pub max_parallel_imports: u32,
     pub max_parallel_cutovers: u32,
+    /// Concurrent disk transfers (DataVolumes, warm stages included) on one ESXi host.
+    pub max_imports_per_host: u32,
+    /// Concurrent disk transfers reading one datastore.
+    pub max_imports_per_datastore: u32,
     /// The wave's migration type; a VM may override it.
     pub migration: Option<Spanned<Migration>>,
     /// Warm: time between precopy rounds (default 1 hour, as Forklift's).
@@ -319,6 +323,16 @@ pub struct Nic {
     /// The emulated NIC (default `virtio`).
     pub model: Option<Spanned<NicModel>>,
     pub span: Span,
+}
+
+impl Disk {
+    /// The datastore of a vSphere disk: `ds1` of `[ds1] vm/vm.vmdk`.
+    pub fn datastore(&self) -> Option<&str> {
+        let b = self.backing_file.as_ref()?.value.trim_start();
+        let rest = b.strip_prefix('[')?;
+        let end = rest.find(']')?;
+        Some(rest[..end].trim()).filter(|d| !d.is_empty())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +361,9 @@ pub struct Vm {
     pub checks: Vec<Spanned<CheckSpec>>,
     pub after: Vec<Spanned<String>>,
     pub owner: Option<String>,
+    /// The ESXi host the source VM runs on (RVTools vInfo `Host`): imports are limited per
+    /// host (`max_imports_per_host`).
+    pub host: Option<Spanned<String>>,
     pub guest_agent: Option<Spanned<bool>>,
     pub firmware: Option<Spanned<Firmware>>,
     pub disk_bus: Option<Spanned<DiskBus>>,

@@ -120,10 +120,17 @@ const WAVE_KEYS: &[&str] = &[
     "window",
     "max_parallel_imports",
     "max_parallel_cutovers",
+    "max_imports_per_host",
+    "max_imports_per_datastore",
     "migration",
     "precopy_interval",
 ];
 const WINDOW_KEYS: &[&str] = &["start", "end"];
+/// Concurrent disk transfers per ESXi host (each disk is its own NFC connection; MTV's
+/// tuning guidance puts the sweet spot near 10 VMs per host): an assumption to tune.
+pub const DEFAULT_IMPORTS_PER_HOST: u32 = 10;
+/// Concurrent disk transfers per datastore: an assumption to tune.
+pub const DEFAULT_IMPORTS_PER_DATASTORE: u32 = 20;
 const VM_KEYS: &[&str] = &[
     "name",
     "wave",
@@ -136,6 +143,7 @@ const VM_KEYS: &[&str] = &[
     "checks",
     "after",
     "owner",
+    "host",
     "guest_agent",
     "firmware",
     "disk_bus",
@@ -1014,6 +1022,12 @@ impl Reader {
             window,
             max_parallel_imports: imports,
             max_parallel_cutovers: cutovers,
+            max_imports_per_host: self
+                .int(tbl, "max_imports_per_host", 1, 1000)
+                .map_or(DEFAULT_IMPORTS_PER_HOST, |v| v.value as u32),
+            max_imports_per_datastore: self
+                .int(tbl, "max_imports_per_datastore", 1, 1000)
+                .map_or(DEFAULT_IMPORTS_PER_DATASTORE, |v| v.value as u32),
             migration: self.migration(tbl),
             precopy_interval: self
                 .duration(tbl, "precopy_interval")
@@ -1129,6 +1143,7 @@ impl Reader {
             checks,
             after,
             owner: self.string(tbl, "owner").map(|s| s.value),
+            host: self.string(tbl, "host"),
             guest_agent: self.boolean(tbl, "guest_agent"),
             firmware: self.firmware(tbl),
             disk_bus: self.disk_bus(tbl),
