@@ -187,6 +187,13 @@ pub enum IpGuard {
     Answering(String),
 }
 
+/// Why a VM without an import slot waits: the source limit that holds it, else the wave's.
+pub(super) fn waiting_for_import(obs: &Observed) -> String {
+    obs.import_wait
+        .clone()
+        .unwrap_or_else(|| "waiting for an import slot".into())
+}
+
 /// What the cluster and the world look like for one VM.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observed {
@@ -213,6 +220,9 @@ pub struct Observed {
     pub deps_pending: Vec<String>,
     /// The scheduler granted this VM an import slot / a cutover slot.
     pub import_slot: bool,
+    /// Which source limit holds its import when it has no slot (`waiting: host esx-07 at
+    /// 10/10`); `None`: the wave's own `max_parallel_imports`.
+    pub import_wait: Option<String>,
     pub cutover_slot: bool,
     /// Why the cutover (the power-off) may not start now: the wave's change window is not
     /// open yet, has closed, or is too short for this VM. `None`: it may.
@@ -478,7 +488,7 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
         let status = if missing.is_empty() || obs.import_slot {
             Status::Active
         } else {
-            Status::Waiting("waiting for an import slot".into())
+            Status::Waiting(waiting_for_import(obs))
         };
         let mut d = decision(
             Step::Importing,

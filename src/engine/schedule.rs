@@ -257,6 +257,8 @@ struct VmRun {
     done: HashSet<Command>,
     failed: Option<(Step, String)>,
     import_slot: bool,
+    /// The source limit that held its import at the last grant (`None`: the wave's).
+    import_wait: Option<String>,
     cutover_slot: bool,
     guard_attempts: u32,
     last: Option<Phase>,
@@ -319,6 +321,8 @@ pub struct Fleet {
     windows_ignored: HashSet<String>,
     /// Import throughput measured in this run.
     throughput: Throughput,
+    /// Each VM's ESXi host and datastores (plan order), for the per-source import limits.
+    sources: Vec<Source>,
     /// The last window fit reported per wave (minutes left, cutovers left, minutes needed).
     fits: HashMap<String, (u64, usize, u64)>,
 }
@@ -327,6 +331,7 @@ impl Fleet {
     /// The fleet at the start of a run: nothing observed yet, `auto_waves[0]` started.
     pub fn new(plan: Arc<Plan>, settings: Settings) -> Fleet {
         let throughput = Throughput::assuming(plan.import_rate());
+        let sources = plan.vms.iter().map(Source::of).collect();
         let index: HashMap<&str, usize> = plan
             .vms
             .iter()
@@ -361,6 +366,7 @@ impl Fleet {
                 done: HashSet::new(),
                 failed: None,
                 import_slot: false,
+                import_wait: None,
                 cutover_slot: false,
                 guard_attempts: 0,
                 last: None,
@@ -400,6 +406,7 @@ impl Fleet {
             migrations: HashMap::new(),
             windows_ignored: HashSet::new(),
             throughput,
+            sources,
             fits: HashMap::new(),
         }
     }
@@ -914,6 +921,7 @@ fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
         deps_verified: deps_pending.is_empty(),
         deps_pending,
         import_slot: r.import_slot,
+        import_wait: r.import_wait.clone(),
         cutover_slot: r.cutover_slot,
         outside_window: outside_window(fleet, i, fleet.settings.window_clock.at(now.elapsed)),
         warm: warm_obs(fleet, i, now),
@@ -1234,69 +1242,158 @@ fn preflight_gate(fleet: &Fleet, decisions: &mut [Decision]) -> HashSet<String> 
     blocked
 }
 
-/// Import and cutover slots per wave, in plan order. Returns whether a slot was granted.
+/// Where a VM's disks are read from: its ESXi host and, per datastore, how many disks.
+#[derive(Debug, Clone, Default)]
+struct Source {
+    host: Option<String>,
+    datastores: Vec<(String, u32)>,
+    disks: u32,
+}
+
+impl Source {
+    fn of(vm: &crate::plan::Vm) -> Source {
+        let mut datastores: Vec<(String, u32)> = Vec::new();
+        for d in &vm.disks {
+            if let Some(ds) = d.datastore() {
+                match datastores.iter_mut().find(|(n, _)| n == ds) {
+                    Some((_, n)) => *n += 1,
+                    None => datastores.push((ds.to_string(), 1)),
+                }
+            }
+        }
+        Source {
+            host: vm.host.as_ref().map(|h| h.value.clone()),
+            datastores,
+            disks: vm.disks.len() as u32,
+        }
+    }
+}
+
+/// Concurrent disk transfers per ESXi host and per datastore, over every wave (the hosts
+/// and datastores are shared): each disk is its own NFC connection.
+#[derive(Debug, Default)]
+struct SourceLoad {
+    hosts: HashMap<String, u32>,
+    datastores: HashMap<String, u32>,
+}
+
+impl SourceLoad {
+    fn add(&mut self, s: &Source) {
+        if let Some(h) = &s.host {
+            *self.hosts.entry(h.clone()).or_default() += s.disks;
+        }
+        for (ds, n) in &s.datastores {
+            *self.datastores.entry(ds.clone()).or_default() += n;
+        }
+    }
+
+    /// Which limit of `w` the VM's disks would exceed (`waiting: host esx-07 at 10/10`).
+    /// A VM with more disks than a limit still goes when that host or datastore is idle.
+    fn holds(&self, s: &Source, w: &crate::plan::Wave) -> Option<String> {
+        if let Some(h) = &s.host {
+            let used = self.hosts.get(h).copied().unwrap_or(0);
+            if used > 0 && used + s.disks > w.max_imports_per_host {
+                return Some(format!(
+                    "waiting: host {h} at {used}/{}",
+                    w.max_imports_per_host
+                ));
+            }
+        }
+        for (ds, n) in &s.datastores {
+            let used = self.datastores.get(ds).copied().unwrap_or(0);
+            if used > 0 && used + n > w.max_imports_per_datastore {
+                return Some(format!(
+                    "waiting: datastore {ds} at {used}/{}",
+                    w.max_imports_per_datastore
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Import and cutover slots per wave, in plan order: an import slot also needs room on the
+/// VM's ESXi host and datastores ([`SourceLoad`]). Returns whether a slot was granted.
 fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
     let mut granted = false;
     let plan = fleet.plan.clone();
-    for w in &plan.waves {
-        let (mut imports, mut cutovers) = (0u32, 0u32);
-        // Release the slots no longer wanted; count the held ones.
-        for (i, d) in decisions.iter().enumerate() {
-            if *plan.vms[i].wave != *w.name {
-                continue;
-            }
-            let r = &mut fleet.vms[i];
-            if !d.wants_import_slot {
-                r.import_slot = false;
-            }
-            // A cutover slot is held from the gate (the power-off) until the VM is verified:
-            // a cold import runs inside the cutover.
-            if !d.wants_cutover_slot
-                && !matches!(
-                    d.phase.step,
-                    Step::CutoverGate
-                        | Step::Importing
-                        | Step::Imported
-                        | Step::Created
-                        | Step::Booting
-                        | Step::Running
-                        | Step::Verifying
-                )
-            {
+    let mut held: HashMap<&str, (u32, u32)> = HashMap::new();
+    let mut load = SourceLoad::default();
+    // Release the slots no longer wanted; count the held ones.
+    for (i, d) in decisions.iter().enumerate() {
+        let r = &mut fleet.vms[i];
+        if !d.wants_import_slot {
+            r.import_slot = false;
+            r.import_wait = None;
+        }
+        // A cutover slot is held from the gate (the power-off) until the VM is verified:
+        // a cold import runs inside the cutover.
+        if !d.wants_cutover_slot
+            && !matches!(
+                d.phase.step,
+                Step::CutoverGate
+                    | Step::Importing
+                    | Step::Imported
+                    | Step::Created
+                    | Step::Booting
+                    | Step::Running
+                    | Step::Verifying
+            )
+        {
+            r.cutover_slot = false;
+        }
+        if matches!(d.phase.status, Status::Failed(_)) {
+            r.import_slot = false;
+            // A VM whose source is already off keeps its cutover slot while it is
+            // failed: its downtime goes on until it is retried or rolled back, and the
+            // slot limits concurrent cutovers.
+            if !matches!(
+                d.phase.step,
+                Step::Importing
+                    | Step::Imported
+                    | Step::Created
+                    | Step::Booting
+                    | Step::Running
+                    | Step::Verifying
+            ) {
                 r.cutover_slot = false;
             }
-            if matches!(d.phase.status, Status::Failed(_)) {
-                r.import_slot = false;
-                // A VM whose source is already off keeps its cutover slot while it is
-                // failed: its downtime goes on until it is retried or rolled back, and the
-                // slot limits concurrent cutovers.
-                if !matches!(
-                    d.phase.step,
-                    Step::Importing
-                        | Step::Imported
-                        | Step::Created
-                        | Step::Booting
-                        | Step::Running
-                        | Step::Verifying
-                ) {
-                    r.cutover_slot = false;
-                }
-            }
-            imports += r.import_slot as u32;
-            cutovers += r.cutover_slot as u32;
         }
-        if fleet.settings.dry_run {
-            continue;
+        let h = held.entry(plan.vms[i].wave.as_str()).or_default();
+        h.0 += r.import_slot as u32;
+        h.1 += r.cutover_slot as u32;
+        if r.import_slot {
+            load.add(&fleet.sources[i]);
         }
+    }
+    if fleet.settings.dry_run {
+        return false;
+    }
+    for w in &plan.waves {
+        let (mut imports, mut cutovers) = held.get(w.name.as_str()).copied().unwrap_or_default();
         for (i, d) in decisions.iter().enumerate() {
             if *plan.vms[i].wave != *w.name || !fleet.in_scope(i) {
                 continue;
             }
             let r = &mut fleet.vms[i];
-            if d.wants_import_slot && !r.import_slot && imports < w.max_parallel_imports {
-                r.import_slot = true;
-                imports += 1;
-                granted = true;
+            if d.wants_import_slot && !r.import_slot {
+                // What holds it: the wave's limit, else a source limit, else nothing.
+                let wait = if imports >= w.max_parallel_imports {
+                    None
+                } else {
+                    load.holds(&fleet.sources[i], w)
+                };
+                if wait.is_none() && imports < w.max_parallel_imports {
+                    r.import_slot = true;
+                    load.add(&fleet.sources[i]);
+                    imports += 1;
+                    granted = true;
+                }
+                if r.import_wait != wait {
+                    // The waiting reason changed: decide again so the VM shows it.
+                    r.import_wait = wait;
+                    granted = true;
+                }
             }
             if d.wants_cutover_slot && !r.cutover_slot && cutovers < w.max_parallel_cutovers {
                 r.cutover_slot = true;

@@ -317,7 +317,7 @@ fn precopy(
         d.wants_import_slot = !ctl.paused;
         if !obs.import_slot {
             d.commands.clear();
-            d.phase.status = Status::Waiting("waiting for an import slot".into());
+            d.phase.status = Status::Waiting(super::waiting_for_import(obs));
         }
         gated(ctl, d)
     };

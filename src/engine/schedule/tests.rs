@@ -1513,3 +1513,105 @@ fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
         r.phase(A)
     );
 }
+
+/// Source-aware throttling: import slots also need room on the VM's ESXi host and its
+/// datastores, counted in disks over every wave; a held VM says which limit holds it, and
+/// goes when a transfer ends.
+#[test]
+fn imports_are_limited_per_host_and_per_datastore_and_say_which_limit_holds_them() {
+    let mut text = String::from(
+        r#"
+[plan]
+name = "t"
+namespace = "mig-t"
+
+[source]
+type = "vsphere"
+url = "https://vcenter.example.internal"
+credentials_secret = "vsphere-creds"
+thumbprint = "20:6C:8A:1F:3B:94:D2:77:0E:5C:A1:B8:49:33:F0:6E:12:9D:C4:A3"
+vddk_init_image = "registry.example.internal/vddk-init:8.0.3"
+power_off = "vsphere-api"
+
+[defaults]
+storage_class = "sim-standard"
+
+[[network]]
+name = "vlan-210"
+vlan = 210
+provider = "bridge"
+bridge = "br-trunk"
+cidr = "192.0.2.0/24"
+gateway = "192.0.2.1"
+owner = "netsec"
+
+[[wave]]
+name = "w1"
+window = { start = 2026-12-05T22:00:00Z, end = 2026-12-06T04:00:00Z }
+max_parallel_imports = 10
+max_parallel_cutovers = 10
+max_imports_per_host = 3
+max_imports_per_datastore = 3
+"#,
+    );
+    // a: 2 disks on esx-01 (ds1, ds2); b: 1 disk on esx-01 (ds1); c: 1 disk on esx-01 (ds1);
+    // d: 2 disks on esx-02 (ds1, ds1).
+    let vms = [
+        ("a", "esx-01", ["ds1", "ds2"].as_slice()),
+        ("b", "esx-01", ["ds1"].as_slice()),
+        ("c", "esx-01", ["ds1"].as_slice()),
+        ("d", "esx-02", ["ds1", "ds1"].as_slice()),
+    ];
+    for (i, (name, host, ds)) in vms.iter().enumerate() {
+        let disks: Vec<String> = ds
+            .iter()
+            .enumerate()
+            .map(|(k, d)| {
+                format!("{{ backing_file = \"[{d}] {name}/{name}_{k}.vmdk\", size = \"10Gi\" }}")
+            })
+            .collect();
+        text.push_str(&format!(
+            "\n[[vm]]\nname = \"{name}\"\nwave = \"w1\"\nhost = \"{host}\"\nsource_id = \"4207c1b2-5f0e-4c1e-9a7b-0123456789b{i}\"\ncpu = 1\nmemory = \"1Gi\"\nnics = [{{ network = \"vlan-210\", ip = \"192.0.2.{}\", mac = \"00:50:56:ab:cd:1{i}\" }}]\ndisks = [{}]\n",
+            20 + i,
+            disks.join(", ")
+        ));
+    }
+    let mut r = Run::with_plan(&text, settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    let wanting = |step| Decision {
+        wants_import_slot: true,
+        ..crate::engine::decide::decision(step, Status::Active, vec![])
+    };
+    let mut ds: Vec<Decision> = (0..4).map(|_| wanting(Step::Importing)).collect();
+    grant_slots(&mut r.fleet, &ds);
+    let slots: Vec<bool> = r.fleet.vms.iter().map(|v| v.import_slot).collect();
+    // a (2 disks) and b (1) fill esx-01 (3/3); c waits for the host; d's two ds1 disks
+    // would make ds1 4/3 (a and b hold 2): it waits for the datastore.
+    assert_eq!(slots, vec![true, true, false, false]);
+    assert_eq!(
+        r.fleet.vms[C].import_wait.as_deref(),
+        Some("waiting: host esx-01 at 3/3")
+    );
+    assert_eq!(
+        r.fleet.vms[D].import_wait.as_deref(),
+        Some("waiting: datastore ds1 at 2/3")
+    );
+    // The waiting VM shows the reason.
+    let obs = observed(&r.fleet, C, r.now());
+    assert_eq!(
+        crate::engine::decide::waiting_for_import(&obs),
+        "waiting: host esx-01 at 3/3"
+    );
+    // a's import ends: c goes (esx-01 b + c = 2/3); d still waits (ds1: b and c hold 2,
+    // d's two would make 4/3).
+    ds[A] = crate::engine::decide::decision(Step::Imported, Status::Active, vec![]);
+    grant_slots(&mut r.fleet, &ds);
+    let slots: Vec<bool> = r.fleet.vms.iter().map(|v| v.import_slot).collect();
+    assert_eq!(slots, vec![false, true, true, false]);
+    // b ends too: d's two disks fit ds1 (1 + 2 = 3).
+    ds[B] = crate::engine::decide::decision(Step::Imported, Status::Active, vec![]);
+    grant_slots(&mut r.fleet, &ds);
+    let slots: Vec<bool> = r.fleet.vms.iter().map(|v| v.import_slot).collect();
+    assert_eq!(slots, vec![false, false, true, true]);
+    assert_eq!(r.fleet.vms[D].import_wait, None);
+}
