@@ -36,6 +36,8 @@ pub struct InvVm {
     pub annotation: Option<String>,
     pub datacenter: Option<String>,
     pub cluster: Option<String>,
+    /// The ESXi host it runs on (RVTools vInfo `Host`; govc `runtime.host`).
+    pub host: Option<String>,
     pub folder: Option<String>,
     /// RVTools vInfo `Firmware` (`bios`, `efi`) and `EFI Secure boot`.
     pub firmware: Option<String>,

@@ -351,6 +351,7 @@ fn vinfo(t: &Table, inv: &mut Inventory, warnings: &mut Vec<String>) {
         c(&["osaccordingtothevmwaretools"]),
         c(&["osaccordingtotheconfigurationfile", "os", "guestos"]),
     );
+    let c_host = c(&["host"]);
     let (c_ann, c_dc, c_cl, c_folder, c_uuid, c_smbios, c_vc) = (
         c(&["annotation"]),
         c(&["datacenter"]),
@@ -444,6 +445,7 @@ fn vinfo(t: &Table, inv: &mut Inventory, warnings: &mut Vec<String>) {
             annotation: r.get(c_ann).map(str::to_string),
             datacenter: r.get(c_dc).map(str::to_string),
             cluster: r.get(c_cl).map(str::to_string),
+            host: r.get(c_host).map(str::to_string),
             folder: r.get(c_folder).map(str::to_string),
             location: r.location.clone(),
         });

@@ -466,6 +466,10 @@ fn vm_block(
     }
     t.push_str("wave = \"w1\"\n");
     let _ = writeln!(t, "source_id = {}", toml_str(uuid));
+    if let Some(h) = vm.host.as_deref().filter(|h| !h.is_empty()) {
+        // Imports are limited per ESXi host (`max_imports_per_host`).
+        let _ = writeln!(t, "host = {}", toml_str(h));
+    }
     let cpu = vm
         .cpus
         .filter(|c| (1..=1024).contains(c))

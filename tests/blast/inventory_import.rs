@@ -689,3 +689,27 @@ fn blast_from_inventory_flags_shared_ip_and_no_ip() {
         Some("rvtools-attribute")
     );
 }
+
+/// vInfo's `Host` becomes the VM's `host` (imports are limited per ESXi host).
+#[test]
+fn plan_init_writes_the_esxi_host_from_vinfo() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join("RVTools_tabvInfo.csv"),
+        "VM,Powerstate,CPUs,Memory,Primary IP Address,Host,VM UUID\n\
+         web-01,poweredOn,2,4096,192.0.2.30,esx-07.corp.example.internal,4207c1b2-5f0e-4c1e-9a7b-000000000042\n",
+    )
+    .expect("csv");
+    let out = plan_init(dir.path(), None).expect("init");
+    assert!(
+        out.toml.contains("host = \"esx-07.corp.example.internal\""),
+        "{}",
+        out.toml
+    );
+    let plan = check_str(&out.toml, "init.toml").plan.expect("plan");
+    let vm = plan.vm("web-01").expect("vm");
+    assert_eq!(
+        vm.host.as_ref().map(|h| h.value.as_str()),
+        Some("esx-07.corp.example.internal")
+    );
+}
