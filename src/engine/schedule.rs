@@ -288,6 +288,9 @@ struct VmRun {
     /// watch may not have delivered the annotation yet: until it does, this is the truth
     /// (without it the next stage would find the IDs missing and fail the VM).
     recorded_ids: Option<(String, Vec<String>)>,
+    /// Warm: the checkpoints this run appended (`(previous per disk, current)`), shown in
+    /// the stages until the DataVolume watch does.
+    added_checkpoints: Vec<(Vec<String>, String, bool)>,
     /// Warm: the last checkpoint copied on every disk and when (window clock, Unix ms):
     /// the next precopy round falls due `precopy_interval` later.
     round_copied: Option<(String, i64)>,
@@ -381,6 +384,7 @@ impl Fleet {
                 postponed: false,
                 warm_source: None,
                 recorded_ids: None,
+                added_checkpoints: Vec::new(),
                 round_copied: None,
                 hard_stopped: false,
                 copied_mark: None,
@@ -571,6 +575,20 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
     match input {
         Input::Cluster { vm, view } => {
             if let Some(r) = fleet.vms.get_mut(vm) {
+                // This run's own warm writes stop standing in once the watch shows them,
+                // and all of them go with the DataVolumes (a rollback or a retry).
+                let shown = |c: &str| {
+                    !view.stages.is_empty()
+                        && view
+                            .stages
+                            .iter()
+                            .all(|s| s.checkpoints.iter().any(|(_, x)| x == c))
+                };
+                r.added_checkpoints.retain(|(_, c, _)| !shown(c));
+                if view.stages.iter().all(|s| s.checkpoints.is_empty()) {
+                    r.added_checkpoints.clear();
+                    r.recorded_ids = None;
+                }
                 if import_moved(&r.cluster.disks, &view.disks) {
                     r.import_moved_at = now.elapsed;
                 }
@@ -682,6 +700,17 @@ fn done(
         }
         Ok(update) => update,
     };
+    if let Command::AddCheckpoint {
+        current,
+        previous,
+        last,
+    } = &cmd
+    {
+        // Read-your-writes: the checkpoint is on every DataVolume now, whatever the watch
+        // shows yet (a stale view would take its snapshot for one never added).
+        r.added_checkpoints
+            .push((previous.clone(), current.clone(), *last));
+    }
     r.done.insert(cmd);
     match update {
         Update::Nothing => {}
@@ -951,6 +980,15 @@ fn warm_obs(fleet: &Fleet, i: usize, now: Now) -> WarmObs {
         .as_ref()
         .map(|(_, at)| at + interval.as_millis() as i64);
     let mut stages = r.cluster.stages.clone();
+    for (previous, current, last) in &r.added_checkpoints {
+        for (i, s) in stages.iter_mut().enumerate() {
+            if !s.checkpoints.is_empty() && !s.checkpoints.iter().any(|(_, c)| c == current) {
+                let prev = previous.get(i).cloned().unwrap_or_default();
+                s.checkpoints.push((prev, current.clone()));
+                s.final_checkpoint |= *last;
+            }
+        }
+    }
     if let Some((snap, ids)) = &r.recorded_ids {
         // This run's own last write is never older than what the watch shows.
         for (s, id) in stages.iter_mut().zip(ids) {

@@ -1615,3 +1615,79 @@ max_imports_per_datastore = 3
     assert_eq!(slots, vec![false, false, true, true]);
     assert_eq!(r.fleet.vms[D].import_wait, None);
 }
+
+/// A warm VM's new round: the checkpoint is appended, but the DataVolume watch still shows
+/// the old list when the cutover starts. The snapshot under copy must not be taken for one
+/// never added (and removed under the importer, which then fails "snapshot not found", as
+/// CI once saw): the run's own append stands in until the watch shows it.
+#[test]
+fn a_checkpoint_the_run_appended_counts_before_the_watch_shows_it() {
+    let plan = PLAN.replace(
+        "max_parallel_cutovers = 1\n",
+        "max_parallel_cutovers = 1\nmigration = \"warm\"\n",
+    );
+    let mut r = Run::with_plan(&plan, settings());
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    let snap = |moref: &str, round| Snap {
+        moref: moref.into(),
+        round,
+        quiesced: true,
+    };
+    let source = |ours: Vec<Snap>, power| {
+        Update::Warm(
+            WarmSource {
+                cbt_enabled: true,
+                cbt_ready: true,
+                ours,
+                ..Default::default()
+            },
+            power,
+            None,
+        )
+    };
+    // Round 1 copied and retired (IDs recorded); round 2's snapshot exists.
+    r.view(A, |v| {
+        v.disks = vec![DiskObs::importing(DvPhase::Paused, Some(1.0))];
+        v.stages = vec![DiskStages {
+            checkpoints: vec![(String::new(), "snapshot-7".into())],
+            copied: ["snapshot-7".to_string()].into(),
+            change_id: Some(("snapshot-7".into(), "52 ab/11".into())),
+            ..Default::default()
+        }];
+    });
+    r.done(
+        A,
+        Command::ReadSource,
+        source(vec![snap("snapshot-8", Some(2))], Power::On),
+    );
+    // The append succeeded; the watch has not shown it.
+    r.done(
+        A,
+        Command::AddCheckpoint {
+            current: "snapshot-8".into(),
+            previous: vec!["52 ab/11".into()],
+            last: false,
+        },
+        Update::Nothing,
+    );
+    // The cutover: the source goes off while round 2 copies.
+    let t = r.done(
+        A,
+        Command::PowerOffSource,
+        Update::PoweredOff { hard: false },
+    );
+    let removes: Vec<Command> = r
+        .issued
+        .iter()
+        .filter(|(v, c)| *v == A && matches!(c, Command::RemoveSnapshot { .. }))
+        .map(|(_, c)| c.clone())
+        .collect();
+    assert!(removes.is_empty(), "{removes:?} {:?}", r.phase(A));
+    assert!(Run::commands_for(&t, A).is_empty(), "{:?}", r.phase(A));
+    assert!(
+        matches!(r.status(A), Status::Waiting(w) if w.contains("the last precopy round finishes")),
+        "{:?}",
+        r.phase(A)
+    );
+}
