@@ -11,6 +11,7 @@ mod hostile;
 mod kubectl;
 mod kubelet;
 mod kubevirt;
+mod nfc;
 mod serve_flow;
 mod warm;
 mod watch;

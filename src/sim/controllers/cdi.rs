@@ -22,6 +22,12 @@
 //!
 //! `slow-import` divides the rate.
 //!
+//! Every importer reads its disk through one NFC connection to the source VM's ESXi host
+//! (scenario `host`); with `nfc_per_host` connections open there, the next importer cannot
+//! open its disk, exits with the NFC limit error ([`nfc_limit_message`]) and is restarted
+//! in place like any importer error, until the host has room. [`ImportRecord`] keeps the
+//! per-host load, its peak and the refusals.
+//!
 //! A DataVolume with `spec.checkpoints` (and a `vddk` source) is a multi-stage (warm)
 //! import ([`Stages`]): each checkpoint is copied by its own importer pod (the first the
 //! whole disk, later ones the bytes the source wrote between `previous` and `current`, as
@@ -45,9 +51,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -169,11 +175,22 @@ fn vm_of(dv: &DataVolume) -> String {
 }
 
 /// The sim's record of imports in flight: how many now, and the most at once (tests assert
-/// the engine's concurrency limits against it).
+/// the engine's concurrency limits against it); per ESXi host, the NFC connections open
+/// (disk transfers reading through it) and the most at once; and how many importers a host
+/// refused for its NFC limit.
 #[derive(Debug, Default)]
 pub struct ImportRecord {
     active: AtomicUsize,
     peak: AtomicUsize,
+    hosts: Mutex<BTreeMap<String, HostLoad>>,
+    refusals: AtomicUsize,
+}
+
+/// The NFC connections one ESXi host serves: now, and the most at once.
+#[derive(Debug, Default, Clone, Copy)]
+struct HostLoad {
+    active: usize,
+    peak: usize,
 }
 
 impl ImportRecord {
@@ -187,6 +204,27 @@ impl ImportRecord {
     fn load(&self) -> usize {
         self.active.load(Ordering::SeqCst)
     }
+    fn hosts(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, HostLoad>> {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Opens an NFC connection to `host`, unless `limit` are open already (then the
+    /// refusal is counted).
+    fn nfc_open(&self, host: &str, limit: Option<u32>) -> bool {
+        let mut hosts = self.hosts();
+        let load = hosts.entry(host.to_string()).or_default();
+        if limit.is_some_and(|l| load.active >= l as usize) {
+            self.refusals.fetch_add(1, Ordering::SeqCst);
+            return false;
+        }
+        load.active += 1;
+        load.peak = load.peak.max(load.active);
+        true
+    }
+    fn nfc_close(&self, host: &str) {
+        if let Some(load) = self.hosts().get_mut(host) {
+            load.active = load.active.saturating_sub(1);
+        }
+    }
     /// Imports running right now.
     pub fn active(&self) -> usize {
         self.load()
@@ -195,6 +233,26 @@ impl ImportRecord {
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
     }
+    /// Per ESXi host, the disk transfers reading through it right now (its open NFC
+    /// connections). Transfers of source VMs without a host are not counted.
+    pub fn host_active(&self) -> BTreeMap<String, usize> {
+        self.hosts()
+            .iter()
+            .map(|(h, l)| (h.clone(), l.active))
+            .collect()
+    }
+    /// Per ESXi host, the most disk transfers that ever read through it at once.
+    pub fn host_peaks(&self) -> BTreeMap<String, usize> {
+        self.hosts()
+            .iter()
+            .map(|(h, l)| (h.clone(), l.peak))
+            .collect()
+    }
+    /// Importers that could not open their disk because the host was at `nfc_per_host`
+    /// (each one an importer exit and an in-place restart).
+    pub fn nfc_refusals(&self) -> usize {
+        self.refusals.load(Ordering::SeqCst)
+    }
 }
 
 /// Ends an import in the record, however it ends.
@@ -202,6 +260,105 @@ struct ActiveGuard(Arc<ImportRecord>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.end();
+    }
+}
+
+/// The importer's exit message when the ESXi host refuses it another NFC connection.
+///
+/// VMware's VDDK programming guide ("NFC Session Limits and Timeouts") documents that
+/// `VixDiskLib_Open()` takes one NFC connection per virtual disk on the ESXi host and that
+/// the host limits them (a connection count on old releases, a 32/48 MB buffer budget
+/// since 5.x); SAN and HotAdd are exempt, CDI uses NBD(SSL). CDI's importer starts nbdkit
+/// with the VDDK plugin and connects to it (containerized-data-importer
+/// `pkg/importer/vddk-datasource_amd64.go` `createNbdKitWrapper`, from
+/// `createVddkDataSource`); when the plugin cannot open the disk the NBD handshake fails,
+/// `cmd/cdi-importer` exits with `Unable to connect to vddk data source: <error>` in its
+/// termination message, and CDI shows it as the `Running` condition (reason `Error`) and
+/// restarts the pod in place, the path [`Writer::restart`] models. The real termination
+/// message carries only libnbd's handshake error (the VDDK line is in nbdkit's log, which
+/// the importer dumps to its own log); the sim appends that line so the rehearsal names
+/// the cause. The VDDK error name and text (`NBD_ERR_INSUFFICIENT_RESOURCES`, "The host
+/// … has reached its NFC connection limit") are written from memory, not checked against
+/// a VDDK build.
+pub fn nfc_limit_message(host: &str, file: &str) -> String {
+    format!(
+        "Unable to connect to vddk data source: nbd_connect_uri: handshake: server has no export named '': No such file or directory (nbdkit vddk: VixDiskLib_Open: {file}: NBD_ERR_INSUFFICIENT_RESOURCES: The host {host} has reached its NFC connection limit)"
+    )
+}
+
+/// The source side of one DataVolume's transfers: the ESXi host its VM runs on, that
+/// host's NFC limit (`nfc_per_host`), and the NFC connection the running importer holds.
+struct Nfc {
+    record: Arc<ImportRecord>,
+    host: Option<String>,
+    limit: Option<u32>,
+    /// The disk the importer opens (`vddk.backingFile`), for the message.
+    file: String,
+    open: bool,
+}
+
+impl Nfc {
+    /// The importer opens its disk: `false` when the host has no NFC connection left.
+    /// A VM without a host is never refused (and not counted).
+    fn try_open(&mut self) -> bool {
+        if self.open {
+            return true;
+        }
+        let Some(host) = &self.host else {
+            return true;
+        };
+        self.open = self.record.nfc_open(host, self.limit);
+        self.open
+    }
+
+    /// The importer exits (done, failed or restarting): its connection closes.
+    fn close(&mut self) {
+        if std::mem::take(&mut self.open) {
+            if let Some(host) = &self.host {
+                self.record.nfc_close(host);
+            }
+        }
+    }
+
+    fn new(record: &Arc<ImportRecord>, scenario: &Scenario, vm: &str, dv: &DataVolume) -> Nfc {
+        Nfc {
+            record: record.clone(),
+            host: scenario.host_of(vm).map(str::to_string),
+            limit: scenario.nfc_per_host,
+            file: dv
+                .spec
+                .source
+                .pointer("/vddk/backingFile")
+                .and_then(|v| v.as_str())
+                .map_or_else(|| dv.name_any(), str::to_string),
+            open: false,
+        }
+    }
+
+    fn refused(&self) -> String {
+        nfc_limit_message(self.host.as_deref().unwrap_or_default(), &self.file)
+    }
+
+    /// Opens the connection, the importer exiting and restarting in place (CrashLoopBackOff)
+    /// for as long as the host refuses it.
+    async fn open(
+        &mut self,
+        w: &Writer,
+        clock: SimClock,
+        restarts: &mut Restarts,
+    ) -> Result<(), kube::Error> {
+        while !self.try_open() {
+            restarts.bump();
+            w.restart(clock, restarts.shown, restarts.pod, &self.refused())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Nfc {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -320,6 +477,7 @@ async fn transfer(
     scenario: &Scenario,
     clock: SimClock,
     active: &ImportRecord,
+    nfc: &mut Nfc,
     slow: f64,
     size: u64,
     mut done: u64,
@@ -359,8 +517,12 @@ async fn transfer(
             Some(Fail::Restart(message)) => {
                 restarts.bump();
                 done = 0;
+                // The importer exits: its NFC connection closes, and the restarted one
+                // must open another (the host may be full by then).
+                nfc.close();
                 w.restart(clock, restarts.shown, restarts.pod, &message)
                     .await?;
+                nfc.open(w, clock, restarts).await?;
                 continue;
             }
             None => {}
@@ -619,6 +781,10 @@ async fn import(
 
     active.start();
     let guard = ActiveGuard(active.clone());
+    // The importer opens the disk through the ESXi host's NFC server (refused, and
+    // restarted in place, while the host is at `nfc_per_host`).
+    let mut nfc = Nfc::new(&active, &scenario, &vm, &dv);
+    nfc.open(&w, clock, &mut restarts).await?;
     // The transfer reads the source disk from here on (world.rs: what the copy holds).
     let disk_index = name
         .rsplit_once("-disk")
@@ -631,6 +797,7 @@ async fn import(
         &scenario,
         clock,
         &active,
+        &mut nfc,
         slow,
         size,
         done,
@@ -662,6 +829,7 @@ async fn import(
     .await?;
     // The transfer is over before the phase says so: a watcher that sees `Succeeded` and
     // starts the next import never overlaps this one in the record.
+    drop(nfc);
     drop(guard);
     if !finished {
         return Ok(());
@@ -797,6 +965,8 @@ impl Stages<'_> {
             self.clock.sleep(1.0).await;
             self.active.start();
             let guard = ActiveGuard(self.active.clone());
+            // This stage's importer pod holds its own NFC connection to the host.
+            let mut nfc = Nfc::new(self.active, self.scenario, vm, &dv);
             loop {
                 // The importer connects: the current snapshot, the disk, the previous
                 // checkpoint (vddk-datasource_amd64.go).
@@ -812,6 +982,14 @@ impl Stages<'_> {
                         continue;
                     }
                 };
+                // With the snapshot and disk found, nbdkit opens the disk through the host
+                // (vddk-datasource_amd64.go: `createNbdKitWrapper` comes last).
+                if !nfc.try_open() {
+                    restarts.bump();
+                    w.restart(self.clock, restarts.shown, restarts.pod, &nfc.refused())
+                        .await?;
+                    continue;
+                }
                 let bytes = plan
                     .delta_bytes
                     .unwrap_or(self.size)
@@ -821,6 +999,7 @@ impl Stages<'_> {
                     self.scenario,
                     self.clock,
                     self.active,
+                    &mut nfc,
                     self.slow,
                     bytes,
                     0,
@@ -866,6 +1045,7 @@ impl Stages<'_> {
                         "Unable to process data: Could not find current snapshot {}: snapshot {:?} not found",
                         cp.current, cp.current
                     );
+                    nfc.close();
                     w.restart(self.clock, restarts.shown, restarts.pod, &msg)
                         .await?;
                     continue;
@@ -873,6 +1053,7 @@ impl Stages<'_> {
                 self.world.stage_finished(vm, &plan);
                 break;
             }
+            drop(nfc);
             drop(guard);
             copied.insert(cp.current.clone());
             let copied_key = format!("{ANN_CHECKPOINT_COPIED}.{}", cp.current);
@@ -1019,4 +1200,34 @@ async fn vddk_configmap(client: &Client) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nfc_connections_per_host_are_limited_and_recorded() {
+        let r = ImportRecord::default();
+        assert!(r.nfc_open("esx-01", Some(2)));
+        assert!(r.nfc_open("esx-01", Some(2)));
+        assert!(!r.nfc_open("esx-01", Some(2)), "the third is refused");
+        assert!(r.nfc_open("esx-02", Some(2)), "another host has room");
+        r.nfc_close("esx-01");
+        assert!(r.nfc_open("esx-01", Some(2)), "room again");
+        assert!(r.nfc_open("esx-03", None) && r.nfc_open("esx-03", None));
+        assert_eq!(r.nfc_refusals(), 1);
+        assert_eq!(r.host_peaks()["esx-01"], 2);
+        assert_eq!(r.host_active()["esx-01"], 2);
+        assert_eq!(r.host_peaks()["esx-03"], 2);
+        let m = nfc_limit_message("esx-01", "[ds1] a/a.vmdk");
+        assert!(
+            m.starts_with("Unable to connect to vddk data source: "),
+            "{m}"
+        );
+        assert!(
+            m.contains("The host esx-01 has reached its NFC connection limit"),
+            "{m}"
+        );
+    }
 }

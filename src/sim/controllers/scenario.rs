@@ -32,10 +32,13 @@
 //!                                    # releases 8.0.1.0 up to this one; `system?action=hello`
 //!                                    # from 8.0.2; "8.0.0" or older: no VI/JSON at all (404)
 //! shutdown_seconds = 20              # a guest shutdown (VMware Tools) powers off this much later
+//! nfc_per_host = 10                  # disk transfers one ESXi host serves at once (absent:
+//!                                    # unlimited); one more fails its importer (see below)
 //!
 //! [[source_vm]]
 //! name = "shop-db-01"
 //! uuid = "4207c1b2-5f0e-4c1e-9a7b-0123456789a1"
+//! host = "esx-07"                    # the ESXi host it runs on (a plan VM's `host`)
 //! power = "on"
 //! open_ports = [22, 5432]
 //! nics = [{ ip = "192.0.2.15", mac = "00:50:56:ab:cd:01", vlan = 210 }]
@@ -83,6 +86,13 @@
 //!   multi-stage import and CDI restarts it in place (`once` or `always`).
 //! - `ghost-holder`: once the source is powered off, a ghost ([`ghost_mac`]) keeps
 //!   answering ARP and ICMP for its IPs on its VLANs.
+//!
+//! `nfc_per_host`: every disk transfer (a DataVolume's import, or one stage of a warm one)
+//! holds one NFC connection to its source VM's ESXi `host` while its importer runs. With
+//! this many open on the host, the next importer cannot open its disk: it exits with the
+//! NFC limit error and CDI restarts it in place, as with `import-failure` (see
+//! [`super::cdi`]); a later attempt succeeds once the host has room. VMs without a `host`
+//! are not limited.
 
 use crate::plan::check::CheckKind;
 use crate::plan::quantity::Quantity;
@@ -111,6 +121,10 @@ pub struct SourceVmSpec {
     pub name: String,
     #[serde(default)]
     pub uuid: Option<String>,
+    /// The ESXi host the VM runs on: its disks are read through that host's NFC server
+    /// (limited by [`Scenario::nfc_per_host`]).
+    #[serde(default)]
+    pub host: Option<String>,
     #[serde(default = "power_on")]
     pub power: PowerState,
     #[serde(default)]
@@ -350,6 +364,10 @@ pub struct Scenario {
     /// Simulated seconds from a guest shutdown request (VMware Tools) to the power-off.
     #[serde(default = "default_shutdown")]
     pub shutdown_seconds: f64,
+    /// Disk transfers (NFC connections) one ESXi host serves at once; one more fails its
+    /// importer and CDI restarts it (absent: unlimited).
+    #[serde(default)]
+    pub nfc_per_host: Option<u32>,
     /// The world's clock when the rehearsal begins (Unix ms; RFC 3339 in a file). A
     /// scenario derived from a plan starts it a minute before the first change window
     /// opens; absent: the wall clock.
@@ -563,6 +581,12 @@ impl Scenario {
                 });
             }
         }
+        if s.nfc_per_host == Some(0) {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: "nfc_per_host must be at least 1 (leave it out: unlimited)".to_string(),
+            });
+        }
         if !(s.speed.is_finite() && s.speed > 0.0) {
             return Err(ScenarioError::Parse {
                 path: origin.to_string(),
@@ -667,6 +691,7 @@ impl Scenario {
             s.source_vms.push(SourceVmSpec {
                 name: vm.name.value.clone(),
                 uuid: vm.source_id.as_ref().map(|u| u.value.clone()),
+                host: vm.host.as_ref().map(|h| h.value.clone()),
                 power: PowerState::On,
                 open_ports: ports,
                 // The rehearsal's guests are what the plan says they are: healthy, bound
@@ -734,6 +759,14 @@ impl Scenario {
     /// Whether `node` has none of the host bridges.
     pub fn is_bridgeless(&self, node: &str) -> bool {
         self.bridgeless_nodes.iter().any(|n| n == node)
+    }
+
+    /// The ESXi host source VM `vm` runs on, if the scenario says.
+    pub fn host_of(&self, vm: &str) -> Option<&str> {
+        self.source_vms
+            .iter()
+            .find(|v| v.name == vm)
+            .and_then(|v| v.host.as_deref())
     }
 
     /// Whether `vm` has a fault of this kind.
@@ -964,6 +997,18 @@ vm = "web"
         ] {
             assert!(Scenario::from_toml(bad, "s.toml").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn source_host_and_nfc_limit() {
+        let text = "nfc_per_host = 2\n[[source_vm]]\nname = \"db\"\nhost = \"esx-01\"\n[[source_vm]]\nname = \"web\"\n";
+        let s = Scenario::from_toml(text, "s.toml").expect("valid");
+        assert_eq!(s.nfc_per_host, Some(2));
+        assert_eq!(s.host_of("db"), Some("esx-01"));
+        assert_eq!(s.host_of("web"), None);
+        assert_eq!(Scenario::default().nfc_per_host, None, "absent: unlimited");
+        let e = Scenario::from_toml("nfc_per_host = 0\n", "s.toml").expect_err("zero");
+        assert!(e.to_string().contains("nfc_per_host"), "{e}");
     }
 
     #[test]
