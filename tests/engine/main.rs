@@ -14,5 +14,6 @@ mod resume;
 mod shutdown;
 mod sim;
 mod source_vsphere;
+mod throttle;
 mod warm;
 mod windows;
