@@ -76,7 +76,14 @@ pub fn generate(spec: SynthSpec) -> String {
              checks = [\"tcp:{port}\"]\n",
             cpu = 1 << (i % 4),
             mem = 2 << (i % 4),
-            model = if l3 { "network_model = \"l3\"\n" } else { "" },
+            // An L3 VM gets a new address on the pod network: its checks can only find it
+            // through the guest agent's report (without one they probe the old IP and fail,
+            // and a failed VM keeps its cutover slot: a synthetic wave would stall).
+            model = if l3 {
+                "network_model = \"l3\"\nguest_agent = true\n"
+            } else {
+                ""
+            },
             v = 100 + net,
             m1 = 0x80 | ((i >> 16) & 0x3f),
             m2 = (i >> 8) & 0xff,
