@@ -53,6 +53,23 @@ fn scenario(plan: &Plan) -> Scenario {
     sc
 }
 
+/// No object of kind `K` exists in the plan's namespace.
+async fn none<K>(r: &Rehearsal) -> bool
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(r.client(), NS);
+    api.list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .is_empty()
+}
+
 async fn probe_pods(r: &Rehearsal) -> Vec<Pod> {
     let api: Api<Pod> = Api::namespaced(r.client(), NS);
     api.list(&ListParams::default().labels(PROBE_SELECTOR))
@@ -264,13 +281,7 @@ async fn with_l2_path_required_a_node_without_the_vlan_stops_the_wave() {
             "{why}"
         );
     }
-    let dvs: Api<DataVolume> = Api::namespaced(r.client(), NS);
-    assert!(dvs
-        .list(&ListParams::default())
-        .await
-        .expect("dvs")
-        .items
-        .is_empty());
+    assert!(none::<DataVolume>(&r).await, "no DataVolume was created");
     assert!(probe_pods(&r).await.is_empty());
 }
 
@@ -303,13 +314,7 @@ async fn a_ghost_holder_of_the_source_ip_blocks_the_cutover_naming_its_mac() {
         "the source is off: {why}"
     );
     // The guest never booted: the guard holds before the VM is created.
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(r.client(), NS);
-    assert!(vmis
-        .list(&ListParams::default())
-        .await
-        .expect("vmis")
-        .items
-        .is_empty());
+    assert!(none::<VirtualMachineInstance>(&r).await);
     assert!(probe_pods(&r).await.is_empty());
 }
 
@@ -338,12 +343,6 @@ async fn pod_security_baseline_stops_preflight_naming_what_to_change() {
             "{why}"
         );
     }
-    let dvs: Api<DataVolume> = Api::namespaced(r.client(), NS);
-    assert!(dvs
-        .list(&ListParams::default())
-        .await
-        .expect("dvs")
-        .items
-        .is_empty());
+    assert!(none::<DataVolume>(&r).await, "no DataVolume was created");
     assert!(probe_pods(&r).await.is_empty());
 }
