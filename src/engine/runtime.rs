@@ -108,14 +108,28 @@ pub fn spawn(
     )
 }
 
+/// What a watch event changed, for the run loop to read again: only the VMs it names get a
+/// new view (a turn costs what changed, not the fleet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Touched {
+    /// An object of this name: a VM, VMI, DataVolume, its PVC, or a network's NAD.
+    Named(String),
+    /// A live migration.
+    Migrations,
+    /// The watch listed again (a restart or a resync): anything may have changed.
+    All,
+}
+
 /// Starts one shared watcher feeding a reflector store. `trim` drops what the engine never
 /// reads before the object is stored (templates, specs, managedFields): memory stays flat
-/// at thousands of VMs.
+/// at thousands of VMs. Each event is reported on `changed` (`touched` says what it names)
+/// once the store holds it.
 fn watch_into<K>(
     api: Api<K>,
     selector: &str,
-    changed: mpsc::Sender<()>,
+    changed: mpsc::UnboundedSender<Touched>,
     trim: fn(&mut K),
+    touched: fn(&K) -> Touched,
 ) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
@@ -144,13 +158,51 @@ where
             });
         let mut s = reflector::reflector(writer, stream).boxed();
         while let Some(ev) = s.next().await {
-            if let Err(e) = ev {
-                tracing::warn!(error = %e, "watch error (retrying with backoff)");
+            let t = match ev {
+                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => touched(&o),
+                Ok(watcher::Event::InitDone) => Touched::All,
+                // The list's objects come before `InitDone`, which reports them at once.
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch error (retrying with backoff)");
+                    continue;
+                }
+            };
+            if changed.send(t).is_err() {
+                break;
             }
-            let _ = changed.try_send(());
         }
     });
     (store, task)
+}
+
+/// An object reported by its name (see [`Touched`]).
+fn named<K: kube::Resource>(o: &K) -> Touched {
+    Touched::Named(o.meta().name.clone().unwrap_or_default())
+}
+
+/// The VMs whose view reads an object of each name: a VM and its VMI by the VM's name, a
+/// DataVolume and its PVC by the DataVolume's, a NetworkAttachmentDefinition by the
+/// network's (every L2 VM on it).
+fn views_by_name(plan: &Plan) -> std::collections::HashMap<String, Vec<usize>> {
+    let mut by: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    for (i, vm) in plan.vms.iter().enumerate() {
+        by.entry(vm.name.value.clone()).or_default().push(i);
+        for d in 0..vm.disks.len() {
+            by.entry(labels::data_volume_name(vm.name.as_str(), d))
+                .or_default()
+                .push(i);
+        }
+        if plan.model_of(vm) != NetworkModel::L3 {
+            for n in &vm.nics {
+                let e = by.entry(n.network.value.clone()).or_default();
+                if e.last() != Some(&i) {
+                    e.push(i);
+                }
+            }
+        }
+    }
+    by
 }
 
 /// Starts the watchers and waits until each listed once, so the first decisions see the
@@ -159,7 +211,7 @@ async fn watch_all(
     client: &Client,
     ns: &str,
     selector: &str,
-    changed: mpsc::Sender<()>,
+    changed: mpsc::UnboundedSender<Touched>,
     warm: bool,
 ) -> anyhow::Result<(Stores, Vec<tokio::task::JoinHandle<()>>)> {
     // The engine reads: DataVolume status; VM runStrategy; VMI status; NAD and migration
@@ -172,24 +224,28 @@ async fn watch_all(
             dv.spec.source = serde_json::Value::Null;
             dv.spec.storage = serde_json::Value::Null;
         },
+        named,
     );
     let (vms, t2) = watch_into(
         Api::<VirtualMachine>::namespaced(client.clone(), ns),
         selector,
         changed.clone(),
         |vm| vm.spec.template = serde_json::Value::Null,
+        named,
     );
     let (vmis, t3) = watch_into(
         Api::<VirtualMachineInstance>::namespaced(client.clone(), ns),
         selector,
         changed.clone(),
         |vmi| vmi.spec.rest.clear(),
+        named,
     );
     let (nads, t4) = watch_into(
         Api::<NetworkAttachmentDefinition>::namespaced(client.clone(), ns),
         selector,
         changed.clone(),
         |nad| nad.spec.config.clear(),
+        named,
     );
     let changed_pvcs = changed.clone();
     let (migs, t5) = watch_into(
@@ -197,6 +253,7 @@ async fn watch_all(
         selector,
         changed,
         |_| {},
+        |_| Touched::Migrations,
     );
     let mut tasks = vec![t1, t2, t3, t4, t5];
     let pvcs = if warm {
@@ -210,6 +267,7 @@ async fn watch_all(
                 pvc.status = None;
                 pvc.metadata.labels = None;
             },
+            named,
         );
         tasks.push(t6);
         Some(pvcs)
@@ -250,7 +308,7 @@ async fn run(
 ) -> anyhow::Result<RunSummary> {
     let plan = cfg.plan.clone();
     let ns = plan.meta.namespace.value.clone();
-    let (changed_tx, mut changed_rx) = mpsc::channel::<()>(1);
+    let (changed_tx, mut changed_rx) = mpsc::unbounded_channel::<Touched>();
     let c = &cfg.client;
     let (stores, watch_tasks) = watch_all(
         c,
@@ -313,9 +371,36 @@ async fn run(
     let start = tokio::time::Instant::now();
     let mut inputs: Vec<Input> = Vec::new();
     let mut records: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // What the watches changed since the last turn: those VMs get a new view (all of them
+    // at the start), live migrations when one changed.
+    let by_name = views_by_name(&plan);
+    let mut dirty: BTreeSet<usize> = (0..plan.vms.len()).collect();
+    let mut migrations_changed = true;
+    let note = |t: Touched, dirty: &mut BTreeSet<usize>, migrations: &mut bool| match t {
+        Touched::Named(name) => {
+            if let Some(vms) = by_name.get(&name) {
+                dirty.extend(vms.iter().copied());
+            }
+        }
+        Touched::Migrations => *migrations = true,
+        Touched::All => {
+            dirty.extend(0..plan.vms.len());
+            *migrations = true;
+        }
+    };
     loop {
-        // The cluster as the watches show it now.
-        inputs.extend(views(&plan, &stores));
+        // The changed VMs as the watches show them now.
+        inputs.extend(
+            std::mem::take(&mut dirty)
+                .into_iter()
+                .map(|vm| Input::Cluster {
+                    vm,
+                    view: view(&plan, &stores, vm),
+                }),
+        );
+        if std::mem::take(&mut migrations_changed) {
+            inputs.extend(migration_views(&stores));
+        }
         let now = Now {
             elapsed: start.elapsed(),
             unix_ms: now_ms(),
@@ -358,7 +443,7 @@ async fn run(
         };
         tokio::select! {
             () = sleep => inputs.push(Input::Wake),
-            Some(()) = changed_rx.recv() => {}
+            Some(t) = changed_rx.recv() => note(t, &mut dirty, &mut migrations_changed),
             Some(i) = msg_rx.recv() => inputs.push(i),
             req = requests.recv() => match req {
                 None | Some(EngineRequest::Shutdown) => break,
@@ -369,7 +454,9 @@ async fn run(
         while let Ok(i) = msg_rx.try_recv() {
             inputs.push(i);
         }
-        while changed_rx.try_recv().is_ok() {}
+        while let Ok(t) = changed_rx.try_recv() {
+            note(t, &mut dirty, &mut migrations_changed);
+        }
     }
     for t in watch_tasks {
         t.abort();
@@ -459,14 +546,9 @@ fn run_effect(
     None
 }
 
-/// Every VM's and live migration's view, read from the watch stores.
-fn views(plan: &Plan, st: &Stores) -> Vec<Input> {
-    let mut out: Vec<Input> = (0..plan.vms.len())
-        .map(|vm| Input::Cluster {
-            vm,
-            view: view(plan, st, vm),
-        })
-        .collect();
+/// Every live migration's view, read from the watch store.
+fn migration_views(st: &Stores) -> Vec<Input> {
+    let mut out = Vec::new();
     out.extend(st.migs.state().iter().map(|m| {
         let state = m
             .status

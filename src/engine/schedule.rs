@@ -328,6 +328,13 @@ pub struct Fleet {
     sources: Vec<Source>,
     /// The last window fit reported per wave (minutes left, cutovers left, minutes needed).
     fits: HashMap<String, (u64, usize, u64)>,
+    /// What the last window fit per wave was computed from (the wave's generation, minutes
+    /// left, the throughput): unchanged, it is not computed again.
+    fits_from: HashMap<String, (u64, u64, f64)>,
+    /// Which VMs to decide again, their last decisions, per-wave counts.
+    rec: reconcile::Reconcile,
+    /// Concurrent disk transfers per ESXi host and datastore (the VMs holding import slots).
+    load: SourceLoad,
 }
 
 impl Fleet {
@@ -341,7 +348,7 @@ impl Fleet {
             .enumerate()
             .map(|(i, v)| (v.name.as_str(), i))
             .collect();
-        let vms = plan
+        let vms: Vec<VmRun> = plan
             .vms
             .iter()
             .map(|vm| VmRun {
@@ -400,6 +407,18 @@ impl Fleet {
         } else {
             vec![queue.remove(0)]
         };
+        let wave_of = plan
+            .vms
+            .iter()
+            .map(|vm| {
+                plan.waves
+                    .iter()
+                    .position(|w| *w.name == *vm.wave)
+                    .expect("validation: every VM's wave exists")
+            })
+            .collect();
+        let deps: Vec<Vec<usize>> = vms.iter().map(|r| r.deps.clone()).collect();
+        let rec = reconcile::Reconcile::new(wave_of, plan.waves.len(), &deps);
         Fleet {
             plan,
             settings,
@@ -412,7 +431,76 @@ impl Fleet {
             throughput,
             sources,
             fits: HashMap::new(),
+            fits_from: HashMap::new(),
+            rec,
+            load: SourceLoad::default(),
         }
+    }
+
+    /// Decide every VM at every pass instead of only the changed ones (the reference the
+    /// incremental path is tested against).
+    #[cfg(test)]
+    pub fn set_full_reconcile(&mut self, full: bool) {
+        self.rec.full = full;
+    }
+
+    fn set_import_slot(&mut self, i: usize, on: bool) {
+        if self.vms[i].import_slot == on {
+            return;
+        }
+        self.vms[i].import_slot = on;
+        let w = self.rec.wave_of[i];
+        if on {
+            self.rec.imports_held[w] += 1;
+            self.load.add(&self.sources[i]);
+        } else {
+            self.rec.imports_held[w] -= 1;
+            self.load.remove(&self.sources[i]);
+        }
+    }
+
+    fn set_cutover_slot(&mut self, i: usize, on: bool) {
+        if self.vms[i].cutover_slot == on {
+            return;
+        }
+        self.vms[i].cutover_slot = on;
+        let w = self.rec.wave_of[i];
+        if on {
+            self.rec.cutovers_held[w] += 1;
+        } else {
+            self.rec.cutovers_held[w] -= 1;
+        }
+    }
+
+    /// Whether VM `i`'s decision reads the clock or the fleet's throughput, so that every
+    /// pass decides it again (see [`reconcile`]).
+    fn is_volatile(&self, i: usize) -> bool {
+        let r = &self.vms[i];
+        let timed = |s: Step| matches!(s, Step::Running | Step::Booting | Step::Importing);
+        if r.reprobe_at.is_some()
+            || r.last.as_ref().is_some_and(|p| timed(p.step))
+            || self.rec.raw[i]
+                .as_ref()
+                .is_some_and(|d| timed(d.phase.step))
+            || (r.ctx.warm.is_some() && r.round_copied.is_some())
+        {
+            return true;
+        }
+        // A change window (and the throughput its estimate reads) gates the cutover.
+        let windowed = !window_ignored(self, i)
+            && self
+                .plan
+                .wave(&self.plan.vms[i].wave)
+                .is_some_and(|w| w.window.is_some());
+        // `decide` reads the window once preflight passed, until the disks are copied
+        // (`next_wake` wakes VMs waiting at NetworkReady or Precopy at its edges).
+        let gated = |s: Step| s.before_cutover() || s == Step::CutoverGate;
+        windowed
+            && r.last.as_ref().is_none_or(|p| {
+                (r.preflight == Gate::Passed && gated(p.step))
+                    || (matches!(p.step, Step::NetworkReady | Step::Precopy)
+                        && matches!(p.status, Status::Waiting(_)))
+            })
     }
 
     /// The VM's last reported phase.
@@ -499,11 +587,18 @@ pub fn turn(fleet: &mut Fleet, inputs: impl IntoIterator<Item = Input>, now: Now
 }
 
 /// The earliest time a re-probe or a timeout falls due, or a change window opens or closes
-/// for a VM waiting for it.
+/// for a VM waiting for it. Only volatile VMs have such times ([`Fleet::is_volatile`]).
 fn next_wake(fleet: &Fleet, now: Now) -> Option<Duration> {
     let s = &fleet.settings;
     let stall = fleet.plan.defaults.import_stall_timeout;
-    let timers = fleet.vms.iter().filter_map(|r| {
+    let candidates: Vec<usize> = if fleet.rec.full {
+        (0..fleet.vms.len()).collect()
+    } else {
+        fleet.rec.volatile.iter().copied().collect()
+    };
+    let clock_now = s.window_clock.at(now.elapsed);
+    let wake = |i: usize| -> Option<Duration> {
+        let r = &fleet.vms[i];
         let timed = r.last.as_ref().and_then(|p| match (p.step, &p.status) {
             (Step::Running, Status::Waiting(_)) | (Step::Booting, Status::Active) => {
                 Some(r.since + s.agent_timeout)
@@ -513,42 +608,43 @@ fn next_wake(fleet: &Fleet, now: Now) -> Option<Duration> {
             }
             _ => None,
         });
-        [timed, r.reprobe_at].into_iter().flatten().min()
-    });
-    let clock_now_ms = s.window_clock.at(now.elapsed);
-    let rounds = fleet.vms.iter().enumerate().filter_map(|(i, r)| {
-        let (_, at) = r.round_copied.as_ref()?;
-        let waiting = r
-            .last
-            .as_ref()
-            .is_some_and(|p| p.step == Step::Precopy && matches!(p.status, Status::Waiting(_)));
-        let interval = fleet.plan.wave(&fleet.plan.vms[i].wave)?.precopy_interval;
-        let due = at + interval.as_millis() as i64;
-        (waiting && due > clock_now_ms).then(|| s.window_clock.elapsed_at(due))
-    });
-    let timers = timers.chain(rounds);
-    let clock_now = s.window_clock.at(now.elapsed);
-    let windows = fleet.vms.iter().enumerate().filter_map(|(i, r)| {
-        let waiting = r.last.as_ref().is_some_and(|p| {
-            matches!(p.step, Step::NetworkReady | Step::Precopy)
-                && matches!(p.status, Status::Waiting(_))
-        });
+        let waiting_in = |steps: &[Step]| {
+            r.last
+                .as_ref()
+                .is_some_and(|p| steps.contains(&p.step) && matches!(p.status, Status::Waiting(_)))
+        };
         let vm = &fleet.plan.vms[i];
-        let window = fleet.plan.wave(&vm.wave)?.window.as_ref()?;
-        // The next edge: the window's opening, the VM's own cutover time, else the
-        // window's closing (which postpones it).
-        let cutover = vm.cutover.as_ref().map(|at| at.unix * 1000);
-        let edge = [
-            Some(window.start.unix * 1000),
-            cutover,
-            Some(window.end.unix * 1000),
-        ]
-        .into_iter()
-        .flatten()
-        .find(|&t| t > clock_now)?;
-        waiting.then(|| s.window_clock.elapsed_at(edge))
-    });
-    timers.chain(windows).min()
+        let wave = fleet.plan.wave(&vm.wave);
+        // The next precopy round of a warm VM between rounds.
+        let round = r.round_copied.as_ref().and_then(|(_, at)| {
+            let due = at + wave?.precopy_interval.as_millis() as i64;
+            (waiting_in(&[Step::Precopy]) && due > clock_now)
+                .then(|| s.window_clock.elapsed_at(due))
+        });
+        // The next edge of the window: its opening, the VM's own cutover time, else its
+        // closing (which postpones it). An overridden window holds nothing.
+        let edge = wave
+            .and_then(|w| w.window.as_ref())
+            .filter(|_| !window_ignored(fleet, i))
+            .and_then(|window| {
+                let cutover = vm.cutover.as_ref().map(|at| at.unix * 1000);
+                [
+                    Some(window.start.unix * 1000),
+                    cutover,
+                    Some(window.end.unix * 1000),
+                ]
+                .into_iter()
+                .flatten()
+                .find(|&t| t > clock_now)
+            })
+            .filter(|_| waiting_in(&[Step::NetworkReady, Step::Precopy]))
+            .map(|t| s.window_clock.elapsed_at(t));
+        [timed, r.reprobe_at, round, edge]
+            .into_iter()
+            .flatten()
+            .min()
+    };
+    candidates.into_iter().filter_map(wake).min()
 }
 
 fn log(vm: &str, wave: &str, now: Now, level: LogLevel, message: String) -> EngineEvent {
@@ -574,6 +670,11 @@ fn vm_event(plan: &Plan, i: usize, now: Now, kind: EventKind) -> EngineEvent {
 fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
     match input {
         Input::Cluster { vm, view } => {
+            if vm < fleet.vms.len() && fleet.vms[vm].cluster != view {
+                // Its dependents read its VMI's phase.
+                fleet.rec.mark_with_dependents(vm);
+            }
+            let wave = fleet.rec.wave_of.get(vm).copied();
             if let Some(r) = fleet.vms.get_mut(vm) {
                 // This run's own warm writes stop standing in once the watch shows them,
                 // and all of them go with the DataVolumes (a rollback or a retry).
@@ -599,6 +700,9 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
                             if *c == current {
                                 r.last_round =
                                     Some(Duration::from_millis((at - started).max(0) as u64));
+                                if let Some(w) = wave {
+                                    fleet.rec.wave_gen[w] += 1;
+                                }
                             }
                         }
                         r.round_copied = Some((current, at));
@@ -688,6 +792,9 @@ fn done(
     out: &mut Turn,
 ) {
     let guard_interval = fleet.settings.guard_interval;
+    if vm < fleet.vms.len() {
+        fleet.rec.mark(vm);
+    }
     let Some(r) = fleet.vms.get_mut(vm) else {
         return;
     };
@@ -761,6 +868,8 @@ fn done(
 
 /// An operator's request.
 fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
+    // Requests are rare and may change anything: every VM is decided again.
+    fleet.rec.mark_all();
     let plan = fleet.plan.clone();
     let wave_log = |level, message| log("", "", now, level, message);
     let vm_log =
@@ -1234,50 +1343,44 @@ fn import_moved(before: &[DiskObs], after: &[DiskObs]) -> bool {
         })
 }
 
-/// The preflight gate per wave. Returns the waves where no mutation may start (a VM of the
-/// wave still waits on preflight). A failed preflight fails the wave's VMs that have not
-/// started, naming it (derived each pass, so once the operator fixes the cause and retries
-/// that VM and its preflight passes, they go on); VMs already past preflight carry on.
-fn preflight_gate(fleet: &Fleet, decisions: &mut [Decision]) -> HashSet<String> {
-    let plan = &fleet.plan;
-    let mut blocked = HashSet::new();
-    let mut failed: HashMap<&str, &str> = HashMap::new();
-    for (i, d) in decisions.iter().enumerate() {
-        if !fleet.in_scope(i) || !matches!(d.phase.step, Step::Pending | Step::Preflight) {
-            continue;
-        }
-        match fleet.vms[i].preflight {
-            Gate::NotRun | Gate::Running => {
-                blocked.insert(plan.vms[i].wave.value.clone());
-            }
-            Gate::Failed(_) => {
-                failed
-                    .entry(plan.vms[i].wave.as_str())
-                    .or_insert(plan.vms[i].name.as_str());
-            }
-            Gate::Passed => {}
-        }
+/// VM `i`'s part in its wave's preflight gate: no mutation in a wave while one of its VMs
+/// waits on preflight; a failed preflight fails the wave's VMs that have not started (see
+/// [`gate_override`]).
+fn gate_part(fleet: &Fleet, i: usize, d: &Decision) -> reconcile::GatePart {
+    use reconcile::GatePart;
+    if !fleet.in_scope(i) || !matches!(d.phase.step, Step::Pending | Step::Preflight) {
+        return GatePart::None;
     }
-    for (i, d) in decisions.iter_mut().enumerate() {
-        let vm = &plan.vms[i];
-        let Some(bad) = failed.get(vm.wave.as_str()) else {
-            continue;
-        };
-        if *bad != vm.name.as_str()
-            && fleet.vms[i].preflight == Gate::Passed
-            && matches!(d.phase.step, Step::Pending | Step::Preflight)
-            && !matches!(d.phase.status, Status::Failed(_))
-        {
-            d.phase.status = Status::Failed(format!(
-                "the preflight of {bad} failed: nothing in wave {} starts until it passes",
-                vm.wave.value
-            ));
-            d.commands.clear();
-            d.wants_import_slot = false;
-            d.wants_cutover_slot = false;
-        }
+    match fleet.vms[i].preflight {
+        Gate::NotRun | Gate::Running => GatePart::Blocking,
+        Gate::Failed(_) => GatePart::Failed,
+        Gate::Passed => GatePart::None,
     }
-    blocked
+}
+
+/// The preflight gate's override of VM `i`'s decision: a failed preflight in its wave (the
+/// first failed VM in plan order) fails the wave's VMs that passed theirs but have not
+/// started, naming it. Derived each pass, so once the operator fixes the cause and retries
+/// that VM and its preflight passes, they go on; VMs already past preflight carry on.
+fn gate_override(fleet: &Fleet, i: usize, d: &Decision) -> Option<Decision> {
+    let w = fleet.rec.wave_of[i];
+    let bad = *fleet.rec.gate_failed[w].first()?;
+    let applies = bad != i
+        && fleet.vms[i].preflight == Gate::Passed
+        && matches!(d.phase.step, Step::Pending | Step::Preflight)
+        && !matches!(d.phase.status, Status::Failed(_));
+    applies.then(|| {
+        let vm = &fleet.plan.vms[i];
+        let mut d = d.clone();
+        d.phase.status = Status::Failed(format!(
+            "the preflight of {} failed: nothing in wave {} starts until it passes",
+            fleet.plan.vms[bad].name.value, vm.wave.value
+        ));
+        d.commands.clear();
+        d.wants_import_slot = false;
+        d.wants_cutover_slot = false;
+        d
+    })
 }
 
 /// Where a VM's disks are read from: its ESXi host and, per datastore, how many disks.
@@ -1325,6 +1428,19 @@ impl SourceLoad {
         }
     }
 
+    fn remove(&mut self, s: &Source) {
+        if let Some(h) = &s.host {
+            if let Some(used) = self.hosts.get_mut(h) {
+                *used -= s.disks;
+            }
+        }
+        for (ds, n) in &s.datastores {
+            if let Some(used) = self.datastores.get_mut(ds) {
+                *used -= n;
+            }
+        }
+    }
+
     /// Which limit of `w` the VM's disks would exceed (`waiting: host esx-07 at 10/10`).
     /// A VM with more disks than a limit still goes when that host or datastore is idle.
     fn holds(&self, s: &Source, w: &crate::plan::Wave) -> Option<String> {
@@ -1351,24 +1467,27 @@ impl SourceLoad {
 }
 
 /// Import and cutover slots per wave, in plan order: an import slot also needs room on the
-/// VM's ESXi host and datastores ([`SourceLoad`]). Returns whether a slot was granted.
-fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
+/// VM's ESXi host and datastores ([`SourceLoad`]). `decided` are the VMs whose decision
+/// may have changed in this pass: they release the slots they no longer want. Returns
+/// whether a slot was granted or a waiting reason changed.
+fn grant_slots(fleet: &mut Fleet, decided: &BTreeSet<usize>) -> bool {
     let mut granted = false;
-    let plan = fleet.plan.clone();
-    let mut held: HashMap<&str, (u32, u32)> = HashMap::new();
-    let mut load = SourceLoad::default();
-    // Release the slots no longer wanted; count the held ones.
-    for (i, d) in decisions.iter().enumerate() {
-        let r = &mut fleet.vms[i];
-        if !d.wants_import_slot {
-            r.import_slot = false;
-            r.import_wait = None;
+    for &i in decided {
+        let Some(d) = fleet.rec.effective(i) else {
+            continue;
+        };
+        let (wants_import, wants_cutover, step) =
+            (d.wants_import_slot, d.wants_cutover_slot, d.phase.step);
+        let failed = matches!(d.phase.status, Status::Failed(_));
+        if !wants_import {
+            fleet.set_import_slot(i, false);
+            fleet.vms[i].import_wait = None;
         }
         // A cutover slot is held from the gate (the power-off) until the VM is verified:
         // a cold import runs inside the cutover.
-        if !d.wants_cutover_slot
+        if !wants_cutover
             && !matches!(
-                d.phase.step,
+                step,
                 Step::CutoverGate
                     | Step::Importing
                     | Step::Imported
@@ -1378,15 +1497,15 @@ fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
                     | Step::Verifying
             )
         {
-            r.cutover_slot = false;
+            fleet.set_cutover_slot(i, false);
         }
-        if matches!(d.phase.status, Status::Failed(_)) {
-            r.import_slot = false;
+        if failed {
+            fleet.set_import_slot(i, false);
             // A VM whose source is already off keeps its cutover slot while it is
             // failed: its downtime goes on until it is retried or rolled back, and the
             // slot limits concurrent cutovers.
             if !matches!(
-                d.phase.step,
+                step,
                 Step::Importing
                     | Step::Imported
                     | Step::Created
@@ -1394,76 +1513,104 @@ fn grant_slots(fleet: &mut Fleet, decisions: &[Decision]) -> bool {
                     | Step::Running
                     | Step::Verifying
             ) {
-                r.cutover_slot = false;
+                fleet.set_cutover_slot(i, false);
             }
         }
-        let h = held.entry(plan.vms[i].wave.as_str()).or_default();
-        h.0 += r.import_slot as u32;
-        h.1 += r.cutover_slot as u32;
-        if r.import_slot {
-            load.add(&fleet.sources[i]);
-        }
+        let r = &fleet.vms[i];
+        let (import_slot, cutover_slot) = (r.import_slot, r.cutover_slot);
+        fleet.rec.sync_waiting(i, import_slot, cutover_slot);
     }
     if fleet.settings.dry_run {
         return false;
     }
-    for w in &plan.waves {
-        let (mut imports, mut cutovers) = held.get(w.name.as_str()).copied().unwrap_or_default();
-        for (i, d) in decisions.iter().enumerate() {
-            if *plan.vms[i].wave != *w.name || !fleet.in_scope(i) {
+    let plan = fleet.plan.clone();
+    for (w, wave) in plan.waves.iter().enumerate() {
+        if !fleet.active.iter().any(|a| *a == *wave.name) {
+            continue;
+        }
+        let mut imports = fleet.rec.imports_held[w];
+        let waiting: Vec<usize> = fleet.rec.import_waiters[w].iter().copied().collect();
+        for i in waiting {
+            if !fleet.in_scope(i) {
                 continue;
             }
-            let r = &mut fleet.vms[i];
-            if d.wants_import_slot && !r.import_slot {
-                // What holds it: the wave's limit, else a source limit, else nothing.
-                let wait = if imports >= w.max_parallel_imports {
-                    None
-                } else {
-                    load.holds(&fleet.sources[i], w)
-                };
-                if wait.is_none() && imports < w.max_parallel_imports {
-                    r.import_slot = true;
-                    load.add(&fleet.sources[i]);
-                    imports += 1;
-                    granted = true;
-                }
-                if r.import_wait != wait {
-                    // The waiting reason changed: decide again so the VM shows it.
-                    r.import_wait = wait;
-                    granted = true;
-                }
-            }
-            if d.wants_cutover_slot && !r.cutover_slot && cutovers < w.max_parallel_cutovers {
-                r.cutover_slot = true;
-                cutovers += 1;
+            // What holds it: the wave's limit, else a source limit, else nothing.
+            let wait = if imports >= wave.max_parallel_imports {
+                None
+            } else {
+                fleet.load.holds(&fleet.sources[i], wave)
+            };
+            if wait.is_none() && imports < wave.max_parallel_imports {
+                fleet.set_import_slot(i, true);
+                imports += 1;
                 granted = true;
+                fleet.rec.mark(i);
             }
+            if fleet.vms[i].import_wait != wait {
+                // The waiting reason changed: decide again so the VM shows it.
+                fleet.vms[i].import_wait = wait;
+                granted = true;
+                fleet.rec.mark(i);
+            }
+            let r = &fleet.vms[i];
+            let (import_slot, cutover_slot) = (r.import_slot, r.cutover_slot);
+            fleet.rec.sync_waiting(i, import_slot, cutover_slot);
+        }
+        let cutovers = fleet.rec.cutovers_held[w];
+        let waiting: Vec<usize> = fleet.rec.cutover_waiters[w]
+            .iter()
+            .copied()
+            .filter(|&i| fleet.in_scope(i))
+            .take(wave.max_parallel_cutovers.saturating_sub(cutovers) as usize)
+            .collect();
+        for i in waiting {
+            fleet.set_cutover_slot(i, true);
+            granted = true;
+            fleet.rec.mark(i);
+            let r = &fleet.vms[i];
+            let (import_slot, cutover_slot) = (r.import_slot, r.cutover_slot);
+            fleet.rec.sync_waiting(i, import_slot, cutover_slot);
         }
     }
     granted
 }
 
-/// One pass over every VM. Returns whether anything changed that could change another
-/// VM's decision (a slot granted, a phase moved, a wave started): then decide again.
+/// One pass: decide the VMs that changed and the volatile ones ([`reconcile`]), apply the
+/// preflight gate, hand out slots, then emit what moved and start the commands. Returns
+/// whether anything changed that could change another VM's decision (a slot granted, a
+/// phase moved, a wave started): then decide again.
 fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
-    // Re-probes that fell due.
-    for r in fleet.vms.iter_mut() {
-        if r.reprobe_at.is_some_and(|at| at <= now.elapsed) {
-            r.reprobe_at = None;
-            if r.ip_guard != IpGuard::Silent {
-                r.ip_guard = IpGuard::NotProbed;
-                r.done.remove(&Command::ProbeOriginalIp);
-            }
-        }
+    if fleet.rec.full {
+        let n = fleet.vms.len();
+        fleet.rec.dirty.extend(0..n);
     }
-    let mut decisions: Vec<Decision> = (0..fleet.vms.len())
-        .map(|i| decision(fleet, i, now))
+    // Re-probes that fell due (a VM with a re-probe time is volatile or dirty).
+    let due: BTreeSet<usize> = fleet
+        .rec
+        .volatile
+        .iter()
+        .chain(&fleet.rec.dirty)
+        .copied()
+        .filter(|&i| fleet.vms[i].reprobe_at.is_some_and(|at| at <= now.elapsed))
         .collect();
-    // A timeout sticks: the next pass must not see the VM waiting again. So does a failed
-    // import: CDI goes on restarting the importer (the reason would change with every
-    // restart count), but the VM stays failed until the operator retries it.
-    for (i, d) in decisions.iter_mut().enumerate() {
-        if let Some(why) = timed_out(fleet, i, d, now) {
+    for i in due {
+        let r = &mut fleet.vms[i];
+        r.reprobe_at = None;
+        if r.ip_guard != IpGuard::Silent {
+            r.ip_guard = IpGuard::NotProbed;
+            r.done.remove(&Command::ProbeOriginalIp);
+        }
+        fleet.rec.mark(i);
+    }
+    let mut decided = std::mem::take(&mut fleet.rec.dirty);
+    decided.extend(fleet.rec.volatile.iter().copied());
+    let clock_now = fleet.settings.window_clock.at(now.elapsed);
+    for &i in &decided {
+        let mut d = decision(fleet, i, now);
+        // A timeout sticks: the next pass must not see the VM waiting again. So does a
+        // failed import: CDI goes on restarting the importer (the reason would change
+        // with every restart count), but the VM stays failed until the operator retries.
+        if let Some(why) = timed_out(fleet, i, &d, now) {
             d.phase.status = Status::Failed(why.clone());
             fleet.vms[i].failed = Some((d.phase.step, why));
         } else if let (Step::Importing, Status::Failed(why)) = (d.phase.step, &d.phase.status) {
@@ -1472,28 +1619,56 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                 r.failed = Some((Step::Importing, why.clone()));
             }
         }
-    }
-    // A VM still before its cutover when its wave's window has closed is postponed.
-    let clock_now = fleet.settings.window_clock.at(now.elapsed);
-    for (i, d) in decisions.iter().enumerate() {
+        // A VM still before its cutover when its wave's window has closed is postponed;
+        // a warm VM between precopy rounds waits for the window too.
         let closed = !window_ignored(fleet, i)
             && fleet
                 .plan
                 .wave(&fleet.plan.vms[i].wave)
                 .and_then(|w| w.window.as_ref())
                 .is_some_and(|w| clock_now >= w.end.unix * 1000);
-        // A warm VM between precopy rounds waits for the window too.
-        fleet.vms[i].postponed = closed
+        let postponed = closed
             && matches!(d.phase.step, Step::NetworkReady | Step::Precopy)
             && matches!(d.phase.status, Status::Waiting(_));
+        if fleet.vms[i].postponed != postponed {
+            fleet.vms[i].postponed = postponed;
+            fleet.rec.wave_gen[fleet.rec.wave_of[i]] += 1;
+        }
+        let part = gate_part(fleet, i, &d);
+        fleet.rec.set_gate(i, part);
+        fleet.rec.raw[i] = Some(d);
     }
-    let blocked = preflight_gate(fleet, &mut decisions);
-    let mut changed = grant_slots(fleet, &decisions);
+    // Waves whose gate changed: each of their VMs' effective decision may change.
+    let mut blocked = HashSet::new();
+    for w in 0..fleet.plan.waves.len() {
+        let seen = (
+            fleet.rec.gate_blocking[w] > 0,
+            fleet.rec.gate_failed[w].first().copied(),
+        );
+        if seen.0 {
+            blocked.insert(w);
+        }
+        if fleet.rec.gate_seen[w] != seen {
+            fleet.rec.gate_seen[w] = seen;
+            decided.extend(fleet.rec.wave_vms[w].iter().copied());
+        }
+    }
+    for &i in &decided {
+        let gated = fleet.rec.raw[i]
+            .as_ref()
+            .and_then(|d| gate_override(fleet, i, d));
+        fleet.rec.gated[i] = gated;
+    }
+    let mut changed = grant_slots(fleet, &decided);
     let dry_run = fleet.settings.dry_run;
     let clock_ms = fleet.settings.window_clock.at(now.elapsed);
-    for (i, d) in decisions.into_iter().enumerate() {
+    let plan = fleet.plan.clone();
+    for &i in &decided {
+        let Some(d) = fleet.rec.effective(i).cloned() else {
+            continue;
+        };
         let in_scope = fleet.in_scope(i);
-        let plan = fleet.plan.clone();
+        let wave = fleet.rec.wave_of[i];
         let r = &mut fleet.vms[i];
         let phase = d.phase;
         let moved = r.last.as_ref().is_none_or(|p| {
@@ -1504,6 +1679,8 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         if moved {
             // Other VMs' decisions read this phase (`after`, failed dependencies).
             changed = true;
+            fleet.rec.wave_gen[wave] += 1;
+            fleet.rec.dirty.extend(fleet.rec.rdeps[i].iter().copied());
             if r.last.as_ref().is_some_and(|p| p.step != phase.step) {
                 r.done.clear();
             }
@@ -1584,7 +1761,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         if !in_scope {
             continue;
         }
-        let wave_blocked = blocked.contains(plan.vms[i].wave.as_str());
+        let wave_blocked = blocked.contains(&wave);
         for cmd in d.commands {
             // Commands that change nothing may run while the wave waits on preflight.
             let harmless = matches!(
@@ -1622,6 +1799,15 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
             out.commands.push((i, cmd));
         }
     }
+    for &i in &decided {
+        if fleet.is_volatile(i) {
+            fleet.rec.volatile.insert(i);
+        } else {
+            fleet.rec.volatile.remove(&i);
+        }
+        let open = fleet.in_scope(i) && fleet.end_state(i).is_none();
+        fleet.rec.set_open(i, open);
+    }
     window_fits(fleet, now, out);
     changed |= waves_done(fleet, now, out);
     changed
@@ -1641,8 +1827,25 @@ fn window_fits(fleet: &mut Fleet, now: Now, out: &mut Turn) {
         let Some(window) = &wave.window else { continue };
         let (start, end) = (window.start.unix * 1000, window.end.unix * 1000);
         let left = Duration::from_millis((end - clock_now.max(start)).max(0) as u64);
-        let estimates: Vec<Duration> = (0..fleet.vms.len())
-            .filter(|&i| *fleet.plan.vms[i].wave == w && fleet.in_scope(i))
+        // Computed again only when its VMs, the minute or the throughput (by more than
+        // 1 %) changed: it is reported by the minute.
+        let Some(w_index) = fleet.plan.waves.iter().position(|x| *x.name == w) else {
+            continue;
+        };
+        let rate = fleet.throughput.rate().0;
+        let from = (fleet.rec.wave_gen[w_index], left.as_secs() / 60, rate);
+        if fleet
+            .fits_from
+            .get(&w)
+            .is_some_and(|&(g, m, r)| g == from.0 && m == from.1 && (rate - r).abs() <= 0.01 * r)
+        {
+            continue;
+        }
+        fleet.fits_from.insert(w.clone(), from);
+        let estimates: Vec<Duration> = fleet.rec.wave_vms[w_index]
+            .iter()
+            .copied()
+            .filter(|&i| fleet.in_scope(i))
             .filter(|&i| {
                 let r = &fleet.vms[i];
                 r.last.as_ref().is_some_and(|p| {
@@ -1686,9 +1889,17 @@ fn waves_done(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         if fleet.finished.contains(&w) {
             continue;
         }
+        let Some(w_index) = fleet.plan.waves.iter().position(|x| *x.name == w) else {
+            continue;
+        };
+        // Kept per wave by `pass`: a wave with a VM still under way is not done.
+        if fleet.rec.open_count[w_index] > 0 {
+            all_done = false;
+            continue;
+        }
         let (mut verified, mut failed, mut cancelled, mut postponed, mut open) = (0, 0, 0, 0, 0);
-        for i in 0..fleet.vms.len() {
-            if *fleet.plan.vms[i].wave != w || !fleet.in_scope(i) {
+        for i in fleet.rec.wave_vms[w_index].clone() {
+            if !fleet.in_scope(i) {
                 continue;
             }
             match fleet.end_state(i) {
@@ -1720,6 +1931,9 @@ fn waves_done(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         });
         if failed == 0 && cancelled == 0 && postponed == 0 && !fleet.queue.is_empty() {
             let next = fleet.queue.remove(0);
+            if let Some(n) = fleet.plan.waves.iter().position(|x| *x.name == next) {
+                fleet.rec.mark_wave(n);
+            }
             fleet.active.push(next);
             all_done = false;
             started = true;
@@ -1775,5 +1989,9 @@ fn describe(p: &Phase, dry_run: bool) -> String {
     }
 }
 
+mod reconcile;
+
+#[cfg(test)]
+mod prop_tests;
 #[cfg(test)]
 mod tests;

@@ -106,9 +106,12 @@ fn settings() -> Settings {
     }
 }
 
-/// A fleet on a fake clock, and the cluster as the test says it is.
+/// A fleet on a fake clock, and the cluster as the test says it is. Every turn also runs on
+/// a second fleet that decides every VM at every pass (`set_full_reconcile`): the two must
+/// give identical turns, so each test here also checks the incremental reconcile.
 struct Run {
     fleet: Fleet,
+    full: Fleet,
     clock: Duration,
     /// Every command handed out so far, in order.
     issued: Vec<(usize, Command)>,
@@ -125,17 +128,23 @@ impl Run {
         let plan = checked
             .plan
             .unwrap_or_else(|| panic!("test plan invalid: {problems:?}"));
+        let plan = Arc::new(plan);
+        let mut full = Fleet::new(plan.clone(), settings.clone());
+        full.set_full_reconcile(true);
         let mut run = Run {
-            fleet: Fleet::new(Arc::new(plan), settings),
+            fleet: Fleet::new(plan, settings),
+            full,
             clock: Duration::ZERO,
             issued: vec![],
         };
         // Every VM as a fresh cluster shows it: no objects, networks not applied.
-        for vm in 0..4 {
-            run.fleet.vms[vm].cluster = ClusterView {
-                disks: vec![DiskObs::Absent],
-                ..Default::default()
-            };
+        for vm in 0..run.fleet.vms.len() {
+            for f in [&mut run.fleet, &mut run.full] {
+                f.vms[vm].cluster = ClusterView {
+                    disks: vec![DiskObs::Absent; f.plan.vms[vm].disks.len()],
+                    ..Default::default()
+                };
+            }
         }
         run
     }
@@ -149,7 +158,13 @@ impl Run {
 
     fn turn(&mut self, inputs: Vec<Input>) -> Turn {
         let now = self.now();
+        let reference = turn(&mut self.full, inputs.clone(), now);
         let t = turn(&mut self.fleet, inputs, now);
+        assert_eq!(
+            t, reference,
+            "the incremental turn differs from deciding every VM"
+        );
+        assert_eq!(self.fleet.summary(), self.full.summary());
         self.issued.extend(t.commands.iter().cloned());
         t
     }
@@ -784,15 +799,10 @@ fn a_silent_original_ip_lets_the_import_start_and_the_vm_be_created() {
 
 #[test]
 fn manual_power_off_asks_once_and_waits_for_the_operator() {
-    let checked = crate::plan::check_str(
+    let mut r = Run::with_plan(
         &PLAN.replace("power_off = \"vsphere-api\"", "power_off = \"manual\""),
-        "t.toml",
+        settings(),
     );
-    let mut r = Run::new(settings());
-    r.fleet = Fleet::new(Arc::new(checked.plan.expect("valid")), settings());
-    for vm in 0..4 {
-        r.fleet.vms[vm].cluster.disks = vec![DiskObs::Absent];
-    }
     r.request(EngineRequest::StartWave("w1".into()));
     let t = r.pass_preflight(&[A, B, C]);
     let asks = |t: &Turn| {
@@ -1583,7 +1593,7 @@ max_imports_per_datastore = 3
         ..crate::engine::decide::decision(step, Status::Active, vec![])
     };
     let mut ds: Vec<Decision> = (0..4).map(|_| wanting(Step::Importing)).collect();
-    grant_slots(&mut r.fleet, &ds);
+    grant(&mut r.fleet, &ds);
     let slots: Vec<bool> = r.fleet.vms.iter().map(|v| v.import_slot).collect();
     // a (2 disks) and b (1) fill esx-01 (3/3); c waits for the host; d's two ds1 disks
     // would make ds1 4/3 (a and b hold 2): it waits for the datastore.
@@ -1605,15 +1615,24 @@ max_imports_per_datastore = 3
     // a's import ends: c goes (esx-01 b + c = 2/3); d still waits (ds1: b and c hold 2,
     // d's two would make 4/3).
     ds[A] = crate::engine::decide::decision(Step::Imported, Status::Active, vec![]);
-    grant_slots(&mut r.fleet, &ds);
+    grant(&mut r.fleet, &ds);
     let slots: Vec<bool> = r.fleet.vms.iter().map(|v| v.import_slot).collect();
     assert_eq!(slots, vec![false, true, true, false]);
     // b ends too: d's two disks fit ds1 (1 + 2 = 3).
     ds[B] = crate::engine::decide::decision(Step::Imported, Status::Active, vec![]);
-    grant_slots(&mut r.fleet, &ds);
+    grant(&mut r.fleet, &ds);
     let slots: Vec<bool> = r.fleet.vms.iter().map(|v| v.import_slot).collect();
     assert_eq!(slots, vec![false, false, true, true]);
     assert_eq!(r.fleet.vms[D].import_wait, None);
+}
+
+/// Hands out slots as if `ds` were the VMs' decisions.
+fn grant(fleet: &mut Fleet, ds: &[Decision]) {
+    for (i, d) in ds.iter().enumerate() {
+        fleet.rec.raw[i] = Some(d.clone());
+        fleet.rec.gated[i] = None;
+    }
+    grant_slots(fleet, &(0..ds.len()).collect());
 }
 
 /// A warm VM's new round: the checkpoint is appended, but the DataVolume watch still shows
