@@ -1,11 +1,24 @@
-//! A synthetic wave through the rehearsal cluster, end to end: `wavelift sim serve` in its
-//! own process (so its memory is not counted), the engine in this one with a request-counting
-//! layer on its kube client. Reports wall time, Kubernetes API requests per VM besides
-//! watches, and the engine process's peak RSS (VmHWM).
+//! A synthetic estate through the rehearsal cluster, end to end, in two ways (each run in
+//! its own process, `wavelift sim serve --speed 1000000` in another, so the sim's memory is
+//! not counted):
 //!
-//! `cargo bench --bench engine_wave` (VM counts: `WAVELIFT_BENCH_VMS=1000,5000`; runs per
-//! count, reported as medians: `WAVELIFT_BENCH_RUNS=3`). Targets:
-//! ≤ 8 requests per VM besides watch events; RSS ≤ 150 MiB at 5,000 VMs.
+//! - `cli`: what a user runs, `wavelift run PLAN` with its defaults (text output to a pipe)
+//!   through the sim's kubeconfig. Reports its wall time and peak RSS (`wait4`), and whether
+//!   it exited 0 (every VM verified).
+//! - `engine`: the same engine in this process ([`spawn`] with `wavelift run`'s settings)
+//!   with a request-counting layer on its kube client: wall time, Kubernetes API requests
+//!   per VM besides watches, peak RSS (VmHWM). Differences from `cli`: no Lease, no journal,
+//!   no text output, no `connect` (discovery of the sim's clock).
+//!
+//! The plan: `plan::synth` with its default shape (8 imports and 4 cutovers per wave, one
+//! wave per 2,000 VMs, a tenth of the VMs on the pod network), without change windows (the
+//! synthetic waves' windows lie on different nights, which pass in a blink at the sim's
+//! speed: every VM would be postponed).
+//!
+//! `cargo bench --bench engine_wave` (VM counts: `WAVELIFT_BENCH_VMS=1000,5000,10000`; runs
+//! per count, reported as medians: `WAVELIFT_BENCH_RUNS=3`; `WAVELIFT_BENCH_MODE=cli|engine|both`).
+//! Targets: wall time 5,000 → 10,000 VMs ≤ 2.2×; ≤ 5 requests per VM besides watches; peak
+//! RSS ≤ 150 MiB at 10,000 VMs.
 
 #[path = "common/count.rs"]
 mod count;
@@ -33,25 +46,32 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn one(n: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// The bench plan for `n` VMs (see the module doc).
+fn bench_plan(n: usize) -> String {
     let text = generate(SynthSpec {
         vms: n,
-        waves: 1,
+        waves: n.div_ceil(2000),
         networks: n.div_ceil(250).max(1),
         l3_every: 10,
-    })
-    .replace("max_parallel_imports = 8", "max_parallel_imports = 200")
-    .replace("max_parallel_cutovers = 4", "max_parallel_cutovers = 100");
-    let plan_path = dir.path().join("plan.toml");
-    std::fs::write(&plan_path, &text).expect("write plan");
-    let kubeconfig = dir.path().join("kubeconfig");
+    });
+    text.lines()
+        .filter(|l| !l.starts_with("window = "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `wavelift sim serve` for the plan, and its URL.
+fn sim_serve(
+    plan_path: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    dir: &std::path::Path,
+) -> (std::process::Child, String) {
     let mut sim = Command::new(env!("CARGO_BIN_EXE_wavelift"))
         .args(["sim", "serve", "--speed", "1000000", "--plan"])
-        .arg(&plan_path)
+        .arg(plan_path)
         .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .env("WAVELIFT_LOG_DIR", dir.path())
+        .arg(kubeconfig)
+        .env("WAVELIFT_LOG_DIR", dir)
         .stdout(Stdio::piped())
         .spawn()
         .expect("sim serve");
@@ -68,6 +88,74 @@ fn one(n: usize) {
     // Keep reading the server's output so it never writes into a closed pipe.
     std::thread::spawn(move || for _ in lines {});
     assert!(!url.is_empty(), "sim serve did not start");
+    (sim, url)
+}
+
+/// The user's path: `wavelift run PLAN` (defaults) against `sim serve`.
+fn cli(n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(&plan_path, bench_plan(n)).expect("write plan");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let (mut sim, _url) = sim_serve(&plan_path, &kubeconfig, dir.path());
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .arg("run")
+        .arg(&plan_path)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wavelift run");
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.expect("stderr");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    // wait4: the exit status and the child's own peak RSS.
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child, status and usage point to live locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(r, pid, "wait4");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        let text = errors.join().unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+        println!("  wavelift run exited {status}: {tail:?}");
+    }
+    let rss = usage.ru_maxrss as f64 / 1024.0;
+    println!(
+        "engine_wave/cli/{n}_vms: wall {:.1} s, exit {}, peak RSS {rss:.1} MiB",
+        wall.as_secs_f64(),
+        if ok {
+            "0 (every VM verified)"
+        } else {
+            "non-zero"
+        },
+    );
+    println!(
+        "RESULT {} {} NaN NaN {rss}",
+        wall.as_secs_f64(),
+        if ok { n } else { 0 }
+    );
+}
+
+/// The engine in this process, with a request-counting kube client.
+fn one(n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = bench_plan(n);
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(&plan_path, &text).expect("write plan");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let (mut sim, url) = sim_serve(&plan_path, &kubeconfig, dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -106,10 +194,9 @@ fn one(n: usize) {
             exit_when_done: true,
             agent_timeout: AGENT_TIMEOUT,
             guard_interval: GUARD_INTERVAL,
-            // Difference from `wavelift run`: change windows are not enforced (the
-            // synthetic waves' windows lie on different nights; this measures the engine).
+            // The bench plan has no windows (see the module doc).
             window_clock: None,
-            ignore_window: true,
+            ignore_window: false,
         });
         // `WAVELIFT_BENCH_EVENTS=FILE`: the run's events as JSON lines (to see where time
         // went); otherwise they are drained.
@@ -149,7 +236,7 @@ fn one(n: usize) {
     let watches = counts.watches.load(Ordering::Relaxed);
     let rss = vm_hwm_kib() as f64 / 1024.0;
     println!(
-        "engine_wave/{n}_vms: wall {:.1} s, verified {}/{n}, {} API requests besides watches ({:.2} per VM), {} watch requests, peak RSS {rss:.1} MiB",
+        "engine_wave/engine/{n}_vms: wall {:.1} s, verified {}/{n}, {} API requests besides watches ({:.2} per VM), {} watch requests, peak RSS {rss:.1} MiB",
         wall.as_secs_f64(),
         summary.verified.len(),
         requests,
@@ -182,51 +269,75 @@ fn main() {
         && std::env::var_os("WAVELIFT_BENCH_VMS").is_none()
     {
         one(20);
+        cli(20);
         return;
     }
     if let Ok(n) = std::env::var("WAVELIFT_BENCH_CHILD") {
-        one(n.parse().expect("VM count"));
+        let n = n.parse().expect("VM count");
+        match std::env::var("WAVELIFT_BENCH_CHILD_MODE").as_deref() {
+            Ok("cli") => cli(n),
+            _ => one(n),
+        }
         return;
     }
-    let sizes = std::env::var("WAVELIFT_BENCH_VMS").unwrap_or_else(|_| "1000,5000".into());
+    let sizes = std::env::var("WAVELIFT_BENCH_VMS").unwrap_or_else(|_| "1000,5000,10000".into());
     let runs: usize = std::env::var("WAVELIFT_BENCH_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3)
         .max(1);
-    // One process per run, so each peak RSS is its own.
-    for n in sizes.split(',').filter(|s| !s.is_empty()) {
-        let n = n.trim();
-        let mut rows: Vec<[f64; 5]> = Vec::new();
-        for _ in 0..runs {
-            let out = Command::new(std::env::current_exe().expect("self"))
-                .env("WAVELIFT_BENCH_CHILD", n)
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("child");
-            let text = String::from_utf8_lossy(&out.stdout);
-            for line in text.lines().filter(|l| !l.starts_with("RESULT ")) {
-                println!("{line}");
+    let modes: Vec<&str> = match std::env::var("WAVELIFT_BENCH_MODE").as_deref() {
+        Ok("cli") => vec!["cli"],
+        Ok("engine") => vec!["engine"],
+        _ => vec!["cli", "engine"],
+    };
+    // Median wall time per mode and size, for the growth ratios.
+    let mut walls: Vec<(String, usize, f64)> = Vec::new();
+    for mode in &modes {
+        // One process per run, so each peak RSS is its own.
+        for n in sizes.split(',').filter(|s| !s.is_empty()) {
+            let n: usize = n.trim().parse().expect("VM count");
+            let mut rows: Vec<[f64; 5]> = Vec::new();
+            for _ in 0..runs {
+                let out = Command::new(std::env::current_exe().expect("self"))
+                    .env("WAVELIFT_BENCH_CHILD", n.to_string())
+                    .env("WAVELIFT_BENCH_CHILD_MODE", mode)
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .expect("child");
+                let text = String::from_utf8_lossy(&out.stdout);
+                for line in text.lines().filter(|l| !l.starts_with("RESULT ")) {
+                    println!("{line}");
+                }
+                assert!(out.status.success(), "{n} VMs failed");
+                let row: Vec<f64> = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("RESULT "))
+                    .expect("result line")
+                    .split(' ')
+                    .map(|x| x.parse().expect("number"))
+                    .collect();
+                rows.push([row[0], row[1], row[2], row[3], row[4]]);
             }
-            assert!(out.status.success(), "{n} VMs failed");
-            let row: Vec<f64> = text
-                .lines()
-                .find_map(|l| l.strip_prefix("RESULT "))
-                .expect("result line")
-                .split(' ')
-                .map(|x| x.parse().expect("number"))
-                .collect();
-            rows.push([row[0], row[1], row[2], row[3], row[4]]);
+            let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
+            let worst_verified = rows.iter().map(|r| r[1]).fold(f64::INFINITY, f64::min);
+            println!(
+                "engine_wave/{mode}/{n}_vms median of {runs}: wall {:.1} s, verified {}/{n} (fewest {worst_verified}), {:.2} requests per VM besides watches, {} watch requests, peak RSS {:.1} MiB",
+                col(0),
+                col(1),
+                col(2),
+                col(3),
+                col(4)
+            );
+            walls.push((mode.to_string(), n, col(0)));
         }
-        let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
-        let worst_verified = rows.iter().map(|r| r[1]).fold(f64::INFINITY, f64::min);
-        println!(
-            "engine_wave/{n}_vms median of {runs}: wall {:.1} s, verified {}/{n} (fewest {worst_verified}), {:.2} requests per VM besides watches, {} watch requests, peak RSS {:.1} MiB",
-            col(0),
-            col(1),
-            col(2),
-            col(3),
-            col(4)
-        );
+    }
+    for (mode, n, wall) in &walls {
+        if let Some((_, half, w)) = walls.iter().find(|(m, h, _)| m == mode && h * 2 == *n) {
+            println!(
+                "engine_wave/{mode}: {half} → {n} VMs: wall time × {:.2} (target ≤ 2.2)",
+                wall / w
+            );
+        }
     }
 }

@@ -96,18 +96,27 @@ pub struct Fit {
 
 impl Fit {
     pub fn new(left: Duration, estimates: &[Duration], parallel: u32) -> Fit {
-        // Longest first over `parallel` lanes: the time the last lane ends.
-        let mut lanes = vec![Duration::ZERO; parallel.max(1) as usize];
+        // Longest first over `parallel` lanes, each to the least loaded lane (a min-heap:
+        // 10,000 cutovers over 100 lanes cost n log p, not n × p): the time the last lane
+        // ends.
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
         let mut sorted = estimates.to_vec();
         sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let mut lanes: BinaryHeap<Reverse<Duration>> =
+            std::iter::repeat_n(Reverse(Duration::ZERO), parallel.max(1) as usize).collect();
         for e in sorted {
-            let lane = lanes.iter_mut().min().expect("one lane at least");
-            *lane += e;
+            let Reverse(least) = lanes.pop().expect("one lane at least");
+            lanes.push(Reverse(least + e));
         }
         Fit {
             left,
             remaining: estimates.len(),
-            needed: lanes.into_iter().max().unwrap_or_default(),
+            needed: lanes
+                .into_iter()
+                .map(|Reverse(d)| d)
+                .max()
+                .unwrap_or_default(),
         }
     }
 

@@ -96,6 +96,34 @@ impl WriteLog {
         let Some(mut since) = self.pending_since else {
             return;
         };
+        let chunks = ((now - since) / CHUNK_SECONDS).floor().max(0.0);
+        if self.sizes.is_empty() || self.rate == 0 {
+            // Writes nothing: no extent, whatever the time.
+            self.pending_since = Some(since + chunks * CHUNK_SECONDS);
+            return;
+        }
+        let total: u64 = self.sizes.iter().sum();
+        if chunks >= 1.0 && self.rate as f64 * chunks * CHUNK_SECONDS >= total as f64 {
+            // Unseen for so long that it wrote its disks' size or more (a sim at a million
+            // times real speed runs ~16,000 chunks per real second): one write of each
+            // whole disk, at the end of those chunks. Every block counts as changed, an
+            // over-estimate of random writes; without it, memory and time grew with the
+            // simulated time of every running VM.
+            since += chunks * CHUNK_SECONDS;
+            for disk in 0..self.sizes.len() {
+                self.gen += 1;
+                self.disk_gen[disk] = self.gen;
+                self.extents.push(Extent {
+                    at: since,
+                    gen: self.gen,
+                    offset: 0,
+                    len: self.sizes[disk],
+                    disk: disk as u16,
+                });
+            }
+            self.pending_since = Some(since);
+            return;
+        }
         while now - since >= CHUNK_SECONDS {
             since += CHUNK_SECONDS;
             self.emit(since, CHUNK_SECONDS);
@@ -370,6 +398,29 @@ mod tests {
         let mut again = log(1 << 20);
         again.materialise(185.0);
         assert_eq!(&again.extents()[..3], &l.extents()[..3]);
+    }
+
+    #[test]
+    fn a_run_unseen_for_longer_than_its_disks_take_to_write_is_one_whole_disk_write() {
+        // 1 MiB/s to 1 GiB and 2 GiB disks: 3,072 s write 3 GiB.
+        let mut l = WriteLog::new(7, 1 << 20, vec![1 << 30, 2 << 30], Some(0.0));
+        l.materialise(86_400.0);
+        assert_eq!(l.gen(), 2);
+        assert_eq!(
+            l.extents()
+                .iter()
+                .map(|e| (e.disk, e.offset, e.len, e.at))
+                .collect::<Vec<_>>(),
+            vec![(0, 0, 1 << 30, 86_400.0), (1, 0, 2 << 30, 86_400.0)]
+        );
+        // Looked at again a minute later: one chunk, as always.
+        l.materialise(86_460.0);
+        assert_eq!(l.gen(), 3);
+        assert_eq!(l.extents()[2].len, 60 << 20);
+        // A VM that writes nothing has no extent, however long.
+        let mut idle = WriteLog::new(7, 0, vec![1 << 30], Some(0.0));
+        idle.materialise(1e9);
+        assert_eq!(idle.gen(), 0);
     }
 
     #[test]
