@@ -32,7 +32,7 @@ pub(crate) mod server;
 pub(crate) mod status;
 pub mod store;
 pub(crate) mod table;
-pub(crate) mod time;
+pub mod time;
 pub(crate) mod validate;
 pub(crate) mod watch;
 
