@@ -321,15 +321,17 @@ fn inventory(world: &World) -> Inventory {
                 size: d.size,
             });
         }
-        let (cbt, snapshots) = world
+        let (cbt, snapshots, uuid) = world
             .with_moid(&vm.moid, |e, _, _| {
-                (e.sim.cbt_enabled, e.sim.snapshots.len())
+                (e.sim.cbt_enabled, e.sim.snapshots.len(), e.bios_uuid())
             })
-            .unwrap_or((false, 0));
+            .unwrap_or((false, 0, String::new()));
         inv.vms.push(InvVm {
             id: vm.moid.clone(),
             name: vm.spec.name.clone(),
-            uuid: vm.spec.uuid.clone().unwrap_or_default(),
+            // builder.go `DataVolumes`: the BIOS UUID (`vm.UUID`) unless the destination
+            // CDI can take instance UUIDs (the sim has no CDI CR with a version).
+            uuid,
             nics,
             disks,
             cbt,
@@ -1116,11 +1118,15 @@ fn validate_plan(
         .into_iter()
         .flatten()
     {
-        // Succeeded VMs are not validated again.
+        // Succeeded VMs are not validated again (the status is found by the resolved
+        // reference, so a VM listed by name matches its status, which has the id).
+        let resolved = inv
+            .vm(r)
+            .map_or_else(|| s(r, "/id").to_string(), |v| v.id.clone());
         if model
             .vms
             .iter()
-            .any(|v| v.id == s(r, "/id") && !v.id.is_empty() && v.has_condition(ct::SUCCEEDED))
+            .any(|v| !resolved.is_empty() && v.id == resolved && v.has_condition(ct::SUCCEEDED))
         {
             continue;
         }
@@ -2129,6 +2135,12 @@ impl Run {
         self.add_checkpoint(key, v, true).await?;
         self.phase(key, "Finalize", cut).await;
         self.wait_dvs(key, v, cut, |p| p == "Succeeded").await?;
+        let at = now(&self.f.world);
+        self.update(key, |st| {
+            if let Some(p) = st.warm.as_mut().and_then(|w| w.precopies.last_mut()) {
+                p.end = Some(at.clone());
+            }
+        });
         self.remove_last_snapshot(key, v, cut, "RemoveFinalSnapshot", "RemoveFinalSnapshot")
             .await?;
         self.convert(key, v).await?;
