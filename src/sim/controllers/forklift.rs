@@ -154,6 +154,9 @@ struct State {
     conversions: Mutex<HashMap<String, u32>>,
 }
 
+/// The maps by (kind, (namespace, name)): the object and whether it is Ready.
+type Maps = HashMap<(&'static str, (String, String)), (Value, bool)>;
+
 /// Runs the controllers until aborted.
 pub async fn run(f: Forklift) {
     let f = Arc::new(f);
@@ -395,7 +398,7 @@ async fn reconcile(f: &Arc<Forklift>, state: &Arc<State>, tasks: &Arc<Tasks>) {
             .await;
         }
     }
-    let mut maps: HashMap<(&str, (String, String)), (Value, bool)> = HashMap::new();
+    let mut maps: Maps = HashMap::new();
     for (kind, plural) in [("NetworkMap", "networkmaps"), ("StorageMap", "storagemaps")] {
         for m in list(&f.client, kind, plural).await {
             let mut conds = map_conditions(kind, &m, &inv, &ready_providers);
@@ -965,7 +968,7 @@ fn validate_plan(
     inv: &Inventory,
     _providers: &[Value],
     ready: &HashSet<(String, String)>,
-    maps: &HashMap<(&str, (String, String)), (Value, bool)>,
+    maps: &Maps,
     cluster: &[Value],
     entry: &PlanEntry,
     executing: bool,
