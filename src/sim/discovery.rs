@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{self, ResourceDef, SUBRESOURCES_GROUP, VM_ACTIONS};
+use super::resources::{self, Crds, ResourceDef, SUBRESOURCES_GROUP, VM_ACTIONS};
 
 /// The Kubernetes version the sim reports (`/version`, and the nodes' kubelets).
 pub const GIT_VERSION: &str = "v1.32.0-wavelift-sim";
@@ -35,10 +35,10 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 /// `/apis` (APIGroupList).
-pub fn group_list() -> Value {
+pub fn group_list(crds: &Crds) -> Value {
     let groups: Vec<Value> = resources::group_versions()
         .into_iter()
-        .filter(|(g, _)| !g.is_empty())
+        .filter(|(g, _)| !g.is_empty() && crds.serves_group(g))
         .map(|(g, v)| {
             let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
             json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
@@ -48,10 +48,10 @@ pub fn group_list() -> Value {
 }
 
 /// `/apis/G` (APIGroup), or `None` for an unknown group.
-pub fn group(name: &str) -> Option<Value> {
+pub fn group(name: &str, crds: &Crds) -> Option<Value> {
     resources::group_versions()
         .into_iter()
-        .find(|(g, _)| *g == name && !g.is_empty())
+        .find(|(g, _)| *g == name && !g.is_empty() && crds.serves_group(g))
         .map(|(g, v)| {
             let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
             json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv})
@@ -76,7 +76,7 @@ fn resource_entry(r: &ResourceDef) -> Value {
 }
 
 /// `/api/v1` or `/apis/G/V` (APIResourceList), or `None` for an unknown group-version.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(group: &str, version: &str, crds: &Crds) -> Option<Value> {
     let gv = if group.is_empty() {
         version.to_string()
     } else {
@@ -99,7 +99,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     }
     for r in resources::all()
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .filter(|r| r.group == group && r.version == version && crds.serves(r))
     {
         list.push(resource_entry(r));
         if r.has_status {

@@ -20,6 +20,7 @@ pub mod controllers;
 pub(crate) mod defaults;
 pub(crate) mod discovery;
 mod fault;
+pub(crate) mod forklift_crd;
 pub(crate) mod lifecycle;
 pub(crate) mod openapi;
 pub mod patch;
@@ -31,7 +32,7 @@ pub(crate) mod server;
 pub(crate) mod status;
 pub mod store;
 pub(crate) mod table;
-pub(crate) mod time;
+pub mod time;
 pub(crate) mod validate;
 pub(crate) mod watch;
 
@@ -92,6 +93,9 @@ pub struct SimOptions {
     pub limits: store::StoreLimits,
     /// Connections (see [`ConnLimits`]).
     pub connections: ConnLimits,
+    /// Optional CRDs the cluster has (Forklift's, and which release); default: Forklift
+    /// installed, newest release (see [`resources::Crds`]).
+    pub crds: resources::Crds,
 }
 
 /// The most connections the sim keeps open by default: at the cap, a new connection
@@ -147,6 +151,7 @@ impl Default for SimOptions {
             bare_nodes: Vec::new(),
             limits: store::StoreLimits::default(),
             connections: ConnLimits::default(),
+            crds: resources::Crds::default(),
         }
     }
 }
@@ -509,7 +514,9 @@ pub fn seed_object(store: &Store, obj: Value) -> anyhow::Result<Value> {
 
 /// Start the sim on 127.0.0.1 (`opts.port`, or an ephemeral port for 0).
 pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
-    let mut store = Store::new(opts.store.clone()).with_limits(opts.limits);
+    let mut store = Store::new(opts.store.clone())
+        .with_limits(opts.limits)
+        .with_crds(opts.crds.clone());
     if opts.kubevirt_webhooks {
         store = store.with_admission(admission::installed);
     }

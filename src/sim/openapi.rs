@@ -7,7 +7,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::resources::{self, ResourceDef};
+use super::resources::{self, Crds, ResourceDef};
 use super::schema;
 
 /// The schema name of a kind (`io.k8s.api.core.v1.Secret`, `io.kubevirt.v1.VirtualMachine`).
@@ -34,9 +34,12 @@ fn gv_key(group: &str, version: &str) -> String {
 }
 
 /// `/openapi/v3`.
-pub fn index() -> Value {
+pub fn index(crds: &Crds) -> Value {
     let mut paths = Map::new();
-    for (g, v) in resources::group_versions() {
+    for (g, v) in resources::group_versions()
+        .into_iter()
+        .filter(|(g, _)| crds.serves_group(g))
+    {
         let k = gv_key(g, v);
         paths.insert(
             k.clone(),
@@ -105,10 +108,10 @@ fn write_params(with_force: bool) -> Vec<Value> {
 }
 
 /// The document for a group-version, or `None` if it is not served.
-pub fn document(group: &str, version: &str) -> Option<Value> {
+pub fn document(group: &str, version: &str, crds: &Crds) -> Option<Value> {
     let served: Vec<&ResourceDef> = resources::all()
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .filter(|r| r.group == group && r.version == version && crds.serves(r))
         .collect();
     if served.is_empty() && !(group == resources::SUBRESOURCES_GROUP && version == "v1") {
         return None;
@@ -143,7 +146,7 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
                 list_path,
                 json!({"post": op(r, "create", "post", with(ns_params.clone(), write_params(false)), true)}),
             );
-            let mut s = schema::to_openapi(&schema::for_kind(r));
+            let mut s = schema::to_openapi(&schema::for_kind_in(r, crds));
             s["x-kubernetes-group-version-kind"] =
                 json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
             schemas.insert(schema_name(r), s);
@@ -181,7 +184,7 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
                 json!({"get": op(r, "list", "list", vec![param("labelSelector", "query", false), param("fieldSelector", "query", false)], false)}),
             );
         }
-        let mut s = schema::to_openapi(&schema::for_kind(r));
+        let mut s = schema::to_openapi(&schema::for_kind_in(r, crds));
         s["x-kubernetes-group-version-kind"] =
             json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
         schemas.insert(schema_name(r), s);

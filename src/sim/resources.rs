@@ -311,7 +311,149 @@ static RESOURCES: &[ResourceDef] = &[
         true,
         false
     ),
+    // Forklift (kubev2v/forklift operator/config/crd/bases/forklift.konveyor.io_*.yaml):
+    // namespaced, `subresources: {status: {}}`, no short names or categories. Served only
+    // while the scenario installs Forklift ([`Crds::forklift`]).
+    res!(
+        FORKLIFT_GROUP,
+        "v1beta1",
+        "providers",
+        "provider",
+        "Provider",
+        [],
+        true,
+        [],
+        true,
+        false
+    ),
+    res!(
+        FORKLIFT_GROUP,
+        "v1beta1",
+        "networkmaps",
+        "networkmap",
+        "NetworkMap",
+        [],
+        true,
+        [],
+        true,
+        false
+    ),
+    res!(
+        FORKLIFT_GROUP,
+        "v1beta1",
+        "storagemaps",
+        "storagemap",
+        "StorageMap",
+        [],
+        true,
+        [],
+        true,
+        false
+    ),
+    res!(
+        FORKLIFT_GROUP,
+        "v1beta1",
+        "plans",
+        "plan",
+        "Plan",
+        [],
+        true,
+        [],
+        true,
+        false
+    ),
+    res!(
+        FORKLIFT_GROUP,
+        "v1beta1",
+        "migrations",
+        "migration",
+        "Migration",
+        [],
+        true,
+        [],
+        true,
+        false
+    ),
+    res!(
+        FORKLIFT_GROUP,
+        "v1beta1",
+        "hooks",
+        "hook",
+        "Hook",
+        [],
+        true,
+        [],
+        true,
+        false
+    ),
 ];
+
+/// Forklift's API group.
+pub const FORKLIFT_GROUP: &str = "forklift.konveyor.io";
+
+/// The custom resource definitions an installation adds beyond the ones every sim serves
+/// (KubeVirt, CDI, Multus): today Forklift's, whose operator may be absent or older.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crds {
+    /// Forklift's CRDs, when the operator is installed.
+    pub forklift: Option<ForkliftCrds>,
+}
+
+impl Default for Crds {
+    /// Forklift installed, the newest release modelled.
+    fn default() -> Self {
+        Crds {
+            forklift: Some(ForkliftCrds::default()),
+        }
+    }
+}
+
+/// What an installed Forklift's CRDs look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkliftCrds {
+    /// The release (`2.12.5`).
+    pub version: (u32, u32, u32),
+}
+
+impl Default for ForkliftCrds {
+    fn default() -> Self {
+        ForkliftCrds {
+            version: FORKLIFT_LATEST,
+        }
+    }
+}
+
+/// The newest Forklift release the sim models (the mirror's last tag).
+pub const FORKLIFT_LATEST: (u32, u32, u32) = (2, 12, 5);
+
+/// The first release whose Plan CRD has `spec.targetPowerState` (and `vms[].targetPowerState`):
+/// kubev2v/forklift `pkg/apis/forklift/v1beta1/plan.go` has it from tag v2.10.4 on (v2.10.3
+/// and older lack it; the structural schema prunes the unknown field).
+pub const FORKLIFT_TARGET_POWER_STATE: (u32, u32, u32) = (2, 10, 4);
+
+impl ForkliftCrds {
+    /// Whether the Plan CRD has `targetPowerState`.
+    pub fn target_power_state(&self) -> bool {
+        self.version >= FORKLIFT_TARGET_POWER_STATE
+    }
+}
+
+impl Crds {
+    /// No optional CRDs (a bare API server with KubeVirt and CDI).
+    pub fn none() -> Self {
+        Crds { forklift: None }
+    }
+
+    /// Whether `res` is served.
+    pub fn serves(&self, res: &ResourceDef) -> bool {
+        res.group != FORKLIFT_GROUP || self.forklift.is_some()
+    }
+
+    /// Whether the group-version is served.
+    pub fn serves_group(&self, group: &str) -> bool {
+        group != FORKLIFT_GROUP || self.forklift.is_some()
+    }
+}
 
 /// Every served resource.
 pub fn all() -> &'static [ResourceDef] {

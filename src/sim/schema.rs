@@ -35,25 +35,25 @@ pub enum Shape {
     List(Box<Shape>),
 }
 
-fn obj(fields: Vec<(&'static str, Shape)>) -> Shape {
+pub(crate) fn obj(fields: Vec<(&'static str, Shape)>) -> Shape {
     Shape::Obj {
         fields: fields.into_iter().collect(),
         open: false,
     }
 }
 
-fn open(fields: Vec<(&'static str, Shape)>) -> Shape {
+pub(crate) fn open(fields: Vec<(&'static str, Shape)>) -> Shape {
     Shape::Obj {
         fields: fields.into_iter().collect(),
         open: true,
     }
 }
 
-fn list(s: Shape) -> Shape {
+pub(crate) fn list(s: Shape) -> Shape {
     Shape::List(Box::new(s))
 }
 
-fn map(s: Shape) -> Shape {
+pub(crate) fn map(s: Shape) -> Shape {
     Shape::Map(Box::new(s))
 }
 
@@ -254,8 +254,21 @@ fn top(extra: Vec<(&'static str, Shape)>) -> Shape {
     obj(fields)
 }
 
+/// The known-field schema of a kind as this installation's CRDs declare it (an older
+/// Forklift's Plan lacks `targetPowerState`).
+pub fn for_kind_in(res: &ResourceDef, crds: &super::resources::Crds) -> Shape {
+    if res.group == super::resources::FORKLIFT_GROUP {
+        let f = crds.forklift.clone().unwrap_or_default();
+        return super::forklift_crd::shape(res, &f);
+    }
+    for_kind(res)
+}
+
 /// The known-field schema of a kind.
 pub fn for_kind(res: &ResourceDef) -> Shape {
+    if res.group == super::resources::FORKLIFT_GROUP {
+        return super::forklift_crd::shape(res, &super::resources::ForkliftCrds::default());
+    }
     match res.kind {
         "Namespace" => top(vec![
             ("spec", obj(vec![("finalizers", strs())])),

@@ -257,11 +257,11 @@ async fn dispatch(state: &ApiState, req: Request) -> Result<Response, ApiError> 
         Route::Version => get_only(Some(discovery::version())),
         Route::Health => Ok((StatusCode::OK, "ok").into_response()),
         Route::CoreVersions => get_only(Some(discovery::core_versions(&state.server_address))),
-        Route::GroupList => get_only(Some(discovery::group_list())),
-        Route::Group(g) => get_only(discovery::group(&g)),
-        Route::ResourceList(g, v) => get_only(discovery::resource_list(&g, &v)),
-        Route::OpenApiIndex => get_only(Some(openapi::index())),
-        Route::OpenApiDoc(g, v) => get_only(openapi::document(&g, &v)),
+        Route::GroupList => get_only(Some(discovery::group_list(state.store.crds()))),
+        Route::Group(g) => get_only(discovery::group(&g, state.store.crds())),
+        Route::ResourceList(g, v) => get_only(discovery::resource_list(&g, &v, state.store.crds())),
+        Route::OpenApiIndex => get_only(Some(openapi::index(state.store.crds()))),
+        Route::OpenApiDoc(g, v) => get_only(openapi::document(&g, &v, state.store.crds())),
         Route::OpenApiV2 => Err(ApiError::no_route(&path)),
         Route::VmAction {
             namespace,
@@ -284,6 +284,8 @@ async fn dispatch(state: &ApiState, req: Request) -> Result<Response, ApiError> 
             let body = read_body(state, req).await?;
             vm_action(state, &namespace, &name, &action, &body)
         }
+        // A CRD that is not installed is not served: 404 as for any unknown path.
+        Route::Resource(rp) if !state.store.crds().serves(rp.res) => Err(ApiError::no_route(&path)),
         Route::Resource(rp) => resource(state, rp, method, query, req).await,
     }
 }
@@ -307,7 +309,7 @@ async fn read_object(
     check_field_validation(query, options_kind)?;
     let obj = parse_object(&ct, &body, state.max_body_bytes)?;
     check_type(res, &obj)?;
-    let warnings = field_validation(res, query, &obj)?;
+    let warnings = field_validation(res, state.store.crds(), query, &obj)?;
     let opts = WriteOptions {
         dry_run: dry_run(query)?,
         ..WriteOptions::default()
@@ -437,6 +439,7 @@ fn query_i64(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, 
 /// does not prune).
 fn field_validation(
     res: &ResourceDef,
+    crds: &super::resources::Crds,
     query: &HashMap<String, String>,
     obj: &Value,
 ) -> Result<Vec<String>, ApiError> {
@@ -448,7 +451,7 @@ fn field_validation(
     if mode == "Ignore" {
         return Ok(Vec::new());
     }
-    let unknown = schema::unknown_fields(&schema::for_kind(res), obj);
+    let unknown = schema::unknown_fields(&schema::for_kind_in(res, crds), obj);
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
@@ -812,7 +815,7 @@ async fn resource(
                     })?
                     .clone();
                 let applied = patch::parse_json_or_yaml_within(&body, state.max_body_bytes)?;
-                let warnings = field_validation(res, &query, &applied)?;
+                let warnings = field_validation(res, state.store.crds(), &query, &applied)?;
                 let (r, c) = store.mutate(
                     res,
                     &ns,
@@ -842,7 +845,7 @@ async fn resource(
                     let p: Value = serde_json::from_slice(&body).map_err(|e| {
                         ApiError::bad_request(format!("the patch body is not valid JSON: {e}"))
                     })?;
-                    warnings = field_validation(res, &query, &p)?;
+                    warnings = field_validation(res, state.store.crds(), &query, &p)?;
                 }
                 let mut json_warnings = Vec::new();
                 let (r, c) = store.mutate(res, &ns, &name, part, &opts, |cur| {
@@ -851,7 +854,8 @@ async fn resource(
                     let patched = patch::apply_patch(cur, kind, &body, state.max_body_bytes)?;
                     patch::check_patched(res, cur, &patched)?;
                     if kind == PatchKind::Json {
-                        json_warnings = field_validation(res, &query, &patched)?;
+                        json_warnings =
+                            field_validation(res, state.store.crds(), &query, &patched)?;
                     }
                     Ok(patched)
                 })?;

@@ -324,6 +324,9 @@ pub struct Store {
     /// Validating admission run on every create and update through the API (see
     /// [`super::admission`]).
     admission: Option<Admission>,
+    /// The optional CRDs installed (Forklift's, and which release): what is served and
+    /// what a custom resource's structural schema prunes.
+    crds: super::resources::Crds,
 }
 
 /// What a write needs of the store besides its state.
@@ -331,6 +334,7 @@ pub struct Store {
 struct Tuning<'a> {
     opts: &'a StoreOptions,
     limits: StoreLimits,
+    crds: &'a super::resources::Crds,
 }
 
 impl Objects for Inner {
@@ -433,6 +437,7 @@ impl Store {
             opts,
             limits: StoreLimits::default(),
             admission: None,
+            crds: super::resources::Crds::default(),
         }
     }
 
@@ -451,7 +456,19 @@ impl Store {
         Tuning {
             opts: &self.opts,
             limits: self.limits,
+            crds: &self.crds,
         }
+    }
+
+    /// The store with these optional CRDs installed (see [`super::resources::Crds`]).
+    pub fn with_crds(mut self, crds: super::resources::Crds) -> Self {
+        self.crds = crds;
+        self
+    }
+
+    /// The optional CRDs installed.
+    pub fn crds(&self) -> &super::resources::Crds {
+        &self.crds
     }
 
     /// What all stored objects take, as [`Stored::weight`] accounts them (the figure
@@ -994,6 +1011,9 @@ impl Store {
             }
         }
         normalize(res, &mut obj);
+        if let Some(f) = &t.crds.forklift {
+            super::forklift_crd::prune(res, f, &mut obj);
+        }
         defaults::decode(res, &mut obj)?;
         defaults::set_defaults(res, &mut obj);
         defaults::prepare_for_create(res, &mut obj, opts.keep_status);
@@ -1186,6 +1206,9 @@ impl Store {
                 }
             }
             meta.insert("resourceVersion".into(), json!(old_rv));
+        }
+        if let Some(f) = &t.crds.forklift {
+            super::forklift_crd::prune(res, f, &mut new);
         }
         defaults::decode(res, &mut new)?;
         defaults::set_defaults(res, &mut new);

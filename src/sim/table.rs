@@ -93,6 +93,35 @@ fn columns(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] 
             ("Object", "string", "/involvedObject"),
             ("Message", "string", "/message"),
         ],
+        // Forklift's additionalPrinterColumns (kubev2v/forklift
+        // operator/config/crd/bases/forklift.konveyor.io_{providers,plans,migrations,
+        // networkmaps,storagemaps,hooks}.yaml); `cond:T` is
+        // `.status.conditions[?(@.type=='T')].status`.
+        "Provider" => &[
+            ("TYPE", "string", "/spec/type"),
+            ("STATUS", "string", "/status/phase"),
+            ("READY", "string", "cond:Ready"),
+            ("CONNECTED", "string", "cond:ConnectionTestSucceeded"),
+            ("INVENTORY", "string", "cond:InventoryCreated"),
+            ("URL", "string", "/spec/url"),
+        ],
+        "Plan" => &[
+            ("READY", "string", "cond:Ready"),
+            ("EXECUTING", "string", "cond:Executing"),
+            ("SUCCEEDED", "string", "cond:Succeeded"),
+            ("FAILED", "string", "cond:Failed"),
+        ],
+        "Migration" => &[
+            ("READY", "string", "cond:Ready"),
+            ("RUNNING", "string", "cond:Running"),
+            ("SUCCEEDED", "string", "cond:Succeeded"),
+            ("FAILED", "string", "cond:Failed"),
+        ],
+        "NetworkMap" | "StorageMap" => &[("READY", "string", "cond:Ready")],
+        "Hook" => &[
+            ("Ready", "string", "cond:Ready"),
+            ("Image", "string", "/spec/image"),
+        ],
         _ => &[],
     }
 }
@@ -151,6 +180,16 @@ fn ready_condition(v: &Value) -> String {
 }
 
 fn cell(kind: &str, header: &str, obj: &Value, pointer: &str) -> Value {
+    if let Some(t) = pointer.strip_prefix("cond:") {
+        // A JSONPath filter on the conditions: the status of the one of type `t`, or
+        // nothing (kubectl prints an empty cell).
+        return json!(obj
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .and_then(|c| c["status"].as_str())
+            .unwrap_or(""));
+    }
     let v = obj.pointer(pointer);
     match (kind, header, v) {
         ("Node", "Status", Some(c)) => {

@@ -210,6 +210,9 @@ pub fn validate(res: &ResourceDef, obj: &Value) -> Vec<Cause> {
         "Lease" => validate_lease(spec, &mut causes),
         "Pod" => validate_pod_spec(spec, &mut causes),
         "Event" => validate_event(obj, &mut causes),
+        _ if res.group == super::resources::FORKLIFT_GROUP => {
+            causes.extend(super::forklift_crd::validate(res, obj));
+        }
         _ => {}
     }
     causes

@@ -7,6 +7,7 @@ mod api;
 mod common;
 mod controllers;
 mod fidelity;
+mod forklift;
 mod hostile;
 mod kubectl;
 mod kubelet;

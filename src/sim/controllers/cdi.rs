@@ -166,6 +166,15 @@ async fn collect_pvc(client: Client, dv: DataVolume) {
     }
 }
 
+/// The source VM of a DataVolume Forklift created: its `vmID` label names the vSphere
+/// managed object id (kubev2v/forklift `pkg/controller/plan/kubevirt.go` `vmLabels`).
+fn forklift_vm(dv: &DataVolume, world: &World) -> Option<String> {
+    let id = dv
+        .labels()
+        .get(crate::cluster::forklift_types::labels::VM_ID)?;
+    world.find(id).map(|v| v.spec.name)
+}
+
 fn vm_of(dv: &DataVolume) -> String {
     dv.labels().get(labels::VM).cloned().unwrap_or_else(|| {
         dv.name_any()
@@ -563,7 +572,7 @@ async fn import(
         .and_then(|v| v.as_str())
         .and_then(|s| Quantity::parse(s).ok())
         .map_or(1 << 30, |q| q.bytes.max(1));
-    let vm = vm_of(&dv);
+    let vm = forklift_vm(&dv, &world).unwrap_or_else(|| vm_of(&dv));
     let fault = |k: FaultKind| {
         scenario
             .faults
@@ -666,6 +675,22 @@ async fn import(
     let _ = pvcs
         .patch_status(&name, &pp, &Patch::Merge(json!({ "status": { "phase": "Bound", "capacity": { "storage": size.to_string() } } })))
         .await;
+    // A blank image (`source.blank`): the importer writes an empty disk and is done
+    // (containerized-data-importer `pkg/importer/data-processor.go` with a `none` source
+    // creates a blank image); nothing is read from a source. Forklift's cold virt-v2v path
+    // creates these for virt-v2v to write into.
+    if dv.spec.source.get("blank").is_some() {
+        w.status(json!({
+            "phase": "Succeeded", "claimName": name, "progress": "100.0%", "restartCount": 0,
+            "conditions": [
+                { "type": "Bound", "status": "True", "reason": "Bound", "message": format!("PVC {name} Bound") },
+                { "type": "Ready", "status": "True", "reason": "" },
+                { "type": "Running", "status": "False", "reason": "Completed" },
+            ]
+        }))
+        .await?;
+        return Ok(());
+    }
 
     let start_restarts = dv.status.as_ref().map_or(0, |s| s.restart_count);
     let mut restarts = Restarts {

@@ -757,7 +757,12 @@ async fn boot(
     // without virtio drivers never gets past a virtio boot disk (INACCESSIBLE_BOOT_DEVICE;
     // the VMI still runs), a network config bound to an interface name finds no such
     // interface on KubeVirt's NIC, and only a guest with qemu-guest-agent reports.
-    let source = world.source_of(&name);
+    // A VM Forklift created with a guest virt-v2v converted has virtio drivers and a
+    // network configuration bound to the NIC's MAC, whatever its source had (kubev2v/forklift
+    // virt-v2v conversion; see `World::mark_converted`).
+    let converted = world.converted_source(&ns, &name);
+    let is_converted = converted.is_some();
+    let source = converted.or_else(|| world.source_of(&name));
     let bus = vm
         .spec
         .template
@@ -765,12 +770,14 @@ async fn boot(
         .and_then(|v| v.as_str())
         .unwrap_or("virtio")
         .to_string();
-    let boots = source.as_ref().is_none_or(|s| {
-        s.spec.os != GuestOsKind::Windows || s.spec.has_virtio_drivers() || bus != "virtio"
-    });
-    let by_name = source
-        .as_ref()
-        .is_some_and(|s| s.spec.nic_config == NicConfig::ByName);
+    let boots = is_converted
+        || source.as_ref().is_none_or(|s| {
+            s.spec.os != GuestOsKind::Windows || s.spec.has_virtio_drivers() || bus != "virtio"
+        });
+    let by_name = !is_converted
+        && source
+            .as_ref()
+            .is_some_and(|s| s.spec.nic_config == NicConfig::ByName);
     let has_agent = source.as_ref().is_none_or(|s| s.spec.guest_agent);
     let mut domain = Vec::new();
     let mut agent = Vec::new();

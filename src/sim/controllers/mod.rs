@@ -6,6 +6,7 @@
 pub mod cdi;
 pub mod disks;
 pub mod endpoints;
+pub mod forklift;
 pub mod kubelet;
 pub mod kubevirt;
 pub mod placement;

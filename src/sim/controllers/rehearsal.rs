@@ -48,6 +48,7 @@ impl Rehearsal {
             access: sim::access::Authorizer {
                 deny: scenario.rbac_deny.clone(),
             },
+            crds: scenario.forklift.crds(),
             ..SimOptions::default()
         };
         let extension = opts.extension.clone();
@@ -60,7 +61,24 @@ impl Rehearsal {
             scenario.vcenter_user.clone(),
             scenario.vcenter_password.clone(),
         );
-        let controllers = super::spawn(sim.controller_client(), scenario);
+        let forklift = scenario.forklift.installed;
+        let forklift_scenario = Arc::new(scenario.clone());
+        let mut controllers = super::spawn(sim.controller_client(), scenario);
+        if forklift {
+            // Forklift's controller, once its operator is installed; it reaches the
+            // simulated vCenter at the API's own address (`/sdk`).
+            controllers.tasks.push(tokio::spawn(super::forklift::run(
+                super::forklift::Forklift {
+                    client: sim.controller_client(),
+                    scenario: forklift_scenario,
+                    world: controllers.world.clone(),
+                    clock: super::SimClock {
+                        speed: controllers.world.speed(),
+                    },
+                    vcenter: sim.addr.to_string(),
+                },
+            )));
+        }
         let state = WorldState::new(controllers.world.clone(), vcenter.clone())
             .with_credentials(&login.0, &login.1);
         let _ = extension.set(crate::sim::server::Extension {

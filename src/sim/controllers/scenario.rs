@@ -42,6 +42,8 @@
 //! power = "on"
 //! open_ports = [22, 5432]
 //! nics = [{ ip = "192.0.2.15", mac = "00:50:56:ab:cd:01", vlan = 210 }]
+//!                                    # a NIC's `network` is its port group (default
+//!                                    # "VLAN-<vlan>", untagged "VM Network")
 //! guest_agent = true                 # qemu-guest-agent runs in the guest (default true)
 //! nic_config = "by-mac"              # by-mac | by-name (config bound to `ens192`: no IP on KubeVirt)
 //! os = "linux"                       # linux | windows (no virtio drivers unless virtio_drivers = true)
@@ -57,10 +59,19 @@
 //!                                    # | boot-never | agent-never | migration-failure
 //!                                    # | snapshot-failure | cbt-disabled | tools-unavailable
 //!                                    # | delta-import-failure | ghost-holder
+//!                                    # | conversion-failure (Forklift's virt-v2v conversion fails)
 //! vm = "shop-db-01"
-//! mode = "once"                      # import-failure, delta-import-failure, snapshot-failure:
-//!                                    # once | always (| until-retry for import-failure)
+//! mode = "once"                      # import-failure, delta-import-failure, snapshot-failure,
+//!                                    # conversion-failure: once | always
+//!                                    # (| until-retry for import-failure)
 //! # factor = 10.0                    # slow-import: N times slower
+//!
+//! [forklift]                         # the simulated Forklift (MTV) operator
+//! installed = true                   # default true; false: no forklift.konveyor.io API, no controller
+//! version = "2.12.5"                 # release (default 2.12.5); before "2.10.4" the Plan CRD has
+//!                                    # no targetPowerState and the API server prunes it
+//! precopy_interval_minutes = 60      # warm precopy interval (Forklift's PRECOPY_INTERVAL)
+//! conversion_seconds = 60            # simulated time virt-v2v takes to convert a guest
 //!
 //! [[rbac_deny]]                      # a permission wavelift's user lacks (missing RBAC):
 //! verb = "create"                    # the request answers 403 Forbidden and a
@@ -106,6 +117,21 @@ pub struct SourceNic {
     pub ip: Option<String>,
     pub mac: String,
     pub vlan: Option<u16>,
+    /// The vSphere network (port group) the NIC is on; default `VM Network` untagged,
+    /// `VLAN-<n>` on a VLAN (see [`SourceNic::network_name`]).
+    #[serde(default)]
+    pub network: Option<String>,
+}
+
+impl SourceNic {
+    /// The name of the port group the NIC is on (what a Forklift NetworkMap's `source.name`
+    /// names).
+    pub fn network_name(&self) -> String {
+        self.network.clone().unwrap_or_else(|| match self.vlan {
+            Some(v) => format!("VLAN-{v}"),
+            None => "VM Network".to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -250,6 +276,10 @@ pub enum FaultKind {
     /// router) keeps answering ARP and ICMP for its IPs on its VLANs, with another MAC
     /// ([`ghost_mac`]).
     GhostHolder,
+    /// Forklift's virt-v2v conversion of the guest fails (the conversion pod exits with an
+    /// error): the VM's `ImageConversion` step gets the error and the VM fails. `once`: the
+    /// first conversion of the VM; `always`: every one.
+    ConversionFailure,
 }
 
 /// The MAC of a `ghost-holder` fault's ghost of `vm`: a VMware OUI address
@@ -396,6 +426,64 @@ pub struct Scenario {
     /// Permissions the user lacks (see [`crate::sim::access`]).
     #[serde(default)]
     pub rbac_deny: Vec<crate::sim::access::AccessRule>,
+    /// The simulated Forklift (see [`ForkliftScenario`]).
+    #[serde(default)]
+    pub forklift: ForkliftScenario,
+}
+
+/// `[forklift]`: whether the cluster has Forklift (MTV) installed, which release, and its
+/// controller's settings (see [`super::forklift`]).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ForkliftScenario {
+    /// The operator is installed: its CRDs are served and its controller runs (default).
+    #[serde(default = "yes")]
+    pub installed: bool,
+    /// The release (`2.12.5`, the default). Before 2.10.4 the Plan CRD has no
+    /// `targetPowerState`: the API server prunes it.
+    #[serde(default = "default_forklift_version")]
+    pub version: String,
+    /// Minutes between warm precopies (the controller's `PRECOPY_INTERVAL`, 60 by default:
+    /// kubev2v/forklift `pkg/settings/migration.go`).
+    #[serde(default = "default_precopy_interval")]
+    pub precopy_interval_minutes: f64,
+    /// Simulated seconds virt-v2v takes to inspect and convert a guest (beside copying).
+    #[serde(default = "default_conversion_seconds")]
+    pub conversion_seconds: f64,
+}
+
+impl Default for ForkliftScenario {
+    fn default() -> Self {
+        ForkliftScenario {
+            installed: true,
+            version: default_forklift_version(),
+            precopy_interval_minutes: default_precopy_interval(),
+            conversion_seconds: default_conversion_seconds(),
+        }
+    }
+}
+
+impl ForkliftScenario {
+    /// The CRDs this installation serves.
+    pub fn crds(&self) -> crate::sim::resources::Crds {
+        crate::sim::resources::Crds {
+            forklift: self.installed.then(|| crate::sim::resources::ForkliftCrds {
+                version: parse_version(&self.version)
+                    .unwrap_or(crate::sim::resources::FORKLIFT_LATEST),
+            }),
+        }
+    }
+}
+
+fn default_forklift_version() -> String {
+    let (a, b, c) = crate::sim::resources::FORKLIFT_LATEST;
+    format!("{a}.{b}.{c}")
+}
+fn default_precopy_interval() -> f64 {
+    60.0
+}
+fn default_conversion_seconds() -> f64 {
+    60.0
 }
 
 fn default_vcenter_user() -> String {
@@ -581,6 +669,29 @@ impl Scenario {
                 });
             }
         }
+        if parse_version(&s.forklift.version).is_none() {
+            return Err(ScenarioError::Parse {
+                path: origin.to_string(),
+                message: format!(
+                    "forklift.version must look like 2.10.4, found `{}`",
+                    s.forklift.version
+                ),
+            });
+        }
+        for (key, v) in [
+            (
+                "forklift.precopy_interval_minutes",
+                s.forklift.precopy_interval_minutes,
+            ),
+            ("forklift.conversion_seconds", s.forklift.conversion_seconds),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ScenarioError::Parse {
+                    path: origin.to_string(),
+                    message: format!("{key} must be a number of at least 0, found {v}"),
+                });
+            }
+        }
         if s.nfc_per_host == Some(0) {
             return Err(ScenarioError::Parse {
                 path: origin.to_string(),
@@ -739,6 +850,7 @@ impl Scenario {
                         vlan: plan
                             .network(n.network.as_str())
                             .and_then(|net| net.vlan.as_ref().map(|v| v.value)),
+                        network: None,
                     })
                     .collect(),
             });

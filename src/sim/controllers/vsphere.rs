@@ -440,6 +440,11 @@ impl VmEntry {
         e
     }
 
+    /// The BIOS UUID vCenter reports (`config.uuid`, as the VI/JSON rendering has it).
+    pub fn bios_uuid(&self) -> String {
+        uuid_from(self.sim.seed, 0x42)
+    }
+
     fn disk_count(&self) -> usize {
         self.sim.disks.len()
     }

@@ -78,6 +78,11 @@ pub struct World {
     gateways: Vec<(String, Option<u16>)>,
     /// Source VMs with a `ghost-holder` fault.
     ghosts: std::collections::HashSet<String>,
+    /// KubeVirt VMs (`NS/NAME`) Forklift created from a source VM whose guest virt-v2v
+    /// converted: their source's name. virt-v2v installs virtio drivers in a Windows guest
+    /// and rewrites the network configuration so that it follows the NIC by MAC
+    /// (kubev2v/forklift `virt-v2v/` customisation scripts, the reason to use this backend).
+    converted: RwLock<HashMap<String, String>>,
     pub vcenter: VcenterInfo,
 }
 
@@ -134,6 +139,7 @@ impl World {
                 .filter(|f| f.kind == FaultKind::GhostHolder)
                 .map(|f| f.vm.clone())
                 .collect(),
+            converted: RwLock::default(),
             vcenter: VcenterInfo {
                 version: super::vsphere::parse_version(&scenario.vcenter_version)
                     .unwrap_or((8, 0, 3)),
@@ -408,6 +414,26 @@ impl World {
                 disks: Vec::new(),
             }
         })
+    }
+
+    /// Records that Forklift created KubeVirt VM `ns/name` from source VM `source` with a
+    /// guest virt-v2v converted.
+    pub fn mark_converted(&self, ns: &str, name: &str, source: &str) {
+        self.converted
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(format!("{ns}/{name}"), source.to_string());
+    }
+
+    /// The source VM of KubeVirt VM `ns/name` if Forklift created it with a converted guest.
+    pub fn converted_source(&self, ns: &str, name: &str) -> Option<SourceVm> {
+        let source = self
+            .converted
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&format!("{ns}/{name}"))
+            .cloned()?;
+        self.source_of(&source)
     }
 
     /// The source VM whose disks a KubeVirt VM booted from (its `wavelift.io/vm` name).
