@@ -243,6 +243,12 @@ fn one(n: usize) {
         requests as f64 / n as f64,
         watches,
     );
+    let per_vm: Vec<String> = counts
+        .breakdown()
+        .iter()
+        .map(|(k, c)| format!("{k} {:.2}", *c as f64 / n as f64))
+        .collect();
+    println!("  requests per VM by kind: {}", per_vm.join(", "));
     // For the parent's medians.
     println!(
         "RESULT {} {} {} {} {rss}",

@@ -214,7 +214,18 @@ impl Ops {
                     return Ok(Update::Nothing);
                 }
                 if !on {
-                    return self.power_off(vm, src.as_ref(), uuid).await;
+                    let off = self.power_off(vm, src.as_ref(), uuid).await?;
+                    // Its import starts now: the ESXi host its disks are read through
+                    // (`runtime.host`, for the per-host limit; a vCenter without VI/JSON
+                    // cannot say, and the plan's `host` stands).
+                    let host = match src.warm() {
+                        Some(w) => w.host(vm.name.as_str(), uuid).await.ok().flatten(),
+                        None => None,
+                    };
+                    return Ok(match off {
+                        Update::PoweredOff { hard, .. } => Update::PoweredOff { hard, host },
+                        other => other,
+                    });
                 }
                 match src.power_on(vm.name.as_str(), uuid).await {
                     Ok(()) => {
@@ -334,7 +345,10 @@ impl Ops {
                         &format!("hard stop{why}"),
                     )
                     .await;
-                    Ok(Update::PoweredOff { hard: true })
+                    Ok(Update::PoweredOff {
+                        hard: true,
+                        host: None,
+                    })
                 }
                 Err(e) => {
                     self.journal(vm, "power-off", "SourceVM", name, &format!("error: {e}"))
@@ -380,7 +394,10 @@ impl Ops {
             if let Ok(SourcePower::Off) = src.power_state(name, uuid).await {
                 self.journal(vm, "power-off", "SourceVM", name, "guest shut down")
                     .await;
-                return Ok(Update::PoweredOff { hard: false });
+                return Ok(Update::PoweredOff {
+                    hard: false,
+                    host: None,
+                });
             }
             if tokio::time::Instant::now() >= deadline {
                 break;

@@ -134,9 +134,11 @@ pub enum Update {
     Power(Power),
     /// Warm: the final stage's size in bytes (`None`: vCenter could not say).
     FinalDelta(Option<u64>),
-    /// The source is off: `hard` when it was stopped without a guest shutdown.
+    /// The source is off: `hard` when it was stopped without a guest shutdown; `host`: the
+    /// ESXi host vCenter says it is on (`runtime.host`), read as its import starts.
     PoweredOff {
         hard: bool,
+        host: Option<String>,
     },
     IpGuard(IpGuard),
     Checks(Gate, Vec<CheckResult>),
@@ -819,6 +821,7 @@ fn done(
             .push((previous.clone(), current.clone(), *last));
     }
     r.done.insert(cmd);
+    let mut new_host = None;
     match update {
         Update::Nothing => {}
         Update::Preflight(g, power) => {
@@ -829,11 +832,13 @@ fn done(
         }
         Update::Power(p) => r.source_power = p,
         Update::FinalDelta(bytes) => r.final_delta_bytes = bytes,
-        Update::PoweredOff { hard } => {
+        Update::PoweredOff { hard, host } => {
             r.source_power = Power::Off;
             r.hard_stopped = hard;
+            new_host = host;
         }
         Update::Warm(source, power, recorded) => {
+            new_host = source.host.clone();
             r.warm_source = Some(source);
             r.source_power = power;
             if recorded.is_some() {
@@ -864,6 +869,42 @@ fn done(
             }
         }
     }
+    source_host(fleet, vm, new_host, now, out);
+}
+
+/// vCenter says where VM `vm` runs (`runtime.host`): that host, not the plan's, counts
+/// toward the per-host import limit from now on (a VM moved by vMotion or DRS since the
+/// plan was written). Logged when it differs from the plan.
+fn source_host(fleet: &mut Fleet, vm: usize, host: Option<String>, now: Now, out: &mut Turn) {
+    let Some(host) = host else { return };
+    if fleet.sources[vm].host.as_deref() == Some(host.as_str()) {
+        return;
+    }
+    let holding = fleet.vms[vm].import_slot;
+    if holding {
+        fleet.load.remove(&fleet.sources[vm]);
+    }
+    let planned = fleet.plan.vms[vm].host.as_ref().map(|h| h.value.clone());
+    fleet.sources[vm].host = Some(host.clone());
+    if holding {
+        fleet.load.add(&fleet.sources[vm]);
+    }
+    let message = match planned {
+        Some(p) if p != host => format!(
+            "vCenter says the source runs on ESXi host {host}, not {p} as planned: its imports count toward {host}"
+        ),
+        Some(_) => return,
+        None => format!("the source runs on ESXi host {host}: its imports count toward it"),
+    };
+    out.events.push(vm_event(
+        &fleet.plan,
+        vm,
+        now,
+        EventKind::Log {
+            level: LogLevel::Info,
+            message,
+        },
+    ));
 }
 
 /// An operator's request.

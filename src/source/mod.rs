@@ -170,6 +170,9 @@ pub struct WarmView {
     pub snapshot_task_running: bool,
     /// VMware Tools runs in the guest (graceful shutdown and quiescing need it).
     pub tools_running: bool,
+    /// The ESXi host it runs on (`runtime.host`'s name): its disks are read through that
+    /// host's NFC server.
+    pub host: Option<String>,
 }
 
 impl WarmView {
@@ -195,6 +198,12 @@ pub trait WarmOps: Send + Sync {
         vm: &'a str,
         uuid: Option<&'a str>,
     ) -> BoxFuture<'a, Result<WarmView, SourceError>>;
+    /// The name of the ESXi host the VM runs on now (`runtime.host`), if vCenter says.
+    fn host<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<String>, SourceError>>;
     /// Turns CBT on (`ReconfigVM_Task`), then stuns the VM once (creates and removes a
     /// throw-away snapshot) so every disk gets a change ID. Done when
     /// [`WarmView::change_ids_ready`]; a no-op when it already is.

@@ -42,7 +42,14 @@ async fn run(
     plan: &Arc<Plan>,
     nfc: u32,
 ) -> (wavelift::engine::runtime::RunSummary, String, Rehearsal) {
-    let mut sc = Scenario::from_plan(plan);
+    run_in(plan, nfc, Scenario::from_plan(plan)).await
+}
+
+async fn run_in(
+    plan: &Arc<Plan>,
+    nfc: u32,
+    mut sc: Scenario,
+) -> (wavelift::engine::runtime::RunSummary, String, Rehearsal) {
     sc.speed = 4000.0;
     sc.nfc_per_host = Some(nfc);
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
@@ -73,4 +80,34 @@ async fn a_cap_above_the_hosts_nfc_limit_shows_the_restarts_with_their_reason() 
         events.contains("The host esx-01 has reached its NFC connection limit"),
         "{events}"
     );
+}
+
+/// The plan says every VM is on esx-01, but shop-app-01 was moved to esx-02 since (vMotion,
+/// DRS): vCenter's `runtime.host`, read as its import starts, counts instead. Its import
+/// does not wait for esx-01, and no host goes above the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_vcenter_reports_counts_not_the_planned_one() {
+    let plan = plan(1);
+    let mut sc = Scenario::from_plan(&plan);
+    let app = sc
+        .source_vms
+        .iter_mut()
+        .find(|v| v.name == "shop-app-01")
+        .expect("shop-app-01 in the scenario");
+    assert_eq!(app.host.as_deref(), Some("esx-01"), "from the plan");
+    app.host = Some("esx-02".into());
+    let (s, events, r) = run_in(&plan, 1, sc).await;
+    assert_eq!(s.verified.len(), 3, "{s:?}");
+    assert!(
+        events.contains(
+            "vCenter says the source runs on ESXi host esx-02, not esx-01 as planned: its imports count toward esx-02"
+        ),
+        "{events}"
+    );
+    let peaks = r.controllers.imports.host_peaks();
+    assert_eq!(peaks.get("esx-01"), Some(&1), "{peaks:?}");
+    assert_eq!(peaks.get("esx-02"), Some(&1), "{peaks:?}");
+    // With the limit at 1 per host, counting shop-app-01 on esx-01 would have made the
+    // sim refuse (or the engine hold) it; neither happened.
+    assert_eq!(r.controllers.imports.nfc_refusals(), 0);
 }

@@ -76,6 +76,8 @@ pub struct WarmSource {
     pub foreign: Vec<String>,
     /// A snapshot task of the VM is queued or running.
     pub task_running: bool,
+    /// The ESXi host it runs on (`runtime.host`), if vCenter said.
+    pub host: Option<String>,
 }
 
 impl WarmSource {
@@ -111,6 +113,7 @@ impl WarmSource {
             ours,
             foreign,
             task_running: view.snapshot_task_running,
+            host: view.host.clone(),
         }
     }
 
@@ -969,6 +972,7 @@ mod tests {
             ],
             snapshot_task_running: false,
             tools_running: true,
+            host: Some("esx-07".into()),
         };
         let w = WarmSource::from_view(&view, ctx().warm.as_ref().expect("warm"));
         assert!(w.cbt_ready);

@@ -1503,7 +1503,10 @@ fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
     r.done(
         A,
         Command::PowerOffSource,
-        Update::PoweredOff { hard: false },
+        Update::PoweredOff {
+            hard: false,
+            host: None,
+        },
     );
     let t = r.done(
         A,
@@ -1694,7 +1697,10 @@ fn a_checkpoint_the_run_appended_counts_before_the_watch_shows_it() {
     let t = r.done(
         A,
         Command::PowerOffSource,
-        Update::PoweredOff { hard: false },
+        Update::PoweredOff {
+            hard: false,
+            host: None,
+        },
     );
     let removes: Vec<Command> = r
         .issued

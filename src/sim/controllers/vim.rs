@@ -25,7 +25,7 @@
 //! `VirtualMachine/{vm}/config|runtime|guest|snapshot|recentTask|name` and
 //! `CreateSnapshot_Task|CreateSnapshotEx_Task|ReconfigVM_Task|ShutdownGuest|PowerOffVM_Task|PowerOnVM_Task|QueryChangedDiskAreas`,
 //! `VirtualMachineSnapshot/{snap}/config|vm|childSnapshot` and `RemoveSnapshot_Task`,
-//! `Task/{task}/info`. The model behind them is [`super::vsphere`].
+//! `HostSystem/{host}/name` (the hosts of `runtime.host`), `Task/{task}/info`. The model behind them is [`super::vsphere`].
 //!
 //! `QueryChangedDiskAreas` answers at most [`super::vsphere::CHANGED_AREAS_PER_CALL`] (1024) areas per call,
 //! its `length` ending at the last one listed, so clients must page by
@@ -33,7 +33,7 @@
 //! implement the method; shapes from govmomi `vim25/types/types.go` `DiskChangeInfo`,
 //! `DiskChangeExtent`, `QueryChangedDiskAreasRequestType` and the VI/JSON API reference).
 
-use super::vsphere::{moref, vim_releases, TaskKind, VimFault, VmEntry};
+use super::vsphere::{host_moid, moref, vim_releases, TaskKind, VimFault, VmEntry};
 use super::world::World;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -115,6 +115,7 @@ fn no_object(ty: &str, id: &str) -> Response {
         "VirtualMachine" => "vim.VirtualMachine",
         "VirtualMachineSnapshot" => "vim.vm.Snapshot",
         "Task" => "vim.Task",
+        "HostSystem" => "vim.HostSystem",
         other => other,
     };
     fault(
@@ -224,6 +225,19 @@ pub async fn sdk(
         },
         "VirtualMachine" => virtual_machine(&state, id, member, get, &args),
         "VirtualMachineSnapshot" => snapshot(&state, id, member, get, &args),
+        "HostSystem" => match member {
+            "name" => want(false).unwrap_or_else(|| {
+                // The hosts are those the scenario's source VMs run on.
+                let name = state
+                    .world
+                    .source_vms()
+                    .into_iter()
+                    .filter_map(|v| v.spec.host)
+                    .find(|h| host_moid(h) == id);
+                name.map_or_else(|| no_object(ty, id), |n| ok(json!(n)))
+            }),
+            _ => method_not_found(ty, member),
+        },
         "Task" => match member {
             "info" => want(false).unwrap_or_else(|| task_info(&state, id)),
             _ => method_not_found(ty, member),

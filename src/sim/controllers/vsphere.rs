@@ -126,6 +126,15 @@ pub fn power_text(p: PowerState) -> &'static str {
 }
 
 /// `{"_typeName":"ManagedObjectReference","type":T,"value":V}`.
+/// An ESXi host's managed object id (`host-1234`), stable for its name.
+pub fn host_moid(name: &str) -> String {
+    // FNV-1a: the same name gives the same id in every run.
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("host-{}", 1000 + h % 9000)
+}
+
 pub fn moref(ty: &str, value: &str) -> Value {
     json!({ "_typeName": "ManagedObjectReference", "type": ty, "value": value })
 }
@@ -1265,6 +1274,11 @@ impl Render {
         });
         if e.vm.power == PowerState::On {
             v["bootTime"] = json!(self.time(e.vm.last_on));
+        }
+        // `runtime.host`: the ESXi host it runs on (a managed object reference; its name
+        // is `HostSystem/{id}/name`).
+        if let Some(h) = &e.vm.spec.host {
+            v["host"] = moref("HostSystem", &host_moid(h));
         }
         v
     }

@@ -82,6 +82,9 @@ pub(super) struct VimState {
     token: Mutex<Option<String>>,
     task_poll: Duration,
     task_timeout: Duration,
+    /// ESXi host names by managed object id (`host-12` → `esx-07`): few, and they never
+    /// change.
+    hosts: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Default for VimState {
@@ -92,6 +95,7 @@ impl Default for VimState {
             token: Mutex::new(None),
             task_poll: Duration::from_secs(1),
             task_timeout: Duration::from_secs(30 * 60),
+            hosts: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -638,6 +642,32 @@ impl VsphereClient {
         Ok(out)
     }
 
+    /// The name of the ESXi host a VM's `runtime` names (`runtime.host`), if any.
+    async fn host_of_runtime(
+        &self,
+        runtime: Option<&Value>,
+    ) -> Result<Option<String>, SourceError> {
+        let Some(id) = runtime
+            .and_then(|r| r.get("host"))
+            .and_then(|h| h.get("value"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        let known = self.vim.hosts.lock().ok().and_then(|m| m.get(id).cloned());
+        if let Some(name) = known {
+            return Ok(Some(name));
+        }
+        let name = self
+            .vim_get(&format!("HostSystem/{}/name", seg(id)))
+            .await?
+            .and_then(|v| v.as_str().map(str::to_string));
+        if let (Some(n), Ok(mut m)) = (&name, self.vim.hosts.lock()) {
+            m.insert(id.to_string(), n.clone());
+        }
+        Ok(name)
+    }
+
     async fn view(&self, moid: &str) -> Result<WarmView, SourceError> {
         let config = self
             .vm_property(moid, "config")
@@ -665,7 +695,9 @@ impl VsphereClient {
             .and_then(Value::as_str)
             == Some("guestToolsRunning");
         let snapshot_task_running = !self.busy_tasks(moid).await?.is_empty();
+        let host = self.host_of_runtime(runtime.as_ref()).await?;
         Ok(WarmView {
+            host,
             power,
             cbt_enabled: config
                 .get("changeTrackingEnabled")
@@ -982,6 +1014,18 @@ impl WarmOps for VsphereClient {
         Box::pin(async move {
             let moid = self.moid(vm, uuid).await?;
             self.view(&moid).await
+        })
+    }
+
+    fn host<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<String>, SourceError>> {
+        Box::pin(async move {
+            let moid = self.moid(vm, uuid).await?;
+            let runtime = self.vm_property(&moid, "runtime").await?;
+            self.host_of_runtime(runtime.as_ref()).await
         })
     }
 
