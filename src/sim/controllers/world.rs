@@ -56,6 +56,9 @@ pub struct VcenterInfo {
 #[derive(Debug)]
 pub struct World {
     vms: RwLock<Vec<VmEntry>>,
+    /// Each VM's index in `vms` by managed object id, and by name (the VMs never change).
+    index: HashMap<String, usize>,
+    by_name: HashMap<String, usize>,
     ids: Ids,
     /// The earliest simulated time something happens by itself (`f64` bits; infinity when
     /// nothing is pending).
@@ -108,13 +111,21 @@ pub struct ProbeAnswer {
 impl World {
     pub fn new(scenario: &Scenario) -> World {
         let ids = Ids::default();
-        let vms = scenario
+        let vms: Vec<VmEntry> = scenario
             .source_vms
             .iter()
             .enumerate()
             .map(|(i, spec)| VmEntry::new(format!("vm-{}", 1001 + i), spec, scenario, &ids))
             .collect();
+        // The first VM of a name wins, as a search in order would find it.
+        let (mut index, mut by_name) = (HashMap::new(), HashMap::new());
+        for (i, e) in vms.iter().enumerate() {
+            index.entry(e.vm.moid.clone()).or_insert(i);
+            by_name.entry(e.vm.spec.name.clone()).or_insert(i);
+        }
         World {
+            index,
+            by_name,
             vms: RwLock::new(vms),
             ids,
             next_event: AtomicU64::new(f64::INFINITY.to_bits()),
@@ -181,6 +192,11 @@ impl World {
         self.next_event.store(next.to_bits(), Ordering::Release);
     }
 
+    /// `f` of every source VM, as they are (nothing advanced), in one pass.
+    pub fn each_vm<R>(&self, f: impl FnMut(&VmEntry) -> R) -> Vec<R> {
+        self.read().iter().map(f).collect()
+    }
+
     /// Runs `f` on the source VM `pick` selects, brought up to now (writes materialised,
     /// due tasks ended), under the write lock. `None` when there is no such VM.
     pub fn with_vm<R>(
@@ -188,14 +204,28 @@ impl World {
         pick: impl Fn(&VmEntry) -> bool,
         f: impl FnOnce(&mut VmEntry, f64, &Ids) -> R,
     ) -> Option<R> {
+        let i = self.read().iter().position(pick)?;
+        self.with_index(i, f)
+    }
+
+    /// [`World::with_vm`] for the VM at index `i`. The next due time is kept without a pass
+    /// over every VM unless this one held it.
+    fn with_index<R>(&self, i: usize, f: impl FnOnce(&mut VmEntry, f64, &Ids) -> R) -> Option<R> {
         let now = self.now();
         let mut vms = self.write();
-        let r = vms.iter_mut().find(|e| pick(e)).map(|e| {
-            e.advance(now, &self.ids);
-            f(e, now, &self.ids)
-        });
-        self.recompute_next(&vms);
-        r
+        let e = vms.get_mut(i)?;
+        let before = e.next_event().unwrap_or(f64::INFINITY);
+        e.advance(now, &self.ids);
+        let r = f(e, now, &self.ids);
+        let after = e.next_event().unwrap_or(f64::INFINITY);
+        let next = f64::from_bits(self.next_event.load(Ordering::Acquire));
+        if after < next {
+            self.next_event.store(after.to_bits(), Ordering::Release);
+        } else if before <= next && after != before {
+            // It was (one of) the earliest: another may be now.
+            self.recompute_next(&vms);
+        }
+        Some(r)
     }
 
     /// [`World::with_vm`] by managed object id.
@@ -204,7 +234,8 @@ impl World {
         moid: &str,
         f: impl FnOnce(&mut VmEntry, f64, &Ids) -> R,
     ) -> Option<R> {
-        self.with_vm(|e| e.vm.moid == moid, f)
+        let i = self.index.get(moid).copied()?;
+        self.with_index(i, f)
     }
 
     /// [`World::with_vm`] by VM name (the KubeVirt VM's, which is the source's).
@@ -213,7 +244,8 @@ impl World {
         name: &str,
         f: impl FnOnce(&mut VmEntry, f64, &Ids) -> R,
     ) -> Option<R> {
-        self.with_vm(|e| e.vm.spec.name == name, f)
+        let i = self.by_name.get(name).copied()?;
+        self.with_index(i, f)
     }
 
     pub fn source_vms(&self) -> Vec<SourceVm> {
