@@ -13,8 +13,10 @@
 //!   working).
 //! - NetworkAttachmentDefinitions carry only fields the named CNI plugin reads (see
 //!   [`cni_config`]). There is no Calico provider: Calico's CNI has no VLAN field.
-//! - VMs are created with `runStrategy: Halted` and started with the KubeVirt `start`
-//!   subresource after the cutover gate, so creating the object never boots a guest early.
+//! - VMs are built with `runStrategy: Halted` (the preflight's server-side dry run, the
+//!   golden files); the engine creates them running only after the cutover guard held, and
+//!   starts one found created but halted (a resumed run) with the KubeVirt `start`
+//!   subresource after the guard, so creating the object never boots a guest early.
 
 use super::labels;
 use super::resources::*;

@@ -250,6 +250,11 @@ impl Ops {
             Command::ProbeOriginalIp => Ok(Update::IpGuard(self.ip_guard(vm).await)),
             Command::CreateVm => {
                 let mut obj = build::virtual_machine(&self.plan, vm);
+                // Created running: `decide` asks for this only once its cutover guard held
+                // in this run (source off, original IP silent), the same gate `StartVm`
+                // has, so the separate start request is saved. A VM found created but not
+                // started (a resumed run) is still started after the guard.
+                obj.spec.run_strategy = Some("Always".to_string());
                 if let Some(p) = &self.probes {
                     // Off the nodes the per-node L2 proof found without the VLAN.
                     build::avoid_nodes(&mut obj, &p.avoided_nodes(vm));
