@@ -4,6 +4,7 @@
 
 mod check;
 mod cluster_golden;
+mod forklift_golden;
 #[path = "../common/mod.rs"]
 mod common;
 mod fuzz_regressions;
