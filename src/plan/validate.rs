@@ -904,7 +904,11 @@ impl Validator<'_, '_> {
             }
         }
         let os = vm.os.as_ref().map(|o| o.value);
-        if os == Some(GuestOs::Windows) && guest.disk_bus == DiskBus::Virtio {
+        // On the Forklift backend virt-v2v injects the virtio drivers.
+        if os == Some(GuestOs::Windows)
+            && guest.disk_bus == DiskBus::Virtio
+            && plan.meta.backend.value != Backend::Forklift
+        {
             let span = vm
                 .disk_bus
                 .as_ref()

@@ -122,11 +122,16 @@ async fn preflight_creates_plans_without_migrations_and_waits_for_forklift_ready
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmapped_network_is_refused_in_preflight_naming_forklifts_condition() {
-    // The plan says the VLAN is port group VLAN-999; the source VMs are on VLAN-210.
-    let plan = quickstart_forklift("VLAN-999", "");
-    let r = Rehearsal::start(Scenario::from_plan(&plan), 0)
-        .await
-        .expect("rehearsal");
+    // The plan maps port group VLAN-210; in vCenter shop-db-01's NIC is on `DB-Trunk`.
+    let plan = quickstart_forklift("VLAN-210", "");
+    let mut sc = Scenario::from_plan(&plan);
+    let db = sc
+        .source_vms
+        .iter_mut()
+        .find(|v| v.name == "shop-db-01")
+        .expect("source vm");
+    db.nics[0].network = Some("DB-Trunk".into());
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
     let ids = ids(&plan, &r).await;
     let conn = sim_conn(&r);
     let c = creds();
@@ -138,6 +143,15 @@ async fn an_unmapped_network_is_refused_in_preflight_naming_forklifts_condition(
         problems.iter().any(|p| p.contains("VMNetworksNotMapped")),
         "{problems:?}"
     );
+    // The others are in Plans of their own (max_parallel_cutovers = 2 batches) or share
+    // shop-db-01's: a Plan is refused whole, as Forklift validates it whole.
+    let blocked: Vec<&String> = rep
+        .plans
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Blocked(_)))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(blocked.len(), 1, "{:?}", rep.plans);
     r.sim.shutdown().await;
 }
 

@@ -375,20 +375,39 @@ pub async fn preflight(
         );
         return r;
     }
-    let provider = fk::source_provider_name(plan);
-    let pv = wait_verdicts(client, plan, "Provider", std::slice::from_ref(&provider), timeout).await;
-    match pv.get(&provider) {
-        Some(Verdict::Ready) => {}
-        Some(Verdict::Blocked(p)) => {
-            r.global.extend(p.iter().map(|p| format!("Forklift Provider {provider}: {p}")))
+    // The Providers and maps first: a Plan validated before them carries transient
+    // `…NotReady` conditions (Forklift re-validates it when they change).
+    let waits: [(&str, Vec<String>); 3] = [
+        (
+            "Provider",
+            vec![fk::source_provider_name(plan), fk::host_provider_name(plan)],
+        ),
+        (
+            "NetworkMap",
+            objects
+                .iter()
+                .filter(|o| o["kind"] == "NetworkMap")
+                .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+                .collect(),
+        ),
+        ("StorageMap", vec![fk::storage_map_name(plan)]),
+    ];
+    for (kind, names) in waits {
+        for (name, v) in wait_verdicts(client, plan, kind, &names, timeout).await {
+            match v {
+                Verdict::Ready => {}
+                Verdict::Blocked(p) => r
+                    .global
+                    .extend(p.iter().map(|p| format!("Forklift {kind} {name}: {p}"))),
+                Verdict::Pending => r.global.push(format!(
+                    "Forklift {kind} {name} is not Ready within {}s",
+                    timeout.as_secs()
+                )),
+            }
         }
-        _ => r.global.push(format!(
-            "Forklift Provider {provider} is not Ready within {}s",
-            timeout.as_secs()
-        )),
-    }
-    if !r.global.is_empty() {
-        return r;
+        if !r.global.is_empty() {
+            return r;
+        }
     }
     for p in &plans {
         if let Err(e) = apply(client, p, false).await {
