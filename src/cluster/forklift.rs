@@ -196,13 +196,11 @@ fn provider_pair(plan: &Plan) -> Value {
 /// A vSphere inventory reference (`ref.Ref`): by `id` for a managed object id
 /// (`network-12`, `dvportgroup-34`, `datastore-5`), else by `name`.
 pub fn source_ref(text: &str) -> Value {
-    let is_moref = text
-        .split_once('-')
-        .is_some_and(|(kind, n)| {
-            matches!(kind, "network" | "dvportgroup" | "datastore")
-                && !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-        });
+    let is_moref = text.split_once('-').is_some_and(|(kind, n)| {
+        matches!(kind, "network" | "dvportgroup" | "datastore")
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    });
     if is_moref {
         json!({ "id": text })
     } else {
@@ -507,7 +505,10 @@ mod tests {
     #[test]
     fn morefs_are_ids_and_names_are_names() {
         assert_eq!(source_ref("network-12"), json!({ "id": "network-12" }));
-        assert_eq!(source_ref("dvportgroup-3"), json!({ "id": "dvportgroup-3" }));
+        assert_eq!(
+            source_ref("dvportgroup-3"),
+            json!({ "id": "dvportgroup-3" })
+        );
         assert_eq!(source_ref("datastore-1"), json!({ "id": "datastore-1" }));
         assert_eq!(source_ref("VLAN-210"), json!({ "name": "VLAN-210" }));
         assert_eq!(source_ref("network-a"), json!({ "name": "network-a" }));
@@ -575,14 +576,24 @@ disks = [{ backing_file = "[ds1] b/b.vmdk", size = "1Gi" }]
         assert_eq!(groups.len(), 2, "L2 and L3 apart");
         for g in &groups {
             objs.push(forklift_plan(&plan, g, &|n| Some(format!("vm-{n}"))).expect("ids"));
-            objs.push(migration(&plan, g, 2, Some("2026-12-05T22:00:00Z"), &[("vm-a".into(), "a".into())]));
+            objs.push(migration(
+                &plan,
+                g,
+                2,
+                Some("2026-12-05T22:00:00Z"),
+                &[("vm-a".into(), "a".into())],
+            ));
         }
         let crds = resources::Crds::default();
         for o in &objs {
             let kind = o["kind"].as_str().expect("kind");
             let res = resources::find_kind(API_VERSION, kind).expect("served kind");
             let shape = schema::for_kind_in(res, &crds);
-            assert_eq!(schema::unknown_fields(&shape, o), Vec::<String>::new(), "{kind}");
+            assert_eq!(
+                schema::unknown_fields(&shape, o),
+                Vec::<String>::new(),
+                "{kind}"
+            );
             assert!(forklift_crd::validate(res, o).is_empty(), "{kind}: {o}");
         }
     }

@@ -66,7 +66,10 @@ async fn ids(plan: &Plan, r: &Rehearsal) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for vm in &plan.vms {
         let id = vc.find_vm(vm.name.as_str(), None).await.expect("moref");
-        assert!(id.starts_with("vm-"), "a managed object id, not a UUID: {id}");
+        assert!(
+            id.starts_with("vm-"),
+            "a managed object id, not a UUID: {id}"
+        );
         out.insert(vm.name.value.clone(), id);
     }
     out
@@ -107,11 +110,20 @@ async fn preflight_creates_plans_without_migrations_and_waits_for_forklift_ready
     let groups = fk::plan_groups(&plan);
     assert!(!groups.is_empty());
     for g in &groups {
-        assert_eq!(rep.plans.get(&g.name), Some(&Verdict::Ready), "{:?}", rep.plans);
+        assert_eq!(
+            rep.plans.get(&g.name),
+            Some(&Verdict::Ready),
+            "{:?}",
+            rep.plans
+        );
     }
     let ns = plan.meta.namespace.as_str();
     assert_eq!(count(&r, ns, "Plan").await, groups.len());
-    assert_eq!(count(&r, ns, "Migration").await, 0, "a Plan alone moves nothing");
+    assert_eq!(
+        count(&r, ns, "Migration").await,
+        0,
+        "a Plan alone moves nothing"
+    );
     // A second preflight (a restarted run) applies the same objects: nothing new.
     let again = pf::preflight(&r.client(), &plan, Some((&c, &conn)), &ids, false, LIMIT).await;
     assert!(again.global.is_empty(), "{:?}", again.global);
@@ -173,8 +185,19 @@ async fn dry_run_persists_nothing_and_says_forklift_did_not_validate() {
         rep.notes
     );
     let ns = plan.meta.namespace.as_str();
-    for kind in ["Secret", "Provider", "NetworkMap", "StorageMap", "Plan", "Migration"] {
-        assert_eq!(count(&r, ns, kind).await, 0, "{kind} persisted under --dry-run");
+    for kind in [
+        "Secret",
+        "Provider",
+        "NetworkMap",
+        "StorageMap",
+        "Plan",
+        "Migration",
+    ] {
+        assert_eq!(
+            count(&r, ns, kind).await,
+            0,
+            "{kind} persisted under --dry-run"
+        );
     }
     r.sim.shutdown().await;
 }
@@ -190,11 +213,17 @@ async fn a_forklift_without_target_power_state_or_no_forklift_is_refused() {
     let c = creds();
     let rep = pf::preflight(&r.client(), &plan, Some((&c, &conn)), &ids, false, LIMIT).await;
     assert!(
-        rep.global.iter().any(|p| p.contains("targetPowerState") && p.contains("2.10.4")),
+        rep.global
+            .iter()
+            .any(|p| p.contains("targetPowerState") && p.contains("2.10.4")),
         "{:?}",
         rep.global
     );
-    assert_eq!(count(&r, plan.meta.namespace.as_str(), "Plan").await, 0, "nothing written");
+    assert_eq!(
+        count(&r, plan.meta.namespace.as_str(), "Plan").await,
+        0,
+        "nothing written"
+    );
     r.sim.shutdown().await;
 
     let mut sc = Scenario::from_plan(&plan);
@@ -223,7 +252,9 @@ async fn a_provider_with_wrong_credentials_blocks_by_forklifts_condition() {
     };
     let rep = pf::preflight(&r.client(), &plan, Some((&bad, &conn)), &ids, false, LIMIT).await;
     assert!(
-        rep.global.iter().any(|p| p.contains("ConnectionAuthFailed")),
+        rep.global
+            .iter()
+            .any(|p| p.contains("ConnectionAuthFailed")),
         "{:?}",
         rep.global
     );

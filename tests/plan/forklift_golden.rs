@@ -135,20 +135,33 @@ fn assert_known_fields(v: &Value) {
         "Provider" => &["type", "url", "secret", "settings"],
         "NetworkMap" | "StorageMap" => &["provider", "map"],
         "Plan" => &[
-            "description", "provider", "map", "targetNamespace", "type", "preserveStaticIPs",
-            "targetPowerState", "targetLabels", "vms",
+            "description",
+            "provider",
+            "map",
+            "targetNamespace",
+            "type",
+            "preserveStaticIPs",
+            "targetPowerState",
+            "targetLabels",
+            "vms",
         ],
         "Migration" => &["plan", "cutover", "cancel"],
         "Secret" => return,
         other => panic!("unexpected kind {other}"),
     };
     for k in v["spec"].as_object().expect("spec").keys() {
-        assert!(spec_keys.contains(&k.as_str()), "{kind}.spec.{k} is not a Forklift field");
+        assert!(
+            spec_keys.contains(&k.as_str()),
+            "{kind}.spec.{k} is not a Forklift field"
+        );
     }
     if kind == "Plan" {
         for vm in v["spec"]["vms"].as_array().expect("vms") {
             for k in vm.as_object().expect("vm").keys() {
-                assert!(["id", "name", "targetName"].contains(&k.as_str()), "plan.VM.{k}");
+                assert!(
+                    ["id", "name", "targetName"].contains(&k.as_str()),
+                    "plan.VM.{k}"
+                );
             }
         }
     }
@@ -157,9 +170,23 @@ fn assert_known_fields(v: &Value) {
 #[test]
 fn providers_and_secret() {
     let p = plan(&PLAN);
-    let secret = fk::provider_secret(&p, "svc-migrate@vsphere.local", "redacted-in-golden", &conn());
-    let keys: Vec<&str> = secret["stringData"].as_object().expect("data").keys().map(String::as_str).collect();
-    assert_eq!(keys, ["ca.crt", "password", "user"], "Forklift reads user, password, ca.crt; never a thumbprint, never insecureSkipVerify");
+    let secret = fk::provider_secret(
+        &p,
+        "svc-migrate@vsphere.local",
+        "redacted-in-golden",
+        &conn(),
+    );
+    let keys: Vec<&str> = secret["stringData"]
+        .as_object()
+        .expect("data")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["ca.crt", "password", "user"],
+        "Forklift reads user, password, ca.crt; never a thumbprint, never insecureSkipVerify"
+    );
     let src = fk::source_provider(&p, &conn());
     assert_eq!(src["spec"]["url"], "https://vcenter.example.internal/sdk");
     let dst = fk::destination_provider(&p);
@@ -174,11 +201,18 @@ fn providers_and_secret() {
 
 #[test]
 fn existing_provider_is_referenced_not_written() {
-    let text = PLAN.replacen("backend = \"forklift\"", "backend = \"forklift\"\nforklift_provider = \"vcenter-prod\"", 1);
+    let text = PLAN.replacen(
+        "backend = \"forklift\"",
+        "backend = \"forklift\"\nforklift_provider = \"vcenter-prod\"",
+        1,
+    );
     let p = plan(&text);
     assert_eq!(fk::source_provider_name(&p), "vcenter-prod");
     let maps = fk::network_maps(&p);
-    assert_eq!(maps[0]["spec"]["provider"]["source"]["name"], "vcenter-prod");
+    assert_eq!(
+        maps[0]["spec"]["provider"]["source"]["name"],
+        "vcenter-prod"
+    );
 }
 
 #[test]
@@ -186,16 +220,32 @@ fn network_and_storage_maps() {
     let p = plan(&PLAN);
     let maps = fk::network_maps(&p);
     assert_eq!(maps.len(), 2, "an L2 map (multus) and an L3 map (pod)");
-    assert_eq!(maps[0]["spec"]["map"][0]["source"], json!({ "name": "VLAN-210" }));
+    assert_eq!(
+        maps[0]["spec"]["map"][0]["source"],
+        json!({ "name": "VLAN-210" })
+    );
     assert_eq!(
         maps[0]["spec"]["map"][0]["destination"],
         json!({ "type": "multus", "name": "vlan-210", "namespace": "mig-golden" })
     );
-    assert_eq!(maps[1]["spec"]["map"][0]["source"], json!({ "id": "network-12" }));
-    assert_eq!(maps[1]["spec"]["map"][0]["destination"], json!({ "type": "pod" }));
+    assert_eq!(
+        maps[1]["spec"]["map"][0]["source"],
+        json!({ "id": "network-12" })
+    );
+    assert_eq!(
+        maps[1]["spec"]["map"][0]["destination"],
+        json!({ "type": "pod" })
+    );
     let sm = fk::storage_map(&p);
-    assert_eq!(sm["spec"]["map"].as_array().expect("map").len(), 2, "one entry per datastore");
-    assert_eq!(sm["spec"]["map"][1]["destination"]["storageClass"], "ceph-rbd-fast");
+    assert_eq!(
+        sm["spec"]["map"].as_array().expect("map").len(),
+        2,
+        "one entry per datastore"
+    );
+    assert_eq!(
+        sm["spec"]["map"][1]["destination"]["storageClass"],
+        "ceph-rbd-fast"
+    );
     for o in maps.iter().chain([&sm]) {
         assert_known_fields(o);
     }
@@ -215,11 +265,35 @@ fn plans_group_by_depth_model_type_and_cutover_batch() {
     assert_eq!(
         shape,
         vec![
-            ("golden-w1-1".into(), 0, NetworkModel::L2, Migration::Warm, s(&["db-01"])),
-            ("golden-w1-2".into(), 0, NetworkModel::L3, Migration::Cold, s(&["worker-01"])),
+            (
+                "golden-w1-1".into(),
+                0,
+                NetworkModel::L2,
+                Migration::Warm,
+                s(&["db-01"])
+            ),
+            (
+                "golden-w1-2".into(),
+                0,
+                NetworkModel::L3,
+                Migration::Cold,
+                s(&["worker-01"])
+            ),
             // max_parallel_cutovers = 2: three VMs at depth 1 are two batches.
-            ("golden-w1-3".into(), 1, NetworkModel::L2, Migration::Warm, s(&["app-01", "app-02"])),
-            ("golden-w1-4".into(), 1, NetworkModel::L2, Migration::Warm, s(&["app-03"])),
+            (
+                "golden-w1-3".into(),
+                1,
+                NetworkModel::L2,
+                Migration::Warm,
+                s(&["app-01", "app-02"])
+            ),
+            (
+                "golden-w1-4".into(),
+                1,
+                NetworkModel::L2,
+                Migration::Warm,
+                s(&["app-03"])
+            ),
         ]
     );
     let plans: Vec<Value> = groups
@@ -233,14 +307,21 @@ fn plans_group_by_depth_model_type_and_cutover_batch() {
     assert_eq!(plans[0]["spec"]["preserveStaticIPs"], true);
     assert_eq!(plans[1]["spec"]["preserveStaticIPs"], false);
     assert_eq!(plans[1]["spec"]["map"]["network"]["name"], "golden-l3");
-    assert_eq!(plans[2]["spec"]["vms"][1], json!({ "id": "vm-1003", "name": "app-02", "targetName": "app-02" }));
+    assert_eq!(
+        plans[2]["spec"]["vms"][1],
+        json!({ "id": "vm-1003", "name": "app-02", "targetName": "app-02" })
+    );
     insta::assert_yaml_snapshot!("forklift-plan-l2-warm", plans[0]);
     insta::assert_yaml_snapshot!("forklift-plan-l3-cold", plans[1]);
 }
 
 #[test]
 fn plan_size_splits_plans() {
-    let text = PLAN.replacen("backend = \"forklift\"", "backend = \"forklift\"\nforklift_plan_size = 1", 1);
+    let text = PLAN.replacen(
+        "backend = \"forklift\"",
+        "backend = \"forklift\"\nforklift_plan_size = 1",
+        1,
+    );
     let p = plan(&text);
     let groups = fk::plan_groups(&p);
     assert_eq!(groups.len(), 5);
@@ -268,7 +349,10 @@ fn migrations() {
         &[("vm-1002".into(), "app-01".into())],
     );
     assert_eq!(retry["metadata"]["name"], "golden-w1-3-m2");
-    assert_eq!(retry["spec"]["cancel"], json!([{ "id": "vm-1002", "name": "app-01" }]));
+    assert_eq!(
+        retry["spec"]["cancel"],
+        json!([{ "id": "vm-1002", "name": "app-01" }])
+    );
     for o in [&warm, &retry] {
         assert_known_fields(o);
     }

@@ -4,8 +4,8 @@
 
 mod check;
 mod cluster_golden;
-mod forklift_golden;
 #[path = "../common/mod.rs"]
 mod common;
+mod forklift_golden;
 mod fuzz_regressions;
 mod hostile;

@@ -180,7 +180,10 @@ fn strict_apply(dry_run: bool) -> PatchParams {
 /// Server-side applies one object (Forklift kinds, or the Provider's Secret).
 pub async fn apply(client: &Client, obj: &Value, dry_run: bool) -> Result<(), String> {
     let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
     let ar = if kind == "Secret" {
         ApiResource {
@@ -198,12 +201,12 @@ pub async fn apply(client: &Client, obj: &Value, dry_run: bool) -> Result<(), St
     let pp = strict_apply(dry_run);
     let patch = Patch::Apply(obj);
     crate::cluster::call::call(&what, || api.patch(&name, &pp, &patch))
-    .await
-    .map(|_| ())
-    .map_err(|e| match e {
-        kube::Error::Api(s) => format!("{what}: {}", s.message),
-        other => format!("{what}: {other}"),
-    })
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            kube::Error::Api(s) => format!("{what}: {}", s.message),
+            other => format!("{what}: {other}"),
+        })
 }
 
 /// The objects of a plan's Forklift setup, in apply order: the Provider Secret and source
@@ -237,7 +240,8 @@ pub fn setup_objects(
 /// connection pinned by the plan's `thumbprint` (Forklift trusts `ca.crt`; it never reads a
 /// thumbprint, and wavelift never writes `insecureSkipVerify`).
 pub async fn source_conn(url: &str, thumbprint: &str) -> Result<SourceConn, String> {
-    let ep = crate::source::http::Endpoint::parse(url).map_err(|e| format!("vCenter {url}: {e}"))?;
+    let ep =
+        crate::source::http::Endpoint::parse(url).map_err(|e| format!("vCenter {url}: {e}"))?;
     let sha1 = crate::source::http::parse_thumbprint(thumbprint)
         .ok_or_else(|| format!("bad thumbprint `{thumbprint}`"))?;
     let der = crate::source::http::pinned_certificate(&ep, &sha1, Duration::from_secs(20))
@@ -291,10 +295,15 @@ pub async fn wait_verdicts(
     names: &[String],
     timeout: Duration,
 ) -> BTreeMap<String, Verdict> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), plan.meta.namespace.as_str(), &resource(kind));
-    let mut out: BTreeMap<String, Verdict> =
-        names.iter().map(|n| (n.clone(), Verdict::Pending)).collect();
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        plan.meta.namespace.as_str(),
+        &resource(kind),
+    );
+    let mut out: BTreeMap<String, Verdict> = names
+        .iter()
+        .map(|n| (n.clone(), Verdict::Pending))
+        .collect();
     let cfg = if kind == "Provider" {
         watcher::Config::default()
     } else {
@@ -431,17 +440,23 @@ mod tests {
 
     #[test]
     fn the_newest_schema_has_everything_an_older_plan_lacks_target_power_state() {
-        let doc = crate::sim::openapi::document("forklift.konveyor.io", "v1beta1", &Crds::default())
-            .expect("served");
+        let doc =
+            crate::sim::openapi::document("forklift.konveyor.io", "v1beta1", &Crds::default())
+                .expect("served");
         assert_eq!(schema_problems(&doc), Vec::<String>::new());
         let old = Crds {
-            forklift: Some(ForkliftCrds { version: (2, 10, 3) }),
+            forklift: Some(ForkliftCrds {
+                version: (2, 10, 3),
+            }),
         };
-        let doc = crate::sim::openapi::document("forklift.konveyor.io", "v1beta1", &old)
-            .expect("served");
+        let doc =
+            crate::sim::openapi::document("forklift.konveyor.io", "v1beta1", &old).expect("served");
         let p = schema_problems(&doc);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("targetPowerState") && p[0].contains("2.10.4"), "{p:?}");
+        assert!(
+            p[0].contains("targetPowerState") && p[0].contains("2.10.4"),
+            "{p:?}"
+        );
         assert_eq!(schema_problems(&json!({})).len(), 5);
     }
 
