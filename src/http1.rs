@@ -78,6 +78,26 @@ pub async fn exchange(
     }
 }
 
+/// The certificate (DER) a TLS server presents, accepted only when its SHA-1 digest is
+/// `sha1` (the Forklift backend writes vCenter's certificate as its Provider's `ca.crt`).
+pub async fn pinned_certificate(
+    tcp: TcpStream,
+    host: &str,
+    sha1: &[u8],
+) -> Result<Vec<u8>, ExchangeError> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| ExchangeError::Tls(format!("server name `{host}`: {e}")))?;
+    let stream = connector(&TlsPolicy::PinnedSha1(sha1.to_vec()))?
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ExchangeError::Tls(e.to_string()))?;
+    let (_, conn) = stream.get_ref();
+    conn.peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+        .ok_or_else(|| ExchangeError::Tls("the server presented no certificate".into()))
+}
+
 async fn over<T>(
     io: T,
     req: Request<Full<Bytes>>,

@@ -22,6 +22,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Err(code) = super::refuse_unfinished_backend(&plan, &file) {
+        return code;
+    }
     if let Some(w) = &args.wave {
         if plan.wave(w).is_none() {
             eprintln!("error: no wave `{w}` in {}", file);

@@ -24,6 +24,9 @@ pub fn run(args: TuiArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Err(code) = super::refuse_unfinished_backend(&plan, &file) {
+        return code;
+    }
     let blast = match &args.blast {
         None => None,
         Some(p) => match setup::load_blast(p) {

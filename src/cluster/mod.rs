@@ -5,6 +5,7 @@
 pub mod build;
 pub(crate) mod call;
 pub mod client;
+pub mod forklift;
 pub mod forklift_types;
 pub(crate) mod labels;
 pub mod lease;

@@ -17,6 +17,8 @@ pub(crate) mod events;
 pub mod migrate;
 pub(crate) mod ops;
 pub(crate) mod preflight;
+/// Preflight with the Forklift backend (`[plan] backend = "forklift"`).
+pub use preflight::forklift as forklift_preflight;
 pub(crate) mod probes;
 pub mod runtime;
 pub(crate) mod schedule;

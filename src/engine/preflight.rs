@@ -21,6 +21,8 @@
 //! - the source VM in vCenter (when wavelift powers it off);
 //! - a server-side dry run (`dryRun=All`) of the NADs, DataVolumes and VirtualMachine.
 
+pub mod forklift;
+
 use super::decide::{Gate, Power};
 use super::error::{api_message as api_msg, is_code, Error};
 use super::events::{Emitter, LogLevel};

@@ -314,6 +314,8 @@ pub fn skeleton(inv: &Inventory, vlan_map: &VlanMap, plan_name: &str) -> InitOut
             toml_str(&n.name),
             toml_str(&n.pg)
         );
+        // Forklift's NetworkMap source (`backend = "forklift"`): the port group by name.
+        let _ = writeln!(out, "source_network = {}", toml_str(&n.pg));
         match n.entry.vlan {
             Some(v) => {
                 let _ = writeln!(out, "vlan = {v}");

@@ -26,6 +26,29 @@ impl NetworkModel {
     }
 }
 
+/// Who copies the disks and creates the VirtualMachines (README, "Backends: CDI or Forklift").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// wavelift drives CDI DataVolumes and KubeVirt VirtualMachines itself.
+    #[default]
+    Cdi,
+    /// Forklift (MTV) copies and converts (virt-v2v) from wavelift-written Plans and
+    /// Migrations; wavelift keeps waves, windows, the guard, checks and reports.
+    Forklift,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Cdi => "cdi",
+            Backend::Forklift => "forklift",
+        }
+    }
+}
+
+/// Forklift's documented tested Plan size (not an API limit).
+pub const DEFAULT_FORKLIFT_PLAN_SIZE: u32 = 500;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     /// CDI `vddk` import from vCenter.
@@ -202,6 +225,13 @@ pub struct PlanMeta {
     pub probe_image: Option<Spanned<String>>,
     /// Import throughput assumed per import until a run measures one (bytes per second).
     pub import_throughput: Option<Spanned<u64>>,
+    /// `backend` (default `cdi`).
+    pub backend: Spanned<Backend>,
+    /// `forklift_provider`: an existing Forklift source Provider (in the plan's namespace)
+    /// to use instead of the one wavelift writes.
+    pub forklift_provider: Option<Spanned<String>>,
+    /// `forklift_plan_size`: the most VMs in one Forklift Plan (default 500).
+    pub forklift_plan_size: u32,
     pub span: Span,
 }
 
@@ -289,6 +319,9 @@ pub struct Network {
     pub l2_path: L2Path,
     /// What the per-node L2 proof ARPs for (default: the gateway).
     pub l2_probe_target: Option<Spanned<IpAddr>>,
+    /// The vSphere port group (name, or id such as `network-12`) this network carries, for
+    /// Forklift's NetworkMap (`plan init` fills it from RVTools vNetwork).
+    pub source_network: Option<Spanned<String>>,
     pub span: Span,
 }
 
@@ -308,6 +341,9 @@ pub struct Wave {
     pub max_imports_per_host: u32,
     /// Concurrent disk transfers reading one datastore.
     pub max_imports_per_datastore: u32,
+    /// Where `max_imports_per_host` / `max_imports_per_datastore` were written, if they were
+    /// (the Forklift backend cannot apply them).
+    pub import_limits_span: Option<Span>,
     /// The wave's migration type; a VM may override it.
     pub migration: Option<Spanned<Migration>>,
     /// Warm: time between precopy rounds (default 1 hour, as Forklift's).

@@ -74,6 +74,9 @@ const PLAN_KEYS: &[&str] = &[
     "checks_from",
     "probe_image",
     "import_throughput",
+    "backend",
+    "forklift_provider",
+    "forklift_plan_size",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "type",
@@ -114,6 +117,7 @@ const NETWORK_KEYS: &[&str] = &[
     "probe_ip",
     "l2_path",
     "l2_probe_target",
+    "source_network",
 ];
 const WAVE_KEYS: &[&str] = &[
     "name",
@@ -543,6 +547,9 @@ impl Reader {
                 checks_from: sp(ChecksFrom::Workstation, 0..0),
                 probe_image: None,
                 import_throughput: None,
+                backend: sp(Backend::Cdi, 0..0),
+                forklift_provider: None,
+                forklift_plan_size: DEFAULT_FORKLIFT_PLAN_SIZE,
                 span: 0..0,
             };
         };
@@ -578,6 +585,17 @@ impl Reader {
             checks_from,
             probe_image: self.string(&tbl, "probe_image"),
             import_throughput: self.throughput(&tbl, "import_throughput"),
+            backend: self
+                .choice(
+                    &tbl,
+                    "backend",
+                    &[("cdi", Backend::Cdi), ("forklift", Backend::Forklift)],
+                )
+                .unwrap_or_else(|| sp(Backend::Cdi, 0..0)),
+            forklift_provider: self.string(&tbl, "forklift_provider"),
+            forklift_plan_size: self
+                .int(&tbl, "forklift_plan_size", 1, 10_000)
+                .map_or(DEFAULT_FORKLIFT_PLAN_SIZE, |v| v.value as u32),
             span: tbl.span.clone(),
         }
     }
@@ -994,6 +1012,7 @@ impl Reader {
                 )
                 .map_or(L2Path::Warn, |p| p.value),
             l2_probe_target: self.ip(tbl, "l2_probe_target"),
+            source_network: self.string(tbl, "source_network"),
             span: tbl.span.clone(),
         }
     }
@@ -1028,6 +1047,9 @@ impl Reader {
             max_imports_per_datastore: self
                 .int(tbl, "max_imports_per_datastore", 1, 1000)
                 .map_or(DEFAULT_IMPORTS_PER_DATASTORE, |v| v.value as u32),
+            import_limits_span: ["max_imports_per_host", "max_imports_per_datastore"]
+                .iter()
+                .find_map(|k| tbl.get(k).map(|v| v.span())),
             migration: self.migration(tbl),
             precopy_interval: self
                 .duration(tbl, "precopy_interval")

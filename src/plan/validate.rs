@@ -24,6 +24,7 @@ pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
     v.migrations();
     v.probes();
     v.ordering();
+    v.forklift();
 }
 
 struct Validator<'p, 'o> {
@@ -903,7 +904,11 @@ impl Validator<'_, '_> {
             }
         }
         let os = vm.os.as_ref().map(|o| o.value);
-        if os == Some(GuestOs::Windows) && guest.disk_bus == DiskBus::Virtio {
+        // On the Forklift backend virt-v2v injects the virtio drivers.
+        if os == Some(GuestOs::Windows)
+            && guest.disk_bus == DiskBus::Virtio
+            && plan.meta.backend.value != Backend::Forklift
+        {
             let span = vm
                 .disk_bus
                 .as_ref()
@@ -1057,6 +1062,111 @@ impl Validator<'_, '_> {
                     state[node] = 2;
                     stack.pop();
                 }
+            }
+        }
+    }
+}
+
+impl Validator<'_, '_> {
+    /// The Forklift backend's own rules: a vSphere source, a valid Provider name, a source
+    /// port group per used network, one StorageClass per datastore (a StorageMap maps a
+    /// datastore to one class), and the import limits it cannot apply.
+    fn forklift(&mut self) {
+        let plan = self.plan;
+        if plan.meta.backend.value != Backend::Forklift {
+            return;
+        }
+        let span = plan.meta.backend.span.clone();
+        if plan.source.span != (0..0) && plan.source.kind != SourceKind::Vsphere {
+            self.push(
+                Diagnostic::error(
+                    "forklift-needs-vsphere",
+                    span.clone(),
+                    "the `forklift` backend migrates from vCenter: it needs `type = \"vsphere\"` in [source]",
+                )
+                .with_hint("use `backend = \"cdi\"` for `http` disk images"),
+            );
+        }
+        if let Some(p) = &plan.meta.forklift_provider {
+            if !is_dns_subdomain(p) {
+                self.push(
+                    Diagnostic::error(
+                        "invalid-name",
+                        p.span.clone(),
+                        format!("Provider name `{}` is not a valid Kubernetes name", p.value),
+                    )
+                    .with_hint(label_hint(p)),
+                );
+            }
+        }
+        let used: HashSet<&str> = plan
+            .vms
+            .iter()
+            .flat_map(|vm| vm.nics.iter().map(|n| n.network.as_str()))
+            .collect();
+        for n in &plan.networks {
+            if n.source_network.is_none() && used.contains(n.name.as_str()) {
+                self.push(
+                    Diagnostic::error(
+                        "forklift-network-unmapped",
+                        n.name.span.clone(),
+                        format!(
+                            "network `{}` has no `source_network`: Forklift's NetworkMap needs the vSphere port group it carries",
+                            n.name.value
+                        ),
+                    )
+                    .with_hint("add `source_network = \"VLAN-210\"` (the port group name, or its id such as `network-12`); `wavelift plan init` fills it from RVTools vNetwork"),
+                );
+            }
+        }
+        // One StorageClass per datastore: the first disk seen on a datastore decides.
+        let default_sc = plan.defaults.storage_class.as_ref().map(|s| s.as_str());
+        let mut by_ds: HashMap<&str, (Option<&str>, &str)> = HashMap::new();
+        for vm in &plan.vms {
+            for d in &vm.disks {
+                let Some(ds) = d.datastore() else { continue };
+                let sc = d.storage_class.as_ref().map(|s| s.as_str()).or(default_sc);
+                match by_ds.get(ds) {
+                    None => {
+                        by_ds.insert(ds, (sc, vm.name.as_str()));
+                    }
+                    Some((prev, prev_vm)) if *prev != sc => {
+                        let at = d
+                            .storage_class
+                            .as_ref()
+                            .map(|s| s.span.clone())
+                            .unwrap_or_else(|| d.span.start..d.span.start + 1);
+                        self.push(
+                            Diagnostic::error(
+                                "forklift-storage-class-conflict",
+                                at,
+                                format!(
+                                    "a disk of VM `{}` on datastore `{ds}` asks for StorageClass `{}`, but a disk of VM `{prev_vm}` on it asks for `{}`: Forklift's StorageMap maps a datastore to one StorageClass",
+                                    vm.name.value,
+                                    sc.unwrap_or("(cluster default)"),
+                                    prev.unwrap_or("(cluster default)"),
+                                ),
+                            )
+                            .with_hint("give every disk on one datastore the same `storage_class`, or use `backend = \"cdi\"`"),
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for w in &plan.waves {
+            if let Some(at) = &w.import_limits_span {
+                self.push(
+                    Diagnostic::warning(
+                        "forklift-ignores-import-limits",
+                        at.clone(),
+                        format!(
+                            "wave `{}`: `max_imports_per_host` and `max_imports_per_datastore` cannot be applied on the Forklift backend (Forklift schedules its own disk transfers)",
+                            w.name.value
+                        ),
+                    )
+                    .with_hint("Forklift limits transfers per provider with its `controller_max_vm_inflight` setting (ForkliftController); wavelift still applies `max_parallel_imports` and `max_parallel_cutovers` by Plan"),
+                );
             }
         }
     }

@@ -94,6 +94,26 @@ pub async fn send(
         .map_err(|_| HttpError::Timeout(timeout))?
 }
 
+/// vCenter's certificate (DER), over a connection pinned by its SHA-1 `thumbprint`.
+pub async fn pinned_certificate(
+    ep: &Endpoint,
+    thumbprint: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, HttpError> {
+    let addr = format!("{}:{}", ep.host, ep.port);
+    let fetch = async {
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| HttpError::Connect(addr.clone(), e.to_string()))?;
+        crate::http1::pinned_certificate(tcp, &ep.host, thumbprint)
+            .await
+            .map_err(|e| HttpError::Tls(e.to_string()))
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| HttpError::Timeout(timeout))?
+}
+
 async fn send_inner(
     ep: &Endpoint,
     thumbprint: Option<&[u8]>,

@@ -6,6 +6,7 @@ mod cdi;
 #[path = "../common/mod.rs"]
 mod common;
 mod faults;
+mod forklift;
 mod guests;
 mod lease;
 mod preflight;

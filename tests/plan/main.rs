@@ -6,5 +6,6 @@ mod check;
 mod cluster_golden;
 #[path = "../common/mod.rs"]
 mod common;
+mod forklift_golden;
 mod fuzz_regressions;
 mod hostile;
