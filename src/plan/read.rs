@@ -42,16 +42,49 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
+/// How a table is named in messages ("[source]", "VM `db-01`", "the `nics` of VM `db-01`"),
+/// formatted only when a message needs it (a 10,000-VM plan has no errors to word).
+#[derive(Clone, Copy)]
+enum What<'a> {
+    Text(&'static str),
+    /// A VM by its name; `None` when it has none (`[[vm]]`).
+    Vm(Option<&'a str>),
+    /// A VM's array (`nics`, `disks`).
+    OfVm(&'static str, Option<&'a str>),
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            What::Text(t) => f.write_str(t),
+            What::Vm(Some(n)) => write!(f, "VM `{n}`"),
+            What::Vm(None) => f.write_str("[[vm]]"),
+            What::OfVm(key, vm) => write!(f, "the `{key}` of {}", What::Vm(*vm)),
+        }
+    }
+}
+
 /// A table being read: its entries, its span and how to name it in messages.
 struct Tbl<'a, 'i> {
     t: &'a DeTable<'i>,
     span: Span,
-    what: String,
+    what: What<'a>,
 }
+
+/// Tables up to this many entries are searched by comparing keys, not by hashing (a plan's
+/// tables have a few keys each; SipHash of every looked-up key cost more than the compares).
+const LINEAR_LOOKUP_MAX: usize = 24;
 
 impl<'a, 'i> Tbl<'a, 'i> {
     fn get(&self, key: &str) -> Option<&'a toml::Spanned<DeValue<'i>>> {
-        self.t.get(key)
+        if self.t.len() <= LINEAR_LOOKUP_MAX {
+            self.t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map(|(_, v)| v)
+        } else {
+            self.t.get(key)
+        }
     }
 }
 
@@ -170,15 +203,16 @@ impl Reader {
         self.diags.last_mut().expect("just pushed")
     }
 
-    fn table<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str, known: &[&str]) -> Option<Tbl<'a, 'i>> {
+    fn table<'a, 'i>(
+        &mut self,
+        v: &'a Val<'i>,
+        what: What<'a>,
+        known: &[&str],
+    ) -> Option<Tbl<'a, 'i>> {
         let (val, span) = conv(v);
         match val {
             DeValue::Table(t) => {
-                let tbl = Tbl {
-                    t,
-                    span,
-                    what: what.to_string(),
-                };
+                let tbl = Tbl { t, span, what };
                 if !known.is_empty() {
                     self.unknown_keys(&tbl, known);
                 }
@@ -220,6 +254,13 @@ impl Reader {
     }
 
     fn string(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<String>> {
+        self.str_ref(tbl, key)
+            .map(|s| sp(s.value.to_string(), s.span))
+    }
+
+    /// [`Self::string`] borrowed from the tree, for values parsed into something else (an
+    /// address, a MAC, a choice): no copy of the text.
+    fn str_ref<'a>(&mut self, tbl: &Tbl<'a, '_>, key: &str) -> Option<Spanned<&'a str>> {
         let v = tbl.get(key)?;
         let (val, span) = conv(v);
         match val {
@@ -232,7 +273,7 @@ impl Reader {
                     );
                     None
                 } else {
-                    Some(sp(s.to_string(), span))
+                    Some(sp(s.as_ref(), span))
                 }
             }
             other => {
@@ -298,12 +339,12 @@ impl Reader {
         key: &str,
         options: &[(&str, T)],
     ) -> Option<Spanned<T>> {
-        let s = self.string(tbl, key)?;
-        if let Some((_, v)) = options.iter().find(|(n, _)| *n == s.as_str()) {
+        let s = self.str_ref(tbl, key)?;
+        if let Some((_, v)) = options.iter().find(|(n, _)| *n == s.value) {
             return Some(sp(*v, s.span));
         }
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-        let hint = did_you_mean(&s, names.iter().copied())
+        let hint = did_you_mean(s.value, names.iter().copied())
             .unwrap_or_else(|| format!("one of: {}", names.join(", ")));
         self.err(
             "invalid-value",
@@ -382,9 +423,9 @@ impl Reader {
             return placeholder();
         };
         let (val, span) = conv(v);
-        let text = match val {
-            DeValue::String(s) => s.to_string(),
-            DeValue::Integer(i) => i.to_string(),
+        let text: std::borrow::Cow<'_, str> = match val {
+            DeValue::String(s) => std::borrow::Cow::Borrowed(s.as_ref()),
+            DeValue::Integer(i) => std::borrow::Cow::Owned(i.to_string()),
             other => {
                 self.err(
                     "wrong-type",
@@ -421,7 +462,7 @@ impl Reader {
     }
 
     fn ip(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<IpAddr>> {
-        let s = self.string(tbl, key)?;
+        let s = self.str_ref(tbl, key)?;
         match s.parse::<IpAddr>() {
             Ok(ip) => Some(sp(ip, s.span)),
             Err(_) => {
@@ -442,7 +483,12 @@ impl Reader {
     }
 
     /// Every table in an array of tables (`[[vm]]`), or inline tables in an array.
-    fn tables<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str, known: &[&str]) -> Vec<Tbl<'a, 'i>> {
+    fn tables<'a, 'i>(
+        &mut self,
+        v: &'a Val<'i>,
+        what: What<'a>,
+        known: &[&str],
+    ) -> Vec<Tbl<'a, 'i>> {
         let (val, span) = conv(v);
         match val {
             DeValue::Array(a) => a
@@ -457,7 +503,7 @@ impl Reader {
                 )
                 .hint = Some(format!(
                     "write `[[{}]]` for each entry",
-                    what.trim_matches(|c| c == '[' || c == ']')
+                    what.to_string().trim_matches(|c| c == '[' || c == ']')
                 ));
                 Vec::new()
             }
@@ -479,7 +525,7 @@ impl Reader {
         let root_tbl = Tbl {
             t: root.get_ref(),
             span: root.span(),
-            what: "the plan file".to_string(),
+            what: What::Text("the plan file"),
         };
         self.unknown_keys(&root_tbl, ROOT_KEYS);
         let meta = self.read_meta(&root_tbl);
@@ -487,7 +533,7 @@ impl Reader {
         let defaults = self.read_defaults(&root_tbl);
         let networks = match root_tbl.get("network") {
             Some(v) => self
-                .tables(v, "[[network]]", NETWORK_KEYS)
+                .tables(v, What::Text("[[network]]"), NETWORK_KEYS)
                 .iter()
                 .map(|t| self.read_network(t))
                 .collect(),
@@ -495,7 +541,7 @@ impl Reader {
         };
         let waves = match root_tbl.get("wave") {
             Some(v) => self
-                .tables(v, "[[wave]]", WAVE_KEYS)
+                .tables(v, What::Text("[[wave]]"), WAVE_KEYS)
                 .iter()
                 .map(|t| self.read_wave(t))
                 .collect(),
@@ -507,7 +553,7 @@ impl Reader {
         };
         let vms = match root_tbl.get("vm") {
             Some(v) => self
-                .tables(v, "[[vm]]", &[])
+                .tables(v, What::Text("[[vm]]"), &[])
                 .iter()
                 .map(|t| self.read_vm(t))
                 .collect(),
@@ -530,7 +576,7 @@ impl Reader {
     fn read_meta(&mut self, root: &Tbl<'_, '_>) -> PlanMeta {
         let Some(tbl) = root
             .get("plan")
-            .and_then(|v| self.table(v, "[plan]", PLAN_KEYS))
+            .and_then(|v| self.table(v, What::Text("[plan]"), PLAN_KEYS))
         else {
             if root.get("plan").is_none() {
                 self.err("missing-table", 0..0, "the plan has no `[plan]` table")
@@ -603,7 +649,7 @@ impl Reader {
     fn read_source(&mut self, root: &Tbl<'_, '_>) -> Source {
         let Some(tbl) = root
             .get("source")
-            .and_then(|v| self.table(v, "[source]", SOURCE_KEYS))
+            .and_then(|v| self.table(v, What::Text("[source]"), SOURCE_KEYS))
         else {
             if root.get("source").is_none() {
                 self.err("missing-table", 0..0, "the plan has no `[source]` table")
@@ -682,7 +728,7 @@ impl Reader {
         let mut d = Defaults::default();
         let Some(tbl) = root
             .get("defaults")
-            .and_then(|v| self.table(v, "[defaults]", DEFAULTS_KEYS))
+            .and_then(|v| self.table(v, What::Text("[defaults]"), DEFAULTS_KEYS))
         else {
             return d;
         };
@@ -799,8 +845,8 @@ impl Reader {
     }
 
     fn duration(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<std::time::Duration> {
-        let t = self.string(tbl, key)?;
-        let dur = parse_duration(&t);
+        let t = self.str_ref(tbl, key)?;
+        let dur = parse_duration(t.value);
         if dur.is_none() {
             self.err(
                 "bad-duration",
@@ -826,7 +872,8 @@ impl Reader {
                     }
                 }
                 DeValue::Table(_) => {
-                    let Some(ct) = self.table(item, "a check table", CHECK_TABLE_KEYS) else {
+                    let Some(ct) = self.table(item, What::Text("a check table"), CHECK_TABLE_KEYS)
+                    else {
                         continue;
                     };
                     let Some(c) = self.string(&ct, "check") else {
@@ -1021,7 +1068,7 @@ impl Reader {
         let name = self.req_string(tbl, "name", "\"w1\"");
         let window = tbl
             .get("window")
-            .and_then(|v| self.table(v, "the wave's `window`", WINDOW_KEYS))
+            .and_then(|v| self.table(v, What::Text("the wave's `window`"), WINDOW_KEYS))
             .and_then(|w| {
                 let start = self.timestamp(&w, "start");
                 let end = self.timestamp(&w, "end");
@@ -1102,15 +1149,16 @@ impl Reader {
 
     fn read_vm(&mut self, tbl: &Tbl<'_, '_>) -> Vm {
         let name = self.req_string(tbl, "name", "\"pay-db-01\"");
-        let what = if name.is_empty() {
-            "[[vm]]".to_string()
-        } else {
-            format!("VM `{}`", name.value)
+        // The name as written (borrowed from the tree); `req_string` left it empty when
+        // it is missing, not a string or blank.
+        let vm_name = match tbl.get("name").map(|v| v.get_ref()) {
+            Some(DeValue::String(s)) if !name.is_empty() => Some(s.as_ref()),
+            _ => None,
         };
         let tbl = &Tbl {
             t: tbl.t,
             span: tbl.span.clone(),
-            what,
+            what: What::Vm(vm_name),
         };
         self.unknown_keys(tbl, VM_KEYS);
         let wave = self.req_string(tbl, "wave", "\"w1\"");
@@ -1127,7 +1175,7 @@ impl Reader {
         );
         let nics = match tbl.get("nics") {
             Some(v) => self
-                .tables(v, &format!("the `nics` of {}", tbl.what), NIC_KEYS)
+                .tables(v, What::OfVm("nics", vm_name), NIC_KEYS)
                 .iter()
                 .map(|t| self.read_nic(t))
                 .collect(),
@@ -1135,7 +1183,7 @@ impl Reader {
         };
         let disks = match tbl.get("disks") {
             Some(v) => self
-                .tables(v, &format!("the `disks` of {}", tbl.what), DISK_KEYS)
+                .tables(v, What::OfVm("disks", vm_name), DISK_KEYS)
                 .iter()
                 .map(|t| self.read_disk(t))
                 .collect(),
@@ -1198,7 +1246,7 @@ impl Reader {
         if tbl.get("mac").is_none() {
             self.missing(tbl, "mac", "\"00:50:56:ab:cd:01\"");
         }
-        let mac = match self.string(tbl, "mac") {
+        let mac = match self.str_ref(tbl, "mac") {
             Some(m) => match Mac::parse(m.trim()) {
                 Some(mac) => sp(mac, m.span),
                 None => {

@@ -315,19 +315,6 @@ impl Validator<'_, '_> {
             );
         }
         for n in &self.plan.networks {
-            let used: Vec<(&str, IpAddr)> = self
-                .plan
-                .vms
-                .iter()
-                .flat_map(|vm| {
-                    vm.nics
-                        .iter()
-                        .filter(|nic| *nic.network == *n.name)
-                        .filter_map(move |nic| {
-                            nic.ip.as_ref().map(|ip| (vm.name.as_str(), ip.value))
-                        })
-                })
-                .collect();
             for (key, ip) in [
                 ("probe_ip", &n.probe_ip),
                 ("l2_probe_target", &n.l2_probe_target),
@@ -365,7 +352,18 @@ impl Validator<'_, '_> {
                         ),
                     ));
                 }
-                if let Some((vm, _)) = used.iter().find(|(_, a)| *a == ip.value) {
+                // The first VM (in plan order) with this address on this network: looked
+                // for only when there is a `probe_ip` (every network × every VM otherwise).
+                let user = self.plan.vms.iter().find_map(|vm| {
+                    vm.nics
+                        .iter()
+                        .any(|nic| {
+                            *nic.network == *n.name
+                                && nic.ip.as_ref().is_some_and(|a| a.value == ip.value)
+                        })
+                        .then_some(vm.name.as_str())
+                });
+                if let Some(vm) = user {
                     self.push(
                         Diagnostic::error(
                             "probe-ip-is-vm-ip",
@@ -1183,12 +1181,13 @@ fn join<'a>(names: impl Iterator<Item = &'a str>) -> String {
 /// A vSphere VM UUID (`source_id`): five groups of 8-4-4-4-12 hex digits. The inventory
 /// import plans only VMs whose UUID passes this, so its skeletons never fail `bad-source-id`.
 pub(crate) fn is_uuid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+    // Five groups of 8-4-4-4-12 hex digits: `-` at 8, 13, 18 and 23, hex digits elsewhere.
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// A datastore path (`backing_file`): `[datastore] folder/disk.vmdk`. The inventory import
@@ -1196,5 +1195,62 @@ pub(crate) fn is_uuid(s: &str) -> bool {
 pub(crate) fn is_backing_file(s: &str) -> bool {
     s.strip_prefix('[')
         .and_then(|r| r.split_once("] "))
-        .is_some_and(|(ds, path)| !ds.is_empty() && path.to_ascii_lowercase().ends_with(".vmdk"))
+        .is_some_and(|(ds, path)| {
+            let p = path.as_bytes();
+            !ds.is_empty() && p.len() >= 5 && p[p.len() - 5..].eq_ignore_ascii_case(b".vmdk")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte-wise checks agree with their plain definitions (split on `-`; lowercase and
+    /// compare the suffix), which they replaced to spare an allocation per VM.
+    #[test]
+    fn uuid_and_backing_file_agree_with_their_definitions() {
+        let uuid_def = |s: &str| {
+            let parts: Vec<&str> = s.split('-').collect();
+            parts.len() == 5
+                && parts
+                    .iter()
+                    .zip([8, 4, 4, 4, 12])
+                    .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+        };
+        for s in [
+            "4207c1b2-5f0e-4c1e-9a7b-0123456789ab",
+            "4207C1B2-5F0E-4C1E-9A7B-0123456789AB",
+            "4207c1b2-5f0e-4c1e-9a7b-0123456789a",
+            "4207c1b2-5f0e-4c1e-9a7b-0123456789abc",
+            "4207c1b25f0e-4c1e-9a7b--0123456789ab",
+            "4207c1b2-5f0e-4c1e-9a7b-0123456789ag",
+            "4207c1b2-5f0e-4c1e-9a7b-01234567é9a",
+            "4207c1b2_5f0e-4c1e-9a7b-0123456789ab",
+            "------------------------------------",
+            "",
+        ] {
+            assert_eq!(is_uuid(s), uuid_def(s), "{s}");
+        }
+        let backing_def = |s: &str| {
+            s.strip_prefix('[')
+                .and_then(|r| r.split_once("] "))
+                .is_some_and(|(ds, path)| {
+                    !ds.is_empty() && path.to_ascii_lowercase().ends_with(".vmdk")
+                })
+        };
+        for s in [
+            "[ds1] vm/vm.vmdk",
+            "[ds1] vm/VM.VMDK",
+            "[ds1] .vmdk",
+            "[ds1] vmdk",
+            "[] vm/vm.vmdk",
+            "ds1] vm/vm.vmdk",
+            "[ds1]vm/vm.vmdk",
+            "[ds1] vm/vm.vmdké",
+            "[ds1] é.Vmdk",
+            "[ds1] ",
+        ] {
+            assert_eq!(is_backing_file(s), backing_def(s), "{s}");
+        }
+    }
 }
