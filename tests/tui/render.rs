@@ -115,3 +115,46 @@ fn no_color_keeps_the_selection_visible() {
         "the selected row is marked without colours:\n{text}"
     );
 }
+
+/// The header's window estimate names the throughput it rests on: assumed until imports
+/// run, then measured (the engine sends a new estimate when it changes).
+#[test]
+fn the_window_estimate_names_its_throughput() {
+    let mut app = at(View::Vms, 160, 40);
+    let fit = |needed_ms: u64, fits: bool, throughput: &str| wavelift::engine::EngineEvent {
+        vm: String::new(),
+        wave: app_wave(),
+        at_ms: 0,
+        kind: wavelift::engine::EventKind::WindowFit {
+            left_ms: 3_600_000,
+            open: true,
+            remaining: 2,
+            needed_ms,
+            fits,
+            throughput: throughput.into(),
+        },
+    };
+    app.apply_event(fit(600_000, true, "an assumed 150 MiB/s"));
+    app.settle();
+    let text = screen(&app, 160, 40);
+    assert!(
+        text.contains("2 cutovers need ~") && text.contains("fit (at an assumed 150 MiB/s)"),
+        "{text}"
+    );
+    app.apply_event(fit(7_200_000, false, "a measured 40 MiB/s"));
+    app.settle();
+    let text = screen(&app, 160, 40);
+    assert!(
+        text.contains("do not fit (at a measured 40 MiB/s)"),
+        "{text}"
+    );
+}
+
+/// The wave the fixture's events run in.
+fn app_wave() -> String {
+    mid_wave_events()
+        .into_iter()
+        .map(|e| e.wave)
+        .find(|w| !w.is_empty())
+        .expect("a wave")
+}

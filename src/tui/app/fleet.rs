@@ -234,6 +234,8 @@ pub struct WaveState {
     /// The engine's last window estimate: cutovers left, time they need (ms), whether
     /// they fit.
     pub fit: Option<(usize, u64, bool)>,
+    /// The throughput the estimate assumes or measured (`a measured 130 MiB/s`).
+    pub fit_throughput: String,
 }
 
 /// One line of the log pane.
@@ -286,6 +288,7 @@ impl Fleet {
                 runs_done: 0,
                 check_columns: Vec::new(),
                 fit: None,
+                fit_throughput: String::new(),
             })
             .collect();
         let mut vms = Vec::with_capacity(plan.vms.len());
@@ -602,10 +605,12 @@ impl Fleet {
                 remaining,
                 needed_ms,
                 fits,
+                throughput,
                 ..
             } => {
                 if let Some(w) = self.waves.iter_mut().find(|w| w.name == wave) {
                     w.fit = Some((remaining, needed_ms, fits));
+                    w.fit_throughput = throughput;
                 }
             }
             EventKind::WaveDone {

@@ -333,6 +333,7 @@ mod tests {
             runs_done: 1,
             check_columns: Vec::new(),
             fit: None,
+            fit_throughput: String::new(),
         };
         let mut c = WaveControl::default();
         let run = WaveRun::of(&w, &c);

@@ -67,6 +67,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             muted,
         ));
         spans.push(Span::styled(text, t.style(style)));
+        // Assumed until imports run, then measured: the estimate follows.
+        if let Some(w) = wave.filter(|w| !w.fit_throughput.is_empty()) {
+            spans.push(Span::styled(format!(" (at {})", w.fit_throughput), muted));
+        }
     }
     if let Some(w) = app.wave_run(ui.wave) {
         let state = match (w.done, w.paused, w.started) {
