@@ -375,6 +375,21 @@ impl Inventory {
     }
 }
 
+/// Every inventory id (a VM's networks or datastores) is the source of one of a map's
+/// pairs (`list`: the inventory's `(id, name)`s, which a pair may name either way).
+fn all_mapped<'a>(
+    mut ids: impl Iterator<Item = &'a str>,
+    pairs: &[Value],
+    list: &[(String, String)],
+) -> bool {
+    ids.all(|id| {
+        pairs.iter().any(|p| {
+            let src = p.get("source").cloned().unwrap_or_default();
+            Inventory::resolve(list, &src).as_deref() == Some(id)
+        })
+    })
+}
+
 /// `ref.Ref.String()` (pkg/apis/forklift/v1beta1/ref/ref.go): `" id:vm-42 name:'web' "`.
 fn ref_string(id: &str, name: &str) -> String {
     format!(" id:{id} name:'{name}' ")
@@ -1169,29 +1184,23 @@ fn validate_plan(
         if !seen.insert(v.id.clone()) {
             item(&mut dup, v);
         }
-        if netmap.is_some() {
-            let mapped = v.nics.iter().all(|n| {
-                net_pairs.iter().any(|p| {
-                    let src = p.get("source").cloned().unwrap_or_default();
-                    Inventory::resolve(&inv.networks, &src).as_deref()
-                        == Some(n.network_id.as_str())
-                })
-            });
-            if !mapped {
-                item(&mut nets, v);
-            }
+        if netmap.is_some()
+            && !all_mapped(
+                v.nics.iter().map(|n| n.network_id.as_str()),
+                &net_pairs,
+                &inv.networks,
+            )
+        {
+            item(&mut nets, v);
         }
-        if stmap.is_some() {
-            let mapped = v.disks.iter().all(|d| {
-                st_pairs.iter().any(|p| {
-                    let src = p.get("source").cloned().unwrap_or_default();
-                    Inventory::resolve(&inv.datastores, &src).as_deref()
-                        == Some(d.datastore_id.as_str())
-                })
-            });
-            if !mapped {
-                item(&mut stor, v);
-            }
+        if stmap.is_some()
+            && !all_mapped(
+                v.disks.iter().map(|d| d.datastore_id.as_str()),
+                &st_pairs,
+                &inv.datastores,
+            )
+        {
+            item(&mut stor, v);
         }
         let conflicts: Vec<(&str, &String)> = v
             .nics
