@@ -1211,7 +1211,7 @@ fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
                 .as_ref()
                 .is_some_and(|p| p.step == Step::Verified);
             // A dependency in an earlier wave only needs to be running.
-            let running_elsewhere = plan.vms[j].wave != vm.wave
+            let running_elsewhere = plan.vms[j].wave.value != vm.wave.value
                 && fleet.vms[j].cluster.vmi_phase == Some(VmiPhase::Running);
             !(verified || running_elsewhere)
         })

@@ -261,3 +261,95 @@ async fn a_provider_with_wrong_credentials_blocks_by_forklifts_condition() {
     assert!(!rep.validation_ran);
     r.sim.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// The engine drives Forklift: Migrations per Plan, progress, controls, resume.
+
+use crate::common::{config, run_to_end};
+use wavelift::engine::{EngineEvent, EventKind, Step};
+
+/// The Forklift step names the run's phase events carried.
+fn backend_steps(events: &[EngineEvent], vm: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in events.iter().filter(|e| e.vm == vm) {
+        if let EventKind::Phase {
+            backend_step: Some(s),
+            ..
+        } = &e.kind
+        {
+            if out.last() != Some(s) {
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
+
+fn sped(plan: &Plan) -> Scenario {
+    let mut sc = Scenario::from_plan(plan);
+    sc.speed = 2000.0;
+    sc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forklift_wave_goes_end_to_end_to_verified_with_checks() {
+    let plan = quickstart_forklift("VLAN-210", "");
+    let r = Rehearsal::start(sped(&plan), 0).await.expect("rehearsal");
+    let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(120)).await;
+    assert_eq!(summary.verified.len(), 3, "{summary:?}");
+    // `after` still orders the VMs: each is in a Plan of its own `after` depth, whose
+    // Migration is created only once its dependency is verified.
+    let first = |vm: &str, f: &dyn Fn(&EngineEvent) -> bool| {
+        events
+            .iter()
+            .position(|e| e.vm == vm && f(e))
+            .unwrap_or_else(|| panic!("{vm}: not found"))
+    };
+    let verified = |e: &EngineEvent| {
+        matches!(
+            e.kind,
+            EventKind::Phase {
+                step: Step::Verified,
+                ..
+            }
+        )
+    };
+    let migration_created = |e: &EngineEvent| {
+        matches!(&e.kind, EventKind::Mutation { verb, kind, .. } if verb == "create" && kind == "Migration")
+    };
+    let trail: Vec<String> = events
+        .iter()
+        .filter(|e| verified(e) || migration_created(e))
+        .map(|e| format!("{} {:?}", e.vm, e.kind))
+        .collect();
+    assert!(
+        first("shop-db-01", &verified) < first("shop-app-01", &migration_created),
+        "{trail:#?}"
+    );
+    assert!(first("shop-app-01", &verified) < first("shop-web-01", &migration_created));
+    // Forklift's own steps reached the phase events (cold: virt-v2v).
+    let steps = backend_steps(&events, "shop-db-01");
+    for s in ["Initialize", "DiskTransferV2v", "VirtualMachineCreation"] {
+        assert!(steps.iter().any(|x| x == s), "{steps:?}");
+    }
+    // Every check passed; wavelift labelled and started the VM Forklift created halted.
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::Check { outcome, .. } if *outcome == wavelift::checks::result::Outcome::Pass)
+    ));
+    for verb in ["label", "start"] {
+        let n = events
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::Mutation { verb: v, .. } if v == verb))
+            .count();
+        assert_eq!(n, 3, "{verb}");
+    }
+    let ns = plan.meta.namespace.as_str();
+    let groups = fk::plan_groups(&plan);
+    assert_eq!(count(&r, ns, "Plan").await, groups.len());
+    assert_eq!(
+        count(&r, ns, "Migration").await,
+        groups.len(),
+        "one Migration per Plan"
+    );
+    r.sim.shutdown().await;
+}
