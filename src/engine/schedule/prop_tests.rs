@@ -176,6 +176,8 @@ fn view(plan: &Plan, vm: usize, a: u8, b: u8) -> ClusterView {
         node: (b.is_multiple_of(3)).then(|| format!("node-{}", b % 2)),
         vmi_phase,
         stages: vec![],
+        forklift: None,
+        vm_labelled: a.is_multiple_of(2),
     }
 }
 
