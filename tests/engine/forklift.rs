@@ -585,3 +585,25 @@ async fn a_windows_guest_without_virtio_drivers_fails_on_cdi_and_verifies_on_for
         r.sim.shutdown().await;
     }
 }
+
+/// The example plan `plans/forklift-estate.toml` (a warm wave of mixed Windows and Linux
+/// guests on Forklift) rehearsed end to end, as CI rehearses the other example plans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forklift_estate_example_plan_rehearses_to_verified() {
+    let plan = crate::common::load_plan("plans/forklift-estate.toml");
+    let mut sc = Scenario::from_plan(&plan);
+    sc.speed = 4000.0;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(240)).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(summary.verified.len(), plan.vms.len(), "{summary:?}");
+    // Warm: Forklift precopied (DiskTransfer), then cut over when wavelift set the cutover.
+    let steps = backend_steps(&events, plan.vms[0].name.as_str());
+    for s in ["DiskTransfer", "Cutover", "ImageConversion"] {
+        assert!(steps.iter().any(|x| x == s), "{steps:?}");
+    }
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::Mutation { verb, kind, .. } if verb == "patch" && kind == "Migration")
+    ));
+    r.sim.shutdown().await;
+}
