@@ -607,3 +607,59 @@ async fn the_forklift_estate_example_plan_rehearses_to_verified() {
     ));
     r.sim.shutdown().await;
 }
+
+#[path = "../../benches/common/count.rs"]
+#[allow(dead_code)]
+mod count;
+
+/// Kubernetes API requests per VM of a 40-VM cold Forklift wave in the rehearsal (the
+/// engine's requests only: the simulated controllers have their own client). Run with
+/// `cargo test --test engine forklift_requests -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints the API requests per VM of a 40-VM Forklift wave"]
+async fn forklift_requests_per_vm_of_a_40_vm_wave() {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering;
+    let plan = forklift_plan(|t| {
+        // No change window: the measurement is of requests, not of window fits.
+        let mut t = no_after(t)
+            .lines()
+            .filter(|l| !l.starts_with("window ="))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("max_parallel_imports = 2", "max_parallel_imports = 10")
+            .replace("max_parallel_cutovers = 2", "max_parallel_cutovers = 10");
+        for n in 4..=40u32 {
+            let _ = write!(
+                t,
+                "\n\n[[vm]]\nname = \"vm-{n:02}\"\nwave = \"w1\"\nsource_id = \"4207c1b2-5f0e-4c1e-9a7b-0123456789{n:02}\"\ncpu = 2\nmemory = \"4Gi\"\nnics = [{{ network = \"vlan-210\", ip = \"192.0.2.{}\", mac = \"00:50:56:ab:ce:{n:02}\" }}]\ndisks = [{{ backing_file = \"[ds1] vm-{n:02}/vm-{n:02}.vmdk\", size = \"20Gi\" }}]\nchecks = [\"icmp\"]\n",
+                100 + n
+            );
+        }
+        t
+    });
+    assert_eq!(plan.vms.len(), 40);
+    let mut sc = Scenario::from_plan(&plan);
+    sc.speed = 4000.0;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let counts = Arc::new(count::Counts::default());
+    let kcfg = kube::Config::new(r.sim.url().parse().expect("url"));
+    let client = kube::client::ClientBuilder::try_from(kcfg)
+        .expect("builder")
+        .with_layer(&count::CountLayer(counts.clone()))
+        .build();
+    let mut cfg = config(&plan, &r);
+    cfg.client = client;
+    let (summary, _) = run_to_end(cfg, Duration::from_secs(600)).await;
+    assert_eq!(summary.verified.len(), 40, "{summary:?}");
+    let requests = counts.requests.load(Ordering::Relaxed);
+    let watches = counts.watches.load(Ordering::Relaxed);
+    println!(
+        "40-VM Forklift wave: {requests} API requests ({:.1} per VM) + {watches} watches",
+        requests as f64 / 40.0
+    );
+    for (k, n) in counts.breakdown() {
+        println!("  {n:5} {k}");
+    }
+    r.sim.shutdown().await;
+}
