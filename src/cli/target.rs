@@ -3,12 +3,12 @@
 
 use crate::checks::probe::{Prober, RealProber, SimProber};
 use crate::cluster::client::{choose_target, connect, is_sim, Mode, Target};
+use crate::cluster::forklift::SourceConn;
 use crate::engine::WindowClock;
 use crate::plan::{Plan, PowerOff, SourceKind};
 use crate::sim::controllers::rehearsal::Rehearsal;
 use crate::sim::controllers::scenario::Scenario;
 use crate::source::vsphere::VsphereClient;
-use crate::cluster::forklift::SourceConn;
 use crate::source::{Credentials, Secret, SourceOps};
 use k8s_openapi::api::core::v1::Secret as KSecret;
 use kube::api::Api;

@@ -40,7 +40,11 @@ impl Ops {
     }
 
     /// The `(id, name)` of each named VM, from the Forklift Plan's `spec.vms`.
-    async fn plan_refs(&self, plan: &str, names: &[String]) -> Result<Vec<(String, String)>, Error> {
+    async fn plan_refs(
+        &self,
+        plan: &str,
+        names: &[String],
+    ) -> Result<Vec<(String, String)>, Error> {
         let api = self.forklift_api("Plan");
         let obj = call("get Plan", || api.get(plan))
             .await
@@ -83,7 +87,8 @@ impl Ops {
                 } else {
                     self.plan_refs(plan, cancel).await?
                 };
-                let at = cutover.then(|| crate::sim::time::rfc3339(super::events::now_ms() as u64 / 1000));
+                let at = cutover
+                    .then(|| crate::sim::time::rfc3339(super::events::now_ms() as u64 / 1000));
                 let obj = fk::migration(&self.plan, &group, *attempt, at.as_deref(), &refs);
                 let name = fk::migration_name(plan, *attempt);
                 match pf::apply(&self.client, &obj, self.dry_run).await {
@@ -93,7 +98,10 @@ impl Ops {
                         } else {
                             format!(
                                 "created; spec.cancel: {}",
-                                refs.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+                                refs.iter()
+                                    .map(|(_, n)| n.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )
                         };
                         self.journal(vm, "create", "Migration", &name, &what).await;
@@ -114,8 +122,14 @@ impl Ops {
             Command::PatchCutover { migration, at_ms } => {
                 let at = crate::sim::time::rfc3339((*at_ms).max(0) as u64 / 1000);
                 let patch = json!({ "spec": { "cutover": at } });
-                self.merge_patch(vm, "Migration", migration, &patch, &format!("spec.cutover = {at}"))
-                    .await
+                self.merge_patch(
+                    vm,
+                    "Migration",
+                    migration,
+                    &patch,
+                    &format!("spec.cutover = {at}"),
+                )
+                .await
             }
             Command::CancelInForklift { migration } => {
                 let api = self.forklift_api("Migration");
@@ -174,8 +188,14 @@ impl Ops {
                     }
                     Err(e) => {
                         let message = api_message(&e);
-                        self.journal(vm, "label", "VirtualMachine", name, &format!("error: {message}"))
-                            .await;
+                        self.journal(
+                            vm,
+                            "label",
+                            "VirtualMachine",
+                            name,
+                            &format!("error: {message}"),
+                        )
+                        .await;
                         Err(Error::Refused {
                             verb: "label",
                             kind: "VirtualMachine",

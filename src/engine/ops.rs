@@ -87,7 +87,10 @@ impl Ops {
     /// How Forklift reaches vCenter (the source Provider wavelift writes).
     pub fn set_forklift_source(
         &mut self,
-        source: Option<(crate::source::Credentials, crate::cluster::forklift::SourceConn)>,
+        source: Option<(
+            crate::source::Credentials,
+            crate::cluster::forklift::SourceConn,
+        )>,
     ) {
         self.preflight.forklift_source = source;
     }

@@ -170,7 +170,10 @@ pub struct Preflight {
     probes: Option<Arc<ClusterProbes>>,
     /// The Forklift backend: how Forklift reaches vCenter (`None`: `forklift_provider`
     /// names an existing Provider, or none is known).
-    pub forklift_source: Option<(crate::source::Credentials, crate::cluster::forklift::SourceConn)>,
+    pub forklift_source: Option<(
+        crate::source::Credentials,
+        crate::cluster::forklift::SourceConn,
+    )>,
     /// Per wave: Forklift's preflight of the wave's Plans, once.
     forklift_reports: HashMap<String, OnceCell<forklift::Report>>,
     /// The Forklift Plans (empty with CDI).

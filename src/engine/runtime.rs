@@ -71,7 +71,10 @@ pub struct EngineConfig {
     pub ignore_window: bool,
     /// The Forklift backend: the credentials and vCenter endpoint Forklift's source
     /// Provider gets (`None`: `forklift_provider` names an existing one).
-    pub forklift_source: Option<(crate::source::Credentials, crate::cluster::forklift::SourceConn)>,
+    pub forklift_source: Option<(
+        crate::source::Credentials,
+        crate::cluster::forklift::SourceConn,
+    )>,
 }
 
 /// The default guest-agent timeout.
@@ -220,7 +223,11 @@ fn views_by_name(plan: &Plan) -> std::collections::HashMap<String, Vec<usize>> {
     if plan.meta.backend.value == crate::plan::Backend::Forklift {
         for g in crate::cluster::forklift::plan_groups(plan) {
             let e = by.entry(g.name.clone()).or_default();
-            e.extend(g.vms.iter().filter_map(|n| plan.vms.iter().position(|v| *v.name == *n)));
+            e.extend(
+                g.vms
+                    .iter()
+                    .filter_map(|n| plan.vms.iter().position(|v| *v.name == *n)),
+            );
         }
     }
     by
@@ -332,7 +339,11 @@ async fn watch_all(
         let group_of = plan
             .vms
             .iter()
-            .map(|v| groups.iter().position(|g| g.vms.iter().any(|n| *n == *v.name)))
+            .map(|v| {
+                groups
+                    .iter()
+                    .position(|g| g.vms.iter().any(|n| *n == *v.name))
+            })
             .collect();
         Some(ForkliftStores {
             plans,

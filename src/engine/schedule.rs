@@ -1060,9 +1060,10 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
         EngineRequest::CancelVm(name) => {
             let Some(i) = find(&name) else { return };
             let fk = fleet.vms[i].cluster.forklift.as_ref();
-            if let Some(v) = fk.and_then(|f| f.vm.as_ref()).filter(|v| {
-                v.outcome == Some(super::decide::forklift::Outcome::Succeeded)
-            }) {
+            if let Some(v) = fk
+                .and_then(|f| f.vm.as_ref())
+                .filter(|v| v.outcome == Some(super::decide::forklift::Outcome::Succeeded))
+            {
                 out.events.push(vm_log(
                     i,
                     LogLevel::Warn,

@@ -314,9 +314,7 @@ async fn a_forklift_wave_goes_end_to_end_to_verified_with_checks() {
             }
         )
     };
-    let migration_created = |e: &EngineEvent| {
-        matches!(&e.kind, EventKind::Mutation { verb, kind, .. } if verb == "create" && kind == "Migration")
-    };
+    let migration_created = |e: &EngineEvent| matches!(&e.kind, EventKind::Mutation { verb, kind, .. } if verb == "create" && kind == "Migration");
     let trail: Vec<String> = events
         .iter()
         .filter(|e| verified(e) || migration_created(e))
@@ -411,7 +409,12 @@ async fn migrations(r: &Rehearsal, ns: &str) -> Vec<serde_json::Value> {
         .into_iter()
         .map(|o| serde_json::to_value(o).expect("json"))
         .collect();
-    v.sort_by_key(|m| m["metadata"]["name"].as_str().unwrap_or_default().to_string());
+    v.sort_by_key(|m| {
+        m["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
     v
 }
 
@@ -457,7 +460,10 @@ async fn retry_after_a_conversion_failure_is_a_new_migration_cancelling_the_plan
     })
     .await;
     let why = failed_why.expect("shop-db-01 failed first");
-    assert!(why.starts_with("Forklift: "), "Forklift's step and reason: {why}");
+    assert!(
+        why.starts_with("Forklift: "),
+        "Forklift's step and reason: {why}"
+    );
     let ms = migrations(&r, plan.meta.namespace.as_str()).await;
     let names: Vec<&str> = ms
         .iter()
@@ -465,8 +471,15 @@ async fn retry_after_a_conversion_failure_is_a_new_migration_cancelling_the_plan
         .collect();
     let m2 = fk::migration_name(&shared.name, 2);
     assert!(names.contains(&m2.as_str()), "{names:?}");
-    assert_eq!(names.len(), groups.len() + 1, "one retry Migration: {names:?}");
-    let retry = ms.iter().find(|m| m["metadata"]["name"] == m2.as_str()).expect("m2");
+    assert_eq!(
+        names.len(),
+        groups.len() + 1,
+        "one retry Migration: {names:?}"
+    );
+    let retry = ms
+        .iter()
+        .find(|m| m["metadata"]["name"] == m2.as_str())
+        .expect("m2");
     let cancel: Vec<&str> = retry["spec"]["cancel"]
         .as_array()
         .expect("spec.cancel")
@@ -512,7 +525,11 @@ async fn cancel_of_one_vm_goes_into_its_migrations_spec_cancel_and_the_source_ru
     let ms = migrations(&r, plan.meta.namespace.as_str()).await;
     let with_cancel: Vec<&serde_json::Value> = ms
         .iter()
-        .filter(|m| m["spec"]["cancel"].as_array().is_some_and(|c| !c.is_empty()))
+        .filter(|m| {
+            m["spec"]["cancel"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        })
         .collect();
     assert_eq!(with_cancel.len(), 1, "{ms:#?}");
     assert_eq!(with_cancel[0]["spec"]["cancel"][0]["name"], "shop-db-01");
@@ -530,9 +547,11 @@ async fn a_run_killed_mid_migration_resumes_without_a_second_plan_or_migration()
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
     let mut cfg = config(&plan, &r);
     cfg.exit_when_done = false;
-    interact(cfg, Duration::from_secs(60), |e| match phase_of(e, "shop-db-01") {
-        Some((_, _, Some("DiskTransferV2v"))) => Reply::Done,
-        _ => Reply::Wait,
+    interact(cfg, Duration::from_secs(60), |e| {
+        match phase_of(e, "shop-db-01") {
+            Some((_, _, Some("DiskTransferV2v"))) => Reply::Done,
+            _ => Reply::Wait,
+        }
     })
     .await;
     let ns = plan.meta.namespace.as_str();
@@ -541,7 +560,11 @@ async fn a_run_killed_mid_migration_resumes_without_a_second_plan_or_migration()
     assert_eq!(summary.verified.len(), 3, "{summary:?}");
     let groups = fk::plan_groups(&plan);
     assert_eq!(count(&r, ns, "Plan").await, groups.len());
-    assert_eq!(count(&r, ns, "Migration").await, groups.len(), "no second Migration");
+    assert_eq!(
+        count(&r, ns, "Migration").await,
+        groups.len(),
+        "no second Migration"
+    );
     // The resumed run adopted shop-db-01's Migration: it created none for its Plan.
     let db_creates = events
         .iter()
@@ -577,7 +600,11 @@ async fn a_windows_guest_without_virtio_drivers_fails_on_cdi_and_verifies_on_for
         cfg.agent_timeout = Duration::from_secs(3);
         let (s, _) = run_to_end(cfg, Duration::from_secs(120)).await;
         if forklift {
-            assert_eq!(s.verified, vec!["shop-db-01".to_string()], "forklift: {s:?}");
+            assert_eq!(
+                s.verified,
+                vec!["shop-db-01".to_string()],
+                "forklift: {s:?}"
+            );
         } else {
             let (_, why) = s.failed.first().unwrap_or_else(|| panic!("cdi: {s:?}"));
             assert!(why.contains("guest agent not connected"), "cdi: {why}");

@@ -77,8 +77,7 @@ pub struct VmObs {
 fn with_backend(mut d: Decision, fk: &ForkliftObs) -> Decision {
     if let Some(v) = &fk.vm {
         d.phase.backend_step = Some(v.step.clone()).filter(|s| !s.is_empty());
-        if d.phase.progress.is_none() && matches!(d.phase.step, Step::Importing | Step::Precopy)
-        {
+        if d.phase.progress.is_none() && matches!(d.phase.step, Step::Importing | Step::Precopy) {
             d.phase.progress = v.progress;
         }
     }
@@ -158,7 +157,9 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control, fk: &ForkliftObs) -> 
     } else if outcome == Some(Outcome::Succeeded) {
         return decision(
             Step::Imported,
-            Status::Waiting("Forklift reports the VM migrated; waiting for its VirtualMachine".into()),
+            Status::Waiting(
+                "Forklift reports the VM migrated; waiting for its VirtualMachine".into(),
+            ),
             vec![],
         );
     }
@@ -166,9 +167,13 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control, fk: &ForkliftObs) -> 
         let why = match o {
             Outcome::Failed => format!(
                 "Forklift: {}",
-                v.error.clone().unwrap_or_else(|| "the VM migration failed".into())
+                v.error
+                    .clone()
+                    .unwrap_or_else(|| "the VM migration failed".into())
             ),
-            Outcome::Canceled => "Forklift canceled the VM's migration (retry starts a new Migration)".into(),
+            Outcome::Canceled => {
+                "Forklift canceled the VM's migration (retry starts a new Migration)".into()
+            }
             Outcome::Succeeded => unreachable!(),
         };
         if obs.forklift_retry {
@@ -176,23 +181,26 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control, fk: &ForkliftObs) -> 
             // VMs in its `spec.cancel`).
             return gated(
                 ctl,
-                decision(Step::Importing, Status::Active, vec![Command::StartMigration]),
+                decision(
+                    Step::Importing,
+                    Status::Active,
+                    vec![Command::StartMigration],
+                ),
             );
         }
         return decision(Step::Importing, Status::Failed(why), vec![]);
     }
     if let Some(m) = &fk.migration {
         if m.cancels_vm {
-            return decision(
-                Step::Cancelled,
-                Status::Active,
-                vec![],
-            );
+            return decision(Step::Cancelled, Status::Active, vec![]);
         }
         let Some(v) = vm else {
             return decision(
                 if warm { Step::Precopy } else { Step::Importing },
-                Status::Waiting(format!("waiting for Forklift to start Migration {}", m.name)),
+                Status::Waiting(format!(
+                    "waiting for Forklift to start Migration {}",
+                    m.name
+                )),
                 vec![],
             );
         };
@@ -226,14 +234,22 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control, fk: &ForkliftObs) -> 
             // Warm: the Migration at wave start; Forklift precopies until the cutover.
             return gated(
                 ctl,
-                decision(Step::NetworkReady, Status::Active, vec![Command::StartMigration]),
+                decision(
+                    Step::NetworkReady,
+                    Status::Active,
+                    vec![Command::StartMigration],
+                ),
             );
         }
         if let Some(why) = gate_wait(obs) {
             return decision(Step::NetworkReady, Status::Waiting(why), vec![]);
         }
         let mut d = if obs.cutover_slot {
-            decision(Step::CutoverGate, Status::Active, vec![Command::StartMigration])
+            decision(
+                Step::CutoverGate,
+                Status::Active,
+                vec![Command::StartMigration],
+            )
         } else {
             decision(
                 Step::NetworkReady,

@@ -27,7 +27,10 @@ pub fn watch<T: Send + 'static>(
     changed: mpsc::UnboundedSender<T>,
     key: fn(&Value) -> T,
     all: fn() -> T,
-) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>) {
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
     let cfg = watcher::Config::default().labels(selector);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
@@ -46,7 +49,8 @@ pub fn watch<T: Send + 'static>(
                     continue;
                 }
                 Ok(watcher::Event::InitDone) => {
-                    *objects.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut buffer);
+                    *objects.lock().unwrap_or_else(|p| p.into_inner()) =
+                        std::mem::take(&mut buffer);
                     if let Some(r) = ready.take() {
                         let _ = r.send(());
                     }
@@ -55,7 +59,10 @@ pub fn watch<T: Send + 'static>(
                 Ok(watcher::Event::Apply(o)) => {
                     let (n, v) = entry(o);
                     let t = key(&v);
-                    objects.lock().unwrap_or_else(|p| p.into_inner()).insert(n, v);
+                    objects
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(n, v);
                     t
                 }
                 Ok(watcher::Event::Delete(o)) => {

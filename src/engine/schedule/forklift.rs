@@ -27,14 +27,16 @@ fn holds_back(fleet: &Fleet, i: usize, kind: &Command) -> bool {
     }
     match kind {
         Command::SetCutover => d.phase.step == Step::Precopy,
-        _ => matches!(
-            d.phase.step,
-            Step::Pending | Step::Preflight | Step::NetworkReady | Step::CutoverGate
-        ) && fleet.vms[i]
-            .cluster
-            .forklift
-            .as_ref()
-            .is_none_or(|f| f.migration.is_none()),
+        _ => {
+            matches!(
+                d.phase.step,
+                Step::Pending | Step::Preflight | Step::NetworkReady | Step::CutoverGate
+            ) && fleet.vms[i]
+                .cluster
+                .forklift
+                .as_ref()
+                .is_none_or(|f| f.migration.is_none())
+        }
     }
 }
 
