@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 pub fn forklift_made(l: &Option<BTreeMap<String, String>>, plan: &Plan, vm: &Vm) -> bool {
     fk::plan_groups(plan)
         .iter()
-        .filter(|g| g.vms.iter().any(|v| *v == vm.name.value))
+        .filter(|g| g.vms.contains(&vm.name.value))
         .any(|g| made_for(l, plan.meta.namespace.as_str(), &g.name))
 }
 
@@ -147,7 +147,9 @@ impl Ops {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let refs = self.plan_refs(&plan, &[vm.name.value.clone()]).await?;
+                let refs = self
+                    .plan_refs(&plan, std::slice::from_ref(&vm.name.value))
+                    .await?;
                 for (id, name) in refs {
                     if !cancel.iter().any(|c| c["id"] == id.as_str()) {
                         cancel.push(json!({ "id": id, "name": name }));
