@@ -518,6 +518,8 @@ impl Fleet {
             return;
         }
         self.vms[i].import_slot = on;
+        // Its decision reads the slot (a released one too): decide it again.
+        self.rec.mark(i);
         let w = self.rec.wave_of[i];
         if on {
             self.rec.imports_held[w] += 1;
@@ -533,6 +535,7 @@ impl Fleet {
             return;
         }
         self.vms[i].cutover_slot = on;
+        self.rec.mark(i);
         let w = self.rec.wave_of[i];
         if on {
             self.rec.cutovers_held[w] += 1;
@@ -566,7 +569,9 @@ impl Fleet {
         let gated = |s: Step| s.before_cutover() || s == Step::CutoverGate;
         windowed
             && r.last.as_ref().is_none_or(|p| {
-                (r.preflight == Gate::Passed && gated(p.step))
+                // Forklift's decide reads the window at Precopy from what Forklift shows,
+                // whatever this run's preflight says.
+                ((r.preflight == Gate::Passed || r.ctx.forklift) && gated(p.step))
                     || (matches!(p.step, Step::NetworkReady | Step::Precopy)
                         && matches!(p.status, Status::Waiting(_)))
             })

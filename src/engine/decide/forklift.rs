@@ -225,7 +225,7 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control, fk: &ForkliftObs) -> 
                 )
             };
             d.wants_cutover_slot = !ctl.paused;
-            return gated(ctl, d);
+            return paused_too(ctl, d);
         }
         return decision(Step::Importing, Status::Active, vec![]);
     }
@@ -258,9 +258,21 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control, fk: &ForkliftObs) -> 
             )
         };
         d.wants_cutover_slot = !ctl.paused;
-        return gated(ctl, d);
+        return paused_too(ctl, d);
     }
     preflight_steps(obs, ctl)
+}
+
+/// Paused: no new Migration or cutover, and a VM waiting for its slot shows `Paused` too
+/// (as with CDI: the same answer with or without the slot it gives up).
+fn paused_too(ctl: Control, d: Decision) -> Decision {
+    let mut d = gated(ctl, d);
+    if ctl.paused && !matches!(d.phase.status, Status::Failed(_)) {
+        d.phase.status = Status::Paused;
+        d.commands.clear();
+        d.wants_cutover_slot = false;
+    }
+    d
 }
 
 /// Why the cutover may not start yet: the window, then the `after` dependencies.
