@@ -290,3 +290,182 @@ fn gate_wait(obs: &Observed) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::warm::WarmCtx;
+    use super::super::{decide as decide_vm, IpGuard};
+    use super::*;
+
+    fn ctx(warm: bool) -> VmContext {
+        VmContext {
+            disk_bytes: vec![10],
+            power_off_by_api: true,
+            has_checks: true,
+            import_restart_limit: 3,
+            guest_agent: false,
+            warm: warm.then(|| WarmCtx {
+                prefix: "wavelift-p-a".into(),
+                enable_cbt: false,
+            }),
+            forklift: true,
+        }
+    }
+
+    fn ready() -> Observed {
+        Observed {
+            preflight: Gate::Passed,
+            networks_ready: true,
+            deps_verified: true,
+            forklift: Some(ForkliftObs::default()),
+            ..Observed::default()
+        }
+    }
+
+    fn running(step: &str, outcome: Option<Outcome>) -> Observed {
+        Observed {
+            forklift: Some(ForkliftObs {
+                migration: Some(MigrationObs {
+                    name: "p-w1-1-m1".into(),
+                    attempt: 1,
+                    ..MigrationObs::default()
+                }),
+                vm: Some(VmObs {
+                    step: step.into(),
+                    progress: Some(0.5),
+                    outcome,
+                    error: (outcome == Some(Outcome::Failed))
+                        .then(|| "ImageConversion: virt-v2v failed".into()),
+                    source_off: true,
+                    ..VmObs::default()
+                }),
+            }),
+            ..ready()
+        }
+    }
+
+    fn run(warm: bool, o: &Observed) -> Decision {
+        decide_vm(&ctx(warm), o, Control::default())
+    }
+
+    #[test]
+    fn cold_asks_for_its_migration_only_once_its_cutover_may_start() {
+        let waiting = Observed {
+            deps_verified: false,
+            deps_pending: vec!["db".into()],
+            ..ready()
+        };
+        let d = run(false, &waiting);
+        assert_eq!(d.phase.step, Step::NetworkReady);
+        assert!(d.commands.is_empty() && !d.wants_cutover_slot);
+        let d = run(false, &ready());
+        assert!(d.wants_cutover_slot && d.commands.is_empty());
+        let d = run(
+            false,
+            &Observed {
+                cutover_slot: true,
+                ..ready()
+            },
+        );
+        assert_eq!(d.commands, vec![Command::StartMigration]);
+    }
+
+    #[test]
+    fn warm_starts_at_once_and_asks_for_the_cutover_when_it_may() {
+        assert_eq!(run(true, &ready()).commands, vec![Command::StartMigration]);
+        let precopy = running("DiskTransfer", None);
+        let d = run(true, &precopy);
+        assert_eq!(d.phase.step, Step::Precopy);
+        assert!(d.wants_cutover_slot && d.commands.is_empty());
+        let d = run(
+            true,
+            &Observed {
+                cutover_slot: true,
+                ..precopy
+            },
+        );
+        assert_eq!(d.commands, vec![Command::SetCutover]);
+        assert_eq!(d.phase.backend_step.as_deref(), Some("DiskTransfer"));
+    }
+
+    #[test]
+    fn forklift_progress_and_failure_are_the_vms() {
+        let d = run(false, &running("DiskTransferV2v", None));
+        assert_eq!(
+            (d.phase.step, d.phase.progress),
+            (Step::Importing, Some(0.5))
+        );
+        let d = run(false, &running("ImageConversion", Some(Outcome::Failed)));
+        assert_eq!(
+            d.phase.status,
+            Status::Failed("Forklift: ImageConversion: virt-v2v failed".into())
+        );
+        let retry = Observed {
+            forklift_retry: true,
+            ..running("ImageConversion", Some(Outcome::Failed))
+        };
+        assert_eq!(run(false, &retry).commands, vec![Command::StartMigration]);
+    }
+
+    #[test]
+    fn a_migrated_vm_is_adopted_guarded_then_started() {
+        let done = Observed {
+            vm_started: Some(false),
+            ..running("VirtualMachineCreation", Some(Outcome::Succeeded))
+        };
+        assert_eq!(run(false, &done).commands, vec![Command::AdoptVm]);
+        let adopted = Observed {
+            vm_labelled: true,
+            source_power: Power::Off,
+            ..done
+        };
+        assert_eq!(
+            run(false, &adopted).commands,
+            vec![Command::ProbeOriginalIp]
+        );
+        let silent = Observed {
+            ip_guard: IpGuard::Silent,
+            ..adopted
+        };
+        assert_eq!(run(false, &silent).commands, vec![Command::StartVm]);
+    }
+
+    #[test]
+    fn cancel_and_rollback_map_onto_forklift() {
+        let cancel = Control {
+            cancel: true,
+            ..Control::default()
+        };
+        let d = decide_vm(&ctx(false), &running("DiskTransferV2v", None), cancel);
+        assert_eq!(
+            d.commands,
+            vec![Command::CancelInForklift {
+                migration: "p-w1-1-m1".into()
+            }]
+        );
+        assert_eq!(
+            decide_vm(&ctx(false), &ready(), cancel).phase.step,
+            Step::Cancelled
+        );
+        let rb = Control {
+            rollback: true,
+            ..Control::default()
+        };
+        let created = Observed {
+            vm_started: Some(true),
+            ..running("VirtualMachineCreation", Some(Outcome::Succeeded))
+        };
+        assert_eq!(
+            decide_vm(&ctx(false), &created, rb).commands,
+            vec![Command::DeleteVm]
+        );
+        let gone = Observed {
+            source_power: Power::Off,
+            ..ready()
+        };
+        assert_eq!(
+            decide_vm(&ctx(false), &gone, rb).commands,
+            vec![Command::PowerOnSource]
+        );
+    }
+}
