@@ -4,9 +4,10 @@
 //! validation (Ready, or Critical conditions named), refuses a Forklift whose Plan CRD lacks
 //! `targetPowerState`, and persists nothing under `--dry-run`.
 //!
-//! Not here yet (the engine does not drive Forklift Migrations; see the README, "Backends:
-//! CDI or Forklift"): a wave end to end, cancel, retry, resume, the Windows guest on both
-//! backends.
+//! The engine driving Forklift: a wave end to end to Verified with checks, cancel of one VM,
+//! retry after a conversion failure, resume mid-Migration, the Windows guest on both
+//! backends, `plans/forklift-estate.toml` rehearsed, and (ignored: a measurement) the API
+//! requests per VM of a 40-VM wave.
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use std::collections::{BTreeSet, HashMap};
