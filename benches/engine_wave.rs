@@ -199,6 +199,7 @@ fn one(n: usize) {
             // The bench plan has no windows (see the module doc).
             window_clock: None,
             ignore_window: false,
+            forklift_source: None,
         });
         // `WAVELIFT_BENCH_EVENTS=FILE`: the run's events as JSON lines (to see where time
         // went); otherwise they are drained.

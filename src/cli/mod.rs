@@ -60,22 +60,6 @@ pub(crate) fn load_valid_plan(
     }
 }
 
-/// `backend = "forklift"` is not driven by the engine yet (objects, `plan check` rules and
-/// the Forklift preflight exist; Migrations, progress and controls do not): a run or TUI
-/// session is refused by name rather than silently importing through CDI.
-pub(crate) fn refuse_unfinished_backend(
-    plan: &crate::plan::Plan,
-    file: &str,
-) -> Result<(), ExitCode> {
-    if plan.meta.backend.value == crate::plan::Backend::Forklift {
-        eprintln!(
-            "error: {file}: `backend = \"forklift\"` is not runnable yet: wavelift writes and validates the Forklift objects (see README, \"Backends: CDI or Forklift\") but does not drive Forklift Migrations; nothing was sent to a cluster. Use `backend = \"cdi\"` to run this plan."
-        );
-        return Err(ExitCode::from(EXIT_INVALID));
-    }
-    Ok(())
-}
-
 /// The tokio runtime a command runs on (an error here is the machine's, reported as exit 2).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Runtime::new().map_err(|e| {

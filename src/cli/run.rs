@@ -22,9 +22,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if let Err(code) = super::refuse_unfinished_backend(&plan, &file) {
-        return code;
-    }
     if let Some(w) = &args.wave {
         if plan.wave(w).is_none() {
             eprintln!("error: no wave `{w}` in {}", file);
@@ -130,6 +127,7 @@ async fn drive_engine(
         plan: plan.clone(),
         client: conn.client.clone(),
         source: conn.source.clone(),
+        forklift_source: conn.forklift_source.clone(),
         prober: conn.prober.clone(),
         dry_run: args.target.dry_run,
         only_vms: args.vms.iter().cloned().collect(),
@@ -315,6 +313,7 @@ fn render_text(ev: &EngineEvent, tty: bool) -> Option<String> {
             status,
             progress,
             message,
+            ..
         } => {
             let bar = match (step, progress, tty) {
                 (Step::Importing, Some(p), true) => {

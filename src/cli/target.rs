@@ -3,6 +3,7 @@
 
 use crate::checks::probe::{Prober, RealProber, SimProber};
 use crate::cluster::client::{choose_target, connect, is_sim, Mode, Target};
+use crate::cluster::forklift::SourceConn;
 use crate::engine::WindowClock;
 use crate::plan::{Plan, PowerOff, SourceKind};
 use crate::sim::controllers::rehearsal::Rehearsal;
@@ -28,6 +29,28 @@ pub struct Connected {
     /// The rehearsal world's clock, which change windows are judged by (`None`: a real
     /// cluster, the wall clock).
     pub window_clock: Option<WindowClock>,
+    /// The Forklift backend: the credentials and vCenter endpoint for Forklift's source
+    /// Provider (`None`: CDI, or `forklift_provider` names an existing Provider).
+    pub forklift_source: Option<(Credentials, SourceConn)>,
+}
+
+/// The rehearsal's vCenter as Forklift's source Provider sees it: the sim's own address
+/// (`https://<addr>/sdk`; its certificate is a fixture the simulated Forklift only checks
+/// is there).
+fn sim_forklift(plan: &Plan, addr: &str, creds: &Credentials) -> Option<(Credentials, SourceConn)> {
+    (plan.meta.backend.value == crate::plan::Backend::Forklift
+        && plan.meta.forklift_provider.is_none())
+    .then(|| {
+        (
+            creds.clone(),
+            SourceConn {
+                url: format!("https://{addr}/sdk"),
+                ca_pem: crate::cluster::forklift::pem(
+                    b"rehearsal: the simulated vCenter has no certificate",
+                ),
+            },
+        )
+    })
 }
 
 /// [`connect_for`] for a command: a failure is printed and becomes exit code 2 (nothing
@@ -82,6 +105,7 @@ pub async fn connect_for(
                 user: "sim-user".into(),
                 password: Secret::new("sim-password"),
             };
+            let forklift_source = sim_forklift(plan, &r.sim.addr.to_string(), &creds);
             let source: Arc<dyn SourceOps> = Arc::new(
                 VsphereClient::new(&r.world_url, None, creds)?
                     .with_task_poll(sim_task_poll(r.controllers.world.speed())),
@@ -99,6 +123,7 @@ pub async fn connect_for(
                 sim_kubeconfig,
                 _rehearsal: Some(r),
                 window_clock,
+                forklift_source,
             })
         }
         Target::Context(ctx) => {
@@ -113,6 +138,14 @@ pub async fn connect_for(
                     .map(|(start_ms, speed)| WindowClock { start_ms, speed })
                     .ok();
                 let poll = sim_task_poll(window_clock.map_or(1.0, |c| c.speed));
+                let addr = conn
+                    .url
+                    .split("://")
+                    .last()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_string();
+                let forklift_source = sim_forklift(plan, &addr, &creds);
                 let source: Arc<dyn SourceOps> =
                     Arc::new(VsphereClient::new(&conn.url, None, creds)?.with_task_poll(poll));
                 return Ok(Connected {
@@ -128,9 +161,11 @@ pub async fn connect_for(
                     sim_kubeconfig: std::env::var_os("KUBECONFIG").map(Into::into),
                     _rehearsal: None,
                     window_clock,
+                    forklift_source,
                 });
             }
             let source = vsphere_source(plan, &conn.client).await?;
+            let forklift_source = real_forklift(plan, &conn.client).await?;
             Ok(Connected {
                 client: conn.client,
                 source,
@@ -140,6 +175,7 @@ pub async fn connect_for(
                 sim_kubeconfig: None,
                 _rehearsal: None,
                 window_clock: None,
+                forklift_source,
             })
         }
     }
@@ -167,6 +203,55 @@ async fn sim_credentials(plan: &Plan, client: &kube::Client) -> Credentials {
         }
         Err(_) => fallback,
     }
+}
+
+/// The Forklift backend on a real cluster: vCenter's credentials (environment, else the
+/// plan's credentials Secret) and its certificate, fetched over a connection pinned by the
+/// plan's `thumbprint`, for the source Provider wavelift writes.
+async fn real_forklift(
+    plan: &Plan,
+    client: &kube::Client,
+) -> anyhow::Result<Option<(Credentials, SourceConn)>> {
+    if plan.meta.backend.value != crate::plan::Backend::Forklift
+        || plan.meta.forklift_provider.is_some()
+    {
+        return Ok(None);
+    }
+    let (Some(url), Some(thumb)) = (&plan.source.url, &plan.source.thumbprint) else {
+        anyhow::bail!("backend = \"forklift\" without `forklift_provider` needs [source] url and thumbprint for Forklift's source Provider");
+    };
+    let creds = vsphere_credentials(plan, client).await?;
+    let conn = crate::engine::forklift_preflight::source_conn(url.as_str(), thumb.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Some((creds, conn)))
+}
+
+/// vCenter's credentials: the environment, else the plan's credentials Secret.
+async fn vsphere_credentials(plan: &Plan, client: &kube::Client) -> anyhow::Result<Credentials> {
+    if let Some(c) = Credentials::from_env() {
+        return Ok(c);
+    }
+    let Some(name) = &plan.source.credentials_secret else {
+        anyhow::bail!("vCenter credentials: a Secret or WAVELIFT_VSPHERE_USER/PASSWORD");
+    };
+    let api: Api<KSecret> = Api::namespaced(client.clone(), plan.meta.namespace.as_str());
+    let secret = api
+        .get(name.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("Secret {}: {e}", name.value))?;
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    Credentials::from_secret_data(&data).ok_or_else(|| {
+        anyhow::anyhow!(
+            "Secret {} has no accessKeyId/secretKey (or username/password)",
+            name.value
+        )
+    })
 }
 
 /// The vSphere client for `power_off = "vsphere-api"`: credentials from the environment, else

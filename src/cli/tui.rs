@@ -24,9 +24,6 @@ pub fn run(args: TuiArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if let Err(code) = super::refuse_unfinished_backend(&plan, &file) {
-        return code;
-    }
     let blast = match &args.blast {
         None => None,
         Some(p) => match setup::load_blast(p) {
@@ -87,6 +84,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             plan: plan.clone(),
             client: conn.client.clone(),
             source: conn.source.clone(),
+        forklift_source: conn.forklift_source.clone(),
             prober: conn.prober.clone(),
             dry_run: args.target.dry_run,
             only_vms: Default::default(),

@@ -15,6 +15,7 @@
 //! silent), `Waiting` (for a slot or a dependency), or `Paused`; rollback ends in
 //! `RolledBack`.
 
+pub mod forklift;
 pub mod warm;
 
 use crate::cluster::phase::{DvPhase, VmiPhase};
@@ -114,6 +115,8 @@ pub struct Phase {
     pub status: Status,
     /// Import progress 0.0–1.0, weighted by disk size.
     pub progress: Option<f64>,
+    /// The import backend's own step name (Forklift: `DiskTransferV2v`, `ImageConversion`…).
+    pub backend_step: Option<String>,
 }
 
 /// A preflight or check gate.
@@ -229,6 +232,12 @@ pub struct Observed {
     pub outside_window: Option<String>,
     /// Warm migration's view of the source and the stages (unused for cold VMs).
     pub warm: WarmObs,
+    /// The Forklift backend's view of the VM (`None` with CDI).
+    pub forklift: Option<forklift::ForkliftObs>,
+    /// The VirtualMachine carries wavelift's VM label (Forklift creates it without).
+    pub vm_labelled: bool,
+    /// The operator asked to retry a VM Forklift failed or canceled (a new Migration).
+    pub forklift_retry: bool,
 }
 
 /// What the operator asked for this VM.
@@ -256,6 +265,8 @@ pub struct VmContext {
     pub guest_agent: bool,
     /// Warm migration (`None`: cold).
     pub warm: Option<WarmCtx>,
+    /// `[plan] backend = "forklift"`: Forklift copies and converts.
+    pub forklift: bool,
 }
 
 /// An idempotent action for the engine to carry out.
@@ -305,6 +316,32 @@ pub enum Command {
         previous: Vec<String>,
         last: bool,
     },
+    /// Forklift: this VM may start; its Plan's Migration is created once every VM of the
+    /// Plan asks (the scheduler turns it into [`Command::CreateMigration`]).
+    StartMigration,
+    /// Forklift warm: this VM's cutover may start; `spec.cutover` is set once every VM of the
+    /// Plan asks (the scheduler turns it into [`Command::PatchCutover`]).
+    SetCutover,
+    /// Forklift: create Migration `<plan>-m<attempt>` of Forklift Plan `plan`, with `cancel`
+    /// (wavelift VM names not to run) and, for warm Plans, `cutover` now.
+    CreateMigration {
+        plan: String,
+        attempt: u32,
+        cancel: Vec<String>,
+        cutover: bool,
+    },
+    /// Forklift warm: set `spec.cutover` of Migration `migration` to `at_ms` (the window
+    /// clock's now, Unix ms: the rehearsal world's clock in a rehearsal).
+    PatchCutover {
+        migration: String,
+        at_ms: i64,
+    },
+    /// Forklift: add this VM to Migration `migration`'s `spec.cancel`.
+    CancelInForklift {
+        migration: String,
+    },
+    /// Forklift: label the VirtualMachine Forklift created as wavelift's (plan, wave, VM).
+    AdoptVm,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -322,6 +359,7 @@ pub(super) fn phase(step: Step, status: Status) -> Phase {
         step,
         status,
         progress: None,
+        backend_step: None,
     }
 }
 
@@ -368,6 +406,9 @@ pub(super) fn import_progress(ctx: &VmContext, obs: &Observed) -> Option<f64> {
 
 /// Decides one VM's phase and next commands. Pure: same input, same output.
 pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
+    if ctx.forklift {
+        return forklift::decide(ctx, obs, ctl);
+    }
     if ctl.rollback {
         return rollback(obs);
     }
@@ -392,47 +433,9 @@ pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
 
 /// The pipeline proper: the furthest step the cluster shows, and what comes next.
 fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
-    let vmi_failed = obs.vmi_phase == Some(VmiPhase::Failed);
-    let vmi_running = obs.vmi_phase == Some(VmiPhase::Running);
-
     // From the far end of the pipeline back: the furthest state the cluster shows wins.
-    if let Some(started) = obs.vm_started {
-        if vmi_failed {
-            return decision(
-                Step::Booting,
-                Status::Failed("the VirtualMachineInstance failed".into()),
-                vec![],
-            );
-        }
-        if vmi_running {
-            if ctx.guest_agent && !obs.agent_connected {
-                return decision(
-                    Step::Running,
-                    Status::Waiting("guest agent not connected yet".into()),
-                    vec![],
-                );
-            }
-            if !ctx.has_checks {
-                return decision(Step::Verified, Status::Active, vec![]);
-            }
-            return match &obs.checks {
-                Gate::Passed => decision(Step::Verified, Status::Active, vec![]),
-                Gate::Failed(why) => decision(Step::Verifying, Status::Failed(why.clone()), vec![]),
-                Gate::Running => decision(Step::Verifying, Status::Active, vec![]),
-                Gate::NotRun => gated(
-                    ctl,
-                    decision(Step::Verifying, Status::Active, vec![Command::RunChecks]),
-                ),
-            };
-        }
-        if started {
-            return decision(Step::Booting, Status::Active, vec![]);
-        }
-        // Created but not started: the guard must hold in this run before the guest boots.
-        return gated(
-            ctl,
-            cutover_guard(ctx, obs, Step::Created, Command::StartVm),
-        );
+    if obs.vm_started.is_some() {
+        return after_creation(ctx, obs, ctl);
     }
 
     if let Some(why) = obs
@@ -545,6 +548,50 @@ fn pipeline(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
     }
 
     preflight_steps(obs, ctl)
+}
+
+/// The VM exists: boot, guest agent, checks (a VM created but not started waits for the
+/// duplicate-IP guard in this run, then starts).
+pub(super) fn after_creation(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
+    let started = obs.vm_started.unwrap_or(false);
+    let vmi_failed = obs.vmi_phase == Some(VmiPhase::Failed);
+    let vmi_running = obs.vmi_phase == Some(VmiPhase::Running);
+    if vmi_failed {
+        return decision(
+            Step::Booting,
+            Status::Failed("the VirtualMachineInstance failed".into()),
+            vec![],
+        );
+    }
+    if vmi_running {
+        if ctx.guest_agent && !obs.agent_connected {
+            return decision(
+                Step::Running,
+                Status::Waiting("guest agent not connected yet".into()),
+                vec![],
+            );
+        }
+        if !ctx.has_checks {
+            return decision(Step::Verified, Status::Active, vec![]);
+        }
+        return match &obs.checks {
+            Gate::Passed => decision(Step::Verified, Status::Active, vec![]),
+            Gate::Failed(why) => decision(Step::Verifying, Status::Failed(why.clone()), vec![]),
+            Gate::Running => decision(Step::Verifying, Status::Active, vec![]),
+            Gate::NotRun => gated(
+                ctl,
+                decision(Step::Verifying, Status::Active, vec![Command::RunChecks]),
+            ),
+        };
+    }
+    if started {
+        return decision(Step::Booting, Status::Active, vec![]);
+    }
+    // Created but not started: the guard must hold in this run before the guest boots.
+    gated(
+        ctl,
+        cutover_guard(ctx, obs, Step::Created, Command::StartVm),
+    )
 }
 
 /// Before the networks are ready: preflight, then the networks.
@@ -681,6 +728,7 @@ mod tests {
             import_restart_limit: 3,
             guest_agent: true,
             warm: None,
+            forklift: false,
         }
     }
 

@@ -75,6 +75,9 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         progress: Option<f64>,
         message: String,
+        /// The import backend's own step (Forklift: `DiskTransferV2v`, `ImageConversion`…).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        backend_step: Option<String>,
     },
     /// The VMI runs on this node.
     Node { node: String },
@@ -181,6 +184,9 @@ pub enum EngineRequest {
     /// sources run on, untouched); VMs already in their cutover finish it. The next queued
     /// wave does not start. `StartWave` runs the wave again.
     CancelWave(String),
+    /// Cancel one VM: as `CancelWave` for that VM alone; with Forklift, the VM is added to
+    /// its Plan's running Migration's `spec.cancel` (Forklift powers its source back on).
+    CancelVm(String),
     RetryVm(String),
     RollbackVm(String),
     ConfirmPowerOff(String),
@@ -242,6 +248,7 @@ impl EngineEvent {
                 status,
                 progress,
                 message: message.into(),
+                backend_step: None,
             },
         }
     }

@@ -14,6 +14,7 @@ pub(crate) mod decide;
 pub(crate) mod error;
 
 pub(crate) mod events;
+mod forklift_ops;
 pub mod migrate;
 pub(crate) mod ops;
 pub(crate) mod preflight;

@@ -58,16 +58,18 @@ impl Ops {
     ) -> Ops {
         let names: Vec<String> = plan.networks.iter().map(|n| n.name.value.clone()).collect();
         let probes = ClusterProbes::for_plan(plan.clone(), client.clone(), dry_run, events.clone());
+        let mut preflight = Preflight::new(
+            plan.clone(),
+            client.clone(),
+            source.clone(),
+            events.clone(),
+            missing_crds,
+            probes.clone(),
+        );
+        preflight.run_dry = dry_run;
         Ops {
             networks_applied: names.into_iter().map(|n| (n, OnceCell::new())).collect(),
-            preflight: Preflight::new(
-                plan.clone(),
-                client.clone(),
-                source.clone(),
-                events.clone(),
-                missing_crds,
-                probes.clone(),
-            ),
+            preflight,
             probes,
             plan,
             client,
@@ -82,6 +84,17 @@ impl Ops {
 }
 
 impl Ops {
+    /// How Forklift reaches vCenter (the source Provider wavelift writes).
+    pub fn set_forklift_source(
+        &mut self,
+        source: Option<(
+            crate::source::Credentials,
+            crate::cluster::forklift::SourceConn,
+        )>,
+    ) {
+        self.preflight.forklift_source = source;
+    }
+
     /// The run's probe pods (`checks_from = "cluster"`).
     pub(super) fn probes(&self) -> Option<&ClusterProbes> {
         self.probes.as_deref()
@@ -272,7 +285,14 @@ impl Ops {
                     .await
                     .map_err(|e| Error::api(format!("get VirtualMachine {}", vm.name.value), &e))?
                 {
-                    Some(obj) if owned_by(&obj.metadata.labels, &self.plan, vm) => {
+                    Some(obj)
+                        if owned_by(&obj.metadata.labels, &self.plan, vm)
+                            || super::forklift_ops::forklift_made(
+                                &obj.metadata.labels,
+                                &self.plan,
+                                vm,
+                            ) =>
+                    {
                         let dp = if self.dry_run {
                             DeleteParams::default().dry_run()
                         } else {
@@ -324,6 +344,12 @@ impl Ops {
             | Command::RemoveSnapshot { .. }
             | Command::CreateStageVolume { .. }
             | Command::AddCheckpoint { .. } => self.execute_warm(vm, cmd).await,
+            // Per-Plan requests: the scheduler issues the Plan's command instead.
+            Command::StartMigration | Command::SetCutover => Ok(Update::Nothing),
+            Command::CreateMigration { .. }
+            | Command::PatchCutover { .. }
+            | Command::CancelInForklift { .. }
+            | Command::AdoptVm => self.execute_forklift(vm, cmd).await,
         }
     }
 

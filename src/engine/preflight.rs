@@ -168,6 +168,20 @@ pub struct Preflight {
     network_checks: HashMap<String, OnceCell<Result<(), String>>>,
     /// Probe pods (`checks_from = "cluster"`): Pod Security and the per-node L2 proof.
     probes: Option<Arc<ClusterProbes>>,
+    /// The Forklift backend: how Forklift reaches vCenter (`None`: `forklift_provider`
+    /// names an existing Provider, or none is known).
+    pub forklift_source: Option<(
+        crate::source::Credentials,
+        crate::cluster::forklift::SourceConn,
+    )>,
+    /// Per wave: Forklift's preflight of the wave's Plans, once.
+    forklift_reports: HashMap<String, OnceCell<forklift::Report>>,
+    /// The Forklift Plans (empty with CDI).
+    forklift_groups: Vec<crate::cluster::forklift::PlanGroup>,
+    /// How long preflight waits for Forklift's verdicts.
+    pub forklift_timeout: std::time::Duration,
+    /// The run is a server-side dry run (Forklift's Plans are not created).
+    pub run_dry: bool,
 }
 
 impl Preflight {
@@ -179,7 +193,21 @@ impl Preflight {
         missing_crds: Result<Vec<String>, Error>,
         probes: Option<Arc<ClusterProbes>>,
     ) -> Preflight {
+        let forklift = plan.meta.backend.value == crate::plan::Backend::Forklift;
         Preflight {
+            forklift_source: None,
+            forklift_reports: plan
+                .waves
+                .iter()
+                .map(|w| (w.name.value.clone(), OnceCell::new()))
+                .collect(),
+            forklift_groups: if forklift {
+                crate::cluster::forklift::plan_groups(&plan)
+            } else {
+                Vec::new()
+            },
+            forklift_timeout: std::time::Duration::from_secs(120),
+            run_dry: false,
             probes,
             network_checks: plan
                 .networks
@@ -255,7 +283,10 @@ impl Preflight {
                 None => {}
             },
         }
-        if let Some(ctx) = super::decide::warm::ctx_for(&self.plan, vm) {
+        // With Forklift, its own Plan validation checks CBT and snapshots.
+        if let Some(ctx) =
+            super::decide::warm::ctx_for(&self.plan, vm).filter(|_| !self.is_forklift())
+        {
             problems.extend(self.warm_problems(vm, &ctx).await);
         }
         let classes: BTreeSet<&str> = vm
@@ -298,6 +329,9 @@ impl Preflight {
                 ));
             }
         }
+        if self.is_forklift() && problems.is_empty() {
+            problems.extend(self.forklift_problems(vm).await);
+        }
         if problems.is_empty() {
             self.dry_run(vm, &mut problems).await;
         }
@@ -310,6 +344,62 @@ impl Preflight {
             Gate::Failed(problems.join("; "))
         };
         (gate, power)
+    }
+
+    fn is_forklift(&self) -> bool {
+        self.plan.meta.backend.value == crate::plan::Backend::Forklift
+    }
+
+    /// The Forklift backend: Forklift's preflight of the VM's wave (once per wave: CRD
+    /// schemas, Providers and maps Ready, the wave's Plans created without a Migration and
+    /// validated by Forklift), the problems of the VM's Plan by name.
+    async fn forklift_problems(&self, vm: &Vm) -> Vec<String> {
+        let Some(cell) = self.forklift_reports.get(vm.wave.as_str()) else {
+            return vec![];
+        };
+        let report = cell
+            .get_or_init(|| async {
+                let mut ids = HashMap::new();
+                let mut missing = Vec::new();
+                if let Some(src) = &self.source {
+                    for v in self.plan.vms_in_wave(vm.wave.as_str()) {
+                        let uuid = v.source_id.as_ref().map(|u| u.value.to_string());
+                        match src.vm_id(v.name.as_str(), uuid.as_deref()).await {
+                            Ok(id) => {
+                                ids.insert(v.name.value.clone(), id);
+                            }
+                            Err(e) => missing.push(format!("source VM {}: {e}", v.name.value)),
+                        }
+                    }
+                } else {
+                    missing.push("the Forklift backend needs the vSphere API to read each VM's managed object id (credentials for vCenter)".into());
+                }
+                if !missing.is_empty() {
+                    return forklift::Report {
+                        global: missing,
+                        ..Default::default()
+                    };
+                }
+                let source = self.forklift_source.as_ref().map(|(c, s)| (c, s));
+                let r = forklift::preflight_wave(
+                    &self.client,
+                    &self.plan,
+                    Some(vm.wave.as_str()),
+                    source,
+                    &ids,
+                    self.run_dry,
+                    self.forklift_timeout,
+                )
+                .await;
+                for n in &r.notes {
+                    self.events
+                        .log(LogLevel::Warn, format!("preflight: {n}"))
+                        .await;
+                }
+                r
+            })
+            .await;
+        report.problems_of(&self.forklift_groups, vm.name.as_str())
     }
 
     /// `checks_from = "cluster"`: probe pods are allowed (Pod Security), and each of the
@@ -352,6 +442,10 @@ impl Preflight {
                     problems.push(why);
                 }
             }
+        }
+        if self.is_forklift() {
+            // Forklift creates the DataVolumes and the VirtualMachine.
+            return;
         }
         let dvs: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
         for dv in build::data_volumes(&self.plan, vm) {
@@ -444,7 +538,7 @@ impl Preflight {
             Ok(Some(s)) => {
                 // CDI's importer reads only these two keys (containerized-data-importer
                 // `pkg/controller/import-controller.go`, `makeImporterPodSpec`).
-                if self.plan.source.kind == SourceKind::Vsphere {
+                if self.plan.source.kind == SourceKind::Vsphere && !self.is_forklift() {
                     let data = s.data.unwrap_or_default();
                     let string_data = s.string_data.unwrap_or_default();
                     let missing: Vec<&str> = ["accessKeyId", "secretKey"]
@@ -470,6 +564,7 @@ impl Preflight {
     async fn vddk_image(&self, global: &mut Vec<String>, warnings: &mut Vec<String>) {
         if self.plan.source.kind != SourceKind::Vsphere
             || self.plan.source.vddk_init_image.is_some()
+            || self.is_forklift()
         {
             return;
         }

@@ -40,6 +40,8 @@ use tokio::sync::mpsc;
 
 pub use super::schedule::RunSummary;
 
+mod forklift_view;
+
 /// How a run is driven.
 pub struct EngineConfig {
     pub plan: Arc<Plan>,
@@ -67,6 +69,12 @@ pub struct EngineConfig {
     pub window_clock: Option<WindowClock>,
     /// Start cutovers outside their window (an operator's override).
     pub ignore_window: bool,
+    /// The Forklift backend: the credentials and vCenter endpoint Forklift's source
+    /// Provider gets (`None`: `forklift_provider` names an existing one).
+    pub forklift_source: Option<(
+        crate::source::Credentials,
+        crate::cluster::forklift::SourceConn,
+    )>,
 }
 
 /// The default guest-agent timeout.
@@ -87,6 +95,15 @@ struct Stores {
     /// PVCs (names and CDI's checkpoint annotations), watched only when the plan has warm
     /// VMs: CDI marks a copied stage on the PVC.
     pvcs: Option<Store<PersistentVolumeClaim>>,
+    /// The Forklift backend: its Plans and Migrations, and the Plan of each VM.
+    forklift: Option<ForkliftStores>,
+}
+
+struct ForkliftStores {
+    plans: forklift_view::Objects,
+    migrations: forklift_view::Objects,
+    groups: Vec<crate::cluster::forklift::PlanGroup>,
+    group_of: Vec<Option<usize>>,
 }
 
 /// Starts the engine; returns the front end's handle and the run's join handle.
@@ -202,6 +219,17 @@ fn views_by_name(plan: &Plan) -> std::collections::HashMap<String, Vec<usize>> {
             }
         }
     }
+    // A Forklift Plan (and its Migrations) by the Plan's name: every VM of the Plan.
+    if plan.meta.backend.value == crate::plan::Backend::Forklift {
+        for g in crate::cluster::forklift::plan_groups(plan) {
+            let e = by.entry(g.name.clone()).or_default();
+            e.extend(
+                g.vms
+                    .iter()
+                    .filter_map(|n| plan.vms.iter().position(|v| *v.name == *n)),
+            );
+        }
+    }
     by
 }
 
@@ -209,11 +237,23 @@ fn views_by_name(plan: &Plan) -> std::collections::HashMap<String, Vec<usize>> {
 /// cluster as it is.
 async fn watch_all(
     client: &Client,
-    ns: &str,
+    plan: &Plan,
     selector: &str,
     changed: mpsc::UnboundedSender<Touched>,
     warm: bool,
 ) -> anyhow::Result<(Stores, Vec<tokio::task::JoinHandle<()>>)> {
+    let ns = plan.meta.namespace.as_str();
+    let forklift = plan.meta.backend.value == crate::plan::Backend::Forklift;
+    // Forklift creates the VirtualMachines with its own labels (wavelift's are only in
+    // their template until wavelift adopts them): every Forklift VM of the namespace.
+    let vm_selector = if forklift {
+        format!(
+            "{}={ns}",
+            crate::cluster::forklift_types::labels::PLAN_NAMESPACE
+        )
+    } else {
+        selector.to_string()
+    };
     // The engine reads: DataVolume status; VM runStrategy; VMI status; NAD and migration
     // names and status. Everything else is dropped before it is stored.
     let (dvs, t1) = watch_into(
@@ -228,7 +268,7 @@ async fn watch_all(
     );
     let (vms, t2) = watch_into(
         Api::<VirtualMachine>::namespaced(client.clone(), ns),
-        selector,
+        &vm_selector,
         changed.clone(),
         |vm| vm.spec.template = serde_json::Value::Null,
         named,
@@ -248,6 +288,7 @@ async fn watch_all(
         named,
     );
     let changed_pvcs = changed.clone();
+    let changed_fk = changed.clone();
     let (migs, t5) = watch_into(
         Api::<VirtualMachineInstanceMigration>::namespaced(client.clone(), ns),
         selector,
@@ -274,6 +315,45 @@ async fn watch_all(
     } else {
         None
     };
+    let mut fk_ready = Vec::new();
+    let forklift = if forklift {
+        let plans = forklift_view::Objects::default();
+        let migrations = forklift_view::Objects::default();
+        for (kind, objects) in [("Plan", plans.clone()), ("Migration", migrations.clone())] {
+            let (t, ready) = forklift_view::watch(
+                Api::namespaced_with(
+                    client.clone(),
+                    ns,
+                    &super::preflight::forklift::resource(kind),
+                ),
+                selector,
+                objects,
+                changed_fk.clone(),
+                |v| Touched::Named(forklift_view::plan_of(v)),
+                || Touched::All,
+            );
+            tasks.push(t);
+            fk_ready.push(ready);
+        }
+        let groups = crate::cluster::forklift::plan_groups(plan);
+        let group_of = plan
+            .vms
+            .iter()
+            .map(|v| {
+                groups
+                    .iter()
+                    .position(|g| g.vms.iter().any(|n| *n == *v.name))
+            })
+            .collect();
+        Some(ForkliftStores {
+            plans,
+            migrations,
+            groups,
+            group_of,
+        })
+    } else {
+        None
+    };
     let stores = Stores {
         dvs,
         vms,
@@ -281,6 +361,7 @@ async fn watch_all(
         nads,
         migs,
         pvcs,
+        forklift,
     };
     let ready = async {
         let _ = stores.dvs.wait_until_ready().await;
@@ -290,6 +371,9 @@ async fn watch_all(
         let _ = stores.migs.wait_until_ready().await;
         if let Some(p) = &stores.pvcs {
             let _ = p.wait_until_ready().await;
+        }
+        for r in fk_ready {
+            let _ = r.await;
         }
     };
     if tokio::time::timeout(Duration::from_secs(30), ready)
@@ -307,17 +391,18 @@ async fn run(
     mut requests: mpsc::Receiver<EngineRequest>,
 ) -> anyhow::Result<RunSummary> {
     let plan = cfg.plan.clone();
-    let ns = plan.meta.namespace.value.clone();
     let (changed_tx, mut changed_rx) = mpsc::unbounded_channel::<Touched>();
     let c = &cfg.client;
     let (stores, watch_tasks) = watch_all(
         c,
-        &ns,
+        &plan,
         &labels::plan_selector(plan.meta.name.as_str()),
         changed_tx,
-        plan.vms
-            .iter()
-            .any(|v| plan.migration_of(v) == crate::plan::Migration::Warm),
+        plan.meta.backend.value != crate::plan::Backend::Forklift
+            && plan
+                .vms
+                .iter()
+                .any(|v| plan.migration_of(v) == crate::plan::Migration::Warm),
     )
     .await?;
     let emit = Emitter::new(events.clone());
@@ -344,6 +429,7 @@ async fn run(
         missing_crds,
         Some(stores.vmis.clone()),
     );
+    ops.set_forklift_source(cfg.forklift_source.clone());
     // The rehearsal world's clock runs faster; its source VMs shut down on that clock.
     ops.source_speed = cfg.window_clock.map_or(1.0, |c| c.speed);
     let ops = Arc::new(ops);
@@ -661,20 +747,50 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
                 .get(&ObjectRef::new(n.network.as_str()).within(ns))
                 .is_some()
         });
-    let vm_started = st
+    let vm_obj = st
         .vms
         .get(&ObjectRef::new(vm.name.as_str()).within(ns))
-        .map(|v| {
-            matches!(
-                v.spec.run_strategy.as_deref(),
-                Some("Always") | Some("RerunOnFailure") | Some("Once")
-            )
+        // The Forklift backend watches every Forklift VM of the namespace: only this VM's
+        // Plan's (or one wavelift labelled for it) is this VM.
+        .filter(|v| {
+            st.forklift.is_none()
+                || v.metadata.labels.as_ref().is_some_and(|l| {
+                    l.get(labels::PLAN).map(String::as_str) == Some(plan.meta.name.as_str())
+                        && l.get(labels::VM).map(String::as_str) == Some(vm.name.as_str())
+                })
+                || st.forklift.as_ref().is_some_and(|f| {
+                    f.group_of.get(i).copied().flatten().is_some_and(|g| {
+                        super::forklift_ops::made_for(&v.metadata.labels, ns, &f.groups[g].name)
+                    })
+                })
         });
+    let vm_labelled = vm_obj.as_ref().is_some_and(|v| {
+        v.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get(labels::VM).map(String::as_str) == Some(vm.name.as_str()))
+    });
+    let vm_started = vm_obj.map(|v| {
+        matches!(
+            v.spec.run_strategy.as_deref(),
+            Some("Always") | Some("RerunOnFailure") | Some("Once")
+        )
+    });
+    let forklift = st.forklift.as_ref().and_then(|f| {
+        let g = f.group_of.get(i).copied().flatten()?;
+        Some(forklift_view::view(
+            &f.groups[g],
+            vm.name.as_str(),
+            plan.migration_of(vm) == crate::plan::Migration::Warm,
+            &f.plans,
+            &f.migrations,
+        ))
+    });
     let vmi_status = st
         .vmis
         .get(&ObjectRef::new(vm.name.as_str()).within(ns))
         .and_then(|v| v.status.clone());
-    let stages = if super::decide::warm::ctx_for(plan, vm).is_some() {
+    let stages = if super::decide::warm::ctx_for(plan, vm).is_some() && st.forklift.is_none() {
         (0..vm.disks.len())
             .map(|d| stages(st, ns, &labels::data_volume_name(vm.name.as_str(), d)))
             .collect()
@@ -693,5 +809,7 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
         }),
         node: vmi_status.as_ref().and_then(|s| s.node_name.clone()),
         vmi_phase: vmi_status.and_then(|s| s.phase),
+        forklift,
+        vm_labelled,
     }
 }

@@ -19,6 +19,7 @@
 //! - one classification of a VM's end state ([`EndState`]) for `wave-done` and the run
 //!   summary.
 
+use super::decide::forklift::ForkliftObs;
 use super::decide::warm::{DiskStages, WarmObs, WarmSource};
 use super::decide::{
     decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,
@@ -112,6 +113,11 @@ pub struct ClusterView {
     /// Warm VMs: each planned disk's multi-stage import (DataVolume checkpoints, PVC
     /// annotations, recorded change IDs).
     pub stages: Vec<DiskStages>,
+    /// The Forklift backend: the VM's Plan's latest Migration and its entry in
+    /// `Plan.status.migration.vms[]`.
+    pub forklift: Option<ForkliftObs>,
+    /// The VirtualMachine carries wavelift's VM label.
+    pub vm_labelled: bool,
 }
 
 /// One live migration as the cluster shows it.
@@ -308,6 +314,9 @@ struct VmRun {
     last_round: Option<Duration>,
     /// Warm: the bytes its final stage copied, as vCenter's changed areas say.
     final_delta_bytes: Option<u64>,
+    /// Forklift: the operator retried the VM when its Plan's latest Migration was this
+    /// attempt (a new Migration is due until a later one shows).
+    forklift_retry: Option<u32>,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -337,11 +346,66 @@ pub struct Fleet {
     rec: reconcile::Reconcile,
     /// Concurrent disk transfers per ESXi host and datastore (the VMs holding import slots).
     load: SourceLoad,
+    /// The Forklift backend's Plans (empty with CDI).
+    fk: ForkliftPlans,
+}
+
+/// The Forklift Plans of a `backend = "forklift"` plan: one Migration per Plan, created when
+/// every VM of the Plan may start (the per-Plan gate in [`forklift_gates`]).
+#[derive(Debug, Default)]
+struct ForkliftPlans {
+    groups: Vec<crate::cluster::forklift::PlanGroup>,
+    /// Plan indices of each group's VMs, in plan order.
+    members: Vec<Vec<usize>>,
+    /// Each VM's group.
+    group_of: Vec<Option<usize>>,
+    /// The highest Migration attempt this run created per group.
+    issued: Vec<u32>,
+    /// Migrations whose cutover this run set.
+    cutovers: HashSet<String>,
+}
+
+impl ForkliftPlans {
+    fn new(plan: &Plan) -> ForkliftPlans {
+        if plan.meta.backend.value != crate::plan::Backend::Forklift {
+            return ForkliftPlans {
+                group_of: vec![None; plan.vms.len()],
+                ..Default::default()
+            };
+        }
+        let groups = crate::cluster::forklift::plan_groups(plan);
+        let index: HashMap<&str, usize> = plan
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name.as_str(), i))
+            .collect();
+        let mut group_of = vec![None; plan.vms.len()];
+        let members: Vec<Vec<usize>> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, pg)| {
+                pg.vms
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .inspect(|&i| group_of[i] = Some(g))
+                    .collect()
+            })
+            .collect();
+        ForkliftPlans {
+            issued: vec![0; groups.len()],
+            groups,
+            members,
+            group_of,
+            cutovers: HashSet::new(),
+        }
+    }
 }
 
 impl Fleet {
     /// The fleet at the start of a run: nothing observed yet, `auto_waves[0]` started.
     pub fn new(plan: Arc<Plan>, settings: Settings) -> Fleet {
+        let plan_for_fk = plan.clone();
         let throughput = Throughput::assuming(plan.import_rate());
         let sources = plan.vms.iter().map(Source::of).collect();
         let index: HashMap<&str, usize> = plan
@@ -366,6 +430,7 @@ impl Fleet {
                     import_restart_limit: plan.defaults.import_restart_limit,
                     guest_agent: plan.guest_of(vm).guest_agent,
                     warm: super::decide::warm::ctx_for(&plan, vm),
+                    forklift: plan.meta.backend.value == crate::plan::Backend::Forklift,
                 },
                 cluster: ClusterView::default(),
                 preflight: Gate::NotRun,
@@ -401,6 +466,7 @@ impl Fleet {
                 round_started: None,
                 last_round: None,
                 final_delta_bytes: None,
+                forklift_retry: None,
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -436,6 +502,7 @@ impl Fleet {
             fits_from: HashMap::new(),
             rec,
             load: SourceLoad::default(),
+            fk: ForkliftPlans::new(&plan_for_fk),
         }
     }
 
@@ -451,6 +518,8 @@ impl Fleet {
             return;
         }
         self.vms[i].import_slot = on;
+        // Its decision reads the slot (a released one too): decide it again.
+        self.rec.mark(i);
         let w = self.rec.wave_of[i];
         if on {
             self.rec.imports_held[w] += 1;
@@ -466,6 +535,7 @@ impl Fleet {
             return;
         }
         self.vms[i].cutover_slot = on;
+        self.rec.mark(i);
         let w = self.rec.wave_of[i];
         if on {
             self.rec.cutovers_held[w] += 1;
@@ -499,7 +569,9 @@ impl Fleet {
         let gated = |s: Step| s.before_cutover() || s == Step::CutoverGate;
         windowed
             && r.last.as_ref().is_none_or(|p| {
-                (r.preflight == Gate::Passed && gated(p.step))
+                // Forklift's decide reads the window at Precopy from what Forklift shows,
+                // whatever this run's preflight says.
+                ((r.preflight == Gate::Passed || r.ctx.forklift) && gated(p.step))
                     || (matches!(p.step, Step::NetworkReady | Step::Precopy)
                         && matches!(p.status, Status::Waiting(_)))
             })
@@ -805,6 +877,7 @@ fn done(
     let update = match result {
         Err(why) => {
             r.failed = Some((step, why));
+            forklift::command_failed(fleet, vm, &cmd);
             return;
         }
         Ok(update) => update,
@@ -989,8 +1062,55 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
                 format!("the change window of wave {w} is overridden by the operator: its cutovers may start outside it"),
             ));
         }
+        EngineRequest::CancelVm(name) => {
+            let Some(i) = find(&name) else { return };
+            let fk = fleet.vms[i].cluster.forklift.as_ref();
+            if let Some(v) = fk
+                .and_then(|f| f.vm.as_ref())
+                .filter(|v| v.outcome == Some(super::decide::forklift::Outcome::Succeeded))
+            {
+                out.events.push(vm_log(
+                    i,
+                    LogLevel::Warn,
+                    format!(
+                        "cancel of {name} refused: Forklift already migrated it (its step {}); its cutover goes on; roll it back instead",
+                        v.step
+                    ),
+                ));
+                return;
+            }
+            let r = &mut fleet.vms[i];
+            r.control.cancel = true;
+            r.control.paused = false;
+            out.events.push(vm_log(
+                i,
+                LogLevel::Warn,
+                format!("cancelling {name}: before its cutover it stops; a cutover in progress finishes"),
+            ));
+        }
         EngineRequest::RetryVm(name) => {
             let Some(i) = find(&name) else { return };
+            if let Some(f) = fleet.vms[i].cluster.forklift.clone() {
+                use super::decide::forklift::Outcome;
+                let outcome = f.vm.as_ref().and_then(|v| v.outcome);
+                if matches!(outcome, Some(Outcome::Failed | Outcome::Canceled)) {
+                    let attempt = f.migration.as_ref().map_or(0, |m| m.attempt);
+                    let r = &mut fleet.vms[i];
+                    r.forklift_retry = Some(attempt);
+                    r.control.cancel = false;
+                    r.failed = None;
+                    r.done.clear();
+                    out.events.push(vm_log(
+                        i,
+                        LogLevel::Info,
+                        format!(
+                            "retrying {name}: a new Forklift Migration (attempt {}) for its Plan, the Plan's other VMs in its spec.cancel",
+                            attempt + 1
+                        ),
+                    ));
+                    return;
+                }
+            }
             let r = &mut fleet.vms[i];
             let failed_importing = matches!(r.failed, Some((Step::Importing, _)))
                 || r.last.as_ref().is_some_and(|p| {
@@ -1018,6 +1138,24 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
         }
         EngineRequest::RollbackVm(name) => {
             let Some(i) = find(&name) else { return };
+            if let Some(v) = fleet.vms[i]
+                .cluster
+                .forklift
+                .as_ref()
+                .filter(|f| f.migration.is_some())
+                .and_then(|f| f.vm.as_ref())
+                .filter(|v| v.outcome.is_none())
+            {
+                out.events.push(vm_log(
+                    i,
+                    LogLevel::Warn,
+                    format!(
+                        "rollback of {name} refused: Forklift is migrating it (step {}) and cannot be rolled back mid-step; cancel it (Forklift powers the source back on), then roll back",
+                        v.step
+                    ),
+                ));
+                return;
+            }
             let r = &mut fleet.vms[i];
             r.control.rollback = true;
             r.failed = None;
@@ -1079,17 +1217,28 @@ fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
                 .as_ref()
                 .is_some_and(|p| p.step == Step::Verified);
             // A dependency in an earlier wave only needs to be running.
-            let running_elsewhere = plan.vms[j].wave != vm.wave
+            let running_elsewhere = plan.vms[j].wave.value != vm.wave.value
                 && fleet.vms[j].cluster.vmi_phase == Some(VmiPhase::Running);
             !(verified || running_elsewhere)
         })
         .map(|&j| plan.vms[j].name.value.clone())
         .collect();
+    // Forklift powers a source off itself (cold: in its Initialize step).
+    let forklift_off = r
+        .cluster
+        .forklift
+        .as_ref()
+        .and_then(|f| f.vm.as_ref())
+        .is_some_and(|v| v.source_off);
     Observed {
         preflight: r.preflight.clone(),
         networks_ready: r.cluster.networks_ready,
         disks: r.cluster.disks.clone(),
-        source_power: r.source_power,
+        source_power: if forklift_off && r.source_power != Power::On {
+            Power::Off
+        } else {
+            r.source_power
+        },
         power_off_confirmed: r.power_off_confirmed,
         power_off_in_flight: r.in_flight.contains(&Command::PowerOffSource),
         ip_guard: r.ip_guard.clone(),
@@ -1104,6 +1253,16 @@ fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
         cutover_slot: r.cutover_slot,
         outside_window: outside_window(fleet, i, fleet.settings.window_clock.at(now.elapsed)),
         warm: warm_obs(fleet, i, now),
+        forklift: r.cluster.forklift.clone(),
+        vm_labelled: r.cluster.vm_labelled,
+        forklift_retry: r.forklift_retry.is_some_and(|a| {
+            a == r
+                .cluster
+                .forklift
+                .as_ref()
+                .and_then(|f| f.migration.as_ref())
+                .map_or(0, |m| m.attempt)
+        }),
     }
 }
 
@@ -1249,6 +1408,7 @@ fn stopped(step: Step, status: Status, progress: Option<f64>) -> Decision {
             step,
             status,
             progress,
+            backend_step: None,
         },
         commands: vec![],
         wants_import_slot: false,
@@ -1262,6 +1422,7 @@ fn decision(fleet: &Fleet, i: usize, now: Now) -> Decision {
     let r = &fleet.vms[i];
     let settings = &fleet.settings;
     let mut d = decide(&r.ctx, &observed(fleet, i, now), r.control);
+    let backend_step = d.phase.backend_step.clone();
     if r.replacing && !r.control.rollback && !r.control.cancel {
         // The old DataVolumes are being deleted; new ones follow once they are gone. The VM
         // keeps its import slot meanwhile.
@@ -1272,6 +1433,9 @@ fn decision(fleet: &Fleet, i: usize, now: Now) -> Decision {
         if !r.control.rollback && !r.control.cancel {
             d = stopped(*step, Status::Failed(why.clone()), d.phase.progress);
         }
+    }
+    if d.phase.backend_step.is_none() {
+        d.phase.backend_step = backend_step;
     }
     if settings.dry_run && r.preflight == Gate::Passed && !r.control.rollback {
         d = stopped(Step::Preflight, Status::Active, None);
@@ -1598,6 +1762,14 @@ fn grant_slots(fleet: &mut Fleet, decided: &BTreeSet<usize>) -> bool {
             fleet.rec.sync_waiting(i, import_slot, cutover_slot);
         }
         let cutovers = fleet.rec.cutovers_held[w];
+        if !fleet.fk.groups.is_empty() {
+            granted |= forklift::grant_cutover_slots(
+                fleet,
+                w,
+                wave.max_parallel_cutovers.saturating_sub(cutovers),
+            );
+            continue;
+        }
         let waiting: Vec<usize> = fleet.rec.cutover_waiters[w]
             .iter()
             .copied()
@@ -1715,6 +1887,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         let moved = r.last.as_ref().is_none_or(|p| {
             p.step != phase.step
                 || p.status != phase.status
+                || p.backend_step != phase.backend_step
                 || progress_moved(p.progress, phase.progress)
         });
         if moved {
@@ -1745,6 +1918,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                     status: phase.status.clone(),
                     progress: phase.progress,
                     message: describe(&phase, dry_run),
+                    backend_step: phase.backend_step.clone(),
                 },
             ));
             if phase.step == Step::Verified && r.downtime_ms.is_none() {
@@ -1804,6 +1978,10 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
         }
         let wave_blocked = blocked.contains(&wave);
         for cmd in d.commands {
+            // Forklift's per-Plan commands: issued for the whole Plan by `forklift_gates`.
+            if matches!(cmd, Command::StartMigration | Command::SetCutover) {
+                continue;
+            }
             // Commands that change nothing may run while the wave waits on preflight.
             let harmless = matches!(
                 cmd,
@@ -1840,6 +2018,7 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
             out.commands.push((i, cmd));
         }
     }
+    forklift_gates(fleet, &decided, &blocked, clock_ms, out);
     for &i in &decided {
         if fleet.is_volatile(i) {
             fleet.rec.volatile.insert(i);
@@ -2030,7 +2209,9 @@ fn describe(p: &Phase, dry_run: bool) -> String {
     }
 }
 
+mod forklift;
 mod reconcile;
+use forklift::forklift_gates;
 
 #[cfg(test)]
 mod prop_tests;

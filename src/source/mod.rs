@@ -129,6 +129,20 @@ pub trait SourceOps: Send + Sync {
     fn warm(&self) -> Option<&dyn WarmOps> {
         None
     }
+    /// The VM's vSphere managed object id (`vm-42`): Forklift Plans name VMs by it.
+    fn vm_id<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, SourceError>> {
+        let _ = (vm, uuid);
+        Box::pin(async {
+            Err(SourceError::Fault {
+                kind: "NotSupported".into(),
+                message: "this source cannot name a VM's managed object id".into(),
+            })
+        })
+    }
 }
 
 /// A snapshot in a source VM's snapshot tree (flattened, tree order).

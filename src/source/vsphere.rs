@@ -434,6 +434,14 @@ impl SourceOps for VsphereClient {
         Some(self)
     }
 
+    fn vm_id<'a>(
+        &'a self,
+        vm: &'a str,
+        uuid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, SourceError>> {
+        Box::pin(self.find_vm(vm, uuid))
+    }
+
     fn power_state<'a>(
         &'a self,
         vm: &'a str,

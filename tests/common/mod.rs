@@ -84,6 +84,23 @@ pub fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
             speed: r.controllers.world.speed(),
         }),
         ignore_window: false,
+        // The Forklift backend: the rehearsal's vCenter as Forklift's source Provider sees it.
+        forklift_source: (plan.meta.backend.value == wavelift::plan::Backend::Forklift
+            && plan.meta.forklift_provider.is_none())
+        .then(|| {
+            (
+                Credentials {
+                    user: "sim-user".into(),
+                    password: Secret::new("sim-password"),
+                },
+                wavelift::cluster::forklift::SourceConn {
+                    url: format!("https://{}/sdk", r.sim.addr),
+                    ca_pem: wavelift::cluster::forklift::pem(
+                        b"rehearsal: the simulated vCenter has no certificate",
+                    ),
+                },
+            )
+        }),
     }
 }
 

@@ -4,12 +4,13 @@
 //! validation (Ready, or Critical conditions named), refuses a Forklift whose Plan CRD lacks
 //! `targetPowerState`, and persists nothing under `--dry-run`.
 //!
-//! Not here yet (the engine does not drive Forklift Migrations; see the README, "Backends:
-//! CDI or Forklift"): a wave end to end, cancel, retry, resume, the Windows guest on both
-//! backends.
+//! The engine driving Forklift: a wave end to end to Verified with checks, cancel of one VM,
+//! retry after a conversion failure, resume mid-Migration, the Windows guest on both
+//! backends, `plans/forklift-estate.toml` rehearsed, and (ignored: a measurement) the API
+//! requests per VM of a 40-VM wave.
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use wavelift::cluster::forklift::{self as fk, SourceConn};
@@ -259,5 +260,434 @@ async fn a_provider_with_wrong_credentials_blocks_by_forklifts_condition() {
         rep.global
     );
     assert!(!rep.validation_ran);
+    r.sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The engine drives Forklift: Migrations per Plan, progress, controls, resume.
+
+use crate::common::{config, run_to_end};
+use wavelift::engine::{EngineEvent, EventKind, Step};
+
+/// The Forklift step names the run's phase events carried.
+fn backend_steps(events: &[EngineEvent], vm: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in events.iter().filter(|e| e.vm == vm) {
+        if let EventKind::Phase {
+            backend_step: Some(s),
+            ..
+        } = &e.kind
+        {
+            if out.last() != Some(s) {
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
+
+fn sped(plan: &Plan) -> Scenario {
+    let mut sc = Scenario::from_plan(plan);
+    sc.speed = 2000.0;
+    sc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forklift_wave_goes_end_to_end_to_verified_with_checks() {
+    let plan = quickstart_forklift("VLAN-210", "");
+    let r = Rehearsal::start(sped(&plan), 0).await.expect("rehearsal");
+    let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(120)).await;
+    assert_eq!(summary.verified.len(), 3, "{summary:?}");
+    // `after` still orders the VMs: each is in a Plan of its own `after` depth, whose
+    // Migration is created only once its dependency is verified.
+    let first = |vm: &str, f: &dyn Fn(&EngineEvent) -> bool| {
+        events
+            .iter()
+            .position(|e| e.vm == vm && f(e))
+            .unwrap_or_else(|| panic!("{vm}: not found"))
+    };
+    let verified = |e: &EngineEvent| {
+        matches!(
+            e.kind,
+            EventKind::Phase {
+                step: Step::Verified,
+                ..
+            }
+        )
+    };
+    let migration_created = |e: &EngineEvent| matches!(&e.kind, EventKind::Mutation { verb, kind, .. } if verb == "create" && kind == "Migration");
+    let trail: Vec<String> = events
+        .iter()
+        .filter(|e| verified(e) || migration_created(e))
+        .map(|e| format!("{} {:?}", e.vm, e.kind))
+        .collect();
+    assert!(
+        first("shop-db-01", &verified) < first("shop-app-01", &migration_created),
+        "{trail:#?}"
+    );
+    assert!(first("shop-app-01", &verified) < first("shop-web-01", &migration_created));
+    // Forklift's own steps reached the phase events (cold: virt-v2v).
+    let steps = backend_steps(&events, "shop-db-01");
+    for s in ["Initialize", "DiskTransferV2v", "VirtualMachineCreation"] {
+        assert!(steps.iter().any(|x| x == s), "{steps:?}");
+    }
+    // Every check passed; wavelift labelled and started the VM Forklift created halted.
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::Check { outcome, .. } if *outcome == wavelift::checks::result::Outcome::Pass)
+    ));
+    for verb in ["label", "start"] {
+        let n = events
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::Mutation { verb: v, .. } if v == verb))
+            .count();
+        assert_eq!(n, 3, "{verb}");
+    }
+    let ns = plan.meta.namespace.as_str();
+    let groups = fk::plan_groups(&plan);
+    assert_eq!(count(&r, ns, "Plan").await, groups.len());
+    assert_eq!(
+        count(&r, ns, "Migration").await,
+        groups.len(),
+        "one Migration per Plan"
+    );
+    r.sim.shutdown().await;
+}
+
+use crate::common::{interact, Reply};
+use wavelift::engine::{EngineRequest, Status};
+use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, PowerState};
+
+/// quickstart on Forklift, edited by `edit` (applied to the plan text first).
+fn forklift_plan(edit: impl Fn(String) -> String) -> Arc<Plan> {
+    let text = edit(std::fs::read_to_string("plans/quickstart.toml").expect("quickstart"))
+        .replacen(
+            "network_model = \"l2\"",
+            "network_model = \"l2\"\nbackend = \"forklift\"",
+            1,
+        )
+        .replacen(
+            "owner = \"netsec\"",
+            "owner = \"netsec\"\nsource_network = \"VLAN-210\"",
+            1,
+        );
+    let checked = wavelift::plan::check_str(&text, "quickstart.toml");
+    let problems: Vec<String> = checked.located().iter().map(|d| d.render_text()).collect();
+    Arc::new(
+        checked
+            .plan
+            .unwrap_or_else(|| panic!("invalid plan: {problems:?}")),
+    )
+}
+
+/// No `after`: shop-db-01 and shop-app-01 share a Forklift Plan (cutover batches of 2),
+/// shop-web-01 has its own.
+fn no_after(t: String) -> String {
+    t.lines()
+        .filter(|l| !l.trim_start().starts_with("after ="))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn phase_of<'e>(e: &'e EngineEvent, vm: &str) -> Option<(&'e Step, &'e Status, Option<&'e str>)> {
+    match &e.kind {
+        EventKind::Phase {
+            step,
+            status,
+            backend_step,
+            ..
+        } if e.vm == vm => Some((step, status, backend_step.as_deref())),
+        _ => None,
+    }
+}
+
+async fn migrations(r: &Rehearsal, ns: &str) -> Vec<serde_json::Value> {
+    let api: Api<DynamicObject> = Api::namespaced_with(r.client(), ns, &pf::resource("Migration"));
+    let mut v: Vec<serde_json::Value> = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|o| serde_json::to_value(o).expect("json"))
+        .collect();
+    v.sort_by_key(|m| {
+        m["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_a_conversion_failure_is_a_new_migration_cancelling_the_plans_other_vms() {
+    let plan = forklift_plan(no_after);
+    let groups = fk::plan_groups(&plan);
+    let shared = groups
+        .iter()
+        .find(|g| g.vms.contains(&"shop-db-01".to_string()))
+        .expect("db's Plan");
+    assert_eq!(shared.vms, vec!["shop-db-01", "shop-app-01"]);
+    let mut sc = sped(&plan);
+    sc.faults.push(Fault {
+        kind: FaultKind::ConversionFailure,
+        vm: "shop-db-01".into(),
+        mode: FaultMode::Once,
+        factor: None,
+    });
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false;
+    let mut failed_why = None;
+    let mut verified = BTreeSet::new();
+    interact(cfg, Duration::from_secs(120), |e| {
+        if let Some((step, status, _)) = phase_of(e, &e.vm) {
+            if *step == Step::Verified {
+                verified.insert(e.vm.clone());
+            }
+            if let Status::Failed(why) = status {
+                assert_eq!(e.vm, "shop-db-01", "{why}");
+                if failed_why.is_none() {
+                    failed_why = Some(why.clone());
+                    return Reply::Send(EngineRequest::RetryVm(e.vm.clone()));
+                }
+            }
+        }
+        if verified.len() == 3 {
+            Reply::Done
+        } else {
+            Reply::Wait
+        }
+    })
+    .await;
+    let why = failed_why.expect("shop-db-01 failed first");
+    assert!(
+        why.starts_with("Forklift: "),
+        "Forklift's step and reason: {why}"
+    );
+    let ms = migrations(&r, plan.meta.namespace.as_str()).await;
+    let names: Vec<&str> = ms
+        .iter()
+        .map(|m| m["metadata"]["name"].as_str().unwrap_or_default())
+        .collect();
+    let m2 = fk::migration_name(&shared.name, 2);
+    assert!(names.contains(&m2.as_str()), "{names:?}");
+    assert_eq!(
+        names.len(),
+        groups.len() + 1,
+        "one retry Migration: {names:?}"
+    );
+    let retry = ms
+        .iter()
+        .find(|m| m["metadata"]["name"] == m2.as_str())
+        .expect("m2");
+    let cancel: Vec<&str> = retry["spec"]["cancel"]
+        .as_array()
+        .expect("spec.cancel")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(cancel, vec!["shop-app-01"], "every other VM of the Plan");
+    r.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_of_one_vm_goes_into_its_migrations_spec_cancel_and_the_source_runs_again() {
+    let plan = forklift_plan(no_after);
+    let mut sc = sped(&plan);
+    // Slow enough to cancel mid-copy.
+    sc.bandwidth_per_import = (sc.bandwidth_per_import / 20).max(1);
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false;
+    let (mut sent, mut cancelled, mut verified) = (false, false, BTreeSet::new());
+    interact(cfg, Duration::from_secs(120), |e| {
+        if let Some((step, _, backend)) = phase_of(e, &e.vm) {
+            if e.vm == "shop-db-01" && !sent && backend == Some("DiskTransferV2v") {
+                sent = true;
+                return Reply::Send(EngineRequest::CancelVm(e.vm.clone()));
+            }
+            match step {
+                Step::Cancelled if e.vm == "shop-db-01" => cancelled = true,
+                Step::Verified => {
+                    verified.insert(e.vm.clone());
+                }
+                _ => {}
+            }
+        }
+        if cancelled && verified.len() == 2 {
+            Reply::Done
+        } else {
+            Reply::Wait
+        }
+    })
+    .await;
+    assert!(!verified.contains("shop-db-01"));
+    let ms = migrations(&r, plan.meta.namespace.as_str()).await;
+    let with_cancel: Vec<&serde_json::Value> = ms
+        .iter()
+        .filter(|m| {
+            m["spec"]["cancel"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        })
+        .collect();
+    assert_eq!(with_cancel.len(), 1, "{ms:#?}");
+    assert_eq!(with_cancel[0]["spec"]["cancel"][0]["name"], "shop-db-01");
+    // Forklift powered the source back on; no VirtualMachine of its was left.
+    let src = r.controllers.world.find("shop-db-01").expect("source");
+    assert_eq!(src.power, PowerState::On);
+    r.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_migration_resumes_without_a_second_plan_or_migration() {
+    let plan = quickstart_forklift("VLAN-210", "");
+    let mut sc = sped(&plan);
+    sc.bandwidth_per_import = (sc.bandwidth_per_import / 20).max(1);
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false;
+    interact(cfg, Duration::from_secs(60), |e| {
+        match phase_of(e, "shop-db-01") {
+            Some((_, _, Some("DiskTransferV2v"))) => Reply::Done,
+            _ => Reply::Wait,
+        }
+    })
+    .await;
+    let ns = plan.meta.namespace.as_str();
+    assert_eq!(count(&r, ns, "Migration").await, 1, "killed mid-Migration");
+    let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(120)).await;
+    assert_eq!(summary.verified.len(), 3, "{summary:?}");
+    let groups = fk::plan_groups(&plan);
+    assert_eq!(count(&r, ns, "Plan").await, groups.len());
+    assert_eq!(
+        count(&r, ns, "Migration").await,
+        groups.len(),
+        "no second Migration"
+    );
+    // The resumed run adopted shop-db-01's Migration: it created none for its Plan.
+    let db_creates = events
+        .iter()
+        .filter(|e| e.vm == "shop-db-01")
+        .filter(|e| matches!(&e.kind, EventKind::Mutation { verb, kind, .. } if verb == "create" && kind == "Migration"))
+        .count();
+    assert_eq!(db_creates, 0);
+    r.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windows_guest_without_virtio_drivers_fails_on_cdi_and_verifies_on_forklift() {
+    let windows = |t: String| {
+        t.replace(
+            "name = \"shop-db-01\"\n",
+            "name = \"shop-db-01\"\nos = \"windows\"\ndisk_bus = \"virtio\"\n",
+        )
+    };
+    for forklift in [false, true] {
+        let plan = if forklift {
+            forklift_plan(windows)
+        } else {
+            let text = windows(std::fs::read_to_string("plans/quickstart.toml").expect("qs"));
+            Arc::new(
+                wavelift::plan::check_str(&text, "quickstart.toml")
+                    .plan
+                    .expect("valid"),
+            )
+        };
+        let r = Rehearsal::start(sped(&plan), 0).await.expect("rehearsal");
+        let mut cfg = config(&plan, &r);
+        cfg.only_vms = BTreeSet::from(["shop-db-01".to_string()]);
+        cfg.agent_timeout = Duration::from_secs(3);
+        let (s, _) = run_to_end(cfg, Duration::from_secs(120)).await;
+        if forklift {
+            assert_eq!(
+                s.verified,
+                vec!["shop-db-01".to_string()],
+                "forklift: {s:?}"
+            );
+        } else {
+            let (_, why) = s.failed.first().unwrap_or_else(|| panic!("cdi: {s:?}"));
+            assert!(why.contains("guest agent not connected"), "cdi: {why}");
+        }
+        r.sim.shutdown().await;
+    }
+}
+
+/// The example plan `plans/forklift-estate.toml` (a warm wave of mixed Windows and Linux
+/// guests on Forklift) rehearsed end to end, as CI rehearses the other example plans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forklift_estate_example_plan_rehearses_to_verified() {
+    let plan = crate::common::load_plan("plans/forklift-estate.toml");
+    let mut sc = Scenario::from_plan(&plan);
+    sc.speed = 4000.0;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(240)).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(summary.verified.len(), plan.vms.len(), "{summary:?}");
+    // Warm: Forklift precopied (DiskTransfer), then cut over when wavelift set the cutover.
+    let steps = backend_steps(&events, plan.vms[0].name.as_str());
+    for s in ["DiskTransfer", "Cutover", "ImageConversion"] {
+        assert!(steps.iter().any(|x| x == s), "{steps:?}");
+    }
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::Mutation { verb, kind, .. } if verb == "patch" && kind == "Migration")
+    ));
+    r.sim.shutdown().await;
+}
+
+#[path = "../../benches/common/count.rs"]
+#[allow(dead_code)]
+mod count;
+
+/// Kubernetes API requests per VM of a 40-VM cold Forklift wave in the rehearsal (the
+/// engine's requests only: the simulated controllers have their own client). Run with
+/// `cargo test --test engine forklift_requests -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints the API requests per VM of a 40-VM Forklift wave"]
+async fn forklift_requests_per_vm_of_a_40_vm_wave() {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering;
+    let plan = forklift_plan(|t| {
+        // No change window: the measurement is of requests, not of window fits.
+        let mut t = no_after(t)
+            .lines()
+            .filter(|l| !l.starts_with("window ="))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("max_parallel_imports = 2", "max_parallel_imports = 10")
+            .replace("max_parallel_cutovers = 2", "max_parallel_cutovers = 10");
+        for n in 4..=40u32 {
+            let _ = write!(
+                t,
+                "\n\n[[vm]]\nname = \"vm-{n:02}\"\nwave = \"w1\"\nsource_id = \"4207c1b2-5f0e-4c1e-9a7b-0123456789{n:02}\"\ncpu = 2\nmemory = \"4Gi\"\nnics = [{{ network = \"vlan-210\", ip = \"192.0.2.{}\", mac = \"00:50:56:ab:ce:{n:02}\" }}]\ndisks = [{{ backing_file = \"[ds1] vm-{n:02}/vm-{n:02}.vmdk\", size = \"20Gi\" }}]\nchecks = [\"icmp\"]\n",
+                100 + n
+            );
+        }
+        t
+    });
+    assert_eq!(plan.vms.len(), 40);
+    let mut sc = Scenario::from_plan(&plan);
+    sc.speed = 4000.0;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let counts = Arc::new(count::Counts::default());
+    let kcfg = kube::Config::new(r.sim.url().parse().expect("url"));
+    let client = kube::client::ClientBuilder::try_from(kcfg)
+        .expect("builder")
+        .with_layer(&count::CountLayer(counts.clone()))
+        .build();
+    let mut cfg = config(&plan, &r);
+    cfg.client = client;
+    let (summary, _) = run_to_end(cfg, Duration::from_secs(600)).await;
+    assert_eq!(summary.verified.len(), 40, "{summary:?}");
+    let requests = counts.requests.load(Ordering::Relaxed);
+    let watches = counts.watches.load(Ordering::Relaxed);
+    println!(
+        "40-VM Forklift wave: {requests} API requests ({:.1} per VM) + {watches} watches",
+        requests as f64 / 40.0
+    );
+    for (k, n) in counts.breakdown() {
+        println!("  {n:5} {k}");
+    }
     r.sim.shutdown().await;
 }

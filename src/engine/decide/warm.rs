@@ -582,6 +582,7 @@ mod tests {
                 prefix: "wavelift-p-web".into(),
                 enable_cbt: false,
             }),
+            forklift: false,
         }
     }
 

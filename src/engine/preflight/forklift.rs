@@ -340,6 +340,20 @@ pub async fn preflight(
     dry_run: bool,
     timeout: Duration,
 ) -> Report {
+    preflight_wave(client, plan, None, source, ids, dry_run, timeout).await
+}
+
+/// [`preflight`] for the Plans of one wave (`None`: every wave): the engine's preflight of a
+/// wave. The Providers and maps are the plan's.
+pub async fn preflight_wave(
+    client: &Client,
+    plan: &Plan,
+    wave: Option<&str>,
+    source: Option<(&Credentials, &SourceConn)>,
+    ids: &HashMap<String, String>,
+    dry_run: bool,
+    timeout: Duration,
+) -> Report {
     let mut r = Report {
         global: crd_problems(client).await,
         ..Report::default()
@@ -362,7 +376,10 @@ pub async fn preflight(
     if !r.global.is_empty() {
         return r;
     }
-    let groups = fk::plan_groups(plan);
+    let groups: Vec<PlanGroup> = fk::plan_groups(plan)
+        .into_iter()
+        .filter(|g| wave.is_none_or(|w| g.wave == w))
+        .collect();
     let mut plans = Vec::new();
     for g in &groups {
         match fk::forklift_plan(plan, g, &|n| ids.get(n).cloned()) {

@@ -53,8 +53,28 @@ max_parallel_cutovers = 1
 const VMS: usize = 10;
 const WAVES: [&str; 2] = ["w1", "w2"];
 
-fn plan_text() -> String {
+/// With `forklift`: the same fleet on the Forklift backend (its w2 warm), so the per-Plan
+/// gate, Forklift's views and its controls are compared too.
+fn plan_text(forklift: bool) -> String {
     let mut text = HEADER.to_string();
+    if forklift {
+        text = text
+            .replacen(
+                "namespace = \"mig-p\"\n",
+                "namespace = \"mig-p\"\nbackend = \"forklift\"\n",
+                1,
+            )
+            .replacen(
+                "owner = \"netsec\"\n",
+                "owner = \"netsec\"\nsource_network = \"VLAN-210\"\n",
+                1,
+            )
+            .replacen(
+                "max_parallel_cutovers = 1\n",
+                "max_parallel_cutovers = 1\nmigration = \"warm\"\n",
+                1,
+            );
+    }
     for i in 0..VMS {
         let wave = if i < 6 { "w1" } else { "w2" };
         // b after a, d after a, e after d (inside w1); h after a, i after h (across waves).
@@ -96,7 +116,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (any::<usize>(), any::<u8>()).prop_map(|(i, k)| Op::Done(i, k)),
         2 => (0..VMS, any::<u8>(), any::<u8>()).prop_map(|(v, a, b)| Op::Cluster(v, a, b)),
         2 => (0u16..1200).prop_map(Op::Wake),
-        2 => (0u8..9, 0..VMS).prop_map(|(k, v)| Op::Request(k, v)),
+        2 => (0u8..10, 0..VMS).prop_map(|(k, v)| Op::Request(k, v)),
     ]
 }
 
@@ -154,7 +174,7 @@ fn disk(k: u8) -> DiskObs {
     }
 }
 
-fn view(plan: &Plan, vm: usize, a: u8, b: u8) -> ClusterView {
+fn view(plan: &Plan, vm: usize, a: u8, b: u8, forklift: bool) -> ClusterView {
     let disks = (0..plan.vms[vm].disks.len())
         .map(|n| disk(a.wrapping_add(n as u8 * 7)))
         .collect();
@@ -176,6 +196,46 @@ fn view(plan: &Plan, vm: usize, a: u8, b: u8) -> ClusterView {
         node: (b.is_multiple_of(3)).then(|| format!("node-{}", b % 2)),
         vmi_phase,
         stages: vec![],
+        forklift: forklift.then(|| forklift_obs(a, b)),
+        vm_labelled: a.is_multiple_of(2),
+    }
+}
+
+/// A Forklift view: no Migration yet, one running the VM at some step, or done with it.
+fn forklift_obs(a: u8, b: u8) -> ForkliftObs {
+    use crate::engine::decide::forklift::{MigrationObs, Outcome, VmObs};
+    let attempt = u32::from(a % 3);
+    ForkliftObs {
+        migration: (!a.is_multiple_of(4)).then(|| MigrationObs {
+            name: format!("p-w1-1-m{attempt}"),
+            attempt,
+            cutover_set: b.is_multiple_of(2),
+            cancels_vm: b.is_multiple_of(5),
+        }),
+        vm: (!b.is_multiple_of(6)).then(|| {
+            let outcome = match (a / 4) % 4 {
+                0 => None,
+                1 => Some(Outcome::Succeeded),
+                2 => Some(Outcome::Failed),
+                _ => Some(Outcome::Canceled),
+            };
+            VmObs {
+                step: [
+                    "Initialize",
+                    "DiskTransferV2v",
+                    "Cutover",
+                    "VirtualMachineCreation",
+                ][usize::from(b % 4)]
+                .into(),
+                phase: "Running".into(),
+                progress: Some(f64::from(b % 100) / 100.0),
+                error: (outcome == Some(Outcome::Failed))
+                    .then(|| "ImageConversion: virt-v2v failed".into()),
+                outcome,
+                source_off: b.is_multiple_of(3),
+                cutting_over: a.is_multiple_of(5),
+            }
+        }),
     }
 }
 
@@ -191,6 +251,7 @@ fn request(k: u8, vm: usize) -> EngineRequest {
         5 => EngineRequest::RollbackVm(name),
         6 => EngineRequest::ConfirmPowerOff(name),
         7 => EngineRequest::IgnoreWindow(wave),
+        8 => EngineRequest::CancelVm(name),
         _ => EngineRequest::RunChecks(name),
     }
 }
@@ -213,9 +274,9 @@ fn settings(dry_run: bool) -> Settings {
     }
 }
 
-fn run(ops: &[Op], dry_run: bool) -> Result<(), TestCaseError> {
+fn run(ops: &[Op], dry_run: bool, forklift: bool) -> Result<(), TestCaseError> {
     let plan = Arc::new(
-        crate::plan::check_str(&plan_text(), "p.toml")
+        crate::plan::check_str(&plan_text(forklift), "p.toml")
             .plan
             .expect("the test plan is valid"),
     );
@@ -235,7 +296,7 @@ fn run(ops: &[Op], dry_run: bool) -> Result<(), TestCaseError> {
             Op::Done(..) => inputs.push(Input::Wake),
             Op::Cluster(vm, a, b) => inputs.push(Input::Cluster {
                 vm: *vm,
-                view: view(&plan, *vm, *a, *b),
+                view: view(&plan, *vm, *a, *b, forklift),
             }),
             Op::Wake(secs) => {
                 clock += Duration::from_secs(u64::from(*secs));
@@ -267,11 +328,16 @@ proptest! {
 
     #[test]
     fn incremental_decisions_equal_deciding_every_vm(ops in prop::collection::vec(op(), 1..160)) {
-        run(&ops, false)?;
+        run(&ops, false, false)?;
     }
 
     #[test]
     fn incremental_decisions_equal_deciding_every_vm_in_a_dry_run(ops in prop::collection::vec(op(), 1..60)) {
-        run(&ops, true)?;
+        run(&ops, true, false)?;
+    }
+
+    #[test]
+    fn incremental_decisions_equal_deciding_every_vm_on_forklift(ops in prop::collection::vec(op(), 1..160)) {
+        run(&ops, false, true)?;
     }
 }

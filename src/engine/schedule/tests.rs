@@ -503,10 +503,11 @@ fn one_cutover_slot_serialises_cutovers_until_the_vm_is_verified() {
     });
     let t = r.done(A, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
     assert_eq!(r.step(A), Step::Verified);
-    // The slot is free: b (whose dependency a is now verified) comes first in plan order.
-    assert_eq!(Run::commands_for(&t, B), vec![Command::PowerOffSource]);
+    // The slot is free: c, waiting for it since a's cutover began, takes it in the pass a
+    // releases it; b (inside a's wave, it needed a verified, not just running) waits next.
+    assert_eq!(Run::commands_for(&t, C), vec![Command::PowerOffSource]);
     assert_eq!(
-        r.status(C),
+        r.status(B),
         Status::Waiting("waiting for a cutover slot".into())
     );
 }

@@ -145,6 +145,8 @@ pub struct VmState {
     pub status: Status,
     pub progress: Option<f64>,
     pub message: String,
+    /// The import backend's own step name (Forklift: `DiskTransferV2v`…), if it has one.
+    pub backend_step: Option<String>,
     pub node: Option<String>,
     /// When each step was first entered (unix ms), indexed by [`step_index`].
     pub entered: [Option<i64>; STEP_COUNT],
@@ -345,6 +347,7 @@ impl Fleet {
                 status: Status::Active,
                 progress: None,
                 message: String::new(),
+                backend_step: None,
                 node: None,
                 entered: [None; STEP_COUNT],
                 checks,
@@ -414,6 +417,7 @@ impl Fleet {
                 status,
                 progress,
                 message,
+                backend_step,
             } => {
                 if let Some(w) = self.waves.iter_mut().find(|w| w.name == wave) {
                     w.started = true;
@@ -429,6 +433,9 @@ impl Fleet {
                     *slot = Some(at_ms);
                 }
                 let step_changed = v.step != step;
+                if backend_step.is_some() {
+                    v.backend_step = backend_step;
+                }
                 v.step = step;
                 v.status = status;
                 if progress.is_some() || step_changed {

@@ -217,6 +217,10 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
     } else if !v.message.is_empty() {
         status.push(Span::styled(format!(" — {}", v.message), muted));
     }
+    if let Some(b) = &v.backend_step {
+        // The import backend's own step (Forklift's step names).
+        status.push(Span::styled(format!(" · Forklift step {b}"), muted));
+    }
     if let Some(n) = &v.node {
         status.push(Span::styled(format!(" · node {n}"), muted));
     }
