@@ -9,30 +9,11 @@ use super::preflight::forklift as pf;
 use super::schedule::Update;
 use crate::cluster::call::call;
 use crate::cluster::forklift as fk;
-use crate::cluster::forklift_types::labels as fl;
 use crate::cluster::labels;
 use crate::cluster::resources::VirtualMachine;
-use crate::plan::{Plan, Vm};
+use crate::plan::Vm;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-
-/// The VirtualMachine was created by Forklift for this VM's Forklift Plan (its `plan-name`
-/// label names it): wavelift may delete it in a rollback.
-pub fn forklift_made(l: &Option<BTreeMap<String, String>>, plan: &Plan, vm: &Vm) -> bool {
-    fk::plan_groups(plan)
-        .iter()
-        .filter(|g| g.vms.contains(&vm.name.value))
-        .any(|g| made_for(l, plan.meta.namespace.as_str(), &g.name))
-}
-
-/// The object carries Forklift's labels of Forklift Plan `group` in namespace `ns`.
-pub fn made_for(l: &Option<BTreeMap<String, String>>, ns: &str, group: &str) -> bool {
-    l.as_ref().is_some_and(|l| {
-        l.get(fl::PLAN_NAME).map(String::as_str) == Some(group)
-            && l.get(fl::PLAN_NAMESPACE).map(String::as_str) == Some(ns)
-    })
-}
 
 impl Ops {
     fn forklift_api(&self, kind: &str) -> Api<DynamicObject> {

@@ -287,7 +287,7 @@ impl Ops {
                 {
                     Some(obj)
                         if owned_by(&obj.metadata.labels, &self.plan, vm)
-                            || super::forklift_ops::forklift_made(
+                            || crate::cluster::forklift::forklift_made(
                                 &obj.metadata.labels,
                                 &self.plan,
                                 vm,

@@ -760,7 +760,11 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
                 })
                 || st.forklift.as_ref().is_some_and(|f| {
                     f.group_of.get(i).copied().flatten().is_some_and(|g| {
-                        super::forklift_ops::made_for(&v.metadata.labels, ns, &f.groups[g].name)
+                        crate::cluster::forklift::made_for(
+                            &v.metadata.labels,
+                            ns,
+                            &f.groups[g].name,
+                        )
                     })
                 })
         });

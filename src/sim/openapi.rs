@@ -146,7 +146,7 @@ pub fn document(group: &str, version: &str, crds: &Crds) -> Option<Value> {
                 list_path,
                 json!({"post": op(r, "create", "post", with(ns_params.clone(), write_params(false)), true)}),
             );
-            let mut s = schema::to_openapi(&schema::for_kind_in(r, crds));
+            let mut s = schema::to_openapi(&super::kind_schema::for_kind_in(r, crds));
             s["x-kubernetes-group-version-kind"] =
                 json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
             schemas.insert(schema_name(r), s);
@@ -184,7 +184,7 @@ pub fn document(group: &str, version: &str, crds: &Crds) -> Option<Value> {
                 json!({"get": op(r, "list", "list", vec![param("labelSelector", "query", false), param("fieldSelector", "query", false)], false)}),
             );
         }
-        let mut s = schema::to_openapi(&schema::for_kind_in(r, crds));
+        let mut s = schema::to_openapi(&super::kind_schema::for_kind_in(r, crds));
         s["x-kubernetes-group-version-kind"] =
             json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
         schemas.insert(schema_name(r), s);

@@ -254,21 +254,8 @@ fn top(extra: Vec<(&'static str, Shape)>) -> Shape {
     obj(fields)
 }
 
-/// The known-field schema of a kind as this installation's CRDs declare it (an older
-/// Forklift's Plan lacks `targetPowerState`).
-pub fn for_kind_in(res: &ResourceDef, crds: &super::resources::Crds) -> Shape {
-    if res.group == super::resources::FORKLIFT_GROUP {
-        let f = crds.forklift.clone().unwrap_or_default();
-        return super::forklift_crd::shape(res, &f);
-    }
-    for_kind(res)
-}
-
-/// The known-field schema of a kind.
-pub fn for_kind(res: &ResourceDef) -> Shape {
-    if res.group == super::resources::FORKLIFT_GROUP {
-        return super::forklift_crd::shape(res, &super::resources::ForkliftCrds::default());
-    }
+/// The known-field schema of a built-in kind (Forklift's: [`super::kind_schema`]).
+pub fn builtin(res: &ResourceDef) -> Shape {
     match res.kind {
         "Namespace" => top(vec![
             ("spec", obj(vec![("finalizers", strs())])),

@@ -451,7 +451,7 @@ fn field_validation(
     if mode == "Ignore" {
         return Ok(Vec::new());
     }
-    let unknown = schema::unknown_fields(&schema::for_kind_in(res, crds), obj);
+    let unknown = schema::unknown_fields(&super::kind_schema::for_kind_in(res, crds), obj);
     if unknown.is_empty() {
         return Ok(Vec::new());
     }

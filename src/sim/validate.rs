@@ -171,7 +171,7 @@ pub fn validate(res: &ResourceDef, obj: &Value) -> Vec<Cause> {
     // A custom resource is checked against its CRD's structural schema first; the
     // kind's own rules (the webhooks') assume the types are right.
     if !res.builtin {
-        let wrong = super::schema::type_errors(&super::schema::for_kind(res), obj);
+        let wrong = super::schema::type_errors(&super::kind_schema::for_kind(res), obj);
         if !wrong.is_empty() {
             causes.extend(wrong);
             return causes;
