@@ -106,31 +106,68 @@ pub async fn stop(
     grace: Duration,
     wait: Duration,
 ) -> Result<PodEnd, String> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    // The watch starts before the delete, so the terminated status is not missed.
-    let cond = |p: Option<&Pod>| p.is_none_or(terminated);
-    let (watch_api, owned) = (api.clone(), name.to_string());
-    let seen = tokio::spawn(async move {
-        tokio::time::timeout(wait, await_condition(watch_api, &owned, cond)).await
+    // The watch is established (its list came back) before the delete, so the terminated
+    // status is not missed however late this task runs; a DELETED event carries the pod's
+    // last state too.
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher::watcher(api.clone(), cfg).boxed();
+    let ours = |p: &Pod| p.metadata.name.as_deref() == Some(name);
+    let established = tokio::time::timeout(wait, async {
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(watcher::Event::InitDone) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("watch Pod {name}: {e}")),
+            }
+        }
+        Err(format!("watch Pod {name}: the watch ended"))
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "watch Pod {name}: no list within {}s",
+            wait.as_secs()
+        ))
     });
+    established?;
     let dp = DeleteParams {
         grace_period_seconds: Some(grace.as_secs() as u32),
         ..Default::default()
     };
     if let Err(e) = call(&format!("delete Pod {name}"), || api.delete(name, &dp)).await {
-        seen.abort();
         return Err(format!("delete Pod {name}: {}", message(&e)));
     }
-    let end = match seen.await {
-        Ok(Ok(Ok(Some(p)))) => read_end(&p),
-        Ok(Ok(Ok(None))) => Err(format!("Pod {name} went away before its result was seen")),
-        Ok(Ok(Err(e))) => Err(format!("watch Pod {name}: {e}")),
-        Ok(Err(_)) => Err(format!(
+    let seen = tokio::time::timeout(wait, async {
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))
+                    if ours(&p) && terminated(&p) =>
+                {
+                    return read_end(&p);
+                }
+                Ok(watcher::Event::Delete(p)) if ours(&p) => {
+                    return if terminated(&p) {
+                        read_end(&p)
+                    } else {
+                        Err(format!("Pod {name} went away before its result was seen"))
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("watch Pod {name}: {e}")),
+            }
+        }
+        Err(format!("watch Pod {name}: the watch ended"))
+    })
+    .await;
+    let end = seen.unwrap_or_else(|_| {
+        Err(format!(
             "Pod {name} did not stop within {}s",
             wait.as_secs()
-        )),
-        Err(e) => Err(format!("watch Pod {name}: {e}")),
-    };
+        ))
+    });
     delete(&api, name).await;
     end
 }
