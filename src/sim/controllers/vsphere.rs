@@ -1275,8 +1275,9 @@ impl Render {
         if e.vm.power == PowerState::On {
             v["bootTime"] = json!(self.time(e.vm.last_on));
         }
-        // `runtime.host`: the ESXi host it runs on (a managed object reference; its name
-        // is `HostSystem/{id}/name`).
+        // `runtime.host`: the ESXi host it runs on, a ManagedObjectReference to a
+        // HostSystem (govmomi `vim25/types/types.go` `VirtualMachineRuntimeInfo.Host`); its
+        // name is the HostSystem's `name` property (`HostSystem/{id}/name`).
         if let Some(h) = &e.vm.spec.host {
             v["host"] = moref("HostSystem", &host_moid(h));
         }
