@@ -290,6 +290,17 @@ fn datastore_of(file: &str) -> String {
         .map_or_else(String::new, |(d, _)| d.to_string())
 }
 
+/// The inventory id of `name` in `list` (`(id, name)`s), numbered `{kind}-{first + n}` in
+/// order of first sight.
+fn inventory_id(list: &mut Vec<(String, String)>, name: &str, kind: &str, first: usize) -> String {
+    if let Some((id, _)) = list.iter().find(|(_, n)| n == name) {
+        return id.clone();
+    }
+    let id = format!("{kind}-{}", first + list.len());
+    list.push((id.clone(), name.to_string()));
+    id
+}
+
 fn inventory(world: &World) -> Inventory {
     let mut inv = Inventory::default();
     // CBT, snapshot count and BIOS UUID of every VM, in one pass.
@@ -306,14 +317,7 @@ fn inventory(world: &World) -> Inventory {
         let mut nics = Vec::new();
         for n in &vm.spec.nics {
             let name = n.network_name();
-            let id = match inv.networks.iter().find(|(_, nn)| *nn == name) {
-                Some((id, _)) => id.clone(),
-                None => {
-                    let id = format!("network-{}", 11 + inv.networks.len());
-                    inv.networks.push((id.clone(), name.clone()));
-                    id
-                }
-            };
+            let id = inventory_id(&mut inv.networks, &name, "network", 11);
             nics.push(InvNic {
                 network_id: id,
                 mac: n.mac.to_ascii_lowercase(),
@@ -322,14 +326,7 @@ fn inventory(world: &World) -> Inventory {
         let mut disks = Vec::new();
         for d in vm.spec.disk_specs() {
             let ds = datastore_of(&d.file);
-            let id = match inv.datastores.iter().find(|(_, n)| *n == ds) {
-                Some((id, _)) => id.clone(),
-                None => {
-                    let id = format!("datastore-{}", 21 + inv.datastores.len());
-                    inv.datastores.push((id.clone(), ds.clone()));
-                    id
-                }
-            };
+            let id = inventory_id(&mut inv.datastores, &ds, "datastore", 21);
             disks.push(InvDisk {
                 datastore_id: id,
                 file: d.file.clone(),
