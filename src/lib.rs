@@ -29,6 +29,7 @@ pub(crate) mod http1;
 pub mod inventory;
 pub mod logging;
 pub mod plan;
+pub mod policy;
 pub(crate) mod retry;
 pub mod sim;
 pub mod source;

@@ -9,6 +9,8 @@ mod blast;
 mod lease;
 mod migrate;
 mod plan_check;
+mod policy_draft;
+mod policy_test;
 mod probe;
 mod run;
 mod sim;
@@ -110,6 +112,9 @@ pub enum Command {
         after_help = "Example:\n  wavelift blast --plan plans/quickstart.toml --sources exports/ --format md"
     )]
     Blast(BlastArgs),
+    /// Network policy for migrated VMs, drafted from the firewall rules that protect them
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Live-migrate a running KubeVirt VM and probe it throughout
     #[command(after_help = "Example:\n  wavelift migrate plans/quickstart.toml --vm shop-web-01")]
     Migrate(MigrateArgs),
@@ -359,6 +364,58 @@ pub struct BlastArgs {
     pub out: Option<PathBuf>,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Draft, per VM, the policy admitting exactly the flows its firewall rules admit
+    #[command(
+        after_help = "Example:\n  wavelift policy draft --plan plans/quickstart.toml --sources exports/ --out policies/"
+    )]
+    Draft(PolicyDraftArgs),
+    /// Would a policy file let this flow reach the VM? Pure evaluation, no cluster needed
+    #[command(
+        after_help = "Exit codes: 0 allow, 1 deny, 2 invalid input.\n\nExample:\n  wavelift policy test --policy policies/shop-web-01.yaml --vm shop-web-01 --from 192.0.2.50 --port 443/tcp"
+    )]
+    Test(PolicyTestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyDraftArgs {
+    /// Wave plan whose VMs to draft for
+    #[arg(long, conflicts_with = "rvtools", required_unless_present = "rvtools")]
+    pub plan: Option<PathBuf>,
+    /// Or an inventory: RVTools xlsx, a directory of RVTools CSV tabs, or govc JSON
+    #[arg(long)]
+    pub rvtools: Option<PathBuf>,
+    /// Firewall exports (files or directories; other files are skipped)
+    #[arg(long, num_args = 1.., required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Only these VMs (repeatable)
+    #[arg(long)]
+    pub vm: Vec<String>,
+    /// Write one YAML file per VM into this directory (default: all YAML to stdout)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// MultiNetworkPolicy API version the cluster serves (v1beta2 has `endPort`)
+    #[arg(long, default_value = "v1beta2", value_name = "v1beta1|v1beta2")]
+    pub mnp_version: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyTestArgs {
+    /// Policy YAML (one or more documents: NetworkPolicy, MultiNetworkPolicy)
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The VM the flow goes to (its pods carry wavelift's `wavelift.io/vm` label)
+    #[arg(long)]
+    pub vm: String,
+    /// Source address of the flow
+    #[arg(long)]
+    pub from: std::net::IpAddr,
+    /// Destination port, `N`, `N/tcp`, `N/udp` or `N/sctp` (default tcp)
+    #[arg(long)]
+    pub port: String,
+}
+
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
     /// Wave plan (TOML)
@@ -416,6 +473,8 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Blast(args) => blast::blast(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Policy(PolicyCommand::Draft(args)) => policy_draft::run(args),
+        Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Sim(SimCommand::Serve {
             port,

@@ -1,0 +1,1 @@
+//! `wavelift policy draft`: per-VM policies from the firewall rules that protect the VM.
