@@ -26,6 +26,31 @@ impl NetworkModel {
     }
 }
 
+/// What wavelift does with network policy for migrated VMs (`[plan] policy`, README
+/// "Network policy after the move").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolicyMode {
+    /// No policy (the default).
+    #[default]
+    Off,
+    /// Draft each VM's policy from the firewall exports (shown in the TUI, written by
+    /// `wavelift policy draft`); nothing is applied.
+    Draft,
+    /// After a VM is Verified, apply its drafted policy, wait `policy_settle`, and run its
+    /// checks again; a check that passed before and fails now reverts the policy.
+    Apply,
+}
+
+impl PolicyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyMode::Off => "off",
+            PolicyMode::Draft => "draft",
+            PolicyMode::Apply => "apply",
+        }
+    }
+}
+
 /// Who copies the disks and creates the VirtualMachines (README, "Backends: CDI or Forklift").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
@@ -232,6 +257,18 @@ pub struct PlanMeta {
     pub forklift_provider: Option<Spanned<String>>,
     /// `forklift_plan_size`: the most VMs in one Forklift Plan (default 500).
     pub forklift_plan_size: u32,
+    /// `policy` (default `off`).
+    pub policy: Spanned<PolicyMode>,
+    /// `policy_sources`: firewall exports (files or directories, relative to the plan file)
+    /// the VMs' policies are drafted from. Required by `policy = "draft" | "apply"`.
+    pub policy_sources: Vec<Spanned<String>>,
+    /// `probe_sources`: CIDRs of the operator's workstation(s), admitted by a separate rule
+    /// of every drafted policy so that workstation checks keep working. Required by
+    /// `policy = "apply"` unless `checks_from = "cluster"` (then the networks' `probe_ip`s).
+    pub probe_sources: Vec<Spanned<IpNet>>,
+    /// `policy_settle`: how long after applying a policy the checks run again (default
+    /// 10 s: real clusters take time to program rules).
+    pub policy_settle: Duration,
     pub span: Span,
 }
 
@@ -322,6 +359,11 @@ pub struct Network {
     /// The vSphere port group (name, or id such as `network-12`) this network carries, for
     /// Forklift's NetworkMap (`plan init` fills it from RVTools vNetwork).
     pub source_network: Option<Spanned<String>>,
+    /// `multi_network_policy`: the MultiNetworkPolicy implementation that enforces policy on
+    /// this network's nodes (e.g. `multi-networkpolicy-iptables`). `policy = "apply"` on a
+    /// `bridge` network is refused without it: Linux-bridge attachments are not enforced by
+    /// default, and a policy nobody enforces is false comfort.
+    pub multi_network_policy: Option<Spanned<String>>,
     pub span: Span,
 }
 

@@ -14,6 +14,7 @@ use super::span::{Span, Spanned};
 use super::time;
 use crate::plan::check::{known_kinds, parse_check, parse_duration, CheckSpec};
 use crate::toml_spans::{self, Value as Val};
+use ipnet::IpNet;
 use std::net::IpAddr;
 use toml::de::{DeArray, DeTable, DeValue};
 
@@ -92,6 +93,8 @@ pub(super) struct Reader {
     pub diags: Vec<Diagnostic>,
 }
 
+/// Default `[plan] policy_settle` (real clusters take a few seconds to program rules).
+const DEFAULT_POLICY_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Default `[source] shutdown_timeout`.
 const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 /// Default `[[wave]] precopy_interval` (Forklift's default too).
@@ -110,6 +113,10 @@ const PLAN_KEYS: &[&str] = &[
     "backend",
     "forklift_provider",
     "forklift_plan_size",
+    "policy",
+    "policy_sources",
+    "probe_sources",
+    "policy_settle",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "type",
@@ -151,6 +158,7 @@ const NETWORK_KEYS: &[&str] = &[
     "l2_path",
     "l2_probe_target",
     "source_network",
+    "multi_network_policy",
 ];
 const WAVE_KEYS: &[&str] = &[
     "name",
@@ -461,6 +469,37 @@ impl Reader {
         }
     }
 
+    /// An array of CIDRs (a bare address is its host prefix).
+    fn cidr_list(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Vec<Spanned<IpNet>> {
+        let mut out = Vec::new();
+        for s in self.string_list(tbl, key) {
+            let parsed = s
+                .value
+                .parse::<IpNet>()
+                .or_else(|_| s.value.parse::<IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) if net.trunc() == net => out.push(sp(net, s.span)),
+                Ok(net) => {
+                    self.err(
+                        "bad-cidr",
+                        s.span,
+                        format!("`{}` has host bits set in `{key}`", s.value),
+                    )
+                    .hint = Some(format!("did you mean `{}`?", net.trunc()));
+                }
+                Err(_) => {
+                    self.err(
+                        "bad-cidr",
+                        s.span,
+                        format!("`{}` in `{key}` is not a CIDR or an address", s.value),
+                    )
+                    .hint = Some("write e.g. \"198.51.100.0/28\" or \"198.51.100.7\"".into());
+                }
+            }
+        }
+        out
+    }
+
     fn ip(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<IpAddr>> {
         let s = self.str_ref(tbl, key)?;
         match s.parse::<IpAddr>() {
@@ -596,6 +635,10 @@ impl Reader {
                 backend: sp(Backend::Cdi, 0..0),
                 forklift_provider: None,
                 forklift_plan_size: DEFAULT_FORKLIFT_PLAN_SIZE,
+                policy: sp(PolicyMode::Off, 0..0),
+                policy_sources: Vec::new(),
+                probe_sources: Vec::new(),
+                policy_settle: DEFAULT_POLICY_SETTLE,
                 span: 0..0,
             };
         };
@@ -642,6 +685,22 @@ impl Reader {
             forklift_plan_size: self
                 .int(&tbl, "forklift_plan_size", 1, 10_000)
                 .map_or(DEFAULT_FORKLIFT_PLAN_SIZE, |v| v.value as u32),
+            policy: self
+                .choice(
+                    &tbl,
+                    "policy",
+                    &[
+                        ("off", PolicyMode::Off),
+                        ("draft", PolicyMode::Draft),
+                        ("apply", PolicyMode::Apply),
+                    ],
+                )
+                .unwrap_or_else(|| sp(PolicyMode::Off, 0..0)),
+            policy_sources: self.string_list(&tbl, "policy_sources"),
+            probe_sources: self.cidr_list(&tbl, "probe_sources"),
+            policy_settle: self
+                .duration(&tbl, "policy_settle")
+                .unwrap_or(DEFAULT_POLICY_SETTLE),
             span: tbl.span.clone(),
         }
     }
@@ -1060,6 +1119,7 @@ impl Reader {
                 .map_or(L2Path::Warn, |p| p.value),
             l2_probe_target: self.ip(tbl, "l2_probe_target"),
             source_network: self.string(tbl, "source_network"),
+            multi_network_policy: self.string(tbl, "multi_network_policy"),
             span: tbl.span.clone(),
         }
     }

@@ -25,6 +25,7 @@ pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
     v.probes();
     v.ordering();
     v.forklift();
+    v.policy();
 }
 
 struct Validator<'p, 'o> {
@@ -1069,6 +1070,74 @@ impl Validator<'_, '_> {
     /// The Forklift backend's own rules: a vSphere source, a valid Provider name, a source
     /// port group per used network, one StorageClass per datastore (a StorageMap maps a
     /// datastore to one class), and the import limits it cannot apply.
+    /// Network policy (issue 17): `draft` and `apply` need firewall exports to draft from;
+    /// `apply` needs the operator's probe sources (so checks keep working) and, on a Linux
+    /// bridge network, a MultiNetworkPolicy implementation that enforces it on the nodes.
+    fn policy(&mut self) {
+        let meta = &self.plan.meta;
+        let mode = meta.policy.value;
+        if mode == PolicyMode::Off {
+            return;
+        }
+        let span = meta.policy.span.clone();
+        if meta.policy_sources.is_empty() {
+            self.push(
+                Diagnostic::error(
+                    "policy-needs-sources",
+                    span.clone(),
+                    format!("`policy = \"{}\"` drafts each VM's policy from firewall exports, but [plan] has no `policy_sources`", mode.as_str()),
+                )
+                .with_hint("add `policy_sources = [\"exports/firewall\"]` (files or directories, relative to the plan)"),
+            );
+        }
+        if mode != PolicyMode::Apply {
+            return;
+        }
+        let cluster = meta.checks_from.value == ChecksFrom::Cluster;
+        if !cluster && meta.probe_sources.is_empty() {
+            self.push(
+                Diagnostic::error(
+                    "policy-needs-probe-sources",
+                    span.clone(),
+                    "`policy = \"apply\"` with workstation checks needs `probe_sources`: without them the applied policy would cut off wavelift's own checks",
+                )
+                .with_hint("add `probe_sources = [\"198.51.100.7/32\"]` (the CIDRs your checks come from; the rehearsal workstation is 198.51.100.254)"),
+            );
+        }
+        let used: HashSet<&str> = self
+            .plan
+            .vms
+            .iter()
+            .filter(|vm| self.plan.model_of(vm) == NetworkModel::L2)
+            .flat_map(|vm| vm.nics.iter().map(|n| n.network.as_str()))
+            .collect();
+        for n in &self.plan.networks {
+            if !used.contains(n.name.as_str()) {
+                continue;
+            }
+            if cluster && n.probe_ip.is_none() {
+                self.push(
+                    Diagnostic::error(
+                        "policy-needs-probe-ip",
+                        n.name.span.clone(),
+                        format!("`policy = \"apply\"` with `checks_from = \"cluster\"` admits the probe pods by their `probe_ip`, and network `{}` has none", n.name.value),
+                    )
+                    .with_hint("add a spare address of the network as `probe_ip`"),
+                );
+            }
+            if n.provider.value == Provider::Bridge && n.multi_network_policy.is_none() {
+                self.push(
+                    Diagnostic::error(
+                        "policy-unenforced-network",
+                        n.name.span.clone(),
+                        format!("`policy = \"apply\"` on Linux-bridge network `{}`: nothing enforces a MultiNetworkPolicy on bridge attachments unless an implementation runs on the nodes", n.name.value),
+                    )
+                    .with_hint("deploy one (e.g. multi-networkpolicy-iptables) and name it: `multi_network_policy = \"multi-networkpolicy-iptables\"`; or use `policy = \"draft\"`"),
+                );
+            }
+        }
+    }
+
     fn forklift(&mut self) {
         let plan = self.plan;
         if plan.meta.backend.value != Backend::Forklift {

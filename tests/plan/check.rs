@@ -336,3 +336,81 @@ fn a_wave_that_cannot_fit_its_window_is_warned_with_its_figures() {
         .iter()
         .any(|d| d.code == "window-too-short"));
 }
+
+/// The network-policy keys (issue 17) parse, and each refusal names its reason at the key:
+/// `apply` with no exports, no probe sources, and a Linux-bridge network nobody enforces
+/// policy on; naming the implementation (and the sources) makes the plan valid.
+#[test]
+fn policy_keys_parse_and_apply_is_refused_until_it_can_be_enforced() {
+    let base = std::fs::read_to_string("plans/quickstart.toml").expect("quickstart");
+    let with = |plan_keys: &str, net_keys: &str| {
+        let text = base
+            .replace(
+                "namespace = \"mig-quickstart\"",
+                &format!("namespace = \"mig-quickstart\"\n{plan_keys}"),
+            )
+            .replace(
+                "gateway = \"192.0.2.1\"",
+                &format!("gateway = \"192.0.2.1\"\n{net_keys}"),
+            );
+        wavelift::plan::check_str(&text, "q.toml")
+    };
+    let codes = |c: &wavelift::plan::Checked| -> Vec<&'static str> {
+        c.diagnostics.iter().map(|d| d.code).collect()
+    };
+    let bare = with("policy = \"apply\"", "");
+    let got = codes(&bare);
+    for code in [
+        "policy-needs-sources",
+        "policy-needs-probe-sources",
+        "policy-unenforced-network",
+    ] {
+        assert!(got.contains(&code), "{code} missing from {got:?}");
+    }
+    let located = bare.located();
+    let unenforced = located
+        .iter()
+        .find(|d| d.code == "policy-unenforced-network")
+        .expect("located");
+    assert!(
+        unenforced.render_text().contains("vlan-210"),
+        "{}",
+        unenforced.render_text()
+    );
+
+    let ok = with(
+        "policy = \"apply\"\npolicy_sources = [\"exports/fw\"]\nprobe_sources = [\"198.51.100.254\", \"203.0.113.0/28\"]\npolicy_settle = \"3s\"",
+        "multi_network_policy = \"multi-networkpolicy-iptables\"",
+    );
+    let plan = ok
+        .plan
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?}", codes(&ok)));
+    assert_eq!(plan.meta.policy.value, wavelift::plan::PolicyMode::Apply);
+    assert_eq!(
+        plan.meta
+            .probe_sources
+            .iter()
+            .map(|c| c.value.to_string())
+            .collect::<Vec<_>>(),
+        ["198.51.100.254/32", "203.0.113.0/28"]
+    );
+    assert_eq!(plan.meta.policy_settle, std::time::Duration::from_secs(3));
+    assert_eq!(
+        plan.networks[0]
+            .multi_network_policy
+            .as_ref()
+            .map(|m| m.value.as_str()),
+        Some("multi-networkpolicy-iptables")
+    );
+    assert!(!codes(&ok).iter().any(|c| c.starts_with("policy-")));
+
+    // `draft` needs only the exports; a bad probe source is an error at its entry.
+    let draft = with(
+        "policy = \"draft\"\npolicy_sources = [\"exports/fw\"]\nprobe_sources = [\"198.51.100.3/24\"]",
+        "",
+    );
+    let got = codes(&draft);
+    assert!(got.contains(&"bad-cidr"), "{got:?}");
+    assert!(!got.contains(&"policy-unenforced-network"), "{got:?}");
+}
