@@ -199,6 +199,7 @@ fn one(n: usize) {
             // The bench plan has no windows (see the module doc).
             window_clock: None,
             ignore_window: false,
+            policies: Default::default(),
             forklift_source: None,
         });
         // `WAVELIFT_BENCH_EVENTS=FILE`: the run's events as JSON lines (to see where time

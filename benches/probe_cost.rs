@@ -119,6 +119,7 @@ fn run(cluster: bool, speed: f64) -> Outcome {
                 speed: r.controllers.world.speed(),
             }),
             ignore_window: true,
+            policies: Default::default(),
             forklift_source: None,
         });
         let events = tokio::spawn(async move {

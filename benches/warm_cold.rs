@@ -188,6 +188,7 @@ fn run(warm: bool, speed: f64) -> Outcome {
             guard_interval: GUARD_INTERVAL,
             window_clock: Some(clock),
             ignore_window: false,
+            policies: Default::default(),
             forklift_source: None,
         });
         let events = tokio::spawn(async move {

@@ -138,6 +138,7 @@ async fn drive_engine(
         guard_interval: GUARD_INTERVAL,
         window_clock: conn.window_clock,
         ignore_window: args.ignore_window,
+        policies: Default::default(),
     });
     let tty = std::io::stdout().is_terminal();
     // Manual power-offs in an interactive run: the operator types the VM's name.

@@ -95,6 +95,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             guard_interval: GUARD_INTERVAL,
             window_clock: conn.window_clock,
             ignore_window: false,
+            policies: Default::default(),
         });
         let handle = match &driven_by {
             Some(by) => super::lease::observe_only(handle, by.clone()),

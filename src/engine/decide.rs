@@ -16,6 +16,7 @@
 //! `RolledBack`.
 
 pub mod forklift;
+pub mod policy;
 pub mod warm;
 
 use crate::cluster::phase::{DvPhase, VmiPhase};
@@ -238,6 +239,8 @@ pub struct Observed {
     pub vm_labelled: bool,
     /// The operator asked to retry a VM Forklift failed or canceled (a new Migration).
     pub forklift_retry: bool,
+    /// The VM's network policy (`[plan] policy = "apply"`), once its checks passed.
+    pub policy: policy::PolicyObs,
 }
 
 /// What the operator asked for this VM.
@@ -286,6 +289,12 @@ pub enum Command {
     CreateVm,
     StartVm,
     RunChecks,
+    /// Server-side apply the VM's drafted network policy (labelled for rollback).
+    ApplyPolicy,
+    /// Delete the VM's network policy, for `reason`.
+    RevertPolicy {
+        reason: String,
+    },
     DeleteVm,
     DeleteDataVolumes,
     PowerOnSource,
@@ -572,10 +581,10 @@ pub(super) fn after_creation(ctx: &VmContext, obs: &Observed, ctl: Control) -> D
             );
         }
         if !ctx.has_checks {
-            return decision(Step::Verified, Status::Active, vec![]);
+            return policy::after_checks(&obs.policy, ctl);
         }
         return match &obs.checks {
-            Gate::Passed => decision(Step::Verified, Status::Active, vec![]),
+            Gate::Passed => policy::after_checks(&obs.policy, ctl),
             Gate::Failed(why) => decision(Step::Verifying, Status::Failed(why.clone()), vec![]),
             Gate::Running => decision(Step::Verifying, Status::Active, vec![]),
             Gate::NotRun => gated(

@@ -17,6 +17,8 @@ pub(crate) mod events;
 mod forklift_ops;
 pub mod migrate;
 pub(crate) mod ops;
+/// Applying and deleting the VMs' network policies (`[plan] policy = "apply"`).
+pub(crate) mod policy_ops;
 pub(crate) mod preflight;
 /// Preflight with the Forklift backend (`[plan] backend = "forklift"`).
 pub use preflight::forklift as forklift_preflight;

@@ -42,6 +42,8 @@ pub struct Ops {
     networks_applied: HashMap<String, OnceCell<()>>,
     /// Probe pods (`checks_from = "cluster"`).
     probes: Option<Arc<ClusterProbes>>,
+    /// Each VM's drafted network policies (`[plan] policy = "apply"`; empty otherwise).
+    pub policies: Arc<std::collections::BTreeMap<String, Vec<crate::policy::k8s::PolicyDoc>>>,
 }
 
 impl Ops {
@@ -79,6 +81,7 @@ impl Ops {
             events,
             vmis,
             source_speed: 1.0,
+            policies: Arc::default(),
         }
     }
 }
@@ -147,7 +150,7 @@ impl Ops {
         }
     }
 
-    fn apply(&self) -> PatchParams {
+    pub(super) fn apply(&self) -> PatchParams {
         let p = PatchParams::apply(labels::FIELD_MANAGER).force();
         if self.dry_run {
             p.dry_run()
@@ -279,7 +282,13 @@ impl Ops {
             }
             Command::StartVm => self.start_vm(vm).await.map(|_| Update::Nothing),
             Command::RunChecks => Ok(self.checks(vm).await),
+            Command::ApplyPolicy => self.apply_policy(vm).await,
+            Command::RevertPolicy { .. } => self.delete_policies(vm).await,
             Command::DeleteVm => {
+                // Rollback removes the VM's network policy with the VM (found by label).
+                if self.policies.contains_key(vm.name.as_str()) {
+                    self.delete_policies(vm).await?;
+                }
                 let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
                 match call("get VirtualMachine", || api.get_opt(vm.name.as_str()))
                     .await

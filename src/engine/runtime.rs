@@ -33,7 +33,7 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -75,6 +75,9 @@ pub struct EngineConfig {
         crate::source::Credentials,
         crate::cluster::forklift::SourceConn,
     )>,
+    /// Each VM's drafted network policies, applied once it is verified when the plan says
+    /// `policy = "apply"` (see [`crate::policy`]); empty: none.
+    pub policies: BTreeMap<String, Vec<crate::policy::k8s::PolicyDoc>>,
 }
 
 /// The default guest-agent timeout.
@@ -432,6 +435,10 @@ async fn run(
     ops.set_forklift_source(cfg.forklift_source.clone());
     // The rehearsal world's clock runs faster; its source VMs shut down on that clock.
     ops.source_speed = cfg.window_clock.map_or(1.0, |c| c.speed);
+    let apply_policies = plan.meta.policy.value == crate::plan::PolicyMode::Apply;
+    if apply_policies {
+        ops.policies = Arc::new(cfg.policies.clone());
+    }
     let ops = Arc::new(ops);
     if let Some(p) = ops.probes() {
         p.sweep("start of the run").await;
@@ -450,6 +457,15 @@ async fn run(
                 .window_clock
                 .unwrap_or_else(|| WindowClock::wall(now_ms())),
             ignore_window: cfg.ignore_window,
+            policy_vms: if apply_policies {
+                cfg.policies
+                    .iter()
+                    .filter(|(_, docs)| !docs.is_empty())
+                    .map(|(vm, _)| vm.clone())
+                    .collect()
+            } else {
+                BTreeSet::new()
+            },
         },
     );
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Input>();

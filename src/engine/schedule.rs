@@ -20,6 +20,7 @@
 //!   summary.
 
 use super::decide::forklift::ForkliftObs;
+use super::decide::policy::PolicyObs;
 use super::decide::warm::{DiskStages, WarmObs, WarmSource};
 use super::decide::{
     decide, Command, Control, Decision, DiskObs, Gate, IpGuard, Observed, Phase, Power, Status,
@@ -57,6 +58,23 @@ pub struct Settings {
     /// Start cutovers outside their wave's window, or in one too short (an operator's
     /// override; it is in the journal).
     pub ignore_window: bool,
+    /// VMs with a drafted network policy to apply once verified (`[plan] policy =
+    /// "apply"`); empty otherwise.
+    pub policy_vms: BTreeSet<String>,
+}
+
+/// A VM's network policy in this run (see `decide::policy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PolicyRun {
+    /// No policy for this VM.
+    None,
+    /// To be applied once its checks pass.
+    Pending,
+    /// Applied at this time (since the run started); settling.
+    Applied(Duration),
+    /// The checks with the policy in place.
+    Checking(Gate),
+    Reverted(String),
 }
 
 /// The clock change windows are judged by: on a real cluster the wall clock; on the
@@ -317,6 +335,7 @@ struct VmRun {
     /// Forklift: the operator retried the VM when its Plan's latest Migration was this
     /// attempt (a new Migration is due until a later one shows).
     forklift_retry: Option<u32>,
+    policy: PolicyRun,
 }
 
 /// The fleet: the plan and the engine's memory of every VM and wave in this run.
@@ -467,6 +486,11 @@ impl Fleet {
                 last_round: None,
                 final_delta_bytes: None,
                 forklift_retry: None,
+                policy: if settings.policy_vms.contains(vm.name.as_str()) {
+                    PolicyRun::Pending
+                } else {
+                    PolicyRun::None
+                },
             })
             .collect();
         let mut queue = settings.auto_waves.clone();
@@ -555,6 +579,7 @@ impl Fleet {
                 .as_ref()
                 .is_some_and(|d| timed(d.phase.step))
             || (r.ctx.warm.is_some() && r.round_copied.is_some())
+            || matches!(r.policy, PolicyRun::Applied(_))
         {
             return true;
         }
@@ -713,7 +738,12 @@ fn next_wake(fleet: &Fleet, now: Now) -> Option<Duration> {
             })
             .filter(|_| waiting_in(&[Step::NetworkReady, Step::Precopy]))
             .map(|t| s.window_clock.elapsed_at(t));
-        [timed, r.reprobe_at, round, edge]
+        // The end of a policy's settle time.
+        let settled = match r.policy {
+            PolicyRun::Applied(at) => Some(at + fleet.plan.meta.policy_settle),
+            _ => None,
+        };
+        [timed, r.reprobe_at, round, edge, settled]
             .into_iter()
             .flatten()
             .min()
@@ -866,6 +896,7 @@ fn done(
     out: &mut Turn,
 ) {
     let guard_interval = fleet.settings.guard_interval;
+    let settle = humanize(fleet.plan.meta.policy_settle);
     if vm < fleet.vms.len() {
         fleet.rec.mark(vm);
     }
@@ -875,6 +906,20 @@ fn done(
     r.in_flight.remove(&cmd);
     let step = r.last.as_ref().map_or(Step::Pending, |p| p.step);
     let update = match result {
+        // A policy the cluster refused was never in force: the VM stays verified, marked.
+        Err(why) if cmd == Command::ApplyPolicy => {
+            out.events.push(vm_event(
+                &fleet.plan,
+                vm,
+                now,
+                EventKind::Log {
+                    level: LogLevel::Warn,
+                    message: format!("network policy not applied: {why}"),
+                },
+            ));
+            r.policy = PolicyRun::Reverted(format!("applying it failed: {why}"));
+            return;
+        }
         Err(why) => {
             r.failed = Some((step, why));
             forklift::command_failed(fleet, vm, &cmd);
@@ -892,6 +937,37 @@ fn done(
         // shows yet (a stale view would take its snapshot for one never added).
         r.added_checkpoints
             .push((previous.clone(), current.clone(), *last));
+    }
+    match &cmd {
+        Command::ApplyPolicy => {
+            r.policy = PolicyRun::Applied(now.elapsed);
+            // The checks run again once it settled.
+            r.done.remove(&Command::RunChecks);
+            out.events.push(vm_event(
+                &fleet.plan,
+                vm,
+                now,
+                EventKind::Log {
+                    level: LogLevel::Info,
+                    message: format!("network policy applied; the checks run again after {settle}"),
+                },
+            ));
+            return;
+        }
+        Command::RevertPolicy { reason } => {
+            out.events.push(vm_event(
+                &fleet.plan,
+                vm,
+                now,
+                EventKind::Log {
+                    level: LogLevel::Warn,
+                    message: format!("network policy reverted: {reason}"),
+                },
+            ));
+            r.policy = PolicyRun::Reverted(reason.clone());
+            return;
+        }
+        _ => {}
     }
     r.done.insert(cmd);
     let mut new_host = None;
@@ -935,7 +1011,11 @@ fn done(
             r.ip_guard = g;
         }
         Update::Checks(g, results) => {
-            r.checks = g;
+            if matches!(r.policy, PolicyRun::Applied(_) | PolicyRun::Checking(_)) {
+                r.policy = PolicyRun::Checking(g);
+            } else {
+                r.checks = g;
+            }
             for res in results {
                 out.events
                     .push(vm_event(&fleet.plan, vm, now, EventKind::check(&res)));
@@ -1263,6 +1343,27 @@ fn observed(fleet: &Fleet, i: usize, now: Now) -> Observed {
                 .and_then(|f| f.migration.as_ref())
                 .map_or(0, |m| m.attempt)
         }),
+        policy: policy_obs(fleet, i, now),
+    }
+}
+
+/// VM `i`'s network policy as `decide` sees it: settled once `policy_settle` passed.
+fn policy_obs(fleet: &Fleet, i: usize, now: Now) -> PolicyObs {
+    match &fleet.vms[i].policy {
+        PolicyRun::None => PolicyObs::None,
+        PolicyRun::Pending => PolicyObs::NotApplied,
+        PolicyRun::Applied(at) => {
+            let settle = fleet.plan.meta.policy_settle;
+            if now.elapsed >= *at + settle {
+                PolicyObs::Checking(Gate::NotRun)
+            } else {
+                PolicyObs::Settling {
+                    left: humanize(settle),
+                }
+            }
+        }
+        PolicyRun::Checking(g) => PolicyObs::Checking(g.clone()),
+        PolicyRun::Reverted(why) => PolicyObs::Reverted(why.clone()),
     }
 }
 

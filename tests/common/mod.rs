@@ -84,6 +84,7 @@ pub fn config(plan: &Arc<Plan>, r: &Rehearsal) -> EngineConfig {
             speed: r.controllers.world.speed(),
         }),
         ignore_window: false,
+        policies: Default::default(),
         // The Forklift backend: the rehearsal's vCenter as Forklift's source Provider sees it.
         forklift_source: (plan.meta.backend.value == wavelift::plan::Backend::Forklift
             && plan.meta.forklift_provider.is_none())

@@ -271,6 +271,7 @@ fn settings(dry_run: bool) -> Settings {
             speed: 1.0,
         },
         ignore_window: false,
+        policy_vms: BTreeSet::new(),
     }
 }
 

@@ -103,6 +103,7 @@ fn settings() -> Settings {
             speed: 1.0,
         },
         ignore_window: false,
+        policy_vms: BTreeSet::new(),
     }
 }
 
@@ -1715,5 +1716,96 @@ fn a_checkpoint_the_run_appended_counts_before_the_watch_shows_it() {
         matches!(r.status(A), Status::Waiting(w) if w.contains("the last precopy round finishes")),
         "{:?}",
         r.phase(A)
+    );
+}
+
+/// `policy = "apply"` (issue 17): a verified VM's policy is applied, settles for
+/// `policy_settle` (the turn asks to be woken then), and the checks run again; one that
+/// passes keeps the policy and the VM is Verified. One that fails reverts the policy and
+/// the VM ends Verified but blocked, naming the check. A dependency counts as verified only
+/// once its policy is confirmed.
+#[test]
+fn an_applied_policy_settles_then_is_checked_and_a_failing_check_reverts_it() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    s.policy_vms = ["a".to_string(), "c".to_string()].into();
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.cut_over(A);
+    assert_eq!(r.step(A), Step::Verifying);
+    assert!(r
+        .issued
+        .iter()
+        .any(|(vm, c)| *vm == A && *c == Command::ApplyPolicy));
+    assert_eq!(r.step(B), Step::NetworkReady, "b waits for a's policy");
+    let t = r.done(A, Command::ApplyPolicy, Update::Nothing);
+    assert!(Run::commands_for(&t, A).is_empty());
+    assert!(matches!(r.status(A), Status::Waiting(ref w) if w.contains("10s")));
+    assert_eq!(t.wake_at, Some(r.clock + Duration::from_secs(10)));
+    r.advance(Duration::from_secs(9));
+    let t = r.turn(vec![Input::Wake]);
+    assert!(Run::commands_for(&t, A).is_empty(), "not settled yet");
+    r.advance(Duration::from_secs(1));
+    let t = r.turn(vec![Input::Wake]);
+    assert_eq!(Run::commands_for(&t, A), vec![Command::RunChecks]);
+    r.done(A, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
+    assert_eq!(
+        r.phase(A),
+        super::super::decide::phase(Step::Verified, Status::Active)
+    );
+
+    // c: the check fails with the policy in place → reverted, Verified but blocked.
+    r.imported(C);
+    r.cut_over(C);
+    r.done(C, Command::ApplyPolicy, Update::Nothing);
+    r.advance(Duration::from_secs(10));
+    r.turn(vec![Input::Wake]);
+    let t = r.done(
+        C,
+        Command::RunChecks,
+        Update::Checks(Gate::Failed("icmp fail: no reply".into()), vec![]),
+    );
+    let revert = Command::RevertPolicy {
+        reason: "a check failed with the policy in place: icmp fail: no reply".into(),
+    };
+    assert_eq!(Run::commands_for(&t, C), vec![revert.clone()]);
+    let t = r.done(C, revert, Update::Nothing);
+    assert!(t.events.iter().any(|e| e.vm == "c"
+        && matches!(&e.kind, EventKind::Log { message, .. } if message.contains("network policy reverted"))));
+    assert_eq!(r.step(C), Step::Verified);
+    assert_eq!(
+        r.status(C),
+        Status::Blocked(
+            "network policy reverted: a check failed with the policy in place: icmp fail: no reply"
+                .into()
+        )
+    );
+}
+
+/// A policy the cluster refuses was never in force: the VM is verified, marked with the
+/// cluster's reason, and nothing is left to revert.
+#[test]
+fn a_refused_policy_leaves_the_vm_verified_and_marked() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    s.policy_vms = ["a".to_string()].into();
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    r.pass_preflight(&[A, B, C]);
+    r.imported(A);
+    r.cut_over(A);
+    let t = r.turn(vec![Input::Done {
+        vm: A,
+        cmd: Command::ApplyPolicy,
+        result: Err("apply MultiNetworkPolicy wavelift-a: endPort: Forbidden".into()),
+    }]);
+    assert!(Run::commands_for(&t, A).is_empty());
+    assert_eq!(r.step(A), Step::Verified);
+    assert!(
+        matches!(r.status(A), Status::Blocked(ref w) if w.contains("applying it failed") && w.contains("endPort")),
+        "{:?}",
+        r.status(A)
     );
 }
