@@ -31,6 +31,7 @@ pub enum Action {
     StartWave,
     TogglePause,
     CancelWave,
+    CancelVm,
     RetryVm,
     RollbackVm,
     ConfirmPowerOff,

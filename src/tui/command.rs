@@ -14,6 +14,7 @@ pub enum Command {
     Pause,
     Resume,
     Cancel,
+    CancelVm(String),
     IgnoreWindow,
     Retry(String),
     Rollback(String),
@@ -62,6 +63,12 @@ pub const COMMANDS: &[(&str, &[&str], Arg, &str)] = &[
         &[],
         Arg::None,
         "cancel the current wave (type its name to confirm)",
+    ),
+    (
+        "cancel-vm",
+        &[],
+        Arg::Vm,
+        "cancel one VM before its cutover: `:cancel-vm NAME` (type its name to confirm)",
     ),
     (
         "ignore-window",
@@ -172,6 +179,7 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
         "pause" => Command::Pause,
         "resume" => Command::Resume,
         "cancel" => Command::Cancel,
+        "cancel-vm" => Command::CancelVm(vm()?),
         "ignore-window" => Command::IgnoreWindow,
         "retry" => Command::Retry(vm()?),
         "rollback" => Command::Rollback(vm()?),

@@ -364,6 +364,16 @@ pub const BINDINGS: &[Binding] = &[
         false
     ),
     bind!(
+        &[k('x')],
+        "x",
+        "cancel-vm",
+        Action::CancelVm,
+        "cancel the selected VM before its cutover (type its name)",
+        VM_ROWS,
+        true,
+        false
+    ),
+    bind!(
         &[k('r')],
         "r",
         "retry",

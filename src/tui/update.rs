@@ -246,6 +246,7 @@ fn normal_action(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
             let wave = target_wave(app);
             cancel_wave(app, wave);
         }
+        Action::CancelVm => with_selected(app, |app, vm| ask(app, Pending::CancelVm(vm))),
         Action::RetryVm => with_selected(app, |app, vm| retry(app, vm, fx)),
         Action::RunChecks => with_selected(app, |app, vm| {
             fx.push(Effect::Engine(EngineRequest::RunChecks(vm.clone())));
@@ -277,6 +278,7 @@ fn run_command(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
         cmd,
         Command::Start
             | Command::Cancel
+            | Command::CancelVm(_)
             | Command::IgnoreWindow
             | Command::Rollback(_)
             | Command::PowerOff(_)
@@ -312,6 +314,7 @@ fn run_command(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
             let w = app.wave_name().to_string();
             set_paused(app, &w, cmd == Command::Pause, fx);
         }
+        Command::CancelVm(vm) => ask(app, Pending::CancelVm(vm)),
         Command::Retry(vm) => retry(app, vm, fx),
         Command::Rollback(vm) => ask(app, Pending::Rollback(vm)),
         Command::PowerOff(vm) => ask(app, Pending::ConfirmPowerOff(vm)),
@@ -366,6 +369,16 @@ fn ask(app: &mut App, op: Pending) {
                 format!("Type `{w}` and press Enter to confirm, Esc to keep going."),
             ],
             Some(w.clone()),
+        ),
+        Pending::CancelVm(vm) => (
+            format!("Cancel {vm}?"),
+            vec![
+                "Before its cutover it stops: its imports are deleted".to_string(),
+                "and its source VM keeps running, untouched (with Forklift, the VM".to_string(),
+                "joins its Migration's cancel list). A cutover in progress finishes.".to_string(),
+                format!("Type `{vm}` and press Enter to confirm, Esc to keep going."),
+            ],
+            Some(vm.clone()),
         ),
         Pending::IgnoreWindow(w) => (
             format!("Override the change window of wave {w}?"),
@@ -465,6 +478,10 @@ fn execute(app: &mut App, op: Pending, fx: &mut Vec<Effect>) {
                 format!("cancelling wave {w}"),
             )
         }
+        Pending::CancelVm(vm) => (
+            EngineRequest::CancelVm(vm.clone()),
+            format!("cancelling {vm}"),
+        ),
         Pending::IgnoreWindow(w) => (
             EngineRequest::IgnoreWindow(w.clone()),
             format!("change window of wave {w} overridden"),

@@ -156,6 +156,35 @@ fn cancelling_a_wave_requires_typing_its_name() {
     assert_eq!(app.fleet().in_flight(), before - 1);
 }
 
+/// One VM is cancelled with `x` on its row or `:cancel-vm NAME` (issue 16: with Forklift
+/// it joins its Migration's `spec.cancel`), after typing its name; a wrong name is refused.
+#[test]
+fn cancelling_one_vm_requires_typing_its_name() {
+    let mut app = mid_wave();
+    let selected = app.selected().expect("a VM row").name.clone();
+    assert!(press(&mut app, KeyCode::Char('x')).is_empty());
+    let Some(Popup::Confirm(c)) = &app.ui().popup else {
+        panic!("cancel-vm asks first")
+    };
+    assert_eq!(c.type_to_confirm.as_deref(), Some(selected.as_str()));
+    assert!(c.body.iter().any(|l| l.contains("keeps running")));
+    press(&mut app, KeyCode::Esc);
+    assert!(app.ui().popup.is_none());
+    assert!(update(&mut app, Action::Command("cancel-vm nosuch".into())).is_empty());
+    assert!(app
+        .ui()
+        .flash
+        .as_deref()
+        .unwrap_or("")
+        .contains("no VM `nosuch`"));
+    update(&mut app, Action::Command("cancel-vm app-01".into()));
+    type_text(&mut app, "app-01");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        [Effect::Engine(EngineRequest::CancelVm("app-01".into()))]
+    );
+}
+
 #[test]
 fn dangerous_actions_ask_and_can_be_cancelled() {
     let mut app = mid_wave();
@@ -245,6 +274,7 @@ fn read_only_blocks_every_dangerous_action() {
         "rollback web-01",
         "start",
         "cancel",
+        "cancel-vm web-01",
         "poweroff app-02",
     ] {
         assert!(

@@ -112,6 +112,7 @@ pub enum InputMode {
 pub enum Pending {
     StartWave(String),
     CancelWave(String),
+    CancelVm(String),
     IgnoreWindow(String),
     Rollback(String),
     ConfirmPowerOff(String),
