@@ -2057,6 +2057,14 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                             downtime_ms: downtime,
                             precopy_rounds: rounds,
                             consistent_copy: !r.hard_stopped,
+                            backend: r.ctx.forklift.then(|| "forklift".to_string()),
+                            backend_steps: r
+                                .cluster
+                                .forklift
+                                .as_ref()
+                                .and_then(|f| f.vm.as_ref())
+                                .map(|v| v.steps.clone())
+                                .unwrap_or_default(),
                         },
                     });
                 }

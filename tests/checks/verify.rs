@@ -343,6 +343,8 @@ fn sample_cutovers() -> Vec<report::CutoverRecord> {
             downtime_ms: 82_000,
             precopy_rounds: 3,
             consistent_copy: true,
+            backend: None,
+            backend_steps: vec![],
         },
         report::CutoverRecord {
             vm: "b".into(),
@@ -350,6 +352,21 @@ fn sample_cutovers() -> Vec<report::CutoverRecord> {
             downtime_ms: 4_076_000,
             precopy_rounds: 0,
             consistent_copy: false,
+            backend: Some("forklift".into()),
+            backend_steps: vec![
+                report::BackendStep {
+                    name: "Initialize".into(),
+                    phase: "Completed".into(),
+                    started: Some("2026-12-06T00:00:02Z".into()),
+                    completed: Some("2026-12-06T00:00:09Z".into()),
+                },
+                report::BackendStep {
+                    name: "DiskTransferV2v".into(),
+                    phase: "Completed".into(),
+                    started: Some("2026-12-06T00:00:09Z".into()),
+                    completed: Some("2026-12-06T01:02:00Z".into()),
+                },
+            ],
         },
     ]
 }
@@ -386,9 +403,24 @@ fn reports_carry_each_vms_downtime() {
     assert_eq!(v["cutovers"][0]["vm"], "a");
     assert_eq!(v["cutovers"][0]["downtime_ms"], 82_000);
     assert_eq!(v["cutovers"][1]["consistent_copy"], false);
+    // Forklift's own steps (issue 16): in every format, absent for CDI cutovers.
+    assert!(v["cutovers"][0].get("backend_steps").is_none());
+    assert_eq!(v["cutovers"][1]["backend"], "forklift");
+    assert_eq!(
+        v["cutovers"][1]["backend_steps"][1]["name"],
+        "DiskTransferV2v"
+    );
+    assert!(
+        md.contains("forklift steps of b:\n\n- Initialize Completed 2026-12-06T00:00:02Z–2026-12-06T00:00:09Z\n- DiskTransferV2v Completed"),
+        "{md}"
+    );
     let xml = sample_report_text(Format::Junit);
     assert!(
         xml.contains("<property name=\"cutover.a\" value=\"warm migration, downtime 82000 ms, 3 precopy rounds, guest shut down\"/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<property name=\"cutover.b.forklift\" value=\"Initialize Completed 2026-12-06T00:00:02Z–2026-12-06T00:00:09Z; DiskTransferV2v Completed"),
         "{xml}"
     );
 }

@@ -633,6 +633,40 @@ async fn the_forklift_estate_example_plan_rehearses_to_verified() {
     assert!(events.iter().any(
         |e| matches!(&e.kind, EventKind::Mutation { verb, kind, .. } if verb == "patch" && kind == "Migration")
     ));
+    // The cutover record `verify` reads carries Forklift's own step history.
+    let vms: kube::Api<wavelift::cluster::resources::VirtualMachine> =
+        kube::Api::namespaced(r.client(), plan.meta.namespace.as_str());
+    let list = vms
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("vms");
+    assert_eq!(list.items.len(), plan.vms.len());
+    for vm in list.items {
+        let text = vm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(wavelift::checks::report::ANN_CUTOVER))
+            .unwrap_or_else(|| panic!("{:?} has no cutover record", vm.metadata.name));
+        let rec: wavelift::checks::report::CutoverRecord =
+            serde_json::from_str(text).expect("record");
+        assert_eq!(rec.backend.as_deref(), Some("forklift"), "{rec:?}");
+        let names: Vec<&str> = rec.backend_steps.iter().map(|s| s.name.as_str()).collect();
+        for s in [
+            "Initialize",
+            "DiskTransfer",
+            "Cutover",
+            "VirtualMachineCreation",
+        ] {
+            assert!(names.contains(&s), "{s} missing from {names:?}");
+        }
+        assert!(
+            rec.backend_steps
+                .iter()
+                .all(|s| s.phase == "Completed" && s.completed.is_some()),
+            "{rec:?}"
+        );
+    }
     r.sim.shutdown().await;
 }
 

@@ -29,7 +29,11 @@
 //!   ],
 //!   "cutovers": [
 //!     {"vm": "pay-db-01", "migration": "warm", "downtime_ms": 82000, "precopy_rounds": 3,
-//!      "consistent_copy": true}
+//!      "consistent_copy": true},
+//!     {"vm": "pay-win-02", "migration": "cold", "downtime_ms": 1260000, "precopy_rounds": 0,
+//!      "consistent_copy": true, "backend": "forklift",
+//!      "backend_steps": [{"name": "Initialize", "phase": "Completed",
+//!                         "started": "2026-12-06T01:00:02Z", "completed": "2026-12-06T01:00:09Z"}]}
 //!   ]
 //! }
 //! ```
@@ -48,7 +52,9 @@
 //!   `at` RFC 3339 UTC; `attempts` ≥ 1.
 //! - `cutovers`: each VM's cutover as the engine recorded it on its VirtualMachine
 //!   (`migration` `cold` | `warm`; `downtime_ms` from the power-off request to every check
-//!   passing; `consistent_copy` `false` after a hard stop); empty when none was recorded.
+//!   passing; `consistent_copy` `false` after a hard stop; `backend` and `backend_steps`
+//!   only with the Forklift backend: Forklift's pipeline steps with phase and times, as it
+//!   reported them when the VM was verified); empty when none was recorded.
 //! - Order: waves, VMs and checks in plan order.
 
 use super::{group, Report, Summary};

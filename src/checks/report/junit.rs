@@ -76,6 +76,16 @@ pub fn render(r: &Report<'_>) -> String {
                         }
                     ))
                 );
+                if !c.backend_steps.is_empty() {
+                    let steps: Vec<String> = c.backend_steps.iter().map(|s| s.summary()).collect();
+                    let _ = writeln!(
+                        out,
+                        "      <property name=\"cutover.{}.{}\" value=\"{}\"/>",
+                        attr(&c.vm),
+                        attr(c.backend.as_deref().unwrap_or("backend")),
+                        attr(&steps.join("; "))
+                    );
+                }
             }
             out.push_str("    </properties>\n");
         }

@@ -69,6 +69,14 @@ pub fn render(r: &Report<'_>) -> String {
             );
         }
         out.push('\n');
+        for c in r.cutovers.iter().filter(|c| !c.backend_steps.is_empty()) {
+            let backend = c.backend.as_deref().unwrap_or("backend");
+            let _ = writeln!(out, "{backend} steps of {}:\n", cell(&c.vm));
+            for s in &c.backend_steps {
+                let _ = writeln!(out, "- {}", cell(&s.summary()));
+            }
+            out.push('\n');
+        }
     }
 
     let regressions: Vec<&Diffed> = r

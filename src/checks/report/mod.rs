@@ -40,6 +40,44 @@ pub struct CutoverRecord {
     /// The guest shut down cleanly before the final copy (`false`: a hard stop).
     #[serde(default = "yes")]
     pub consistent_copy: bool,
+    /// The import backend when it is not wavelift's own CDI path (`forklift`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// The backend's own steps, as it reported them when the VM was verified (Forklift's
+    /// `Plan.status.migration.vms[].pipeline[]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_steps: Vec<BackendStep>,
+}
+
+/// One step of an import backend's pipeline (Forklift: `Initialize`, `DiskTransferV2v`,
+/// `ImageConversion`, `VirtualMachineCreation`, …) with its phase and times as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BackendStep {
+    pub name: String,
+    /// `Pending`, `Running`, `Completed`, … (empty when not reported).
+    #[serde(default)]
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<String>,
+}
+
+impl BackendStep {
+    /// `DiskTransferV2v Completed 2026-12-06T01:02:03Z–2026-12-06T01:09:44Z`.
+    pub fn summary(&self) -> String {
+        let mut s = self.name.clone();
+        if !self.phase.is_empty() {
+            s.push(' ');
+            s.push_str(&self.phase);
+        }
+        match (&self.started, &self.completed) {
+            (Some(a), Some(b)) => s.push_str(&format!(" {a}–{b}")),
+            (Some(a), None) => s.push_str(&format!(" since {a}")),
+            _ => {}
+        }
+        s
+    }
 }
 
 fn yes() -> bool {

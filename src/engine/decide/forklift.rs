@@ -72,6 +72,8 @@ pub struct VmObs {
     pub source_off: bool,
     /// Warm: Forklift is past its precopies (the cutover started).
     pub cutting_over: bool,
+    /// Every step of the VM's pipeline as Forklift reports it (for the cutover record).
+    pub steps: Vec<crate::checks::report::BackendStep>,
 }
 
 fn with_backend(mut d: Decision, fk: &ForkliftObs) -> Decision {

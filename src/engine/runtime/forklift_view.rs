@@ -241,6 +241,16 @@ fn vm_obs(s: &VmStatus, warm: bool) -> VmObs {
         outcome,
         source_off,
         cutting_over: warm && started(steps::CUTOVER),
+        steps: s
+            .pipeline
+            .iter()
+            .map(|st| crate::checks::report::BackendStep {
+                name: st.task.name.clone(),
+                phase: st.task.phase.clone(),
+                started: st.task.started.clone(),
+                completed: st.task.completed.clone(),
+            })
+            .collect(),
     }
 }
 

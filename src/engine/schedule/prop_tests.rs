@@ -233,6 +233,7 @@ fn forklift_obs(a: u8, b: u8) -> ForkliftObs {
                     .then(|| "ImageConversion: virt-v2v failed".into()),
                 outcome,
                 source_off: b.is_multiple_of(3),
+                steps: Vec::new(),
                 cutting_over: a.is_multiple_of(5),
             }
         }),
