@@ -131,6 +131,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             read_only: args.read_only,
             driven_by,
             blast,
+            policies: None,
             themes,
             banner,
             no_color: no_color.is_some_and(|v| !v.is_empty()),

@@ -16,6 +16,7 @@ pub(crate) mod command;
 pub mod event_loop;
 pub mod keys;
 pub(crate) mod layout;
+pub mod policy;
 pub(crate) mod report;
 pub(crate) mod setup;
 pub(crate) mod terminal;

@@ -158,3 +158,53 @@ fn app_wave() -> String {
         .find(|w| !w.is_empty())
         .expect("a wave")
 }
+
+/// The VM detail shows the drafted network policy (issue 17): the object, its rules with
+/// where each came from, which rule admits each check's probe (or that none does), and
+/// the draft's warnings.
+#[test]
+fn vm_detail_shows_its_network_policy_and_the_rules_each_check_relies_on() {
+    use wavelift::tui::policy::{PolicyData, VmPolicy};
+    let mut opts = opts();
+    opts.policies = Some(PolicyData {
+        mode: "apply".into(),
+        vms: [(
+            "db-01".to_string(),
+            VmPolicy {
+                object: "MultiNetworkPolicy mig-shop/wavelift-db-01 (v1beta2, on vlan-210)"
+                    .into(),
+                rules: vec![
+                    "ingress[0] from 192.0.2.16/32 tcp/5432 ← fw/edge.iptables:7 rule app-to-db (owner dba)".into(),
+                    "ingress[1] from 198.51.100.254/32 any ← wavelift probes (probe_sources)".into(),
+                ],
+                checks: vec![
+                    ("tcp:5432".into(), Some(vec!["ingress[1] wavelift probes".into()])),
+                    ("icmp".into(), None),
+                ],
+                warnings: vec!["fw/edge.iptables:9 rule deny-icmp: ICMP cannot be denied by a NetworkPolicy; the allow of fw/edge.iptables:11 was narrowed to TCP, UDP and SCTP".into()],
+            },
+        )]
+        .into(),
+    });
+    let mut app = app_with(opts);
+    for e in mid_wave_events() {
+        app.apply_event(e);
+    }
+    app.settle();
+    update(&mut app, Action::Resize(160, 110));
+    update(&mut app, Action::GoView(View::Vms));
+    update(&mut app, Action::Top);
+    let text = screen(&app, 160, 110);
+    for want in [
+        "Network policy",
+        "MultiNetworkPolicy mig-shop/wavelift-db-01 (v1beta2, on vlan-210)  (applied once verified)",
+        "ingress[0] from 192.0.2.16/32 tcp/5432 ← fw/edge.iptables:7 rule app-to-db (owner dba)",
+        "✓ tcp:5432",
+        "admitted by ingress[1] wavelift probes",
+        "✗ icmp",
+        "blocked: no rule admits its probe",
+        "! fw/edge.iptables:9 rule deny-icmp",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+}

@@ -3,6 +3,7 @@
 //! [`super::App::new`], read by everyone, written by no one.
 
 use super::super::blast::BlastData;
+use super::super::policy::PolicyData;
 use super::super::theme::ThemeSet;
 use crate::cluster::client::Mode;
 use crate::plan::Plan;
@@ -42,6 +43,8 @@ pub struct TuiOptions {
     pub driven_by: Option<String>,
     /// `--blast FILE`, already loaded.
     pub blast: Option<BlastData>,
+    /// The VMs' drafted network policies (`[plan] policy = "draft" | "apply"`).
+    pub policies: Option<PolicyData>,
     /// Themes `:theme NAME` can switch to.
     pub themes: ThemeSet,
     /// A warning to show in a banner (e.g. a bad theme fell back to the default).
@@ -67,6 +70,7 @@ impl TuiOptions {
             read_only: false,
             driven_by: None,
             blast: None,
+            policies: None,
             themes: ThemeSet::builtin(),
             banner: None,
             no_color: false,
@@ -93,6 +97,7 @@ pub struct Session {
     /// Another wavelift drives the plan: who, since when.
     pub driven_by: Option<String>,
     pub blast: Option<BlastData>,
+    pub policies: Option<PolicyData>,
     /// Themes `:theme NAME` can switch to.
     pub themes: ThemeSet,
     /// `NO_COLOR` is set: colours stay off.
@@ -131,6 +136,7 @@ impl Session {
             read_only: opts.read_only || opts.driven_by.is_some(),
             driven_by: opts.driven_by,
             blast: opts.blast,
+            policies: opts.policies,
             themes: opts.themes,
             no_color: opts.no_color,
             report_dir: opts.report_dir,

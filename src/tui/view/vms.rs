@@ -398,6 +398,47 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
             ]));
         }
     }
+    if let Some(p) = app
+        .session()
+        .policies
+        .as_ref()
+        .and_then(|d| d.vms.get(&v.name).map(|vp| (d, vp)))
+    {
+        let (data, vp) = p;
+        let what = if data.mode == "apply" {
+            "applied once verified"
+        } else {
+            "draft, not applied"
+        };
+        out.push(heading(app, "Network policy"));
+        out.push(Line::from(vec![
+            Span::raw(format!("  {}", vp.object)),
+            Span::styled(format!("  ({what})"), muted),
+        ]));
+        for r in &vp.rules {
+            out.push(Line::from(Span::styled(format!("  {r}"), muted)));
+        }
+        for (check, by) in &vp.checks {
+            match by {
+                Some(rules) => out.push(Line::from(vec![
+                    Span::styled("  ✓ ", t.style(Element::StatusOk)),
+                    Span::raw(format!("{check:<16}")),
+                    Span::styled(format!(" admitted by {}", rules.join("; ")), muted),
+                ])),
+                None => out.push(Line::from(vec![
+                    Span::styled("  ✗ ", t.style(Element::StatusFail)),
+                    Span::raw(format!("{check:<16}")),
+                    Span::styled(" blocked: no rule admits its probe", muted),
+                ])),
+            }
+        }
+        for w in &vp.warnings {
+            out.push(Line::from(Span::styled(
+                format!("  ! {w}"),
+                t.style(Element::LogWarn),
+            )));
+        }
+    }
     if out.len() > max && max > 0 {
         out.truncate(max - 1);
         out.push(Line::from(Span::styled(
