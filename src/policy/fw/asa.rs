@@ -52,7 +52,6 @@ struct SvcSet {
 enum SvcItem {
     Set(SvcSet),
     Object(String),
-    Group(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -575,7 +574,7 @@ impl Asa<'_> {
         let mut out = SvcSet::default();
         let mut port_protos: Vec<Proto> = Vec::new();
         let mut port_ranges: Vec<(u16, u16)> = Vec::new();
-        let mut add = |out: &mut SvcSet, s: SvcSet| {
+        let add = |out: &mut SvcSet, s: SvcSet| {
             out.any |= s.any;
             out.list.extend(s.list);
             out.narrowed.extend(s.narrowed);
@@ -592,10 +591,6 @@ impl Asa<'_> {
                 SvcItem::Set(s) => add(&mut out, s),
                 SvcItem::Object(o) => {
                     let (_, s) = self.svc(n, &o, false);
-                    add(&mut out, s);
-                }
-                SvcItem::Group(g) => {
-                    let (_, s) = self.svc(n, &g, true);
                     add(&mut out, s);
                 }
             }
