@@ -72,6 +72,9 @@ struct Def {
     svc: Vec<SvcItem>,
 }
 
+/// Ranges and unresolved names of an expanded group.
+type Resolved = (Vec<AddrRange>, Vec<String>);
+
 #[derive(Clone)]
 enum Memo<T> {
     Visiting,
@@ -83,7 +86,7 @@ struct Asa<'a> {
     names: HashMap<String, IpAddr>,
     objects: HashMap<String, Def>,
     groups: HashMap<String, Def>,
-    net_memo: HashMap<String, Memo<(Vec<AddrRange>, Vec<String>)>>,
+    net_memo: HashMap<String, Memo<Resolved>>,
     svc_memo: HashMap<String, Memo<SvcSet>>,
     warnings: Vec<String>,
 }

@@ -62,6 +62,11 @@ fn text(n: Option<Node>) -> Option<String> {
     n.and_then(|n| n.text()).map(|t| t.trim().to_string())
 }
 
+/// Ranges and unresolved names.
+type Addrs = (Vec<AddrRange>, Vec<String>);
+/// Services, narrowings and unresolved names.
+type Svcs = (Vec<Service>, Vec<String>, Vec<String>);
+
 #[derive(Clone)]
 enum Memo<T> {
     Visiting,
@@ -100,8 +105,8 @@ struct Cx<'s, 'a, 'i, 'w> {
     file: &'w str,
     doc: &'a Document<'i>,
     scope: Scope<'s, 'a, 'i>,
-    addr_memo: HashMap<String, Memo<(Vec<AddrRange>, Vec<String>)>>,
-    svc_memo: HashMap<String, Memo<(Vec<Service>, Vec<String>, Vec<String>)>>,
+    addr_memo: HashMap<String, Memo<Addrs>>,
+    svc_memo: HashMap<String, Memo<Svcs>>,
     warnings: &'w mut Vec<String>,
 }
 
