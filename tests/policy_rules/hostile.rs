@@ -145,6 +145,12 @@ fn json_garbage() {
     }
     let rs = fw::parse("x.json", "{\"nftables\": [\n{\"chain\": {\"type\": \"filter\", \"hook\": \"input\", \"policy\": 5}},\n{\"rule\": {\"expr\": [{\"match\": 3}, {\"accept\": null}]}}]}").expect("detected");
     assert_eq!(rs.lists.len(), 1);
+    let vmap = "{\"nftables\": [{\"chain\": {\"family\": \"ip\", \"table\": \"t\", \"name\": \"in\", \"type\": \"filter\", \"hook\": \"input\", \"policy\": \"accept\"}},\n{\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"in\", \"expr\": [{\"vmap\": {\"key\": {\"payload\": {\"protocol\": \"ip\", \"field\": \"saddr\"}}, \"data\": {\"set\": [[\"192.0.2.1\", {\"drop\": null}]]}}}]}}]}";
+    let rs = fw::parse("v.json", vmap).expect("detected");
+    assert_eq!(
+        rs.warnings,
+        ["v.json:2: verdict map (vmap) not modelled; rule skipped"]
+    );
 }
 
 #[test]

@@ -439,7 +439,19 @@ impl Cx<'_> {
                 break;
             }
         }
-        let target = target?;
+        let Some(target) = target else {
+            // a verdict map decides per element: not modelled, and it may drop
+            let vmap = r
+                .get("expr")
+                .map(Node::arr)
+                .unwrap_or_default()
+                .iter()
+                .any(|e| e.get("vmap").is_some());
+            if vmap {
+                self.warn("verdict map (vmap) not modelled; rule skipped".into());
+            }
+            return None;
+        };
         let services = match (protos, ports) {
             (None, None) => Services::Any,
             (Some(p), ps) => Services::List(services(&p, &ps.unwrap_or_default())),
