@@ -10,6 +10,7 @@ pub mod forklift;
 pub mod kubelet;
 pub mod kubevirt;
 pub mod placement;
+pub mod policy;
 pub mod rehearsal;
 pub mod scenario;
 pub mod vim;
@@ -87,6 +88,7 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
         world.clone(),
         clock,
     )));
+    tasks.push(tokio::spawn(policy::run(client.clone(), world.clone())));
     tasks.push(tokio::spawn(kubevirt::run_migrations(
         client,
         scenario,
