@@ -280,6 +280,12 @@ fn port_matches(
     }
 }
 
+/// A rule's peers (`from`/`to`) and ports.
+type RuleParts<'a> = (
+    Option<&'a Vec<NetworkPolicyPeer>>,
+    Option<&'a Vec<NetworkPolicyPort>>,
+);
+
 fn evaluate(
     policies: &[PolicyDoc],
     dir: Dir,
@@ -305,10 +311,7 @@ fn evaluate(
         }
         let label = policy_label(p);
         isolating.push(label.clone());
-        let rules: Vec<(
-            Option<&Vec<NetworkPolicyPeer>>,
-            Option<&Vec<NetworkPolicyPort>>,
-        )> = match dir {
+        let rules: Vec<RuleParts> = match dir {
             Dir::Ingress => p
                 .spec
                 .ingress

@@ -88,7 +88,10 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
         world.clone(),
         clock,
     )));
-    tasks.push(tokio::spawn(policy::run(client.clone(), world.clone())));
+    tasks.push(tokio::spawn(policy::run(
+        client.clone(),
+        world.policy.clone(),
+    )));
     tasks.push(tokio::spawn(kubevirt::run_migrations(
         client,
         scenario,

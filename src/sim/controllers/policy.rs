@@ -13,7 +13,6 @@
 //! Source VMs in vSphere are not subject to cluster policy, and neither is anything that is
 //! not a VMI's pod here.
 
-use super::world::World;
 use crate::policy::eval::{self, Endpoint, Peer, Verdict};
 use crate::policy::k8s::PolicyDoc;
 use crate::policy::rules::Proto;
@@ -232,20 +231,20 @@ fn doc_of(o: &DynamicObject, ar: &ApiResource) -> Option<PolicyDoc> {
     eval::policy_from_value(&v, "default").ok()
 }
 
-/// Keeps `world`'s policy snapshots in step with the cluster: one watch per kind; on every
+/// Keeps the network's policy snapshots in step with the cluster: one watch per kind; on every
 /// change the namespace's list is rebuilt from the watch's own cache.
-pub async fn run(client: Client, world: Arc<World>) {
+pub async fn run(client: Client, net: Arc<PolicyNet>) {
     let np = watch_kind(
         client.clone(),
-        world.clone(),
+        net.clone(),
         np_resource(),
         Source::NetworkPolicy,
     );
-    let mnp = watch_kind(client, world, mnp_resource(), Source::MultiNetworkPolicy);
+    let mnp = watch_kind(client, net, mnp_resource(), Source::MultiNetworkPolicy);
     futures::join!(np, mnp);
 }
 
-async fn watch_kind(client: Client, world: Arc<World>, ar: ApiResource, source: Source) {
+async fn watch_kind(client: Client, net: Arc<PolicyNet>, ar: ApiResource, source: Source) {
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
     let mut cache: HashMap<String, BTreeMap<String, PolicyDoc>> = HashMap::new();
     let mut pending: Option<HashMap<String, BTreeMap<String, PolicyDoc>>> = None;
@@ -254,7 +253,7 @@ async fn watch_kind(client: Client, world: Arc<World>, ar: ApiResource, source: 
             .get(ns)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
-        world.policy.set(source, ns, docs);
+        net.set(source, ns, docs);
     };
     let mut s = watcher::watcher(api, watcher::Config::default())
         .default_backoff()

@@ -88,7 +88,7 @@ pub struct World {
     converted: RwLock<HashMap<String, String>>,
     pub vcenter: VcenterInfo,
     /// Cluster policy on the VMIs' pods (see [`super::policy`]).
-    pub policy: super::policy::PolicyNet,
+    pub policy: std::sync::Arc<super::policy::PolicyNet>,
 }
 
 /// An address a guest brought up on a VLAN: what answers ARP for it.
@@ -164,7 +164,7 @@ impl World {
                 shutdown_seconds: scenario.shutdown_seconds,
                 user: scenario.vcenter_user.clone(),
             },
-            policy: super::policy::PolicyNet::default(),
+            policy: std::sync::Arc::default(),
         }
     }
 
