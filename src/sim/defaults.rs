@@ -65,6 +65,21 @@ pub fn decode(res: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
     if !res.builtin {
         return Ok(());
     }
+    if res.kind == "NetworkPolicy" {
+        // The typed decode of the spec (a `cidr: 5` or `endPort: "x"` is a 400, as
+        // encoding/json refuses it in the API server's decoder).
+        if let Some(spec) = obj.get("spec").filter(|s| !s.is_null()) {
+            if let Err(e) = serde_json::from_value::<
+                k8s_openapi::api::networking::v1::NetworkPolicySpec,
+            >(spec.clone())
+            {
+                return Err(ApiError::bad_request(format!(
+                    "NetworkPolicy in version \"{}\" cannot be handled as a NetworkPolicy: spec: {e}",
+                    res.version
+                )));
+            }
+        }
+    }
     let mut fields: Vec<(&str, TimeKind)> = time_fields(res.kind).to_vec();
     fields.push(("metadata.managedFields[].time", TimeKind::Seconds));
     for (path, kind) in fields {
@@ -217,6 +232,42 @@ pub fn set_defaults(res: &ResourceDef, obj: &mut Value) {
         "Secret" => {
             if let Some(m) = obj.as_object_mut() {
                 default_str(m, "type", "Opaque");
+            }
+        }
+        // kubernetes pkg/apis/networking/v1/defaults.go: SetDefaults_NetworkPolicyPort
+        // (protocol TCP) and SetDefaults_NetworkPolicy (policyTypes: Ingress, plus Egress
+        // when there are egress rules); `podSelector` is a struct, so always present.
+        "NetworkPolicy" => {
+            let spec = obj_mut(obj, "spec");
+            spec.entry("podSelector").or_insert_with(|| json!({}));
+            for dir in ["ingress", "egress"] {
+                if let Some(rules) = spec.get_mut(dir).and_then(Value::as_array_mut) {
+                    for r in rules {
+                        let ports = r.get_mut("ports").and_then(Value::as_array_mut);
+                        for p in ports.into_iter().flatten() {
+                            if let Some(m) = p.as_object_mut() {
+                                if m.get("protocol").is_none_or(Value::is_null) {
+                                    m.insert("protocol".into(), json!("TCP"));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let empty = spec
+                .get("policyTypes")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
+            if empty {
+                let egress = spec
+                    .get("egress")
+                    .and_then(Value::as_array)
+                    .is_some_and(|e| !e.is_empty());
+                let mut types = vec![json!("Ingress")];
+                if egress {
+                    types.push(json!("Egress"));
+                }
+                spec.insert("policyTypes".into(), Value::Array(types));
             }
         }
         // SetDefaults_Namespace (the kubernetes.io/metadata.name label, 1.21+) and

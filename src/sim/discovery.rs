@@ -34,27 +34,76 @@ pub fn core_versions(server_address: &str) -> Value {
     })
 }
 
+/// Kubernetes' version priority (apimachinery `version.CompareKubeAwareVersionStrings`):
+/// GA before beta before alpha, higher numbers first; other strings last.
+fn version_rank(v: &str) -> (u8, std::cmp::Reverse<u32>, std::cmp::Reverse<u32>) {
+    use std::cmp::Reverse;
+    let Some(rest) = v.strip_prefix('v') else {
+        return (3, Reverse(0), Reverse(0));
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let major = digits.parse().unwrap_or(0);
+    let tail = &rest[digits.len()..];
+    let (level, minor) = if tail.is_empty() {
+        (0, "")
+    } else if let Some(n) = tail.strip_prefix("beta") {
+        (1, n)
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (2, n)
+    } else {
+        return (3, Reverse(0), Reverse(0));
+    };
+    (level, Reverse(major), Reverse(minor.parse().unwrap_or(0)))
+}
+
+/// The served groups with their versions, preferred (highest priority) first: a group
+/// whose kinds live in several versions (`k8s.cni.cncf.io`: v1 NADs, v1beta2 and v1beta1
+/// MultiNetworkPolicies) is one APIGroup listing them all, as the API server's aggregated
+/// group discovery does.
+fn served_groups(crds: &Crds) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for (g, v) in resources::group_versions() {
+        if g.is_empty() || !crds.serves_group(g) {
+            continue;
+        }
+        match out.iter_mut().find(|(og, _)| *og == g) {
+            Some((_, vs)) => vs.push(v),
+            None => out.push((g, vec![v])),
+        }
+    }
+    for (_, vs) in &mut out {
+        vs.sort_by_key(|v| version_rank(v));
+    }
+    out
+}
+
+fn group_entry(g: &str, versions: &[&str]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
+    json!({"name": g, "versions": gvs, "preferredVersion": gvs[0]})
+}
+
 /// `/apis` (APIGroupList).
 pub fn group_list(crds: &Crds) -> Value {
-    let groups: Vec<Value> = resources::group_versions()
-        .into_iter()
-        .filter(|(g, _)| !g.is_empty() && crds.serves_group(g))
-        .map(|(g, v)| {
-            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
-        })
+    let groups: Vec<Value> = served_groups(crds)
+        .iter()
+        .map(|(g, vs)| group_entry(g, vs))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/G` (APIGroup), or `None` for an unknown group.
 pub fn group(name: &str, crds: &Crds) -> Option<Value> {
-    resources::group_versions()
+    served_groups(crds)
         .into_iter()
-        .find(|(g, _)| *g == name && !g.is_empty() && crds.serves_group(g))
-        .map(|(g, v)| {
-            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-            json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        .find(|(g, _)| *g == name)
+        .map(|(g, vs)| {
+            let mut e = group_entry(g, &vs);
+            e["kind"] = json!("APIGroup");
+            e["apiVersion"] = json!("v1");
+            e
         })
 }
 

@@ -99,6 +99,16 @@ pub struct SimOptions {
     pub crds: resources::Crds,
 }
 
+/// The rehearsal workstation's address: where the checks wavelift runs from the
+/// workstation (`checks_from = "workstation"`) come from in a rehearsal, and so the source
+/// of every `/sim/v1/probe` that names no `from=`. It is subject to the cluster's
+/// NetworkPolicies and MultiNetworkPolicies like any other address (an `ipBlock` must admit
+/// it for a workstation check of a policed VM to pass). 198.51.100.0/24 is TEST-NET-2
+/// (RFC 5737), never a real network; note that `plans/payments-estate.toml` uses it for
+/// vlan-310, where .254 is no VM's address, so an `ipBlock` admitting that VLAN admits the
+/// workstation too.
+pub const WORKSTATION_IP: std::net::IpAddr = std::net::IpAddr::V4(Ipv4Addr::new(198, 51, 100, 254));
+
 /// The most connections the sim keeps open by default: at the cap, a new connection
 /// closes the oldest idle one (see [`server::serve_connections`]).
 pub const MAX_CONNECTIONS: usize = 1024;

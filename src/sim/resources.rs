@@ -263,6 +263,48 @@ static RESOURCES: &[ResourceDef] = &[
         false,
         false
     ),
+    // The multi-networkpolicy CRD (k8snetworkplumbingwg/multi-networkpolicy `scheme.yml`:
+    // plural `multi-networkpolicies`, short name `multi-policy`, namespaced, no status
+    // subresource). Both versions are served, as by the installations that enable
+    // v1beta2 (the one with `endPort`); they share one storage (`conversion: None`).
+    res!(
+        "k8s.cni.cncf.io",
+        "v1beta2",
+        "multi-networkpolicies",
+        "multi-networkpolicy",
+        "MultiNetworkPolicy",
+        ["multi-policy"],
+        true,
+        [],
+        false,
+        false
+    ),
+    res!(
+        "k8s.cni.cncf.io",
+        "v1beta1",
+        "multi-networkpolicies",
+        "multi-networkpolicy",
+        "MultiNetworkPolicy",
+        ["multi-policy"],
+        true,
+        [],
+        false,
+        false
+    ),
+    // kubernetes pkg/registry/networking/networkpolicy (short name `netpol`; the status
+    // field was removed in 1.28, so no status subresource).
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        ["netpol"],
+        true,
+        [],
+        false,
+        true
+    ),
     res!(
         "cdi.kubevirt.io",
         "v1beta1",

@@ -244,6 +244,53 @@ fn vmi_spec() -> Shape {
     ])
 }
 
+/// A `LabelSelector` (apimachinery meta/v1).
+pub(crate) fn label_selector() -> Shape {
+    obj(vec![
+        ("matchLabels", map(Shape::Str)),
+        (
+            "matchExpressions",
+            list(obj(vec![
+                ("key", Shape::Str),
+                ("operator", Shape::Str),
+                ("values", strs()),
+            ])),
+        ),
+    ])
+}
+
+/// `NetworkPolicySpec` (k8s.io/api networking/v1 types.go), with or without `endPort` (the
+/// v1beta1 MultiNetworkPolicy has none). `port` is int-or-string.
+pub(crate) fn network_policy_spec(end_port: bool) -> Shape {
+    let mut port = vec![("protocol", Shape::Str), ("port", Shape::Any)];
+    if end_port {
+        port.push(("endPort", Shape::Int));
+    }
+    let peer = obj(vec![
+        ("podSelector", label_selector()),
+        ("namespaceSelector", label_selector()),
+        (
+            "ipBlock",
+            obj(vec![("cidr", Shape::Str), ("except", strs())]),
+        ),
+    ]);
+    obj(vec![
+        ("podSelector", label_selector()),
+        (
+            "ingress",
+            list(obj(vec![
+                ("ports", list(obj(port.clone()))),
+                ("from", list(peer.clone())),
+            ])),
+        ),
+        (
+            "egress",
+            list(obj(vec![("ports", list(obj(port))), ("to", list(peer))])),
+        ),
+        ("policyTypes", strs()),
+    ])
+}
+
 fn top(extra: Vec<(&'static str, Shape)>) -> Shape {
     let mut fields = vec![
         ("apiVersion", Shape::Str),
@@ -341,6 +388,15 @@ pub fn builtin(res: &ResourceDef) -> Shape {
             ("allowedTopologies", list(Shape::Any)),
         ]),
         "NetworkAttachmentDefinition" => top(vec![("spec", obj(vec![("config", Shape::Str)]))]),
+        // networking.k8s.io/v1 NetworkPolicy (k8s.io/api networking/v1 types.go; no status
+        // since 1.28).
+        "NetworkPolicy" => top(vec![("spec", network_policy_spec(true))]),
+        // The multi-networkpolicy CRD's structural schema (k8snetworkplumbingwg/
+        // multi-networkpolicy scheme.yml): the NetworkPolicy spec, `endPort` only in v1beta2.
+        "MultiNetworkPolicy" => top(vec![(
+            "spec",
+            network_policy_spec(res.version != "v1beta1"),
+        )]),
         "DataVolume" => top(vec![("spec", dv_spec()), ("status", Shape::Any)]),
         "VirtualMachine" => top(vec![
             (
@@ -381,6 +437,38 @@ pub fn builtin(res: &ResourceDef) -> Shape {
             ("status", Shape::Any),
         ]),
         _ => top(vec![("spec", Shape::Any), ("status", Shape::Any)]),
+    }
+}
+
+/// Drops the fields a closed shape does not declare, as the API server prunes a custom
+/// resource to its structural schema on every write (apiextensions-apiserver
+/// `pkg/apiserver/schema/pruning`).
+pub fn prune(shape: &Shape, value: &mut Value) {
+    match (shape, value) {
+        (Shape::Obj { fields, open }, Value::Object(m)) => {
+            if !open {
+                m.retain(|k, _| fields.contains_key(k.as_str()));
+            }
+            for (k, v) in m.iter_mut() {
+                if let Some(s) = fields.get(k.as_str()) {
+                    prune(s, v);
+                }
+            }
+        }
+        (Shape::Map(s), Value::Object(m)) => m.values_mut().for_each(|v| prune(s, v)),
+        (Shape::List(s), Value::Array(items)) => items.iter_mut().for_each(|v| prune(s, v)),
+        _ => {}
+    }
+}
+
+/// A MultiNetworkPolicy's spec pruned to its version's schema: a v1beta1 object loses
+/// `endPort` (with the default `fieldValidation=Warn`, a warning names it; `Strict`
+/// refuses it), so its port range becomes its first port, as on a real cluster.
+pub fn prune_multi_network_policy(res: &ResourceDef, obj: &mut Value) {
+    if res.kind == "MultiNetworkPolicy" {
+        if let Some(spec) = obj.get_mut("spec") {
+            prune(&network_policy_spec(res.version != "v1beta1"), spec);
+        }
     }
 }
 

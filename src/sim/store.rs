@@ -1014,6 +1014,7 @@ impl Store {
         if let Some(f) = &t.crds.forklift {
             super::forklift_crd::prune(res, f, &mut obj);
         }
+        super::schema::prune_multi_network_policy(res, &mut obj);
         defaults::decode(res, &mut obj)?;
         defaults::set_defaults(res, &mut obj);
         defaults::prepare_for_create(res, &mut obj, opts.keep_status);
@@ -1210,6 +1211,7 @@ impl Store {
         if let Some(f) = &t.crds.forklift {
             super::forklift_crd::prune(res, f, &mut new);
         }
+        super::schema::prune_multi_network_policy(res, &mut new);
         defaults::decode(res, &mut new)?;
         defaults::set_defaults(res, &mut new);
         if part == Part::Main {

@@ -46,6 +46,9 @@ fn columns(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] 
             ("StorageClass", "string", "/spec/storageClassName"),
         ],
         "Namespace" => &[("Status", "string", "/status/phase")],
+        // kubernetes pkg/printers/internalversion/printers.go
+        // networkPolicyColumnDefinitions (Name, Pod-Selector, Age).
+        "NetworkPolicy" => &[("Pod-Selector", "string", "/spec/podSelector")],
         // kubernetes pkg/printers/internalversion/printers.go podColumnDefinitions (IP and
         // Node are `-o wide`).
         "Pod" => &[
@@ -236,6 +239,7 @@ fn cell(kind: &str, header: &str, obj: &Value, pointer: &str) -> Value {
                 .sum::<u64>())
             .to_string()),
         ("Pod", "Status", st) => json!(pod_status(obj, st)),
+        ("NetworkPolicy", "Pod-Selector", sel) => json!(format_label_selector(sel)),
         ("Secret", "Data", Some(Value::Object(m))) => json!(m.len()),
         ("Secret", "Data", _) => json!(0),
         // printConfigMap: len(Data) + len(BinaryData).
@@ -261,6 +265,44 @@ fn cell(kind: &str, header: &str, obj: &Value, pointer: &str) -> Value {
         (_, _, Some(Value::Bool(b))) => json!(b.to_string()),
         (_, _, Some(Value::Number(n))) => json!(n),
         _ => json!(""),
+    }
+}
+
+/// apimachinery `metav1.FormatLabelSelector`: `k=v` for matchLabels, `k in (a,b)`,
+/// `k notin (a,b)`, `k`, `!k` for expressions, comma-joined; `<none>` when empty.
+fn format_label_selector(sel: Option<&Value>) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = sel
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object)
+    {
+        for (k, v) in m {
+            parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+        }
+    }
+    if let Some(es) = sel
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array)
+    {
+        for e in es {
+            let key = e["key"].as_str().unwrap_or_default();
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            parts.push(match e["operator"].as_str().unwrap_or_default() {
+                "In" => format!("{key} in ({})", values.join(",")),
+                "NotIn" => format!("{key} notin ({})", values.join(",")),
+                "Exists" => key.to_string(),
+                "DoesNotExist" => format!("!{key}"),
+                op => format!("{key} {op} ({})", values.join(",")),
+            });
+        }
+    }
+    if parts.is_empty() {
+        "<none>".to_string()
+    } else {
+        parts.join(",")
     }
 }
 

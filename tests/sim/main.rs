@@ -13,6 +13,7 @@ mod kubectl;
 mod kubelet;
 mod kubevirt;
 mod nfc;
+mod policy;
 mod serve_flow;
 mod warm;
 mod watch;

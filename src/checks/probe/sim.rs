@@ -3,11 +3,19 @@
 //! # Contract (the sim serves it; this client and its test server speak it)
 //!
 //! ```text
-//! GET {base}/sim/v1/probe?ip=IP&proto=icmp
-//! GET {base}/sim/v1/probe?ip=IP&port=PORT&proto=tcp
+//! GET {base}/sim/v1/probe?ip=IP&proto=icmp[&from=SRC]
+//! GET {base}/sim/v1/probe?ip=IP&port=PORT&proto=tcp[&from=SRC]
 //! → 200, Content-Type: application/json
 //!   {"result": "reachable" | "unreachable" | "conflict", "holders": ["vm-name", ...]}
 //! ```
+//!
+//! - `from` (since issue 17) is the flow's source address: the sim's network enforces the
+//!   cluster's NetworkPolicies and MultiNetworkPolicies on migrated VMs' pods, so who asks
+//!   matters. Without it the sim takes its rehearsal workstation address
+//!   (`wavelift::sim::WORKSTATION_IP`, 198.51.100.254): where workstation checks come from.
+//!   [`SimProber`] sends it only when given one ([`SimProber::with_from`]).
+//! - A flow the policies drop is `unreachable`; the sim then also sends
+//!   `"blocked_by": ["MultiNetworkPolicy NS/NAME", ...]` and names them in `detail`.
 //!
 //! - `reachable`: exactly one running machine (source VM, or migrated VM on the right VLAN)
 //!   holds the IP (and, for tcp, listens on PORT); `holders` names it.
@@ -45,11 +53,22 @@ pub struct SimProbeAnswer {
 pub struct SimProber {
     /// `http://HOST:PORT` of the sim (a trailing `/` is ignored).
     pub base: String,
+    /// The source address the probes claim (`from=`); `None`: the sim's workstation address.
+    pub from: Option<IpAddr>,
 }
 
 impl SimProber {
     pub fn new(base: impl Into<String>) -> Self {
-        SimProber { base: base.into() }
+        SimProber {
+            base: base.into(),
+            from: None,
+        }
+    }
+
+    /// Probes from `from` (the sim evaluates the cluster's policies for that source).
+    pub fn with_from(mut self, from: IpAddr) -> Self {
+        self.from = Some(from);
+        self
     }
 
     /// The sim's raw answer for `ip` (ICMP) or `ip:port` (TCP) — for callers that need the
@@ -65,6 +84,9 @@ impl SimProber {
         let mut path = format!("/sim/v1/probe?ip={ip}&proto={proto}");
         if let Some(p) = port {
             path.push_str(&format!("&port={p}"));
+        }
+        if let Some(f) = self.from {
+            path.push_str(&format!("&from={f}"));
         }
         match tokio::time::timeout(timeout, self.get(&path)).await {
             Ok(r) => r,

@@ -14,8 +14,12 @@
 //!   and hello need the `vmware-api-session-id` header;
 //! - the vim25 API as VI/JSON under `/sdk/vim25/{release}/…` (see [`super::vim`]), from
 //!   8.0.1;
-//! - the network: `GET /sim/v1/probe?ip=IP[&port=PORT][&proto=icmp|tcp]` →
-//!   `{"result": "reachable"|"unreachable"|"conflict", "holders": [...], "detail": "…"}`;
+//! - the network: `GET /sim/v1/probe?ip=IP[&port=PORT][&proto=icmp|tcp][&from=IP]` →
+//!   `{"result": "reachable"|"unreachable"|"conflict", "holders": [...], "detail": "…",
+//!   "blocked_by": [...]}`: `from` is the flow's source address (default
+//!   [`crate::sim::WORKSTATION_IP`], the rehearsal workstation); a migrated VM's pod is
+//!   subject to its namespace's NetworkPolicies and MultiNetworkPolicies, and a flow they
+//!   deny is `unreachable` with `blocked_by` naming the policies (omitted otherwise);
 //! - the disks: `GET /sim/v1/disks?vm=NAME&disks=N` → `{"result": "consistent"|"inconsistent"|"unknown",
 //!   "detail": "…", "vm", "power", "generation", "extents", "disks": [{"index", "file", "size",
 //!   "writes", "written_bytes", "copy": "none"|"copying"|"copied", "stages", "holds",
@@ -361,6 +365,7 @@ struct ProbeQuery {
     ip: String,
     port: Option<u16>,
     proto: Option<String>,
+    from: Option<String>,
 }
 
 async fn probe(State(state): State<WorldState>, Query(q): Query<ProbeQuery>) -> Response {
@@ -391,7 +396,20 @@ async fn probe(State(state): State<WorldState>, Query(q): Query<ProbeQuery>) -> 
                 .into_response()
         }
     };
-    Json(state.world.probe(&q.ip, port)).into_response()
+    let from = match q.from.as_deref() {
+        None => crate::sim::WORKSTATION_IP,
+        Some(f) => match f.parse::<std::net::IpAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "error": format!("from `{f}` is not an IP address") })),
+                )
+                    .into_response()
+            }
+        },
+    };
+    Json(state.world.probe_from(&q.ip, port, from)).into_response()
 }
 
 #[derive(Deserialize)]

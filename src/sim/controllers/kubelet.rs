@@ -708,6 +708,17 @@ impl ProbeRun<'_> {
         self.wire.is_some_and(|w| !w.attachment.ips.is_empty())
     }
 
+    /// The address the probes leave from: the interface's own (the network's `probe_ip`
+    /// the pod was given, CIDR form in the attachment), which the target's policies see.
+    /// Only called once [`Self::has_address`] holds; the workstation address otherwise.
+    fn source(&self) -> std::net::IpAddr {
+        self.wire
+            .and_then(|w| w.attachment.ips.first())
+            .and_then(|a| a.split('/').next())
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or(crate::sim::WORKSTATION_IP)
+    }
+
     /// Whether `ip` answers from the interface's VLAN.
     fn answers(&self, ip: &str) -> bool {
         self.vlan()
@@ -795,8 +806,10 @@ impl ProbeRun<'_> {
         if !self.answers(&ip_text) {
             return fail(silent, None);
         }
-        let answer = self.ctx.world.probe(&ip_text, port);
+        let answer = self.ctx.world.probe_from(&ip_text, port, self.source());
         match answer.result {
+            // Dropped by the target's policy: nothing comes back.
+            _ if !answer.blocked_by.is_empty() => fail(silent, None),
             "reachable" | "conflict" => PodProbe {
                 k: kind.into(),
                 t,
@@ -818,7 +831,7 @@ impl ProbeRun<'_> {
         self.has_address()
             && self.answers(ip)
             && matches!(
-                self.ctx.world.probe(ip, None).result,
+                self.ctx.world.probe_from(ip, None, self.source()).result,
                 "reachable" | "conflict"
             )
     }

@@ -783,6 +783,9 @@ async fn boot(
     let mut agent = Vec::new();
     // What the booted guest brings up on the wire (agent or not): (IP, MAC, VLAN).
     let mut wire = Vec::new();
+    // Each address and the network it is on (`NS/NAD`; `None` = the pod network), for
+    // the network's policy enforcement.
+    let mut ip_nets: Vec<(String, Option<String>)> = Vec::new();
     for (i, iface) in ifaces.iter().enumerate() {
         let iname = iface
             .get("name")
@@ -806,6 +809,12 @@ async fn boot(
             let vlan = nad_vlan(&client, &ns, multus).await;
             let ip = world.guest_ip(&mac, vlan).map(|(_, ip)| ip);
             if let Some(ip) = &ip {
+                let nad = if multus.contains('/') {
+                    multus.to_string()
+                } else {
+                    format!("{ns}/{multus}")
+                };
+                ip_nets.push((ip.clone(), Some(nad)));
                 wire.push(super::world::L2Address {
                     ip: ip.clone(),
                     mac: mac.to_ascii_lowercase(),
@@ -818,7 +827,9 @@ async fn boot(
             let h = name
                 .bytes()
                 .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-            Some(format!("10.244.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2))
+            let ip = format!("10.244.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2);
+            ip_nets.push((ip.clone(), None));
+            Some(ip)
         };
         // The name the guest gives the NIC follows its model and PCI slot (not the
         // source's `ens192`).
@@ -878,6 +889,23 @@ async fn boot(
                 .map(str::to_string)
         })
         .collect();
+    // The virt-launcher pod's labels: the VMI's (the VM template's) plus those
+    // virt-controller adds (kubevirt pkg/virt-controller/services/template.go: `kubevirt.io:
+    // virt-launcher`; `vm.kubevirt.io/name` from the VM controller).
+    let mut pod_labels: std::collections::BTreeMap<String, String> = tmeta
+        .get("labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default();
+    pod_labels.insert("kubevirt.io".into(), "virt-launcher".into());
+    pod_labels.insert("vm.kubevirt.io/name".into(), name.clone());
+    world.policy.set_pod(
+        &format!("{ns}/{name}"),
+        Some(super::policy::PodTarget {
+            namespace: ns.clone(),
+            labels: pod_labels,
+            addresses: ip_nets,
+        }),
+    );
     world.set_vmi_ips(&format!("{ns}/{name}"), &name, &ips);
     world.set_vmi_l2(&format!("{ns}/{name}"), wire);
     if agent_never {

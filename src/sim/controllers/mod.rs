@@ -10,6 +10,7 @@ pub mod forklift;
 pub mod kubelet;
 pub mod kubevirt;
 pub mod placement;
+pub mod policy;
 pub mod rehearsal;
 pub mod scenario;
 pub mod vim;
@@ -86,6 +87,10 @@ pub fn spawn(client: kube::Client, scenario: Scenario) -> Controllers {
         scenario.clone(),
         world.clone(),
         clock,
+    )));
+    tasks.push(tokio::spawn(policy::run(
+        client.clone(),
+        world.policy.clone(),
     )));
     tasks.push(tokio::spawn(kubevirt::run_migrations(
         client,

@@ -87,6 +87,8 @@ pub struct World {
     /// (kubev2v/forklift `virt-v2v/` customisation scripts, the reason to use this backend).
     converted: RwLock<HashMap<String, String>>,
     pub vcenter: VcenterInfo,
+    /// Cluster policy on the VMIs' pods (see [`super::policy`]).
+    pub policy: std::sync::Arc<super::policy::PolicyNet>,
 }
 
 /// An address a guest brought up on a VLAN: what answers ARP for it.
@@ -99,13 +101,18 @@ pub struct L2Address {
 }
 
 /// Answer of the simulated network to one probe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct ProbeAnswer {
     /// `reachable`, `unreachable` or `conflict` (two machines hold the IP).
     pub result: &'static str,
     /// Who holds the IP: `source/NAME` (a powered-on vSphere VM) or `vmi/NS/NAME`.
     pub holders: Vec<String>,
     pub detail: String,
+    /// For an `unreachable` answer the cluster's policy decided: the policies whose
+    /// default deny dropped the flow (`MultiNetworkPolicy NS/NAME`); omitted otherwise. A
+    /// dropped flow gets no answer at all (no RST, no ICMP error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<String>,
 }
 
 impl World {
@@ -157,6 +164,7 @@ impl World {
                 shutdown_seconds: scenario.shutdown_seconds,
                 user: scenario.vcenter_user.clone(),
             },
+            policy: std::sync::Arc::default(),
         }
     }
 
@@ -529,6 +537,7 @@ impl World {
     pub fn clear_vmi(&self, key: &str) {
         self.set_vmi_ips(key, "", &[]);
         self.set_vmi_l2(key, Vec::new());
+        self.policy.set_pod(key, None);
     }
 
     /// The MACs (lowercase, sorted, distinct) that answer an ARP probe of `ip` on `vlan`:
@@ -567,10 +576,18 @@ impl World {
         macs.into_iter().collect()
     }
 
-    /// Probes `ip` (ICMP when `port` is `None`) against the world: powered-on source VMs,
-    /// ghosts of powered-off ones (`ghost-holder`, `ghost/NAME (MAC)`) and running VMIs
-    /// whose guest agent reports the IP.
+    /// [`World::probe_from`] the rehearsal workstation ([`crate::sim::WORKSTATION_IP`]).
     pub fn probe(&self, ip: &str, port: Option<u16>) -> ProbeAnswer {
+        self.probe_from(ip, port, crate::sim::WORKSTATION_IP)
+    }
+
+    /// Probes `ip` (ICMP when `port` is `None`, else TCP) from `from` against the world:
+    /// powered-on source VMs, ghosts of powered-off ones (`ghost-holder`,
+    /// `ghost/NAME (MAC)`) and running VMIs whose guest agent reports the IP. A VMI's pod is
+    /// subject to the NetworkPolicies and MultiNetworkPolicies of its namespace (see
+    /// [`super::policy`]): a flow they deny is `unreachable`, naming the policies whose
+    /// default deny applies. Source VMs are not subject to cluster policy.
+    pub fn probe_from(&self, ip: &str, port: Option<u16>, from: std::net::IpAddr) -> ProbeAnswer {
         let mut holders: Vec<(String, String)> = Vec::new(); // (holder, guest name for ports)
         for e in self.read().iter() {
             let vm = &e.vm;
@@ -611,19 +628,37 @@ impl World {
                 result: "unreachable",
                 holders: names,
                 detail: format!("nothing answers on {ip}"),
+                ..ProbeAnswer::default()
             },
             1 => {
                 let (holder, guest) = &holders[0];
+                if let Some(key) = holder.strip_prefix("vmi/") {
+                    if let Some(super::policy::DenyVerdict { by }) =
+                        self.policy_denies(key, ip, from, port)
+                    {
+                        return ProbeAnswer {
+                            result: "unreachable",
+                            holders: names,
+                            detail: format!(
+                                "{holder} holds {ip} but the flow is blocked by {} (default deny; from {from})",
+                                by.join(", ")
+                            ),
+                            blocked_by: by,
+                        };
+                    }
+                }
                 match port {
                     Some(p) if !self.open_ports(guest).contains(&p) => ProbeAnswer {
                         result: "unreachable",
                         holders: names,
                         detail: format!("{holder} holds {ip} but port {p} is closed"),
+                        ..ProbeAnswer::default()
                     },
                     _ => ProbeAnswer {
                         result: "reachable",
                         holders: names,
                         detail: format!("{ip} answers from {holder}"),
+                        ..ProbeAnswer::default()
                     },
                 }
             }
@@ -631,7 +666,38 @@ impl World {
                 result: "conflict",
                 detail: format!("IP conflict: {ip} is held by {}", names.join(" and ")),
                 holders: names,
+                ..ProbeAnswer::default()
             },
+        }
+    }
+}
+
+impl World {
+    /// The policies that deny a flow from `from` to `ip` on VMI `key`, if they do.
+    fn policy_denies(
+        &self,
+        key: &str,
+        ip: &str,
+        from: std::net::IpAddr,
+        port: Option<u16>,
+    ) -> Option<super::policy::DenyVerdict> {
+        // Cheap first: most namespaces have no policy.
+        let ns = key.split_once('/').map_or(key, |(ns, _)| ns);
+        self.policy.policies(ns)?;
+        // The VMI that holds the source address, if one alone does (a VM-to-VM flow).
+        let source_pod = self
+            .vmi_ips
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&from.to_string())
+            .filter(|h| h.len() == 1)
+            .map(|h| h[0].0.clone());
+        match self
+            .policy
+            .ingress(key, ip, from, source_pod.as_deref(), port)?
+        {
+            crate::policy::eval::Verdict::Deny { by } => Some(super::policy::DenyVerdict { by }),
+            _ => None,
         }
     }
 }
