@@ -437,6 +437,16 @@ async fn create_one_of_each(client: &Client) {
         )
         .await
         .expect("secret");
+    Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(ns(client), "fidelity")
+        .create(
+            &pp,
+            &typed(json!({"metadata": {"name": "web"},
+                "spec": {"podSelector": {"matchLabels": {"wavelift.io/vm": "web"}},
+                         "ingress": [{"from": [{"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.128/25"]}}],
+                                      "ports": [{"port": 8000, "endPort": 8080}]}]}})),
+        )
+        .await
+        .expect("networkpolicy");
     Api::<ConfigMap>::namespaced(ns(client), "fidelity")
         .create(
             &pp,
@@ -548,6 +558,13 @@ async fn every_built_in_kind_is_complete_and_round_trips_losslessly() {
     checked.insert(check_kind::<Event>(&client, &[("fidelity", "probe.1")]).await);
     checked.insert(check_kind::<Pod>(&client, &[("fidelity", "probe")]).await);
     checked.insert(check_kind::<Service>(&client, &[("fidelity", "probe")]).await);
+    checked.insert(
+        check_kind::<k8s_openapi::api::networking::v1::NetworkPolicy>(
+            &client,
+            &[("fidelity", "web")],
+        )
+        .await,
+    );
     checked.insert(
         check_kind::<Lease>(
             &client,
