@@ -802,10 +802,19 @@ fn eval_list(
                 }
             }
         }
-        let mut groups: BTreeMap<Ranges, Vec<Atom>> = BTreeMap::new();
+        // Cells admitting the same peers make one rule, in service order.
+        let mut groups: Vec<(Ranges, Vec<Atom>)> = Vec::new();
+        let mut at: BTreeMap<Ranges, usize> = BTreeMap::new();
         for (ai, s) in sets.into_iter().enumerate() {
-            if !s.is_empty() {
-                groups.entry(s).or_default().push(atoms[ai]);
+            if s.is_empty() {
+                continue;
+            }
+            match at.get(&s) {
+                Some(&g) => groups[g].1.push(atoms[ai]),
+                None => {
+                    at.insert(s.clone(), groups.len());
+                    groups.push((s, vec![atoms[ai]]));
+                }
             }
         }
         for (set, cells) in groups {

@@ -1,0 +1,1 @@
+//! `wavelift policy draft` end to end.

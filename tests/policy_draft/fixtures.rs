@@ -1,0 +1,1 @@
+//! Drafts of the firewall fixtures (`tests/fixtures/policy/`), one snapshot per format.
