@@ -1,0 +1,93 @@
+//! Firewall export parsers producing the ordered rule model of [`super::rules`].
+//!
+//! One file per format, detected from the content:
+//! - [`neutral`]: the neutral firewall CSV (`firewall-csv`);
+//! - [`iptables`]: `iptables-save` with `ipset save` sets (`iptables`);
+//! - [`nft`]: `nft -j list ruleset` (`nft`);
+//! - [`aws`]: `aws ec2 describe-security-groups` (`aws-sg`);
+//! - [`asa`]: Cisco ASA `show running-config` (`asa`);
+//! - [`panos`]: Palo Alto PAN-OS XML configuration (`panos`).
+//!
+//! Shared pieces: [`common`] (addresses, ranges, services, ports), [`flatten`] (jumps
+//! inlined for iptables and nftables), [`json`] (a JSON reader that keeps each element's line).
+//!
+//! Whatever a format has that the model cannot express keeps the rule conservative (an
+//! allow is never widened without `narrowed_by` saying so, a deny is never dropped silently)
+//! and adds a `file:line: …` warning to [`RuleSet::warnings`].
+
+mod asa;
+mod aws;
+mod common;
+mod flatten;
+mod iptables;
+mod json;
+mod neutral;
+mod nft;
+mod panos;
+
+use super::rules::RuleSet;
+use iptables::IpsetDb;
+
+/// Parses `text` (shown to the user as `file`) when it is a firewall export this module
+/// knows, detecting the format from the content; `None` for any other file (an `ipset save`
+/// file alone included: its sets serve the iptables files, see [`parse_all`]).
+pub fn parse(file: &str, text: &str) -> Option<RuleSet> {
+    let mut db = IpsetDb::default();
+    db.collect(file, text);
+    parse_with(file, text, &db)
+}
+
+/// Many files (e.g. a sources tree, as `(display path, text)`): like [`parse`] per file, in
+/// order, but `ipset save` output found in any of the files resolves
+/// `-m set --match-set NAME src|dst` in the iptables files (a set defined in the file itself
+/// wins, then the only one in the same directory, then the only one anywhere).
+pub fn parse_all(files: &[(String, String)]) -> Vec<RuleSet> {
+    let mut db = IpsetDb::default();
+    for (f, t) in files {
+        db.collect(f, t);
+    }
+    files
+        .iter()
+        .filter_map(|(f, t)| parse_with(f, t, &db))
+        .collect()
+}
+
+fn parse_with(file: &str, text: &str, db: &IpsetDb) -> Option<RuleSet> {
+    let text = text.trim_start_matches('\u{feff}');
+    let mut cut = text.len().min(16384);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let head = &text[..cut];
+    let first = head.lines().next().unwrap_or("");
+    let start = head.trim_start();
+    if crate::blast::firewall::is_neutral_header(first)
+        && ["src", "dst", "action"].iter().all(|k| {
+            first
+                .to_ascii_lowercase()
+                .split(',')
+                .any(|h| h.trim() == *k)
+        })
+    {
+        return Some(neutral::parse(file, text));
+    }
+    if iptables::looks_like(head) {
+        return Some(iptables::parse(file, text, db));
+    }
+    if start.starts_with('{') {
+        if head.contains("\"nftables\"") {
+            return Some(nft::parse(file, text));
+        }
+        if head.contains("\"SecurityGroups\"") {
+            return Some(aws::parse(file, text));
+        }
+        return None;
+    }
+    if start.starts_with('<') {
+        return panos::looks_like(head).then(|| panos::parse(file, text));
+    }
+    if asa::looks_like(text) {
+        return Some(asa::parse(file, text));
+    }
+    None
+}
