@@ -21,7 +21,8 @@
 //!
 //! - A list *names* the IP when an enabled rule's destination (ingress) or source (egress)
 //!   holds a range (host, CIDR, `a-b`) containing it. A list that reaches the IP only
-//!   through `any` is about other machines and neither admits nor restricts anything here.
+//!   through `any` (or a range spanning the whole address family, such as ASA `any4`) is
+//!   about other machines and neither admits nor restricts anything here.
 //! - The flows admitted by the lists that name the IP are **unioned** (each with its own
 //!   provenance): several exports are taken as several paths to the VM, not as firewalls in
 //!   series.
@@ -257,6 +258,13 @@ impl<'s> Drafter<'s> {
                         AddrSet::Some { ranges, unresolved } => {
                             for g in ranges {
                                 if g.lo.is_ipv4() != g.hi.is_ipv4() || g.lo > g.hi {
+                                    continue;
+                                }
+                                // A whole family (`any4`, `0.0.0.0/0`) is `any`: it names
+                                // no VM.
+                                let f = Family::of(g.lo);
+                                if space::key(g.lo) == 0 && space::key(g.hi) == f.max() {
+                                    w.push(ri as u32);
                                     continue;
                                 }
                                 let item = (space::key(g.lo), space::key(g.hi), at);
@@ -738,7 +746,7 @@ fn eval_list(
                 r.origin.clone(),
                 peer[k].clone(),
                 matches!(r.services, Services::Any),
-                matches!(peer_side(r, flow), AddrSet::Any),
+                matches!(peer_side(r, flow), AddrSet::Any) || peer[k] == full,
             )
         };
         let mut broad = Vec::new();

@@ -252,6 +252,35 @@ pub struct Block {
 /// with `except` for what `target` leaves out of it, unless listing `target`'s own CIDRs
 /// there is shorter.
 pub fn blocks(f: Family, target: &Ranges, shape: &Ranges) -> Vec<Block> {
+    let per_shape = blocks_in_shape(f, target, shape);
+    // Or one block, the smallest CIDR holding all of `target`, with `except` for the rest
+    // (a negated source such as iptables `! -s 192.0.2.0/24`).
+    let (Some(&(lo, _)), Some(&(_, hi))) = (target.intervals().first(), target.intervals().last())
+    else {
+        return per_shape;
+    };
+    let prefix = (lo ^ hi).leading_zeros().saturating_sub(128 - f.bits());
+    let host = f.bits() - prefix;
+    let base = if host >= 128 {
+        0
+    } else {
+        lo & !((1u128 << host) - 1)
+    };
+    let hull = Cidr {
+        family: f,
+        base,
+        prefix,
+    };
+    let except = cidrs(f, &hull.ranges().minus(target));
+    let cost = |v: &[Block]| v.iter().map(|b| 1 + b.except.len()).sum::<usize>();
+    if 1 + except.len() < cost(&per_shape) {
+        vec![Block { cidr: hull, except }]
+    } else {
+        per_shape
+    }
+}
+
+fn blocks_in_shape(f: Family, target: &Ranges, shape: &Ranges) -> Vec<Block> {
     let mut out = Vec::new();
     for c in cidrs(f, shape) {
         let cr = c.ranges();
@@ -335,5 +364,16 @@ mod tests {
         );
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].except[0].to_string(), "10.0.0.5/32");
+        // A negated set: everything but 192.0.2.0/24.
+        let not = Ranges::full(f).minus(&r(&[(ip("192.0.2.0"), ip("192.0.2.255"))]));
+        let b = blocks(f, &not, &not);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].cidr.to_string(), "0.0.0.0/0");
+        assert_eq!(b[0].except.len(), 1);
+        assert_eq!(b[0].except[0].to_string(), "192.0.2.0/24");
+        let b = blocks(f, &r(&[(ip("10.0.0.4"), ip("10.0.0.7"))]), &Ranges::full(f));
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].cidr.to_string(), "10.0.0.4/30");
+        assert!(b[0].except.is_empty());
     }
 }
