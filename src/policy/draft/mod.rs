@@ -218,11 +218,10 @@ pub struct Drafter<'s> {
 }
 
 fn faces(r: &Rule, flow: Flow) -> bool {
-    match (r.direction, flow) {
-        (None, _) => true,
-        (Some(Direction::In), Flow::Ingress) | (Some(Direction::Out), Flow::Egress) => true,
-        _ => false,
-    }
+    matches!(
+        (r.direction, flow),
+        (None, _) | (Some(Direction::In), Flow::Ingress) | (Some(Direction::Out), Flow::Egress)
+    )
 }
 
 /// The VM's side of a rule (destination for ingress) and the peer side.
