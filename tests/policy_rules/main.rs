@@ -1,79 +1,101 @@
-use wavelift::policy::fw;
-use wavelift::policy::rules::*;
-fn fx(name: &str) -> (String, String) {
+//! The ordered rule model parsed from each firewall format (`wavelift::policy::fw`): every
+//! field of every rule of the fixtures in `tests/fixtures/policy/`, and hostile inputs.
+
+mod hostile;
+mod structured;
+mod text_formats;
+
+pub use wavelift::policy::fw;
+pub use wavelift::policy::rules::*;
+
+pub fn fixture(name: &str) -> (String, String) {
     let p = format!(
         "{}/tests/fixtures/policy/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
-    (
-        format!("policy/{name}"),
-        std::fs::read_to_string(p).unwrap(),
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    (format!("policy/{name}"), text)
+}
+
+pub fn parse_fixture(name: &str) -> RuleSet {
+    let (f, t) = fixture(name);
+    fw::parse(&f, &t).unwrap_or_else(|| panic!("{name} not detected"))
+}
+
+pub fn r(a: &str, b: &str) -> AddrRange {
+    AddrRange {
+        lo: a.parse().unwrap(),
+        hi: b.parse().unwrap(),
+    }
+}
+
+pub fn h(a: &str) -> AddrRange {
+    r(a, a)
+}
+
+pub fn set(ranges: &[AddrRange], unresolved: &[&str]) -> AddrSet {
+    AddrSet::Some {
+        ranges: ranges.to_vec(),
+        unresolved: unresolved.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub fn svc(list: &[(Proto, Option<(u16, u16)>)]) -> Services {
+    Services::List(
+        list.iter()
+            .map(|&(proto, ports)| Service { proto, ports })
+            .collect(),
     )
 }
-fn a(s: &AddrSet) -> String {
-    match s {
-        AddrSet::Any => "any".into(),
-        AddrSet::Some { ranges, unresolved } => format!(
-            "[{}]{:?}",
-            ranges
-                .iter()
-                .map(|r| if r.lo == r.hi {
-                    r.lo.to_string()
-                } else {
-                    format!("{}-{}", r.lo, r.hi)
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-            unresolved
-        ),
+
+pub fn tcp(lo: u16, hi: u16) -> (Proto, Option<(u16, u16)>) {
+    (Proto::Tcp, Some((lo, hi)))
+}
+
+pub fn origin(file: &str, line: usize, name: Option<&str>, owner: Option<&str>) -> Origin {
+    Origin {
+        file: format!("policy/{file}"),
+        line,
+        name: name.map(str::to_string),
+        owner: owner.map(str::to_string),
     }
 }
-#[test]
-fn dump() {
-    let files: Vec<(String, String)> = std::env::var("FX")
-        .unwrap_or("firewall.csv ipsets.save edge.iptables asa-running.cfg".into())
-        .split(' ')
-        .map(fx)
-        .collect();
-    for rs in fw::parse_all(&files) {
-        println!("== {} {}", rs.file, rs.format);
-        for l in &rs.lists {
-            println!(
-                "-- {} default {:?} {} implicit={}",
-                l.name, l.default, l.default_origin, l.implicit_default
-            );
-            for r in &l.rules {
-                let sv = match &r.services {
-                    Services::Any => "any".to_string(),
-                    Services::List(v) => v
-                        .iter()
-                        .map(|s| {
-                            format!(
-                                "{:?}{}",
-                                s.proto,
-                                s.ports
-                                    .map(|(a, b)| format!(":{a}-{b}"))
-                                    .unwrap_or_default()
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(","),
-                };
-                println!(
-                    "  {} | {:?} {:?} src={} dst={} svc={} nb={:?}{}",
-                    r.origin,
-                    r.action,
-                    r.direction,
-                    a(&r.src),
-                    a(&r.dst),
-                    sv,
-                    r.narrowed_by,
-                    if r.disabled { " DISABLED" } else { "" }
-                );
-            }
-        }
-        for w in &rs.warnings {
-            println!("  W {w}");
-        }
+
+/// A rule without narrowing, enabled.
+pub fn rule(
+    o: Origin,
+    action: Action,
+    direction: Option<Direction>,
+    src: AddrSet,
+    dst: AddrSet,
+    services: Services,
+) -> Rule {
+    Rule {
+        origin: o,
+        action,
+        direction,
+        src,
+        dst,
+        services,
+        narrowed_by: vec![],
+        disabled: false,
     }
+}
+
+pub fn narrowed(mut r: Rule, by: &[&str]) -> Rule {
+    r.narrowed_by = by.iter().map(|s| s.to_string()).collect();
+    r
+}
+
+pub fn disabled(mut r: Rule) -> Rule {
+    r.disabled = true;
+    r
+}
+
+/// Compares lists rule by rule first, for a readable failure.
+pub fn assert_list(got: &RuleList, want: &RuleList) {
+    for (i, (g, w)) in got.rules.iter().zip(&want.rules).enumerate() {
+        assert_eq!(g, w, "{}: rule #{i}", want.name);
+    }
+    assert_eq!(got, want);
 }

@@ -52,7 +52,6 @@ struct SvcSet {
 enum SvcItem {
     Set(SvcSet),
     Object(String),
-    Group(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +72,9 @@ struct Def {
     svc: Vec<SvcItem>,
 }
 
+/// Ranges and unresolved names of an expanded group.
+type Resolved = (Vec<AddrRange>, Vec<String>);
+
 #[derive(Clone)]
 enum Memo<T> {
     Visiting,
@@ -84,7 +86,7 @@ struct Asa<'a> {
     names: HashMap<String, IpAddr>,
     objects: HashMap<String, Def>,
     groups: HashMap<String, Def>,
-    net_memo: HashMap<String, Memo<(Vec<AddrRange>, Vec<String>)>>,
+    net_memo: HashMap<String, Memo<Resolved>>,
     svc_memo: HashMap<String, Memo<SvcSet>>,
     warnings: Vec<String>,
 }
@@ -575,7 +577,7 @@ impl Asa<'_> {
         let mut out = SvcSet::default();
         let mut port_protos: Vec<Proto> = Vec::new();
         let mut port_ranges: Vec<(u16, u16)> = Vec::new();
-        let mut add = |out: &mut SvcSet, s: SvcSet| {
+        let add = |out: &mut SvcSet, s: SvcSet| {
             out.any |= s.any;
             out.list.extend(s.list);
             out.narrowed.extend(s.narrowed);
@@ -592,10 +594,6 @@ impl Asa<'_> {
                 SvcItem::Set(s) => add(&mut out, s),
                 SvcItem::Object(o) => {
                     let (_, s) = self.svc(n, &o, false);
-                    add(&mut out, s);
-                }
-                SvcItem::Group(g) => {
-                    let (_, s) = self.svc(n, &g, true);
                     add(&mut out, s);
                 }
             }

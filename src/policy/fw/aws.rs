@@ -1,13 +1,216 @@
-//! stub
-use crate::policy::rules::RuleSet;
-pub fn parse(file: &str, _text: &str) -> RuleSet {
-    RuleSet {
-        file: file.to_string(),
-        format: "aws",
-        lists: vec![],
-        warnings: vec![],
+//! `aws ec2 describe-security-groups` JSON: one list per group (`sg-0abc (web)`), allow-only
+//! rules, implicit deny.
+//!
+//! One rule per permission, named `sg-… ingress N` / `sg-… egress N` (1-based index),
+//! at the permission's line. `IpPermissions` are Direction::In, `IpPermissionsEgress` Out.
+//! `IpProtocol` `-1` is every service; `tcp`/`udp`/numbers with `FromPort`–`ToPort`
+//! (`-1` = every port); ICMP type/code (`FromPort`/`ToPort` not -1) go to `narrowed_by`.
+//! The peer (source of ingress, destination of egress) is `IpRanges[].CidrIp` and
+//! `Ipv6Ranges[].CidrIpv6` (`0.0.0.0/0` is any), `UserIdGroupPairs` (unresolved `sg-…`) and
+//! `PrefixListIds` (unresolved `pl-…`).
+//!
+//! The protected side (the destination of ingress, the source of egress) is the group's
+//! members, which the export does not list: it is
+//! `AddrSet::Some { ranges: [], unresolved: ["members of sg-…"] }`; the draft decides which
+//! VMs are members (an ENI export or the plan), not this parser.
+//!
+//! Owner: the group's `Owner`/`Team` tag, else `owner: NAME` in a range's `Description`,
+//! else in the group's `Description`.
+
+use super::common::{addr_token, origin, port_range, proto_named, services, AddrAcc, LineIndex};
+use super::json::{self, Node};
+use crate::blast::model::owner_in_text;
+use crate::policy::rules::{Action, AddrSet, Direction, Proto, Rule, RuleList, RuleSet, Services};
+
+pub fn parse(file: &str, text: &str) -> RuleSet {
+    let mut warnings = Vec::new();
+    let mut lists = Vec::new();
+    let lines = LineIndex::new(text);
+    let root = match json::parse(text) {
+        Ok(v) => v,
+        Err((at, e)) => {
+            warnings.push(format!("{file}:{}: not JSON: {e}", lines.line(at)));
+            return RuleSet {
+                file: file.into(),
+                format: "aws-sg",
+                lists,
+                warnings,
+            };
+        }
+    };
+    for g in root
+        .get("SecurityGroups")
+        .map(Node::arr)
+        .unwrap_or_default()
+    {
+        let gl = lines.line(g.pos);
+        let Some(id) = g.get("GroupId").and_then(Node::str) else {
+            warnings.push(format!(
+                "{file}:{gl}: security group without a GroupId; skipped"
+            ));
+            continue;
+        };
+        let gname = g.get("GroupName").and_then(Node::str).unwrap_or("");
+        let tag_owner = g
+            .get("Tags")
+            .map(Node::arr)
+            .unwrap_or_default()
+            .iter()
+            .find_map(|t| {
+                let k = t.get("Key").and_then(Node::str)?;
+                let v = t.get("Value").and_then(Node::str)?;
+                ["owner", "team"]
+                    .contains(&k.to_ascii_lowercase().as_str())
+                    .then(|| v.to_string())
+            });
+        let group_owner = g
+            .get("Description")
+            .and_then(Node::str)
+            .and_then(owner_in_text);
+        let members = AddrSet::Some {
+            ranges: vec![],
+            unresolved: vec![format!("members of {id}")],
+        };
+        let mut rules = Vec::new();
+        for (dir, key, word) in [
+            (Direction::In, "IpPermissions", "ingress"),
+            (Direction::Out, "IpPermissionsEgress", "egress"),
+        ] {
+            for (i, p) in g
+                .get(key)
+                .map(Node::arr)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                let pl = lines.line(p.pos);
+                let mut narrowed = Vec::new();
+                let proto = p
+                    .get("IpProtocol")
+                    .map(|v| v.str().map(str::to_string).unwrap_or_else(|| v.compact()))
+                    .unwrap_or_default();
+                let from = p.get("FromPort").and_then(Node::int);
+                let to = p.get("ToPort").and_then(Node::int);
+                let services = match proto.to_ascii_lowercase().as_str() {
+                    "-1" | "all" => Services::Any,
+                    pr => match proto_named(pr) {
+                        Some(x) if super::common::has_ports(x) => {
+                            let ports = match (from, to) {
+                                (Some(a), Some(b)) if a >= 0 && b >= 0 => {
+                                    port_range(&format!("{a}-{b}"))
+                                }
+                                _ => None,
+                            };
+                            let ps = match ports {
+                                Some(r) => vec![r],
+                                None if from.unwrap_or(-1) < 0 => vec![],
+                                None => {
+                                    warnings.push(format!("{file}:{pl}: ports {from:?}-{to:?} are not a port range; every port, narrowed"));
+                                    narrowed.push(format!("ports {from:?}-{to:?}"));
+                                    vec![]
+                                }
+                            };
+                            Services::List(services(&[x], &ps))
+                        }
+                        Some(x) => {
+                            if matches!(x, Proto::Icmp | Proto::Other(58))
+                                && from.unwrap_or(-1) >= 0
+                            {
+                                narrowed.push(format!(
+                                    "icmp type {} code {}",
+                                    from.unwrap_or(-1),
+                                    to.unwrap_or(-1)
+                                ));
+                            }
+                            Services::List(services(&[x], &[]))
+                        }
+                        None => {
+                            warnings.push(format!("{file}:{pl}: IpProtocol `{proto}` unknown; every protocol, narrowed"));
+                            narrowed.push(format!("IpProtocol {proto}"));
+                            Services::Any
+                        }
+                    },
+                };
+                let mut peer = AddrAcc::default();
+                let mut owner = None;
+                for (rk, ck) in [("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6")] {
+                    for r in p.get(rk).map(Node::arr).unwrap_or_default() {
+                        let Some(c) = r.get(ck).and_then(Node::str) else {
+                            continue;
+                        };
+                        match addr_token(c) {
+                            Ok(t @ super::common::Tok::Any)
+                            | Ok(t @ super::common::Tok::Range(_)) => peer.push_tok(t),
+                            _ => {
+                                warnings.push(format!(
+                                    "{file}:{}: `{c}` is not a CIDR; left unresolved",
+                                    lines.line(r.pos)
+                                ));
+                                peer.unresolved.push(c.to_string());
+                            }
+                        }
+                        if owner.is_none() {
+                            owner = r
+                                .get("Description")
+                                .and_then(Node::str)
+                                .and_then(owner_in_text);
+                        }
+                    }
+                }
+                for pair in p.get("UserIdGroupPairs").map(Node::arr).unwrap_or_default() {
+                    if let Some(sg) = pair.get("GroupId").and_then(Node::str) {
+                        peer.unresolved.push(sg.to_string());
+                    }
+                    if owner.is_none() {
+                        owner = pair
+                            .get("Description")
+                            .and_then(Node::str)
+                            .and_then(owner_in_text);
+                    }
+                }
+                for pl_ in p.get("PrefixListIds").map(Node::arr).unwrap_or_default() {
+                    if let Some(id) = pl_.get("PrefixListId").and_then(Node::str) {
+                        peer.unresolved.push(id.to_string());
+                    }
+                }
+                let peer = peer.build();
+                let (src, dst) = match dir {
+                    Direction::In => (peer, members.clone()),
+                    Direction::Out => (members.clone(), peer),
+                };
+                rules.push(Rule {
+                    origin: origin(
+                        file,
+                        pl,
+                        Some(format!("{id} {word} {}", i + 1)),
+                        tag_owner.clone().or(owner).or_else(|| group_owner.clone()),
+                    ),
+                    action: Action::Allow,
+                    direction: Some(dir),
+                    src,
+                    dst,
+                    services,
+                    narrowed_by: narrowed,
+                    disabled: false,
+                });
+            }
+        }
+        lists.push(RuleList {
+            name: if gname.is_empty() {
+                id.to_string()
+            } else {
+                format!("{id} ({gname})")
+            },
+            rules,
+            default: Action::Deny,
+            default_origin: origin(file, gl, Some(format!("{id} implicit deny")), None),
+            implicit_default: true,
+        });
     }
-}
-pub fn looks_like(_t: &str) -> bool {
-    false
+    RuleSet {
+        file: file.into(),
+        format: "aws-sg",
+        lists,
+        warnings,
+    }
 }

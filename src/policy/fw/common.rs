@@ -148,9 +148,6 @@ impl AddrAcc {
             Tok::Name(n) => self.unresolved.push(n),
         }
     }
-    pub fn is_empty(&self) -> bool {
-        !self.any && self.ranges.is_empty() && self.unresolved.is_empty()
-    }
     pub fn build(self) -> AddrSet {
         if self.any {
             AddrSet::Any

@@ -202,7 +202,7 @@ struct Chain {
 
 /// What one `-A` line does, before flattening.
 enum Parsed {
-    Rule(PRule),
+    Rule(Box<PRule>),
     /// Left out on purpose (loopback, return traffic, LOG, …), with an optional warning.
     Skip(Option<String>),
 }
@@ -289,7 +289,7 @@ pub fn parse(file: &str, text: &str, ipsets: &IpsetDb) -> RuleSet {
             chains.insert(chain.clone(), Chain { policy: None });
         }
         match parse_rule(file, n, &w[2..], &mut resolver, &mut warnings) {
-            Parsed::Rule(r) => rules.entry(chain).or_default().push(r),
+            Parsed::Rule(r) => rules.entry(chain).or_default().push(*r),
             Parsed::Skip(Some(wn)) => warnings.push(wn),
             Parsed::Skip(None) => {}
         }
@@ -706,7 +706,7 @@ fn parse_rule(
         }
     };
     let owner = comment.as_deref().and_then(owner_in_text);
-    Parsed::Rule(PRule {
+    Parsed::Rule(Box::new(PRule {
         line: n,
         m: Matches {
             src: src.unwrap_or(AddrSet::Any),
@@ -717,5 +717,5 @@ fn parse_rule(
         target,
         name: comment,
         owner,
-    })
+    }))
 }
