@@ -2,197 +2,23 @@
 //!
 //! Generates (once, reused while its parameters match) a config tree of `BLAST_BENCH_BYTES`
 //! (default 1 GiB) under `BLAST_BENCH_DIR` (default `$TMPDIR/wavelift-blast-bench`; never
-//! inside the repository), 5,000 VMs with IPs and names, writes their IPs to `ips.txt`, then
+//! inside the repository), 5,000 VMs with IPs and names (and firewall exports for them under
+//! `tree/fw/`, see `common/blast_tree.rs`), writes their IPs to `ips.txt`, then
 //! times, `BLAST_BENCH_RUNS` times each (default 5, after one warm-up), the wavelift scanner
 //! (walk + read + recognise + literal/name/range search with boundary checks, 2 threads) and
 //! `rg -F -f ips.txt -c -j 2 DIR` (IPs only, plain substring semantics). Prints the medians
 //! and the ratio. Run it with `benches/blast_vs_ripgrep.sh` (installs ripgrep if missing) or
 //! `cargo bench --bench blast_scan`.
 
-use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+#[path = "common/blast_tree.rs"]
+mod blast_tree;
+
+use blast_tree::{generate, targets, VMS};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use wavelift::blast::matcher::Matcher;
-use wavelift::blast::targets::Target;
 use wavelift::blast::tree;
-
-const VMS: usize = 5000;
-const FILE_BYTES: usize = 256 * 1024;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// VM names: `vm-w00042` (a shared prefix, as many estates have), or with
-/// `BLAST_BENCH_NAMES=diverse` names with no common prefix (`pay-db-042`, `shop-etl-117`…),
-/// the worst case for the name automaton's prefilter.
-fn vm_name(i: usize) -> String {
-    const A: &[&str] = &[
-        "pay", "shop", "db", "web", "app", "cache", "mq", "etl", "api", "auth", "crm", "erp", "hr",
-        "log", "mon",
-    ];
-    if std::env::var("BLAST_BENCH_NAMES").is_ok_and(|v| v == "diverse") {
-        format!("{}-{}-{i:04}", A[i % A.len()], A[(i / A.len()) % A.len()])
-    } else {
-        format!("vm-w{i:05}")
-    }
-}
-
-fn vm_ip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(
-        10,
-        20 + (i / 250 / 250) as u8,
-        ((i / 250) % 250) as u8,
-        (i % 250 + 1) as u8,
-    )
-}
-
-fn targets() -> Vec<Target> {
-    (0..VMS)
-        .map(|i| Target {
-            name: vm_name(i),
-            ips: vec![IpAddr::V4(vm_ip(i))],
-            hostnames: vec![vm_name(i), format!("{}.corp.example.internal", vm_name(i))],
-            owner: None,
-            networks: vec![("vlan-210".into(), Some(210))],
-            vlan_known: true,
-        })
-        .collect()
-}
-
-const WORDS: &[&str] = &[
-    "timeout", "retry", "pool", "listen", "backend", "upstream", "cache", "session", "replica",
-    "primary", "weight", "health", "check", "interval", "buffer", "worker", "queue", "batch",
-];
-
-fn line(r: &mut Rng, out: &mut Vec<u8>) {
-    let w = |r: &mut Rng| WORDS[r.below(WORDS.len() as u64) as usize];
-    match r.below(20) {
-        0..=5 => {
-            // a random 10.x address, almost never a VM's; sometimes a near miss
-            let (a, b, c) = (r.below(256), r.below(256), r.below(256));
-            let _ = writeln!(
-                out,
-                "{}.{}.host = 10.{a}.{b}.{c}:{}",
-                w(r),
-                w(r),
-                1024 + r.below(60000)
-            );
-        }
-        6 => {
-            let i = r.below(VMS as u64) as usize;
-            let ip = vm_ip(i);
-            let _ = writeln!(out, "{}_peer = {ip}{} # near miss", w(r), r.below(9) + 1);
-        }
-        7..=10 => {
-            let _ = writeln!(
-                out,
-                "# {} {} {} {} {} {} {}",
-                w(r),
-                w(r),
-                w(r),
-                w(r),
-                w(r),
-                w(r),
-                w(r)
-            );
-        }
-        11..=13 => {
-            let _ = writeln!(
-                out,
-                "{}.path = /var/lib/{}/{}-{}.log",
-                w(r),
-                w(r),
-                w(r),
-                r.below(100_000)
-            );
-        }
-        14..=15 => {
-            let _ = writeln!(
-                out,
-                "{}.name = app-{}-{}.corp.example.internal",
-                w(r),
-                w(r),
-                r.below(100_000)
-            );
-        }
-        16 => {
-            let _ = writeln!(
-                out,
-                "allow 10.{}.{}.0/24; {} {}",
-                r.below(256),
-                r.below(256),
-                w(r),
-                w(r)
-            );
-        }
-        _ => {
-            let _ = writeln!(
-                out,
-                "{} = {} ; {} = {}",
-                w(r),
-                r.below(1_000_000),
-                w(r),
-                r.below(1000)
-            );
-        }
-    }
-    // A real reference now and then.
-    if r.below(400) == 0 {
-        let i = r.below(VMS as u64) as usize;
-        if r.below(2) == 0 {
-            let _ = writeln!(out, "server {} {}:8443 check", vm_name(i), vm_ip(i));
-        } else {
-            let _ = writeln!(
-                out,
-                "backend_url = http://{}.corp.example.internal:8080/api",
-                vm_name(i)
-            );
-        }
-    }
-}
-
-fn generate(dir: &Path, bytes: u64) -> std::io::Result<()> {
-    let marker = dir.join(".generated");
-    let want = format!("v3 {bytes} {}", vm_name(1));
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
-        return Ok(());
-    }
-    let _ = std::fs::remove_dir_all(dir);
-    let files = (bytes as usize).div_ceil(FILE_BYTES);
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut buf = Vec::with_capacity(FILE_BYTES + 256);
-    for f in 0..files {
-        let sub = dir
-            .join("tree")
-            .join(format!("d{:03}", f % 64))
-            .join(format!("s{:02}", (f / 64) % 16));
-        std::fs::create_dir_all(&sub)?;
-        buf.clear();
-        while buf.len() < FILE_BYTES {
-            line(&mut r, &mut buf);
-        }
-        std::fs::write(sub.join(format!("svc-{f:05}.conf")), &buf)?;
-    }
-    let mut ips = String::new();
-    for i in 0..VMS {
-        ips.push_str(&vm_ip(i).to_string());
-        ips.push('\n');
-    }
-    std::fs::write(dir.join("ips.txt"), ips)?;
-    std::fs::write(marker, want)
-}
 
 /// CPU time (user + system) of this process and of its waited-for children, from
 /// `/proc/self/stat` (clock ticks of 10 ms). Under a shared machine's load, wall time depends

@@ -1,0 +1,172 @@
+//! `wavelift policy draft` beside the blast scan, in the same run on the same tree.
+//!
+//! Generates (or reuses) the blast benchmark's tree (`common/blast_tree.rs`: 5,000 VMs,
+//! `BLAST_BENCH_BYTES` of config files, default 1 GiB, plus firewall exports for every VM
+//! under `tree/fw/`: 20 iptables-save files and 5 neutral CSVs), then times
+//! `BLAST_BENCH_RUNS` times each (default 5 with `--bench`, after one warm-up), alternating
+//! which goes first:
+//!
+//! - (a) the blast scan exactly as `blast_scan` runs it (walk + read + recognise + search,
+//!   2 threads; its matcher built once, outside the timing);
+//! - (b) the path `wavelift policy draft` runs: walk + read + recognise + parse the firewall
+//!   exports (`policy::draft::sources::read_exports`, 2 threads), index the rules, draft and
+//!   render the YAML of all 5,000 VMs (`policy::draft::draft_all`, 2 threads). The VM inputs
+//!   are built once outside the timing (like the matcher); the per-VM files are not written
+//!   (the command writes 5,000 small files on top).
+//!
+//! Prints both medians and the ratio draft/scan (target: at most 2.0). Environment:
+//! `BLAST_BENCH_BYTES`, `BLAST_BENCH_RUNS`, `BLAST_BENCH_DIR` as for `blast_scan`.
+
+#[path = "common/blast_tree.rs"]
+mod blast_tree;
+
+use blast_tree::{generate, targets, vm_ip, vm_name, VMS};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use wavelift::blast::matcher::Matcher;
+use wavelift::blast::tree;
+use wavelift::policy::draft::{self, sources, DraftOptions, VmInput, VmNetwork};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn inputs() -> Vec<VmInput> {
+    (0..VMS)
+        .map(|i| {
+            let name = vm_name(i);
+            VmInput {
+                name: name.clone(),
+                namespace: "mig-bench".into(),
+                labels: BTreeMap::from([
+                    ("app.kubernetes.io/managed-by".into(), "wavelift".into()),
+                    ("wavelift.io/plan".into(), "bench".into()),
+                    ("wavelift.io/vm".into(), name.clone()),
+                ]),
+                pod_selector: BTreeMap::from([
+                    ("wavelift.io/plan".into(), "bench".into()),
+                    ("wavelift.io/vm".into(), name.clone()),
+                ]),
+                ips: vec![IpAddr::V4(vm_ip(i))],
+                network: VmNetwork::Attachments(vec!["mig-bench/vlan-210".into()]),
+                probes: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let bytes: u64 = std::env::var("BLAST_BENCH_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 1 << 30 } else { 8 << 20 });
+    let runs: usize = std::env::var("BLAST_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 5 } else { 1 })
+        .max(1);
+    let dir: PathBuf = std::env::var_os("BLAST_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(if full {
+                "wavelift-blast-bench"
+            } else {
+                "wavelift-blast-bench-smoke"
+            })
+        });
+    let t = Instant::now();
+    if let Err(e) = generate(&dir, bytes) {
+        eprintln!("cannot generate the tree in {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    println!(
+        "tree: {} ({:.1} MiB, ready in {:.1?})",
+        dir.display(),
+        bytes as f64 / (1 << 20) as f64,
+        t.elapsed()
+    );
+    let tree_dir = dir.join("tree");
+    let m = Matcher::new(targets());
+    let vms = inputs();
+    let opts = DraftOptions::default();
+
+    let scan = || {
+        let mut w = Vec::new();
+        let files = tree::walk(std::slice::from_ref(&tree_dir), &mut w);
+        let ctx = tree::ScanContext::new(std::slice::from_ref(&tree_dir));
+        let scans = tree::scan_all(&files, &m, 2, &ctx);
+        scans.iter().map(|s| s.hits.len()).sum::<usize>()
+    };
+    let policy = || {
+        let ex = sources::read_exports(std::slice::from_ref(&tree_dir), 2);
+        let drafts = draft::draft_all(&vms, &ex.sets, &opts, 2);
+        let rules: usize = ex
+            .sets
+            .iter()
+            .flat_map(|s| &s.lists)
+            .map(|l| l.rules.len())
+            .sum();
+        let yaml: usize = drafts.iter().map(|d| d.yaml.len()).sum();
+        let k8s: usize = drafts
+            .iter()
+            .map(|d| d.ingress.len() + d.egress.len())
+            .sum();
+        (ex.sets.len(), rules, drafts.len(), k8s, yaml)
+    };
+    let hits = scan(); // warm-up
+    {
+        let t = Instant::now();
+        let ex = sources::read_exports(std::slice::from_ref(&tree_dir), 2);
+        let read = t.elapsed();
+        let t = Instant::now();
+        let d = draft::draft_all(&vms, &ex.sets, &opts, 2);
+        println!(
+            "policy draft parts: walk + read + parse {read:.2?}, index + draft + YAML of {} VMs {:.2?}",
+            d.len(),
+            t.elapsed()
+        );
+    }
+    let (exports, rules, drafted, k8s, yaml) = policy(); // warm-up
+    println!(
+        "policy draft: {exports} firewall exports, {rules} rules; {drafted} VMs drafted, \
+         {k8s} Kubernetes rules, {:.1} MiB of YAML",
+        yaml as f64 / (1 << 20) as f64
+    );
+    if exports == 0 {
+        println!("warning: no firewall export was recognised (policy::fw): the draft has nothing to evaluate");
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        let mut run_scan = || {
+            let t = Instant::now();
+            let _ = scan();
+            a.push(t.elapsed());
+        };
+        let mut run_policy = || {
+            let t = Instant::now();
+            let _ = policy();
+            b.push(t.elapsed());
+        };
+        if run % 2 == 0 {
+            run_scan();
+            run_policy();
+        } else {
+            run_policy();
+            run_scan();
+        }
+    }
+    let (sa, sb) = (median(a), median(b));
+    println!("blast scan: median {sa:.2?} over {runs} runs ({hits} hits)");
+    println!("policy draft (walk + parse + draft {drafted} VMs + YAML): median {sb:.2?} over {runs} runs");
+    println!(
+        "ratio draft/scan: {:.2} (target <= 2.0); load average now: {}",
+        sb.as_secs_f64() / sa.as_secs_f64().max(1e-9),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+}
