@@ -9,6 +9,7 @@ mod blast;
 mod lease;
 mod migrate;
 mod plan_check;
+mod policies;
 mod policy_draft;
 mod policy_test;
 mod probe;

@@ -34,15 +34,27 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     }
+    // The firewall exports policies are drafted from, read before any cluster is contacted.
+    let exports = match super::policies::read_exports(&plan, &args.plan) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {file}: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     let plan = Arc::new(plan);
-    rt.block_on(async move { drive(plan, args).await })
+    rt.block_on(async move { drive(plan, args, exports).await })
 }
 
-async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
+async fn drive(
+    plan: Arc<plan::Plan>,
+    args: RunArgs,
+    exports: Option<crate::policy::draft::sources::Exports>,
+) -> ExitCode {
     // The journal opens before anything reaches the cluster.
     let journal = match &args.journal {
         Some(p) => match std::fs::OpenOptions::new()
@@ -70,6 +82,36 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let drafted = match super::policies::for_cluster(
+        &plan,
+        exports.as_ref(),
+        &conn.client,
+        conn.mode == crate::cluster::client::Mode::Rehearsal,
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: plan {}: {e}", plan.meta.name.value);
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    if exports.is_some() {
+        eprintln!(
+            "network policy ({}): drafted for {} VM(s), {} warning(s){}",
+            plan.meta.policy.value.as_str(),
+            drafted.docs.len(),
+            drafted.warnings.len(),
+            if drafted.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (`wavelift policy draft --plan {}` lists them)",
+                    args.plan.display()
+                )
+            }
+        );
+    }
     // One driver per plan (a server-side dry run persists nothing: it needs no Lease).
     let lease = if args.target.dry_run {
         None
@@ -83,7 +125,7 @@ async fn drive(plan: Arc<plan::Plan>, args: RunArgs) -> ExitCode {
         }
     };
     let lost = lease.as_ref().map(|g| g.lost());
-    let result = drive_engine(&plan, &args, &conn, journal, lost).await;
+    let result = drive_engine(&plan, &args, &conn, journal, lost, drafted.docs).await;
     let code = match result {
         Ok(code) => {
             // Released while the cluster still serves (the embedded one ends with `conn`).
@@ -109,6 +151,7 @@ async fn drive_engine(
     conn: &super::target::Connected,
     mut journal: Option<std::io::BufWriter<std::fs::File>>,
     lost: Option<impl std::future::Future<Output = String>>,
+    policies: std::collections::BTreeMap<String, Vec<crate::policy::k8s::PolicyDoc>>,
 ) -> Result<ExitCode, String> {
     let waves: Vec<String> = match &args.wave {
         Some(w) => vec![w.clone()],
@@ -138,7 +181,7 @@ async fn drive_engine(
         guard_interval: GUARD_INTERVAL,
         window_clock: conn.window_clock,
         ignore_window: args.ignore_window,
-        policies: Default::default(),
+        policies,
     });
     let tty = std::io::stdout().is_terminal();
     // Manual power-offs in an interactive run: the operator types the VM's name.

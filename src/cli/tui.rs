@@ -34,6 +34,14 @@ pub fn run(args: TuiArgs) -> ExitCode {
             }
         },
     };
+    // The firewall exports policies are drafted from, read before any cluster is contacted.
+    let exports = match super::policies::read_exports(&plan, &args.plan) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {file}: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -51,6 +59,20 @@ pub fn run(args: TuiArgs) -> ExitCode {
         {
             Ok(c) => c,
             Err(code) => return code,
+        };
+        let drafted = match super::policies::for_cluster(
+            &plan,
+            exports.as_ref(),
+            &conn.client,
+            conn.mode == Mode::Rehearsal,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: plan {}: {e}", plan.meta.name.value);
+                return ExitCode::from(EXIT_INVALID);
+            }
         };
         let target = match conn.mode {
             Mode::Rehearsal => TargetInfo::Sim {
@@ -95,7 +117,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             guard_interval: GUARD_INTERVAL,
             window_clock: conn.window_clock,
             ignore_window: false,
-            policies: Default::default(),
+            policies: drafted.docs,
         });
         let handle = match &driven_by {
             Some(by) => super::lease::observe_only(handle, by.clone()),
@@ -131,7 +153,7 @@ pub fn run(args: TuiArgs) -> ExitCode {
             read_only: args.read_only,
             driven_by,
             blast,
-            policies: None,
+            policies: exports.is_some().then_some(drafted.view),
             themes,
             banner,
             no_color: no_color.is_some_and(|v| !v.is_empty()),

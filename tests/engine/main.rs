@@ -9,6 +9,7 @@ mod faults;
 mod forklift;
 mod guests;
 mod lease;
+mod policy;
 mod preflight;
 mod probes;
 mod resume;

@@ -1,0 +1,313 @@
+//! The plan's network policies for `run` and `tui` (`[plan] policy = "draft" | "apply"`,
+//! issue 17): the firewall exports of `policy_sources` are read before any cluster is
+//! contacted (an unreadable source is an invalid plan, exit 2); once connected, the
+//! MultiNetworkPolicy version the cluster serves is discovered (v1beta2 when served: only it
+//! has `endPort`), each VM's policy is drafted, and the engine gets the objects to apply and
+//! the TUI what to show: the rules, and which rule admits each check's probe.
+
+use crate::plan::check::CheckKind;
+use crate::plan::{ChecksFrom, Plan, PolicyMode};
+use crate::policy::draft::{
+    self, sources::Exports, DraftOptions, Provenance, VmDraft, VmInput, VmNetwork,
+};
+use crate::policy::eval::{self, Endpoint, Verdict};
+use crate::policy::k8s::{MnpVersion, PolicyDoc, PolicyKind, MNP_GROUP};
+use crate::policy::rules::Proto;
+use crate::tui::policy::{PolicyData, VmPolicy};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// The drafted policies: per VM the objects to apply, and what the TUI shows.
+#[derive(Debug, Default)]
+pub(crate) struct Drafted {
+    pub docs: BTreeMap<String, Vec<PolicyDoc>>,
+    pub view: PolicyData,
+    /// Warnings over every VM (for a headless run's output).
+    pub warnings: Vec<String>,
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Reads the plan's firewall exports; `Ok(None)` with `policy = "off"`. Paths are relative
+/// to the plan file. A source that does not exist, or sources holding no firewall export,
+/// are errors.
+pub(crate) fn read_exports(plan: &Plan, plan_path: &Path) -> Result<Option<Exports>, String> {
+    if plan.meta.policy.value == PolicyMode::Off {
+        return Ok(None);
+    }
+    let base = plan_path.parent().unwrap_or_else(|| Path::new("."));
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for s in &plan.meta.policy_sources {
+        let p = base.join(&s.value);
+        if !p.exists() {
+            return Err(format!(
+                "policy_sources: `{}` ({}) does not exist",
+                s.value,
+                p.display()
+            ));
+        }
+        roots.push(p);
+    }
+    let exports = draft::sources::read_exports(&roots, threads());
+    if exports.sets.is_empty() {
+        return Err(format!(
+            "policy_sources: no firewall export among the {} file(s) of {}",
+            exports.files,
+            plan.meta
+                .policy_sources
+                .iter()
+                .map(|s| s.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(Some(exports))
+}
+
+/// The MultiNetworkPolicy version the cluster serves (`None`: none; the group's versions
+/// are read from discovery, nothing is written).
+pub(crate) async fn served_mnp(client: &kube::Client) -> Option<MnpVersion> {
+    let group = kube::discovery::group(client, MNP_GROUP).await.ok()?;
+    let served: Vec<String> = group.versions().map(str::to_string).collect();
+    let has = |v: MnpVersion| {
+        served.iter().any(|s| s == v.as_str())
+            && group
+                .versioned_resources(v.as_str())
+                .iter()
+                .any(|(r, _)| r.kind == "MultiNetworkPolicy")
+    };
+    if has(MnpVersion::V1beta2) {
+        Some(MnpVersion::V1beta2)
+    } else if has(MnpVersion::V1beta1) {
+        Some(MnpVersion::V1beta1)
+    } else {
+        None
+    }
+}
+
+/// `apply` with L2 VMs on a cluster that serves no MultiNetworkPolicy cannot work: refused
+/// before anything is touched.
+pub(crate) fn refuse_unserved(plan: &Plan, served: Option<MnpVersion>) -> Result<(), String> {
+    let l2 = plan
+        .vms
+        .iter()
+        .any(|vm| plan.model_of(vm) == crate::plan::NetworkModel::L2);
+    if plan.meta.policy.value == PolicyMode::Apply && l2 && served.is_none() {
+        return Err(format!(
+            "`policy = \"apply\"`: the cluster serves no MultiNetworkPolicy ({MNP_GROUP} v1beta1 or v1beta2), which L2 VMs need; install the multi-networkpolicy CRD and an implementation on the nodes, or use `policy = \"draft\"`; nothing was changed"
+        ));
+    }
+    Ok(())
+}
+
+/// The service a check's probe uses towards the VM (`None`: the check sends nothing to the
+/// VM's address, e.g. `ip-preserved` reads the guest agent, `dns` asks a resolver).
+fn check_service(kind: &CheckKind) -> Option<(Proto, Option<u16>)> {
+    match kind {
+        CheckKind::Icmp => Some((Proto::Icmp, None)),
+        CheckKind::Tcp { port } => Some((Proto::Tcp, Some(*port))),
+        CheckKind::Http { url } => {
+            let https = url.starts_with("https");
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let host = rest.split(['/', '?']).next().unwrap_or("");
+            let port = host
+                .rsplit_once(':')
+                .filter(|(h, _)| !h.ends_with(']') || host.starts_with('['))
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or(if https { 443 } else { 80 });
+            Some((Proto::Tcp, Some(port)))
+        }
+        _ => None,
+    }
+}
+
+/// One line per emitted rule: `ingress[0] from 192.0.2.16/32 tcp/5432 ← origin`.
+fn rule_lines(d: &VmDraft) -> Vec<String> {
+    let mut out = Vec::new();
+    for (dir, rules) in [("ingress", &d.ingress), ("egress", &d.egress)] {
+        for (i, r) in rules.iter().enumerate() {
+            let peers = if r.peers.is_empty() {
+                "anywhere".to_string()
+            } else {
+                r.peers
+                    .iter()
+                    .map(|b| {
+                        if b.except.is_empty() {
+                            b.cidr.to_string()
+                        } else {
+                            let ex: Vec<String> = b.except.iter().map(|c| c.to_string()).collect();
+                            format!("{} except {}", b.cidr, ex.join(" "))
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let ports = if r.ports.is_empty() {
+                "any".to_string()
+            } else {
+                r.ports
+                    .iter()
+                    .map(|p| {
+                        let proto = format!("{:?}", p.proto).to_lowercase();
+                        if p.all_ports() {
+                            proto
+                        } else if p.lo == p.hi {
+                            format!("{proto}/{}", p.lo)
+                        } else {
+                            format!("{proto}/{}-{}", p.lo, p.hi)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let side = if dir == "ingress" { "from" } else { "to" };
+            out.push(format!(
+                "{dir}[{i}] {side} {peers} {ports} ← {}",
+                provenance(&r.provenance)
+            ));
+        }
+    }
+    out
+}
+
+fn provenance(p: &Provenance) -> String {
+    match p {
+        Provenance::Firewall { origin, .. } => origin.to_string(),
+        Provenance::Probe { why } => format!("wavelift probes ({why})"),
+    }
+}
+
+/// Where the VM's checks come from: the network's `probe_ip` for in-cluster checks, else
+/// the workstation (`workstation`: the rehearsal's fixed address, or the first of the
+/// plan's `probe_sources` on a real cluster).
+fn check_source(plan: &Plan, input: &VmInput, workstation: Option<IpAddr>) -> Option<IpAddr> {
+    if plan.meta.checks_from.value == ChecksFrom::Cluster {
+        return input.probes.first().map(|p| p.cidr.addr());
+    }
+    workstation.or_else(|| plan.meta.probe_sources.first().map(|c| c.value.addr()))
+}
+
+/// Drafts every VM's policy and evaluates each check against it.
+pub(crate) fn draft(
+    plan: &Plan,
+    exports: &Exports,
+    version: MnpVersion,
+    workstation: Option<IpAddr>,
+) -> Drafted {
+    let inputs = super::policy_draft::inputs_from_plan(plan);
+    let drafts = draft::draft_all(
+        &inputs,
+        &exports.sets,
+        &DraftOptions {
+            mnp_version: version,
+        },
+        threads(),
+    );
+    let mut out = Drafted {
+        view: PolicyData {
+            mode: plan.meta.policy.value.as_str().to_string(),
+            vms: BTreeMap::new(),
+        },
+        ..Drafted::default()
+    };
+    out.warnings.extend(exports.warnings.iter().cloned());
+    for set in &exports.sets {
+        out.warnings.extend(set.warnings.iter().cloned());
+    }
+    for (input, d) in inputs.iter().zip(drafts) {
+        let Some(vm) = plan.vms.iter().find(|v| v.name.as_str() == input.name) else {
+            continue;
+        };
+        let network = match &input.network {
+            VmNetwork::Attachments(n) => n.first().cloned(),
+            VmNetwork::Pod => None,
+        };
+        let object = match &d.doc.kind {
+            PolicyKind::NetworkPolicy => format!("{} (pod network)", eval::policy_label(&d.doc)),
+            PolicyKind::MultiNetworkPolicy {
+                version,
+                policy_for,
+            } => format!(
+                "{} ({}, policy-for {})",
+                eval::policy_label(&d.doc),
+                version.as_str(),
+                policy_for.join(",")
+            ),
+        };
+        let lines = rule_lines(&d);
+        let from = check_source(plan, input, workstation);
+        let endpoint =
+            Endpoint::new(&input.namespace, &input.pod_selector).on_network(network.as_deref());
+        let mut checks = Vec::new();
+        for c in plan.checks_for(vm) {
+            let Some((proto, port)) = check_service(&c.kind) else {
+                continue;
+            };
+            let Some(from) = from else {
+                checks.push((c.kind.to_string(), None));
+                continue;
+            };
+            let decision = eval::ingress(
+                std::slice::from_ref(&d.doc),
+                &endpoint,
+                from.into(),
+                proto,
+                port,
+            );
+            let by = match decision.verdict {
+                Verdict::Allow { by } => Some(
+                    by.iter()
+                        .map(|b| {
+                            // `… ingress[i]` → that rule's line.
+                            b.rsplit_once("ingress[")
+                                .and_then(|(_, i)| i.trim_end_matches(']').parse::<usize>().ok())
+                                .and_then(|i| lines.get(i).cloned())
+                                .unwrap_or_else(|| b.clone())
+                        })
+                        .collect(),
+                ),
+                Verdict::NotIsolated => Some(vec!["not isolated (no ingress rules)".into()]),
+                Verdict::Deny { .. } => None,
+            };
+            checks.push((c.kind.to_string(), by));
+        }
+        out.warnings
+            .extend(d.warnings.iter().map(|w| format!("{}: {w}", d.vm)));
+        out.view.vms.insert(
+            d.vm.clone(),
+            VmPolicy {
+                object,
+                rules: lines,
+                checks,
+                warnings: d.warnings.clone(),
+            },
+        );
+        out.docs.insert(d.vm.clone(), vec![d.doc]);
+    }
+    out
+}
+
+/// After connecting: the drafted policies for this cluster (`Ok` empty with `policy =
+/// "off"`); `Err` when `apply` cannot work there (nothing was changed).
+pub(crate) async fn for_cluster(
+    plan: &Plan,
+    exports: Option<&Exports>,
+    client: &kube::Client,
+    rehearsal: bool,
+) -> Result<Drafted, String> {
+    let Some(exports) = exports else {
+        return Ok(Drafted::default());
+    };
+    let served = served_mnp(client).await;
+    refuse_unserved(plan, served)?;
+    let workstation = rehearsal.then_some(crate::sim::WORKSTATION_IP);
+    Ok(draft(
+        plan,
+        exports,
+        served.unwrap_or(MnpVersion::V1beta2),
+        workstation,
+    ))
+}
