@@ -53,3 +53,18 @@ fn neutral_csv() {
 fn asa() {
     insta::assert_snapshot!(drafts(&["asa-running.cfg"], "asa"));
 }
+
+#[test]
+fn nft() {
+    insta::assert_snapshot!(drafts(&["ruleset.nft.json"], "nft"));
+}
+
+#[test]
+fn aws_security_groups() {
+    insta::assert_snapshot!(drafts(&["aws-sg.json"], "aws-sg"));
+}
+
+#[test]
+fn panos() {
+    insta::assert_snapshot!(drafts(&["panos-running.xml"], "panos"));
+}
