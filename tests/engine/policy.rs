@@ -165,3 +165,102 @@ fn a_policy_that_blocks_a_check_is_reverted_with_the_reason() {
     );
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "", "reverted");
 }
+
+/// Rollback removes the policy wavelift applied (found by its labels), with the VM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_deletes_the_applied_policy_with_the_vm() {
+    use crate::common::{config, interact, Reply};
+    use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+    use wavelift::engine::{EngineRequest, EventKind, Step};
+    use wavelift::sim::controllers::rehearsal::Rehearsal;
+    use wavelift::sim::controllers::scenario::Scenario;
+
+    let text = std::fs::read_to_string("plans/quickstart-policy.toml").expect("plan");
+    let checked = wavelift::plan::check_str(&text, "plans/quickstart-policy.toml");
+    let plan = std::sync::Arc::new(checked.plan.expect("valid"));
+    let mut sc = Scenario::from_plan(&plan);
+    sc.speed = 4000.0;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    // The policy as `policy test` reads it: the workstation's probes, nothing else.
+    let docs = wavelift::policy::eval::read_policies(
+        "inline.yaml",
+        "apiVersion: k8s.cni.cncf.io/v1beta2
+kind: MultiNetworkPolicy
+metadata:
+  name: wavelift-shop-db-01
+  namespace: mig-quickstart-policy
+  annotations:
+    k8s.v1.cni.cncf.io/policy-for: mig-quickstart-policy/vlan-210
+spec:
+  podSelector:
+    matchLabels:
+      wavelift.io/vm: shop-db-01
+  policyTypes: [Ingress]
+  ingress:
+  - from:
+    - ipBlock:
+        cidr: 198.51.100.254/32
+",
+    )
+    .expect("policy");
+    let mut cfg = config(&plan, &r);
+    cfg.only_vms = ["shop-db-01".to_string()].into_iter().collect();
+    cfg.exit_when_done = false;
+    cfg.policies = [("shop-db-01".to_string(), docs)].into_iter().collect();
+    let ar = ApiResource {
+        group: "k8s.cni.cncf.io".into(),
+        version: "v1beta2".into(),
+        api_version: "k8s.cni.cncf.io/v1beta2".into(),
+        kind: "MultiNetworkPolicy".into(),
+        plural: "multi-networkpolicies".into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(r.client(), "mig-quickstart-policy", &ar);
+    let names = |api: Api<DynamicObject>| async move {
+        api.list(&ListParams::default().labels("wavelift.io/vm=shop-db-01"))
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .filter_map(|o| o.metadata.name)
+            .collect::<Vec<_>>()
+    };
+    let seen_applied = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = seen_applied.clone();
+    let api2 = api.clone();
+    interact(
+        cfg,
+        std::time::Duration::from_secs(120),
+        move |ev| match &ev.kind {
+            EventKind::Phase {
+                step: Step::Verified,
+                ..
+            } if ev.vm == "shop-db-01" => {
+                // Verified with the policy in place: it is in the cluster now.
+                let api = api2.clone();
+                let found = std::thread::scope(|s| {
+                    s.spawn(|| {
+                        tokio::runtime::Runtime::new()
+                            .expect("rt")
+                            .block_on(names(api))
+                    })
+                    .join()
+                    .expect("join")
+                });
+                seen.lock().expect("lock").extend(found);
+                Reply::Send(EngineRequest::RollbackVm("shop-db-01".into()))
+            }
+            EventKind::Phase {
+                step: Step::RolledBack,
+                ..
+            } if ev.vm == "shop-db-01" => Reply::Done,
+            _ => Reply::Wait,
+        },
+    )
+    .await;
+    assert_eq!(
+        *seen_applied.lock().expect("lock"),
+        vec!["wavelift-shop-db-01".to_string()],
+        "applied once verified"
+    );
+    assert!(names(api).await.is_empty(), "rollback deleted the policy");
+}
