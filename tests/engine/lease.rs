@@ -691,12 +691,14 @@ fn a_run_whose_lease_is_taken_stops_driving_and_exits_3() {
 // ---------------------------------------------------------------------------------------
 // The TUI (tmux)
 
+/// A tmux session on its own server (`-L NAME`): a session ending never takes down the
+/// server the next one is starting on ("server exited unexpectedly").
 struct Tmux(String);
 
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
+            .args(["-L", &self.0, "kill-server"])
             .output();
     }
 }
@@ -706,6 +708,8 @@ impl Tmux {
         let name = format!("{name}-{}", std::process::id());
         let out = Command::new("tmux")
             .args([
+                "-L",
+                &name,
                 "new-session",
                 "-d",
                 "-s",
@@ -724,7 +728,7 @@ impl Tmux {
 
     fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.0])
+            .args(["-L", &self.0, "capture-pane", "-p", "-t", &self.0])
             .output()
             .expect("tmux");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -744,7 +748,7 @@ impl Tmux {
 
     fn keys(&self, k: &str) {
         let _ = Command::new("tmux")
-            .args(["send-keys", "-t", &self.0, k])
+            .args(["-L", &self.0, "send-keys", "-t", &self.0, k])
             .output();
     }
 

@@ -7,12 +7,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// A tmux session on its own server (`-L NAME`): a session ending elsewhere never takes
+/// down the server another test is starting a session on ("server exited unexpectedly").
 struct Session(String);
 
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
+            .args(["-L", &self.0, "kill-server"])
             .output();
     }
 }
@@ -34,12 +36,24 @@ fn tmux(args: &[&str]) -> String {
 fn start(prefix: &str, width: u16, height: u16, script: &str) -> Session {
     let name = format!("{prefix}-{}", std::process::id());
     let (w, h) = (width.to_string(), height.to_string());
-    tmux(&["new-session", "-d", "-s", &name, "-x", &w, "-y", &h, script]);
+    tmux(&[
+        "-L",
+        &name,
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        &w,
+        "-y",
+        &h,
+        script,
+    ]);
     Session(name)
 }
 
 fn screen(s: &Session) -> String {
-    tmux(&["capture-pane", "-p", "-t", &s.0])
+    tmux(&["-L", &s.0, "capture-pane", "-p", "-t", &s.0])
 }
 
 /// Waits (bounded) until the screen shows `what`.
@@ -59,7 +73,7 @@ fn wait_for(s: &Session, what: &str, limit: Duration) -> String {
 }
 
 fn keys(s: &Session, k: &str) {
-    tmux(&["send-keys", "-t", &s.0, k]);
+    tmux(&["-L", &s.0, "send-keys", "-t", &s.0, k]);
 }
 
 #[test]
@@ -139,7 +153,7 @@ fn a_terminal_that_hangs_up_ends_the_tui() {
     let pid = std::fs::read_to_string(&pidfile).expect("pid file");
     let proc_dir = Path::new("/proc").join(pid.trim());
     assert!(proc_dir.exists(), "the TUI runs");
-    tmux(&["kill-session", "-t", &s.0]);
+    tmux(&["-L", &s.0, "kill-session", "-t", &s.0]);
     let start = Instant::now();
     // A zombie (state Z) has exited too: only its parent has not reaped it yet.
     let alive = || {
