@@ -159,6 +159,8 @@ fn one(n: usize) {
     std::fs::write(&plan_path, &text).expect("write plan");
     let kubeconfig = dir.path().join("kubeconfig");
     let (mut sim, url) = sim_serve(&plan_path, &kubeconfig, dir.path());
+    // As `wavelift run` does.
+    wavelift::engine::runtime::limit_malloc_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -178,6 +180,7 @@ fn one(n: usize) {
                 .plan
                 .expect("valid"),
         );
+        wavelift::engine::runtime::release_free_memory();
         let creds = Credentials {
             user: "sim-user".into(),
             password: Secret::new("sim-password"),
