@@ -18,7 +18,8 @@
 //! `cargo bench --bench engine_wave` (VM counts: `WAVELIFT_BENCH_VMS=1000,5000,10000`; runs
 //! per count, reported as medians: `WAVELIFT_BENCH_RUNS=3`; `WAVELIFT_BENCH_MODE=cli|engine|both`).
 //! Targets: wall time 5,000 → 10,000 VMs ≤ 2.2×; ≤ 5 requests per VM besides watches; peak
-//! RSS ≤ 150 MiB at 10,000 VMs.
+//! RSS ≤ 150 MiB at 10,000 VMs. `WAVELIFT_BENCH_PLAN=N:FILE` writes the plan for N VMs
+//! and stops (to run `wavelift sim serve` and `wavelift run` by hand, under a profiler).
 
 #[path = "common/count.rs"]
 mod count;
@@ -158,6 +159,8 @@ fn one(n: usize) {
     std::fs::write(&plan_path, &text).expect("write plan");
     let kubeconfig = dir.path().join("kubeconfig");
     let (mut sim, url) = sim_serve(&plan_path, &kubeconfig, dir.path());
+    // As `wavelift run` does.
+    wavelift::engine::runtime::limit_malloc_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -177,6 +180,7 @@ fn one(n: usize) {
                 .plan
                 .expect("valid"),
         );
+        wavelift::engine::runtime::release_free_memory();
         let creds = Credentials {
             user: "sim-user".into(),
             password: Secret::new("sim-password"),
@@ -280,6 +284,13 @@ fn main() {
     {
         one(20);
         cli(20);
+        return;
+    }
+    // `WAVELIFT_BENCH_PLAN=N:FILE`: write the bench plan for N VMs and stop (to run
+    // `wavelift sim serve` and `wavelift run` by hand, e.g. under a heap profiler).
+    if let Ok(spec) = std::env::var("WAVELIFT_BENCH_PLAN") {
+        let (n, file) = spec.split_once(':').expect("N:FILE");
+        std::fs::write(file, bench_plan(n.parse().expect("VM count"))).expect("write plan");
         return;
     }
     if let Ok(n) = std::env::var("WAVELIFT_BENCH_CHILD") {

@@ -18,6 +18,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> ExitCode {
+    // Before any thread starts (see the function).
+    crate::engine::runtime::limit_malloc_arenas();
     let (plan, file) = match super::load_valid_plan(&args.plan) {
         Ok(p) => p,
         Err(code) => return code,
@@ -42,6 +44,8 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    // The plan's parse is freed: its pages go back before the engine starts.
+    crate::engine::runtime::release_free_memory();
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
