@@ -13,8 +13,7 @@
 #[path = "common/blast_tree.rs"]
 mod blast_tree;
 
-use blast_tree::{generate, targets, VMS};
-use std::path::PathBuf;
+use blast_tree::{prepare, targets, VMS};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use wavelift::blast::matcher::Matcher;
@@ -44,36 +43,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn main() {
     // `cargo bench` passes `--bench`; run as a test (`cargo test --benches`) it is a smoke
     // run on a small tree.
-    let full = std::env::args().any(|a| a == "--bench");
-    let bytes: u64 = std::env::var("BLAST_BENCH_BYTES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if full { 1 << 30 } else { 8 << 20 });
-    let runs: usize = std::env::var("BLAST_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if full { 5 } else { 1 })
-        .max(1);
-    let dir: PathBuf = std::env::var_os("BLAST_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::temp_dir().join(if full {
-                "wavelift-blast-bench"
-            } else {
-                "wavelift-blast-bench-smoke"
-            })
-        });
-    let t = Instant::now();
-    if let Err(e) = generate(&dir, bytes) {
-        eprintln!("cannot generate the tree in {}: {e}", dir.display());
-        std::process::exit(1);
-    }
-    println!(
-        "tree: {} ({:.1} MiB, ready in {:.1?})",
-        dir.display(),
-        bytes as f64 / (1 << 20) as f64,
-        t.elapsed()
-    );
+    let (dir, runs) = prepare();
     let tree_dir = dir.join("tree");
 
     let t = Instant::now();

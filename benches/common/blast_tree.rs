@@ -235,3 +235,43 @@ fn firewall_exports(fw: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The bench's tree, as both blast-tree benches set it up: `cargo bench` passes `--bench`
+/// (a 1 GiB tree, 5 runs); run as a test (`cargo test --benches`) it is a smoke run on an
+/// 8 MiB tree, 1 run. `BLAST_BENCH_BYTES`, `BLAST_BENCH_RUNS` and `BLAST_BENCH_DIR`
+/// override. Generates the tree (or reuses it while its parameters match) and returns its
+/// directory (the tree is its `tree`, the VMs' IPs its `ips.txt`) and the number of runs;
+/// exits when it cannot be generated.
+pub fn prepare() -> (std::path::PathBuf, usize) {
+    let full = std::env::args().any(|a| a == "--bench");
+    let bytes: u64 = std::env::var("BLAST_BENCH_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 1 << 30 } else { 8 << 20 });
+    let runs: usize = std::env::var("BLAST_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 5 } else { 1 })
+        .max(1);
+    let dir: std::path::PathBuf = std::env::var_os("BLAST_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(if full {
+                "wavelift-blast-bench"
+            } else {
+                "wavelift-blast-bench-smoke"
+            })
+        });
+    let t = std::time::Instant::now();
+    if let Err(e) = generate(&dir, bytes) {
+        eprintln!("cannot generate the tree in {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    println!(
+        "tree: {} ({:.1} MiB, ready in {:.1?})",
+        dir.display(),
+        bytes as f64 / (1 << 20) as f64,
+        t.elapsed()
+    );
+    (dir, runs)
+}

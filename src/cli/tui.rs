@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub fn run(args: TuiArgs) -> ExitCode {
+    // As `wavelift run`: two malloc arenas, set before the runtime's threads start.
+    crate::engine::runtime::limit_malloc_arenas();
     let (plan, file) = match super::load_valid_plan(&args.plan) {
         Ok(p) => p,
         Err(code) => return code,
@@ -42,6 +44,8 @@ pub fn run(args: TuiArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    // The plan's parse is freed: its pages go back before the engine starts.
+    crate::engine::runtime::release_free_memory();
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
