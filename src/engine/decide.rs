@@ -353,6 +353,27 @@ pub enum Command {
     AdoptVm,
 }
 
+impl Command {
+    /// A warm VM's commands on its source VM and its stages. Each is decided from what the
+    /// previous one left (a snapshot taken, a checkpoint added, the source off), so the
+    /// scheduler runs them one at a time per VM: a decision made while one is in flight
+    /// does not see its effect yet, and could power the source off with a fresh snapshot
+    /// not yet added, or remove a snapshot about to become a checkpoint.
+    pub fn sequences_warm_source(&self) -> bool {
+        matches!(
+            self,
+            Command::ReadSource
+                | Command::EnableCbt
+                | Command::CreateSnapshot { .. }
+                | Command::RemoveSnapshot { .. }
+                | Command::CreateStageVolume { .. }
+                | Command::AddCheckpoint { .. }
+                | Command::PowerOffSource
+                | Command::PowerOnSource
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub phase: Phase,

@@ -2086,6 +2086,10 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
             continue;
         }
         let wave_blocked = blocked.contains(&wave);
+        // A warm VM's source and stage commands go one decision at a time (see
+        // `Command::sequences_warm_source`); the VM is decided again when this one answers.
+        let warm_busy =
+            r.ctx.warm.is_some() && r.in_flight.iter().any(Command::sequences_warm_source);
         for cmd in d.commands {
             // Forklift's per-Plan commands: issued for the whole Plan by `forklift_gates`.
             if matches!(cmd, Command::StartMigration | Command::SetCutover) {
@@ -2099,7 +2103,11 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                     | Command::RunChecks
                     | Command::AskPowerOff
             );
-            if (wave_blocked && !harmless) || r.in_flight.contains(&cmd) || r.done.contains(&cmd) {
+            if (wave_blocked && !harmless)
+                || r.in_flight.contains(&cmd)
+                || r.done.contains(&cmd)
+                || (warm_busy && cmd.sequences_warm_source())
+            {
                 continue;
             }
             if matches!(cmd, Command::PowerOffSource | Command::AskPowerOff) {

@@ -234,8 +234,13 @@ async fn the_40_vm_estate_verifies_through_api_server_errors() {
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
     let mut cfg = config(&plan, &r);
     cfg.ignore_window = true; // the waves are a week apart (windows: tests/engine/windows.rs)
-    let (s, _) = run_to_end(cfg, LIMIT).await;
-    assert_eq!(s.verified.len(), 40, "{s:?}");
+    let (s, events) = run_to_end(cfg, LIMIT).await;
+    assert_eq!(
+        s.verified.len(),
+        40,
+        "{s:?}\n{}",
+        story_of_failed(&s, &events)
+    );
     let (requests, _, injected) = r.sim.server().stats().snapshot();
     assert!(
         injected * 20 > requests / 10,
@@ -646,4 +651,18 @@ async fn a_source_vm_vcenter_does_not_know_fails_preflight() {
             .any(|e| matches!(&e.kind, EventKind::Mutation { .. })),
         "nothing was created in a wave whose preflight failed"
     );
+}
+
+/// The events of every VM that failed, one per line, to read why.
+fn story_of_failed(s: &RunSummary, events: &[wavelift::engine::EngineEvent]) -> String {
+    s.failed
+        .iter()
+        .flat_map(|(vm, _)| {
+            events
+                .iter()
+                .filter(move |e| e.vm == *vm)
+                .map(|e| format!("{} {} {:?}", e.at_ms, e.vm, e.kind))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

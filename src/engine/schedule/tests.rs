@@ -1474,6 +1474,16 @@ fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
         Command::ReadSource,
         Update::Warm(source(vec![snap("snapshot-7", Some(1))]), Power::On, None),
     );
+    // The stage's DataVolume is created (the source's commands go one at a time).
+    r.done(
+        A,
+        Command::CreateStageVolume {
+            disk: 0,
+            current: "snapshot-7".into(),
+            last: false,
+        },
+        Update::Nothing,
+    );
     // Round 1 is copied on the PVC; no change ID on the DataVolume yet.
     let t = r.view(A, |v| {
         v.disks = vec![DiskObs::importing(DvPhase::Paused, Some(1.0))];
@@ -1527,6 +1537,104 @@ fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
         "{:?}",
         r.phase(A)
     );
+}
+
+/// A warm VM's source and stage commands are decided one at a time: each decision must see
+/// what the previous one did. Here the next round's snapshot is being taken when the window
+/// opens; the power-off waits for it, and the snapshot is then added as a checkpoint and
+/// copied first. (Issued together, the power-off left a snapshot the final stage took for
+/// one never added: it was removed while its DataVolume still had it as checkpoint, and
+/// the importer failed with "snapshot not found", as CI once saw.)
+#[test]
+fn a_warm_vms_source_commands_run_one_at_a_time() {
+    let plan = PLAN.replace(
+        "max_parallel_cutovers = 1\n",
+        "max_parallel_cutovers = 1\nmigration = \"warm\"\nprecopy_interval = \"30m\"\n",
+    );
+    // 21:00: the precopy runs, the window (and so the cutover) opens at 22:00.
+    let mut r = Run::with_plan(&plan, at_clock(1_796_504_400_000));
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
+    let snap = |moref: &str, round| Snap {
+        moref: moref.into(),
+        round,
+        quiesced: true,
+    };
+    let source = |ours: Vec<Snap>| WarmSource {
+        cbt_enabled: true,
+        cbt_ready: true,
+        ours,
+        ..Default::default()
+    };
+    r.done(
+        A,
+        Command::ReadSource,
+        Update::Warm(source(vec![snap("snapshot-7", Some(1))]), Power::On, None),
+    );
+    // The stage's DataVolume is created (the source's commands go one at a time).
+    r.done(
+        A,
+        Command::CreateStageVolume {
+            disk: 0,
+            current: "snapshot-7".into(),
+            last: false,
+        },
+        Update::Nothing,
+    );
+    r.view(A, |v| {
+        v.disks = vec![DiskObs::importing(DvPhase::Paused, Some(1.0))];
+        v.stages = vec![DiskStages {
+            checkpoints: vec![(String::new(), "snapshot-7".into())],
+            copied: ["snapshot-7".to_string()].into(),
+            ..Default::default()
+        }];
+    });
+    let recorded = Some(("snapshot-7".to_string(), vec!["52 ab/11".to_string()]));
+    r.done(
+        A,
+        Command::RemoveSnapshot {
+            moref: "snapshot-7".into(),
+            record: true,
+        },
+        Update::Warm(source(vec![]), Power::On, recorded),
+    );
+    assert!(
+        matches!(r.status(A), Status::Waiting(ref w) if w.contains("round 1 copied")),
+        "{:?}",
+        r.phase(A)
+    );
+    // 21:31: round 2 is due; its snapshot is being taken.
+    r.advance(Duration::from_secs(31 * 60));
+    let round2 = Command::CreateSnapshot {
+        name: "wavelift-t-a-2".into(),
+    };
+    let t = r.turn(vec![Input::Wake]);
+    assert_eq!(Run::commands_for(&t, A), vec![round2.clone()]);
+    // 22:00: the window opens while the snapshot task runs. Nothing else is issued for
+    // the source until it answers, however often the VM is decided.
+    r.advance(Duration::from_secs(29 * 60));
+    for _ in 0..3 {
+        let t = r.turn(vec![Input::Wake]);
+        assert_eq!(Run::commands_for(&t, A), vec![], "{:?}", r.phase(A));
+    }
+    // The snapshot exists: it becomes round 2's checkpoint, not a reason to power off.
+    let t = r.done(
+        A,
+        round2,
+        Update::Warm(source(vec![snap("snapshot-9", Some(2))]), Power::On, None),
+    );
+    assert_eq!(
+        Run::commands_for(&t, A),
+        vec![Command::AddCheckpoint {
+            current: "snapshot-9".into(),
+            previous: vec!["52 ab/11".into()],
+            last: false,
+        }]
+    );
+    assert!(!r
+        .issued
+        .iter()
+        .any(|(vm, c)| *vm == A && *c == Command::PowerOffSource));
 }
 
 /// Source-aware throttling: import slots also need room on the VM's ESXi host and its
