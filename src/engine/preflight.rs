@@ -19,8 +19,12 @@
 //! - the VM's MACs are not used by any other VirtualMachine in the cluster (kubemacpool or
 //!   an earlier migration may hold them; a cluster-wide list, 403: warning);
 //! - the source VM in vCenter (when wavelift powers it off);
-//! - a server-side dry run (`dryRun=All`) of the NADs, DataVolumes and VirtualMachine.
+//! - no PVC holds a DataVolume's name unless a DataVolume controls it (CDI's webhook
+//!   refuses "Destination PVC … already exists"; one list per run);
+//! - a server-side dry run (`dryRun=All`) of the NADs (once per run), the VirtualMachine,
+//!   and the DataVolumes once per shape ([`dv_shape`]).
 
+mod dv_shape;
 pub mod forklift;
 
 use super::decide::{Gate, Power};
@@ -53,6 +57,7 @@ pub const REQUIRED_ACCESS: &[(&str, &str, &str, bool)] = &[
     ("get", "storage.k8s.io", "storageclasses", false),
     ("list", "", "nodes", false),
     ("list", "kubevirt.io", "virtualmachines", false),
+    ("list", "", "persistentvolumeclaims", true),
     (
         "get",
         "k8s.cni.cncf.io",
@@ -135,6 +140,9 @@ pub const PROBE_ACCESS: &[(&str, &str, &str, bool)] = &[
     ("delete", "", "pods", true),
 ];
 
+/// The server's verdict on a DataVolume shape's dry run, once it gave one.
+type ShapeVerdict = OnceCell<Result<(), String>>;
+
 /// Each source VM's power state as vCenter reported it, or why it could not.
 type SourceFacts = HashMap<String, Result<Power, String>>;
 
@@ -152,6 +160,10 @@ struct ClusterFacts {
     foreign_names: BTreeMap<String, String>,
     /// MAC (lower case) → the VirtualMachine (`ns/name`) outside this plan that uses it.
     foreign_macs: BTreeMap<String, String>,
+    /// The namespace's PVCs were listed (their names are in `foreign_names`): the one
+    /// per-object rule of CDI's webhook that reads the cluster is checked for every disk,
+    /// so DataVolumes may be dry-run once per shape.
+    pvcs_listed: bool,
 }
 
 /// The preflight of a run: its caches and what it needs to ask.
@@ -182,6 +194,9 @@ pub struct Preflight {
     pub forklift_timeout: std::time::Duration,
     /// The run is a server-side dry run (Forklift's Plans are not created).
     pub run_dry: bool,
+    /// DataVolume shape → the server's verdict on its dry run ([`dv_shape`]). A plain
+    /// mutex: held only to find or add a cell, never across an await.
+    dv_shapes: std::sync::Mutex<HashMap<String, Arc<ShapeVerdict>>>,
 }
 
 impl Preflight {
@@ -208,6 +223,7 @@ impl Preflight {
             },
             forklift_timeout: std::time::Duration::from_secs(120),
             run_dry: false,
+            dv_shapes: Default::default(),
             probes,
             network_checks: plan
                 .networks
@@ -313,6 +329,19 @@ impl Preflight {
                 labels::data_volume_name(vm.name.as_str(), i)
             )
         }));
+        for i in 0..vm.disks.len() {
+            let pvc = labels::data_volume_name(vm.name.as_str(), i);
+            if facts
+                .foreign_names
+                .contains_key(&format!("PersistentVolumeClaim/{pvc}"))
+            {
+                // CDI's webhook words it so (`datavolume-validate.go` `Admit`).
+                problems.push(format!(
+                    "Destination PVC {}/{pvc} already exists and no DataVolume controls it: CDI refuses a DataVolume of its name; remove the PVC or rename the VM",
+                    self.ns()
+                ));
+            }
+        }
         for n in names {
             if let Some(holder) = facts.foreign_names.get(&n) {
                 problems.push(format!(
@@ -333,7 +362,7 @@ impl Preflight {
             problems.extend(self.forklift_problems(vm).await);
         }
         if problems.is_empty() {
-            self.dry_run(vm, &mut problems).await;
+            self.dry_run(vm, facts.pvcs_listed, &mut problems).await;
         }
         if problems.is_empty() {
             self.probe_problems(vm, &mut problems).await;
@@ -429,7 +458,7 @@ impl Preflight {
     }
 
     /// Server-side dry run of every object the VM needs (nothing is persisted).
-    async fn dry_run(&self, vm: &Vm, problems: &mut Vec<String>) {
+    async fn dry_run(&self, vm: &Vm, by_shape: bool, problems: &mut Vec<String>) {
         let ns = self.ns().to_string();
         let dry = PostParams {
             dry_run: true,
@@ -448,15 +477,54 @@ impl Preflight {
             return;
         }
         let dvs: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
+        // `None`: the DataVolume exists (a resumed run), so the webhook gave no verdict.
+        let dry_run_one = |dv: &DataVolume| {
+            let (dvs, dry) = (&dvs, &dry);
+            let dv = dv.clone();
+            async move {
+                match call("dry-run DataVolume", || dvs.create(dry, &dv)).await {
+                    Ok(_) => Some(Ok(())),
+                    Err(e) if is_code(&e, 409) => None,
+                    Err(e) => Some(Err(format!(
+                        "DataVolume {}: {}",
+                        dv.metadata.name.clone().unwrap_or_default(),
+                        api_msg(&e)
+                    ))),
+                }
+            }
+        };
         for dv in build::data_volumes(&self.plan, vm) {
-            match call("dry-run DataVolume", || dvs.create(&dry, &dv)).await {
-                Ok(_) => {}
-                Err(e) if is_code(&e, 409) => {}
-                Err(e) => problems.push(format!(
-                    "DataVolume {}: {}",
-                    dv.metadata.name.clone().unwrap_or_default(),
-                    api_msg(&e)
-                )),
+            if by_shape {
+                let cell = self
+                    .dv_shapes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(dv_shape::shape(&dv))
+                    .or_default()
+                    .clone();
+                let mut mine = false;
+                let verdict = cell
+                    .get_or_try_init(|| async {
+                        mine = true;
+                        dry_run_one(&dv).await.ok_or(())
+                    })
+                    .await;
+                match verdict {
+                    Ok(Ok(())) => continue,
+                    // This VM's own DataVolume was refused.
+                    Ok(Err(why)) if mine => {
+                        problems.push(why.clone());
+                        continue;
+                    }
+                    // Another VM's of this shape was refused (or exists): judge this one's own.
+                    Ok(Err(_)) | Err(()) => {}
+                }
+                if mine {
+                    continue; // it exists: nothing to judge
+                }
+            }
+            if let Some(Err(why)) = dry_run_one(&dv).await {
+                problems.push(why);
             }
         }
         let vms: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
@@ -790,6 +858,34 @@ impl Preflight {
             }
             Err(e) => warnings.push(format!(
                 "list DataVolumes: {}: names not checked",
+                api_msg(&e)
+            )),
+        }
+        // CDI's webhook refuses a DataVolume where a PVC of its name exists that no
+        // DataVolume controls (`datavolume-validate.go` `Admit`).
+        let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+            Api::namespaced(self.client.clone(), self.ns());
+        match call("list PersistentVolumeClaims", || pvcs.list(&lp)).await {
+            Ok(list) => {
+                facts.pvcs_listed = true;
+                for pvc in &list.items {
+                    let by_dv = pvc
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|o| o.controller == Some(true) && o.kind == "DataVolume");
+                    if !by_dv {
+                        let name = pvc.metadata.name.clone().unwrap_or_default();
+                        facts.foreign_names.insert(
+                            format!("PersistentVolumeClaim/{name}"),
+                            holder(&pvc.metadata.labels),
+                        );
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!(
+                "list PersistentVolumeClaims: {}: every DataVolume is dry-run on its own",
                 api_msg(&e)
             )),
         }

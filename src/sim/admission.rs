@@ -16,12 +16,21 @@
 //!
 //! Modelled webhook: `datavolume-validate.cdi.kubevirt.io` (CREATE and UPDATE of
 //! `datavolumes`, not of `datavolumes/status`; containerized-data-importer
-//! `pkg/operator/resources/cluster/apiserver.go`), its update rule from
-//! `pkg/apiserver/webhooks/datavolume-validate.go` `Admit`: a DataVolume's spec may not
-//! change, except `checkpoints` and `finalCheckpoint` of a multi-stage import (the new
-//! spec has checkpoints and a `vddk` or `imageio` source); the refusal is
-//! `toRejectedAdmissionResponse` (`pkg/apiserver/webhooks/handler.go`): 422, the causes'
-//! messages each after a space.
+//! `pkg/operator/resources/cluster/apiserver.go`), its rules from
+//! `pkg/apiserver/webhooks/datavolume-validate.go` `Admit`:
+//! - update: a DataVolume's spec may not change, except `checkpoints` and
+//!   `finalCheckpoint` of a multi-stage import (the new spec has checkpoints and a `vddk`
+//!   or `imageio` source);
+//! - create and update: a name longer than 253 characters (`validateNameLength`);
+//! - create: a PVC of the DataVolume's name exists that no DataVolume controls
+//!   ("Destination PVC ns/name already exists"; the claim-adoption feature gate, off by
+//!   default, is not modelled);
+//! - create: of `validateDataVolumeSpec`, the VDDK source's required fields
+//!   (`util.go` `validateVDDKSource`, `checkSourceURL`) and the storage size
+//!   (`validateStorageSize`).
+//!
+//! A refusal is `toRejectedAdmissionResponse` (`pkg/apiserver/webhooks/handler.go`): 422,
+//! the causes' messages each after a space.
 //!
 //! A refusal reaches the client as the API server words it: kubernetes
 //! `staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/errors/statuserror.go`
@@ -126,9 +135,142 @@ pub fn installed(
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
     match old {
-        None => kubevirt(objs, res, ns, obj),
+        None => {
+            kubevirt(objs, res, ns, obj)?;
+            cdi_create(objs, res, ns, obj)
+        }
         Some(old) => cdi_update(res, obj, old),
     }
+}
+
+/// CDI's DataVolume webhook on create (`datavolume-validate.go` `Admit`, in its order:
+/// name length, destination PVC, then the spec).
+fn cdi_create(objs: &dyn Objects, res: &ResourceDef, ns: &str, dv: &Value) -> Result<(), ApiError> {
+    if res.group != "cdi.kubevirt.io" || res.kind != "DataVolume" {
+        return Ok(());
+    }
+    let name = str_at(dv, "/metadata/name");
+    let refuse = |field: &str, reason: &str, message: String| {
+        to_status_err(
+            res,
+            name,
+            DATAVOLUME_VALIDATOR,
+            cdi_rejected(vec![Cause {
+                field: field.into(),
+                reason: reason.into(),
+                message,
+            }]),
+        )
+    };
+    // `validateNameLength(dv.Name, kvalidation.DNS1123SubdomainMaxLength)`.
+    if name.len() > 253 {
+        return Err(refuse(
+            "",
+            "FieldValueInvalid",
+            "Name cannot be longer than 253 characters".into(),
+        ));
+    }
+    let pvc_res = super::resources::find("", "v1", "persistentvolumeclaims");
+    if let Some(pvc) = pvc_res.and_then(|r| objs.get(r, ns, name)) {
+        let controller_kind = pvc
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+            .map(|o| str_at(o, "/kind"));
+        if controller_kind != Some("DataVolume") {
+            return Err(refuse(
+                "DataVolume.Name",
+                "FieldValueDuplicate",
+                format!("Destination PVC {ns}/{name} already exists"),
+            ));
+        }
+    }
+    // `validateVDDKSource` and `checkSourceURL` (`util.go`).
+    if let Some(vddk) = dv.pointer("/spec/source/vddk").filter(|v| !v.is_null()) {
+        let empty = |k: &str| str_at(vddk, &format!("/{k}")).is_empty();
+        if ["secretRef", "uuid", "backingFile", "thumbprint"]
+            .iter()
+            .any(|k| empty(k))
+        {
+            return Err(refuse(
+                "spec.source.VDDK",
+                "FieldValueInvalid",
+                "spec.source.VDDK source VDDK is not valid".into(),
+            ));
+        }
+        let url = str_at(vddk, "/url");
+        let bad = if url.is_empty() {
+            Some("source URL is empty".to_string())
+        } else {
+            match url.split_once("://") {
+                Some((scheme, rest))
+                    if matches!(scheme, "http" | "https" | "gs") && !rest.is_empty() =>
+                {
+                    None
+                }
+                Some((_, rest)) if !rest.is_empty() => {
+                    Some(format!("Invalid source URL scheme: {url}"))
+                }
+                _ => Some(format!("Invalid source URL: {url}")),
+            }
+        };
+        if let Some(why) = bad {
+            return Err(refuse(
+                "spec.source.VDDK.url",
+                "FieldValueInvalid",
+                format!("spec.source {why}"),
+            ));
+        }
+    }
+    // `validateStorageSize`: the `storage` API (what wavelift sends); a clone may omit it.
+    let size = dv
+        .pointer("/spec/storage/resources/requests/storage")
+        .or_else(|| dv.pointer("/spec/pvc/resources/requests/storage"));
+    let which = if dv.pointer("/spec/pvc").is_some_and(|p| !p.is_null()) {
+        "PVC"
+    } else {
+        "Storage"
+    };
+    let field = format!("spec.{which}.resources.requests.size");
+    match size.and_then(Value::as_str) {
+        Some(q) => {
+            let bytes = crate::plan::quantity::Quantity::parse(q).map(|q| q.bytes);
+            match bytes {
+                Ok(0) => {
+                    return Err(refuse(
+                        &field,
+                        "FieldValueInvalid",
+                        format!("{which} size can't be equal or less than zero"),
+                    ))
+                }
+                Ok(b) if b < 1 << 20 => {
+                    return Err(refuse(
+                        &field,
+                        "FieldValueInvalid",
+                        format!("{which} size should be at least 1MiB"),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        None => {
+            let clone = dv.pointer("/spec/sourceRef").is_some_and(|v| !v.is_null())
+                || ["pvc", "snapshot"].iter().any(|k| {
+                    dv.pointer(&format!("/spec/source/{k}"))
+                        .is_some_and(|v| !v.is_null())
+                });
+            if which == "PVC" || !clone {
+                return Err(refuse(
+                    &field,
+                    "FieldValueInvalid",
+                    format!("{which} size is missing"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `toRejectedAdmissionResponse` (CDI `pkg/apiserver/webhooks/handler.go`): 422, the

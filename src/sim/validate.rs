@@ -705,7 +705,11 @@ fn validate_dv_spec(spec: &Value, p: &str, causes: &mut Vec<Cause>) {
                     let s = src.get(*k);
                     let required: &[&str] = match *k {
                         "http" | "s3" | "gcs" | "registry" => &["url"],
-                        "vddk" => &["url", "uuid", "backingFile", "secretRef"],
+                        // Every VDDK field is `omitempty` (containerized-data-importer
+                        // `staging/.../core/v1beta1/types.go` `DataVolumeSourceVDDK`): the
+                        // CRD requires none; CDI's webhook refuses an empty one
+                        // (`crate::sim::admission`).
+                        "vddk" => &[],
                         "pvc" => &["namespace", "name"],
                         "imageio" => &["url", "diskId"],
                         _ => &[],

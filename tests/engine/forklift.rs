@@ -672,9 +672,7 @@ async fn the_forklift_estate_example_plan_rehearses_to_verified() {
     r.sim.shutdown().await;
 }
 
-#[path = "../../benches/common/count.rs"]
-#[allow(dead_code)]
-mod count;
+use crate::count;
 
 /// Kubernetes API requests per VM of a 40-VM cold Forklift wave in the rehearsal (the
 /// engine's requests only: the simulated controllers have their own client). Run with

@@ -5,6 +5,8 @@
 mod cdi;
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../../benches/common/count.rs"]
+mod count;
 mod faults;
 mod forklift;
 mod guests;

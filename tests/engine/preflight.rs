@@ -167,3 +167,75 @@ async fn missing_rbac_in_the_namespace_fails_and_a_cluster_scoped_read_only_warn
         "{warned:?}"
     );
 }
+
+/// DataVolumes are dry-run once per shape (`src/engine/preflight/dv_shape.rs`); the one
+/// rule of CDI's webhook that reads the cluster, a PVC of the DataVolume's name that no
+/// DataVolume controls, is still judged for every disk, from one list of PVCs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_pvc_is_named_though_data_volumes_are_dry_run_once_per_shape() {
+    use crate::count::{CountLayer, Counts};
+    let plan = quickstart_with(|t| t);
+    let mut sc = Scenario::from_plan(&plan);
+    sc.speed = 4000.0;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let ns = plan.meta.namespace.as_str();
+    let pvc: k8s_openapi::api::core::v1::PersistentVolumeClaim =
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "shop-web-01-disk0" },
+            "spec": { "accessModes": ["ReadWriteOnce"],
+                      "resources": { "requests": { "storage": "1Gi" } } }
+        }))
+        .expect("pvc");
+    Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(r.client(), ns)
+        .create(&PostParams::default(), &pvc)
+        .await
+        .expect("leftover PVC");
+    let counted = |counts: &Arc<Counts>| {
+        let kcfg = kube::Config::new(r.sim.url().parse().expect("url"));
+        let client = kube::client::ClientBuilder::try_from(kcfg)
+            .expect("builder")
+            .with_layer(&CountLayer(counts.clone()))
+            .build();
+        let mut cfg = config(&plan, &r);
+        cfg.client = client;
+        cfg
+    };
+    let dv_posts = |counts: &Counts| {
+        counts
+            .breakdown()
+            .into_iter()
+            .find(|(k, _)| k == "POST datavolumes")
+            .map_or(0, |(_, n)| n)
+    };
+    let counts = Arc::new(Counts::default());
+    let (s, _) = run_to_end(counted(&counts), LIMIT).await;
+    let why = |vm: &str| {
+        s.failed
+            .iter()
+            .find(|(v, _)| v == vm)
+            .map(|(_, w)| w.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        why("shop-web-01").starts_with(
+            "Destination PVC mig-quickstart/shop-web-01-disk0 already exists and no DataVolume controls it"
+        ),
+        "{s:?}"
+    );
+    assert!(
+        why("shop-db-01").contains("the preflight of shop-web-01 failed"),
+        "{s:?}"
+    );
+    // Every disk of the plan has one shape: one dry run, and nothing was created.
+    assert_eq!(dv_posts(&counts), 1, "{:?}", counts.breakdown());
+
+    // The PVC removed, the wave runs: still one dry run, then the three creates.
+    Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(r.client(), ns)
+        .delete("shop-web-01-disk0", &Default::default())
+        .await
+        .expect("delete PVC");
+    let counts = Arc::new(Counts::default());
+    let (s, _) = run_to_end(counted(&counts), LIMIT).await;
+    assert_eq!(s.verified.len(), 3, "{s:?}");
+    assert_eq!(dv_posts(&counts), 4, "{:?}", counts.breakdown());
+}

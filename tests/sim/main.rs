@@ -3,6 +3,7 @@
 //! links the whole crate); the modules are the former `tests/*.rs` files.
 
 mod api;
+mod cdi_webhook;
 #[path = "../common/mod.rs"]
 mod common;
 mod controllers;
