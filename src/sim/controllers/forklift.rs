@@ -415,19 +415,23 @@ async fn reconcile(f: &Arc<Forklift>, state: &Arc<State>, tasks: &Arc<Tasks>) {
     let inv = inventory(&f.world);
     let mut ready_providers: HashSet<(String, String)> = HashSet::new();
     for p in &providers {
-        let (phase, mut conds) = provider_status(f, p).await;
+        let (phase, mut conds, fingerprint) = provider_status(f, p).await;
         if has(&conds, ct::READY) {
             ready_providers.insert(key_of(p));
         }
         let old = conditions_of(p);
         carry_times(&mut conds, &old, &now(&f.world));
-        if old != conds || s(p, "/status/phase") != phase {
+        let fingerprint = fingerprint.unwrap_or_else(|| s(p, "/status/fingerprint").to_string());
+        if old != conds
+            || s(p, "/status/phase") != phase
+            || s(p, "/status/fingerprint") != fingerprint
+        {
             patch_status(
                 &f.client,
                 "Provider",
                 "providers",
                 p,
-                json!({ "phase": phase, "conditions": conds,
+                json!({ "phase": phase, "conditions": conds, "fingerprint": fingerprint,
                         "observedGeneration": p.pointer("/metadata/generation") }),
             )
             .await;
@@ -755,7 +759,14 @@ async fn cluster_vms(client: &Client) -> Vec<Value> {
 /// pkg/controller/provider/validation.go `validate`, `validateSecret`, `testConnection`;
 /// controller.go: `Ready` when nothing blocks and the connection test and inventory
 /// succeeded.
-async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Condition>) {
+/// A Provider's phase and conditions, and for a vSphere Provider whose certificate was
+/// read, its `status.fingerprint` (`validation.go`: `provider.Status.Fingerprint =
+/// util.Fingerprint(crt)`; the plan controller puts it in each DataVolume's VDDK
+/// `thumbprint`, `pkg/controller/plan/adapter/vsphere/builder.go`).
+async fn provider_status(
+    f: &Forklift,
+    p: &Value,
+) -> (&'static str, Vec<Condition>, Option<String>) {
     let mut out = Vec::new();
     let ty = s(p, "/spec/type");
     let url = s(p, "/spec/url");
@@ -789,7 +800,7 @@ async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Conditio
         // The host (local cluster) provider: `IsHost()` is openshift with no url.
         "openshift" if url.is_empty() => {
             ok(&mut out);
-            return ("Ready", out);
+            return ("Ready", out, None);
         }
         "vsphere" => {}
         _ => {
@@ -799,7 +810,7 @@ async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Conditio
                 "Tested",
                 "Connection test, failed: the rehearsal cluster simulates vSphere sources and the local cluster only.",
             ));
-            return ("ConnectionFailed", out);
+            return ("ConnectionFailed", out, None);
         }
     }
     if url.is_empty() {
@@ -809,7 +820,7 @@ async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Conditio
             "NotSet",
             "The `url` is not valid.",
         ));
-        return ("ValidationFailed", out);
+        return ("ValidationFailed", out, None);
     }
     // validateSecret.
     let mut secret_cnd = Condition::new(
@@ -821,7 +832,7 @@ async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Conditio
     let (sns, sname) = (s(p, "/spec/secret/namespace"), s(p, "/spec/secret/name"));
     if sname.is_empty() {
         out.push(secret_cnd);
-        return ("ValidationFailed", out);
+        return ("ValidationFailed", out, None);
     }
     let sns = if sns.is_empty() {
         s(p, "/metadata/namespace")
@@ -834,7 +845,7 @@ async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Conditio
         _ => {
             secret_cnd.reason = "NotFound".into();
             out.push(secret_cnd);
-            return ("ValidationFailed", out);
+            return ("ValidationFailed", out, None);
         }
     };
     let key = |k: &str| {
@@ -858,7 +869,7 @@ async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Conditio
     if !secret_cnd.items.is_empty() {
         secret_cnd.reason = "DataErr".into();
         out.push(secret_cnd);
-        return ("ValidationFailed", out);
+        return ("ValidationFailed", out, None);
     }
     if insecure {
         out.push(Condition::new(
@@ -888,7 +899,7 @@ async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Conditio
             "Tested",
             &format!("Connection test, failed: Post \"{url}\": dial tcp {host}: connect: connection refused (the simulated vCenter is https://{}/sdk)", f.vcenter),
         ));
-        return ("ConnectionFailed", out);
+        return ("ConnectionFailed", out, None);
     }
     if key("user").as_deref() != Some(f.scenario.vcenter_user.as_str())
         || key("password").as_deref() != Some(f.scenario.vcenter_password.as_str())
@@ -900,10 +911,42 @@ async fn provider_status(f: &Forklift, p: &Value) -> (&'static str, Vec<Conditio
             "Tested",
             "ServerFaultCode: Cannot complete login due to an incorrect user name or password.",
         ));
-        return ("ConnectionFailed", out);
+        return ("ConnectionFailed", out, None);
     }
+    // GetTlsCertificate: the certificate vCenter presents. The simulated vCenter presents
+    // the one its Provider's `ca.crt` holds (wavelift wrote the one it pinned), or, skipping
+    // verification, the rehearsal's fixture.
+    let der = key("ca.crt")
+        .or_else(|| key("cacert"))
+        .and_then(|pem| pem_der(&pem))
+        .unwrap_or_else(|| SIM_VCENTER_CERT.to_vec());
     ok(&mut out);
-    ("Ready", out)
+    ("Ready", out, Some(fingerprint(&der)))
+}
+
+/// The DER bytes of the first PEM block of `pem`.
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    super::endpoints::decode_base64(&b64).filter(|d| !d.is_empty())
+}
+
+/// What the simulated vCenter presents when nothing else says (the rehearsal has no TLS).
+const SIM_VCENTER_CERT: &[u8] = b"rehearsal: the simulated vCenter has no certificate";
+
+/// `util.Fingerprint` (forklift `pkg/lib/util/util.go`): the SHA-1 of the certificate,
+/// upper-case hex octets joined by `:`.
+fn fingerprint(der: &[u8]) -> String {
+    let sum = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+    sum.as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// pkg/controller/validation/provider.go (the pair) and map/{network,storage}/validation.go
