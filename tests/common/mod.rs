@@ -139,6 +139,15 @@ pub async fn run_to_end(cfg: EngineConfig, limit: Duration) -> (RunSummary, Vec<
     }
 }
 
+/// Why VM `vm` failed in `s` (empty when it did not).
+pub fn why_failed(s: &RunSummary, vm: &str) -> String {
+    s.failed
+        .iter()
+        .find(|(v, _)| v == vm)
+        .map(|(_, w)| w.clone())
+        .unwrap_or_default()
+}
+
 /// What a test does with one engine event while it drives an interactive run.
 pub enum Reply {
     /// Nothing: wait for the next event.

@@ -81,13 +81,7 @@ async fn every_problem_is_named_at_once_and_nothing_is_created() {
 
     let (s, _) = run_to_end(config(&plan, &r), LIMIT).await;
     assert_eq!(s.failed.len(), 3, "{s:?}");
-    let why = |vm: &str| {
-        s.failed
-            .iter()
-            .find(|(v, _)| v == vm)
-            .map(|(_, w)| w.clone())
-            .unwrap_or_default()
-    };
+    let why = |vm: &str| common::why_failed(&s, vm);
     for vm in ["shop-db-01", "shop-app-01", "shop-web-01"] {
         let w = why(vm);
         assert!(w.contains("lacks accessKeyId and secretKey"), "{vm}: {w}");
@@ -209,13 +203,7 @@ async fn a_leftover_pvc_is_named_though_data_volumes_are_dry_run_once_per_shape(
     };
     let counts = Arc::new(Counts::default());
     let (s, _) = run_to_end(counted(&counts), LIMIT).await;
-    let why = |vm: &str| {
-        s.failed
-            .iter()
-            .find(|(v, _)| v == vm)
-            .map(|(_, w)| w.clone())
-            .unwrap_or_default()
-    };
+    let why = |vm: &str| common::why_failed(&s, vm);
     assert!(
         why("shop-web-01").starts_with(
             "Destination PVC mig-quickstart/shop-web-01-disk0 already exists and no DataVolume controls it"

@@ -169,13 +169,7 @@ async fn warm_is_refused_by_name_where_it_cannot_work() {
         }
     }
     let (s, _) = run(&plan, sc).await;
-    let why = |vm: &str| {
-        s.failed
-            .iter()
-            .find(|(v, _)| v == vm)
-            .map(|(_, w)| w.clone())
-            .unwrap_or_default()
-    };
+    let why = |vm: &str| common::why_failed(&s, vm);
     assert!(why("shop-db-01").contains("warm-cbt-off"), "{s:?}");
     assert!(
         why("shop-app-01").contains("warm-has-snapshots")

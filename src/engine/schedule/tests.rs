@@ -1445,34 +1445,38 @@ fn the_window_fit_is_reported_and_follows_the_measured_throughput() {
     assert!(ok);
 }
 
-/// A warm VM whose copied stage was just retired: vCenter already shows the snapshot gone
-/// while the DataVolume watch has not delivered the change IDs written before the removal.
-/// The IDs the command wrote are used (the final stage's `previous`), and the VM does not
-/// fail for "change IDs not recorded" (a race CI once lost).
-#[test]
-fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
-    let plan = PLAN.replace(
-        "max_parallel_cutovers = 1\n",
-        "max_parallel_cutovers = 1\nmigration = \"warm\"\n",
-    );
-    let mut r = Run::with_plan(&plan, settings());
-    r.request(EngineRequest::StartWave("w1".into()));
-    r.pass_preflight(&[A, B, C]);
-    let snap = |moref: &str, round| Snap {
+/// A wavelift snapshot of the source VM (`round`: a precopy round's, `None`: the final).
+fn snap(moref: &str, round: Option<u32>) -> Snap {
+    Snap {
         moref: moref.into(),
         round,
         quiesced: true,
-    };
-    let source = |ours: Vec<Snap>| WarmSource {
+    }
+}
+
+/// vCenter's view of a warm VM with CBT ready and wavelift's snapshots `ours`.
+fn warm_source(ours: Vec<Snap>) -> WarmSource {
+    WarmSource {
         cbt_enabled: true,
         cbt_ready: true,
         ours,
         ..Default::default()
-    };
+    }
+}
+
+/// Warm VM `a` of wave w1 from the wave's start to its first round copied: the source read
+/// (round 1's snapshot-7 taken), the stage's DataVolume created, the PVC showing the copy.
+fn warm_round_one_copied(r: &mut Run) -> Turn {
+    r.request(EngineRequest::StartWave("w1".into()));
+    r.pass_preflight(&[A, B, C]);
     r.done(
         A,
         Command::ReadSource,
-        Update::Warm(source(vec![snap("snapshot-7", Some(1))]), Power::On, None),
+        Update::Warm(
+            warm_source(vec![snap("snapshot-7", Some(1))]),
+            Power::On,
+            None,
+        ),
     );
     // The stage's DataVolume is created (the source's commands go one at a time).
     r.done(
@@ -1484,15 +1488,29 @@ fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
         },
         Update::Nothing,
     );
-    // Round 1 is copied on the PVC; no change ID on the DataVolume yet.
-    let t = r.view(A, |v| {
+    r.view(A, |v| {
         v.disks = vec![DiskObs::importing(DvPhase::Paused, Some(1.0))];
         v.stages = vec![DiskStages {
             checkpoints: vec![(String::new(), "snapshot-7".into())],
             copied: ["snapshot-7".to_string()].into(),
             ..Default::default()
         }];
-    });
+    })
+}
+
+/// A warm VM whose copied stage was just retired: vCenter already shows the snapshot gone
+/// while the DataVolume watch has not delivered the change IDs written before the removal.
+/// The IDs the command wrote are used (the final stage's `previous`), and the VM does not
+/// fail for "change IDs not recorded" (a race CI once lost).
+#[test]
+fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
+    let plan = PLAN.replace(
+        "max_parallel_cutovers = 1\n",
+        "max_parallel_cutovers = 1\nmigration = \"warm\"\n",
+    );
+    let mut r = Run::with_plan(&plan, settings());
+    // Round 1 is copied on the PVC; no change ID on the DataVolume yet.
+    let t = warm_round_one_copied(&mut r);
     let retire = Command::RemoveSnapshot {
         moref: "snapshot-7".into(),
         record: true,
@@ -1504,7 +1522,11 @@ fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
     );
     // The IDs are written and the snapshot removed; the watch still shows no IDs.
     let recorded = Some(("snapshot-7".to_string(), vec!["52 ab/11".to_string()]));
-    r.done(A, retire, Update::Warm(source(vec![]), Power::On, recorded));
+    r.done(
+        A,
+        retire,
+        Update::Warm(warm_source(vec![]), Power::On, recorded),
+    );
     assert!(
         !matches!(r.status(A), Status::Failed(_)),
         "{:?}",
@@ -1525,7 +1547,11 @@ fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
         Command::CreateSnapshot {
             name: "wavelift-t-a-final".into(),
         },
-        Update::Warm(source(vec![snap("snapshot-8", None)]), Power::Off, None),
+        Update::Warm(
+            warm_source(vec![snap("snapshot-8", None)]),
+            Power::Off,
+            None,
+        ),
     );
     assert_eq!(
         Run::commands_for(&t, A),
@@ -1553,42 +1579,7 @@ fn a_warm_vms_source_commands_run_one_at_a_time() {
     );
     // 21:00: the precopy runs, the window (and so the cutover) opens at 22:00.
     let mut r = Run::with_plan(&plan, at_clock(1_796_504_400_000));
-    r.request(EngineRequest::StartWave("w1".into()));
-    r.pass_preflight(&[A, B, C]);
-    let snap = |moref: &str, round| Snap {
-        moref: moref.into(),
-        round,
-        quiesced: true,
-    };
-    let source = |ours: Vec<Snap>| WarmSource {
-        cbt_enabled: true,
-        cbt_ready: true,
-        ours,
-        ..Default::default()
-    };
-    r.done(
-        A,
-        Command::ReadSource,
-        Update::Warm(source(vec![snap("snapshot-7", Some(1))]), Power::On, None),
-    );
-    // The stage's DataVolume is created (the source's commands go one at a time).
-    r.done(
-        A,
-        Command::CreateStageVolume {
-            disk: 0,
-            current: "snapshot-7".into(),
-            last: false,
-        },
-        Update::Nothing,
-    );
-    r.view(A, |v| {
-        v.disks = vec![DiskObs::importing(DvPhase::Paused, Some(1.0))];
-        v.stages = vec![DiskStages {
-            checkpoints: vec![(String::new(), "snapshot-7".into())],
-            copied: ["snapshot-7".to_string()].into(),
-            ..Default::default()
-        }];
-    });
+    warm_round_one_copied(&mut r);
     let recorded = Some(("snapshot-7".to_string(), vec!["52 ab/11".to_string()]));
     r.done(
         A,
@@ -1596,7 +1587,7 @@ fn a_warm_vms_source_commands_run_one_at_a_time() {
             moref: "snapshot-7".into(),
             record: true,
         },
-        Update::Warm(source(vec![]), Power::On, recorded),
+        Update::Warm(warm_source(vec![]), Power::On, recorded),
     );
     assert!(
         matches!(r.status(A), Status::Waiting(ref w) if w.contains("round 1 copied")),
@@ -1621,7 +1612,11 @@ fn a_warm_vms_source_commands_run_one_at_a_time() {
     let t = r.done(
         A,
         round2,
-        Update::Warm(source(vec![snap("snapshot-9", Some(2))]), Power::On, None),
+        Update::Warm(
+            warm_source(vec![snap("snapshot-9", Some(2))]),
+            Power::On,
+            None,
+        ),
     );
     assert_eq!(
         Run::commands_for(&t, A),
@@ -1761,23 +1756,7 @@ fn a_checkpoint_the_run_appended_counts_before_the_watch_shows_it() {
     let mut r = Run::with_plan(&plan, settings());
     r.request(EngineRequest::StartWave("w1".into()));
     r.pass_preflight(&[A, B, C]);
-    let snap = |moref: &str, round| Snap {
-        moref: moref.into(),
-        round,
-        quiesced: true,
-    };
-    let source = |ours: Vec<Snap>, power| {
-        Update::Warm(
-            WarmSource {
-                cbt_enabled: true,
-                cbt_ready: true,
-                ours,
-                ..Default::default()
-            },
-            power,
-            None,
-        )
-    };
+    let source = |ours: Vec<Snap>, power| Update::Warm(warm_source(ours), power, None);
     // Round 1 copied and retired (IDs recorded); round 2's snapshot exists.
     r.view(A, |v| {
         v.disks = vec![DiskObs::importing(DvPhase::Paused, Some(1.0))];
