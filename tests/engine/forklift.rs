@@ -557,7 +557,11 @@ async fn a_run_killed_mid_migration_resumes_without_a_second_plan_or_migration()
     .await;
     let ns = plan.meta.namespace.as_str();
     assert_eq!(count(&r, ns, "Migration").await, 1, "killed mid-Migration");
-    let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(120)).await;
+    // The change window (six hours, 11 s at this speed) is not what this test is about: on
+    // a loaded machine it closed before the resumed run's last cutover.
+    let mut cfg = config(&plan, &r);
+    cfg.ignore_window = true;
+    let (summary, events) = run_to_end(cfg, Duration::from_secs(120)).await;
     assert_eq!(summary.verified.len(), 3, "{summary:?}");
     let groups = fk::plan_groups(&plan);
     assert_eq!(count(&r, ns, "Plan").await, groups.len());

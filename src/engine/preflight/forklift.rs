@@ -286,13 +286,43 @@ impl Report {
     }
 }
 
+/// The conditions Forklift sets on a map or Plan validated while a Provider it names was
+/// not Ready yet (kubev2v/forklift `pkg/controller/validation/provider.go`); it validates
+/// again when the Provider changes.
+const PROVIDER_NOT_READY: &[&str] = &[
+    "SourceProviderNotReady",
+    "DestinationProviderNotReady",
+    "ProviderNotReady",
+];
+
+/// `v`, except that once both Providers were seen Ready, a verdict blocked only by
+/// [`PROVIDER_NOT_READY`] is a status from before that: not yet validated again.
+fn settled(v: Verdict, providers_ready: bool) -> Verdict {
+    match v {
+        Verdict::Blocked(p)
+            if providers_ready
+                && p.iter().all(|c| {
+                    PROVIDER_NOT_READY
+                        .iter()
+                        .any(|t| c.strip_prefix(t).is_some_and(|r| r.starts_with(':')))
+                }) =>
+        {
+            Verdict::Pending
+        }
+        v => v,
+    }
+}
+
 /// Waits until every named object of `kind` has a verdict other than Pending, at most
-/// `timeout`, watching the plan's objects (one watch). Returns the verdicts.
+/// `timeout`, watching the plan's objects (one watch). Returns the verdicts. With
+/// `providers_ready` (both Providers were seen Ready), a `…ProviderNotReady` verdict is
+/// waited out ([`settled`]); one still standing at the timeout is reported as it reads.
 pub async fn wait_verdicts(
     client: &Client,
     plan: &Plan,
     kind: &str,
     names: &[String],
+    providers_ready: bool,
     timeout: Duration,
 ) -> BTreeMap<String, Verdict> {
     let api: Api<DynamicObject> = Api::namespaced_with(
@@ -310,6 +340,8 @@ pub async fn wait_verdicts(
         watcher::Config::default().labels(&labels::plan_selector(plan.meta.name.as_str()))
     };
     let mut stream = watcher(api, cfg).applied_objects().boxed();
+    // The last `…ProviderNotReady` verdict of each object, reported if it never clears.
+    let mut stale: BTreeMap<String, Verdict> = BTreeMap::new();
     let wait = async {
         while let Some(ev) = stream.next().await {
             let Ok(obj) = ev else { continue };
@@ -317,8 +349,13 @@ pub async fn wait_verdicts(
                 continue;
             };
             if let Some(slot) = out.get_mut(&name) {
-                let v = serde_json::to_value(&obj).unwrap_or(Value::Null);
-                *slot = verdict(&v);
+                let v = verdict(&serde_json::to_value(&obj).unwrap_or(Value::Null));
+                *slot = settled(v.clone(), providers_ready);
+                if *slot == Verdict::Pending && v != Verdict::Pending {
+                    stale.insert(name.clone(), v);
+                } else {
+                    stale.remove(&name);
+                }
             }
             if out.values().all(|v| *v != Verdict::Pending) {
                 break;
@@ -326,6 +363,11 @@ pub async fn wait_verdicts(
         }
     };
     let _ = tokio::time::timeout(timeout, wait).await;
+    for (name, v) in stale {
+        if out.get(&name) == Some(&Verdict::Pending) {
+            out.insert(name, v);
+        }
+    }
     out
 }
 
@@ -419,7 +461,8 @@ pub async fn preflight_wave(
         ("StorageMap", vec![fk::storage_map_name(plan)]),
     ];
     for (kind, names) in waits {
-        for (name, v) in wait_verdicts(client, plan, kind, &names, timeout).await {
+        let providers_ready = kind != "Provider";
+        for (name, v) in wait_verdicts(client, plan, kind, &names, providers_ready, timeout).await {
             match v {
                 Verdict::Ready => {}
                 Verdict::Blocked(p) => r
@@ -444,7 +487,7 @@ pub async fn preflight_wave(
         return r;
     }
     let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-    r.plans = wait_verdicts(client, plan, "Plan", &names, timeout).await;
+    r.plans = wait_verdicts(client, plan, "Plan", &names, true, timeout).await;
     r.validation_ran = true;
     r
 }
@@ -495,5 +538,29 @@ mod tests {
                 "VMNetworksNotMapped: VM has unmapped networks. [id:vm-1001 name:'web']".into()
             ])
         );
+    }
+
+    /// A map validated before its Providers were Ready is waited out once they are; any
+    /// other blocking condition beside it still blocks.
+    #[test]
+    fn provider_not_ready_is_stale_once_the_providers_are_ready() {
+        let stale = |extra: Option<&str>| {
+            let mut conds = vec![
+                json!({ "type": "DestinationProviderNotReady", "status": "True",
+                "category": "Critical", "message": "The destination provider does not have a Ready condition." }),
+            ];
+            if let Some(t) = extra {
+                conds.push(
+                    json!({ "type": t, "status": "True", "category": "Critical", "message": "x" }),
+                );
+            }
+            verdict(&json!({ "status": { "conditions": conds } }))
+        };
+        assert_eq!(settled(stale(None), true), Verdict::Pending);
+        assert!(matches!(settled(stale(None), false), Verdict::Blocked(_)));
+        assert!(matches!(
+            settled(stale(Some("SourceNetworkNotValid")), true),
+            Verdict::Blocked(_)
+        ));
     }
 }
