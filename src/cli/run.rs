@@ -314,6 +314,9 @@ async fn drive_engine(
         for (vm, why) in &summary.failed {
             println!("  FAILED {vm}: {why}");
         }
+        for (vm, why) in &summary.policy_reverted {
+            println!("  POLICY REVERTED {vm}: runs without its network policy: {why}");
+        }
         if !summary.downtime_ms.is_empty() {
             let mut d: Vec<u64> = summary.downtime_ms.iter().map(|(_, ms)| *ms).collect();
             d.sort_unstable();
@@ -331,6 +334,7 @@ async fn drive_engine(
         && summary.unfinished.is_empty()
         && summary.cancelled.is_empty()
         && summary.postponed.is_empty()
+        && summary.policy_reverted.is_empty()
     {
         ExitCode::from(EXIT_OK)
     } else {

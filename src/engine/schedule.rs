@@ -263,6 +263,9 @@ pub struct RunSummary {
     /// Downtime of each verified VM whose power-off this run requested, in milliseconds
     /// (a run resumed after a power-off does not know when it was requested).
     pub downtime_ms: Vec<(String, u64)>,
+    /// Verified VMs whose network policy (`policy = "apply"`) was reverted or refused, and
+    /// why: they run without it.
+    pub policy_reverted: Vec<(String, String)>,
 }
 
 /// The engine's memory of one VM in this run (everything else is read from the cluster).
@@ -651,6 +654,9 @@ impl Fleet {
             let name = self.plan.vms[i].name.value.clone();
             if let Some(ms) = self.vms[i].downtime_ms {
                 s.downtime_ms.push((name.clone(), ms));
+            }
+            if let PolicyRun::Reverted(why) = &self.vms[i].policy {
+                s.policy_reverted.push((name.clone(), why.clone()));
             }
             match self.end_state(i) {
                 Some(EndState::Verified) => s.verified.push(name),

@@ -143,13 +143,21 @@ fn a_policy_that_blocks_a_check_is_reverted_with_the_reason() {
         reverted.contains("blocked by MultiNetworkPolicy mig-quickstart/wavelift-shop-db-01"),
         "{reverted}"
     );
-    // Reverted: the policy is gone, and the VM is still verified (it works without it).
+    // Reverted: the policy is gone, and the VM is still verified (it works without it);
+    // the summary names it and the exit code says not everything the plan asked is done.
     assert!(
         stdout
             .lines()
             .any(|l| l.contains("shop-db-01") && l.contains("Verified")),
         "{stdout}"
     );
+    assert!(
+        stdout.lines().any(|l| l.starts_with(
+            "  POLICY REVERTED shop-db-01: runs without its network policy: a check failed with the policy in place"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let get = server.kubectl(&[
         "get",
         "multi-networkpolicies.k8s.cni.cncf.io",
