@@ -231,14 +231,13 @@ fn panos_xml() {
                     None,
                     AddrSet::Any,
                     set(&[h("192.0.2.15"), h("192.0.2.16")], &[]),
-                    Services::Any,
+                    // `application ping` with `service application-default`: ICMP.
+                    Services::List(vec![Service {
+                        proto: Proto::Icmp,
+                        ports: None,
+                    }]),
                 ),
-                &[
-                    "from zone untrust",
-                    "to zone shop",
-                    "application ping",
-                    "service application-default",
-                ],
+                &["from zone untrust", "to zone shop", "application ping"],
             ),
             rule(
                 o(59, "block-legacy", Some("shop-dba")),

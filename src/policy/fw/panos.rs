@@ -11,7 +11,9 @@
 //!
 //! Narrowing: `from`/`to` zones other than `any`, `application` other than `any`, `service
 //! application-default` (read as every service: the applications' default ports are not in
-//! the export), `source-user`, `category`, `source-hip`/`destination-hip`, `schedule`.
+//! the export; except when every application is one of [`APP_DEFAULTS`], whose
+//! App-ID default ports are well known: `ping` is ICMP, `ssh` TCP 22…), `source-user`,
+//! `category`, `source-hip`/`destination-hip`, `schedule`.
 //! `negate-source`/`negate-destination` complement the resolved ranges. `disabled yes` →
 //! disabled. Actions: `allow` → Allow; `deny`, `drop`, `reset-*` → Deny. Owner: `owner: X`
 //! in a `<tag>` member, else in `<description>`.
@@ -29,6 +31,37 @@ use crate::policy::rules::{
 };
 use roxmltree::{Document, Node, ParsingOptions};
 use std::collections::HashMap;
+
+/// Applications whose App-ID default services are well known (Palo Alto's Applipedia):
+/// `service application-default` on a rule naming only these is read as their services.
+const APP_DEFAULTS: &[(&str, &[(Proto, u16)])] = &[
+    ("ping", &[(Proto::Icmp, 0)]),
+    ("icmp", &[(Proto::Icmp, 0)]),
+    ("ssh", &[(Proto::Tcp, 22)]),
+    ("web-browsing", &[(Proto::Tcp, 80)]),
+    ("ssl", &[(Proto::Tcp, 443)]),
+    ("dns", &[(Proto::Tcp, 53), (Proto::Udp, 53)]),
+    ("ntp", &[(Proto::Udp, 123)]),
+    ("snmp", &[(Proto::Udp, 161)]),
+    ("ldap", &[(Proto::Tcp, 389)]),
+    ("ms-rdp", &[(Proto::Tcp, 3389)]),
+];
+
+/// The default services of `apps` when every one is in [`APP_DEFAULTS`].
+fn app_default_services(apps: &[String]) -> Option<Vec<Service>> {
+    if apps.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for a in apps {
+        let (_, svcs) = APP_DEFAULTS.iter().find(|(n, _)| *n == a.as_str())?;
+        out.extend(svcs.iter().map(|&(proto, port)| Service {
+            proto,
+            ports: (proto != Proto::Icmp).then_some((port, port)),
+        }));
+    }
+    Some(out)
+}
 
 pub fn looks_like(head: &str) -> bool {
     head.contains("<config") && (head.contains("<devices") || head.contains("<shared"))
@@ -345,11 +378,17 @@ impl Cx<'_, '_, '_, '_> {
             narrowed.push(format!("schedule {s}"));
         }
         let svc = members(child(e, "service"));
+        let apps = members(child(e, "application"));
         let services = if svc.is_empty() || svc.iter().any(|s| s == "any") {
             Services::Any
         } else if svc.iter().any(|s| s == "application-default") {
-            narrowed.push("service application-default".into());
-            Services::Any
+            match app_default_services(&apps) {
+                Some(list) => Services::List(list),
+                None => {
+                    narrowed.push("service application-default".into());
+                    Services::Any
+                }
+            }
         } else {
             let mut list = vec![];
             for s in &svc {
@@ -489,5 +528,33 @@ pub fn parse(file: &str, text_in: &str) -> RuleSet {
         format: "panos",
         lists,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn application_default_is_read_only_when_every_application_is_known() {
+        let apps = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let tcp = |p| Service {
+            proto: Proto::Tcp,
+            ports: Some((p, p)),
+        };
+        assert_eq!(
+            app_default_services(&apps(&["ssh", "ssl"])),
+            Some(vec![tcp(22), tcp(443)])
+        );
+        assert_eq!(
+            app_default_services(&apps(&["ping"])),
+            Some(vec![Service {
+                proto: Proto::Icmp,
+                ports: None
+            }])
+        );
+        // One application whose defaults are not known: every service, as before.
+        assert_eq!(app_default_services(&apps(&["ssh", "oracle"])), None);
+        assert_eq!(app_default_services(&apps(&[])), None);
     }
 }
