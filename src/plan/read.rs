@@ -636,7 +636,7 @@ impl Reader {
         }
     }
 
-    pub fn read(&mut self, root: &toml::Spanned<DeTable<'_>>) -> Plan {
+    pub fn read(&mut self, mut root: toml::Spanned<DeTable<'_>>) -> Plan {
         let root_tbl = Tbl::new(
             root.get_ref(),
             root.span(),
@@ -663,10 +663,8 @@ impl Reader {
                 Vec::new()
             }
         };
-        let vms = match root_tbl.get("vm") {
-            Some(v) => self.tables(v, What::Text("[[vm]]"), &VM_KEYS, false, |r, t| {
-                r.read_vm(t)
-            }),
+        let vms = match root.get_mut().remove("vm") {
+            Some(v) => self.read_vms(v),
             None => {
                 self.err("missing-table", 0..0, "the plan has no `[[vm]]`")
                     .hint = some("add a `[[vm]]` table for each VM to migrate");
@@ -680,6 +678,31 @@ impl Reader {
             networks,
             waves,
             vms,
+        }
+    }
+
+    /// The `[[vm]]` tables, each dropped as soon as it is read: its memory is freed while
+    /// still in cache (dropping the whole tree at the end walks it cold), and is at hand
+    /// for the next VM's strings.
+    fn read_vms(&mut self, v: Val<'_>) -> Vec<Vm> {
+        let span = v.span();
+        match v.into_inner() {
+            DeValue::Array(a) => {
+                let mut out = Vec::with_capacity(a.len());
+                for item in a {
+                    if let Some(t) = self.table(&item, What::Text("[[vm]]"), &VM_KEYS, false) {
+                        let vm = self.read_vm(&t);
+                        out.push(vm);
+                    }
+                }
+                out
+            }
+            other => {
+                let v = toml::Spanned::new(span, other);
+                self.tables(&v, What::Text("[[vm]]"), &VM_KEYS, false, |r, t| {
+                    r.read_vm(t)
+                })
+            }
         }
     }
 

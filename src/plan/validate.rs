@@ -313,13 +313,18 @@ impl Validator<'_, '_> {
 
     fn networks(&mut self) {
         let mut seen: HashMap<&str, &Network> = HashMap::default();
-        let l2_networks: HashSet<&str> = self
-            .plan
-            .vms
-            .iter()
-            .filter(|vm| self.plan.model_of(vm) == NetworkModel::L2)
-            .flat_map(|vm| vm.nics.iter().map(|nic| nic.network.as_str()))
-            .collect();
+        // The networks L2 VMs use, gathered only if a network has no owner (the one rule
+        // that asks; a VM-sized set otherwise built for nothing).
+        let plan = self.plan;
+        let l2_networks: HashSet<&str> = if plan.networks.iter().any(|n| n.owner.is_none()) {
+            plan.vms
+                .iter()
+                .filter(|vm| plan.model_of(vm) == NetworkModel::L2)
+                .flat_map(|vm| vm.nics.iter().map(|nic| nic.network.as_str()))
+                .collect()
+        } else {
+            HashSet::default()
+        };
         let mut vlans: HashMap<(u16, Option<&str>, &'static str), &Network> = HashMap::default();
         for n in &self.plan.networks {
             self.name_label("network name", &n.name);
@@ -667,17 +672,15 @@ impl Validator<'_, '_> {
 
         for (i, vm) in plan.vms.iter().enumerate() {
             self.name_label("VM name", &vm.name);
-            if !vm.name.is_empty() {
-                if names.insert(&vm.name, i).is_some() {
-                    self.push(
-                        Diagnostic::error(
-                            "duplicate-vm",
-                            vm.name.span.clone(),
-                            format!("VM `{}` is listed twice", vm.name.value),
-                        )
-                        .with_hint("each VM appears once in a plan; remove one entry or rename it"),
-                    );
-                }
+            if !vm.name.is_empty() && names.insert(&vm.name, i).is_some() {
+                self.push(
+                    Diagnostic::error(
+                        "duplicate-vm",
+                        vm.name.span.clone(),
+                        format!("VM `{}` is listed twice", vm.name.value),
+                    )
+                    .with_hint("each VM appears once in a plan; remove one entry or rename it"),
+                );
             }
             if !vm.wave.is_empty() && !waves.contains(vm.wave.as_str()) {
                 self.push(
@@ -1375,6 +1378,48 @@ pub(crate) fn is_backing_file(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `has_check` and `no_checks` answer what `Plan::checks_for` holds, for L2 and L3 VMs,
+    /// with checks of their own, from the defaults, from both and from neither.
+    #[test]
+    fn check_questions_agree_with_checks_for() {
+        let head = "[plan]\nname = \"p\"\nnamespace = \"n\"\n[source]\ntype = \"http\"\n\
+                    [[wave]]\nname = \"w1\"\n";
+        let kinds = [
+            CheckKind::IpPreserved,
+            CheckKind::MacPreserved,
+            CheckKind::Icmp,
+            CheckKind::Tcp { port: 22 },
+        ];
+        for defaults in ["", "[defaults]\nchecks = [\"ip-preserved\", \"icmp\"]\n"] {
+            for model in ["l2", "l3"] {
+                for own in [
+                    "",
+                    "checks = [\"mac-preserved\"]",
+                    "checks = [\"icmp\", \"tcp:22\"]",
+                ] {
+                    let text = format!(
+                        "{head}{defaults}[[vm]]\nname = \"a\"\nwave = \"w1\"\ncpu = 1\n\
+                         memory = \"1Gi\"\nnetwork_model = \"{model}\"\n{own}\n\
+                         disks = [{{ url = \"https://x.example/a.img\", size = \"1Gi\" }}]\n"
+                    );
+                    let (root, errors) = crate::toml_spans::parse(&text);
+                    assert!(errors.is_empty(), "{text}");
+                    let plan = super::super::read::Reader::new().read(root);
+                    let vm = &plan.vms[0];
+                    let list = plan.checks_for(vm);
+                    assert_eq!(no_checks(&plan, vm), list.is_empty(), "{text}");
+                    for kind in &kinds {
+                        assert_eq!(
+                            has_check(&plan, vm, kind),
+                            list.iter().any(|c| c.kind == *kind),
+                            "{kind} in {text}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// The byte-wise checks agree with their plain definitions (split on `-`; lowercase and
     /// compare the suffix), which they replaced to spare an allocation per VM.
