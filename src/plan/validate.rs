@@ -598,9 +598,24 @@ impl Validator<'_, '_> {
         let plan = self.plan;
         let t = Throughput::assuming(plan.import_rate());
         // Per wave: each VM's estimate, the bytes cold cutovers copy, how many are cold.
-        let mut by_wave: HashMap<&str, (Vec<std::time::Duration>, u64, usize)> = HashMap::default();
+        let mut wave_at: HashMap<&str, usize> = HashMap::default();
+        let mut per_wave: Vec<(Vec<std::time::Duration>, u64, usize)> = Vec::new();
+        // VMs come grouped by wave: the last one's wave is looked up again only on a change.
+        let mut last: Option<(&str, usize)> = None;
         for vm in &plan.vms {
-            let e = by_wave.entry(vm.wave.as_str()).or_default();
+            let name = vm.wave.as_str();
+            let i = match last {
+                Some((n, i)) if n == name => i,
+                _ => {
+                    let i = *wave_at.entry(name).or_insert_with(|| {
+                        per_wave.push(Default::default());
+                        per_wave.len() - 1
+                    });
+                    last = Some((name, i));
+                    i
+                }
+            };
+            let e = &mut per_wave[i];
             match plan.migration_of(vm) {
                 Migration::Cold => {
                     let bytes: u64 = vm.disks.iter().map(|d| d.size.value.bytes).sum();
@@ -613,7 +628,9 @@ impl Validator<'_, '_> {
         }
         for w in &plan.waves {
             let Some(win) = &w.window else { continue };
-            let Some((estimates, bytes, cold)) = by_wave.get(w.name.as_str()) else {
+            let Some((estimates, bytes, cold)) =
+                wave_at.get(w.name.as_str()).map(|&i| &per_wave[i])
+            else {
                 continue;
             };
             if win.end.unix <= win.start.unix {
@@ -669,6 +686,8 @@ impl Validator<'_, '_> {
             plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
         let waves: HashSet<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
         let vsphere = plan.source.kind == SourceKind::Vsphere;
+        // The wave of the last VM whose wave was found ("" before the first).
+        let mut known_wave: &str = "";
 
         for (i, vm) in plan.vms.iter().enumerate() {
             self.name_label("VM name", &vm.name);
@@ -682,7 +701,15 @@ impl Validator<'_, '_> {
                     .with_hint("each VM appears once in a plan; remove one entry or rename it"),
                 );
             }
-            if !vm.wave.is_empty() && !waves.contains(vm.wave.as_str()) {
+            // VMs come grouped by wave: a known wave is looked up again only on a change.
+            let unknown_wave = !vm.wave.is_empty() && *vm.wave != *known_wave && {
+                let found = waves.contains(vm.wave.as_str());
+                if found {
+                    known_wave = &vm.wave;
+                }
+                !found
+            };
+            if unknown_wave {
                 self.push(
                     Diagnostic::error(
                         "unknown-wave",
