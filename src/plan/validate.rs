@@ -1406,6 +1406,32 @@ pub(crate) fn is_backing_file(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A VM's wave is looked up again only when it changes: an unknown wave is reported for
+    /// every VM in it, whether it follows a known wave, itself, or comes first.
+    #[test]
+    fn unknown_waves_are_reported_for_every_vm_in_them() {
+        let mut text = String::from(
+            "[plan]\nname = \"p\"\nnamespace = \"n\"\n[source]\ntype = \"http\"\n\
+             [[wave]]\nname = \"w1\"\n",
+        );
+        let waves = ["w9", "w1", "w1", "w9", "w9", "w1", "w8"];
+        for (i, w) in waves.iter().enumerate() {
+            text.push_str(&format!(
+                "[[vm]]\nname = \"v{i}\"\nwave = \"{w}\"\ncpu = 1\nmemory = \"1Gi\"\n\
+                 network_model = \"l3\"\n\
+                 disks = [{{ url = \"https://x.example/a.img\", size = \"1Gi\" }}]\n"
+            ));
+        }
+        let checked = crate::plan::check_str(&text, "p.toml");
+        let unknown: Vec<&str> = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "unknown-wave")
+            .map(|d| &text[d.span.clone()])
+            .collect();
+        assert_eq!(unknown, ["\"w9\"", "\"w9\"", "\"w9\"", "\"w8\""]);
+    }
+
     /// `has_check` and `no_checks` answer what `Plan::checks_for` holds, for L2 and L3 VMs,
     /// with checks of their own, from the defaults, from both and from neither.
     #[test]
