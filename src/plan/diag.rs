@@ -3,6 +3,7 @@
 
 use super::span::{LineIndex, Position, Span};
 use serde::Serialize;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -19,7 +20,9 @@ pub struct Diagnostic {
     pub code: &'static str,
     pub message: String,
     pub span: Span,
-    pub hint: Option<String>,
+    /// Most hints are fixed text: borrowed, not copied (a 10,000-VM plan can carry tens of
+    /// thousands of warnings).
+    pub hint: Option<Cow<'static, str>>,
 }
 
 impl Diagnostic {
@@ -40,13 +43,13 @@ impl Diagnostic {
         }
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub fn with_hint(mut self, hint: impl Into<Cow<'static, str>>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
     pub fn with_hint_opt(mut self, hint: Option<String>) -> Self {
-        self.hint = hint;
+        self.hint = hint.map(Cow::Owned);
         self
     }
 
@@ -85,7 +88,7 @@ impl LocatedDiagnostic {
             end_line: end.line,
             end_column: end.column,
             source_line: index.line_text(text, start.line - 1).to_string(),
-            hint: d.hint.clone(),
+            hint: d.hint.as_deref().map(str::to_string),
         }
     }
 

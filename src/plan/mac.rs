@@ -8,6 +8,27 @@ pub struct Mac(pub [u8; 6]);
 impl Mac {
     /// Accepts `00:50:56:ab:cd:01` or `00-50-56-AB-CD-01`.
     pub fn parse(text: &str) -> Option<Mac> {
+        // The usual form, `00:50:56:ab:cd:01`, decoded in place; any other goes the long way.
+        let b = text.as_bytes();
+        if b.len() == 17 && (2..17).step_by(3).all(|i| b[i] == b':') {
+            let hex = |c: u8| match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                b'A'..=b'F' => Some(c - b'A' + 10),
+                _ => None,
+            };
+            let mut out = [0u8; 6];
+            let mut ok = true;
+            for (n, o) in out.iter_mut().enumerate() {
+                match (hex(b[3 * n]), hex(b[3 * n + 1])) {
+                    (Some(h), Some(l)) => *o = h << 4 | l,
+                    _ => ok = false,
+                }
+            }
+            if ok {
+                return Some(Mac(out));
+            }
+        }
         let sep = if text.contains('-') { '-' } else { ':' };
         let mut out = [0u8; 6];
         let mut n = 0;
@@ -88,6 +109,39 @@ mod tests {
         assert_eq!(Mac::parse("00:50:56:ab:cd:01:02"), None);
         assert_eq!(Mac::parse("00:50:56:ab:cd:zz"), None);
         assert_eq!(Mac::parse("0:50:56:ab:cd:01"), None);
+    }
+
+    /// The in-place decoding of `xx:xx:xx:xx:xx:xx` agrees with splitting on the separator.
+    #[test]
+    fn colon_form_agrees_with_the_split() {
+        let split = |t: &str| -> Option<Mac> {
+            let parts: Vec<&str> = t.split(if t.contains('-') { '-' } else { ':' }).collect();
+            let mut out = [0u8; 6];
+            if parts.len() != 6 {
+                return None;
+            }
+            for (o, p) in out.iter_mut().zip(&parts) {
+                if p.len() != 2 {
+                    return None;
+                }
+                *o = u8::from_str_radix(p, 16).ok()?;
+            }
+            Some(Mac(out))
+        };
+        for t in [
+            "00:50:56:ab:cd:01",
+            "00:50:56:AB:cD:Ff",
+            "+0:50:56:ab:cd:01",
+            "00:50:56:ab:cd:0g",
+            "00:50:56:ab:cd:-1",
+            "00-50-56-ab-cd-01",
+            "00:50:56-ab:cd:01",
+            "0:050:56:ab:cd:01",
+            "00:50:56:ab:cd:01:",
+            "ff:ff:ff:ff:ff:ff",
+        ] {
+            assert_eq!(Mac::parse(t), split(t), "{t}");
+        }
     }
 
     #[test]

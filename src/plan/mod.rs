@@ -131,7 +131,8 @@ pub fn check_str(text: &str, file: &str) -> Checked {
         };
     }
     let mut reader = read::Reader::new();
-    let plan = reader.read(&root);
+    // The reader takes the tree: it drops each `[[vm]]` table as soon as it is read.
+    let plan = reader.read(root);
     diagnostics = reader.diags;
     validate::validate(&plan, &mut diagnostics);
     sort(&mut diagnostics);

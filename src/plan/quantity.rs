@@ -45,7 +45,31 @@ const UNITS: &[(&str, u64)] = &[
 ];
 
 impl Quantity {
+    /// The usual form, whole digits and a unit (`40Gi`), read without the general path's
+    /// searches; `None` for anything else (the general path then decides).
+    fn parse_whole(t: &str) -> Option<Quantity> {
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 18 {
+            return None; // 18 digits cannot overflow a u64
+        }
+        let mult = UNITS.iter().find(|(u, _)| *u == &t[digits..])?.1;
+        let n = t.as_bytes()[..digits]
+            .iter()
+            .fold(0u64, |n, c| n * 10 + u64::from(c - b'0'));
+        Some(Quantity {
+            text: t.to_string(),
+            bytes: n.checked_mul(mult)?,
+        })
+    }
+
     pub fn parse(text: &str) -> Result<Quantity, QuantityError> {
+        match Self::parse_whole(text.trim()) {
+            Some(q) => Ok(q),
+            None => Self::parse_general(text),
+        }
+    }
+
+    fn parse_general(text: &str) -> Result<Quantity, QuantityError> {
         let t = text.trim();
         if t.is_empty() {
             return Err(QuantityError::Empty);
@@ -154,6 +178,40 @@ mod tests {
             Err(QuantityError::Overflow(_))
         ));
         assert_eq!(Quantity::parse(" "), Err(QuantityError::Empty));
+    }
+
+    /// The fast path for whole numbers gives what the general path gives, or steps aside.
+    #[test]
+    fn whole_numbers_read_as_the_general_path_reads_them() {
+        for t in [
+            "40Gi",
+            "020Gi",
+            "8",
+            "1Ki",
+            "7E",
+            "200G",
+            "16GB",
+            "1.5Ti",
+            "1.",
+            ".5Gi",
+            "+1Gi",
+            "99999999999Ei",
+            "18446744073709551615",
+            "999999999999999999",
+            "16Gi ",
+            "1 Gi",
+            "1Gi/s",
+            "0",
+            "0Mi",
+            "Gi",
+            "12x",
+        ] {
+            let general = Quantity::parse_general(t);
+            if let Some(q) = Quantity::parse_whole(t.trim()) {
+                assert_eq!(Ok(q), general, "{t:?}");
+            }
+            assert_eq!(Quantity::parse(t), general, "{t:?}");
+        }
     }
 
     #[test]

@@ -18,6 +18,11 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use toml::de::{DeArray, DeTable, DeValue};
 
+/// A diagnostic's hint: fixed text borrowed, formatted text owned.
+fn some(hint: impl Into<std::borrow::Cow<'static, str>>) -> Option<std::borrow::Cow<'static, str>> {
+    Some(hint.into())
+}
+
 fn sp<T>(v: T, s: Span) -> Spanned<T> {
     Spanned::new(v, s)
 }
@@ -65,27 +70,71 @@ impl std::fmt::Display for What<'_> {
     }
 }
 
-/// A table being read: its entries, its span and how to name it in messages.
+/// The keys a table may hold: their names (for messages) and where each one's value is
+/// kept in [`Tbl::slots`] (a chain of compares against the literals, no hashing).
+struct Keys {
+    names: &'static [&'static str],
+    index: fn(&str) -> Option<usize>,
+}
+
+/// Position of `$key` among the literals: `if key == "a" { 0 } else if key == "b" { 1 } …`.
+macro_rules! key_index {
+    ($key:ident; $i:expr;) => { None };
+    ($key:ident; $i:expr; $head:literal $(, $rest:literal)*) => {
+        if $key == $head { Some($i) } else { key_index!($key; $i + 1; $($rest),*) }
+    };
+}
+
+macro_rules! keys {
+    ($name:ident = [$($k:literal),+ $(,)?]) => {
+        const $name: Keys = Keys {
+            names: &[$($k),+],
+            index: |key: &str| key_index!(key; 0usize; $($k),+),
+        };
+    };
+}
+
+/// The most keys a table may hold ([[vm]]).
+const MAX_KEYS: usize = 18;
+
+/// A table being read: its entries, its span and how to name it in messages. Its entries
+/// are sorted into `slots` by key in one walk (a lookup is then an index, not a search).
 struct Tbl<'a, 'i> {
     t: &'a DeTable<'i>,
     span: Span,
     what: What<'a>,
+    keys: &'static Keys,
+    slots: [Option<&'a Val<'i>>; MAX_KEYS],
+    /// Some entry's key is not one of `keys`.
+    has_unknown: bool,
 }
 
-/// Tables up to this many entries are searched by comparing keys, not by hashing (a plan's
-/// tables have a few keys each; SipHash of every looked-up key cost more than the compares).
-const LINEAR_LOOKUP_MAX: usize = 24;
-
 impl<'a, 'i> Tbl<'a, 'i> {
-    fn get(&self, key: &str) -> Option<&'a toml::Spanned<DeValue<'i>>> {
-        if self.t.len() <= LINEAR_LOOKUP_MAX {
-            self.t
-                .iter()
-                .find(|(k, _)| k.get_ref().as_ref() == key)
-                .map(|(_, v)| v)
-        } else {
-            self.t.get(key)
+    fn new(t: &'a DeTable<'i>, span: Span, what: What<'a>, keys: &'static Keys) -> Self {
+        debug_assert!(keys.names.len() <= MAX_KEYS);
+        let mut slots = [None; MAX_KEYS];
+        let mut has_unknown = false;
+        for (key, value) in t.iter() {
+            match (keys.index)(key.get_ref().as_ref()) {
+                Some(i) => slots[i] = Some(value),
+                None => has_unknown = true,
+            }
         }
+        Tbl {
+            t,
+            span,
+            what,
+            keys,
+            slots,
+            has_unknown,
+        }
+    }
+
+    /// The value of `key`, which must be one of the table's known keys.
+    fn get(&self, key: &str) -> Option<&'a Val<'i>> {
+        let i = (self.keys.index)(key);
+        debug_assert!(i.is_some(), "`{key}` is not a key of {}", self.what);
+        self.slots[i?]
     }
 }
 
@@ -100,106 +149,118 @@ const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// Default `[[wave]] precopy_interval` (Forklift's default too).
 const DEFAULT_PRECOPY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
-const PLAN_KEYS: &[&str] = &[
-    "name",
-    "namespace",
-    "context",
-    "network_model",
-    "dns_server",
-    "description",
-    "checks_from",
-    "probe_image",
-    "import_throughput",
-    "backend",
-    "forklift_provider",
-    "forklift_plan_size",
-    "policy",
-    "policy_sources",
-    "probe_sources",
-    "policy_settle",
-];
-const SOURCE_KEYS: &[&str] = &[
-    "type",
-    "url",
-    "credentials_secret",
-    "thumbprint",
-    "vddk_init_image",
-    "power_off",
-    "shutdown",
-    "shutdown_timeout",
-    "enable_cbt",
-    "allow_unquiesced",
-];
-const DEFAULTS_KEYS: &[&str] = &[
-    "storage_class",
-    "access_mode",
-    "volume_mode",
-    "checks",
-    "check_timeout",
-    "check_retries",
-    "import_restart_limit",
-    "import_stall_timeout",
-    "guest_agent",
-    "firmware",
-    "disk_bus",
-];
-const NETWORK_KEYS: &[&str] = &[
-    "name",
-    "vlan",
-    "provider",
-    "bridge",
-    "physical_network",
-    "bridge_marker",
-    "cidr",
-    "gateway",
-    "mtu",
-    "owner",
-    "probe_ip",
-    "l2_path",
-    "l2_probe_target",
-    "source_network",
-    "multi_network_policy",
-];
-const WAVE_KEYS: &[&str] = &[
-    "name",
-    "window",
-    "max_parallel_imports",
-    "max_parallel_cutovers",
-    "max_imports_per_host",
-    "max_imports_per_datastore",
-    "migration",
-    "precopy_interval",
-];
-const WINDOW_KEYS: &[&str] = &["start", "end"];
+keys!(
+    PLAN_KEYS = [
+        "name",
+        "namespace",
+        "context",
+        "network_model",
+        "dns_server",
+        "description",
+        "checks_from",
+        "probe_image",
+        "import_throughput",
+        "backend",
+        "forklift_provider",
+        "forklift_plan_size",
+        "policy",
+        "policy_sources",
+        "probe_sources",
+        "policy_settle",
+    ]
+);
+keys!(
+    SOURCE_KEYS = [
+        "type",
+        "url",
+        "credentials_secret",
+        "thumbprint",
+        "vddk_init_image",
+        "power_off",
+        "shutdown",
+        "shutdown_timeout",
+        "enable_cbt",
+        "allow_unquiesced",
+    ]
+);
+keys!(
+    DEFAULTS_KEYS = [
+        "storage_class",
+        "access_mode",
+        "volume_mode",
+        "checks",
+        "check_timeout",
+        "check_retries",
+        "import_restart_limit",
+        "import_stall_timeout",
+        "guest_agent",
+        "firmware",
+        "disk_bus",
+    ]
+);
+keys!(
+    NETWORK_KEYS = [
+        "name",
+        "vlan",
+        "provider",
+        "bridge",
+        "physical_network",
+        "bridge_marker",
+        "cidr",
+        "gateway",
+        "mtu",
+        "owner",
+        "probe_ip",
+        "l2_path",
+        "l2_probe_target",
+        "source_network",
+        "multi_network_policy",
+    ]
+);
+keys!(
+    WAVE_KEYS = [
+        "name",
+        "window",
+        "max_parallel_imports",
+        "max_parallel_cutovers",
+        "max_imports_per_host",
+        "max_imports_per_datastore",
+        "migration",
+        "precopy_interval",
+    ]
+);
+keys!(WINDOW_KEYS = ["start", "end"]);
 /// Concurrent disk transfers per ESXi host (each disk is its own NFC connection; MTV's
 /// tuning guidance puts the sweet spot near 10 VMs per host): an assumption to tune.
 pub const DEFAULT_IMPORTS_PER_HOST: u32 = 10;
 /// Concurrent disk transfers per datastore: an assumption to tune.
 pub const DEFAULT_IMPORTS_PER_DATASTORE: u32 = 20;
-const VM_KEYS: &[&str] = &[
-    "name",
-    "wave",
-    "source_id",
-    "cpu",
-    "memory",
-    "network_model",
-    "nics",
-    "disks",
-    "checks",
-    "after",
-    "owner",
-    "host",
-    "guest_agent",
-    "firmware",
-    "disk_bus",
-    "os",
-    "cutover",
-    "migration",
-];
-const NIC_KEYS: &[&str] = &["network", "ip", "mac", "model"];
-const DISK_KEYS: &[&str] = &["backing_file", "url", "size", "storage_class"];
-const CHECK_TABLE_KEYS: &[&str] = &["check", "expect", "timeout", "retries"];
-const ROOT_KEYS: &[&str] = &["plan", "source", "defaults", "network", "wave", "vm"];
+keys!(
+    VM_KEYS = [
+        "name",
+        "wave",
+        "source_id",
+        "cpu",
+        "memory",
+        "network_model",
+        "nics",
+        "disks",
+        "checks",
+        "after",
+        "owner",
+        "host",
+        "guest_agent",
+        "firmware",
+        "disk_bus",
+        "os",
+        "cutover",
+        "migration",
+    ]
+);
+keys!(NIC_KEYS = ["network", "ip", "mac", "model"]);
+keys!(DISK_KEYS = ["backing_file", "url", "size", "storage_class"]);
+keys!(CHECK_TABLE_KEYS = ["check", "expect", "timeout", "retries"]);
+keys!(ROOT_KEYS = ["plan", "source", "defaults", "network", "wave", "vm"]);
 
 impl Reader {
     pub fn new() -> Self {
@@ -211,18 +272,21 @@ impl Reader {
         self.diags.last_mut().expect("just pushed")
     }
 
+    /// A table with the keys it may hold; its unknown keys are reported unless `report`
+    /// is false (a VM reports them once it knows its name).
     fn table<'a, 'i>(
         &mut self,
         v: &'a Val<'i>,
         what: What<'a>,
-        known: &[&str],
+        keys: &'static Keys,
+        report: bool,
     ) -> Option<Tbl<'a, 'i>> {
         let (val, span) = conv(v);
         match val {
             DeValue::Table(t) => {
-                let tbl = Tbl { t, span, what };
-                if !known.is_empty() {
-                    self.unknown_keys(&tbl, known);
+                let tbl = Tbl::new(t, span, what, keys);
+                if report {
+                    self.unknown_keys(&tbl);
                 }
                 Some(tbl)
             }
@@ -237,7 +301,11 @@ impl Reader {
         }
     }
 
-    fn unknown_keys(&mut self, tbl: &Tbl<'_, '_>, known: &[&str]) {
+    fn unknown_keys(&mut self, tbl: &Tbl<'_, '_>) {
+        if !tbl.has_unknown {
+            return;
+        }
+        let known = tbl.keys.names;
         for (key, key_span, _) in toml_spans::entries(tbl.t) {
             if !known.contains(&key) {
                 let hint = did_you_mean(key, known.iter().copied())
@@ -247,7 +315,7 @@ impl Reader {
                     key_span,
                     format!("unknown key `{key}` in {}", tbl.what),
                 )
-                .hint = Some(hint);
+                .hint = some(hint);
             }
         }
     }
@@ -258,7 +326,7 @@ impl Reader {
             header_span(tbl.span.clone()),
             format!("missing `{key}` in {}", tbl.what),
         )
-        .hint = Some(format!("add `{key} = {example}`"));
+        .hint = some(format!("add `{key} = {example}`"));
     }
 
     fn string(&mut self, tbl: &Tbl<'_, '_>, key: &str) -> Option<Spanned<String>> {
@@ -294,7 +362,7 @@ impl Reader {
                         type_name(other)
                     ),
                 )
-                .hint = Some(format!("quote it: `{key} = \"…\"`"));
+                .hint = some(format!("quote it: `{key} = \"…\"`"));
                 None
             }
         }
@@ -359,7 +427,7 @@ impl Reader {
             s.span.clone(),
             format!("`{key}` in {} cannot be `{}`", tbl.what, s.value),
         )
-        .hint = Some(hint);
+        .hint = some(hint);
         None
     }
 
@@ -378,7 +446,7 @@ impl Reader {
                         type_name(other)
                     ),
                 )
-                .hint = Some(format!("write `{key} = [ … ]`"));
+                .hint = some(format!("write `{key} = [ … ]`"));
                 None
             }
         }
@@ -463,7 +531,7 @@ impl Reader {
                     span,
                     format!("`{key}` in {}: {e}", tbl.what),
                 )
-                .hint = Some(format!("write a Kubernetes quantity, e.g. {example}"));
+                .hint = some(format!("write a Kubernetes quantity, e.g. {example}"));
                 placeholder()
             }
         }
@@ -485,7 +553,7 @@ impl Reader {
                         s.span,
                         format!("`{}` has host bits set in `{key}`", s.value),
                     )
-                    .hint = Some(format!("did you mean `{}`?", net.trunc()));
+                    .hint = some(format!("did you mean `{}`?", net.trunc()));
                 }
                 Err(_) => {
                     self.err(
@@ -493,7 +561,7 @@ impl Reader {
                         s.span,
                         format!("`{}` in `{key}` is not a CIDR or an address", s.value),
                     )
-                    .hint = Some("write e.g. \"198.51.100.0/28\" or \"198.51.100.7\"".into());
+                    .hint = some("write e.g. \"198.51.100.0/28\" or \"198.51.100.7\"");
                 }
             }
         }
@@ -515,32 +583,40 @@ impl Reader {
                     s.span,
                     format!("`{}` is not an IP address", s.value),
                 )
-                .hint = Some(hint);
+                .hint = some(hint);
                 None
             }
         }
     }
 
-    /// Every table in an array of tables (`[[vm]]`), or inline tables in an array.
-    fn tables<'a, 'i>(
+    /// Every table in an array of tables (`[[vm]]`), or inline tables in an array, each
+    /// read by `read` as soon as it is found (no list of tables in between).
+    fn tables<'a, 'i, T>(
         &mut self,
         v: &'a Val<'i>,
         what: What<'a>,
-        known: &[&str],
-    ) -> Vec<Tbl<'a, 'i>> {
+        keys: &'static Keys,
+        report: bool,
+        mut read: impl FnMut(&mut Self, &Tbl<'a, 'i>) -> T,
+    ) -> Vec<T> {
         let (val, span) = conv(v);
         match val {
-            DeValue::Array(a) => a
-                .iter()
-                .filter_map(|item| self.table(item, what, known))
-                .collect(),
+            DeValue::Array(a) => {
+                let mut out = Vec::with_capacity(a.len());
+                for item in a.iter() {
+                    if let Some(t) = self.table(item, what, keys, report) {
+                        out.push(read(self, &t));
+                    }
+                }
+                out
+            }
             DeValue::Table(_) => {
                 self.err(
                     "wrong-type",
                     span,
                     format!("{what} must be an array of tables"),
                 )
-                .hint = Some(format!(
+                .hint = some(format!(
                     "write `[[{}]]` for each entry",
                     what.to_string().trim_matches(|c| c == '[' || c == ']')
                 ));
@@ -560,45 +636,38 @@ impl Reader {
         }
     }
 
-    pub fn read(&mut self, root: &toml::Spanned<DeTable<'_>>) -> Plan {
-        let root_tbl = Tbl {
-            t: root.get_ref(),
-            span: root.span(),
-            what: What::Text("the plan file"),
-        };
-        self.unknown_keys(&root_tbl, ROOT_KEYS);
+    pub fn read(&mut self, mut root: toml::Spanned<DeTable<'_>>) -> Plan {
+        let root_tbl = Tbl::new(
+            root.get_ref(),
+            root.span(),
+            What::Text("the plan file"),
+            &ROOT_KEYS,
+        );
+        self.unknown_keys(&root_tbl);
         let meta = self.read_meta(&root_tbl);
         let source = self.read_source(&root_tbl);
         let defaults = self.read_defaults(&root_tbl);
         let networks = match root_tbl.get("network") {
-            Some(v) => self
-                .tables(v, What::Text("[[network]]"), NETWORK_KEYS)
-                .iter()
-                .map(|t| self.read_network(t))
-                .collect(),
+            Some(v) => self.tables(v, What::Text("[[network]]"), &NETWORK_KEYS, true, |r, t| {
+                r.read_network(t)
+            }),
             None => Vec::new(),
         };
         let waves = match root_tbl.get("wave") {
-            Some(v) => self
-                .tables(v, What::Text("[[wave]]"), WAVE_KEYS)
-                .iter()
-                .map(|t| self.read_wave(t))
-                .collect(),
+            Some(v) => self.tables(v, What::Text("[[wave]]"), &WAVE_KEYS, true, |r, t| {
+                r.read_wave(t)
+            }),
             None => {
                 self.err("missing-table", 0..0, "the plan has no `[[wave]]`")
-                    .hint = Some("add `[[wave]]` with `name = \"w1\"`".into());
+                    .hint = some("add `[[wave]]` with `name = \"w1\"`");
                 Vec::new()
             }
         };
-        let vms = match root_tbl.get("vm") {
-            Some(v) => self
-                .tables(v, What::Text("[[vm]]"), &[])
-                .iter()
-                .map(|t| self.read_vm(t))
-                .collect(),
+        let vms = match root.get_mut().remove("vm") {
+            Some(v) => self.read_vms(v),
             None => {
                 self.err("missing-table", 0..0, "the plan has no `[[vm]]`")
-                    .hint = Some("add a `[[vm]]` table for each VM to migrate".into());
+                    .hint = some("add a `[[vm]]` table for each VM to migrate");
                 Vec::new()
             }
         };
@@ -612,16 +681,40 @@ impl Reader {
         }
     }
 
+    /// The `[[vm]]` tables, each dropped as soon as it is read: its memory is freed while
+    /// still in cache (dropping the whole tree at the end walks it cold), and is at hand
+    /// for the next VM's strings.
+    fn read_vms(&mut self, v: Val<'_>) -> Vec<Vm> {
+        let span = v.span();
+        match v.into_inner() {
+            DeValue::Array(a) => {
+                let mut out = Vec::with_capacity(a.len());
+                for item in a {
+                    if let Some(t) = self.table(&item, What::Text("[[vm]]"), &VM_KEYS, false) {
+                        let vm = self.read_vm(&t);
+                        out.push(vm);
+                    }
+                }
+                out
+            }
+            other => {
+                let v = toml::Spanned::new(span, other);
+                self.tables(&v, What::Text("[[vm]]"), &VM_KEYS, false, |r, t| {
+                    r.read_vm(t)
+                })
+            }
+        }
+    }
+
     fn read_meta(&mut self, root: &Tbl<'_, '_>) -> PlanMeta {
         let Some(tbl) = root
             .get("plan")
-            .and_then(|v| self.table(v, What::Text("[plan]"), PLAN_KEYS))
+            .and_then(|v| self.table(v, What::Text("[plan]"), &PLAN_KEYS, true))
         else {
             if root.get("plan").is_none() {
                 self.err("missing-table", 0..0, "the plan has no `[plan]` table")
-                    .hint = Some(
-                    "start the file with `[plan]`, `name = \"…\"` and `namespace = \"…\"`".into(),
-                );
+                    .hint =
+                    some("start the file with `[plan]`, `name = \"…\"` and `namespace = \"…\"`");
             }
             return PlanMeta {
                 name: sp(String::new(), 0..0),
@@ -708,7 +801,7 @@ impl Reader {
     fn read_source(&mut self, root: &Tbl<'_, '_>) -> Source {
         let Some(tbl) = root
             .get("source")
-            .and_then(|v| self.table(v, What::Text("[source]"), SOURCE_KEYS))
+            .and_then(|v| self.table(v, What::Text("[source]"), &SOURCE_KEYS, true))
         else {
             if root.get("source").is_none() {
                 self.err("missing-table", 0..0, "the plan has no `[source]` table")
@@ -787,7 +880,7 @@ impl Reader {
         let mut d = Defaults::default();
         let Some(tbl) = root
             .get("defaults")
-            .and_then(|v| self.table(v, What::Text("[defaults]"), DEFAULTS_KEYS))
+            .and_then(|v| self.table(v, What::Text("[defaults]"), &DEFAULTS_KEYS, true))
         else {
             return d;
         };
@@ -869,7 +962,7 @@ impl Reader {
                         type_name(other)
                     ),
                 )
-                .hint = Some(format!("write `{key} = true` or `{key} = false`"));
+                .hint = some(format!("write `{key} = true` or `{key} = false`"));
                 None
             }
         }
@@ -895,9 +988,7 @@ impl Reader {
                     t.span,
                     format!("`{}` is not a throughput", t.value),
                 )
-                .hint = Some(
-                    "write bytes per second per import, e.g. \"150MiB/s\" or \"1GiB/s\"".into(),
-                );
+                .hint = some("write bytes per second per import, e.g. \"150MiB/s\" or \"1GiB/s\"");
                 None
             }
         }
@@ -912,7 +1003,7 @@ impl Reader {
                 t.span,
                 format!("`{}` is not a duration", t.value),
             )
-            .hint = Some("write e.g. \"500ms\", \"2s\", \"15m\" or \"1h\"".into());
+            .hint = some("write e.g. \"500ms\", \"2s\", \"15m\" or \"1h\"");
         }
         dur
     }
@@ -931,7 +1022,8 @@ impl Reader {
                     }
                 }
                 DeValue::Table(_) => {
-                    let Some(ct) = self.table(item, What::Text("a check table"), CHECK_TABLE_KEYS)
+                    let Some(ct) =
+                        self.table(item, What::Text("a check table"), &CHECK_TABLE_KEYS, true)
                     else {
                         continue;
                     };
@@ -988,7 +1080,7 @@ impl Reader {
                                     t.span,
                                     format!("`{}` is not a duration", t.value),
                                 )
-                                .hint = Some("write e.g. \"500ms\", \"2s\" or \"1m\"".into());
+                                .hint = some("write e.g. \"500ms\", \"2s\" or \"1m\"");
                             }
                         }
                     }
@@ -1023,7 +1115,7 @@ impl Reader {
                 let hint = did_you_mean(head, names)
                     .unwrap_or_else(|| format!("checks are: {}", known_kinds().join(", ")));
                 self.err("bad-check", span, format!("check `{text}`: {e}"))
-                    .hint = Some(hint);
+                    .hint = some(hint);
                 None
             }
         }
@@ -1040,7 +1132,7 @@ impl Reader {
                     v.span,
                     format!("VLAN {} is outside 1–4094", v.value),
                 )
-                .hint = Some("802.1Q VLAN IDs run from 1 to 4094 (0 and 4095 are reserved)".into());
+                .hint = some("802.1Q VLAN IDs run from 1 to 4094 (0 and 4095 are reserved)");
                 None
             }
         });
@@ -1060,8 +1152,8 @@ impl Reader {
                     span.clone(),
                     "provider `calico-l2` is not supported: Calico's CNI carries no VLAN, so no NetworkAttachmentDefinition can put a VM on this network",
                 )
-                .hint = Some(
-                    "to keep IP, MAC and VLAN use `provider = \"bridge\"` (a Linux bridge trunking the VLAN on every node) or `provider = \"ovn-localnet\"` (OVN-Kubernetes); on Calico's pod network set `network_model = \"l3\"` for the VM (it gets a new IP)".into(),
+                .hint = some(
+                    "to keep IP, MAC and VLAN use `provider = \"bridge\"` (a Linux bridge trunking the VLAN on every node) or `provider = \"ovn-localnet\"` (OVN-Kubernetes); on Calico's pod network set `network_model = \"l3\"` for the VM (it gets a new IP)",
                 );
                 sp(Provider::Bridge, span)
             }
@@ -1086,7 +1178,7 @@ impl Reader {
                         c.span,
                         format!("`{}` has host bits set", c.value),
                     )
-                    .hint = Some(format!("did you mean `{}`?", net.trunc()));
+                    .hint = some(format!("did you mean `{}`?", net.trunc()));
                     None
                 }
                 Err(_) => {
@@ -1128,7 +1220,7 @@ impl Reader {
         let name = self.req_string(tbl, "name", "\"w1\"");
         let window = tbl
             .get("window")
-            .and_then(|v| self.table(v, What::Text("the wave's `window`"), WINDOW_KEYS))
+            .and_then(|v| self.table(v, What::Text("the wave's `window`"), &WINDOW_KEYS, true))
             .and_then(|w| {
                 let start = self.timestamp(&w, "start");
                 let end = self.timestamp(&w, "end");
@@ -1208,6 +1300,7 @@ impl Reader {
     }
 
     fn read_vm(&mut self, tbl: &Tbl<'_, '_>) -> Vm {
+        // Its unknown keys are reported below, once the VM can be named in the message.
         let name = self.req_string(tbl, "name", "\"pay-db-01\"");
         // The name as written (borrowed from the tree); `req_string` left it empty when
         // it is missing, not a string or blank.
@@ -1216,11 +1309,11 @@ impl Reader {
             _ => None,
         };
         let tbl = &Tbl {
-            t: tbl.t,
             span: tbl.span.clone(),
             what: What::Vm(vm_name),
+            ..*tbl
         };
-        self.unknown_keys(tbl, VM_KEYS);
+        self.unknown_keys(tbl);
         let wave = self.req_string(tbl, "wave", "\"w1\"");
         let source_id = self.string(tbl, "source_id");
         if tbl.get("cpu").is_none() {
@@ -1234,19 +1327,15 @@ impl Reader {
             &[("l2", NetworkModel::L2), ("l3", NetworkModel::L3)],
         );
         let nics = match tbl.get("nics") {
-            Some(v) => self
-                .tables(v, What::OfVm("nics", vm_name), NIC_KEYS)
-                .iter()
-                .map(|t| self.read_nic(t))
-                .collect(),
+            Some(v) => self.tables(v, What::OfVm("nics", vm_name), &NIC_KEYS, true, |r, t| {
+                r.read_nic(t)
+            }),
             None => Vec::new(),
         };
         let disks = match tbl.get("disks") {
-            Some(v) => self
-                .tables(v, What::OfVm("disks", vm_name), DISK_KEYS)
-                .iter()
-                .map(|t| self.read_disk(t))
-                .collect(),
+            Some(v) => self.tables(v, What::OfVm("disks", vm_name), &DISK_KEYS, true, |r, t| {
+                r.read_disk(t)
+            }),
             None => {
                 self.missing(
                     tbl,
@@ -1315,7 +1404,7 @@ impl Reader {
                         m.span.clone(),
                         format!("`{}` is not a MAC address", m.value),
                     )
-                    .hint = Some("write six hex octets, e.g. \"00:50:56:ab:cd:01\"".into());
+                    .hint = some("write six hex octets, e.g. \"00:50:56:ab:cd:01\"");
                     sp(Mac([0; 6]), m.span)
                 }
             },

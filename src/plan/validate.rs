@@ -8,11 +8,81 @@ use super::model::*;
 use super::span::{Span, Spanned};
 use crate::plan::check::CheckKind;
 use crate::plan::time::humanize;
-use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
+/// Maps keyed by names, addresses and MACs from the plan, hashed by [`Fold`] rather than
+/// SipHash (a plan is the operator's own file: no untrusted keys to defend against).
+type HashMap<K, V> = std::collections::HashMap<K, V, FoldBuild>;
+type HashSet<K> = std::collections::HashSet<K, FoldBuild>;
+
+#[derive(Clone, Copy, Default)]
+struct FoldBuild;
+
+impl BuildHasher for FoldBuild {
+    type Hasher = Fold;
+    fn build_hasher(&self) -> Fold {
+        Fold(0x243f_6a88_85a3_08d3)
+    }
+}
+
+/// A word-at-a-time hash: each 8-byte word is mixed in by a folded 64×64→128 multiply
+/// (every output bit depends on every input bit), as foldhash and ahash do.
+struct Fold(u64);
+
+impl Fold {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let m = u128::from(self.0 ^ word) * u128::from(K);
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+impl Hasher for Fold {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 59));
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
-    let mut v = Validator { plan, out };
+    let mut v = Validator {
+        plan,
+        out,
+        vm_index: HashMap::default(),
+    };
     v.meta();
     v.source();
     v.defaults();
@@ -31,6 +101,8 @@ pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
 struct Validator<'p, 'o> {
     plan: &'p Plan,
     out: &'o mut Vec<Diagnostic>,
+    /// Each VM name to the index of its last VM (filled by `vms`, used again by `ordering`).
+    vm_index: HashMap<&'p str, usize>,
 }
 
 /// RFC 1123 label: what Kubernetes names, namespaces and label values must be.
@@ -240,15 +312,20 @@ impl Validator<'_, '_> {
     }
 
     fn networks(&mut self) {
-        let mut seen: HashMap<&str, &Network> = HashMap::new();
-        let l2_networks: HashSet<&str> = self
-            .plan
-            .vms
-            .iter()
-            .filter(|vm| self.plan.model_of(vm) == NetworkModel::L2)
-            .flat_map(|vm| vm.nics.iter().map(|nic| nic.network.as_str()))
-            .collect();
-        let mut vlans: HashMap<(u16, Option<&str>, &'static str), &Network> = HashMap::new();
+        let mut seen: HashMap<&str, &Network> = HashMap::default();
+        // The networks L2 VMs use, gathered only if a network has no owner (the one rule
+        // that asks; a VM-sized set otherwise built for nothing).
+        let plan = self.plan;
+        let l2_networks: HashSet<&str> = if plan.networks.iter().any(|n| n.owner.is_none()) {
+            plan.vms
+                .iter()
+                .filter(|vm| plan.model_of(vm) == NetworkModel::L2)
+                .flat_map(|vm| vm.nics.iter().map(|nic| nic.network.as_str()))
+                .collect()
+        } else {
+            HashSet::default()
+        };
+        let mut vlans: HashMap<(u16, Option<&str>, &'static str), &Network> = HashMap::default();
         for n in &self.plan.networks {
             self.name_label("network name", &n.name);
             if !n.name.is_empty() {
@@ -477,7 +554,7 @@ impl Validator<'_, '_> {
     }
 
     fn waves(&mut self) {
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::default();
         for w in &self.plan.waves {
             self.name_label("wave name", &w.name);
             if !w.name.is_empty() && !seen.insert(&w.name) {
@@ -521,9 +598,24 @@ impl Validator<'_, '_> {
         let plan = self.plan;
         let t = Throughput::assuming(plan.import_rate());
         // Per wave: each VM's estimate, the bytes cold cutovers copy, how many are cold.
-        let mut by_wave: HashMap<&str, (Vec<std::time::Duration>, u64, usize)> = HashMap::new();
+        let mut wave_at: HashMap<&str, usize> = HashMap::default();
+        let mut per_wave: Vec<(Vec<std::time::Duration>, u64, usize)> = Vec::new();
+        // VMs come grouped by wave: the last one's wave is looked up again only on a change.
+        let mut last: Option<(&str, usize)> = None;
         for vm in &plan.vms {
-            let e = by_wave.entry(vm.wave.as_str()).or_default();
+            let name = vm.wave.as_str();
+            let i = match last {
+                Some((n, i)) if n == name => i,
+                _ => {
+                    let i = *wave_at.entry(name).or_insert_with(|| {
+                        per_wave.push(Default::default());
+                        per_wave.len() - 1
+                    });
+                    last = Some((name, i));
+                    i
+                }
+            };
+            let e = &mut per_wave[i];
             match plan.migration_of(vm) {
                 Migration::Cold => {
                     let bytes: u64 = vm.disks.iter().map(|d| d.size.value.bytes).sum();
@@ -536,7 +628,9 @@ impl Validator<'_, '_> {
         }
         for w in &plan.waves {
             let Some(win) = &w.window else { continue };
-            let Some((estimates, bytes, cold)) = by_wave.get(w.name.as_str()) else {
+            let Some((estimates, bytes, cold)) =
+                wave_at.get(w.name.as_str()).map(|&i| &per_wave[i])
+            else {
                 continue;
             };
             if win.end.unix <= win.start.unix {
@@ -582,30 +676,40 @@ impl Validator<'_, '_> {
 
     fn vms(&mut self) {
         let plan = self.plan;
-        let mut names: HashMap<&str, &Vm> = HashMap::with_capacity(plan.vms.len());
-        let mut ips: HashMap<IpAddr, &str> = HashMap::with_capacity(plan.vms.len());
-        let mut macs: HashMap<[u8; 6], &str> = HashMap::with_capacity(plan.vms.len());
+        let mut names: HashMap<&str, usize> =
+            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild);
+        let mut ips: HashMap<IpAddr, &str> =
+            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild);
+        let mut macs: HashMap<[u8; 6], &str> =
+            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild);
         let networks: HashMap<&str, &Network> =
             plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
         let waves: HashSet<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
         let vsphere = plan.source.kind == SourceKind::Vsphere;
+        // The wave of the last VM whose wave was found ("" before the first).
+        let mut known_wave: &str = "";
 
-        for vm in &plan.vms {
+        for (i, vm) in plan.vms.iter().enumerate() {
             self.name_label("VM name", &vm.name);
-            if !vm.name.is_empty() {
-                if let Some(prev) = names.insert(&vm.name, vm) {
-                    let _ = prev;
-                    self.push(
-                        Diagnostic::error(
-                            "duplicate-vm",
-                            vm.name.span.clone(),
-                            format!("VM `{}` is listed twice", vm.name.value),
-                        )
-                        .with_hint("each VM appears once in a plan; remove one entry or rename it"),
-                    );
-                }
+            if !vm.name.is_empty() && names.insert(&vm.name, i).is_some() {
+                self.push(
+                    Diagnostic::error(
+                        "duplicate-vm",
+                        vm.name.span.clone(),
+                        format!("VM `{}` is listed twice", vm.name.value),
+                    )
+                    .with_hint("each VM appears once in a plan; remove one entry or rename it"),
+                );
             }
-            if !vm.wave.is_empty() && !waves.contains(vm.wave.as_str()) {
+            // VMs come grouped by wave: a known wave is looked up again only on a change.
+            let unknown_wave = !vm.wave.is_empty() && *vm.wave != *known_wave && {
+                let found = waves.contains(vm.wave.as_str());
+                if found {
+                    known_wave = &vm.wave;
+                }
+                !found
+            };
+            if unknown_wave {
                 self.push(
                     Diagnostic::error(
                         "unknown-wave",
@@ -649,14 +753,13 @@ impl Validator<'_, '_> {
                 self.nic(vm, model, nic, &networks, &mut ips, &mut macs, vsphere);
             }
             self.disks(vm);
-            let checks = plan.checks_for(vm);
-            if checks.is_empty() {
+            if no_checks(plan, vm) {
                 self.push(
                     Diagnostic::warning("vm-no-checks", vm.name.span.clone(), format!("VM `{}` has no checks", vm.name.value))
                         .with_hint("without checks a cutover cannot be verified; add `checks = [\"icmp\", \"tcp:PORT\"]` or defaults in [defaults]"),
                 );
             }
-            self.guest(plan, vm, &checks);
+            self.guest(plan, vm);
             let has_ip = vm.nics.iter().any(|n| n.ip.is_some());
             for c in &vm.checks {
                 match &c.kind {
@@ -694,8 +797,8 @@ impl Validator<'_, '_> {
                 }
             }
         }
-        // `after` references need every name first.
-        let all: HashMap<&str, &Vm> = plan.vms.iter().map(|v| (v.name.as_str(), v)).collect();
+        // `after` references need every name first. (A VM without a name, "", is never
+        // waited for: `after` entries are never blank.)
         let wave_index: HashMap<&str, usize> = plan
             .waves
             .iter()
@@ -707,7 +810,7 @@ impl Validator<'_, '_> {
                 if *a.value == *vm.name {
                     continue;
                 }
-                match all.get(a.as_str()) {
+                match names.get(a.as_str()).map(|&i| &plan.vms[i]) {
                     None => self.push(
                         Diagnostic::error(
                             "unknown-vm",
@@ -733,6 +836,7 @@ impl Validator<'_, '_> {
                 }
             }
         }
+        self.vm_index = names;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -869,7 +973,7 @@ impl Validator<'_, '_> {
 
     /// What the guest needs: a guest agent for the agent's checks, virtio drivers for
     /// virtio disks on Windows.
-    fn guest(&mut self, plan: &Plan, vm: &Vm, checks: &[crate::plan::check::CheckSpec]) {
+    fn guest(&mut self, plan: &Plan, vm: &Vm) {
         let guest = plan.guest_of(vm);
         // From the cluster, ARP on the VLAN answers them for an L2 VM with an IPv4 address.
         let by_arp = plan.meta.checks_from.value == crate::plan::ChecksFrom::Cluster
@@ -880,7 +984,7 @@ impl Validator<'_, '_> {
                 .any(|n| n.ip.as_ref().is_some_and(|ip| ip.value.is_ipv4()));
         if !guest.guest_agent && !by_arp {
             for kind in [CheckKind::IpPreserved, CheckKind::MacPreserved] {
-                if !checks.iter().any(|c| c.kind == kind) {
+                if !has_check(plan, vm, &kind) {
                     continue;
                 }
                 // Point at the VM's own check, else at the VM (the check is a default).
@@ -889,14 +993,18 @@ impl Validator<'_, '_> {
                     .iter()
                     .find(|c| c.kind == kind)
                     .map_or(vm.name.span.clone(), |c| c.span.clone());
+                // Said for most VMs of a plan without guest agents: built without `format!`.
                 self.push(
                     Diagnostic::warning(
                         "check-needs-agent",
                         span,
-                        format!(
-                            "`{kind}` will be skipped for VM `{}`: it needs qemu-guest-agent and the plan says the guest has none",
-                            vm.name.value
-                        ),
+                        concat(&[
+                            "`",
+                            kind.kind_name(),
+                            "` will be skipped for VM `",
+                            &vm.name.value,
+                            "`: it needs qemu-guest-agent and the plan says the guest has none",
+                        ]),
                     )
                     .with_hint("set `guest_agent = true` (VM or [defaults]) if the guest runs qemu-guest-agent, or check from the cluster (`checks_from = \"cluster\"`: ARP from the VLAN answers them); `icmp` and `tcp:PORT` checks work without it"),
                 );
@@ -1000,12 +1108,7 @@ impl Validator<'_, '_> {
     /// Cycles in `after` (within a wave; cross-wave edges point backwards by rule).
     fn ordering(&mut self) {
         let plan = self.plan;
-        let index: HashMap<&str, usize> = plan
-            .vms
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.name.as_str(), i))
-            .collect();
+        let index = &self.vm_index;
         let edges: Vec<Vec<(usize, &Spanned<String>)>> = plan
             .vms
             .iter()
@@ -1019,7 +1122,7 @@ impl Validator<'_, '_> {
             .collect();
         // 0 = unvisited, 1 = on stack, 2 = done. Iterative DFS.
         let mut state = vec![0u8; plan.vms.len()];
-        let mut reported: HashSet<usize> = HashSet::new();
+        let mut reported: HashSet<usize> = HashSet::default();
         for root in 0..plan.vms.len() {
             if state[root] != 0 {
                 continue;
@@ -1188,7 +1291,7 @@ impl Validator<'_, '_> {
         }
         // One StorageClass per datastore: the first disk seen on a datastore decides.
         let default_sc = plan.defaults.storage_class.as_ref().map(|s| s.as_str());
-        let mut by_ds: HashMap<&str, (Option<&str>, &str)> = HashMap::new();
+        let mut by_ds: HashMap<&str, (Option<&str>, &str)> = HashMap::default();
         for vm in &plan.vms {
             for d in &vm.disks {
                 let Some(ds) = d.datastore() else { continue };
@@ -1249,6 +1352,35 @@ fn join<'a>(names: impl Iterator<Item = &'a str>) -> String {
 
 /// A vSphere VM UUID (`source_id`): five groups of 8-4-4-4-12 hex digits. The inventory
 /// import plans only VMs whose UUID passes this, so its skeletons never fail `bad-source-id`.
+/// Whether [`Plan::checks_for`] of `vm` holds a check of `kind`, without building the list:
+/// the VM's own checks, and the defaults an L3 VM does not drop.
+fn has_check(plan: &Plan, vm: &Vm, kind: &CheckKind) -> bool {
+    let l3 = plan.model_of(vm) == NetworkModel::L3;
+    let dropped_for_l3 = matches!(kind, CheckKind::IpPreserved | CheckKind::MacPreserved);
+    vm.checks.iter().any(|c| c.kind == *kind)
+        || (!(l3 && dropped_for_l3) && plan.defaults.checks.iter().any(|d| d.kind == *kind))
+}
+
+/// Whether [`Plan::checks_for`] of `vm` is empty, without building it.
+fn no_checks(plan: &Plan, vm: &Vm) -> bool {
+    let l3 = plan.model_of(vm) == NetworkModel::L3;
+    vm.checks.is_empty()
+        && plan
+            .defaults
+            .checks
+            .iter()
+            .all(|d| l3 && matches!(d.kind, CheckKind::IpPreserved | CheckKind::MacPreserved))
+}
+
+/// The pieces joined, in one allocation of the exact size.
+fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
+}
+
 pub(crate) fn is_uuid(s: &str) -> bool {
     // Five groups of 8-4-4-4-12 hex digits: `-` at 8, 13, 18 and 23, hex digits elsewhere.
     let b = s.as_bytes();
@@ -1273,6 +1405,74 @@ pub(crate) fn is_backing_file(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A VM's wave is looked up again only when it changes: an unknown wave is reported for
+    /// every VM in it, whether it follows a known wave, itself, or comes first.
+    #[test]
+    fn unknown_waves_are_reported_for_every_vm_in_them() {
+        let mut text = String::from(
+            "[plan]\nname = \"p\"\nnamespace = \"n\"\n[source]\ntype = \"http\"\n\
+             [[wave]]\nname = \"w1\"\n",
+        );
+        let waves = ["w9", "w1", "w1", "w9", "w9", "w1", "w8"];
+        for (i, w) in waves.iter().enumerate() {
+            text.push_str(&format!(
+                "[[vm]]\nname = \"v{i}\"\nwave = \"{w}\"\ncpu = 1\nmemory = \"1Gi\"\n\
+                 network_model = \"l3\"\n\
+                 disks = [{{ url = \"https://x.example/a.img\", size = \"1Gi\" }}]\n"
+            ));
+        }
+        let checked = crate::plan::check_str(&text, "p.toml");
+        let unknown: Vec<&str> = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "unknown-wave")
+            .map(|d| &text[d.span.clone()])
+            .collect();
+        assert_eq!(unknown, ["\"w9\"", "\"w9\"", "\"w9\"", "\"w8\""]);
+    }
+
+    /// `has_check` and `no_checks` answer what `Plan::checks_for` holds, for L2 and L3 VMs,
+    /// with checks of their own, from the defaults, from both and from neither.
+    #[test]
+    fn check_questions_agree_with_checks_for() {
+        let head = "[plan]\nname = \"p\"\nnamespace = \"n\"\n[source]\ntype = \"http\"\n\
+                    [[wave]]\nname = \"w1\"\n";
+        let kinds = [
+            CheckKind::IpPreserved,
+            CheckKind::MacPreserved,
+            CheckKind::Icmp,
+            CheckKind::Tcp { port: 22 },
+        ];
+        for defaults in ["", "[defaults]\nchecks = [\"ip-preserved\", \"icmp\"]\n"] {
+            for model in ["l2", "l3"] {
+                for own in [
+                    "",
+                    "checks = [\"mac-preserved\"]",
+                    "checks = [\"icmp\", \"tcp:22\"]",
+                ] {
+                    let text = format!(
+                        "{head}{defaults}[[vm]]\nname = \"a\"\nwave = \"w1\"\ncpu = 1\n\
+                         memory = \"1Gi\"\nnetwork_model = \"{model}\"\n{own}\n\
+                         disks = [{{ url = \"https://x.example/a.img\", size = \"1Gi\" }}]\n"
+                    );
+                    let (root, errors) = crate::toml_spans::parse(&text);
+                    assert!(errors.is_empty(), "{text}");
+                    let plan = super::super::read::Reader::new().read(root);
+                    let vm = &plan.vms[0];
+                    let list = plan.checks_for(vm);
+                    assert_eq!(no_checks(&plan, vm), list.is_empty(), "{text}");
+                    for kind in &kinds {
+                        assert_eq!(
+                            has_check(&plan, vm, kind),
+                            list.iter().any(|c| c.kind == *kind),
+                            "{kind} in {text}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// The byte-wise checks agree with their plain definitions (split on `-`; lowercase and
     /// compare the suffix), which they replaced to spare an allocation per VM.
