@@ -8,74 +8,15 @@ use super::model::*;
 use super::span::{Span, Spanned};
 use crate::plan::check::CheckKind;
 use crate::plan::time::humanize;
-use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
-/// Maps keyed by names, addresses and MACs from the plan, hashed by [`Fold`] rather than
-/// SipHash (a plan is the operator's own file: no untrusted keys to defend against).
+/// Maps keyed by names, addresses and MACs from the plan, hashed by foldhash rather than
+/// SipHash (a plan is the operator's own file: no untrusted keys to defend against), with a
+/// fixed seed so that iteration order, and so "did you mean" among equals, is the same in
+/// every run.
+type FoldBuild = foldhash::fast::FixedState;
 type HashMap<K, V> = std::collections::HashMap<K, V, FoldBuild>;
 type HashSet<K> = std::collections::HashSet<K, FoldBuild>;
-
-#[derive(Clone, Copy, Default)]
-struct FoldBuild;
-
-impl BuildHasher for FoldBuild {
-    type Hasher = Fold;
-    fn build_hasher(&self) -> Fold {
-        Fold(0x243f_6a88_85a3_08d3)
-    }
-}
-
-/// A word-at-a-time hash: each 8-byte word is mixed in by a folded 64×64→128 multiply
-/// (every output bit depends on every input bit), as foldhash and ahash do.
-struct Fold(u64);
-
-impl Fold {
-    #[inline]
-    fn mix(&mut self, word: u64) {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let m = u128::from(self.0 ^ word) * u128::from(K);
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
-    }
-}
-
-impl Hasher for Fold {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        self.mix(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 59));
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.mix(u64::from(i));
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.mix(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.mix(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.mix(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
 
 pub(super) fn validate(plan: &Plan, out: &mut Vec<Diagnostic>) {
     let mut v = Validator {
@@ -677,11 +618,11 @@ impl Validator<'_, '_> {
     fn vms(&mut self) {
         let plan = self.plan;
         let mut names: HashMap<&str, usize> =
-            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild);
+            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild::default());
         let mut ips: HashMap<IpAddr, &str> =
-            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild);
+            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild::default());
         let mut macs: HashMap<[u8; 6], &str> =
-            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild);
+            HashMap::with_capacity_and_hasher(plan.vms.len(), FoldBuild::default());
         let networks: HashMap<&str, &Network> =
             plan.networks.iter().map(|n| (n.name.as_str(), n)).collect();
         let waves: HashSet<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
