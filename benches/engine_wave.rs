@@ -342,12 +342,20 @@ fn main() {
             }
             let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
             let worst_verified = rows.iter().map(|r| r[1]).fold(f64::INFINITY, f64::min);
+            // The CLI's requests are not counted (it has its own client): only the engine's.
+            let requests = if col(2).is_nan() {
+                String::new()
+            } else {
+                format!(
+                    ", {:.2} requests per VM besides watches, {} watch requests",
+                    col(2),
+                    col(3)
+                )
+            };
             println!(
-                "engine_wave/{mode}/{n}_vms median of {runs}: wall {:.1} s, verified {}/{n} (fewest {worst_verified}), {:.2} requests per VM besides watches, {} watch requests, peak RSS {:.1} MiB",
+                "engine_wave/{mode}/{n}_vms median of {runs}: wall {:.1} s, verified {}/{n} (fewest {worst_verified}){requests}, peak RSS {:.1} MiB",
                 col(0),
                 col(1),
-                col(2),
-                col(3),
                 col(4)
             );
             walls.push((mode.to_string(), n, col(0)));
