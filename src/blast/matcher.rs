@@ -18,9 +18,10 @@
 
 use super::model::Coverage;
 use super::targets::Target;
-use aho_corasick::{AhoCorasick, Input, MatchKind};
+use aho_corasick::{packed, AhoCorasick, Anchored, Input, MatchKind, Span, StartKind};
 use ipnet::IpNet;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 #[derive(Debug, Clone)]
@@ -55,13 +56,40 @@ struct Automaton {
     pats: Vec<Pat>,
 }
 
+/// The names' fast path, when every name is made of letters, digits, `-`, `_` and `.` (host
+/// names are): a SIMD search (`aho_corasick::packed`, Teddy) for a few dozen short literals
+/// the names hold (see [`name_literals`]) in a lowercased copy of the text; where one occurs,
+/// the name would start a few bytes before: when that is a word start (the byte before is not
+/// a letter, digit, `-`, `_` or `.`), the longest name there, by an anchored automaton. It
+/// finds exactly what [`scan_automaton`] finds (see the proof on [`NameFast::scan`]).
+struct NameFast {
+    literals: packed::Searcher,
+    /// Per literal, its offsets from the start of the names holding it.
+    offsets: Vec<Vec<usize>>,
+    /// Lowercase names, anchored, leftmost-longest; case-insensitive through the lowercased
+    /// text.
+    anchored: AhoCorasick,
+    pats: Vec<Pat>,
+}
+
+thread_local! {
+    /// The lowercased copy of the text the name search runs on and the candidate starts,
+    /// reused per thread.
+    static LOWER: RefCell<(Vec<u8>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
 pub struct Matcher {
     pub targets: Vec<Target>,
     /// IPv4 addresses; names (case-insensitive); IPv6 addresses. Separate automata are
     /// several times faster than one: each is smaller and gets its own prefilter.
     v4_ac: Option<Automaton>,
+    /// The names: the fast path when it applies, else one case-insensitive automaton.
+    name_fast: Option<NameFast>,
     name_ac: Option<Automaton>,
     v6_ac: Option<Automaton>,
+    /// Where a range can be (a digit, then `/` or `-`): a SIMD search for those 20 two-byte
+    /// strings instead of stopping at every `/` and `-` of the text (paths, host names).
+    range_seps: Option<packed::Searcher>,
     /// The longest common prefix of all IPv4 patterns (`10.20.` for an estate in
     /// 10.20.0.0/16), when it has at least 3 bytes: a memmem search for it, then a lookup of
     /// the address at each hit, replaces the IPv4 automaton (the prefilter ripgrep gets from
@@ -77,6 +105,12 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn new(targets: Vec<Target>) -> Matcher {
+        Matcher::build(targets, true)
+    }
+
+    /// `fast`: use the SIMD prefilters where they apply (always, but in tests comparing them
+    /// with the plain automata).
+    fn build(targets: Vec<Target>, fast: bool) -> Matcher {
         let mut by_ip: HashMap<IpAddr, Vec<usize>> = HashMap::new();
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         let mut v4 = Vec::new();
@@ -136,11 +170,30 @@ impl Matcher {
                 .ok()
                 .map(|ac| Automaton { ac, pats })
         };
+        let name_fast = if fast { NameFast::new(&names) } else { None };
+        let name_ac = if name_fast.is_none() {
+            build(names, true)
+        } else {
+            None
+        };
+        let range_seps = if fast {
+            let mut b = packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .builder();
+            for d in b'0'..=b'9' {
+                b.add([d, b'/']).add([d, b'-']);
+            }
+            b.build()
+        } else {
+            None
+        };
         Matcher {
             targets,
             v4_ac: build(v4s, false),
-            name_ac: build(names, true),
+            name_fast,
+            name_ac,
             v6_ac: build(v6s, false),
+            range_seps,
             v4_prefix,
             by_ip,
             by_name,
@@ -303,7 +356,12 @@ impl Matcher {
             (None, Some(a)) => scan_automaton(a, hay, &mut out),
             (None, None) => {}
         }
-        for a in [&self.name_ac, &self.v6_ac].into_iter().flatten() {
+        match (&self.name_fast, &self.name_ac) {
+            (Some(f), _) => f.scan(hay, &mut out),
+            (None, Some(a)) => scan_automaton(a, hay, &mut out),
+            (None, None) => {}
+        }
+        if let Some(a) = &self.v6_ac {
             scan_automaton(a, hay, &mut out);
         }
         if !self.v4.is_empty() {
@@ -354,46 +412,221 @@ impl Matcher {
     }
 
     fn scan_ranges(&self, hay: &[u8], out: &mut Vec<ScanHit>) {
-        for pos in memchr::memchr2_iter(b'/', b'-', hay) {
-            if pos == 0 || !hay[pos - 1].is_ascii_digit() {
-                continue;
-            }
-            let Some((start, lo)) = v4_back(hay, pos) else {
-                continue;
-            };
-            let (end, lo, hi) = if hay[pos] == b'/' {
-                let Some((end, len)) = prefix_after(hay, pos + 1) else {
-                    continue;
-                };
-                if len >= 32 {
-                    continue;
+        match &self.range_seps {
+            Some(seps) => {
+                let mut at = 0;
+                while let Some(m) = seps.find_in(hay, Span::from(at..hay.len())) {
+                    at = m.end();
+                    self.range_at(hay, m.start() + 1, out);
                 }
-                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                if lo & !mask != 0 {
-                    continue; // interface notation: names the host (the literal scan has it)
-                }
-                (end, lo, lo | !mask)
-            } else {
-                let Some((end, hi)) = v4_fwd(hay, pos + 1) else {
-                    continue;
-                };
-                (end, lo, hi)
-            };
-            let ts = self.covered_v4(lo, hi);
-            if ts.is_empty() {
-                continue;
             }
-            let text = String::from_utf8_lossy(&hay[start..end]).into_owned();
-            for t in ts {
-                out.push(ScanHit {
-                    target: t,
-                    start,
-                    end,
-                    matched: text.clone(),
-                    coverage: Coverage::CoveredByRange(text.clone()),
-                });
+            None => {
+                for pos in memchr::memchr2_iter(b'/', b'-', hay) {
+                    if pos > 0 && hay[pos - 1].is_ascii_digit() {
+                        self.range_at(hay, pos, out);
+                    }
+                }
             }
         }
+    }
+
+    /// The range whose `/` or `-` is at `pos` (a digit before it), if it covers VMs.
+    fn range_at(&self, hay: &[u8], pos: usize, out: &mut Vec<ScanHit>) {
+        let Some((start, lo)) = v4_back(hay, pos) else {
+            return;
+        };
+        let (end, lo, hi) = if hay[pos] == b'/' {
+            let Some((end, len)) = prefix_after(hay, pos + 1) else {
+                return;
+            };
+            if len >= 32 {
+                return;
+            }
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            if lo & !mask != 0 {
+                return; // interface notation: names the host (the literal scan has it)
+            }
+            (end, lo, lo | !mask)
+        } else {
+            let Some((end, hi)) = v4_fwd(hay, pos + 1) else {
+                return;
+            };
+            (end, lo, hi)
+        };
+        let ts = self.covered_v4(lo, hi);
+        if ts.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&hay[start..end]).into_owned();
+        for t in ts {
+            out.push(ScanHit {
+                target: t,
+                start,
+                end,
+                matched: text.clone(),
+                coverage: Coverage::CoveredByRange(text.clone()),
+            });
+        }
+    }
+}
+
+/// A byte a host name is made of: a name never starts right after one.
+fn is_name_byte(b: u8) -> bool {
+    is_word(b) || b == b'-' || b == b'.'
+}
+
+/// Literals to search for, few enough for Teddy (at most 64), and where each sits in the
+/// names (`literals[i]` at offsets `offsets[i]` from a name's start): every name holds one of
+/// them at one of its offsets. As rare in ordinary text as that allows: each name's 3 bytes
+/// ending at its first byte that is not a letter, past the first two (`ay-` in `pay-db-01`,
+/// `eb0` in `web01`, `vm-` in `vm-w00042`; a word followed by a separator or digit is rarer
+/// than a word); when that gives too many literals, each name's first `k` bytes for the
+/// largest `k` (at most 8) that does not. No literal is a prefix of another, so at most one
+/// occurs at a position.
+fn name_literals(names: &[Vec<u8>]) -> Option<(Vec<Vec<u8>>, Vec<Vec<usize>>)> {
+    const MAX: usize = 64;
+    // (literal, offset) per name → the prefix-free literal set with each one's offsets.
+    let group = |per_name: Vec<(&[u8], usize)>| {
+        let set: BTreeSet<&[u8]> = per_name.iter().map(|(l, _)| *l).collect();
+        // Sorted, a literal comes right before the ones it is a prefix of.
+        let mut lits: Vec<&[u8]> = Vec::new();
+        for l in set {
+            if !lits.last().is_some_and(|p| l.starts_with(p)) {
+                lits.push(l);
+            }
+        }
+        let mut offsets = vec![Vec::new(); lits.len()];
+        for (l, o) in per_name {
+            // The kept literal that is a prefix of `l` (itself, or the one before it).
+            let i = lits.partition_point(|p| *p <= l) - 1;
+            if !offsets[i].contains(&o) {
+                offsets[i].push(o);
+            }
+        }
+        let lits: Vec<Vec<u8>> = lits.into_iter().map(<[u8]>::to_vec).collect();
+        (lits, offsets)
+    };
+    let inner = group(
+        names
+            .iter()
+            .map(|n| {
+                let end = n
+                    .iter()
+                    .skip(2)
+                    .position(|b| !b.is_ascii_alphabetic())
+                    .map_or(n.len(), |i| i + 3);
+                let start = end.saturating_sub(3);
+                (&n[start..end], start)
+            })
+            .collect(),
+    );
+    if inner.0.len() <= MAX {
+        return Some(inner);
+    }
+    (1..=8).rev().find_map(|k| {
+        let g = group(names.iter().map(|n| (&n[..k.min(n.len())], 0)).collect());
+        (g.0.len() <= if k == 1 { 16 } else { MAX }).then_some(g)
+    })
+}
+
+impl NameFast {
+    /// `None` when a name has a byte the fast path does not allow, or Teddy is unavailable
+    /// (no SSSE3/AVX2, or too many literals): the case-insensitive automaton is used then.
+    fn new((strings, pats, _): &PatSet) -> Option<NameFast> {
+        if strings.is_empty()
+            || strings
+                .iter()
+                .any(|s| s.is_empty() || !s.bytes().all(is_name_byte))
+        {
+            return None;
+        }
+        // Case variants of one name become one pattern; the first one's VMs are kept, as the
+        // case-insensitive automaton reports the first of equal patterns.
+        let mut seen = std::collections::HashSet::new();
+        let mut lower: Vec<Vec<u8>> = Vec::new();
+        let mut kept: Vec<Pat> = Vec::new();
+        for (s, p) in strings.iter().zip(pats) {
+            let l = s.to_ascii_lowercase().into_bytes();
+            if seen.insert(l.clone()) {
+                lower.push(l);
+                kept.push(p.clone());
+            }
+        }
+        let (literals, offsets) = name_literals(&lower)?;
+        let literals = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&literals)
+            .build()?;
+        let anchored = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(StartKind::Anchored)
+            .build(&lower)
+            .ok()?;
+        Some(NameFast {
+            literals,
+            offsets,
+            anchored,
+            pats: kept,
+        })
+    }
+
+    /// The name hits of `hay`, by offset.
+    ///
+    /// Why this equals [`scan_automaton`] (leftmost-longest from the start, a match failing
+    /// its boundary check retried one byte further, a kept match skipped): a match's start
+    /// `s` passes the check only if `hay[s - 1]` is not a name byte. Every byte of a name is
+    /// one, so no start inside a kept match, nor right after it, passes: skipping them
+    /// changes nothing, and the result is "at every word start, the longest name there, kept
+    /// when the byte after it allows". Every name holds one of the literals at one of its
+    /// offsets, and every occurrence of a literal is found (the search resumes one byte after
+    /// each), so every word start where a name begins is a candidate.
+    fn scan(&self, hay: &[u8], out: &mut Vec<ScanHit>) {
+        LOWER.with(|cell| {
+            let (lower, starts) = &mut *cell.borrow_mut();
+            lower.clear();
+            lower.extend(hay.iter().map(u8::to_ascii_lowercase));
+            starts.clear();
+            let mut at = 0;
+            while let Some(l) = self
+                .literals
+                .find_in(&lower[..], Span::from(at..lower.len()))
+            {
+                at = l.start() + 1;
+                for &o in &self.offsets[l.pattern().as_usize()] {
+                    let Some(s) = l.start().checked_sub(o) else {
+                        continue;
+                    };
+                    if s == 0 || !is_name_byte(lower[s - 1]) {
+                        starts.push(s);
+                    }
+                }
+            }
+            starts.sort_unstable();
+            starts.dedup();
+            for &s in starts.iter() {
+                let input = Input::new(&lower[..])
+                    .span(s..lower.len())
+                    .anchored(Anchored::Yes);
+                let Some(m) = self.anchored.find(input) else {
+                    continue;
+                };
+                let e = m.end();
+                if lower.get(e).is_some_and(|&b| is_word(b) || b == b'-') {
+                    continue;
+                }
+                let matched = String::from_utf8_lossy(&hay[s..e]).into_owned();
+                for &t in &self.pats[m.pattern().as_usize()].targets {
+                    out.push(ScanHit {
+                        target: t,
+                        start: s,
+                        end: e,
+                        matched: matched.clone(),
+                        coverage: Coverage::NamesHost,
+                    });
+                }
+            }
+        });
     }
 }
 
