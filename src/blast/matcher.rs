@@ -70,6 +70,29 @@ struct NameFast {
     /// text.
     anchored: AhoCorasick,
     pats: Vec<Pat>,
+    /// A filter before the automaton: the names' first `head_len` bytes (at most 8, no more
+    /// than the shortest name has), hashed into a bit set. A candidate whose first bytes are
+    /// not in it starts no name (most candidates: a literal inside an ordinary word).
+    head_len: usize,
+    heads: Vec<u64>,
+}
+
+/// Bits of the [`Matcher::v4_bits`] set (2^18 bits, 32 KiB).
+const V4_BITS: u32 = 18;
+
+fn v4_bit(a: u32) -> usize {
+    (u64::from(a).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - V4_BITS)) as usize
+}
+
+/// Bits of the [`NameFast::heads`] set (2^17 bits, 16 KiB): few false positives for tens of
+/// thousands of names.
+const HEAD_BITS: u32 = 17;
+
+/// The bit of `head` (1 to 8 bytes) in [`NameFast::heads`].
+fn head_bit(head: &[u8]) -> usize {
+    let mut b = [0u8; 8];
+    b[..head.len()].copy_from_slice(head);
+    (u64::from_le_bytes(b).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HEAD_BITS)) as usize
 }
 
 thread_local! {
@@ -99,6 +122,9 @@ pub struct Matcher {
     by_name: HashMap<String, Vec<usize>>,
     /// IPv4 addresses of the targets, sorted, for range lookups.
     v4: Vec<(u32, usize)>,
+    /// The same addresses hashed into a bit set ([`V4_BITS`] bits): most addresses found in
+    /// a text are no VM's, and one bit tells so without searching `v4`.
+    v4_bits: Vec<u64>,
     /// Ranges wider than this prefix are ignored.
     pub min_prefix: u8,
 }
@@ -153,6 +179,11 @@ impl Matcher {
             }
         }
         v4.sort_unstable();
+        let mut v4_bits = vec![0u64; (1 << V4_BITS) / 64];
+        for (a, _) in &v4 {
+            let bit = v4_bit(*a);
+            v4_bits[bit / 64] |= 1 << (bit % 64);
+        }
         let [v4s, v6s, names] = sets;
         let v4_prefix = common_prefix(&v4s.0)
             .filter(|p| p.len() >= 3)
@@ -189,7 +220,12 @@ impl Matcher {
         };
         Matcher {
             targets,
-            v4_ac: build(v4s, false),
+            // The common-prefix search replaces the IPv4 automaton when there is one.
+            v4_ac: if v4_prefix.is_some() {
+                None
+            } else {
+                build(v4s, false)
+            },
             name_fast,
             name_ac,
             v6_ac: build(v6s, false),
@@ -198,6 +234,7 @@ impl Matcher {
             by_ip,
             by_name,
             v4,
+            v4_bits,
             min_prefix: 8,
         }
     }
@@ -222,6 +259,12 @@ impl Matcher {
     /// IPv4 VMs inside `lo..=hi`, unless the range is wider than `/min_prefix`.
     pub fn covered_v4(&self, lo: u32, hi: u32) -> Vec<usize> {
         if lo > hi || u64::from(hi - lo) >= 1u64 << (32 - u32::from(self.min_prefix.min(32))) {
+            return Vec::new();
+        }
+        // Most ranges in a text hold no VM at all.
+        if self.v4.first().is_none_or(|(a, _)| hi < *a)
+            || self.v4.last().is_none_or(|(a, _)| lo > *a)
+        {
             return Vec::new();
         }
         let from = self.v4.partition_point(|(a, _)| *a < lo);
@@ -390,7 +433,11 @@ impl Matcher {
             let Some(a) = v4_parse(&hay[s..e]) else {
                 continue;
             };
-            // The sorted address list: no hashing on this hot path.
+            // The bit set first, then the sorted address list.
+            let bit = v4_bit(a);
+            if self.v4_bits[bit / 64] & (1 << (bit % 64)) == 0 {
+                continue;
+            }
             let from = self.v4.partition_point(|(x, _)| *x < a);
             if self.v4.get(from).is_none_or(|(x, _)| *x != a)
                 || !boundary_ok(hay, s, e, PatKind::V4)
@@ -563,11 +610,19 @@ impl NameFast {
             .start_kind(StartKind::Anchored)
             .build(&lower)
             .ok()?;
+        let head_len = lower.iter().map(Vec::len).min().unwrap_or(1).min(8);
+        let mut heads = vec![0u64; (1 << HEAD_BITS) / 64];
+        for n in &lower {
+            let bit = head_bit(&n[..head_len]);
+            heads[bit / 64] |= 1 << (bit % 64);
+        }
         Some(NameFast {
             literals,
             offsets,
             anchored,
             pats: kept,
+            head_len,
+            heads,
         })
     }
 
@@ -585,7 +640,8 @@ impl NameFast {
         LOWER.with(|cell| {
             let (lower, starts) = &mut *cell.borrow_mut();
             lower.clear();
-            lower.extend(hay.iter().map(u8::to_ascii_lowercase));
+            lower.extend_from_slice(hay);
+            lower.make_ascii_lowercase();
             starts.clear();
             let mut at = 0;
             while let Some(l) = self
@@ -605,6 +661,13 @@ impl NameFast {
             starts.sort_unstable();
             starts.dedup();
             for &s in starts.iter() {
+                let Some(head) = lower.get(s..s + self.head_len) else {
+                    continue; // too close to the end for any name
+                };
+                let bit = head_bit(head);
+                if self.heads[bit / 64] & (1 << (bit % 64)) == 0 {
+                    continue;
+                }
                 let input = Input::new(&lower[..])
                     .span(s..lower.len())
                     .anchored(Anchored::Yes);
