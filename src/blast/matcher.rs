@@ -979,4 +979,216 @@ mod tests {
         assert!(names("any").is_empty());
         assert!(names("192.0.2.100").is_empty());
     }
+
+    /// Teddy (the packed searchers) is there on x86_64 with SSSE3 and on aarch64 with NEON;
+    /// elsewhere the fast paths are not built and the automata run.
+    fn teddy_available() -> bool {
+        packed::Searcher::new(["abc"]).is_some()
+    }
+
+    fn key(h: &ScanHit) -> (usize, usize, usize, String, Coverage) {
+        (
+            h.target,
+            h.start,
+            h.end,
+            h.matched.clone(),
+            h.coverage.clone(),
+        )
+    }
+
+    /// The fast paths (names: literals + anchored automaton; ranges: digit-separator search)
+    /// find exactly what the plain automata and the `/`/`-` scan find, on random texts made of
+    /// names in every case, near misses, separators, addresses and ranges, cut anywhere (a
+    /// name at the very start or end of the text, a text shorter than Teddy's minimum).
+    fn assert_fast_equals_plain(targets: Vec<Target>, pieces: &[&str], seed: u64) {
+        let fast = Matcher::build(targets.clone(), true);
+        let plain = Matcher::build(targets, false);
+        assert!(plain.name_fast.is_none() && plain.range_seps.is_none());
+        if teddy_available() {
+            assert!(fast.range_seps.is_some());
+        }
+        let mut seed = seed;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize % n
+        };
+        for round in 0..300 {
+            let mut text = String::new();
+            let len = if round % 10 == 0 {
+                1 + next(12)
+            } else {
+                50 + next(400)
+            };
+            while text.len() < len {
+                let p = pieces[next(pieces.len())];
+                // Random case, so that case-insensitivity is exercised on every piece.
+                text.extend(p.chars().map(|c| {
+                    if next(3) == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                }));
+            }
+            let hay = text.as_bytes();
+            for (a, b) in [
+                (0, hay.len()),
+                (next(hay.len()), hay.len()),
+                (0, next(hay.len())),
+            ] {
+                let hay = &hay[a..b];
+                let f: Vec<_> = fast.scan(hay).iter().map(key).collect();
+                let p: Vec<_> = plain.scan(hay).iter().map(key).collect();
+                assert_eq!(f, p, "text {:?}", String::from_utf8_lossy(hay));
+            }
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "app01",
+        "app01.corp",
+        "app01-old",
+        "xapp01",
+        "pp01",
+        "db-1",
+        "db-10",
+        "db_1",
+        "web01",
+        "web01.corp.example",
+        "pay-db-0042",
+        "pay-db-00421",
+        "cache-",
+        "cache",
+        "ay-db",
+        "-",
+        ".",
+        "_",
+        " ",
+        "\n",
+        "=",
+        ":8080",
+        "/",
+        "10.1.1.5",
+        "10.1.1.0/24",
+        "10.1.1.1-10.1.1.9",
+        "5-6",
+        "0/",
+        "1",
+        "12345",
+        "a",
+        "vm-w00042",
+        "vm-w0004",
+        "vm-",
+        "x",
+        "é",
+        "app",
+    ];
+
+    fn named(names: &[&str], ips: &[&str]) -> Vec<Target> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut t = t(n, ips.get(i).map_or(&[][..], std::slice::from_ref));
+                if let Some((short, _)) = n.split_once('.') {
+                    t.hostnames.push(short.to_string());
+                }
+                t
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fast_paths_equal_the_automata() {
+        // Overlapping names (one a prefix of another, one inside another), a name with `_`,
+        // digits only, two letters, case variants of one name on two VMs.
+        let targets = named(
+            &[
+                "app01",
+                "app01.corp",
+                "pp01",
+                "db-1",
+                "db_1",
+                "web01.corp.example",
+                "pay-db-0042",
+                "12345",
+                "ab",
+                "vm-w00042",
+                "APP01",
+            ],
+            &["10.1.1.5", "10.1.1.50", "192.0.2.9"],
+        );
+        let fast = Matcher::build(targets.clone(), true);
+        if teddy_available() {
+            assert!(fast.name_fast.is_some());
+        }
+        assert_fast_equals_plain(targets, PIECES, 1);
+    }
+
+    /// More distinct literals than Teddy takes (the fixed-length prefixes then), and a name
+    /// the fast path does not take (a space: the automaton then).
+    #[test]
+    fn fast_path_fallbacks_equal_the_automata() {
+        let many: Vec<String> = (0..300)
+            .map(|i| {
+                let a = (b'a' + (i % 26) as u8) as char;
+                let b = (b'a' + (i / 26 % 26) as u8) as char;
+                format!("q{a}{b}-{i}")
+            })
+            .collect();
+        let names: Vec<&str> = many.iter().map(String::as_str).collect();
+        let targets = named(&names, &["10.1.1.5"]);
+        let lower: Vec<Vec<u8>> = many.iter().map(|n| n.clone().into_bytes()).collect();
+        let (lits, _) = name_literals(&lower).expect("literals");
+        assert!(
+            lits.len() <= 64 && lits.iter().all(|l| l.len() <= 3),
+            "{lits:?}"
+        );
+        let mut pieces: Vec<&str> = PIECES.to_vec();
+        pieces.extend(names.iter().take(40));
+        pieces.extend(["qab", "qab-", "ab-1", "q"]);
+        assert_fast_equals_plain(targets, &pieces, 2);
+
+        let targets = named(&["app01", "web 01"], &[]);
+        assert!(Matcher::build(targets.clone(), true).name_fast.is_none());
+        assert_fast_equals_plain(targets, &["web 01", "app01", " ", "web", "01"], 3);
+    }
+
+    /// Every name holds one of its literals at one of that literal's offsets, and no literal
+    /// is a prefix of another (so one occurrence per position is all there is to find).
+    #[test]
+    fn name_literals_cover_every_name() {
+        let names: Vec<Vec<u8>> = [
+            "pay-db-0042",
+            "cache-mq-0001",
+            "db-pay-0042.corp.example.internal",
+            "web01",
+            "ab",
+            "12345",
+            "database",
+            "x",
+            "vm-w00042",
+        ]
+        .iter()
+        .map(|n| n.as_bytes().to_vec())
+        .collect();
+        let (lits, offsets) = name_literals(&names).expect("literals");
+        for n in &names {
+            assert!(
+                lits.iter().zip(&offsets).any(|(l, os)| os
+                    .iter()
+                    .any(|&o| n.get(o..).is_some_and(|r| r.starts_with(l)))),
+                "{}",
+                String::from_utf8_lossy(n)
+            );
+        }
+        for a in &lits {
+            for b in &lits {
+                assert!(a == b || !b.starts_with(a), "{a:?} is a prefix of {b:?}");
+            }
+        }
+        assert!(lits.contains(&b"ay-".to_vec()) && lits.contains(&b"vm-".to_vec()));
+    }
 }
