@@ -63,11 +63,13 @@ struct Automaton {
 /// a letter, digit, `-`, `_` or `.`), the longest name there, by an anchored automaton. It
 /// finds exactly what [`scan_automaton`] finds (see the proof on [`NameFast::scan`]).
 struct NameFast {
+    /// The literals (lowercase, searched in a lowercased copy of the text), or every case
+    /// variant of them (searched in the text itself) when there are few.
     literals: packed::Searcher,
+    case_variants: bool,
     /// Per literal, its offsets from the start of the names holding it.
     offsets: Vec<Vec<usize>>,
-    /// Lowercase names, anchored, leftmost-longest; case-insensitive through the lowercased
-    /// text.
+    /// Lowercase names, anchored, leftmost-longest, ASCII case-insensitive.
     anchored: AhoCorasick,
     pats: Vec<Pat>,
     /// A filter before the automaton: the names' first `head_len` bytes (at most 8, no more
@@ -84,14 +86,43 @@ fn v4_bit(a: u32) -> usize {
     (u64::from(a).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - V4_BITS)) as usize
 }
 
+/// At most this many case variants of the names' literals are searched for in the text
+/// itself (Teddy's slim searcher); more, and the text is lowercased first.
+const CASE_VARIANTS_MAX: usize = 16;
+
+/// Every ASCII case variant of `l`.
+fn case_variants(l: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::new()];
+    for &b in l {
+        let up = b.to_ascii_uppercase();
+        if up == b {
+            out.iter_mut().for_each(|v| v.push(b));
+        } else {
+            out = out
+                .into_iter()
+                .flat_map(|v| {
+                    let mut w = v.clone();
+                    w.push(up);
+                    let mut v = v;
+                    v.push(b);
+                    [v, w]
+                })
+                .collect();
+        }
+    }
+    out
+}
+
 /// Bits of the [`NameFast::heads`] set (2^17 bits, 16 KiB): few false positives for tens of
 /// thousands of names.
 const HEAD_BITS: u32 = 17;
 
 /// The bit of `head` (1 to 8 bytes) in [`NameFast::heads`].
+/// Case-insensitive: the bytes are lowercased.
 fn head_bit(head: &[u8]) -> usize {
     let mut b = [0u8; 8];
     b[..head.len()].copy_from_slice(head);
+    b.make_ascii_lowercase();
     (u64::from_le_bytes(b).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HEAD_BITS)) as usize
 }
 
@@ -600,6 +631,19 @@ impl NameFast {
             }
         }
         let (literals, offsets) = name_literals(&lower)?;
+        // Few enough case variants of the literals: search for them all in the text itself,
+        // which saves the lowercased copy.
+        let variants: Vec<(Vec<u8>, &Vec<usize>)> = literals
+            .iter()
+            .zip(&offsets)
+            .flat_map(|(l, o)| case_variants(l).into_iter().map(move |v| (v, o)))
+            .collect();
+        let case_variants = variants.len() <= CASE_VARIANTS_MAX;
+        let (literals, offsets) = if case_variants {
+            variants.into_iter().map(|(v, o)| (v, o.clone())).unzip()
+        } else {
+            (literals, offsets)
+        };
         let literals = packed::Config::new()
             .match_kind(packed::MatchKind::LeftmostFirst)
             .builder()
@@ -608,6 +652,7 @@ impl NameFast {
         let anchored = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .start_kind(StartKind::Anchored)
+            .ascii_case_insensitive(true)
             .build(&lower)
             .ok()?;
         let head_len = lower.iter().map(Vec::len).min().unwrap_or(1).min(8);
@@ -619,6 +664,7 @@ impl NameFast {
         Some(NameFast {
             literals,
             offsets,
+            case_variants,
             anchored,
             pats: kept,
             head_len,
@@ -639,21 +685,23 @@ impl NameFast {
     fn scan(&self, hay: &[u8], out: &mut Vec<ScanHit>) {
         LOWER.with(|cell| {
             let (lower, starts) = &mut *cell.borrow_mut();
-            lower.clear();
-            lower.extend_from_slice(hay);
-            lower.make_ascii_lowercase();
+            let text = if self.case_variants {
+                hay
+            } else {
+                lower.clear();
+                lower.extend_from_slice(hay);
+                lower.make_ascii_lowercase();
+                &lower[..]
+            };
             starts.clear();
             let mut at = 0;
-            while let Some(l) = self
-                .literals
-                .find_in(&lower[..], Span::from(at..lower.len()))
-            {
+            while let Some(l) = self.literals.find_in(text, Span::from(at..text.len())) {
                 at = l.start() + 1;
                 for &o in &self.offsets[l.pattern().as_usize()] {
                     let Some(s) = l.start().checked_sub(o) else {
                         continue;
                     };
-                    if s == 0 || !is_name_byte(lower[s - 1]) {
+                    if s == 0 || !is_name_byte(text[s - 1]) {
                         starts.push(s);
                     }
                 }
@@ -661,21 +709,19 @@ impl NameFast {
             starts.sort_unstable();
             starts.dedup();
             for &s in starts.iter() {
-                let Some(head) = lower.get(s..s + self.head_len) else {
+                let Some(head) = text.get(s..s + self.head_len) else {
                     continue; // too close to the end for any name
                 };
                 let bit = head_bit(head);
                 if self.heads[bit / 64] & (1 << (bit % 64)) == 0 {
                     continue;
                 }
-                let input = Input::new(&lower[..])
-                    .span(s..lower.len())
-                    .anchored(Anchored::Yes);
+                let input = Input::new(text).span(s..text.len()).anchored(Anchored::Yes);
                 let Some(m) = self.anchored.find(input) else {
                     continue;
                 };
                 let e = m.end();
-                if lower.get(e).is_some_and(|&b| is_word(b) || b == b'-') {
+                if text.get(e).is_some_and(|&b| is_word(b) || b == b'-') {
                     continue;
                 }
                 let matched = String::from_utf8_lossy(&hay[s..e]).into_owned();
@@ -1125,6 +1171,20 @@ mod tests {
             assert!(fast.name_fast.is_some());
         }
         assert_fast_equals_plain(targets, PIECES, 1);
+        if teddy_available() {
+            assert!(!fast.name_fast.as_ref().is_some_and(|f| f.case_variants));
+        }
+        // Names sharing a prefix: few literals (`vm-`), searched by their case variants in
+        // the text itself.
+        let targets = named(
+            &["vm-w00042", "vm-w00042.corp.example", "vm-w0004", "vm-x1"],
+            &["10.20.0.1", "10.20.0.2"],
+        );
+        if teddy_available() {
+            let fast = Matcher::build(targets.clone(), true);
+            assert!(fast.name_fast.as_ref().is_some_and(|f| f.case_variants));
+        }
+        assert_fast_equals_plain(targets, PIECES, 4);
     }
 
     /// More distinct literals than Teddy takes (the fixed-length prefixes then), and a name
