@@ -835,28 +835,40 @@ fn boundary_ok(hay: &[u8], s: usize, e: usize, kind: PatKind) -> bool {
 }
 
 /// Dotted-quad IPv4 as `std` accepts it (four decimal octets ≤ 255, no leading zeros),
-/// parsed straight from bytes (the scanner's hot path).
+/// parsed straight from bytes in one pass (the scanner's hot path).
 fn v4_parse(b: &[u8]) -> Option<u32> {
+    if !(7..=15).contains(&b.len()) {
+        return None;
+    }
     let mut out: u32 = 0;
-    let mut octets = 0;
-    for part in b.split(|c| *c == b'.') {
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut v: u32 = 0;
-        for &c in part {
-            if !c.is_ascii_digit() {
+    let mut dots = 0;
+    let mut v: u32 = 0;
+    let mut digits = 0;
+    // An octet ends: 1 to 3 digits, no leading zero, at most 255.
+    let octet = |v: u32, digits: usize, first: u8| {
+        (1..=3).contains(&digits) && !(digits > 1 && first == b'0') && v <= 255
+    };
+    let mut first = 0u8;
+    for &c in b {
+        if c == b'.' {
+            if dots == 3 || !octet(v, digits, first) {
                 return None;
             }
+            out = (out << 8) | v;
+            dots += 1;
+            v = 0;
+            digits = 0;
+        } else if c.is_ascii_digit() {
+            if digits == 0 {
+                first = c;
+            }
+            digits += 1;
             v = v * 10 + u32::from(c - b'0');
-        }
-        if v > 255 || octets == 4 {
+        } else {
             return None;
         }
-        out = (out << 8) | v;
-        octets += 1;
     }
-    (octets == 4).then_some(out)
+    (dots == 3 && octet(v, digits, first)).then_some((out << 8) | v)
 }
 
 /// An IPv4 address ending right before `end`.
@@ -902,8 +914,11 @@ fn prefix_after(hay: &[u8], start: usize) -> Option<(usize, u8)> {
     if hay.get(e).is_some_and(|b| is_word(*b)) {
         return None;
     }
-    let len: u8 = std::str::from_utf8(&hay[start..e]).ok()?.parse().ok()?;
-    (len <= 32).then_some((e, len))
+    // At most 3 digits, leading zeros allowed (as `u8::from_str` reads them).
+    let len = hay[start..e]
+        .iter()
+        .fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+    (len <= 32).then_some((e, len as u8))
 }
 
 #[cfg(test)]
@@ -991,7 +1006,40 @@ mod tests {
             "a.1.1.1",
             "1.1.1.1000",
             "",
+            "1.2.3.4.",
+            ".1.2.3.4",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1.2.3.4444",
+            "999.1.1.1",
+            "1.2.3.255",
+            "1.2.3.256",
+            "001.2.3.4",
+            "1.2..3",
+            "1.2.3.4/5",
+            "12.34.56.78",
+            "123.123.123.123",
+            "1234.1.1.1",
+            "1.1.1.1.",
         ] {
+            let std = t.parse::<Ipv4Addr>().ok().map(u32::from);
+            assert_eq!(v4_parse(t.as_bytes()), std, "{t}");
+        }
+        // And on random strings of digits and dots (an occasional other byte).
+        let mut seed: u64 = 7;
+        for _ in 0..200_000 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let mut r = seed;
+            let len = (r % 17) as usize;
+            r >>= 5;
+            let t: String = (0..len)
+                .map(|_| {
+                    r = r.rotate_left(7).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    b"0123456789....12502a"[(r >> 40) as usize % 20] as char
+                })
+                .collect();
             let std = t.parse::<Ipv4Addr>().ok().map(u32::from);
             assert_eq!(v4_parse(t.as_bytes()), std, "{t}");
         }
