@@ -1,6 +1,15 @@
-//! The matcher: every VM's addresses and names in one Aho-Corasick automaton (the engine
-//! ripgrep uses), with boundary checks after each match, plus a scan for CIDRs and ranges that
-//! contain a VM's address.
+//! The matcher: every VM's addresses and names, found with the engines ripgrep uses
+//! (`aho-corasick`, with its SIMD `packed`/Teddy searcher, and `memchr`), with boundary checks
+//! after each match, plus a scan for CIDRs and ranges that contain a VM's address.
+//!
+//! Search paths (each finds exactly what the plain automata find; the tests compare them):
+//! - IPv4: a memmem search for the addresses' common prefix (`10.20.`), then a bit set and the
+//!   sorted address list; without a common prefix, an automaton.
+//! - names: a Teddy search for a few short literals the names hold (`ay-` of `pay-db-0042`),
+//!   a word-start check and a bit set of the names' first bytes at each, then the longest name
+//!   there by an anchored automaton (see [`NameFast`]); names with other bytes than letters,
+//!   digits, `-`, `_` and `.`, or too many distinct literals: one case-insensitive automaton.
+//! - ranges: a Teddy search for a digit followed by `/` or `-`.
 //!
 //! Boundary rules (a match is kept only when they hold):
 //! - IPv4 `10.1.1.5`: the byte before is not a letter, digit, `.` or `_`, nor a `-` that follows
@@ -58,7 +67,9 @@ struct Automaton {
 
 /// The names' fast path, when every name is made of letters, digits, `-`, `_` and `.` (host
 /// names are): a SIMD search (`aho_corasick::packed`, Teddy) for a few dozen short literals
-/// the names hold (see [`name_literals`]) in a lowercased copy of the text; where one occurs,
+/// the names hold (see [`name_literals`]) in a lowercased copy of the text (or for each case
+/// variant of them in the text itself, when that makes at most [`CASE_VARIANTS_MAX`]); where
+/// one occurs,
 /// the name would start a few bytes before: when that is a word start (the byte before is not
 /// a letter, digit, `-`, `_` or `.`), the longest name there, by an anchored automaton. It
 /// finds exactly what [`scan_automaton`] finds (see the proof on [`NameFast::scan`]).
@@ -553,6 +564,9 @@ fn is_name_byte(b: u8) -> bool {
     is_word(b) || b == b'-' || b == b'.'
 }
 
+/// The literals and, per literal, its offsets in the names (see [`name_literals`]).
+type Literals = (Vec<Vec<u8>>, Vec<Vec<usize>>);
+
 /// Literals to search for, few enough for Teddy (at most 64), and where each sits in the
 /// names (`literals[i]` at offsets `offsets[i]` from a name's start): every name holds one of
 /// them at one of its offsets. As rare in ordinary text as that allows: each name's 3 bytes
@@ -561,7 +575,7 @@ fn is_name_byte(b: u8) -> bool {
 /// than a word); when that gives too many literals, each name's first `k` bytes for the
 /// largest `k` (at most 8) that does not. No literal is a prefix of another, so at most one
 /// occurs at a position.
-fn name_literals(names: &[Vec<u8>]) -> Option<(Vec<Vec<u8>>, Vec<Vec<usize>>)> {
+fn name_literals(names: &[Vec<u8>]) -> Option<Literals> {
     const MAX: usize = 64;
     // (literal, offset) per name → the prefix-free literal set with each one's offsets.
     let group = |per_name: Vec<(&[u8], usize)>| {
