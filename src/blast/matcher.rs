@@ -1,6 +1,15 @@
-//! The matcher: every VM's addresses and names in one Aho-Corasick automaton (the engine
-//! ripgrep uses), with boundary checks after each match, plus a scan for CIDRs and ranges that
-//! contain a VM's address.
+//! The matcher: every VM's addresses and names, found with the engines ripgrep uses
+//! (`aho-corasick`, with its SIMD `packed`/Teddy searcher, and `memchr`), with boundary checks
+//! after each match, plus a scan for CIDRs and ranges that contain a VM's address.
+//!
+//! Search paths (each finds exactly what the plain automata find; the tests compare them):
+//! - IPv4: a memmem search for the addresses' common prefix (`10.20.`), then a bit set and the
+//!   sorted address list; without a common prefix, an automaton.
+//! - names: a Teddy search for a few short literals the names hold (`ay-` of `pay-db-0042`),
+//!   a word-start check and a bit set of the names' first bytes at each, then the longest name
+//!   there by an anchored automaton (see [`NameFast`]); names with other bytes than letters,
+//!   digits, `-`, `_` and `.`, or too many distinct literals: one case-insensitive automaton.
+//! - ranges: a Teddy search for a digit followed by `/` or `-`.
 //!
 //! Boundary rules (a match is kept only when they hold):
 //! - IPv4 `10.1.1.5`: the byte before is not a letter, digit, `.` or `_`, nor a `-` that follows
@@ -18,9 +27,10 @@
 
 use super::model::Coverage;
 use super::targets::Target;
-use aho_corasick::{AhoCorasick, Input, MatchKind};
+use aho_corasick::{packed, AhoCorasick, Anchored, Input, MatchKind, Span, StartKind};
 use ipnet::IpNet;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 #[derive(Debug, Clone)]
@@ -55,13 +65,96 @@ struct Automaton {
     pats: Vec<Pat>,
 }
 
+/// The names' fast path, when every name is made of letters, digits, `-`, `_` and `.` (host
+/// names are): a SIMD search (`aho_corasick::packed`, Teddy) for a few dozen short literals
+/// the names hold (see [`name_literals`]) in a lowercased copy of the text (or for each case
+/// variant of them in the text itself, when that makes at most [`CASE_VARIANTS_MAX`]); where
+/// one occurs,
+/// the name would start a few bytes before: when that is a word start (the byte before is not
+/// a letter, digit, `-`, `_` or `.`), the longest name there, by an anchored automaton. It
+/// finds exactly what [`scan_automaton`] finds (see the proof on [`NameFast::scan`]).
+struct NameFast {
+    /// The literals (lowercase, searched in a lowercased copy of the text), or every case
+    /// variant of them (searched in the text itself) when there are few.
+    literals: packed::Searcher,
+    case_variants: bool,
+    /// Per literal, its offsets from the start of the names holding it.
+    offsets: Vec<Vec<usize>>,
+    /// Lowercase names, anchored, leftmost-longest, ASCII case-insensitive.
+    anchored: AhoCorasick,
+    pats: Vec<Pat>,
+    /// A filter before the automaton: the names' first `head_len` bytes (at most 8, no more
+    /// than the shortest name has), hashed into a bit set. A candidate whose first bytes are
+    /// not in it starts no name (most candidates: a literal inside an ordinary word).
+    head_len: usize,
+    heads: Vec<u64>,
+}
+
+/// Bits of the [`Matcher::v4_bits`] set (2^18 bits, 32 KiB).
+const V4_BITS: u32 = 18;
+
+fn v4_bit(a: u32) -> usize {
+    (u64::from(a).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - V4_BITS)) as usize
+}
+
+/// At most this many case variants of the names' literals are searched for in the text
+/// itself (Teddy's slim searcher); more, and the text is lowercased first.
+const CASE_VARIANTS_MAX: usize = 16;
+
+/// Every ASCII case variant of `l`.
+fn case_variants(l: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::new()];
+    for &b in l {
+        let up = b.to_ascii_uppercase();
+        if up == b {
+            out.iter_mut().for_each(|v| v.push(b));
+        } else {
+            out = out
+                .into_iter()
+                .flat_map(|v| {
+                    let mut w = v.clone();
+                    w.push(up);
+                    let mut v = v;
+                    v.push(b);
+                    [v, w]
+                })
+                .collect();
+        }
+    }
+    out
+}
+
+/// Bits of the [`NameFast::heads`] set (2^17 bits, 16 KiB): few false positives for tens of
+/// thousands of names.
+const HEAD_BITS: u32 = 17;
+
+/// The bit of `head` (1 to 8 bytes) in [`NameFast::heads`].
+/// Case-insensitive: the bytes are lowercased.
+fn head_bit(head: &[u8]) -> usize {
+    let mut b = [0u8; 8];
+    b[..head.len()].copy_from_slice(head);
+    b.make_ascii_lowercase();
+    (u64::from_le_bytes(b).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HEAD_BITS)) as usize
+}
+
+thread_local! {
+    /// The lowercased copy of the text the name search runs on and the candidate starts,
+    /// reused per thread.
+    static LOWER: RefCell<(Vec<u8>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
 pub struct Matcher {
     pub targets: Vec<Target>,
     /// IPv4 addresses; names (case-insensitive); IPv6 addresses. Separate automata are
     /// several times faster than one: each is smaller and gets its own prefilter.
     v4_ac: Option<Automaton>,
+    /// The names: the fast path when it applies, else one case-insensitive automaton.
+    name_fast: Option<NameFast>,
     name_ac: Option<Automaton>,
     v6_ac: Option<Automaton>,
+    /// Where a range can be (a digit, then `/` or `-`): a SIMD search for those 20 two-byte
+    /// strings instead of stopping at every `/` and `-` of the text (paths, host names).
+    range_seps: Option<packed::Searcher>,
     /// The longest common prefix of all IPv4 patterns (`10.20.` for an estate in
     /// 10.20.0.0/16), when it has at least 3 bytes: a memmem search for it, then a lookup of
     /// the address at each hit, replaces the IPv4 automaton (the prefilter ripgrep gets from
@@ -71,12 +164,21 @@ pub struct Matcher {
     by_name: HashMap<String, Vec<usize>>,
     /// IPv4 addresses of the targets, sorted, for range lookups.
     v4: Vec<(u32, usize)>,
+    /// The same addresses hashed into a bit set ([`V4_BITS`] bits): most addresses found in
+    /// a text are no VM's, and one bit tells so without searching `v4`.
+    v4_bits: Vec<u64>,
     /// Ranges wider than this prefix are ignored.
     pub min_prefix: u8,
 }
 
 impl Matcher {
     pub fn new(targets: Vec<Target>) -> Matcher {
+        Matcher::build(targets, true)
+    }
+
+    /// `fast`: use the SIMD prefilters where they apply (always, but in tests comparing them
+    /// with the plain automata).
+    fn build(targets: Vec<Target>, fast: bool) -> Matcher {
         let mut by_ip: HashMap<IpAddr, Vec<usize>> = HashMap::new();
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         let mut v4 = Vec::new();
@@ -119,6 +221,11 @@ impl Matcher {
             }
         }
         v4.sort_unstable();
+        let mut v4_bits = vec![0u64; (1 << V4_BITS) / 64];
+        for (a, _) in &v4 {
+            let bit = v4_bit(*a);
+            v4_bits[bit / 64] |= 1 << (bit % 64);
+        }
         let [v4s, v6s, names] = sets;
         let v4_prefix = common_prefix(&v4s.0)
             .filter(|p| p.len() >= 3)
@@ -136,15 +243,40 @@ impl Matcher {
                 .ok()
                 .map(|ac| Automaton { ac, pats })
         };
+        let name_fast = if fast { NameFast::new(&names) } else { None };
+        let name_ac = if name_fast.is_none() {
+            build(names, true)
+        } else {
+            None
+        };
+        let range_seps = if fast {
+            let mut b = packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .builder();
+            for d in b'0'..=b'9' {
+                b.add([d, b'/']).add([d, b'-']);
+            }
+            b.build()
+        } else {
+            None
+        };
         Matcher {
             targets,
-            v4_ac: build(v4s, false),
-            name_ac: build(names, true),
+            // The common-prefix search replaces the IPv4 automaton when there is one.
+            v4_ac: if v4_prefix.is_some() {
+                None
+            } else {
+                build(v4s, false)
+            },
+            name_fast,
+            name_ac,
             v6_ac: build(v6s, false),
+            range_seps,
             v4_prefix,
             by_ip,
             by_name,
             v4,
+            v4_bits,
             min_prefix: 8,
         }
     }
@@ -169,6 +301,12 @@ impl Matcher {
     /// IPv4 VMs inside `lo..=hi`, unless the range is wider than `/min_prefix`.
     pub fn covered_v4(&self, lo: u32, hi: u32) -> Vec<usize> {
         if lo > hi || u64::from(hi - lo) >= 1u64 << (32 - u32::from(self.min_prefix.min(32))) {
+            return Vec::new();
+        }
+        // Most ranges in a text hold no VM at all.
+        if self.v4.first().is_none_or(|(a, _)| hi < *a)
+            || self.v4.last().is_none_or(|(a, _)| lo > *a)
+        {
             return Vec::new();
         }
         let from = self.v4.partition_point(|(a, _)| *a < lo);
@@ -303,7 +441,12 @@ impl Matcher {
             (None, Some(a)) => scan_automaton(a, hay, &mut out),
             (None, None) => {}
         }
-        for a in [&self.name_ac, &self.v6_ac].into_iter().flatten() {
+        match (&self.name_fast, &self.name_ac) {
+            (Some(f), _) => f.scan(hay, &mut out),
+            (None, Some(a)) => scan_automaton(a, hay, &mut out),
+            (None, None) => {}
+        }
+        if let Some(a) = &self.v6_ac {
             scan_automaton(a, hay, &mut out);
         }
         if !self.v4.is_empty() {
@@ -332,7 +475,11 @@ impl Matcher {
             let Some(a) = v4_parse(&hay[s..e]) else {
                 continue;
             };
-            // The sorted address list: no hashing on this hot path.
+            // The bit set first, then the sorted address list.
+            let bit = v4_bit(a);
+            if self.v4_bits[bit / 64] & (1 << (bit % 64)) == 0 {
+                continue;
+            }
             let from = self.v4.partition_point(|(x, _)| *x < a);
             if self.v4.get(from).is_none_or(|(x, _)| *x != a)
                 || !boundary_ok(hay, s, e, PatKind::V4)
@@ -354,46 +501,255 @@ impl Matcher {
     }
 
     fn scan_ranges(&self, hay: &[u8], out: &mut Vec<ScanHit>) {
-        for pos in memchr::memchr2_iter(b'/', b'-', hay) {
-            if pos == 0 || !hay[pos - 1].is_ascii_digit() {
-                continue;
-            }
-            let Some((start, lo)) = v4_back(hay, pos) else {
-                continue;
-            };
-            let (end, lo, hi) = if hay[pos] == b'/' {
-                let Some((end, len)) = prefix_after(hay, pos + 1) else {
-                    continue;
-                };
-                if len >= 32 {
-                    continue;
+        match &self.range_seps {
+            Some(seps) => {
+                let mut at = 0;
+                while let Some(m) = seps.find_in(hay, Span::from(at..hay.len())) {
+                    at = m.end();
+                    self.range_at(hay, m.start() + 1, out);
                 }
-                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                if lo & !mask != 0 {
-                    continue; // interface notation: names the host (the literal scan has it)
-                }
-                (end, lo, lo | !mask)
-            } else {
-                let Some((end, hi)) = v4_fwd(hay, pos + 1) else {
-                    continue;
-                };
-                (end, lo, hi)
-            };
-            let ts = self.covered_v4(lo, hi);
-            if ts.is_empty() {
-                continue;
             }
-            let text = String::from_utf8_lossy(&hay[start..end]).into_owned();
-            for t in ts {
-                out.push(ScanHit {
-                    target: t,
-                    start,
-                    end,
-                    matched: text.clone(),
-                    coverage: Coverage::CoveredByRange(text.clone()),
-                });
+            None => {
+                for pos in memchr::memchr2_iter(b'/', b'-', hay) {
+                    if pos > 0 && hay[pos - 1].is_ascii_digit() {
+                        self.range_at(hay, pos, out);
+                    }
+                }
             }
         }
+    }
+
+    /// The range whose `/` or `-` is at `pos` (a digit before it), if it covers VMs.
+    fn range_at(&self, hay: &[u8], pos: usize, out: &mut Vec<ScanHit>) {
+        let Some((start, lo)) = v4_back(hay, pos) else {
+            return;
+        };
+        let (end, lo, hi) = if hay[pos] == b'/' {
+            let Some((end, len)) = prefix_after(hay, pos + 1) else {
+                return;
+            };
+            if len >= 32 {
+                return;
+            }
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            if lo & !mask != 0 {
+                return; // interface notation: names the host (the literal scan has it)
+            }
+            (end, lo, lo | !mask)
+        } else {
+            let Some((end, hi)) = v4_fwd(hay, pos + 1) else {
+                return;
+            };
+            (end, lo, hi)
+        };
+        let ts = self.covered_v4(lo, hi);
+        if ts.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&hay[start..end]).into_owned();
+        for t in ts {
+            out.push(ScanHit {
+                target: t,
+                start,
+                end,
+                matched: text.clone(),
+                coverage: Coverage::CoveredByRange(text.clone()),
+            });
+        }
+    }
+}
+
+/// A byte a host name is made of: a name never starts right after one.
+fn is_name_byte(b: u8) -> bool {
+    is_word(b) || b == b'-' || b == b'.'
+}
+
+/// The literals and, per literal, its offsets in the names (see [`name_literals`]).
+type Literals = (Vec<Vec<u8>>, Vec<Vec<usize>>);
+
+/// Literals to search for, few enough for Teddy (at most 64), and where each sits in the
+/// names (`literals[i]` at offsets `offsets[i]` from a name's start): every name holds one of
+/// them at one of its offsets. As rare in ordinary text as that allows: each name's 3 bytes
+/// ending at its first byte that is not a letter, past the first two (`ay-` in `pay-db-01`,
+/// `eb0` in `web01`, `vm-` in `vm-w00042`; a word followed by a separator or digit is rarer
+/// than a word); when that gives too many literals, each name's first `k` bytes for the
+/// largest `k` (at most 8) that does not. No literal is a prefix of another, so at most one
+/// occurs at a position.
+fn name_literals(names: &[Vec<u8>]) -> Option<Literals> {
+    const MAX: usize = 64;
+    // (literal, offset) per name → the prefix-free literal set with each one's offsets.
+    let group = |per_name: Vec<(&[u8], usize)>| {
+        let set: BTreeSet<&[u8]> = per_name.iter().map(|(l, _)| *l).collect();
+        // Sorted, a literal comes right before the ones it is a prefix of.
+        let mut lits: Vec<&[u8]> = Vec::new();
+        for l in set {
+            if !lits.last().is_some_and(|p| l.starts_with(p)) {
+                lits.push(l);
+            }
+        }
+        let mut offsets = vec![Vec::new(); lits.len()];
+        for (l, o) in per_name {
+            // The kept literal that is a prefix of `l` (itself, or the one before it).
+            let i = lits.partition_point(|p| *p <= l) - 1;
+            if !offsets[i].contains(&o) {
+                offsets[i].push(o);
+            }
+        }
+        let lits: Vec<Vec<u8>> = lits.into_iter().map(<[u8]>::to_vec).collect();
+        (lits, offsets)
+    };
+    let inner = group(
+        names
+            .iter()
+            .map(|n| {
+                let end = n
+                    .iter()
+                    .skip(2)
+                    .position(|b| !b.is_ascii_alphabetic())
+                    .map_or(n.len(), |i| i + 3);
+                let start = end.saturating_sub(3);
+                (&n[start..end], start)
+            })
+            .collect(),
+    );
+    if inner.0.len() <= MAX {
+        return Some(inner);
+    }
+    (1..=8).rev().find_map(|k| {
+        let g = group(names.iter().map(|n| (&n[..k.min(n.len())], 0)).collect());
+        (g.0.len() <= if k == 1 { 16 } else { MAX }).then_some(g)
+    })
+}
+
+impl NameFast {
+    /// `None` when a name has a byte the fast path does not allow, or Teddy is unavailable
+    /// (no SSSE3/AVX2, or too many literals): the case-insensitive automaton is used then.
+    fn new((strings, pats, _): &PatSet) -> Option<NameFast> {
+        if strings.is_empty()
+            || strings
+                .iter()
+                .any(|s| s.is_empty() || !s.bytes().all(is_name_byte))
+        {
+            return None;
+        }
+        // Case variants of one name become one pattern; the first one's VMs are kept, as the
+        // case-insensitive automaton reports the first of equal patterns.
+        let mut seen = std::collections::HashSet::new();
+        let mut lower: Vec<Vec<u8>> = Vec::new();
+        let mut kept: Vec<Pat> = Vec::new();
+        for (s, p) in strings.iter().zip(pats) {
+            let l = s.to_ascii_lowercase().into_bytes();
+            if seen.insert(l.clone()) {
+                lower.push(l);
+                kept.push(p.clone());
+            }
+        }
+        let (literals, offsets) = name_literals(&lower)?;
+        // Few enough case variants of the literals: search for them all in the text itself,
+        // which saves the lowercased copy.
+        let variants: Vec<(Vec<u8>, &Vec<usize>)> = literals
+            .iter()
+            .zip(&offsets)
+            .flat_map(|(l, o)| case_variants(l).into_iter().map(move |v| (v, o)))
+            .collect();
+        let case_variants = variants.len() <= CASE_VARIANTS_MAX;
+        let (literals, offsets) = if case_variants {
+            variants.into_iter().map(|(v, o)| (v, o.clone())).unzip()
+        } else {
+            (literals, offsets)
+        };
+        let literals = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&literals)
+            .build()?;
+        let anchored = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(StartKind::Anchored)
+            .ascii_case_insensitive(true)
+            .build(&lower)
+            .ok()?;
+        let head_len = lower.iter().map(Vec::len).min().unwrap_or(1).min(8);
+        let mut heads = vec![0u64; (1 << HEAD_BITS) / 64];
+        for n in &lower {
+            let bit = head_bit(&n[..head_len]);
+            heads[bit / 64] |= 1 << (bit % 64);
+        }
+        Some(NameFast {
+            literals,
+            offsets,
+            case_variants,
+            anchored,
+            pats: kept,
+            head_len,
+            heads,
+        })
+    }
+
+    /// The name hits of `hay`, by offset.
+    ///
+    /// Why this equals [`scan_automaton`] (leftmost-longest from the start, a match failing
+    /// its boundary check retried one byte further, a kept match skipped): a match's start
+    /// `s` passes the check only if `hay[s - 1]` is not a name byte. Every byte of a name is
+    /// one, so no start inside a kept match, nor right after it, passes: skipping them
+    /// changes nothing, and the result is "at every word start, the longest name there, kept
+    /// when the byte after it allows". Every name holds one of the literals at one of its
+    /// offsets, and every occurrence of a literal is found (the search resumes one byte after
+    /// each), so every word start where a name begins is a candidate.
+    fn scan(&self, hay: &[u8], out: &mut Vec<ScanHit>) {
+        LOWER.with(|cell| {
+            let (lower, starts) = &mut *cell.borrow_mut();
+            let text = if self.case_variants {
+                hay
+            } else {
+                lower.clear();
+                lower.extend_from_slice(hay);
+                lower.make_ascii_lowercase();
+                &lower[..]
+            };
+            starts.clear();
+            let mut at = 0;
+            while let Some(l) = self.literals.find_in(text, Span::from(at..text.len())) {
+                at = l.start() + 1;
+                for &o in &self.offsets[l.pattern().as_usize()] {
+                    let Some(s) = l.start().checked_sub(o) else {
+                        continue;
+                    };
+                    if s == 0 || !is_name_byte(text[s - 1]) {
+                        starts.push(s);
+                    }
+                }
+            }
+            starts.sort_unstable();
+            starts.dedup();
+            for &s in starts.iter() {
+                let Some(head) = text.get(s..s + self.head_len) else {
+                    continue; // too close to the end for any name
+                };
+                let bit = head_bit(head);
+                if self.heads[bit / 64] & (1 << (bit % 64)) == 0 {
+                    continue;
+                }
+                let input = Input::new(text).span(s..text.len()).anchored(Anchored::Yes);
+                let Some(m) = self.anchored.find(input) else {
+                    continue;
+                };
+                let e = m.end();
+                if text.get(e).is_some_and(|&b| is_word(b) || b == b'-') {
+                    continue;
+                }
+                let matched = String::from_utf8_lossy(&hay[s..e]).into_owned();
+                for &t in &self.pats[m.pattern().as_usize()].targets {
+                    out.push(ScanHit {
+                        target: t,
+                        start: s,
+                        end: e,
+                        matched: matched.clone(),
+                        coverage: Coverage::NamesHost,
+                    });
+                }
+            }
+        });
     }
 }
 
@@ -493,28 +849,40 @@ fn boundary_ok(hay: &[u8], s: usize, e: usize, kind: PatKind) -> bool {
 }
 
 /// Dotted-quad IPv4 as `std` accepts it (four decimal octets ≤ 255, no leading zeros),
-/// parsed straight from bytes (the scanner's hot path).
+/// parsed straight from bytes in one pass (the scanner's hot path).
 fn v4_parse(b: &[u8]) -> Option<u32> {
+    if !(7..=15).contains(&b.len()) {
+        return None;
+    }
     let mut out: u32 = 0;
-    let mut octets = 0;
-    for part in b.split(|c| *c == b'.') {
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut v: u32 = 0;
-        for &c in part {
-            if !c.is_ascii_digit() {
+    let mut dots = 0;
+    let mut v: u32 = 0;
+    let mut digits = 0;
+    // An octet ends: 1 to 3 digits, no leading zero, at most 255.
+    let octet = |v: u32, digits: usize, first: u8| {
+        (1..=3).contains(&digits) && !(digits > 1 && first == b'0') && v <= 255
+    };
+    let mut first = 0u8;
+    for &c in b {
+        if c == b'.' {
+            if dots == 3 || !octet(v, digits, first) {
                 return None;
             }
+            out = (out << 8) | v;
+            dots += 1;
+            v = 0;
+            digits = 0;
+        } else if c.is_ascii_digit() {
+            if digits == 0 {
+                first = c;
+            }
+            digits += 1;
             v = v * 10 + u32::from(c - b'0');
-        }
-        if v > 255 || octets == 4 {
+        } else {
             return None;
         }
-        out = (out << 8) | v;
-        octets += 1;
     }
-    (octets == 4).then_some(out)
+    (dots == 3 && octet(v, digits, first)).then_some((out << 8) | v)
 }
 
 /// An IPv4 address ending right before `end`.
@@ -560,8 +928,11 @@ fn prefix_after(hay: &[u8], start: usize) -> Option<(usize, u8)> {
     if hay.get(e).is_some_and(|b| is_word(*b)) {
         return None;
     }
-    let len: u8 = std::str::from_utf8(&hay[start..e]).ok()?.parse().ok()?;
-    (len <= 32).then_some((e, len))
+    // At most 3 digits, leading zeros allowed (as `u8::from_str` reads them).
+    let len = hay[start..e]
+        .iter()
+        .fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+    (len <= 32).then_some((e, len as u8))
 }
 
 #[cfg(test)]
@@ -649,7 +1020,40 @@ mod tests {
             "a.1.1.1",
             "1.1.1.1000",
             "",
+            "1.2.3.4.",
+            ".1.2.3.4",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1.2.3.4444",
+            "999.1.1.1",
+            "1.2.3.255",
+            "1.2.3.256",
+            "001.2.3.4",
+            "1.2..3",
+            "1.2.3.4/5",
+            "12.34.56.78",
+            "123.123.123.123",
+            "1234.1.1.1",
+            "1.1.1.1.",
         ] {
+            let std = t.parse::<Ipv4Addr>().ok().map(u32::from);
+            assert_eq!(v4_parse(t.as_bytes()), std, "{t}");
+        }
+        // And on random strings of digits and dots (an occasional other byte).
+        let mut seed: u64 = 7;
+        for _ in 0..200_000 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let mut r = seed;
+            let len = (r % 17) as usize;
+            r >>= 5;
+            let t: String = (0..len)
+                .map(|_| {
+                    r = r.rotate_left(7).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    b"0123456789....12502a"[(r >> 40) as usize % 20] as char
+                })
+                .collect();
             let std = t.parse::<Ipv4Addr>().ok().map(u32::from);
             assert_eq!(v4_parse(t.as_bytes()), std, "{t}");
         }
@@ -682,5 +1086,231 @@ mod tests {
         assert_eq!(names("192.0.2.0/255.255.255.0"), ["web-01"]);
         assert!(names("any").is_empty());
         assert!(names("192.0.2.100").is_empty());
+    }
+
+    /// Teddy (the packed searchers) is there on x86_64 with SSSE3 and on aarch64 with NEON;
+    /// elsewhere the fast paths are not built and the automata run.
+    fn teddy_available() -> bool {
+        packed::Searcher::new(["abc"]).is_some()
+    }
+
+    fn key(h: &ScanHit) -> (usize, usize, usize, String, Coverage) {
+        (
+            h.target,
+            h.start,
+            h.end,
+            h.matched.clone(),
+            h.coverage.clone(),
+        )
+    }
+
+    /// The fast paths (names: literals + anchored automaton; ranges: digit-separator search)
+    /// find exactly what the plain automata and the `/`/`-` scan find, on random texts made of
+    /// names in every case, near misses, separators, addresses and ranges, cut anywhere (a
+    /// name at the very start or end of the text, a text shorter than Teddy's minimum).
+    fn assert_fast_equals_plain(targets: Vec<Target>, pieces: &[&str], seed: u64) {
+        let fast = Matcher::build(targets.clone(), true);
+        let plain = Matcher::build(targets, false);
+        assert!(plain.name_fast.is_none() && plain.range_seps.is_none());
+        if teddy_available() {
+            assert!(fast.range_seps.is_some());
+        }
+        let mut seed = seed;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize % n
+        };
+        for round in 0..300 {
+            let mut text = String::new();
+            let len = if round % 10 == 0 {
+                1 + next(12)
+            } else {
+                50 + next(400)
+            };
+            while text.len() < len {
+                let p = pieces[next(pieces.len())];
+                // Random case, so that case-insensitivity is exercised on every piece.
+                text.extend(p.chars().map(|c| {
+                    if next(3) == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                }));
+            }
+            let hay = text.as_bytes();
+            for (a, b) in [
+                (0, hay.len()),
+                (next(hay.len()), hay.len()),
+                (0, next(hay.len())),
+            ] {
+                let hay = &hay[a..b];
+                let f: Vec<_> = fast.scan(hay).iter().map(key).collect();
+                let p: Vec<_> = plain.scan(hay).iter().map(key).collect();
+                assert_eq!(f, p, "text {:?}", String::from_utf8_lossy(hay));
+            }
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "app01",
+        "app01.corp",
+        "app01-old",
+        "xapp01",
+        "pp01",
+        "db-1",
+        "db-10",
+        "db_1",
+        "web01",
+        "web01.corp.example",
+        "pay-db-0042",
+        "pay-db-00421",
+        "cache-",
+        "cache",
+        "ay-db",
+        "-",
+        ".",
+        "_",
+        " ",
+        "\n",
+        "=",
+        ":8080",
+        "/",
+        "10.1.1.5",
+        "10.1.1.0/24",
+        "10.1.1.1-10.1.1.9",
+        "5-6",
+        "0/",
+        "1",
+        "12345",
+        "a",
+        "vm-w00042",
+        "vm-w0004",
+        "vm-",
+        "x",
+        "é",
+        "app",
+    ];
+
+    fn named(names: &[&str], ips: &[&str]) -> Vec<Target> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut t = t(n, ips.get(i).map_or(&[][..], std::slice::from_ref));
+                if let Some((short, _)) = n.split_once('.') {
+                    t.hostnames.push(short.to_string());
+                }
+                t
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fast_paths_equal_the_automata() {
+        // Overlapping names (one a prefix of another, one inside another), a name with `_`,
+        // digits only, two letters, case variants of one name on two VMs.
+        let targets = named(
+            &[
+                "app01",
+                "app01.corp",
+                "pp01",
+                "db-1",
+                "db_1",
+                "web01.corp.example",
+                "pay-db-0042",
+                "12345",
+                "ab",
+                "vm-w00042",
+                "APP01",
+            ],
+            &["10.1.1.5", "10.1.1.50", "192.0.2.9"],
+        );
+        let fast = Matcher::build(targets.clone(), true);
+        if teddy_available() {
+            assert!(fast.name_fast.is_some());
+        }
+        assert_fast_equals_plain(targets, PIECES, 1);
+        if teddy_available() {
+            assert!(!fast.name_fast.as_ref().is_some_and(|f| f.case_variants));
+        }
+        // Names sharing a prefix: few literals (`vm-`), searched by their case variants in
+        // the text itself.
+        let targets = named(
+            &["vm-w00042", "vm-w00042.corp.example", "vm-w0004", "vm-x1"],
+            &["10.20.0.1", "10.20.0.2"],
+        );
+        if teddy_available() {
+            let fast = Matcher::build(targets.clone(), true);
+            assert!(fast.name_fast.as_ref().is_some_and(|f| f.case_variants));
+        }
+        assert_fast_equals_plain(targets, PIECES, 4);
+    }
+
+    /// More distinct literals than Teddy takes (the fixed-length prefixes then), and a name
+    /// the fast path does not take (a space: the automaton then).
+    #[test]
+    fn fast_path_fallbacks_equal_the_automata() {
+        let many: Vec<String> = (0..300)
+            .map(|i| {
+                let a = (b'a' + (i % 26) as u8) as char;
+                let b = (b'a' + (i / 26 % 26) as u8) as char;
+                format!("q{a}{b}-{i}")
+            })
+            .collect();
+        let names: Vec<&str> = many.iter().map(String::as_str).collect();
+        let targets = named(&names, &["10.1.1.5"]);
+        let lower: Vec<Vec<u8>> = many.iter().map(|n| n.clone().into_bytes()).collect();
+        let (lits, _) = name_literals(&lower).expect("literals");
+        assert!(
+            lits.len() <= 64 && lits.iter().all(|l| l.len() <= 3),
+            "{lits:?}"
+        );
+        let mut pieces: Vec<&str> = PIECES.to_vec();
+        pieces.extend(names.iter().take(40));
+        pieces.extend(["qab", "qab-", "ab-1", "q"]);
+        assert_fast_equals_plain(targets, &pieces, 2);
+
+        let targets = named(&["app01", "web 01"], &[]);
+        assert!(Matcher::build(targets.clone(), true).name_fast.is_none());
+        assert_fast_equals_plain(targets, &["web 01", "app01", " ", "web", "01"], 3);
+    }
+
+    /// Every name holds one of its literals at one of that literal's offsets, and no literal
+    /// is a prefix of another (so one occurrence per position is all there is to find).
+    #[test]
+    fn name_literals_cover_every_name() {
+        let names: Vec<Vec<u8>> = [
+            "pay-db-0042",
+            "cache-mq-0001",
+            "db-pay-0042.corp.example.internal",
+            "web01",
+            "ab",
+            "12345",
+            "database",
+            "x",
+            "vm-w00042",
+        ]
+        .iter()
+        .map(|n| n.as_bytes().to_vec())
+        .collect();
+        let (lits, offsets) = name_literals(&names).expect("literals");
+        for n in &names {
+            assert!(
+                lits.iter().zip(&offsets).any(|(l, os)| os
+                    .iter()
+                    .any(|&o| n.get(o..).is_some_and(|r| r.starts_with(l)))),
+                "{}",
+                String::from_utf8_lossy(n)
+            );
+        }
+        for a in &lits {
+            for b in &lits {
+                assert!(a == b || !b.starts_with(a), "{a:?} is a prefix of {b:?}");
+            }
+        }
+        assert!(lits.contains(&b"ay-".to_vec()) && lits.contains(&b"vm-".to_vec()));
     }
 }
