@@ -56,6 +56,26 @@ pub struct ScanHit {
     pub coverage: Coverage,
 }
 
+/// One hit per target of a match at `start..` (`matched`: the text, lossily UTF-8).
+#[inline]
+fn push_hits(
+    out: &mut Vec<ScanHit>,
+    matched: &[u8],
+    start: usize,
+    targets: impl Iterator<Item = usize>,
+) {
+    let text = String::from_utf8_lossy(matched).into_owned();
+    for t in targets {
+        out.push(ScanHit {
+            target: t,
+            start,
+            end: start + matched.len(),
+            matched: text.clone(),
+            coverage: Coverage::NamesHost,
+        });
+    }
+}
+
 /// Patterns of one kind being collected: strings, what each stands for, string → index.
 type PatSet = (Vec<String>, Vec<Pat>, HashMap<String, usize>);
 
@@ -486,17 +506,8 @@ impl Matcher {
             {
                 continue;
             }
-            let matched = String::from_utf8_lossy(&hay[s..e]).into_owned();
             let ts = self.v4[from..].iter().take_while(|(x, _)| *x == a);
-            for &(_, t) in ts {
-                out.push(ScanHit {
-                    target: t,
-                    start: s,
-                    end: e,
-                    matched: matched.clone(),
-                    coverage: Coverage::NamesHost,
-                });
-            }
+            push_hits(out, &hay[s..e], s, ts.map(|&(_, t)| t));
         }
     }
 
@@ -738,16 +749,12 @@ impl NameFast {
                 if text.get(e).is_some_and(|&b| is_word(b) || b == b'-') {
                     continue;
                 }
-                let matched = String::from_utf8_lossy(&hay[s..e]).into_owned();
-                for &t in &self.pats[m.pattern().as_usize()].targets {
-                    out.push(ScanHit {
-                        target: t,
-                        start: s,
-                        end: e,
-                        matched: matched.clone(),
-                        coverage: Coverage::NamesHost,
-                    });
-                }
+                push_hits(
+                    out,
+                    &hay[s..e],
+                    s,
+                    self.pats[m.pattern().as_usize()].targets.iter().copied(),
+                );
             }
         });
     }
@@ -764,16 +771,7 @@ fn scan_automaton(a: &Automaton, hay: &[u8], out: &mut Vec<ScanHit>) {
         let (s, e) = (m.start(), m.end());
         let pat = &a.pats[m.pattern().as_usize()];
         if boundary_ok(hay, s, e, pat.kind) {
-            let matched = String::from_utf8_lossy(&hay[s..e]).into_owned();
-            for &t in &pat.targets {
-                out.push(ScanHit {
-                    target: t,
-                    start: s,
-                    end: e,
-                    matched: matched.clone(),
-                    coverage: Coverage::NamesHost,
-                });
-            }
+            push_hits(out, &hay[s..e], s, pat.targets.iter().copied());
             pos = e;
         } else {
             pos = s + 1;
@@ -877,6 +875,9 @@ fn v4_parse(b: &[u8]) -> Option<u32> {
                 first = c;
             }
             digits += 1;
+            if digits > 3 {
+                return None; // no octet has more (and more would overflow `v`)
+            }
             v = v * 10 + u32::from(c - b'0');
         } else {
             return None;
