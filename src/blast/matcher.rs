@@ -7,7 +7,7 @@
 //!   sorted address list; without a common prefix, an automaton.
 //! - names: a Teddy search for a few short literals the names hold (`ay-` of `pay-db-0042`),
 //!   a word-start check and a bit set of the names' first bytes at each, then the longest name
-//!   there by an anchored automaton (see [`NameFast`]); names with other bytes than letters,
+//!   there by a look-up of its first bytes (see [`NameFast`]); names with other bytes than letters,
 //!   digits, `-`, `_` and `.`, or too many distinct literals: one case-insensitive automaton.
 //! - ranges: a Teddy search for a digit followed by `/` or `-`.
 //!
@@ -27,7 +27,7 @@
 
 use super::model::Coverage;
 use super::targets::Target;
-use aho_corasick::{packed, AhoCorasick, Anchored, Input, MatchKind, Span, StartKind};
+use aho_corasick::{packed, AhoCorasick, Input, MatchKind, Span};
 use ipnet::IpNet;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -91,7 +91,7 @@ struct Automaton {
 /// variant of them in the text itself, when that makes at most [`CASE_VARIANTS_MAX`]); where
 /// one occurs,
 /// the name would start a few bytes before: when that is a word start (the byte before is not
-/// a letter, digit, `-`, `_` or `.`), the longest name there, by an anchored automaton. It
+/// a letter, digit, `-`, `_` or `.`), the longest name there, looked up by its head. It
 /// finds exactly what [`scan_automaton`] finds (see the proof on [`NameFast::scan`]).
 struct NameFast {
     /// The literals (lowercase, searched in a lowercased copy of the text), or every case
@@ -100,8 +100,14 @@ struct NameFast {
     case_variants: bool,
     /// Per literal, its offsets from the start of the names holding it.
     offsets: Vec<Vec<usize>>,
-    /// Lowercase names, anchored, leftmost-longest, ASCII case-insensitive.
-    anchored: AhoCorasick,
+    /// The lowercase names.
+    names: Vec<Vec<u8>>,
+    /// Lowercase head (first `head_len` bytes, see [`head_key`]) → the names starting with
+    /// it, longest first: the longest name at a word start is the first of its head's that
+    /// the text there equals, ASCII case-insensitively. (This is what an anchored
+    /// leftmost-longest automaton answers; building one for thousands of names was most of
+    /// the matcher's build, in failure transitions an anchored search never takes.)
+    by_head: std::collections::HashMap<u64, Vec<usize>, foldhash::fast::FixedState>,
     pats: Vec<Pat>,
     /// A filter before the automaton: the names' first `head_len` bytes (at most 8, no more
     /// than the shortest name has), hashed into a bit set. A candidate whose first bytes are
@@ -150,11 +156,16 @@ const HEAD_BITS: u32 = 17;
 
 /// The bit of `head` (1 to 8 bytes) in [`NameFast::heads`].
 /// Case-insensitive: the bytes are lowercased.
-fn head_bit(head: &[u8]) -> usize {
+/// The first bytes of a name (at most 8), lowercased, as one word.
+fn head_key(head: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     b[..head.len()].copy_from_slice(head);
     b.make_ascii_lowercase();
-    (u64::from_le_bytes(b).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HEAD_BITS)) as usize
+    u64::from_le_bytes(b)
+}
+
+fn head_bit(head: &[u8]) -> usize {
+    (head_key(head).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HEAD_BITS)) as usize
 }
 
 thread_local! {
@@ -674,23 +685,24 @@ impl NameFast {
             .builder()
             .extend(&literals)
             .build()?;
-        let anchored = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .start_kind(StartKind::Anchored)
-            .ascii_case_insensitive(true)
-            .build(&lower)
-            .ok()?;
         let head_len = lower.iter().map(Vec::len).min().unwrap_or(1).min(8);
         let mut heads = vec![0u64; (1 << HEAD_BITS) / 64];
-        for n in &lower {
+        let mut by_head: std::collections::HashMap<u64, Vec<usize>, _> = Default::default();
+        for (i, n) in lower.iter().enumerate() {
             let bit = head_bit(&n[..head_len]);
             heads[bit / 64] |= 1 << (bit % 64);
+            by_head.entry(head_key(&n[..head_len])).or_default().push(i);
+        }
+        for v in by_head.values_mut() {
+            // Longest first; names are unique, so two of one length never both match.
+            v.sort_by_key(|&i| std::cmp::Reverse(lower[i].len()));
         }
         Some(NameFast {
             literals,
             offsets,
             case_variants,
-            anchored,
+            names: lower,
+            by_head,
             pats: kept,
             head_len,
             heads,
@@ -741,20 +753,20 @@ impl NameFast {
                 if self.heads[bit / 64] & (1 << (bit % 64)) == 0 {
                     continue;
                 }
-                let input = Input::new(text).span(s..text.len()).anchored(Anchored::Yes);
-                let Some(m) = self.anchored.find(input) else {
+                let Some(i) = self.by_head.get(&head_key(head)).and_then(|ns| {
+                    ns.iter().copied().find(|&i| {
+                        let n = &self.names[i];
+                        text.get(s..s + n.len())
+                            .is_some_and(|w| w.eq_ignore_ascii_case(n))
+                    })
+                }) else {
                     continue;
                 };
-                let e = m.end();
+                let e = s + self.names[i].len();
                 if text.get(e).is_some_and(|&b| is_word(b) || b == b'-') {
                     continue;
                 }
-                push_hits(
-                    out,
-                    &hay[s..e],
-                    s,
-                    self.pats[m.pattern().as_usize()].targets.iter().copied(),
-                );
+                push_hits(out, &hay[s..e], s, self.pats[i].targets.iter().copied());
             }
         });
     }
