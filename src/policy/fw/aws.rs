@@ -17,27 +17,18 @@
 //! Owner: the group's `Owner`/`Team` tag, else `owner: NAME` in a range's `Description`,
 //! else in the group's `Description`.
 
-use super::common::{addr_token, origin, port_range, proto_named, services, AddrAcc, LineIndex};
+use super::common::{addr_token, origin, port_range, proto_named, services, AddrAcc};
 use super::json::{self, Node};
 use crate::blast::model::owner_in_text;
 use crate::policy::rules::{Action, AddrSet, Direction, Proto, Rule, RuleList, RuleSet, Services};
 
 pub fn parse(file: &str, text: &str) -> RuleSet {
+    let (root, lines) = match json::parse_export(file, text, "aws-sg") {
+        Ok(parsed) => parsed,
+        Err(not_json) => return not_json,
+    };
     let mut warnings = Vec::new();
     let mut lists = Vec::new();
-    let lines = LineIndex::new(text);
-    let root = match json::parse(text) {
-        Ok(v) => v,
-        Err((at, e)) => {
-            warnings.push(format!("{file}:{}: not JSON: {e}", lines.line(at)));
-            return RuleSet {
-                file: file.into(),
-                format: "aws-sg",
-                lists,
-                warnings,
-            };
-        }
-    };
     for g in root
         .get("SecurityGroups")
         .map(Node::arr)

@@ -107,6 +107,25 @@ impl Node {
     }
 }
 
+/// A firewall export's JSON and its line index, or, when it is not JSON, the rule set of
+/// format `format` that says so at the line where it broke.
+pub fn parse_export(
+    file: &str,
+    text: &str,
+    format: &'static str,
+) -> Result<(Node, super::common::LineIndex), crate::policy::rules::RuleSet> {
+    let lines = super::common::LineIndex::new(text);
+    match parse(text) {
+        Ok(v) => Ok((v, lines)),
+        Err((at, e)) => Err(crate::policy::rules::RuleSet {
+            file: file.into(),
+            format,
+            lists: Vec::new(),
+            warnings: vec![format!("{file}:{}: not JSON: {e}", lines.line(at))],
+        }),
+    }
+}
+
 /// Parses a whole document; `Err((offset, message))`.
 pub fn parse(text: &str) -> Result<Node, (usize, String)> {
     let mut p = P {

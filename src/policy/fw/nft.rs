@@ -15,8 +15,7 @@
 //! a warning; filter chains on other hooks are warned about when they can drop.
 
 use super::common::{
-    addr_token, complement_ports, negate, origin, port_range, proto_named, services, AddrAcc,
-    LineIndex, Tok,
+    addr_token, complement_ports, negate, origin, port_range, proto_named, services, AddrAcc, Tok,
 };
 use super::flatten::{Flattener, Matches, PRule, Target};
 use super::json::{self, Node, J};
@@ -33,21 +32,12 @@ struct Base {
 }
 
 pub fn parse(file: &str, text: &str) -> RuleSet {
+    let (root, lines) = match json::parse_export(file, text, "nft") {
+        Ok(parsed) => parsed,
+        Err(not_json) => return not_json,
+    };
     let mut warnings = Vec::new();
     let mut lists = Vec::new();
-    let lines = LineIndex::new(text);
-    let root = match json::parse(text) {
-        Ok(v) => v,
-        Err((at, e)) => {
-            warnings.push(format!("{file}:{}: not JSON: {e}", lines.line(at)));
-            return RuleSet {
-                file: file.into(),
-                format: "nft",
-                lists,
-                warnings,
-            };
-        }
-    };
     let items = root.get("nftables").map(Node::arr).unwrap_or_default();
     let key = |o: &Node, name_key: &str| {
         format!(
