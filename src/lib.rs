@@ -16,6 +16,11 @@
 //! `pub`; the rooms inside them that nothing outside reaches are `pub(crate)`, and their
 //! types reach the outside only through their module's re-exports (e.g. `engine::Step`).
 
+/// The process-wide allocator: mimalloc, for every front end, test and benchmark alike (so a
+/// benchmark measures the allocator the CLI runs on). See Cargo.toml for why.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod blast;
 pub mod checks;
 pub mod cli;
