@@ -12,7 +12,7 @@
 use serde_json::Value;
 
 use super::resources::{ForkliftCrds, ResourceDef, FORKLIFT_GROUP};
-use super::schema::{list, map, obj, object_meta, open, Shape};
+use super::schema::{self, list, map, obj, object_meta, open, Shape};
 use super::status::Cause;
 
 fn top(extra: Vec<(&'static str, Shape)>) -> Shape {
@@ -253,25 +253,7 @@ pub fn prune(res: &ResourceDef, crds: &ForkliftCrds, obj: &mut Value) {
     if res.group != FORKLIFT_GROUP {
         return;
     }
-    prune_value(&shape(res, crds), obj);
-}
-
-fn prune_value(shape: &Shape, value: &mut Value) {
-    match (shape, value) {
-        (Shape::Obj { fields, open }, Value::Object(m)) => {
-            if !open {
-                m.retain(|k, _| fields.contains_key(k.as_str()));
-            }
-            for (k, v) in m.iter_mut() {
-                if let Some(s) = fields.get(k.as_str()) {
-                    prune_value(s, v);
-                }
-            }
-        }
-        (Shape::Map(s), Value::Object(m)) => m.values_mut().for_each(|v| prune_value(s, v)),
-        (Shape::List(s), Value::Array(items)) => items.iter_mut().for_each(|v| prune_value(s, v)),
-        _ => {}
-    }
+    schema::prune(&shape(res, crds), obj);
 }
 
 fn enum_cause(path: &str, v: &str, allowed: &[&str]) -> Cause {

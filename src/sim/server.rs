@@ -1033,44 +1033,24 @@ fn is_clean_path(p: &str) -> bool {
             && p[1..].split('/').all(|seg| !matches!(seg, "" | "." | "..")))
 }
 
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// Unpadded base64url (Go's `base64.RawURLEncoding`).
 fn base64url_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64::Engine as _;
+    crate::sim::store::GO_RAW_URL.encode(input)
 }
 
-/// Decode unpadded base64url; the error is the offset of the first byte that is not
-/// base64url (or of the end, for a length no encoding has), as Go reports it.
+/// Decode unpadded base64url; the error is the offset Go's `CorruptInputError` names: the
+/// first byte that is not base64url, or the last one for a length no encoding has.
 fn base64url_decode(input: &str) -> Result<Vec<u8>, usize> {
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for (i, c) in input.bytes().enumerate() {
-        let v = BASE64URL.iter().position(|b| *b == c).ok_or(i)?;
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if input.len() % 4 == 1 {
-        return Err(input.len() - 1);
-    }
-    Ok(out)
+    use base64::{DecodeError, Engine as _};
+    crate::sim::store::GO_RAW_URL
+        .decode(input)
+        .map_err(|e| match e {
+            DecodeError::InvalidByte(at, _) | DecodeError::InvalidLastSymbol(at, _) => at,
+            DecodeError::InvalidLength(_) | DecodeError::InvalidPadding => {
+                input.len().saturating_sub(1)
+            }
+        })
 }
 
 #[cfg(test)]

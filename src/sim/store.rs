@@ -20,6 +20,9 @@
 //! compacted away, and a watch that needs one of them is told its resourceVersion expired
 //! (410 Gone), as etcd's compaction and the API server's watch cache do, and relists.
 
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -1427,26 +1430,26 @@ fn normalize(res: &ResourceDef, obj: &mut Value) {
     }
 }
 
-/// Standard base64 with padding.
+/// Go's `base64.StdEncoding`, which Kubernetes uses for a Secret's `data` and a PEM body:
+/// padded, and (Go's decoder not being `Strict`) the unused bits of the last symbol are
+/// not checked.
+pub(crate) const GO_STD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+/// Go's `base64.RawURLEncoding` (no padding), the encoding of a list's continue token.
+pub(crate) const GO_RAW_URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Standard base64 with padding (a Secret's `data` values).
 pub fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    GO_STD.encode(input)
 }
 
 /// An object whose namespace is not the request's: apiserver
