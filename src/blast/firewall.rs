@@ -78,6 +78,87 @@ fn hits_of(
     }
 }
 
+/// The neutral CSV's rows, read the same way for the blast scan and `policy draft`: the
+/// header's names trimmed and in lower case (a leading byte-order mark dropped), then each
+/// row with its line. A row that cannot be read, or whose field count is not the header's,
+/// is skipped with a warning naming its line.
+pub(crate) struct NeutralRows<'t> {
+    rdr: csv::Reader<&'t [u8]>,
+    headers: Vec<String>,
+    row: csv::StringRecord,
+}
+
+impl<'t> NeutralRows<'t> {
+    /// `None`, with a warning, when the header cannot be read.
+    pub(crate) fn open(text: &'t str, file: &str, warnings: &mut Vec<String>) -> Option<Self> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let headers = match rdr.headers() {
+            Ok(h) => h.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
+            Err(e) => {
+                warnings.push(format!("{file}:1: unreadable header: {e}"));
+                return None;
+            }
+        };
+        Some(NeutralRows {
+            rdr,
+            headers,
+            row: csv::StringRecord::new(),
+        })
+    }
+
+    /// The column named `key` (lower case).
+    pub(crate) fn col(&self, key: &str) -> Option<usize> {
+        self.headers.iter().position(|h| h == key)
+    }
+
+    /// The next readable row and its line (1-based).
+    pub(crate) fn next_row(
+        &mut self,
+        file: &str,
+        warnings: &mut Vec<String>,
+    ) -> Option<(usize, NeutralRow<'_>)> {
+        loop {
+            match self.rdr.read_record(&mut self.row) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    warnings.push(format!("{file}:{line}: unreadable row skipped: {e}"));
+                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                        return None;
+                    }
+                    continue;
+                }
+            }
+            let line = self.row.position().map_or(0, |p| p.line() as usize);
+            if self.row.len() != self.headers.len() {
+                warnings.push(format!(
+                    "{file}:{line}: {} fields where the header has {}; row skipped",
+                    self.row.len(),
+                    self.headers.len()
+                ));
+                continue;
+            }
+            return Some((line, NeutralRow(&self.row)));
+        }
+    }
+}
+
+/// One row of the neutral CSV.
+#[derive(Clone, Copy)]
+pub(crate) struct NeutralRow<'r>(&'r csv::StringRecord);
+
+impl<'r> NeutralRow<'r> {
+    /// The column's value, trimmed; `None` when the column is absent or the value empty.
+    pub(crate) fn get(self, col: Option<usize>) -> Option<&'r str> {
+        col.and_then(|c| self.0.get(c))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
 /// Whether a CSV header is the neutral firewall schema.
 pub fn is_neutral_header(first_line: &str) -> bool {
     let h: Vec<String> = first_line
@@ -92,51 +173,21 @@ pub fn is_neutral_header(first_line: &str) -> bool {
 
 pub fn neutral_csv(text: &str, file: &str, m: &Matcher, warnings: &mut Vec<String>) -> Vec<Hit> {
     let mut out = Vec::new();
-    let text = text.trim_start_matches('\u{feff}');
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = match rdr.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
-        Err(e) => {
-            warnings.push(format!("{file}:1: unreadable header: {e}"));
-            return out;
-        }
+    let Some(mut rows) = NeutralRows::open(text, file, warnings) else {
+        return out;
     };
-    let col = |k: &str| headers.iter().position(|h| h == k);
     let (c_src, c_dst, c_owner, c_comment, c_id, c_name, c_dev) = (
-        col("src"),
-        col("dst"),
-        col("owner"),
-        col("comment"),
-        col("rule_id"),
-        col("rule_name"),
-        col("device"),
+        rows.col("src"),
+        rows.col("dst"),
+        rows.col("owner"),
+        rows.col("comment"),
+        rows.col("rule_id"),
+        rows.col("rule_name"),
+        rows.col("device"),
     );
-    let lines: Vec<&str> = text.lines().collect();
-    for rec in rdr.records() {
-        let r = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                warnings.push(format!("{file}:{line}: unreadable row skipped: {e}"));
-                continue;
-            }
-        };
-        let line = r.position().map_or(0, |p| p.line() as usize);
-        if r.len() != headers.len() {
-            warnings.push(format!(
-                "{file}:{line}: {} fields where the header has {}; row skipped",
-                r.len(),
-                headers.len()
-            ));
-            continue;
-        }
-        let get = |c: Option<usize>| {
-            c.and_then(|c| r.get(c))
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
+    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+    while let Some((line, r)) = rows.next_row(file, warnings) {
+        let get = |c: Option<usize>| r.get(c);
         let owner = get(c_owner)
             .map(|o| Owner::new(o, OwnerSource::RuleTag))
             .or_else(|| {

@@ -134,14 +134,7 @@ fn rule_lines(d: &VmDraft) -> Vec<String> {
             } else {
                 r.peers
                     .iter()
-                    .map(|b| {
-                        if b.except.is_empty() {
-                            b.cidr.to_string()
-                        } else {
-                            let ex: Vec<String> = b.except.iter().map(|c| c.to_string()).collect();
-                            format!("{} except {}", b.cidr, ex.join(" "))
-                        }
-                    })
+                    .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
             };
@@ -150,16 +143,7 @@ fn rule_lines(d: &VmDraft) -> Vec<String> {
             } else {
                 r.ports
                     .iter()
-                    .map(|p| {
-                        let proto = format!("{:?}", p.proto).to_lowercase();
-                        if p.all_ports() {
-                            proto
-                        } else if p.lo == p.hi {
-                            format!("{proto}/{}", p.lo)
-                        } else {
-                            format!("{proto}/{}-{}", p.lo, p.hi)
-                        }
-                    })
+                    .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(" ")
             };
@@ -258,14 +242,12 @@ pub(crate) fn draft(
                 port,
             );
             let by = match decision.verdict {
+                // Each allowing rule → its line (the draft's ingress rules come first).
                 Verdict::Allow { by } => Some(
                     by.iter()
-                        .map(|b| {
-                            // `… ingress[i]` → that rule's line.
-                            b.rsplit_once("ingress[")
-                                .and_then(|(_, i)| i.trim_end_matches(']').parse::<usize>().ok())
-                                .and_then(|i| lines.get(i).cloned())
-                                .unwrap_or_else(|| b.clone())
+                        .map(|b| match (b.field, lines.get(b.index)) {
+                            ("ingress", Some(line)) => line.clone(),
+                            _ => b.to_string(),
                         })
                         .collect(),
                 ),

@@ -101,12 +101,28 @@ impl From<IpAddr> for Peer<'_> {
 pub enum Verdict {
     /// No policy selects the pod for this direction on this network: everything is allowed.
     NotIsolated,
-    /// Allowed by every rule named (`MultiNetworkPolicy mig/web-01 ingress[2]`; the index is
-    /// the rule's 0-based position in `spec.ingress` / `spec.egress`).
-    Allow { by: Vec<String> },
+    /// Allowed by every rule named.
+    Allow { by: Vec<RuleRef> },
     /// Isolated and no rule admits the flow: the default deny of every policy named
     /// (`NetworkPolicy mig/default-deny`) applies.
     Deny { by: Vec<String> },
+}
+
+/// One rule of a policy: shown as `MultiNetworkPolicy mig/web-01 ingress[2]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRef {
+    /// The policy, as [`policy_label`] names it.
+    pub policy: String,
+    /// `ingress` or `egress`.
+    pub field: &'static str,
+    /// The rule's 0-based position in `spec.ingress` / `spec.egress`.
+    pub index: usize,
+}
+
+impl std::fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}[{}]", self.policy, self.field, self.index)
+    }
 }
 
 impl Verdict {
@@ -336,7 +352,11 @@ fn evaluate(
             if !peer_ok {
                 continue;
             }
-            let at = format!("{label} {}[{i}]", dir.field());
+            let at = RuleRef {
+                policy: label.clone(),
+                field: dir.field(),
+                index: i,
+            };
             let port_ok = match ports {
                 None => true,
                 Some(v) if v.is_empty() => true,
@@ -831,7 +851,7 @@ mod tests {
 
     fn allows(d: &Decision) -> Vec<String> {
         match &d.verdict {
-            Verdict::Allow { by } => by.clone(),
+            Verdict::Allow { by } => by.iter().map(ToString::to_string).collect(),
             v => panic!("expected allow, got {v:?}"),
         }
     }
@@ -990,7 +1010,11 @@ mod tests {
         assert_eq!(
             at(src("mig", fe)),
             Verdict::Allow {
-                by: vec!["NetworkPolicy mig/s ingress[0]".into()]
+                by: vec![RuleRef {
+                    policy: "NetworkPolicy mig/s".into(),
+                    field: "ingress",
+                    index: 0
+                }]
             }
         );
         assert!(

@@ -42,22 +42,27 @@ fn plan_with(dir: &Path, probe_sources: &str) -> String {
     path.to_str().expect("utf8").to_string()
 }
 
-#[test]
-#[ignore = "needs kubectl"]
-fn apply_verifies_every_vm_with_its_policy_in_place_and_kubectl_shows_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plan = plan_with(dir.path(), "198.51.100.254/32");
-    let server = SimServer::start(
+/// `wavelift sim serve` for the plan, inside its change window.
+fn serve(plan: &str, dir: &Path) -> SimServer {
+    SimServer::start(
         &[
             "--plan",
-            &plan,
+            plan,
             "--speed",
             "4000",
             "--clock-start",
             "2026-12-05T22:30:00Z",
         ],
-        dir.path(),
-    );
+        dir,
+    )
+}
+
+#[test]
+#[ignore = "needs kubectl"]
+fn apply_verifies_every_vm_with_its_policy_in_place_and_kubectl_shows_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = plan_with(dir.path(), "198.51.100.254/32");
+    let server = serve(&plan, dir.path());
     let out = server.run(&["run", &plan, "--confirm-power-off"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -117,17 +122,7 @@ fn a_policy_that_blocks_a_check_is_reverted_with_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Checks come from 198.51.100.254; the policy admits the probes only from .9.
     let plan = plan_with(dir.path(), "198.51.100.9/32");
-    let server = SimServer::start(
-        &[
-            "--plan",
-            &plan,
-            "--speed",
-            "4000",
-            "--clock-start",
-            "2026-12-05T22:30:00Z",
-        ],
-        dir.path(),
-    );
+    let server = serve(&plan, dir.path());
     let out = server.run(&["run", &plan, "--confirm-power-off", "--vm", "shop-db-01"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

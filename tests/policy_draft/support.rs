@@ -165,32 +165,8 @@ pub fn draft_with(v: &VmInput, sets: &[RuleSet], version: MnpVersion) -> VmDraft
 
 /// A drafted rule in one line: `peers | ports | origin line [narrowed by lines]`.
 pub fn show(r: &DraftRule) -> String {
-    let peers: Vec<String> = r
-        .peers
-        .iter()
-        .map(|b| {
-            if b.except.is_empty() {
-                b.cidr.to_string()
-            } else {
-                let ex: Vec<String> = b.except.iter().map(|c| c.to_string()).collect();
-                format!("{} except {}", b.cidr, ex.join(" "))
-            }
-        })
-        .collect();
-    let ports: Vec<String> = r
-        .ports
-        .iter()
-        .map(|p| {
-            let proto = format!("{:?}", p.proto).to_uppercase();
-            if p.all_ports() {
-                proto
-            } else if p.lo == p.hi {
-                format!("{proto} {}", p.lo)
-            } else {
-                format!("{proto} {}-{}", p.lo, p.hi)
-            }
-        })
-        .collect();
+    let peers: Vec<String> = r.peers.iter().map(ToString::to_string).collect();
+    let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
     let ports = if ports.is_empty() {
         "all".to_string()
     } else {

@@ -16,7 +16,7 @@ fn deny_before_allow_becomes_except_and_names_both_rules() {
     );
     assert_eq!(
         shown(&d.ingress),
-        ["10.0.0.0/24 except 10.0.0.5/32 | TCP 443 | 7 -6"]
+        ["10.0.0.0/24 except 10.0.0.5/32 | tcp/443 | 7 -6"]
     );
     assert_warning(
         &d,
@@ -48,7 +48,7 @@ fn a_deny_after_the_allow_changes_nothing() {
         ],
         Action::Deny,
     );
-    assert_eq!(shown(&d.ingress), ["10.0.0.0/24 | TCP 443 | 7"]);
+    assert_eq!(shown(&d.ingress), ["10.0.0.0/24 | tcp/443 | 7"]);
     assert!(!has_warning(&d, &["late"]), "{:#?}", d.warnings);
 }
 
@@ -65,9 +65,9 @@ fn partially_overlapping_services_are_split_into_rules() {
     assert_eq!(
         shown(&d.ingress),
         [
-            "10.0.0.0/24 | TCP 80-84,TCP 86-90,UDP 53 | 7 -6",
-            "10.0.0.0/24 except 10.0.0.5/32 | TCP 85 | 7 -6",
-            "10.0.1.0/24 | TCP 88-100 | 8",
+            "10.0.0.0/24 | tcp/80-84,tcp/86-90,udp/53 | 7 -6",
+            "10.0.0.0/24 except 10.0.0.5/32 | tcp/85 | 7 -6",
+            "10.0.1.0/24 | tcp/88-100 | 8",
         ]
     );
     assert!(
@@ -108,7 +108,7 @@ fn icmp_deny_before_allow_any_is_narrower_and_warned() {
         shown(&d.ingress),
         [
             "0.0.0.0/0 except 10.0.0.0/24 | all | 7 -6",
-            "10.0.0.0/24 | TCP,UDP,SCTP | 7 -6",
+            "10.0.0.0/24 | tcp,udp,sctp | 7 -6",
         ]
     );
     // What cannot be said: every protocol but ICMP from 10.0.0.0/24.
@@ -132,7 +132,7 @@ fn icmp_alone_cannot_be_admitted() {
         ],
         Action::Deny,
     );
-    assert_eq!(shown(&d.ingress), ["10.0.0.0/24 | TCP 22 | 8"]);
+    assert_eq!(shown(&d.ingress), ["10.0.0.0/24 | tcp/22 | 8"]);
     assert_warning(
         &d,
         &["rule ping", "admits ICMP from 10.0.0.0/24", "left out"],
@@ -165,9 +165,9 @@ fn a_range_or_cidr_covering_the_vm_applies_and_any_alone_does_not_name_it() {
     assert_eq!(
         shown(&d.ingress),
         [
-            "10.1.0.0/16 | TCP 8443 | 5",
-            "10.2.0.0/16 | UDP 161 | 6",
-            "10.4.0.0/16 | TCP 9000 | 8",
+            "10.1.0.0/16 | tcp/8443 | 5",
+            "10.2.0.0/16 | udp/161 | 6",
+            "10.4.0.0/16 | tcp/9000 | 8",
         ]
     );
     // A list that reaches the VM only through `any` is about other machines.
@@ -193,8 +193,8 @@ fn port_ranges_use_end_port_on_v1beta2_and_expand_up_to_32_ports_on_v1beta1() {
     assert_eq!(
         shown(&v2.ingress),
         [
-            "10.0.0.0/24 | TCP 8000-8031 | 7",
-            "10.0.1.0/24 | TCP 9000-9032 | 8"
+            "10.0.0.0/24 | tcp/8000-8031 | 7",
+            "10.0.1.0/24 | tcp/9000-9032 | 8"
         ]
     );
     assert!(v2.yaml.starts_with("# wavelift policy draft for VM web"));
@@ -225,8 +225,8 @@ fn egress_rules_come_from_rules_with_the_vm_as_source() {
     let mut inbound_only = allow(10, "in-only", "192.0.2.16", WEB, "tcp/22");
     inbound_only.direction = Some(Direction::In);
     let d = draft1(vec![out, inbound_only], Action::Deny);
-    assert_eq!(shown(&d.egress), ["192.0.2.16/32 | TCP 8080 | 9"]);
-    assert_eq!(shown(&d.ingress), ["192.0.2.16/32 | TCP 22 | 10"]);
+    assert_eq!(shown(&d.egress), ["192.0.2.16/32 | tcp/8080 | 9"]);
+    assert_eq!(shown(&d.ingress), ["192.0.2.16/32 | tcp/22 | 10"]);
     assert_eq!(
         d.doc.spec.policy_types.as_deref(),
         Some(&["Ingress".to_string(), "Egress".to_string()][..])
@@ -259,8 +259,8 @@ fn a_default_allow_chain_admits_everything_not_denied_broadly() {
     assert_eq!(
         shown(&d.ingress),
         [
-            "10.0.0.0/24 | TCP 443 | 7",
-            "0.0.0.0/0 | TCP 1-21,TCP 23-65535,UDP,SCTP | 1 -6",
+            "10.0.0.0/24 | tcp/443 | 7",
+            "0.0.0.0/0 | tcp/1-21,tcp/23-65535,udp,sctp | 1 -6",
         ]
     );
     assert_warning(
@@ -283,7 +283,7 @@ fn unresolved_names_are_never_widened() {
     );
     assert_eq!(
         shown(&d.ingress),
-        ["10.0.0.1/32 | TCP 22 | 7", "10.0.0.0/24 | TCP 80 | 9 -8"]
+        ["10.0.0.1/32 | tcp/22 | 7", "10.0.0.0/24 | tcp/80 | 9 -8"]
     );
     assert_warning(
         &d,
@@ -319,7 +319,7 @@ fn disabled_rules_never_match() {
         ],
         Action::Deny,
     );
-    assert_eq!(shown(&d.ingress), ["10.0.0.0/24 | TCP 443 | 7"]);
+    assert_eq!(shown(&d.ingress), ["10.0.0.0/24 | tcp/443 | 7"]);
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn narrowed_allows_are_left_out_and_narrowed_denies_taken_whole() {
     );
     assert_eq!(
         shown(&d.ingress),
-        ["10.0.0.0/16 except 10.0.1.0/24 | TCP 22 | 9 -8"]
+        ["10.0.0.0/16 except 10.0.1.0/24 | tcp/22 | 9 -8"]
     );
     assert_warning(&d, &["rule sport", "source port 1024-65535", "left out"]);
     assert_warning(&d, &["rule iface", "rule ssh", "interface eth1"]);
@@ -360,7 +360,7 @@ fn exports_are_unioned_each_with_its_provenance() {
         r.origin.file = "fw/asa.cfg".into();
     }
     let d = draft_with(&vm("web", WEB), &[a, b], MnpVersion::V1beta2);
-    assert_eq!(shown(&d.ingress), ["10.0.0.0/24 | TCP 443 | 7"]);
+    assert_eq!(shown(&d.ingress), ["10.0.0.0/24 | tcp/443 | 7"]);
     // The ASA list names the VM and denies 10/8 before its allow: its own allow admits
     // nothing; the iptables list's allow stands (union).
     assert_warning(&d, &["fw/asa.cfg:3 rule deny-10", "fw/asa.cfg:4 rule mon"]);

@@ -106,6 +106,17 @@ fn neutral_csv() {
     assert_list(&rs.lists[1], &edge);
 }
 
+/// An export saved with a byte-order mark (Excel's "CSV UTF-8") reads as the same rules, on
+/// the same lines: the blast scan and the policy reader share one CSV reader.
+#[test]
+fn neutral_csv_with_a_byte_order_mark() {
+    let (f, t) = fixture("firewall.csv");
+    let plain = fw::parse(&f, &t).expect("detected");
+    let marked = fw::parse(&f, &format!("\u{feff}{t}")).expect("detected with a BOM");
+    assert_eq!(marked.warnings, Vec::<String>::new());
+    assert_eq!(marked.lists, plain.lists);
+}
+
 fn iptables_forward(partners: AddrSet) -> Vec<Rule> {
     let f = "edge.iptables";
     let o = |l, n: Option<&str>, w| origin(f, l, n, w);

@@ -15,7 +15,9 @@ use wavelift::sim::{self, resources, store, SimHandle, SimOptions};
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 
-struct Served {
+/// A sim served over loopback (its own runtime), with kubectl pointed at it through a
+/// written kubeconfig. Shared with `policy.rs`.
+pub(crate) struct Served {
     rt: tokio::runtime::Runtime,
     handle: Option<SimHandle>,
     kubeconfig: PathBuf,
@@ -24,6 +26,11 @@ struct Served {
 
 impl Served {
     fn new() -> Self {
+        Self::with(SimOptions::default())
+    }
+
+    /// A sim started with `opts`.
+    pub(crate) fn with(opts: SimOptions) -> Self {
         assert!(
             Path::new(KUBECTL).exists(),
             "kubectl is required for these tests and was not found at {KUBECTL}; install kubectl 1.32"
@@ -33,9 +40,7 @@ impl Served {
             .enable_all()
             .build()
             .expect("runtime");
-        let handle = rt
-            .block_on(sim::start(SimOptions::default()))
-            .expect("sim starts");
+        let handle = rt.block_on(sim::start(opts)).expect("sim starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         handle.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -84,6 +89,16 @@ impl Served {
         out
     }
 
+    /// Run kubectl: whether it succeeded, its stdout and its stderr.
+    pub(crate) fn outcome(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.run(args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
     /// Run kubectl and require success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -114,7 +129,7 @@ impl Served {
         serde_json::from_str(&self.ok(&a)).expect("kubectl -o json prints JSON")
     }
 
-    fn write(&self, name: &str, text: &str) -> String {
+    pub(crate) fn write(&self, name: &str, text: &str) -> String {
         let p = self.dir.path().join(name);
         std::fs::write(&p, text).expect("write manifest");
         p.to_string_lossy().to_string()

@@ -5,9 +5,7 @@
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use serde_json::{json, Value};
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 use wavelift::checks::probe::SimProber;
 use wavelift::cluster::build;
@@ -18,9 +16,10 @@ use wavelift::sim::controllers::rehearsal::Rehearsal;
 use wavelift::sim::controllers::scenario::{PowerState, Scenario};
 use wavelift::sim::{self, SimOptions};
 
+use super::kubectl::Served;
+
 const LIMIT: Duration = Duration::from_secs(30);
 const NS: &str = "mig-quickstart";
-const KUBECTL: &str = "/usr/bin/kubectl";
 
 fn mnp(version: &str) -> ApiResource {
     ApiResource {
@@ -378,77 +377,23 @@ async fn the_network_enforces_policy_on_a_migrated_vm() {
     assert_eq!(a.result, "reachable", "{a:?}");
 }
 
-/// kubectl against `wavelift sim serve`'s API (in-process here, as tests/sim/kubectl.rs).
-struct Kubectl {
-    kubeconfig: std::path::PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut child = Command::new(KUBECTL)
-            .args(args)
-            .arg("--request-timeout=20s")
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kubectl");
-        let (mut out, mut err) = (String::new(), String::new());
-        child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out)
-            .expect("read");
-        child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut err)
-            .expect("read");
-        let status = child.wait().expect("kubectl exits");
-        (status.success(), out, err)
-    }
-
-    fn apply(&self, name: &str, yaml: &str, extra: &[&str]) -> (bool, String, String) {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, yaml).expect("write");
-        let p = p.to_string_lossy().to_string();
-        let mut args = vec!["apply", "-f", p.as_str()];
-        args.extend(extra);
-        self.run(&args)
-    }
-}
-
 #[test]
 #[ignore = "needs kubectl"]
 fn kubectl_applies_gets_and_is_refused() {
-    assert!(
-        Path::new(KUBECTL).exists(),
-        "kubectl is required at {KUBECTL}"
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let handle = rt
-        .block_on(sim::start(SimOptions {
-            extra_objects: vec![
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-            ],
-            ..SimOptions::default()
-        }))
-        .expect("sim");
-    let dir = tempfile::tempdir().expect("tmp");
-    let kubeconfig = dir.path().join("kubeconfig");
-    handle.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let k = Kubectl { kubeconfig, dir };
+    let k = Served::with(SimOptions {
+        extra_objects: vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        ],
+        ..SimOptions::default()
+    });
+    let apply = |name: &str, yaml: &str, extra: &[&str]| {
+        let p = k.write(name, yaml);
+        let mut args = vec!["apply", "-f", p.as_str()];
+        args.extend(extra);
+        k.outcome(&args)
+    };
 
-    let (ok, out, err) = k.run(&["api-resources", "--api-group=k8s.cni.cncf.io"]);
+    let (ok, out, err) = k.outcome(&["api-resources", "--api-group=k8s.cni.cncf.io"]);
     assert!(ok, "{err}");
     assert!(
         out.contains("multi-networkpolicies") && out.contains("multi-policy"),
@@ -458,7 +403,7 @@ fn kubectl_applies_gets_and_is_refused() {
     let good = format!(
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: web, namespace: {NS}}}\nspec:\n  podSelector: {{matchLabels: {{wavelift.io/vm: web}}}}\n  ingress: [{{ports: [{{port: 443}}]}}]\n---\napiVersion: k8s.cni.cncf.io/v1beta2\nkind: MultiNetworkPolicy\nmetadata:\n  name: web\n  namespace: {NS}\n  annotations: {{k8s.v1.cni.cncf.io/policy-for: vlan-210}}\nspec:\n  podSelector: {{matchLabels: {{wavelift.io/vm: web}}}}\n  ingress: [{{ports: [{{port: 8000, endPort: 8080}}]}}]\n"
     );
-    let (ok, out, err) = k.apply("good.yaml", &good, &[]);
+    let (ok, out, err) = apply("good.yaml", &good, &[]);
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("networkpolicy.networking.k8s.io/web created"),
@@ -468,7 +413,7 @@ fn kubectl_applies_gets_and_is_refused() {
         out.contains("multinetworkpolicy.k8s.cni.cncf.io/web created"),
         "{out}"
     );
-    let (ok, out, err) = k.run(&["get", "netpol", "-n", NS]);
+    let (ok, out, err) = k.outcome(&["get", "netpol", "-n", NS]);
     assert!(ok, "{err}");
     let header: Vec<&str> = out
         .lines()
@@ -483,7 +428,7 @@ fn kubectl_applies_gets_and_is_refused() {
             .is_some_and(|l| l.starts_with("web") && l.contains("wavelift.io/vm=web")),
         "{out}"
     );
-    let (ok, out, err) = k.run(&["get", "multi-networkpolicies", "-n", NS]);
+    let (ok, out, err) = k.outcome(&["get", "multi-networkpolicies", "-n", NS]);
     assert!(ok, "{err}");
     let header: Vec<&str> = out
         .lines()
@@ -506,18 +451,17 @@ fn kubectl_applies_gets_and_is_refused() {
         ("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/4]}}]}]\n", "spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: \"10.0.0.0/4\": must be a strict subset of `cidr`"),
         ("  ingress: [{ports: [{port: 90, endPort: 80}]}]\n", "spec.ingress[0].ports[0].endPort: Invalid value: 90: must be greater than or equal to `port`"),
     ] {
-        let (ok, out, err) = k.apply("bad.yaml", &bad(spec), &[]);
+        let (ok, out, err) = apply("bad.yaml", &bad(spec), &[]);
         assert!(!ok, "{out}");
         assert!(err.contains("is invalid") && err.contains(want), "want {want}\n{err}");
     }
     let v1 = format!(
         "apiVersion: k8s.cni.cncf.io/v1beta1\nkind: MultiNetworkPolicy\nmetadata:\n  name: old\n  namespace: {NS}\n  annotations: {{k8s.v1.cni.cncf.io/policy-for: vlan-210}}\nspec:\n  podSelector: {{}}\n  ingress: [{{ports: [{{port: 8000, endPort: 8080}}]}}]\n"
     );
-    let (ok, out, err) = k.apply("v1.yaml", &v1, &["--validate=strict"]);
+    let (ok, out, err) = apply("v1.yaml", &v1, &["--validate=strict"]);
     assert!(!ok, "{out}");
     assert!(
         err.contains("unknown field \"spec.ingress[0].ports[0].endPort\""),
         "{err}"
     );
-    rt.block_on(handle.shutdown());
 }

@@ -127,6 +127,26 @@ pub struct PortRange {
     pub hi: u16,
 }
 
+/// `tcp/5432`, `tcp/80-90`, or `udp` for every port.
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = match self.proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+            Proto::Icmp => "icmp",
+            Proto::Other(n) => return write!(f, "proto-{n}"),
+        };
+        if self.all_ports() {
+            f.write_str(proto)
+        } else if self.lo == self.hi {
+            write!(f, "{proto}/{}", self.lo)
+        } else {
+            write!(f, "{proto}/{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
 impl PortRange {
     pub fn all_ports(&self) -> bool {
         self.lo <= 1 && self.hi == u16::MAX

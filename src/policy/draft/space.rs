@@ -248,6 +248,18 @@ pub struct Block {
     pub except: Vec<Cidr>,
 }
 
+/// `10.0.0.0/24`, or `10.0.0.0/24 except 10.0.0.8/29 10.0.0.64/26`.
+impl std::fmt::Display for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.cidr)?;
+        for (i, e) in self.except.iter().enumerate() {
+            let sep = if i == 0 { " except " } else { " " };
+            write!(f, "{sep}{e}")?;
+        }
+        Ok(())
+    }
+}
+
 /// `target` (a subset of `shape`) as ipBlocks: each CIDR of `shape` that `target` touches,
 /// with `except` for what `target` leaves out of it, unless listing `target`'s own CIDRs
 /// there is shorter.

@@ -9,6 +9,7 @@
 //! `enabled`/`disabled`. The rule's name is `rule_id rule_name`.
 
 use super::common::{addr_token, origin, port_range, proto_named, services, AddrAcc};
+use crate::blast::firewall::NeutralRows;
 use crate::blast::model::owner_in_text;
 use crate::policy::rules::{Action, Direction, Proto, Rule, RuleList, RuleSet, Services};
 
@@ -16,22 +17,15 @@ pub fn parse(file: &str, text: &str) -> RuleSet {
     let mut warnings = Vec::new();
     let mut lists: Vec<RuleList> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = match rdr.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
-        Err(e) => {
-            warnings.push(format!("{file}:1: unreadable header: {e}"));
-            return RuleSet {
-                file: file.to_string(),
-                format: "firewall-csv",
-                lists,
-                warnings,
-            };
-        }
+    let Some(mut rows) = NeutralRows::open(text, file, &mut warnings) else {
+        return RuleSet {
+            file: file.to_string(),
+            format: "firewall-csv",
+            lists,
+            warnings,
+        };
     };
-    let col = |k: &str| headers.iter().position(|h| h == k);
+    let col = |k: &str| rows.col(k);
     let c = Cols {
         source: col("source"),
         device: col("device"),
@@ -49,29 +43,8 @@ pub fn parse(file: &str, text: &str) -> RuleSet {
         enabled: col("enabled"),
         disabled: col("disabled"),
     };
-    for rec in rdr.records() {
-        let r = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                warnings.push(format!("{file}:{line}: unreadable row skipped: {e}"));
-                continue;
-            }
-        };
-        let line = r.position().map_or(0, |p| p.line() as usize);
-        if r.len() != headers.len() {
-            warnings.push(format!(
-                "{file}:{line}: {} fields where the header has {}; row skipped",
-                r.len(),
-                headers.len()
-            ));
-            continue;
-        }
-        let get = |c: Option<usize>| {
-            c.and_then(|c| r.get(c))
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
+    while let Some((line, r)) = rows.next_row(file, &mut warnings) {
+        let get = |c: Option<usize>| r.get(c);
         let list_name = format!(
             "{}/{}",
             get(c.source).unwrap_or("-"),
