@@ -21,6 +21,7 @@ pub(crate) mod defaults;
 pub(crate) mod discovery;
 mod fault;
 pub(crate) mod forklift_crd;
+pub(crate) mod go_base64;
 pub(crate) mod kind_schema;
 pub(crate) mod lifecycle;
 pub(crate) mod openapi;

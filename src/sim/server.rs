@@ -1036,14 +1036,14 @@ fn is_clean_path(p: &str) -> bool {
 /// Unpadded base64url (Go's `base64.RawURLEncoding`).
 fn base64url_encode(input: &[u8]) -> String {
     use base64::Engine as _;
-    crate::sim::store::GO_RAW_URL.encode(input)
+    crate::sim::go_base64::RAW_URL.encode(input)
 }
 
 /// Decode unpadded base64url; the error is the offset Go's `CorruptInputError` names: the
 /// first byte that is not base64url, or the last one for a length no encoding has.
 fn base64url_decode(input: &str) -> Result<Vec<u8>, usize> {
     use base64::{DecodeError, Engine as _};
-    crate::sim::store::GO_RAW_URL
+    crate::sim::go_base64::RAW_URL
         .decode(input)
         .map_err(|e| match e {
             DecodeError::InvalidByte(at, _) | DecodeError::InvalidLastSymbol(at, _) => at,

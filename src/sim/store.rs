@@ -20,8 +20,6 @@
 //! compacted away, and a watch that needs one of them is told its resourceVersion expired
 //! (410 Gone), as etcd's compaction and the API server's watch cache do, and relists.
 
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -1430,26 +1428,9 @@ fn normalize(res: &ResourceDef, obj: &mut Value) {
     }
 }
 
-/// Go's `base64.StdEncoding`, which Kubernetes uses for a Secret's `data` and a PEM body:
-/// padded, and (Go's decoder not being `Strict`) the unused bits of the last symbol are
-/// not checked.
-pub(crate) const GO_STD: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-);
-
-/// Go's `base64.RawURLEncoding` (no padding), the encoding of a list's continue token.
-pub(crate) const GO_RAW_URL: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(true),
-);
-
 /// Standard base64 with padding (a Secret's `data` values).
 pub fn base64(input: &[u8]) -> String {
-    GO_STD.encode(input)
+    super::go_base64::STD.encode(input)
 }
 
 /// An object whose namespace is not the request's: apiserver

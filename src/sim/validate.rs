@@ -452,7 +452,7 @@ fn validate_secret(obj: &Value, causes: &mut Vec<Cause>) {
 /// (`base64.StdEncoding`).
 fn is_base64(s: &str) -> bool {
     use base64::Engine as _;
-    crate::sim::store::GO_STD.decode(s).is_ok()
+    crate::sim::go_base64::STD.decode(s).is_ok()
 }
 
 const RUN_STRATEGIES: &[&str] = &[

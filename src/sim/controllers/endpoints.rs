@@ -208,7 +208,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 /// Go's standard base64 (padded), as `net/http`'s `BasicAuth` and `encoding/pem` decode it.
 pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    crate::sim::store::GO_STD.decode(s).ok()
+    crate::sim::go_base64::STD.decode(s).ok()
 }
 
 /// `POST /api/session`: a session for the scenario's vCenter user, 401 for any other
