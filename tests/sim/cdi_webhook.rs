@@ -71,26 +71,33 @@ async fn the_webhook_refuses_a_taken_pvc_name_a_bad_vddk_source_and_a_tiny_disk(
         );
     }
 
-    let mut no_uuid = dv("shop-app-01");
-    no_uuid.spec.source["vddk"]["uuid"] = json!("");
-    let m = refused(&dvs, &dry, &no_uuid).await;
-    assert!(
-        m.ends_with("spec.source.VDDK source VDDK is not valid"),
-        "{m}"
-    );
-
-    let mut bad_url = dv("shop-app-01");
-    bad_url.spec.source["vddk"]["url"] = json!("ftp://vcenter.example.internal");
-    let m = refused(&dvs, &dry, &bad_url).await;
-    assert!(
-        m.ends_with("spec.source Invalid source URL scheme: ftp://vcenter.example.internal"),
-        "{m}"
-    );
-
-    let mut tiny = dv("shop-app-01");
-    tiny.spec.storage["resources"]["requests"]["storage"] = json!("512Ki");
-    let m = refused(&dvs, &dry, &tiny).await;
-    assert!(m.ends_with("Storage size should be at least 1MiB"), "{m}");
+    // One bad value each: (where in the DataVolume's spec, the value, the refusal's end).
+    for (pointer, value, want) in [
+        (
+            "/source/vddk/uuid",
+            "",
+            "spec.source.VDDK source VDDK is not valid",
+        ),
+        (
+            "/source/vddk/url",
+            "ftp://vcenter.example.internal",
+            "spec.source Invalid source URL scheme: ftp://vcenter.example.internal",
+        ),
+        (
+            "/storage/resources/requests/storage",
+            "512Ki",
+            "Storage size should be at least 1MiB",
+        ),
+    ] {
+        let mut bad = dv("shop-app-01");
+        let mut spec = serde_json::to_value(&bad.spec).expect("spec");
+        *spec
+            .pointer_mut(pointer)
+            .expect("the plan's DataVolume has it") = json!(value);
+        bad.spec = serde_json::from_value(spec).expect("spec");
+        let m = refused(&dvs, &dry, &bad).await;
+        assert!(m.ends_with(want), "{pointer} = {value:?}: {m}");
+    }
 
     // The same DataVolumes as the plan builds them are admitted, and nothing above was
     // stored.

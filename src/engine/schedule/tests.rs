@@ -1445,6 +1445,14 @@ fn the_window_fit_is_reported_and_follows_the_measured_throughput() {
     assert!(ok);
 }
 
+/// The test plan with wave w1 warm, and `extra` wave keys.
+fn warm_plan(extra: &str) -> String {
+    PLAN.replace(
+        "max_parallel_cutovers = 1\n",
+        &format!("max_parallel_cutovers = 1\nmigration = \"warm\"\n{extra}"),
+    )
+}
+
 /// A wavelift snapshot of the source VM (`round`: a precopy round's, `None`: the final).
 fn snap(moref: &str, round: Option<u32>) -> Snap {
     Snap {
@@ -1504,10 +1512,7 @@ fn warm_round_one_copied(r: &mut Run) -> Turn {
 /// fail for "change IDs not recorded" (a race CI once lost).
 #[test]
 fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
-    let plan = PLAN.replace(
-        "max_parallel_cutovers = 1\n",
-        "max_parallel_cutovers = 1\nmigration = \"warm\"\n",
-    );
+    let plan = warm_plan("");
     let mut r = Run::with_plan(&plan, settings());
     // Round 1 is copied on the PVC; no change ID on the DataVolume yet.
     let t = warm_round_one_copied(&mut r);
@@ -1573,10 +1578,7 @@ fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
 /// the importer failed with "snapshot not found", as CI once saw.)
 #[test]
 fn a_warm_vms_source_commands_run_one_at_a_time() {
-    let plan = PLAN.replace(
-        "max_parallel_cutovers = 1\n",
-        "max_parallel_cutovers = 1\nmigration = \"warm\"\nprecopy_interval = \"30m\"\n",
-    );
+    let plan = warm_plan("precopy_interval = \"30m\"\n");
     // 21:00: the precopy runs, the window (and so the cutover) opens at 22:00.
     let mut r = Run::with_plan(&plan, at_clock(1_796_504_400_000));
     warm_round_one_copied(&mut r);
@@ -1749,10 +1751,7 @@ fn grant(fleet: &mut Fleet, ds: &[Decision]) {
 /// CI once saw): the run's own append stands in until the watch shows it.
 #[test]
 fn a_checkpoint_the_run_appended_counts_before_the_watch_shows_it() {
-    let plan = PLAN.replace(
-        "max_parallel_cutovers = 1\n",
-        "max_parallel_cutovers = 1\nmigration = \"warm\"\n",
-    );
+    let plan = warm_plan("");
     let mut r = Run::with_plan(&plan, settings());
     r.request(EngineRequest::StartWave("w1".into()));
     r.pass_preflight(&[A, B, C]);
