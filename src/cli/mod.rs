@@ -6,6 +6,7 @@
 //! stopped).
 
 mod blast;
+mod journal;
 mod lease;
 mod migrate;
 mod plan_check;
@@ -166,6 +167,10 @@ pub struct TuiArgs {
     /// Disable dangerous actions (rollback, power-off confirmation, migration)
     #[arg(long)]
     pub read_only: bool,
+    /// Audit journal of every mutating API call and operator override (JSON lines,
+    /// appended), as `run --journal`
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
     #[command(flatten)]
     pub rehearsal: RehearsalArgs,
 }
@@ -261,7 +266,8 @@ pub struct RunArgs {
     pub target: TargetArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub output: RunOutput,
-    /// Audit journal of every mutating API call
+    /// Audit journal of every mutating API call and operator override (JSON lines,
+    /// appended)
     #[arg(long)]
     pub journal: Option<PathBuf>,
     /// Confirm manual power-off of source VMs without prompting (scripted runs)

@@ -61,12 +61,8 @@ async fn drive(
 ) -> ExitCode {
     // The journal opens before anything reaches the cluster.
     let journal = match &args.journal {
-        Some(p) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-        {
-            Ok(f) => Some(std::io::BufWriter::new(f)),
+        Some(p) => match super::journal::Journal::open(p) {
+            Ok(j) => Some(j),
             Err(e) => {
                 eprintln!("error: journal {}: {e}", p.display());
                 return ExitCode::from(EXIT_INVALID);
@@ -153,7 +149,7 @@ async fn drive_engine(
     plan: &Arc<plan::Plan>,
     args: &RunArgs,
     conn: &super::target::Connected,
-    mut journal: Option<std::io::BufWriter<std::fs::File>>,
+    mut journal: Option<super::journal::Journal>,
     lost: Option<impl std::future::Future<Output = String>>,
     policies: std::collections::BTreeMap<String, Vec<crate::policy::k8s::PolicyDoc>>,
 ) -> Result<ExitCode, String> {
@@ -252,11 +248,8 @@ async fn drive_engine(
         {
             preflight_failed = true;
         }
-        if let (Some(j), EventKind::Mutation { .. }) = (journal.as_mut(), &ev.kind) {
-            if let Ok(line) = serde_json::to_string(&ev) {
-                let _ = writeln!(j, "{line}");
-                let _ = j.flush();
-            }
+        if let Some(j) = journal.as_mut() {
+            j.record(&ev);
         }
         let line = if text {
             render_text(&ev, tty)

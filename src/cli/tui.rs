@@ -44,6 +44,17 @@ pub fn run(args: TuiArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    // The journal opens before anything reaches the cluster.
+    let journal = match &args.journal {
+        Some(p) => match super::journal::Journal::open(p) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                eprintln!("error: journal {}: {e}", p.display());
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => None,
+    };
     // The plan's parse is freed: its pages go back before the engine starts.
     crate::engine::runtime::release_free_memory();
     let rt = match super::runtime() {
@@ -125,6 +136,10 @@ pub fn run(args: TuiArgs) -> ExitCode {
         });
         let handle = match &driven_by {
             Some(by) => super::lease::observe_only(handle, by.clone()),
+            None => handle,
+        };
+        let handle = match journal {
+            Some(j) => super::journal::tee(handle, j),
             None => handle,
         };
         let banner = driven_by

@@ -12,6 +12,34 @@ pub const MANAGER: &str = "wavelift";
 /// Field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "wavelift";
 
+/// Annotation on the objects a VM's cutover writes after its source's power-off (cold: the
+/// DataVolumes and the VirtualMachine; warm: the DataVolumes' final checkpoint and the
+/// VirtualMachine): when that power-off was requested, on the run's window clock (the wall
+/// clock, or the rehearsal world's), and whether it ended in a hard stop. A resumed run reads
+/// it back, so a VM's downtime still runs from the real power-off request. It costs no
+/// request: it rides on calls the cutover makes anyway.
+pub const POWER_OFF: &str = "wavelift.io/power-off";
+
+/// The value of [`POWER_OFF`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PowerOffStamp {
+    /// When the power-off was requested (ms since the Unix epoch, on the window clock).
+    pub requested_ms: i64,
+    /// The guest did not shut down cleanly: the copy is crash-consistent.
+    pub hard: bool,
+}
+
+impl PowerOffStamp {
+    pub fn to_annotation(self) -> String {
+        serde_json::to_string(&self).unwrap_or_default()
+    }
+
+    /// The stamp in `annotations`, if there is a readable one.
+    pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Option<Self> {
+        serde_json::from_str(annotations?.get(POWER_OFF)?).ok()
+    }
+}
+
 /// Labels for an object that belongs to one VM of a plan.
 pub fn for_vm(plan: &str, wave: &str, vm: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -55,5 +83,18 @@ mod tests {
         assert_eq!(vm_selector("p", "v"), "wavelift.io/plan=p,wavelift.io/vm=v");
         assert_eq!(data_volume_name("web-01", 1), "web-01-disk1");
         assert_eq!(for_vm("p", "w", "v").len(), 4);
+    }
+
+    #[test]
+    fn the_power_off_stamp_reads_back_and_ignores_what_is_not_one() {
+        let s = PowerOffStamp {
+            requested_ms: 1_796_508_000_123,
+            hard: true,
+        };
+        let ann = BTreeMap::from([(POWER_OFF.to_string(), s.to_annotation())]);
+        assert_eq!(PowerOffStamp::read(Some(&ann)), Some(s));
+        let bad = BTreeMap::from([(POWER_OFF.to_string(), "yesterday".to_string())]);
+        assert_eq!(PowerOffStamp::read(Some(&bad)), None);
+        assert_eq!(PowerOffStamp::read(None), None);
     }
 }

@@ -440,7 +440,7 @@ pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
         return forklift::decide(ctx, obs, ctl);
     }
     if ctl.rollback {
-        return rollback(obs);
+        return rollback(ctx, obs);
     }
     let d = pipeline(ctx, obs, ctl);
     // Still cancellable: before the gate, or at it while the source runs and no power-off
@@ -456,7 +456,7 @@ pub fn decide(ctx: &VmContext, obs: &Observed, ctl: Control) -> Decision {
             || (d.phase.step == Step::CutoverGate && !source_touched)
             || source_running)
     {
-        return cancel(obs);
+        return cancel(ctx, obs);
     }
     d
 }
@@ -715,18 +715,28 @@ pub(super) fn cutover_guard(
 
 /// A cancelled VM before its cutover: its DataVolumes (labelled for it) are deleted, which
 /// stops the imports; the source runs on untouched.
-fn cancel(obs: &Observed) -> Decision {
+fn cancel(ctx: &VmContext, obs: &Observed) -> Decision {
     let mut cmds = Vec::new();
     if obs.disks.iter().any(|d| *d != DiskObs::Absent) {
         cmds.push(Command::DeleteDataVolumes);
     }
     // A snapshot left on a source VM grows until it fills its datastore.
-    cmds.extend(warm::remove_ours(obs));
+    cmds.extend(snapshots_to_remove(ctx, obs));
     decision(Step::Cancelled, Status::Active, cmds)
 }
 
+/// Warm: wavelift's snapshots on the source, to be removed; vCenter is read first when
+/// this run has not yet (a resumed run cancelled or rolled back during its preflight may
+/// find one an earlier run made).
+fn snapshots_to_remove(ctx: &VmContext, obs: &Observed) -> Vec<Command> {
+    if ctx.warm.is_some() && obs.warm.source.is_none() {
+        return vec![Command::ReadSource];
+    }
+    warm::remove_ours(obs)
+}
+
 /// Undo what wavelift created for the VM (by label), then power the source back on.
-fn rollback(obs: &Observed) -> Decision {
+fn rollback(ctx: &VmContext, obs: &Observed) -> Decision {
     let mut cmds = Vec::new();
     if obs.vm_started.is_some() || obs.vmi_phase.is_some() {
         cmds.push(Command::DeleteVm);
@@ -734,7 +744,7 @@ fn rollback(obs: &Observed) -> Decision {
     if obs.disks.iter().any(|d| *d != DiskObs::Absent) {
         cmds.push(Command::DeleteDataVolumes);
     }
-    cmds.extend(warm::remove_ours(obs));
+    cmds.extend(snapshots_to_remove(ctx, obs));
     // The source comes back only once the KubeVirt VM is gone: never two holders of the IP.
     if cmds.is_empty() && obs.source_power != Power::On {
         cmds.push(Command::PowerOnSource);

@@ -190,7 +190,14 @@ impl Ops {
         }
     }
 
-    pub async fn execute(&self, vm: &Vm, cmd: &Command) -> Result<Update, Error> {
+    /// Carries out `cmd` for `vm`. `stamp`: the VM's power-off, when one was requested,
+    /// written on the objects its cutover creates after it (see [`labels::POWER_OFF`]).
+    pub async fn execute(
+        &self,
+        vm: &Vm,
+        cmd: &Command,
+        stamp: Option<labels::PowerOffStamp>,
+    ) -> Result<Update, Error> {
         let ns = self.ns().to_string();
         match cmd {
             Command::RunPreflight => {
@@ -208,9 +215,10 @@ impl Ops {
                 Ok(Update::Nothing)
             }
             Command::CreateDataVolume { disk } => {
-                let Some(dv) = build::data_volume(&self.plan, vm, *disk) else {
+                let Some(mut dv) = build::data_volume(&self.plan, vm, *disk) else {
                     return Err(Error::NoDisk(*disk));
                 };
+                stamp_power_off(&mut dv.metadata, stamp);
                 let name = labels::data_volume_name(vm.name.as_str(), *disk);
                 let api: Api<DataVolume> = Api::namespaced(self.client.clone(), &ns);
                 self.create(vm, &api, &dv, "DataVolume", &name)
@@ -230,6 +238,13 @@ impl Ops {
                     return Ok(Update::Nothing);
                 }
                 if !on {
+                    // A warm VM's DataVolumes exist before its power-off: they get the
+                    // stamp first, so a run killed during the shutdown leaves it behind.
+                    if let (Some(s), Some(_)) =
+                        (stamp, super::decide::warm::ctx_for(&self.plan, vm))
+                    {
+                        self.stamp_data_volumes(vm, s).await;
+                    }
                     let off = self.power_off(vm, src.as_ref(), uuid).await?;
                     // Its import starts now: the ESXi host its disks are read through
                     // (`runtime.host`, for the per-host limit; a vCenter without VI/JSON
@@ -271,6 +286,7 @@ impl Ops {
                 // has, so the separate start request is saved. A VM found created but not
                 // started (a resumed run) is still started after the guard.
                 obj.spec.run_strategy = Some("Always".to_string());
+                stamp_power_off(&mut obj.metadata, stamp);
                 if let Some(p) = &self.probes {
                     // Off the nodes the per-node L2 proof found without the VLAN.
                     build::avoid_nodes(&mut obj, &p.avoided_nodes(vm));
@@ -352,13 +368,51 @@ impl Ops {
             | Command::CreateSnapshot { .. }
             | Command::RemoveSnapshot { .. }
             | Command::CreateStageVolume { .. }
-            | Command::AddCheckpoint { .. } => self.execute_warm(vm, cmd).await,
+            | Command::AddCheckpoint { .. } => self.execute_warm(vm, cmd, stamp).await,
             // Per-Plan requests: the scheduler issues the Plan's command instead.
             Command::StartMigration | Command::SetCutover => Ok(Update::Nothing),
             Command::CreateMigration { .. }
             | Command::PatchCutover { .. }
             | Command::CancelInForklift { .. }
             | Command::AdoptVm => self.execute_forklift(vm, cmd).await,
+        }
+    }
+
+    /// Writes the power-off stamp on each of the VM's DataVolumes (metadata only, which
+    /// CDI's webhook lets change). A failure costs only the downtime figure of a run that
+    /// is then killed before the final stage: it is logged, and the power-off goes on.
+    async fn stamp_data_volumes(&self, vm: &Vm, stamp: labels::PowerOffStamp) {
+        let api: Api<DataVolume> = Api::namespaced(self.client.clone(), self.ns());
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { labels::POWER_OFF: stamp.to_annotation() } }
+        });
+        let pp = PatchParams {
+            field_manager: Some(labels::FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        for d in 0..vm.disks.len() {
+            let name = labels::data_volume_name(vm.name.as_str(), d);
+            let mp = Patch::Merge(&patch);
+            match call(&format!("patch DataVolume {name}"), || {
+                api.patch(&name, &pp, &mp)
+            })
+            .await
+            {
+                Ok(_) => {
+                    self.journal(vm, "annotate", "DataVolume", &name, "power-off recorded")
+                        .await
+                }
+                Err(e) => {
+                    self.journal(
+                        vm,
+                        "annotate",
+                        "DataVolume",
+                        &name,
+                        &format!("error: {}", api_msg(&e)),
+                    )
+                    .await
+                }
+            }
         }
     }
 
@@ -397,6 +451,13 @@ impl Ops {
                 }
             }
         };
+        // Already off (a resumed run asks again): nothing to shut down, and how it went off
+        // (clean or hard) stays as the run that powered it off recorded it.
+        if let Ok(SourcePower::Off) = src.power_state(name, uuid).await {
+            self.journal(vm, "power-off", "SourceVM", name, "already off")
+                .await;
+            return Ok(Update::Power(Power::Off));
+        }
         if source.shutdown == Shutdown::Hard {
             return hard(String::new()).await;
         }
@@ -744,5 +805,17 @@ impl VmiSource for WatchedVmis<'_> {
         let vmi = self.store.get(&ObjectRef::new(vm).within(self.ns))?;
         let v = serde_json::to_value(&*vmi).ok()?;
         Some(crate::checks::evaluate::interfaces_from_vmi(&v))
+    }
+}
+
+/// Writes the VM's power-off stamp on an object its cutover creates after the power-off.
+fn stamp_power_off(
+    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    stamp: Option<labels::PowerOffStamp>,
+) {
+    if let Some(s) = stamp {
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert(labels::POWER_OFF.to_string(), s.to_annotation());
     }
 }

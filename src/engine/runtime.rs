@@ -201,9 +201,15 @@ where
                 m.owner_references = None;
                 m.finalizers = None;
                 m.self_link = None;
-                // Only warm migration's stage annotations are read.
+                // Only warm migration's stage annotations and a cutover's records (the
+                // power-off stamp, the VM's cutover record) are read.
                 if let Some(a) = o.meta_mut().annotations.as_mut() {
-                    a.retain(|k, _| k.starts_with(CHECKPOINT_PREFIX) || k == ANN_CHANGE_ID);
+                    a.retain(|k, _| {
+                        k.starts_with(CHECKPOINT_PREFIX)
+                            || k == ANN_CHANGE_ID
+                            || k == labels::POWER_OFF
+                            || k == crate::checks::report::ANN_CUTOVER
+                    });
                 }
                 if o.meta().annotations.as_ref().is_some_and(|a| a.is_empty()) {
                     o.meta_mut().annotations = None;
@@ -579,6 +585,8 @@ async fn run(
         }
         for (vm, cmd) in turn.commands {
             let (ops, tx, permits) = (ops.clone(), msg_tx.clone(), permits.clone());
+            // The objects a cutover writes after the power-off carry its stamp.
+            let stamp = fleet.power_off_stamp(vm);
             tokio::spawn(async move {
                 // At most COMMANDS_IN_FLIGHT commands talk to the cluster at once: a
                 // 5,000-VM wave starts with 5,000 preflights, not 5,000 open requests.
@@ -586,7 +594,7 @@ async fn run(
                 // Boxed, so a command waiting for its permit is a few bytes, not the whole
                 // (large) `execute` future: thousands of them wait at the start of a big
                 // wave.
-                let result = Box::pin(ops.execute(&ops.plan.vms[vm], &cmd))
+                let result = Box::pin(ops.execute(&ops.plan.vms[vm], &cmd, stamp))
                     .await
                     .map_err(|e| e.to_string());
                 let _ = tx.send(Input::Done { vm, cmd, result });
@@ -854,6 +862,23 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
                     })
                 })
         });
+    // What an earlier run recorded of the cutover: the VM's record and power-off stamp,
+    // else any of its DataVolumes' stamp.
+    let vm_ann = vm_obj
+        .as_ref()
+        .and_then(|v| v.metadata.annotations.as_ref());
+    let recorded_downtime_ms = vm_ann
+        .and_then(|a| a.get(crate::checks::report::ANN_CUTOVER))
+        .and_then(|r| serde_json::from_str::<crate::checks::report::CutoverRecord>(r).ok())
+        .map(|r| r.downtime_ms);
+    let power_off = labels::PowerOffStamp::read(vm_ann).or_else(|| {
+        (0..vm.disks.len()).find_map(|d| {
+            let name = labels::data_volume_name(vm.name.as_str(), d);
+            st.dvs
+                .get(&ObjectRef::new(&name).within(ns))
+                .and_then(|dv| labels::PowerOffStamp::read(dv.metadata.annotations.as_ref()))
+        })
+    });
     let vm_labelled = vm_obj.as_ref().is_some_and(|v| {
         v.metadata
             .labels
@@ -901,5 +926,7 @@ fn view(plan: &Plan, st: &Stores, i: usize) -> ClusterView {
         vmi_phase: vmi_status.and_then(|s| s.phase),
         forklift,
         vm_labelled,
+        power_off,
+        recorded_downtime_ms,
     }
 }

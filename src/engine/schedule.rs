@@ -136,6 +136,12 @@ pub struct ClusterView {
     pub forklift: Option<ForkliftObs>,
     /// The VirtualMachine carries wavelift's VM label.
     pub vm_labelled: bool,
+    /// The power-off an earlier run requested, as the cutover's objects record it
+    /// ([`crate::cluster::labels::POWER_OFF`]): a resumed run's downtime runs from it.
+    pub power_off: Option<crate::cluster::labels::PowerOffStamp>,
+    /// The downtime an earlier run recorded on the VirtualMachine when its checks passed
+    /// ([`crate::checks::report::ANN_CUTOVER`]): that cutover is not recorded again.
+    pub recorded_downtime_ms: Option<u64>,
 }
 
 /// One live migration as the cluster shows it.
@@ -308,6 +314,8 @@ struct VmRun {
     power_off_at: Option<i64>,
     /// The VM's downtime, once it was verified after a power-off this run requested.
     downtime_ms: Option<u64>,
+    /// The VM was verified with no power-off time known: said once.
+    downtime_unknown_said: bool,
     /// Its wave's window closed before its cutover began.
     postponed: bool,
     /// Warm: vCenter's view of the source, read in this run.
@@ -477,6 +485,7 @@ impl Fleet {
                 replacing: false,
                 power_off_at: None,
                 downtime_ms: None,
+                downtime_unknown_said: false,
                 postponed: false,
                 warm_source: None,
                 recorded_ids: None,
@@ -766,6 +775,36 @@ fn log(vm: &str, wave: &str, now: Now, level: LogLevel, message: String) -> Engi
     }
 }
 
+impl Fleet {
+    /// VM `i`'s power-off as the objects its cutover writes record it: requested at what
+    /// time on the window clock, and whether it ended in a hard stop (`None` before this
+    /// or an earlier run requested it).
+    pub fn power_off_stamp(&self, i: usize) -> Option<crate::cluster::labels::PowerOffStamp> {
+        let r = self.vms.get(i)?;
+        r.power_off_at
+            .map(|requested_ms| crate::cluster::labels::PowerOffStamp {
+                requested_ms,
+                hard: r.hard_stopped,
+            })
+    }
+}
+
+/// The journal's record of a change window overridden for wave `w`, and by whom.
+fn window_override(now: Now, w: &str, by: &str) -> EngineEvent {
+    EngineEvent {
+        vm: String::new(),
+        wave: w.to_string(),
+        at_ms: now.unix_ms,
+        kind: EventKind::Mutation {
+            verb: "override".into(),
+            kind: "ChangeWindow".into(),
+            name: w.to_string(),
+            dry_run: false,
+            result: format!("overridden by {by}: cutovers may start outside the window"),
+        },
+    }
+}
+
 fn vm_event(plan: &Plan, i: usize, now: Now, kind: EventKind) -> EngineEvent {
     let vm = &plan.vms[i];
     EngineEvent {
@@ -859,6 +898,15 @@ fn apply(fleet: &mut Fleet, input: Input, now: Now, out: &mut Turn) {
                         .all(|d| matches!(d, DiskObs::Absent | DiskObs::Succeeded))
                 {
                     r.replacing = false;
+                }
+                // A resumed run: an earlier run requested the power-off (its stamp is on
+                // the cutover's objects), or recorded the whole cutover already.
+                if r.downtime_ms.is_none() {
+                    r.downtime_ms = view.recorded_downtime_ms;
+                }
+                if let (None, Some(stamp)) = (r.power_off_at, view.power_off) {
+                    r.power_off_at = Some(stamp.requested_ms);
+                    r.hard_stopped = stamp.hard;
                 }
                 r.cluster = view;
             }
@@ -1101,6 +1149,14 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
                 out.events
                     .push(wave_log(LogLevel::Info, format!("wave {w} started")));
             }
+            // `--ignore-window` is an operator override like the TUI's: in the journal, once
+            // per wave it lets through.
+            if !again
+                && fleet.settings.ignore_window
+                && plan.wave(&w).is_some_and(|wv| wv.window.is_some())
+            {
+                out.events.push(window_override(now, &w, "--ignore-window"));
+            }
         }
         EngineRequest::CancelWave(w) => {
             if plan.wave(&w).is_none() {
@@ -1143,6 +1199,11 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
                 fleet.finished.remove(&w);
             }
             fleet.windows_ignored.insert(w.clone());
+            out.events.push(window_override(
+                now,
+                &w,
+                "the operator, by typed confirmation",
+            ));
             out.events.push(wave_log(
                 LogLevel::Warn,
                 format!("the change window of wave {w} is overridden by the operator: its cutovers may start outside it"),
@@ -2073,6 +2134,20 @@ fn pass(fleet: &mut Fleet, now: Now, out: &mut Turn) -> bool {
                                 .unwrap_or_default(),
                         },
                     });
+                } else if !r.downtime_unknown_said {
+                    // Found powered off by this run, with no stamp: powered off by hand, or
+                    // an earlier run was stopped between requesting the power-off and
+                    // writing anything after it (a cold VM's DataVolumes). Said, not guessed.
+                    r.downtime_unknown_said = true;
+                    out.events.push(vm_event(
+                        &plan,
+                        i,
+                        now,
+                        EventKind::Log {
+                            level: LogLevel::Warn,
+                            message: "downtime unknown: the source was already off when this run found it, and no run recorded when its power-off was requested".into(),
+                        },
+                    ));
                 }
             }
             r.last = Some(phase);

@@ -59,7 +59,12 @@ impl Ops {
     }
 
     /// One of warm migration's commands.
-    pub(super) async fn execute_warm(&self, vm: &Vm, cmd: &Command) -> Result<Update, Error> {
+    pub(super) async fn execute_warm(
+        &self,
+        vm: &Vm,
+        cmd: &Command,
+        stamp: Option<labels::PowerOffStamp>,
+    ) -> Result<Update, Error> {
         let Some(ctx) = ctx_for(&self.plan, vm) else {
             return Err(Error::Api {
                 what: format!("{cmd:?}"),
@@ -144,7 +149,10 @@ impl Ops {
                 previous,
                 last,
             } => {
-                self.add_checkpoint(vm, current, previous, *last).await?;
+                // The final checkpoint is added after the power-off: it carries its stamp.
+                let stamp = stamp.filter(|_| *last);
+                self.add_checkpoint(vm, current, previous, *last, stamp)
+                    .await?;
                 if !*last {
                     return Ok(Update::Nothing);
                 }
@@ -265,6 +273,7 @@ impl Ops {
         current: &str,
         previous: &[String],
         last: bool,
+        stamp: Option<labels::PowerOffStamp>,
     ) -> Result<(), Error> {
         let api: Api<DataVolume> = Api::namespaced(self.client.clone(), self.ns());
         for i in 0..vm.disks.len() {
@@ -282,10 +291,13 @@ impl Ops {
             });
             // The resourceVersion makes it a compare-and-swap: CDI's webhook allows only
             // these two fields to change.
-            let patch = json!({
+            let mut patch = json!({
                 "metadata": { "resourceVersion": dv.metadata.resource_version },
                 "spec": { "checkpoints": cps, "finalCheckpoint": last },
             });
+            if let Some(s) = stamp {
+                patch["metadata"]["annotations"] = json!({ labels::POWER_OFF: s.to_annotation() });
+            }
             let (pp, mp) = (self.patch_params(), Patch::Merge(&patch));
             let what = if last {
                 format!("final checkpoint {current} added")

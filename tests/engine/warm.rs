@@ -266,6 +266,29 @@ async fn a_warm_run_killed_mid_precopy_and_after_power_off_resumes_without_dupli
     );
     let dc = disk_consistent(&all);
     assert!(dc.iter().all(|(_, o)| *o == Outcome::Pass), "{dc:?}");
+    // Every VM's downtime is known, also the one whose power-off the killed run requested:
+    // its stamp was on its DataVolumes before the power-off went out.
+    for vm in vms.list(&ListParams::default()).await.expect("vms").items {
+        let rec: wavelift::checks::report::CutoverRecord = vm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(wavelift::checks::report::ANN_CUTOVER))
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_else(|| panic!("{:?} has no cutover record", vm.metadata.name));
+        assert!(rec.downtime_ms > 0, "{rec:?}");
+    }
+    let powered_off_before_the_last_run: Vec<&str> = all
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Mutation { verb, result, .. }
+            if verb == "power-off" && !result.starts_with("error"))
+        })
+        .map(|e| e.vm.as_str())
+        .collect();
+    assert!(!powered_off_before_the_last_run.is_empty());
+    assert!(!all.iter().any(|e| matches!(&e.kind,
+        EventKind::Log { message, .. } if message.starts_with("downtime unknown"))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -950,6 +950,40 @@ mod tests {
     }
 
     #[test]
+    fn cancel_and_rollback_read_vcenter_first_when_this_run_has_not() {
+        // A resumed run, cancelled before it read vCenter: an earlier run's snapshot may be
+        // there, so vCenter is read before the VM counts as cancelled or rolled back.
+        let mut o = start();
+        o.warm.source = None;
+        staged(&mut o, &[("", "snapshot-4")], &[], None);
+        let cancel = Control {
+            cancel: true,
+            ..Default::default()
+        };
+        let d = decide(&ctx(), &o, cancel);
+        assert_eq!(
+            d.commands,
+            vec![Command::DeleteDataVolumes, Command::ReadSource]
+        );
+        let rollback = Control {
+            rollback: true,
+            ..Default::default()
+        };
+        let d = decide(&ctx(), &o, rollback);
+        assert_eq!(d.phase.step, Step::RollingBack);
+        assert!(d.commands.contains(&Command::ReadSource));
+        assert!(!d.commands.contains(&Command::PowerOnSource));
+        // Once read, the snapshot it shows is removed.
+        o.warm.source = start().warm.source;
+        src(&mut o).ours.push(snap("snapshot-4", Some(4)));
+        let d = decide(&ctx(), &o, cancel);
+        assert!(d.commands.contains(&Command::RemoveSnapshot {
+            moref: "snapshot-4".into(),
+            record: false
+        }));
+    }
+
+    #[test]
     fn snapshots_are_told_apart_by_name() {
         use crate::source::{Snapshot, SourceDisk, SourcePower, WarmView};
         let s = |name: &str, moref: &str| Snapshot {

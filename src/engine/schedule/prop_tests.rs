@@ -198,6 +198,12 @@ fn view(plan: &Plan, vm: usize, a: u8, b: u8, forklift: bool) -> ClusterView {
         stages: vec![],
         forklift: forklift.then(|| forklift_obs(a, b)),
         vm_labelled: a.is_multiple_of(2),
+        // A resumed run's records of an earlier run's power-off and cutover.
+        power_off: (a % 4 == 1).then_some(crate::cluster::labels::PowerOffStamp {
+            requested_ms: 1_796_511_000_000 + i64::from(b),
+            hard: b.is_multiple_of(2),
+        }),
+        recorded_downtime_ms: b.is_multiple_of(9).then_some(u64::from(a) * 1000),
     }
 }
 

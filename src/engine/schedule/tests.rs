@@ -1244,6 +1244,110 @@ fn downtime_runs_from_the_power_off_request_to_the_checks_passing() {
     assert_eq!(r.fleet.summary().downtime_ms, vec![("a".into(), 325_000)]);
 }
 
+/// The cutover events of VM `name` in `t`: (migration, downtime, consistent copy).
+fn cutovers(t: &Turn, name: &str) -> Vec<(String, u64, bool)> {
+    t.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Cutover {
+                migration,
+                downtime_ms,
+                consistent_copy,
+                ..
+            } if e.vm == name => Some((migration.clone(), *downtime_ms, *consistent_copy)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_measures_downtime_from_the_power_off_an_earlier_run_requested() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    let mut r = Run::new(s);
+    // An earlier run requested a's power-off 100 s before this run's clock started, and
+    // stopped it hard; its DataVolume carries the stamp and has imported.
+    let stamp = crate::cluster::labels::PowerOffStamp {
+        requested_ms: 1_796_511_600_000 - 100_000,
+        hard: true,
+    };
+    r.turn(vec![]);
+    r.view(A, |v| {
+        v.disks = vec![DiskObs::Succeeded];
+        v.power_off = Some(stamp);
+    });
+    assert_eq!(r.fleet.power_off_stamp(A), Some(stamp));
+    // The wave's preflight passes (a's source is off already).
+    r.pass_preflight(&[B, C]);
+    // Found imported, so past its preflight: the power-off is asked again (idempotent), and
+    // its request time stays the earlier run's.
+    assert!(r.issued.contains(&(A, Command::PowerOffSource)));
+    r.done(A, Command::PowerOffSource, Update::Power(Power::Off));
+    r.done(
+        A,
+        Command::RunPreflight,
+        Update::Preflight(Gate::Passed, Some(Power::Off)),
+    );
+    assert_eq!(r.fleet.power_off_stamp(A), Some(stamp));
+    assert!(
+        r.fleet.vms[A].in_flight.contains(&Command::ProbeOriginalIp),
+        "{:?}",
+        r.issued
+    );
+    let t = r.done(
+        A,
+        Command::ProbeOriginalIp,
+        Update::IpGuard(IpGuard::Silent),
+    );
+    assert_eq!(Run::commands_for(&t, A), vec![Command::CreateVm]);
+    r.advance(Duration::from_secs(20));
+    r.view(A, |v| v.vm_started = Some(true));
+    r.created(A);
+    r.view(A, |v| {
+        v.vmi_phase = Some("Running".into());
+        v.agent_connected = true;
+    });
+    let t = r.done(A, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
+    // 100 s before this run, 20 s in it.
+    assert_eq!(cutovers(&t, "a"), vec![("cold".into(), 120_000, false)]);
+    assert_eq!(r.fleet.summary().downtime_ms, vec![("a".into(), 120_000)]);
+}
+
+#[test]
+fn a_cutover_an_earlier_run_recorded_is_not_recorded_again() {
+    let mut s = settings();
+    s.auto_waves = vec!["w1".into()];
+    let mut r = Run::new(s);
+    r.turn(vec![]);
+    // a was verified by an earlier run: its VirtualMachine has the cutover record.
+    r.view(A, |v| {
+        v.disks = vec![DiskObs::Succeeded];
+        v.networks_ready = true;
+        v.vm_started = Some(true);
+        v.vmi_phase = Some("Running".into());
+        v.agent_connected = true;
+        v.power_off = Some(crate::cluster::labels::PowerOffStamp {
+            requested_ms: 1_796_511_000_000,
+            hard: false,
+        });
+        v.recorded_downtime_ms = Some(42_000);
+    });
+    r.pass_preflight(&[B, C]);
+    r.done(
+        A,
+        Command::RunPreflight,
+        Update::Preflight(Gate::Passed, Some(Power::Off)),
+    );
+    let t = r.done(A, Command::RunChecks, Update::Checks(Gate::Passed, vec![]));
+    assert_eq!(r.step(A), Step::Verified, "{:?}", t.commands);
+    assert!(cutovers(&t, "a").is_empty());
+    assert!(!t
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::RecordCutover { .. })));
+    assert_eq!(r.fleet.summary().downtime_ms, vec![("a".into(), 42_000)]);
+}
+
 /// The settings with the window clock at `ms`.
 fn at_clock(ms: i64) -> Settings {
     let mut s = settings();
@@ -1314,8 +1418,22 @@ fn the_operator_can_override_the_window() {
     let mut s = at_clock(1_796_504_400_000); // 21:00
     s.ignore_window = true;
     let mut r = Run::new(s);
-    r.request(EngineRequest::StartWave("w1".into()));
+    let t = r.request(EngineRequest::StartWave("w1".into()));
+    // The override is in the journal once, when the wave starts.
+    let overrides = |t: &Turn| {
+        t.events
+            .iter()
+            .filter(|e| {
+                matches!(&e.kind,
+                EventKind::Mutation { verb, kind, name, result, .. }
+                    if verb == "override" && kind == "ChangeWindow" && name == "w1"
+                        && result.contains("--ignore-window"))
+            })
+            .count()
+    };
+    assert_eq!(overrides(&t), 1, "{:?}", t.events);
     let t = r.pass_preflight(&[A, B, C]);
+    assert_eq!(overrides(&t), 0);
     assert_eq!(Run::commands_for(&t, A), vec![Command::PowerOffSource]);
 }
 
@@ -1366,6 +1484,15 @@ fn the_operator_overrides_one_waves_window_and_its_postponed_vms_go_on() {
     assert!(
         t.events.iter().any(|e| matches!(&e.kind,
             EventKind::Log { message, .. } if message.contains("change window of wave w1 is overridden"))),
+        "{:?}",
+        t.events
+    );
+    // The override is in the journal: a Mutation naming the wave and who overrode it.
+    assert!(
+        t.events.iter().any(|e| matches!(&e.kind,
+            EventKind::Mutation { verb, kind, name, result, .. }
+                if verb == "override" && kind == "ChangeWindow" && name == "w1"
+                    && result.contains("typed confirmation"))),
         "{:?}",
         t.events
     );

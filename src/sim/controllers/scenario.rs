@@ -20,8 +20,9 @@
 //! vcenter_error_rate = 0.1           # 10 % of vSphere REST requests answer 503
 //! api_latency_ms = 5                 # every API answer waits 5 ms
 //! watch_drop_seconds = 10            # the server ends every watch after 10 s
-//! clock_start = "2026-12-05T21:59:00Z" # the world's clock (default: a minute before the
-//!                                    # first window when derived from a plan, else now)
+//! clock_start = "2026-12-05T21:59:00Z" # the world's clock (default, derived from a plan:
+//!                                    # a minute before the first window, 2 precopy
+//!                                    # intervals earlier for a wave with warm VMs; else now)
 //! node_bridges = ["br-trunk"]       # host bridges bridge-marker advertises on every node
 //! bridgeless_nodes = ["sim-node-3"]  # … except these (no bridge: no sandbox on a bridge NAD)
 //! node_vlans = { sim-node-2 = [210] } # VLANs a node's trunk carries (unlisted node: all)
