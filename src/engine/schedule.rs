@@ -358,6 +358,8 @@ pub struct Fleet {
     active: Vec<String>,
     /// Waves to start one after the other (headless runs).
     queue: Vec<String>,
+    /// Waves whose `--ignore-window` override the journal has.
+    overrides_said: BTreeSet<String>,
     finished: HashSet<String>,
     /// Last phase reported per live migration.
     migrations: HashMap<String, MigrationPhase>,
@@ -529,6 +531,7 @@ impl Fleet {
             vms,
             active,
             queue,
+            overrides_said: BTreeSet::new(),
             finished: HashSet::new(),
             migrations: HashMap::new(),
             windows_ignored: HashSet::new(),
@@ -694,6 +697,16 @@ pub fn turn(fleet: &mut Fleet, inputs: impl IntoIterator<Item = Input>, now: Now
     for _ in 0..fleet.vms.len() + 2 {
         if !pass(fleet, now, &mut out) || out.exit {
             break;
+        }
+    }
+    // `--ignore-window` is an operator override like the TUI's: in the journal, once for
+    // each wave with a window it lets through, when the wave starts.
+    if fleet.settings.ignore_window {
+        for w in &fleet.active {
+            let windowed = fleet.plan.wave(w).is_some_and(|wv| wv.window.is_some());
+            if windowed && fleet.overrides_said.insert(w.clone()) {
+                out.events.push(window_override(now, w, "--ignore-window"));
+            }
         }
     }
     out.wake_at = next_wake(fleet, now);
@@ -1148,14 +1161,6 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
             if !again || uncancelled {
                 out.events
                     .push(wave_log(LogLevel::Info, format!("wave {w} started")));
-            }
-            // `--ignore-window` is an operator override like the TUI's: in the journal, once
-            // per wave it lets through.
-            if !again
-                && fleet.settings.ignore_window
-                && plan.wave(&w).is_some_and(|wv| wv.window.is_some())
-            {
-                out.events.push(window_override(now, &w, "--ignore-window"));
             }
         }
         EngineRequest::CancelWave(w) => {

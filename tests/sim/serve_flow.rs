@@ -120,14 +120,37 @@ fn run_killed_with_sigkill_resumes_from_the_cluster() {
             kill_when,
         );
     }
+    // The last run also overrides the change window (it is open: nothing else changes), and
+    // says so in its journal.
     let last = server
-        .wavelift(&["run", "plans/quickstart.toml", "--journal"])
+        .wavelift(&[
+            "run",
+            "plans/quickstart.toml",
+            "--ignore-window",
+            "--journal",
+        ])
         .arg(dir.path().join("journal.jsonl"))
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&last.stdout);
     assert_eq!(last.status.code(), Some(0), "{text}");
     assert!(text.contains("done: 3 verified"), "{text}");
+    // Every VM's downtime is known, though two of the power-offs were requested by the
+    // killed runs: the stamps on their DataVolumes carried the times over.
+    assert!(text.contains("over 3 VM(s)"), "{text}");
+    assert!(!text.contains("downtime unknown"), "{text}");
+    let own = std::fs::read_to_string(dir.path().join("journal.jsonl")).expect("journal");
+    let overrides: Vec<serde_json::Value> = own
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["verb"] == "override")
+        .collect();
+    assert_eq!(overrides.len(), 1, "{own}");
+    assert_eq!(overrides[0]["kind"], "ChangeWindow");
+    assert_eq!(overrides[0]["name"], "w1");
+    assert!(overrides[0]["result"]
+        .as_str()
+        .is_some_and(|r| r.contains("--ignore-window")));
     // Across the three runs no object was created twice (a cold cutover imports after the
     // power-off, so the last run legitimately creates the disks of the VMs that had not
     // reached their cutover yet).

@@ -91,13 +91,15 @@ fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/quickstart.toml");
     let before = dir.path().join("stty-before");
     let after = dir.path().join("stty-after");
+    let journal = dir.path().join("journal.jsonl");
     let script = format!(
-        "cd {root} && stty -g > {before} && WAVELIFT_LOG_DIR={logs} {bin} tui {plan} --speed 400; echo EXITED:$?; stty -g > {after} && echo STTY-SAVED; sleep 120",
+        "cd {root} && stty -g > {before} && WAVELIFT_LOG_DIR={logs} {bin} tui {plan} --speed 400 --journal {journal}; echo EXITED:$?; stty -g > {after} && echo STTY-SAVED; sleep 120",
         root = env!("CARGO_MANIFEST_DIR"),
         before = before.display(),
         after = after.display(),
         logs = dir.path().display(),
         plan = plan.display(),
+        journal = journal.display(),
     );
     let s = start("wavelift-e2e", 160, 45, &script);
 
@@ -132,6 +134,24 @@ fn quickstart_wave_from_the_keyboard_then_migrate_and_quit_cleanly() {
         !end.contains("╭ VMs"),
         "the TUI screen is still shown:\n{end}"
     );
+    // The TUI's journal (`--journal`): each VM's power-off and creation, as `run` writes.
+    let j = std::fs::read_to_string(&journal).expect("journal");
+    for vm in ["shop-db-01", "shop-app-01", "shop-web-01"] {
+        let mine: Vec<serde_json::Value> = j
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["vm"] == vm)
+            .collect();
+        assert!(
+            mine.iter().any(|e| e["verb"] == "power-off"),
+            "{vm}: {mine:?}"
+        );
+        assert!(
+            mine.iter()
+                .any(|e| e["kind"] == "VirtualMachine" && e["result"] == "created"),
+            "{vm}: {mine:?}"
+        );
+    }
 }
 
 /// Closing the terminal (the tmux session goes away: SIGHUP, then a dead tty) ends the TUI
