@@ -518,3 +518,49 @@ async fn sim_prober_speaks_the_contract() {
     let p = dead.icmp(ip("192.0.2.10"), T).await;
     assert_eq!(p.outcome, Outcome::Error, "{p:?}");
 }
+
+// ---------------------------------------------------------------- disk-consistent
+
+/// The `disk-consistent` check of `plan`'s first VM, run by `prober`.
+async fn disk_consistent_of(
+    plan: &wavelift::plan::Plan,
+    prober: &dyn Prober,
+) -> wavelift::checks::result::CheckResult {
+    use wavelift::checks::runner::{run_check, Observations, RunSettings};
+    let vm = &plan.vms[0];
+    let spec = plan
+        .checks_for(vm)
+        .into_iter()
+        .find(|c| c.kind.to_string() == "disk-consistent")
+        .expect("the plan checks disk-consistent");
+    run_check(
+        plan,
+        vm,
+        &spec,
+        prober,
+        &Observations::new(),
+        &RunSettings::from_plan(plan),
+    )
+    .await
+}
+
+/// On a real network nothing can say what the copied disks hold: the check is skipped,
+/// with that reason, never passed.
+#[tokio::test]
+async fn disk_consistent_is_skipped_with_the_reason_on_a_real_cluster() {
+    let plan = common::load_plan("plans/quickstart.toml");
+    let r = disk_consistent_of(&plan, &RealProber::new()).await;
+    assert_eq!(r.outcome, Outcome::Skipped, "{r:?}");
+    assert!(r.detail.contains("only the rehearsal cluster"), "{r:?}");
+}
+
+/// An http source's images do not change: skipped with that reason, also in a rehearsal.
+#[tokio::test]
+async fn disk_consistent_is_skipped_for_http_sources() {
+    let plan = common::load_plan("plans/http-images.toml");
+    // A prober that would answer (the rehearsal's) is never asked.
+    let sim = SimProber::new("http://127.0.0.1:9".to_string());
+    let r = disk_consistent_of(&plan, &sim).await;
+    assert_eq!(r.outcome, Outcome::Skipped, "{r:?}");
+    assert!(r.detail.contains("http source"), "{r:?}");
+}

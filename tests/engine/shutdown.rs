@@ -189,6 +189,13 @@ async fn warm_is_refused_by_name_where_it_cannot_work() {
         s.failed.iter().all(|(_, w)| w.contains("warm-no-vim-json")),
         "{s:?}"
     );
+    // Cold keeps working on that vCenter: power state and power-off over the Automation
+    // REST API, no VI/JSON needed.
+    let cold = quickstart_with(|t| t);
+    let mut sc = scenario(&cold, vec![]);
+    sc.vcenter_version = "7.0.3".into();
+    let (s, _) = run(&cold, sc).await;
+    assert_eq!(s.verified.len(), 3, "{s:?}");
 
     // With `enable_cbt`, wavelift turns CBT on and the VM migrates warm.
     let plan = quickstart_with(|t| source_line(warm(t), "enable_cbt = true"));

@@ -945,6 +945,17 @@ async fn multi_stage_imports_hold_every_write_unless_a_stage_is_skipped() {
             assert_eq!(v["result"], "consistent", "{v}");
             assert_eq!(v["disks"][0]["missing_writes"], 0);
         }
+        // The check itself, as the engine runs it: the rehearsal's prober fails it for the
+        // skipped stage, and passes it for the whole chain.
+        use wavelift::checks::probe::Prober;
+        let prober = wavelift::checks::probe::SimProber::new(r.world_url.clone());
+        let p = prober.disk_consistent(vm, 1, Duration::from_secs(5)).await;
+        let want = if skip {
+            wavelift::checks::result::Outcome::Fail
+        } else {
+            wavelift::checks::result::Outcome::Pass
+        };
+        assert_eq!(p.outcome, want, "{p:?}");
     }
 }
 

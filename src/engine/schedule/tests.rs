@@ -1633,6 +1633,49 @@ fn warm_round_one_copied(r: &mut Run) -> Turn {
     })
 }
 
+/// A precopy round falls due `precopy_interval` after the last one, before the window
+/// opens: nothing is taken earlier, the policy wakes for it, and then the next round's
+/// snapshot is taken while the source runs.
+#[test]
+fn a_precopy_round_falls_due_after_its_interval() {
+    let plan = warm_plan("precopy_interval = \"30m\"\n");
+    // 21:00: the window opens at 22:00.
+    let mut r = Run::with_plan(&plan, at_clock(1_796_504_400_000));
+    let t = warm_round_one_copied(&mut r);
+    let retire = Command::RemoveSnapshot {
+        moref: "snapshot-7".into(),
+        record: true,
+    };
+    assert!(
+        Run::commands_for(&t, A).contains(&retire),
+        "{:?}",
+        r.phase(A)
+    );
+    let recorded = Some(("snapshot-7".to_string(), vec!["52 ab/11".to_string()]));
+    let t = r.done(
+        A,
+        retire,
+        Update::Warm(warm_source(vec![]), Power::On, recorded),
+    );
+    let snapshots = |t: &Turn| {
+        Run::commands_for(t, A)
+            .into_iter()
+            .filter(|c| matches!(c, Command::CreateSnapshot { .. }))
+            .count()
+    };
+    assert_eq!(snapshots(&t), 0);
+    assert!(!r.issued.contains(&(A, Command::PowerOffSource)));
+    let wake = t.wake_at.expect("the policy wakes for the next round");
+    assert!(wake <= r.clock + Duration::from_secs(30 * 60), "{wake:?}");
+    r.advance(Duration::from_secs(29 * 60));
+    let t = r.turn(vec![Input::Wake]);
+    assert_eq!(snapshots(&t), 0, "{:?}", r.phase(A));
+    r.advance(Duration::from_secs(60));
+    let t = r.turn(vec![Input::Wake]);
+    assert_eq!(snapshots(&t), 1, "{:?}", r.phase(A));
+    assert!(!r.issued.contains(&(A, Command::PowerOffSource)));
+}
+
 /// A warm VM whose copied stage was just retired: vCenter already shows the snapshot gone
 /// while the DataVolume watch has not delivered the change IDs written before the removal.
 /// The IDs the command wrote are used (the final stage's `previous`), and the VM does not
