@@ -345,6 +345,32 @@ fn a_warm_run_killed_with_sigkill_resumes_without_a_second_snapshot() {
         snapshots >= 6,
         "two rounds and a final snapshot per VM: {created:?}"
     );
+    // At most one wavelift snapshot per VM at any time, across the three runs (the journal
+    // is in the order the calls were made).
+    let mut held: std::collections::BTreeMap<String, i32> = Default::default();
+    for l in journal.lines() {
+        let e: serde_json::Value = serde_json::from_str(l).expect("journal line");
+        if e["kind"] != "VirtualMachineSnapshot" {
+            continue;
+        }
+        let r = e["result"].as_str().unwrap_or_default();
+        let n = held
+            .entry(e["vm"].as_str().unwrap_or_default().to_string())
+            .or_default();
+        if e["verb"] == "create" && r.starts_with("created") {
+            *n += 1;
+        } else if e["verb"] == "remove" && r == "removed" {
+            *n -= 1;
+        }
+        assert!(*n <= 1, "two snapshots of {} at once:\n{journal}", e["vm"]);
+    }
+    // kubectl shows the stages wavelift wrote: each DataVolume's checkpoints, the final one.
+    let out = server.kubectl(&["get", "dv", "-A", "-o", "yaml", "--request-timeout=20s"]);
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(yaml.matches("finalCheckpoint: true").count(), 3, "{yaml}");
+    assert!(yaml.contains("checkpoints:"), "{yaml}");
+    assert!(yaml.contains("previous: \"\""), "the first stage: {yaml}");
+    assert!(yaml.contains("current: snapshot-"), "{yaml}");
     for (kind, n) in [("dv", 3), ("vm", 3)] {
         let out = server.kubectl(&["get", kind, "-A", "-o", "name", "--request-timeout=20s"]);
         assert_eq!(
