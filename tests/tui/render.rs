@@ -150,6 +150,35 @@ fn the_window_estimate_names_its_throughput() {
     );
 }
 
+/// A VM's cutover event puts its downtime in the VM detail (issue 13).
+#[test]
+fn the_vm_detail_shows_the_downtime_of_its_cutover() {
+    let mut app = at(View::Vms, 160, 40);
+    update(&mut app, Action::Top);
+    let first = mid_wave_events()
+        .into_iter()
+        .map(|e| e.vm)
+        .find(|v| !v.is_empty())
+        .expect("a VM");
+    let before = screen(&app, 160, 40);
+    assert!(!before.contains("downtime"), "{before}");
+    app.apply_event(wavelift::engine::EngineEvent {
+        vm: first.clone(),
+        wave: app_wave(),
+        at_ms: 0,
+        kind: wavelift::engine::EventKind::Cutover {
+            migration: "warm".into(),
+            downtime_ms: 82_000,
+            precopy_rounds: 3,
+            final_delta_bytes: Some(1 << 30),
+            consistent_copy: true,
+        },
+    });
+    app.settle();
+    let text = screen(&app, 160, 40);
+    assert!(text.contains("downtime 1m22s"), "{first}:\n{text}");
+}
+
 /// The wave the fixture's events run in.
 fn app_wave() -> String {
     mid_wave_events()
