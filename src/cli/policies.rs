@@ -433,4 +433,99 @@ mod tests {
             .unwrap_or_else(|| panic!("no policy section:\n{}", lines.join("\n")));
         insta::assert_snapshot!(lines[top..].join("\n"));
     }
+
+    /// A cluster whose discovery serves the MultiNetworkPolicy group in `versions` (none:
+    /// no such group), answering as the API server's `/apis` and `/apis/GROUP/VERSION` do.
+    fn discovery(versions: &'static [&'static str]) -> kube::Client {
+        use serde_json::json;
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let path = req.uri().path().to_string();
+            async move {
+                let gv = |v: &str| format!("{MNP_GROUP}/{v}");
+                let body = if path == "/apis" {
+                    let listed: Vec<serde_json::Value> = versions
+                        .iter()
+                        .map(|v| json!({"groupVersion": gv(v), "version": v}))
+                        .collect();
+                    let groups = match listed.first() {
+                        Some(first) => {
+                            json!([{"name": MNP_GROUP, "versions": listed, "preferredVersion": first}])
+                        }
+                        None => json!([]),
+                    };
+                    Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+                } else {
+                    path.strip_prefix(&format!("/apis/{MNP_GROUP}/"))
+                        .filter(|v| versions.contains(v))
+                        .map(|v| {
+                            json!({
+                                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(v),
+                                "resources": [{
+                                    "name": "multi-networkpolicies", "singularName": "multi-networkpolicy",
+                                    "namespaced": true, "kind": "MultiNetworkPolicy",
+                                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                                    "shortNames": ["multi-policy"],
+                                }],
+                            })
+                        })
+                };
+                let (status, body) = match body {
+                    Some(b) => (200, b),
+                    None => (
+                        404,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "the server could not find the requested resource"}),
+                    ),
+                };
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(kube::client::Body::from(
+                            serde_json::to_vec(&body).expect("json"),
+                        ))
+                        .expect("response"),
+                )
+            }
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    #[tokio::test]
+    async fn the_newest_served_multi_network_policy_version_is_used() {
+        assert_eq!(
+            served_mnp(&discovery(&["v1beta2", "v1beta1"])).await,
+            Some(MnpVersion::V1beta2)
+        );
+        assert_eq!(
+            served_mnp(&discovery(&["v1beta1"])).await,
+            Some(MnpVersion::V1beta1)
+        );
+        assert_eq!(served_mnp(&discovery(&[])).await, None);
+    }
+
+    #[tokio::test]
+    async fn apply_is_refused_where_no_multi_network_policy_is_served() {
+        let path = Path::new("plans/quickstart-policy.toml");
+        let plan = crate::plan::check_file(path)
+            .expect("read")
+            .plan
+            .expect("valid");
+        let why = refuse_unserved(&plan, served_mnp(&discovery(&[])).await)
+            .expect_err("L2 VMs need a MultiNetworkPolicy");
+        assert_eq!(
+            why,
+            "`policy = \"apply\"`: the cluster serves no MultiNetworkPolicy (k8s.cni.cncf.io v1beta1 or v1beta2), which L2 VMs need; install the multi-networkpolicy CRD and an implementation on the nodes, or use `policy = \"draft\"`; nothing was changed"
+        );
+        assert_eq!(
+            refuse_unserved(&plan, served_mnp(&discovery(&["v1beta1"])).await),
+            Ok(())
+        );
+        // `draft` only shows; L3 VMs need NetworkPolicy, which every cluster serves.
+        let mut draft_only = plan.clone();
+        draft_only.meta.policy.value = PolicyMode::Draft;
+        assert_eq!(refuse_unserved(&draft_only, None), Ok(()));
+        let mut l3 = plan;
+        l3.meta.network_model = crate::plan::NetworkModel::L3;
+        assert_eq!(refuse_unserved(&l3, None), Ok(()));
+    }
 }
