@@ -476,3 +476,44 @@ fn apply_with_cluster_checks_needs_each_networks_probe_ip() {
     assert!(ok.plan.is_some(), "{codes:?}");
     assert!(!codes.iter().any(|c| c.starts_with("policy-")), "{codes:?}");
 }
+
+/// OVN-Kubernetes enforces MultiNetworkPolicy on a localnet network only with multi-network
+/// policy enabled, which the plan cannot see: as on a Linux bridge, `apply` is refused
+/// until the network names what enforces it.
+#[test]
+fn apply_on_an_ovn_localnet_network_needs_multi_network_policy_named() {
+    let with = |net_keys: &str| {
+        let text = std::fs::read_to_string("plans/quickstart.toml")
+            .expect("quickstart")
+            .replace(
+                "namespace = \"mig-quickstart\"",
+                "namespace = \"mig-quickstart\"\npolicy = \"apply\"\npolicy_sources = [\"exports\"]\nprobe_sources = [\"198.51.100.254\"]",
+            )
+            .replace(
+                "provider = \"bridge\"\nbridge = \"br-trunk\"",
+                &format!("provider = \"ovn-localnet\"\nphysical_network = \"physnet-dc1\"\n{net_keys}"),
+            );
+        wavelift::plan::check_str(&text, "q.toml")
+    };
+    let unnamed = with("");
+    assert!(unnamed.plan.is_none(), "refused");
+    let located = unnamed.located();
+    let d = located
+        .iter()
+        .find(|d| d.code == "policy-unenforced-network")
+        .unwrap_or_else(|| panic!("{:?}", located.iter().map(|d| d.code).collect::<Vec<_>>()));
+    let text = d.render_text();
+    assert!(
+        text.contains("OVN-Kubernetes localnet network `vlan-210`")
+            && text.contains("enable-multi-networkpolicy"),
+        "{text}"
+    );
+    let named = with("multi_network_policy = \"ovn-kubernetes\"");
+    let codes: Vec<&str> = named.diagnostics.iter().map(|d| d.code).collect();
+    let plan = named.plan.as_ref().unwrap_or_else(|| panic!("{codes:?}"));
+    assert_eq!(
+        plan.networks[0].provider.value,
+        wavelift::plan::Provider::OvnLocalnet
+    );
+    assert!(!codes.iter().any(|c| c.starts_with("policy-")), "{codes:?}");
+}
