@@ -288,9 +288,11 @@ spec:
         cidr: 198.51.100.254/32
 ";
 
-/// `plans/quickstart-policy.toml` with `edit` applied to its text, and its rehearsal.
+/// `plans/quickstart-policy.toml` with `edit` applied to its text, and its rehearsal, where
+/// wavelift's user lacks the permissions `deny`.
 async fn quickstart_policy(
     edit: impl Fn(String) -> String,
+    deny: Vec<wavelift::sim::access::AccessRule>,
 ) -> (
     std::sync::Arc<wavelift::plan::Plan>,
     wavelift::sim::controllers::rehearsal::Rehearsal,
@@ -302,6 +304,7 @@ async fn quickstart_policy(
     let plan = std::sync::Arc::new(checked.plan.expect("valid"));
     let mut sc = Scenario::from_plan(&plan);
     sc.speed = 4000.0;
+    sc.rbac_deny = deny;
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
     (plan, r)
 }
@@ -385,8 +388,11 @@ async fn a_cancel_while_the_policy_settles_removes_it_and_reports_the_vm_cancell
     use crate::common::config;
     use wavelift::engine::{EngineRequest, EventKind};
     // A settle time the cancel certainly falls into.
-    let (plan, r) =
-        quickstart_policy(|t| t.replace("policy_settle = \"2s\"", "policy_settle = \"10m\"")).await;
+    let (plan, r) = quickstart_policy(
+        |t| t.replace("policy_settle = \"2s\"", "policy_settle = \"10m\""),
+        vec![],
+    )
+    .await;
     let docs = wavelift::policy::eval::read_policies("inline.yaml", DB_POLICY).expect("policy");
     let mut cfg = config(&plan, &r);
     cfg.only_vms = ["shop-db-01".to_string()].into_iter().collect();
@@ -427,7 +433,7 @@ async fn a_cancel_while_the_policy_settles_removes_it_and_reports_the_vm_cancell
 async fn a_cancel_after_the_policy_was_confirmed_keeps_it() {
     use crate::common::config;
     use wavelift::engine::{EngineRequest, EventKind, Status, Step};
-    let (plan, r) = quickstart_policy(|t| t).await;
+    let (plan, r) = quickstart_policy(|t| t, vec![]).await;
     let docs = wavelift::policy::eval::read_policies("inline.yaml", DB_POLICY).expect("policy");
     let mut cfg = config(&plan, &r);
     cfg.only_vms = ["shop-db-01".to_string(), "shop-app-01".to_string()]
@@ -463,15 +469,23 @@ async fn a_cancel_after_the_policy_was_confirmed_keeps_it() {
     );
 }
 
-/// A rollback run with `policy = "off"` still deletes the policies an earlier run applied
-/// for the VM (by wavelift's labels, of both kinds); others' stay.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rollback_with_policy_off_deletes_the_policies_an_earlier_run_applied() {
+/// `shop-db-01` migrated and rolled back by a run with `policy = "off"` (where wavelift's
+/// user lacks `deny`), after an earlier run left policies of both kinds for it and for
+/// `shop-app-01`: the rehearsal, and the warnings logged for shop-db-01.
+async fn rollback_with_policy_off(
+    deny: Vec<wavelift::sim::access::AccessRule>,
+) -> (
+    wavelift::sim::controllers::rehearsal::Rehearsal,
+    Vec<String>,
+) {
     use crate::common::{config, interact, Reply};
     use kube::api::{DynamicObject, PostParams};
-    use wavelift::engine::{EngineRequest, EventKind, Step};
-    let (plan, r) =
-        quickstart_policy(|t| t.replace("policy = \"apply\"", "policy = \"off\"")).await;
+    use wavelift::engine::{EngineRequest, EventKind, LogLevel, Step};
+    let (plan, r) = quickstart_policy(
+        |t| t.replace("policy = \"apply\"", "policy = \"off\""),
+        deny,
+    )
+    .await;
     assert_eq!(plan.meta.policy.value, wavelift::plan::PolicyMode::Off);
     // As an earlier run left them: labelled for the plan and the VM (selecting no pod
     // here, so that this run's checks are not affected).
@@ -507,6 +521,7 @@ async fn rollback_with_policy_off_deletes_the_policies_an_earlier_run_applied() 
     let mut cfg = config(&plan, &r);
     cfg.only_vms = ["shop-db-01".to_string()].into_iter().collect();
     cfg.exit_when_done = false;
+    let mut warnings = Vec::new();
     interact(cfg, std::time::Duration::from_secs(120), |ev| {
         match &ev.kind {
             EventKind::Phase {
@@ -519,11 +534,26 @@ async fn rollback_with_policy_off_deletes_the_policies_an_earlier_run_applied() 
                 step: Step::RolledBack,
                 ..
             } if ev.vm == "shop-db-01" => Reply::Done,
+            EventKind::Log {
+                level: LogLevel::Warn,
+                message,
+            } if ev.vm == "shop-db-01" => {
+                warnings.push(message.clone());
+                Reply::Wait
+            }
             _ => Reply::Wait,
         }
     })
     .await;
-    for api in [&mnp, &np] {
+    (r, warnings)
+}
+
+/// A rollback run with `policy = "off"` still deletes the policies an earlier run applied
+/// for the VM (by wavelift's labels, of both kinds); others' stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_with_policy_off_deletes_the_policies_an_earlier_run_applied() {
+    let (r, _) = rollback_with_policy_off(vec![]).await;
+    for api in [&mnp_api(&r), &np_api(&r)] {
         assert!(labelled(api, "shop-db-01").await.is_empty(), "rolled back");
         assert_eq!(
             labelled(api, "shop-app-01").await,
@@ -531,4 +561,30 @@ async fn rollback_with_policy_off_deletes_the_policies_an_earlier_run_applied() 
             "another VM's policy stays"
         );
     }
+}
+
+/// A user who may not list NetworkPolicies (a run without `policy = "apply"` needs no such
+/// right) still rolls back: the kind it cannot read is a warning naming what stays, the
+/// other kind is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_that_may_not_list_network_policies_warns_and_goes_on() {
+    use wavelift::sim::access::AccessRule;
+    let deny = vec![AccessRule::new(
+        "list",
+        "networking.k8s.io",
+        "networkpolicies",
+    )];
+    let (r, warnings) = rollback_with_policy_off(deny).await;
+    assert!(
+        warnings.iter().any(|w| w
+            .starts_with("cannot list networkpolicies in mig-quickstart-policy")
+            && w.ends_with("any an earlier run applied for shop-db-01 stay")),
+        "{warnings:?}"
+    );
+    assert!(labelled(&mnp_api(&r), "shop-db-01").await.is_empty());
+    assert!(np_api(&r)
+        .get_opt("wavelift-shop-db-01")
+        .await
+        .expect("get")
+        .is_some());
 }
