@@ -3,7 +3,8 @@
 //! contacted (an unreadable source is an invalid plan, exit 2); once connected, the
 //! MultiNetworkPolicy version the cluster serves is discovered (v1beta2 when served: only it
 //! has `endPort`), each VM's policy is drafted, and the engine gets the objects to apply and
-//! the TUI what to show: the rules, and which rule admits each check's probe.
+//! the TUI what to show: the rules, which rule admits each check's probe, and which rules
+//! drafted from the firewall admit each check's service for the VM's real clients.
 
 use crate::plan::check::CheckKind;
 use crate::plan::{ChecksFrom, Plan, PolicyMode};
@@ -13,7 +14,7 @@ use crate::policy::draft::{
 use crate::policy::eval::{self, Endpoint, Verdict};
 use crate::policy::k8s::{MnpVersion, PolicyDoc, PolicyKind, MNP_GROUP};
 use crate::policy::rules::Proto;
-use crate::tui::policy::{PolicyData, VmPolicy};
+use crate::tui::policy::{PolicyData, ServiceRules, VmPolicy};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,32 @@ fn check_service(kind: &CheckKind) -> Option<(Proto, Option<u16>)> {
     }
 }
 
+/// `tcp/5432`, `icmp`: a check's service as the rule lines spell ports.
+fn service_name(proto: Proto, port: Option<u16>) -> String {
+    let p = match proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+        Proto::Sctp => "sctp",
+        Proto::Icmp => "icmp",
+        Proto::Other(n) => return format!("proto-{n}"),
+    };
+    port.map_or_else(|| p.to_string(), |n| format!("{p}/{n}"))
+}
+
+/// The lines of the drafted ingress rules that came from the firewall and admit
+/// `proto`/`port` (whatever their peers): what the VM's clients rely on for the service,
+/// the rules [`draft::rules_for`] names the origins of.
+fn firewall_lines(d: &VmDraft, lines: &[String], proto: Proto, port: Option<u16>) -> Vec<String> {
+    d.ingress
+        .iter()
+        .zip(lines)
+        .filter(|(r, _)| {
+            matches!(r.provenance, Provenance::Firewall { .. }) && r.admits(proto, port)
+        })
+        .map(|(_, l)| l.clone())
+        .collect()
+}
+
 /// One line per emitted rule: `ingress[0] from 192.0.2.16/32 tcp/5432 ← origin`.
 fn rule_lines(d: &VmDraft) -> Vec<String> {
     let mut out = Vec::new();
@@ -226,10 +253,20 @@ pub(crate) fn draft(
         let endpoint =
             Endpoint::new(&input.namespace, &input.pod_selector).on_network(network.as_deref());
         let mut checks = Vec::new();
+        let mut services = Vec::new();
         for c in plan.checks_for(vm) {
             let Some((proto, port)) = check_service(&c.kind) else {
                 continue;
             };
+            // Only an isolated VM's clients depend on its rules (without ingress rules
+            // everything is admitted).
+            if !d.ingress.is_empty() {
+                services.push(ServiceRules {
+                    check: c.kind.to_string(),
+                    service: service_name(proto, port),
+                    rules: firewall_lines(&d, &lines, proto, port),
+                });
+            }
             let Some(from) = from else {
                 checks.push((c.kind.to_string(), None));
                 continue;
@@ -265,6 +302,7 @@ pub(crate) fn draft(
                 rules: lines,
                 checks,
                 warnings: d.warnings.clone(),
+                services,
             },
         );
         out.docs.insert(d.vm.clone(), vec![d.doc]);
@@ -292,4 +330,202 @@ pub(crate) async fn for_cluster(
         served.unwrap_or(MnpVersion::V1beta2),
         workstation,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `plans/quickstart-policy.toml` drafted from `plans/exports` as `tui` drafts it on
+    /// the rehearsal cluster (checks from its workstation).
+    fn quickstart() -> (Plan, Drafted) {
+        let path = Path::new("plans/quickstart-policy.toml");
+        let plan = crate::plan::check_file(path)
+            .expect("read")
+            .plan
+            .expect("valid");
+        let exports = read_exports(&plan, path)
+            .expect("exports")
+            .expect("policy = apply");
+        let drafted = draft(
+            &plan,
+            &exports,
+            MnpVersion::V1beta2,
+            Some(crate::sim::WORKSTATION_IP),
+        );
+        (plan, drafted)
+    }
+
+    #[test]
+    fn each_check_names_the_firewall_rules_its_service_relies_on_or_that_none_does() {
+        let (_, d) = quickstart();
+        let db = &d.view.vms["shop-db-01"];
+        let services: Vec<(&str, &str, Vec<&str>)> = db
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    s.check.as_str(),
+                    s.service.as_str(),
+                    s.rules.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        let app_to_db = db
+            .rules
+            .iter()
+            .find(|r| r.contains("192.0.2.16/32 tcp/5432"))
+            .expect("the app-to-db rule");
+        assert!(app_to_db.contains("rule app-to-db"), "{app_to_db}");
+        assert_eq!(
+            services,
+            vec![
+                ("icmp", "icmp", vec![]),
+                ("tcp:5432", "tcp/5432", vec![app_to_db.as_str()]),
+            ]
+        );
+        // Both checks' probes pass only through the probe rule (the workstation is no client).
+        for (check, by) in &db.checks {
+            let by = by.as_ref().expect("admitted");
+            assert!(
+                by.iter().all(|l| l.contains("wavelift probes")),
+                "{check}: {by:?}"
+            );
+        }
+        // web-01's http check uses port 80, which the web-in rule admits with 443.
+        let web = &d.view.vms["shop-web-01"];
+        let http = web
+            .services
+            .iter()
+            .find(|s| s.check.starts_with("http"))
+            .expect("http check");
+        assert_eq!(http.service, "tcp/80");
+        assert!(
+            matches!(http.rules.as_slice(), [r] if r.contains("203.0.113.0/24") && r.contains("rule web-in")),
+            "{:?}",
+            http.rules
+        );
+    }
+
+    /// The VM detail as the TUI draws it from the real draft: for each check the probe's
+    /// rule, then what the VM's clients rely on for its service.
+    #[test]
+    fn the_vm_detail_shows_the_rules_each_checks_service_relies_on() {
+        use crate::tui::theme::Theme;
+        use crate::tui::view::vms::detail_lines;
+        use crate::tui::{update, Action, App, TuiOptions, View};
+        let (plan, d) = quickstart();
+        let mut opts = TuiOptions::rehearsal("plans/quickstart-policy.toml");
+        opts.policies = Some(d.view);
+        let mut app = App::new(&plan, opts, Theme::default(), 1_796_508_000_000);
+        update(&mut app, Action::Resize(170, 60));
+        update(&mut app, Action::GoView(View::Vms));
+        update(&mut app, Action::Top);
+        let vm = app.selected().expect("a VM selected");
+        assert_eq!(vm.name, "shop-db-01");
+        let lines: Vec<String> = detail_lines(&app, vm, 200, 160)
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        let top = lines
+            .iter()
+            .position(|l| l == "Network policy")
+            .unwrap_or_else(|| panic!("no policy section:\n{}", lines.join("\n")));
+        insta::assert_snapshot!(lines[top..].join("\n"));
+    }
+
+    /// A cluster whose discovery serves the MultiNetworkPolicy group in `versions` (none:
+    /// no such group), answering as the API server's `/apis` and `/apis/GROUP/VERSION` do.
+    fn discovery(versions: &'static [&'static str]) -> kube::Client {
+        use serde_json::json;
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let path = req.uri().path().to_string();
+            async move {
+                let gv = |v: &str| format!("{MNP_GROUP}/{v}");
+                let body = if path == "/apis" {
+                    let listed: Vec<serde_json::Value> = versions
+                        .iter()
+                        .map(|v| json!({"groupVersion": gv(v), "version": v}))
+                        .collect();
+                    let groups = match listed.first() {
+                        Some(first) => {
+                            json!([{"name": MNP_GROUP, "versions": listed, "preferredVersion": first}])
+                        }
+                        None => json!([]),
+                    };
+                    Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+                } else {
+                    path.strip_prefix(&format!("/apis/{MNP_GROUP}/"))
+                        .filter(|v| versions.contains(v))
+                        .map(|v| {
+                            json!({
+                                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(v),
+                                "resources": [{
+                                    "name": "multi-networkpolicies", "singularName": "multi-networkpolicy",
+                                    "namespaced": true, "kind": "MultiNetworkPolicy",
+                                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                                    "shortNames": ["multi-policy"],
+                                }],
+                            })
+                        })
+                };
+                let (status, body) = match body {
+                    Some(b) => (200, b),
+                    None => (
+                        404,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "the server could not find the requested resource"}),
+                    ),
+                };
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(kube::client::Body::from(
+                            serde_json::to_vec(&body).expect("json"),
+                        ))
+                        .expect("response"),
+                )
+            }
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    #[tokio::test]
+    async fn the_newest_served_multi_network_policy_version_is_used() {
+        assert_eq!(
+            served_mnp(&discovery(&["v1beta2", "v1beta1"])).await,
+            Some(MnpVersion::V1beta2)
+        );
+        assert_eq!(
+            served_mnp(&discovery(&["v1beta1"])).await,
+            Some(MnpVersion::V1beta1)
+        );
+        assert_eq!(served_mnp(&discovery(&[])).await, None);
+    }
+
+    #[tokio::test]
+    async fn apply_is_refused_where_no_multi_network_policy_is_served() {
+        let path = Path::new("plans/quickstart-policy.toml");
+        let plan = crate::plan::check_file(path)
+            .expect("read")
+            .plan
+            .expect("valid");
+        let why = refuse_unserved(&plan, served_mnp(&discovery(&[])).await)
+            .expect_err("L2 VMs need a MultiNetworkPolicy");
+        assert_eq!(
+            why,
+            "`policy = \"apply\"`: the cluster serves no MultiNetworkPolicy (k8s.cni.cncf.io v1beta1 or v1beta2), which L2 VMs need; install the multi-networkpolicy CRD and an implementation on the nodes, or use `policy = \"draft\"`; nothing was changed"
+        );
+        assert_eq!(
+            refuse_unserved(&plan, served_mnp(&discovery(&["v1beta1"])).await),
+            Ok(())
+        );
+        // `draft` only shows; L3 VMs need NetworkPolicy, which every cluster serves.
+        let mut draft_only = plan.clone();
+        draft_only.meta.policy.value = PolicyMode::Draft;
+        assert_eq!(refuse_unserved(&draft_only, None), Ok(()));
+        let mut l3 = plan;
+        l3.meta.network_model = crate::plan::NetworkModel::L3;
+        assert_eq!(refuse_unserved(&l3, None), Ok(()));
+    }
 }

@@ -301,10 +301,9 @@ impl Ops {
             Command::ApplyPolicy => self.apply_policy(vm).await,
             Command::RevertPolicy { .. } => self.delete_policies(vm).await,
             Command::DeleteVm => {
-                // Rollback removes the VM's network policy with the VM (found by label).
-                if self.policies.contains_key(vm.name.as_str()) {
-                    self.delete_policies(vm).await?;
-                }
+                // Rollback removes the VM's network policies with the VM (found by label,
+                // also those an earlier run applied when this one has `policy = "off"`).
+                self.delete_policies(vm).await?;
                 let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), &ns);
                 match call("get VirtualMachine", || api.get_opt(vm.name.as_str()))
                     .await

@@ -4,32 +4,41 @@
 //! Each mutation is a journal entry.
 
 use super::error::{api_message, Error};
+use super::events::{EventKind, LogLevel};
 use super::ops::Ops;
 use super::schedule::Update;
 use crate::cluster::call::call;
 use crate::cluster::labels;
 use crate::plan::Vm;
-use crate::policy::k8s::{PolicyDoc, PolicyKind, MNP_GROUP, POLICY_FOR};
+use crate::policy::k8s::{MnpVersion, PolicyDoc, PolicyKind, MNP_GROUP, POLICY_FOR};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch};
 use serde_json::{json, Value};
 
 /// The API resource a policy is served as.
 pub(crate) fn resource(doc: &PolicyDoc) -> ApiResource {
     match &doc.kind {
-        PolicyKind::NetworkPolicy => ApiResource {
-            group: "networking.k8s.io".into(),
-            version: "v1".into(),
-            api_version: "networking.k8s.io/v1".into(),
-            kind: "NetworkPolicy".into(),
-            plural: "networkpolicies".into(),
-        },
-        PolicyKind::MultiNetworkPolicy { version, .. } => ApiResource {
-            group: MNP_GROUP.into(),
-            version: version.as_str().into(),
-            api_version: format!("{MNP_GROUP}/{}", version.as_str()),
-            kind: "MultiNetworkPolicy".into(),
-            plural: "multi-networkpolicies".into(),
-        },
+        PolicyKind::NetworkPolicy => np_resource(),
+        PolicyKind::MultiNetworkPolicy { version, .. } => mnp_resource(*version),
+    }
+}
+
+fn np_resource() -> ApiResource {
+    ApiResource {
+        group: "networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "networking.k8s.io/v1".into(),
+        kind: "NetworkPolicy".into(),
+        plural: "networkpolicies".into(),
+    }
+}
+
+fn mnp_resource(version: MnpVersion) -> ApiResource {
+    ApiResource {
+        group: MNP_GROUP.into(),
+        version: version.as_str().into(),
+        api_version: format!("{MNP_GROUP}/{}", version.as_str()),
+        kind: "MultiNetworkPolicy".into(),
+        plural: "multi-networkpolicies".into(),
     }
 }
 
@@ -110,27 +119,50 @@ impl Ops {
         Ok(Update::Nothing)
     }
 
-    /// Deletes every policy wavelift applied for `vm` (found by its labels, so a resumed
-    /// run and a rollback find what an earlier run applied). The kinds served are asked
-    /// for; one the cluster does not serve holds nothing.
+    /// Deletes every policy wavelift applied for `vm`, of both kinds, found by its labels:
+    /// a resumed run and a rollback find what an earlier run applied, whatever this run's
+    /// `policy` says. A kind (or MultiNetworkPolicy version) the cluster does not serve
+    /// holds nothing; both MultiNetworkPolicy versions share one storage, so the first
+    /// served is listed. A run that applies no policy for `vm` may lack the right to list
+    /// them: that is a warning, not a failed rollback.
     pub(super) async fn delete_policies(&self, vm: &Vm) -> Result<Update, Error> {
         let selector = labels::vm_selector(self.plan.meta.name.as_str(), vm.name.as_str());
-        let mut kinds: Vec<ApiResource> = Vec::new();
-        for doc in self.policies.get(vm.name.as_str()).into_iter().flatten() {
-            let ar = resource(doc);
-            if !kinds
-                .iter()
-                .any(|k| k.api_version == ar.api_version && k.kind == ar.kind)
-            {
-                kinds.push(ar);
+        let ours = self.policies.contains_key(vm.name.as_str());
+        let mut mnp_listed = false;
+        for ar in [
+            np_resource(),
+            mnp_resource(MnpVersion::V1beta2),
+            mnp_resource(MnpVersion::V1beta1),
+        ] {
+            let mnp = ar.kind == "MultiNetworkPolicy";
+            if mnp && mnp_listed {
+                continue;
             }
-        }
-        for ar in kinds {
             let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), self.ns(), &ar);
             let lp = ListParams::default().labels(&selector);
             let list = match call("list policies", || api.list(&lp)).await {
                 Ok(l) => l,
                 Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                Err(kube::Error::Api(s)) if s.code == 403 && !ours => {
+                    let message = format!(
+                        "cannot list {} in {} ({}): any an earlier run applied for {} stay",
+                        ar.plural,
+                        self.ns(),
+                        s.message,
+                        vm.name.value
+                    );
+                    self.events
+                        .vm(
+                            vm,
+                            EventKind::Log {
+                                level: LogLevel::Warn,
+                                message,
+                            },
+                        )
+                        .await;
+                    mnp_listed |= mnp;
+                    continue;
+                }
                 Err(e) => {
                     return Err(Error::api(
                         format!("list {} of {}", ar.kind, vm.name.value),
@@ -138,6 +170,7 @@ impl Ops {
                     ))
                 }
             };
+            mnp_listed |= mnp;
             for obj in list.items {
                 let name = obj.metadata.name.clone().unwrap_or_default();
                 let dp = if self.dry_run {

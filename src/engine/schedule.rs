@@ -75,6 +75,8 @@ enum PolicyRun {
     /// The checks with the policy in place.
     Checking(Gate),
     Reverted(String),
+    /// Removed (or never applied) for a cancel before it was confirmed.
+    Cancelled,
 }
 
 /// The clock change windows are judged by: on a real cluster the wall clock; on the
@@ -640,6 +642,14 @@ impl Fleet {
     pub fn end_state(&self, i: usize) -> Option<EndState> {
         let r = &self.vms[i];
         match r.last.as_ref().map(|p| (p.step, &p.status)) {
+            // A cancel that removed a policy not confirmed yet (or kept one from going
+            // on): the VM runs, without its policy; reported as cancelled.
+            Some((Step::Verified, _))
+                if r.policy == PolicyRun::Cancelled
+                    || (r.control.cancel && r.policy == PolicyRun::Pending) =>
+            {
+                Some(EndState::Cancelled)
+            }
             Some((Step::Verified, _)) => Some(EndState::Verified),
             Some((Step::RolledBack, _)) => Some(EndState::RolledBack),
             // Cancelled once its DataVolume deletions are done.
@@ -1031,7 +1041,13 @@ fn done(
                     message: format!("network policy reverted: {reason}"),
                 },
             ));
-            r.policy = PolicyRun::Reverted(reason.clone());
+            // A cancel's revert (a failed check's revert stays a revert).
+            r.policy =
+                if r.control.cancel && !matches!(r.policy, PolicyRun::Checking(Gate::Failed(_))) {
+                    PolicyRun::Cancelled
+                } else {
+                    PolicyRun::Reverted(reason.clone())
+                };
             return;
         }
         _ => {}
@@ -1149,6 +1165,10 @@ fn request(fleet: &mut Fleet, req: EngineRequest, now: Now, out: &mut Turn) {
                 if *plan.vms[i].wave == w {
                     r.control.paused = false;
                     uncancelled |= std::mem::take(&mut r.control.cancel);
+                    // A policy a cancel removed goes on again.
+                    if r.policy == PolicyRun::Cancelled {
+                        r.policy = PolicyRun::Pending;
+                    }
                 }
             }
             // A cancelled wave started again finishes (and reports) again.
@@ -1436,6 +1456,7 @@ fn policy_obs(fleet: &Fleet, i: usize, now: Now) -> PolicyObs {
         }
         PolicyRun::Checking(g) => PolicyObs::Checking(g.clone()),
         PolicyRun::Reverted(why) => PolicyObs::Reverted(why.clone()),
+        PolicyRun::Cancelled => PolicyObs::Cancelled,
     }
 }
 

@@ -1115,8 +1115,9 @@ impl Validator<'_, '_> {
     /// port group per used network, one StorageClass per datastore (a StorageMap maps a
     /// datastore to one class), and the import limits it cannot apply.
     /// Network policy (issue 17): `draft` and `apply` need firewall exports to draft from;
-    /// `apply` needs the operator's probe sources (so checks keep working) and, on a Linux
-    /// bridge network, a MultiNetworkPolicy implementation that enforces it on the nodes.
+    /// `apply` needs the operator's probe sources (so checks keep working) and, on every
+    /// network an L2 VM uses (Linux bridge or OVN-Kubernetes localnet), a named
+    /// MultiNetworkPolicy implementation that enforces it on the nodes.
     fn policy(&mut self) {
         let meta = &self.plan.meta;
         let mode = meta.policy.value;
@@ -1169,14 +1170,25 @@ impl Validator<'_, '_> {
                     .with_hint("add a spare address of the network as `probe_ip`"),
                 );
             }
-            if n.provider.value == Provider::Bridge && n.multi_network_policy.is_none() {
-                self.push(
-                    Diagnostic::error(
-                        "policy-unenforced-network",
-                        n.name.span.clone(),
+            // Neither provider filters a secondary network by default: a policy applied there
+            // would enforce nothing while the checks keep passing. OVN-Kubernetes enforces
+            // MultiNetworkPolicy on localnet networks only with multi-network policy enabled
+            // (`enable-multi-networkpolicy`; OpenShift: `useMultiNetworkPolicy` on the cluster
+            // Network operator), which the plan cannot see: the operator says so by naming it.
+            if n.multi_network_policy.is_none() {
+                let (message, hint) = match n.provider.value {
+                    Provider::Bridge => (
                         format!("`policy = \"apply\"` on Linux-bridge network `{}`: nothing enforces a MultiNetworkPolicy on bridge attachments unless an implementation runs on the nodes", n.name.value),
-                    )
-                    .with_hint("deploy one (e.g. multi-networkpolicy-iptables) and name it: `multi_network_policy = \"multi-networkpolicy-iptables\"`; or use `policy = \"draft\"`"),
+                        "deploy one (e.g. multi-networkpolicy-iptables) and name it: `multi_network_policy = \"multi-networkpolicy-iptables\"`; or use `policy = \"draft\"`",
+                    ),
+                    Provider::OvnLocalnet => (
+                        format!("`policy = \"apply\"` on OVN-Kubernetes localnet network `{}`: OVN-Kubernetes enforces MultiNetworkPolicy on secondary networks only with multi-network policy enabled", n.name.value),
+                        "enable it (ovnkube `enable-multi-networkpolicy`; OpenShift: `useMultiNetworkPolicy: true` on network.operator.openshift.io/cluster) and say so: `multi_network_policy = \"ovn-kubernetes\"`; or use `policy = \"draft\"`",
+                    ),
+                };
+                self.push(
+                    Diagnostic::error("policy-unenforced-network", n.name.span.clone(), message)
+                        .with_hint(hint),
                 );
             }
         }

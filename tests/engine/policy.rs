@@ -267,3 +267,324 @@ spec:
     );
     assert!(names(api).await.is_empty(), "rollback deleted the policy");
 }
+
+/// The policy of the rollback test, as wavelift would apply it for shop-db-01 in
+/// `plans/quickstart-policy.toml`: the workstation's probes, nothing else.
+const DB_POLICY: &str = "apiVersion: k8s.cni.cncf.io/v1beta2
+kind: MultiNetworkPolicy
+metadata:
+  name: wavelift-shop-db-01
+  namespace: mig-quickstart-policy
+  annotations:
+    k8s.v1.cni.cncf.io/policy-for: mig-quickstart-policy/vlan-210
+spec:
+  podSelector:
+    matchLabels:
+      wavelift.io/vm: shop-db-01
+  policyTypes: [Ingress]
+  ingress:
+  - from:
+    - ipBlock:
+        cidr: 198.51.100.254/32
+";
+
+/// `plans/quickstart-policy.toml` with `edit` applied to its text, and its rehearsal, where
+/// wavelift's user lacks the permissions `deny`.
+async fn quickstart_policy(
+    edit: impl Fn(String) -> String,
+    deny: Vec<wavelift::sim::access::AccessRule>,
+) -> (
+    std::sync::Arc<wavelift::plan::Plan>,
+    wavelift::sim::controllers::rehearsal::Rehearsal,
+) {
+    use wavelift::sim::controllers::rehearsal::Rehearsal;
+    use wavelift::sim::controllers::scenario::Scenario;
+    let text = edit(std::fs::read_to_string("plans/quickstart-policy.toml").expect("plan"));
+    let checked = wavelift::plan::check_str(&text, "plans/quickstart-policy.toml");
+    let plan = std::sync::Arc::new(checked.plan.expect("valid"));
+    let mut sc = Scenario::from_plan(&plan);
+    sc.speed = 4000.0;
+    sc.rbac_deny = deny;
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    (plan, r)
+}
+
+fn mnp_api(
+    r: &wavelift::sim::controllers::rehearsal::Rehearsal,
+) -> kube::Api<kube::api::DynamicObject> {
+    let ar = kube::api::ApiResource {
+        group: "k8s.cni.cncf.io".into(),
+        version: "v1beta2".into(),
+        api_version: "k8s.cni.cncf.io/v1beta2".into(),
+        kind: "MultiNetworkPolicy".into(),
+        plural: "multi-networkpolicies".into(),
+    };
+    kube::Api::namespaced_with(r.client(), "mig-quickstart-policy", &ar)
+}
+
+fn np_api(
+    r: &wavelift::sim::controllers::rehearsal::Rehearsal,
+) -> kube::Api<kube::api::DynamicObject> {
+    let ar = kube::api::ApiResource {
+        group: "networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "networking.k8s.io/v1".into(),
+        kind: "NetworkPolicy".into(),
+        plural: "networkpolicies".into(),
+    };
+    kube::Api::namespaced_with(r.client(), "mig-quickstart-policy", &ar)
+}
+
+/// The names of the policies in `api` labelled for VM `vm`.
+async fn labelled(api: &kube::Api<kube::api::DynamicObject>, vm: &str) -> Vec<String> {
+    api.list(&kube::api::ListParams::default().labels(&format!("wavelift.io/vm={vm}")))
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .collect()
+}
+
+/// Runs the engine to its end (`exit_when_done`) within `limit`, answering each event
+/// with `on_event`'s request, if any, as an operator at the TUI would; the run's summary.
+async fn drive(
+    cfg: wavelift::engine::runtime::EngineConfig,
+    limit: std::time::Duration,
+    mut on_event: impl FnMut(&wavelift::engine::EngineEvent) -> Option<wavelift::engine::EngineRequest>,
+) -> wavelift::engine::runtime::RunSummary {
+    let (mut handle, mut task) = wavelift::engine::runtime::spawn(cfg);
+    let requests = handle.requests.clone();
+    let run = async {
+        loop {
+            tokio::select! {
+                s = &mut task => return s.expect("join").expect("run"),
+                ev = handle.events.recv() => match ev {
+                    Some(ev) => {
+                        if let Some(req) = on_event(&ev) {
+                            handle.requests.send(req).await.expect("engine request");
+                        }
+                    }
+                    None => return (&mut task).await.expect("join").expect("run"),
+                },
+            }
+        }
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = requests
+                .send(wavelift::engine::EngineRequest::Shutdown)
+                .await;
+            panic!("the run did not end within {limit:?}");
+        }
+    }
+}
+
+/// A cancel while the policy settles (applied, not confirmed by the checks yet) removes it:
+/// the VM runs on without it and is reported cancelled, not as a reverted policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_the_policy_settles_removes_it_and_reports_the_vm_cancelled() {
+    use crate::common::config;
+    use wavelift::engine::{EngineRequest, EventKind};
+    // A settle time the cancel certainly falls into.
+    let (plan, r) = quickstart_policy(
+        |t| t.replace("policy_settle = \"2s\"", "policy_settle = \"10m\""),
+        vec![],
+    )
+    .await;
+    let docs = wavelift::policy::eval::read_policies("inline.yaml", DB_POLICY).expect("policy");
+    let mut cfg = config(&plan, &r);
+    cfg.only_vms = ["shop-db-01".to_string()].into_iter().collect();
+    cfg.policies = [("shop-db-01".to_string(), docs)].into_iter().collect();
+    let mut cancelled = false;
+    let summary = drive(cfg, std::time::Duration::from_secs(120), |ev| {
+        match &ev.kind {
+            EventKind::Log { message, .. }
+                if ev.vm == "shop-db-01"
+                    && message.starts_with("network policy applied")
+                    && !cancelled =>
+            {
+                cancelled = true;
+                Some(EngineRequest::CancelVm("shop-db-01".into()))
+            }
+            _ => None,
+        }
+    })
+    .await;
+    assert!(cancelled, "the policy was applied");
+    assert_eq!(
+        summary.cancelled,
+        vec!["shop-db-01".to_string()],
+        "{summary:?}"
+    );
+    assert!(summary.verified.is_empty(), "{summary:?}");
+    assert!(summary.policy_reverted.is_empty(), "{summary:?}");
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert!(
+        labelled(&mnp_api(&r), "shop-db-01").await.is_empty(),
+        "the cancel removed the policy"
+    );
+}
+
+/// A cancel does not undo finished work: a policy the checks confirmed stays in force.
+/// (shop-app-01 waits for shop-db-01 and is cancelled before its cutover.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_after_the_policy_was_confirmed_keeps_it() {
+    use crate::common::config;
+    use wavelift::engine::{EngineRequest, EventKind, Status, Step};
+    let (plan, r) = quickstart_policy(|t| t, vec![]).await;
+    let docs = wavelift::policy::eval::read_policies("inline.yaml", DB_POLICY).expect("policy");
+    let mut cfg = config(&plan, &r);
+    cfg.only_vms = ["shop-db-01".to_string(), "shop-app-01".to_string()]
+        .into_iter()
+        .collect();
+    cfg.policies = [("shop-db-01".to_string(), docs)].into_iter().collect();
+    let mut cancelled = false;
+    let summary = drive(cfg, std::time::Duration::from_secs(120), |ev| {
+        match &ev.kind {
+            EventKind::Phase {
+                step: Step::Verified,
+                status: Status::Active,
+                ..
+            } if ev.vm == "shop-db-01" && !cancelled => {
+                cancelled = true;
+                Some(EngineRequest::CancelWave("w1".into()))
+            }
+            _ => None,
+        }
+    })
+    .await;
+    assert!(cancelled, "shop-db-01 was verified");
+    // (shop-app-01 may have begun its cutover before the cancel: then it finishes.)
+    assert!(
+        summary.verified.contains(&"shop-db-01".to_string()),
+        "{summary:?}"
+    );
+    assert!(summary.policy_reverted.is_empty(), "{summary:?}");
+    assert_eq!(
+        labelled(&mnp_api(&r), "shop-db-01").await,
+        vec!["wavelift-shop-db-01".to_string()],
+        "the confirmed policy stays"
+    );
+}
+
+/// `shop-db-01` migrated and rolled back by a run with `policy = "off"` (where wavelift's
+/// user lacks `deny`), after an earlier run left policies of both kinds for it and for
+/// `shop-app-01`: the rehearsal, and the warnings logged for shop-db-01.
+async fn rollback_with_policy_off(
+    deny: Vec<wavelift::sim::access::AccessRule>,
+) -> (
+    wavelift::sim::controllers::rehearsal::Rehearsal,
+    Vec<String>,
+) {
+    use crate::common::{config, interact, Reply};
+    use kube::api::{DynamicObject, PostParams};
+    use wavelift::engine::{EngineRequest, EventKind, LogLevel, Step};
+    let (plan, r) = quickstart_policy(
+        |t| t.replace("policy = \"apply\"", "policy = \"off\""),
+        deny,
+    )
+    .await;
+    assert_eq!(plan.meta.policy.value, wavelift::plan::PolicyMode::Off);
+    // As an earlier run left them: labelled for the plan and the VM (selecting no pod
+    // here, so that this run's checks are not affected).
+    let object = |api_version: &str, kind: &str, name: &str, vm: &str| -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {
+                "name": name,
+                "namespace": "mig-quickstart-policy",
+                "labels": {"wavelift.io/plan": "quickstart-policy", "wavelift.io/vm": vm},
+                "annotations": {"k8s.v1.cni.cncf.io/policy-for": "mig-quickstart-policy/vlan-210"},
+            },
+            "spec": {"podSelector": {"matchLabels": {"app": "none"}}, "policyTypes": ["Ingress"]},
+        }))
+        .expect("object")
+    };
+    let pp = PostParams::default();
+    let (mnp, np) = (mnp_api(&r), np_api(&r));
+    for (api, api_version, kind) in [
+        (&mnp, "k8s.cni.cncf.io/v1beta2", "MultiNetworkPolicy"),
+        (&np, "networking.k8s.io/v1", "NetworkPolicy"),
+    ] {
+        for vm in ["shop-db-01", "shop-app-01"] {
+            api.create(
+                &pp,
+                &object(api_version, kind, &format!("wavelift-{vm}"), vm),
+            )
+            .await
+            .expect("create");
+        }
+    }
+    let mut cfg = config(&plan, &r);
+    cfg.only_vms = ["shop-db-01".to_string()].into_iter().collect();
+    cfg.exit_when_done = false;
+    let mut warnings = Vec::new();
+    interact(cfg, std::time::Duration::from_secs(120), |ev| {
+        match &ev.kind {
+            EventKind::Phase {
+                step: Step::Verified,
+                ..
+            } if ev.vm == "shop-db-01" => {
+                Reply::Send(EngineRequest::RollbackVm("shop-db-01".into()))
+            }
+            EventKind::Phase {
+                step: Step::RolledBack,
+                ..
+            } if ev.vm == "shop-db-01" => Reply::Done,
+            EventKind::Log {
+                level: LogLevel::Warn,
+                message,
+            } if ev.vm == "shop-db-01" => {
+                warnings.push(message.clone());
+                Reply::Wait
+            }
+            _ => Reply::Wait,
+        }
+    })
+    .await;
+    (r, warnings)
+}
+
+/// A rollback run with `policy = "off"` still deletes the policies an earlier run applied
+/// for the VM (by wavelift's labels, of both kinds); others' stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_with_policy_off_deletes_the_policies_an_earlier_run_applied() {
+    let (r, _) = rollback_with_policy_off(vec![]).await;
+    for api in [&mnp_api(&r), &np_api(&r)] {
+        assert!(labelled(api, "shop-db-01").await.is_empty(), "rolled back");
+        assert_eq!(
+            labelled(api, "shop-app-01").await,
+            vec!["wavelift-shop-app-01".to_string()],
+            "another VM's policy stays"
+        );
+    }
+}
+
+/// A user who may not list NetworkPolicies (a run without `policy = "apply"` needs no such
+/// right) still rolls back: the kind it cannot read is a warning naming what stays, the
+/// other kind is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_that_may_not_list_network_policies_warns_and_goes_on() {
+    use wavelift::sim::access::AccessRule;
+    let deny = vec![AccessRule::new(
+        "list",
+        "networking.k8s.io",
+        "networkpolicies",
+    )];
+    let (r, warnings) = rollback_with_policy_off(deny).await;
+    assert!(
+        warnings.iter().any(|w| w
+            .starts_with("cannot list networkpolicies in mig-quickstart-policy")
+            && w.ends_with("any an earlier run applied for shop-db-01 stay")),
+        "{warnings:?}"
+    );
+    assert!(labelled(&mnp_api(&r), "shop-db-01").await.is_empty());
+    assert!(np_api(&r)
+        .get_opt("wavelift-shop-db-01")
+        .await
+        .expect("get")
+        .is_some());
+}

@@ -414,3 +414,106 @@ fn policy_keys_parse_and_apply_is_refused_until_it_can_be_enforced() {
     assert!(got.contains(&"bad-cidr"), "{got:?}");
     assert!(!got.contains(&"policy-unenforced-network"), "{got:?}");
 }
+
+/// Network policy is opt-in: a plan without the keys has `policy` off and the default
+/// `policy_settle` of 10 s, and no policy diagnostic.
+#[test]
+fn policy_is_off_by_default_with_a_ten_second_settle() {
+    let checked = check_file(Path::new("plans/quickstart.toml")).expect("read");
+    let plan = checked.plan.as_ref().expect("valid");
+    assert_eq!(plan.meta.policy.value, wavelift::plan::PolicyMode::Off);
+    assert_eq!(plan.meta.policy_settle, std::time::Duration::from_secs(10));
+    assert!(plan.meta.policy_sources.is_empty());
+    assert!(
+        !checked
+            .diagnostics
+            .iter()
+            .any(|d| d.code.starts_with("policy-")),
+        "{:?}",
+        checked
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect::<Vec<_>>()
+    );
+}
+
+/// `apply` with in-cluster checks admits the probe pods by their network's `probe_ip`: a
+/// network an L2 VM uses without one is refused at its name; with one, the plan is valid.
+#[test]
+fn apply_with_cluster_checks_needs_each_networks_probe_ip() {
+    let with = |net_keys: &str| {
+        let text = std::fs::read_to_string("plans/quickstart.toml")
+            .expect("quickstart")
+            .replace(
+                "namespace = \"mig-quickstart\"",
+                "namespace = \"mig-quickstart\"\nchecks_from = \"cluster\"\nprobe_image = \"registry.example.internal/wavelift:0.1\"\npolicy = \"apply\"\npolicy_sources = [\"exports\"]",
+            )
+            .replace(
+                "gateway = \"192.0.2.1\"",
+                &format!("gateway = \"192.0.2.1\"\nmulti_network_policy = \"multi-networkpolicy-iptables\"\n{net_keys}"),
+            );
+        wavelift::plan::check_str(&text, "q.toml")
+    };
+    let missing = with("");
+    assert!(missing.plan.is_none(), "refused");
+    let located = missing.located();
+    let d = located
+        .iter()
+        .find(|d| d.code == "policy-needs-probe-ip")
+        .unwrap_or_else(|| panic!("{:?}", located.iter().map(|d| d.code).collect::<Vec<_>>()));
+    let text = d.render_text();
+    assert!(
+        text.contains("network `vlan-210` has none") && text.contains("name = \"vlan-210\""),
+        "{text}"
+    );
+    // Cluster checks need no `probe_sources`.
+    assert!(!located
+        .iter()
+        .any(|d| d.code == "policy-needs-probe-sources"));
+    let ok = with("probe_ip = \"192.0.2.250\"");
+    let codes: Vec<&str> = ok.diagnostics.iter().map(|d| d.code).collect();
+    assert!(ok.plan.is_some(), "{codes:?}");
+    assert!(!codes.iter().any(|c| c.starts_with("policy-")), "{codes:?}");
+}
+
+/// OVN-Kubernetes enforces MultiNetworkPolicy on a localnet network only with multi-network
+/// policy enabled, which the plan cannot see: as on a Linux bridge, `apply` is refused
+/// until the network names what enforces it.
+#[test]
+fn apply_on_an_ovn_localnet_network_needs_multi_network_policy_named() {
+    let with = |net_keys: &str| {
+        let text = std::fs::read_to_string("plans/quickstart.toml")
+            .expect("quickstart")
+            .replace(
+                "namespace = \"mig-quickstart\"",
+                "namespace = \"mig-quickstart\"\npolicy = \"apply\"\npolicy_sources = [\"exports\"]\nprobe_sources = [\"198.51.100.254\"]",
+            )
+            .replace(
+                "provider = \"bridge\"\nbridge = \"br-trunk\"",
+                &format!("provider = \"ovn-localnet\"\nphysical_network = \"physnet-dc1\"\n{net_keys}"),
+            );
+        wavelift::plan::check_str(&text, "q.toml")
+    };
+    let unnamed = with("");
+    assert!(unnamed.plan.is_none(), "refused");
+    let located = unnamed.located();
+    let d = located
+        .iter()
+        .find(|d| d.code == "policy-unenforced-network")
+        .unwrap_or_else(|| panic!("{:?}", located.iter().map(|d| d.code).collect::<Vec<_>>()));
+    let text = d.render_text();
+    assert!(
+        text.contains("OVN-Kubernetes localnet network `vlan-210`")
+            && text.contains("enable-multi-networkpolicy"),
+        "{text}"
+    );
+    let named = with("multi_network_policy = \"ovn-kubernetes\"");
+    let codes: Vec<&str> = named.diagnostics.iter().map(|d| d.code).collect();
+    let plan = named.plan.as_ref().unwrap_or_else(|| panic!("{codes:?}"));
+    assert_eq!(
+        plan.networks[0].provider.value,
+        wavelift::plan::Provider::OvnLocalnet
+    );
+    assert!(!codes.iter().any(|c| c.starts_with("policy-")), "{codes:?}");
+}

@@ -249,6 +249,45 @@ where
     }
 }
 
+/// Creates `vm`'s DataVolumes and VirtualMachine as wavelift does, starts it, and waits
+/// until its guest agent reports (its addresses are up): the VMI.
+async fn started(
+    client: &kube::Client,
+    plan: &wavelift::plan::Plan,
+    vm: &wavelift::plan::Vm,
+) -> VirtualMachineInstance {
+    let pp = PostParams::default();
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), NS);
+    for dv in build::data_volumes(plan, vm) {
+        dvs.create(&pp, &dv).await.expect("DV");
+    }
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), NS);
+    vms.create(&pp, &build::virtual_machine(plan, vm))
+        .await
+        .expect("VM");
+    vms.patch(
+        vm.name.as_str(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"runStrategy": "Always"}})),
+    )
+    .await
+    .expect("start");
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), NS);
+    wait(
+        &vmis,
+        vm.name.as_str(),
+        "agent",
+        |v: &VirtualMachineInstance| {
+            v.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "AgentConnected" && c.status == "True")
+            })
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_network_enforces_policy_on_a_migrated_vm() {
     let plan = wavelift::plan::check_file(Path::new("plans/quickstart.toml"))
@@ -266,35 +305,7 @@ async fn the_network_enforces_policy_on_a_migrated_vm() {
     nads.create(&pp, &build::network_attachment(&plan, &plan.networks[0]))
         .await
         .expect("NAD");
-    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), NS);
-    for dv in build::data_volumes(&plan, vm) {
-        dvs.create(&pp, &dv).await.expect("DV");
-    }
-    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), NS);
-    vms.create(&pp, &build::virtual_machine(&plan, vm))
-        .await
-        .expect("VM");
-    vms.patch(
-        "shop-db-01",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"runStrategy": "Always"}})),
-    )
-    .await
-    .expect("start");
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), NS);
-    wait(
-        &vmis,
-        "shop-db-01",
-        "agent",
-        |v: &VirtualMachineInstance| {
-            v.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "AgentConnected" && c.status == "True")
-            })
-        },
-    )
-    .await;
+    started(&client, &plan, vm).await;
     let src = world.find("shop-db-01").expect("source");
     world.set_power(&src.moid, PowerState::Off);
 
@@ -375,6 +386,113 @@ async fn the_network_enforces_policy_on_a_migrated_vm() {
     seen("shop-db-01", false).await;
     let a = ask(&workstation, Some(5432)).await;
     assert_eq!(a.result, "reachable", "{a:?}");
+}
+
+/// A VM re-IPed onto the pod network (L3): its pod is governed by NetworkPolicy, not by a
+/// MultiNetworkPolicy on the VLAN it left. A probe `from=` an admitted address passes, one
+/// from elsewhere is blocked naming the policy (kubernetes semantics, as
+/// `policy::eval` implements them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_enforces_network_policy_on_a_pod_network_vm() {
+    let text = std::fs::read_to_string("plans/quickstart.toml")
+        .expect("quickstart")
+        .replace("network_model = \"l2\"", "network_model = \"l3\"");
+    let checked = wavelift::plan::check_str(&text, "plans/quickstart.toml");
+    let codes: Vec<&str> = checked.diagnostics.iter().map(|d| d.code).collect();
+    let plan = checked.plan.unwrap_or_else(|| panic!("{codes:?}"));
+    let vm = plan.vm("shop-db-01").expect("vm");
+    assert_eq!(plan.model_of(vm), wavelift::plan::NetworkModel::L3);
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 2000.0;
+    let r = Rehearsal::start(scenario, 0).await.expect("rehearsal");
+    let client = r.client();
+    let world = r.controllers.world.clone();
+    let vmi = started(&client, &plan, vm).await;
+    let pod_ip: std::net::IpAddr = vmi
+        .status
+        .as_ref()
+        .and_then(|s| s.interfaces.first())
+        .and_then(|i| i.ip_address.as_deref())
+        .unwrap_or_else(|| panic!("no pod address: {:?}", vmi.status))
+        .parse()
+        .expect("an IP");
+    assert!(
+        !pod_ip.to_string().starts_with("192.0.2."),
+        "re-IPed onto the pod network: {pod_ip}"
+    );
+
+    let client_ip: std::net::IpAddr = "10.244.7.7".parse().unwrap();
+    let workstation = SimProber::new(r.world_url.clone());
+    let from_client = SimProber::new(r.world_url.clone()).with_from(client_ip);
+    let ask = |p: &SimProber, port: Option<u16>| {
+        let p = p.clone();
+        async move {
+            p.answer(pod_ip, port, LIMIT)
+                .await
+                .expect("the sim answers")
+        }
+    };
+    let a = ask(&from_client, Some(5432)).await;
+    assert_eq!(a.result, "reachable", "no policy yet: {a:?}");
+
+    let seen = |name: &'static str| {
+        let world = world.clone();
+        async move {
+            tokio::time::timeout(
+                LIMIT,
+                world.policy.wait_until(|n| {
+                    n.policies(NS)
+                        .is_some_and(|p| p.iter().any(|d| d.name == name))
+                }),
+            )
+            .await
+            .expect("the network sees the policy");
+        }
+    };
+    // A MultiNetworkPolicy denying everything on vlan-210 does not govern the pod network.
+    let pp = PostParams::default();
+    let v2: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &mnp("v1beta2"));
+    v2.create(
+        &pp,
+        &multi("v1beta2", "deny-vlan", json!({"podSelector": {}})),
+    )
+    .await
+    .expect("MNP");
+    seen("deny-vlan").await;
+    let a = ask(&workstation, Some(5432)).await;
+    assert_eq!(a.result, "reachable", "{a:?}");
+
+    // A NetworkPolicy: 5432/tcp from the client's /32 only.
+    let nps: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &np());
+    nps.create(
+        &pp,
+        &netpol(
+            "shop-db-01",
+            json!({
+                "podSelector": {"matchLabels": {"wavelift.io/vm": "shop-db-01"}},
+                "ingress": [{"from": [{"ipBlock": {"cidr": "10.244.7.7/32"}}], "ports": [{"port": 5432}]}],
+            }),
+        ),
+    )
+    .await
+    .expect("NP");
+    seen("shop-db-01").await;
+    let a = ask(&from_client, Some(5432)).await;
+    assert_eq!(a.result, "reachable", "admitted: {a:?}");
+    let a = ask(&workstation, Some(5432)).await;
+    assert_eq!(a.result, "unreachable", "{a:?}");
+    assert_eq!(
+        a.detail.unwrap_or_default(),
+        format!("vmi/{NS}/shop-db-01 holds {pod_ip} but the flow is blocked by NetworkPolicy {NS}/shop-db-01 (default deny; from 198.51.100.254)")
+    );
+    let a = ask(&from_client, None).await;
+    assert_eq!(a.result, "unreachable", "ICMP: the rule lists ports: {a:?}");
+    assert!(
+        a.detail
+            .unwrap_or_default()
+            .contains("blocked by NetworkPolicy"),
+        "denied by the policy, not closed"
+    );
 }
 
 #[test]

@@ -211,6 +211,7 @@ fn vm_detail_shows_its_network_policy_and_the_rules_each_check_relies_on() {
                     ("icmp".into(), None),
                 ],
                 warnings: vec!["fw/edge.iptables:9 rule deny-icmp: ICMP cannot be denied by a NetworkPolicy; the allow of fw/edge.iptables:11 was narrowed to TCP, UDP and SCTP".into()],
+                ..VmPolicy::default()
             },
         )]
         .into(),

@@ -4,6 +4,12 @@
 //! that passed before and fails now means the policy would cut off traffic the VM serves:
 //! the policy is reverted and the VM ends `Verified` but blocked, with that reason.
 //!
+//! Cancel and rollback: a cancel does not undo finished work, so a policy confirmed by the
+//! checks (`Checking(Passed)`) stays; one applied but not confirmed yet (settling, or its
+//! checks not passed yet) is removed, and the VM ends without one, reported as cancelled
+//! ([`PolicyObs::Cancelled`]), not as a failed policy. Rollback deletes the policies with the
+//! VM (`Command::DeleteVm`, by wavelift's labels).
+//!
 //! Pure: the scheduler keeps the state ([`PolicyObs`]), the runtime applies and deletes.
 
 use super::{decision, gated, Command, Control, Decision, Gate, Status, Step};
@@ -21,9 +27,12 @@ pub enum PolicyObs {
     Settling { left: String },
     /// Settled: the checks with the policy in place.
     Checking(Gate),
-    /// Reverted because a check failed with the policy in place (or the wave was
-    /// cancelled before it was confirmed): the reason.
+    /// Reverted because a check failed with the policy in place (or the cluster refused
+    /// it): the reason.
     Reverted(String),
+    /// The wave (or the VM) was cancelled before the policy was confirmed: it was removed
+    /// (or never applied). The VM runs without it and ends cancelled.
+    Cancelled,
 }
 
 impl PolicyObs {
@@ -37,23 +46,24 @@ impl PolicyObs {
 pub(super) fn after_checks(policy: &PolicyObs, ctl: Control) -> Decision {
     match policy {
         PolicyObs::None => decision(Step::Verified, Status::Active, vec![]),
-        // Cancelled before the policy went on: the VM stays as verified, without one.
-        PolicyObs::NotApplied if ctl.cancel => decision(
-            Step::Verified,
-            Status::Blocked("network policy not applied: the wave was cancelled".into()),
-            vec![],
-        ),
+        // Cancelled before the policy went on: the VM stays as it is, without one.
+        PolicyObs::NotApplied if ctl.cancel => cancelled(),
         PolicyObs::NotApplied => gated(
             ctl,
             decision(Step::Verifying, Status::Active, vec![Command::ApplyPolicy]),
         ),
-        PolicyObs::Settling { .. } | PolicyObs::Checking(_) if ctl.cancel => decision(
-            Step::Verifying,
-            Status::Active,
-            vec![Command::RevertPolicy {
-                reason: "the wave was cancelled before the policy was confirmed".into(),
-            }],
-        ),
+        // Applied but not confirmed (a failed check is reverted as such, below): removed.
+        PolicyObs::Settling { .. } | PolicyObs::Checking(Gate::NotRun | Gate::Running)
+            if ctl.cancel =>
+        {
+            decision(
+                Step::Verifying,
+                Status::Active,
+                vec![Command::RevertPolicy {
+                    reason: CANCELLED.into(),
+                }],
+            )
+        }
         PolicyObs::Settling { left } => decision(
             Step::Verifying,
             Status::Waiting(format!(
@@ -79,7 +89,22 @@ pub(super) fn after_checks(policy: &PolicyObs, ctl: Control) -> Decision {
             Status::Blocked(format!("network policy reverted: {why}")),
             vec![],
         ),
+        PolicyObs::Cancelled => cancelled(),
     }
+}
+
+/// Why a cancel removes a policy that was not confirmed yet.
+pub const CANCELLED: &str = "the wave was cancelled before the policy was confirmed";
+
+/// The VM was verified but its policy cancelled: it runs without one.
+fn cancelled() -> Decision {
+    decision(
+        Step::Verified,
+        Status::Blocked(format!(
+            "cancelled: runs without its network policy ({CANCELLED})"
+        )),
+        vec![],
+    )
 }
 
 #[cfg(test)]
@@ -146,13 +171,55 @@ mod tests {
             cancel: true,
             ..Control::default()
         };
+        let cancelled = super::super::phase(
+            Step::Verified,
+            Status::Blocked(
+                "cancelled: runs without its network policy (the wave was cancelled before the policy was confirmed)"
+                    .into(),
+            ),
+        );
         let d = after_checks(&PolicyObs::NotApplied, cancel);
-        assert_eq!(d.phase.step, Step::Verified);
+        assert_eq!(d.phase, cancelled);
         assert!(d.commands.is_empty());
-        let d = after_checks(&PolicyObs::Settling { left: "3s".into() }, cancel);
-        assert!(matches!(
-            d.commands.as_slice(),
-            [Command::RevertPolicy { .. }]
-        ));
+        // Applied, not confirmed: removed, for the cancel.
+        let revert = vec![Command::RevertPolicy {
+            reason: CANCELLED.into(),
+        }];
+        for p in [
+            PolicyObs::Settling { left: "3s".into() },
+            PolicyObs::Checking(Gate::NotRun),
+            PolicyObs::Checking(Gate::Running),
+        ] {
+            let d = after_checks(&p, cancel);
+            assert_eq!(
+                (d.phase.step, &d.commands),
+                (Step::Verifying, &revert),
+                "{p:?}"
+            );
+        }
+        let d = after_checks(&PolicyObs::Cancelled, cancel);
+        assert_eq!(d.phase, cancelled);
+        assert!(d.commands.is_empty());
+    }
+
+    #[test]
+    fn cancel_keeps_a_confirmed_policy_and_reverts_a_failed_one_as_failed() {
+        let cancel = Control {
+            cancel: true,
+            ..Control::default()
+        };
+        let d = after_checks(&PolicyObs::Checking(Gate::Passed), cancel);
+        assert_eq!(d.phase, super::super::phase(Step::Verified, Status::Active));
+        assert!(d.commands.is_empty(), "a confirmed policy stays");
+        let d = after_checks(
+            &PolicyObs::Checking(Gate::Failed("icmp: no reply".into())),
+            cancel,
+        );
+        assert_eq!(
+            d.commands,
+            vec![Command::RevertPolicy {
+                reason: "a check failed with the policy in place: icmp: no reply".into()
+            }]
+        );
     }
 }

@@ -431,6 +431,28 @@ pub fn detail_lines<'a>(app: &'a App, v: &'a VmState, max: usize, width: usize) 
                     Span::styled(" blocked: no rule admits its probe", muted),
                 ])),
             }
+            // What the VM's clients rely on for the check's service (the probe may pass
+            // only through wavelift's own probe rule).
+            let Some(s) = vp.services.iter().find(|s| s.check == *check) else {
+                continue;
+            };
+            for r in &s.rules {
+                out.push(Line::from(Span::styled(
+                    format!("      {} for its clients: {r}", s.service),
+                    muted,
+                )));
+            }
+            if s.rules.is_empty() {
+                let why = if by.is_some() {
+                    "; the check passes only through wavelift's probe rule"
+                } else {
+                    ""
+                };
+                out.push(Line::from(Span::styled(
+                    format!("      {}: no firewall rule admits it{why}", s.service),
+                    t.style(Element::LogWarn),
+                )));
+            }
         }
         for w in &vp.warnings {
             out.push(Line::from(Span::styled(
