@@ -21,6 +21,15 @@ impl Journal {
         Ok(Self(std::io::BufWriter::new(f)))
     }
 
+    /// The `--journal` of a command: opened, or the error printed and the exit code.
+    pub(crate) fn open_arg(path: Option<&Path>) -> Result<Option<Self>, std::process::ExitCode> {
+        let Some(p) = path else { return Ok(None) };
+        Self::open(p).map(Some).map_err(|e| {
+            eprintln!("error: journal {}: {e}", p.display());
+            std::process::ExitCode::from(super::EXIT_INVALID)
+        })
+    }
+
     /// Writes `ev` when it belongs in the journal (a `Mutation`).
     pub(crate) fn record(&mut self, ev: &EngineEvent) {
         if !matches!(ev.kind, EventKind::Mutation { .. }) {

@@ -60,15 +60,9 @@ async fn drive(
     exports: Option<crate::policy::draft::sources::Exports>,
 ) -> ExitCode {
     // The journal opens before anything reaches the cluster.
-    let journal = match &args.journal {
-        Some(p) => match super::journal::Journal::open(p) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                eprintln!("error: journal {}: {e}", p.display());
-                return ExitCode::from(EXIT_INVALID);
-            }
-        },
-        None => None,
+    let journal = match super::journal::Journal::open_arg(args.journal.as_deref()) {
+        Ok(j) => j,
+        Err(code) => return code,
     };
     let conn = match connect_or_exit(
         &plan,

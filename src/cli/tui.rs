@@ -45,15 +45,9 @@ pub fn run(args: TuiArgs) -> ExitCode {
         }
     };
     // The journal opens before anything reaches the cluster.
-    let journal = match &args.journal {
-        Some(p) => match super::journal::Journal::open(p) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                eprintln!("error: journal {}: {e}", p.display());
-                return ExitCode::from(EXIT_INVALID);
-            }
-        },
-        None => None,
+    let journal = match super::journal::Journal::open_arg(args.journal.as_deref()) {
+        Ok(j) => j,
+        Err(code) => return code,
     };
     // The plan's parse is freed: its pages go back before the engine starts.
     crate::engine::runtime::release_free_memory();

@@ -1633,15 +1633,10 @@ fn warm_round_one_copied(r: &mut Run) -> Turn {
     })
 }
 
-/// A precopy round falls due `precopy_interval` after the last one, before the window
-/// opens: nothing is taken earlier, the policy wakes for it, and then the next round's
-/// snapshot is taken while the source runs.
-#[test]
-fn a_precopy_round_falls_due_after_its_interval() {
-    let plan = warm_plan("precopy_interval = \"30m\"\n");
-    // 21:00: the window opens at 22:00.
-    let mut r = Run::with_plan(&plan, at_clock(1_796_504_400_000));
-    let t = warm_round_one_copied(&mut r);
+/// Warm VM `a`'s first round copied, then retired: the command writes each disk's change
+/// ID (`52 ab/11`) and removes snapshot-7; vCenter then shows no snapshot.
+fn retire_round_one(r: &mut Run) -> Turn {
+    let t = warm_round_one_copied(r);
     let retire = Command::RemoveSnapshot {
         moref: "snapshot-7".into(),
         record: true,
@@ -1652,11 +1647,22 @@ fn a_precopy_round_falls_due_after_its_interval() {
         r.phase(A)
     );
     let recorded = Some(("snapshot-7".to_string(), vec!["52 ab/11".to_string()]));
-    let t = r.done(
+    r.done(
         A,
         retire,
         Update::Warm(warm_source(vec![]), Power::On, recorded),
-    );
+    )
+}
+
+/// A precopy round falls due `precopy_interval` after the last one, before the window
+/// opens: nothing is taken earlier, the policy wakes for it, and then the next round's
+/// snapshot is taken while the source runs.
+#[test]
+fn a_precopy_round_falls_due_after_its_interval() {
+    let plan = warm_plan("precopy_interval = \"30m\"\n");
+    // 21:00: the window opens at 22:00.
+    let mut r = Run::with_plan(&plan, at_clock(1_796_504_400_000));
+    let t = retire_round_one(&mut r);
     let snapshots = |t: &Turn| {
         Run::commands_for(t, A)
             .into_iter()
@@ -1684,24 +1690,9 @@ fn a_precopy_round_falls_due_after_its_interval() {
 fn a_retired_stage_uses_the_change_ids_it_wrote_before_the_watch_shows_them() {
     let plan = warm_plan("");
     let mut r = Run::with_plan(&plan, settings());
-    // Round 1 is copied on the PVC; no change ID on the DataVolume yet.
-    let t = warm_round_one_copied(&mut r);
-    let retire = Command::RemoveSnapshot {
-        moref: "snapshot-7".into(),
-        record: true,
-    };
-    assert!(
-        Run::commands_for(&t, A).contains(&retire),
-        "{:?}",
-        r.phase(A)
-    );
-    // The IDs are written and the snapshot removed; the watch still shows no IDs.
-    let recorded = Some(("snapshot-7".to_string(), vec!["52 ab/11".to_string()]));
-    r.done(
-        A,
-        retire,
-        Update::Warm(warm_source(vec![]), Power::On, recorded),
-    );
+    // Round 1 is copied on the PVC, then retired: its change IDs written, its snapshot
+    // removed; the watch still shows no IDs.
+    retire_round_one(&mut r);
     assert!(
         !matches!(r.status(A), Status::Failed(_)),
         "{:?}",
