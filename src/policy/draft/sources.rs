@@ -2,7 +2,9 @@
 //! directories and special files skipped), each file read with the blast scan's size limit
 //! ([`crate::fsio::SCAN_WHOLE_MAX`]), binary files (a NUL byte in the first 8 KiB) skipped,
 //! and every other file offered to [`crate::policy::fw::parse`], which recognises the
-//! formats it knows by content. Files are read on `threads` workers; the result is in file
+//! formats it knows by content. Most files of a tree are not exports: a test on the bytes
+//! ([`crate::policy::fw::may_be_export`], a `memchr`/`memmem` pass, never stricter than the
+//! recognisers) turns them away before any UTF-8 decoding or line splitting. Files are read on `threads` workers; the result is in file
 //! order. Only the texts of recognised exports and of `ipset save` files are kept: when
 //! there are ipset files, those texts go through [`crate::policy::fw::parse_all`] together,
 //! so that `--match-set` names resolve across files (the rest of the tree is never held in
@@ -44,14 +46,47 @@ fn is_ipset_save(text: &str) -> bool {
         })
 }
 
-fn read_one(f: &SourceFile) -> Result<Read, String> {
-    let bytes =
-        crate::fsio::read_bounded(&f.path, crate::fsio::SCAN_WHOLE_MAX, "a file of --sources")
-            .map_err(|e| format!("{e}; skipped"))?;
-    if bytes[..bytes.len().min(BINARY_SNIFF)].contains(&0) {
+/// A cheap necessary condition for [`is_ipset_save`] on the bytes' lossy text: the first
+/// line that is not blank or a comment starts with `create ` (or, conservatively, with a
+/// non-ASCII byte, which may be Unicode white space the text's `trim` would drop).
+fn may_be_ipset_save(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        // ASCII white space as `str::trim` has it (with U+000B, which `trim_ascii` keeps).
+        let l = &rest[..end];
+        let l = &l[l
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace() || **b == 0x0b)
+            .count()..];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        match l.first() {
+            None | Some(b'#') => continue,
+            Some(&b) if b >= 0x80 => return true,
+            Some(_) => return l.starts_with(b"create "),
+        }
+    }
+    false
+}
+
+fn read_one(f: &SourceFile, buf: &mut Vec<u8>) -> Result<Read, String> {
+    crate::fsio::read_bounded_into(
+        &f.path,
+        crate::fsio::SCAN_WHOLE_MAX,
+        "a file of --sources",
+        buf,
+    )
+    .map_err(|e| format!("{e}; skipped"))?;
+    let bytes = buf.as_slice();
+    if memchr::memchr(0, &bytes[..bytes.len().min(BINARY_SNIFF)]).is_some() {
         return Ok(Read::Other);
     }
-    let text = String::from_utf8_lossy(&bytes);
+    // Most files of a sources tree are not firewall exports: reject them on their bytes,
+    // before any UTF-8 decoding or line splitting (as the blast scan's recognisers do).
+    if !fw::may_be_export(bytes) && !may_be_ipset_save(bytes) {
+        return Ok(Read::Other);
+    }
+    let text = String::from_utf8_lossy(bytes);
     Ok(match fw::parse(&f.rel, &text) {
         Some(set) => Read::Export(set, text.into_owned()),
         None if is_ipset_save(&text) => Read::Ipset(text.into_owned()),
@@ -69,12 +104,16 @@ pub fn read_exports(roots: &[PathBuf], threads: usize) -> Exports {
     let threads = threads.clamp(1, 64).min(files.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(f) = files.get(i) else { break };
-                let r = read_one(f);
-                if let Ok(mut g) = results.lock() {
-                    g[i] = Some(r);
+            s.spawn(|| {
+                // The worker's read buffer, reused from file to file.
+                let mut buf: Vec<u8> = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(f) = files.get(i) else { break };
+                    let r = read_one(f, &mut buf);
+                    if let Ok(mut g) = results.lock() {
+                        g[i] = Some(r);
+                    }
                 }
             });
         }
@@ -104,5 +143,84 @@ pub fn read_exports(roots: &[PathBuf], threads: usize) -> Exports {
         sets,
         files: files.len(),
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).expect("fixtures") {
+            let p = e.expect("entry").path();
+            if p.is_file() {
+                out.push(std::fs::read(p).expect("read"));
+            }
+        }
+        out
+    }
+
+    /// What the slow path decides for these bytes: an export, `ipset save`, or neither.
+    fn slow(bytes: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(bytes);
+        fw::parse("f", &text).is_some() || is_ipset_save(&text)
+    }
+
+    fn fast(bytes: &[u8]) -> bool {
+        fw::may_be_export(bytes) || may_be_ipset_save(bytes)
+    }
+
+    #[test]
+    fn the_byte_prefilter_never_rejects_what_the_parsers_recognise() {
+        let mut cases = Vec::new();
+        for f in fixtures() {
+            let mut lines: Vec<&[u8]> = f.split(|&b| b == b'\n').collect();
+            cases.push(f.clone());
+            for prefix in [
+                "\u{feff}".as_bytes(),
+                "\u{feff}\u{feff}".as_bytes(),
+                "\u{a0}\u{2003}\n".as_bytes(),
+                b"\x0b\x0c \t\r\n",
+                b"\xff\xfe",
+                b"# a comment\n\n",
+            ] {
+                cases.push([prefix, &f].concat());
+            }
+            // Every line dropped in turn from the top, CRLF line ends, and an invalid byte
+            // in each line.
+            while lines.len() > 1 {
+                lines.remove(0);
+                cases.push(lines.join(&b'\n'));
+                cases.push(lines.join(&b"\r\n"[..]));
+                cases.push(lines.join(&b"\xc3\n"[..]));
+            }
+        }
+        let mut recognised = 0;
+        for c in &cases {
+            if slow(c) {
+                recognised += 1;
+                assert!(fast(c), "rejected: {}", String::from_utf8_lossy(c));
+            }
+        }
+        // The cases do exercise the parsers.
+        assert!(recognised > 100, "{recognised}");
+    }
+
+    #[test]
+    fn plain_config_files_are_rejected_on_their_bytes() {
+        for text in [
+            "# generated\ntimeout = 30 ; pool = 4\nbackend.host = 10.1.2.3:8080\n",
+            "server web-01 192.0.2.17:8443 check\n",
+            "retry = 1\n[section]\nname = app\n",
+            "create-time = 12\n",
+        ] {
+            assert!(!fast(text.as_bytes()), "{text}");
+            assert!(!slow(text.as_bytes()), "{text}");
+        }
+        // What it lets through, the parsers decide.
+        assert!(fast(b"a,b,c\n1,2,3\n"));
+        assert!(!slow(b"a,b,c\n1,2,3\n"));
     }
 }

@@ -52,9 +52,47 @@ pub fn parse_all(files: &[(String, String)]) -> Vec<RuleSet> {
         .collect()
 }
 
+/// A cheap test on a file's bytes, before any decoding: `false` means [`parse`] returns
+/// `None` for the file's text (`String::from_utf8_lossy` of the bytes), so the file need not
+/// be decoded or split into lines. It is a necessary condition of each format's recogniser
+/// in [`parse_with`], never a stricter one (`true` only means "parse it and see"):
+///
+/// - neutral CSV: the first line has a comma;
+/// - iptables-save: the head has a `*` (a table line);
+/// - JSON (nft, AWS) and XML (PAN-OS): the first byte that is not ASCII white space is `{`
+///   or `<`, or is not ASCII (it may be Unicode white space);
+/// - ASA: the text has `access-list ` or `ASA Version` somewhere.
+///
+/// Replacement characters of invalid UTF-8 are never ASCII and take at least as many bytes
+/// as what they replace, so the byte tests see at least what the text tests see.
+pub fn may_be_export(bytes: &[u8]) -> bool {
+    let mut b = bytes;
+    while let Some(rest) = b.strip_prefix("\u{feff}".as_bytes()) {
+        b = rest;
+    }
+    let head = &b[..b.len().min(HEAD)];
+    let first = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
+    if memchr::memchr(b',', first).is_some() || memchr::memchr(b'*', head).is_some() {
+        return true;
+    }
+    if let Some(&c) = head
+        .iter()
+        .find(|c| !c.is_ascii_whitespace() && **c != 0x0b)
+    {
+        if c == b'{' || c == b'<' || c >= 0x80 {
+            return true;
+        }
+    }
+    memchr::memmem::find(b, b"access-list ").is_some()
+        || memchr::memmem::find(b, b"ASA Version").is_some()
+}
+
+/// The head of a text the recognisers look at.
+const HEAD: usize = 16384;
+
 fn parse_with(file: &str, text: &str, db: &IpsetDb) -> Option<RuleSet> {
     let text = text.trim_start_matches('\u{feff}');
-    let mut cut = text.len().min(16384);
+    let mut cut = text.len().min(HEAD);
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
