@@ -235,6 +235,10 @@ pub struct Drafter<'s> {
     lists: Vec<&'s RuleList>,
     ingress: FlowIndex,
     egress: FlowIndex,
+    /// Lists whose rules protect only names no export resolves (an AWS security group whose
+    /// members no `describe-network-interfaces` export lists), with those names: they apply
+    /// to no VM, and every VM's draft says so.
+    unknown: Vec<(usize, Vec<String>)>,
 }
 
 fn faces(r: &Rule, flow: Flow) -> bool {
@@ -307,10 +311,38 @@ impl<'s> Drafter<'s> {
                 wild,
             }
         };
+        let unknown = lists
+            .iter()
+            .enumerate()
+            .filter_map(|(li, l)| {
+                let mut names: Vec<String> = Vec::new();
+                for r in l.rules.iter().filter(|r| !r.disabled) {
+                    for flow in [Flow::Ingress, Flow::Egress] {
+                        if !faces(r, flow) {
+                            continue;
+                        }
+                        match vm_side(r, flow) {
+                            AddrSet::Some { ranges, unresolved }
+                                if ranges.is_empty() && !unresolved.is_empty() =>
+                            {
+                                for n in unresolved {
+                                    if !names.contains(n) {
+                                        names.push(n.clone());
+                                    }
+                                }
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                (!names.is_empty()).then_some((li, names))
+            })
+            .collect();
         Drafter {
             ingress: build(Flow::Ingress),
             egress: build(Flow::Egress),
             lists,
+            unknown,
         }
     }
 
@@ -346,6 +378,17 @@ impl<'s> Drafter<'s> {
         let mut egress: Vec<DraftRule> = Vec::new();
         let mut egress_named = false;
         for &ip in &vm.ips {
+            for (l, names) in &self.unknown {
+                let list = self.lists[*l];
+                warn.push(format!(
+                    "{} ({}:{}): its rules protect {}, which no export resolves: whether {ip} \
+                     is among them is unknown, so they are not applied (narrower)",
+                    list.name,
+                    list.default_origin.file,
+                    list.default_origin.line,
+                    names.join(", ")
+                ));
+            }
             let before = ingress.len();
             for (l, rs) in self.relevant(ip, Flow::Ingress) {
                 eval_list(

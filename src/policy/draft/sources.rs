@@ -5,9 +5,10 @@
 //! formats it knows by content. Most files of a tree are not exports: a test on the bytes
 //! ([`crate::policy::fw::may_be_export`], a `memchr`/`memmem` pass, never stricter than the
 //! recognisers) turns them away before any UTF-8 decoding or line splitting. Files are read on `threads` workers; the result is in file
-//! order. Only the texts of recognised exports and of `ipset save` files are kept: when
-//! there are ipset files, those texts go through [`crate::policy::fw::parse_all`] together,
-//! so that `--match-set` names resolve across files (the rest of the tree is never held in
+//! order. Only the texts of recognised exports and of the files that serve them (`ipset
+//! save`, `aws ec2 describe-network-interfaces`) are kept: when there are such files, those
+//! texts go through [`crate::policy::fw::parse_all`] together, so that `--match-set` names
+//! and security-group members resolve across files (the rest of the tree is never held in
 //! memory).
 
 use crate::blast::tree::{self, SourceFile};
@@ -32,24 +33,16 @@ pub struct Exports {
 /// What one file turned out to be.
 enum Read {
     Export(RuleSet, String),
-    Ipset(String),
+    /// `ipset save` output or security-group members: read with the exports.
+    Auxiliary(String),
     Other,
 }
 
-/// `ipset save` output: its first line that is not a comment creates a set.
-fn is_ipset_save(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .is_some_and(|l| {
-            l.starts_with("create ") && ["hash:", "bitmap:", "list:"].iter().any(|k| l.contains(k))
-        })
-}
-
-/// A cheap necessary condition for [`is_ipset_save`] on the bytes' lossy text: the first
-/// line that is not blank or a comment starts with `create ` (or, conservatively, with a
-/// non-ASCII byte, which may be Unicode white space the text's `trim` would drop).
-fn may_be_ipset_save(bytes: &[u8]) -> bool {
+/// A cheap necessary condition for [`fw::is_auxiliary`] on the bytes' lossy text: the first
+/// line that is not blank or a comment starts with `create ` (`ipset save`) or `{` (a JSON
+/// `describe-network-interfaces` export), or, conservatively, with a non-ASCII byte, which
+/// may be Unicode white space the text's `trim` would drop.
+fn may_be_auxiliary(bytes: &[u8]) -> bool {
     let mut rest = bytes;
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
@@ -63,6 +56,7 @@ fn may_be_ipset_save(bytes: &[u8]) -> bool {
         match l.first() {
             None | Some(b'#') => continue,
             Some(&b) if b >= 0x80 => return true,
+            Some(b'{') => return true,
             Some(_) => return l.starts_with(b"create "),
         }
     }
@@ -83,13 +77,13 @@ fn read_one(f: &SourceFile, buf: &mut Vec<u8>) -> Result<Read, String> {
     }
     // Most files of a sources tree are not firewall exports: reject them on their bytes,
     // before any UTF-8 decoding or line splitting (as the blast scan's recognisers do).
-    if !fw::may_be_export(bytes) && !may_be_ipset_save(bytes) {
+    if !fw::may_be_export(bytes) && !may_be_auxiliary(bytes) {
         return Ok(Read::Other);
     }
     let text = String::from_utf8_lossy(bytes);
     Ok(match fw::parse(&f.rel, &text) {
         Some(set) => Read::Export(set, text.into_owned()),
-        None if is_ipset_save(&text) => Read::Ipset(text.into_owned()),
+        None if fw::is_auxiliary(&text) => Read::Auxiliary(text.into_owned()),
         None => Read::Other,
     })
 }
@@ -120,7 +114,7 @@ pub fn read_exports(roots: &[PathBuf], threads: usize) -> Exports {
     });
     let mut sets = Vec::new();
     let mut texts: Vec<(String, String)> = Vec::new();
-    let mut ipsets = false;
+    let mut auxiliary = false;
     let results = results.into_inner().unwrap_or_default();
     for (f, r) in files.iter().zip(results) {
         match r {
@@ -128,15 +122,15 @@ pub fn read_exports(roots: &[PathBuf], threads: usize) -> Exports {
                 sets.push(set);
                 texts.push((f.rel.clone(), text));
             }
-            Some(Ok(Read::Ipset(text))) => {
-                ipsets = true;
+            Some(Ok(Read::Auxiliary(text))) => {
+                auxiliary = true;
                 texts.push((f.rel.clone(), text));
             }
             Some(Ok(Read::Other)) | None => {}
             Some(Err(w)) => warnings.push(w),
         }
     }
-    if ipsets {
+    if auxiliary {
         sets = fw::parse_all(&texts);
     }
     Exports {
@@ -165,11 +159,11 @@ mod tests {
     /// What the slow path decides for these bytes: an export, `ipset save`, or neither.
     fn slow(bytes: &[u8]) -> bool {
         let text = String::from_utf8_lossy(bytes);
-        fw::parse("f", &text).is_some() || is_ipset_save(&text)
+        fw::parse("f", &text).is_some() || fw::is_auxiliary(&text)
     }
 
     fn fast(bytes: &[u8]) -> bool {
-        fw::may_be_export(bytes) || may_be_ipset_save(bytes)
+        fw::may_be_export(bytes) || may_be_auxiliary(bytes)
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub fn looks_like(text: &str) -> bool {
 
 // ------------------------------------------------------------------------------ ipsets
 
+/// `ipset save` output: its first line that is not a comment creates a set.
+pub fn is_ipset_save(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| {
+            l.starts_with("create ") && ["hash:", "bitmap:", "list:"].iter().any(|k| l.contains(k))
+        })
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct IpsetDef {
     pub file: String,
