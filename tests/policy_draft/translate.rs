@@ -302,6 +302,22 @@ fn egress_rules_come_from_rules_with_the_vm_as_source() {
         .yaml
         .contains("  egress:\n  # from fw/edge.iptables:9 rule web-to-app"));
     assert!(d.yaml.contains("  - to:\n"));
+    assert!(
+        !has_warning(&d, &["admits anything from"]),
+        "{:?}",
+        d.warnings
+    );
+    // A list naming the VM as a source that admits nothing out of it: egress is
+    // restricted to nothing, and warned as ingress is.
+    let mut blocked = deny(9, "no-out", WEB, "any", "any");
+    blocked.direction = Some(Direction::Out);
+    let d = draft1(
+        vec![blocked, allow(7, "in", "10.0.0.0/24", WEB, "tcp/443")],
+        Action::Deny,
+    );
+    assert!(d.egress.is_empty());
+    assert!(d.yaml.contains("  egress: []\n"), "{}", d.yaml);
+    assert_warning(&d, &["no firewall rule admits anything from 192.0.2.17"]);
     // No rule with the VM as source: no Egress type at all.
     let d = draft1(
         vec![allow(7, "in", "10.0.0.0/24", WEB, "tcp/443")],

@@ -30,7 +30,7 @@ fn nft_json() {
             // `ct state established,related accept` is return traffic: left out
             narrowed(
                 rule(
-                    o(10, "no ping owner: netsec", Some("netsec")),
+                    o(10, "no ping", Some("netsec")),
                     Deny,
                     None,
                     AddrSet::Any,
@@ -40,7 +40,7 @@ fn nft_json() {
                 &["icmp type == \"echo-request\""],
             ),
             rule(
-                o(11, "legacy batch owner: shop-dba", Some("shop-dba")),
+                o(11, "legacy batch", Some("shop-dba")),
                 Deny,
                 None,
                 set(&[], &["@legacy_batch"]),
@@ -71,7 +71,7 @@ fn nft_json() {
                 ],
             ),
             rule(
-                o(13, "web owner: web-team", Some("web-team")),
+                o(13, "web", Some("web-team")),
                 Allow,
                 None,
                 AddrSet::Any,
@@ -96,7 +96,7 @@ fn nft_json() {
         rules: vec![
             // `iifname lo accept` is left out; `!=` is complemented
             rule(
-                o(19, "ssh owner: netsec", Some("netsec")),
+                o(19, "ssh", Some("netsec")),
                 Deny,
                 Some(Direction::In),
                 set(

@@ -42,7 +42,8 @@
 //!   provenance): several exports are taken as several paths to the VM, not as firewalls in
 //!   series.
 //! - The `Egress` policy type is set only when some list names the IP as a source; then
-//!   egress is restricted to what those lists admit (no rule: nothing).
+//!   egress is restricted to what those lists admit (no rule: nothing, with a warning, as
+//!   for ingress).
 //! - No list admits anything to an IP: the policy keeps only the probe rule, with a warning.
 //!
 //! # What is narrowed, and always warned
@@ -483,11 +484,12 @@ impl<'s> Drafter<'s> {
             }
             let lists = self.relevant(ip, Flow::Egress);
             egress_named |= !lists.is_empty();
-            for (l, rs, names) in lists {
+            let before = egress.len();
+            for (l, rs, names) in &lists {
                 eval_list(
-                    self.lists[l],
-                    &rs,
-                    names,
+                    self.lists[*l],
+                    rs,
+                    *names,
                     ip,
                     Flow::Egress,
                     opts,
@@ -495,6 +497,12 @@ impl<'s> Drafter<'s> {
                     &mut egress,
                     &mut warn,
                 );
+            }
+            if !lists.is_empty() && egress.len() == before {
+                warn.push(format!(
+                    "no firewall rule admits anything from {ip}: the policy restricts its \
+                     egress (a list names it as a source) and admits nothing out of it"
+                ));
             }
         }
         if vm.ips.is_empty() {

@@ -88,10 +88,53 @@ fn read_one(f: &SourceFile, buf: &mut Vec<u8>) -> Result<Read, String> {
     })
 }
 
-/// Walks `roots` and parses every firewall export found.
+/// How each directory root is shown in origins: its last component (`fw` for
+/// `/etc/exports/fw`; the current directory's name for `.`), or, when two roots would show
+/// the same, the root as given (so that two roots never print the same origin).
+fn root_labels(roots: &[PathBuf]) -> Vec<String> {
+    let last = |r: &PathBuf| -> String {
+        let named = r.file_name().map(|n| n.to_string_lossy().into_owned());
+        named
+            .or_else(|| {
+                std::fs::canonicalize(r)
+                    .ok()
+                    .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+            })
+            .unwrap_or_else(|| r.display().to_string())
+    };
+    let short: Vec<String> = roots.iter().map(last).collect();
+    roots
+        .iter()
+        .zip(&short)
+        .map(|(r, s)| {
+            let clash = roots.iter().zip(&short).any(|(r2, s2)| s2 == s && r2 != r);
+            if clash {
+                r.display().to_string().trim_end_matches('/').to_string()
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
+}
+
+/// Walks `roots` and parses every firewall export found. Each export is shown (in origins
+/// and warnings) by its path relative to the parent of its `--sources` root:
+/// `fw/edge.iptables` under the root `exports/fw`; see [`root_labels`].
 pub fn read_exports(roots: &[PathBuf], threads: usize) -> Exports {
     let mut warnings = Vec::new();
-    let files = tree::walk(roots, &mut warnings);
+    let mut files = tree::walk(roots, &mut warnings);
+    let labels = root_labels(roots);
+    for f in &mut files {
+        // The walk names a file relative to its root; the draft shows it relative to the
+        // root's parent (`fw/edge.iptables`), a file given as a root by its name.
+        if let Some((_, label)) = roots
+            .iter()
+            .zip(&labels)
+            .find(|(r, _)| f.path.starts_with(r) && f.path != **r)
+        {
+            f.rel = format!("{label}/{}", f.rel);
+        }
+    }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Read, String>>>> =
         Mutex::new((0..files.len()).map(|_| None).collect());
