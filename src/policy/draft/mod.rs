@@ -62,6 +62,9 @@
 //! - a deny whose peers include unresolved names is taken as denying every peer; a deny
 //!   whose VM-side set has unresolved names is taken as applying to every VM;
 //! - unresolved names among an allow's peers are left out;
+//! - a list whose rules protect only unresolved names (an AWS security group that no
+//!   `describe-network-interfaces` export lists) applies to no VM: every VM's draft says so,
+//!   naming the list;
 //! - MultiNetworkPolicy `v1beta1` has no `endPort`: ranges of up to 32 ports are expanded,
 //!   larger ones left out.
 //!
