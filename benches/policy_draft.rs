@@ -6,13 +6,21 @@
 //! `BLAST_BENCH_RUNS` times each (default 5 with `--bench`, after one warm-up), alternating
 //! which goes first:
 //!
-//! - (a) the blast scan exactly as `blast_scan` runs it (walk + read + recognise + search,
-//!   2 threads; its matcher built once, outside the timing);
-//! - (b) the path `wavelift policy draft` runs: walk + read + recognise + parse the firewall
-//!   exports (`policy::draft::sources::read_exports`, 2 threads), index the rules, draft and
-//!   render the YAML of all 5,000 VMs (`policy::draft::draft_all`, 2 threads). The VM inputs
-//!   are built once outside the timing (like the matcher); the per-VM files are not written
-//!   (the command writes 5,000 small files on top).
+//! - (a) the blast scan as `blast_scan` runs it (walk + read + recognise + search; its
+//!   matcher built once, outside the timing);
+//! - (b) the path `wavelift policy draft` runs (`cli::policy_draft::run`): walk + read +
+//!   recognise + parse the firewall exports (`policy::draft::sources::read_exports`), index
+//!   the rules, draft and render the YAML of all 5,000 VMs (`policy::draft::draft_all`).
+//!
+//! Both on the threads the commands use by default (`available_parallelism`, as
+//! `BlastOptions::default()` and `policy draft` take it), with `DraftOptions::default()`
+//! (`--mnp-version v1beta2`, the command's default). What the command does besides, and this
+//! bench does not time:
+//! - the VM inputs are built once outside the timing (like the matcher), from
+//!   `common/blast_tree.rs`, not from a plan's parse or an inventory (`--plan`/`--rvtools`);
+//! - the `--sources` existence check, and the warnings and summary written to stderr;
+//! - the YAML is not written: the command writes it to stdout, or 5,000 small files with
+//!   `--out` (each written atomically, with an fsync).
 //!
 //! Prints both medians and the ratio draft/scan (target: at most 2.0). Environment:
 //! `BLAST_BENCH_BYTES`, `BLAST_BENCH_RUNS`, `BLAST_BENCH_DIR` as for `blast_scan`.
@@ -26,6 +34,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use wavelift::blast::matcher::Matcher;
 use wavelift::blast::tree;
+use wavelift::blast::BlastOptions;
 use wavelift::policy::draft::{self, sources, DraftOptions, VmInput, VmNetwork};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -63,17 +72,20 @@ fn main() {
     let m = Matcher::new(targets());
     let vms = inputs();
     let opts = DraftOptions::default();
+    // What `wavelift blast` and `wavelift policy draft` use by default.
+    let threads = BlastOptions::default().threads;
+    println!("threads: {threads}");
 
     let scan = || {
         let mut w = Vec::new();
         let files = tree::walk(std::slice::from_ref(&tree_dir), &mut w);
         let ctx = tree::ScanContext::new(std::slice::from_ref(&tree_dir));
-        let scans = tree::scan_all(&files, &m, 2, &ctx);
+        let scans = tree::scan_all(&files, &m, threads, &ctx);
         scans.iter().map(|s| s.hits.len()).sum::<usize>()
     };
     let policy = || {
-        let ex = sources::read_exports(std::slice::from_ref(&tree_dir), 2);
-        let drafts = draft::draft_all(&vms, &ex.sets, &opts, 2);
+        let ex = sources::read_exports(std::slice::from_ref(&tree_dir), threads);
+        let drafts = draft::draft_all(&vms, &ex.sets, &opts, threads);
         let rules: usize = ex
             .sets
             .iter()
@@ -90,12 +102,12 @@ fn main() {
     let hits = scan(); // warm-up
     {
         let t = Instant::now();
-        let ex = sources::read_exports(std::slice::from_ref(&tree_dir), 2);
+        let ex = sources::read_exports(std::slice::from_ref(&tree_dir), threads);
         let read = t.elapsed();
         let t = Instant::now();
-        let d = draft::draft_all(&vms, &ex.sets, &opts, 2);
+        let d = draft::draft_all(&vms, &ex.sets, &opts, threads);
         println!(
-            "policy draft parts: walk + read + parse {read:.2?}, index + draft + YAML of {} VMs {:.2?}",
+            "policy draft parts: walk + read + recognise + parse {read:.2?}, index + draft + YAML of {} VMs {:.2?}",
             d.len(),
             t.elapsed()
         );

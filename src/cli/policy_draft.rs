@@ -14,7 +14,8 @@
 //! - Without `--out` every policy goes to stdout (YAML documents separated by `---`); with
 //!   it, `DIR/<vm>.yaml` each, written atomically (a temporary file renamed over it).
 //!   Warnings go to stderr, each prefixed with its VM, then a summary line. Exit 0 when
-//!   policies were drafted (warnings or not), 2 on invalid input.
+//!   policies were drafted (warnings or not), 2 on invalid input (sources holding no
+//!   firewall export included, naming them).
 
 use super::{PolicyDraftArgs, EXIT_INVALID, EXIT_OK};
 use crate::blast::{self, BlastOptions};
@@ -244,6 +245,22 @@ pub fn run(args: PolicyDraftArgs) -> ExitCode {
     for w in &exports.warnings {
         eprintln!("warning: {w}");
         warnings += 1;
+    }
+    if exports.sets.is_empty() {
+        // As `run` refuses `policy_sources` without an export: a draft from nothing would
+        // be a default deny that no firewall wrote.
+        eprintln!(
+            "error: --sources {}: no firewall export among the {} file(s) read (formats: \
+             iptables-save, nft -j, aws ec2 describe-security-groups, the neutral firewall \
+             CSV, Cisco ASA, PAN-OS XML); no policy drafted",
+            args.sources
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            exports.files
+        );
+        return ExitCode::from(EXIT_INVALID);
     }
     for s in &exports.sets {
         for w in &s.warnings {

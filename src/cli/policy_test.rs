@@ -19,13 +19,16 @@
 //!   namespace names (one line each when there are several), and is allowed when it is
 //!   allowed on each.
 //!
-//! Output: `allow` and every rule that allows the flow, `deny` and the policies whose
-//! default deny applies, or `allow (not isolated: no policy selects NAME)`; exit 0 allow,
-//! 1 deny, 2 invalid input.
+//! Output: `allow` and every rule that allows the flow, each with the comment written above
+//! it in the file when there is one (`policy draft` writes the firewall rule it comes from:
+//! `# from fw/edge.iptables:7 rule web-in (owner shop)`), or `deny` and the policies whose
+//! default deny applies; exit 0 allow, 1 deny, 2 invalid input. A VM no policy of the file
+//! selects is invalid input (exit 2), naming the VMs the file does select: a mistyped name
+//! must not read as "not isolated".
 
 use super::PolicyTestArgs;
 use crate::cluster::labels;
-use crate::policy::eval::{self, Endpoint, Verdict};
+use crate::policy::eval::{self, Endpoint, RuleRef, Verdict};
 use crate::policy::k8s::{PolicyDoc, PolicyKind};
 use crate::policy::rules::Proto;
 use std::collections::{BTreeMap, BTreeSet};
@@ -149,9 +152,119 @@ fn networks(policies: &[PolicyDoc], ns: &str) -> BTreeSet<Option<String>> {
     out
 }
 
+/// The comment lines written directly above each rule of a policy file (`# from …` and its
+/// `#   except …` lines, as `policy draft` writes them), by policy label and rule.
+#[derive(Debug, Default)]
+pub struct RuleComments {
+    by_rule: BTreeMap<(String, &'static str, usize), Vec<String>>,
+}
+
+impl RuleComments {
+    /// Reads the comments of `text`, whose policies (in document order) are `policies`.
+    /// The documents are matched to the policies by position; when their numbers differ
+    /// (e.g. a `List` document), no comment is kept.
+    pub fn read(text: &str, policies: &[PolicyDoc]) -> RuleComments {
+        let docs = comments_by_document(text);
+        let mut out = RuleComments::default();
+        if docs.len() != policies.len() {
+            return out;
+        }
+        for (p, d) in policies.iter().zip(docs) {
+            let label = eval::policy_label(p);
+            for ((field, index), c) in d {
+                out.by_rule.insert((label.clone(), field, index), c);
+            }
+        }
+        out
+    }
+
+    fn of(&self, r: &RuleRef) -> &[String] {
+        self.by_rule
+            .get(&(r.policy.clone(), r.field, r.index))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+type DocComments = BTreeMap<(&'static str, usize), Vec<String>>;
+
+/// Per YAML document with content: the comments directly above each item of its block
+/// `ingress:` / `egress:` lists.
+fn comments_by_document(text: &str) -> Vec<DocComments> {
+    let mut docs: Vec<DocComments> = Vec::new();
+    let mut cur = DocComments::new();
+    let mut content = false;
+    // (field, indentation of the key, indentation of its items once seen, next index)
+    let mut section: Option<(&'static str, usize, Option<usize>, usize)> = None;
+    let mut pending: Vec<String> = Vec::new();
+    for raw in text.lines() {
+        let line = raw.trim_end();
+        if line == "---" || line.starts_with("--- ") {
+            if content {
+                docs.push(std::mem::take(&mut cur));
+            }
+            cur.clear();
+            content = false;
+            section = None;
+            pending.clear();
+            continue;
+        }
+        let t = line.trim_start();
+        if t.is_empty() {
+            continue;
+        }
+        let ind = line.len() - t.len();
+        if let Some(c) = t.strip_prefix('#') {
+            if section.is_some() {
+                pending.push(c.trim().to_string());
+            }
+            continue;
+        }
+        content = true;
+        if let Some((field, key_ind, item_ind, next)) = section.as_mut() {
+            let is_item = t == "-" || t.starts_with("- ");
+            let at_items = match item_ind {
+                Some(i) => *i == ind,
+                None => is_item && ind >= *key_ind,
+            };
+            if is_item && at_items {
+                *item_ind = Some(ind);
+                if !pending.is_empty() {
+                    cur.insert((*field, *next), std::mem::take(&mut pending));
+                }
+                *next += 1;
+                continue;
+            }
+            pending.clear();
+            if ind > item_ind.unwrap_or(*key_ind) {
+                continue;
+            }
+            section = None;
+        }
+        for field in ["ingress", "egress"] {
+            if t.strip_prefix(field) == Some(":") {
+                section = Some((field, ind, None, 0));
+            }
+        }
+    }
+    if content {
+        docs.push(cur);
+    }
+    docs
+}
+
+/// The VMs the file's policies name in their selectors (`wavelift.io/vm`).
+fn selected_vms(policies: &[PolicyDoc]) -> Vec<String> {
+    let set: BTreeSet<String> = policies
+        .iter()
+        .flat_map(|p| selected_value(p, labels::VM))
+        .collect();
+    set.into_iter().collect()
+}
+
 /// The report and exit code for a flow (the command without its file reading).
 pub fn evaluate(
     policies: &[PolicyDoc],
+    comments: &RuleComments,
     vm: &str,
     from: std::net::IpAddr,
     port: u16,
@@ -172,11 +285,16 @@ pub fn evaluate(
         .collect();
     let flow = format!("{from} -> {vm} {port}/{}", proto_str(proto));
     if isolated.is_empty() {
-        out.push_str(&format!(
-            "allow (not isolated: no policy selects {vm})\n  flow: {flow}; pod: namespace {ns}, labels {}\n",
-            fmt_labels(&pod_labels)
+        let named = selected_vms(policies);
+        return Err(format!(
+            "no policy in the file selects {vm} (pod: namespace {ns}, labels {}); {}",
+            fmt_labels(&pod_labels),
+            if named.is_empty() {
+                "the file names no VM (`wavelift.io/vm`) in its selectors".to_string()
+            } else {
+                format!("the file selects: {}", named.join(", "))
+            }
         ));
-        return Ok((out, super::EXIT_OK));
     }
     let several = isolated.len() > 1;
     let mut denied = false;
@@ -194,7 +312,15 @@ pub fn evaluate(
             Verdict::Allow { by } => {
                 out.push_str(&format!("{prefix}allow ({flow} on {on})\n"));
                 for b in by {
-                    out.push_str(&format!("  allowed by {b}\n"));
+                    match comments.of(b) {
+                        [] => out.push_str(&format!("  allowed by {b}\n")),
+                        [first, rest @ ..] => {
+                            out.push_str(&format!("  allowed by {b}: {first}\n"));
+                            for c in rest {
+                                out.push_str(&format!("    {c}\n"));
+                            }
+                        }
+                    }
                 }
             }
             Verdict::Deny { by } => {
@@ -241,7 +367,8 @@ pub fn run(args: PolicyTestArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return invalid(e),
     };
-    match evaluate(&policies, &args.vm, args.from, port, proto) {
+    let comments = RuleComments::read(&text, &policies);
+    match evaluate(&policies, &comments, &args.vm, args.from, port, proto) {
         Ok((report, code)) => {
             print!("{report}");
             ExitCode::from(code)
@@ -272,8 +399,10 @@ mod tests {
         let (ns, l) = target_pod(&pols, "web-01").expect("pod");
         assert_eq!(ns, "mig");
         assert_eq!(l.get(labels::PLAN).map(String::as_str), Some("shop"));
+        let none = RuleComments::default();
         let (r, code) = evaluate(
             &pols,
+            &none,
             "web-01",
             "192.0.2.7".parse().unwrap(),
             443,
@@ -295,11 +424,40 @@ mod tests {
             "{r}"
         );
         // Another VM of the plan: the VM policy does not select it.
-        let (r, _) =
-            evaluate(&pols, "db-01", "192.0.2.7".parse().unwrap(), 22, Proto::Tcp).expect("ok");
+        let (r, _) = evaluate(
+            &pols,
+            &none,
+            "db-01",
+            "192.0.2.7".parse().unwrap(),
+            22,
+            Proto::Tcp,
+        )
+        .expect("ok");
         assert!(
             r.starts_with("allow (192.0.2.7 -> db-01 22/tcp on the pod network)"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn comments_attach_to_the_rule_below_them_in_each_document() {
+        let text = "# header, not a rule\napiVersion: v1\nspec:\n  ingress:\n  # from fw/a:1 rule x\n  #   except what fw/a:0 denies first\n  - from:\n    # inside a rule: not its comment\n    - ipBlock: {cidr: 10.0.0.0/8}\n  - ports: [{port: 1}]\n  # from fw/a:3\n  - {}\n  egress:\n    # from fw/b:9\n    - to: []\n---\n---\nspec:\n  ingress: []\n";
+        let docs = comments_by_document(text);
+        assert_eq!(docs.len(), 2, "the empty document is not one");
+        assert_eq!(
+            docs[0],
+            BTreeMap::from([
+                (
+                    ("ingress", 0),
+                    vec![
+                        "from fw/a:1 rule x".to_string(),
+                        "except what fw/a:0 denies first".to_string()
+                    ]
+                ),
+                (("ingress", 2), vec!["from fw/a:3".to_string()]),
+                (("egress", 0), vec!["from fw/b:9".to_string()]),
+            ])
+        );
+        assert!(docs[1].is_empty());
     }
 }

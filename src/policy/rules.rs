@@ -13,7 +13,8 @@ use std::net::IpAddr;
 /// and for warnings: `fw/edge.iptables:7 rule web-in (owner netsec)`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Origin {
-    /// The export's path as shown to the user (relative to the sources directory).
+    /// The export's path as shown to the user (relative to the parent of its `--sources`
+    /// directory: `fw/edge.iptables`).
     pub file: String,
     /// 1-based line of the rule in the export (the element's line for XML and JSON).
     pub line: usize,

@@ -61,7 +61,7 @@ fn nft() {
 
 #[test]
 fn aws_security_groups() {
-    insta::assert_snapshot!(drafts(&["aws-sg.json"], "aws-sg"));
+    insta::assert_snapshot!(drafts(&["aws-sg.json", "aws-enis.json"], "aws-sg"));
 }
 
 #[test]

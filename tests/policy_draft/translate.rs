@@ -141,6 +141,8 @@ fn icmp_alone_cannot_be_admitted() {
 
 #[test]
 fn a_range_or_cidr_covering_the_vm_applies_and_any_alone_does_not_name_it() {
+    // `any` applies here because the list (so the export) names the VM; see
+    // any_destinations_apply_in_an_export_that_names_the_vm_elsewhere.
     let d = draft1(
         vec![
             allow(
@@ -170,7 +172,8 @@ fn a_range_or_cidr_covering_the_vm_applies_and_any_alone_does_not_name_it() {
             "10.4.0.0/16 | tcp/9000 | 8",
         ]
     );
-    // A list that reaches the VM only through `any` is about other machines.
+    // An export that reaches the VM only through `any` never names it: it is about other
+    // machines.
     let only_any = draft1(
         vec![allow(8, "to-any", "10.4.0.0/16", "any", "tcp/9000")],
         Action::Deny,
@@ -180,6 +183,70 @@ fn a_range_or_cidr_covering_the_vm_applies_and_any_alone_does_not_name_it() {
         &only_any,
         &["no firewall rule admits anything to 192.0.2.17"],
     );
+}
+
+#[test]
+fn any_destinations_apply_in_an_export_that_names_the_vm_elsewhere() {
+    // One export: FORWARD names the VM; INPUT reaches it only through `any` destinations,
+    // with a deny before an allow and a default that allows.
+    let mut input = list(
+        "filter/INPUT",
+        vec![
+            deny(3, "no-telnet", "10.9.0.0/16", "any", "tcp/23"),
+            allow(4, "admin-any", "10.9.0.0/16", "0.0.0.0/0", "tcp/22-23"),
+            allow(5, "other-host", "10.7.0.0/16", "203.0.113.9", "tcp/80"),
+        ],
+        Action::Allow,
+    );
+    input.default_origin = origin(2, "INPUT policy");
+    let forward = list(
+        "filter/FORWARD",
+        vec![allow(7, "web", "10.0.0.0/24", WEB, "tcp/443")],
+        Action::Deny,
+    );
+    let named = set(vec![input.clone(), forward]);
+    // Another export that never names the VM: its `any` rule does not apply.
+    let mut elsewhere = set(vec![list(
+        "access-list dmz_in",
+        vec![allow(9, "dmz-any", "10.5.0.0/16", "any", "tcp/8080")],
+        Action::Deny,
+    )]);
+    elsewhere.file = "fw/dmz.cfg".into();
+    for r in &mut elsewhere.lists[0].rules {
+        r.origin.file = "fw/dmz.cfg".into();
+    }
+    let d = draft_with(&vm("web", WEB), &[named, elsewhere], MnpVersion::V1beta2);
+    assert_eq!(
+        shown(&d.ingress),
+        [
+            // INPUT: the `any` allow, minus what the deny before it takes (tcp/23); its
+            // rule to another host and its default allow do not apply.
+            "10.9.0.0/16 | tcp/22 | 4 -3",
+            "10.0.0.0/24 | tcp/443 | 7",
+        ]
+    );
+    assert_warning(
+        &d,
+        &[
+            "fw/edge.iptables:4 rule admin-any",
+            "its destination is `any`, not 192.0.2.17 by name",
+            "its export names 192.0.2.17",
+            "kept as broad",
+        ],
+    );
+    assert_warning(
+        &d,
+        &[
+            "fw/edge.iptables:2 rule INPUT policy",
+            "the list default (filter/INPUT) allows, but the list names 192.0.2.17 nowhere",
+            "not applied (narrower)",
+        ],
+    );
+    assert!(!has_warning(&d, &["dmz-any"]), "{:?}", d.warnings);
+    // The same INPUT list alone names no VM: nothing applies.
+    let alone = draft_with(&vm("web", WEB), &[set(vec![input])], MnpVersion::V1beta2);
+    assert!(alone.ingress.is_empty(), "{:?}", shown(&alone.ingress));
+    assert_warning(&alone, &["no firewall rule admits anything to 192.0.2.17"]);
 }
 
 #[test]
@@ -235,6 +302,22 @@ fn egress_rules_come_from_rules_with_the_vm_as_source() {
         .yaml
         .contains("  egress:\n  # from fw/edge.iptables:9 rule web-to-app"));
     assert!(d.yaml.contains("  - to:\n"));
+    assert!(
+        !has_warning(&d, &["admits anything from"]),
+        "{:?}",
+        d.warnings
+    );
+    // A list naming the VM as a source that admits nothing out of it: egress is
+    // restricted to nothing, and warned as ingress is.
+    let mut blocked = deny(9, "no-out", WEB, "any", "any");
+    blocked.direction = Some(Direction::Out);
+    let d = draft1(
+        vec![blocked, allow(7, "in", "10.0.0.0/24", WEB, "tcp/443")],
+        Action::Deny,
+    );
+    assert!(d.egress.is_empty());
+    assert!(d.yaml.contains("  egress: []\n"), "{}", d.yaml);
+    assert_warning(&d, &["no firewall rule admits anything from 192.0.2.17"]);
     // No rule with the VM as source: no Egress type at all.
     let d = draft1(
         vec![allow(7, "in", "10.0.0.0/24", WEB, "tcp/443")],

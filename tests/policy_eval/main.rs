@@ -183,7 +183,7 @@ fn deny_names_the_default_deny() {
 }
 
 #[test]
-fn a_vm_no_policy_selects_is_not_isolated() {
+fn a_vm_no_policy_selects_is_an_error_naming_the_vms_the_file_selects() {
     let d = tempfile::tempdir().expect("tmp");
     let only_web = POLICIES.split("\n---\n").next().expect("first doc");
     let (code, out, err) = run(
@@ -198,10 +198,81 @@ fn a_vm_no_policy_selects_is_not_isolated() {
             "5432",
         ],
     );
-    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "{out}");
     assert!(
-        out.starts_with("allow (not isolated: no policy selects shop-db-01)"),
-        "{out}"
+        err.contains("no policy in the file selects shop-db-01"),
+        "{err}"
+    );
+    assert!(
+        err.trim_end().ends_with("the file selects: shop-web-01"),
+        "{err}"
+    );
+}
+
+/// A file as `policy draft` writes it: a comment naming the firewall rule above each rule.
+const DRAFTED: &str = r#"# wavelift policy draft for VM shop-db-01 (192.0.2.15)
+# no warnings
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: wavelift-shop-db-01
+  namespace: mig-quickstart
+spec:
+  podSelector:
+    matchLabels:
+      wavelift.io/plan: quickstart
+      wavelift.io/vm: shop-db-01
+  policyTypes:
+  - Ingress
+  ingress:
+  # from fw/edge.iptables:7 rule app-to-db (owner dba)
+  - from:
+    - ipBlock:
+        cidr: 192.0.2.0/29
+    ports:
+    - protocol: TCP
+      port: 5432
+  - from:
+    - ipBlock:
+        cidr: 192.0.2.0/24
+        except:
+        - 192.0.2.128/25
+    ports:
+    - protocol: TCP
+      port: 5432
+  # from fw/core.csv:3 rule 12 dba-net (owner dba) [broad: any service]
+  #   except what fw/core.csv:2 rule 11 no-batch denies first
+  - from:
+    - ipBlock:
+        cidr: 192.0.2.0/28
+        except:
+        - 192.0.2.8/29
+"#;
+
+#[test]
+fn allowing_rules_are_shown_with_the_firewall_rule_written_above_them() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (code, out, err) = run(
+        d.path(),
+        DRAFTED,
+        &[
+            "--vm",
+            "shop-db-01",
+            "--from",
+            "192.0.2.5",
+            "--port",
+            "5432",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        "allow (192.0.2.5 -> shop-db-01 5432/tcp on the pod network)\n\
+         \x20 allowed by NetworkPolicy mig-quickstart/wavelift-shop-db-01 ingress[0]: from fw/edge.iptables:7 rule app-to-db (owner dba)\n\
+         \x20 allowed by NetworkPolicy mig-quickstart/wavelift-shop-db-01 ingress[1]\n\
+         \x20 allowed by NetworkPolicy mig-quickstart/wavelift-shop-db-01 ingress[2]: from fw/core.csv:3 rule 12 dba-net (owner dba) [broad: any service]\n\
+         \x20   except what fw/core.csv:2 rule 11 no-batch denies first\n"
     );
 }
 

@@ -30,7 +30,7 @@ fn nft_json() {
             // `ct state established,related accept` is return traffic: left out
             narrowed(
                 rule(
-                    o(10, "no ping owner: netsec", Some("netsec")),
+                    o(10, "no ping", Some("netsec")),
                     Deny,
                     None,
                     AddrSet::Any,
@@ -40,7 +40,7 @@ fn nft_json() {
                 &["icmp type == \"echo-request\""],
             ),
             rule(
-                o(11, "legacy batch owner: shop-dba", Some("shop-dba")),
+                o(11, "legacy batch", Some("shop-dba")),
                 Deny,
                 None,
                 set(&[], &["@legacy_batch"]),
@@ -71,7 +71,7 @@ fn nft_json() {
                 ],
             ),
             rule(
-                o(13, "web owner: web-team", Some("web-team")),
+                o(13, "web", Some("web-team")),
                 Allow,
                 None,
                 AddrSet::Any,
@@ -96,7 +96,7 @@ fn nft_json() {
         rules: vec![
             // `iifname lo accept` is left out; `!=` is complemented
             rule(
-                o(19, "ssh owner: netsec", Some("netsec")),
+                o(19, "ssh", Some("netsec")),
                 Deny,
                 Some(Direction::In),
                 set(
@@ -119,16 +119,35 @@ fn nft_json() {
     assert_list(&rs.lists[1], &input);
 }
 
+/// The AWS fixtures parsed together, as `policy draft` reads a sources directory.
+fn aws_with_interfaces() -> RuleSet {
+    let files = [fixture("aws-sg.json"), fixture("aws-enis.json")];
+    let mut sets = fw::parse_all(&files);
+    assert_eq!(sets.len(), 1, "the interfaces export is not a rule set");
+    sets.remove(0)
+}
+
 #[test]
-fn aws_security_groups() {
+fn aws_security_groups_with_their_members_from_the_interfaces_export() {
     let f = "aws-sg.json";
-    let rs = parse_fixture(f);
+    let rs = aws_with_interfaces();
     assert_eq!(rs.format, "aws-sg");
-    assert_eq!(rs.warnings, Vec::<String>::new());
+    // Only the group no interface lists is warned about, by id and name.
+    assert_eq!(
+        rs.warnings,
+        [
+            "policy/aws-sg.json:66: security group sg-0ba0000000000004 (shop-batch): no `aws ec2 \
+          describe-network-interfaces` export among the sources lists its members, so its \
+          rules apply to no VM (narrower)"
+        ]
+    );
     let o = |l, n, w| origin(f, l, Some(n), w);
     let (inb, out) = (Some(Direction::In), Some(Direction::Out));
-    let db_members = set(&[], &["members of sg-0db0000000000001"]);
-    let web_members = set(&[], &["members of sg-0eb0000000000002"]);
+    // Members: every private address of each interface, and its public one.
+    let db_members = set(&[h("192.0.2.15")], &[]);
+    let web_members = set(&[h("192.0.2.17"), h("203.0.113.80")], &[]);
+    let app = [h("192.0.2.16"), h("192.0.2.116")];
+    let app_members = set(&app, &[]);
     let db = RuleList {
         name: "sg-0db0000000000001 (shop-db)".into(),
         rules: vec![
@@ -136,13 +155,16 @@ fn aws_security_groups() {
                 o(9, "sg-0db0000000000001 ingress 1", Some("shop-dba")),
                 Allow,
                 inb,
+                // Overlapping ranges kept as written; the peer group's members resolved.
                 set(
                     &[
                         h("192.0.2.16"),
                         r("198.51.100.0", "198.51.100.255"),
                         r("198.51.100.64", "198.51.100.127"),
+                        h("192.0.2.16"),
+                        h("192.0.2.116"),
                     ],
-                    &["sg-0a99000000000099"],
+                    &[],
                 ),
                 db_members.clone(),
                 svc(&[tcp(5432, 5432)]),
@@ -195,17 +217,165 @@ fn aws_security_groups() {
                 Allow,
                 inb,
                 set(&[h("203.0.113.7")], &[]),
-                web_members,
+                web_members.clone(),
                 svc(&[(Proto::Other(50), None)]),
+            ),
+            // No egress rule: the members may send nothing, written out.
+            rule(
+                o(
+                    33,
+                    "sg-0eb0000000000002 implicit deny (egress: no rule)",
+                    None,
+                ),
+                Deny,
+                out,
+                web_members,
+                AddrSet::Any,
+                Services::Any,
             ),
         ],
         default: Deny,
         default_origin: o(33, "sg-0eb0000000000002 implicit deny", None),
         implicit_default: true,
     };
-    assert_eq!(rs.lists.len(), 2);
+    let app_list = RuleList {
+        name: "sg-0a99000000000099 (shop-app)".into(),
+        rules: vec![
+            rule(
+                o(51, "sg-0a99000000000099 ingress 1", Some("shop-app")),
+                Allow,
+                inb,
+                set(
+                    &[
+                        r("10.0.0.0", "10.255.255.255"),
+                        r("10.1.0.0", "10.1.255.255"),
+                        h("192.0.2.17"),
+                        h("203.0.113.80"),
+                    ],
+                    &[],
+                ),
+                app_members.clone(),
+                svc(&[tcp(8080, 8080)]),
+            ),
+            rule(
+                o(58, "sg-0a99000000000099 ingress 2", Some("shop-app")),
+                Allow,
+                inb,
+                set(&[r("10.1.2.0", "10.1.2.255")], &[]),
+                app_members.clone(),
+                svc(&[(Proto::Udp, Some((9000, 9100)))]),
+            ),
+            rule(
+                o(61, "sg-0a99000000000099 egress 1", Some("shop-app")),
+                Allow,
+                out,
+                app_members.clone(),
+                set(&[h("192.0.2.15")], &[]),
+                svc(&[tcp(5432, 5432)]),
+            ),
+            rule(
+                o(62, "sg-0a99000000000099 egress 2", Some("shop-app")),
+                Allow,
+                out,
+                app_members.clone(),
+                AddrSet::Any,
+                svc(&[(Proto::Udp, Some((53, 53)))]),
+            ),
+            rule(
+                o(63, "sg-0a99000000000099 egress 3", Some("shop-app")),
+                Allow,
+                out,
+                app_members,
+                set(
+                    &[
+                        r("198.51.100.0", "198.51.100.255"),
+                        r("198.51.100.128", "198.51.100.255"),
+                    ],
+                    &[],
+                ),
+                svc(&[tcp(443, 443)]),
+            ),
+        ],
+        default: Deny,
+        default_origin: o(45, "sg-0a99000000000099 implicit deny", None),
+        implicit_default: true,
+    };
+    let batch_members = set(&[], &["members of sg-0ba0000000000004"]);
+    let batch = RuleList {
+        name: "sg-0ba0000000000004 (shop-batch)".into(),
+        rules: vec![rule(
+            o(71, "sg-0ba0000000000004 ingress 1", None),
+            Allow,
+            inb,
+            AddrSet::Any,
+            batch_members,
+            svc(&[tcp(22, 22)]),
+        )],
+        default: Deny,
+        default_origin: o(66, "sg-0ba0000000000004 implicit deny", None),
+        implicit_default: true,
+    };
+    assert_eq!(rs.lists.len(), 4);
     assert_list(&rs.lists[0], &db);
     assert_list(&rs.lists[1], &web);
+    assert_list(&rs.lists[2], &app_list);
+    assert_list(&rs.lists[3], &batch);
+}
+
+#[test]
+fn aws_security_groups_without_an_interfaces_export_protect_unknown_members_and_say_so() {
+    let rs = parse_fixture("aws-sg.json");
+    // Every group is warned about, by id and name; none has a member.
+    let warned: Vec<&str> = rs
+        .warnings
+        .iter()
+        .map(|w| w.split(": no `aws ec2").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "policy/aws-sg.json:3: security group sg-0db0000000000001 (shop-db)",
+            "policy/aws-sg.json:33: security group sg-0eb0000000000002 (shop-web)",
+            "policy/aws-sg.json:45: security group sg-0a99000000000099 (shop-app)",
+            "policy/aws-sg.json:66: security group sg-0ba0000000000004 (shop-batch)",
+        ]
+    );
+    for l in &rs.lists {
+        let id = l.name.split(' ').next().unwrap_or("");
+        let unknown = set(&[], &[&format!("members of {id}")]);
+        for rule in &l.rules {
+            let protected = match rule.direction {
+                Some(Direction::In) => &rule.dst,
+                _ => &rule.src,
+            };
+            assert_eq!(protected, &unknown, "{}", rule.origin);
+            assert_eq!(rule.action, Allow, "security groups only allow");
+        }
+    }
+    // The peer group stays unresolved too.
+    assert_eq!(
+        rs.lists[0].rules[0].src,
+        set(
+            &[
+                h("192.0.2.16"),
+                r("198.51.100.0", "198.51.100.255"),
+                r("198.51.100.64", "198.51.100.127"),
+            ],
+            &["sg-0a99000000000099"],
+        )
+    );
+}
+
+#[test]
+fn the_interfaces_export_alone_is_no_rule_set_but_serves_the_security_groups() {
+    let (f, t) = fixture("aws-enis.json");
+    assert!(fw::parse(&f, &t).is_none());
+    assert!(fw::is_auxiliary(&t));
+    let (f2, t2) = fixture("aws-sg.json");
+    assert!(!fw::is_auxiliary(&t2));
+    // Order does not matter: the interfaces may come after the groups or before.
+    let before = fw::parse_all(&[(f.clone(), t.clone()), (f2.clone(), t2.clone())]);
+    assert_eq!(before, vec![aws_with_interfaces()]);
 }
 
 #[test]

@@ -124,7 +124,7 @@ fn iptables_forward(partners: AddrSet) -> Vec<Rule> {
     vec![
         narrowed(
             rule(
-                o(17, Some("no ping owner: netsec"), Some("netsec")),
+                o(17, Some("no ping"), Some("netsec")),
                 Deny,
                 None,
                 AddrSet::Any,
@@ -135,7 +135,7 @@ fn iptables_forward(partners: AddrSet) -> Vec<Rule> {
         ),
         narrowed(
             rule(
-                o(18, Some("legacy batch owner: shop-dba"), Some("shop-dba")),
+                o(18, Some("legacy batch"), Some("shop-dba")),
                 Deny,
                 None,
                 set(&[], &["ipset legacy-batch"]),
@@ -155,7 +155,7 @@ fn iptables_forward(partners: AddrSet) -> Vec<Rule> {
         ),
         narrowed(
             rule(
-                o(26, Some("partners owner: shop-app"), Some("shop-app")),
+                o(26, Some("partners"), Some("shop-app")),
                 Deny,
                 None,
                 partners,
@@ -165,7 +165,7 @@ fn iptables_forward(partners: AddrSet) -> Vec<Rule> {
             &["not matching the RETURN at policy/edge.iptables:25"],
         ),
         rule(
-            o(20, Some("app-to-db owner: shop-dba"), Some("shop-dba")),
+            o(20, Some("app-to-db"), Some("shop-dba")),
             Allow,
             None,
             set(&[h("192.0.2.16")], &[]),
@@ -173,7 +173,7 @@ fn iptables_forward(partners: AddrSet) -> Vec<Rule> {
             svc(&[tcp(5432, 5432)]),
         ),
         rule(
-            o(21, Some("web and app owner: web-team"), Some("web-team")),
+            o(21, Some("web and app"), Some("web-team")),
             Allow,
             None,
             AddrSet::Any,
@@ -222,7 +222,7 @@ fn iptables_with_ipsets_from_another_file() {
         rules: vec![
             // `-i lo` is left out
             rule(
-                o(13, Some("ssh from admins owner: netsec"), Some("netsec")),
+                o(13, Some("ssh from admins"), Some("netsec")),
                 Allow,
                 Some(Direction::In),
                 set(&[r("198.51.100.0", "198.51.100.255")], &[]),

@@ -4,12 +4,13 @@
 //! # What a draft admits
 //!
 //! A flow is a peer address and a service (protocol, and destination port for TCP, UDP and
-//! SCTP). For each of the VM's IPs and each direction, every [`RuleList`] *that names the
-//! IP explicitly* is evaluated as the firewall evaluates it ([`super::rules`]): top to
+//! SCTP). For each of the VM's IPs and each direction, every [`RuleList`] that applies to
+//! the IP (see below) is evaluated as the firewall evaluates it ([`super::rules`]): top to
 //! bottom, first match wins, the list's default last. Ingress looks at the rules facing in
 //! (`Direction::In`, or transit rules without a direction) whose destination contains the
-//! IP, with their sources as peers; egress at the rules facing out (or transit) whose source
-//! contains the IP, with their destinations as peers.
+//! IP (a host, range, subnet or object holding it, or `any`), with their sources as peers;
+//! egress at the rules facing out (or transit) whose source contains the IP, with their
+//! destinations as peers.
 //!
 //! The evaluation is exact: the service space is cut into the cells every rule's services
 //! agree on (port intervals per protocol, each named non-port protocol, every other
@@ -20,14 +21,29 @@
 //! # Combining exports
 //!
 //! - A list *names* the IP when an enabled rule's destination (ingress) or source (egress)
-//!   holds a range (host, CIDR, `a-b`) containing it. A list that reaches the IP only
-//!   through `any` (or a range spanning the whole address family, such as ASA `any4`) is
-//!   about other machines and neither admits nor restricts anything here.
-//! - The flows admitted by the lists that name the IP are **unioned** (each with its own
+//!   holds a range (host, CIDR, `a-b`, object) containing it; an export names the IP when
+//!   any enabled rule of any of its lists holds such a range on either side. `any` (or a
+//!   range spanning the whole address family, such as ASA `any4` or `0.0.0.0/0`) names no
+//!   address.
+//! - Ingress: a list that names the IP applies with all its rules that reach the IP
+//!   (`any` destinations included) and its default. In an export that names the IP, a list
+//!   that does not still applies through its rules whose destination is `any`, in their
+//!   order with the denies among them, but not its default (the list names the IP nowhere,
+//!   so what it does with everything else is not evidence about the IP; a default allow is
+//!   warned as not applied). Every rule applied through an `any` destination is warned,
+//!   kept as broad as it is.
+//! - An export that never names the IP does not apply to it at all, `any` rules included:
+//!   a firewall that never names a host is not evidence that it is on the host's path
+//!   (a sources tree holds the exports of many firewalls; most see none of this VM's
+//!   traffic).
+//! - Egress: a list applies when it names the IP as a source (then with its `any`-source
+//!   rules and default).
+//! - The flows admitted by the lists that apply to the IP are **unioned** (each with its own
 //!   provenance): several exports are taken as several paths to the VM, not as firewalls in
 //!   series.
 //! - The `Egress` policy type is set only when some list names the IP as a source; then
-//!   egress is restricted to what those lists admit (no rule: nothing).
+//!   egress is restricted to what those lists admit (no rule: nothing, with a warning, as
+//!   for ingress).
 //! - No list admits anything to an IP: the policy keeps only the probe rule, with a warning.
 //!
 //! # What is narrowed, and always warned
@@ -46,6 +62,9 @@
 //! - a deny whose peers include unresolved names is taken as denying every peer; a deny
 //!   whose VM-side set has unresolved names is taken as applying to every VM;
 //! - unresolved names among an allow's peers are left out;
+//! - a list whose rules protect only unresolved names (an AWS security group that no
+//!   `describe-network-interfaces` export lists) applies to no VM: every VM's draft says so,
+//!   naming the list;
 //! - MultiNetworkPolicy `v1beta1` has no `endPort`: ranges of up to 32 ports are expanded,
 //!   larger ones left out.
 //!
@@ -62,7 +81,9 @@ pub mod sources;
 pub mod space;
 
 use super::k8s::{MnpVersion, PolicyDoc};
-use super::rules::{Action, AddrSet, Direction, Origin, Proto, Rule, RuleList, RuleSet, Services};
+use super::rules::{
+    Action, AddrRange, AddrSet, Direction, Origin, Proto, Rule, RuleList, RuleSet, Services,
+};
 use index::Stab;
 use ipnet::IpNet;
 use space::{Block, Family, Ranges};
@@ -235,6 +256,16 @@ pub struct Drafter<'s> {
     lists: Vec<&'s RuleList>,
     ingress: FlowIndex,
     egress: FlowIndex,
+    /// Every range any enabled rule names (either side, either way), by rule set: which
+    /// exports name an address.
+    named_v4: Stab<u32>,
+    named_v6: Stab<u32>,
+    /// Per rule set, its lists (a range of `lists`).
+    set_lists: Vec<std::ops::Range<usize>>,
+    /// Lists whose rules protect only names no export resolves (an AWS security group whose
+    /// members no `describe-network-interfaces` export lists), with those names: they apply
+    /// to no VM, and every VM's draft says so.
+    unknown: Vec<(usize, Vec<String>)>,
 }
 
 fn faces(r: &Rule, flow: Flow) -> bool {
@@ -262,6 +293,32 @@ fn peer_side(r: &Rule, flow: Flow) -> &AddrSet {
 impl<'s> Drafter<'s> {
     pub fn new(sets: &'s [RuleSet]) -> Drafter<'s> {
         let lists: Vec<&RuleList> = sets.iter().flat_map(|s| s.lists.iter()).collect();
+        let mut set_lists = Vec::with_capacity(sets.len());
+        let (mut named_v4, mut named_v6) = (Vec::new(), Vec::new());
+        for (si, set) in sets.iter().enumerate() {
+            let start = set_lists
+                .last()
+                .map_or(0, |r: &std::ops::Range<usize>| r.end);
+            set_lists.push(start..start + set.lists.len());
+            for r in set.lists.iter().flat_map(|l| &l.rules) {
+                if r.disabled {
+                    continue;
+                }
+                for side in [&r.src, &r.dst] {
+                    let AddrSet::Some { ranges, .. } = side else {
+                        continue;
+                    };
+                    for g in ranges.iter().filter(|g| names_addresses(g)) {
+                        let item = (space::key(g.lo), space::key(g.hi), si as u32);
+                        if g.lo.is_ipv4() {
+                            named_v4.push(item);
+                        } else {
+                            named_v6.push(item);
+                        }
+                    }
+                }
+            }
+        }
         let build = |flow: Flow| {
             let (mut v4, mut v6) = (Vec::new(), Vec::new());
             let mut wild = Vec::with_capacity(lists.len());
@@ -281,8 +338,7 @@ impl<'s> Drafter<'s> {
                                 }
                                 // A whole family (`any4`, `0.0.0.0/0`) is `any`: it names
                                 // no VM.
-                                let f = Family::of(g.lo);
-                                if space::key(g.lo) == 0 && space::key(g.hi) == f.max() {
+                                if !names_addresses(g) {
                                     w.push(ri as u32);
                                     continue;
                                 }
@@ -307,16 +363,48 @@ impl<'s> Drafter<'s> {
                 wild,
             }
         };
+        let unknown = lists
+            .iter()
+            .enumerate()
+            .filter_map(|(li, l)| {
+                let mut names: Vec<String> = Vec::new();
+                for r in l.rules.iter().filter(|r| !r.disabled) {
+                    for flow in [Flow::Ingress, Flow::Egress] {
+                        if !faces(r, flow) {
+                            continue;
+                        }
+                        match vm_side(r, flow) {
+                            AddrSet::Some { ranges, unresolved }
+                                if ranges.is_empty() && !unresolved.is_empty() =>
+                            {
+                                for n in unresolved {
+                                    if !names.contains(n) {
+                                        names.push(n.clone());
+                                    }
+                                }
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                (!names.is_empty()).then_some((li, names))
+            })
+            .collect();
         Drafter {
             ingress: build(Flow::Ingress),
             egress: build(Flow::Egress),
             lists,
+            unknown,
+            named_v4: Stab::new(named_v4),
+            named_v6: Stab::new(named_v6),
+            set_lists,
         }
     }
 
-    /// The lists naming `ip` on the VM side of `flow`, each with its relevant rules (in
-    /// order).
-    fn relevant(&self, ip: IpAddr, flow: Flow) -> Vec<(usize, Vec<usize>)> {
+    /// The lists that apply to `ip` for `flow`, each with its relevant rules (in order)
+    /// and whether the list names `ip` itself (else it reaches `ip` only through rules whose
+    /// VM side is `any`, in an export that names `ip` elsewhere: ingress only).
+    fn relevant(&self, ip: IpAddr, flow: Flow) -> Vec<(usize, Vec<usize>, bool)> {
         let ix = match flow {
             Flow::Ingress => &self.ingress,
             Flow::Egress => &self.egress,
@@ -328,15 +416,38 @@ impl<'s> Drafter<'s> {
         for &(l, r) in hits {
             by_list.entry(l).or_default().push(r as usize);
         }
-        by_list
+        let mut out: Vec<(usize, Vec<usize>, bool)> = by_list
             .into_iter()
             .map(|(l, mut rs)| {
                 rs.extend(ix.wild[l as usize].iter().map(|&r| r as usize));
                 rs.sort_unstable();
                 rs.dedup();
-                (l as usize, rs)
+                (l as usize, rs, true)
             })
-            .collect()
+            .collect();
+        if flow == Flow::Ingress {
+            let named = if ip.is_ipv4() {
+                &self.named_v4
+            } else {
+                &self.named_v6
+            };
+            let mut sets = Vec::new();
+            named.query(space::key(ip), &mut sets);
+            let mut sets: Vec<u32> = sets.into_iter().copied().collect();
+            sets.sort_unstable();
+            sets.dedup();
+            for si in sets {
+                for l in self.set_lists[si as usize].clone() {
+                    if ix.wild[l].is_empty() || out.iter().any(|(x, _, _)| *x == l) {
+                        continue;
+                    }
+                    let rs = ix.wild[l].iter().map(|&r| r as usize).collect();
+                    out.push((l, rs, false));
+                }
+            }
+            out.sort_by_key(|(l, _, _)| *l);
+        }
+        out
     }
 
     /// Drafts one VM's policy.
@@ -346,11 +457,23 @@ impl<'s> Drafter<'s> {
         let mut egress: Vec<DraftRule> = Vec::new();
         let mut egress_named = false;
         for &ip in &vm.ips {
+            for (l, names) in &self.unknown {
+                let list = self.lists[*l];
+                warn.push(format!(
+                    "{} ({}:{}): its rules protect {}, which no export resolves: whether {ip} \
+                     is among them is unknown, so they are not applied (narrower)",
+                    list.name,
+                    list.default_origin.file,
+                    list.default_origin.line,
+                    names.join(", ")
+                ));
+            }
             let before = ingress.len();
-            for (l, rs) in self.relevant(ip, Flow::Ingress) {
+            for (l, rs, names) in self.relevant(ip, Flow::Ingress) {
                 eval_list(
                     self.lists[l],
                     &rs,
+                    names,
                     ip,
                     Flow::Ingress,
                     opts,
@@ -364,10 +487,12 @@ impl<'s> Drafter<'s> {
             }
             let lists = self.relevant(ip, Flow::Egress);
             egress_named |= !lists.is_empty();
-            for (l, rs) in lists {
+            let before = egress.len();
+            for (l, rs, names) in &lists {
                 eval_list(
-                    self.lists[l],
-                    &rs,
+                    self.lists[*l],
+                    rs,
+                    *names,
                     ip,
                     Flow::Egress,
                     opts,
@@ -375,6 +500,12 @@ impl<'s> Drafter<'s> {
                     &mut egress,
                     &mut warn,
                 );
+            }
+            if !lists.is_empty() && egress.len() == before {
+                warn.push(format!(
+                    "no firewall rule admits anything from {ip}: the policy restricts its \
+                     egress (a list names it as a source) and admits nothing out of it"
+                ));
             }
         }
         if vm.ips.is_empty() {
@@ -453,6 +584,21 @@ pub fn draft_all(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     })
+}
+
+/// A range names addresses unless it spans a whole address family (`any4`, `0.0.0.0/0`,
+/// `::/0`), which is `any`.
+fn names_addresses(g: &AddrRange) -> bool {
+    let f = Family::of(g.lo);
+    !(space::key(g.lo) == 0 && space::key(g.hi) == f.max())
+}
+
+/// The set names some addresses (a range that is not a whole family).
+fn names_addresses_of(set: &AddrSet) -> bool {
+    match set {
+        AddrSet::Any => false,
+        AddrSet::Some { ranges, .. } => ranges.iter().any(names_addresses),
+    }
 }
 
 fn dedup(v: &mut Vec<DraftRule>) {
@@ -615,6 +761,7 @@ fn describe(f: Family, r: &Ranges) -> String {
 fn eval_list(
     list: &RuleList,
     rs: &[usize],
+    names_ip: bool,
     ip: IpAddr,
     flow: Flow,
     opts: &DraftOptions,
@@ -704,7 +851,7 @@ fn eval_list(
                 }
             }
         }
-        if list.default == Action::Allow {
+        if list.default == Action::Allow && names_ip {
             let e = full.minus(&denied);
             if e != full {
                 narrowed[n].extend(denies.iter().map(|(d, _)| *d));
@@ -713,6 +860,13 @@ fn eval_list(
                 contrib[n].push((ai, e));
             }
         }
+    }
+    if list.default == Action::Allow && !names_ip {
+        warn.push(format!(
+            "{}: the list default ({}) allows, but the list names {ip} nowhere (only its \
+             rules to `any` reach it): the default is not applied (narrower)",
+            list.default_origin, list.name
+        ));
     }
     // The warnings naming both rules of each deny that cut into an allow.
     for k in 0..=n {
@@ -777,6 +931,17 @@ fn eval_list(
                 list.name
             ));
         } else {
+            if !names_addresses_of(vm_side(rules[k], flow)) {
+                warn.push(format!(
+                    "{origin}: its {} is `any`, not {ip} by name; applied because {} names \
+                     {ip}: kept as broad as the firewall rule",
+                    match flow {
+                        Flow::Ingress => "destination",
+                        Flow::Egress => "source",
+                    },
+                    if names_ip { "the list" } else { "its export" }
+                ));
+            }
             if any_peer {
                 broad.push(match flow {
                     Flow::Ingress => "any source",

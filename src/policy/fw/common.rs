@@ -536,6 +536,53 @@ pub fn services(protos: &[Proto], ports: &[(u16, u16)]) -> Vec<Service> {
     out
 }
 
+/// A rule comment as the rule's name, without the `owner: NAME` (or `team: NAME`) the
+/// owner was read from ([`crate::blast::model::owner_in_text`]), which the origin shows
+/// on its own: `app-to-db owner: dba` is named `app-to-db`. `None` when nothing else is left.
+pub fn name_without_owner(comment: &str) -> Option<String> {
+    let lower = comment.to_ascii_lowercase();
+    let mut cut: Option<(usize, usize)> = None;
+    'keys: for key in ["owner", "team"] {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(key) {
+            let at = from + i;
+            from = at + key.len();
+            if at > 0 && lower.as_bytes()[at - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let after = &comment[at + key.len()..];
+            let rest = after.trim_start();
+            let Some(rest) = rest.strip_prefix([':', '=']) else {
+                continue;
+            };
+            let value = rest.trim_start();
+            let len = value
+                .char_indices()
+                .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@')))
+                .map_or(value.len(), |(i, _)| i);
+            if len == 0 {
+                continue;
+            }
+            let end = comment.len() - value.len() + len;
+            cut = Some((at, end));
+            break 'keys;
+        }
+    }
+    let Some((a, b)) = cut else {
+        return Some(comment.to_string()).filter(|c| !c.trim().is_empty());
+    };
+    let sep = |c: char| c.is_whitespace() || matches!(c, ',' | ';' | '-' | '(' | ')' | '[' | ']');
+    let head = comment[..a].trim_end_matches(sep);
+    let tail = comment[b..].trim_start_matches(sep);
+    let name = match (head.is_empty(), tail.is_empty()) {
+        (true, true) => return None,
+        (false, true) => head.to_string(),
+        (true, false) => tail.to_string(),
+        (false, false) => format!("{head} {tail}"),
+    };
+    Some(name)
+}
+
 pub fn origin(file: &str, line: usize, name: Option<String>, owner: Option<String>) -> Origin {
     Origin {
         file: file.to_string(),
@@ -695,5 +742,29 @@ mod tests {
             [li.line(0), li.line(2), li.line(4), li.line(5), li.line(6)],
             [1, 2, 2, 3, 4]
         );
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::name_without_owner as n;
+
+    #[test]
+    fn the_owner_is_not_repeated_in_the_name() {
+        assert_eq!(n("app-to-db owner: dba").as_deref(), Some("app-to-db"));
+        assert_eq!(
+            n("ssh from admins owner: netsec").as_deref(),
+            Some("ssh from admins")
+        );
+        assert_eq!(
+            n("owner=dba; nightly batch").as_deref(),
+            Some("nightly batch")
+        );
+        assert_eq!(n("web (team: web-ops) edge").as_deref(), Some("web edge"));
+        assert_eq!(n("owner: dba"), None);
+        // No owner written: the comment as it is; `owners` is not `owner:`.
+        assert_eq!(n("partners to app").as_deref(), Some("partners to app"));
+        assert_eq!(n("co-owners: none").as_deref(), Some("co-owners: none"));
+        assert_eq!(n("  "), None);
     }
 }

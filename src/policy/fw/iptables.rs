@@ -27,8 +27,8 @@
 //! - Non-filter tables are ignored, except that a DROP/REJECT in `raw`/`mangle` is warned about.
 
 use super::common::{
-    addr_token, complement_ports, negate, origin, port_range, proto_named, services, words,
-    AddrAcc, Tok,
+    addr_token, complement_ports, name_without_owner, negate, origin, port_range, proto_named,
+    services, words, AddrAcc, Tok,
 };
 use super::flatten::{Flattener, Matches, PRule, Target};
 use crate::blast::model::owner_in_text;
@@ -54,6 +54,16 @@ pub fn looks_like(text: &str) -> bool {
 }
 
 // ------------------------------------------------------------------------------ ipsets
+
+/// `ipset save` output: its first line that is not a comment creates a set.
+pub fn is_ipset_save(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| {
+            l.starts_with("create ") && ["hash:", "bitmap:", "list:"].iter().any(|k| l.contains(k))
+        })
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct IpsetDef {
@@ -715,7 +725,7 @@ fn parse_rule(
             narrowed,
         },
         target,
-        name: comment,
+        name: comment.as_deref().and_then(name_without_owner),
         owner,
     }))
 }

@@ -15,7 +15,8 @@
 //! a warning; filter chains on other hooks are warned about when they can drop.
 
 use super::common::{
-    addr_token, complement_ports, negate, origin, port_range, proto_named, services, AddrAcc, Tok,
+    addr_token, complement_ports, name_without_owner, negate, origin, port_range, proto_named,
+    services, AddrAcc, Tok,
 };
 use super::flatten::{Flattener, Matches, PRule, Target};
 use super::json::{self, Node, J};
@@ -450,7 +451,7 @@ impl Cx<'_> {
             }
         };
         let owner = comment.as_deref().and_then(owner_in_text);
-        let name = comment.or_else(|| {
+        let name = comment.as_deref().and_then(name_without_owner).or_else(|| {
             r.get("handle")
                 .and_then(Node::int)
                 .map(|h| format!("handle {h}"))
