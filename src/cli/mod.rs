@@ -397,7 +397,7 @@ pub struct PolicyDraftArgs {
     #[arg(long, num_args = 1.., required = true)]
     pub sources: Vec<PathBuf>,
     /// Only these VMs (repeatable)
-    #[arg(long)]
+    #[arg(long, num_args = 1..)]
     pub vm: Vec<String>,
     /// Write one YAML file per VM into this directory (default: all YAML to stdout)
     #[arg(long)]

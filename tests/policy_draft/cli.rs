@@ -240,20 +240,30 @@ fn an_inventory_drafts_every_vm_on_its_port_group() {
 
 #[test]
 fn repeated_vm_options_select_several_vms() {
-    let o = wavelift()
-        .args(["policy", "draft", "--plan", "plans/quickstart.toml"])
-        .args(["--sources", "tests/fixtures/policy"])
-        .args(["--vm", "shop-web-01", "--vm", "shop-db-01"])
-        .output()
-        .expect("run");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let text = String::from_utf8_lossy(&o.stdout);
-    let names: Vec<String> = text.split("---\n").map(|d| read_back(d).name).collect();
-    // In the plan's order.
-    assert_eq!(names, ["wavelift-shop-db-01", "wavelift-shop-web-01"]);
+    // `--vm a --vm b` and `--vm a b` select the same VMs.
+    for vms in [
+        &["--vm", "shop-web-01", "--vm", "shop-db-01"][..],
+        &["--vm", "shop-web-01", "shop-db-01"][..],
+    ] {
+        let o = wavelift()
+            .args(["policy", "draft", "--plan", "plans/quickstart.toml"])
+            .args(["--sources", "tests/fixtures/policy"])
+            .args(vms)
+            .output()
+            .expect("run");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{vms:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = String::from_utf8_lossy(&o.stdout);
+        let names: Vec<String> = text.split("---\n").map(|d| read_back(d).name).collect();
+        // In the plan's order.
+        assert_eq!(
+            names,
+            ["wavelift-shop-db-01", "wavelift-shop-web-01"],
+            "{vms:?}"
+        );
+    }
 }
