@@ -162,7 +162,12 @@ pub fn source_provider(plan: &Plan, conn: &SourceConn) -> Value {
     o
 }
 
-/// The destination Provider: `type: openshift`, empty `url` = the cluster Forklift runs in.
+/// The destination Provider: `type: openshift`, empty `url` = the cluster Forklift runs in,
+/// and an empty `secret` reference: the CRD requires `secret` (`required: [secret, type]` in
+/// kubev2v/forklift operator/config/crd/bases/forklift.konveyor.io_providers.yaml, v2.10.4
+/// to v2.12.5), and Forklift's own host Provider carries `secret: {}`
+/// (operator/roles/forkliftcontroller/templates/controller/provider-host.yml.j2); the
+/// controller reads no Secret for it (`validateSecret` returns early on `IsHost()`).
 pub fn destination_provider(plan: &Plan) -> Value {
     let mut o = object(
         "Provider",
@@ -170,7 +175,7 @@ pub fn destination_provider(plan: &Plan) -> Value {
         ns(plan),
         plan_labels(plan),
     );
-    o["spec"] = json!({ "type": "openshift", "url": "" });
+    o["spec"] = json!({ "type": "openshift", "url": "", "secret": {} });
     o
 }
 

@@ -190,7 +190,11 @@ fn providers_and_secret() {
     let src = fk::source_provider(&p, &conn());
     assert_eq!(src["spec"]["url"], "https://vcenter.example.internal/sdk");
     let dst = fk::destination_provider(&p);
-    assert_eq!(dst["spec"], json!({ "type": "openshift", "url": "" }));
+    // `secret` is required by the Provider CRD; Forklift's own host Provider has `secret: {}`.
+    assert_eq!(
+        dst["spec"],
+        json!({ "type": "openshift", "url": "", "secret": {} })
+    );
     for o in [&secret, &src, &dst] {
         assert_known_fields(o);
     }
