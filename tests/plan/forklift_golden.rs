@@ -184,8 +184,13 @@ fn providers_and_secret() {
         .collect();
     assert_eq!(
         keys,
-        ["ca.crt", "password", "user"],
-        "Forklift reads user, password, ca.crt; never a thumbprint, never insecureSkipVerify"
+        ["ca.crt", "cacert", "password", "user"],
+        "Forklift reads user, password, and the CA as ca.crt (2.12 on) or cacert (2.10, 2.11); \
+         never a thumbprint, never insecureSkipVerify"
+    );
+    assert_eq!(
+        secret["stringData"]["ca.crt"],
+        secret["stringData"]["cacert"]
     );
     let src = fk::source_provider(&p, &conn());
     assert_eq!(src["spec"]["url"], "https://vcenter.example.internal/sdk");

@@ -1060,3 +1060,99 @@ async fn the_crds_required_fields_are_refused_when_missing() {
     assert!(m.contains("spec.plan: Required value"), "{m}");
     r.sim.shutdown().await;
 }
+
+/// The CA key each release reads (kubev2v/forklift pkg/lib/util/util.go,
+/// pkg/controller/provider/validation.go): v2.10.x and v2.11.x only `cacert` (v2.11 names
+/// it when missing), v2.12 on `ca.crt` or `cacert`. A Secret with only `ca.crt` is refused
+/// by 2.11 and ignored by 2.10 (its fingerprint is not the written certificate's); the
+/// Secret wavelift writes (both keys) is Ready on every release with the written
+/// certificate's fingerprint.
+#[tokio::test]
+async fn each_forklift_release_reads_its_own_ca_key() {
+    use wavelift::cluster::forklift::{pem, provider_secret, source_provider, SourceConn};
+    let plan = wavelift::plan::check_str(
+        &std::fs::read_to_string("plans/forklift-estate.toml").expect("estate plan"),
+        "forklift-estate.toml",
+    )
+    .plan
+    .expect("valid plan");
+    let der = b"the certificate wavelift pinned".to_vec();
+    for (version, only_ca_crt) in [
+        ("2.10.4", "fixture"),
+        ("2.11.7", "cacert"),
+        ("2.12.0", "ready"),
+        ("2.12.5", "ready"),
+    ] {
+        let r = Rehearsal::start(
+            scenario(&format!("[forklift]\nversion = \"{version}\"\n")),
+            0,
+        )
+        .await
+        .expect("rehearsal");
+        let c = setup(&r).await;
+        let ns = NS.to_string();
+        let conn = SourceConn {
+            url: format!("https://{}/sdk", r.sim.addr),
+            ca_pem: pem(&der),
+        };
+        // wavelift's Secret and Provider (moved to the scenario's namespace).
+        let mut secret = provider_secret(&plan, "sim-user", "sim-password", &conn);
+        secret["metadata"]["namespace"] = json!(ns);
+        create(&c, secret.clone()).await;
+        let mut provider = source_provider(&plan, &conn);
+        provider["metadata"]["namespace"] = json!(ns);
+        provider["spec"]["secret"]["namespace"] = json!(ns);
+        let name = provider["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
+        create(&c, provider.clone()).await;
+        let fp_of = |o: &Value| o["status"]["fingerprint"].as_str().map(str::to_string);
+        let ready = until(&format!("{version}: wavelift's Provider Ready"), || {
+            let c = c.clone();
+            let (ns, name) = (ns.clone(), name.clone());
+            async move {
+                let o = get(&c, "Provider", &ns, &name).await;
+                (o["status"]["phase"] == "Ready").then_some(o)
+            }
+        })
+        .await;
+        let written = fp_of(&ready).expect("fingerprint");
+        // Only `ca.crt`: as this release reads it.
+        secret["metadata"]["name"] = json!("only-ca-crt");
+        secret["stringData"]
+            .as_object_mut()
+            .expect("data")
+            .remove("cacert");
+        create(&c, secret).await;
+        let mut p = provider;
+        p["metadata"]["name"] = json!("only-ca-crt");
+        p["spec"]["secret"]["name"] = json!("only-ca-crt");
+        create(&c, p).await;
+        let o = until(&format!("{version}: only-ca-crt settled"), || {
+            let c = c.clone();
+            let ns = ns.clone();
+            async move {
+                let o = get(&c, "Provider", &ns, "only-ca-crt").await;
+                (o["status"]["phase"] == "Ready" || o["status"]["phase"] == "ValidationFailed")
+                    .then_some(o)
+            }
+        })
+        .await;
+        match only_ca_crt {
+            "cacert" => {
+                let cnd = condition(&o, "SecretNotValid").expect("SecretNotValid");
+                assert_eq!(cnd["items"], json!(["cacert"]), "{version}");
+            }
+            "fixture" => {
+                assert_eq!(o["status"]["phase"], "Ready", "{version}");
+                assert_ne!(fp_of(&o), Some(written.clone()), "{version}: ca.crt unread");
+            }
+            _ => {
+                assert_eq!(o["status"]["phase"], "Ready", "{version}");
+                assert_eq!(fp_of(&o), Some(written.clone()), "{version}");
+            }
+        }
+        r.sim.shutdown().await;
+    }
+}

@@ -2,7 +2,8 @@
 //! controllers, as a kube-rs client of the sim's API like the other simulated controllers.
 //!
 //! - Providers (`pkg/controller/provider/{controller,validation}.go`): a vSphere Provider
-//!   whose Secret has `user`, `password` and a CA (`ca.crt`, or the deprecated `cacert`) or
+//!   whose Secret has `user`, `password` and a CA under the key its release reads
+//!   ([`ca_keys`]: `cacert` before v2.12.0, then `ca.crt` or `cacert`) or
 //!   `insecureSkipVerify: "true"`, and whose `url` is the sim's vCenter SDK
 //!   (`https://<the sim's address>/sdk`), is `Ready`; otherwise `SecretNotValid` (items:
 //!   the missing keys), `UrlNotValid`, `ConnectionTestFailed` or `ConnectionAuthFailed`.
@@ -855,11 +856,15 @@ async fn provider_status(
     };
     let insecure =
         key("insecureSkipVerify").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    // util.HasCACert: `ca.crt`, or the deprecated `cacert`.
-    let ca = key("ca.crt").is_some() || key("cacert").is_some();
+    // The CA key this release reads (`util.GetCACert` / `tlsConfig`, pkg/lib/util/util.go)
+    // and the one its validateSecret asks for (pkg/controller/provider/validation.go).
+    let reads = ca_keys(f.scenario.forklift.crds().forklift.map(|c| c.version));
+    let ca = reads.read.iter().find_map(|k| key(k));
     let mut wanted = vec!["user", "password"];
-    if !insecure && !ca {
-        wanted.push("ca.crt");
+    if let Some(required) = reads.required {
+        if !insecure && ca.is_none() {
+            wanted.push(required);
+        }
     }
     for k in wanted {
         if !data.contains_key(k) {
@@ -914,14 +919,48 @@ async fn provider_status(
         return ("ConnectionFailed", out, None);
     }
     // GetTlsCertificate: the certificate vCenter presents. The simulated vCenter presents
-    // the one its Provider's `ca.crt` holds (wavelift wrote the one it pinned), or, skipping
-    // verification, the rehearsal's fixture.
-    let der = key("ca.crt")
-        .or_else(|| key("cacert"))
+    // the one the CA key this release reads holds (wavelift wrote the one it pinned), or,
+    // without one (skipping verification, or a release before 2.11 that trusts what it is
+    // shown), the rehearsal's fixture.
+    let der = ca
         .and_then(|pem| pem_der(&pem))
         .unwrap_or_else(|| SIM_VCENTER_CERT.to_vec());
     ok(&mut out);
     ("Ready", out, Some(fingerprint(&der)))
+}
+
+/// Which Secret keys a Forklift release reads the vCenter CA from, in order, and which one
+/// its `validateSecret` names when there is none (and no `insecureSkipVerify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CaKeys {
+    read: &'static [&'static str],
+    required: Option<&'static str>,
+}
+
+/// kubev2v/forklift pkg/lib/util/util.go and pkg/controller/provider/validation.go:
+/// - v2.10.x: `tlsConfig` reads `cacert` only; validateSecret asks for `user` and
+///   `password` (a missing CA is not named: the connection test trusts what it is shown);
+/// - v2.11.x: `cacert` only, and validateSecret names `cacert` when it is missing;
+/// - v2.12.0 on: `GetCACert` reads `ca.crt`, then the legacy `cacert`; `HasCACert` names
+///   `ca.crt`.
+fn ca_keys(version: Option<(u32, u32, u32)>) -> CaKeys {
+    let v = version.unwrap_or(crate::sim::resources::FORKLIFT_LATEST);
+    if v >= (2, 12, 0) {
+        CaKeys {
+            read: &["ca.crt", "cacert"],
+            required: Some("ca.crt"),
+        }
+    } else if v >= (2, 11, 0) {
+        CaKeys {
+            read: &["cacert"],
+            required: Some("cacert"),
+        }
+    } else {
+        CaKeys {
+            read: &["cacert"],
+            required: None,
+        }
+    }
 }
 
 /// The DER bytes of the first PEM block of `pem`.
