@@ -500,6 +500,9 @@ async fn cancel_of_one_vm_goes_into_its_migrations_spec_cancel_and_the_source_ru
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
     let mut cfg = config(&plan, &r);
     cfg.exit_when_done = false;
+    // Another writer adds to the same `spec.cancel` just before wavelift's patch lands.
+    let race = Arc::new(race::Race::new(r.client()));
+    cfg.client = race::client(&r, race.clone());
     let (mut sent, mut cancelled, mut verified) = (false, false, BTreeSet::new());
     interact(cfg, Duration::from_secs(120), |e| {
         if let Some((step, _, backend)) = phase_of(e, &e.vm) {
@@ -533,7 +536,46 @@ async fn cancel_of_one_vm_goes_into_its_migrations_spec_cancel_and_the_source_ru
         })
         .collect();
     assert_eq!(with_cancel.len(), 1, "{ms:#?}");
-    assert_eq!(with_cancel[0]["spec"]["cancel"][0]["name"], "shop-db-01");
+    // `spec.cancel` is an atomic list: wavelift's patch carried the resourceVersion it read,
+    // was refused (409) after the other writer's, read again and kept its entry.
+    let names: Vec<&str> = with_cancel[0]["spec"]["cancel"]
+        .as_array()
+        .expect("cancel")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["elsewhere", "shop-db-01"], "{ms:#?}");
+    let seen = race.seen.lock().expect("seen").clone();
+    assert_eq!(
+        seen.iter()
+            .filter(|(m, _)| m == "PATCH migrations (merge)")
+            .count(),
+        2,
+        "a refused patch and its retry: {seen:?}"
+    );
+    // Every patch of a Forklift object, and the merge patches labelling the VMs Forklift
+    // created (the two verified), asked for strict field validation.
+    for (what, query) in &seen {
+        let forklift = [
+            "migrations",
+            "plans",
+            "providers",
+            "networkmaps",
+            "storagemaps",
+        ]
+        .iter()
+        .any(|k| what.starts_with(&format!("PATCH {k}")));
+        if forklift {
+            assert!(query.contains("fieldValidation=Strict"), "{what}?{query}");
+        }
+    }
+    let strict_vm_merges = seen
+        .iter()
+        .filter(|(w, q)| {
+            w == "PATCH virtualmachines (merge)" && q.contains("fieldValidation=Strict")
+        })
+        .count();
+    assert!(strict_vm_merges >= 2, "{seen:?}");
     // Forklift powered the source back on; no VirtualMachine of its was left.
     let src = r.controllers.world.find("shop-db-01").expect("source");
     assert_eq!(src.power, PowerState::On);
@@ -728,4 +770,146 @@ async fn forklift_requests_per_vm_of_a_40_vm_wave() {
         println!("  {n:5} {k}");
     }
     r.sim.shutdown().await;
+}
+
+/// A client layer that records the engine's requests, and before the engine's first patch
+/// of a Migration adds `elsewhere` to its `spec.cancel` with another client: a concurrent
+/// writer, deterministically first.
+mod race {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+    use wavelift::sim::controllers::rehearsal::Rehearsal;
+
+    pub struct Race {
+        other: kube::Client,
+        raced: Mutex<bool>,
+        /// `(METHOD resource, query)` of each request.
+        pub seen: Mutex<Vec<(String, String)>>,
+    }
+
+    impl Race {
+        pub fn new(other: kube::Client) -> Self {
+            Race {
+                other,
+                raced: Mutex::new(false),
+                seen: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    pub fn client(r: &Rehearsal, race: Arc<Race>) -> kube::Client {
+        let kcfg = kube::Config::new(r.sim.url().parse().expect("url"));
+        kube::client::ClientBuilder::try_from(kcfg)
+            .expect("builder")
+            .with_layer(&Layer(race))
+            .build()
+    }
+
+    #[derive(Clone)]
+    pub struct Layer(Arc<Race>);
+
+    /// The inner service is not `Clone` (kube boxes it): shared, it is locked only while a
+    /// request is handed to it, not while its response is awaited.
+    #[derive(Clone)]
+    pub struct Service<S> {
+        inner: Arc<tokio::sync::Mutex<S>>,
+        race: Arc<Race>,
+    }
+
+    impl<S> tower::Layer<S> for Layer {
+        type Service = Service<S>;
+        fn layer(&self, inner: S) -> Self::Service {
+            Service {
+                inner: Arc::new(tokio::sync::Mutex::new(inner)),
+                race: self.0.clone(),
+            }
+        }
+    }
+
+    /// Adds `elsewhere` to the Migration's `spec.cancel` (a merge patch of the whole list,
+    /// as any writer of an atomic list must).
+    async fn interfere(c: kube::Client, ns: String, name: String) {
+        use kube::api::{Api, DynamicObject, Patch, PatchParams};
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            c,
+            &ns,
+            &wavelift::engine::forklift_preflight::resource("Migration"),
+        );
+        let m = serde_json::to_value(api.get(&name).await.expect("get")).expect("json");
+        let mut cancel = m["spec"]["cancel"].as_array().cloned().unwrap_or_default();
+        cancel.push(serde_json::json!({ "id": "vm-9999", "name": "elsewhere" }));
+        let patch = serde_json::json!({ "spec": { "cancel": cancel } });
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("the other writer's patch");
+    }
+
+    impl<S, B> tower::Service<http::Request<B>> for Service<S>
+    where
+        S: tower::Service<http::Request<B>> + Send + 'static,
+        S::Future: Send,
+        B: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            let path = req.uri().path().to_string();
+            let segs: Vec<&str> = path.split('/').collect();
+            let kind = segs
+                .iter()
+                .position(|s| *s == "namespaces")
+                .and_then(|i| segs.get(i + 2))
+                .copied()
+                .unwrap_or_default();
+            // A merge patch (server-side apply creates the Migrations: not raced).
+            let merge = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes() == b"application/merge-patch+json");
+            let what = format!(
+                "{} {kind}{}",
+                req.method(),
+                if merge { " (merge)" } else { "" }
+            );
+            let query = req.uri().query().unwrap_or_default().to_string();
+            self.race
+                .seen
+                .lock()
+                .expect("seen")
+                .push((what.clone(), query));
+            let first = what == "PATCH migrations (merge)" && {
+                let mut raced = self.race.raced.lock().expect("raced");
+                !std::mem::replace(&mut *raced, true)
+            };
+            let inner = self.inner.clone();
+            let other = self.race.other.clone();
+            Box::pin(async move {
+                if first {
+                    let ns = segs_at(&path, "namespaces", 1);
+                    let name = segs_at(&path, "migrations", 1);
+                    interfere(other, ns, name).await;
+                }
+                let response = {
+                    let mut s = inner.lock().await;
+                    std::future::poll_fn(|cx| s.poll_ready(cx)).await?;
+                    s.call(req)
+                };
+                response.await
+            })
+        }
+    }
+
+    fn segs_at(path: &str, after: &str, n: usize) -> String {
+        let segs: Vec<&str> = path.split('/').collect();
+        segs.iter()
+            .position(|s| *s == after)
+            .and_then(|i| segs.get(i + n))
+            .map_or_else(String::new, |s| s.to_string())
+    }
 }
