@@ -368,3 +368,47 @@ fn migrations() {
     insta::assert_yaml_snapshot!("forklift-migration-warm", warm);
     insta::assert_yaml_snapshot!("forklift-migration-retry", retry);
 }
+
+/// `plan check` on the Forklift backend: `[source] shutdown` is not applied (Forklift
+/// always shuts the guest down through VMware Tools: a warning), and an L3 VM with two NICs
+/// is refused (both map to the pod network: Forklift's `VMMultiplePodNetworkMappings`).
+#[test]
+fn plan_check_warns_of_shutdown_and_refuses_l3_vms_with_two_nics() {
+    let codes = |text: &str| -> Vec<(String, wavelift::plan::Severity)> {
+        check_str(text, "golden.toml")
+            .located()
+            .iter()
+            .map(|d| (d.code.to_string(), d.severity))
+            .collect()
+    };
+    let base = codes(&PLAN);
+    assert!(
+        !base
+            .iter()
+            .any(|(c, _)| c == "forklift-ignores-shutdown" || c == "forklift-l3-multiple-nics"),
+        "{base:?}"
+    );
+    let hard = PLAN.replacen(
+        "power_off = \"vsphere-api\"",
+        "power_off = \"vsphere-api\"\nshutdown = \"hard\"",
+        1,
+    );
+    assert!(codes(&hard).contains(&(
+        "forklift-ignores-shutdown".to_string(),
+        wavelift::plan::Severity::Warning
+    )));
+    let on_cdi = hard.replacen("backend = \"forklift\"", "", 1);
+    assert!(!codes(&on_cdi)
+        .iter()
+        .any(|(c, _)| c == "forklift-ignores-shutdown"));
+    let two = PLAN.replacen(
+        "nics = [{ network = \"vlan-310\", mac = \"00:50:56:ab:cd:05\" }]",
+        "nics = [{ network = \"vlan-310\", mac = \"00:50:56:ab:cd:05\" }, { network = \"vlan-210\", mac = \"00:50:56:ab:cd:06\" }]",
+        1,
+    );
+    assert_ne!(two, *PLAN);
+    assert!(codes(&two).contains(&(
+        "forklift-l3-multiple-nics".to_string(),
+        wavelift::plan::Severity::Error
+    )));
+}

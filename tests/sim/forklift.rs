@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use wavelift::cluster::forklift_types::{labels, steps, VmStatus};
 use wavelift::cluster::subresource::{put, VmAction};
 use wavelift::sim::controllers::rehearsal::Rehearsal;
-use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, Scenario};
+use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const NS: &str = "mig";
@@ -1152,6 +1152,144 @@ async fn each_forklift_release_reads_its_own_ca_key() {
                 assert_eq!(o["status"]["phase"], "Ready", "{version}");
                 assert_eq!(fp_of(&o), Some(written.clone()), "{version}");
             }
+        }
+        r.sim.shutdown().await;
+    }
+}
+
+/// Source VMs for the power-off and validation tests: one without VMware Tools, one with two
+/// NICs, one whose disk is on no datastore.
+const MORE_VMS: &str = r#"
+[[source_vm]]
+name = "notools"
+tools = false
+nics = [{ ip = "192.0.2.18", mac = "00:50:56:ab:cd:05", vlan = 210 }]
+disks = [{ file = "[ds1] notools/notools.vmdk", size = "1Gi" }]
+write_rate = 0
+[[source_vm]]
+name = "twonics"
+nics = [{ mac = "00:50:56:ab:cd:06", vlan = 210 }, { mac = "00:50:56:ab:cd:07" }]
+disks = [{ file = "[ds1] twonics/twonics.vmdk", size = "1Gi" }]
+write_rate = 0
+[[source_vm]]
+name = "nods"
+nics = [{ mac = "00:50:56:ab:cd:08", vlan = 210 }]
+disks = [{ file = "nods/nods.vmdk", size = "1Gi" }]
+write_rate = 0
+"#;
+
+/// Forklift powers the source off with `ShutdownGuest` (pkg/controller/plan/adapter/
+/// vsphere/client.go `PowerOff`): without VMware Tools vCenter's `ToolsUnavailable` fault
+/// fails the VM in its step (migration.go PhasePowerOffSource `step.AddError`), and the
+/// source keeps running; with Tools the guest shuts down.
+#[tokio::test]
+async fn the_source_is_shut_down_through_vmware_tools_and_fails_without_them() {
+    let r = Rehearsal::start(scenario(MORE_VMS), 0)
+        .await
+        .expect("rehearsal");
+    let c = setup(&r).await;
+    create(
+        &c,
+        plan(
+            "tools",
+            json!([{ "name": "web" }, { "name": "notools" }]),
+            json!({}),
+        ),
+    )
+    .await;
+    until_condition(&c, "Plan", "tools", "Ready").await;
+    create(&c, migration("tools-1", "tools", json!({}))).await;
+    until_condition(&c, "Migration", "tools-1", "Failed").await;
+    let p = get(&c, "Plan", NS, "tools").await;
+    let vms = vm_statuses(&p);
+    assert!(vms[0].has_condition("Succeeded"), "web has Tools");
+    assert!(vms[1].has_condition("Failed"));
+    let init = vms[1].step(steps::INITIALIZE).expect("Initialize");
+    assert_eq!(
+        init.task.error.as_ref().expect("step error").reasons,
+        ["ServerFaultCode: Cannot complete operation because VMware Tools is not running in this virtual machine."]
+    );
+    assert!(vms[1]
+        .step(steps::DISK_TRANSFER_V2V)
+        .expect("transfer")
+        .task
+        .started
+        .is_none());
+    let src = r.controllers.world.find("notools").expect("source");
+    assert_eq!(src.power, PowerState::On, "never powered off");
+    let web = r.controllers.world.find("web").expect("source");
+    assert_eq!(web.power, PowerState::Off);
+    r.sim.shutdown().await;
+}
+
+/// validation.go: `VMMultiplePodNetworkMappings` (a VM with more than one NIC whose
+/// network maps to the pod network; every release) and `VMCriticalConcerns` (the
+/// inventory's Critical concerns, from v2.12.0: `datastore.rego`'s disk on no datastore).
+#[tokio::test]
+async fn plan_validation_names_pod_network_duplicates_and_critical_concerns() {
+    for (version, concerns) in [("2.12.5", true), ("2.11.7", false)] {
+        let r = Rehearsal::start(
+            scenario(&format!("[forklift]\nversion = \"{version}\"\n{MORE_VMS}")),
+            0,
+        )
+        .await
+        .expect("rehearsal");
+        let c = setup(&r).await;
+        let pair = json!({ "source": { "name": "vsphere", "namespace": NS }, "destination": { "name": "host", "namespace": NS } });
+        create(
+            &c,
+            json!({
+                "apiVersion": "forklift.konveyor.io/v1beta1", "kind": "NetworkMap",
+                "metadata": { "name": "allpod", "namespace": NS },
+                "spec": { "provider": pair, "map": [
+                    { "source": { "name": "VLAN-210" }, "destination": { "type": "pod" } },
+                    { "source": { "name": "VM Network" }, "destination": { "type": "pod" } },
+                ] },
+            }),
+        )
+        .await;
+        until_condition(&c, "NetworkMap", "allpod", "Ready").await;
+        let mut p = plan(
+            "pod",
+            json!([{ "name": "web" }, { "name": "twonics" }]),
+            json!({}),
+        );
+        p["spec"]["map"]["network"]["name"] = json!("allpod");
+        create(&c, p).await;
+        let p = until_condition(&c, "Plan", "pod", "VMMultiplePodNetworkMappings").await;
+        let cnd = condition(&p, "VMMultiplePodNetworkMappings").expect("condition");
+        assert_eq!(cnd["category"], "Critical");
+        let twonics = moid(&r, "twonics");
+        assert_eq!(
+            cnd["items"],
+            json!([format!(" id:{twonics} name:'twonics' ")]),
+            "{version}: web's one NIC is not a duplicate"
+        );
+        assert!(condition(&p, "Ready").is_none());
+        // The same VM with its VLAN on a NAD is fine.
+        create(
+            &c,
+            plan("multus", json!([{ "name": "twonics" }]), json!({})),
+        )
+        .await;
+        let p = until_condition(&c, "Plan", "multus", "Ready").await;
+        assert!(condition(&p, "VMMultiplePodNetworkMappings").is_none());
+        // A disk on no datastore.
+        create(&c, plan("nods", json!([{ "name": "nods" }]), json!({}))).await;
+        let nods = moid(&r, "nods");
+        if concerns {
+            let p = until_condition(&c, "Plan", "nods", "VMCriticalConcerns").await;
+            let cnd = condition(&p, "VMCriticalConcerns").expect("condition");
+            assert_eq!(cnd["category"], "Critical");
+            assert_eq!(
+                cnd["items"],
+                json!([format!(
+                    " id:{nods} name:'nods'  (Disk is not located on a datastore)"
+                )])
+            );
+        } else {
+            let p = until_condition(&c, "Plan", "nods", "VMStorageNotMapped").await;
+            assert!(condition(&p, "VMCriticalConcerns").is_none(), "{version}");
         }
         r.sim.shutdown().await;
     }

@@ -284,6 +284,24 @@ struct Inventory {
     datastores: Vec<(String, String)>,
 }
 
+/// The Critical concerns the vSphere provider's validation policy raises for a VM that the
+/// sim can express (kubev2v/forklift validation/policies/io/konveyor/forklift/vmware/
+/// `datastore.rego`: a disk not on a datastore; `disk_size.rego`: a disk of no capacity),
+/// by their labels.
+fn critical_concerns(v: &InvVm) -> Vec<String> {
+    let mut out = Vec::new();
+    if v.disks.iter().any(|d| d.datastore_id.is_empty()) {
+        out.push("Disk is not located on a datastore".to_string());
+    }
+    for d in v.disks.iter().filter(|d| d.size == 0) {
+        out.push(format!(
+            "Disk '{}' has an invalid capacity of 0 bytes",
+            d.file
+        ));
+    }
+    out
+}
+
 /// `[ds1] web/web.vmdk` → `ds1`.
 fn datastore_of(file: &str) -> String {
     file.strip_prefix('[')
@@ -327,7 +345,13 @@ fn inventory(world: &World) -> Inventory {
         let mut disks = Vec::new();
         for d in vm.spec.disk_specs() {
             let ds = datastore_of(&d.file);
-            let id = inventory_id(&mut inv.datastores, &ds, "datastore", 21);
+            // A file outside any datastore has no datastore id (the inventory's
+            // `disk.datastore.id` is empty: a Critical concern, `critical_concerns`).
+            let id = if ds.is_empty() {
+                String::new()
+            } else {
+                inventory_id(&mut inv.datastores, &ds, "datastore", 21)
+            };
             disks.push(InvDisk {
                 datastore_id: id,
                 file: d.file.clone(),
@@ -483,6 +507,7 @@ async fn reconcile(f: &Arc<Forklift>, state: &Arc<State>, tasks: &Arc<Tasks>) {
         // validateVM returns at once while the plan executes (validation.go).
         let conds = validate_plan(
             &plan,
+            f.scenario.forklift.crds().forklift.map(|c| c.version),
             &inv,
             &providers,
             &ready_providers,
@@ -1088,6 +1113,7 @@ fn plan_is_warm(plan: &Value) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn validate_plan(
     plan: &Value,
+    release: Option<(u32, u32, u32)>,
     inv: &Inventory,
     _providers: &[Value],
     ready: &HashSet<(String, String)>,
@@ -1213,6 +1239,24 @@ fn validate_plan(
         "Target VM already exists.",
     );
     let mut macs = Condition::new(ct::MAC_CONFLICTS, category::CRITICAL, "NotValid", "");
+    // validation.go (v2.10.4 on): `PodNetwork` (adapter/vsphere/validator.go, to v2.11)
+    // and `ValidateNetworkDuplicates` (v2.12): more than one NIC whose network the map
+    // sends to the pod network.
+    let mut multi_pod = Condition::new(
+        ct::VM_MULTIPLE_POD_NETWORK_MAPPINGS,
+        category::CRITICAL,
+        "NotValid",
+        "VM has more than one interface mapped to the pod network.",
+    );
+    // validation.go (v2.12.0 on) `aggregateCriticalConcerns`: each Critical concern the
+    // inventory's policy raised, as `<ref> (<label>)`.
+    let mut concerns = Condition::new(
+        ct::VM_CRITICAL_CONCERNS,
+        category::CRITICAL,
+        "NotValid",
+        "One or more VMs in the plan have critical concerns that block migration.",
+    );
+    let raises_concerns = release.unwrap_or(crate::sim::resources::FORKLIFT_LATEST) >= (2, 12, 0);
     let mut seen = HashSet::new();
     let net_pairs: Vec<Value> = netmap
         .as_ref()
@@ -1272,6 +1316,29 @@ fn validate_plan(
         {
             item(&mut nets, v);
         }
+        if netmap.is_some() {
+            let pod_nics = v
+                .nics
+                .iter()
+                .filter(|n| {
+                    net_pairs.iter().any(|p| {
+                        s(p, "/destination/type") == "pod"
+                            && Inventory::resolve(&inv.networks, &p["source"]).as_deref()
+                                == Some(n.network_id.as_str())
+                    })
+                })
+                .count();
+            if pod_nics > 1 {
+                item(&mut multi_pod, v);
+            }
+        }
+        if raises_concerns {
+            for label in critical_concerns(v) {
+                concerns
+                    .items
+                    .push(format!("{} ({label})", ref_string(&v.id, &v.name)));
+            }
+        }
         if stmap.is_some()
             && !all_mapped(
                 v.disks.iter().map(|d| d.datastore_id.as_str()),
@@ -1327,7 +1394,9 @@ fn validate_plan(
             }
         }
     }
-    for c in [not_found, dup, exists, nets, stor, cbt, snaps, macs] {
+    for c in [
+        not_found, dup, exists, nets, stor, cbt, snaps, macs, multi_pod, concerns,
+    ] {
         if !c.items.is_empty() {
             out.push(c);
         }
@@ -1879,10 +1948,24 @@ impl Run {
         self.update(key, |st| st.restore_power_state = restore.into());
         self.phase(key, "PowerOffSource", step).await;
         if power == PowerState::On {
-            // The vSphere adapter's PowerOff: `PowerOffVM_Task` (a hard power-off).
-            self.f
+            // The vSphere adapter's PowerOff (kubev2v/forklift pkg/controller/plan/adapter/
+            // vsphere/client.go, v2.10.4 to v2.12.5): `vm.ShutdownGuest`, a graceful guest
+            // shutdown through VMware Tools, never a hard power-off. Without Tools vCenter
+            // answers the `ToolsUnavailable` fault, and migration.go's PhasePowerOffSource
+            // puts govmomi's error (`ServerFaultCode: ` and the fault's message) in the step
+            // (`step.AddError(err.Error())`): the VM fails, its source still running.
+            let delay = self.f.world.vcenter.shutdown_seconds;
+            let refused = self
+                .f
                 .world
-                .with_moid(&v.id, |e, now, ids| e.queue(TaskKind::PowerOff, now, ids));
+                .with_moid(&v.id, |e, now, _| e.shutdown_guest(now, delay))
+                .and_then(Result::err);
+            if let Some(fault) = refused {
+                return Err((
+                    step.to_string(),
+                    format!("ServerFaultCode: {}", fault.message),
+                ));
+            }
         }
         self.phase(key, "WaitForPowerOff", step).await;
         loop {
