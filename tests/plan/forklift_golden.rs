@@ -128,7 +128,7 @@ fn ids(p: &Plan) -> impl Fn(&str) -> Option<String> + '_ {
 
 /// The spec keys of `v` are Forklift's v1beta1 fields (from the Go types). Every path is also
 /// checked against the sim's CRD schema by the lib test
-/// `cluster::forklift::tests::objects_pass_the_crd_schema_strictly`.
+/// `sim::kind_schema::tests::objects_pass_the_crd_schema_strictly` (src/sim/kind_schema.rs).
 fn assert_known_fields(v: &Value) {
     let kind = v["kind"].as_str().expect("kind");
     let spec_keys: &[&str] = match kind {
