@@ -673,6 +673,32 @@ async fn the_forklift_estate_example_plan_rehearses_to_verified() {
     let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(240)).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
     assert_eq!(summary.verified.len(), plan.vms.len(), "{summary:?}");
+    // `disk-consistent` passed for every VM: the rehearsal's world judged each disk Forklift
+    // copied (its precopies through CDI's checkpoints, the last after the power-off) against
+    // every write its source made.
+    for vm in &plan.vms {
+        let outcomes: Vec<String> = events
+            .iter()
+            .filter(|e| e.vm == vm.name.as_str())
+            .filter_map(|e| match &e.kind {
+                EventKind::Check {
+                    check,
+                    outcome,
+                    detail,
+                    ..
+                } if check == "disk-consistent" => Some(format!("{outcome:?}: {detail}")),
+                _ => None,
+            })
+            .collect();
+        // The sources wrote (the scenario's default write rate): a real judgement.
+        assert!(
+            outcomes
+                .last()
+                .is_some_and(|o| o.starts_with("Pass") && !o.contains("(0 writes)")),
+            "{}: {outcomes:?}",
+            vm.name.value
+        );
+    }
     // Warm: Forklift precopied (DiskTransfer), then cut over when wavelift set the cutover.
     let steps = backend_steps(&events, plan.vms[0].name.as_str());
     for s in ["DiskTransfer", "Cutover", "ImageConversion"] {
