@@ -939,3 +939,115 @@ mod race {
             .map_or_else(String::new, |s| s.to_string())
     }
 }
+
+/// Every object of `kinds` in `ns`, by kind, whatever its labels.
+async fn all_in(r: &Rehearsal, ns: &str, kinds: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in kinds {
+        let builtin = |group: &str, version: &str, plural: &str| ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
+            kind: kind.to_string(),
+            plural: plural.into(),
+        };
+        let ar = match *kind {
+            "Secret" => builtin("", "v1", "secrets"),
+            "DataVolume" => builtin("cdi.kubevirt.io", "v1beta1", "datavolumes"),
+            "VirtualMachine" => builtin("kubevirt.io", "v1", "virtualmachines"),
+            "NetworkAttachmentDefinition" => {
+                builtin("k8s.cni.cncf.io", "v1", "network-attachment-definitions")
+            }
+            _ => pf::resource(kind),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(r.client(), ns, &ar);
+        for o in api.list(&ListParams::default()).await.expect("list").items {
+            out.push(format!("{kind} {}", o.metadata.name.unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// A whole `--dry-run` on the Forklift backend: every VM is reported dry-run ok, and
+/// nothing persisted (no Secret, Provider, map, Plan, Migration, NAD, DataVolume or VM in
+/// the namespace), no source powered off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_dry_run_on_forklift_persists_nothing() {
+    let plan = quickstart_forklift("VLAN-210", "");
+    let r = Rehearsal::start(sped(&plan), 0).await.expect("rehearsal");
+    let kinds = [
+        "Secret",
+        "Provider",
+        "NetworkMap",
+        "StorageMap",
+        "Plan",
+        "Migration",
+        "NetworkAttachmentDefinition",
+        "DataVolume",
+        "VirtualMachine",
+    ];
+    let ns = plan.meta.namespace.as_str();
+    // The rehearsal's own objects (the credentials Secret the plan names).
+    let before = all_in(&r, ns, &kinds).await;
+    let mut cfg = config(&plan, &r);
+    cfg.dry_run = true;
+    let (s, _) = run_to_end(cfg, Duration::from_secs(120)).await;
+    assert_eq!(s.dry_run_ok.len(), 3, "{s:?}");
+    assert_eq!(
+        all_in(&r, ns, &kinds).await,
+        before,
+        "persisted under --dry-run"
+    );
+    for vm in &plan.vms {
+        let src = r.controllers.world.find(vm.name.as_str()).expect("source");
+        assert_eq!(src.power, PowerState::On, "a dry run powers nothing off");
+    }
+    r.sim.shutdown().await;
+}
+
+/// The real binary: `wavelift run --sim --output jsonl` on the Forklift estate prints phase
+/// events carrying Forklift's step (`backend_step`) for every VM.
+#[test]
+fn the_jsonl_phase_events_of_a_sim_run_carry_forklifts_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args([
+            "run",
+            "plans/forklift-estate.toml",
+            "--sim",
+            "--output",
+            "jsonl",
+            "--speed",
+            "1000",
+        ])
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run wavelift");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{}\n{stdout}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = crate::common::load_plan("plans/forklift-estate.toml");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for vm in &plan.vms {
+        let steps: BTreeSet<&str> = events
+            .iter()
+            .filter(|e| e["event"] == "phase" && e["vm"] == vm.name.as_str())
+            .filter_map(|e| e["backend_step"].as_str())
+            .collect();
+        for s in ["DiskTransfer", "Cutover", "ImageConversion"] {
+            assert!(steps.contains(s), "{}: {steps:?}", vm.name.value);
+        }
+    }
+}
