@@ -1051,3 +1051,78 @@ fn the_jsonl_phase_events_of_a_sim_run_carry_forklifts_step() {
         }
     }
 }
+
+/// The two Forklift refusals and a rollback end to end: a rollback while Forklift copies
+/// the VM is refused (cancel it first); a cancel once Forklift migrated it is refused (roll
+/// it back instead); the rollback of the verified VM deletes the VirtualMachine Forklift
+/// created, then powers the source on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forklift_refuses_a_rollback_mid_copy_and_a_cancel_after_it_and_rolls_back_end_to_end() {
+    let plan = forklift_plan(no_after);
+    let mut sc = sped(&plan);
+    sc.bandwidth_per_import = (sc.bandwidth_per_import / 20).max(1);
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false;
+    let vm = "shop-db-01";
+    let (mut rollback_early, mut cancel_late, mut rollback) = (false, false, false);
+    let mut refusals: Vec<String> = Vec::new();
+    let mut rolled_back = false;
+    interact(cfg, Duration::from_secs(120), |e| {
+        if let EventKind::Log { message, .. } = &e.kind {
+            if message.contains("refused") {
+                refusals.push(message.clone());
+            }
+        }
+        match phase_of(e, vm) {
+            Some((_, _, Some("DiskTransferV2v"))) if !rollback_early => {
+                rollback_early = true;
+                return Reply::Send(EngineRequest::RollbackVm(vm.into()));
+            }
+            Some((Step::Booting, _, _)) if !cancel_late => {
+                cancel_late = true;
+                return Reply::Send(EngineRequest::CancelVm(vm.into()));
+            }
+            Some((Step::Verified, _, _)) if !rollback => {
+                rollback = true;
+                return Reply::Send(EngineRequest::RollbackVm(vm.into()));
+            }
+            Some((Step::RolledBack, _, _)) => rolled_back = true,
+            _ => {}
+        }
+        if rolled_back {
+            Reply::Done
+        } else {
+            Reply::Wait
+        }
+    })
+    .await;
+    assert!(
+        refusals.iter().any(|m| m.starts_with(&format!(
+            "rollback of {vm} refused: Forklift is migrating it"
+        ))),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals.iter().any(|m| m.starts_with(&format!(
+            "cancel of {vm} refused: Forklift already migrated it"
+        ))),
+        "{refusals:?}"
+    );
+    // The VirtualMachine Forklift created is gone, and the source runs again.
+    let vms: Api<DynamicObject> = Api::namespaced_with(
+        r.client(),
+        plan.meta.namespace.as_str(),
+        &ApiResource {
+            group: "kubevirt.io".into(),
+            version: "v1".into(),
+            api_version: "kubevirt.io/v1".into(),
+            kind: "VirtualMachine".into(),
+            plural: "virtualmachines".into(),
+        },
+    );
+    assert!(vms.get_opt(vm).await.expect("get").is_none());
+    let src = r.controllers.world.find(vm).expect("source");
+    assert_eq!(src.power, PowerState::On);
+    r.sim.shutdown().await;
+}
