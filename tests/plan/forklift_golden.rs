@@ -412,3 +412,39 @@ fn plan_check_warns_of_shutdown_and_refuses_l3_vms_with_two_nics() {
         wavelift::plan::Severity::Error
     )));
 }
+
+/// `plan init` from an RVTools export writes each network's vSphere port group as its
+/// `source_network` (what Forklift's NetworkMap needs), so the skeleton on
+/// `backend = "forklift"` has no `forklift-network-unmapped`.
+#[test]
+fn plan_init_writes_source_network_from_rvtools() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("RVTools_tabvInfo.csv"),
+        "VM,Powerstate,Template,CPUs,Memory,NICs,Disks,Primary IP Address,Network #1,Firmware,OS according to the configuration file,VM UUID\n\
+         web-01,poweredOn,False,2,4096,1,1,192.0.2.10,PG-WEB-120,bios,Red Hat Enterprise Linux 9 (64-bit),4210aaaa-bbbb-cccc-dddd-000000000001\n",
+    )
+    .expect("vInfo");
+    std::fs::write(
+        dir.path().join("RVTools_tabvNetwork.csv"),
+        "VM,Adapter,Network,Mac Address,IPv4 Address\nweb-01,Vmxnet3,PG-WEB-120,00:50:56:80:00:01,192.0.2.10\n",
+    )
+    .expect("vNetwork");
+    let inv = wavelift::inventory::load(dir.path()).expect("RVTools");
+    let toml = wavelift::inventory::plan_skeleton(&inv, &Default::default());
+    assert!(toml.contains("source_network = \"PG-WEB-120\""), "{toml}");
+    let on_forklift = toml.replacen(
+        "network_model = \"l2\"",
+        "network_model = \"l2\"\nbackend = \"forklift\"",
+        1,
+    );
+    assert_ne!(on_forklift, toml);
+    let checked = check_str(&on_forklift, "init.toml");
+    assert!(
+        !checked
+            .located()
+            .iter()
+            .any(|d| d.code == "forklift-network-unmapped"),
+        "{on_forklift}"
+    );
+}
