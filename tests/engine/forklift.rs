@@ -1126,3 +1126,70 @@ async fn forklift_refuses_a_rollback_mid_copy_and_a_cancel_after_it_and_rolls_ba
     assert_eq!(src.power, PowerState::On);
     r.sim.shutdown().await;
 }
+
+/// Pause on Forklift: a wave paused from its start holds every VM (`paused`) and creates no
+/// Migration; resumed, it goes on, one Migration per Plan, to verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_on_forklift_creates_no_migration_while_paused() {
+    let plan = quickstart_forklift("VLAN-210", "");
+    let r = Rehearsal::start(sped(&plan), 0).await.expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false;
+    #[derive(PartialEq, Debug, Clone, Copy)]
+    enum Stage {
+        Start,
+        PauseSent,
+        Paused,
+        Resumed,
+    }
+    let mut stage = Stage::Start;
+    let mut creates: Vec<(Stage, String)> = Vec::new();
+    let mut held: BTreeSet<String> = BTreeSet::new();
+    let mut verified = BTreeSet::new();
+    interact(cfg, Duration::from_secs(120), |e| {
+        match &e.kind {
+            EventKind::Mutation { verb, kind, .. } if verb == "create" && kind == "Migration" => {
+                creates.push((stage, e.vm.clone()));
+            }
+            EventKind::Log { message, .. }
+                if message == "wave w1 paused" && stage == Stage::PauseSent =>
+            {
+                stage = Stage::Paused;
+            }
+            EventKind::Phase {
+                status: Status::Paused,
+                ..
+            } if stage == Stage::Paused => {
+                held.insert(e.vm.clone());
+                if held.len() == plan.vms.len() {
+                    stage = Stage::Resumed;
+                    return Reply::Send(EngineRequest::ResumeWave("w1".into()));
+                }
+            }
+            EventKind::Phase {
+                step: Step::Verified,
+                ..
+            } => {
+                verified.insert(e.vm.clone());
+            }
+            _ => {}
+        }
+        if stage == Stage::Start {
+            stage = Stage::PauseSent;
+            return Reply::Send(EngineRequest::PauseWave("w1".into()));
+        }
+        if verified.len() == 3 {
+            Reply::Done
+        } else {
+            Reply::Wait
+        }
+    })
+    .await;
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(
+        creates.iter().all(|(s, _)| *s == Stage::Resumed),
+        "a Migration was created while paused: {creates:?}"
+    );
+    assert_eq!(creates.len(), 3, "one Migration per Plan: {creates:?}");
+    r.sim.shutdown().await;
+}
