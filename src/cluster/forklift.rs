@@ -5,12 +5,15 @@
 //! `plan/vm.go`).
 //!
 //! Choices worth knowing:
-//! - **The source Provider's Secret** carries `user`, `password` and `ca.crt`. Forklift never
-//!   reads a `thumbprint` key (`pkg/controller/provider/validation.go` asks for `ca.crt`, or
-//!   `insecureSkipVerify`, and computes the fingerprint itself from the certificate). So
-//!   wavelift fetches vCenter's certificate over a connection pinned by the plan's
-//!   `thumbprint` and writes that certificate as `ca.crt` ([`SourceConn`]); it never writes
-//!   `insecureSkipVerify`.
+//! - **The source Provider's Secret** carries `user`, `password`, and vCenter's certificate
+//!   under both `ca.crt` and `cacert`. Forklift never reads a `thumbprint` key (it computes
+//!   the fingerprint itself from the certificate), and which CA key it reads depends on the
+//!   release (kubev2v/forklift `pkg/lib/util/util.go`, `pkg/controller/provider/
+//!   validation.go`): v2.10.x and v2.11.x read only `cacert` (v2.11 refuses a Secret
+//!   without it, v2.10 trusts whatever vCenter presents), v2.12.0 on read `ca.crt` and fall
+//!   back to `cacert`. wavelift supports 2.10.4 on (`targetPowerState`), so it writes both.
+//!   wavelift fetches the certificate over a connection pinned by the plan's `thumbprint`
+//!   ([`SourceConn`]); it never writes `insecureSkipVerify`.
 //! - **Plans** are grouped by wave, by `after` depth inside the wave, by network model (a
 //!   Plan has one `preserveStaticIPs`: true for L2), by migration type, by the VM's own
 //!   cutover time, and chunked at `min(max_parallel_cutovers, forklift_plan_size)`: one
@@ -41,7 +44,7 @@ pub struct SourceConn {
     /// `https://vcenter.example.internal/sdk`.
     pub url: String,
     /// vCenter's certificate (PEM), fetched over a connection pinned by the plan's
-    /// thumbprint, written as the Secret's `ca.crt`.
+    /// thumbprint, written as the Secret's `ca.crt` and `cacert`.
     pub ca_pem: String,
 }
 
@@ -129,8 +132,9 @@ pub fn storage_map_name(plan: &Plan) -> String {
     fit63(&format!("{}-storage", plan.meta.name.as_str()))
 }
 
-/// The Secret of the source Provider wavelift writes: `user`, `password`, `ca.crt`
-/// (`stringData`; the API server stores it as `data`).
+/// The Secret of the source Provider wavelift writes: `user`, `password`, and the CA as
+/// `ca.crt` (what Forklift 2.12.0 on reads) and `cacert` (what 2.10.x and 2.11.x read; see
+/// the module doc) (`stringData`; the API server stores it as `data`).
 pub fn provider_secret(plan: &Plan, user: &str, password: &str, conn: &SourceConn) -> Value {
     let mut l = plan_labels(plan);
     // What Forklift's UI puts on the Secrets it creates for a Provider.
@@ -141,7 +145,9 @@ pub fn provider_secret(plan: &Plan, user: &str, password: &str, conn: &SourceCon
         "kind": "Secret",
         "metadata": { "name": source_provider_name(plan), "namespace": ns(plan), "labels": l },
         "type": "Opaque",
-        "stringData": { "user": user, "password": password, "ca.crt": conn.ca_pem },
+        "stringData": {
+            "user": user, "password": password, "ca.crt": conn.ca_pem, "cacert": conn.ca_pem,
+        },
     })
 }
 
@@ -162,7 +168,12 @@ pub fn source_provider(plan: &Plan, conn: &SourceConn) -> Value {
     o
 }
 
-/// The destination Provider: `type: openshift`, empty `url` = the cluster Forklift runs in.
+/// The destination Provider: `type: openshift`, empty `url` = the cluster Forklift runs in,
+/// and an empty `secret` reference: the CRD requires `secret` (`required: [secret, type]` in
+/// kubev2v/forklift operator/config/crd/bases/forklift.konveyor.io_providers.yaml, v2.10.4
+/// to v2.12.5), and Forklift's own host Provider carries `secret: {}`
+/// (operator/roles/forkliftcontroller/templates/controller/provider-host.yml.j2); the
+/// controller reads no Secret for it (`validateSecret` returns early on `IsHost()`).
 pub fn destination_provider(plan: &Plan) -> Value {
     let mut o = object(
         "Provider",
@@ -170,7 +181,7 @@ pub fn destination_provider(plan: &Plan) -> Value {
         ns(plan),
         plan_labels(plan),
     );
-    o["spec"] = json!({ "type": "openshift", "url": "" });
+    o["spec"] = json!({ "type": "openshift", "url": "", "secret": {} });
     o
 }
 

@@ -64,6 +64,8 @@ pub mod conditions {
     pub const VM_MISSING_CBT: &str = "VMMissingChangedBlockTracking";
     pub const VM_HAS_SNAPSHOTS: &str = "VMHasSnapshots";
     pub const MAC_CONFLICTS: &str = "MacConflicts";
+    pub const VM_MULTIPLE_POD_NETWORK_MAPPINGS: &str = "VMMultiplePodNetworkMappings";
+    pub const VM_CRITICAL_CONCERNS: &str = "VMCriticalConcerns";
     pub const SECRET_NOT_VALID: &str = "SecretNotValid";
     pub const CONNECTION_TEST_SUCCEEDED: &str = "ConnectionTestSucceeded";
     pub const CONNECTION_TEST_FAILED: &str = "ConnectionTestFailed";

@@ -12,7 +12,7 @@ use crate::cluster::forklift as fk;
 use crate::cluster::labels;
 use crate::cluster::resources::VirtualMachine;
 use crate::plan::Vm;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, ValidationDirective};
 use serde_json::{json, Value};
 
 impl Ops {
@@ -112,50 +112,13 @@ impl Ops {
                 )
                 .await
             }
-            Command::CancelInForklift { migration } => {
-                let api = self.forklift_api("Migration");
-                let obj = call("get Migration", || api.get(migration))
-                    .await
-                    .map_err(|e| Error::api(format!("get Migration {migration}"), &e))?;
-                let v = serde_json::to_value(&obj).unwrap_or(Value::Null);
-                let mut cancel = v
-                    .pointer("/spec/cancel")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let plan = v
-                    .pointer("/spec/plan/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let refs = self
-                    .plan_refs(&plan, std::slice::from_ref(&vm.name.value))
-                    .await?;
-                for (id, name) in refs {
-                    if !cancel.iter().any(|c| c["id"] == id.as_str()) {
-                        cancel.push(json!({ "id": id, "name": name }));
-                    }
-                }
-                let patch = json!({ "spec": { "cancel": cancel } });
-                self.merge_patch(
-                    vm,
-                    "Migration",
-                    migration,
-                    &patch,
-                    &format!("spec.cancel += {}", vm.name.value),
-                )
-                .await
-            }
+            Command::CancelInForklift { migration } => self.cancel_in(vm, migration).await,
             Command::AdoptVm => {
                 let api: Api<VirtualMachine> = Api::namespaced(self.client.clone(), self.ns());
                 let name = vm.name.as_str();
                 let patch = json!({ "metadata": { "labels": labels::for_vm(
                     self.plan.meta.name.as_str(), vm.wave.as_str(), name) } });
-                let pp = PatchParams {
-                    field_manager: Some(labels::FIELD_MANAGER.to_string()),
-                    dry_run: self.dry_run,
-                    ..Default::default()
-                };
+                let pp = self.strict_merge();
                 let mp = Patch::Merge(&patch);
                 match call("label VirtualMachine", || api.patch(name, &pp, &mp)).await {
                     Ok(_) => {
@@ -192,6 +155,116 @@ impl Ops {
         }
     }
 
+    /// A merge patch's parameters: wavelift's field manager, `fieldValidation=Strict` (a
+    /// field the CRD does not declare is refused, not pruned with a warning), `dryRun`.
+    fn strict_merge(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(labels::FIELD_MANAGER.to_string()),
+            dry_run: self.dry_run,
+            field_validation: Some(ValidationDirective::Strict),
+            ..Default::default()
+        }
+    }
+
+    /// Adds the VM to its Migration's `spec.cancel`. The list has no
+    /// `x-kubernetes-list-type` in Forklift's CRD (operator/config/crd/bases/
+    /// forklift.konveyor.io_migrations.yaml, v2.10.4 to v2.12.5): it is atomic, so neither a
+    /// merge patch nor a server-side apply can add one item; the whole list is written. A
+    /// concurrent writer (the UI, another wavelift cancelling a neighbour) must not be
+    /// overwritten: the patch carries the `resourceVersion` read, and a `409 Conflict`
+    /// reads again and retries.
+    async fn cancel_in(&self, vm: &Vm, migration: &str) -> Result<Update, Error> {
+        const ATTEMPTS: usize = 5;
+        let api = self.forklift_api("Migration");
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            let obj = call("get Migration", || api.get(migration))
+                .await
+                .map_err(|e| Error::api(format!("get Migration {migration}"), &e))?;
+            let v = serde_json::to_value(&obj).unwrap_or(Value::Null);
+            let rv = obj.metadata.resource_version.clone().unwrap_or_default();
+            let mut cancel = v
+                .pointer("/spec/cancel")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let plan = v
+                .pointer("/spec/plan/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let refs = self
+                .plan_refs(&plan, std::slice::from_ref(&vm.name.value))
+                .await?;
+            for (id, name) in refs {
+                if !cancel.iter().any(|c| c["id"] == id.as_str()) {
+                    cancel.push(json!({ "id": id, "name": name }));
+                }
+            }
+            let patch = json!({
+                "metadata": { "resourceVersion": rv },
+                "spec": { "cancel": cancel },
+            });
+            let what = format!("spec.cancel += {}", vm.name.value);
+            match self.try_merge_patch("Migration", migration, &patch).await {
+                Ok(()) => {
+                    self.journal(vm, "patch", "Migration", migration, &what)
+                        .await;
+                    return Ok(Update::Nothing);
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => last = e.message,
+                Err(e) => return self.patch_refused(vm, "Migration", migration, &e).await,
+            }
+        }
+        let message = format!("{last} ({ATTEMPTS} attempts)");
+        self.journal(
+            vm,
+            "patch",
+            "Migration",
+            migration,
+            &format!("error: {message}"),
+        )
+        .await;
+        Err(Error::Refused {
+            verb: "patch",
+            kind: "Migration",
+            name: migration.to_string(),
+            message,
+        })
+    }
+
+    async fn try_merge_patch(
+        &self,
+        kind: &'static str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<(), kube::Error> {
+        let api = self.forklift_api(kind);
+        let pp = self.strict_merge();
+        let mp = Patch::Merge(patch);
+        call("patch Migration", || api.patch(name, &pp, &mp))
+            .await
+            .map(|_| ())
+    }
+
+    async fn patch_refused(
+        &self,
+        vm: &Vm,
+        kind: &'static str,
+        name: &str,
+        e: &kube::Error,
+    ) -> Result<Update, Error> {
+        let message = api_message(e);
+        self.journal(vm, "patch", kind, name, &format!("error: {message}"))
+            .await;
+        Err(Error::Refused {
+            verb: "patch",
+            kind,
+            name: name.to_string(),
+            message,
+        })
+    }
+
     async fn merge_patch(
         &self,
         vm: &Vm,
@@ -200,29 +273,12 @@ impl Ops {
         patch: &Value,
         what: &str,
     ) -> Result<Update, Error> {
-        let api = self.forklift_api(kind);
-        let pp = PatchParams {
-            field_manager: Some(labels::FIELD_MANAGER.to_string()),
-            dry_run: self.dry_run,
-            ..Default::default()
-        };
-        let mp = Patch::Merge(patch);
-        match call("patch Migration", || api.patch(name, &pp, &mp)).await {
-            Ok(_) => {
+        match self.try_merge_patch(kind, name, patch).await {
+            Ok(()) => {
                 self.journal(vm, "patch", kind, name, what).await;
                 Ok(Update::Nothing)
             }
-            Err(e) => {
-                let message = api_message(&e);
-                self.journal(vm, "patch", kind, name, &format!("error: {message}"))
-                    .await;
-                Err(Error::Refused {
-                    verb: "patch",
-                    kind,
-                    name: name.to_string(),
-                    message,
-                })
-            }
+            Err(e) => self.patch_refused(vm, kind, name, &e).await,
         }
     }
 }

@@ -1277,6 +1277,40 @@ impl Validator<'_, '_> {
                 }
             }
         }
+        // Forklift's vSphere adapter powers the source off with `ShutdownGuest` only
+        // (kubev2v/forklift pkg/controller/plan/adapter/vsphere/client.go `PowerOff`): a
+        // guest without VMware Tools fails the step with vCenter's `ToolsUnavailable`.
+        if plan.source.shutdown != Shutdown::default() && plan.source.span != (0..0) {
+            self.push(
+                Diagnostic::warning(
+                    "forklift-ignores-shutdown",
+                    plan.source.span.clone(),
+                    format!(
+                        "[source] shutdown = \"{}\" is not applied on the Forklift backend: Forklift always asks VMware Tools to shut the guest down, and fails a VM without Tools (`ToolsUnavailable`)",
+                        plan.source.shutdown.as_str()
+                    ),
+                )
+                .with_hint("make sure every VM runs VMware Tools, or power such VMs off before their wave; or use `backend = \"cdi\"`"),
+            );
+        }
+        // validation.go `VMMultiplePodNetworkMappings` (Critical): an L3 VM's networks all
+        // map to the pod network, so a second NIC is a second pod-network interface.
+        for vm in &plan.vms {
+            if plan.model_of(vm) == NetworkModel::L3 && vm.nics.len() > 1 {
+                self.push(
+                    Diagnostic::error(
+                        "forklift-l3-multiple-nics",
+                        vm.name.span.clone(),
+                        format!(
+                            "L3 VM `{}` has {} NICs: on the Forklift backend each maps to the pod network, and Forklift refuses a VM with more than one interface there (VMMultiplePodNetworkMappings)",
+                            vm.name.value,
+                            vm.nics.len()
+                        ),
+                    )
+                    .with_hint("give the VM `network_model = \"l2\"`, or one NIC; or use `backend = \"cdi\"`"),
+                );
+            }
+        }
         for w in &plan.waves {
             if let Some(at) = &w.import_limits_span {
                 self.push(

@@ -500,6 +500,9 @@ async fn cancel_of_one_vm_goes_into_its_migrations_spec_cancel_and_the_source_ru
     let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
     let mut cfg = config(&plan, &r);
     cfg.exit_when_done = false;
+    // Another writer adds to the same `spec.cancel` just before wavelift's patch lands.
+    let race = Arc::new(race::Race::new(r.client()));
+    cfg.client = race::client(&r, race.clone());
     let (mut sent, mut cancelled, mut verified) = (false, false, BTreeSet::new());
     interact(cfg, Duration::from_secs(120), |e| {
         if let Some((step, _, backend)) = phase_of(e, &e.vm) {
@@ -533,7 +536,46 @@ async fn cancel_of_one_vm_goes_into_its_migrations_spec_cancel_and_the_source_ru
         })
         .collect();
     assert_eq!(with_cancel.len(), 1, "{ms:#?}");
-    assert_eq!(with_cancel[0]["spec"]["cancel"][0]["name"], "shop-db-01");
+    // `spec.cancel` is an atomic list: wavelift's patch carried the resourceVersion it read,
+    // was refused (409) after the other writer's, read again and kept its entry.
+    let names: Vec<&str> = with_cancel[0]["spec"]["cancel"]
+        .as_array()
+        .expect("cancel")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["elsewhere", "shop-db-01"], "{ms:#?}");
+    let seen = race.seen.lock().expect("seen").clone();
+    assert_eq!(
+        seen.iter()
+            .filter(|(m, _)| m == "PATCH migrations (merge)")
+            .count(),
+        2,
+        "a refused patch and its retry: {seen:?}"
+    );
+    // Every patch of a Forklift object, and the merge patches labelling the VMs Forklift
+    // created (the two verified), asked for strict field validation.
+    for (what, query) in &seen {
+        let forklift = [
+            "migrations",
+            "plans",
+            "providers",
+            "networkmaps",
+            "storagemaps",
+        ]
+        .iter()
+        .any(|k| what.starts_with(&format!("PATCH {k}")));
+        if forklift {
+            assert!(query.contains("fieldValidation=Strict"), "{what}?{query}");
+        }
+    }
+    let strict_vm_merges = seen
+        .iter()
+        .filter(|(w, q)| {
+            w == "PATCH virtualmachines (merge)" && q.contains("fieldValidation=Strict")
+        })
+        .count();
+    assert!(strict_vm_merges >= 2, "{seen:?}");
     // Forklift powered the source back on; no VirtualMachine of its was left.
     let src = r.controllers.world.find("shop-db-01").expect("source");
     assert_eq!(src.power, PowerState::On);
@@ -631,6 +673,32 @@ async fn the_forklift_estate_example_plan_rehearses_to_verified() {
     let (summary, events) = run_to_end(config(&plan, &r), Duration::from_secs(240)).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
     assert_eq!(summary.verified.len(), plan.vms.len(), "{summary:?}");
+    // `disk-consistent` passed for every VM: the rehearsal's world judged each disk Forklift
+    // copied (its precopies through CDI's checkpoints, the last after the power-off) against
+    // every write its source made.
+    for vm in &plan.vms {
+        let outcomes: Vec<String> = events
+            .iter()
+            .filter(|e| e.vm == vm.name.as_str())
+            .filter_map(|e| match &e.kind {
+                EventKind::Check {
+                    check,
+                    outcome,
+                    detail,
+                    ..
+                } if check == "disk-consistent" => Some(format!("{outcome:?}: {detail}")),
+                _ => None,
+            })
+            .collect();
+        // The sources wrote (the scenario's default write rate): a real judgement.
+        assert!(
+            outcomes
+                .last()
+                .is_some_and(|o| o.starts_with("Pass") && !o.contains("(0 writes)")),
+            "{}: {outcomes:?}",
+            vm.name.value
+        );
+    }
     // Warm: Forklift precopied (DiskTransfer), then cut over when wavelift set the cutover.
     let steps = backend_steps(&events, plan.vms[0].name.as_str());
     for s in ["DiskTransfer", "Cutover", "ImageConversion"] {
@@ -727,5 +795,401 @@ async fn forklift_requests_per_vm_of_a_40_vm_wave() {
     for (k, n) in counts.breakdown() {
         println!("  {n:5} {k}");
     }
+    r.sim.shutdown().await;
+}
+
+/// A client layer that records the engine's requests, and before the engine's first patch
+/// of a Migration adds `elsewhere` to its `spec.cancel` with another client: a concurrent
+/// writer, deterministically first.
+mod race {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+    use wavelift::sim::controllers::rehearsal::Rehearsal;
+
+    pub struct Race {
+        other: kube::Client,
+        raced: Mutex<bool>,
+        /// `(METHOD resource, query)` of each request.
+        pub seen: Mutex<Vec<(String, String)>>,
+    }
+
+    impl Race {
+        pub fn new(other: kube::Client) -> Self {
+            Race {
+                other,
+                raced: Mutex::new(false),
+                seen: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    pub fn client(r: &Rehearsal, race: Arc<Race>) -> kube::Client {
+        let kcfg = kube::Config::new(r.sim.url().parse().expect("url"));
+        kube::client::ClientBuilder::try_from(kcfg)
+            .expect("builder")
+            .with_layer(&Layer(race))
+            .build()
+    }
+
+    #[derive(Clone)]
+    pub struct Layer(Arc<Race>);
+
+    /// The inner service is not `Clone` (kube boxes it): shared, it is locked only while a
+    /// request is handed to it, not while its response is awaited.
+    #[derive(Clone)]
+    pub struct Service<S> {
+        inner: Arc<tokio::sync::Mutex<S>>,
+        race: Arc<Race>,
+    }
+
+    impl<S> tower::Layer<S> for Layer {
+        type Service = Service<S>;
+        fn layer(&self, inner: S) -> Self::Service {
+            Service {
+                inner: Arc::new(tokio::sync::Mutex::new(inner)),
+                race: self.0.clone(),
+            }
+        }
+    }
+
+    /// Adds `elsewhere` to the Migration's `spec.cancel` (a merge patch of the whole list,
+    /// as any writer of an atomic list must).
+    async fn interfere(c: kube::Client, ns: String, name: String) {
+        use kube::api::{Api, DynamicObject, Patch, PatchParams};
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            c,
+            &ns,
+            &wavelift::engine::forklift_preflight::resource("Migration"),
+        );
+        let m = serde_json::to_value(api.get(&name).await.expect("get")).expect("json");
+        let mut cancel = m["spec"]["cancel"].as_array().cloned().unwrap_or_default();
+        cancel.push(serde_json::json!({ "id": "vm-9999", "name": "elsewhere" }));
+        let patch = serde_json::json!({ "spec": { "cancel": cancel } });
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("the other writer's patch");
+    }
+
+    impl<S, B> tower::Service<http::Request<B>> for Service<S>
+    where
+        S: tower::Service<http::Request<B>> + Send + 'static,
+        S::Future: Send,
+        B: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            let path = req.uri().path().to_string();
+            let segs: Vec<&str> = path.split('/').collect();
+            let kind = segs
+                .iter()
+                .position(|s| *s == "namespaces")
+                .and_then(|i| segs.get(i + 2))
+                .copied()
+                .unwrap_or_default();
+            // A merge patch (server-side apply creates the Migrations: not raced).
+            let merge = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes() == b"application/merge-patch+json");
+            let what = format!(
+                "{} {kind}{}",
+                req.method(),
+                if merge { " (merge)" } else { "" }
+            );
+            let query = req.uri().query().unwrap_or_default().to_string();
+            self.race
+                .seen
+                .lock()
+                .expect("seen")
+                .push((what.clone(), query));
+            let first = what == "PATCH migrations (merge)" && {
+                let mut raced = self.race.raced.lock().expect("raced");
+                !std::mem::replace(&mut *raced, true)
+            };
+            let inner = self.inner.clone();
+            let other = self.race.other.clone();
+            Box::pin(async move {
+                if first {
+                    let ns = segs_at(&path, "namespaces", 1);
+                    let name = segs_at(&path, "migrations", 1);
+                    interfere(other, ns, name).await;
+                }
+                let response = {
+                    let mut s = inner.lock().await;
+                    std::future::poll_fn(|cx| s.poll_ready(cx)).await?;
+                    s.call(req)
+                };
+                response.await
+            })
+        }
+    }
+
+    fn segs_at(path: &str, after: &str, n: usize) -> String {
+        let segs: Vec<&str> = path.split('/').collect();
+        segs.iter()
+            .position(|s| *s == after)
+            .and_then(|i| segs.get(i + n))
+            .map_or_else(String::new, |s| s.to_string())
+    }
+}
+
+/// Every object of `kinds` in `ns`, by kind, whatever its labels.
+async fn all_in(r: &Rehearsal, ns: &str, kinds: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in kinds {
+        let builtin = |group: &str, version: &str, plural: &str| ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
+            kind: kind.to_string(),
+            plural: plural.into(),
+        };
+        let ar = match *kind {
+            "Secret" => builtin("", "v1", "secrets"),
+            "DataVolume" => builtin("cdi.kubevirt.io", "v1beta1", "datavolumes"),
+            "VirtualMachine" => builtin("kubevirt.io", "v1", "virtualmachines"),
+            "NetworkAttachmentDefinition" => {
+                builtin("k8s.cni.cncf.io", "v1", "network-attachment-definitions")
+            }
+            _ => pf::resource(kind),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(r.client(), ns, &ar);
+        for o in api.list(&ListParams::default()).await.expect("list").items {
+            out.push(format!("{kind} {}", o.metadata.name.unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// A whole `--dry-run` on the Forklift backend: every VM is reported dry-run ok, and
+/// nothing persisted (no Secret, Provider, map, Plan, Migration, NAD, DataVolume or VM in
+/// the namespace), no source powered off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_dry_run_on_forklift_persists_nothing() {
+    let plan = quickstart_forklift("VLAN-210", "");
+    let r = Rehearsal::start(sped(&plan), 0).await.expect("rehearsal");
+    let kinds = [
+        "Secret",
+        "Provider",
+        "NetworkMap",
+        "StorageMap",
+        "Plan",
+        "Migration",
+        "NetworkAttachmentDefinition",
+        "DataVolume",
+        "VirtualMachine",
+    ];
+    let ns = plan.meta.namespace.as_str();
+    // The rehearsal's own objects (the credentials Secret the plan names).
+    let before = all_in(&r, ns, &kinds).await;
+    let mut cfg = config(&plan, &r);
+    cfg.dry_run = true;
+    let (s, _) = run_to_end(cfg, Duration::from_secs(120)).await;
+    assert_eq!(s.dry_run_ok.len(), 3, "{s:?}");
+    assert_eq!(
+        all_in(&r, ns, &kinds).await,
+        before,
+        "persisted under --dry-run"
+    );
+    for vm in &plan.vms {
+        let src = r.controllers.world.find(vm.name.as_str()).expect("source");
+        assert_eq!(src.power, PowerState::On, "a dry run powers nothing off");
+    }
+    r.sim.shutdown().await;
+}
+
+/// The real binary: `wavelift run --sim --output jsonl` on the Forklift estate prints phase
+/// events carrying Forklift's step (`backend_step`) for every VM.
+#[test]
+fn the_jsonl_phase_events_of_a_sim_run_carry_forklifts_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wavelift"))
+        .args([
+            "run",
+            "plans/forklift-estate.toml",
+            "--sim",
+            "--output",
+            "jsonl",
+            "--speed",
+            "1000",
+        ])
+        .env("WAVELIFT_LOG_DIR", dir.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run wavelift");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{}\n{stdout}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = crate::common::load_plan("plans/forklift-estate.toml");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for vm in &plan.vms {
+        let steps: BTreeSet<&str> = events
+            .iter()
+            .filter(|e| e["event"] == "phase" && e["vm"] == vm.name.as_str())
+            .filter_map(|e| e["backend_step"].as_str())
+            .collect();
+        for s in ["DiskTransfer", "Cutover", "ImageConversion"] {
+            assert!(steps.contains(s), "{}: {steps:?}", vm.name.value);
+        }
+    }
+}
+
+/// The two Forklift refusals and a rollback end to end: a rollback while Forklift copies
+/// the VM is refused (cancel it first); a cancel once Forklift migrated it is refused (roll
+/// it back instead); the rollback of the verified VM deletes the VirtualMachine Forklift
+/// created, then powers the source on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forklift_refuses_a_rollback_mid_copy_and_a_cancel_after_it_and_rolls_back_end_to_end() {
+    let plan = forklift_plan(no_after);
+    let mut sc = sped(&plan);
+    sc.bandwidth_per_import = (sc.bandwidth_per_import / 20).max(1);
+    let r = Rehearsal::start(sc, 0).await.expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false;
+    let vm = "shop-db-01";
+    let (mut rollback_early, mut cancel_late, mut rollback) = (false, false, false);
+    let mut refusals: Vec<String> = Vec::new();
+    let mut rolled_back = false;
+    interact(cfg, Duration::from_secs(120), |e| {
+        if let EventKind::Log { message, .. } = &e.kind {
+            if message.contains("refused") {
+                refusals.push(message.clone());
+            }
+        }
+        match phase_of(e, vm) {
+            Some((_, _, Some("DiskTransferV2v"))) if !rollback_early => {
+                rollback_early = true;
+                return Reply::Send(EngineRequest::RollbackVm(vm.into()));
+            }
+            Some((Step::Booting, _, _)) if !cancel_late => {
+                cancel_late = true;
+                return Reply::Send(EngineRequest::CancelVm(vm.into()));
+            }
+            Some((Step::Verified, _, _)) if !rollback => {
+                rollback = true;
+                return Reply::Send(EngineRequest::RollbackVm(vm.into()));
+            }
+            Some((Step::RolledBack, _, _)) => rolled_back = true,
+            _ => {}
+        }
+        if rolled_back {
+            Reply::Done
+        } else {
+            Reply::Wait
+        }
+    })
+    .await;
+    assert!(
+        refusals.iter().any(|m| m.starts_with(&format!(
+            "rollback of {vm} refused: Forklift is migrating it"
+        ))),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals.iter().any(|m| m.starts_with(&format!(
+            "cancel of {vm} refused: Forklift already migrated it"
+        ))),
+        "{refusals:?}"
+    );
+    // The VirtualMachine Forklift created is gone, and the source runs again.
+    let vms: Api<DynamicObject> = Api::namespaced_with(
+        r.client(),
+        plan.meta.namespace.as_str(),
+        &ApiResource {
+            group: "kubevirt.io".into(),
+            version: "v1".into(),
+            api_version: "kubevirt.io/v1".into(),
+            kind: "VirtualMachine".into(),
+            plural: "virtualmachines".into(),
+        },
+    );
+    assert!(vms.get_opt(vm).await.expect("get").is_none());
+    let src = r.controllers.world.find(vm).expect("source");
+    assert_eq!(src.power, PowerState::On);
+    r.sim.shutdown().await;
+}
+
+/// Pause on Forklift: a wave paused from its start holds every VM (`paused`) and creates no
+/// Migration; resumed, it goes on, one Migration per Plan, to verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_on_forklift_creates_no_migration_while_paused() {
+    let plan = quickstart_forklift("VLAN-210", "");
+    let r = Rehearsal::start(sped(&plan), 0).await.expect("rehearsal");
+    let mut cfg = config(&plan, &r);
+    cfg.exit_when_done = false;
+    #[derive(PartialEq, Debug, Clone, Copy)]
+    enum Stage {
+        Start,
+        PauseSent,
+        Paused,
+        Resumed,
+    }
+    let mut stage = Stage::Start;
+    let mut creates: Vec<(Stage, String)> = Vec::new();
+    let mut held: BTreeSet<String> = BTreeSet::new();
+    let mut verified = BTreeSet::new();
+    interact(cfg, Duration::from_secs(120), |e| {
+        match &e.kind {
+            EventKind::Mutation { verb, kind, .. } if verb == "create" && kind == "Migration" => {
+                creates.push((stage, e.vm.clone()));
+            }
+            EventKind::Log { message, .. }
+                if message == "wave w1 paused" && stage == Stage::PauseSent =>
+            {
+                stage = Stage::Paused;
+            }
+            EventKind::Phase {
+                status: Status::Paused,
+                ..
+            } if stage == Stage::Paused => {
+                held.insert(e.vm.clone());
+                if held.len() == plan.vms.len() {
+                    stage = Stage::Resumed;
+                    return Reply::Send(EngineRequest::ResumeWave("w1".into()));
+                }
+            }
+            EventKind::Phase {
+                step: Step::Verified,
+                ..
+            } => {
+                verified.insert(e.vm.clone());
+            }
+            _ => {}
+        }
+        if stage == Stage::Start {
+            stage = Stage::PauseSent;
+            return Reply::Send(EngineRequest::PauseWave("w1".into()));
+        }
+        if verified.len() == 3 {
+            Reply::Done
+        } else {
+            Reply::Wait
+        }
+    })
+    .await;
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(
+        creates.iter().all(|(s, _)| *s == Stage::Resumed),
+        "a Migration was created while paused: {creates:?}"
+    );
+    assert_eq!(creates.len(), 3, "one Migration per Plan: {creates:?}");
     r.sim.shutdown().await;
 }

@@ -128,7 +128,7 @@ fn ids(p: &Plan) -> impl Fn(&str) -> Option<String> + '_ {
 
 /// The spec keys of `v` are Forklift's v1beta1 fields (from the Go types). Every path is also
 /// checked against the sim's CRD schema by the lib test
-/// `cluster::forklift::tests::objects_pass_the_crd_schema_strictly`.
+/// `sim::kind_schema::tests::objects_pass_the_crd_schema_strictly` (src/sim/kind_schema.rs).
 fn assert_known_fields(v: &Value) {
     let kind = v["kind"].as_str().expect("kind");
     let spec_keys: &[&str] = match kind {
@@ -184,13 +184,22 @@ fn providers_and_secret() {
         .collect();
     assert_eq!(
         keys,
-        ["ca.crt", "password", "user"],
-        "Forklift reads user, password, ca.crt; never a thumbprint, never insecureSkipVerify"
+        ["ca.crt", "cacert", "password", "user"],
+        "Forklift reads user, password, and the CA as ca.crt (2.12 on) or cacert (2.10, 2.11); \
+         never a thumbprint, never insecureSkipVerify"
+    );
+    assert_eq!(
+        secret["stringData"]["ca.crt"],
+        secret["stringData"]["cacert"]
     );
     let src = fk::source_provider(&p, &conn());
     assert_eq!(src["spec"]["url"], "https://vcenter.example.internal/sdk");
     let dst = fk::destination_provider(&p);
-    assert_eq!(dst["spec"], json!({ "type": "openshift", "url": "" }));
+    // `secret` is required by the Provider CRD; Forklift's own host Provider has `secret: {}`.
+    assert_eq!(
+        dst["spec"],
+        json!({ "type": "openshift", "url": "", "secret": {} })
+    );
     for o in [&secret, &src, &dst] {
         assert_known_fields(o);
     }
@@ -358,4 +367,84 @@ fn migrations() {
     }
     insta::assert_yaml_snapshot!("forklift-migration-warm", warm);
     insta::assert_yaml_snapshot!("forklift-migration-retry", retry);
+}
+
+/// `plan check` on the Forklift backend: `[source] shutdown` is not applied (Forklift
+/// always shuts the guest down through VMware Tools: a warning), and an L3 VM with two NICs
+/// is refused (both map to the pod network: Forklift's `VMMultiplePodNetworkMappings`).
+#[test]
+fn plan_check_warns_of_shutdown_and_refuses_l3_vms_with_two_nics() {
+    let codes = |text: &str| -> Vec<(String, wavelift::plan::Severity)> {
+        check_str(text, "golden.toml")
+            .located()
+            .iter()
+            .map(|d| (d.code.to_string(), d.severity))
+            .collect()
+    };
+    let base = codes(&PLAN);
+    assert!(
+        !base
+            .iter()
+            .any(|(c, _)| c == "forklift-ignores-shutdown" || c == "forklift-l3-multiple-nics"),
+        "{base:?}"
+    );
+    let hard = PLAN.replacen(
+        "power_off = \"vsphere-api\"",
+        "power_off = \"vsphere-api\"\nshutdown = \"hard\"",
+        1,
+    );
+    assert!(codes(&hard).contains(&(
+        "forklift-ignores-shutdown".to_string(),
+        wavelift::plan::Severity::Warning
+    )));
+    let on_cdi = hard.replacen("backend = \"forklift\"", "", 1);
+    assert!(!codes(&on_cdi)
+        .iter()
+        .any(|(c, _)| c == "forklift-ignores-shutdown"));
+    let two = PLAN.replacen(
+        "nics = [{ network = \"vlan-310\", mac = \"00:50:56:ab:cd:05\" }]",
+        "nics = [{ network = \"vlan-310\", mac = \"00:50:56:ab:cd:05\" }, { network = \"vlan-210\", mac = \"00:50:56:ab:cd:06\" }]",
+        1,
+    );
+    assert_ne!(two, *PLAN);
+    assert!(codes(&two).contains(&(
+        "forklift-l3-multiple-nics".to_string(),
+        wavelift::plan::Severity::Error
+    )));
+}
+
+/// `plan init` from an RVTools export writes each network's vSphere port group as its
+/// `source_network` (what Forklift's NetworkMap needs), so the skeleton on
+/// `backend = "forklift"` has no `forklift-network-unmapped`.
+#[test]
+fn plan_init_writes_source_network_from_rvtools() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("RVTools_tabvInfo.csv"),
+        "VM,Powerstate,Template,CPUs,Memory,NICs,Disks,Primary IP Address,Network #1,Firmware,OS according to the configuration file,VM UUID\n\
+         web-01,poweredOn,False,2,4096,1,1,192.0.2.10,PG-WEB-120,bios,Red Hat Enterprise Linux 9 (64-bit),4210aaaa-bbbb-cccc-dddd-000000000001\n",
+    )
+    .expect("vInfo");
+    std::fs::write(
+        dir.path().join("RVTools_tabvNetwork.csv"),
+        "VM,Adapter,Network,Mac Address,IPv4 Address\nweb-01,Vmxnet3,PG-WEB-120,00:50:56:80:00:01,192.0.2.10\n",
+    )
+    .expect("vNetwork");
+    let inv = wavelift::inventory::load(dir.path()).expect("RVTools");
+    let toml = wavelift::inventory::plan_skeleton(&inv, &Default::default());
+    assert!(toml.contains("source_network = \"PG-WEB-120\""), "{toml}");
+    let on_forklift = toml.replacen(
+        "network_model = \"l2\"",
+        "network_model = \"l2\"\nbackend = \"forklift\"",
+        1,
+    );
+    assert_ne!(on_forklift, toml);
+    let checked = check_str(&on_forklift, "init.toml");
+    assert!(
+        !checked
+            .located()
+            .iter()
+            .any(|d| d.code == "forklift-network-unmapped"),
+        "{on_forklift}"
+    );
 }

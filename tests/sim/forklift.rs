@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use wavelift::cluster::forklift_types::{labels, steps, VmStatus};
 use wavelift::cluster::subresource::{put, VmAction};
 use wavelift::sim::controllers::rehearsal::Rehearsal;
-use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, Scenario};
+use wavelift::sim::controllers::scenario::{Fault, FaultKind, FaultMode, PowerState, Scenario};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const NS: &str = "mig";
@@ -183,7 +183,7 @@ async fn setup(r: &Rehearsal) -> kube::Client {
         json!({
             "apiVersion": "forklift.konveyor.io/v1beta1", "kind": "Provider",
             "metadata": { "name": "host", "namespace": NS },
-            "spec": { "type": "openshift", "url": "" },
+            "spec": { "type": "openshift", "url": "", "secret": {} },
         }),
     )
     .await;
@@ -965,4 +965,332 @@ async fn an_older_forklift_prunes_target_power_state_and_its_schema_lacks_it() {
         other => panic!("expected 404, got {other:?}"),
     }
     r.sim.shutdown().await;
+}
+
+/// The CRDs' `required` lists (operator/config/crd/bases/forklift.konveyor.io_*.yaml):
+/// each missing field is a 422 cause naming it, as the API server's OpenAPI validation words
+/// it; Forklift's own host Provider (`secret: {}`) passes.
+#[tokio::test]
+async fn the_crds_required_fields_are_refused_when_missing() {
+    let r = Rehearsal::start(scenario(""), 0).await.expect("rehearsal");
+    let c = r.client();
+    let refused = |obj: Value| {
+        let c = c.clone();
+        async move {
+            let kind = obj["kind"].as_str().expect("kind").to_string();
+            let o: DynamicObject = serde_json::from_value(obj).expect("obj");
+            match api(&c, &kind, NS).create(&PostParams::default(), &o).await {
+                Err(kube::Error::Api(e)) => {
+                    assert_eq!(e.code, 422, "{}", e.message);
+                    e.message
+                }
+                other => panic!("{kind}: expected 422, got {other:?}"),
+            }
+        }
+    };
+    let obj = |kind: &str, name: &str, spec: Value| {
+        json!({
+            "apiVersion": "forklift.konveyor.io/v1beta1", "kind": kind,
+            "metadata": { "name": name, "namespace": NS }, "spec": spec,
+        })
+    };
+    let m = refused(obj(
+        "Provider",
+        "nosecret",
+        json!({ "type": "openshift", "url": "" }),
+    ))
+    .await;
+    assert!(m.contains("spec.secret: Required value"), "{m}");
+    create(
+        &c,
+        obj(
+            "Provider",
+            "host",
+            json!({ "type": "openshift", "url": "", "secret": {} }),
+        ),
+    )
+    .await;
+    let pair = json!({ "source": { "name": "vsphere", "namespace": NS } });
+    let m = refused(obj(
+        "NetworkMap",
+        "n",
+        json!({ "provider": pair, "map": [
+            { "source": { "name": "VLAN-210" }, "destination": { "type": "pod" } },
+            { "destination": { "name": "x" } },
+        ] }),
+    ))
+    .await;
+    for f in [
+        "spec.provider.destination: Required value",
+        "spec.map[1].source: Required value",
+        "spec.map[1].destination.type: Required value",
+    ] {
+        assert!(m.contains(f), "{f}: {m}");
+    }
+    assert!(!m.contains("spec.map[0]"), "{m}");
+    let m = refused(obj(
+        "StorageMap",
+        "s",
+        json!({ "provider": pair, "map": [{ "source": { "name": "ds1" }, "destination": { "accessMode": "ReadWriteOnce" } }] }),
+    ))
+    .await;
+    assert!(
+        m.contains("spec.map[0].destination.storageClass: Required value"),
+        "{m}"
+    );
+    let mut p = plan(
+        "p",
+        json!([{ "name": "web", "hooks": [{ "step": "PreHook" }] }]),
+        json!({}),
+    );
+    p["spec"]["map"] = json!({ "network": { "name": "net", "namespace": NS } });
+    let m = refused(p).await;
+    for f in [
+        "spec.map.storage: Required value",
+        "spec.vms[0].hooks[0].hook: Required value",
+    ] {
+        assert!(m.contains(f), "{f}: {m}");
+    }
+    let m = refused(obj(
+        "Migration",
+        "m",
+        json!({ "cutover": "2026-12-05T22:00:00Z" }),
+    ))
+    .await;
+    assert!(m.contains("spec.plan: Required value"), "{m}");
+    r.sim.shutdown().await;
+}
+
+/// The CA key each release reads (kubev2v/forklift pkg/lib/util/util.go,
+/// pkg/controller/provider/validation.go): v2.10.x and v2.11.x only `cacert` (v2.11 names
+/// it when missing), v2.12 on `ca.crt` or `cacert`. A Secret with only `ca.crt` is refused
+/// by 2.11 and ignored by 2.10 (its fingerprint is not the written certificate's); the
+/// Secret wavelift writes (both keys) is Ready on every release with the written
+/// certificate's fingerprint.
+#[tokio::test]
+async fn each_forklift_release_reads_its_own_ca_key() {
+    use wavelift::cluster::forklift::{pem, provider_secret, source_provider, SourceConn};
+    let plan = wavelift::plan::check_str(
+        &std::fs::read_to_string("plans/forklift-estate.toml").expect("estate plan"),
+        "forklift-estate.toml",
+    )
+    .plan
+    .expect("valid plan");
+    let der = b"the certificate wavelift pinned".to_vec();
+    for (version, only_ca_crt) in [
+        ("2.10.4", "fixture"),
+        ("2.11.7", "cacert"),
+        ("2.12.0", "ready"),
+        ("2.12.5", "ready"),
+    ] {
+        let r = Rehearsal::start(
+            scenario(&format!("[forklift]\nversion = \"{version}\"\n")),
+            0,
+        )
+        .await
+        .expect("rehearsal");
+        let c = setup(&r).await;
+        let ns = NS.to_string();
+        let conn = SourceConn {
+            url: format!("https://{}/sdk", r.sim.addr),
+            ca_pem: pem(&der),
+        };
+        // wavelift's Secret and Provider (moved to the scenario's namespace).
+        let mut secret = provider_secret(&plan, "sim-user", "sim-password", &conn);
+        secret["metadata"]["namespace"] = json!(ns);
+        create(&c, secret.clone()).await;
+        let mut provider = source_provider(&plan, &conn);
+        provider["metadata"]["namespace"] = json!(ns);
+        provider["spec"]["secret"]["namespace"] = json!(ns);
+        let name = provider["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
+        create(&c, provider.clone()).await;
+        let fp_of = |o: &Value| o["status"]["fingerprint"].as_str().map(str::to_string);
+        let ready = until(&format!("{version}: wavelift's Provider Ready"), || {
+            let c = c.clone();
+            let (ns, name) = (ns.clone(), name.clone());
+            async move {
+                let o = get(&c, "Provider", &ns, &name).await;
+                (o["status"]["phase"] == "Ready").then_some(o)
+            }
+        })
+        .await;
+        let written = fp_of(&ready).expect("fingerprint");
+        // Only `ca.crt`: as this release reads it.
+        secret["metadata"]["name"] = json!("only-ca-crt");
+        secret["stringData"]
+            .as_object_mut()
+            .expect("data")
+            .remove("cacert");
+        create(&c, secret).await;
+        let mut p = provider;
+        p["metadata"]["name"] = json!("only-ca-crt");
+        p["spec"]["secret"]["name"] = json!("only-ca-crt");
+        create(&c, p).await;
+        let o = until(&format!("{version}: only-ca-crt settled"), || {
+            let c = c.clone();
+            let ns = ns.clone();
+            async move {
+                let o = get(&c, "Provider", &ns, "only-ca-crt").await;
+                (o["status"]["phase"] == "Ready" || o["status"]["phase"] == "ValidationFailed")
+                    .then_some(o)
+            }
+        })
+        .await;
+        match only_ca_crt {
+            "cacert" => {
+                let cnd = condition(&o, "SecretNotValid").expect("SecretNotValid");
+                assert_eq!(cnd["items"], json!(["cacert"]), "{version}");
+            }
+            "fixture" => {
+                assert_eq!(o["status"]["phase"], "Ready", "{version}");
+                assert_ne!(fp_of(&o), Some(written.clone()), "{version}: ca.crt unread");
+            }
+            _ => {
+                assert_eq!(o["status"]["phase"], "Ready", "{version}");
+                assert_eq!(fp_of(&o), Some(written.clone()), "{version}");
+            }
+        }
+        r.sim.shutdown().await;
+    }
+}
+
+/// Source VMs for the power-off and validation tests: one without VMware Tools, one with two
+/// NICs, one whose disk is on no datastore.
+const MORE_VMS: &str = r#"
+[[source_vm]]
+name = "notools"
+tools = false
+nics = [{ ip = "192.0.2.18", mac = "00:50:56:ab:cd:05", vlan = 210 }]
+disks = [{ file = "[ds1] notools/notools.vmdk", size = "1Gi" }]
+write_rate = 0
+[[source_vm]]
+name = "twonics"
+nics = [{ mac = "00:50:56:ab:cd:06", vlan = 210 }, { mac = "00:50:56:ab:cd:07" }]
+disks = [{ file = "[ds1] twonics/twonics.vmdk", size = "1Gi" }]
+write_rate = 0
+[[source_vm]]
+name = "nods"
+nics = [{ mac = "00:50:56:ab:cd:08", vlan = 210 }]
+disks = [{ file = "nods/nods.vmdk", size = "1Gi" }]
+write_rate = 0
+"#;
+
+/// Forklift powers the source off with `ShutdownGuest` (pkg/controller/plan/adapter/
+/// vsphere/client.go `PowerOff`): without VMware Tools vCenter's `ToolsUnavailable` fault
+/// fails the VM in its step (migration.go PhasePowerOffSource `step.AddError`), and the
+/// source keeps running; with Tools the guest shuts down.
+#[tokio::test]
+async fn the_source_is_shut_down_through_vmware_tools_and_fails_without_them() {
+    let r = Rehearsal::start(scenario(MORE_VMS), 0)
+        .await
+        .expect("rehearsal");
+    let c = setup(&r).await;
+    create(
+        &c,
+        plan(
+            "tools",
+            json!([{ "name": "web" }, { "name": "notools" }]),
+            json!({}),
+        ),
+    )
+    .await;
+    until_condition(&c, "Plan", "tools", "Ready").await;
+    create(&c, migration("tools-1", "tools", json!({}))).await;
+    until_condition(&c, "Migration", "tools-1", "Failed").await;
+    let p = get(&c, "Plan", NS, "tools").await;
+    let vms = vm_statuses(&p);
+    assert!(vms[0].has_condition("Succeeded"), "web has Tools");
+    assert!(vms[1].has_condition("Failed"));
+    let init = vms[1].step(steps::INITIALIZE).expect("Initialize");
+    assert_eq!(
+        init.task.error.as_ref().expect("step error").reasons,
+        ["ServerFaultCode: Cannot complete operation because VMware Tools is not running in this virtual machine."]
+    );
+    assert!(vms[1]
+        .step(steps::DISK_TRANSFER_V2V)
+        .expect("transfer")
+        .task
+        .started
+        .is_none());
+    let src = r.controllers.world.find("notools").expect("source");
+    assert_eq!(src.power, PowerState::On, "never powered off");
+    let web = r.controllers.world.find("web").expect("source");
+    assert_eq!(web.power, PowerState::Off);
+    r.sim.shutdown().await;
+}
+
+/// validation.go: `VMMultiplePodNetworkMappings` (a VM with more than one NIC whose
+/// network maps to the pod network; every release) and `VMCriticalConcerns` (the
+/// inventory's Critical concerns, from v2.12.0: `datastore.rego`'s disk on no datastore).
+#[tokio::test]
+async fn plan_validation_names_pod_network_duplicates_and_critical_concerns() {
+    for (version, concerns) in [("2.12.5", true), ("2.11.7", false)] {
+        let r = Rehearsal::start(
+            scenario(&format!("[forklift]\nversion = \"{version}\"\n{MORE_VMS}")),
+            0,
+        )
+        .await
+        .expect("rehearsal");
+        let c = setup(&r).await;
+        let pair = json!({ "source": { "name": "vsphere", "namespace": NS }, "destination": { "name": "host", "namespace": NS } });
+        create(
+            &c,
+            json!({
+                "apiVersion": "forklift.konveyor.io/v1beta1", "kind": "NetworkMap",
+                "metadata": { "name": "allpod", "namespace": NS },
+                "spec": { "provider": pair, "map": [
+                    { "source": { "name": "VLAN-210" }, "destination": { "type": "pod" } },
+                    { "source": { "name": "VM Network" }, "destination": { "type": "pod" } },
+                ] },
+            }),
+        )
+        .await;
+        until_condition(&c, "NetworkMap", "allpod", "Ready").await;
+        let mut p = plan(
+            "pod",
+            json!([{ "name": "web" }, { "name": "twonics" }]),
+            json!({}),
+        );
+        p["spec"]["map"]["network"]["name"] = json!("allpod");
+        create(&c, p).await;
+        let p = until_condition(&c, "Plan", "pod", "VMMultiplePodNetworkMappings").await;
+        let cnd = condition(&p, "VMMultiplePodNetworkMappings").expect("condition");
+        assert_eq!(cnd["category"], "Critical");
+        let twonics = moid(&r, "twonics");
+        assert_eq!(
+            cnd["items"],
+            json!([format!(" id:{twonics} name:'twonics' ")]),
+            "{version}: web's one NIC is not a duplicate"
+        );
+        assert!(condition(&p, "Ready").is_none());
+        // The same VM with its VLAN on a NAD is fine.
+        create(
+            &c,
+            plan("multus", json!([{ "name": "twonics" }]), json!({})),
+        )
+        .await;
+        let p = until_condition(&c, "Plan", "multus", "Ready").await;
+        assert!(condition(&p, "VMMultiplePodNetworkMappings").is_none());
+        // A disk on no datastore.
+        create(&c, plan("nods", json!([{ "name": "nods" }]), json!({}))).await;
+        let nods = moid(&r, "nods");
+        if concerns {
+            let p = until_condition(&c, "Plan", "nods", "VMCriticalConcerns").await;
+            let cnd = condition(&p, "VMCriticalConcerns").expect("condition");
+            assert_eq!(cnd["category"], "Critical");
+            assert_eq!(
+                cnd["items"],
+                json!([format!(
+                    " id:{nods} name:'nods'  (Disk is not located on a datastore)"
+                )])
+            );
+        } else {
+            let p = until_condition(&c, "Plan", "nods", "VMStorageNotMapped").await;
+            assert!(condition(&p, "VMCriticalConcerns").is_none(), "{version}");
+        }
+        r.sim.shutdown().await;
+    }
 }

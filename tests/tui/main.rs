@@ -5,6 +5,7 @@
 mod common;
 mod e2e;
 mod flow;
+mod forklift;
 mod hostile;
 mod render;
 mod themes;

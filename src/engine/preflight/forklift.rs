@@ -237,7 +237,7 @@ pub fn setup_objects(
 }
 
 /// How Forklift reaches a real vCenter: its SDK endpoint, and the certificate fetched over a
-/// connection pinned by the plan's `thumbprint` (Forklift trusts `ca.crt`; it never reads a
+/// connection pinned by the plan's `thumbprint` (Forklift trusts `ca.crt` or `cacert`; it never reads a
 /// thumbprint, and wavelift never writes `insecureSkipVerify`).
 pub async fn source_conn(url: &str, thumbprint: &str) -> Result<SourceConn, String> {
     let ep =

@@ -2,7 +2,8 @@
 //! controllers, as a kube-rs client of the sim's API like the other simulated controllers.
 //!
 //! - Providers (`pkg/controller/provider/{controller,validation}.go`): a vSphere Provider
-//!   whose Secret has `user`, `password` and a CA (`ca.crt`, or the deprecated `cacert`) or
+//!   whose Secret has `user`, `password` and a CA under the key its release reads
+//!   ([`ca_keys`]: `cacert` before v2.12.0, then `ca.crt` or `cacert`) or
 //!   `insecureSkipVerify: "true"`, and whose `url` is the sim's vCenter SDK
 //!   (`https://<the sim's address>/sdk`), is `Ready`; otherwise `SecretNotValid` (items:
 //!   the missing keys), `UrlNotValid`, `ConnectionTestFailed` or `ConnectionAuthFailed`.
@@ -283,6 +284,24 @@ struct Inventory {
     datastores: Vec<(String, String)>,
 }
 
+/// The Critical concerns the vSphere provider's validation policy raises for a VM that the
+/// sim can express (kubev2v/forklift validation/policies/io/konveyor/forklift/vmware/
+/// `datastore.rego`: a disk not on a datastore; `disk_size.rego`: a disk of no capacity),
+/// by their labels.
+fn critical_concerns(v: &InvVm) -> Vec<String> {
+    let mut out = Vec::new();
+    if v.disks.iter().any(|d| d.datastore_id.is_empty()) {
+        out.push("Disk is not located on a datastore".to_string());
+    }
+    for d in v.disks.iter().filter(|d| d.size == 0) {
+        out.push(format!(
+            "Disk '{}' has an invalid capacity of 0 bytes",
+            d.file
+        ));
+    }
+    out
+}
+
 /// `[ds1] web/web.vmdk` → `ds1`.
 fn datastore_of(file: &str) -> String {
     file.strip_prefix('[')
@@ -326,7 +345,13 @@ fn inventory(world: &World) -> Inventory {
         let mut disks = Vec::new();
         for d in vm.spec.disk_specs() {
             let ds = datastore_of(&d.file);
-            let id = inventory_id(&mut inv.datastores, &ds, "datastore", 21);
+            // A file outside any datastore has no datastore id (the inventory's
+            // `disk.datastore.id` is empty: a Critical concern, `critical_concerns`).
+            let id = if ds.is_empty() {
+                String::new()
+            } else {
+                inventory_id(&mut inv.datastores, &ds, "datastore", 21)
+            };
             disks.push(InvDisk {
                 datastore_id: id,
                 file: d.file.clone(),
@@ -482,6 +507,7 @@ async fn reconcile(f: &Arc<Forklift>, state: &Arc<State>, tasks: &Arc<Tasks>) {
         // validateVM returns at once while the plan executes (validation.go).
         let conds = validate_plan(
             &plan,
+            f.scenario.forklift.crds().forklift.map(|c| c.version),
             &inv,
             &providers,
             &ready_providers,
@@ -855,11 +881,15 @@ async fn provider_status(
     };
     let insecure =
         key("insecureSkipVerify").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    // util.HasCACert: `ca.crt`, or the deprecated `cacert`.
-    let ca = key("ca.crt").is_some() || key("cacert").is_some();
+    // The CA key this release reads (`util.GetCACert` / `tlsConfig`, pkg/lib/util/util.go)
+    // and the one its validateSecret asks for (pkg/controller/provider/validation.go).
+    let reads = ca_keys(f.scenario.forklift.crds().forklift.map(|c| c.version));
+    let ca = reads.read.iter().find_map(|k| key(k));
     let mut wanted = vec!["user", "password"];
-    if !insecure && !ca {
-        wanted.push("ca.crt");
+    if let Some(required) = reads.required {
+        if !insecure && ca.is_none() {
+            wanted.push(required);
+        }
     }
     for k in wanted {
         if !data.contains_key(k) {
@@ -914,14 +944,48 @@ async fn provider_status(
         return ("ConnectionFailed", out, None);
     }
     // GetTlsCertificate: the certificate vCenter presents. The simulated vCenter presents
-    // the one its Provider's `ca.crt` holds (wavelift wrote the one it pinned), or, skipping
-    // verification, the rehearsal's fixture.
-    let der = key("ca.crt")
-        .or_else(|| key("cacert"))
+    // the one the CA key this release reads holds (wavelift wrote the one it pinned), or,
+    // without one (skipping verification, or a release before 2.11 that trusts what it is
+    // shown), the rehearsal's fixture.
+    let der = ca
         .and_then(|pem| pem_der(&pem))
         .unwrap_or_else(|| SIM_VCENTER_CERT.to_vec());
     ok(&mut out);
     ("Ready", out, Some(fingerprint(&der)))
+}
+
+/// Which Secret keys a Forklift release reads the vCenter CA from, in order, and which one
+/// its `validateSecret` names when there is none (and no `insecureSkipVerify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CaKeys {
+    read: &'static [&'static str],
+    required: Option<&'static str>,
+}
+
+/// kubev2v/forklift pkg/lib/util/util.go and pkg/controller/provider/validation.go:
+/// - v2.10.x: `tlsConfig` reads `cacert` only; validateSecret asks for `user` and
+///   `password` (a missing CA is not named: the connection test trusts what it is shown);
+/// - v2.11.x: `cacert` only, and validateSecret names `cacert` when it is missing;
+/// - v2.12.0 on: `GetCACert` reads `ca.crt`, then the legacy `cacert`; `HasCACert` names
+///   `ca.crt`.
+fn ca_keys(version: Option<(u32, u32, u32)>) -> CaKeys {
+    let v = version.unwrap_or(crate::sim::resources::FORKLIFT_LATEST);
+    if v >= (2, 12, 0) {
+        CaKeys {
+            read: &["ca.crt", "cacert"],
+            required: Some("ca.crt"),
+        }
+    } else if v >= (2, 11, 0) {
+        CaKeys {
+            read: &["cacert"],
+            required: Some("cacert"),
+        }
+    } else {
+        CaKeys {
+            read: &["cacert"],
+            required: None,
+        }
+    }
 }
 
 /// The DER bytes of the first PEM block of `pem`.
@@ -1049,6 +1113,7 @@ fn plan_is_warm(plan: &Value) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn validate_plan(
     plan: &Value,
+    release: Option<(u32, u32, u32)>,
     inv: &Inventory,
     _providers: &[Value],
     ready: &HashSet<(String, String)>,
@@ -1174,6 +1239,24 @@ fn validate_plan(
         "Target VM already exists.",
     );
     let mut macs = Condition::new(ct::MAC_CONFLICTS, category::CRITICAL, "NotValid", "");
+    // validation.go (v2.10.4 on): `PodNetwork` (adapter/vsphere/validator.go, to v2.11)
+    // and `ValidateNetworkDuplicates` (v2.12): more than one NIC whose network the map
+    // sends to the pod network.
+    let mut multi_pod = Condition::new(
+        ct::VM_MULTIPLE_POD_NETWORK_MAPPINGS,
+        category::CRITICAL,
+        "NotValid",
+        "VM has more than one interface mapped to the pod network.",
+    );
+    // validation.go (v2.12.0 on) `aggregateCriticalConcerns`: each Critical concern the
+    // inventory's policy raised, as `<ref> (<label>)`.
+    let mut concerns = Condition::new(
+        ct::VM_CRITICAL_CONCERNS,
+        category::CRITICAL,
+        "NotValid",
+        "One or more VMs in the plan have critical concerns that block migration.",
+    );
+    let raises_concerns = release.unwrap_or(crate::sim::resources::FORKLIFT_LATEST) >= (2, 12, 0);
     let mut seen = HashSet::new();
     let net_pairs: Vec<Value> = netmap
         .as_ref()
@@ -1233,6 +1316,29 @@ fn validate_plan(
         {
             item(&mut nets, v);
         }
+        if netmap.is_some() {
+            let pod_nics = v
+                .nics
+                .iter()
+                .filter(|n| {
+                    net_pairs.iter().any(|p| {
+                        s(p, "/destination/type") == "pod"
+                            && Inventory::resolve(&inv.networks, &p["source"]).as_deref()
+                                == Some(n.network_id.as_str())
+                    })
+                })
+                .count();
+            if pod_nics > 1 {
+                item(&mut multi_pod, v);
+            }
+        }
+        if raises_concerns {
+            for label in critical_concerns(v) {
+                concerns
+                    .items
+                    .push(format!("{} ({label})", ref_string(&v.id, &v.name)));
+            }
+        }
         if stmap.is_some()
             && !all_mapped(
                 v.disks.iter().map(|d| d.datastore_id.as_str()),
@@ -1288,7 +1394,9 @@ fn validate_plan(
             }
         }
     }
-    for c in [not_found, dup, exists, nets, stor, cbt, snaps, macs] {
+    for c in [
+        not_found, dup, exists, nets, stor, cbt, snaps, macs, multi_pod, concerns,
+    ] {
         if !c.items.is_empty() {
             out.push(c);
         }
@@ -1840,10 +1948,24 @@ impl Run {
         self.update(key, |st| st.restore_power_state = restore.into());
         self.phase(key, "PowerOffSource", step).await;
         if power == PowerState::On {
-            // The vSphere adapter's PowerOff: `PowerOffVM_Task` (a hard power-off).
-            self.f
+            // The vSphere adapter's PowerOff (kubev2v/forklift pkg/controller/plan/adapter/
+            // vsphere/client.go, v2.10.4 to v2.12.5): `vm.ShutdownGuest`, a graceful guest
+            // shutdown through VMware Tools, never a hard power-off. Without Tools vCenter
+            // answers the `ToolsUnavailable` fault, and migration.go's PhasePowerOffSource
+            // puts govmomi's error (`ServerFaultCode: ` and the fault's message) in the step
+            // (`step.AddError(err.Error())`): the VM fails, its source still running.
+            let delay = self.f.world.vcenter.shutdown_seconds;
+            let refused = self
+                .f
                 .world
-                .with_moid(&v.id, |e, now, ids| e.queue(TaskKind::PowerOff, now, ids));
+                .with_moid(&v.id, |e, now, _| e.shutdown_guest(now, delay))
+                .and_then(Result::err);
+            if let Some(fault) = refused {
+                return Err((
+                    step.to_string(),
+                    format!("ServerFaultCode: {}", fault.message),
+                ));
+            }
         }
         self.phase(key, "WaitForPowerOff", step).await;
         loop {
