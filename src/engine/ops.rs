@@ -240,8 +240,10 @@ impl Ops {
                 if !on {
                     // A warm VM's DataVolumes exist before its power-off: they get the
                     // stamp first, so a run killed during the shutdown leaves it behind.
-                    if let (Some(s), Some(_)) =
-                        (stamp, super::decide::warm::ctx_for(&self.plan, vm))
+                    // (Forklift names and owns its DataVolumes: not on that backend.)
+                    let cdi = *self.plan.meta.backend == crate::plan::Backend::Cdi;
+                    if let (Some(s), Some(_), true) =
+                        (stamp, super::decide::warm::ctx_for(&self.plan, vm), cdi)
                     {
                         self.stamp_data_volumes(vm, s).await;
                     }
