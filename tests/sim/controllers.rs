@@ -518,3 +518,80 @@ async fn a_disk_copied_while_the_source_writes_is_inconsistent_and_after_power_o
     let v = ctl.world.disk_verdict("shop-db-01", 1);
     assert_eq!(v.result, "consistent", "{v:?}");
 }
+
+/// The guest holds what it booted from: a VM whose volume names another VM's DataVolume
+/// fails `disk-consistent`, naming that copy, though both copies are whole; booted from
+/// its own, it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_booted_from_another_vms_copy_is_inconsistent() {
+    let plan = quickstart();
+    let mut scenario = Scenario::from_plan(&plan);
+    scenario.speed = 5000.0;
+    let (_sim, client) = start(&scenario).await;
+    let ctl = controllers::spawn(client.clone(), scenario);
+    let ns = plan.meta.namespace.as_str();
+    let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
+    let succeeded = |d: &DataVolume| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
+            == Some("Succeeded")
+    };
+    let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), ns);
+    nads.create(
+        &PostParams::default(),
+        &build::network_attachment(&plan, &plan.networks[0]),
+    )
+    .await
+    .expect("NAD");
+    // Both sources off, both copied whole.
+    for name in ["shop-db-01", "shop-app-01"] {
+        let moid = ctl.world.find(name).expect("source").moid;
+        ctl.world.set_power(&moid, PowerState::Off);
+        for dv in build::data_volumes(&plan, plan.vm(name).expect("vm")) {
+            dvs.create(&PostParams::default(), &dv).await.expect("DV");
+        }
+        wait(&dvs, &format!("{name}-disk0"), "import", succeeded).await;
+    }
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    let boot = |name: &'static str, disk_of: &'static str| {
+        let (vms, vmis) = (vms.clone(), vmis.clone());
+        let plan = plan.clone();
+        async move {
+            let mut obj = build::virtual_machine(&plan, plan.vm(name).expect("vm"));
+            obj.spec.run_strategy = Some("Always".into());
+            let vols = obj
+                .spec
+                .template
+                .pointer_mut("/spec/volumes")
+                .and_then(|v| v.as_array_mut())
+                .expect("volumes");
+            for v in vols.iter_mut() {
+                if let Some(n) = v.pointer_mut("/dataVolume/name") {
+                    *n = serde_json::json!(format!("{disk_of}-disk0"));
+                }
+            }
+            vms.create(&PostParams::default(), &obj).await.expect("VM");
+            wait(&vmis, name, "running", |v: &VirtualMachineInstance| {
+                v.status
+                    .as_ref()
+                    .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
+                    == Some("Running")
+            })
+            .await;
+        }
+    };
+    // shop-db-01's guest boots from shop-app-01's copy.
+    boot("shop-db-01", "shop-app-01").await;
+    let v = ctl.world.disk_verdict("shop-db-01", 1);
+    assert_eq!(v.result, "inconsistent", "{v:?}");
+    assert!(
+        v.detail.contains("shop-app-01-disk0") && v.detail.contains("of shop-app-01"),
+        "{v:?}"
+    );
+    // shop-app-01's boots from its own.
+    boot("shop-app-01", "shop-app-01").await;
+    let v = ctl.world.disk_verdict("shop-app-01", 1);
+    assert_eq!(v.result, "consistent", "{v:?}");
+}

@@ -780,6 +780,18 @@ async fn import(
         .pointer("/vddk/backingFile")
         .and_then(|v| v.as_str())
         .map(str::to_string);
+    // The disk this DataVolume copies is the one its `vddk.backingFile` names, as a real
+    // importer reads that VMDK (`pkg/importer/vddk-datasource_amd64.go` opens the backing
+    // file it is given); without one (http, or a file the source has not), its name's.
+    let disk_index = backing
+        .as_deref()
+        .and_then(|b| world.disk_of(&vm, b))
+        .unwrap_or_else(|| {
+            name.rsplit_once("-disk")
+                .and_then(|(_, n)| n.parse::<usize>().ok())
+                .unwrap_or(0)
+        });
+    world.copy_of(&format!("{ns}/{name}"), &vm, disk_index);
     if let (Some(backing), false) = (backing, dv.spec.checkpoints.is_empty()) {
         let stages = Stages {
             w: &w,
@@ -811,10 +823,6 @@ async fn import(
     let mut nfc = Nfc::new(&active, &scenario, &vm, &dv);
     nfc.open(&w, clock, &mut restarts).await?;
     // The transfer reads the source disk from here on (world.rs: what the copy holds).
-    let disk_index = name
-        .rsplit_once("-disk")
-        .and_then(|(_, n)| n.parse::<usize>().ok())
-        .unwrap_or(0);
     world.copy_started(&vm, disk_index);
     let mut failed_once = false;
     let finished = transfer(

@@ -133,6 +133,26 @@ pub fn reflectors(
     )
 }
 
+/// The claims the guest's disks are, in volume order: a `dataVolume`'s name or a
+/// `persistentVolumeClaim`'s claim (a DataVolume's PVC has its name); other volumes
+/// (cloud-init, container disks) are no copies of a source disk.
+fn boot_disks(template: &Value) -> Vec<String> {
+    template
+        .pointer("/spec/volumes")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| {
+                    v.pointer("/dataVolume/name")
+                        .or_else(|| v.pointer("/persistentVolumeClaim/claimName"))
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn volumes(template: &Value) -> Vec<String> {
     template
         .pointer("/spec/volumes")
@@ -846,6 +866,15 @@ async fn boot(
         agent.push(a);
     }
     let vmi_spec = vm.spec.template.get("spec").cloned().unwrap_or(json!({}));
+    // The guest's disks are the DataVolumes its volumes name, in order (virt-launcher
+    // attaches `spec.volumes` as the domain's disks): what it booted from is what it holds.
+    world.booted_from(
+        &name,
+        boot_disks(&vm.spec.template)
+            .into_iter()
+            .map(|dv| format!("{ns}/{dv}"))
+            .collect(),
+    );
     let volumes = volume_status(&client, &ns, &vmi_spec).await;
     let annotations = tmeta.get("annotations").cloned().unwrap_or(json!({}));
     let (live, method) = live_migratable(&vmi_spec, &annotations, &volumes);

@@ -68,6 +68,12 @@ pub struct World {
     speed: f64,
     /// Copies of disks of VMs the world has no source VM for.
     orphan_copies: RwLock<HashMap<(String, usize), CopyState>>,
+    /// Which source disk each DataVolume (`NS/NAME`) holds a copy of, as the simulated CDI
+    /// copied it: (source VM, disk), the disk being the one its `vddk.backingFile` names.
+    dv_copies: RwLock<HashMap<String, (String, usize)>>,
+    /// The DataVolumes (`NS/NAME`) each KubeVirt VM's guest booted from, in its volumes'
+    /// order (disk 0 first), recorded by the simulated KubeVirt as the VMI runs.
+    boots: RwLock<HashMap<String, Vec<String>>>,
     /// The world's wall clock (Unix ms) when it began; it runs `speed` times faster.
     clock_start_ms: i64,
     /// IP → the running VMIs whose guest reports it (`NS/NAME`, guest name). Kept by the
@@ -139,6 +145,8 @@ impl World {
             started: std::time::Instant::now(),
             speed: scenario.speed,
             orphan_copies: RwLock::default(),
+            dv_copies: RwLock::default(),
+            boots: RwLock::default(),
             clock_start_ms: scenario.clock_start_ms.unwrap_or_else(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -425,8 +433,62 @@ impl World {
         }
     }
 
+    /// DataVolume `dv` (`NS/NAME`) holds a copy of disk `disk` of source VM `vm`.
+    pub fn copy_of(&self, dv: &str, vm: &str, disk: usize) {
+        self.dv_copies
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dv.to_string(), (vm.to_string(), disk));
+    }
+
+    /// KubeVirt VM `vm`'s guest booted from DataVolumes `dvs` (`NS/NAME`, its volumes in
+    /// order): its disk `j` holds what `dvs[j]` holds.
+    pub fn booted_from(&self, vm: &str, dvs: Vec<String>) {
+        self.boots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(vm.to_string(), dvs);
+    }
+
+    /// Whether the guest of `vm` booted from the copies of its own disks, in order: the
+    /// first disk that is not, named. Judged only when the simulated CDI copied every
+    /// DataVolume the guest booted from (a blank disk virt-v2v filled is not such a copy).
+    fn boot_mismatch(&self, vm: &str, disks: usize) -> Option<String> {
+        let boots = self.boots.read().unwrap_or_else(|p| p.into_inner());
+        let booted = boots.get(vm).filter(|b| !b.is_empty())?;
+        let copies = self.dv_copies.read().unwrap_or_else(|p| p.into_inner());
+        let of: Vec<&(String, usize)> = booted.iter().filter_map(|d| copies.get(d)).collect();
+        if of.len() != booted.len() {
+            return None;
+        }
+        for (j, (d, (src, k))) in booted.iter().zip(of).enumerate() {
+            if src != vm || *k != j {
+                return Some(format!(
+                    "the guest's disk {j} is DataVolume {d}, a copy of disk {k} of {src}, not of disk {j} of {vm}"
+                ));
+            }
+        }
+        (booted.len() < disks).then(|| {
+            format!(
+                "the guest booted from {} DataVolume(s); {vm} has {disks} disk(s)",
+                booted.len()
+            )
+        })
+    }
+
     /// The verdict with every disk's report (`GET /sim/v1/disks`).
     pub fn disks_answer(&self, vm: &str, disks: usize) -> DisksAnswer {
+        let mut a = self.disks_answer_of_copies(vm, disks);
+        // The guest holds what it booted from: another VM's copy, or its disks in the
+        // wrong order, holds none of its writes where they belong.
+        if let Some(why) = self.boot_mismatch(vm, disks) {
+            a.result = "inconsistent";
+            a.detail = why;
+        }
+        a
+    }
+
+    fn disks_answer_of_copies(&self, vm: &str, disks: usize) -> DisksAnswer {
         let answer = self.with_name(vm, |e, _, _| verdict_of(e, vm, disks));
         answer.unwrap_or_else(|| {
             let copies = self.orphan_copies.read().unwrap_or_else(|p| p.into_inner());
