@@ -55,13 +55,7 @@ async fn import_boot_agent_ip_conflict_and_migration() {
     let ns = plan.meta.namespace.as_str();
     let vm = plan.vm("shop-db-01").expect("vm");
 
-    let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), ns);
-    nads.create(
-        &PostParams::default(),
-        &build::network_attachment(&plan, &plan.networks[0]),
-    )
-    .await
-    .expect("NAD");
+    create_nad(&client, &plan).await;
     let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
     for dv in build::data_volumes(&plan, vm) {
         dvs.create(&PostParams::default(), &dv).await.expect("DV");
@@ -483,12 +477,7 @@ async fn a_disk_copied_while_the_source_writes_is_inconsistent_and_after_power_o
     let ctl = controllers::spawn(client.clone(), scenario);
     let dvs: Api<DataVolume> = Api::namespaced(client.clone(), plan.meta.namespace.as_str());
     let vm = plan.vm("shop-db-01").expect("vm");
-    let succeeded = |d: &DataVolume| {
-        d.status
-            .as_ref()
-            .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
-            == Some("Succeeded")
-    };
+    let succeeded = dv_succeeded;
     // The old order: import while the source runs.
     for dv in build::data_volumes(&plan, vm) {
         dvs.create(&PostParams::default(), &dv).await.expect("DV");
@@ -531,19 +520,8 @@ async fn a_guest_booted_from_another_vms_copy_is_inconsistent() {
     let ctl = controllers::spawn(client.clone(), scenario);
     let ns = plan.meta.namespace.as_str();
     let dvs: Api<DataVolume> = Api::namespaced(client.clone(), ns);
-    let succeeded = |d: &DataVolume| {
-        d.status
-            .as_ref()
-            .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
-            == Some("Succeeded")
-    };
-    let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), ns);
-    nads.create(
-        &PostParams::default(),
-        &build::network_attachment(&plan, &plan.networks[0]),
-    )
-    .await
-    .expect("NAD");
+    let succeeded = dv_succeeded;
+    create_nad(&client, &plan).await;
     // Both sources off, both copied whole.
     for name in ["shop-db-01", "shop-app-01"] {
         let moid = ctl.world.find(name).expect("source").moid;
@@ -594,4 +572,24 @@ async fn a_guest_booted_from_another_vms_copy_is_inconsistent() {
     boot("shop-app-01", "shop-app-01").await;
     let v = ctl.world.disk_verdict("shop-app-01", 1);
     assert_eq!(v.result, "consistent", "{v:?}");
+}
+
+/// CDI says the DataVolume's import succeeded.
+fn dv_succeeded(d: &DataVolume) -> bool {
+    d.status
+        .as_ref()
+        .and_then(|s| s.phase.as_ref().map(|p| p.as_str()))
+        == Some("Succeeded")
+}
+
+/// The plan's first network's NetworkAttachmentDefinition, as wavelift builds it.
+async fn create_nad(client: &kube::Client, plan: &wavelift::plan::Plan) {
+    let nads: Api<NetworkAttachmentDefinition> =
+        Api::namespaced(client.clone(), plan.meta.namespace.as_str());
+    nads.create(
+        &PostParams::default(),
+        &build::network_attachment(plan, &plan.networks[0]),
+    )
+    .await
+    .expect("NAD");
 }

@@ -137,30 +137,28 @@ pub fn reflectors(
 /// `persistentVolumeClaim`'s claim (a DataVolume's PVC has its name); other volumes
 /// (cloud-init, container disks) are no copies of a source disk.
 fn boot_disks(template: &Value) -> Vec<String> {
-    template
-        .pointer("/spec/volumes")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| {
-                    v.pointer("/dataVolume/name")
-                        .or_else(|| v.pointer("/persistentVolumeClaim/claimName"))
-                        .and_then(|n| n.as_str())
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    named_volumes(
+        template,
+        &["/dataVolume/name", "/persistentVolumeClaim/claimName"],
+    )
 }
 
+/// The DataVolumes the VM's volumes name, in order.
 fn volumes(template: &Value) -> Vec<String> {
+    named_volumes(template, &["/dataVolume/name"])
+}
+
+/// Each volume's name at the first of `paths` it has, in volume order.
+fn named_volumes(template: &Value, paths: &[&str]) -> Vec<String> {
     template
         .pointer("/spec/volumes")
         .and_then(|v| v.as_array())
         .map(|a| {
             a.iter()
                 .filter_map(|v| {
-                    v.pointer("/dataVolume/name")
+                    paths
+                        .iter()
+                        .find_map(|p| v.pointer(p))
                         .and_then(|n| n.as_str())
                         .map(str::to_string)
                 })
