@@ -864,8 +864,10 @@ async fn boot(
         agent.push(a);
     }
     let vmi_spec = vm.spec.template.get("spec").cloned().unwrap_or(json!({}));
-    // The guest's disks are the DataVolumes its volumes name, in order (virt-launcher
-    // attaches `spec.volumes` as the domain's disks): what it booted from is what it holds.
+    // The guest's disks are the DataVolumes its volumes name, in order: virt-launcher
+    // turns each PVC or DataVolume volume into the domain disk backed by that claim
+    // (kubevirt `pkg/virt-launcher/virtwrap/converter/storage/volume.go`). What it booted
+    // from is what it holds.
     world.booted_from(
         &name,
         boot_disks(&vm.spec.template)
